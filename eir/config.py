@@ -1,0 +1,342 @@
+"""Typed configuration: YAML file → ``EIR_*`` environment → CLI overrides, validated at load.
+
+Every field has a docstring-style comment; a bad value raises :class:`ConfigError` naming the key
+(``diameter.listen[1]: expected HOST:PORT``). Environment variables name a key path with ``_``
+between parts, upper-cased: ``EIR_DIAMETER_ORIGIN_HOST=eir.lab`` sets ``diameter.origin_host``;
+lists are comma-separated (``EIR_DIAMETER_LISTEN=127.0.0.1:3868,[::1]:3868``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+VerdictName = Literal["white", "grey", "black"]
+UnknownPolicy = Literal["white", "grey", "black", "unknown"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the key."""
+
+
+@dataclass(slots=True)
+class LogConfig:
+    level: str = "info"
+    """debug | info | warning | error. At debug every check is logged with its verdict."""
+    format: Literal["auto", "console", "json"] = "auto"
+    """auto: console on a TTY, JSON lines otherwise."""
+
+
+@dataclass(slots=True)
+class DiameterConfig:
+    enabled: bool = True
+    listen: list[str] = field(default_factory=lambda: ["127.0.0.1:3868"])
+    """HOST:PORT addresses ([v6]:port for IPv6)."""
+    transports: list[Literal["tcp", "sctp"]] = field(default_factory=lambda: ["tcp", "sctp"])
+    """SCTP is used where the kernel has it, with a log line when it does not."""
+    origin_host: str = "eir.localdomain"
+    origin_realm: str = "localdomain"
+    product_name: str = "eir-emulator"
+    vendor_id: int = 0
+    watchdog_interval: float = 30.0
+    """Tw (RFC 3539 §3.4.1), seconds. A peer silent for 2*Tw after a DWR is closed."""
+    max_message_size: int = 65536
+    """Larger messages are answered with 3009 and the connection is closed."""
+    max_in_flight: int = 1024
+    """Per connection: reading pauses when this many checks are outstanding."""
+
+
+@dataclass(slots=True)
+class M3uaConfig:
+    enabled: bool = True
+    listen: list[str] = field(default_factory=lambda: ["127.0.0.1:2905"])
+    transports: list[Literal["tcp", "sctp"]] = field(default_factory=lambda: ["tcp", "sctp"])
+    connect: list[str] = field(default_factory=list)
+    """Outbound ASP associations to an STP/SG (HOST:PORT)."""
+    point_code: int = 2
+    """The EIR's own signalling point code (integer, ITU 14-bit)."""
+    routing_context: int | None = None
+    network_appearance: int | None = None
+    network_indicator: int = 2
+    """SIO NI: 0 international, 2 national."""
+    ssn: int = 9
+    global_title: str = "491700000009"
+    """E.164 digits of the EIR's GT (used as calling address in answers)."""
+    map_versions: list[int] = field(default_factory=lambda: [1, 2, 3])
+    """equipmentMngtContext versions the EIR accepts; others get AC negotiation to the highest."""
+    beat_interval: float = 0.0
+    """Send M3UA BEAT every N seconds (0: never; answer peers' BEATs always)."""
+    max_in_flight: int = 1024
+
+
+@dataclass(slots=True)
+class CloneConfig:
+    enabled: bool = True
+    max_imsis: int = 3
+    """Distinct IMSIs with one IMEI within the window before it is suspected cloned."""
+    window: float = 3600.0
+    """Seconds."""
+    distinct_origins: bool = True
+    """Also suspect an IMEI seen from two different origins (MSC GT / MME host) within the window."""
+    verdict: VerdictName = "grey"
+
+
+@dataclass(slots=True)
+class PolicyConfig:
+    unknown_equipment: UnknownPolicy = "white"
+    """Verdict for equipment on no list, or ``unknown`` for the interface's own error
+    (S13 Experimental-Result 5422, MAP unknownEquipment 7)."""
+    malformed: VerdictName = "black"
+    """Verdict for an identity that fails validity (length, Luhn, all-zero)."""
+    check_luhn: bool = True
+    reserved_tacs: list[str] = field(default_factory=lambda: ["00000000"])
+    """TACs treated as malformed (test / reserved)."""
+    lock_verdict: VerdictName = "black"
+    """Verdict for an IMEI not listed for an IMSI that is locked to its IMEIs."""
+    clone: CloneConfig = field(default_factory=CloneConfig)
+
+
+@dataclass(slots=True)
+class StoreConfig:
+    url: str = "sqlite:///data/eir.db"
+    """sqlite:///relative/path, sqlite:////abs/path, postgresql://…, redis://…, memory://"""
+    observations_url: str | None = None
+    """Where clone observations live (default: the list store). A Redis URL lets instances share them."""
+    on_unavailable: Literal["failure", "white", "grey", "black"] = "failure"
+    """failure: the interface's system-failure error (S13 5012, MAP systemFailure 34)."""
+    poll_interval: float = 1.0
+    """SQLite: seconds between data-version polls that pick up list changes."""
+
+
+@dataclass(slots=True)
+class ListsConfig:
+    import_on_start: list[str] = field(default_factory=list)
+    """CSV files imported at start when the store holds no list yet (demo lists for ``make run``)."""
+
+
+@dataclass(slots=True)
+class MetricsConfig:
+    enabled: bool = True
+    listen: str = "127.0.0.1:9464"
+
+
+@dataclass(slots=True)
+class MqttConfig:
+    enabled: bool = False
+    url: str = "mqtt://127.0.0.1:1883"
+    topic_prefix: str = "eir"
+    """Events go to ``<prefix>/verdict/<status>``, ``<prefix>/clone``, ``<prefix>/peer``, ``<prefix>/lists``."""
+    publish_verdicts: bool = False
+    """Publish every verdict (heavy under load); clone suspicions, peer and list events are always sent."""
+
+
+@dataclass(slots=True)
+class Config:
+    data_dir: str = "data"
+    log: LogConfig = field(default_factory=LogConfig)
+    diameter: DiameterConfig = field(default_factory=DiameterConfig)
+    m3ua: M3uaConfig = field(default_factory=M3uaConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    lists: ListsConfig = field(default_factory=ListsConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    workers: int = 1
+    """Processes sharing the listening ports (SO_REUSEPORT)."""
+    shutdown_grace: float = 5.0
+    """Seconds to let peers close gracefully (DPR/DPA, ASP-DOWN) before connections are cut."""
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if value is None:
+            return tp()
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
+        return _build(tp, value, key)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
+    if origin is Literal:
+        sval = value if not isinstance(value, str) else value.strip()
+        if sval not in args:
+            raise ConfigError(f"{key}: must be one of {', '.join(map(str, args))}; got {value!r}")
+        return sval
+    if origin is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__}")
+        return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if tp is str:
+        if isinstance(value, bool | dict | list) or value is None:
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return str(value)
+    raise ConfigError(f"{key}: unsupported type {tp!r}")  # pragma: no cover
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for k, v in data.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if k not in names:
+            raise ConfigError(f"{key}: unknown key (known: {', '.join(sorted(names))})")
+        kwargs[k] = _coerce(v, hints[k], key)
+    return cls(**kwargs)
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Map ``EIR_A_B_C`` to a nested dict by matching field names of the config tree."""
+    out: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith("EIR_") or name in ("EIR_CONFIG",):
+            continue
+        rest = name[4:].lower()
+        cls: Any = Config
+        path: list[str] = []
+        while True:
+            fields = {f.name: f for f in dataclasses.fields(cls)}
+            hints = typing.get_type_hints(cls)
+            match = next(
+                (n for n in sorted(fields, key=len, reverse=True) if rest == n or rest.startswith(n + "_")),
+                None,
+            )
+            if match is None:
+                raise ConfigError(f"{name}: names no configuration key")
+            path.append(match)
+            tp = hints[match]
+            if rest == match:
+                break
+            if not (dataclasses.is_dataclass(tp) and isinstance(tp, type)):
+                raise ConfigError(f"{name}: names no configuration key")
+            rest = rest[len(match) + 1 :]
+            cls = tp
+        node = out
+        for p in path[:-1]:
+            node = node.setdefault(p, {})
+        node[path[-1]] = value
+    return out
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(base.get(k), Mapping):
+            base[k] = _merge(dict(base[k]), v)
+        else:
+            base[k] = v
+    return base
+
+
+def load_config(
+    path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Load and validate: file, then environment, then explicit overrides (the CLI's)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except OSError as e:
+            raise ConfigError(f"{p}: cannot read ({e.strerror})") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML ({e})") from None
+        if not isinstance(loaded, Mapping):
+            raise ConfigError(f"{p}: the top level must be a mapping")
+        data = dict(loaded)
+    data = _merge(data, _env_overrides(os.environ if environ is None else environ))
+    if overrides:
+        data = _merge(data, overrides)
+    cfg: Config = _build(Config, data)
+    _validate(cfg)
+    return cfg
+
+
+def parse_hostport(value: str, key: str = "address") -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` → (host, port)."""
+    v = value.strip()
+    if v.startswith("["):
+        host, sep, port = v[1:].partition("]:")
+    else:
+        host, sep, port = v.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{key}: expected HOST:PORT or [IPv6]:PORT, got {value!r}")
+    return host, int(port)
+
+
+def _validate(cfg: Config) -> None:
+    for section, addrs in (("diameter.listen", cfg.diameter.listen), ("m3ua.listen", cfg.m3ua.listen),
+                           ("m3ua.connect", cfg.m3ua.connect)):
+        for i, a in enumerate(addrs):
+            parse_hostport(a, f"{section}[{i}]")
+    parse_hostport(cfg.metrics.listen, "metrics.listen")
+    if cfg.diameter.watchdog_interval < 6:
+        raise ConfigError("diameter.watchdog_interval: RFC 3539 requires Tw >= 6 seconds")
+    if not 0 <= cfg.m3ua.point_code < (1 << 24):
+        raise ConfigError("m3ua.point_code: must be 0..16777215")
+    if not 2 <= cfg.m3ua.ssn <= 255:
+        raise ConfigError("m3ua.ssn: must be 2..255")
+    bad = [v for v in cfg.m3ua.map_versions if v not in (1, 2, 3)]
+    if bad or not cfg.m3ua.map_versions:
+        raise ConfigError(f"m3ua.map_versions: each must be 1, 2 or 3; got {cfg.m3ua.map_versions}")
+    if not cfg.m3ua.global_title.isdigit():
+        raise ConfigError("m3ua.global_title: must be E.164 digits")
+    for i, t in enumerate(cfg.policy.reserved_tacs):
+        if len(t) != 8 or not t.isdigit():
+            raise ConfigError(f"policy.reserved_tacs[{i}]: a TAC is 8 digits, got {t!r}")
+    if cfg.policy.clone.max_imsis < 2:
+        raise ConfigError("policy.clone.max_imsis: must be at least 2")
+    if cfg.workers < 1:
+        raise ConfigError("workers: must be at least 1")
+    scheme = cfg.store.url.split(":", 1)[0]
+    if scheme not in ("sqlite", "postgresql", "postgres", "redis", "memory"):
+        raise ConfigError(f"store.url: unsupported scheme {scheme!r} (sqlite, postgresql, redis, memory)")
+    if cfg.log.level.lower() not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"log.level: must be debug, info, warning or error; got {cfg.log.level!r}")

@@ -1,0 +1,1 @@
+"""Identity stores behind one interface (:class:`eir.store.base.IdentityStore`)."""

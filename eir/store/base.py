@@ -1,0 +1,155 @@
+"""The identity store interface every backend implements (SQLite, PostgreSQL, Redis, memory).
+
+The policy (eir/policy.py) asks for everything one check needs in as few calls as possible: one
+``lookup`` answers the exact IMEISV, exact IMEI and longest range/TAC match together, so that a
+remote store costs one round trip on the hot path.
+
+Lists are versioned: an import builds a whole new version (or a delta on top of the current one) and
+swaps it in atomically; a failed import leaves the previous version in force.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from eir.model import Status
+
+
+class StoreError(Exception):
+    """Base of store errors."""
+
+
+class StoreUnavailableError(StoreError):
+    """The backend cannot be reached; the checker turns this into the configured fallback."""
+
+
+class EntryKind(StrEnum):
+    IMEISV = "imeisv"   # 16 digits
+    IMEI = "imei"       # 14 digits (a 15-digit input is stored without its check digit)
+    RANGE = "range"     # first-last, both 14 digits
+    TAC = "tac"         # 8 digits: a range of 10^6 IMEIs
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListEntry:
+    """One row of the equipment lists."""
+
+    kind: EntryKind
+    key: str
+    """IMEISV, IMEI or TAC digits; for a range the first IMEI."""
+    last: str | None = None
+    """For a range: the last IMEI (inclusive)."""
+    status: Status
+    imsi: str | None = None
+    """Optional IMSI the row was listed with (informational unless a pairing row)."""
+    reason: str | None = None
+
+    @property
+    def span(self) -> int:
+        """Number of IMEIs the entry covers: the longest match is the narrowest span."""
+        if self.kind is EntryKind.RANGE and self.last is not None:
+            return int(self.last) - int(self.key) + 1
+        if self.kind is EntryKind.TAC:
+            return 1_000_000
+        return 1
+
+
+class PairingKind(StrEnum):
+    PAIRING = "pairing"  # exception: this IMSI may use this IMEI whatever its list status
+    LOCK = "lock"        # this IMSI may use only its listed IMEIs
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pairing:
+    kind: PairingKind
+    imsi: str
+    imei: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lookup:
+    """Everything the lists say about one IMEI, in one answer."""
+
+    imeisv: ListEntry | None = None
+    imei: ListEntry | None = None
+    range: ListEntry | None = None
+    """The narrowest range or TAC entry containing the IMEI."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImsiRules:
+    """What the pairing lists say about one IMSI and IMEI."""
+
+    pairing: Pairing | None = None
+    """An exception pairing this IMSI with this IMEI."""
+    locked: bool = False
+    """The IMSI is locked to its listed IMEIs."""
+    lock_allows: bool = False
+    """When locked: this IMEI is one of them."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sightings:
+    """Recent observations of one IMEI within the clone window (after recording the new one)."""
+
+    distinct_imsis: int
+    distinct_origins: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListVersion:
+    id: int
+    created: float
+    """UNIX time."""
+    source: str
+    entries: int
+    pairings: int = 0
+    active: bool = False
+
+
+class IdentityStore(abc.ABC):
+    """Async identity store. Constructors have no side effects; ``open`` connects."""
+
+    @abc.abstractmethod
+    async def open(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    # --- hot path -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def lookup(self, imei: str, imeisv: str | None = None) -> Lookup:
+        """Exact IMEISV (when given), exact IMEI (14 digits) and narrowest range/TAC."""
+
+    @abc.abstractmethod
+    async def imsi_rules(self, imsi: str, imei: str) -> ImsiRules: ...
+
+    @abc.abstractmethod
+    async def observe(self, imei: str, imsi: str | None, origin: str | None, now: float,
+                      window: float) -> Sightings:
+        """Record a sighting and count distinct IMSIs/origins for the IMEI within ``window``."""
+
+    # --- lists --------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def import_version(self, entries: Iterable[ListEntry], pairings: Iterable[Pairing], *,
+                             source: str, delta: bool = False,
+                             removals: Iterable[ListEntry] = ()) -> ListVersion:
+        """Build a new version (a copy of the current one plus changes when ``delta``) and make it
+        active atomically. On any error the previous version stays active."""
+
+    @abc.abstractmethod
+    async def versions(self) -> list[ListVersion]: ...
+
+    @abc.abstractmethod
+    async def rollback(self, version_id: int) -> ListVersion: ...
+
+    @abc.abstractmethod
+    def export(self) -> AsyncIterator[ListEntry | Pairing]: ...
+
+    @abc.abstractmethod
+    async def watch(self, callback: Callable[[int], None]) -> None:
+        """Call ``callback(version_id)`` whenever the active version changes (from any process)."""
