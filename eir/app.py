@@ -1,0 +1,220 @@
+"""``eir serve``: build the EIR from a config and run it until a signal.
+
+Start-up order: store → lists imported on start (demo) → event publisher → checker → metrics →
+interface servers → ready file. Shutdown in uvicorn's order: first signal: close listeners, close each
+association gracefully (Diameter DPR/DPA, M3UA ASP-DOWN) within ``shutdown_grace``, then cut the rest,
+then close the store and MQTT; a second signal forces the exit.
+
+``--workers N`` starts N-1 more processes on the same ports (SO_REUSEPORT): the kernel spreads new
+connections across them, and they share the store (SQLite WAL file, PostgreSQL or Redis).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from eir.config import Config, ConfigError, load_config, parse_hostport
+from eir.logging import get_logger, setup_logging
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_BIND, EXIT_STORE = 0, 1, 2, 3, 4
+
+
+class StartupError(Exception):
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("serve", help="run the EIR (Diameter S13, MAP over M3UA, metrics)")
+    p.add_argument("--config", "-c", default=os.environ.get("EIR_CONFIG"), help="YAML config file")
+    p.add_argument("--workers", type=int, default=None, help="processes sharing the ports (SO_REUSEPORT)")
+    p.add_argument("--log-level", default=None, help="debug | info | warning | error")
+    p.add_argument("--ready-file", default=None,
+                   help="write the bound addresses as JSON here once listening (for tests and scripts)")
+    p.set_defaults(func=serve_command)
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    if args.workers is not None:
+        overrides["workers"] = args.workers
+    if args.log_level:
+        overrides["log"] = {"level": args.log_level}
+    try:
+        config = load_config(args.config, overrides=overrides)
+    except ConfigError as e:
+        print(f"eir: configuration error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(config.log.level, config.log.format)
+    worker_index = int(os.environ.get("EIR_WORKER_INDEX_INTERNAL", "0"))
+    children: list[subprocess.Popen[bytes]] = []
+    if config.workers > 1 and worker_index == 0:
+        children = _spawn_workers(args, config.workers)
+    try:
+        return run(config, ready_file=args.ready_file, worker_index=worker_index)
+    finally:
+        for c in children:
+            with contextlib.suppress(ProcessLookupError):
+                c.send_signal(signal.SIGTERM)
+        for c in children:
+            try:
+                c.wait(timeout=config.shutdown_grace + 5)
+            except subprocess.TimeoutExpired:
+                c.kill()
+
+
+def _spawn_workers(args: argparse.Namespace, n: int) -> list[subprocess.Popen[bytes]]:
+    cmd = [sys.executable, "-m", "eir.cli", "serve"]
+    if args.config:
+        cmd += ["--config", args.config]
+    if args.log_level:
+        cmd += ["--log-level", args.log_level]
+    procs = []
+    for i in range(1, n):
+        env = dict(os.environ, EIR_WORKER_INDEX_INTERNAL=str(i), EIR_WORKERS=str(n))
+        procs.append(subprocess.Popen(cmd, env=env))
+    return procs
+
+
+def run(config: Config, *, ready_file: str | None = None, worker_index: int = 0) -> int:
+    """Run the EIR until SIGINT/SIGTERM. Returns the process exit code."""
+    try:
+        import uvloop
+
+        runner: Any = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        runner = asyncio.run
+    try:
+        return int(runner(_main(config, ready_file, worker_index)))
+    except StartupError as e:
+        get_logger().error("startup_failed", error=str(e), exit_code=e.exit_code)
+        return e.exit_code
+
+
+async def _main(config: Config, ready_file: str | None, worker_index: int) -> int:
+    log = get_logger(worker=worker_index) if config.workers > 1 else get_logger()
+    Path(config.data_dir).mkdir(parents=True, exist_ok=True)
+
+    from eir.checker import build_checker
+    from eir.store import create_store
+
+    store = create_store(config.store.url, config.data_dir)
+    observations = (create_store(config.store.observations_url, config.data_dir)
+                    if config.store.observations_url else None)
+    try:
+        await store.open()
+        if observations is not None:
+            await observations.open()
+    except Exception as e:
+        raise StartupError(f"store {config.store.url}: cannot open ({e})", EXIT_STORE) from e
+    if worker_index == 0:
+        await _import_on_start(config, store, log)
+
+    events: Any
+    if config.mqtt.enabled:
+        from eir.events import MqttEvents
+
+        events = MqttEvents(config.mqtt.url, config.mqtt.topic_prefix,
+                            client_id=f"eir-{os.getpid()}")
+    else:
+        from eir.events import NullEvents
+
+        events = NullEvents()
+    await events.start()
+    checker = build_checker(config, store, events, observations)
+
+    ready: dict[str, Any] = {"pid": os.getpid()}
+    if config.metrics.enabled and worker_index == 0:
+        from eir.metrics import start_metrics_server
+
+        host, port = parse_hostport(config.metrics.listen)
+        try:
+            server, _thread = start_metrics_server(host, port)
+        except OSError as e:
+            raise StartupError(f"metrics.listen {config.metrics.listen}: {e.strerror}", EXIT_BIND) from e
+        ready["metrics"] = [host, server.server_port]  # type: ignore[attr-defined]
+        log.info("metrics_listening", address=f"{host}:{server.server_port}")  # type: ignore[attr-defined]
+
+    servers: list[Any] = []
+    try:
+        for name, enabled in (("diameter", config.diameter.enabled), ("m3ua", config.m3ua.enabled)):
+            if not enabled:
+                continue
+            mod = importlib.import_module(f"eir.servers.{name}")
+            try:
+                srv = await mod.start(config, checker, events)
+            except OSError as e:
+                raise StartupError(f"{name}.listen: cannot bind ({e.strerror or e})", EXIT_BIND) from e
+            servers.append(srv)
+            ready[name] = [list(a) for a in srv.addresses()]
+            log.info("listening", interface=name, addresses=[f"{h}:{p}/{t}" for h, p, t in srv.addresses()])
+    except BaseException:
+        await _shutdown(servers, store, observations, events, config.shutdown_grace)
+        raise
+
+    if ready_file:
+        tmp = Path(ready_file + ".tmp")
+        tmp.write_text(json.dumps(ready))
+        tmp.replace(ready_file)
+    log.info("eir_ready", pid=os.getpid())
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals_seen = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen == 1:
+            log.info("shutdown_requested", signal=signal.Signals(signum).name, grace=config.shutdown_grace)
+            stop.set()
+        else:
+            log.warning("forced_exit", signal=signal.Signals(signum).name)
+            os._exit(EXIT_FAILURE)
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(s, on_signal, s)
+    await stop.wait()
+    await _shutdown(servers, store, observations, events, config.shutdown_grace)
+    log.info("stopped")
+    return EXIT_OK
+
+
+async def _shutdown(servers: list[Any], store: Any, observations: Any, events: Any, grace: float) -> None:
+    results = await asyncio.gather(*(s.shutdown(grace) for s in servers), return_exceptions=True)
+    log = get_logger()
+    for s, r in zip(servers, results, strict=True):
+        if isinstance(r, BaseException):
+            log.warning("shutdown_error", interface=s.name, error=repr(r))
+    for st in (observations, store):
+        if st is not None:
+            with contextlib.suppress(Exception):
+                await st.close()
+    with contextlib.suppress(Exception):
+        await events.close()
+
+
+async def _import_on_start(config: Config, store: Any, log: Any) -> None:
+    """Import the configured lists once, into an empty store (so ``make run`` has demo lists)."""
+    if not config.lists.import_on_start:
+        return
+    if await store.versions():
+        return
+    from eir.lists import import_files
+
+    try:
+        version = await import_files(store, config.lists.import_on_start)
+    except Exception as e:
+        raise StartupError(f"lists.import_on_start: {e}", EXIT_CONFIG) from e
+    log.info("lists_imported", files=config.lists.import_on_start, version=getattr(version, "id", None))

@@ -1,0 +1,95 @@
+"""Config loading: file → EIR_* environment → overrides, and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from eir.config import Config, ConfigError, load_config, parse_hostport
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_config_loads_with_documented_defaults() -> None:
+    cfg = load_config(ROOT / "config" / "eir.yaml", environ={})
+    assert cfg.diameter.listen == ["127.0.0.1:3868"]
+    assert cfg.diameter.origin_host == "eir.localdomain"
+    assert cfg.diameter.origin_realm == "localdomain"
+    assert cfg.m3ua.listen == ["127.0.0.1:2905"]
+    assert cfg.m3ua.ssn == 9
+    assert cfg.metrics.listen == "127.0.0.1:9464"
+    assert cfg.store.url.startswith("sqlite:///")
+    assert cfg.lists.import_on_start == ["config/lists/demo.csv"]
+
+
+def test_no_file_gives_dataclass_defaults() -> None:
+    assert load_config(None, environ={}) == Config()
+
+
+def test_environment_overrides_nested_keys_and_lists() -> None:
+    cfg = load_config(None, environ={
+        "EIR_DIAMETER_ORIGIN_HOST": "eir.lab",
+        "EIR_DIAMETER_LISTEN": "127.0.0.1:3868, [::1]:3868",
+        "EIR_POLICY_CLONE_MAX_IMSIS": "5",
+        "EIR_POLICY_UNKNOWN_EQUIPMENT": "unknown",
+        "EIR_M3UA_MAP_VERSIONS": "2,3",
+        "EIR_MQTT_ENABLED": "yes",
+        "EIR_STORE_OBSERVATIONS_URL": "redis://127.0.0.1:6379/0",
+    })
+    assert cfg.diameter.origin_host == "eir.lab"
+    assert cfg.diameter.listen == ["127.0.0.1:3868", "[::1]:3868"]
+    assert cfg.policy.clone.max_imsis == 5
+    assert cfg.policy.unknown_equipment == "unknown"
+    assert cfg.m3ua.map_versions == [2, 3]
+    assert cfg.mqtt.enabled is True
+    assert cfg.store.observations_url == "redis://127.0.0.1:6379/0"
+
+
+def test_environment_beats_file_and_overrides_beat_environment(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("diameter:\n  origin_host: from-file\n  origin_realm: file.realm\n")
+    cfg = load_config(f, environ={"EIR_DIAMETER_ORIGIN_HOST": "from-env"})
+    assert (cfg.diameter.origin_host, cfg.diameter.origin_realm) == ("from-env", "file.realm")
+    cfg = load_config(f, environ={"EIR_DIAMETER_ORIGIN_HOST": "from-env"},
+                      overrides={"diameter": {"origin_host": "from-cli"}})
+    assert cfg.diameter.origin_host == "from-cli"
+
+
+@pytest.mark.parametrize(("yaml_text", "message"), [
+    ("diameter:\n  listen: [nohost]\n", "diameter.listen[0]: expected HOST:PORT"),
+    ("diameter:\n  lisen: []\n", "diameter.lisen: unknown key"),
+    ("diameter:\n  watchdog_interval: 2\n", "diameter.watchdog_interval"),
+    ("policy:\n  unknown_equipment: purple\n", "policy.unknown_equipment: must be one of"),
+    ("m3ua:\n  ssn: many\n", "m3ua.ssn: expected an integer"),
+    ("m3ua:\n  map_versions: [4]\n", "m3ua.map_versions"),
+    ("store:\n  url: mysql://x\n", "store.url: unsupported scheme"),
+    ("policy:\n  reserved_tacs: ['123']\n", "policy.reserved_tacs[0]"),
+    ("mqtt:\n  enabled: maybe\n", "mqtt.enabled: expected true or false"),
+    ("- a list\n", "top level must be a mapping"),
+    ("diameter: [1\n", "not valid YAML"),
+])
+def test_errors_name_the_key(tmp_path: Path, yaml_text: str, message: str) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_config(f, environ={})
+
+
+def test_unknown_environment_variable_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="EIR_DIAMETER_NOPE: names no configuration key"):
+        load_config(None, environ={"EIR_DIAMETER_NOPE": "1"})
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "absent.yaml", environ={})
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("127.0.0.1:3868", ("127.0.0.1", 3868)),
+    ("[::1]:2905", ("::1", 2905)),
+    ("eir.lab:0", ("eir.lab", 0)),
+])
+def test_parse_hostport(text: str, expected: tuple[str, int]) -> None:
+    assert parse_hostport(text) == expected
