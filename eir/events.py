@@ -2,7 +2,8 @@
 
 Publishing never blocks or fails a check: ``publish`` puts the event on a bounded queue and a
 background task sends it; when the broker is down or the queue is full the event is dropped and
-counted (``eir_events_dropped``). The task reconnects with a capped backoff.
+counted (``eir_events_dropped``); what the queue holds is sent once the broker is back. The task
+reconnects with a capped backoff.
 """
 
 from __future__ import annotations
@@ -85,15 +86,12 @@ class MqttEvents:
                         await client.publish(topic, body, qos=qos)
             except asyncio.CancelledError:
                 raise
-            except Exception as e:  # broker down, refused, dropped: drop what waits, retry later
+            except Exception as e:  # broker down, refused, dropped: keep the (bounded) queue, retry
                 if self.connected.is_set():
                     self._log.warning("mqtt_disconnected", error=str(e))
-                else:
+                elif backoff == 0.5:
                     self._log.warning("mqtt_unavailable", broker=f"{self.host}:{self.port}", error=str(e))
                 self.connected.clear()
-                while not self._queue.empty():
-                    self._queue.get_nowait()
-                    EVENTS_DROPPED.inc()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
 
