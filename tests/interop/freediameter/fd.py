@@ -21,7 +21,8 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -226,36 +227,81 @@ def write_config(workdir: Path, eir: tuple[str, int], requests: Iterable[Ecr | s
     return conf
 
 
+class MmeProcess:
+    """A running ``freeDiameterd`` S13 MME; :meth:`poll` reads the extension's output so far.
+
+    The daemon shuts down by itself after the last answer (+ ``linger``), sending DPR; :meth:`stop`
+    ends it early with SIGTERM, which freeDiameter also handles gracefully (DPR/DPA).
+    """
+
+    def __init__(self, workdir: Path, eir: tuple[str, int], requests: Sequence[Ecr | str], *,
+                 extension: Path | None = None, **options: object) -> None:
+        if (reason := unavailable()) is not None:
+            raise FreeDiameterError(reason)
+        self.workdir = workdir
+        ext = extension if extension is not None else build_extension()
+        self.conf = write_config(workdir, eir, requests, extension=ext, **options)  # type: ignore[arg-type]
+        self.log_path = workdir / "freeDiameterd.log"
+        self.results_path = workdir / "results.tsv"
+        self.results_path.unlink(missing_ok=True)
+        self._timed_out = False
+        with self.log_path.open("wb") as logf:
+            self.proc = subprocess.Popen(["freeDiameterd", "-c", str(self.conf)], stdout=logf,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir)
+
+    def poll(self) -> RunResult:
+        """What the daemon and the extension have written so far."""
+        result = RunResult(returncode=self.proc.poll(), timed_out=self._timed_out,
+                           log=self.log_path.read_text(errors="replace"))
+        if self.results_path.exists():
+            parse_output(self.results_path.read_text(errors="replace"), result)
+        return result
+
+    def wait_until(self, predicate: Callable[[RunResult], bool], timeout: float) -> RunResult:
+        """Poll until ``predicate`` holds or the daemon exits; raise TimeoutError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.poll()
+            if predicate(result) or result.returncode is not None:
+                return result
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"freeDiameter condition not met within {timeout}s:\n{result.describe()}")
+            time.sleep(0.05)
+
+    def wait(self, timeout: float) -> RunResult:
+        """Wait for the daemon to exit (SIGTERM, then SIGKILL, after ``timeout``)."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._timed_out = True
+            self.stop()
+        return self.poll()
+
+    def stop(self, timeout: float = 20.0) -> RunResult:
+        """SIGTERM (graceful: freeDiameter sends DPR and waits for DPA), then SIGKILL."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.poll()
+
+    def __enter__(self) -> MmeProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
 def run_mme(workdir: Path, eir: tuple[str, int], requests: Sequence[Ecr | str], *,
             extension: Path | None = None, timeout: float = 30.0, **options: object) -> RunResult:
     """Run freeDiameterd as an S13 MME against ``eir`` until the extension is done (bounded by ``timeout``).
 
     ``options`` are passed to :func:`write_config` (window, count, tw_timer, linger, dest_host, …).
-    The daemon shuts down by itself after the last answer (+ ``linger``), sending DPR.
     """
-    if (reason := unavailable()) is not None:
-        raise FreeDiameterError(reason)
-    ext = extension if extension is not None else build_extension()
-    conf = write_config(workdir, eir, requests, extension=ext, **options)  # type: ignore[arg-type]
-    log_path = workdir / "freeDiameterd.log"
-    results = workdir / "results.tsv"
-    results.unlink(missing_ok=True)
-    with log_path.open("wb") as logf:
-        proc = subprocess.Popen(["freeDiameterd", "-c", str(conf)], stdout=logf, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, cwd=workdir)
-        timed_out = False
-        try:
-            rc: int | None = proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            proc.send_signal(signal.SIGTERM)  # graceful: freeDiameter still sends DPR
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-            rc = proc.returncode
-    result = RunResult(returncode=rc, timed_out=timed_out, log=log_path.read_text(errors="replace"))
-    if results.exists():
-        parse_output(results.read_text(errors="replace"), result)
-    return result
+    with MmeProcess(workdir, eir, requests, extension=extension, **options) as mme:
+        return mme.wait(timeout)

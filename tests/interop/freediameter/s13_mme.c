@@ -494,6 +494,8 @@ static void write_summary(long total, long elapsed)
 		   "\twindow=%ld",
 		   total, answered, failed, elapsed, elapsed > 0 ? answered * 1e6 / (double)elapsed : 0.0, p50, p99,
 		   conf.window);
+	LOG_N("s13_mme: %ld ECR(s), window %ld: %ld answered in %ld us = %.1f/s, p50 %ld us, p99 %ld us", total,
+	      conf.window, answered, elapsed, elapsed > 0 ? answered * 1e6 / (double)elapsed : 0.0, p50, p99);
 	free(sorted);
 }
 
@@ -576,7 +578,6 @@ static void *run(void *arg)
 			;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	write_summary(total, elapsed_us(&t0, &t1));
-	LOG_N("s13_mme: %ld answered, %ld failed", answered, failed);
 	if (conf.linger_ms)
 		sleep_ms(conf.linger_ms);
 done:
