@@ -6,6 +6,22 @@ remote store costs one round trip on the hot path.
 
 Lists are versioned: an import builds a whole new version (or a delta on top of the current one) and
 swaps it in atomically; a failed import leaves the previous version in force.
+
+Changes (announced for every backend; the contract suite tests/store/test_contract.py checks them):
+
+* ``import_version(..., delta=True, removals=...)``: ``removals`` may hold :class:`Pairing` rows as
+  well as :class:`ListEntry` rows. Removals are applied before additions. A removal matches a list
+  entry by (kind, key, last) whatever its status, and a pairing by (kind, imsi, imei). An addition
+  whose key is already listed replaces it (upsert); within one import the last duplicate wins.
+* ``watch(callback)`` registers the callback and returns at once; the store notices changes by
+  itself (polling, LISTEN, pub/sub) until ``close()``. Several callbacks may be registered.
+* New non-abstract helpers with default implementations (backends may override them for speed):
+  ``active_version() -> int | None`` and ``pairings() -> list[Pairing]``.
+* New error :class:`VersionNotFoundError` (``rollback`` to an id that does not exist / was pruned).
+* Longest match: the narrowest containing range or TAC; among equal spans the one with the lower
+  first IMEI. :func:`eir.store.ranges.flatten` computes it once at import for any backend.
+* Keys are normalised: IMEI entries and pairing IMEIs are 14 digits (a 15-digit IMEI loses its check
+  digit before it reaches the store), IMEISV 16, TAC 8, ranges 14-digit first/last.
 """
 
 from __future__ import annotations
@@ -24,6 +40,10 @@ class StoreError(Exception):
 
 class StoreUnavailableError(StoreError):
     """The backend cannot be reached; the checker turns this into the configured fallback."""
+
+
+class VersionNotFoundError(StoreError):
+    """``rollback`` named a version that does not exist (or was pruned)."""
 
 
 class EntryKind(StrEnum):
@@ -137,7 +157,7 @@ class IdentityStore(abc.ABC):
     @abc.abstractmethod
     async def import_version(self, entries: Iterable[ListEntry], pairings: Iterable[Pairing], *,
                              source: str, delta: bool = False,
-                             removals: Iterable[ListEntry] = ()) -> ListVersion:
+                             removals: Iterable[ListEntry | Pairing] = ()) -> ListVersion:
         """Build a new version (a copy of the current one plus changes when ``delta``) and make it
         active atomically. On any error the previous version stays active."""
 
@@ -152,4 +172,18 @@ class IdentityStore(abc.ABC):
 
     @abc.abstractmethod
     async def watch(self, callback: Callable[[int], None]) -> None:
-        """Call ``callback(version_id)`` whenever the active version changes (from any process)."""
+        """Call ``callback(version_id)`` whenever the active version changes (from any process).
+
+        Registers and returns at once; notifications run until ``close()``."""
+
+    # --- helpers with default implementations ---------------------------------------------------
+    async def active_version(self) -> int | None:
+        """The id of the active version, or None before the first import."""
+        for v in await self.versions():
+            if v.active:
+                return v.id
+        return None
+
+    async def pairings(self) -> list[Pairing]:
+        """The pairing and lock rows of the active version."""
+        return [p async for p in self.export() if isinstance(p, Pairing)]

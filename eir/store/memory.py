@@ -1,0 +1,242 @@
+"""In-process identity store (``memory://``): the reference implementation of the store contract.
+
+Used by tests and single-process labs. Versions are whole copies (dicts), so an import that fails
+midway never touches the active one; range/TAC lookups use the flattened segments of
+:mod:`eir.store.ranges` and one ``bisect``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from bisect import bisect_right
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+
+from eir.store.base import (
+    EntryKind,
+    IdentityStore,
+    ImsiRules,
+    ListEntry,
+    ListVersion,
+    Lookup,
+    Pairing,
+    PairingKind,
+    Sightings,
+    StoreError,
+    VersionNotFoundError,
+)
+from eir.store.ranges import bounds, flatten
+
+
+def check_entry(e: ListEntry) -> None:
+    """Reject an entry whose key does not fit its kind (backends share this check)."""
+    k = e.key
+    ok = k.isascii() and k.isdigit()
+    if e.kind is EntryKind.IMEI:
+        ok = ok and len(k) == 14
+    elif e.kind is EntryKind.IMEISV:
+        ok = ok and len(k) == 16
+    elif e.kind is EntryKind.TAC:
+        ok = ok and len(k) == 8
+    else:
+        last = e.last or ""
+        ok = ok and len(k) == 14 and len(last) == 14 and last.isdigit() and int(last) >= int(k)
+    if not ok:
+        raise StoreError(f"invalid {e.kind} entry {k!r}{'-' + e.last if e.last else ''}")
+
+
+def check_pairing(p: Pairing) -> None:
+    if not (len(p.imei) == 14 and p.imei.isdigit() and p.imsi.isdigit() and 5 <= len(p.imsi) <= 15):
+        raise StoreError(f"invalid {p.kind} row imsi={p.imsi!r} imei={p.imei!r}")
+
+
+def range_key(e: ListEntry) -> tuple[str, str, str | None]:
+    return (e.kind.value, e.key, e.last)
+
+
+@dataclass(slots=True)
+class _Version:
+    meta: ListVersion
+    exact: dict[str, ListEntry] = field(default_factory=dict)
+    ranges: dict[tuple[str, str, str | None], ListEntry] = field(default_factory=dict)
+    pairs: dict[tuple[str, str, str], Pairing] = field(default_factory=dict)
+    seg_starts: list[int] = field(default_factory=list)
+    seg_ends: list[int] = field(default_factory=list)
+    seg_entries: list[ListEntry] = field(default_factory=list)
+    locks: dict[str, set[str]] = field(default_factory=dict)
+
+    def index(self) -> None:
+        segs = flatten((*bounds(e), e) for e in self.ranges.values())
+        self.seg_starts = [s for s, _e, _p in segs]
+        self.seg_ends = [e for _s, e, _p in segs]
+        self.seg_entries = [p for _s, _e, p in segs]
+        self.locks = {}
+        for kind, imsi, imei in self.pairs:
+            if kind == PairingKind.LOCK.value:
+                self.locks.setdefault(imsi, set()).add(imei)
+
+
+class MemoryStore(IdentityStore):
+    """Everything in dicts; ``keep_versions`` old versions are kept for rollback."""
+
+    name = "memory"
+
+    def __init__(self, url: str = "memory://", *, keep_versions: int = 5) -> None:
+        self.url = url
+        self.keep_versions = keep_versions
+        self._versions: dict[int, _Version] = {}
+        self._active: _Version | None = None
+        self._next_id = 1
+        self._callbacks: list[Callable[[int], None]] = []
+        self._obs: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
+        self._obs_pruned = 0.0
+        self._lock = asyncio.Lock()
+        self._empty = _Version(ListVersion(id=0, created=0.0, source="", entries=0))
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._callbacks.clear()
+
+    # --- hot path -----------------------------------------------------------------------------
+    async def lookup(self, imei: str, imeisv: str | None = None) -> Lookup:
+        v = self._active or self._empty
+        exact = v.exact
+        sv = exact.get(imeisv) if imeisv is not None else None
+        ie = exact.get(imei)
+        rng = None
+        starts = v.seg_starts
+        if starts:
+            n = int(imei)
+            i = bisect_right(starts, n) - 1
+            if i >= 0 and v.seg_ends[i] >= n:
+                rng = v.seg_entries[i]
+        if sv is None and ie is None and rng is None:
+            return _NO_MATCH
+        return Lookup(imeisv=sv, imei=ie, range=rng)
+
+    async def imsi_rules(self, imsi: str, imei: str) -> ImsiRules:
+        v = self._active or self._empty
+        if not v.pairs:
+            return _NO_RULES
+        p = v.pairs.get((PairingKind.PAIRING.value, imsi, imei))
+        locked = v.locks.get(imsi)
+        if p is None and locked is None:
+            return _NO_RULES
+        return ImsiRules(pairing=p, locked=locked is not None, lock_allows=bool(locked and imei in locked))
+
+    async def observe(self, imei: str, imsi: str | None, origin: str | None, now: float,
+                      window: float) -> Sightings:
+        cutoff = now - window
+        rec = self._obs.get(imei)
+        if rec is None:
+            rec = self._obs[imei] = ({}, {})
+        imsis, origins = rec
+        if imsi:
+            imsis[imsi] = now
+        if origin:
+            origins[origin] = now
+        for d in rec:
+            if len(d) > 1:
+                for k in [k for k, t in d.items() if t < cutoff]:
+                    del d[k]
+        if now - self._obs_pruned > max(window / 4, 1.0):
+            self._prune(cutoff)
+            self._obs_pruned = now
+        return Sightings(distinct_imsis=sum(1 for t in imsis.values() if t >= cutoff),
+                         distinct_origins=sum(1 for t in origins.values() if t >= cutoff))
+
+    def _prune(self, cutoff: float) -> None:
+        for key in list(self._obs):
+            imsis, origins = self._obs[key]
+            if all(t < cutoff for t in imsis.values()) and all(t < cutoff for t in origins.values()):
+                del self._obs[key]
+
+    # --- lists --------------------------------------------------------------------------------
+    async def import_version(self, entries: Iterable[ListEntry], pairings: Iterable[Pairing], *,
+                             source: str, delta: bool = False,
+                             removals: Iterable[ListEntry | Pairing] = ()) -> ListVersion:
+        async with self._lock:
+            base = self._active if delta else None
+            v = _Version(ListVersion(id=0, created=0.0, source=source, entries=0))
+            if base is not None:
+                v.exact = dict(base.exact)
+                v.ranges = dict(base.ranges)
+                v.pairs = dict(base.pairs)
+            for r in removals:
+                if isinstance(r, Pairing):
+                    v.pairs.pop((r.kind.value, r.imsi, r.imei), None)
+                elif r.kind in (EntryKind.IMEI, EntryKind.IMEISV):
+                    v.exact.pop(r.key, None)
+                else:
+                    v.ranges.pop(range_key(r), None)
+            for e in entries:
+                check_entry(e)
+                if e.kind in (EntryKind.IMEI, EntryKind.IMEISV):
+                    v.exact[e.key] = e
+                else:
+                    v.ranges[range_key(e)] = e
+            for p in pairings:
+                check_pairing(p)
+                v.pairs[(p.kind.value, p.imsi, p.imei)] = p
+            v.index()
+            vid = self._next_id
+            self._next_id += 1
+            v.meta = ListVersion(id=vid, created=time.time(), source=source,
+                                 entries=len(v.exact) + len(v.ranges), pairings=len(v.pairs))
+            self._versions[vid] = v
+            self._activate(v)
+            self._prune_versions()
+            return self._meta(v)
+
+    def _activate(self, v: _Version) -> None:
+        self._active = v
+        for cb in list(self._callbacks):
+            cb(v.meta.id)
+
+    def _prune_versions(self) -> None:
+        ids = sorted(self._versions, reverse=True)
+        for vid in ids[self.keep_versions:]:
+            if self._active is not None and vid != self._active.meta.id:
+                del self._versions[vid]
+
+    def _meta(self, v: _Version) -> ListVersion:
+        m = v.meta
+        return ListVersion(id=m.id, created=m.created, source=m.source, entries=m.entries,
+                           pairings=m.pairings, active=v is self._active)
+
+    async def versions(self) -> list[ListVersion]:
+        return [self._meta(self._versions[i]) for i in sorted(self._versions, reverse=True)]
+
+    async def rollback(self, version_id: int) -> ListVersion:
+        v = self._versions.get(version_id)
+        if v is None:
+            raise VersionNotFoundError(f"no list version {version_id}")
+        self._activate(v)
+        return self._meta(v)
+
+    async def active_version(self) -> int | None:
+        return None if self._active is None else self._active.meta.id
+
+    async def pairings(self) -> list[Pairing]:
+        return [] if self._active is None else list(self._active.pairs.values())
+
+    async def export(self) -> AsyncIterator[ListEntry | Pairing]:
+        v = self._active
+        if v is None:
+            return
+        for e in v.exact.values():
+            yield e
+        for e in v.ranges.values():
+            yield e
+        for p in v.pairs.values():
+            yield p
+
+    async def watch(self, callback: Callable[[int], None]) -> None:
+        self._callbacks.append(callback)
+
+
+_NO_MATCH = Lookup()
+_NO_RULES = ImsiRules()

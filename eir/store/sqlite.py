@@ -1,0 +1,527 @@
+"""SQLite identity store (the default): one file, WAL, several processes may share it.
+
+Layout. Every list version has its own immutable tables, written once by the import that built it:
+
+* ``x_<v>(k INTEGER PRIMARY KEY, st, imsi, reason)`` exact entries. The key is the IMEI as an
+  integer, or ``10**17 + IMEISV`` (14 and 16 digits are fixed widths, so zero-padding restores
+  them), which makes an exact lookup one rowid seek.
+* ``r_<v>`` the range and TAC rows as listed (for export and for delta imports) and
+  ``s_<v>(start INTEGER PRIMARY KEY, end, ...)`` their flattened segments
+  (:mod:`eir.store.ranges`): the narrowest containing range is the one segment with the greatest
+  ``start <= IMEI`` — one seek, flat at any list size.
+* ``p_<v>(imsi, kind, imei, reason)`` pairings (kind 0) and locks (kind 1), primary key
+  ``(imsi, kind, imei)`` so every question about an IMSI is a point seek.
+
+An import creates the new tables, fills them (``executemany``) and moves ``meta.active_version``
+in ONE transaction: a failure anywhere rolls everything back and the previous version stays in
+force; readers (WAL) are never blocked. Old versions are kept for rollback and pruned to
+``keep_versions`` (a DROP TABLE, not a huge DELETE).
+
+Change detection: readers cache the active version id and, at most every ``poll_interval``
+seconds, ask ``PRAGMA data_version`` (which changes when another connection commits) before
+re-reading it. ``watch`` runs the same poll in a task and calls back on a change.
+
+Reads are synchronous on the event loop thread: a point lookup is a few microseconds, far cheaper
+than a hop to a thread. Imports, rollbacks and exports use their own connection in a thread.
+
+Clone observations go to a sibling file (``<db>-obs``) so that their steady trickle of small
+writes never waits behind a long import's write lock, and list readers do not see a
+``data_version`` change for each of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from eir.model import Status
+from eir.store.base import (
+    EntryKind,
+    IdentityStore,
+    ImsiRules,
+    ListEntry,
+    ListVersion,
+    Lookup,
+    Pairing,
+    PairingKind,
+    Sightings,
+    StoreError,
+    StoreUnavailableError,
+    VersionNotFoundError,
+)
+from eir.store.ranges import TAC_SPAN, flatten
+
+SV_OFFSET = 10**17
+_ST = {Status.WHITE: 0, Status.GREY: 1, Status.BLACK: 2}
+_ST_BACK = (Status.WHITE, Status.GREY, Status.BLACK)
+_RK = {EntryKind.RANGE: 0, EntryKind.TAC: 1}
+_PK = {PairingKind.PAIRING: 0, PairingKind.LOCK: 1}
+_PK_BACK = (PairingKind.PAIRING, PairingKind.LOCK)
+_NO_MATCH = Lookup()
+_NO_RULES = ImsiRules()
+
+
+def sqlite_path(url: str, data_dir: str) -> Path:
+    """``sqlite:///rel/path`` (relative to the working directory), ``sqlite:////abs/path``;
+    ``sqlite://`` or ``sqlite:///`` alone means ``<data_dir>/eir.db``."""
+    rest = url.split("://", 1)[1] if "://" in url else ""
+    rest = rest.split("?", 1)[0]
+    if rest in ("", "/"):
+        return Path(data_dir) / "eir.db"
+    if not rest.startswith("/"):
+        raise StoreError(f"store.url: expected sqlite:///relative/path or sqlite:////absolute/path, "
+                         f"got {url!r}")
+    return Path(rest[1:])
+
+
+def _connect(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
+    con = sqlite3.connect(path, isolation_level=None, check_same_thread=check_same_thread,
+                          cached_statements=256)
+    con.execute("PRAGMA busy_timeout = 5000")
+    return con
+
+
+class SqliteStore(IdentityStore):
+    name = "sqlite"
+
+    def __init__(self, url: str, data_dir: str = "data", *, poll_interval: float = 1.0,
+                 keep_versions: int = 5) -> None:
+        q = parse_qs(urlsplit(url).query)
+        self.url = url
+        self.path = sqlite_path(url, data_dir)
+        self.obs_path = Path(str(self.path) + "-obs")
+        self.poll_interval = float(q.get("poll_interval", [poll_interval])[0])
+        self.keep_versions = int(q.get("keep_versions", [keep_versions])[0])
+        self._db: sqlite3.Connection | None = None
+        self._obs: sqlite3.Connection | None = None
+        self._version: int | None = None
+        self._has_pairs = False
+        self._data_version = -1
+        self._next_poll = 0.0
+        self._sql: tuple[str, str, str, str] = ("", "", "", "")
+        self._callbacks: list[Callable[[int], None]] = []
+        self._watch_task: asyncio.Task[None] | None = None
+        self._obs_pruned = 0.0
+        self._write_lock = asyncio.Lock()
+
+    # --- connection ----------------------------------------------------------------------------
+    async def open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = _connect(self.path)
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v)")
+            db.execute("CREATE TABLE IF NOT EXISTS versions(id INTEGER PRIMARY KEY, created REAL, "
+                       "source TEXT, entries INTEGER, pairings INTEGER)")
+            obs = _connect(self.obs_path)
+            obs.execute("PRAGMA busy_timeout = 200")
+            obs.execute("PRAGMA journal_mode = WAL")
+            obs.execute("PRAGMA synchronous = OFF")
+            obs.execute("CREATE TABLE IF NOT EXISTS obs(imei TEXT, kind INTEGER, value TEXT, ts REAL, "
+                        "PRIMARY KEY(imei, kind, value)) WITHOUT ROWID")
+        except (sqlite3.Error, OSError) as e:
+            raise StoreUnavailableError(f"sqlite {self.path}: {e}") from e
+        self._db, self._obs = db, obs
+        self._refresh()
+
+    async def close(self) -> None:
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._watch_task
+            self._watch_task = None
+        self._callbacks.clear()
+        for con in (self._db, self._obs):
+            if con is not None:
+                con.close()
+        self._db = self._obs = None
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StoreUnavailableError("sqlite store is not open")
+        return self._db
+
+    def _refresh(self) -> bool:
+        """Re-read the active version; True when it changed."""
+        db = self._conn()
+        self._data_version = db.execute("PRAGMA data_version").fetchone()[0]
+        row = db.execute("SELECT v FROM meta WHERE k = 'active_version'").fetchone()
+        vid = None if row is None else int(row[0])
+        changed = vid != self._version
+        self._set_version(vid)
+        return changed
+
+    def _set_version(self, vid: int | None) -> None:
+        self._version = vid
+        if vid is None:
+            self._has_pairs = False
+            return
+        row = self._conn().execute("SELECT pairings FROM versions WHERE id = ?", (vid,)).fetchone()
+        self._has_pairs = bool(row and row[0])
+        self._sql = (
+            f"SELECT k, st, imsi, reason FROM x_{vid} WHERE k = ?",
+            f"SELECT k, st, imsi, reason FROM x_{vid} WHERE k IN (?, ?)",
+            f"SELECT start, end, kind, first, last, st, imsi, reason FROM s_{vid} "
+            f"WHERE start <= ? ORDER BY start DESC LIMIT 1",
+            f"SELECT kind, reason FROM p_{vid} WHERE imsi = ?1 AND kind IN (0, 1) AND imei = ?2 "
+            f"UNION ALL SELECT 2, NULL FROM (SELECT 1 FROM p_{vid} WHERE imsi = ?1 AND kind = 1 LIMIT 1)",
+        )
+
+    def _poll(self) -> None:
+        """Cheap change check: PRAGMA data_version first, the meta row only when it moved."""
+        db = self._conn()
+        dv = db.execute("PRAGMA data_version").fetchone()[0]
+        if dv != self._data_version and self._refresh() and self._version is not None:
+            for cb in list(self._callbacks):
+                cb(self._version)
+
+    def _maybe_poll(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_poll:
+            self._next_poll = now + self.poll_interval
+            self._poll()
+
+    # --- hot path -----------------------------------------------------------------------------
+    async def lookup(self, imei: str, imeisv: str | None = None) -> Lookup:
+        try:
+            self._maybe_poll()
+            if self._version is None:
+                return _NO_MATCH
+            try:
+                return self._lookup(imei, imeisv)
+            except sqlite3.OperationalError:
+                # the version we cached may have been pruned by another process: re-read once
+                self._refresh()
+                if self._version is None:
+                    return _NO_MATCH
+                return self._lookup(imei, imeisv)
+        except sqlite3.Error as e:
+            raise StoreUnavailableError(f"sqlite lookup: {e}") from e
+
+    def _lookup(self, imei: str, imeisv: str | None) -> Lookup:
+        db = self._conn()
+        n = int(imei)
+        sv = ie = rng = None
+        if imeisv is None:
+            rows = db.execute(self._sql[0], (n,)).fetchall()
+        else:
+            rows = db.execute(self._sql[1], (n, SV_OFFSET + int(imeisv))).fetchall()
+        for k, st, imsi, reason in rows:
+            if k >= SV_OFFSET:
+                sv = ListEntry(kind=EntryKind.IMEISV, key=f"{k - SV_OFFSET:016d}", status=_ST_BACK[st],
+                               imsi=imsi, reason=reason)
+            else:
+                ie = ListEntry(kind=EntryKind.IMEI, key=f"{k:014d}", status=_ST_BACK[st], imsi=imsi,
+                               reason=reason)
+        row = db.execute(self._sql[2], (n,)).fetchone()
+        if row is not None and row[1] >= n:
+            _s, _e, kind, first, last, st, imsi, reason = row
+            if kind == 1:
+                rng = ListEntry(kind=EntryKind.TAC, key=f"{first // TAC_SPAN:08d}", status=_ST_BACK[st],
+                                imsi=imsi, reason=reason)
+            else:
+                rng = ListEntry(kind=EntryKind.RANGE, key=f"{first:014d}", last=f"{last:014d}",
+                                status=_ST_BACK[st], imsi=imsi, reason=reason)
+        if sv is None and ie is None and rng is None:
+            return _NO_MATCH
+        return Lookup(imeisv=sv, imei=ie, range=rng)
+
+    async def imsi_rules(self, imsi: str, imei: str) -> ImsiRules:
+        try:
+            self._maybe_poll()
+            if not self._has_pairs:
+                return _NO_RULES
+            try:
+                rows = self._conn().execute(self._sql[3], (imsi, int(imei))).fetchall()
+            except sqlite3.OperationalError:
+                self._refresh()
+                if not self._has_pairs:
+                    return _NO_RULES
+                rows = self._conn().execute(self._sql[3], (imsi, int(imei))).fetchall()
+        except sqlite3.Error as e:
+            raise StoreUnavailableError(f"sqlite imsi_rules: {e}") from e
+        if not rows:
+            return _NO_RULES
+        pairing = None
+        locked = allows = False
+        for kind, reason in rows:
+            if kind == 0:
+                pairing = Pairing(kind=PairingKind.PAIRING, imsi=imsi, imei=imei, reason=reason)
+            elif kind == 1:
+                allows = True
+            else:
+                locked = True
+        return ImsiRules(pairing=pairing, locked=locked, lock_allows=locked and allows)
+
+    async def observe(self, imei: str, imsi: str | None, origin: str | None, now: float,
+                      window: float) -> Sightings:
+        obs = self._obs
+        if obs is None:
+            raise StoreUnavailableError("sqlite store is not open")
+        cutoff = now - window
+        try:
+            if imsi and origin:
+                obs.execute("INSERT INTO obs VALUES (?1, 0, ?2, ?4), (?1, 1, ?3, ?4) "
+                            "ON CONFLICT(imei, kind, value) DO UPDATE SET ts = excluded.ts",
+                            (imei, imsi, origin, now))
+            elif imsi or origin:
+                obs.execute("INSERT INTO obs VALUES (?, ?, ?, ?) "
+                            "ON CONFLICT(imei, kind, value) DO UPDATE SET ts = excluded.ts",
+                            (imei, 0 if imsi else 1, imsi or origin, now))
+            counts = dict(obs.execute("SELECT kind, count(*) FROM obs WHERE imei = ? AND ts >= ? "
+                                      "GROUP BY kind", (imei, cutoff)).fetchall())
+            if now - self._obs_pruned > max(window / 4, 1.0):
+                self._obs_pruned = now
+                obs.execute("DELETE FROM obs WHERE ts < ?", (cutoff,))
+        except sqlite3.Error as e:
+            raise StoreUnavailableError(f"sqlite observe: {e}") from e
+        return Sightings(distinct_imsis=counts.get(0, 0), distinct_origins=counts.get(1, 0))
+
+    # --- lists --------------------------------------------------------------------------------
+    async def import_version(self, entries: Iterable[ListEntry], pairings: Iterable[Pairing], *,
+                             source: str, delta: bool = False,
+                             removals: Iterable[ListEntry | Pairing] = ()) -> ListVersion:
+        async with self._write_lock:
+            vid = await asyncio.to_thread(self._import_sync, entries, pairings, source, delta, removals)
+        self._after_write(vid)
+        return await self._version_meta(vid)
+
+    def _after_write(self, vid: int) -> None:
+        self._refresh()
+        for cb in list(self._callbacks):
+            cb(vid)
+
+    def _import_sync(self, entries: Iterable[ListEntry], pairings: Iterable[Pairing], source: str,
+                     delta: bool, removals: Iterable[ListEntry | Pairing]) -> int:
+        con = _connect(self.path)
+        try:
+            con.execute("PRAGMA cache_size = -262144")  # 256 MiB while building
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                vid = self._build(con, entries, pairings, source, delta, removals)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            self._prune(con, vid)
+            return vid
+        except sqlite3.Error as e:
+            raise StoreUnavailableError(f"sqlite import: {e}") from e
+        finally:
+            con.close()
+
+    def _build(self, con: sqlite3.Connection, entries: Iterable[ListEntry], pairings: Iterable[Pairing],
+               source: str, delta: bool, removals: Iterable[ListEntry | Pairing]) -> int:
+        row = con.execute("SELECT v FROM meta WHERE k = 'active_version'").fetchone()
+        base = int(row[0]) if (delta and row is not None) else None
+        vid = con.execute("INSERT INTO versions(created, source, entries, pairings) VALUES (?, ?, 0, 0)",
+                          (time.time(), source)).lastrowid
+        assert vid is not None
+        con.execute(f"CREATE TABLE x_{vid}(k INTEGER PRIMARY KEY, st INTEGER NOT NULL, imsi TEXT, "
+                    f"reason TEXT)")
+        con.execute(f"CREATE TABLE r_{vid}(kind INTEGER, first INTEGER, last INTEGER, st INTEGER NOT NULL, "
+                    f"imsi TEXT, reason TEXT, PRIMARY KEY(kind, first, last)) WITHOUT ROWID")
+        con.execute(f"CREATE TABLE s_{vid}(start INTEGER PRIMARY KEY, end INTEGER NOT NULL, kind INTEGER, "
+                    f"first INTEGER, last INTEGER, st INTEGER, imsi TEXT, reason TEXT)")
+        con.execute(f"CREATE TABLE p_{vid}(imsi TEXT, kind INTEGER, imei INTEGER, reason TEXT, "
+                    f"PRIMARY KEY(imsi, kind, imei)) WITHOUT ROWID")
+        if base is not None:
+            for t in "xrp":
+                con.execute(f"INSERT INTO {t}_{vid} SELECT * FROM {t}_{base}")
+        rm_exact: list[tuple[int]] = []
+        rm_range: list[tuple[int, int, int]] = []
+        rm_pair: list[tuple[str, int, int]] = []
+        for r in removals:
+            if isinstance(r, Pairing):
+                rm_pair.append((r.imsi, _PK[r.kind], int(r.imei)))
+            elif r.kind is EntryKind.IMEI:
+                rm_exact.append((int(r.key),))
+            elif r.kind is EntryKind.IMEISV:
+                rm_exact.append((SV_OFFSET + int(r.key),))
+            else:
+                rm_range.append(_range_row(r)[:3])
+        con.executemany(f"DELETE FROM x_{vid} WHERE k = ?", rm_exact)
+        con.executemany(f"DELETE FROM r_{vid} WHERE kind = ? AND first = ? AND last = ?", rm_range)
+        con.executemany(f"DELETE FROM p_{vid} WHERE imsi = ? AND kind = ? AND imei = ?", rm_pair)
+
+        ranges: list[tuple[int, int, int, int, str | None, str | None]] = []
+        con.executemany(f"INSERT OR REPLACE INTO x_{vid} VALUES (?, ?, ?, ?)", _exact_rows(entries, ranges))
+        con.executemany(f"INSERT OR REPLACE INTO r_{vid} VALUES (?, ?, ?, ?, ?, ?)", ranges)
+        con.executemany(f"INSERT OR REPLACE INTO p_{vid} VALUES (?, ?, ?, ?)", _pair_rows(pairings))
+
+        allr = con.execute(f"SELECT kind, first, last, st, imsi, reason FROM r_{vid}").fetchall()
+        segs = flatten((r[1], r[2], r) for r in allr)
+        con.executemany(f"INSERT INTO s_{vid} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        ((s, e, *r) for s, e, r in segs))
+        nx = con.execute(f"SELECT count(*) FROM x_{vid}").fetchone()[0]
+        npairs = con.execute(f"SELECT count(*) FROM p_{vid}").fetchone()[0]
+        con.execute("UPDATE versions SET entries = ?, pairings = ? WHERE id = ?",
+                    (nx + len(allr), npairs, vid))
+        con.execute("INSERT OR REPLACE INTO meta VALUES ('active_version', ?)", (vid,))
+        return int(vid)
+
+    def _prune(self, con: sqlite3.Connection, active: int) -> None:
+        ids = [r[0] for r in con.execute("SELECT id FROM versions ORDER BY id DESC")]
+        old = [i for i in ids[self.keep_versions:] if i != active]
+        for vid in old:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                cur = con.execute("SELECT v FROM meta WHERE k = 'active_version'").fetchone()
+                if cur is not None and int(cur[0]) == vid:  # rolled back to meanwhile
+                    con.execute("ROLLBACK")
+                    continue
+                for t in "xrsp":
+                    con.execute(f"DROP TABLE IF EXISTS {t}_{vid}")
+                con.execute("DELETE FROM versions WHERE id = ?", (vid,))
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    async def _version_meta(self, vid: int) -> ListVersion:
+        for v in await self.versions():
+            if v.id == vid:
+                return v
+        raise VersionNotFoundError(f"no list version {vid}")
+
+    async def versions(self) -> list[ListVersion]:
+        try:
+            self._maybe_poll()
+            rows = self._conn().execute(
+                "SELECT id, created, source, entries, pairings FROM versions ORDER BY id DESC").fetchall()
+        except sqlite3.Error as e:
+            raise StoreUnavailableError(f"sqlite versions: {e}") from e
+        return [ListVersion(id=i, created=c, source=s, entries=n, pairings=p, active=i == self._version)
+                for i, c, s, n, p in rows]
+
+    async def active_version(self) -> int | None:
+        self._maybe_poll()
+        return self._version
+
+    async def rollback(self, version_id: int) -> ListVersion:
+        def run() -> None:
+            con = _connect(self.path)
+            try:
+                con.execute("BEGIN IMMEDIATE")
+                ok = con.execute("SELECT 1 FROM versions WHERE id = ?", (version_id,)).fetchone()
+                if ok is None:
+                    con.execute("ROLLBACK")
+                    raise VersionNotFoundError(f"no list version {version_id}")
+                con.execute("INSERT OR REPLACE INTO meta VALUES ('active_version', ?)", (version_id,))
+                con.execute("COMMIT")
+            except sqlite3.Error as e:
+                raise StoreUnavailableError(f"sqlite rollback: {e}") from e
+            finally:
+                con.close()
+
+        async with self._write_lock:
+            await asyncio.to_thread(run)
+        self._after_write(version_id)
+        return await self._version_meta(version_id)
+
+    async def pairings(self) -> list[Pairing]:
+        vid = await self.active_version()
+        if vid is None:
+            return []
+        rows = self._conn().execute(f"SELECT imsi, kind, imei, reason FROM p_{vid}").fetchall()
+        return [Pairing(kind=_PK_BACK[k], imsi=s, imei=f"{i:014d}", reason=r) for s, k, i, r in rows]
+
+    async def export(self) -> AsyncIterator[ListEntry | Pairing]:
+        self._refresh()
+        vid = self._version
+        if vid is None:
+            return
+        con = _connect(self.path)
+        try:
+            con.execute("BEGIN")  # one snapshot even if a prune runs meanwhile
+            cur = con.execute(f"SELECT k, st, imsi, reason FROM x_{vid}")
+            while batch := cur.fetchmany(10_000):
+                for k, st, imsi, reason in batch:
+                    if k >= SV_OFFSET:
+                        yield ListEntry(kind=EntryKind.IMEISV, key=f"{k - SV_OFFSET:016d}",
+                                        status=_ST_BACK[st], imsi=imsi, reason=reason)
+                    else:
+                        yield ListEntry(kind=EntryKind.IMEI, key=f"{k:014d}", status=_ST_BACK[st],
+                                        imsi=imsi, reason=reason)
+            for kind, first, last, st, imsi, reason in con.execute(
+                    f"SELECT kind, first, last, st, imsi, reason FROM r_{vid}").fetchall():
+                if kind == 1:
+                    yield ListEntry(kind=EntryKind.TAC, key=f"{first // TAC_SPAN:08d}", status=_ST_BACK[st],
+                                    imsi=imsi, reason=reason)
+                else:
+                    yield ListEntry(kind=EntryKind.RANGE, key=f"{first:014d}", last=f"{last:014d}",
+                                    status=_ST_BACK[st], imsi=imsi, reason=reason)
+            for imsi, kind, imei, reason in con.execute(
+                    f"SELECT imsi, kind, imei, reason FROM p_{vid}").fetchall():
+                yield Pairing(kind=_PK_BACK[kind], imsi=imsi, imei=f"{imei:014d}", reason=reason)
+            con.execute("COMMIT")
+        finally:
+            con.close()
+
+    async def watch(self, callback: Callable[[int], None]) -> None:
+        self._callbacks.append(callback)
+        if self._watch_task is None:
+            self._watch_task = asyncio.get_running_loop().create_task(self._watch_loop(),
+                                                                      name="sqlite-watch")
+
+    async def _watch_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                self._next_poll = time.monotonic() + self.poll_interval
+                self._poll()
+            except (sqlite3.Error, StoreError):
+                pass  # the next lookup reports the outage; keep watching
+
+
+def _exact_rows(entries: Iterable[ListEntry], ranges: list[Any]) -> Iterator[tuple[Any, ...]]:
+    """Exact entries as rows; range/TAC rows are put aside in ``ranges``. Validates cheaply."""
+    imei, imeisv = EntryKind.IMEI, EntryKind.IMEISV
+    st = _ST
+    for e in entries:
+        kind, key = e.kind, e.key
+        try:
+            s = st[e.status]
+        except KeyError:
+            raise StoreError(f"entry {key}: status must be white, grey or black, not {e.status}") from None
+        if kind is imei:
+            if len(key) != 14 or not key.isdigit():
+                raise StoreError(f"invalid imei entry {key!r}")
+            yield (int(key), s, e.imsi, e.reason)
+        elif kind is imeisv:
+            if len(key) != 16 or not key.isdigit():
+                raise StoreError(f"invalid imeisv entry {key!r}")
+            yield (SV_OFFSET + int(key), s, e.imsi, e.reason)
+        else:
+            ranges.append(_range_row(e))
+
+
+def _range_row(e: ListEntry) -> tuple[int, int, int, int, str | None, str | None]:
+    key = e.key
+    if e.kind is EntryKind.TAC:
+        if len(key) != 8 or not key.isdigit():
+            raise StoreError(f"invalid tac entry {key!r}")
+        first = int(key) * TAC_SPAN
+        last = first + TAC_SPAN - 1
+        kind = 1
+    else:
+        lst = e.last or ""
+        if not (len(key) == 14 and len(lst) == 14 and key.isdigit() and lst.isdigit()
+                and int(lst) >= int(key)):
+            raise StoreError(f"invalid range entry {key!r}-{lst!r}")
+        first, last, kind = int(key), int(lst), 0
+    return (kind, first, last, _ST.get(e.status, 0), e.imsi, e.reason)
+
+
+def _pair_rows(pairings: Iterable[Pairing]) -> Iterator[tuple[str, int, int, str | None]]:
+    for p in pairings:
+        if not (len(p.imei) == 14 and p.imei.isdigit() and p.imsi.isdigit() and 5 <= len(p.imsi) <= 15):
+            raise StoreError(f"invalid {p.kind} row imsi={p.imsi!r} imei={p.imei!r}")
+        yield (p.imsi, _PK[p.kind], int(p.imei), p.reason)
