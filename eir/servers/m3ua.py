@@ -1,0 +1,415 @@
+"""MAP checkIMEI over M3UA: the asyncio adapter around :class:`protocols.sigtran.stack.EirSigtranStack`.
+
+* listens on ``m3ua.listen`` over TCP (M3UA framed by its length field) and over SCTP (PPID 3)
+  where the kernel has it — a plain log line says when it does not;
+* optionally connects out (``m3ua.connect``) as an ASP to an STP/SG, reconnecting with back-off;
+* each checkIMEI becomes a :class:`~eir.model.CheckRequest` (interface MAP, origin = the calling GT
+  or ``pc:<OPC>``); the verdict goes back as equipmentStatus, UNKNOWN as unknownEquipment and
+  FAILURE as systemFailure;
+* metrics, one log line per ASP state change and per protocol error, ``peer`` events;
+* shutdown: stop listening, let outstanding checks answer, ASPDN on outbound associations, close,
+  cut what remains after ``grace`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+import time
+from typing import Any
+
+from eir.config import Config, parse_hostport
+from eir.logging import get_logger
+from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS, REQUESTS, VERDICTS
+from eir.model import Checker, CheckRequest, Interface, Status, Verdict
+from protocols.sigtran import m3ua
+from protocols.sigtran.map_eir import EquipmentStatus, MapError
+from protocols.sigtran.stack import (
+    CheckImeiRequested,
+    EirSigtranStack,
+    SccpDiscarded,
+    SccpReturned,
+    TcapProtocolErrorOccurred,
+)
+
+__all__ = ["M3uaServer", "sctp_available", "start"]
+
+IFACE = Interface.MAP.value
+SCTP_PPID_M3UA = 3
+_SCTP_DEFAULT_SEND_PARAM = 10  # linux/sctp.h
+
+_STATUS = {
+    Status.WHITE: EquipmentStatus.WHITE_LISTED,
+    Status.BLACK: EquipmentStatus.BLACK_LISTED,
+    Status.GREY: EquipmentStatus.GREY_LISTED,
+}
+
+_REQUESTS = REQUESTS.labels(IFACE)
+_CHECK_SECONDS = CHECK_SECONDS.labels(IFACE)
+_PEERS = PEERS.labels(IFACE)
+
+
+def sctp_available() -> str | None:
+    """None when SCTP sockets can be created here, else the reason (kernel without SCTP …)."""
+    proto = getattr(socket, "IPPROTO_SCTP", None)
+    if proto is None:
+        return "this Python has no socket.IPPROTO_SCTP"
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, proto)
+    except OSError as e:
+        return f"the kernel refuses SCTP sockets ({e.strerror or e}; is the sctp module loaded?)"
+    s.close()
+    return None
+
+
+def _set_sctp_ppid(sock: socket.socket) -> None:
+    """Default PPID 3 (M3UA, RFC 4666 §1.4.7.1) on every message sent: ``struct sctp_sndrcvinfo``."""
+    info = struct.pack("=HHHxxIIIIIi", 0, 0, 0, socket.htonl(SCTP_PPID_M3UA), 0, 0, 0, 0, 0)
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_SCTP, _SCTP_DEFAULT_SEND_PARAM, info)
+
+
+class _Association(asyncio.Protocol):
+    """One M3UA association (accepted, or connected out as an ASP)."""
+
+    def __init__(self, server: M3uaServer, role: m3ua.Role, transport_name: str) -> None:
+        self.server = server
+        cfg = server.config.m3ua
+        self.stack = EirSigtranStack(
+            m3ua_settings=m3ua.M3uaSettings(
+                role=role, routing_context=cfg.routing_context, network_appearance=cfg.network_appearance,
+                beat_interval=cfg.beat_interval, info_string="eir-emulator"),
+            point_code=cfg.point_code, ssn=cfg.ssn, global_title=cfg.global_title,
+            map_versions=tuple(cfg.map_versions), max_dialogues=max(cfg.max_in_flight * 4, 1024))
+        self.role = role
+        self.transport_name = transport_name
+        self.transport: asyncio.Transport | None = None
+        self.loop = asyncio.get_running_loop()
+        self.peer = "?"
+        self.log = get_logger(interface=IFACE)
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at: float | None = None
+        self.reading_paused = False
+        self.writing_paused = False
+        self.counted_active = False
+        self.closed = asyncio.Event()
+        self.max_in_flight = cfg.max_in_flight
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.log = get_logger(interface=IFACE, peer=self.peer, transport=self.transport_name)
+        self.server.associations.add(self)
+        PEER_EVENTS.labels(IFACE, "connected").inc()
+        self.log.info("m3ua_connected", role=self.role.name.lower())
+        self.server.publish_peer(self, "connected")
+        self._handle(self.stack.start(self.loop.time()))
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        self._handle(self.stack.receive_data(data, self.loop.time()))
+        self._flush()
+
+    def eof_received(self) -> bool | None:
+        self._handle(self.stack.receive_data(b"", self.loop.time()))
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.counted_active:
+            _PEERS.dec()
+            self.counted_active = False
+        for t in self.tasks:
+            t.cancel()
+        self.server.associations.discard(self)
+        PEER_EVENTS.labels(IFACE, "disconnected").inc()
+        self.log.info("m3ua_disconnected", error=str(exc) if exc else None)
+        self.server.publish_peer(self, "disconnected")
+        self.closed.set()
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        self._update_reading()
+
+    # -- events -------------------------------------------------------------------------------------
+
+    def _handle(self, events: list[Any]) -> None:
+        for ev in events:
+            t = type(ev)
+            if t is CheckImeiRequested:
+                self._check(ev)
+            elif t is m3ua.AspStateChanged:
+                self._state_changed(ev)
+            elif t is m3ua.ErrorSent:
+                PROTOCOL_ERRORS.labels(IFACE, f"m3ua_{ev.code.name.lower()}").inc()
+                self.log.warning("m3ua_error_sent", code=f"0x{ev.code:02x}", error=ev.code.name,
+                                 detail=ev.detail)
+            elif t is m3ua.ErrorReceived:
+                self.log.warning("m3ua_error_received", code=f"0x{ev.code:02x}",
+                                 diagnostic=ev.diagnostic.hex() or None)
+            elif t is m3ua.ConnectionTerminated:
+                self.log.info("m3ua_closing", reason=ev.reason)
+                self._flush()
+                if self.transport is not None:
+                    self.transport.close()
+            elif t is SccpReturned:
+                PROTOCOL_ERRORS.labels(IFACE, f"sccp_{ev.cause.name.lower()}").inc()
+                self.log.warning("sccp_returned", cause=ev.cause.name, called_ssn=ev.called_ssn,
+                                 udts_sent=ev.sent, opc=ev.opc)
+            elif t is SccpDiscarded:
+                PROTOCOL_ERRORS.labels(IFACE, "sccp_discarded").inc()
+                self.log.warning("sccp_discarded", reason=ev.reason, opc=ev.opc)
+            elif t is m3ua.NotifyReceived:
+                self.log.info("m3ua_notify", status_type=ev.status_type, status_info=ev.status_info)
+            elif t is m3ua.SignallingNetworkManagementReceived:
+                self.log.info("m3ua_ssnm", message=ev.type.name,
+                              affected_point_codes=list(ev.affected_point_codes))
+            elif t is TcapProtocolErrorOccurred:
+                if ev.kind == "vendor_variant":
+                    self.log.info("map_vendor_variant", detail=ev.detail, dialogue_id=ev.dialogue_id)
+                else:
+                    PROTOCOL_ERRORS.labels(IFACE, f"tcap_{ev.kind}").inc()
+                    self.log.warning("tcap_error", kind=ev.kind, detail=ev.detail, dialogue_id=ev.dialogue_id)
+            # HeartbeatAcked: nothing to do beyond the core's bookkeeping.
+
+    def _state_changed(self, ev: m3ua.AspStateChanged) -> None:
+        state = f"asp_{ev.new.name.lower()}"
+        PEER_EVENTS.labels(IFACE, state).inc()
+        if ev.new is m3ua.AspState.ACTIVE and not self.counted_active:
+            _PEERS.inc()
+            self.counted_active = True
+        elif ev.new is not m3ua.AspState.ACTIVE and self.counted_active:
+            _PEERS.dec()
+            self.counted_active = False
+        self.log.info("m3ua_asp_state", old=ev.old.name, new=ev.new.name, asp_id=ev.asp_id,
+                      routing_context=list(ev.routing_context) or None)
+        self.server.publish_peer(self, state, asp_id=ev.asp_id)
+
+    def _check(self, ev: CheckImeiRequested) -> None:
+        _REQUESTS.inc()
+        inv = ev.invoke
+        extras: dict[str, Any] = {"map_version": inv.version}
+        if inv.vendor:
+            extras["vendor"] = inv.vendor
+        req = CheckRequest(imei=inv.imei, imsi=inv.imsi, msisdn=inv.msisdn, interface=Interface.MAP,
+                           origin=ev.origin, extras=extras)
+        task = self.loop.create_task(self._run_check(ev, req, time.perf_counter()))
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+        self._update_reading()
+
+    async def _run_check(self, ev: CheckImeiRequested, req: CheckRequest, started: float) -> None:
+        try:
+            verdict = await self.server.checker.check(req)
+        except Exception as e:  # the Checker contract says it never raises; be safe on the wire anyway
+            self.log.error("check_failed", error=repr(e))
+            verdict = Verdict(status=Status.FAILURE, rule="error", detail=repr(e))
+        self._answer(ev, verdict)
+        _CHECK_SECONDS.observe(time.perf_counter() - started)
+
+    def _answer(self, ev: CheckImeiRequested, verdict: Verdict) -> None:
+        VERDICTS.labels(IFACE, verdict.status.value, verdict.rule).inc()
+        status = _STATUS.get(verdict.status)
+        if status is not None:
+            self.stack.answer(ev, status, None)
+        elif verdict.status is Status.UNKNOWN:
+            self.stack.answer_error(ev, MapError.UNKNOWN_EQUIPMENT)
+        else:
+            self.stack.answer_error(ev, MapError.SYSTEM_FAILURE)
+        self.log.debug("check", imei=ev.invoke.imei, imsi=ev.invoke.imsi, version=ev.invoke.version,
+                       origin=ev.origin, status=verdict.status.value, reason=verdict.reason)
+        self._flush()
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if self.reading_paused:
+            self._update_reading()
+
+    # -- I/O plumbing ------------------------------------------------------------------------------
+
+    def _update_reading(self) -> None:
+        tr = self.transport
+        if tr is None or tr.is_closing():
+            return
+        want_pause = self.writing_paused or len(self.tasks) >= self.max_in_flight
+        if want_pause and not self.reading_paused:
+            tr.pause_reading()
+            self.reading_paused = True
+        elif not want_pause and self.reading_paused and len(self.tasks) <= self.max_in_flight // 2:
+            tr.resume_reading()
+            self.reading_paused = False
+
+    def _flush(self) -> None:
+        data = self.stack.data_to_send()
+        tr = self.transport
+        if data and tr is not None and not tr.is_closing():
+            tr.write(data)
+        at = self.stack.get_timer()
+        if at != self.timer_at:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = self.loop.call_at(at, self._on_timer) if at is not None else None
+            self.timer_at = at
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        self.timer_at = None
+        self._handle(self.stack.handle_timer(self.loop.time()))
+        self._flush()
+
+    async def close(self, grace: float) -> None:
+        """Graceful: let outstanding checks answer, ASPDN (ASP role), then close; cut after ``grace``."""
+        tr = self.transport
+        if tr is None or tr.is_closing():
+            return
+        deadline = self.loop.time() + grace
+        if self.tasks:
+            await asyncio.wait(set(self.tasks), timeout=max(0.0, deadline - self.loop.time()))
+        if self.role is m3ua.Role.ASP and self.stack.m3ua.state is not m3ua.AspState.DOWN:
+            self._handle(self.stack.stop(self.loop.time()))
+            self._flush()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.closed.wait(), max(0.0, deadline - self.loop.time()))
+        if not tr.is_closing():
+            self._flush()
+            tr.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.closed.wait(), max(0.05, deadline - self.loop.time()))
+        if not self.closed.is_set():
+            tr.abort()
+
+
+class M3uaServer:
+    """The running M3UA interface: listeners, outbound associations, and the associations."""
+
+    name = "m3ua"
+
+    def __init__(self, config: Config, checker: Checker, events: Any) -> None:
+        self.config = config
+        self.checker = checker
+        self.events = events
+        self.listeners: list[tuple[asyncio.Server, str]] = []
+        self.associations: set[_Association] = set()
+        self.connectors: list[asyncio.Task[None]] = []
+        self.log = get_logger(interface=IFACE)
+        self.stopping = False
+
+    def publish_peer(self, assoc: _Association, event: str, **extra: Any) -> None:
+        try:
+            self.events.publish("peer", {"interface": IFACE, "peer": assoc.peer, "event": event,
+                                         "transport": assoc.transport_name, **extra})
+        except Exception as e:  # publishing must never break an association
+            self.log.warning("event_publish_failed", error=repr(e))
+
+    def addresses(self) -> list[tuple[str, int, str]]:
+        out = []
+        for srv, transport in self.listeners:
+            for sock in srv.sockets:
+                host, port = sock.getsockname()[:2]
+                out.append((host, port, transport))
+        return out
+
+    async def listen(self) -> None:
+        cfg = self.config.m3ua
+        loop = asyncio.get_running_loop()
+        reuse = self.config.workers > 1
+        sctp_reason = sctp_available() if "sctp" in cfg.transports else None
+        if "sctp" in cfg.transports and sctp_reason is not None:
+            self.log.warning("sctp_unavailable", reason=sctp_reason, detail="M3UA listens on TCP only")
+        for i, addr in enumerate(cfg.listen):
+            host, port = parse_hostport(addr, f"m3ua.listen[{i}]")
+            if "tcp" in cfg.transports:
+                srv = await loop.create_server(lambda: _Association(self, m3ua.Role.SG, "tcp"), host, port,
+                                               reuse_port=reuse or None)
+                self.listeners.append((srv, "tcp"))
+                if port == 0:  # SCTP on the same port number as TCP when the port was left to the kernel
+                    port = srv.sockets[0].getsockname()[1]
+            if "sctp" in cfg.transports and sctp_reason is None:
+                sock = self._sctp_socket(host, port, reuse)
+                srv = await loop.create_server(lambda: _Association(self, m3ua.Role.SG, "sctp"), sock=sock)
+                self.listeners.append((srv, "sctp"))
+        for addr in cfg.connect:
+            self.connectors.append(loop.create_task(self._connect_loop(addr)))
+
+    @staticmethod
+    def _sctp_socket(host: str, port: int, reuse: bool) -> socket.socket:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_SCTP)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            _set_sctp_ppid(sock)
+            sock.bind((host, port))
+            sock.listen(128)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    async def _connect_loop(self, addr: str) -> None:
+        """Outbound ASP association to an STP/SG, re-established with back-off (1 s … 30 s)."""
+        host, port = parse_hostport(addr, "m3ua.connect")
+        loop = asyncio.get_running_loop()
+        backoff = 1.0
+        use_sctp = "sctp" in self.config.m3ua.transports and sctp_available() is None
+        while not self.stopping:
+            try:
+                if use_sctp:
+                    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                         socket.SOCK_STREAM, socket.IPPROTO_SCTP)
+                    _set_sctp_ppid(sock)
+                    sock.setblocking(False)
+                    await loop.sock_connect(sock, (host, port))
+                    _, proto = await loop.create_connection(
+                        lambda: _Association(self, m3ua.Role.ASP, "sctp"), sock=sock)
+                else:
+                    _, proto = await loop.create_connection(
+                        lambda: _Association(self, m3ua.Role.ASP, "tcp"), host, port)
+                backoff = 1.0
+                await proto.closed.wait()
+            except OSError as e:
+                self.log.warning("m3ua_connect_failed", address=addr, error=e.strerror or str(e),
+                                 retry_in=backoff)
+            if self.stopping:
+                return
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
+
+    async def shutdown(self, grace: float) -> None:
+        self.stopping = True
+        for srv, _ in self.listeners:
+            srv.close()
+        for t in self.connectors:
+            if not t.done():
+                # keep the task's association: it is closed below with the others
+                t.cancel()
+        if self.associations:
+            await asyncio.gather(*(a.close(grace) for a in list(self.associations)), return_exceptions=True)
+        for t in self.connectors:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self.log.info("m3ua_stopped")
+
+
+async def start(config: Config, checker: Checker, events: Any) -> M3uaServer:
+    server = M3uaServer(config, checker, events)
+    try:
+        await server.listen()
+    except BaseException:
+        await server.shutdown(0)
+        raise
+    return server

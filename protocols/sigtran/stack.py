@@ -1,0 +1,377 @@
+"""The EIR's SIGTRAN stack on one association, and the matching MSC/SGSN client — sans-IO.
+
+Composition in the aioquic ``H3Connection``-over-``QuicConnection`` manner: each layer's core is
+driven by the one below and the result goes back down.
+
+* :class:`EirSigtranStack` — M3UA (SG role, RFC 4666) → SCCP (Q.713/Q.714) → TCAP/MAP
+  (:class:`~protocols.sigtran.map_eir.TcapEirCore`). ``receive_data`` yields
+  :class:`CheckImeiRequested` events that carry the routing needed to answer (OPC/DPC/SLS, routing
+  context, the SCCP request); ``answer`` / ``answer_error`` build the TCAP End and send it back
+  as UDT (or XUDT) in DATA with the addresses swapped.
+* :class:`CheckImeiClient` — the other end (M3UA ASP role): a simulated MSC/SGSN sending checkIMEI
+  Begins and matching the replies by transaction id; used by ``simulations.msc``, the tests and
+  the benchmark.
+
+Errors stay in their layer: a bad M3UA message becomes an ERR (``m3ua.ErrorSent``), a bad SCCP
+message a :class:`SccpDiscarded` event (or a UDTS when return-on-error is set), a bad TCAP
+message is answered by the TCAP core (Abort / Reject).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from . import m3ua, sccp
+from .map_eir import (
+    CheckImeiInvoked,
+    CheckImeiOutcome,
+    EquipmentStatus,
+    MapError,
+    TcapEirCore,
+    TcapProtocolErrorOccurred,
+    decode_check_imei_reply,
+    encode_check_imei_begin,
+)
+
+__all__ = [
+    "CheckImeiAnswered",
+    "CheckImeiClient",
+    "CheckImeiRequested",
+    "EirSigtranStack",
+    "Route",
+    "SccpDiscarded",
+    "SccpReturned",
+    "TcapProtocolErrorOccurred",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Route:
+    """Everything needed to send an answer back the way the request came."""
+
+    opc: int
+    """The request's OPC: the answer's DPC."""
+    dpc: int
+    """The request's DPC (our point code as the peer addressed it): the answer's OPC."""
+    ni: int
+    sls: int
+    routing_context: int | None
+    request: sccp.Unitdata
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckImeiRequested:
+    """A checkIMEI invoke to answer with :meth:`EirSigtranStack.answer` (or ``answer_error``)."""
+
+    invoke: CheckImeiInvoked
+    origin: str
+    """The calling party's GT digits, or ``pc:<OPC>`` when it has no GT."""
+    route: Route
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SccpDiscarded:
+    """An SCCP message we could not use (malformed, unsupported type, a returned UDTS, SCMG)."""
+
+    reason: str
+    opc: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SccpReturned:
+    """A UDT/XUDT for a subsystem we do not serve (or not deliverable): returned with a UDTS when
+    the sender asked for it (``sent``), discarded otherwise."""
+
+    cause: sccp.ReturnCause
+    called_ssn: int | None
+    sent: bool
+    opc: int
+
+
+StackEvent = m3ua.Event | CheckImeiRequested | SccpDiscarded | SccpReturned | TcapProtocolErrorOccurred
+
+
+class EirSigtranStack:
+    """One M3UA association of the EIR (SG role), up to MAP checkIMEI."""
+
+    def __init__(self, *, m3ua_settings: m3ua.M3uaSettings, point_code: int, ssn: int = 9,
+                 global_title: str | None = None, map_versions: tuple[int, ...] = (1, 2, 3),
+                 max_dialogues: int = 10000, dialogue_timeout: float = 30.0) -> None:
+        self.m3ua = m3ua.M3uaConnection(m3ua_settings)
+        self.sccp = sccp.SccpEndpoint(ssns=(ssn,), point_code=point_code, global_title=global_title)
+        self.tcap = TcapEirCore(supported_versions=tuple(map_versions), max_dialogues=max_dialogues,
+                                dialogue_timeout=dialogue_timeout)
+        self.point_code = point_code
+        self._routes: OrderedDict[object, Route] = OrderedDict()
+        self._max_routes = max_dialogues
+
+    # -- input -------------------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes, now: float, stream: int | None = None) -> list[StackEvent]:
+        out: list[StackEvent] = []
+        for ev in self.m3ua.receive_data(data, now, stream):
+            if type(ev) is m3ua.DataReceived:
+                self._on_data(ev, now, out)
+            else:
+                out.append(ev)
+        return out
+
+    def _on_data(self, ev: m3ua.DataReceived, now: float, out: list[StackEvent]) -> None:
+        pd = ev.data
+        if pd.si != 3:
+            out.append(SccpDiscarded(reason=f"service indicator {pd.si} is not SCCP", opc=pd.opc))
+            return
+        try:
+            sev = self.sccp.receive(pd.data)
+        except sccp.SccpDecodeError as e:
+            out.append(SccpDiscarded(reason=f"SCCP: {e}", opc=pd.opc))
+            return
+        if type(sev) is not sccp.UnitdataReceived:
+            if isinstance(sev, sccp.UnitdataReturned):
+                if sev.reply is not None:
+                    self._send(pd, ev.routing_context, sev.reply)
+                out.append(SccpReturned(cause=sev.cause, called_ssn=sev.message.called.ssn,
+                                        sent=sev.reply is not None, opc=pd.opc))
+            elif isinstance(sev, sccp.ScmgReply):
+                if sev.reply is not None:
+                    self._send(pd, ev.routing_context, sev.reply)
+                out.append(SccpDiscarded(reason=f"SCMG: {sev.detail}", opc=pd.opc))
+            else:
+                cause = sev.message.return_cause
+                out.append(SccpDiscarded(reason=f"{sev.message.type.name} returned to us (cause {cause})",
+                                         opc=pd.opc))
+            return
+        request = sev.message
+        route = Route(opc=pd.opc, dpc=pd.dpc, ni=pd.ni, sls=pd.sls, routing_context=ev.routing_context,
+                      request=request)
+        # The calling address scopes the transaction ids: several MSCs may sit behind one STP.
+        invokes, reply = self.tcap.receive_tcap(request.data, now, peer=request.raw_calling)
+        if reply is not None:
+            self._send_answer(route, reply)
+        errors = self.tcap.take_errors()
+        if errors:
+            out.extend(errors)
+        if invokes:
+            gt = request.calling.gt
+            origin = gt.digits if gt is not None and gt.digits else f"pc:{pd.opc}"
+            for inv in invokes:
+                self._remember((inv.peer, inv.otid), route)
+                out.append(CheckImeiRequested(invoke=inv, origin=origin, route=route))
+
+    # -- commands ----------------------------------------------------------------------------------
+
+    def answer(self, req: CheckImeiRequested, status: EquipmentStatus, bmuef: bytes | None = None) -> None:
+        data = self.tcap.answer(req.invoke, status, bmuef)
+        if data is not None:
+            self._routes.pop((req.invoke.peer, req.invoke.otid), None)
+            self._send_answer(req.route, data)
+
+    def answer_error(self, req: CheckImeiRequested, error: MapError) -> None:
+        data = self.tcap.answer_error(req.invoke, error)
+        if data is not None:
+            self._routes.pop((req.invoke.peer, req.invoke.otid), None)
+            self._send_answer(req.route, data)
+
+    def start(self, now: float) -> list[m3ua.Event]:
+        return self.m3ua.start(now)
+
+    def stop(self, now: float) -> list[m3ua.Event]:
+        return self.m3ua.stop(now)
+
+    def data_to_send(self) -> bytes:
+        return self.m3ua.data_to_send()
+
+    def get_timer(self) -> float | None:
+        timers = [t for t in (self.m3ua.get_timer(), self.tcap.get_timer()) if t is not None]
+        return min(timers) if timers else None
+
+    def handle_timer(self, now: float) -> list[StackEvent]:
+        events: list[StackEvent] = list(self.m3ua.handle_timer(now))
+        for data in self.tcap.handle_timer(now):
+            route = self._route_for(data)
+            if route is not None:
+                self._send_answer(route, data)
+        return events
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _remember(self, key: object, route: Route) -> None:
+        routes = self._routes
+        routes[key] = route
+        routes.move_to_end(key)
+        while len(routes) > self._max_routes:
+            routes.popitem(last=False)
+
+    def _route_for(self, tcap_bytes: bytes) -> Route | None:
+        """The route of a dialogue whose message the TCAP core produced on a timer (an Abort):
+        found by its destination transaction id."""
+        from .tcap import TcapError, decode_tcap
+
+        try:
+            msg = decode_tcap(tcap_bytes)
+        except TcapError:
+            return None
+        for key in list(self._routes):
+            if _key_tid(key) == msg.dtid:
+                return self._routes.pop(key)
+        return None
+
+    def _send_answer(self, route: Route, tcap_data: bytes) -> None:
+        sccp_data = self.sccp.answer(route.request, tcap_data)
+        self._send_pd(route.opc, route.dpc, route.ni, route.sls, route.routing_context, sccp_data)
+
+    def _send(self, pd: m3ua.ProtocolData, rc: int | None, sccp_data: bytes) -> None:
+        self._send_pd(pd.opc, pd.dpc, pd.ni, pd.sls, rc, sccp_data)
+
+    def _send_pd(self, opc: int, dpc: int, ni: int, sls: int, rc: int | None, data: bytes) -> None:
+        conn = self.m3ua
+        if conn.state is not m3ua.AspState.ACTIVE:
+            return  # the association went down meanwhile: nothing can be sent (§4.3.4.4)
+        conn.send_data(m3ua.ProtocolData(opc=dpc, dpc=opc, si=3, ni=ni, sls=sls, data=data),
+                       routing_context=rc)
+
+
+def _key_tid(key: object) -> bytes | None:
+    if isinstance(key, bytes):
+        return key
+    if isinstance(key, tuple) and key and isinstance(key[-1], bytes):
+        return key[-1]
+    return None
+
+
+# --- the client (simulated MSC / SGSN) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckImeiAnswered:
+    """The reply to one of our Begins (End, Abort, or a UDTS returning it)."""
+
+    otid: int
+    outcome: CheckImeiOutcome | None
+    """None when the request came back in a UDTS (``returned`` gives the cause)."""
+    sent_at: float
+    version: int
+    returned: int | None = None
+
+
+ClientEvent = m3ua.Event | CheckImeiAnswered | SccpDiscarded
+
+
+class CheckImeiClient:
+    """A simulated MSC (SSN 8) or SGSN (SSN 149) on one M3UA association (ASP role)."""
+
+    def __init__(self, *, m3ua_settings: m3ua.M3uaSettings, opc: int, dpc: int, ni: int = 2,
+                 calling: sccp.SccpAddress, called: sccp.SccpAddress, extended: bool = False,
+                 protocol_class: int = 1, return_on_error: bool = True) -> None:
+        self.m3ua = m3ua.M3uaConnection(m3ua_settings)
+        self.opc, self.dpc, self.ni = opc, dpc, ni
+        self._calling = calling.encode()
+        self._called = called.encode()
+        self.extended = extended
+        self.protocol_class = protocol_class
+        self.return_on_error = return_on_error
+        self._next_tid = 1
+        self.outstanding: dict[int, tuple[float, int]] = {}
+
+    def start(self, now: float) -> list[m3ua.Event]:
+        return self.m3ua.start(now)
+
+    def stop(self, now: float) -> list[m3ua.Event]:
+        return self.m3ua.stop(now)
+
+    @property
+    def active(self) -> bool:
+        return self.m3ua.state is m3ua.AspState.ACTIVE
+
+    def send_check_imei(self, now: float, *, imei: str, version: int = 2, imsi: str | None = None,
+                        requested_bmuef: bool = False, vendor: str | None = None,
+                        invoke_id: int = 1) -> int:
+        """Queue a Begin with one checkIMEI invoke; returns its originating transaction id."""
+        tid = self._next_tid
+        self._next_tid = tid + 1 if tid < 0xFFFFFFFF else 1
+        begin = encode_check_imei_begin(otid=tid, version=version, invoke_id=invoke_id, imei=imei, imsi=imsi,
+                                        requested_bmuef=requested_bmuef, vendor=vendor)
+        self.send_tcap(begin)
+        self.outstanding[tid] = (now, version)
+        return tid
+
+    def send_tcap(self, tcap_data: bytes, sls: int | None = None) -> None:
+        data = sccp.encode_unitdata(called=self._called, calling=self._calling, data=tcap_data,
+                                    protocol_class=self.protocol_class, return_on_error=self.return_on_error,
+                                    extended=self.extended)
+        self.send_sccp(data, sls)
+
+    def send_sccp(self, sccp_data: bytes, sls: int | None = None) -> None:
+        self.m3ua.send_data(m3ua.ProtocolData(opc=self.opc, dpc=self.dpc, si=3, ni=self.ni,
+                                              sls=(self._next_tid & 0x0F) if sls is None else sls,
+                                              data=sccp_data))
+
+    def receive_data(self, data: bytes, now: float, stream: int | None = None) -> list[ClientEvent]:
+        out: list[ClientEvent] = []
+        for ev in self.m3ua.receive_data(data, now, stream):
+            if type(ev) is not m3ua.DataReceived:
+                out.append(ev)
+                continue
+            try:
+                msg = sccp.decode_message(ev.data.data)
+            except sccp.SccpDecodeError as e:
+                out.append(SccpDiscarded(reason=str(e), opc=ev.data.opc))
+                continue
+            if msg.return_cause is not None:
+                tid = _otid_of(msg.data)
+                if tid is not None and tid in self.outstanding:
+                    sent, version = self.outstanding.pop(tid)
+                    out.append(CheckImeiAnswered(otid=tid, outcome=None, sent_at=sent, version=version,
+                                                 returned=msg.return_cause))
+                else:
+                    out.append(SccpDiscarded(reason=f"UDTS cause {msg.return_cause}", opc=ev.data.opc))
+                continue
+            tid = _dtid_of(msg.data)
+            if tid is None or tid not in self.outstanding:
+                out.append(SccpDiscarded(reason="reply for no outstanding dialogue", opc=ev.data.opc))
+                continue
+            sent, version = self.outstanding.pop(tid)
+            out.append(CheckImeiAnswered(otid=tid, outcome=decode_check_imei_reply(msg.data), sent_at=sent,
+                                         version=version))
+        return out
+
+    def data_to_send(self) -> bytes:
+        return self.m3ua.data_to_send()
+
+    def get_timer(self) -> float | None:
+        return self.m3ua.get_timer()
+
+    def handle_timer(self, now: float) -> list[m3ua.Event]:
+        return self.m3ua.handle_timer(now)
+
+
+def _tid_field(tcap_data: bytes, tag: int) -> int | None:
+    """Read an otid (0x48) / dtid (0x49) straight from the transaction portion — cheaper than a full
+    TCAP decode on the client's hot path."""
+    try:
+        i = 1
+        ln = tcap_data[i]
+        i += 1
+        if ln & 0x80:
+            i += ln & 0x7F
+        end = len(tcap_data)
+        while i < end:
+            t = tcap_data[i]
+            ln = tcap_data[i + 1]
+            if t == tag:
+                return int.from_bytes(tcap_data[i + 2: i + 2 + ln], "big")
+            if ln & 0x80:
+                return None
+            i += 2 + ln
+    except IndexError:
+        return None
+    return None
+
+
+def _dtid_of(tcap_data: bytes) -> int | None:
+    return _tid_field(tcap_data, 0x49)
+
+
+def _otid_of(tcap_data: bytes) -> int | None:
+    return _tid_field(tcap_data, 0x48)
