@@ -1,0 +1,610 @@
+"""PostgreSQL identity store (``postgresql://…``), for several EIR instances sharing one set of lists.
+
+Layout (created by idempotent, numbered migrations on :meth:`PostgresStore.open`, serialised across
+processes by an advisory lock):
+
+* ``eir_exact`` (IMEI and IMEISV rows), ``eir_ranges`` (ranges and TACs as ``lo``/``hi`` integers)
+  and ``eir_pairings`` are *partitioned by list version*: every version is one partition of each.
+* ``eir_active`` is a one-row table naming the active version; ``eir_versions`` its metadata.
+
+Import builds the new version's partitions as plain tables inside ONE transaction: ``COPY``
+(``copy_records_to_table``) into unindexed tables, indexes built afterwards (far faster than
+maintaining them row by row), ``ATTACH PARTITION`` (a CHECK constraint lets PostgreSQL skip the
+validation scan; the lock it takes on the parent does not block readers), then the active pointer
+is updated and ``pg_notify`` queued. Until COMMIT nobody sees any of it; if anything fails — an
+invalid row, the iterator raising, the connection dropping during COPY — the transaction rolls back
+and the previous version stays active with nothing left behind. Old versions are dropped whole
+(``DROP TABLE`` of their partitions: no mass DELETE, no bloat), keeping ``keep_versions``.
+
+The hot path is one statement, one round trip: the exact IMEISV/IMEI rows and the narrowest range
+or TAC containing the IMEI (GiST index on ``int8range(lo, hi)``; narrowest = smallest span, ties to
+the lower first IMEI, as :mod:`eir.store.ranges`) from the version ``eir_active`` names *in the same
+snapshot*, so a lookup never mixes two versions and sees another process's import the moment it
+commits.
+
+``watch`` LISTENs on channel ``eir_lists`` on a dedicated connection (re-established by itself,
+catching up on a version flip it may have missed while disconnected).
+
+Outages: every operation has bounded connect/command timeouts and raises
+:class:`~eir.store.base.StoreUnavailableError`; reads are retried once on a fresh connection (a
+pooled connection that died with a server restart fails on first use), so the same store object
+works again as soon as the server is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from itertools import islice
+from typing import Any, TypeVar
+
+import asyncpg
+
+from eir.logging import get_logger
+from eir.metrics import STORE_ERRORS
+from eir.model import Status
+from eir.store.base import (
+    EntryKind,
+    IdentityStore,
+    ImsiRules,
+    ListEntry,
+    ListVersion,
+    Lookup,
+    Pairing,
+    PairingKind,
+    Sightings,
+    StoreError,
+    StoreUnavailableError,
+    VersionNotFoundError,
+)
+from eir.store.memory import check_entry, check_pairing
+from eir.store.ranges import bounds
+
+T = TypeVar("T")
+
+CHANNEL = "eir_lists"
+COPY_CHUNK = 50_000
+
+_log = get_logger(component="store.postgres")
+
+# Errors that mean "the server cannot be reached / the connection is gone", as opposed to a bad
+# statement or bad data (which are bugs or StoreErrors).
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,           # SQLSTATE class 08
+    asyncpg.exceptions.OperatorInterventionError,  # 57xxx: admin/crash shutdown, cannot connect now
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.InternalClientError,
+)
+
+_UNAVAILABLE_OR_SQL: tuple[type[BaseException], ...] = (*_UNAVAILABLE, asyncpg.PostgresError)
+
+_MIGRATIONS: list[tuple[int, list[str]]] = [
+    (1, [
+        "CREATE SEQUENCE IF NOT EXISTS eir_version_seq",
+        """CREATE TABLE IF NOT EXISTS eir_versions (
+               id bigint PRIMARY KEY, created double precision NOT NULL, source text NOT NULL,
+               entries bigint NOT NULL, pairings bigint NOT NULL)""",
+        """CREATE TABLE IF NOT EXISTS eir_active (
+               one boolean PRIMARY KEY DEFAULT true CHECK (one), version_id bigint)""",
+        "INSERT INTO eir_active (one, version_id) VALUES (true, NULL) ON CONFLICT DO NOTHING",
+        """CREATE TABLE IF NOT EXISTS eir_exact (
+               version_id bigint NOT NULL, key text NOT NULL, kind text NOT NULL, status text NOT NULL,
+               imsi text, reason text) PARTITION BY LIST (version_id)""",
+        "CREATE UNIQUE INDEX IF NOT EXISTS eir_exact_key ON eir_exact (version_id, key)",
+        """CREATE TABLE IF NOT EXISTS eir_ranges (
+               version_id bigint NOT NULL, lo bigint NOT NULL, hi bigint NOT NULL, kind text NOT NULL,
+               key text NOT NULL, last text, status text NOT NULL, imsi text, reason text)
+               PARTITION BY LIST (version_id)""",
+        "CREATE INDEX IF NOT EXISTS eir_ranges_span ON eir_ranges USING gist (int8range(lo, hi, '[]'))",
+        """CREATE TABLE IF NOT EXISTS eir_pairings (
+               version_id bigint NOT NULL, kind text NOT NULL, imsi text NOT NULL, imei text NOT NULL,
+               reason text) PARTITION BY LIST (version_id)""",
+        """CREATE UNIQUE INDEX IF NOT EXISTS eir_pairings_key
+               ON eir_pairings (version_id, imsi, imei, kind)""",
+        # Clone sightings, one row per (IMEI, IMSI) and per (IMEI, origin): what = 'i' | 'o'.
+        """CREATE TABLE IF NOT EXISTS eir_observations (
+               imei text NOT NULL, what "char" NOT NULL, value text NOT NULL,
+               seen double precision NOT NULL, PRIMARY KEY (imei, what, value))""",
+        "CREATE INDEX IF NOT EXISTS eir_observations_seen ON eir_observations (seen)",
+    ]),
+]
+
+_ACTIVE = "(SELECT version_id FROM eir_active)"
+
+_LOOKUP_SQL = f"""
+SELECT 0 AS slot, kind, key, NULL::text AS last, status, imsi, reason
+  FROM eir_exact WHERE version_id = {_ACTIVE} AND key = ANY($1::text[])
+UNION ALL
+SELECT * FROM (
+  SELECT 1, kind, key, last, status, imsi, reason FROM eir_ranges
+   WHERE version_id = {_ACTIVE} AND int8range(lo, hi, '[]') @> $2::bigint
+   ORDER BY hi - lo, lo LIMIT 1) AS r
+"""
+
+_RULES_SQL = f"""
+SELECT bool_or(kind = 'pairing' AND imei = $2) AS paired,
+       max(reason) FILTER (WHERE kind = 'pairing' AND imei = $2) AS reason,
+       bool_or(kind = 'lock') AS locked,
+       bool_or(kind = 'lock' AND imei = $2) AS allows
+  FROM eir_pairings WHERE version_id = {_ACTIVE} AND imsi = $1
+"""
+
+# Record the sighting (IMSI and origin rows, newest time wins), drop this IMEI's rows that left the
+# window, and count what is inside it — all in one statement. The SELECT sees the snapshot before
+# the INSERT, so the new values are added by the UNION.
+_OBSERVE_SQL = """
+WITH new(what, value) AS (
+  SELECT v.what, v.value FROM (VALUES ('i'::"char", $2::text), ('o'::"char", $3::text)) AS v(what, value)
+   WHERE v.value IS NOT NULL
+), up AS (
+  INSERT INTO eir_observations (imei, what, value, seen) SELECT $1, what, value, $4 FROM new
+  ON CONFLICT (imei, what, value) DO UPDATE SET seen = GREATEST(eir_observations.seen, EXCLUDED.seen)
+), gone AS (
+  DELETE FROM eir_observations o WHERE o.imei = $1 AND o.seen < $4::float8 - $5::float8
+     AND NOT EXISTS (SELECT 1 FROM new WHERE new.what = o.what AND new.value = o.value)
+)
+SELECT count(DISTINCT value) FILTER (WHERE what = 'i') AS imsis,
+       count(DISTINCT value) FILTER (WHERE what = 'o') AS origins
+  FROM (SELECT what, value FROM eir_observations WHERE imei = $1 AND seen >= $4 - $5
+        UNION ALL SELECT what, value FROM new) s
+"""
+
+_EXACT_COLS = ["key", "kind", "status", "imsi", "reason"]
+_RANGE_COLS = ["lo", "hi", "kind", "key", "last", "status", "imsi", "reason"]
+_PAIR_COLS = ["kind", "imsi", "imei", "reason"]
+
+# (parent, index DDL on a child named {t}, columns identifying a duplicate row)
+_TABLES: list[tuple[str, str, str]] = [
+    ("eir_exact", "CREATE UNIQUE INDEX ON {t} (version_id, key)", "a.key = b.key"),
+    ("eir_ranges", "CREATE INDEX ON {t} USING gist (int8range(lo, hi, '[]'))",
+     "a.kind = b.kind AND a.lo = b.lo AND a.hi = b.hi"),
+    ("eir_pairings", "CREATE UNIQUE INDEX ON {t} (version_id, imsi, imei, kind)",
+     "a.imsi = b.imsi AND a.imei = b.imei AND a.kind = b.kind"),
+]
+
+
+def _chunks(it: Iterable[T], n: int) -> Iterator[list[T]]:
+    i = iter(it)
+    while chunk := list(islice(i, n)):
+        yield chunk
+
+
+class PostgresStore(IdentityStore):
+    """asyncpg pool; see the module docstring for layout and guarantees."""
+
+    name = "postgres"
+
+    def __init__(self, url: str, *, keep_versions: int = 5, min_size: int = 1, max_size: int = 10,
+                 connect_timeout: float = 3.0, command_timeout: float = 5.0,
+                 import_timeout: float = 3600.0) -> None:
+        self.url = url.replace("postgres://", "postgresql://", 1)
+        self.keep_versions = keep_versions
+        self.min_size = min_size
+        self.max_size = max_size
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
+        self.import_timeout = import_timeout
+        self._pool: asyncpg.Pool | None = None
+        self._callbacks: list[Callable[[int], None]] = []
+        self._listener: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+        self._seen_version: int | None = None
+        self._closed = False
+        self._obs_count = 0
+        self._obs_pruned = 0.0
+        self._bg: set[asyncio.Task[Any]] = set()
+
+    # --- connection handling ------------------------------------------------------------------
+    async def open(self) -> None:
+        self._closed = False
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url, min_size=self.min_size, max_size=self.max_size, timeout=self.connect_timeout,
+                command_timeout=self.command_timeout,
+                server_settings={"application_name": "eir"},
+            )
+            async with self._pool.acquire(timeout=self.connect_timeout) as con:
+                await self._migrate(con)
+        except _UNAVAILABLE as e:
+            await self._close_pool()
+            raise self._unavailable(e) from e
+
+    async def _migrate(self, con: asyncpg.Connection) -> None:
+        async with con.transaction():
+            await con.execute("SELECT pg_advisory_xact_lock(hashtext('eir-schema'))")
+            await con.execute("CREATE TABLE IF NOT EXISTS eir_schema (version int NOT NULL)")
+            current = await con.fetchval("SELECT max(version) FROM eir_schema") or 0
+            for version, stmts in _MIGRATIONS:
+                if version <= current:
+                    continue
+                for sql in stmts:
+                    await con.execute(sql)
+                await con.execute("INSERT INTO eir_schema (version) VALUES ($1)", version)
+                _log.info("store_migrated", schema_version=version)
+
+    async def close(self) -> None:
+        self._closed = True
+        self._callbacks.clear()
+        tasks = [t for t in (self._listener, *self._bg) if t is not None]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(BaseException):
+                await t
+        self._listener = None
+        await self._close_pool()
+
+    async def _close_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        try:
+            await asyncio.wait_for(pool.close(), timeout=self.command_timeout)
+        except _UNAVAILABLE:
+            pool.terminate()
+
+    def _unavailable(self, e: BaseException) -> StoreUnavailableError:
+        STORE_ERRORS.labels(store=self.name).inc()
+        return StoreUnavailableError(f"PostgreSQL unavailable: {type(e).__name__}: {e}")
+
+    def _get_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StoreError("PostgresStore is not open")
+        return self._pool
+
+    async def _read(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run an idempotent read; once more on a fresh connection if the first one was dead."""
+        pool = self._get_pool()
+        for attempt in (1, 2):
+            try:
+                async with pool.acquire(timeout=self.connect_timeout) as con:
+                    return await fn(con)
+            except _UNAVAILABLE as e:
+                if attempt == 2 or isinstance(e, ConnectionRefusedError | TimeoutError):
+                    raise self._unavailable(e) from e
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- hot path -----------------------------------------------------------------------------
+    async def lookup(self, imei: str, imeisv: str | None = None) -> Lookup:
+        imei14 = imei[:14]
+        keys = [imei14] if imeisv is None else [imei14, imeisv]
+        try:
+            n = int(imei14)
+        except ValueError:
+            raise StoreError(f"not an IMEI: {imei!r}") from None
+        rows = await self._read(lambda con: con.fetch(_LOOKUP_SQL, keys, n))
+        sv = ie = rng = None
+        for r in rows:
+            e = _entry(r)
+            if r["slot"] == 1:
+                rng = e
+            elif e.kind is EntryKind.IMEISV:
+                sv = e
+            else:
+                ie = e
+        return Lookup(imeisv=sv, imei=ie, range=rng)
+
+    async def imsi_rules(self, imsi: str, imei: str) -> ImsiRules:
+        r = await self._read(lambda con: con.fetchrow(_RULES_SQL, imsi, imei[:14]))
+        if r is None or r["locked"] is None:
+            return ImsiRules()
+        pairing = (Pairing(kind=PairingKind.PAIRING, imsi=imsi, imei=imei[:14], reason=r["reason"])
+                   if r["paired"] else None)
+        return ImsiRules(pairing=pairing, locked=bool(r["locked"]), lock_allows=bool(r["allows"]))
+
+    async def observe(self, imei: str, imsi: str | None, origin: str | None, now: float,
+                      window: float) -> Sightings:
+        pool = self._get_pool()
+        try:
+            async with pool.acquire(timeout=self.connect_timeout) as con:
+                r = await con.fetchrow(_OBSERVE_SQL, imei, imsi or None, origin or None, now, window)
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+        self._obs_count += 1
+        # IMEIs never seen again keep their rows: sweep the table now and then, in the background.
+        if self._obs_count >= 1000 or now - self._obs_pruned > max(window / 4, 1.0):
+            self._obs_count = 0
+            self._obs_pruned = now
+            self._spawn(self._prune_observations(now - window))
+        assert r is not None
+        return Sightings(distinct_imsis=r["imsis"], distinct_origins=r["origins"])
+
+    async def _prune_observations(self, cutoff: float) -> None:
+        with contextlib.suppress(*_UNAVAILABLE, asyncpg.PostgresError, StoreError):
+            async with self._get_pool().acquire(timeout=self.connect_timeout) as con:
+                await con.execute("DELETE FROM eir_observations WHERE seen < $1", cutoff)
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        t = asyncio.ensure_future(coro)
+        self._bg.add(t)
+        t.add_done_callback(self._bg.discard)
+
+    # --- lists --------------------------------------------------------------------------------
+    async def import_version(self, entries: Iterable[ListEntry], pairings: Iterable[Pairing], *,
+                             source: str, delta: bool = False,
+                             removals: Iterable[ListEntry | Pairing] = ()) -> ListVersion:
+        pool = self._get_pool()
+        try:
+            async with pool.acquire(timeout=self.connect_timeout) as con:
+                meta = await self._import(con, entries, pairings, source, delta, removals)
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+        except asyncpg.PostgresError as e:
+            raise StoreError(f"import failed: {e}") from e
+        await self._prune_versions()
+        return meta
+
+    async def _import(self, con: asyncpg.Connection, entries: Iterable[ListEntry],
+                      pairings: Iterable[Pairing], source: str, delta: bool,
+                      removals: Iterable[ListEntry | Pairing]) -> ListVersion:
+        t = self.import_timeout
+        async with con.transaction():
+            # Serialise imports (and rollbacks): a delta must build on the version that is active
+            # when it commits. Readers never lock this row, so they are not held up.
+            cur = await con.fetchval("SELECT version_id FROM eir_active FOR UPDATE", timeout=t)
+            vid = int(await con.fetchval("SELECT nextval('eir_version_seq')"))
+            names = {parent: f"{parent}_v{vid}" for parent, _i, _d in _TABLES}
+            for parent, child in names.items():
+                await con.execute(
+                    f"CREATE TABLE {child} (LIKE {parent}, "
+                    f"CONSTRAINT {child}_v CHECK (version_id IS NOT NULL AND version_id = {vid}));"
+                    f"ALTER TABLE {child} ALTER COLUMN version_id SET DEFAULT {vid}", timeout=t)
+
+            # 1. the additions, streamed in chunks (COPY is the fast path)
+            exact: list[tuple[Any, ...]] = []
+            ranges: list[tuple[Any, ...]] = []
+
+            async def flush() -> None:
+                if exact:
+                    await con.copy_records_to_table(names["eir_exact"], records=exact,
+                                                    columns=_EXACT_COLS, timeout=t)
+                    exact.clear()
+                if ranges:
+                    await con.copy_records_to_table(names["eir_ranges"], records=ranges,
+                                                    columns=_RANGE_COLS, timeout=t)
+                    ranges.clear()
+
+            for e in entries:
+                check_entry(e)
+                if e.kind is EntryKind.IMEI or e.kind is EntryKind.IMEISV:
+                    exact.append((e.key, e.kind.value, e.status.value, e.imsi, e.reason))
+                else:
+                    lo, hi = bounds(e)
+                    ranges.append((lo, hi, e.kind.value, e.key, e.last, e.status.value, e.imsi, e.reason))
+                if len(exact) + len(ranges) >= COPY_CHUNK:
+                    await flush()
+            await flush()
+            for chunk in _chunks(pairings, COPY_CHUNK):
+                for p in chunk:
+                    check_pairing(p)
+                await con.copy_records_to_table(
+                    names["eir_pairings"], columns=_PAIR_COLS, timeout=t,
+                    records=[(p.kind.value, p.imsi, p.imei, p.reason) for p in chunk])
+
+            # 2. within one import the last duplicate wins (COPY appends, so ctid order is row order)
+            for parent, _index, same in _TABLES:
+                child = names[parent]
+                await con.execute(f"DELETE FROM {child} a USING {child} b WHERE {same} AND a.ctid < b.ctid",
+                                  timeout=t)
+
+            # 3. a delta: carry over the current version's rows that are neither removed nor replaced
+            if delta and cur is not None:
+                await self._carry_over(con, names, int(cur), removals)
+
+            # 4. indexes after the data, then attach: the CHECK constraint spares the validation scan
+            for parent, index, _same in _TABLES:
+                await con.execute(index.format(t=names[parent]), timeout=t)
+                await con.execute(f"ANALYZE {names[parent]}", timeout=t)
+                await con.execute(f"ALTER TABLE {parent} ATTACH PARTITION {names[parent]} "
+                                  f"FOR VALUES IN ({vid})", timeout=t)
+            n_entries = await con.fetchval(
+                f"SELECT (SELECT count(*) FROM {names['eir_exact']}) + "
+                f"(SELECT count(*) FROM {names['eir_ranges']})", timeout=t)
+            n_pairings = await con.fetchval(f"SELECT count(*) FROM {names['eir_pairings']}", timeout=t)
+            created = time.time()
+            await con.execute("INSERT INTO eir_versions (id, created, source, entries, pairings) "
+                              "VALUES ($1, $2, $3, $4, $5)", vid, created, source, n_entries, n_pairings)
+            await con.execute("UPDATE eir_active SET version_id = $1", vid)
+            await con.execute("SELECT pg_notify($1, $2)", CHANNEL, str(vid))
+        _log.info("lists_imported", version=vid, entries=n_entries, pairings=n_pairings, source=source,
+                  delta=delta)
+        return ListVersion(id=vid, created=created, source=source, entries=int(n_entries),
+                           pairings=int(n_pairings), active=True)
+
+    async def _carry_over(self, con: asyncpg.Connection, names: dict[str, str], cur: int,
+                          removals: Iterable[ListEntry | Pairing]) -> None:
+        t = self.import_timeout
+        await con.execute(
+            "CREATE TEMP TABLE eir_rm_exact (kind text, key text) ON COMMIT DROP;"
+            "CREATE TEMP TABLE eir_rm_ranges (kind text, lo bigint, hi bigint) ON COMMIT DROP;"
+            "CREATE TEMP TABLE eir_rm_pairings (kind text, imsi text, imei text) ON COMMIT DROP")
+        rm_exact: list[tuple[str, str]] = []
+        rm_ranges: list[tuple[str, int, int]] = []
+        rm_pairs: list[tuple[str, str, str]] = []
+        for r in removals:
+            if isinstance(r, Pairing):
+                rm_pairs.append((r.kind.value, r.imsi, r.imei))
+            elif r.kind is EntryKind.IMEI or r.kind is EntryKind.IMEISV:
+                rm_exact.append((r.kind.value, r.key))
+            else:
+                try:
+                    rm_ranges.append((r.kind.value, *bounds(r)))
+                except ValueError:
+                    continue  # a range without its last IMEI matches nothing
+        for table, rows in (("eir_rm_exact", rm_exact), ("eir_rm_ranges", rm_ranges),
+                            ("eir_rm_pairings", rm_pairs)):
+            if rows:
+                await con.copy_records_to_table(table, records=rows, timeout=t)
+        ex, rg, pa = names["eir_exact"], names["eir_ranges"], names["eir_pairings"]
+        await con.execute(
+            f"INSERT INTO {ex} ({', '.join(_EXACT_COLS)}) SELECT {', '.join(_EXACT_COLS)} FROM eir_exact o "
+            f"WHERE o.version_id = $1 AND NOT EXISTS (SELECT 1 FROM {ex} c WHERE c.key = o.key) "
+            f"AND NOT EXISTS (SELECT 1 FROM eir_rm_exact r WHERE r.key = o.key AND r.kind = o.kind)",
+            cur, timeout=t)
+        await con.execute(
+            f"INSERT INTO {rg} ({', '.join(_RANGE_COLS)}) SELECT {', '.join(_RANGE_COLS)} FROM eir_ranges o "
+            f"WHERE o.version_id = $1 AND NOT EXISTS "
+            f"(SELECT 1 FROM {rg} c WHERE c.kind = o.kind AND c.lo = o.lo AND c.hi = o.hi) "
+            f"AND NOT EXISTS (SELECT 1 FROM eir_rm_ranges r "
+            f"WHERE r.kind = o.kind AND r.lo = o.lo AND r.hi = o.hi)", cur, timeout=t)
+        await con.execute(
+            f"INSERT INTO {pa} ({', '.join(_PAIR_COLS)}) SELECT {', '.join(_PAIR_COLS)} FROM eir_pairings o "
+            f"WHERE o.version_id = $1 AND NOT EXISTS "
+            f"(SELECT 1 FROM {pa} c WHERE c.kind = o.kind AND c.imsi = o.imsi AND c.imei = o.imei) "
+            f"AND NOT EXISTS (SELECT 1 FROM eir_rm_pairings r "
+            f"WHERE r.kind = o.kind AND r.imsi = o.imsi AND r.imei = o.imei)", cur, timeout=t)
+
+    async def _prune_versions(self) -> None:
+        """Drop all but the newest ``keep_versions`` versions (never the active one). Best effort:
+        a short lock timeout keeps it from holding up lookups; what is left goes next time."""
+        try:
+            async with self._get_pool().acquire(timeout=self.connect_timeout) as con, con.transaction():
+                    await con.execute("SET LOCAL lock_timeout = '2s'")
+                    old = await con.fetch(
+                        "SELECT id FROM eir_versions WHERE id IS DISTINCT FROM "
+                        "(SELECT version_id FROM eir_active) ORDER BY id DESC OFFSET $1",
+                        max(self.keep_versions - 1, 0))
+                    for r in old:
+                        vid = int(r["id"])
+                        await con.execute(f"DROP TABLE IF EXISTS eir_exact_v{vid}, eir_ranges_v{vid}, "
+                                          f"eir_pairings_v{vid}")
+                        await con.execute("DELETE FROM eir_versions WHERE id = $1", vid)
+        except _UNAVAILABLE_OR_SQL as e:
+            _log.warning("prune_versions_failed", error=str(e))
+
+    async def versions(self) -> list[ListVersion]:
+        rows = await self._read(lambda con: con.fetch(
+            "SELECT v.*, v.id = a.version_id AS active FROM eir_versions v "
+            "LEFT JOIN eir_active a ON true ORDER BY v.id DESC"))
+        return [ListVersion(id=int(r["id"]), created=r["created"], source=r["source"],
+                            entries=int(r["entries"]), pairings=int(r["pairings"]),
+                            active=bool(r["active"])) for r in rows]
+
+    async def active_version(self) -> int | None:
+        v = await self._read(lambda con: con.fetchval("SELECT version_id FROM eir_active"))
+        return None if v is None else int(v)
+
+    async def rollback(self, version_id: int) -> ListVersion:
+        pool = self._get_pool()
+        try:
+            async with pool.acquire(timeout=self.connect_timeout) as con, con.transaction():
+                await con.execute("SELECT version_id FROM eir_active FOR UPDATE")
+                r = await con.fetchrow("SELECT * FROM eir_versions WHERE id = $1", version_id)
+                if r is None:
+                    raise VersionNotFoundError(f"no list version {version_id}")
+                await con.execute("UPDATE eir_active SET version_id = $1", version_id)
+                await con.execute("SELECT pg_notify($1, $2)", CHANNEL, str(version_id))
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+        _log.info("lists_rolled_back", version=version_id)
+        return ListVersion(id=int(r["id"]), created=r["created"], source=r["source"],
+                           entries=int(r["entries"]), pairings=int(r["pairings"]), active=True)
+
+    async def pairings(self) -> list[Pairing]:
+        rows = await self._read(lambda con: con.fetch(
+            f"SELECT kind, imsi, imei, reason FROM eir_pairings WHERE version_id = {_ACTIVE} "
+            "ORDER BY imsi, imei, kind"))
+        return [_pairing(r) for r in rows]
+
+    async def export(self) -> AsyncIterator[ListEntry | Pairing]:
+        pool = self._get_pool()
+        try:
+            async with pool.acquire(timeout=self.connect_timeout) as con, \
+                    con.transaction(isolation="repeatable_read", readonly=True):
+                vid = await con.fetchval("SELECT version_id FROM eir_active")
+                if vid is None:
+                    return
+                async for r in con.cursor(
+                        "SELECT kind, key, NULL::text AS last, status, imsi, reason FROM eir_exact "
+                        "WHERE version_id = $1 ORDER BY key", vid, prefetch=5000):
+                    yield _entry(r)
+                async for r in con.cursor(
+                        "SELECT kind, key, last, status, imsi, reason FROM eir_ranges "
+                        "WHERE version_id = $1 ORDER BY lo, hi, kind", vid, prefetch=5000):
+                    yield _entry(r)
+                async for r in con.cursor(
+                        "SELECT kind, imsi, imei, reason FROM eir_pairings WHERE version_id = $1 "
+                        "ORDER BY imsi, imei, kind", vid, prefetch=5000):
+                    yield _pairing(r)
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+
+    # --- change notifications -----------------------------------------------------------------
+    async def watch(self, callback: Callable[[int], None]) -> None:
+        """Register ``callback``; the first call starts the LISTEN connection and waits (at most
+        the connect timeout) until it listens, so that a change made right after is not missed."""
+        self._callbacks.append(callback)
+        if self._listener is None or self._listener.done():
+            self._listening.clear()
+            self._listener = asyncio.ensure_future(self._listen())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listening.wait(), timeout=self.connect_timeout)
+
+    def _fire(self, vid: int) -> None:
+        self._seen_version = vid
+        for cb in list(self._callbacks):
+            try:
+                cb(vid)
+            except Exception:
+                _log.exception("watch_callback_failed", version=vid)
+
+    def _on_notify(self, _con: object, _pid: int, _channel: str, payload: object) -> None:
+        try:
+            vid = int(str(payload))
+        except ValueError:
+            return
+        self._fire(vid)
+
+    async def _listen(self) -> None:
+        backoff = 0.1
+        first = True
+        while not self._closed:
+            con: asyncpg.Connection | None = None
+            try:
+                con = await asyncpg.connect(self.url, timeout=self.connect_timeout,
+                                            command_timeout=self.command_timeout,
+                                            server_settings={"application_name": "eir-listen"})
+                lost = asyncio.Event()
+                con.add_termination_listener(lambda _c, ev=lost: ev.set())
+                await con.add_listener(CHANNEL, self._on_notify)
+                v = await con.fetchval("SELECT version_id FROM eir_active")
+                v = None if v is None else int(v)
+                if first:
+                    self._seen_version = v
+                elif v is not None and v != self._seen_version:
+                    self._fire(v)  # flipped while we were not listening
+                first = False
+                backoff = 0.1
+                self._listening.set()
+                _log.debug("listening", channel=CHANNEL)
+                while not lost.is_set():
+                    try:
+                        await asyncio.wait_for(lost.wait(), timeout=5.0)
+                    except TimeoutError:
+                        # a silent network loss shows no termination: probe it
+                        await con.execute("SELECT 1", timeout=self.command_timeout)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # any failure: reconnect with backoff
+                _log.debug("listen_reconnect", error=f"{type(e).__name__}: {e}")
+            finally:
+                if con is not None:
+                    con.terminate()
+            if self._closed:
+                break
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
+
+
+def _entry(r: asyncpg.Record) -> ListEntry:
+    return ListEntry(kind=EntryKind(r["kind"]), key=r["key"], last=r["last"], status=Status(r["status"]),
+                     imsi=r["imsi"], reason=r["reason"])
+
+
+def _pairing(r: asyncpg.Record) -> Pairing:
+    return Pairing(kind=PairingKind(r["kind"]), imsi=r["imsi"], imei=r["imei"], reason=r["reason"])

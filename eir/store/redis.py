@@ -1,0 +1,553 @@
+"""Redis identity store (``redis://host:port/db[?prefix=eir]``), shared by several EIR instances.
+
+Also the natural home of clone *observations* when instances share them (``store.observations_url``):
+each IMEI's recent sightings are one sorted set, so every instance counts the same IMSIs and origins.
+
+Keyspace (``P`` = prefix, default ``eir``; one Redis database, not Redis Cluster — the Lua scripts
+derive key names from the active version):
+
+==========================  ===================================================================
+``P:active``                id of the active version (absent before the first import)
+``P:seq``                   version id counter (INCR)
+``P:versions``              sorted set of complete versions (score = id)
+``P:building``              sorted set of versions being written (score = start time)
+``P:v:<id>:meta``           hash: created, source, entries, pairings — written last
+``P:v:<id>:x``              hash: IMEI (14) / IMEISV (16) digits → packed entry
+``P:v:<id>:r``              hash: range id (``kind:first:last``) → packed entry (ranges and TACs)
+``P:v:<id>:s``              sorted set of elementary segments: member ``start:end:rangeid``,
+                            score = start
+``P:v:<id>:p``              hash: ``P:imsi:imei`` / ``L:imsi:imei`` → reason; ``L:imsi`` → 1
+``P:o:<imei>``              sorted set of sightings: member ``i<imsi>`` / ``o<origin>``, score = time
+channel ``P:lists``         the new active version id, published on every flip
+==========================  ===================================================================
+
+Ranges: at import, :func:`eir.store.ranges.flatten` cuts the IMEI space at every range/TAC boundary
+and gives each elementary segment the narrowest range containing it (ties: the lower first IMEI).
+A lookup is then ``ZREVRANGEBYSCORE s <imei> -inf LIMIT 0 1`` — the segment with the greatest start
+<= IMEI — and a check that its end >= IMEI. This is exact for ANY overlap or nesting (not a bounded
+candidate scan that could miss a wide range starting far below), costs O(log n), and there are at
+most 2n-1 segments for n ranges. Scores are doubles: 14-digit IMEIs (< 2^53) are exact.
+
+Import writes the new version's keys with pipelines (nothing reads them yet), then one Lua script
+flips ``P:active``, registers the version and publishes — readers switch atomically, and the lookup
+script reads ``P:active`` and the version's keys in one atomic step, so it never mixes versions. A
+failed import deletes its half-written keys; a process killed mid-import leaves them in
+``P:building``, which the next import's pruning removes after an hour. A delta import checks in the
+flip script that the version it built on is still active (else :class:`StoreError`, retry).
+
+Outages: bounded socket timeouts, one retry on a fresh connection (a pooled connection that died
+with a server restart fails on first use), then :class:`StoreUnavailableError`; the same store
+object works again as soon as the server is back. ``watch`` re-subscribes by itself and catches up
+on a flip it missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from eir.logging import get_logger
+from eir.metrics import STORE_ERRORS
+from eir.model import Status
+from eir.store.base import (
+    EntryKind,
+    IdentityStore,
+    ImsiRules,
+    ListEntry,
+    ListVersion,
+    Lookup,
+    Pairing,
+    PairingKind,
+    Sightings,
+    StoreError,
+    StoreUnavailableError,
+    VersionNotFoundError,
+)
+from eir.store.memory import check_entry, check_pairing
+from eir.store.ranges import bounds, flatten
+
+_log = get_logger(component="store.redis")
+
+_UNAVAILABLE: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError,
+                                                 TimeoutError)
+_ANY_ERROR: tuple[type[BaseException], ...] = (*_UNAVAILABLE, RedisError)
+BATCH = 1000          # fields per HSET / members per ZADD
+PIPELINE = 50         # commands per pipeline round trip
+STALE_BUILD = 3600.0  # a version still "building" after this long was abandoned by a dead process
+
+_SEP = "\x1f"
+_NONE = "\x00"
+
+_LOOKUP_LUA = """
+local p = ARGV[1]
+local v = redis.call('GET', p .. ':active')
+if not v then return {false, false, false, false} end
+local base = p .. ':v:' .. v
+local x = redis.call('HMGET', base .. ':x', ARGV[2], ARGV[3])
+local r = false
+local seg = redis.call('ZREVRANGEBYSCORE', base .. ':s', ARGV[4], '-inf', 'LIMIT', 0, 1)
+if seg[1] then
+  local s, e, rid = string.match(seg[1], '^(%d+):(%d+):(.*)$')
+  if tonumber(e) >= tonumber(ARGV[4]) then r = redis.call('HGET', base .. ':r', rid) end
+end
+return {v, x[1], x[2], r}
+"""
+
+_RULES_LUA = """
+local p = ARGV[1]
+local v = redis.call('GET', p .. ':active')
+if not v then return {false, false, false} end
+return redis.call('HMGET', p .. ':v:' .. v .. ':p', 'P:' .. ARGV[2] .. ':' .. ARGV[3], 'L:' .. ARGV[2],
+                  'L:' .. ARGV[2] .. ':' .. ARGV[3])
+"""
+
+# KEYS[1] sightings of one IMEI. ARGV: now, cutoff (now - window), imsi ('' none), origin ('' none),
+# ttl seconds. Times travel as Python reprs so no precision is lost in Lua's number formatting.
+_OBSERVE_LUA = """
+local k = KEYS[1]
+if ARGV[3] ~= '' then redis.call('ZADD', k, 'GT', ARGV[1], 'i' .. ARGV[3]) end
+if ARGV[4] ~= '' then redis.call('ZADD', k, 'GT', ARGV[1], 'o' .. ARGV[4]) end
+redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. ARGV[2])
+local members = redis.call('ZRANGEBYSCORE', k, ARGV[2], '+inf')
+local imsis, origins = 0, 0
+for _, m in ipairs(members) do
+  if string.sub(m, 1, 1) == 'i' then imsis = imsis + 1 else origins = origins + 1 end
+end
+if #members > 0 then redis.call('EXPIRE', k, ARGV[5]) end
+return {imsis, origins}
+"""
+
+# KEYS: active, versions, building, meta. ARGV: id, expected base ('' = any), channel
+_FLIP_LUA = """
+local cur = redis.call('GET', KEYS[1])
+if ARGV[2] ~= '' and cur ~= ARGV[2] then
+  return redis.error_reply('EIRCONFLICT the active version changed during a delta import')
+end
+if redis.call('EXISTS', KEYS[4]) == 0 then return redis.error_reply('EIRMISSING version not built') end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('PUBLISH', ARGV[3], ARGV[1])
+return cur
+"""
+
+# KEYS: active, versions, meta. ARGV: id, channel
+_ROLLBACK_LUA = """
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) == false or redis.call('EXISTS', KEYS[3]) == 0 then
+  return redis.error_reply('EIRNOTFOUND no such list version')
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[1])
+return 1
+"""
+
+
+def _enc(v: str | None) -> str:
+    return _NONE if v is None else v
+
+
+def _dec(v: str) -> str | None:
+    return None if v == _NONE else v
+
+
+def pack(e: ListEntry) -> str:
+    return _SEP.join((e.kind.value, e.key, _enc(e.last), e.status.value, _enc(e.imsi), _enc(e.reason)))
+
+
+def unpack(s: str) -> ListEntry:
+    kind, key, last, status, imsi, reason = s.split(_SEP, 5)
+    return ListEntry(kind=EntryKind(kind), key=key, last=_dec(last), status=Status(status),
+                     imsi=_dec(imsi), reason=_dec(reason))
+
+
+def range_id(e: ListEntry) -> str:
+    return f"{e.kind.value}:{e.key}:{e.last or ''}"
+
+
+def _pairing_fields(pairs: Iterable[Pairing]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for p in pairs:
+        tag = "P" if p.kind is PairingKind.PAIRING else "L"
+        out[f"{tag}:{p.imsi}:{p.imei}"] = _enc(p.reason)
+        if tag == "L":
+            out[f"L:{p.imsi}"] = "1"
+    return out
+
+
+def _parse_pairings(fields: dict[str, str]) -> dict[tuple[str, str, str], Pairing]:
+    out: dict[tuple[str, str, str], Pairing] = {}
+    for f, reason in fields.items():
+        parts = f.split(":")
+        if len(parts) != 3:
+            continue  # an ``L:imsi`` lock marker
+        kind = PairingKind.PAIRING if parts[0] == "P" else PairingKind.LOCK
+        out[(kind.value, parts[1], parts[2])] = Pairing(kind=kind, imsi=parts[1], imei=parts[2],
+                                                        reason=_dec(reason))
+    return out
+
+
+class RedisStore(IdentityStore):
+    """redis.asyncio client; see the module docstring for the keyspace and guarantees."""
+
+    name = "redis"
+
+    def __init__(self, url: str, *, prefix: str | None = None, keep_versions: int = 5,
+                 connect_timeout: float = 2.0, command_timeout: float = 5.0) -> None:
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query))
+        self.prefix = prefix or query.pop("prefix", None) or "eir"
+        self.url = urlunsplit(parts._replace(query=urlencode(query)))
+        self.keep_versions = keep_versions
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
+        self.channel = f"{self.prefix}:lists"
+        self._r: aioredis.Redis | None = None
+        self._callbacks: list[Callable[[int], None]] = []
+        self._listener: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+        self._seen_version: int | None = None
+        self._closed = False
+        self._scripts: dict[str, Any] = {}
+
+    # --- connection handling ------------------------------------------------------------------
+    async def open(self) -> None:
+        self._closed = False
+        self._r = aioredis.from_url(
+            self.url, decode_responses=True, socket_connect_timeout=self.connect_timeout,
+            socket_timeout=self.command_timeout, retry=Retry(NoBackoff(), 1),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError], health_check_interval=0,
+        )
+        for name, src in (("lookup", _LOOKUP_LUA), ("rules", _RULES_LUA), ("observe", _OBSERVE_LUA),
+                          ("flip", _FLIP_LUA), ("rollback", _ROLLBACK_LUA)):
+            self._scripts[name] = self._r.register_script(src)
+        try:
+            await self._r.ping()
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+
+    async def close(self) -> None:
+        self._closed = True
+        self._callbacks.clear()
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(BaseException):
+                await self._listener
+            self._listener = None
+        r, self._r = self._r, None
+        if r is not None:
+            with contextlib.suppress(*_UNAVAILABLE, RedisError):
+                await r.aclose()
+
+    def _unavailable(self, e: BaseException) -> StoreUnavailableError:
+        STORE_ERRORS.labels(store=self.name).inc()
+        return StoreUnavailableError(f"Redis unavailable: {type(e).__name__}: {e}")
+
+    @property
+    def redis(self) -> Any:
+        """The client (typed Any: with ``decode_responses`` replies are str, which the stubs
+        cannot express)."""
+        if self._r is None:
+            raise StoreError("RedisStore is not open")
+        return self._r
+
+    def _k(self, *parts: object) -> str:
+        return ":".join((self.prefix, *map(str, parts)))
+
+    async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return await self._scripts[name](keys=keys, args=args, client=self.redis)
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+        except ResponseError as e:
+            raise StoreError(str(e)) from e
+
+    # --- hot path -----------------------------------------------------------------------------
+    async def lookup(self, imei: str, imeisv: str | None = None) -> Lookup:
+        imei14 = imei[:14]
+        if not imei14.isdigit():
+            raise StoreError(f"not an IMEI: {imei!r}")
+        _v, ie, sv, rng = await self._script("lookup", [], [self.prefix, imei14, imeisv or "", int(imei14)])
+        if ie is None and sv is None and rng is None:
+            return _NO_MATCH
+        return Lookup(imei=unpack(ie) if ie else None, imeisv=unpack(sv) if sv else None,
+                      range=unpack(rng) if rng else None)
+
+    async def imsi_rules(self, imsi: str, imei: str) -> ImsiRules:
+        imei14 = imei[:14]
+        paired, locked, allows = await self._script("rules", [], [self.prefix, imsi, imei14])
+        if paired is None and locked is None:
+            return _NO_RULES
+        pairing = (Pairing(kind=PairingKind.PAIRING, imsi=imsi, imei=imei14, reason=_dec(paired))
+                   if paired is not None else None)
+        return ImsiRules(pairing=pairing, locked=locked is not None, lock_allows=allows is not None)
+
+    async def observe(self, imei: str, imsi: str | None, origin: str | None, now: float,
+                      window: float) -> Sightings:
+        ttl = max(1, math.ceil(window) + 1)
+        args = [repr(float(now)), repr(float(now - window)), imsi or "", origin or "", ttl]
+        imsis, origins = await self._script("observe", [self._k("o", imei)], args)
+        return Sightings(distinct_imsis=int(imsis), distinct_origins=int(origins))
+
+    # --- lists --------------------------------------------------------------------------------
+    def _vkeys(self, vid: int | str) -> list[str]:
+        return [self._k("v", vid, s) for s in ("meta", "x", "r", "s", "p")]
+
+    async def import_version(self, entries: Iterable[ListEntry], pairings: Iterable[Pairing], *,
+                             source: str, delta: bool = False,
+                             removals: Iterable[ListEntry | Pairing] = ()) -> ListVersion:
+        r = self.redis
+        try:
+            vid = int(await r.incr(self._k("seq")))
+            await r.zadd(self._k("building"), {str(vid): time.time()})
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+        try:
+            meta = await self._build(vid, entries, pairings, source, delta, removals)
+        except BaseException:
+            with contextlib.suppress(*_UNAVAILABLE, RedisError):
+                await r.unlink(*self._vkeys(vid))
+                await r.zrem(self._k("building"), str(vid))
+            raise
+        await self._prune_versions()
+        return meta
+
+    async def _build(self, vid: int, entries: Iterable[ListEntry], pairings: Iterable[Pairing],
+                     source: str, delta: bool, removals: Iterable[ListEntry | Pairing]) -> ListVersion:
+        r = self.redis
+        kmeta, kx, kr, ks, kp = self._vkeys(vid)
+        try:
+            base = await r.get(self._k("active")) if delta else None
+            ranges: dict[str, ListEntry] = {}
+            pairs: dict[tuple[str, str, str], Pairing] = {}
+            if base is not None:
+                # server-side copies of the big hashes; the small ones are rebuilt here
+                _ob, ox, orr, _os, op = self._vkeys(base)
+                await r.copy(ox, kx)
+                ranges = {k: unpack(v) for k, v in (await r.hgetall(orr)).items()}
+                pairs = _parse_pairings(await r.hgetall(op))
+                rm_exact: list[str] = []
+                for x in removals:
+                    if isinstance(x, Pairing):
+                        pairs.pop((x.kind.value, x.imsi, x.imei), None)
+                    elif x.kind is EntryKind.IMEI or x.kind is EntryKind.IMEISV:
+                        rm_exact.append(x.key)
+                    else:
+                        ranges.pop(range_id(x), None)
+                for i in range(0, len(rm_exact), BATCH):
+                    await r.hdel(kx, *rm_exact[i:i + BATCH])
+
+            # additions: exact rows straight to the hash in pipelined batches; HSET upserts, so the
+            # last duplicate wins
+            pipe = r.pipeline(transaction=False)
+            batch: dict[str, str] = {}
+            queued = 0
+            for e in entries:
+                check_entry(e)
+                if e.kind is EntryKind.IMEI or e.kind is EntryKind.IMEISV:
+                    batch[e.key] = pack(e)
+                    if len(batch) >= BATCH:
+                        pipe.hset(kx, mapping=batch)
+                        batch = {}
+                        queued += 1
+                        if queued >= PIPELINE:
+                            await pipe.execute()
+                            queued = 0
+                else:
+                    rid = range_id(e)
+                    ranges.pop(rid, None)  # a replaced range counts as the later row
+                    ranges[rid] = e
+            if batch:
+                pipe.hset(kx, mapping=batch)
+            for p in pairings:
+                check_pairing(p)
+                key = (p.kind.value, p.imsi, p.imei)
+                pairs.pop(key, None)
+                pairs[key] = p
+            await pipe.execute()
+
+            items = list(ranges.items())
+            for i in range(0, len(items), BATCH):
+                pipe.hset(kr, mapping={rid: pack(e) for rid, e in items[i:i + BATCH]})
+            segments = flatten((*bounds(e), rid) for rid, e in items)
+            for i in range(0, len(segments), BATCH):
+                pipe.zadd(ks, {f"{s}:{e}:{rid}": s for s, e, rid in segments[i:i + BATCH]})
+                if (i // BATCH) % PIPELINE == PIPELINE - 1:
+                    await pipe.execute()
+            pf = _pairing_fields(pairs.values())
+            pitems = list(pf.items())
+            for i in range(0, len(pitems), BATCH):
+                pipe.hset(kp, mapping=dict(pitems[i:i + BATCH]))
+            await pipe.execute()
+
+            n_entries = int(await r.hlen(kx)) + len(ranges)
+            created = time.time()
+            await r.hset(kmeta, mapping={"created": repr(created), "source": source,
+                                         "entries": n_entries, "pairings": len(pairs)})
+            await self._scripts["flip"](
+                keys=[self._k("active"), self._k("versions"), self._k("building"), kmeta],
+                args=[vid, base or "", self.channel], client=r)
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+        except ResponseError as e:
+            raise StoreError(f"import failed: {e}") from e
+        _log.info("lists_imported", version=vid, entries=n_entries, pairings=len(pairs), source=source,
+                  delta=delta)
+        return ListVersion(id=vid, created=created, source=source, entries=n_entries, pairings=len(pairs),
+                           active=True)
+
+    async def _prune_versions(self) -> None:
+        """Delete versions beyond the newest ``keep_versions`` (never the active one) and builds
+        abandoned by a dead process. Best effort: what fails now goes next time."""
+        r = self.redis
+        try:
+            active = await r.get(self._k("active"))
+            ids = await r.zrevrange(self._k("versions"), 0, -1)
+            old = [v for v in ids[self.keep_versions:] if v != active]
+            stale = await r.zrangebyscore(self._k("building"), "-inf", time.time() - STALE_BUILD)
+            for v in (*old, *stale):
+                await r.unlink(*self._vkeys(v))
+            if old:
+                await r.zrem(self._k("versions"), *old)
+            if stale:
+                await r.zrem(self._k("building"), *stale)
+        except _ANY_ERROR as e:
+            _log.warning("prune_versions_failed", error=str(e))
+
+    async def versions(self) -> list[ListVersion]:
+        r = self.redis
+        try:
+            active = await r.get(self._k("active"))
+            ids = await r.zrevrange(self._k("versions"), 0, -1)
+            pipe = r.pipeline(transaction=False)
+            for v in ids:
+                pipe.hgetall(self._k("v", v, "meta"))
+            metas = await pipe.execute() if ids else []
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+        return [ListVersion(id=int(v), created=float(m["created"]), source=m["source"],
+                            entries=int(m["entries"]), pairings=int(m["pairings"]), active=v == active)
+                for v, m in zip(ids, metas, strict=True) if m]
+
+    async def active_version(self) -> int | None:
+        try:
+            v = await self.redis.get(self._k("active"))
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+        return None if v is None else int(v)
+
+    async def rollback(self, version_id: int) -> ListVersion:
+        kmeta = self._k("v", version_id, "meta")
+        try:
+            await self._script("rollback", [self._k("active"), self._k("versions"), kmeta],
+                               [version_id, self.channel])
+        except StoreError as e:
+            if "EIRNOTFOUND" in str(e):
+                raise VersionNotFoundError(f"no list version {version_id}") from None
+            raise
+        for v in await self.versions():
+            if v.id == version_id:
+                _log.info("lists_rolled_back", version=version_id)
+                return v
+        raise VersionNotFoundError(f"no list version {version_id}")
+
+    async def pairings(self) -> list[Pairing]:
+        v = await self.active_version()
+        if v is None:
+            return []
+        try:
+            fields = await self.redis.hgetall(self._k("v", v, "p"))
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+        return list(_parse_pairings(fields).values())
+
+    async def export(self) -> AsyncIterator[ListEntry | Pairing]:
+        v = await self.active_version()
+        if v is None:
+            return
+        r = self.redis
+        try:
+            for key in (self._k("v", v, "x"), self._k("v", v, "r")):
+                async for _f, packed in r.hscan_iter(key, count=5000):
+                    yield unpack(packed)
+            for p in await self.pairings():
+                yield p
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+
+    # --- change notifications -----------------------------------------------------------------
+    async def watch(self, callback: Callable[[int], None]) -> None:
+        """Register ``callback``; the first call subscribes and waits (at most the connect
+        timeout) until subscribed, so that a change made right after is not missed."""
+        self._callbacks.append(callback)
+        if self._listener is None or self._listener.done():
+            self._listening.clear()
+            self._listener = asyncio.ensure_future(self._listen())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listening.wait(), timeout=self.connect_timeout)
+
+    def _fire(self, vid: int) -> None:
+        self._seen_version = vid
+        for cb in list(self._callbacks):
+            try:
+                cb(vid)
+            except Exception:
+                _log.exception("watch_callback_failed", version=vid)
+
+    async def _listen(self) -> None:
+        backoff = 0.1
+        first = True
+        while not self._closed:
+            ps = None
+            try:
+                ps = self.redis.pubsub(ignore_subscribe_messages=True)
+                await ps.subscribe(self.channel)
+                raw = await self.redis.get(self._k("active"))
+                v = None if raw is None else int(raw)
+                if first:
+                    self._seen_version = v
+                elif v is not None and v != self._seen_version:
+                    self._fire(v)  # flipped while we were not subscribed
+                first = False
+                backoff = 0.1
+                self._listening.set()
+                idle = 0.0
+                while not self._closed:
+                    msg = await ps.get_message(timeout=1.0)
+                    if msg is None:
+                        idle += 1.0
+                        if idle >= 5.0:  # a silent connection loss shows nothing: probe it
+                            await ps.ping()
+                            idle = 0.0
+                        continue
+                    idle = 0.0
+                    if msg.get("type") == "message":
+                        with contextlib.suppress(ValueError):
+                            self._fire(int(msg["data"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # any failure: re-subscribe with backoff
+                _log.debug("subscribe_retry", error=f"{type(e).__name__}: {e}")
+            finally:
+                if ps is not None:
+                    with contextlib.suppress(Exception):
+                        await ps.aclose()
+            if self._closed:
+                break
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
+
+
+_NO_MATCH = Lookup()
+_NO_RULES = ImsiRules()

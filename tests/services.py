@@ -1,0 +1,289 @@
+"""Ephemeral real PostgreSQL and Redis servers for tests (no mocks).
+
+Both run from the installed Debian binaries on a free loopback port, in a temporary directory,
+with durability off (fsync=off, no RDB/AOF): they start in about a second and leave nothing behind.
+PostgreSQL refuses to run as root, so under root (CI) its processes run as the ``postgres`` OS user.
+
+The servers are process-wide singletons (started on first use, stopped at exit), so every test
+module that imports these fixtures shares one instance. Fault tests that stop a server use their
+own instance (:func:`start_postgres` / :func:`start_redis`) so that other tests are undisturbed.
+
+Fixtures:
+
+* ``postgres_server`` (session): the shared :class:`PostgresServer`.
+* ``postgres_url`` (function): a DSN to a fresh, empty database on it.
+* ``redis_server`` (session): the shared :class:`RedisServer`.
+* ``redis_url`` (function): a URL to an emptied database on it (FLUSHALL before the test).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import itertools
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_BIN = Path(os.environ.get("EIR_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+START_TIMEOUT = 20.0
+
+
+def free_port() -> int:
+    """A currently free loopback TCP port (bound then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def _wait(pred: object, what: str, proc: subprocess.Popen[bytes] | None, log: Path | None) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if pred():  # type: ignore[operator]
+            return
+        if proc is not None and proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
+            raise RuntimeError(f"{what} exited with {proc.returncode}: {tail}")
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} not ready after {START_TIMEOUT} s")
+
+
+class PostgresServer:
+    """A throw-away PostgreSQL cluster: ``initdb`` into a temp dir, ``postgres`` on a free port."""
+
+    def __init__(self) -> None:
+        if not (PG_BIN / "initdb").exists():
+            raise FileNotFoundError(f"PostgreSQL binaries not found in {PG_BIN} (apt-get install postgresql)")
+        self.port = free_port()
+        self.tmp = Path(tempfile.mkdtemp(prefix="eir-pg-"))
+        self.data = self.tmp / "data"
+        self.log = self.tmp / "postgres.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._dbs = itertools.count(1)
+        self._as_user: dict[str, object] = {}
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.tmp, pw.pw_uid, pw.pw_gid)
+            self._as_user = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+        env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
+        self._env = env
+        subprocess.run(
+            [str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
+             "-E", "UTF8", "--no-locale", "--no-sync", "--no-instructions"],
+            check=True, capture_output=True, env=env, timeout=60, **self._as_user,  # type: ignore[arg-type]
+        )
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        """Start (or restart after :meth:`stop`) on the same port and data directory."""
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        logf = open(self.log, "ab")  # noqa: SIM115 - handed to the child
+        try:
+            self.proc = subprocess.Popen(
+                [str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
+                 "-h", "127.0.0.1", "-k", str(self.tmp),
+                 "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                 "-c", "max_connections=200", "-c", "shared_buffers=64MB",
+                 "-c", "log_min_messages=warning", "-c", "autovacuum=off"],
+                stdout=logf, stderr=subprocess.STDOUT, env=self._env, start_new_session=True,
+                **self._as_user,  # type: ignore[arg-type]
+            )
+        finally:
+            logf.close()
+        _wait(self._ready, "postgres", self.proc, self.log)
+
+    def _ready(self) -> bool:
+        r = subprocess.run([str(PG_BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port),
+                            "-U", "postgres", "-t", "1"], capture_output=True, env=self._env)
+        return r.returncode == 0
+
+    def stop(self, mode: str = "fast") -> None:
+        """Shut down: ``fast`` (SIGINT: clients are disconnected, transactions aborted) or
+        ``immediate`` (SIGQUIT: like a crash; recovery runs on the next start)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT if mode == "fast" else signal.SIGQUIT)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        r = subprocess.run([str(PG_BIN / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
+                            "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database,
+                            "-c", sql], capture_output=True, text=True, env=self._env, timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError(f"psql failed: {r.stderr}")
+        return r.stdout
+
+    def new_database(self) -> str:
+        """Create an empty database; returns its DSN."""
+        name = f"t{os.getpid()}_{next(self._dbs)}"
+        self.psql(f"CREATE DATABASE {name} TEMPLATE template0")
+        return self.url(name)
+
+    def drop_database(self, url: str) -> None:
+        name = url.rsplit("/", 1)[1]
+        with contextlib.suppress(RuntimeError):
+            self.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class RedisServer:
+    """A throw-away ``redis-server`` on a free port, persistence off."""
+
+    def __init__(self) -> None:
+        if not Path(REDIS_SERVER).exists():
+            raise FileNotFoundError("redis-server not found (apt-get install redis-server)")
+        self.port = free_port()
+        self.tmp = Path(tempfile.mkdtemp(prefix="eir-redis-"))
+        self.log = self.tmp / "redis.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        logf = open(self.log, "ab")  # noqa: SIM115 - handed to the child
+        try:
+            self.proc = subprocess.Popen(
+                [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--daemonize", "no", "--dir", str(self.tmp),
+                 "--protected-mode", "no"],
+                stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        finally:
+            logf.close()
+        _wait(lambda: self._ping(), "redis-server", self.proc, self.log)
+
+    def _ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+    def flushall(self) -> None:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            s.sendall(b"FLUSHALL\r\n")
+            if not s.recv(16).startswith(b"+OK"):
+                raise RuntimeError("FLUSHALL failed")
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def start_postgres() -> PostgresServer:
+    """A new private server (for tests that stop it); the caller destroys it."""
+    try:
+        srv = PostgresServer()
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    srv.start()
+    return srv
+
+
+def start_redis() -> RedisServer:
+    try:
+        srv = RedisServer()
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    srv.start()
+    return srv
+
+
+_shared: dict[str, PostgresServer | RedisServer] = {}
+
+
+def _cleanup() -> None:
+    for srv in _shared.values():
+        srv.destroy()
+    _shared.clear()
+
+
+atexit.register(_cleanup)
+
+
+def shared_postgres() -> PostgresServer:
+    srv = _shared.get("pg")
+    if srv is None:
+        srv = _shared["pg"] = start_postgres()
+    assert isinstance(srv, PostgresServer)
+    srv.start()  # in case a test left it stopped
+    return srv
+
+
+def shared_redis() -> RedisServer:
+    srv = _shared.get("redis")
+    if srv is None:
+        srv = _shared["redis"] = start_redis()
+    assert isinstance(srv, RedisServer)
+    srv.start()
+    return srv
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> PostgresServer:
+    return shared_postgres()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    url = postgres_server.new_database()
+    yield url
+    postgres_server.drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> RedisServer:
+    return shared_redis()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    redis_server.flushall()
+    return redis_server.url
