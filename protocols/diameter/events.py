@@ -1,0 +1,110 @@
+"""Events the :class:`~protocols.diameter.peer.DiameterPeer` core reports (facts, past tense)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .codec import Message
+
+__all__ = [
+    "CapabilitiesExchanged",
+    "ConnectionClosed",
+    "DisconnectRequested",
+    "EquipmentCheckAnswered",
+    "EquipmentCheckRequested",
+    "Event",
+    "ProtocolErrorOccurred",
+    "WatchdogAnswered",
+    "WatchdogSuspect",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Base class of every Diameter peer event."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CapabilitiesExchanged(Event):
+    """CER/CEA succeeded (RFC 6733 §5.3): the peer is OPEN."""
+
+    peer_host: str
+    peer_realm: str
+    product_name: str | None
+    application_ids: tuple[int, ...]
+    """The applications the peer advertised (Auth/Acct/Vendor-Specific, 0xFFFFFFFF for relays)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EquipmentCheckRequested(Event):
+    """An ECR (TS 29.272 §7.2.19) arrived; answer it with ``DiameterPeer.send_eca``."""
+
+    hop_by_hop: int
+    end_to_end: int
+    flags: int
+    session_id: str
+    origin_host: str
+    origin_realm: str
+    destination_realm: str
+    destination_host: str | None
+    imei: str | None
+    """IMEI AVP digits as received (14-16 digits); None when only a 3GPP2-MEID was sent."""
+    software_version: str | None
+    meid: bytes | None
+    imsi: str | None
+    """User-Name (the IMSI, TS 29.272 §7.2.19)."""
+    session_id_avp: bytes = field(repr=False)
+    """The Session-Id AVP as encoded on the wire, echoed verbatim in the answer."""
+    proxy_info: bytes = field(default=b"", repr=False)
+    """The request's Proxy-Info AVPs, encoded, echoed in order in the answer (RFC 6733 §6.2)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EquipmentCheckAnswered(Event):
+    """An ECA arrived for a request this peer sent (initiator side, the simulated MME)."""
+
+    hop_by_hop: int
+    session_id: str | None
+    result_code: int | None
+    experimental_result_code: int | None
+    equipment_status: int | None
+    error: bool
+    """The E bit: a protocol error (3xxx) answer."""
+    message: Message = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WatchdogAnswered(Event):
+    """A DWA arrived: the peer is alive (RFC 3539 §3.4)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WatchdogSuspect(Event):
+    """No DWA within Tw of our DWR (RFC 3539 SUSPECT); the connection closes after another Tw."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DisconnectRequested(Event):
+    """The peer sent DPR (RFC 6733 §5.4); DPA is queued and the connection closes."""
+
+    cause: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProtocolErrorOccurred(Event):
+    """Bad input that did not lose the framing: it was answered (``answered``) or dropped."""
+
+    result_code: int
+    command_code: int
+    detail: str
+    answered: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionClosed(Event):
+    """The core reached CLOSED: flush ``data_to_send()`` and close the transport."""
+
+    reason: str
+    """``dpr`` (we sent DPR, got DPA), ``peer-dpr``, ``cea-rejected``, ``no-common-application``,
+    ``watchdog``, ``timeout``, ``protocol-error``, ``peer-disconnected``, ``local``."""
+    result_code: int | None = None

@@ -1,0 +1,351 @@
+"""S13/S13' ME-Identity-Check (3GPP TS 29.272 §5.3 and §7.2.19-7.2.20).
+
+ECR::
+
+    < ME-Identity-Check-Request > ::= < Diameter Header: 324, REQ, PXY, 16777252 >
+        < Session-Id > [ DRMP ] [ Vendor-Specific-Application-Id ] { Auth-Session-State }
+        { Origin-Host } { Origin-Realm } [ Destination-Host ] { Destination-Realm }
+        { Terminal-Information } [ User-Name ] *[ AVP ] *[ Proxy-Info ] *[ Route-Record ]
+
+ECA::
+
+    < ME-Identity-Check-Answer > ::= < Diameter Header: 324, PXY, 16777252 >
+        < Session-Id > [ DRMP ] [ Vendor-Specific-Application-Id ] [ Result-Code ]
+        [ Experimental-Result ] { Auth-Session-State } { Origin-Host } { Origin-Realm }
+        [ Equipment-Status ] *[ AVP ] [ Failed-AVP ] *[ Proxy-Info ] *[ Route-Record ]
+
+The answer is built from pre-encoded pieces (:class:`EcaBuilder`): only the Session-Id, the
+identifiers and any Proxy-Info change from one ECA to the next.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from . import dictionary as d
+from .codec import (
+    AVP_FLAG_MANDATORY,
+    FLAG_PROXIABLE,
+    FLAG_REQUEST,
+    Avp,
+    AvpType,
+    Message,
+    decode_value,
+    encode_avp,
+    encode_raw,
+)
+from .dictionary import APP_S13, VENDOR_3GPP, AuthSessionState, Command, EquipmentStatus, ResultCode
+from .errors import LocalProtocolError, RemoteProtocolError
+from .events import EquipmentCheckAnswered, EquipmentCheckRequested
+
+__all__ = ["EcaBuilder", "build_ecr", "decode_eca", "decode_ecr", "missing_avp", "validate_avps"]
+
+_M: Final = AVP_FLAG_MANDATORY
+_V: Final = 0x80
+_VM: Final = _V | _M
+
+_KNOWN: Final = d.AVPS
+_MISSING = ResultCode.DIAMETER_MISSING_AVP
+_INVALID = ResultCode.DIAMETER_INVALID_AVP_VALUE
+_FIXED_SIZE: Final = {
+    AvpType.INTEGER32: 4,
+    AvpType.ENUMERATED: 4,
+    AvpType.UNSIGNED32: 4,
+    AvpType.TIME: 4,
+    AvpType.INTEGER64: 8,
+    AvpType.UNSIGNED64: 8,
+    AvpType.FLOAT32: 4,
+    AvpType.FLOAT64: 8,
+}
+
+
+def missing_avp(defn: d.AvpDef, *, inside: d.AvpDef | None = None) -> RemoteProtocolError:
+    """5005 with a Failed-AVP holding an example of the missing AVP (RFC 6733 §7.5): right code and
+    vendor, a zero-filled payload of the type's minimum size."""
+    payload = b"\0" * _FIXED_SIZE.get(defn.avp_type, 0)
+    example = encode_avp(defn.code, payload, flags=defn.flags, vendor_id=defn.vendor_id)
+    if inside is not None:
+        example = encode_avp(inside.code, example, flags=inside.flags, vendor_id=inside.vendor_id)
+    return RemoteProtocolError(f"missing AVP {defn.name}", result_code=_MISSING, failed_avp=example)
+
+
+def validate_avps(avps: list[Avp], depth: int = 0) -> None:
+    """Generic checks every received message gets (RFC 6733 §4.1, §7.1.5):
+
+    * an AVP we do not know with the M bit set → 5001 DIAMETER_AVP_UNSUPPORTED;
+    * a known fixed-size AVP of the wrong size → 5014 DIAMETER_INVALID_AVP_LENGTH;
+    * a known Grouped AVP is decoded and its members checked the same way (bounded depth).
+    """
+    for a in avps:
+        defn = _KNOWN.get((a.code, a.vendor_id))
+        if defn is None:
+            if a.flags & _M:
+                raise RemoteProtocolError(
+                    f"unsupported mandatory AVP {a.code} (vendor {a.vendor_id})",
+                    result_code=ResultCode.DIAMETER_AVP_UNSUPPORTED,
+                    failed_avp=a.encode(),
+                )
+            continue
+        t = defn.avp_type
+        size = _FIXED_SIZE.get(t)
+        if size is not None:
+            if len(a.data) != size:
+                raise RemoteProtocolError(
+                    f"{defn.name} must be {size} bytes, got {len(a.data)}",
+                    result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH,
+                    failed_avp=a.encode(),
+                )
+        elif t is AvpType.GROUPED:
+            if depth >= 8:
+                raise RemoteProtocolError(
+                    "grouped AVPs nested too deep", result_code=_INVALID, failed_avp=a.encode()
+                )
+            children = a.children()
+            try:
+                validate_avps(children, depth + 1)
+            except RemoteProtocolError as e:
+                # §7.5: the Failed-AVP MAY be the grouped AVP holding the single offending member.
+                if e.failed_avp is not None:
+                    e.failed_avp = encode_avp(
+                        a.code, e.failed_avp, flags=a.flags & 0x7F, vendor_id=a.vendor_id
+                    )
+                raise
+
+
+def _str(a: Avp, t: AvpType = AvpType.UTF8_STRING) -> str:
+    v = decode_value(a, t)
+    if not isinstance(v, str):  # pragma: no cover - decode_value returns str for these types
+        raise RemoteProtocolError("not a string", result_code=_INVALID, failed_avp=a.encode())
+    return v
+
+
+def decode_ecr(msg: Message, session_avp_bytes: bytes | None = None) -> EquipmentCheckRequested:
+    """ECR → event; missing AVPs raise 5005, bad values 5004 (with Failed-AVP)."""
+    session = origin_host = origin_realm = dest_realm = dest_host = imsi = None
+    terminal: Avp | None = None
+    auth_state = False
+    proxy: list[bytes] = []
+    session_raw = b""
+    for a in msg.avps:
+        c = a.code
+        if a.vendor_id == 0:
+            if c == 263:
+                session = _str(a)
+                session_raw = a.encode()
+            elif c == 264:
+                origin_host = _str(a, AvpType.DIAMETER_IDENTITY)
+            elif c == 296:
+                origin_realm = _str(a, AvpType.DIAMETER_IDENTITY)
+            elif c == 283:
+                dest_realm = _str(a, AvpType.DIAMETER_IDENTITY)
+            elif c == 293:
+                dest_host = _str(a, AvpType.DIAMETER_IDENTITY)
+            elif c == 1:
+                imsi = _str(a)
+            elif c == 277:
+                auth_state = True
+            elif c == 284:
+                proxy.append(a.encode())
+        elif c == 1401 and a.vendor_id == VENDOR_3GPP:
+            terminal = a
+    if session is None:
+        raise missing_avp(d.SESSION_ID)
+    if origin_host is None:
+        raise missing_avp(d.ORIGIN_HOST)
+    if origin_realm is None:
+        raise missing_avp(d.ORIGIN_REALM)
+    if dest_realm is None:
+        raise missing_avp(d.DESTINATION_REALM)
+    if not auth_state:
+        raise missing_avp(d.AUTH_SESSION_STATE)
+    if terminal is None:
+        raise missing_avp(d.TERMINAL_INFORMATION)
+    imei = sv = None
+    meid: bytes | None = None
+    for a in terminal.children():
+        if a.vendor_id != VENDOR_3GPP:
+            continue
+        if a.code == 1402:
+            imei = _str(a)
+            if not (14 <= len(imei) <= 16 and imei.isascii() and imei.isdigit()):
+                raise _invalid_in_terminal(terminal, a, f"IMEI {imei!r} is not 14-16 digits")
+        elif a.code == 1403:
+            sv = _str(a)
+            if not (len(sv) == 2 and sv.isascii() and sv.isdigit()):
+                raise _invalid_in_terminal(terminal, a, f"Software-Version {sv!r} is not 2 digits")
+        elif a.code == 1471:
+            meid = a.data
+    if imei is None and meid is None:
+        raise missing_avp(d.IMEI, inside=d.TERMINAL_INFORMATION)
+    return EquipmentCheckRequested(
+        hop_by_hop=msg.hop_by_hop,
+        end_to_end=msg.end_to_end,
+        flags=msg.flags,
+        session_id=session,
+        origin_host=origin_host,
+        origin_realm=origin_realm,
+        destination_realm=dest_realm,
+        destination_host=dest_host,
+        imei=imei,
+        software_version=sv,
+        meid=meid,
+        imsi=imsi,
+        session_id_avp=session_avp_bytes or session_raw,
+        proxy_info=b"".join(proxy),
+    )
+
+
+def _invalid_in_terminal(terminal: Avp, member: Avp, text: str) -> RemoteProtocolError:
+    failed = encode_avp(
+        terminal.code, member.encode(), flags=terminal.flags & 0x7F, vendor_id=terminal.vendor_id
+    )
+    return RemoteProtocolError(text, result_code=_INVALID, failed_avp=failed)
+
+
+class EcaBuilder:
+    """Builds ECAs from pre-encoded parts for one Origin-Host/Origin-Realm (the hot path).
+
+    Answers carry Vendor-Specific-Application-Id {10415, 16777252} (TS 29.272 §7.2.20 allows it and
+    several MMEs route on it), then Result-Code 2001 + Equipment-Status, or Experimental-Result
+    {10415, 5422} for unknown equipment, or a Result-Code failure.
+    """
+
+    def __init__(self, origin_host: str, origin_realm: str) -> None:
+        self._vsai = d.VENDOR_SPECIFIC_APPLICATION_ID.encode(
+            d.VENDOR_ID.encode(VENDOR_3GPP) + d.AUTH_APPLICATION_ID.encode(APP_S13)
+        )
+        self._common = (
+            d.AUTH_SESSION_STATE.encode(AuthSessionState.NO_STATE_MAINTAINED)
+            + d.ORIGIN_HOST.encode(origin_host)
+            + d.ORIGIN_REALM.encode(origin_realm)
+        )
+        success = d.RESULT_CODE.encode(ResultCode.DIAMETER_SUCCESS)
+        self._status: dict[int, bytes] = {
+            int(s): self._vsai + success + self._common + d.EQUIPMENT_STATUS.encode(s)
+            for s in EquipmentStatus
+        }
+        self._unknown = (
+            self._vsai
+            + d.EXPERIMENTAL_RESULT.encode(
+                d.VENDOR_ID.encode(VENDOR_3GPP)
+                + d.EXPERIMENTAL_RESULT_CODE.encode(ResultCode.DIAMETER_ERROR_EQUIPMENT_UNKNOWN)
+            )
+            + self._common
+        )
+
+    def answer(
+        self,
+        req: EquipmentCheckRequested,
+        *,
+        status: EquipmentStatus | None = None,
+        result_code: int | None = None,
+        experimental_result_code: int | None = None,
+        error_message: str | None = None,
+        failed_avp: bytes | None = None,
+    ) -> bytes:
+        """One ECA for ``req``: exactly one of ``status`` (→ 2001 + Equipment-Status),
+        ``experimental_result_code`` (3GPP vendor, e.g. 5422) or ``result_code``."""
+        if status is not None:
+            body = self._status[status]
+        elif experimental_result_code == ResultCode.DIAMETER_ERROR_EQUIPMENT_UNKNOWN:
+            body = self._unknown
+        elif experimental_result_code is not None:
+            body = (
+                self._vsai
+                + d.EXPERIMENTAL_RESULT.encode(
+                    d.VENDOR_ID.encode(VENDOR_3GPP)
+                    + d.EXPERIMENTAL_RESULT_CODE.encode(experimental_result_code)
+                )
+                + self._common
+            )
+        elif result_code is not None:
+            body = self._vsai + d.RESULT_CODE.encode(result_code) + self._common
+        else:
+            raise LocalProtocolError("an ECA needs a status, a result code or an experimental result")
+        if error_message:
+            body += d.ERROR_MESSAGE.encode(error_message)
+        if failed_avp:
+            body += d.FAILED_AVP.encode(failed_avp)
+        flags = req.flags & FLAG_PROXIABLE
+        if result_code is not None and 3000 <= result_code < 4000:
+            flags |= 0x20
+        return encode_raw(
+            Command.ME_IDENTITY_CHECK,
+            flags,
+            APP_S13,
+            req.hop_by_hop,
+            req.end_to_end,
+            req.session_id_avp + body + req.proxy_info,
+        )
+
+
+def build_ecr(
+    *,
+    session_id: str,
+    origin_host: str,
+    origin_realm: str,
+    destination_realm: str,
+    imei: str | None,
+    software_version: str | None = None,
+    imsi: str | None = None,
+    destination_host: str | None = None,
+    meid: bytes | None = None,
+    hop_by_hop: int = 0,
+    end_to_end: int = 0,
+) -> Message:
+    """An ECR as an MME sends it (TS 29.272 §7.2.19), AVPs in ABNF order."""
+    terminal = b""
+    if imei is not None:
+        terminal += d.IMEI.encode(imei)
+    if meid is not None:
+        terminal += d.MEID_3GPP2.encode(meid)
+    if software_version is not None:
+        terminal += d.SOFTWARE_VERSION.encode(software_version)
+    avps = [
+        d.SESSION_ID.make(session_id),
+        d.VENDOR_SPECIFIC_APPLICATION_ID.make(
+            [d.VENDOR_ID.make(VENDOR_3GPP), d.AUTH_APPLICATION_ID.make(APP_S13)]
+        ),
+        d.AUTH_SESSION_STATE.make(AuthSessionState.NO_STATE_MAINTAINED),
+        d.ORIGIN_HOST.make(origin_host),
+        d.ORIGIN_REALM.make(origin_realm),
+    ]
+    if destination_host is not None:
+        avps.append(d.DESTINATION_HOST.make(destination_host))
+    avps.append(d.DESTINATION_REALM.make(destination_realm))
+    avps.append(Avp(1401, _VM, VENDOR_3GPP, terminal))
+    if imsi is not None:
+        avps.append(d.USER_NAME.make(imsi))
+    return Message(
+        Command.ME_IDENTITY_CHECK, APP_S13, FLAG_REQUEST | FLAG_PROXIABLE, hop_by_hop, end_to_end, avps
+    )
+
+
+def decode_eca(msg: Message) -> EquipmentCheckAnswered:
+    """ECA → event (initiator side). Tolerant: a field that is absent or unreadable is None."""
+    session = None
+    result = exp = status = None
+    for a in msg.avps:
+        try:
+            if a.vendor_id == 0:
+                if a.code == 263:
+                    session = _str(a)
+                elif a.code == 268:
+                    result = int(decode_value(a, AvpType.UNSIGNED32))  # type: ignore[call-overload]
+                elif a.code == 297:
+                    for c in a.children():
+                        if c.code == 298 and c.vendor_id == 0:
+                            exp = int(decode_value(c, AvpType.UNSIGNED32))  # type: ignore[call-overload]
+            elif a.code == 1445 and a.vendor_id == VENDOR_3GPP:
+                status = int(decode_value(a, AvpType.ENUMERATED))  # type: ignore[call-overload]
+        except RemoteProtocolError:
+            continue
+    return EquipmentCheckAnswered(
+        hop_by_hop=msg.hop_by_hop,
+        session_id=session,
+        result_code=result,
+        experimental_result_code=exp,
+        equipment_status=status,
+        error=msg.is_error,
+        message=msg,
+    )
