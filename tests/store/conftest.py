@@ -32,15 +32,41 @@ async def _sqlite(tmp: Path, fresh: bool = True) -> IdentityStore:
     return s
 
 
+async def _postgres(tmp: Path, fresh: bool = True) -> IdentityStore:
+    from eir.store.postgres import PostgresStore
+    from tests.services import shared_postgres
+
+    marker = tmp / "postgres.url"  # a fresh database per test; a second handle reuses it
+    if fresh:
+        marker.write_text(shared_postgres().new_database())
+    s = PostgresStore(marker.read_text(), keep_versions=3)
+    await s.open()
+    return s
+
+
+async def _redis(tmp: Path, fresh: bool = True) -> IdentityStore:
+    from eir.store.redis import RedisStore
+    from tests.services import shared_redis
+
+    marker = tmp / "redis.prefix"  # a fresh key prefix per test; a second handle reuses it
+    if fresh:
+        marker.write_text(f"eirtest-{tmp.name}")
+    s = RedisStore(shared_redis().url, prefix=marker.read_text(), keep_versions=3)
+    await s.open()
+    return s
+
+
 Factory = Callable[[Path, bool], Awaitable[IdentityStore]]
 
 FACTORIES: dict[str, Factory] = {
     "memory": _memory,
     "sqlite": _sqlite,
+    "postgres": _postgres,
+    "redis": _redis,
 }
 
 # Backends whose second handle (same URL) sees the first one's data: the "other process" tests.
-SHARED = {"sqlite"}
+SHARED = {"sqlite", "postgres", "redis"}
 
 
 @pytest.fixture(params=list(FACTORIES))
