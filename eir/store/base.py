@@ -17,6 +17,10 @@ Changes (announced for every backend; the contract suite tests/store/test_contra
   itself (polling, LISTEN, pub/sub) until ``close()``. Several callbacks may be registered.
 * New non-abstract helpers with default implementations (backends may override them for speed):
   ``active_version() -> int | None`` and ``pairings() -> list[Pairing]``.
+* New class attribute ``cache_lookups = False``: a backend sets it True when a round trip costs
+  far more than a dict lookup (remote stores) and its ``watch`` is reliable; the checker then
+  caches ``lookup``/``imsi_rules`` answers until ``watch`` reports a new version. Note that cached
+  answers keep being given while the store is down.
 * New error :class:`VersionNotFoundError` (``rollback`` to an id that does not exist / was pruned).
 * Longest match: the narrowest containing range or TAC; among equal spans the one with the lower
   first IMEI. :func:`eir.store.ranges.flatten` computes it once at import for any backend.
@@ -133,6 +137,9 @@ class ListVersion:
 
 class IdentityStore(abc.ABC):
     """Async identity store. Constructors have no side effects; ``open`` connects."""
+
+    cache_lookups: bool = False
+    """True: the checker may cache answers per active version (see "Changes" above)."""
 
     @abc.abstractmethod
     async def open(self) -> None: ...

@@ -1,0 +1,227 @@
+"""CheckRequest → Verdict: the policy (eir/policy.py) run against the identity store.
+
+On the hot path of every interface (~20k checks/s per process), so it stays lean:
+
+* Validity is decided before any store call; label children of the metrics are resolved once.
+* Store calls are awaited directly. The SQLite store answers synchronously inside them (a point
+  lookup is microseconds; a hop to a thread would cost more than the lookup).
+* Stores that set ``cache_lookups`` (remote ones, where a round trip costs far more than a dict
+  lookup) get their answers cached per active version; the cache is dropped whenever ``watch``
+  reports a new version.
+* A store outage (StoreUnavailableError, connection errors, timeouts) becomes the configured
+  ``store.on_unavailable`` answer (FAILURE = the interface's system-failure error, or a verdict),
+  one log line when it starts and one when it ends, and ``eir_store_errors``. After a failure the
+  store is left alone for ``RETRY_AFTER`` seconds (answers are the fallback meanwhile) so an outage
+  does not turn into a storm of connection attempts; then the next check tries again.
+* Clone observations are recorded in ``observations`` (default: the list store). When they cannot
+  be recorded the clone rule is skipped (logged and counted) — the lists still decide.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from eir.config import Config
+from eir.logging import get_logger
+from eir.metrics import CLONE_SUSPICIONS, LIST_VERSION, REQUESTS, STORE_ERRORS, VERDICTS
+from eir.model import CheckRequest, Interface, Status, Verdict
+from eir.policy import Policy, Step
+from eir.store.base import IdentityStore, ImsiRules, Lookup, Sightings, StoreError
+
+__all__ = ["PolicyChecker", "build_checker"]
+
+RETRY_AFTER = 0.25
+"""Seconds a failed store is not asked again (fallback answers meanwhile)."""
+CACHE_SIZE = 100_000
+"""Entries per cache (lookups, IMSI rules) before it is simply cleared."""
+
+_OUTAGE_ERRORS: tuple[type[BaseException], ...] = (StoreError, OSError, TimeoutError, ConnectionError)
+_NO_RULES = ImsiRules()
+
+
+class PolicyChecker:
+    """The :class:`eir.model.Checker` every server adapter calls."""
+
+    def __init__(self, config: Config, store: IdentityStore, events: Any,
+                 observations: IdentityStore | None = None) -> None:
+        self.config = config
+        self.policy = Policy(config.policy)
+        self.store = store
+        self.observations = observations or store
+        self.events = events
+        self._log = get_logger(component="checker")
+        self._debug = config.log.level.lower() == "debug"
+        self._publish_verdicts = config.mqtt.enabled and config.mqtt.publish_verdicts
+        ou = config.store.on_unavailable
+        self._fallback = Verdict(status=Status.FAILURE if ou == "failure" else Status(ou), rule="store",
+                                 detail="store unavailable")
+        self._store_name = getattr(store, "name", None) or config.store.url.split(":", 1)[0]
+        obs_url = config.store.observations_url or config.store.url
+        self._obs_name = getattr(self.observations, "name", None) or obs_url.split(":", 1)[0]
+        self._cache_on = bool(getattr(store, "cache_lookups", False))
+        self._lookups: dict[tuple[str, str | None], Lookup] = {}
+        self._rules: dict[tuple[str, str], ImsiRules] = {}
+        self._watching = False
+        self._down_until = 0.0
+        self._down: dict[str, bool] = {}
+        self._requests: dict[Interface, Any] = {}
+        self._verdicts: dict[tuple[Interface, Status, str], Any] = {}
+        self._clone_seen: dict[str, float] = {}
+        if hasattr(store, "poll_interval"):  # SQLite: how often other processes' imports are noticed
+            setattr(store, "poll_interval", config.store.poll_interval)  # noqa: B010
+
+    # --- the Checker protocol ----------------------------------------------------------------------
+    async def check(self, request: CheckRequest) -> Verdict:
+        iface = request.interface
+        c = self._requests.get(iface)
+        if c is None:
+            c = self._requests[iface] = REQUESTS.labels(iface.value)
+        c.inc()
+        try:
+            verdict = await self._decide(request, None)
+        except Exception as e:  # a bug must not take the server down: answer, log, count
+            self._log.error("check_failed", imei=request.imei[:32], error=f"{type(e).__name__}: {e}",
+                            exc_info=True)
+            verdict = Verdict(status=Status.FAILURE, rule="error", detail=type(e).__name__)
+        key = (iface, verdict.status, verdict.rule)
+        vc = self._verdicts.get(key)
+        if vc is None:
+            vc = self._verdicts[key] = VERDICTS.labels(iface.value, verdict.status.value, verdict.rule)
+        vc.inc()
+        if self._debug:
+            self._log.debug("check", interface=iface.value, imei=request.imei[:32], imsi=request.imsi,
+                            origin=request.origin, status=verdict.status.value, reason=verdict.reason)
+        if self._publish_verdicts:
+            self.events.publish(f"verdict/{verdict.status.value}", {
+                "imei": request.imei[:32], "imsi": request.imsi, "interface": iface.value,
+                "origin": request.origin, "status": verdict.status.value, "rule": verdict.rule,
+                "list": verdict.list_name, "entry": verdict.entry})
+        return verdict
+
+    async def explain(self, request: CheckRequest) -> list[Step]:
+        """The decision path of one check, rule by rule (``eir check --explain``); the last step
+        is the verdict."""
+        steps: list[Step] = []
+        v = await self._decide(request, steps)
+        steps.append(Step(rule="verdict", outcome=v.status.value, detail=v.reason))
+        return steps
+
+    # --- internals ---------------------------------------------------------------------------------
+    async def _decide(self, req: CheckRequest, steps: list[Step] | None) -> Verdict:
+        parsed = self.policy.validate(req)
+        if isinstance(parsed, Verdict):
+            if steps is not None:
+                steps.append(Step(rule="validity", outcome="failed", detail=parsed.detail))
+            return parsed
+        imei, imeisv = parsed
+        if steps is not None:
+            steps.append(Step(rule="validity", outcome="ok",
+                              detail=f"IMEI {imei}" + (f", IMEISV {imeisv}" if imeisv else "")))
+        if not self._watching:
+            await self._start_watch()
+        now = time.monotonic()
+        if now < self._down_until:
+            if steps is not None:
+                steps.append(Step(rule="store", outcome="failed", detail="unavailable (retrying shortly)"))
+            return self._fallback
+        try:
+            lookup = self._lookups.get((imei, imeisv)) if self._cache_on else None
+            if lookup is None:
+                lookup = await self.store.lookup(imei, imeisv)
+                if self._cache_on:
+                    if len(self._lookups) >= CACHE_SIZE:
+                        self._lookups.clear()
+                    self._lookups[(imei, imeisv)] = lookup
+            rules = _NO_RULES
+            imsi = req.imsi
+            if imsi:
+                r = self._rules.get((imsi, imei)) if self._cache_on else None
+                if r is None:
+                    r = await self.store.imsi_rules(imsi, imei)
+                    if self._cache_on:
+                        if len(self._rules) >= CACHE_SIZE:
+                            self._rules.clear()
+                        self._rules[(imsi, imei)] = r
+                rules = r
+        except _OUTAGE_ERRORS as e:
+            self._store_failed("store", self._store_name, e, now)
+            if steps is not None:
+                steps.append(Step(rule="store", outcome="failed", detail=f"{type(e).__name__}: {e}"))
+            return self._fallback
+        if self._down.get("store"):
+            self._store_recovered("store", self._store_name)
+
+        sightings = None
+        if self.policy.clone_enabled and (req.imsi or req.origin):
+            sightings = await self._observe(imei, req)
+        verdict = self.policy.decide(req, imei, lookup, rules, sightings, steps)
+        if sightings is not None:
+            reason = self.policy.clone_reason(sightings)
+            if reason is not None:
+                self._clone_suspected(imei, req, sightings, reason, verdict)
+        return verdict
+
+    async def _observe(self, imei: str, req: CheckRequest) -> Sightings | None:
+        try:
+            s = await self.observations.observe(imei, req.imsi, req.origin, time.time(),
+                                                self.policy.clone_window)
+        except _OUTAGE_ERRORS as e:
+            self._store_failed("observations", self._obs_name, e, None)
+            return None
+        if self._down.get("observations"):
+            self._store_recovered("observations", self._obs_name)
+        return s
+
+    def _clone_suspected(self, imei: str, req: CheckRequest, s: Sightings, reason: str, v: Verdict) -> None:
+        """Event + metric once per IMEI per window, not on every check of a suspect IMEI."""
+        now = time.monotonic()
+        last = self._clone_seen.get(imei)
+        if last is not None and now - last < self.policy.clone_window:
+            return
+        if len(self._clone_seen) >= CACHE_SIZE:
+            self._clone_seen.clear()
+        self._clone_seen[imei] = now
+        CLONE_SUSPICIONS.labels(reason).inc()
+        payload = {"imei": imei, "imsi": req.imsi, "origin": req.origin, "interface": req.interface.value,
+                   "reason": reason, "distinct_imsis": s.distinct_imsis,
+                   "distinct_origins": s.distinct_origins, "window": self.policy.clone_window,
+                   "status": v.status.value, "rule": v.rule}
+        self._log.warning("clone_suspected", **payload)
+        self.events.publish("clone", payload)
+
+    def _store_failed(self, which: str, name: str, e: BaseException, now: float | None) -> None:
+        STORE_ERRORS.labels(name).inc()
+        if which == "store" and now is not None:
+            self._down_until = now + RETRY_AFTER
+        if not self._down.get(which):
+            self._down[which] = True
+            fallback = self._fallback.status.value if which == "store" else "clone rule skipped"
+            self._log.warning(f"{which}_unavailable", store=name, error=f"{type(e).__name__}: {e}",
+                              fallback=fallback)
+
+    def _store_recovered(self, which: str, name: str) -> None:
+        self._down[which] = False
+        self._log.info(f"{which}_recovered", store=name)
+
+    async def _start_watch(self) -> None:
+        try:
+            await self.store.watch(self._on_version)
+            v = await self.store.active_version()
+        except _OUTAGE_ERRORS:
+            return  # try again on the next check
+        self._watching = True
+        if v is not None:
+            LIST_VERSION.set(v)
+
+    def _on_version(self, version_id: int) -> None:
+        self._lookups.clear()
+        self._rules.clear()
+        LIST_VERSION.set(version_id)
+        self._log.info("list_version_active", version=version_id)
+
+
+def build_checker(config: Config, store: IdentityStore, events: Any,
+                  observations: IdentityStore | None = None) -> PolicyChecker:
+    """The checker for ``eir serve`` (and ``eir check``): config, opened store(s), event sink."""
+    return PolicyChecker(config, store, events, observations)

@@ -1,0 +1,193 @@
+"""The verdict policy: ordered rules over what the store said about one check.
+
+Pure decisions, no I/O: :mod:`eir.checker` fetches the store's answers (:class:`Lookup`,
+:class:`ImsiRules`, :class:`Sightings`) and asks :meth:`Policy.decide`. Every :class:`Verdict`
+names the rule that decided, the list and the entry.
+
+Order (the first rule that decides wins, except where a later rule may only make it stricter):
+
+1. ``validity`` — not 14-16 digits, a bad Luhn check digit on a 15-digit IMEI
+   (TS 23.003 §6.2.1 / Annex B), a software version that is not 2 digits, the all-zero IMEI or a
+   reserved/test TAC → ``policy.malformed``. Final.
+2. ``imeisv`` — an exact IMEISV entry (14 digits + SVN) decides the list status.
+3. ``imei`` — an exact IMEI entry.
+4. ``range`` / ``tac`` — the narrowest range or TAC containing the IMEI.
+   (Steps 2-4 pick the most specific list entry; when none matches, step 7's default stands in.)
+5. ``pairing`` — the IMSI is paired with this IMEI (an exception list, as DIRBS has): white
+   whatever the lists said. Final: a pairing is an operator's explicit word on this IMSI+IMEI, so
+   neither a lock nor a clone suspicion overrides it.
+   ``lock`` — the IMSI is locked to its listed IMEIs and this IMEI is not one of them →
+   ``policy.lock_verdict``, unless the lists already gave something as strict or stricter.
+6. ``clone`` — the IMEI was seen with ≥ ``max_imsis`` distinct IMSIs, or (``distinct_origins``)
+   from two different origins, within ``window`` → ``policy.clone.verdict``, again only when that
+   is stricter: a black entry stays black; white (or unknown) becomes grey. Clone suspicion never
+   makes anything *more* permissive.
+7. ``default`` — equipment on no list → ``policy.unknown_equipment`` (white, grey, black, or
+   ``unknown`` = the interface's own "unknown equipment" error).
+
+Strictness: white = unknown < grey < black.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eir.config import PolicyConfig
+from eir.model import CheckRequest, Status, Verdict
+from eir.store.base import EntryKind, ImsiRules, ListEntry, Lookup, Sightings
+from protocols.imei import luhn_check_digit
+
+__all__ = ["Policy", "Step", "entry_text"]
+
+RANK = {Status.WHITE: 0, Status.UNKNOWN: 0, Status.GREY: 1, Status.BLACK: 2, Status.FAILURE: 0}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Step:
+    """One line of ``eir check --explain``: a rule, what it found, and whether it decided."""
+
+    rule: str
+    outcome: str
+    """``decided``, ``matched``, ``no match``, ``skipped``, ``overridden``, ``failed`` …"""
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.rule:<9} {self.outcome:<10} {self.detail}".rstrip()
+
+
+def entry_text(e: ListEntry) -> str:
+    return f"{e.key}-{e.last}" if e.kind is EntryKind.RANGE else e.key
+
+
+class Policy:
+    """The configured policy, with its constants resolved once (it runs on every check)."""
+
+    def __init__(self, cfg: PolicyConfig) -> None:
+        self.cfg = cfg
+        self.malformed = Status(cfg.malformed)
+        self.lock_status = Status(cfg.lock_verdict)
+        self.clone_status = Status(cfg.clone.verdict)
+        self.clone_enabled = cfg.clone.enabled
+        self.clone_max_imsis = cfg.clone.max_imsis
+        self.clone_origins = cfg.clone.distinct_origins
+        self.clone_window = cfg.clone.window
+        self.check_luhn = cfg.check_luhn
+        self.reserved = frozenset(cfg.reserved_tacs)
+        self.default = Verdict(status=Status(cfg.unknown_equipment), rule="default",
+                               detail="on no list")
+
+    # --- 1. validity ------------------------------------------------------------------------------
+    def validate(self, req: CheckRequest) -> tuple[str, str | None] | Verdict:
+        """``(imei14, imeisv or None)`` for a valid identity, else the ``validity`` verdict."""
+        d = req.imei
+        n = len(d)
+        if not 14 <= n <= 16 or not d.isascii() or not d.isdigit():
+            return self._malformed(d, f"not an IMEI: {n} characters, expected 14-16 digits")
+        imei = d[:14]
+        if n == 15 and self.check_luhn:
+            cd = luhn_check_digit(imei)
+            if ord(d[14]) - 48 != cd:
+                return self._malformed(d, f"bad check digit {d[14]}, expected {cd}")
+        sv = d[14:] if n == 16 else req.software_version
+        if sv is not None and (len(sv) != 2 or not sv.isascii() or not sv.isdigit()):
+            return self._malformed(d, f"bad software version {sv!r}, expected 2 digits")
+        if imei == "00000000000000":
+            return self._malformed(d, "all-zero IMEI")
+        if imei[:8] in self.reserved:
+            return self._malformed(d, f"reserved TAC {imei[:8]}")
+        return imei, (imei + sv if sv is not None else None)
+
+    def _malformed(self, digits: str, detail: str) -> Verdict:
+        return Verdict(status=self.malformed, rule="validity", entry=digits[:32], detail=detail)
+
+    # --- 2.-7. ------------------------------------------------------------------------------------
+    def decide(self, req: CheckRequest, imei: str, lookup: Lookup, rules: ImsiRules,
+               sightings: Sightings | None, steps: list[Step] | None = None) -> Verdict:
+        """Apply rules 2-7. ``steps`` (for ``--explain``) collects what each rule found."""
+        verdict: Verdict | None = None
+        for rule, e in (("imeisv", lookup.imeisv), ("imei", lookup.imei), ("range", lookup.range)):
+            if e is None:
+                if steps is not None:
+                    steps.append(Step(rule=rule, outcome="no match"))
+                continue
+            if rule == "range" and e.kind is EntryKind.TAC:
+                rule = "tac"
+            if verdict is None:
+                verdict = Verdict(status=e.status, rule=rule, list_name=e.status.value, entry=entry_text(e),
+                                  detail=e.reason or "")
+                if steps is not None:
+                    steps.append(Step(rule=rule, outcome="matched",
+                                      detail=f"{e.status.value} list: {entry_text(e)} {e.reason or ''}"))
+            elif steps is not None:
+                steps.append(Step(rule=rule, outcome="shadowed",
+                                  detail=f"{e.status.value} list: {entry_text(e)} "
+                                         f"(a more specific entry decided)"))
+
+        # 5. pairing exception: final
+        if rules.pairing is not None:
+            p = rules.pairing
+            v = Verdict(status=Status.WHITE, rule="pairing", list_name="pairing", entry=f"{p.imsi}/{p.imei}",
+                        detail=p.reason or "")
+            if steps is not None:
+                was = f" (overrides {verdict.status.value} from {verdict.rule})" if verdict else ""
+                steps.append(Step(rule="pairing", outcome="decided", detail=f"IMSI {p.imsi} paired{was}"))
+            return v
+        if steps is not None:
+            steps.append(Step(rule="pairing", outcome="no match" if req.imsi else "skipped",
+                              detail="" if req.imsi else "no IMSI in the request"))
+
+        if verdict is None:
+            verdict = self.default
+        # 5. lock: only stricter
+        if rules.locked and not rules.lock_allows:
+            if RANK[self.lock_status] > RANK[verdict.status]:
+                verdict = Verdict(status=self.lock_status, rule="lock", list_name="lock",
+                                  entry=f"{req.imsi}/{imei}", detail="IMSI is locked to other IMEIs")
+                if steps is not None:
+                    steps.append(Step(rule="lock", outcome="decided",
+                                      detail=f"IMSI {req.imsi} is locked to other IMEIs"))
+            elif steps is not None:
+                steps.append(Step(rule="lock", outcome="matched",
+                                  detail=f"IMSI locked to other IMEIs; {verdict.status.value} "
+                                         f"already as strict"))
+        elif steps is not None:
+            steps.append(Step(rule="lock", outcome="allowed" if rules.locked else "no match"))
+
+        # 6. clone: only stricter
+        reason = self.clone_reason(sightings)
+        if reason is not None:
+            assert sightings is not None
+            if RANK[self.clone_status] > RANK[verdict.status]:
+                verdict = Verdict(status=self.clone_status, rule="clone", list_name="observations",
+                                  entry=imei, detail=self.clone_detail(sightings))
+                if steps is not None:
+                    steps.append(Step(rule="clone", outcome="decided", detail=self.clone_detail(sightings)))
+            elif steps is not None:
+                steps.append(Step(rule="clone", outcome="suspected",
+                                  detail=f"{self.clone_detail(sightings)}; "
+                                         f"{verdict.status.value} already as strict"))
+        elif steps is not None:
+            if sightings is None:
+                why = "disabled" if not self.clone_enabled else "no IMSI or origin, or no data"
+                steps.append(Step(rule="clone", outcome="skipped", detail=why))
+            else:
+                steps.append(Step(rule="clone", outcome="no match", detail=self.clone_detail(sightings)))
+
+        if steps is not None and verdict is self.default:
+            steps.append(Step(rule="default", outcome="decided",
+                              detail=f"unknown equipment → {self.default.status.value}"))
+        return verdict
+
+    def clone_reason(self, s: Sightings | None) -> str | None:
+        """``imsis`` / ``origins`` when the sightings make the IMEI a clone suspect."""
+        if s is None:
+            return None
+        if s.distinct_imsis >= self.clone_max_imsis:
+            return "imsis"
+        if self.clone_origins and s.distinct_origins >= 2:
+            return "origins"
+        return None
+
+    def clone_detail(self, s: Sightings) -> str:
+        return (f"{s.distinct_imsis} IMSIs, {s.distinct_origins} origins within {self.clone_window:g}s "
+                f"(limit {self.clone_max_imsis} IMSIs{', 2 origins' if self.clone_origins else ''})")

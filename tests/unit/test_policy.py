@@ -1,0 +1,357 @@
+"""The verdict policy through the real checker, against the memory store (and SQLite where the
+backend matters): every rule, the order between them, metrics, events, store outages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import eir.checker
+from eir.checker import build_checker
+from eir.config import Config, load_config
+from eir.metrics import REGISTRY
+from eir.model import CheckRequest, Interface, Status, Verdict
+from eir.store.base import (
+    EntryKind,
+    IdentityStore,
+    ImsiRules,
+    ListEntry,
+    Lookup,
+    Pairing,
+    PairingKind,
+    StoreUnavailableError,
+)
+from eir.store.memory import MemoryStore
+from eir.store.sqlite import SqliteStore
+
+W, G, B = Status.WHITE, Status.GREY, Status.BLACK
+IMEI = "35209900176148"          # Luhn check digit 1
+IMEI15 = "352099001761481"
+IMSI1, IMSI2, IMSI3 = "262010000000001", "262010000000002", "262010000000003"
+
+
+class Events:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    def publish(self, topic: str, payload: dict[str, Any]) -> None:
+        self.sent.append((topic, payload))
+
+
+def E(kind: EntryKind, key: str, status: Status, last: str | None = None,
+      reason: str | None = None) -> ListEntry:
+    return ListEntry(kind=kind, key=key, last=last, status=status, reason=reason)
+
+
+def cfg(**policy: Any) -> Config:
+    return load_config(None, environ={}, overrides={"policy": policy} if policy else None)
+
+
+async def make(entries: list[ListEntry] = (), pairings: list[Pairing] = (), config: Config | None = None,  # type: ignore[assignment]
+               store: IdentityStore | None = None) -> tuple[Any, IdentityStore, Events]:
+    s = store or MemoryStore()
+    await s.open()
+    if entries or pairings:
+        await s.import_version(entries, pairings, source="test")
+    ev = Events()
+    return build_checker(config or cfg(), s, ev), s, ev
+
+
+def req(imei: str = IMEI, **kw: Any) -> CheckRequest:
+    return CheckRequest(imei=imei, **kw)
+
+
+# --- 1. validity ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("imei", "sv", "why"), [
+    ("3520990017614", None, "13 characters"),
+    ("35209900176148123", None, "17 characters"),
+    ("3520990017614a", None, "expected 14-16 digits"),
+    ("".join(chr(0xFF10 + int(c)) for c in IMEI), None, "expected 14-16 digits"),  # full-width digits
+    ("352099001761480", None, "bad check digit 0, expected 1"),
+    (IMEI, "1", "bad software version"),
+    (IMEI, "ab", "bad software version"),
+    ("00000000000000", None, "all-zero IMEI"),
+    ("000000000000000", None, "all-zero IMEI"),
+    ("00000000123456", None, "reserved TAC 00000000"),
+    ("", None, "0 characters"),
+])
+async def test_malformed_identities(imei: str, sv: str | None, why: str) -> None:
+    checker, _s, _e = await make([E(EntryKind.IMEI, IMEI, W)])
+    v = await checker.check(req(imei, software_version=sv))
+    assert v.status is B and v.rule == "validity" and why in v.detail
+
+
+async def test_malformed_verdict_luhn_switch_and_reserved_tacs_are_configurable() -> None:
+    checker, _s, _e = await make(config=cfg(malformed="grey", check_luhn=False, reserved_tacs=["35209900"]))
+    assert (await checker.check(req("352099001761480"))).status is G  # reserved TAC now
+    v = await checker.check(req("490154203237510"))  # wrong CD, Luhn not checked
+    assert v.rule == "default" and v.status is W
+
+
+async def test_valid_forms_reach_the_lists() -> None:
+    checker, _s, _e = await make([E(EntryKind.IMEI, IMEI, B)])
+    for form in (IMEI, IMEI15, IMEI + "07"):
+        v = await checker.check(req(form))
+        assert (v.status, v.rule, v.entry) == (B, "imei", IMEI)
+
+
+# --- 2.-4. lists ----------------------------------------------------------------------------------
+
+async def test_most_specific_entry_decides() -> None:
+    entries = [E(EntryKind.IMEISV, IMEI + "23", W, reason="fixed firmware"), E(EntryKind.IMEI, IMEI, B),
+               E(EntryKind.RANGE, "35209900176100", G, last="35209900176199"),
+               E(EntryKind.TAC, "35209900", W)]
+    checker, _s, _e = await make(entries)
+    v = await checker.check(req(IMEI, software_version="23"))
+    assert (v.status, v.rule, v.list_name, v.entry, v.detail) == (W, "imeisv", "white", IMEI + "23",
+                                                                   "fixed firmware")
+    assert v.reason == f"imeisv:white:{IMEI}23"
+    v = await checker.check(req(IMEI + "24"))
+    assert (v.status, v.rule) == (B, "imei")
+    v = await checker.check(req("35209900176155"))
+    assert (v.status, v.rule, v.entry) == (G, "range", "35209900176100-35209900176199")
+    v = await checker.check(req("35209900000000"))
+    assert (v.status, v.rule, v.entry) == (W, "tac", "35209900")
+
+
+@pytest.mark.parametrize("unknown", ["white", "grey", "black", "unknown"])
+async def test_default_for_unknown_equipment(unknown: str) -> None:
+    checker, _s, _e = await make([E(EntryKind.IMEI, "35209900176155", B)],
+                                 config=cfg(unknown_equipment=unknown))
+    v = await checker.check(req())
+    assert (v.status, v.rule) == (Status(unknown), "default")
+
+
+# --- 5. pairing and lock --------------------------------------------------------------------------
+
+async def test_pairing_exception_whitens_black_and_grey_for_that_imsi_only() -> None:
+    checker, _s, _e = await make(
+        [E(EntryKind.IMEI, IMEI, B), E(EntryKind.TAC, "49015420", G)],
+        [Pairing(kind=PairingKind.PAIRING, imsi=IMSI1, imei=IMEI, reason="police test phone"),
+         Pairing(kind=PairingKind.PAIRING, imsi=IMSI1, imei="49015420323751")])
+    v = await checker.check(req(imsi=IMSI1))
+    assert (v.status, v.rule, v.list_name, v.entry, v.detail) == (W, "pairing", "pairing", f"{IMSI1}/{IMEI}",
+                                                                   "police test phone")
+    assert (await checker.check(req("49015420323751", imsi=IMSI1))).rule == "pairing"
+    v = await checker.check(req(imsi=IMSI2))
+    assert (v.status, v.rule) == (B, "imei")
+    assert (await checker.check(req())).status is B
+
+
+async def test_lock_restricts_an_imsi_to_its_imeis() -> None:
+    checker, _s, _e = await make(
+        [E(EntryKind.IMEI, "35209900176155", B)],
+        [Pairing(kind=PairingKind.LOCK, imsi=IMSI1, imei=IMEI)])
+    v = await checker.check(req(imsi=IMSI1))
+    assert (v.status, v.rule) == (W, "default")           # its own IMEI: the lists decide
+    v = await checker.check(req("49015420323751", imsi=IMSI1))
+    assert (v.status, v.rule, v.list_name, v.entry) == (B, "lock", "lock", f"{IMSI1}/49015420323751")
+    v = await checker.check(req("49015420323751", imsi=IMSI2))
+    assert (v.status, v.rule) == (W, "default")           # other IMSIs are not locked
+
+
+async def test_lock_only_makes_stricter() -> None:
+    checker, _s, _e = await make([E(EntryKind.IMEI, "35209900176155", B)],
+                                 [Pairing(kind=PairingKind.LOCK, imsi=IMSI1, imei=IMEI)],
+                                 config=cfg(lock_verdict="grey"))
+    v = await checker.check(req("35209900176155", imsi=IMSI1))
+    assert (v.status, v.rule) == (B, "imei")
+    v = await checker.check(req("49015420323751", imsi=IMSI1))
+    assert (v.status, v.rule) == (G, "lock")
+
+
+# --- 6. clone -------------------------------------------------------------------------------------
+
+def _metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_clone_by_distinct_imsis_greys_white_once_event_per_window() -> None:
+    checker, _s, ev = await make([E(EntryKind.IMEI, "35209900176155", B)],
+                                 config=cfg(clone={"max_imsis": 3, "distinct_origins": False}))
+    before = _metric("eir_clone_suspicions_total", reason="imsis")
+    assert (await checker.check(req(imsi=IMSI1))).status is W
+    assert (await checker.check(req(imsi=IMSI2))).status is W
+    v = await checker.check(req(imsi=IMSI3))
+    assert (v.status, v.rule, v.list_name, v.entry) == (G, "clone", "observations", IMEI)
+    assert "3 IMSIs" in v.detail
+    v = await checker.check(req(imsi=IMSI1))
+    assert v.rule == "clone"
+    clones = [p for t, p in ev.sent if t == "clone"]
+    assert len(clones) == 1
+    assert clones[0]["imei"] == IMEI and clones[0]["distinct_imsis"] == 3 and clones[0]["reason"] == "imsis"
+    assert _metric("eir_clone_suspicions_total", reason="imsis") == before + 1
+    # a black entry stays black, but the suspicion is still reported
+    for imsi in (IMSI1, IMSI2, IMSI3):
+        v = await checker.check(req("35209900176155", imsi=imsi))
+    assert (v.status, v.rule) == (B, "imei")
+    assert len([p for t, p in ev.sent if t == "clone"]) == 2
+
+
+async def test_clone_by_two_origins_and_disabled() -> None:
+    checker, _s, _e = await make()
+    assert (await checker.check(req(imsi=IMSI1, origin="mme1.lab"))).status is W
+    v = await checker.check(req(imsi=IMSI1, origin="mme2.lab"))
+    assert (v.status, v.rule) == (G, "clone") and "2 origins" in v.detail
+    checker, _s, _e = await make(config=cfg(clone={"enabled": False}))
+    for i in range(5):
+        assert (await checker.check(req(imsi=f"26201000000000{i}", origin=f"m{i}"))).rule == "default"
+
+
+async def test_pairing_is_final_even_for_a_clone_suspect() -> None:
+    checker, _s, _e = await make([], [Pairing(kind=PairingKind.PAIRING, imsi=IMSI3, imei=IMEI)])
+    await checker.check(req(imsi=IMSI1))
+    await checker.check(req(imsi=IMSI2))
+    assert (await checker.check(req(imsi=IMSI3))).rule == "pairing"
+    assert (await checker.check(req(imsi="262010000000004"))).rule == "clone"
+
+
+async def test_clone_observations_in_a_separate_store() -> None:
+    store, obs = MemoryStore(), MemoryStore()
+    await store.open()
+    await obs.open()
+    checker = build_checker(cfg(), store, Events(), obs)
+    await checker.check(req(imsi=IMSI1, origin="a"))
+    assert (await checker.check(req(imsi=IMSI1, origin="b"))).rule == "clone"
+    assert (await store.observe(IMEI, None, None, 0.0, 1.0)).distinct_imsis == 0
+
+
+# --- store outage ---------------------------------------------------------------------------------
+
+class FlakyStore(MemoryStore):
+    """A real memory store that can be switched off, as a dead database would be."""
+
+    name = "flaky"
+    down = False
+
+    async def lookup(self, imei: str, imeisv: str | None = None) -> Lookup:
+        if self.down:
+            raise StoreUnavailableError("connection refused")
+        return await super().lookup(imei, imeisv)
+
+    async def imsi_rules(self, imsi: str, imei: str) -> ImsiRules:
+        if self.down:
+            raise ConnectionResetError("reset")
+        return await super().imsi_rules(imsi, imei)
+
+    async def observe(self, *a: Any, **kw: Any) -> Any:
+        if self.down:
+            raise OSError("observations gone")
+        return await super().observe(*a, **kw)
+
+
+@pytest.mark.parametrize("fallback", ["failure", "grey"])
+async def test_store_outage_gives_the_fallback_and_recovers(monkeypatch: pytest.MonkeyPatch,
+                                                            fallback: str) -> None:
+    monkeypatch.setattr(eir.checker, "RETRY_AFTER", 0.0)
+    s = FlakyStore()
+    config = load_config(None, environ={}, overrides={"store": {"on_unavailable": fallback}})
+    checker, _s, _e = await make([E(EntryKind.IMEI, IMEI, B)], config=config, store=s)
+    errors = _metric("eir_store_errors_total", store="flaky")
+    assert (await checker.check(req())).status is B
+    s.down = True
+    v = await checker.check(req())
+    assert (v.status, v.rule) == (Status.FAILURE if fallback == "failure" else G, "store")
+    v = await checker.check(req(imsi=IMSI1))
+    assert v.rule == "store"
+    assert _metric("eir_store_errors_total", store="flaky") == errors + 2
+    assert (await checker.explain(req()))[-2].rule == "store"
+    s.down = False
+    v = await checker.check(req(imsi=IMSI1))
+    assert (v.status, v.rule) == (B, "imei")
+
+
+async def test_after_a_failure_the_store_is_left_alone_briefly() -> None:
+    s = FlakyStore()
+    checker, _s, _e = await make([E(EntryKind.IMEI, IMEI, B)], store=s)
+    s.down = True
+    errors = _metric("eir_store_errors_total", store="flaky")
+    for _ in range(5):
+        assert (await checker.check(req())).rule == "store"
+    assert _metric("eir_store_errors_total", store="flaky") == errors + 1  # one attempt, then fallback
+
+
+async def test_sqlite_store_closed_underneath_is_an_outage(tmp_path: Path) -> None:
+    s = SqliteStore(f"sqlite:///{tmp_path / 'e.db'}", str(tmp_path))
+    checker, _s, _e = await make([E(EntryKind.IMEI, IMEI, B)], store=s)
+    assert (await checker.check(req())).rule == "imei"
+    await s.close()
+    assert (await checker.check(req())).status is Status.FAILURE
+
+
+# --- metrics, events, cache, explain --------------------------------------------------------------
+
+async def test_metrics_count_requests_and_verdicts_by_rule() -> None:
+    checker, _s, _e = await make([E(EntryKind.IMEI, IMEI, B)])
+    r0 = _metric("eir_check_requests_total", interface="s13")
+    v0 = _metric("eir_verdicts_total", interface="s13", status="black", rule="imei")
+    m0 = _metric("eir_verdicts_total", interface="s13", status="black", rule="validity")
+    await checker.check(req(interface=Interface.S13))
+    await checker.check(req(interface=Interface.S13))
+    await checker.check(req("1", interface=Interface.S13))
+    assert _metric("eir_check_requests_total", interface="s13") == r0 + 3
+    assert _metric("eir_verdicts_total", interface="s13", status="black", rule="imei") == v0 + 2
+    assert _metric("eir_verdicts_total", interface="s13", status="black", rule="validity") == m0 + 1
+
+
+async def test_verdict_events_only_when_configured() -> None:
+    config = load_config(None, environ={}, overrides={"mqtt": {"enabled": True, "publish_verdicts": True}})
+    checker, _s, ev = await make([E(EntryKind.IMEI, IMEI, B)], config=config)
+    await checker.check(req(interface=Interface.MAP))
+    assert ev.sent[-1][0] == "verdict/black" and ev.sent[-1][1]["rule"] == "imei"
+    checker, _s, ev = await make([E(EntryKind.IMEI, IMEI, B)])
+    await checker.check(req())
+    assert ev.sent == []
+
+
+class CachingStore(MemoryStore):
+    cache_lookups = True
+    calls = 0
+
+    async def lookup(self, imei: str, imeisv: str | None = None) -> Lookup:
+        self.calls += 1
+        return await super().lookup(imei, imeisv)
+
+
+async def test_cache_is_dropped_when_the_version_changes() -> None:
+    s = CachingStore()
+    checker, _s, _e = await make([E(EntryKind.IMEI, IMEI, B)], store=s)
+    for _ in range(3):
+        assert (await checker.check(req())).status is B
+    assert s.calls == 1
+    await s.import_version([E(EntryKind.IMEI, IMEI, W)], [], source="new")
+    assert (await checker.check(req())).status is W
+    assert s.calls == 2
+
+
+async def test_a_bug_becomes_a_failure_answer_not_a_crash() -> None:
+    class Broken(MemoryStore):
+        async def lookup(self, imei: str, imeisv: str | None = None) -> Lookup:
+            raise ZeroDivisionError("bug")
+
+    checker, _s, _e = await make(store=Broken())
+    v = await checker.check(req())
+    assert (v.status, v.rule) == (Status.FAILURE, "error")
+
+
+async def test_explain_walks_every_rule() -> None:
+    checker, _s, _e = await make([E(EntryKind.IMEI, IMEI, B, reason="stolen"),
+                                  E(EntryKind.TAC, "35209900", W)],
+                                 [Pairing(kind=PairingKind.LOCK, imsi=IMSI1, imei="49015420323751")])
+    steps = await checker.explain(req(imsi=IMSI1, origin="mme1"))
+    rules = [(s.rule, s.outcome) for s in steps]
+    assert rules == [("validity", "ok"), ("imeisv", "no match"), ("imei", "matched"), ("tac", "shadowed"),
+                     ("pairing", "no match"), ("lock", "matched"), ("clone", "no match"),
+                     ("verdict", "black")]
+    assert "stolen" in str(steps[2]) and steps[-1].detail == f"imei:black:{IMEI}"
+    steps = await checker.explain(req("123"))
+    assert [(s.rule, s.outcome) for s in steps] == [("validity", "failed"), ("verdict", "black")]
+    steps = await checker.explain(req("49015420323751"))
+    assert steps[-2].rule == "default" and steps[-1].outcome == "white"
+
+
+def test_verdicts_are_values() -> None:
+    assert Verdict(status=W, rule="default").reason == "default"
