@@ -146,10 +146,10 @@ class EirSigtranStack:
         route = Route(opc=pd.opc, dpc=pd.dpc, ni=pd.ni, sls=pd.sls, routing_context=ev.routing_context,
                       request=request)
         # The calling address scopes the transaction ids: several MSCs may sit behind one STP.
-        invokes, reply = self.tcap.receive_tcap(request.data, now, peer=request.raw_calling)
+        received = self.tcap.receive_tcap(request.data, now, peer=request.raw_calling)
+        invokes, reply, errors = received.invokes, received.reply, received.errors
         if reply is not None:
             self._send_answer(route, reply)
-        errors = self.tcap.take_errors()
         if errors:
             out.extend(errors)
         if invokes:

@@ -1,0 +1,369 @@
+"""Simulated MSC / SGSN: MAP checkIMEI over SCCP over M3UA (TCP, or SCTP where the kernel has it).
+
+Library use (tests, benchmark)::
+
+    msc = await SimulatedMsc.connect("127.0.0.1", 2905, role="msc")
+    result = await msc.check("35809101685355", version=3)      # falls back v3 → v2 on AC refusal
+    summary = await msc.load(imei, count=10000, window=128)
+    await msc.close()
+
+CLI: ``eir sim msc --connect HOST:PORT --imei IMEI [--map-version 1|2|3] [--count N --window W]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import socket
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from protocols.sigtran import m3ua, sccp
+from protocols.sigtran.map_eir import EquipmentStatus, MapError
+from protocols.sigtran.stack import CheckImeiAnswered, CheckImeiClient
+
+__all__ = ["CheckResult", "LoadSummary", "SimulatedMsc", "register"]
+
+ROLE_SSN = {"msc": 8, "sgsn": 149}
+DEFAULT_GT = {"msc": "491700000008", "sgsn": "491700000149"}
+
+_STATUS_NAME = {EquipmentStatus.WHITE_LISTED: "white", EquipmentStatus.BLACK_LISTED: "black",
+                EquipmentStatus.GREY_LISTED: "grey"}
+_ERROR_NAME = {int(e): e.name.lower() for e in MapError}
+
+
+@dataclass(slots=True)
+class CheckResult:
+    """One checkIMEI as the simulated MSC saw it."""
+
+    imei: str
+    verdict: str
+    """white / grey / black, ``error:<name>``, ``aborted``, ``rejected``, ``returned:<cause>``,
+    ``timeout``."""
+    version: int
+    """The MAP version of the dialogue that was answered."""
+    latency: float
+    fallback_from: int | None = None
+    detail: str | None = None
+
+
+@dataclass(slots=True)
+class LoadSummary:
+    count: int
+    window: int
+    seconds: float
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    verdicts: dict[str, int] = field(default_factory=dict)
+
+
+def _verdict(ev: CheckImeiAnswered) -> tuple[str, str | None]:
+    if ev.returned is not None:
+        try:
+            cause = sccp.ReturnCause(ev.returned).name.lower()
+        except ValueError:
+            cause = str(ev.returned)
+        return f"returned:{cause}", None
+    o = ev.outcome
+    assert o is not None
+    if o.status is not None:
+        return _STATUS_NAME.get(o.status, str(int(o.status))), None
+    if o.error is not None:
+        return f"error:{_ERROR_NAME.get(o.error, str(o.error))}", None
+    if o.aborted:
+        return "aborted", o.detail
+    if o.rejected:
+        return "rejected", str(o.reject_problem)
+    return "empty", o.detail
+
+
+class _MscProtocol(asyncio.Protocol):
+    def __init__(self, client: CheckImeiClient) -> None:
+        self.client = client
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.active = asyncio.Event()
+        self.closed = asyncio.Event()
+        self.waiters: dict[int, asyncio.Future[CheckImeiAnswered]] = {}
+        self.on_answer: Any = None
+        """Load mode: a callable(CheckImeiAnswered) taking every answer (no futures)."""
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at: float | None = None
+        self.errors: list[str] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's are not asyncio.Transport
+        self.client.start(self.loop.time())
+        self.flush()
+
+    def data_received(self, data: bytes) -> None:
+        for ev in self.client.receive_data(data, self.loop.time()):
+            if isinstance(ev, CheckImeiAnswered):
+                if self.on_answer is not None:
+                    self.on_answer(ev)
+                else:
+                    fut = self.waiters.pop(ev.otid, None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(ev)
+            elif isinstance(ev, m3ua.AspStateChanged):
+                if ev.new is m3ua.AspState.ACTIVE:
+                    self.active.set()
+                else:
+                    self.active.clear()
+            elif isinstance(ev, m3ua.ConnectionTerminated):
+                if self.transport is not None:
+                    self.transport.close()
+            elif isinstance(ev, m3ua.ErrorReceived):
+                self.errors.append(f"ERR 0x{ev.code:02x}")
+        self.flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed.set()
+        self.active.clear()
+        for fut in self.waiters.values():
+            if not fut.done():
+                fut.set_exception(ConnectionError("M3UA association closed"))
+        if self.timer is not None:
+            self.timer.cancel()
+
+    def flush(self) -> None:
+        data = self.client.data_to_send()
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+        at = self.client.get_timer()
+        if at != self.timer_at:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = self.loop.call_at(at, self._on_timer) if at is not None else None
+            self.timer_at = at
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        self.timer_at = None
+        for ev in self.client.handle_timer(self.loop.time()):
+            if type(ev) is m3ua.ConnectionTerminated and self.transport is not None:
+                self.transport.close()
+        self.flush()
+
+
+class SimulatedMsc:
+    """An MSC (calling SSN 8) or SGSN (SSN 149) with one M3UA association to the EIR (or an STP)."""
+
+    def __init__(self, protocol: _MscProtocol, role: str) -> None:
+        self._p = protocol
+        self.role = role
+        self.client = protocol.client
+
+    @classmethod
+    async def connect(cls, host: str, port: int, *, role: str = "msc", opc: int = 1, dpc: int = 2,
+                      ni: int = 2, routing_context: int | None = None, gt: str | None = None,
+                      eir_gt: str = "491700000009", eir_ssn: int = 9, extended: bool = False,
+                      sctp: bool = False, timeout: float = 5.0) -> SimulatedMsc:
+        """Open the association and bring the ASP up and active."""
+        if role not in ROLE_SSN:
+            raise ValueError(f"role must be msc or sgsn, got {role!r}")
+        client = CheckImeiClient(
+            m3ua_settings=m3ua.M3uaSettings(role=m3ua.Role.ASP, routing_context=routing_context,
+                                            info_string=f"eir-emulator simulated {role}"),
+            opc=opc, dpc=dpc, ni=ni,
+            calling=sccp.make_address(ssn=ROLE_SSN[role], gt=gt or DEFAULT_GT[role]),
+            called=sccp.make_address(ssn=eir_ssn, gt=eir_gt), extended=extended)
+        loop = asyncio.get_running_loop()
+        proto = _MscProtocol(client)
+        if sctp:
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
+                                 socket.IPPROTO_SCTP)
+            sock.setblocking(False)
+            await loop.sock_connect(sock, (host, port))
+            await loop.create_connection(lambda: proto, sock=sock)
+        else:
+            await loop.create_connection(lambda: proto, host, port)
+        try:
+            await asyncio.wait_for(proto.active.wait(), timeout)
+        except TimeoutError:
+            if proto.transport is not None:
+                proto.transport.close()
+            why = ", ".join(proto.errors) or "no answer"
+            raise TimeoutError(f"ASP not active after {timeout}s ({why})") from None
+        return cls(proto, role)
+
+    @property
+    def active(self) -> bool:
+        return self._p.active.is_set()
+
+    async def check(self, imei: str, *, version: int = 3, imsi: str | None = None,
+                    vendor: str | None = None, requested_bmuef: bool = False, timeout: float = 5.0,
+                    fallback: bool = True) -> CheckResult:
+        """One checkIMEI dialogue. On an AC-negotiation abort that names a lower equipmentMngtContext
+        (TS 29.002 §12.1), the dialogue is retried with that version."""
+        first = version
+        started = time.perf_counter()
+        while True:
+            ev = await self._send_wait(imei, version, imsi, vendor, requested_bmuef, timeout)
+            if ev is None:
+                return CheckResult(imei=imei, verdict="timeout", version=version,
+                                   latency=time.perf_counter() - started,
+                                   fallback_from=first if version != first else None)
+            o = ev.outcome
+            if (fallback and o is not None and o.aborted and o.abort_supported_version
+                    and o.abort_supported_version < version):
+                version = o.abort_supported_version
+                continue
+            verdict, detail = _verdict(ev)
+            return CheckResult(imei=imei, verdict=verdict, version=version,
+                               latency=time.perf_counter() - started,
+                               fallback_from=first if version != first else None, detail=detail)
+
+    async def _send_wait(self, imei: str, version: int, imsi: str | None, vendor: str | None, bmuef: bool,
+                         timeout: float) -> CheckImeiAnswered | None:
+        p = self._p
+        if not p.active.is_set():
+            raise ConnectionError("M3UA association is not active")
+        if imsi and vendor is None:
+            vendor = "huawei"  # the only standard-compatible place for an IMSI is a vendor variant
+        tid = self.client.send_check_imei(p.loop.time(), imei=imei, version=version, imsi=imsi, vendor=vendor,
+                                          requested_bmuef=bmuef)
+        fut: asyncio.Future[CheckImeiAnswered] = p.loop.create_future()
+        p.waiters[tid] = fut
+        p.flush()
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            p.waiters.pop(tid, None)
+            self.client.outstanding.pop(tid, None)
+            return None
+
+    async def load(self, imei: str, *, count: int, window: int, version: int = 2, imsi: str | None = None,
+                   vendor: str | None = None, timeout: float = 60.0) -> LoadSummary:
+        """``count`` checkIMEIs with ``window`` outstanding at once; rate and latency percentiles."""
+        p = self._p
+        if imsi and vendor is None:
+            vendor = "huawei"
+        latencies: list[float] = []
+        verdicts: dict[str, int] = {}
+        sent = 0
+        done = p.loop.create_future()
+        client = self.client
+        clock = time.perf_counter
+
+        def send_one() -> None:
+            nonlocal sent
+            sent += 1
+            tid = client.send_check_imei(0.0, imei=imei, version=version, imsi=imsi, vendor=vendor)
+            starts[tid] = clock()
+
+        starts: dict[int, float] = {}
+
+        def on_answer(ev: CheckImeiAnswered) -> None:
+            t0 = starts.pop(ev.otid, None)
+            if t0 is not None:
+                latencies.append(clock() - t0)
+            v, _ = _verdict(ev)
+            verdicts[v] = verdicts.get(v, 0) + 1
+            if sent < count:
+                send_one()
+            elif not starts and not done.done():
+                done.set_result(None)
+
+        p.on_answer = on_answer
+        t_start = clock()
+        try:
+            for _ in range(min(window, count)):
+                send_one()
+            p.flush()
+            await asyncio.wait_for(done, timeout)
+        finally:
+            p.on_answer = None
+        seconds = clock() - t_start
+        latencies.sort()
+        if len(latencies) > 1:
+            q = statistics.quantiles(latencies, n=100, method="inclusive")
+        else:
+            q = latencies * 99
+        return LoadSummary(count=count, window=window, seconds=seconds,
+                           rate=count / seconds if seconds else 0.0,
+                           p50_ms=q[49] * 1000 if q else 0.0, p99_ms=q[98] * 1000 if q else 0.0,
+                           verdicts=verdicts)
+
+    async def close(self, timeout: float = 2.0) -> None:
+        """ASPDN, wait for its ACK (the core then asks to close), close."""
+        p = self._p
+        if p.transport is None or p.transport.is_closing():
+            return
+        if self.client.m3ua.state is not m3ua.AspState.DOWN:
+            self.client.stop(p.loop.time())
+            p.flush()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(p.closed.wait(), timeout)
+        if not p.closed.is_set() and p.transport is not None:
+            p.transport.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(p.closed.wait(), timeout)
+
+
+# --- CLI ---------------------------------------------------------------------------------------------
+
+
+def register(sim_subparsers: Any) -> None:
+    p = sim_subparsers.add_parser("msc", help="simulated MSC/SGSN sending MAP checkIMEI over M3UA")
+    p.add_argument("--connect", default="127.0.0.1:2905", help="EIR (or STP) M3UA address HOST:PORT")
+    p.add_argument("--imei", required=True, help="14-16 digits")
+    p.add_argument("--imsi", default=None, help="sent as a Huawei-style extension (see --vendor)")
+    p.add_argument("--vendor", choices=["huawei", "ericsson"], default=None)
+    p.add_argument("--map-version", type=int, choices=[1, 2, 3], default=3)
+    p.add_argument("--count", type=int, default=1)
+    p.add_argument("--window", type=int, default=1, help="checks outstanding at once (with --count)")
+    p.add_argument("--role", choices=["msc", "sgsn"], default="msc", help="calling SSN 8 (msc) or 149 (sgsn)")
+    p.add_argument("--opc", type=int, default=1)
+    p.add_argument("--dpc", type=int, default=2)
+    p.add_argument("--routing-context", type=int, default=None)
+    p.add_argument("--gt", default=None, help="our (calling) GT digits")
+    p.add_argument("--eir-gt", default="491700000009", help="called GT digits")
+    p.add_argument("--xudt", action="store_true", help="send XUDT instead of UDT")
+    p.add_argument("--sctp", action="store_true", help="SCTP instead of TCP")
+    p.add_argument("--json", action="store_true", help="print results as JSON")
+    p.set_defaults(func=_command)
+
+
+def _command(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_run(args))
+    except (OSError, TimeoutError, ConnectionError) as e:
+        print(f"eir sim msc: {e}", file=sys.stderr)
+        return 1
+
+
+async def _run(args: argparse.Namespace) -> int:
+    host, _, port = args.connect.rpartition(":")
+    msc = await SimulatedMsc.connect(host.strip("[]"), int(port), role=args.role, opc=args.opc, dpc=args.dpc,
+                                     routing_context=args.routing_context, gt=args.gt, eir_gt=args.eir_gt,
+                                     extended=args.xudt, sctp=args.sctp)
+    try:
+        if args.count <= 1:
+            r = await msc.check(args.imei, version=args.map_version, imsi=args.imsi, vendor=args.vendor)
+            if args.json:
+                print(json.dumps(asdict(r)))
+            else:
+                fb = f" (fell back from v{r.fallback_from})" if r.fallback_from else ""
+                print(f"{r.imei}: {r.verdict} [MAP v{r.version}{fb}, {r.latency * 1000:.2f} ms]"
+                      + (f" {r.detail}" if r.detail else ""))
+            return 0 if not r.verdict.startswith(("timeout", "aborted", "rejected", "returned")) else 1
+        version = args.map_version
+        probe = await msc.check(args.imei, version=version, imsi=args.imsi, vendor=args.vendor)
+        version = probe.version
+        s = await msc.load(args.imei, count=args.count, window=args.window, version=version, imsi=args.imsi,
+                           vendor=args.vendor)
+        if args.json:
+            print(json.dumps(asdict(s)))
+        else:
+            print(f"{s.count} checkIMEI (MAP v{version}, window {s.window}) in {s.seconds:.2f} s: "
+                  f"{s.rate:.0f}/s, p50 {s.p50_ms:.2f} ms, p99 {s.p99_ms:.2f} ms; verdicts {s.verdicts}")
+        return 0
+    finally:
+        await msc.close()
