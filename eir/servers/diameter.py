@@ -1,0 +1,493 @@
+"""Diameter S13/S13' (ME-Identity-Check): the asyncio adapter around
+:class:`protocols.diameter.DiameterPeer`.
+
+* listens on ``diameter.listen`` over TCP (several addresses, IPv4/IPv6, port 0 allowed) and over
+  SCTP where the kernel has it (one plain log line says when it does not);
+* each ECR becomes a :class:`~eir.model.CheckRequest` (interface S13, IMEI digits as received,
+  Software-Version, IMSI from User-Name, origin = Origin-Host); WHITE/GREY/BLACK go back as
+  Equipment-Status with 2001, UNKNOWN as Experimental-Result 5422, FAILURE as Result-Code 5012
+  DIAMETER_UNABLE_TO_COMPLY (not 3004 TOO_BUSY: RFC 6733 §7.1.3 reserves 3004 for a node that
+  was specifically requested and asks the client to *retry elsewhere*, which a lab EIR with one
+  store gains nothing from, and 3xxx answers carry the E bit and skip the S13 answer format);
+* the checker runs eagerly: the coroutine is stepped inline and, when it completes without
+  suspending (in-memory and SQLite lookups do), the ECA is queued in the same ``data_received``
+  call; a check that does suspend continues as a task held in a set. Answers go out as checks
+  complete (Diameter matches them by hop-by-hop id, RFC 6733 §6.2), so pipelined requests are
+  never held behind a slow one;
+* reading pauses while ``max_in_flight`` checks are outstanding or the transport asked us to stop
+  writing (``pause_writing``);
+* metrics, one info log line per peer state change, one debug line per check;
+* shutdown: stop listening, DPR to each OPEN peer, wait for DPA (and outstanding checks) up to
+  ``grace``, then cut the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import types
+from collections.abc import Coroutine, Generator
+from typing import Any
+
+from eir.config import Config, parse_hostport
+from eir.logging import get_logger
+from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS, REQUESTS, VERDICTS
+from eir.model import Checker, CheckRequest, Interface, Status, Verdict
+from protocols.diameter import (
+    CapabilitiesExchanged,
+    ConnectionClosed,
+    DiameterPeer,
+    DisconnectRequested,
+    EquipmentCheckRequested,
+    EquipmentStatus,
+    PeerState,
+    ProtocolErrorOccurred,
+    RemoteProtocolError,
+    ResultCode,
+    Role,
+    WatchdogSuspect,
+)
+
+__all__ = ["DiameterServer", "sctp_available", "start"]
+
+IFACE = Interface.S13.value
+SCTP_PPID_DIAMETER = 46
+"""RFC 6733 §2.1.1 / IANA: SCTP payload protocol identifier for Diameter."""
+_SCTP_DEFAULT_SEND_PARAM = 10  # linux/sctp.h SCTP_DEFAULT_SEND_PARAM
+
+_STATUS = {
+    Status.WHITE: EquipmentStatus.WHITELISTED,
+    Status.BLACK: EquipmentStatus.BLACKLISTED,
+    Status.GREY: EquipmentStatus.GREYLISTED,
+}
+_REQUESTS = REQUESTS.labels(IFACE)
+_CHECK_SECONDS = CHECK_SECONDS.labels(IFACE)
+_PEERS = PEERS.labels(IFACE)
+_VERDICT_COUNTERS: dict[tuple[str, str], Any] = {}
+
+
+def _verdict_counter(status: str, rule: str) -> Any:
+    key = (status, rule)
+    c = _VERDICT_COUNTERS.get(key)
+    if c is None:
+        c = _VERDICT_COUNTERS[key] = VERDICTS.labels(IFACE, status, rule)
+    return c
+
+
+def _error_label(code: int) -> str:
+    try:
+        return ResultCode(code).name.lower().removeprefix("diameter_")
+    except ValueError:
+        return str(code)
+
+
+def sctp_available() -> str | None:
+    """None when SCTP sockets can be created here, else the reason."""
+    proto = getattr(socket, "IPPROTO_SCTP", None)
+    if proto is None:
+        return "this Python has no socket.IPPROTO_SCTP"
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, proto)
+    except OSError as e:
+        return f"the kernel refuses SCTP sockets ({e.strerror or e}; is the sctp module loaded?)"
+    s.close()
+    return None
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, Verdict], first: Any) -> Generator[Any, Any, Verdict]:
+    """Continue a coroutine that was already stepped once (and yielded ``first``) under a Task.
+
+    The Task sees exactly what the coroutine yields, so awaiting futures, ``sleep(0)`` and
+    cancellation behave as if the Task had started the coroutine itself.
+    """
+    pending = first
+    while True:
+        try:
+            sent = yield pending
+        except BaseException as e:  # cancellation or an exception the Task throws in
+            try:
+                pending = coro.throw(e)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+        else:
+            try:
+                pending = coro.send(sent)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+
+
+class _PeerConnection(asyncio.Protocol):
+    """One Diameter peer connection (TCP or SCTP)."""
+
+    def __init__(self, server: DiameterServer, transport_name: str) -> None:
+        self.server = server
+        self.transport_name = transport_name
+        self.transport: asyncio.Transport | None = None
+        self.loop = asyncio.get_running_loop()
+        self.core: DiameterPeer | None = None
+        self.peer = "?"
+        self.peer_host: str | None = None
+        self.log = server.log
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.in_flight = 0
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at: float | None = None
+        self.reading_paused = False
+        self.writing_paused = False
+        self.open = False
+        self.closed = asyncio.Event()
+        self.max_in_flight = max(1, server.config.diameter.max_in_flight)
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not isinstance(transport, asyncio.Transport):  # pragma: no cover
+            raise TypeError("stream transport expected")
+        self.transport = transport
+        cfg = self.server.config.diameter
+        peer = transport.get_extra_info("peername")
+        self.peer = f"[{peer[0]}]:{peer[1]}" if isinstance(peer, tuple) and ":" in peer[0] else (
+            f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer))
+        sock = transport.get_extra_info("sockname")
+        local_ip = sock[0] if isinstance(sock, tuple) and sock[0] not in ("0.0.0.0", "::") else "127.0.0.1"
+        with contextlib.suppress(OSError, AttributeError):
+            s = transport.get_extra_info("socket")
+            if s is not None and self.transport_name == "tcp":
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.core = DiameterPeer(
+            role=Role.RESPONDER, origin_host=cfg.origin_host, origin_realm=cfg.origin_realm,
+            host_ip_addresses=(local_ip.split("%")[0],), vendor_id=cfg.vendor_id,
+            product_name=cfg.product_name,
+            origin_state_id=self.server.origin_state_id, watchdog_interval=cfg.watchdog_interval,
+            dpa_timeout=min(5.0, max(1.0, self.server.config.shutdown_grace)),
+            max_message_size=cfg.max_message_size,
+            identifier_seed=int.from_bytes(os.urandom(4), "big"),
+        )
+        self.log = get_logger(interface=IFACE, peer=self.peer, transport=self.transport_name)
+        self.server.connections.add(self)
+        PEER_EVENTS.labels(IFACE, "connected").inc()
+        self.log.info("diameter_connected")
+        self.server.publish_peer(self, "connected")
+        self.core.start(self.loop.time())
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        core = self.core
+        if core is None:  # pragma: no cover
+            return
+        try:
+            events = core.receive_data(data, self.loop.time())
+        except RemoteProtocolError as e:
+            PROTOCOL_ERRORS.labels(IFACE, _error_label(e.result_code)).inc()
+            self.log.warning("diameter_framing_lost", result_code=e.result_code, error=str(e))
+            events = []
+            self._flush()
+            self._close_transport()
+            return
+        if events:
+            self._handle(events)
+        self._flush()
+
+    def eof_received(self) -> bool | None:
+        if self.core is not None:
+            with contextlib.suppress(RemoteProtocolError):
+                self._handle(self.core.receive_data(b"", self.loop.time()))
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.open:
+            _PEERS.dec()
+            self.open = False
+        for t in self.tasks:
+            t.cancel()
+        if self.core is not None and self.core.state is not PeerState.CLOSED:
+            with contextlib.suppress(RemoteProtocolError):
+                self.core.receive_data(b"", self.loop.time())
+        self.server.connections.discard(self)
+        PEER_EVENTS.labels(IFACE, "disconnected").inc()
+        self.log.info("diameter_disconnected", peer_host=self.peer_host, error=str(exc) if exc else None)
+        self.server.publish_peer(self, "disconnected")
+        self.closed.set()
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        self._update_reading()
+
+    # -- events -------------------------------------------------------------------------------------
+
+    def _handle(self, events: list[Any]) -> None:
+        for ev in events:
+            t = type(ev)
+            if t is EquipmentCheckRequested:
+                self._check(ev)
+            elif t is CapabilitiesExchanged:
+                self.peer_host = ev.peer_host
+                self.open = True
+                _PEERS.inc()
+                PEER_EVENTS.labels(IFACE, "open").inc()
+                self.log.info("diameter_peer_open", peer_host=ev.peer_host, peer_realm=ev.peer_realm,
+                              product=ev.product_name, applications=list(ev.application_ids))
+                self.server.publish_peer(self, "open", peer_host=ev.peer_host, peer_realm=ev.peer_realm)
+            elif t is ProtocolErrorOccurred:
+                PROTOCOL_ERRORS.labels(IFACE, _error_label(ev.result_code)).inc()
+                self.log.warning("diameter_protocol_error", result_code=ev.result_code,
+                                 error=_error_label(ev.result_code), command=ev.command_code,
+                                 detail=ev.detail, answered=ev.answered, peer_host=self.peer_host)
+            elif t is DisconnectRequested:
+                PEER_EVENTS.labels(IFACE, "dpr").inc()
+                self.log.info("diameter_peer_dpr", peer_host=self.peer_host, cause=ev.cause)
+            elif t is WatchdogSuspect:
+                PEER_EVENTS.labels(IFACE, "suspect").inc()
+                self.log.info("diameter_peer_suspect", peer_host=self.peer_host)
+            elif t is ConnectionClosed:
+                if self.open:
+                    _PEERS.dec()
+                    self.open = False
+                PEER_EVENTS.labels(IFACE, f"closed_{ev.reason}").inc()
+                self.log.info("diameter_peer_closed", peer_host=self.peer_host, reason=ev.reason,
+                              result_code=ev.result_code)
+                self.server.publish_peer(self, "closed", reason=ev.reason, peer_host=self.peer_host)
+                self._flush()
+                self._close_transport()
+            # WatchdogAnswered: the core's bookkeeping is enough.
+
+    def _check(self, ev: EquipmentCheckRequested) -> None:
+        _REQUESTS.inc()
+        started = time.perf_counter()
+        if ev.imei is None:
+            # Only a 3GPP2-MEID: no IMEI list can match it (TS 29.272 §7.3.2 allows MEID instead).
+            core = self.core
+            if core is not None:
+                core.send_eca(ev, experimental_result_code=ResultCode.DIAMETER_ERROR_EQUIPMENT_UNKNOWN)
+            _verdict_counter(Status.UNKNOWN.value, "meid").inc()
+            return
+        req = CheckRequest(imei=ev.imei, software_version=ev.software_version, imsi=ev.imsi,
+                           interface=Interface.S13, origin=ev.origin_host)
+        coro = self.server.checker.check(req)
+        try:
+            first = coro.send(None)
+        except StopIteration as stop:
+            self._answer(ev, stop.value, started)
+            return
+        except Exception as e:  # the Checker contract says it never raises; be safe on the wire anyway
+            self._answer(ev, self._failure(e), started)
+            return
+        self.in_flight += 1
+        task = self.loop.create_task(self._finish(ev, coro, first, started))
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+        if self.in_flight >= self.max_in_flight:
+            self._update_reading()
+
+    async def _finish(self, ev: EquipmentCheckRequested, coro: Coroutine[Any, Any, Verdict], first: Any,
+                      started: float) -> None:
+        try:
+            verdict = await _resume(coro, first)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            verdict = self._failure(e)
+        self._answer(ev, verdict, started)
+        self._flush()
+
+    def _failure(self, e: BaseException) -> Verdict:
+        self.log.error("check_failed", error=repr(e))
+        return Verdict(status=Status.FAILURE, rule="error", detail=repr(e))
+
+    def _answer(self, ev: EquipmentCheckRequested, verdict: Verdict, started: float) -> None:
+        core = self.core
+        status = verdict.status
+        if core is not None:
+            es = _STATUS.get(status)
+            if es is not None:
+                core.send_eca(ev, status=es)
+            elif status is Status.UNKNOWN:
+                core.send_eca(ev, experimental_result_code=ResultCode.DIAMETER_ERROR_EQUIPMENT_UNKNOWN)
+            else:
+                core.send_eca(ev, result_code=ResultCode.DIAMETER_UNABLE_TO_COMPLY,
+                              error_message="equipment check failed")
+        _verdict_counter(status.value, verdict.rule).inc()
+        _CHECK_SECONDS.observe(time.perf_counter() - started)
+        self.log.debug("check", imei=ev.imei, sv=ev.software_version, imsi=ev.imsi, origin=ev.origin_host,
+                       session_id=ev.session_id, status=status.value, reason=verdict.reason)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        self.in_flight -= 1
+        if self.reading_paused:
+            self._update_reading()
+
+    # -- I/O plumbing ------------------------------------------------------------------------------
+
+    def _update_reading(self) -> None:
+        tr = self.transport
+        if tr is None or tr.is_closing():
+            return
+        want_pause = self.writing_paused or self.in_flight >= self.max_in_flight
+        if want_pause and not self.reading_paused:
+            tr.pause_reading()
+            self.reading_paused = True
+        elif not want_pause and self.reading_paused and self.in_flight <= self.max_in_flight // 2:
+            tr.resume_reading()
+            self.reading_paused = False
+
+    def _flush(self) -> None:
+        core = self.core
+        if core is None:
+            return
+        data = core.data_to_send()
+        tr = self.transport
+        if data and tr is not None and not tr.is_closing():
+            tr.write(data)
+        at = core.get_timer()
+        if at is not None and self.timer_at is not None and self.timer_at <= at:
+            return  # the armed timer fires first; handle_timer is safe early and re-arms
+        if at != self.timer_at:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = self.loop.call_at(at, self._on_timer) if at is not None else None
+            self.timer_at = at
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        self.timer_at = None
+        if self.core is not None:
+            self._handle(self.core.handle_timer(self.loop.time()))
+        self._flush()
+
+    def _close_transport(self) -> None:
+        tr = self.transport
+        if tr is not None and not tr.is_closing():
+            tr.close()
+
+    async def close(self, grace: float) -> None:
+        """Graceful: DPR when OPEN, wait for DPA and outstanding checks, close; cut after ``grace``."""
+        tr = self.transport
+        core = self.core
+        if tr is None or tr.is_closing() or core is None:
+            return
+        deadline = self.loop.time() + grace
+        if self.tasks:  # let outstanding checks answer before saying goodbye
+            await asyncio.wait(set(self.tasks), timeout=max(0.0, deadline - self.loop.time()))
+        if core.state is PeerState.OPEN:
+            self._handle(core.close(self.loop.time()))
+            self._flush()
+        else:
+            self._handle(core.close(self.loop.time()))
+            self._flush()
+            self._close_transport()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.closed.wait(), max(0.0, deadline - self.loop.time()))
+        if not self.closed.is_set():
+            if self.tasks:
+                await asyncio.wait(set(self.tasks), timeout=max(0.0, deadline - self.loop.time()))
+            self._flush()
+            tr.abort()
+
+
+class DiameterServer:
+    """The running S13 interface: its listeners and peer connections."""
+
+    name = "diameter"
+
+    def __init__(self, config: Config, checker: Checker, events: Any) -> None:
+        self.config = config
+        self.checker = checker
+        self.events = events
+        self.listeners: list[tuple[asyncio.Server, str]] = []
+        self.connections: set[_PeerConnection] = set()
+        self.log = get_logger(interface=IFACE)
+        self.origin_state_id = int(time.time()) & 0xFFFFFFFF
+        """RFC 6733 §8.16: increases each time the node restarts with its state lost."""
+
+    def publish_peer(self, conn: _PeerConnection, event: str, **extra: Any) -> None:
+        try:
+            self.events.publish("peer", {"interface": IFACE, "peer": conn.peer, "event": event,
+                                         "transport": conn.transport_name, **extra})
+        except Exception as e:  # publishing must never break a peer
+            self.log.warning("event_publish_failed", error=repr(e))
+
+    def addresses(self) -> list[tuple[str, int, str]]:
+        out = []
+        for srv, transport in self.listeners:
+            for sock in srv.sockets:
+                host, port = sock.getsockname()[:2]
+                out.append((host, port, transport))
+        return out
+
+    async def listen(self) -> None:
+        cfg = self.config.diameter
+        loop = asyncio.get_running_loop()
+        reuse = self.config.workers > 1
+        sctp_reason = sctp_available() if "sctp" in cfg.transports else None
+        if "sctp" in cfg.transports and sctp_reason is not None:
+            self.log.warning("sctp_unavailable", reason=sctp_reason, detail="Diameter listens on TCP only")
+        for i, addr in enumerate(cfg.listen):
+            host, port = parse_hostport(addr, f"diameter.listen[{i}]")
+            if "tcp" in cfg.transports:
+                srv = await loop.create_server(lambda: _PeerConnection(self, "tcp"), host, port,
+                                               reuse_port=reuse or None, backlog=512)
+                self.listeners.append((srv, "tcp"))
+                if port == 0:  # SCTP on the TCP port number when the kernel picked it
+                    port = srv.sockets[0].getsockname()[1]
+            if "sctp" in cfg.transports and sctp_reason is None:
+                sock = _sctp_socket(host, port, reuse)
+                srv = await loop.create_server(lambda: _PeerConnection(self, "sctp"), sock=sock)
+                self.listeners.append((srv, "sctp"))
+        for host, port, transport in self.addresses():
+            self.log.info("diameter_listening", host=host, port=port, transport=transport,
+                          origin_host=cfg.origin_host, origin_realm=cfg.origin_realm)
+
+    async def shutdown(self, grace: float) -> None:
+        for srv, _ in self.listeners:
+            srv.close()
+        if self.connections:
+            await asyncio.gather(*(c.close(grace) for c in list(self.connections)), return_exceptions=True)
+        for srv, _ in self.listeners:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(srv.wait_closed(), 1.0)
+
+
+def _sctp_socket(host: str, port: int, reuse: bool) -> socket.socket:
+    """A listening one-to-one SCTP socket (RFC 6733 §2.1.1) with PPID 46 on every message."""
+    import struct
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_SCTP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        info = struct.pack("=HHHxxIIIIIi", 0, 0, 0, socket.htonl(SCTP_PPID_DIAMETER), 0, 0, 0, 0, 0)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_SCTP, _SCTP_DEFAULT_SEND_PARAM, info)
+        sock.bind((host, port))
+        sock.listen(512)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+async def start(config: Config, checker: Checker, events: Any) -> DiameterServer:
+    """Start the S13 interface (see the module docstring)."""
+    server = DiameterServer(config, checker, events)
+    try:
+        await server.listen()
+    except BaseException:
+        for srv, _ in server.listeners:
+            srv.close()
+        raise
+    return server
