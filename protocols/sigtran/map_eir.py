@@ -231,6 +231,8 @@ def decode_check_imei_arg(param: bytes) -> CheckImeiArg:
                 vendor = "huawei"
             elif e > s or t != 0x00:
                 notes.append(f"ignored element 0x{t:x} after the IMEI")
+        if vendor == "huawei":
+            notes.append("Huawei IMSI/MSISDN after the IMEI")
         return CheckImeiArg(imei=imei, imsi=imsi, msisdn=msisdn, vendor=vendor, deviations=tuple(notes))
     if tag != 0x30:
         raise MapParameterError(f"checkIMEI argument with tag 0x{tag:x}")

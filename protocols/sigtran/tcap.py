@@ -416,23 +416,20 @@ def _invoke_id(buf: bytes, tag: int, start: int, end: int) -> int:
 
 def _decode_component(buf: bytes, tag: int, start: int, end: int) -> Component:
     """One component (Q.773 §3.3); raises BerError / ValueError for a badly structured one."""
-    kids = iter_tlvs(buf, start, end)
     if tag == 0xA1:  # invoke
-        if len(kids) < 2:
-            raise BerError("Invoke needs invokeId and opcode")
-        invoke_id = _invoke_id(buf, *kids[0])
-        i = 1
+        # invokeId, [linkedId], opcode are read strictly; the argument (and whatever a vendor appends,
+        # well-formed or not) is kept raw for MAP to judge: a Huawei MSC leaves stray octets there.
+        t, vs, ve, pos = read_tlv(buf, start, end)
+        invoke_id = _invoke_id(buf, t, vs, ve)
+        t, vs, ve, pos = read_tlv(buf, pos, end)
         linked: int | None = None
-        if kids[1][0] == 0x80:
-            linked = _int(buf, kids[1][1], kids[1][2])
-            i = 2
-            if len(kids) < 3:
-                raise BerError("Invoke without opcode")
-        opcode = _code(buf, *kids[i])
-        param_start = kids[i][2]
-        # The argument and any vendor-appended TLVs: from the end of the opcode TLV to the end.
-        parameter = bytes(buf[param_start:end]) if i + 1 < len(kids) else None
+        if t == 0x80:
+            linked = _int(buf, vs, ve)
+            t, vs, ve, pos = read_tlv(buf, pos, end)
+        opcode = _code(buf, t, vs, ve)
+        parameter = bytes(buf[pos:end]) if pos < end else None
         return Invoke(invoke_id=invoke_id, opcode=opcode, linked_id=linked, parameter=parameter)
+    kids = iter_tlvs(buf, start, end)
     if tag in (0xA2, 0xA7):  # returnResult(Last) / returnResultNotLast
         if not kids:
             raise BerError("ReturnResult without invokeId")
