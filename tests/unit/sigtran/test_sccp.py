@@ -31,7 +31,7 @@ TCAP = bytes.fromhex("6216480400000001")
 # Q.713 §4.10 layout by hand: type, class (1 + return on error), 3 pointers, called, calling, data.
 UDT_GOLDEN = bytes.fromhex(
     "09" "81" "03" "0e" "1a"
-    "0b" "12" "09" "00" "12" "04" "941700000090"        # called: GT(GTI 4) + SSN 9, route on GT
+    "0b" "12" "09" "00" "12" "04" "947100000090"        # called: GT(GTI 4) + SSN 9, route on GT
     "0c" "13" "0100" "08" "00" "12" "04" "9471000080"   # calling: PC 1 + SSN 8 + GT
     "08" "6216480400000001"
 )
