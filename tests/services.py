@@ -1,7 +1,8 @@
 """Ephemeral real PostgreSQL and Redis servers for tests (no mocks).
 
 Both run from the installed Debian binaries on a free loopback port, in a temporary directory,
-with durability off (fsync=off, no RDB/AOF): they start in about a second and leave nothing behind.
+with durability off (fsync=off, safe unless the OS itself crashes; no RDB/AOF): they start in about
+a second and leave nothing behind.
 PostgreSQL refuses to run as root, so under root (CI) its processes run as the ``postgres`` OS user.
 
 The servers are process-wide singletons (started on first use, stopped at exit), so every test
@@ -107,7 +108,7 @@ class PostgresServer:
             self.proc = subprocess.Popen(
                 [str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
                  "-h", "127.0.0.1", "-k", str(self.tmp),
-                 "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                 "-c", "fsync=off", "-c", "full_page_writes=off",
                  "-c", "max_connections=200", "-c", "shared_buffers=64MB",
                  "-c", "log_min_messages=warning", "-c", "autovacuum=off"],
                 stdout=logf, stderr=subprocess.STDOUT, env=self._env, start_new_session=True,

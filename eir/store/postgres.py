@@ -179,7 +179,7 @@ class PostgresStore(IdentityStore):
 
     name = "postgres"
 
-    def __init__(self, url: str, *, keep_versions: int = 5, min_size: int = 1, max_size: int = 10,
+    def __init__(self, url: str, *, keep_versions: int = 5, min_size: int = 0, max_size: int = 10,
                  connect_timeout: float = 3.0, command_timeout: float = 5.0,
                  import_timeout: float = 3600.0) -> None:
         self.url = url.replace("postgres://", "postgresql://", 1)
@@ -193,7 +193,6 @@ class PostgresStore(IdentityStore):
         self._callbacks: list[Callable[[int], None]] = []
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
-        self._seen_version: int | None = None
         self._closed = False
         self._obs_count = 0
         self._obs_pruned = 0.0
@@ -267,6 +266,8 @@ class PostgresStore(IdentityStore):
             except _UNAVAILABLE as e:
                 if attempt == 2 or isinstance(e, ConnectionRefusedError | TimeoutError):
                     raise self._unavailable(e) from e
+            except asyncpg.PostgresError as e:
+                raise StoreError(f"PostgreSQL: {type(e).__name__}: {e}") from e
         raise AssertionError("unreachable")  # pragma: no cover
 
     # --- hot path -----------------------------------------------------------------------------
@@ -331,7 +332,14 @@ class PostgresStore(IdentityStore):
         pool = self._get_pool()
         try:
             async with pool.acquire(timeout=self.connect_timeout) as con:
-                meta = await self._import(con, entries, pairings, source, delta, removals)
+                try:
+                    meta = await self._import(con, entries, pairings, source, delta, removals)
+                except asyncpg.InterfaceError as e:
+                    # the transaction cannot even be rolled back because the connection is gone
+                    # (the server rolls back by itself): report the cause
+                    if isinstance(e.__context__, _UNAVAILABLE):
+                        raise e.__context__ from None
+                    raise
         except _UNAVAILABLE as e:
             raise self._unavailable(e) from e
         except asyncpg.PostgresError as e:
@@ -536,7 +544,8 @@ class PostgresStore(IdentityStore):
 
     # --- change notifications -----------------------------------------------------------------
     async def watch(self, callback: Callable[[int], None]) -> None:
-        """Register ``callback``; the first call starts the LISTEN connection and waits (at most
+        """Register ``callback``; after a reconnect it is also called with the active version, as a
+        flip may have been missed meanwhile. The first call starts the LISTEN connection and waits (at most
         the connect timeout) until it listens, so that a change made right after is not missed."""
         self._callbacks.append(callback)
         if self._listener is None or self._listener.done():
@@ -546,7 +555,6 @@ class PostgresStore(IdentityStore):
             await asyncio.wait_for(self._listening.wait(), timeout=self.connect_timeout)
 
     def _fire(self, vid: int) -> None:
-        self._seen_version = vid
         for cb in list(self._callbacks):
             try:
                 cb(vid)
@@ -574,9 +582,9 @@ class PostgresStore(IdentityStore):
                 await con.add_listener(CHANNEL, self._on_notify)
                 v = await con.fetchval("SELECT version_id FROM eir_active")
                 v = None if v is None else int(v)
-                if first:
-                    self._seen_version = v
-                elif v is not None and v != self._seen_version:
+                if not first and v is not None:
+                    # a flip may have been missed while disconnected (and a Redis that lost its
+                    # data may even reuse an id): report the active version after every reconnect
                     self._fire(v)  # flipped while we were not listening
                 first = False
                 backoff = 0.1

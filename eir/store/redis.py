@@ -217,7 +217,6 @@ class RedisStore(IdentityStore):
         self._callbacks: list[Callable[[int], None]] = []
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
-        self._seen_version: int | None = None
         self._closed = False
         self._scripts: dict[str, Any] = {}
 
@@ -488,7 +487,8 @@ class RedisStore(IdentityStore):
 
     # --- change notifications -----------------------------------------------------------------
     async def watch(self, callback: Callable[[int], None]) -> None:
-        """Register ``callback``; the first call subscribes and waits (at most the connect
+        """Register ``callback``; after a reconnect it is also called with the active version, as a
+        flip may have been missed meanwhile. The first call subscribes and waits (at most the connect
         timeout) until subscribed, so that a change made right after is not missed."""
         self._callbacks.append(callback)
         if self._listener is None or self._listener.done():
@@ -498,7 +498,6 @@ class RedisStore(IdentityStore):
             await asyncio.wait_for(self._listening.wait(), timeout=self.connect_timeout)
 
     def _fire(self, vid: int) -> None:
-        self._seen_version = vid
         for cb in list(self._callbacks):
             try:
                 cb(vid)
@@ -515,9 +514,9 @@ class RedisStore(IdentityStore):
                 await ps.subscribe(self.channel)
                 raw = await self.redis.get(self._k("active"))
                 v = None if raw is None else int(raw)
-                if first:
-                    self._seen_version = v
-                elif v is not None and v != self._seen_version:
+                if not first and v is not None:
+                    # a flip may have been missed while disconnected (and a Redis that lost its
+                    # data may even reuse an id): report the active version after every reconnect
                     self._fire(v)  # flipped while we were not subscribed
                 first = False
                 backoff = 0.1
