@@ -1,0 +1,180 @@
+"""The EIR stack (M3UA → SCCP → TCAP/MAP) wired back to back with the simulated MSC's client stack.
+
+Every answer the EIR builds is also decoded layer by layer with pycrate (M3UA, SCCP and
+``pycrate_asn1dir.TCAP_MAPv2v3``), so a bug cannot hide by being symmetric.
+"""
+
+from __future__ import annotations
+
+import pytest
+from pycrate_asn1dir import TCAP_MAPv2v3
+from pycrate_mobile.M3UA import parse_M3UA
+from pycrate_mobile.SCCP import parse_SCCP
+
+from protocols.sigtran import m3ua, sccp
+from protocols.sigtran.map_eir import EquipmentStatus, MapError
+from protocols.sigtran.stack import (
+    CheckImeiAnswered,
+    CheckImeiClient,
+    CheckImeiRequested,
+    EirSigtranStack,
+    SccpDiscarded,
+    SccpReturned,
+)
+
+IMEI = "35809101685355"
+EIR_GT = "491700000009"
+
+
+def make_pair(*, map_versions: tuple[int, ...] = (1, 2, 3), role_ssn: int = 8, extended: bool = False,
+              called_ssn: int = 9, dialogue_timeout: float = 30.0, rc: int | None = 5
+              ) -> tuple[CheckImeiClient, EirSigtranStack]:
+    eir = EirSigtranStack(m3ua_settings=m3ua.M3uaSettings(role=m3ua.Role.SG), point_code=2, ssn=9,
+                          global_title=EIR_GT, map_versions=map_versions, dialogue_timeout=dialogue_timeout)
+    client = CheckImeiClient(
+        m3ua_settings=m3ua.M3uaSettings(role=m3ua.Role.ASP, routing_context=rc), opc=1, dpc=2,
+        calling=sccp.make_address(ssn=role_ssn, gt="491700000008"),
+        called=sccp.make_address(ssn=called_ssn, gt=EIR_GT), extended=extended)
+    client.start(0.0)
+    for _ in range(4):  # b"" would mean EOF: pass only what was queued
+        if out := client.data_to_send():
+            eir.receive_data(out, 0.0)
+        if out := eir.data_to_send():
+            client.receive_data(out, 0.0)
+    assert client.active and eir.m3ua.state is m3ua.AspState.ACTIVE
+    return client, eir
+
+
+def decode_with_pycrate(wire: bytes) -> tuple[list, object, tuple]:
+    """M3UA DATA → SCCP → TCAP, each by pycrate. Returns (protocol data, SCCP msg, TCAP value)."""
+    msg, err = parse_M3UA(wire)
+    assert err == 0
+    params = {p[0]: p[2] for p in msg.get_val()[1]}
+    pd = params[m3ua.Tag.PROTOCOL_DATA]
+    s, err = parse_SCCP(pd[6])
+    assert err == 0
+    tcap = TCAP_MAPv2v3.TCAP_MAP_Messages.TCAP_MAP_Message
+    tcap.from_ber(s["Data"][1].get_val())
+    return pd, s, tcap.get_val()
+
+
+def exchange(client: CheckImeiClient, eir: EirSigtranStack, answer, **kw) -> tuple[list, bytes, list]:
+    client.send_check_imei(0.0, imei=IMEI, **kw)
+    events = eir.receive_data(client.data_to_send(), 0.0)
+    for ev in events:
+        if isinstance(ev, CheckImeiRequested):
+            answer(eir, ev)
+    wire = eir.data_to_send()
+    return events, wire, client.receive_data(wire, 0.0)
+
+
+STATUS_NAME = {EquipmentStatus.WHITE_LISTED: "whiteListed", EquipmentStatus.BLACK_LISTED: "blackListed",
+               EquipmentStatus.GREY_LISTED: "greyListed"}
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("status", list(EquipmentStatus))
+def test_check_imei_each_version_and_status(version: int, status: EquipmentStatus) -> None:
+    client, eir = make_pair()
+    events, wire, answered = exchange(client, eir, lambda e, ev: e.answer(ev, status), version=version)
+    req = next(ev for ev in events if isinstance(ev, CheckImeiRequested))
+    assert req.invoke.imei.startswith(IMEI) and req.invoke.version == version
+    assert req.origin == "491700000008" and req.route.opc == 1 and req.route.routing_context == 5
+    (ans,) = answered
+    assert isinstance(ans, CheckImeiAnswered) and ans.outcome is not None and ans.outcome.status is status
+    pd, s, tcap = decode_with_pycrate(wire)
+    assert pd[:6] == [2, 1, 3, 2, 0, pd[5]]  # OPC/DPC swapped, SI 3, NI 2
+    assert s["Type"].get_val() == 9  # UDT
+    assert s["CalledPartyAddr"][1]["SSN"].get_val() == 8
+    assert s["CallingPartyAddr"][1]["SSN"].get_val() == 9
+    assert s["CallingPartyAddr"].get_gt().get_addr() == EIR_GT
+    kind, body = tcap
+    assert kind == "end" and body["dtid"] == (1).to_bytes(4, "big")
+    comp = body["components"][0][1]
+    assert comp[0] == "returnResult"  # ROS [2] = TCAP returnResultLast
+    result = comp[1]["result"]
+    assert result["opcode"] == ("local", 43)
+    if version == 3:
+        assert result["result"][1]["equipmentStatus"] == STATUS_NAME[status]
+    else:
+        assert result["result"][1] == STATUS_NAME[status]
+    if version > 1:
+        acn = body["dialoguePortion"]["encoding"][1][1][1]["application-context-name"]
+        assert acn == (0, 4, 0, 0, 1, 0, 13, version)
+
+
+@pytest.mark.parametrize("error", [MapError.UNKNOWN_EQUIPMENT, MapError.SYSTEM_FAILURE])
+def test_return_error(error: MapError) -> None:
+    client, eir = make_pair()
+    _, wire, answered = exchange(client, eir, lambda e, ev: e.answer_error(ev, error), version=2)
+    assert answered[0].outcome.error == error
+    _, _, (kind, body) = decode_with_pycrate(wire)
+    comp = body["components"][0][1]
+    assert kind == "end" and comp[0] == "returnError" and comp[1]["errcode"] == ("local", int(error))
+
+
+def test_ac_negotiation_abort_names_supported_version() -> None:
+    client, eir = make_pair(map_versions=(1, 2))
+    events, wire, answered = exchange(client, eir, lambda e, ev: pytest.fail("no invoke expected"), version=3)
+    assert not any(isinstance(ev, CheckImeiRequested) for ev in events)
+    assert answered[0].outcome.aborted and answered[0].outcome.abort_supported_version == 2
+    _, _, (kind, body) = decode_with_pycrate(wire)
+    assert kind == "abort"
+    client2, eir2 = client, eir
+    _, _, answered = exchange(client2, eir2, lambda e, ev: e.answer(ev, EquipmentStatus.WHITE_LISTED), version=2)
+    assert answered[0].outcome.status is EquipmentStatus.WHITE_LISTED
+
+
+def test_sgsn_role_and_xudt() -> None:
+    client, eir = make_pair(role_ssn=149, extended=True)
+    _, wire, answered = exchange(client, eir, lambda e, ev: e.answer(ev, EquipmentStatus.GREY_LISTED), version=3)
+    assert answered[0].outcome.status is EquipmentStatus.GREY_LISTED
+    _, s, _ = decode_with_pycrate(wire)
+    assert s["Type"].get_val() == 17  # XUDT answers XUDT
+    assert s["CalledPartyAddr"][1]["SSN"].get_val() == 149
+
+
+def test_huawei_imsi_reaches_the_request() -> None:
+    client, eir = make_pair()
+    events, _, _ = exchange(client, eir, lambda e, ev: e.answer(ev, EquipmentStatus.WHITE_LISTED), version=2,
+                            imsi="262011234567890", vendor="huawei")
+    req = next(ev for ev in events if isinstance(ev, CheckImeiRequested))
+    assert req.invoke.imsi == "262011234567890" and req.invoke.vendor == "huawei"
+
+
+def test_unserved_ssn_gets_udts() -> None:
+    client, eir = make_pair(called_ssn=6)
+    events, wire, answered = exchange(client, eir, lambda e, ev: pytest.fail("no invoke expected"), version=2)
+    (ev,) = events
+    assert isinstance(ev, SccpReturned) and ev.cause is sccp.ReturnCause.UNEQUIPPED_USER and ev.sent
+    assert answered[0].returned == sccp.ReturnCause.UNEQUIPPED_USER
+    msg, err = parse_M3UA(wire)
+    s, err = parse_SCCP({p[0]: p[2] for p in msg.get_val()[1]}[m3ua.Tag.PROTOCOL_DATA][6])
+    assert s["Type"].get_val() == 10 and s["RetCause"].get_val() == 4
+
+
+def test_non_sccp_and_garbage_sccp_discarded() -> None:
+    client, eir = make_pair()
+    client.m3ua.send_data(m3ua.ProtocolData(opc=1, dpc=2, si=5, data=b"isup"))
+    client.send_sccp(b"\x09\x00\x03")
+    events = eir.receive_data(client.data_to_send(), 0.0)
+    assert [type(e) for e in events] == [SccpDiscarded, SccpDiscarded]
+    assert eir.data_to_send() == b""
+
+
+def test_unanswered_dialogue_is_aborted_back_to_the_sender() -> None:
+    client, eir = make_pair(dialogue_timeout=5.0)
+    client.send_check_imei(0.0, imei=IMEI, version=2)
+    events = eir.receive_data(client.data_to_send(), 0.0)
+    assert any(isinstance(e, CheckImeiRequested) for e in events)
+    assert eir.get_timer() == 5.0
+    eir.handle_timer(5.0)
+    wire = eir.data_to_send()
+    (ans,) = client.receive_data(wire, 5.0)
+    assert ans.outcome.aborted
+    _, s, (kind, _) = decode_with_pycrate(wire)
+    assert kind == "abort" and s["CalledPartyAddr"][1]["SSN"].get_val() == 8
+    # a late answer is dropped silently
+    req = next(e for e in events if isinstance(e, CheckImeiRequested))
+    eir.answer(req, EquipmentStatus.WHITE_LISTED)
+    assert eir.data_to_send() == b""
