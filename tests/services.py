@@ -28,6 +28,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ import pytest
 PG_BIN = Path(os.environ.get("EIR_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 START_TIMEOUT = 20.0
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -288,3 +290,39 @@ def redis_server() -> RedisServer:
 def redis_url(redis_server: RedisServer) -> str:
     redis_server.flushall()
     return redis_server.url
+
+
+# --- another OS process using the same server ----------------------------------------------------
+
+_IMPORT_SCRIPT = """
+import asyncio, sys
+from eir.model import Status
+from eir.store.base import EntryKind, ListEntry
+
+async def main(kind, url, key, status, prefix):
+    if kind == "postgres":
+        from eir.store.postgres import PostgresStore
+        s = PostgresStore(url)
+    else:
+        from eir.store.redis import RedisStore
+        s = RedisStore(url, prefix=prefix or None)
+    await s.open()
+    try:
+        v = await s.import_version([ListEntry(kind=EntryKind.IMEI, key=key, status=Status(status))], [],
+                                   source="other-process")
+        print(v.id)
+    finally:
+        await s.close()
+
+asyncio.run(main(*sys.argv[1:6]))
+"""
+
+
+def import_in_other_process(kind: str, url: str, key: str, status: str, prefix: str = "") -> int:
+    """Run a full import of one IMEI in a separate Python process; returns the new version id."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-c", _IMPORT_SCRIPT, kind, url, key, status, prefix],
+                       capture_output=True, text=True, env=env, timeout=60, cwd=ROOT)
+    if r.returncode != 0:
+        raise RuntimeError(f"import in other process failed: {r.stderr[-2000:]}")
+    return int(r.stdout.strip().splitlines()[-1])

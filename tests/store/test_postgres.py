@@ -1,0 +1,119 @@
+"""PostgreSQL store specifics (the shared behaviour is in test_contract.py): migrations, another OS
+process's import seen at once, versions dropped whole, concurrent imports, observation sweeping."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from eir.model import Status
+from eir.store.base import EntryKind, ListEntry
+from eir.store.postgres import PostgresStore
+from tests.services import PostgresServer, import_in_other_process, postgres_server, postgres_url
+
+__all__ = ["postgres_server", "postgres_url"]  # fixtures used here
+
+
+def imei(key: str, status: Status = Status.BLACK) -> ListEntry:
+    return ListEntry(kind=EntryKind.IMEI, key=key, status=status)
+
+
+@pytest.fixture
+async def store(postgres_url: str) -> AsyncIterator[PostgresStore]:
+    s = PostgresStore(postgres_url, keep_versions=2)
+    await s.open()
+    yield s
+    await s.close()
+
+
+async def _sql(url: str, query: str) -> list[asyncpg.Record]:
+    con = await asyncpg.connect(url)
+    try:
+        return list(await con.fetch(query))
+    finally:
+        await con.close()
+
+
+async def test_migrations_are_idempotent_and_safe_concurrently(postgres_url: str) -> None:
+    stores = [PostgresStore(postgres_url) for _ in range(3)]
+    await asyncio.gather(*(s.open() for s in stores))  # serialised by the advisory lock
+    await stores[0].close()
+    await stores[0].open()  # again: nothing to do
+    for s in stores:
+        await s.close()
+    rows = await _sql(postgres_url, "SELECT version FROM eir_schema")
+    assert [r["version"] for r in rows] == [1]
+
+
+async def test_import_in_another_process_is_seen_at_once(store: PostgresStore) -> None:
+    seen: list[int] = []
+    await store.watch(seen.append)
+    vid = await asyncio.to_thread(import_in_other_process, "postgres", store.url, "35209900176148", "grey")
+    # the lookup reads the active pointer in the same statement: no waiting for the notification
+    assert (await store.lookup("35209900176148")).imei.status is Status.GREY  # type: ignore[union-attr]
+    for _ in range(200):
+        if vid in seen:
+            break
+        await asyncio.sleep(0.02)
+    assert seen == [vid]
+
+
+async def test_old_versions_are_dropped_whole(store: PostgresStore) -> None:
+    ids = [(await store.import_version([imei(f"3520990000000{i}")], [], source=f"v{i}")).id for i in range(4)]
+    await store.rollback(ids[2])
+    await store.import_version([imei("35209900176148")], [], source="v4")
+    rows = await _sql(store.url, "SELECT relname FROM pg_class WHERE relkind = 'r' "
+                                 "AND relname ~ '^eir_exact_v[0-9]+$' ORDER BY relname")
+    versions = [v.id for v in await store.versions()]
+    assert sorted(int(r["relname"].rsplit("_v", 1)[1]) for r in rows) == sorted(versions)
+    assert len(versions) == 2
+
+
+async def test_concurrent_delta_imports_both_apply(store: PostgresStore, postgres_url: str) -> None:
+    """Imports are serialised on the active-version row: a delta builds on the version that is
+    active when it runs, so two concurrent deltas from two processes lose nothing."""
+    other = PostgresStore(postgres_url)
+    await other.open()
+    try:
+        await store.import_version([imei("35209900000001")], [], source="base")
+        ea = [imei(f"352099001{i:05d}") for i in range(2000)]
+        eb = [imei(f"352099002{i:05d}") for i in range(2000)]
+        a, b = await asyncio.gather(store.import_version(ea, [], source="a", delta=True),
+                                    other.import_version(eb, [], source="b", delta=True))
+        final = await store.active_version()
+        assert final == max(a.id, b.id)
+        assert max(a.entries, b.entries) == 4001
+        for key in ("35209900000001", "35209900100000", "35209900201999"):
+            assert (await store.lookup(key)).imei is not None, key
+    finally:
+        await other.close()
+
+
+async def test_observations_of_quiet_imeis_are_swept(store: PostgresStore) -> None:
+    await store.observe("35209900000001", "262010000000001", "a", 1000.0, 10)
+    await store.observe("35209900000002", "262010000000002", "b", 1000.0, 10)
+    # much later, another IMEI: the background sweep drops the first two
+    await store.observe("35209900000003", "262010000000003", "c", 5000.0, 10)
+    for _ in range(100):
+        rows = await _sql(store.url, "SELECT DISTINCT imei FROM eir_observations")
+        if [r["imei"] for r in rows] == ["35209900000003"]:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError(f"not swept: {rows}")
+
+
+async def test_postgres_scheme_alias_and_lookup_of_15_digits(postgres_server: PostgresServer) -> None:
+    url = postgres_server.new_database().replace("postgresql://", "postgres://")
+    s = PostgresStore(url)
+    await s.open()
+    try:
+        await s.import_version([imei("35209900176148", Status.GREY)], [], source="t")
+        # a 15-digit IMEI (with its check digit) finds the 14-digit entry
+        assert (await s.lookup("352099001761481")).imei is not None
+        assert (await s.imsi_rules("262011234567890", "352099001761481")).pairing is None
+    finally:
+        await s.close()
