@@ -268,7 +268,8 @@ def decode_check_imei_arg(param: bytes) -> CheckImeiArg:
     if ve < end:
         notes.append(f"{end - ve} octets after CheckIMEI-Arg")
     if req is None:
-        notes.append("no requestedEquipmentInfo")
+        if vendor != "ericsson":  # optional only in Ericsson's EnhancedCheckIMEI-Arg
+            notes.append("no requestedEquipmentInfo")
         req = (True, False)
     if vendor == "huawei":
         notes.append("Huawei IMSI/MSISDN inside CheckIMEI-Arg")
@@ -405,7 +406,8 @@ class TcapProtocolErrorOccurred:
 
     ``kind`` is a short metric label: ``p_abort_sent``, ``reject_sent``, ``acn_not_supported``,
     ``abnormal_dialogue``, ``resource_limitation``, ``discarded``, ``unexpected_message``,
-    ``abort_received``, ``duplicate_otid``, ``vendor_variant``.
+    ``abort_received``, ``duplicate_otid``, ``mistyped_parameter``, ``bad_component`` and
+    ``vendor_variant`` (not an error: a tolerated deviation, for a debug log and a counter).
     """
 
     kind: str

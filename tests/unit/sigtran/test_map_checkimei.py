@@ -557,3 +557,69 @@ def test_bad_configuration_is_refused() -> None:
         TcapEirCore(supported_versions=(4,))
     with pytest.raises(ValueError):
         TcapEirCore(supported_versions=())
+
+
+# ---------------------------------------------------------------------------------------------
+# Vendor variants with random values (general path) and the MSC-side decoder
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+digits = st.text("0123456789", min_size=6, max_size=15)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    version=st.sampled_from([2, 3]),
+    vendor=st.sampled_from(["huawei", "ericsson"]),
+    imei=st.text("0123456789", min_size=14, max_size=16),
+    imsi=digits,
+    msisdn=st.one_of(st.none(), digits),
+    otid=st.integers(0, 2**32 - 1),
+    invoke_id=st.integers(-128, 127),
+    status=st.sampled_from(list(EquipmentStatus)),
+)
+def test_vendor_variants_round_trip(
+    version: int,
+    vendor: str,
+    imei: str,
+    imsi: str,
+    msisdn: str | None,
+    otid: int,
+    invoke_id: int,
+    status: EquipmentStatus,
+) -> None:
+    if vendor == "ericsson":
+        version, msisdn = 3, None
+    core = TcapEirCore()
+    data = encode_check_imei_begin(
+        otid=otid, version=version, invoke_id=invoke_id, imei=imei, imsi=imsi, msisdn=msisdn, vendor=vendor
+    )
+    ev = only_invoke(core, data)
+    expected_imei = imei + "0" if len(imei) == 14 else imei
+    assert (ev.imei, ev.imsi, ev.msisdn, ev.vendor) == (expected_imei, imsi, msisdn, vendor)
+    assert (ev.dialogue_id, ev.invoke_id, ev.version) == (otid, invoke_id, version)
+    end = core.answer(ev, status)
+    assert end is not None
+    out = decode_check_imei_reply(end)
+    assert (out.dtid, out.status, out.invoke_id, out.version) == (otid, status, invoke_id, version)
+    assert ref_fields(end)["components"][0]["invokeId"] == invoke_id
+
+
+def test_stats_count_what_happened() -> None:
+    core = TcapEirCore()
+    ev = only_invoke(core, encode_check_imei_begin(otid=1, version=3, invoke_id=1, imei=IMEI))
+    core.answer(ev, EquipmentStatus.WHITE_LISTED)
+    core.receive_tcap(begin(Invoke(invoke_id=4, opcode=2)), 0.0)
+    core.receive_tcap(b"\x00", 0.0)
+    s = core.stats
+    assert (s.messages, s.begins, s.invokes, s.results_sent, s.rejects_sent, s.ends_sent, s.discarded) == (
+        3,
+        2,
+        1,
+        1,
+        1,
+        2,
+        1,
+    )
