@@ -22,7 +22,7 @@ from typing import Any
 
 from eir.config import Config, parse_hostport
 from eir.logging import get_logger
-from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS, REQUESTS, VERDICTS
+from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS
 from eir.model import Checker, CheckRequest, Interface, Status, Verdict
 from protocols.sigtran import m3ua
 from protocols.sigtran.map_eir import EquipmentStatus, MapError
@@ -46,7 +46,6 @@ _STATUS = {
     Status.GREY: EquipmentStatus.GREY_LISTED,
 }
 
-_REQUESTS = REQUESTS.labels(IFACE)
 _CHECK_SECONDS = CHECK_SECONDS.labels(IFACE)
 _PEERS = PEERS.labels(IFACE)
 
@@ -197,12 +196,16 @@ class _Association(asyncio.Protocol):
         self.server.publish_peer(self, state, asp_id=ev.asp_id)
 
     def _check(self, ev: CheckImeiRequested) -> None:
-        _REQUESTS.inc()
         inv = ev.invoke
         extras: dict[str, Any] = {"map_version": inv.version}
         if inv.vendor:
             extras["vendor"] = inv.vendor
-        req = CheckRequest(imei=inv.imei, imsi=inv.imsi, msisdn=inv.msisdn, interface=Interface.MAP,
+        imei = inv.imei
+        if len(imei) == 15 and imei[14] == "0":
+            # TS 29.002 §17.7.8 / TS 23.003 §6.2.1: without an SVN the 15th digit is the spare digit,
+            # sent as 0 — not a Luhn check digit, so it must not reach the check-digit validation.
+            imei = imei[:14]
+        req = CheckRequest(imei=imei, imsi=inv.imsi, msisdn=inv.msisdn, interface=Interface.MAP,
                            origin=ev.origin, extras=extras)
         task = self.loop.create_task(self._run_check(ev, req, time.perf_counter()))
         self.tasks.add(task)
@@ -219,7 +222,7 @@ class _Association(asyncio.Protocol):
         _CHECK_SECONDS.observe(time.perf_counter() - started)
 
     def _answer(self, ev: CheckImeiRequested, verdict: Verdict) -> None:
-        VERDICTS.labels(IFACE, verdict.status.value, verdict.rule).inc()
+        # REQUESTS / VERDICTS are counted by the checker, for every interface alike.
         status = _STATUS.get(verdict.status)
         if status is not None:
             self.stack.answer(ev, status, None)
@@ -227,8 +230,6 @@ class _Association(asyncio.Protocol):
             self.stack.answer_error(ev, MapError.UNKNOWN_EQUIPMENT)
         else:
             self.stack.answer_error(ev, MapError.SYSTEM_FAILURE)
-        self.log.debug("check", imei=ev.invoke.imei, imsi=ev.invoke.imsi, version=ev.invoke.version,
-                       origin=ev.origin, status=verdict.status.value, reason=verdict.reason)
         self._flush()
 
     def _task_done(self, task: asyncio.Task[None]) -> None:

@@ -60,16 +60,19 @@ GOLDEN = [
     ("ASPUP with ASP id", MessageType.ASPUP, [(Tag.ASP_IDENTIFIER, U32(5))],
      "0100030100000010" "0011000800000005"),
     ("ASPUP ACK", MessageType.ASPUP_ACK, [], "0100030400000008"),
-    ("ASPAC loadshare RC 7", MessageType.ASPAC, [(Tag.TRAFFIC_MODE_TYPE, U32(2)), (Tag.ROUTING_CONTEXT, U32(7))],
+    ("ASPAC loadshare RC 7", MessageType.ASPAC,
+     [(Tag.TRAFFIC_MODE_TYPE, U32(2)), (Tag.ROUTING_CONTEXT, U32(7))],
      "0100040100000018" "000b000800000002" "0006000800000007"),
     ("ASPAC ACK", MessageType.ASPAC_ACK, [(Tag.TRAFFIC_MODE_TYPE, U32(2)), (Tag.ROUTING_CONTEXT, U32(7))],
      "0100040300000018" "000b000800000002" "0006000800000007"),
     ("NTFY AS-ACTIVE", MessageType.NTFY, [(Tag.STATUS, struct.pack("!HH", 1, 3))],
      "0100000100000010" "000d000800010003"),
-    ("BEAT odd data", MessageType.BEAT, [(Tag.HEARTBEAT_DATA, b"abc")], "0100030300000010" "0009000761626300"),
+    ("BEAT odd data", MessageType.BEAT, [(Tag.HEARTBEAT_DATA, b"abc")],
+     "0100030300000010" "0009000761626300"),
     ("ERR unexpected", MessageType.ERR, [(Tag.ERROR_CODE, U32(6))], "0100000000000010" "000c000800000006"),
     ("ASPDN", MessageType.ASPDN, [], "0100030200000008"),
-    ("ASPIA ACK", MessageType.ASPIA_ACK, [(Tag.ROUTING_CONTEXT, U32(7))], "0100040400000010" "0006000800000007"),
+    ("ASPIA ACK", MessageType.ASPIA_ACK, [(Tag.ROUTING_CONTEXT, U32(7))],
+     "0100040400000010" "0006000800000007"),
 ]
 
 
@@ -148,7 +151,8 @@ ERR_CASES = [
     ("ACK sent to an SG", sg, encode_message(MessageType.ASPUP_ACK), None, ErrorCode.UNEXPECTED_MESSAGE),
     ("DAUD before active", sg, encode_message(MessageType.DAUD, [(Tag.AFFECTED_POINT_CODE, U32(2))]), None,
      ErrorCode.UNEXPECTED_MESSAGE),
-    ("parameter length < 4", sg, hdr(1, 3, 1, bytes.fromhex("00110002")), None, ErrorCode.PARAMETER_FIELD_ERROR),
+    ("parameter length < 4", sg, hdr(1, 3, 1, bytes.fromhex("00110002")), None,
+     ErrorCode.PARAMETER_FIELD_ERROR),
     ("parameter beyond message", sg, hdr(1, 3, 1, bytes.fromhex("0011000c00000005")), None,
      ErrorCode.PARAMETER_FIELD_ERROR),
     ("truncated parameter header", sg, hdr(1, 3, 1, bytes.fromhex("0011")), None,
@@ -159,8 +163,8 @@ ERR_CASES = [
     ("repeated parameter", sg, encode_message(MessageType.ASPUP, [(Tag.ASP_IDENTIFIER, U32(1)),
                                                                   (Tag.ASP_IDENTIFIER, U32(2))]), None,
      ErrorCode.UNEXPECTED_PARAMETER),
-    ("DATA without protocol data", active_sg, encode_message(MessageType.DATA, [(Tag.ROUTING_CONTEXT, U32(1))]),
-     None, ErrorCode.MISSING_PARAMETER),
+    ("DATA without protocol data", active_sg,
+     encode_message(MessageType.DATA, [(Tag.ROUTING_CONTEXT, U32(1))]), None, ErrorCode.MISSING_PARAMETER),
     ("protocol data too short", active_sg, encode_message(MessageType.DATA, [(Tag.PROTOCOL_DATA, b"\0" * 8)]),
      None, ErrorCode.PARAMETER_FIELD_ERROR),
     ("unsupported traffic mode", sg, None, None, ErrorCode.UNSUPPORTED_TRAFFIC_MODE_TYPE),
@@ -169,7 +173,8 @@ ERR_CASES = [
     ("DATA for another routing context", lambda: active_sg(routing_context=5),
      encode_data(ProtocolData(opc=1, dpc=2), routing_context=6), None, ErrorCode.INVALID_ROUTING_CONTEXT),
     ("DATA for another network appearance", lambda: active_sg(network_appearance=3),
-     encode_data(ProtocolData(opc=1, dpc=2), network_appearance=4), None, ErrorCode.INVALID_NETWORK_APPEARANCE),
+     encode_data(ProtocolData(opc=1, dpc=2), network_appearance=4), None,
+     ErrorCode.INVALID_NETWORK_APPEARANCE),
     ("ASPSM on SCTP stream 1", sg, encode_message(MessageType.ASPUP), 1, ErrorCode.INVALID_STREAM_IDENTIFIER),
     ("DATA on SCTP stream 0", active_sg, DATA, 0, ErrorCode.INVALID_STREAM_IDENTIFIER),
 ]
@@ -187,7 +192,8 @@ def _prep(name: str, conn: M3uaConnection, data: bytes | None) -> bytes:
     return encode_message(MessageType.ASPAC, [(Tag.TRAFFIC_MODE_TYPE, U32(2)), (Tag.ROUTING_CONTEXT, U32(9))])
 
 
-@pytest.mark.parametrize(("name", "factory", "data", "stream", "code"), ERR_CASES, ids=[c[0] for c in ERR_CASES])
+@pytest.mark.parametrize(("name", "factory", "data", "stream", "code"), ERR_CASES,
+                         ids=[c[0] for c in ERR_CASES])
 def test_err_paths(name: str, factory, data: bytes | None, stream: int | None, code: ErrorCode) -> None:
     conn = factory()
     state = conn.state
@@ -283,7 +289,7 @@ def test_every_transition(key: tuple[Role, AspState, AspInput]) -> None:
     if action is m3ua.Action.SEND_ASPIA_ACK and state is AspState.ACTIVE:
         expected = [MessageType.ASPIA_ACK, MessageType.NTFY]
     assert sent == expected
-    for i in range(len(sent)):  # every reply also parses with pycrate
+    for _ in sent:  # every reply also parses with pycrate
         n = int.from_bytes(out[4:8], "big")
         pyc(out[:n])
         out = out[n:]
@@ -388,7 +394,8 @@ def test_ack_timer_retransmits_then_gives_up() -> None:
 def test_daud_answered_with_dava() -> None:
     conn = active_sg()
     events = conn.receive_data(encode_message(MessageType.DAUD, [(Tag.AFFECTED_POINT_CODE, U32(2))]), 0.0)
-    assert events == [m3ua.SignallingNetworkManagementReceived(type=MessageType.DAUD, affected_point_codes=(2,))]
+    assert events == [m3ua.SignallingNetworkManagementReceived(type=MessageType.DAUD,
+                                                               affected_point_codes=(2,))]
     out = conn.data_to_send()
     assert messages(out)[0].type is MessageType.DAVA
     pyc(out)

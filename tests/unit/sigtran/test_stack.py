@@ -118,16 +118,18 @@ def test_ac_negotiation_abort_names_supported_version() -> None:
     events, wire, answered = exchange(client, eir, lambda e, ev: pytest.fail("no invoke expected"), version=3)
     assert not any(isinstance(ev, CheckImeiRequested) for ev in events)
     assert answered[0].outcome.aborted and answered[0].outcome.abort_supported_version == 2
-    _, _, (kind, body) = decode_with_pycrate(wire)
+    _, _, (kind, _body) = decode_with_pycrate(wire)
     assert kind == "abort"
     client2, eir2 = client, eir
-    _, _, answered = exchange(client2, eir2, lambda e, ev: e.answer(ev, EquipmentStatus.WHITE_LISTED), version=2)
+    _, _, answered = exchange(client2, eir2, lambda e, ev: e.answer(ev, EquipmentStatus.WHITE_LISTED),
+                              version=2)
     assert answered[0].outcome.status is EquipmentStatus.WHITE_LISTED
 
 
 def test_sgsn_role_and_xudt() -> None:
     client, eir = make_pair(role_ssn=149, extended=True)
-    _, wire, answered = exchange(client, eir, lambda e, ev: e.answer(ev, EquipmentStatus.GREY_LISTED), version=3)
+    _, wire, answered = exchange(client, eir, lambda e, ev: e.answer(ev, EquipmentStatus.GREY_LISTED),
+                                 version=3)
     assert answered[0].outcome.status is EquipmentStatus.GREY_LISTED
     _, s, _ = decode_with_pycrate(wire)
     assert s["Type"].get_val() == 17  # XUDT answers XUDT
@@ -149,7 +151,9 @@ def test_unserved_ssn_gets_udts() -> None:
     assert isinstance(ev, SccpReturned) and ev.cause is sccp.ReturnCause.UNEQUIPPED_USER and ev.sent
     assert answered[0].returned == sccp.ReturnCause.UNEQUIPPED_USER
     msg, err = parse_M3UA(wire)
+    assert err == 0
     s, err = parse_SCCP({p[0]: p[2] for p in msg.get_val()[1]}[m3ua.Tag.PROTOCOL_DATA][6])
+    assert err == 0
     assert s["Type"].get_val() == 10 and s["RetCause"].get_val() == 4
 
 

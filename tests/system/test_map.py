@@ -1,0 +1,146 @@
+"""MAP checkIMEI end to end: the simulated MSC/SGSN → ``eir serve`` (subprocess) over M3UA/TCP."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+
+import pytest
+
+from eir.servers.m3ua import sctp_available
+from protocols.imei import luhn_check_digit
+from simulations.msc import SimulatedMsc
+
+pytestmark = pytest.mark.system
+
+WHITE, GREY, BLACK, UNLISTED = "35809101685355", "49015420323751", "35693803564380", "01234567890123"
+LISTS = f"imei,status\n{WHITE},white\n{GREY},grey\n{BLACK},black\n"
+
+
+@pytest.fixture
+def eir_with_lists(eir_factory, tmp_path):
+    """``eir_factory`` with the test lists imported at start (``lists.import_on_start``)."""
+    csv = tmp_path / "lists.csv"
+    csv.write_text(LISTS)
+
+    def make(config: dict | None = None):
+        cfg = dict(config or {})
+        cfg["lists"] = {"import_on_start": [str(csv)]}
+        return eir_factory(cfg)
+
+    return make
+
+
+async def connect(eir, **kw) -> SimulatedMsc:
+    host, port = eir.m3ua
+    return await SimulatedMsc.connect(host, port, **kw)
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+async def test_each_version_each_verdict(eir_with_lists, version: int) -> None:
+    eir = eir_with_lists()
+    msc = await connect(eir)
+    try:
+        for imei, verdict in ((WHITE, "white"), (GREY, "grey"), (BLACK, "black")):
+            r = await msc.check(imei, version=version)
+            assert (r.verdict, r.version, r.fallback_from) == (verdict, version, None)
+        # the IMEI with its Luhn check digit as the 15th digit is the same equipment
+        r = await msc.check(WHITE + str(luhn_check_digit(WHITE)), version=version)
+        assert r.verdict == "white"
+    finally:
+        await msc.close()
+    ev = eir.wait_for_log("m3ua_asp_state", new="ACTIVE")
+    assert ev["interface"] == "map"
+    metrics = eir.metrics_text()
+    assert 'eir_check_requests_total{interface="map"} 4.0' in metrics
+    assert 'eir_peer_events_total{event="asp_active",interface="map"}' in metrics
+
+
+async def test_unknown_equipment(eir_with_lists) -> None:
+    eir = eir_with_lists({"policy": {"unknown_equipment": "unknown"}})
+    msc = await connect(eir)
+    try:
+        r = await msc.check(UNLISTED, version=2)
+        assert r.verdict == "error:unknown_equipment"
+        assert (await msc.check(BLACK, version=3)).verdict == "black"
+    finally:
+        await msc.close()
+
+
+async def test_ac_fallback_v3_to_v2(eir_with_lists) -> None:
+    eir = eir_with_lists({"m3ua": {"map_versions": [1, 2]}})
+    msc = await connect(eir)
+    try:
+        r = await msc.check(GREY, version=3)
+        assert (r.verdict, r.version, r.fallback_from) == ("grey", 2, 3)
+    finally:
+        await msc.close()
+    eir.wait_for_log("tcap_error", kind="acn_not_supported")
+
+
+async def test_sgsn_role(eir_with_lists) -> None:
+    eir = eir_with_lists()
+    msc = await connect(eir, role="sgsn", routing_context=7)
+    try:
+        r = await msc.check(BLACK, version=3, imsi="262011234567890")
+        assert r.verdict == "black"
+    finally:
+        await msc.close()
+    ev = eir.wait_for_log("check", interface="map")
+    assert ev["imsi"] == "262011234567890"
+
+
+async def test_load_with_window(eir_with_lists) -> None:
+    eir = eir_with_lists()
+    msc = await connect(eir)
+    try:
+        s = await msc.load(WHITE, count=500, window=32, version=2)
+        assert s.verdicts == {"white": 500} and s.count == 500
+    finally:
+        await msc.close()
+
+
+async def test_bad_input_gets_err_log_and_metric(eir_factory) -> None:
+    eir = eir_factory()
+    host, port = eir.m3ua
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        # DATA before ASP-ACTIVE → ERR Unexpected Message (0x06); then a bad length → ERR + close.
+        data = bytes.fromhex("0100010100000018" "0210001000000001" "00000002" "03020000")
+        writer.write(data)
+        hdr = await asyncio.wait_for(reader.readexactly(8), 5)
+        body = await reader.readexactly(struct.unpack("!I", hdr[4:])[0] - 8)
+        assert hdr[2:4] == b"\x00\x00" and body[:8] == bytes.fromhex("000c000800000006")
+        writer.write(struct.pack("!BBBBI", 1, 0, 3, 1, 3))
+        hdr = await asyncio.wait_for(reader.readexactly(8), 5)
+        body = await reader.readexactly(struct.unpack("!I", hdr[4:])[0] - 8)
+        assert body[:8] == bytes.fromhex("000c000800000007")
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed
+    finally:
+        writer.close()
+    eir.wait_for_log("m3ua_error_sent", error="UNEXPECTED_MESSAGE")
+    metrics = eir.metrics_text()
+    assert 'eir_protocol_errors_total{error="m3ua_unexpected_message",interface="map"} 1.0' in metrics
+    assert 'eir_protocol_errors_total{error="m3ua_protocol_error",interface="map"} 1.0' in metrics
+
+
+async def test_graceful_shutdown_closes_associations(eir_with_lists) -> None:
+    eir = eir_with_lists()
+    msc = await connect(eir)
+    assert (await msc.check(WHITE, version=2)).verdict == "white"
+    assert await asyncio.to_thread(eir.stop) == 0
+    await asyncio.wait_for(msc._p.closed.wait(), 5)
+    assert not msc.active
+
+
+@pytest.mark.sctp
+@pytest.mark.skipif(sctp_available() is not None, reason=f"no kernel SCTP here: {sctp_available()}")
+async def test_sctp(eir_with_lists) -> None:
+    eir = eir_with_lists({"m3ua": {"transports": ["sctp"]}})
+    host, port, transport = eir.ready["m3ua"][0]
+    assert transport == "sctp"
+    msc = await SimulatedMsc.connect(host, port, sctp=True)
+    try:
+        assert (await msc.check(BLACK, version=3)).verdict == "black"
+    finally:
+        await msc.close()
