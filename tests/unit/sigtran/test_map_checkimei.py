@@ -7,6 +7,8 @@ fields asserted, so a bug cannot hide by being symmetric.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocols.sigtran._tcap_ref import ref_fields
 from protocols.sigtran.map_eir import (
@@ -561,10 +563,6 @@ def test_bad_configuration_is_refused() -> None:
 
 # ---------------------------------------------------------------------------------------------
 # Vendor variants with random values (general path) and the MSC-side decoder
-
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 digits = st.text("0123456789", min_size=6, max_size=15)
 
