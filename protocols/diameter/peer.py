@@ -512,8 +512,8 @@ class DiameterPeer:
         is_request = bool(flags & FLAG_REQUEST)
         avps: list[Avp] | None = None
         try:
-            check_header_flags(flags)
             avps = decode_avps(buf, pos + HEADER_LENGTH, pos + length)
+            check_header_flags(flags)
             msg = Message(command, app, flags, hbh, e2e, avps)
             inp = self._classify_request(msg) if is_request else self._classify_answer(msg)
             if inp is None:
@@ -531,6 +531,8 @@ class DiameterPeer:
                 self._close_reason, self._close_code = "protocol-error", ResultCode.DIAMETER_UNKNOWN_PEER
                 self._step(Input.RCV_REQUEST, Message(command, app, flags, hbh, e2e, []), now)
                 return
+            if avps is None:
+                avps = _salvage_avps(buf, pos + HEADER_LENGTH, pos + length)
             self._queue_error_answer(command, app, flags, hbh, e2e, avps, e.result_code, str(e), e.failed_avp)
             self._events.append(
                 ProtocolErrorOccurred(
@@ -893,6 +895,23 @@ class DiameterPeer:
             body += d.FAILED_AVP.encode(failed_avp)
         body += proxy
         self._out.append(encode_raw(command, flags, app, hbh, e2e, body))
+
+
+def _salvage_avps(buf: bytearray, start: int, end: int) -> list[Avp]:
+    """Session-Id and Proxy-Info from a request whose AVPs failed strict decoding, walking the
+    well-formed prefix, so that even an error answer echoes them (RFC 6733 §6.2, §7.2)."""
+    out: list[Avp] = []
+    pos = start
+    while end - pos >= 8:
+        code = int.from_bytes(buf[pos : pos + 4], "big")
+        flags = buf[pos + 4]
+        length = int.from_bytes(buf[pos + 5 : pos + 8], "big")
+        if length < 8 or pos + length > end:
+            break
+        if code in (263, 284) and not flags & 0x80:
+            out.append(Avp(code, flags, 0, bytes(buf[pos + 8 : pos + length])))
+        pos += (length + 3) & ~3
+    return out
 
 
 def describe(exc: ProtocolError) -> str:

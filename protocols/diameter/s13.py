@@ -162,19 +162,26 @@ def decode_ecr(msg: Message, session_avp_bytes: bytes | None = None) -> Equipmen
         raise missing_avp(d.TERMINAL_INFORMATION)
     imei = sv = None
     meid: bytes | None = None
-    for a in terminal.children():
-        if a.vendor_id != VENDOR_3GPP:
-            continue
-        if a.code == 1402:
-            imei = _str(a)
-            if not (14 <= len(imei) <= 16 and imei.isascii() and imei.isdigit()):
-                raise _invalid_in_terminal(terminal, a, f"IMEI {imei!r} is not 14-16 digits")
-        elif a.code == 1403:
-            sv = _str(a)
-            if not (len(sv) == 2 and sv.isascii() and sv.isdigit()):
-                raise _invalid_in_terminal(terminal, a, f"Software-Version {sv!r} is not 2 digits")
-        elif a.code == 1471:
-            meid = a.data
+    try:
+        for a in terminal.children():
+            if a.vendor_id != VENDOR_3GPP:
+                continue
+            if a.code == 1402:
+                imei = _str(a)
+                if not (14 <= len(imei) <= 16 and imei.isascii() and imei.isdigit()):
+                    raise _invalid_in_terminal(terminal, a, f"IMEI {imei!r} is not 14-16 digits")
+            elif a.code == 1403:
+                sv = _str(a)
+                if not (len(sv) == 2 and sv.isascii() and sv.isdigit()):
+                    raise _invalid_in_terminal(terminal, a, f"Software-Version {sv!r} is not 2 digits")
+            elif a.code == 1471:
+                meid = a.data
+    except RemoteProtocolError as e:
+        # §7.5: report a member inside its Grouped parent.
+        if e.failed_avp is not None and e.failed_avp[:4] != b"\0\0\x05\x79":
+            e.failed_avp = encode_avp(terminal.code, e.failed_avp, flags=terminal.flags & 0x7F,
+                                      vendor_id=terminal.vendor_id)
+        raise
     if imei is None and meid is None:
         raise missing_avp(d.IMEI, inside=d.TERMINAL_INFORMATION)
     return EquipmentCheckRequested(

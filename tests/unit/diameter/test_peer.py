@@ -1,0 +1,676 @@
+"""DiameterPeer: the transition table over every pair, CER/CEA, watchdog with stepped time, DPR,
+pipelining, and every error answer (each answer also decoded by python-diameter)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from protocols.diameter import (
+    CapabilitiesExchanged,
+    ConnectionClosed,
+    DisconnectRequested,
+    EquipmentCheckAnswered,
+    EquipmentCheckRequested,
+    EquipmentStatus,
+    LocalProtocolError,
+    PeerState,
+    ProtocolErrorOccurred,
+    RemoteProtocolError,
+    WatchdogAnswered,
+    WatchdogSuspect,
+)
+from protocols.diameter import dictionary as d
+from protocols.diameter.codec import Avp, decode_avps, decode_message, encode_raw
+from protocols.diameter.dictionary import APP_RELAY, APP_S13, VENDOR_3GPP
+from protocols.diameter.peer import TRANSITIONS, Action, Input
+
+from .helpers import (
+    EIR_HOST,
+    IMEI,
+    MME_HOST,
+    TW,
+    cer,
+    ecr,
+    ecr_message,
+    ecr_with,
+    initiator,
+    messages,
+    open_pair,
+    pd,
+    pd_avp,
+    responder,
+)
+
+ORIGIN = d.ORIGIN_HOST.encode(MME_HOST) + d.ORIGIN_REALM.encode("lab")
+EIR_ORIGIN = d.ORIGIN_HOST.encode(EIR_HOST) + d.ORIGIN_REALM.encode("localdomain")
+S13_VSAI = d.VENDOR_SPECIFIC_APPLICATION_ID.encode(
+    d.VENDOR_ID.encode(VENDOR_3GPP) + d.AUTH_APPLICATION_ID.encode(APP_S13)
+)
+
+
+def cea(code: int = 2001, hbh: int = 1001) -> bytes:
+    body = d.RESULT_CODE.encode(code) + EIR_ORIGIN + d.HOST_IP_ADDRESS.encode("127.0.0.1")
+    body += d.VENDOR_ID.encode(0) + d.PRODUCT_NAME.encode("x") + S13_VSAI
+    return encode_raw(257, 0, 0, hbh, hbh, body)
+
+
+def dwr(hbh: int = 9) -> bytes:
+    return encode_raw(280, 0x80, 0, hbh, hbh, ORIGIN)
+
+
+def dwa(hbh: int = 9) -> bytes:
+    return encode_raw(280, 0, 0, hbh, hbh, d.RESULT_CODE.encode(2001) + EIR_ORIGIN)
+
+
+def dpr(hbh: int = 11) -> bytes:
+    return encode_raw(282, 0x80, 0, hbh, hbh, ORIGIN + d.DISCONNECT_CAUSE.encode(2))
+
+
+def dpa(hbh: int = 11) -> bytes:
+    return encode_raw(282, 0, 0, hbh, hbh, d.RESULT_CODE.encode(2001) + EIR_ORIGIN)
+
+
+def eca(hbh: int = 555) -> bytes:
+    body = d.SESSION_ID.encode("s;1") + d.RESULT_CODE.encode(2001) + d.AUTH_SESSION_STATE.encode(1)
+    body += EIR_ORIGIN + d.EQUIPMENT_STATUS.encode(0)
+    return encode_raw(324, 0x40, APP_S13, hbh, hbh, body)
+
+
+def types(events: list[Any]) -> list[type]:
+    return [type(e) for e in events]
+
+
+# --- the table, every pair ---------------------------------------------------------------------
+
+MESSAGE_INPUTS = {
+    Input.RCV_CER_OK: lambda: cer(),
+    Input.RCV_CER_REJECT: lambda: cer(d.AUTH_APPLICATION_ID.encode(4)),
+    Input.RCV_CEA_OK: lambda: cea(),
+    Input.RCV_CEA_FAIL: lambda: cea(5010),
+    Input.RCV_DWR: dwr,
+    Input.RCV_DWA: dwa,
+    Input.RCV_DPR: dpr,
+    Input.RCV_DPA: dpa,
+    Input.RCV_REQUEST: lambda: ecr(),
+    Input.RCV_ANSWER: eca,
+}
+
+
+def peer_in(state: PeerState) -> Any:
+    if state is PeerState.WAIT_CER:
+        return responder()
+    if state is PeerState.WAIT_CEA:
+        p = initiator()
+        p.data_to_send()
+        return p
+    eir, _ = open_pair()
+    eir._pending[555] = 324  # an outstanding request the RCV_ANSWER input answers
+    if state is PeerState.CLOSING:
+        eir.close(1.0)
+    elif state is PeerState.CLOSED:
+        eir.receive_data(b"", 1.0)
+    eir.data_to_send()
+    assert eir.state is state
+    return eir
+
+
+def drive(peer: Any, inp: Input, now: float = 2.0) -> list[Any]:
+    if inp in MESSAGE_INPUTS:
+        msg = decode_message(MESSAGE_INPUTS[inp]())
+        if inp in (Input.RCV_CER_OK, Input.RCV_CER_REJECT):
+            peer._check_cer(msg)
+        peer._step(inp, msg, now)
+    elif inp is Input.SEND_REQUEST:
+        peer.send_request(ecr_message(hbh=0), now)
+    elif inp is Input.STOP:
+        return list(peer.close(now))
+    elif inp is Input.PEER_DISC:
+        return list(peer.receive_data(b"", now))
+    else:
+        peer._step(inp, None, now)
+    return list(peer._take_events())
+
+
+def test_table_is_total() -> None:
+    assert set(TRANSITIONS) == {(s, i) for s in PeerState for i in Input}
+
+
+@pytest.mark.parametrize(
+    ("state", "inp"), sorted(TRANSITIONS, key=lambda k: (k[0].value, k[1].value)), ids=lambda v: v.name
+)
+def test_every_transition(state: PeerState, inp: Input) -> None:
+    action, new_state = TRANSITIONS[(state, inp)]
+    peer = peer_in(state)
+    if action is Action.REFUSE_LOCAL:
+        with pytest.raises(LocalProtocolError):
+            drive(peer, inp)
+        assert peer.state is state
+        return
+    events = drive(peer, inp)
+    assert peer.state is new_state
+    if new_state is PeerState.CLOSED and state is not PeerState.CLOSED:
+        assert isinstance(events[-1], ConnectionClosed)
+    if action is Action.SEND_CEA:
+        assert messages(peer.data_to_send())[0].command_code == 257
+
+
+# --- capabilities exchange ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "apps",
+    [
+        S13_VSAI,
+        d.AUTH_APPLICATION_ID.encode(APP_S13),
+        d.AUTH_APPLICATION_ID.encode(APP_RELAY),
+        d.AUTH_APPLICATION_ID.encode(4) + S13_VSAI,
+    ],
+    ids=["vendor-specific", "auth-app-id", "relay", "among-others"],
+)
+def test_cer_accepted(apps: bytes) -> None:
+    eir = responder()
+    ev = eir.receive_data(cer(apps), 1.0)
+    assert types(ev) == [CapabilitiesExchanged]
+    assert ev[0].peer_host == MME_HOST and ev[0].product_name == "test"
+    assert eir.state is PeerState.OPEN
+    m = pd(eir.data_to_send())
+    assert type(m).__name__ == "CapabilitiesExchangeAnswer"
+    assert m.result_code == 2001 and m.origin_host == EIR_HOST.encode()
+    assert m.host_ip_address == ["127.0.0.1"] or m.host_ip_address[0] in ("127.0.0.1", (1, "127.0.0.1"))
+    assert m.product_name == "eir-emulator" and m.vendor_id == 0
+    assert APP_S13 in m.auth_application_id
+    assert m.vendor_specific_application_id[0].auth_application_id == APP_S13
+    assert VENDOR_3GPP in m.supported_vendor_id
+
+
+def test_cer_without_common_application_is_refused_5010_and_closed() -> None:
+    eir = responder()
+    ev = eir.receive_data(cer(d.AUTH_APPLICATION_ID.encode(16777251)), 1.0)
+    assert types(ev) == [ProtocolErrorOccurred, ConnectionClosed]
+    assert ev[1].reason == "no-common-application" and ev[1].result_code == 5010
+    m = pd(eir.data_to_send())
+    assert m.result_code == 5010 and not m.header.is_error
+    assert "16777252" in m.error_message
+    assert eir.state is PeerState.CLOSED
+
+
+def test_cer_missing_mandatory_avp_gets_5005_with_failed_avp() -> None:
+    eir = responder()
+    ev = eir.receive_data(cer(omit=(269,)), 1.0)
+    assert isinstance(ev[0], ProtocolErrorOccurred) and ev[0].result_code == 5005
+    assert isinstance(ev[-1], ConnectionClosed)
+    m = pd(eir.data_to_send())
+    assert m.result_code == 5005
+    assert m.failed_avp.additional_avps[0].code == 269
+
+
+def test_request_before_cer_is_refused_3010_and_closed() -> None:
+    eir = responder()
+    ev = eir.receive_data(ecr(), 1.0)
+    assert types(ev) == [ProtocolErrorOccurred, ConnectionClosed]
+    m = pd(eir.data_to_send())
+    assert m.header.is_error and m.result_code == 3010
+    assert m.session_id == "mme.lab;1;1"
+    assert eir.state is PeerState.CLOSED
+
+
+def test_second_cer_on_open_connection_is_refused_but_stays_open() -> None:
+    eir, _ = open_pair()
+    eir.receive_data(cer(hbh=77), 1.0)
+    m = pd(eir.data_to_send())
+    assert m.result_code == 5012 and m.header.hop_by_hop_identifier == 77
+    assert eir.state is PeerState.OPEN
+
+
+def test_initiator_cea_failure_closes() -> None:
+    mme = initiator()
+    mme.data_to_send()
+    ev = mme.receive_data(cea(5010), 1.0)
+    assert (
+        isinstance(ev[-1], ConnectionClosed)
+        and ev[-1].reason == "cea-rejected"
+        and ev[-1].result_code == 5010
+    )
+
+
+def test_initiator_cer_is_decoded_by_python_diameter() -> None:
+    mme = initiator()
+    m = pd(mme.data_to_send())
+    assert type(m).__name__ == "CapabilitiesExchangeRequest"
+    assert m.origin_host == MME_HOST.encode() and m.vendor_id == 0 and m.product_name == "eir-emulator"
+
+
+# --- watchdog (RFC 3539) with stepped time ----------------------------------------------------
+
+
+def test_no_cer_within_tw_closes() -> None:
+    eir = responder()
+    assert eir.get_timer() == TW
+    assert eir.handle_timer(TW - 0.1) == []
+    ev = eir.handle_timer(TW)
+    assert types(ev) == [ConnectionClosed] and ev[0].reason == "timeout"
+    assert eir.get_timer() is None
+
+
+def test_watchdog_dwr_suspect_then_close() -> None:
+    eir, _ = open_pair(0.0)
+    assert eir.get_timer() == TW
+    assert eir.handle_timer(TW - 1) == [] and eir.data_to_send() == b""
+    assert eir.handle_timer(TW) == []
+    m = pd(eir.data_to_send())
+    assert type(m).__name__ == "DeviceWatchdogRequest" and m.origin_host == EIR_HOST.encode()
+    assert eir.get_timer() == 2 * TW
+    assert types(eir.handle_timer(2 * TW)) == [WatchdogSuspect]
+    assert eir.get_timer() == 3 * TW
+    ev = eir.handle_timer(3 * TW)
+    assert types(ev) == [ConnectionClosed] and ev[0].reason == "watchdog"
+
+
+def test_dwa_restores_watchdog() -> None:
+    eir, mme = open_pair(0.0)
+    eir.handle_timer(TW)
+    mme_events = mme.receive_data(eir.data_to_send(), TW + 1)
+    assert mme_events == []
+    dwa_bytes = mme.data_to_send()
+    m = pd(dwa_bytes)
+    assert type(m).__name__ == "DeviceWatchdogAnswer" and m.result_code == 2001
+    assert types(eir.receive_data(dwa_bytes, TW + 1)) == [WatchdogAnswered]
+    assert eir.get_timer() == 2 * TW + 1
+
+
+def test_traffic_postpones_the_watchdog() -> None:
+    eir, mme = open_pair(0.0)
+    mme.send_ecr(20.0, session_id="s;1", imei=IMEI)
+    eir.receive_data(mme.data_to_send(), 20.0)
+    assert eir.get_timer() == 20.0 + TW
+    assert eir.handle_timer(TW) == [] and eir.data_to_send() == b""
+
+
+def test_dwr_answered_in_open_and_closing() -> None:
+    eir, _ = open_pair()
+    eir.receive_data(dwr(5), 1.0)
+    assert pd(eir.data_to_send()).result_code == 2001
+    eir.close(2.0)
+    eir.data_to_send()
+    eir.receive_data(dwr(6), 2.5)
+    m = pd(eir.data_to_send())
+    assert type(m).__name__ == "DeviceWatchdogAnswer" and m.header.hop_by_hop_identifier == 6
+
+
+# --- DPR / DPA -----------------------------------------------------------------------------
+
+
+def test_peer_dpr_is_answered_and_closes() -> None:
+    eir, _ = open_pair()
+    ev = eir.receive_data(dpr(), 1.0)
+    assert types(ev) == [DisconnectRequested, ConnectionClosed]
+    assert ev[0].cause == 2 and ev[1].reason == "peer-dpr"
+    m = pd(eir.data_to_send())
+    assert type(m).__name__ == "DisconnectPeerAnswer" and m.result_code == 2001
+
+
+def test_local_close_sends_dpr_and_waits_for_dpa() -> None:
+    eir, mme = open_pair()
+    assert eir.close(1.0) == []
+    assert eir.state is PeerState.CLOSING
+    wire = eir.data_to_send()
+    m = pd(wire)
+    assert type(m).__name__ == "DisconnectPeerRequest" and m.disconnect_cause == 0
+    ev = mme.receive_data(wire, 1.1)
+    assert types(ev) == [DisconnectRequested, ConnectionClosed]
+    ev = eir.receive_data(mme.data_to_send(), 1.2)
+    assert types(ev) == [ConnectionClosed] and ev[0].reason == "dpr"
+
+
+def test_dpa_timeout() -> None:
+    eir, _ = open_pair()
+    eir.close(1.0)
+    assert eir.get_timer() == 6.0
+    ev = eir.handle_timer(6.0)
+    assert types(ev) == [ConnectionClosed] and ev[0].reason == "dpa-timeout"
+
+
+def test_requests_in_flight_during_closing_still_arrive() -> None:
+    eir, _ = open_pair()
+    eir.close(1.0)
+    ev = eir.receive_data(ecr(), 1.1)
+    assert types(ev) == [EquipmentCheckRequested]
+    eir.data_to_send()
+    eir.send_eca(ev[0], status=EquipmentStatus.WHITELISTED)
+    assert pd(eir.data_to_send()).equipment_status == 0
+
+
+def test_eof_closes() -> None:
+    eir, _ = open_pair()
+    ev = eir.receive_data(b"", 1.0)
+    assert types(ev) == [ConnectionClosed] and ev[0].reason == "peer-disconnected"
+    assert eir.receive_data(ecr(), 2.0) == []
+    eir.send_eca(
+        EquipmentCheckRequested(  # answers after the close are dropped quietly
+            hop_by_hop=1,
+            end_to_end=1,
+            flags=0,
+            session_id="s",
+            origin_host="h",
+            origin_realm="r",
+            destination_realm="r",
+            destination_host=None,
+            imei=IMEI,
+            software_version=None,
+            meid=None,
+            imsi=None,
+            session_id_avp=b"",
+        ),
+        status=EquipmentStatus.WHITELISTED,
+    )
+    assert eir.data_to_send() == b""
+
+
+# --- ECR / ECA, pipelining --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "rc", "exp", "status"),
+    [
+        ({"status": EquipmentStatus.WHITELISTED}, 2001, None, 0),
+        ({"status": EquipmentStatus.BLACKLISTED}, 2001, None, 1),
+        ({"status": EquipmentStatus.GREYLISTED}, 2001, None, 2),
+        ({"experimental_result_code": 5422}, None, 5422, None),
+        ({"result_code": 5012, "error_message": "store down"}, 5012, None, None),
+    ],
+)
+def test_eca_variants(kwargs: dict[str, Any], rc: int | None, exp: int | None, status: int | None) -> None:
+    eir, mme = open_pair()
+    mme.send_ecr(1.0, session_id="mme.lab;9;9", imei=IMEI, software_version="07", imsi="001010000000009")
+    (req,) = eir.receive_data(mme.data_to_send(), 1.0)
+    assert isinstance(req, EquipmentCheckRequested)
+    assert (req.imei, req.software_version, req.imsi, req.origin_host) == (
+        IMEI,
+        "07",
+        "001010000000009",
+        MME_HOST,
+    )
+    eir.send_eca(req, **kwargs)
+    wire = eir.data_to_send()
+    m = pd(wire)
+    assert type(m).__name__ == "MeIdentityCheckAnswer"
+    assert m.session_id == "mme.lab;9;9" and m.auth_session_state == 1
+    assert m.result_code == rc and m.equipment_status == status
+    if exp is not None:
+        assert m.experimental_result.experimental_result_code == exp
+        assert m.experimental_result.vendor_id == VENDOR_3GPP
+    (ans,) = mme.receive_data(wire, 1.1)
+    assert isinstance(ans, EquipmentCheckAnswered)
+    assert (ans.result_code, ans.experimental_result_code, ans.equipment_status) == (rc, exp, status)
+
+
+def test_pipelined_requests_answered_out_of_order() -> None:
+    eir, mme = open_pair()
+    hbhs = [mme.send_ecr(1.0, session_id=f"s;{i}", imei=IMEI) for i in range(40)]
+    wire = mme.data_to_send()
+    events: list[Any] = []
+    for i in range(0, len(wire), 7):  # arbitrary TCP segmentation
+        events += eir.receive_data(wire[i : i + 7], 1.0)
+    assert [e.hop_by_hop for e in events] == hbhs
+    for e in reversed(events):
+        eir.send_eca(e, status=EquipmentStatus.GREYLISTED)
+    answers = mme.receive_data(eir.data_to_send(), 1.1)
+    assert sorted(a.hop_by_hop for a in answers) == sorted(hbhs)
+    assert {a.session_id for a in answers} == {f"s;{i}" for i in range(40)}
+    assert mme.pending_requests == 0
+
+
+def test_meid_only_terminal_information() -> None:
+    eir, _ = open_pair()
+    msg = ecr_message(None, sv=None)
+    msg.avps[6] = Avp(1401, 0xC0, VENDOR_3GPP, d.MEID_3GPP2.encode(b"\xa1\x00\x00\x01\x23\x45\x67"))
+    from protocols.diameter import encode_message
+
+    (ev,) = eir.receive_data(encode_message(msg), 1.0)
+    assert ev.imei is None and ev.meid == b"\xa1\x00\x00\x01\x23\x45\x67"
+
+
+def test_unknown_answer_is_reported_not_raised() -> None:
+    eir, _ = open_pair()
+    ev = eir.receive_data(eca(hbh=4242), 1.0)
+    assert types(ev) == [ProtocolErrorOccurred] and not ev[0].answered
+    assert eir.state is PeerState.OPEN
+
+
+# --- error answers ----------------------------------------------------------------------------
+
+PROXY = d.PROXY_INFO.encode(d.PROXY_HOST.encode("dra.lab") + d.PROXY_STATE.encode(b"\x01\x02"))
+
+
+def _ecr_avps(
+    *, drop: tuple[int, ...] = (), extra: list[Avp] | None = None, terminal: bytes | None = None
+) -> list[Avp]:
+    m = ecr_message()
+    avps = [a for a in m.avps if a.code not in drop]
+    if terminal is not None:
+        avps = [Avp(1401, 0xC0, VENDOR_3GPP, terminal) if a.code == 1401 else a for a in avps]
+    avps += extra or []
+    avps += decode_avps(PROXY, 0, len(PROXY))
+    return avps
+
+
+ERROR_CASES = [
+    # (id, request bytes, result code, E bit, failed AVP code or None)
+    ("unknown-command", lambda: ecr_with(_ecr_avps(), command=999), 3001, True, None),
+    ("unsupported-application", lambda: ecr_with(_ecr_avps(), app=16777251), 3007, True, None),
+    ("base-command-wrong-app", lambda: ecr_with(_ecr_avps(), command=280, app=APP_S13), 3007, True, None),
+    ("invalid-header-bits", lambda: ecr_with(_ecr_avps(), flags=0xC8), 3008, True, None),
+    (
+        "invalid-avp-bits",
+        lambda: ecr_with(_ecr_avps(extra=[Avp(278, 0x41, 0, b"\0\0\0\1")])),
+        3009,
+        True,
+        278,
+    ),
+    (
+        "unknown-mandatory-avp",
+        lambda: ecr_with(_ecr_avps(extra=[Avp(99999, 0x40, 0, b"x")])),
+        5001,
+        False,
+        99999,
+    ),
+    (
+        "unknown-mandatory-vendor-avp",
+        lambda: ecr_with(_ecr_avps(extra=[Avp(1, 0xC0, 12345, b"x")])),
+        5001,
+        False,
+        1,
+    ),
+    ("missing-terminal-information", lambda: ecr_with(_ecr_avps(drop=(1401,))), 5005, False, 1401),
+    ("missing-session-id", lambda: ecr_with(_ecr_avps(drop=(263,))), 5005, False, 263),
+    ("missing-auth-session-state", lambda: ecr_with(_ecr_avps(drop=(277,))), 5005, False, 277),
+    ("missing-destination-realm", lambda: ecr_with(_ecr_avps(drop=(283,))), 5005, False, 283),
+    (
+        "terminal-information-without-imei",
+        lambda: ecr_with(_ecr_avps(terminal=d.SOFTWARE_VERSION.encode("01"))),
+        5005,
+        False,
+        1401,
+    ),
+    (
+        "imei-13-digits",
+        lambda: ecr_with(_ecr_avps(terminal=d.IMEI.encode("3512345678901"))),
+        5004,
+        False,
+        1401,
+    ),
+    ("imei-17-digits", lambda: ecr_with(_ecr_avps(terminal=d.IMEI.encode("3" * 17))), 5004, False, 1401),
+    (
+        "imei-letters",
+        lambda: ecr_with(_ecr_avps(terminal=d.IMEI.encode("35123456789O12"))),
+        5004,
+        False,
+        1401,
+    ),
+    (
+        "imei-not-utf8",
+        lambda: ecr_with(_ecr_avps(terminal=Avp(1402, 0xC0, VENDOR_3GPP, b"\xff" * 14).encode())),
+        5004,
+        False,
+        1401,
+    ),
+    (
+        "software-version-3-digits",
+        lambda: ecr_with(_ecr_avps(terminal=d.IMEI.encode(IMEI) + d.SOFTWARE_VERSION.encode("123"))),
+        5004,
+        False,
+        1401,
+    ),
+    (
+        "origin-state-id-3-bytes",
+        lambda: ecr_with(_ecr_avps(extra=[Avp(278, 0x40, 0, b"\0\0\1")])),
+        5014,
+        False,
+        278,
+    ),
+    (
+        "grouped-member-bad-length",
+        lambda: ecr_with(_ecr_avps(terminal=d.IMEI.encode(IMEI) + b"\0\0\5\x7b\xc0\0\0\x20\0\0\x28\xaf")),
+        5014,
+        False,
+        1401,
+    ),
+    (
+        "origin-host-not-ascii",
+        lambda: ecr_with([Avp(264, 0x40, 0, "mmé".encode()) if a.code == 264 else a for a in _ecr_avps()]),
+        5004,
+        False,
+        264,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "code", "e_bit", "failed"),
+    [c[1:] for c in ERROR_CASES],
+    ids=[c[0] for c in ERROR_CASES],
+)
+def test_error_answers(request_bytes: Any, code: int, e_bit: bool, failed: int | None) -> None:
+    eir, _ = open_pair()
+    ev = eir.receive_data(request_bytes(), 1.0)
+    assert types(ev) == [ProtocolErrorOccurred]
+    assert ev[0].result_code == code and ev[0].answered
+    assert eir.state is PeerState.OPEN  # framing intact: the connection goes on
+    wire = eir.data_to_send()
+    m = pd(wire)
+    assert m.header.is_error is e_bit
+    assert m.header.hop_by_hop_identifier == 100 and not m.header.is_request
+    assert pd_avp(m, 268) == code
+    assert pd_avp(m, 263) == (None if "263" in str(failed) else "mme.lab;1;1")  # Session-Id echoed
+    assert pd_avp(m, 264) == EIR_HOST.encode()
+    proxies = m.find_avps((284, 0))
+    assert len(proxies) == 1 and proxies[0].value[0].value == b"dra.lab"  # Proxy-Info echoed
+    fa = m.find_avps((279, 0))
+    if failed is None:
+        assert not fa
+    else:
+        assert fa and fa[0].value[0].code == failed
+    # and the connection still serves checks
+    (ok,) = eir.receive_data(ecr(hbh=101), 1.1)
+    assert isinstance(ok, EquipmentCheckRequested)
+
+
+def test_unknown_optional_avp_is_ignored() -> None:
+    eir, _ = open_pair()
+    (ev,) = eir.receive_data(
+        ecr_with(_ecr_avps(extra=[Avp(99999, 0x00, 0, b"x"), Avp(7, 0x80, 9, b"y")])), 1.0
+    )
+    assert isinstance(ev, EquipmentCheckRequested)
+
+
+@pytest.mark.parametrize(
+    ("header", "code"),
+    [
+        (b"\x02\x00\x00\x14\x80\x00\x01\x01" + b"\0" * 12, 5011),
+        (b"\x01\x00\x00\x13\x80\x00\x01\x01" + b"\0" * 12, 5015),
+        (b"\x01\x00\x00\x16\x80\x00\x01\x01" + b"\0" * 12, 5015),
+        (b"\x01\x01\x00\x04\x80\x00\x01\x44" + b"\0" * 12, 5015),  # 65540 > max_message_size
+    ],
+    ids=["version", "too-short", "not-multiple-of-4", "too-large"],
+)
+def test_lost_framing_answers_closes_and_raises(header: bytes, code: int) -> None:
+    eir, _ = open_pair()
+    with pytest.raises(RemoteProtocolError) as e:
+        eir.receive_data(header, 1.0)
+    assert e.value.result_code == code
+    assert eir.state is PeerState.CLOSED
+    m = pd(eir.data_to_send())
+    assert pd_avp(m, 268) == code
+    assert eir._take_events()[-1] == ConnectionClosed(reason="protocol-error", result_code=code)
+
+
+def test_malformed_answer_is_dropped_not_raised() -> None:
+    _, mme = open_pair()
+    bad = encode_raw(324, 0x40, APP_S13, 5, 5, b"\0\0\1\7\x41\0\0\x0cabcd")
+    ev = mme.receive_data(bad, 1.0)
+    assert types(ev) == [ProtocolErrorOccurred] and ev[0].result_code == 3009 and not ev[0].answered
+
+
+def test_local_misuse() -> None:
+    mme = initiator()
+    with pytest.raises(LocalProtocolError):
+        mme.send_ecr(0.0, session_id="s", imei=IMEI)
+    with pytest.raises(LocalProtocolError):
+        type(mme)(role=mme.role, origin_host="a", origin_realm="b", host_ip_addresses=())
+
+
+# --- fuzz invariant: any bytes → events or RemoteProtocolError ----------------------------------
+
+
+def _feed(peer: Any, data: bytes) -> None:
+    try:
+        out = peer.receive_data(data, 1.0)
+        assert isinstance(out, list)
+    except RemoteProtocolError:
+        assert peer.state is PeerState.CLOSED
+    peer.handle_timer(1000.0)
+    peer.data_to_send()
+
+
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FUZZ
+@given(st.binary(max_size=300))
+def test_fuzz_random_bytes_before_cer(data: bytes) -> None:
+    _feed(responder(), data)
+
+
+@FUZZ
+@given(st.binary(max_size=300))
+def test_fuzz_random_bytes_when_open(data: bytes) -> None:
+    eir, _ = open_pair()
+    _feed(eir, data)
+
+
+@FUZZ
+@given(st.data())
+def test_fuzz_mutated_ecr(data: st.DataObject) -> None:
+    wire = bytearray(ecr_with(_ecr_avps()))
+    for _ in range(data.draw(st.integers(1, 6))):
+        i = data.draw(st.integers(0, len(wire) - 1))
+        wire[i] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(wire)))
+    eir, _ = open_pair()
+    _feed(eir, bytes(wire[:cut]) + bytes(wire[cut:]))
+
+
+@FUZZ
+@given(st.data())
+def test_fuzz_mutated_answers_to_initiator(data: st.DataObject) -> None:
+    wire = bytearray(cea() + eca(1002) + dwr() + dpa())
+    for _ in range(data.draw(st.integers(1, 6))):
+        i = data.draw(st.integers(0, len(wire) - 1))
+        wire[i] = data.draw(st.integers(0, 255))
+    mme = initiator()
+    mme.data_to_send()
+    _feed(mme, bytes(wire))
