@@ -388,6 +388,8 @@ class CheckImeiInvoked:
     version: int
     """1, 2 or 3 from the application context; no dialogue portion ⇒ 1."""
     imei: str
+    """The TBCD digits as received. Over MAP the 15th digit is the *spare digit* (0), not a Luhn check
+    digit (TS 29.002 §17.7.8 IMEI, TS 23.003 §6.2.1): use :attr:`imei14` / :attr:`software_version`."""
     imsi: str | None = None
     msisdn: str | None = None
     requested_equipment_status: bool = True
@@ -398,6 +400,16 @@ class CheckImeiInvoked:
     peer: Hashable | None = None
     """The ``peer`` given to ``receive_tcap`` (e.g. the SCCP calling address): part of the key."""
     deviations: tuple[str, ...] = ()
+
+    @property
+    def imei14(self) -> str:
+        """TAC + SNR: the first 14 digits (the key of every list)."""
+        return self.imei[:14]
+
+    @property
+    def software_version(self) -> str | None:
+        """The SVN when 16 digits (an IMEISV) were sent, else None."""
+        return self.imei[14:16] if len(self.imei) == 16 else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -621,3 +621,14 @@ def test_stats_count_what_happened() -> None:
         2,
         1,
     )
+
+
+@pytest.mark.parametrize(
+    ("imei", "imei14", "svn"),
+    [("35809101685355", "35809101685355", None), ("3580910168535501", "35809101685355", "01")],
+)
+def test_spare_digit_is_not_a_check_digit(imei: str, imei14: str, svn: str | None) -> None:
+    """Real MSCs send the spare digit 0 as 15th digit (jSS7 trace rows; Luhn would give 5, 2, 3, 3, 9)."""
+    ev = only_invoke(TcapEirCore(), encode_check_imei_begin(otid=1, version=2, invoke_id=1, imei=imei))
+    assert ev.imei == (imei + "0" if len(imei) == 14 else imei)
+    assert (ev.imei14, ev.software_version) == (imei14, svn)
