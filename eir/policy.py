@@ -7,8 +7,9 @@ names the rule that decided, the list and the entry.
 Order (the first rule that decides wins, except where a later rule may only make it stricter):
 
 1. ``validity`` — not 14-16 digits, a bad Luhn check digit on a 15-digit IMEI
-   (TS 23.003 §6.2.1 / Annex B), a software version that is not 2 digits, the all-zero IMEI or a
-   reserved/test TAC → ``policy.malformed``. Final.
+   (TS 23.003 §6.2.1 / Annex B; a 15th digit 0 is the spare digit networks send, accepted),
+   a software version that is not 2 digits, the all-zero IMEI or a reserved/test TAC
+   → ``policy.malformed``. Final.
 2. ``imeisv`` — an exact IMEISV entry (14 digits + SVN) decides the list status.
 3. ``imei`` — an exact IMEI entry.
 4. ``range`` / ``tac`` — the narrowest range or TAC containing the IMEI.
@@ -84,10 +85,13 @@ class Policy:
         if not 14 <= n <= 16 or not d.isascii() or not d.isdigit():
             return self._malformed(d, f"not an IMEI: {n} characters, expected 14-16 digits")
         imei = d[:14]
-        if n == 15 and self.check_luhn:
+        if n == 15 and self.check_luhn and d[14] != "0":
+            # TS 23.003 §6.2.1: the 15th digit is the Luhn check digit when people write it, but the
+            # *spare* digit, always 0, when the network sends it (every real MAP trace we have ends
+            # in 0 without a valid Luhn digit). So 0 is accepted; any other digit must be the CD.
             cd = luhn_check_digit(imei)
             if ord(d[14]) - 48 != cd:
-                return self._malformed(d, f"bad check digit {d[14]}, expected {cd}")
+                return self._malformed(d, f"bad check digit {d[14]}, expected {cd} (or spare digit 0)")
         sv = d[14:] if n == 16 else req.software_version
         if sv is not None and (len(sv) != 2 or not sv.isascii() or not sv.isdigit()):
             return self._malformed(d, f"bad software version {sv!r}, expected 2 digits")

@@ -21,6 +21,9 @@ Changes (announced for every backend; the contract suite tests/store/test_contra
   far more than a dict lookup (remote stores) and its ``watch`` is reliable; the checker then
   caches ``lookup``/``imsi_rules`` answers until ``watch`` reports a new version. Note that cached
   answers keep being given while the store is down.
+* New :class:`EntryRows`: an ``Iterable[ListEntry]`` (iterating builds the objects) that also
+  exposes the plain tuples as ``.rows``; a backend may read those directly to skip building a
+  million objects in a bulk import (SQLite does). Any other iterable stays valid.
 * New error :class:`VersionNotFoundError` (``rollback`` to an id that does not exist / was pruned).
 * Longest match: the narrowest containing range or TAC; among equal spans the one with the lower
   first IMEI. :func:`eir.store.ranges.flatten` computes it once at import for any backend.
@@ -31,7 +34,7 @@ Changes (announced for every backend; the contract suite tests/store/test_contra
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -79,6 +82,25 @@ class ListEntry:
         if self.kind is EntryKind.TAC:
             return 1_000_000
         return 1
+
+
+class EntryRows:
+    """Entries as plain tuples ``(kind, key, last, status, imsi, reason)`` — what the CSV importer
+    produces. Iterating yields :class:`ListEntry` objects, so it is an ``Iterable[ListEntry]`` for
+    any backend; bulk paths may use ``rows`` directly."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: list[tuple[EntryKind, str, str | None, Status, str | None, str | None]]
+                 | None = None) -> None:
+        self.rows = rows if rows is not None else []
+
+    def __iter__(self) -> Iterator[ListEntry]:
+        for kind, key, last, status, imsi, reason in self.rows:
+            yield ListEntry(kind=kind, key=key, last=last, status=status, imsi=imsi, reason=reason)
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
 
 class PairingKind(StrEnum):

@@ -43,6 +43,7 @@ from urllib.parse import parse_qs, urlsplit
 from eir.model import Status
 from eir.store.base import (
     EntryKind,
+    EntryRows,
     IdentityStore,
     ImsiRules,
     ListEntry,
@@ -352,9 +353,10 @@ class SqliteStore(IdentityStore):
         con.executemany(f"DELETE FROM p_{vid} WHERE imsi = ? AND kind = ? AND imei = ?", rm_pair)
 
         ranges: list[tuple[int, int, int, int, str | None, str | None]] = []
-        con.executemany(f"INSERT OR REPLACE INTO x_{vid} VALUES (?, ?, ?, ?)", _exact_rows(entries, ranges))
-        con.executemany(f"INSERT OR REPLACE INTO r_{vid} VALUES (?, ?, ?, ?, ?, ?)", ranges)
-        con.executemany(f"INSERT OR REPLACE INTO p_{vid} VALUES (?, ?, ?, ?)", _pair_rows(pairings))
+        lr: list[Any] = [None]
+        _insert_all(con, f"x_{vid}", 4, _exact_rows(entries, ranges, lr), lr)
+        _insert_all(con, f"r_{vid}", 6, _tracked(ranges, lr), lr)
+        _insert_all(con, f"p_{vid}", 4, _tracked(_pair_rows(pairings), lr), lr)
 
         allr = con.execute(f"SELECT kind, first, last, st, imsi, reason FROM r_{vid}").fetchall()
         segs = flatten((r[1], r[2], r) for r in allr)
@@ -481,10 +483,23 @@ class SqliteStore(IdentityStore):
                 pass  # the next lookup reports the outage; keep watching
 
 
-def _exact_rows(entries: Iterable[ListEntry], ranges: list[Any]) -> Iterator[tuple[Any, ...]]:
-    """Exact entries as rows; range/TAC rows are put aside in ``ranges``. Validates cheaply."""
+def _exact_rows(entries: Iterable[ListEntry], ranges: list[Any],
+                last_row: list[Any]) -> Iterator[tuple[Any, ...]]:
+    """Exact entries as rows; range/TAC rows are put aside in ``ranges``. Validates cheaply.
+    An :class:`EntryRows` is read as tuples (no ListEntry objects: the bulk path). ``last_row[0]``
+    is the row yielded last (the one a constraint refused, see :func:`_insert_all`)."""
     imei, imeisv = EntryKind.IMEI, EntryKind.IMEISV
     st = _ST
+    if isinstance(entries, EntryRows):
+        for kind, key, last, status, imsi, reason in entries.rows:
+            s = st.get(status)
+            if kind is imei and s is not None and len(key) == 14 and key.isdigit():
+                t = last_row[0] = (int(key), s, imsi, reason)
+                yield t
+            else:
+                yield from _exact_rows((ListEntry(kind=kind, key=key, last=last, status=status, imsi=imsi,
+                                                  reason=reason),), ranges, last_row)
+        return
     for e in entries:
         kind, key = e.kind, e.key
         try:
@@ -494,13 +509,40 @@ def _exact_rows(entries: Iterable[ListEntry], ranges: list[Any]) -> Iterator[tup
         if kind is imei:
             if len(key) != 14 or not key.isdigit():
                 raise StoreError(f"invalid imei entry {key!r}")
-            yield (int(key), s, e.imsi, e.reason)
+            t = last_row[0] = (int(key), s, e.imsi, e.reason)
+            yield t
         elif kind is imeisv:
             if len(key) != 16 or not key.isdigit():
                 raise StoreError(f"invalid imeisv entry {key!r}")
-            yield (SV_OFFSET + int(key), s, e.imsi, e.reason)
+            t = last_row[0] = (SV_OFFSET + int(key), s, e.imsi, e.reason)
+            yield t
         else:
             ranges.append(_range_row(e))
+
+
+def _tracked(rows: Iterable[tuple[Any, ...]], last_row: list[Any]) -> Iterator[tuple[Any, ...]]:
+    for r in rows:
+        last_row[0] = r
+        yield r
+
+
+def _insert_all(con: sqlite3.Connection, table: str, ncols: int, rows: Iterator[tuple[Any, ...]],
+                last_row: list[Any]) -> None:
+    """Plain INSERT (fastest: ~1.5 us/row) and an upsert only for the rows that collide (duplicates
+    in the input, or a delta replacing an entry): last one wins. ``rows`` keeps ``last_row[0]`` set
+    to the row it yielded last, which is the one the constraint refused."""
+    marks = ", ".join("?" * ncols)
+    insert = f"INSERT INTO {table} VALUES ({marks})"
+    upsert = f"INSERT OR REPLACE INTO {table} VALUES ({marks})"
+    while True:
+        last_row[0] = None
+        try:
+            con.executemany(insert, rows)
+            return
+        except sqlite3.IntegrityError:
+            if last_row[0] is None:
+                raise
+            con.execute(upsert, last_row[0])
 
 
 def _range_row(e: ListEntry) -> tuple[int, int, int, int, str | None, str | None]:

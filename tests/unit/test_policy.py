@@ -70,7 +70,7 @@ def req(imei: str = IMEI, **kw: Any) -> CheckRequest:
     ("35209900176148123", None, "17 characters"),
     ("3520990017614a", None, "expected 14-16 digits"),
     ("".join(chr(0xFF10 + int(c)) for c in IMEI), None, "expected 14-16 digits"),  # full-width digits
-    ("352099001761480", None, "bad check digit 0, expected 1"),
+    ("352099001761482", None, "bad check digit 2, expected 1"),
     (IMEI, "1", "bad software version"),
     (IMEI, "ab", "bad software version"),
     ("00000000000000", None, "all-zero IMEI"),
@@ -86,19 +86,26 @@ async def test_malformed_identities(imei: str, sv: str | None, why: str) -> None
 
 async def test_malformed_verdict_luhn_switch_and_reserved_tacs_are_configurable() -> None:
     checker, _s, _e = await make(config=cfg(malformed="grey", check_luhn=False, reserved_tacs=["35209900"]))
-    assert (await checker.check(req("352099001761480"))).status is G  # reserved TAC now
-    v = await checker.check(req("490154203237510"))  # wrong CD, Luhn not checked
+    assert (await checker.check(req("352099001761481"))).status is G  # reserved TAC now
+    v = await checker.check(req("490154203237519"))  # wrong CD, Luhn not checked
     assert v.rule == "default" and v.status is W
 
 
 async def test_valid_forms_reach_the_lists() -> None:
     checker, _s, _e = await make([E(EntryKind.IMEI, IMEI, B)])
-    for form in (IMEI, IMEI15, IMEI + "07"):
+    for form in (IMEI, IMEI15, IMEI + "0", IMEI + "07"):  # 14, +CD, +spare digit, IMEISV
         v = await checker.check(req(form))
         assert (v.status, v.rule, v.entry) == (B, "imei", IMEI)
 
 
 # --- 2.-4. lists ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("imei", ["358091016853550", "356467044989910", "866943039634440"])
+async def test_real_trace_imeis_with_spare_digit_are_valid(imei: str) -> None:
+    """IMEIs from real MAP captures (shared/traces) end in the spare digit 0, not a Luhn digit."""
+    checker, _s, _e = await make()
+    assert (await checker.check(req(imei))).rule == "default"
+
 
 async def test_most_specific_entry_decides() -> None:
     entries = [E(EntryKind.IMEISV, IMEI + "23", W, reason="fixed firmware"), E(EntryKind.IMEI, IMEI, B),
