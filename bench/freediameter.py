@@ -1,0 +1,112 @@
+"""Benchmark: freeDiameter 1.2 as the MME, ``eir serve`` as the EIR, S13 ECR/ECA over TCP loopback.
+
+The load comes from an independent C implementation (``tests/interop/freediameter/s13_mme.c``), so the
+figures measure the EIR, not a Python load generator sharing its weaknesses. Window 1 gives the
+round-trip latency of one ECR; window 128 the throughput with many requests outstanding. Latencies
+are measured inside freeDiameter (send → answer callback, CLOCK_MONOTONIC).
+
+If ``bench/diameter.py`` provides a no-logic responder (``start_null_responder``), the same driver is
+also run against it: the difference is the cost of the EIR's policy/store path.
+
+Run alone: ``.venv/bin/python -m bench.freediameter [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.eirproc import EirProcess  # noqa: E402
+from tests.interop.freediameter.fd import Ecr, build_extension, run_mme, unavailable  # noqa: E402
+
+IMEIS = [("35209900176148", "white"), ("35394206000001", "grey"), ("35394206000002", "black")]
+
+
+def _figures(result: Any) -> dict[str, Any]:
+    s = result.summary
+    if s is None or not result.opened:
+        raise RuntimeError(f"freeDiameter run did not complete:\n{result.describe()}")
+    return {"requests": s.sent, "answered": s.answered, "failed": s.failed, "window": s.window,
+            "elapsed_s": round(s.elapsed_us / 1e6, 3), "ecr_per_s": round(s.rate, 1),
+            "p50_ms": round(s.p50_us / 1000, 3), "p99_ms": round(s.p99_us / 1000, 3)}
+
+
+def _drive(tmp: Path, name: str, addr: tuple[str, int], ext: Path, plan: list[tuple[int, int]],
+           requests: list[Ecr | str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for window, count in plan:
+        res = run_mme(tmp / f"{name}-w{window}", addr, requests, extension=ext, window=window, count=count,
+                      timeout=300.0, answer_timeout=10.0)
+        fig = _figures(res)
+        out[f"window_{window}"] = fig
+        print(f"  {name:9s} window {window:4d}: {fig['answered']:7d} ECRs in {fig['elapsed_s']:7.3f} s "
+              f"= {fig['ecr_per_s']:9.1f} ECR/s  p50 {fig['p50_ms']:.3f} ms  p99 {fig['p99_ms']:.3f} ms",
+              flush=True)
+    return out
+
+
+@contextlib.contextmanager
+def _eir(tmp: Path) -> Iterator[EirProcess]:
+    lists = tmp / "lists.csv"
+    lists.write_text("imei,status\n" + "".join(f"{i},{s}\n" for i, s in IMEIS))
+    eir = EirProcess(tmp / "eir", {"log": {"level": "warning"}, "m3ua": {"enabled": False},
+                                   "policy": {"unknown_equipment": "unknown"},
+                                   "lists": {"import_on_start": [str(lists)]}})
+    eir.start()
+    try:
+        yield eir
+    finally:
+        eir.stop()
+
+
+def _null_responder() -> Any:
+    """``bench.diameter.start_null_responder`` if the Diameter bench provides one, else None."""
+    try:
+        mod = importlib.import_module("bench.diameter")
+    except ImportError:
+        return None
+    return getattr(mod, "start_null_responder", None)
+
+
+def run(quick: bool) -> dict[str, Any]:
+    if (reason := unavailable()) is not None:
+        print(f"  skipped: {reason}")
+        return {"skipped": reason}
+    plan = [(1, 1000), (128, 10000)] if quick else [(1, 5000), (128, 100000)]
+    requests: list[Ecr | str] = [imei for imei, _ in IMEIS]
+    results: dict[str, Any] = {"driver": "freeDiameter 1.2.1 + s13_mme.fdx, TCP loopback"}
+    with tempfile.TemporaryDirectory(prefix="bench-fd-") as d:
+        tmp = Path(d)
+        ext = build_extension(tmp / "ext")
+        with _eir(tmp) as eir:
+            results["eir"] = _drive(tmp, "eir", eir.diameter, ext, plan, requests)
+        start = _null_responder()
+        if start is None:
+            results["null_responder"] = "not provided by bench/diameter.py"
+        else:
+            with start() as addr:
+                results["null_responder"] = _drive(tmp, "null", addr, ext, plan, requests)
+    return results
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.freediameter", description=__doc__)
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args()
+    print(json.dumps(run(args.quick), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
