@@ -145,9 +145,8 @@ class _PeerConnection(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if not isinstance(transport, asyncio.Transport):  # pragma: no cover
-            raise TypeError("stream transport expected")
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses: no isinstance check here.
+        self.transport = transport  # type: ignore[assignment]
         cfg = self.server.config.diameter
         peer = transport.get_extra_info("peername")
         self.peer = f"[{peer[0]}]:{peer[1]}" if isinstance(peer, tuple) and ":" in peer[0] else (
@@ -183,7 +182,7 @@ class _PeerConnection(asyncio.Protocol):
             events = core.receive_data(data, self.loop.time())
         except RemoteProtocolError as e:
             PROTOCOL_ERRORS.labels(IFACE, _error_label(e.result_code)).inc()
-            self.log.warning("diameter_framing_lost", result_code=e.result_code, error=str(e))
+            self.log.warning("diameter_framing_lost", result_code=int(e.result_code), error=str(e))
             events = []
             self._flush()
             self._close_transport()
@@ -241,7 +240,7 @@ class _PeerConnection(asyncio.Protocol):
                 self.server.publish_peer(self, "open", peer_host=ev.peer_host, peer_realm=ev.peer_realm)
             elif t is ProtocolErrorOccurred:
                 PROTOCOL_ERRORS.labels(IFACE, _error_label(ev.result_code)).inc()
-                self.log.warning("diameter_protocol_error", result_code=ev.result_code,
+                self.log.warning("diameter_protocol_error", result_code=int(ev.result_code),
                                  error=_error_label(ev.result_code), command=ev.command_code,
                                  detail=ev.detail, answered=ev.answered, peer_host=self.peer_host)
             elif t is DisconnectRequested:
@@ -256,7 +255,7 @@ class _PeerConnection(asyncio.Protocol):
                     self.open = False
                 PEER_EVENTS.labels(IFACE, f"closed_{ev.reason}").inc()
                 self.log.info("diameter_peer_closed", peer_host=self.peer_host, reason=ev.reason,
-                              result_code=ev.result_code)
+                              result_code=int(ev.result_code) if ev.result_code is not None else None)
                 self.server.publish_peer(self, "closed", reason=ev.reason, peer_host=self.peer_host)
                 self._flush()
                 self._close_transport()
