@@ -60,9 +60,26 @@ def test_ready_metrics_and_graceful_stop(eir_factory) -> None:  # type: ignore[n
     eir.wait_for_log("stopped", timeout=1)
 
 
+def _open_silent_diameter_peer(addr: tuple[str, int]) -> socket.socket:
+    """A peer that completes CER/CEA and then never answers (so never a DPA)."""
+    from protocols.diameter import CapabilitiesExchanged, DiameterPeer, Role
+
+    core = DiameterPeer(role=Role.INITIATOR, origin_host="silent.mme", origin_realm="lab",
+                        destination_realm="localdomain")
+    core.start(0.0)
+    sock = socket.create_connection(addr, timeout=5)
+    sock.sendall(core.data_to_send())
+    events: list[object] = []
+    while not any(isinstance(e, CapabilitiesExchanged) for e in events):
+        data = sock.recv(65536)
+        assert data, "EIR closed before CEA"
+        events += core.receive_data(data, 0.0)
+    return sock
+
+
 def test_second_signal_forces_exit(eir_factory) -> None:  # type: ignore[no-untyped-def]
     eir = eir_factory({"shutdown_grace": 30})
-    with socket.create_connection(eir.m3ua):  # an idle ASP that never answers ASP-DOWN
+    with _open_silent_diameter_peer(eir.diameter):  # the EIR sends DPR and waits for a DPA in vain
         eir.proc.send_signal(signal.SIGTERM)
         eir.wait_for_log("shutdown_requested")
         eir.proc.send_signal(signal.SIGTERM)
