@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import Enum, IntEnum
 
 from ._ber import BerError, read_tlv, tlv
 from ._tcap_fast import error_component, match_check_imei_begin, result_component
@@ -66,9 +66,13 @@ from .tcap import (
 __all__ = [
     "CHECK_IMEI_OPCODE",
     "EQUIPMENT_MNGT_CONTEXT",
+    "TRANSITIONS",
     "CheckImeiArg",
     "CheckImeiInvoked",
     "CheckImeiOutcome",
+    "DialogueAction",
+    "DialogueInput",
+    "DialogueState",
     "EquipmentStatus",
     "MapError",
     "MapParameterError",
@@ -115,6 +119,69 @@ class MapError(IntEnum):
 
 class MapParameterError(ValueError):
     """A checkIMEI parameter that cannot be read: the Invoke gets a Reject mistypedParameter."""
+
+
+# --------------------------------------------------------------------------------------------------
+# The EIR's dialogue state machine (Q.774 §3.2 TSM/DHA, reduced): the EIR answers every Begin with
+# one End or Abort and never sends Continue, so it never hands out a transaction id of its own. A
+# (peer, OTID) dialogue is therefore either IDLE (unknown) or INITIATION_RECEIVED (a Begin accepted,
+# invokes awaiting their answers), and Continue / End / Abort, which address *our* id, can only
+# find IDLE.
+
+
+class DialogueState(Enum):
+    IDLE = "idle"
+    INITIATION_RECEIVED = "initiation received"
+
+
+class DialogueInput(Enum):
+    BEGIN = "Begin"
+    CONTINUE = "Continue"
+    END = "End"
+    ABORT = "Abort"
+    UNIDIRECTIONAL = "Unidirectional"
+    ANSWER = "answer"
+    """``answer`` / ``answer_error`` from the TC-user (the EIR adapter)."""
+    TIMER_EXPIRY = "timer expiry"
+
+
+class DialogueAction(Enum):
+    OPEN = "check the AC, turn components into invokes / Rejects; End at once if none awaits"
+    REOPEN = "the peer reused a pending OTID: drop the old dialogue, then OPEN"
+    P_ABORT_UNRECOGNIZED_TID = "P-Abort unrecognizedTransactionID to the OTID"
+    DISCARD = "nothing to answer (no OTID to address, or an Abort)"
+    FILL = "record the component; the End when it was the last one"
+    LATE = "the dialogue is gone (expired, replaced): count and drop"
+    U_ABORT = "TC-U-Abort (ABRT dialogue-service-user; bare Abort for v1)"
+
+
+_S = DialogueState
+_I = DialogueInput
+_A = DialogueAction
+TRANSITIONS: dict[tuple[DialogueState, DialogueInput], tuple[DialogueAction, DialogueState]] = {
+    # OPEN goes to INITIATION_RECEIVED only when an invoke awaits its answer; a Begin refused (AC,
+    # resources) or fully rejected gets its Abort / End at once and the state stays IDLE.
+    (_S.IDLE, _I.BEGIN): (_A.OPEN, _S.INITIATION_RECEIVED),
+    (_S.IDLE, _I.CONTINUE): (_A.P_ABORT_UNRECOGNIZED_TID, _S.IDLE),
+    (_S.IDLE, _I.END): (_A.DISCARD, _S.IDLE),
+    (_S.IDLE, _I.ABORT): (_A.DISCARD, _S.IDLE),
+    (_S.IDLE, _I.UNIDIRECTIONAL): (_A.DISCARD, _S.IDLE),
+    (_S.IDLE, _I.ANSWER): (_A.LATE, _S.IDLE),
+    (_S.INITIATION_RECEIVED, _I.BEGIN): (_A.REOPEN, _S.INITIATION_RECEIVED),
+    # FILL returns to IDLE with the End once the last outstanding invoke is answered.
+    (_S.INITIATION_RECEIVED, _I.ANSWER): (_A.FILL, _S.INITIATION_RECEIVED),
+    (_S.INITIATION_RECEIVED, _I.TIMER_EXPIRY): (_A.U_ABORT, _S.IDLE),
+}
+"""Every (state, input) pair that can occur. The others cannot: a timer runs only in
+INITIATION_RECEIVED, and Continue / End / Abort / Unidirectional never address a pending dialogue."""
+
+_INPUT_OF = {
+    MessageType.BEGIN: DialogueInput.BEGIN,
+    MessageType.CONTINUE: DialogueInput.CONTINUE,
+    MessageType.END: DialogueInput.END,
+    MessageType.ABORT: DialogueInput.ABORT,
+    MessageType.UNIDIRECTIONAL: DialogueInput.UNIDIRECTIONAL,
+}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -543,9 +610,13 @@ class TcapEirCore:
             self.stats.discarded += 1
             errors.append(TcapProtocolErrorOccurred(kind="discarded", detail=f"decoder failure: {exc!r}"))
             return [], None
-        if msg.type is MessageType.BEGIN:
+        state = DialogueState.IDLE
+        if msg.type is MessageType.BEGIN and (peer, msg.otid) in self._dialogues:
+            state = DialogueState.INITIATION_RECEIVED
+        action, _ = TRANSITIONS[(state, _INPUT_OF[msg.type])]
+        if action in (DialogueAction.OPEN, DialogueAction.REOPEN):
             return self._on_begin(msg, now, peer, errors)
-        if msg.type is MessageType.CONTINUE:
+        if action is DialogueAction.P_ABORT_UNRECOGNIZED_TID:
             # We never send Continue, so no dialogue of ours can be continued (Q.774 §3.2.1.2).
             assert msg.otid is not None
             errors.append(
@@ -839,7 +910,9 @@ class TcapEirCore:
     def _fill(self, ev: CheckImeiInvoked, comp: bytes, *, error: bool) -> bytes | None:
         key = (ev.peer, ev.otid)
         d = self._dialogues.get(key)
-        if d is None or ev.invoke_id not in d.pending:
+        state = DialogueState.IDLE if d is None else DialogueState.INITIATION_RECEIVED
+        action, _ = TRANSITIONS[(state, DialogueInput.ANSWER)]
+        if d is None or action is DialogueAction.LATE or ev.invoke_id not in d.pending:
             self.stats.late_answers += 1
             return None
         d.slots[d.pending.pop(ev.invoke_id)] = comp
@@ -861,7 +934,10 @@ class TcapEirCore:
         return None
 
     def handle_timer(self, now: float) -> list[bytes]:
-        """Abort every dialogue past its deadline (TC-U-ABORT; safe to call early)."""
+        """Abort every dialogue past its deadline (TC-U-ABORT; safe to call early).
+
+        TRANSITIONS[(INITIATION_RECEIVED, TIMER_EXPIRY)]: U_ABORT → IDLE.
+        """
         out: list[bytes] = []
         while self._dialogues:
             key, d = next(iter(self._dialogues.items()))

@@ -12,7 +12,11 @@ from hypothesis import strategies as st
 
 from protocols.sigtran._tcap_ref import ref_fields
 from protocols.sigtran.map_eir import (
+    TRANSITIONS,
     CheckImeiInvoked,
+    DialogueAction,
+    DialogueInput,
+    DialogueState,
     EquipmentStatus,
     MapError,
     TcapEirCore,
@@ -632,3 +636,51 @@ def test_spare_digit_is_not_a_check_digit(imei: str, imei14: str, svn: str | Non
     ev = only_invoke(TcapEirCore(), encode_check_imei_begin(otid=1, version=2, invoke_id=1, imei=imei))
     assert ev.imei == (imei + "0" if len(imei) == 14 else imei)
     assert (ev.imei14, ev.software_version) == (imei14, svn)
+
+
+# ---------------------------------------------------------------------------------------------
+# The transition table: every pair, driven through the public API (h11 SIMPLE_CASES style)
+
+
+def _drive(pair: tuple[DialogueState, DialogueInput]) -> tuple[TcapEirCore, bytes | None, list[bytes]]:
+    """Put dialogue (None, OTID 1) in ``pair[0]``, apply ``pair[1]``; return the core and what went out."""
+    state, inp = pair
+    core = TcapEirCore(dialogue_timeout=10.0)
+    data = encode_check_imei_begin(otid=1, version=3, invoke_id=1, imei=IMEI)
+    ev: CheckImeiInvoked | None = None
+    if state is DialogueState.INITIATION_RECEIVED:
+        ev = only_invoke(core, data)
+    else:  # an event from a dialogue that is gone, for the ANSWER input
+        ev = only_invoke(TcapEirCore(), data)
+    messages = {
+        DialogueInput.BEGIN: data,
+        DialogueInput.CONTINUE: bytes.fromhex("6509480109490400000001"),
+        DialogueInput.END: bytes.fromhex("64064904000000016c00"),
+        DialogueInput.ABORT: bytes.fromhex("67094904000000014a0101"),
+        DialogueInput.UNIDIRECTIONAL: bytes.fromhex("61026c00"),
+    }
+    if inp is DialogueInput.ANSWER:
+        return core, core.answer(ev, EquipmentStatus.WHITE_LISTED), []
+    if inp is DialogueInput.TIMER_EXPIRY:
+        return core, None, core.handle_timer(100.0)
+    return core, core.receive_tcap(messages[inp], 1.0).reply, []
+
+
+@pytest.mark.parametrize("pair", list(TRANSITIONS), ids=lambda p: f"{p[0].name}-{p[1].name}")
+def test_every_transition(pair: tuple[DialogueState, DialogueInput]) -> None:
+    action, new_state = TRANSITIONS[pair]
+    core, reply, timer_out = _drive(pair)
+    kinds = ref_fields(reply)["kind"] if reply is not None else None
+    if action in (DialogueAction.OPEN, DialogueAction.REOPEN):
+        assert reply is None and core.active_dialogues == 1
+    elif action is DialogueAction.P_ABORT_UNRECOGNIZED_TID:
+        assert reply is not None and ref_fields(reply)["p_abort"] == 1
+    elif action in (DialogueAction.DISCARD, DialogueAction.LATE):
+        assert reply is None and not timer_out
+    elif action is DialogueAction.FILL:
+        assert kinds == "end"  # the only invoke: FILL then IDLE
+    elif action is DialogueAction.U_ABORT:
+        (abort,) = timer_out
+        assert ref_fields(abort)["dialogue"] == "dialogueAbort"
+    expected_open = new_state is DialogueState.INITIATION_RECEIVED and action is not DialogueAction.FILL
+    assert core.active_dialogues == (1 if expected_open else 0)
