@@ -6,6 +6,8 @@ fields asserted, so a bug cannot hide by being symmetric.
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,6 +21,7 @@ from protocols.sigtran.map_eir import (
     DialogueState,
     EquipmentStatus,
     MapError,
+    MapParameterError,
     TcapEirCore,
     decode_check_imei_arg,
     decode_check_imei_reply,
@@ -684,3 +687,11 @@ def test_every_transition(pair: tuple[DialogueState, DialogueInput]) -> None:
         assert ref_fields(abort)["dialogue"] == "dialogueAbort"
     expected_open = new_state is DialogueState.INITIATION_RECEIVED and action is not DialogueAction.FILL
     assert core.active_dialogues == (1 if expected_open else 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=60))
+def test_parameter_decoders_raise_only_map_parameter_error(data: bytes) -> None:
+    for decode in (decode_check_imei_arg, decode_check_imei_res):
+        with contextlib.suppress(MapParameterError):
+            decode(data)
