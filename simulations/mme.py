@@ -100,9 +100,8 @@ class _MmeProtocol(asyncio.Protocol):
         self.raw: _Pipeline | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if not isinstance(transport, asyncio.Transport):  # pragma: no cover
-            raise TypeError("stream transport expected")
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses: no isinstance check here.
+        self.transport = transport  # type: ignore[assignment]
         with contextlib.suppress(OSError, AttributeError):
             transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.core.start(self.loop.time())
@@ -178,8 +177,9 @@ class _MmeProtocol(asyncio.Protocol):
 class _Pipeline:
     """Pre-encoded ECRs, ``window`` outstanding, answers matched by hop-by-hop from the header."""
 
-    def __init__(self, proto: _MmeProtocol, template: bytes, count: int, window: int, first_id: int,
-                 tally: bool) -> None:
+    def __init__(
+        self, proto: _MmeProtocol, template: bytes, count: int, window: int, first_id: int, tally: bool
+    ) -> None:
         self.proto = proto
         self.template = bytearray(template)
         self.count = count
@@ -243,7 +243,7 @@ class _Pipeline:
                     more += 1
                     self.sent += 1
             else:
-                other.append(bytes(buf[pos:pos + length]))
+                other.append(bytes(buf[pos : pos + length]))
             pos += length
         del buf[:pos]
         if more and self.proto.transport is not None:
@@ -285,13 +285,19 @@ class SimulatedMme:
     ) -> SimulatedMme:
         """Open TCP, exchange capabilities; raises ConnectionError when CEA is not a success."""
         loop = asyncio.get_running_loop()
-        core = DiameterPeer(role=Role.INITIATOR, origin_host=origin_host, origin_realm=origin_realm,
-                            host_ip_addresses=("::1",) if ":" in host else ("127.0.0.1",),
-                            product_name="eir-emulator sim mme", watchdog_interval=watchdog_interval,
-                            identifier_seed=int.from_bytes(os.urandom(4), "big"),
-                            destination_realm=destination_realm)
+        core = DiameterPeer(
+            role=Role.INITIATOR,
+            origin_host=origin_host,
+            origin_realm=origin_realm,
+            host_ip_addresses=("::1",) if ":" in host else ("127.0.0.1",),
+            product_name="eir-emulator sim mme",
+            watchdog_interval=watchdog_interval,
+            identifier_seed=int.from_bytes(os.urandom(4), "big"),
+            destination_realm=destination_realm,
+        )
         _, proto = await asyncio.wait_for(
-            loop.create_connection(lambda: _MmeProtocol(core), host, port), timeout)
+            loop.create_connection(lambda: _MmeProtocol(core), host, port), timeout
+        )
         try:
             await asyncio.wait_for(proto.open.wait(), timeout)
         except TimeoutError:
@@ -317,8 +323,13 @@ class SimulatedMme:
         p = self._proto
         loop = p.loop
         start = time.perf_counter()
-        hbh = self.core.send_ecr(loop.time(), session_id=self._session_id(), imei=imei,
-                                 software_version=software_version, imsi=imsi)
+        hbh = self.core.send_ecr(
+            loop.time(),
+            session_id=self._session_id(),
+            imei=imei,
+            software_version=software_version,
+            imsi=imsi,
+        )
         fut: asyncio.Future[EquipmentCheckAnswered] = loop.create_future()
         p.waiters[hbh] = fut
         p.flush()
@@ -326,10 +337,15 @@ class SimulatedMme:
             ans = await asyncio.wait_for(fut, timeout)
         finally:
             p.waiters.pop(hbh, None)
-        return CheckResult(imei=imei, verdict=verdict_of(ans), result_code=ans.result_code,
-                           experimental_result_code=ans.experimental_result_code,
-                           equipment_status=ans.equipment_status, latency=time.perf_counter() - start,
-                           session_id=ans.session_id)
+        return CheckResult(
+            imei=imei,
+            verdict=verdict_of(ans),
+            result_code=ans.result_code,
+            experimental_result_code=ans.experimental_result_code,
+            equipment_status=ans.equipment_status,
+            latency=time.perf_counter() - start,
+            session_id=ans.session_id,
+        )
 
     async def send_raw(self, data: bytes) -> None:
         """Write bytes as they are (tests of the EIR's error handling)."""
@@ -358,10 +374,19 @@ class SimulatedMme:
         # The identifiers of the pipeline live far from the core's own (DWR/DPR) sequence.
         first = (self.core._hbh + 0x40000000) & 0xFFFFFFFF
         session = f"{self.origin_host};{self._session_hi};{0:010d}"
-        template = encode_message(build_ecr(
-            session_id=session, origin_host=self.origin_host, origin_realm=self.core.origin_realm,
-            destination_realm=self.destination_realm, imei=imei, software_version=software_version,
-            imsi=imsi, hop_by_hop=first, end_to_end=first))
+        template = encode_message(
+            build_ecr(
+                session_id=session,
+                origin_host=self.origin_host,
+                origin_realm=self.core.origin_realm,
+                destination_realm=self.destination_realm,
+                imei=imei,
+                software_version=software_version,
+                imsi=imsi,
+                hop_by_hop=first,
+                end_to_end=first,
+            )
+        )
         pipe = _Pipeline(p, template, count, max(1, window), first, tally)
         p.raw = pipe
         if p.transport is None:
@@ -374,10 +399,19 @@ class SimulatedMme:
             p.raw = None
         secs = time.perf_counter() - t0
         lat = sorted(pipe.latencies)
+
         def pct(q: float) -> float:
             return lat[min(len(lat) - 1, int(q * len(lat)))] * 1000 if lat else 0.0
-        return LoadSummary(count=count, window=window, seconds=secs, rate=count / secs if secs else 0.0,
-                           p50_ms=pct(0.50), p99_ms=pct(0.99), verdicts=dict(pipe.verdicts))
+
+        return LoadSummary(
+            count=count,
+            window=window,
+            seconds=secs,
+            rate=count / secs if secs else 0.0,
+            p50_ms=pct(0.50),
+            p99_ms=pct(0.99),
+            verdicts=dict(pipe.verdicts),
+        )
 
     async def close(self, timeout: float = 5.0) -> None:
         """DPR, wait for DPA (or the EIR closing), then close."""
@@ -408,7 +442,12 @@ class SimulatedMme:
 
 def register(sim_subparsers: Any) -> None:
     p = sim_subparsers.add_parser("mme", help="simulated MME sending S13 ME-Identity-Check requests")
-    p.add_argument("--connect", default="127.0.0.1:3868", help="EIR Diameter address HOST:PORT ([v6]:port)")
+    p.add_argument(
+        "--connect",
+        default=None,
+        help="EIR Diameter address HOST:PORT ([v6]:port); default: the config's first diameter.listen",
+    )
+    p.add_argument("--config", default=None, help="eir config file (for the default --connect)")
     p.add_argument("--imei", required=True, help="IMEI AVP digits (14-16)")
     p.add_argument("--imsi", default=None, help="User-Name")
     p.add_argument("--sv", default=None, help="Software-Version (2 digits)")
@@ -430,12 +469,29 @@ def _command(args: argparse.Namespace) -> int:
         return 1
 
 
+def _default_connect(args: argparse.Namespace) -> str:
+    if args.connect:
+        return str(args.connect)
+    try:
+        from eir.config import load_config
+
+        cfg = load_config(args.config)
+        return cfg.diameter.listen[0] if cfg.diameter.listen else "127.0.0.1:3868"
+    except Exception:
+        return "127.0.0.1:3868"
+
+
 async def _run(args: argparse.Namespace) -> int:
-    v = args.connect.strip()
+    v = _default_connect(args).strip()
     host, _, port = v.rpartition(":")
-    mme = await SimulatedMme.connect(host.strip("[]"), int(port), origin_host=args.origin_host,
-                                     origin_realm=args.origin_realm, destination_realm=args.destination_realm,
-                                     timeout=args.timeout)
+    mme = await SimulatedMme.connect(
+        host.strip("[]"),
+        int(port),
+        origin_host=args.origin_host,
+        origin_realm=args.origin_realm,
+        destination_realm=args.destination_realm,
+        timeout=args.timeout,
+    )
     try:
         if args.count <= 1:
             r = await mme.check(args.imei, software_version=args.sv, imsi=args.imsi, timeout=args.timeout)
@@ -444,13 +500,21 @@ async def _run(args: argparse.Namespace) -> int:
             else:
                 print(f"{r.imei}: {r.verdict} [{r.latency * 1000:.2f} ms]")
             return 0
-        s = await mme.load(args.imei, count=args.count, window=args.window, software_version=args.sv,
-                           imsi=args.imsi, timeout=max(args.timeout, args.timeout * args.count / 1000))
+        s = await mme.load(
+            args.imei,
+            count=args.count,
+            window=args.window,
+            software_version=args.sv,
+            imsi=args.imsi,
+            timeout=max(args.timeout, args.timeout * args.count / 1000),
+        )
         if args.json:
             print(json.dumps(asdict(s)))
         else:
-            print(f"{s.count} ECR (window {s.window}) in {s.seconds:.2f} s: {s.rate:.0f}/s, "
-                  f"p50 {s.p50_ms:.2f} ms, p99 {s.p99_ms:.2f} ms; verdicts {s.verdicts}")
+            print(
+                f"{s.count} ECR (window {s.window}) in {s.seconds:.2f} s: {s.rate:.0f}/s, "
+                f"p50 {s.p50_ms:.2f} ms, p99 {s.p99_ms:.2f} ms; verdicts {s.verdicts}"
+            )
         return 0
     finally:
         await mme.close()

@@ -16,7 +16,10 @@
   never held behind a slow one;
 * reading pauses while ``max_in_flight`` checks are outstanding or the transport asked us to stop
   writing (``pause_writing``);
-* metrics, one info log line per peer state change, one debug line per check;
+* metrics: ``eir_check_duration_seconds``, ``eir_protocol_errors``, ``eir_peers``,
+  ``eir_peer_events`` here; ``eir_check_requests`` and ``eir_verdicts`` are counted by the Checker
+  (once per check, whatever the interface) except for the MEID-only answers decided here;
+* one info log line per peer state change, one debug line per check;
 * shutdown: stop listening, DPR to each OPEN peer, wait for DPA (and outstanding checks) up to
   ``grace``, then cut the rest.
 """
@@ -262,9 +265,9 @@ class _PeerConnection(asyncio.Protocol):
             # WatchdogAnswered: the core's bookkeeping is enough.
 
     def _check(self, ev: EquipmentCheckRequested) -> None:
-        _REQUESTS.inc()
         started = time.perf_counter()
         if ev.imei is None:
+            _REQUESTS.inc()
             # Only a 3GPP2-MEID: no IMEI list can match it (TS 29.272 §7.3.2 allows MEID instead).
             core = self.core
             if core is not None:
@@ -316,7 +319,7 @@ class _PeerConnection(asyncio.Protocol):
             else:
                 core.send_eca(ev, result_code=ResultCode.DIAMETER_UNABLE_TO_COMPLY,
                               error_message="equipment check failed")
-        _verdict_counter(status.value, verdict.rule).inc()
+        # eir_check_requests / eir_verdicts are counted by the Checker (eir.checker), once per check.
         _CHECK_SECONDS.observe(time.perf_counter() - started)
         self.log.debug("check", imei=ev.imei, sv=ev.software_version, imsi=ev.imsi, origin=ev.origin_host,
                        session_id=ev.session_id, status=status.value, reason=verdict.reason)
