@@ -57,7 +57,7 @@ def serve_command(args: argparse.Namespace) -> int:
         print(f"eir: configuration error: {e}", file=sys.stderr)
         return EXIT_CONFIG
     setup_logging(config.log.level, config.log.format)
-    worker_index = int(os.environ.get("EIR_WORKER_INDEX_INTERNAL", "0"))
+    worker_index = int(os.environ.get("_EIR_WORKER_INDEX", "0"))
     children: list[subprocess.Popen[bytes]] = []
     if config.workers > 1 and worker_index == 0:
         children = _spawn_workers(args, config.workers)
@@ -82,7 +82,7 @@ def _spawn_workers(args: argparse.Namespace, n: int) -> list[subprocess.Popen[by
         cmd += ["--log-level", args.log_level]
     procs = []
     for i in range(1, n):
-        env = dict(os.environ, EIR_WORKER_INDEX_INTERNAL=str(i), EIR_WORKERS=str(n))
+        env = dict(os.environ, _EIR_WORKER_INDEX=str(i), EIR_WORKERS=str(n))
         procs.append(subprocess.Popen(cmd, env=env))
     return procs
 
@@ -103,7 +103,11 @@ def run(config: Config, *, ready_file: str | None = None, worker_index: int = 0)
 
 
 async def _main(config: Config, ready_file: str | None, worker_index: int) -> int:
-    log = get_logger(worker=worker_index) if config.workers > 1 else get_logger()
+    if config.workers > 1:  # every log line of this process says which worker wrote it
+        import structlog
+
+        structlog.contextvars.bind_contextvars(worker=worker_index)
+    log = get_logger()
     Path(config.data_dir).mkdir(parents=True, exist_ok=True)
 
     from eir.checker import build_checker

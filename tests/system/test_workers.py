@@ -1,0 +1,57 @@
+"""``eir serve --workers N``: N processes on the same ports (SO_REUSEPORT), one store."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+
+from simulations.mme import SimulatedMme
+
+pytestmark = pytest.mark.system
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+async def _check_many(host: str, port: int, imei: str, n: int) -> list[str]:
+    verdicts = []
+    for _ in range(n):
+        mme = await SimulatedMme.connect(host, port)
+        verdicts.append((await mme.check(imei)).verdict)
+        await mme.close()
+    return verdicts
+
+
+def test_two_workers_share_the_port_and_the_lists(eir_factory) -> None:  # type: ignore[no-untyped-def]
+    port = _free_port()
+    eir = eir_factory(
+        {"workers": 2, "diameter": {"listen": [f"127.0.0.1:{port}"]}, "m3ua": {"enabled": False}},
+        lists="imei,status\n35394206000002,black\n",
+    )
+    eir.wait_for_log("eir_ready", worker=1, timeout=20)
+    assert len(_children(eir.proc.pid)) == 1
+    verdicts = asyncio.run(_check_many("127.0.0.1", port, "35394206000002", 24))
+    assert set(verdicts) == {"black"}
+    workers = {e.get("worker") for e in eir.log_events() if e.get("event") == "diameter_peer_open"}
+    assert workers == {0, 1}, "the kernel spread 24 connections over both processes"
+    child = _children(eir.proc.pid)[0]
+    assert eir.stop() == 0
+    assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text()
