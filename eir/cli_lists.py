@@ -1,0 +1,256 @@
+"""``eir check`` and ``eir lists import|export|versions|rollback``.
+
+They open the configured store directly (the same SQLite file, PostgreSQL database or Redis a
+running ``eir serve`` uses): an import is picked up by running servers through the store's change
+notifications. Exit codes (eir/cli.py): 0 ok, 1 failure (bad rows, a FAILURE verdict, unknown
+version), 2 usage/configuration, 4 the store could not be opened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from eir.config import Config, ConfigError, load_config
+from eir.model import CheckRequest, Interface, Status
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_STORE = 0, 1, 2, 4
+
+
+def register(sub: Any) -> None:
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", "-c", default=os.environ.get("EIR_CONFIG"), help="YAML config file")
+
+    p = sub.add_parser("check", help="check one IMEI against the lists and policy, as an interface would")
+    p.add_argument("imei", help="14 (IMEI), 15 (IMEI + check/spare digit) or 16 (IMEISV) digits")
+    p.add_argument("--imsi", help="IMSI of the subscriber (pairings, locks, clone detection)")
+    p.add_argument("--sv", "--software-version", dest="sv", help="2-digit software version (as S13 sends it)")
+    p.add_argument("--origin", help="who asks (MME host / MSC GT); counts for clone detection")
+    p.add_argument("--explain", action="store_true", help="print the decision path, rule by rule")
+    p.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    common(p)
+    p.set_defaults(func=check_command)
+
+    lists = sub.add_parser("lists", help="import, export, list and roll back equipment lists")
+    ls = lists.add_subparsers(dest="lists_command", metavar="ACTION")
+    lists.set_defaults(func=lambda _a: (lists.print_help(), EXIT_CONFIG)[1])
+
+    p = ls.add_parser("import", help="validate a CSV file and swap it in atomically")
+    p.add_argument("path", help="CSV file: imei,status[,imsi][,reason][,op] or imsi,imei[,reason][,op]")
+    p.add_argument("--dry-run", action="store_true", help="validate only; import nothing")
+    p.add_argument("--delta", action="store_true",
+                   help="apply on top of the active version (implied by an op column)")
+    p.add_argument("--kind", choices=["equipment", "pairing", "lock"], default="equipment",
+                   help="what the file lists (imsi,imei files: pairing or lock)")
+    p.add_argument("--skip-bad", action="store_true", help="import the good rows even if some are bad")
+    common(p)
+    p.set_defaults(func=import_command)
+
+    p = ls.add_parser("export", help="write the active version as CSV (re-importable)")
+    p.add_argument("path", nargs="?", default="-", help="output file, - for stdout (default)")
+    p.add_argument("--kind", choices=["all", "equipment", "pairing", "lock"], default="all")
+    common(p)
+    p.set_defaults(func=export_command)
+
+    p = ls.add_parser("versions", help="the list versions kept (the active one marked *)")
+    common(p)
+    p.set_defaults(func=versions_command)
+
+    p = ls.add_parser("rollback", help="make an older version active again")
+    p.add_argument("version", type=int)
+    common(p)
+    p.set_defaults(func=rollback_command)
+
+
+# --- plumbing -------------------------------------------------------------------------------------
+
+class _NullEvents:
+    def publish(self, topic: str, payload: dict[str, Any]) -> None:
+        return None
+
+
+def _err(msg: str) -> None:
+    print(f"eir: {msg}", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace, body: Callable[[Config, Any], Awaitable[int]]) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        _err(f"configuration error: {e}")
+        return EXIT_CONFIG
+    from eir.logging import setup_logging
+
+    setup_logging("debug" if config.log.level == "debug" else "warning", config.log.format)
+    return asyncio.run(_with_store(config, body))
+
+
+async def _with_store(config: Config, body: Callable[[Config, Any], Awaitable[int]]) -> int:
+    from eir.store import create_store
+    from eir.store.base import StoreError
+
+    try:
+        store = create_store(config.store.url, config.data_dir, poll_interval=config.store.poll_interval)
+        await store.open()
+    except Exception as e:
+        _err(f"store {config.store.url}: cannot open ({e})")
+        return EXIT_STORE
+    try:
+        return await body(config, store)
+    except StoreError as e:
+        _err(str(e))
+        return EXIT_FAILURE
+    finally:
+        with contextlib.suppress(Exception):
+            await store.close()
+
+
+# --- eir check --------------------------------------------------------------------------------------
+
+def check_command(args: argparse.Namespace) -> int:
+    async def body(config: Config, store: Any) -> int:
+        from eir.checker import build_checker
+
+        observations = None
+        if config.store.observations_url:
+            from eir.store import create_store
+
+            observations = create_store(config.store.observations_url, config.data_dir)
+            try:
+                await observations.open()
+            except Exception as e:
+                _err(f"observations store {config.store.observations_url}: cannot open ({e})")
+                return EXIT_STORE
+        try:
+            checker = build_checker(config, store, _NullEvents(), observations)
+            req = CheckRequest(imei=args.imei, software_version=args.sv, imsi=args.imsi, origin=args.origin,
+                               interface=Interface.CLI)
+            steps = await checker.explain(req) if args.explain else None
+            verdict = await checker.check(req)
+        finally:
+            if observations is not None:
+                with contextlib.suppress(Exception):
+                    await observations.close()
+        if args.json:
+            print(json.dumps({"status": verdict.status.value, "rule": verdict.rule, "list": verdict.list_name,
+                              "entry": verdict.entry, "detail": verdict.detail, "reason": verdict.reason,
+                              "steps": [{"rule": s.rule, "outcome": s.outcome, "detail": s.detail}
+                                        for s in steps or []]}))
+        else:
+            if steps:
+                for s in steps[:-1]:
+                    print(f"  {s}")
+            detail = f"  ({verdict.detail})" if verdict.detail else ""
+            print(f"{verdict.status.value}  {verdict.reason}{detail}")
+        return EXIT_FAILURE if verdict.status is Status.FAILURE else EXIT_OK
+
+    return _run(args, body)
+
+
+# --- eir lists ----------------------------------------------------------------------------------------
+
+def import_command(args: argparse.Namespace) -> int:
+    from eir.lists import ListFileError, import_parsed, parse_csv, progress_bar
+
+    async def body(config: Config, store: Any) -> int:
+        t0 = time.monotonic()
+        try:
+            parsed = parse_csv(args.path, kind=args.kind, delta=True if args.delta else None,
+                               progress=progress_bar(f"reading {os.path.basename(args.path)}"))
+        except ListFileError as e:
+            _err(str(e))
+            return EXIT_FAILURE
+        t_parse = time.monotonic() - t0
+        if parsed.ignored_columns:
+            _err(f"{args.path}: ignoring unknown columns {', '.join(parsed.ignored_columns)}")
+        if not parsed.ok:
+            print(f"{args.path}: {parsed.bad_count} bad rows:", file=sys.stderr)
+            print(parsed.report(), file=sys.stderr)
+            if not args.skip_bad:
+                print(f"{args.path}: nothing imported ({parsed.summary()})", file=sys.stderr)
+                return EXIT_FAILURE
+        what = "delta" if parsed.delta else "full"
+        if args.dry_run:
+            print(f"{args.path}: valid {what} {parsed.kind} list: {parsed.summary()} "
+                  f"({_rate(parsed.rows, t_parse)}); dry run, nothing imported")
+            return EXIT_OK if parsed.ok else EXIT_FAILURE
+        if sys.stderr.isatty() and parsed.rows >= 100_000:
+            print(f"importing {parsed.rows} rows …", file=sys.stderr)
+        t1 = time.monotonic()
+        try:
+            v = await import_parsed(store, parsed, skip_bad=args.skip_bad)
+        except ListFileError as e:
+            _err(str(e))
+            return EXIT_FAILURE
+        t_all = time.monotonic() - t0
+        print(f"imported version {v.id} ({what} {parsed.kind} list from {os.path.basename(args.path)}): "
+              f"{parsed.summary()}; now {v.entries} entries, {v.pairings} pairing/lock rows "
+              f"in {t_all:.2f}s ({_rate(parsed.rows, t_all)}; store {time.monotonic() - t1:.2f}s)")
+        return EXIT_OK
+
+    return _run(args, body)
+
+
+def _rate(rows: int, seconds: float) -> str:
+    return f"{rows / seconds:,.0f} rows/s" if seconds > 0 and rows else f"{seconds:.2f}s"
+
+
+def export_command(args: argparse.Namespace) -> int:
+    from eir.lists import export_csv
+
+    async def body(config: Config, store: Any) -> int:
+        if await store.active_version() is None:
+            _err("no list version yet (eir lists import FILE)")
+            return EXIT_FAILURE
+        if args.path == "-":
+            n = await export_csv(store.export(), sys.stdout, kind=args.kind)
+            sys.stdout.flush()
+        else:
+            tmp = args.path + ".tmp"
+            with open(tmp, "w", newline="", encoding="utf-8") as f:
+                n = await export_csv(store.export(), f, kind=args.kind)
+            os.replace(tmp, args.path)
+            print(f"exported {n} rows to {args.path}", file=sys.stderr)
+        return EXIT_OK
+
+    return _run(args, body)
+
+
+def versions_command(args: argparse.Namespace) -> int:
+    async def body(config: Config, store: Any) -> int:
+        vs = await store.versions()
+        if not vs:
+            print("no list versions yet (eir lists import FILE)")
+            return EXIT_OK
+        print(f"  {'id':>5}  {'created (UTC)':<19}  {'entries':>10}  {'pairings':>8}  source")
+        for v in vs:
+            created = datetime.fromtimestamp(v.created, UTC).strftime("%Y-%m-%d %H:%M:%S")
+            print(f"{'*' if v.active else ' '} {v.id:>5}  {created:<19}  {v.entries:>10}  {v.pairings:>8}  "
+                  f"{v.source}")
+        return EXIT_OK
+
+    return _run(args, body)
+
+
+def rollback_command(args: argparse.Namespace) -> int:
+    from eir.store.base import VersionNotFoundError
+
+    async def body(config: Config, store: Any) -> int:
+        try:
+            v = await store.rollback(args.version)
+        except VersionNotFoundError as e:
+            kept = ", ".join(str(x.id) for x in await store.versions()) or "none"
+            _err(f"{e} (kept: {kept})")
+            return EXIT_FAILURE
+        print(f"version {v.id} is active ({v.entries} entries, {v.pairings} pairing/lock rows, {v.source})")
+        return EXIT_OK
+
+    return _run(args, body)
