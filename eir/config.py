@@ -133,7 +133,8 @@ class MqttConfig:
     enabled: bool = False
     url: str = "mqtt://127.0.0.1:1883"
     topic_prefix: str = "eir"
-    """Events go to ``<prefix>/verdict/<status>``, ``<prefix>/clone``, ``<prefix>/peer``, ``<prefix>/lists``."""
+    """Events go to ``<prefix>/verdict/<status>``, ``<prefix>/clone``, ``<prefix>/peer`` and
+    ``<prefix>/lists``."""
     publish_verdicts: bool = False
     """Publish every verdict (heavy under load); clone suspicions, peer and list events are always sent."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -66,7 +67,8 @@ class EirProcess:
         self.ready_path.unlink(missing_ok=True)
         logf = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [*eir_command(), "serve", "--config", str(self.config_path), "--ready-file", str(self.ready_path)],
+            [*eir_command(), "serve", "--config", str(self.config_path),
+             "--ready-file", str(self.ready_path)],
             stdout=logf, stderr=subprocess.STDOUT, env=self.env, cwd=self.tmp,
         )
         logf.close()
@@ -132,10 +134,8 @@ class EirProcess:
         out = []
         for line in self.log().splitlines():
             if line.startswith("{"):
-                try:
+                with contextlib.suppress(ValueError):
                     out.append(json.loads(line))
-                except ValueError:
-                    pass
         return out
 
     def metrics_text(self) -> str:

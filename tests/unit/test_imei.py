@@ -30,7 +30,9 @@ def test_parse_forms() -> None:
     assert d.imeisv == "4901542032375107"
 
 
-@pytest.mark.parametrize("bad", ["", "1234", "12345678901234567", "4901542032375a", "４９０１５４２０３２３７５１"])
+# The last one is fullwidth digits: str.isdigit() accepts them, the wire does not.
+@pytest.mark.parametrize("bad", ["", "1234", "12345678901234567", "4901542032375a",
+                                 "".join(chr(0xFF10 + int(c)) for c in "49015420323751")])
 def test_parse_rejects(bad: str) -> None:
     with pytest.raises(ImeiError):
         parse_imei(bad)
