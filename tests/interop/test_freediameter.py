@@ -164,3 +164,33 @@ def test_pipelined_ecrs_are_all_answered_in_kind(
     for a in r.answers:
         assert (a.equipment_status, a.experimental_result_code) == want[a.imei], a
     assert r.summary is not None and r.summary.answered == 600 and r.summary.failed == 0
+
+
+def test_relay_peer_realm_routing_and_bad_requests(
+        eir_factory: Any, s13_extension: Path, tmp_path: Path) -> None:
+    """A relay-style CER, ECRs routed by realm only, an ECR without Terminal-Information, a bad Luhn digit.
+
+    A DRA in front of MMEs advertises the Relay application (0xFFFFFFFF) in its CER besides S13 and
+    sends ECRs without Destination-Host (TS 29.272 §7.2.19: Destination-Host is optional).
+    """
+    eir = eir_factory(eir_config(tmp_path))
+    bad_luhn = WHITE + str((luhn_check_digit(WHITE) + 1) % 10)
+    requests = [Ecr(WHITE), Ecr(""), Ecr(bad_luhn)]
+    with MmeProcess(tmp_path / "fd", eir.diameter, requests, extension=s13_extension,
+                    relay=True, dest_host=None) as mme:
+        r = mme.wait(timeout=30)
+    assert r.returncode == 0 and r.done, r.describe()
+    assert r.parse_errors == [] and r.errors == [] and r.timeouts == [], r.describe()
+    ev = eir.wait_for_log("diameter_peer_open", peer_host="mme.localdomain")
+    assert set(ev["applications"]) >= {16777252, 0xFFFFFFFF}, ev
+
+    white, missing, luhn = sorted(r.answers, key=lambda a: a.index)
+    assert (white.result_code, white.equipment_status) == (DIAMETER_SUCCESS, WHITELISTED), white
+    # RFC 6733 §7.1.5: 5005 DIAMETER_MISSING_AVP is a permanent failure (no E bit) and Failed-AVP
+    # names the missing AVP: Terminal-Information, 1401, vendor 3GPP.
+    assert missing.result_code == 5005 and not missing.error_bit, missing
+    assert missing.failed_avp == "1401/10415", missing
+    eir.wait_for_log("diameter_protocol_error", result_code=5005)
+    # A 15th digit that is not the Luhn check digit is malformed: policy.malformed (black).
+    assert (luhn.result_code, luhn.equipment_status) == (DIAMETER_SUCCESS, BLACKLISTED), luhn
+    assert pair(r, "SENT", "DPR", "DPA"), r.describe()

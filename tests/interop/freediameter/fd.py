@@ -95,6 +95,15 @@ class Answer:
     latency_us: int
     origin: str
     """Diameter identity the answer came from; ``local`` if freeDiameter made it (e.g. 3002)."""
+    flags: int = 0
+    """Command flags of the answer (0x20: E bit, RFC 6733 §3)."""
+
+    failed_avp: str | None = None
+    """``code/vendor`` of the first AVP in Failed-AVP (RFC 6733 §7.5), if the answer has one."""
+
+    @property
+    def error_bit(self) -> bool:
+        return bool(self.flags & 0x20)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +165,8 @@ def parse_output(text: str, result: RunResult) -> None:
                 result.answers.append(Answer(
                     index=int(f[1]), imei=f[2], hop_by_hop=int(f[3]), end_to_end=int(f[4]),
                     result_code=int(f[5]), experimental_result_code=int(f[6]),
-                    equipment_status=int(f[7]), latency_us=int(f[8]), origin=f[9]))
+                    equipment_status=int(f[7]), latency_us=int(f[8]), origin=f[9],
+                    flags=int(f[10], 16), failed_avp=None if f[11] == "-" else f[11]))
             case "TIMEOUT":
                 result.timeouts.append(f[2])
             case "SENT" | "RECV":
@@ -194,7 +204,7 @@ def write_config(workdir: Path, eir: tuple[str, int], requests: Iterable[Ecr | s
                  linger: float = 0.0, start_delay: float = 0.0, answer_timeout: float = 5.0,
                  open_timeout: float = 10.0, identity: str = "mme.localdomain", realm: str = "localdomain",
                  peer: str = "eir.localdomain", dest_realm: str = "localdomain",
-                 dest_host: str | None = "eir.localdomain") -> Path:
+                 dest_host: str | None = "eir.localdomain", relay: bool = False) -> Path:
     """Write ``freeDiameter.conf``, ``s13_mme.conf`` and ``requests.csv``; returns the daemon conf."""
     if tw_timer < 6:
         raise ValueError("freeDiameter requires TwTimer >= 6 (RFC 3539 §3.4.1)")
@@ -203,6 +213,7 @@ def write_config(workdir: Path, eir: tuple[str, int], requests: Iterable[Ecr | s
     with reqs.open("w") as f:
         for r in requests:
             e = Ecr(r) if isinstance(r, str) else r
+            # an empty IMEI: the ECR goes without Terminal-Information
             f.write(f"{e.imei},{e.software_version or ''},{e.imsi or ''}\n")
     ext_conf = workdir / "s13_mme.conf"
     lines = [f"requests {reqs}", f"output {workdir / 'results.tsv'}", f"peer {_ident(peer)}",
@@ -214,16 +225,19 @@ def write_config(workdir: Path, eir: tuple[str, int], requests: Iterable[Ecr | s
     ext_conf.write_text("\n".join(lines) + "\n")
     host, port = eir
     conf = workdir / "freeDiameter.conf"
-    conf.write_text(
-        f'Identity = "{_ident(identity)}";\n'
-        f'Realm = "{_ident(realm)}";\n'
+    daemon = [
+        f'Identity = "{_ident(identity)}";',
+        f'Realm = "{_ident(realm)}";',
         # Client only: no listening socket (freeDiameter would bind 0.0.0.0, ignoring ListenOn).
-        "Port = 0;\nSecPort = 0;\n"
-        "No_SCTP;\nNoRelay;\n"
-        f"TcTimer = {tc_timer};\nTwTimer = {tw_timer};\n"
-        f'LoadExtension = "{extension}" : "{ext_conf}";\n'
-        f'ConnectPeer = "{_ident(peer)}" {{ ConnectTo = "{host}"; Port = {port}; No_TLS; }};\n'
-    )
+        "Port = 0;", "SecPort = 0;",
+        "No_SCTP;",
+        # A relay advertises the Relay application (0xFFFFFFFF) in its CER besides S13, as a DRA does.
+        *([] if relay else ["NoRelay;"]),
+        f"TcTimer = {tc_timer};", f"TwTimer = {tw_timer};",
+        f'LoadExtension = "{extension}" : "{ext_conf}";',
+        f'ConnectPeer = "{_ident(peer)}" {{ ConnectTo = "{host}"; Port = {port}; No_TLS; }};',
+    ]
+    conf.write_text("\n".join(daemon) + "\n")
     return conf
 
 

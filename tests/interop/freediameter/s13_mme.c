@@ -8,7 +8,8 @@
  *
  * Loaded as   LoadExtension = "s13_mme.fdx" : "s13_mme.conf";
  * The conf file has one "key value" pair per line ('#' starts a comment):
- *   requests PATH        CSV lines "IMEI[,SV[,IMSI]]" (empty fields allowed, '#' comments)
+ *   requests PATH        CSV lines "IMEI[,SV[,IMSI]]" (empty fields allowed, '#' comments);
+ *                        an empty IMEI sends an ECR without Terminal-Information
  *   output PATH          result lines (TSV, see write_line() callers), flushed as they happen
  *   peer ID              Diameter identity whose OPEN state starts the run (eir.localdomain)
  *   dest_realm REALM     Destination-Realm (localdomain)
@@ -21,6 +22,10 @@
  *   timeout_ms N         per-request answer timeout (5000)
  *   open_timeout_ms N    give up when the peer is not OPEN after this long (10000)
  *   shutdown 0|1         call fd_core_shutdown() when done (1); a DONE line is written either way
+ *
+ * Output lines (TSV): OPEN peer | ANSWER idx imei hbh e2e result-code exp-result-code equipment-status
+ * latency-us origin flags-hex failed-avp(code/vendor or -) | TIMEOUT idx imei | SENT|RECV CER..DPA peer hbh e2e | PARSE_ERROR peer why |
+ * ERROR text | SUMMARY key=value… | DONE.  -1 stands for an absent AVP.
  *
  * The dictionary objects are added only when the daemon's dictionary lacks them, so the
  * extension also loads next to dict_s6a / dict_dcca_3gpp style extensions.
@@ -82,6 +87,7 @@ static struct dict_object *d_vendor, *d_app, *d_cmd_ecr;
 static struct dict_object *d_term_info, *d_imei, *d_sv, *d_equip_status;
 static struct dict_object *d_user_name, *d_auth_session_state, *d_vsai, *d_vendor_id, *d_auth_app_id;
 static struct dict_object *d_dest_realm, *d_dest_host, *d_result_code, *d_exp_result, *d_exp_result_code;
+static struct dict_object *d_failed_avp;
 static struct fd_hook_hdl *hook_hdl;
 
 struct inflight {
@@ -297,6 +303,7 @@ static int s13_dict_init(void)
 	CHECK_FCT(avp_by_name("Result-Code", &d_result_code));
 	CHECK_FCT(avp_by_name("Experimental-Result", &d_exp_result));
 	CHECK_FCT(avp_by_name("Experimental-Result-Code", &d_exp_result_code));
+	CHECK_FCT(avp_by_name("Failed-AVP", &d_failed_avp));
 	return 0;
 }
 
@@ -337,11 +344,14 @@ static int build_ecr(const struct s13_request *r, struct msg **pmsg)
 	if (conf.dest_host[0])
 		CHECK_FCT(add_os(msg, d_dest_host, conf.dest_host));
 	CHECK_FCT(add_os(msg, d_dest_realm, conf.dest_realm));
-	CHECK_FCT(fd_msg_avp_new(d_term_info, 0, &grp));
-	CHECK_FCT(add_os(grp, d_imei, r->imei));
-	if (r->sv[0])
-		CHECK_FCT(add_os(grp, d_sv, r->sv));
-	CHECK_FCT(fd_msg_avp_add(msg, MSG_BRW_LAST_CHILD, grp));
+	/* An empty IMEI field leaves Terminal-Information out: the EIR must answer 5005. */
+	if (r->imei[0]) {
+		CHECK_FCT(fd_msg_avp_new(d_term_info, 0, &grp));
+		CHECK_FCT(add_os(grp, d_imei, r->imei));
+		if (r->sv[0])
+			CHECK_FCT(add_os(grp, d_sv, r->sv));
+		CHECK_FCT(fd_msg_avp_add(msg, MSG_BRW_LAST_CHILD, grp));
+	}
 	if (r->imsi[0])
 		CHECK_FCT(add_os(msg, d_user_name, r->imsi));
 	*pmsg = msg;
@@ -376,6 +386,19 @@ static long exp_result_code(struct msg *msg)
 	return -1;
 }
 
+/* "code/vendor" of the first AVP inside Failed-AVP (RFC 6733 §7.5), or "-". */
+static void failed_avp(struct msg *msg, char *buf, size_t len)
+{
+	struct avp *avp = NULL, *child = NULL;
+	struct avp_hdr *hdr = NULL;
+	snprintf(buf, len, "-");
+	if (fd_msg_search_avp(msg, d_failed_avp, &avp) || !avp)
+		return;
+	if (fd_msg_browse(avp, MSG_BRW_FIRST_CHILD, &child, NULL) || !child || fd_msg_avp_hdr(child, &hdr))
+		return;
+	snprintf(buf, len, "%u/%u", hdr->avp_code, (hdr->avp_flags & AVP_FLAG_VENDOR) ? hdr->avp_vendor : 0);
+}
+
 static void finish_one(struct inflight *fl, long latency, int ok)
 {
 	pthread_mutex_lock(&stats_lock);
@@ -405,10 +428,13 @@ static void on_answer(void *data, struct msg **pmsg)
 	erc = exp_result_code(*pmsg);
 	status = top_int(*pmsg, d_equip_status);
 	fd_msg_source_get(*pmsg, &src, &srclen);
-	if (!conf.count)
-		write_line("ANSWER\t%zu\t%s\t%u\t%u\t%ld\t%ld\t%ld\t%ld\t%.*s", fl->idx, reqs[fl->idx].imei,
-			   hdr ? hdr->msg_hbhid : 0, hdr ? hdr->msg_eteid : 0, rc, erc, status, latency,
-			   src ? (int)srclen : 5, src ? (char *)src : "local");
+	if (!conf.count) {
+		char failed[32];
+		failed_avp(*pmsg, failed, sizeof(failed));
+		write_line("ANSWER\t%zu\t%s\t%u\t%u\t%ld\t%ld\t%ld\t%ld\t%.*s\t%02x\t%s", fl->idx,
+			   reqs[fl->idx].imei, hdr ? hdr->msg_hbhid : 0, hdr ? hdr->msg_eteid : 0, rc, erc, status,
+			   latency, src ? (int)srclen : 5, src ? (char *)src : "local", hdr ? hdr->msg_flags : 0, failed);
+	}
 	fd_msg_free(*pmsg);
 	*pmsg = NULL;
 	finish_one(fl, latency, 1);
