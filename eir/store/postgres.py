@@ -22,8 +22,10 @@ the lower first IMEI, as :mod:`eir.store.ranges`) from the version ``eir_active`
 snapshot*, so a lookup never mixes two versions and sees another process's import the moment it
 commits.
 
-``watch`` LISTENs on channel ``eir_lists`` on a dedicated connection (re-established by itself,
-catching up on a version flip it may have missed while disconnected).
+``watch`` LISTENs on channel ``eir_lists`` (payload ``<id> <token>``) on a dedicated connection,
+re-established by itself, reporting the active version after a reconnect in case a flip was missed.
+The store's own imports and rollbacks are reported to its callbacks before the call returns (the
+echo of its own notification, recognised by the token, is dropped).
 
 Outages: every operation has bounded connect/command timeouts and raises
 :class:`~eir.store.base.StoreUnavailableError`; reads are retried once on a fresh connection (a
@@ -36,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from itertools import islice
 from typing import Any, TypeVar
@@ -168,6 +171,10 @@ _TABLES: list[tuple[str, str, str]] = [
 ]
 
 
+async def _no_reset(_con: asyncpg.Connection) -> None:
+    return None
+
+
 def _chunks(it: Iterable[T], n: int) -> Iterator[list[T]]:
     i = iter(it)
     while chunk := list(islice(i, n)):
@@ -194,6 +201,9 @@ class PostgresStore(IdentityStore):
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         self._closed = False
+        # Our own changes are reported to our callbacks at once (before import/rollback returns);
+        # the notification carries this token so that its echo is not reported twice.
+        self._token = uuid.uuid4().hex
         self._obs_count = 0
         self._obs_pruned = 0.0
         self._bg: set[asyncio.Task[Any]] = set()
@@ -205,7 +215,12 @@ class PostgresStore(IdentityStore):
             self._pool = await asyncpg.create_pool(
                 self.url, min_size=self.min_size, max_size=self.max_size, timeout=self.connect_timeout,
                 command_timeout=self.command_timeout,
-                server_settings={"application_name": "eir"},
+                # Generic plans: the hot statements prune partitions at run time (the active
+                # version comes from a sub-select), which beats re-planning every call.
+                server_settings={"application_name": "eir", "plan_cache_mode": "force_generic_plan"},
+                # No per-release RESET round trip: these connections never keep session state
+                # (no LISTEN, SET only LOCAL, temp tables ON COMMIT DROP).
+                reset=_no_reset,
             )
             async with self._pool.acquire(timeout=self.connect_timeout) as con:
                 await self._migrate(con)
@@ -344,6 +359,7 @@ class PostgresStore(IdentityStore):
             raise self._unavailable(e) from e
         except asyncpg.PostgresError as e:
             raise StoreError(f"import failed: {e}") from e
+        self._fire(meta.id)
         await self._prune_versions()
         return meta
 
@@ -418,7 +434,7 @@ class PostgresStore(IdentityStore):
             await con.execute("INSERT INTO eir_versions (id, created, source, entries, pairings) "
                               "VALUES ($1, $2, $3, $4, $5)", vid, created, source, n_entries, n_pairings)
             await con.execute("UPDATE eir_active SET version_id = $1", vid)
-            await con.execute("SELECT pg_notify($1, $2)", CHANNEL, str(vid))
+            await con.execute("SELECT pg_notify($1, $2)", CHANNEL, f"{vid} {self._token}")
         _log.info("lists_imported", version=vid, entries=n_entries, pairings=n_pairings, source=source,
                   delta=delta)
         return ListVersion(id=vid, created=created, source=source, entries=int(n_entries),
@@ -506,10 +522,11 @@ class PostgresStore(IdentityStore):
                 if r is None:
                     raise VersionNotFoundError(f"no list version {version_id}")
                 await con.execute("UPDATE eir_active SET version_id = $1", version_id)
-                await con.execute("SELECT pg_notify($1, $2)", CHANNEL, str(version_id))
+                await con.execute("SELECT pg_notify($1, $2)", CHANNEL, f"{version_id} {self._token}")
         except _UNAVAILABLE as e:
             raise self._unavailable(e) from e
         _log.info("lists_rolled_back", version=version_id)
+        self._fire(version_id)
         return ListVersion(id=int(r["id"]), created=r["created"], source=r["source"],
                            entries=int(r["entries"]), pairings=int(r["pairings"]), active=True)
 
@@ -562,11 +579,10 @@ class PostgresStore(IdentityStore):
                 _log.exception("watch_callback_failed", version=vid)
 
     def _on_notify(self, _con: object, _pid: int, _channel: str, payload: object) -> None:
-        try:
-            vid = int(str(payload))
-        except ValueError:
-            return
-        self._fire(vid)
+        vid, _sp, token = str(payload).partition(" ")
+        if token == self._token or not vid.isdigit():
+            return  # our own change: already reported
+        self._fire(int(vid))
 
     async def _listen(self) -> None:
         backoff = 0.1

@@ -18,7 +18,7 @@ derive key names from the active version):
                             score = start
 ``P:v:<id>:p``              hash: ``P:imsi:imei`` / ``L:imsi:imei`` → reason; ``L:imsi`` → 1
 ``P:o:<imei>``              sorted set of sightings: member ``i<imsi>`` / ``o<origin>``, score = time
-channel ``P:lists``         the new active version id, published on every flip
+channel ``P:lists``         ``<id> <token>`` on every flip (token: the publishing store object)
 ==========================  ===================================================================
 
 Ranges: at import, :func:`eir.store.ranges.flatten` cuts the IMEI space at every range/TAC boundary
@@ -47,6 +47,7 @@ import asyncio
 import contextlib
 import math
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -129,7 +130,7 @@ if #members > 0 then redis.call('EXPIRE', k, ARGV[5]) end
 return {imsis, origins}
 """
 
-# KEYS: active, versions, building, meta. ARGV: id, expected base ('' = any), channel
+# KEYS: active, versions, building, meta. ARGV: id, expected base ('' = any), channel, payload
 _FLIP_LUA = """
 local cur = redis.call('GET', KEYS[1])
 if ARGV[2] ~= '' and cur ~= ARGV[2] then
@@ -139,17 +140,17 @@ if redis.call('EXISTS', KEYS[4]) == 0 then return redis.error_reply('EIRMISSING 
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('PUBLISH', ARGV[3], ARGV[1])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
 return cur
 """
 
-# KEYS: active, versions, meta. ARGV: id, channel
+# KEYS: active, versions, meta. ARGV: id, channel, payload
 _ROLLBACK_LUA = """
 if redis.call('ZSCORE', KEYS[2], ARGV[1]) == false or redis.call('EXISTS', KEYS[3]) == 0 then
   return redis.error_reply('EIRNOTFOUND no such list version')
 end
 redis.call('SET', KEYS[1], ARGV[1])
-redis.call('PUBLISH', ARGV[2], ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
 """
 
@@ -218,6 +219,9 @@ class RedisStore(IdentityStore):
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         self._closed = False
+        # Our own changes are reported to our callbacks at once (before import/rollback returns);
+        # the published message carries this token so that its echo is not reported twice.
+        self._token = uuid.uuid4().hex
         self._scripts: dict[str, Any] = {}
 
     # --- connection handling ------------------------------------------------------------------
@@ -319,6 +323,7 @@ class RedisStore(IdentityStore):
                 await r.unlink(*self._vkeys(vid))
                 await r.zrem(self._k("building"), str(vid))
             raise
+        self._fire(meta.id)
         await self._prune_versions()
         return meta
 
@@ -396,7 +401,7 @@ class RedisStore(IdentityStore):
                                          "entries": n_entries, "pairings": len(pairs)})
             await self._scripts["flip"](
                 keys=[self._k("active"), self._k("versions"), self._k("building"), kmeta],
-                args=[vid, base or "", self.channel], client=r)
+                args=[vid, base or "", self.channel, f"{vid} {self._token}"], client=r)
         except _UNAVAILABLE as e:
             raise self._unavailable(e) from e
         except ResponseError as e:
@@ -450,7 +455,7 @@ class RedisStore(IdentityStore):
         kmeta = self._k("v", version_id, "meta")
         try:
             await self._script("rollback", [self._k("active"), self._k("versions"), kmeta],
-                               [version_id, self.channel])
+                               [version_id, self.channel, f"{version_id} {self._token}"])
         except StoreError as e:
             if "EIRNOTFOUND" in str(e):
                 raise VersionNotFoundError(f"no list version {version_id}") from None
@@ -458,6 +463,7 @@ class RedisStore(IdentityStore):
         for v in await self.versions():
             if v.id == version_id:
                 _log.info("lists_rolled_back", version=version_id)
+                self._fire(version_id)
                 return v
         raise VersionNotFoundError(f"no list version {version_id}")
 
@@ -532,8 +538,9 @@ class RedisStore(IdentityStore):
                         continue
                     idle = 0.0
                     if msg.get("type") == "message":
-                        with contextlib.suppress(ValueError):
-                            self._fire(int(msg["data"]))
+                        vid, _sp, token = str(msg["data"]).partition(" ")
+                        if token != self._token and vid.isdigit():
+                            self._fire(int(vid))
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # any failure: re-subscribe with backoff
