@@ -5,8 +5,9 @@ figures measure the EIR, not a Python load generator sharing its weaknesses. Win
 round-trip latency of one ECR; window 128 the throughput with many requests outstanding. Latencies
 are measured inside freeDiameter (send → answer callback, CLOCK_MONOTONIC).
 
-If ``bench/diameter.py`` provides a no-logic responder (``start_null_responder``), the same driver is
-also run against it: the difference is the cost of the EIR's policy/store path.
+The same driver also runs against bench/diameter.py's minimal no-logic responder (fixed CEA/ECA,
+``python -m bench.diameter --minimal-responder``): the difference is the cost of the EIR's decoding,
+policy and store path.
 
 Run alone: ``.venv/bin/python -m bench.freediameter [--quick]``.
 """
@@ -15,10 +16,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
+import importlib.util
 import json
+import os
+import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,13 +74,26 @@ def _eir(tmp: Path) -> Iterator[EirProcess]:
         eir.stop()
 
 
-def _null_responder() -> Any:
-    """``bench.diameter.start_null_responder`` if the Diameter bench provides one, else None."""
+@contextlib.contextmanager
+def _minimal_responder(tmp: Path) -> Iterator[tuple[str, int]]:
+    """``python -m bench.diameter --minimal-responder PORTFILE``: fixed CEA/ECA, no decoding."""
+    port_file = tmp / "minimal.port"
+    proc = subprocess.Popen([sys.executable, "-m", "bench.diameter", "--minimal-responder", str(port_file)],
+                            cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     try:
-        mod = importlib.import_module("bench.diameter")
-    except ImportError:
-        return None
-    return getattr(mod, "start_null_responder", None)
+        deadline = time.monotonic() + 30
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"minimal responder did not start (rc={proc.poll()})")
+            time.sleep(0.05)
+        yield "127.0.0.1", int(port_file.read_text())
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 def run(quick: bool) -> dict[str, Any]:
@@ -91,12 +108,14 @@ def run(quick: bool) -> dict[str, Any]:
         ext = build_extension(tmp / "ext")
         with _eir(tmp) as eir:
             results["eir"] = _drive(tmp, "eir", eir.diameter, ext, plan, requests)
-        start = _null_responder()
-        if start is None:
-            results["null_responder"] = "not provided by bench/diameter.py"
+        if importlib.util.find_spec("bench.diameter") is None:
+            results["minimal_responder"] = "not provided by bench/diameter.py"
         else:
-            with start() as addr:
-                results["null_responder"] = _drive(tmp, "null", addr, ext, plan, requests)
+            with _minimal_responder(tmp) as addr:
+                results["minimal_responder"] = _drive(tmp, "minimal", addr, ext, plan, requests)
+            eir128 = results["eir"]["window_128"]["ecr_per_s"]
+            min128 = results["minimal_responder"]["window_128"]["ecr_per_s"]
+            results["eir_vs_minimal_window_128"] = round(eir128 / min128, 3)
     return results
 
 
