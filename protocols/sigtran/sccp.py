@@ -180,7 +180,23 @@ def encode_address(a: SccpAddress) -> bytes:
     return bytes(out)
 
 
+_ADDRESS_CACHE: dict[bytes, SccpAddress] = {}
+_ADDRESS_CACHE_MAX = 4096
+
+
 def decode_address(data: bytes) -> SccpAddress:
+    """Decode an address value (§3.4). Memoised: the same few peers send every message, so the
+    called/calling addresses repeat (the cache is bounded and simply cleared when full)."""
+    got = _ADDRESS_CACHE.get(data)
+    if got is None:
+        got = _decode_address(data)
+        if len(_ADDRESS_CACHE) >= _ADDRESS_CACHE_MAX:
+            _ADDRESS_CACHE.clear()
+        _ADDRESS_CACHE[data] = got
+    return got
+
+
+def _decode_address(data: bytes) -> SccpAddress:
     if not data:
         raise SccpDecodeError("empty address")
     ai = data[0]
