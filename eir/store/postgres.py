@@ -46,7 +46,6 @@ from typing import Any, TypeVar
 import asyncpg
 
 from eir.logging import get_logger
-from eir.metrics import STORE_ERRORS
 from eir.model import Status
 from eir.store.base import (
     EntryKind,
@@ -185,6 +184,8 @@ class PostgresStore(IdentityStore):
     """asyncpg pool; see the module docstring for layout and guarantees."""
 
     name = "postgres"
+    cache_lookups = True
+    """Tells the checker to cache answers per active version (``watch`` drops the cache)."""
 
     def __init__(self, url: str, *, keep_versions: int = 5, min_size: int = 0, max_size: int = 10,
                  connect_timeout: float = 3.0, command_timeout: float = 5.0,
@@ -199,7 +200,7 @@ class PostgresStore(IdentityStore):
         self._pool: asyncpg.Pool | None = None
         self._callbacks: list[Callable[[int], None]] = []
         self._listener: asyncio.Task[None] | None = None
-        self._listening = asyncio.Event()
+        self._attempted = asyncio.Event()
         self._closed = False
         # Our own changes are reported to our callbacks at once (before import/rollback returns);
         # the notification carries this token so that its echo is not reported twice.
@@ -263,7 +264,7 @@ class PostgresStore(IdentityStore):
             pool.terminate()
 
     def _unavailable(self, e: BaseException) -> StoreUnavailableError:
-        STORE_ERRORS.labels(store=self.name).inc()
+        # (counted in eir_store_errors by the checker, which sees every failure)
         return StoreUnavailableError(f"PostgreSQL unavailable: {type(e).__name__}: {e}")
 
     def _get_pool(self) -> asyncpg.Pool:
@@ -564,12 +565,14 @@ class PostgresStore(IdentityStore):
         """Register ``callback``; after a reconnect it is also called with the active version, as a
         flip may have been missed meanwhile. The first call starts the LISTEN connection and waits (at most
         the connect timeout) until it listens, so that a change made right after is not missed."""
-        self._callbacks.append(callback)
+        if callback not in self._callbacks:
+            self._callbacks.append(callback)
         if self._listener is None or self._listener.done():
-            self._listening.clear()
+            self._attempted.clear()
             self._listener = asyncio.ensure_future(self._listen())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._listening.wait(), timeout=self.connect_timeout)
+            # wait for the first attempt only (listening, or failed: then it retries in the background)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._attempted.wait(), timeout=self.connect_timeout)
 
     def _fire(self, vid: int) -> None:
         for cb in list(self._callbacks):
@@ -604,7 +607,7 @@ class PostgresStore(IdentityStore):
                     self._fire(v)  # flipped while we were not listening
                 first = False
                 backoff = 0.1
-                self._listening.set()
+                self._attempted.set()
                 _log.debug("listening", channel=CHANNEL)
                 while not lost.is_set():
                     try:
@@ -615,6 +618,7 @@ class PostgresStore(IdentityStore):
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # any failure: reconnect with backoff
+                self._attempted.set()
                 _log.debug("listen_reconnect", error=f"{type(e).__name__}: {e}")
             finally:
                 if con is not None:

@@ -60,7 +60,6 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from eir.logging import get_logger
-from eir.metrics import STORE_ERRORS
 from eir.model import Status
 from eir.store.base import (
     EntryKind,
@@ -203,6 +202,8 @@ class RedisStore(IdentityStore):
     """redis.asyncio client; see the module docstring for the keyspace and guarantees."""
 
     name = "redis"
+    cache_lookups = True
+    """Tells the checker to cache answers per active version (``watch`` drops the cache)."""
 
     def __init__(self, url: str, *, prefix: str | None = None, keep_versions: int = 5,
                  connect_timeout: float = 2.0, command_timeout: float = 5.0) -> None:
@@ -217,7 +218,7 @@ class RedisStore(IdentityStore):
         self._r: aioredis.Redis | None = None
         self._callbacks: list[Callable[[int], None]] = []
         self._listener: asyncio.Task[None] | None = None
-        self._listening = asyncio.Event()
+        self._attempted = asyncio.Event()
         self._closed = False
         # Our own changes are reported to our callbacks at once (before import/rollback returns);
         # the published message carries this token so that its echo is not reported twice.
@@ -254,7 +255,7 @@ class RedisStore(IdentityStore):
                 await r.aclose()
 
     def _unavailable(self, e: BaseException) -> StoreUnavailableError:
-        STORE_ERRORS.labels(store=self.name).inc()
+        # (counted in eir_store_errors by the checker, which sees every failure)
         return StoreUnavailableError(f"Redis unavailable: {type(e).__name__}: {e}")
 
     @property
@@ -496,12 +497,14 @@ class RedisStore(IdentityStore):
         """Register ``callback``; after a reconnect it is also called with the active version, as a
         flip may have been missed meanwhile. The first call subscribes and waits (at most the connect
         timeout) until subscribed, so that a change made right after is not missed."""
-        self._callbacks.append(callback)
+        if callback not in self._callbacks:
+            self._callbacks.append(callback)
         if self._listener is None or self._listener.done():
-            self._listening.clear()
+            self._attempted.clear()
             self._listener = asyncio.ensure_future(self._listen())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._listening.wait(), timeout=self.connect_timeout)
+            # wait for the first attempt only (listening, or failed: then it retries in the background)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._attempted.wait(), timeout=self.connect_timeout)
 
     def _fire(self, vid: int) -> None:
         for cb in list(self._callbacks):
@@ -526,7 +529,7 @@ class RedisStore(IdentityStore):
                     self._fire(v)  # flipped while we were not subscribed
                 first = False
                 backoff = 0.1
-                self._listening.set()
+                self._attempted.set()
                 idle = 0.0
                 while not self._closed:
                     msg = await ps.get_message(timeout=1.0)
@@ -544,6 +547,7 @@ class RedisStore(IdentityStore):
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # any failure: re-subscribe with backoff
+                self._attempted.set()
                 _log.debug("subscribe_retry", error=f"{type(e).__name__}: {e}")
             finally:
                 if ps is not None:
