@@ -131,20 +131,29 @@ def test_freediameter_mme_gets_list_verdicts_exchanges_watchdog_and_disconnects(
     assert wait_metric(eir, lambda v: v == 0) == 0, eir.log()[-3000:]
 
 
-def test_eir_watchdog_is_answered_by_freediameter(
+def test_eir_watchdog_and_eir_shutdown_seen_by_freediameter(
         eir_factory: Any, s13_extension: Path, tmp_path: Path) -> None:
-    """The EIR's own DWR (Tw = 6 s) reaches freeDiameter, which answers DWA and keeps the peer OPEN."""
+    """The EIR's own DWR (Tw = 6 s) is answered by freeDiameter; at shutdown the EIR sends DPR first.
+
+    freeDiameter's Tw is 30 s here so that the watchdog comes from the EIR. On SIGTERM the EIR
+    disconnects gracefully (RFC 6733 §5.4): its DPR is answered by freeDiameter's DPA.
+    """
     eir = eir_factory(eir_config(tmp_path, watchdog=6.0))
     with MmeProcess(tmp_path / "fd", eir.diameter, [WHITE], extension=s13_extension,
-                    tw_timer=30, linger=20.0) as mme:
+                    tw_timer=30, linger=30.0) as mme:
         r = mme.wait_until(lambda r: pair(r, "RECV", "DWR", "DWA"), timeout=15)
         assert pair(r, "RECV", "DWR", "DWA"), r.describe()
         assert wait_metric(eir, lambda v: v == 1) == 1, eir.log()[-3000:]
+        assert eir.stop() == 0, eir.log()[-3000:]
+        r = mme.wait_until(lambda r: pair(r, "RECV", "DPR", "DPA"), timeout=10)
+        assert pair(r, "RECV", "DPR", "DPA"), r.describe()
         r = mme.stop()
     assert r.parse_errors == [] and r.errors == [], r.describe()
     assert [a.equipment_status for a in r.answers] == [WHITELISTED], r.describe()
     assert "STATE_SUSPECT" not in r.log, r.log[-3000:]
-    assert pair(r, "SENT", "DPR", "DPA"), r.describe()
+    assert not r.seen("SENT", "DPR"), r.describe()
+    # Disconnect-Cause REBOOTING (0): the EIR is going down and will come back.
+    assert "Peer 'eir.localdomain' sent a DPR with cause: REBOOTING" in r.log, r.log[-3000:]
 
 
 def test_pipelined_ecrs_are_all_answered_in_kind(
