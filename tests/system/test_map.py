@@ -144,3 +144,56 @@ async def test_sctp(eir_with_lists) -> None:
         assert (await msc.check(BLACK, version=3)).verdict == "black"
     finally:
         await msc.close()
+
+
+async def test_outbound_asp_association_to_an_stp(eir_factory, tmp_path) -> None:
+    """``m3ua.connect``: the EIR dials an STP/SG as an ASP (ASPUP, ASPAC with its routing context),
+    then answers checkIMEIs the STP forwards, and takes the association down (ASPDN) on shutdown."""
+    from protocols.sigtran import m3ua, sccp
+    from protocols.sigtran.stack import CheckImeiAnswered, CheckImeiClient
+
+    csv = tmp_path / "lists.csv"
+    csv.write_text(LISTS)
+    loop = asyncio.get_running_loop()
+    stp = CheckImeiClient(m3ua_settings=m3ua.M3uaSettings(role=m3ua.Role.SG, routing_context=42),
+                          opc=1, dpc=2, calling=sccp.make_address(ssn=8, gt="491700000008"),
+                          called=sccp.make_address(ssn=9, gt="491700000009"))
+    active, answered, closed = asyncio.Event(), loop.create_future(), asyncio.Event()
+    seen: list[object] = []
+
+    class Stp(asyncio.Protocol):
+        def connection_made(self, transport) -> None:
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            for ev in stp.receive_data(data, loop.time()):
+                seen.append(ev)
+                if isinstance(ev, m3ua.AspStateChanged) and ev.new is m3ua.AspState.ACTIVE:
+                    active.set()
+                if isinstance(ev, CheckImeiAnswered) and not answered.done():
+                    answered.set_result(ev)
+            if out := stp.data_to_send():
+                self.transport.write(out)
+
+        def connection_lost(self, exc) -> None:
+            closed.set()
+
+    proto = Stp()
+    server = await loop.create_server(lambda: proto, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        eir = eir_factory({"m3ua": {"listen": [], "connect": [f"127.0.0.1:{port}"], "routing_context": 42},
+                           "lists": {"import_on_start": [str(csv)]}})
+        await asyncio.wait_for(active.wait(), 10)
+        assert stp.m3ua.peer_routing_context == (42,)
+        stp.send_check_imei(loop.time(), imei=BLACK, version=3)
+        proto.transport.write(stp.data_to_send())
+        ev = await asyncio.wait_for(answered, 10)
+        assert ev.outcome.status is not None and ev.outcome.status.name == "BLACK_LISTED"
+        assert await asyncio.to_thread(eir.stop) == 0
+        await asyncio.wait_for(closed.wait(), 10)
+        states = [e.new for e in seen if isinstance(e, m3ua.AspStateChanged)]
+        # ASPDN at the end
+        assert states == [m3ua.AspState.INACTIVE, m3ua.AspState.ACTIVE, m3ua.AspState.DOWN]
+    finally:
+        server.close()
