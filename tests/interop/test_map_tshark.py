@@ -12,6 +12,7 @@ error codes, SCCP return cause).
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import struct
 import subprocess
@@ -225,3 +226,107 @@ def test_xudt_sgsn_ac_negotiation_udts_reject_abort_and_errs(tmp_path: Path) -> 
     assert num(by["UDTS"], "sccp.called.ssn") == 8
     assert num(by["ERR unexpected"], "m3ua.error_code") == 6
     assert num(by["ERR routing context"], "m3ua.error_code") == 25
+
+
+# --- a real ``eir serve`` session over TCP, decoded with the Lua framing dissector --------------------
+
+LUA = Path(__file__).with_name("m3ua_tcp.lua")
+
+
+class Tap:
+    """A loopback TCP proxy in front of the EIR that records every chunk in both directions, as a
+    capture on the wire would see the segments."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.chunks: list[tuple[int, int, bytes]] = []  # (connection no, direction 0=to EIR, data)
+        self.server: asyncio.Server | None = None
+        self.port = 0
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _client(self, cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
+        conn = len({c for c, _, _ in self.chunks}) + len(self.tasks)
+        er, ew = await asyncio.open_connection(*self.target)
+
+        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter, direction: int) -> None:
+            while data := await r.read(65536):
+                self.chunks.append((conn, direction, data))
+                w.write(data)
+                await w.drain()
+            w.close()
+
+        await asyncio.gather(pipe(cr, ew, 0), pipe(er, cw, 1), return_exceptions=True)
+
+    def write_pcap(self, path: Path, eir_port: int) -> None:
+        """Ethernet/IPv4/TCP frames, one per recorded chunk (split at 60000 octets), with consistent
+        sequence numbers per direction so that TCP reassembly works."""
+        seq: dict[tuple[int, int], int] = {}
+        with path.open("wb") as f:
+            f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+            n = 0
+            for conn, direction, data in self.chunks:
+                for i in range(0, len(data), 60000):
+                    part = data[i: i + 60000]
+                    key = (conn, direction)
+                    s = seq.setdefault(key, 1000)
+                    seq[key] = s + len(part)
+                    client_port = 40000 + conn
+                    sport, dport = (client_port, eir_port) if direction == 0 else (eir_port, client_port)
+                    ack = seq.get((conn, 1 - direction), 1000)
+                    tcp = struct.pack("!HHIIBBHHH", sport, dport, s, ack, 5 << 4, 0x18, 65535, 0, 0)
+                    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp) + len(part), n & 0xFFFF, 0,
+                                     64, 6, 0, bytes((127, 0, 0, 1)),
+                                     bytes((127, 0, 0, 2 if direction else 1)))
+                    frame = b"\x00" * 12 + b"\x08\x00" + ip + tcp + part
+                    f.write(struct.pack("<IIII", 1_700_000_000, n, len(frame), len(frame)) + frame)
+                    n += 1
+
+
+async def test_real_server_session_over_tcp(eir_factory, tmp_path: Path) -> None:
+    from simulations.msc import SimulatedMsc
+
+    lists = tmp_path / "lists.csv"
+    lists.write_text(f"imei,status\n{IMEI},grey\n")
+    eir = eir_factory({"lists": {"import_on_start": [str(lists)]}, "m3ua": {"map_versions": [1, 2]}})
+    tap = Tap(eir.m3ua)
+    await tap.start()
+    msc = await SimulatedMsc.connect("127.0.0.1", tap.port)
+    try:
+        verdicts = [await msc.check(IMEI, version=v) for v in (1, 2, 3)]  # v3 falls back to v2
+        summary = await msc.load(IMEI, count=200, window=32, version=2)
+    finally:
+        await msc.close()
+    assert [r.verdict for r in verdicts] == ["grey"] * 3 and verdicts[2].fallback_from == 3
+    assert summary.verdicts == {"grey": 200}
+    tap.server.close()
+    pcap = tmp_path / "session.pcap"
+    tap.write_pcap(pcap, 2905)
+    fields = ["_ws.expert.severity", "_ws.expert.message", "m3ua.message_class", "m3ua.message_type",
+              "gsm_old.localValue", "gsm_map.tbcd_digits", "gsm_map.ms.equipmentStatus",
+              "tcap.application_context_name", "sccp.called.ssn"]
+    cmd = ["tshark", "-n", "-r", str(pcap), "-X", f"lua_script:{LUA}", "-X", "lua_script1:2905",
+           "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|", "-E", "separator=\t"]
+    for fld in fields:
+        cmd += ["-e", fld]
+    res = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, timeout=120,
+                                  check=True)
+    cols: dict[str, list[str]] = {f: [] for f in fields}
+    for line in res.stdout.splitlines():
+        for f, v in zip(fields, line.split("\t"), strict=True):
+            cols[f] += [x for x in v.split("|") if x]
+    assert all(int(s) < WARNING for s in cols["_ws.expert.severity"]), cols["_ws.expert.message"]
+    types = list(zip(cols["m3ua.message_class"], cols["m3ua.message_type"], strict=True))
+    for expected in [("3", "1"), ("3", "4"), ("0", "1"), ("4", "1"), ("4", "3"), ("3", "2"), ("3", "5")]:
+        assert expected in types  # ASPUP, ASPUP_ACK, NTFY, ASPAC, ASPAC_ACK, ASPDN, ASPDN_ACK
+    data_messages = types.count(("1", "1"))
+    # 3 + 1 (the refused v3 Begin) requests and as many answers, then 200 + 200
+    assert data_messages == 2 * (4 + 200)
+    assert cols["gsm_old.localValue"].count("43") == (4 + 200) + (3 + 200)  # Begins + Ends (not the Abort)
+    assert cols["gsm_map.tbcd_digits"].count(IMEI + "0") == 4 + 200
+    assert cols["gsm_map.ms.equipmentStatus"].count("2") == 3 + 200
+    assert "0.4.0.0.1.0.13.3" in cols["tcap.application_context_name"]
+    assert {int(x, 0) for x in cols["sccp.called.ssn"]} == {8, 9}
