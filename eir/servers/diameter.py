@@ -61,11 +61,7 @@ SCTP_PPID_DIAMETER = 46
 """RFC 6733 §2.1.1 / IANA: SCTP payload protocol identifier for Diameter."""
 _SCTP_DEFAULT_SEND_PARAM = 10  # linux/sctp.h SCTP_DEFAULT_SEND_PARAM
 
-_STATUS = {
-    Status.WHITE: EquipmentStatus.WHITELISTED,
-    Status.BLACK: EquipmentStatus.BLACKLISTED,
-    Status.GREY: EquipmentStatus.GREYLISTED,
-}
+_WHITE, _BLACK, _GREY = EquipmentStatus.WHITELISTED, EquipmentStatus.BLACKLISTED, EquipmentStatus.GREYLISTED
 _REQUESTS = REQUESTS.labels(IFACE)
 _CHECK_SECONDS = CHECK_SECONDS.labels(IFACE)
 _PEERS = PEERS.labels(IFACE)
@@ -311,9 +307,13 @@ class _PeerConnection(asyncio.Protocol):
         core = self.core
         status = verdict.status
         if core is not None:
-            es = _STATUS.get(status)
-            if es is not None:
-                core.send_eca(ev, status=es)
+            # identity tests, not dict lookups: hashing an Enum member runs Python code
+            if status is Status.WHITE:
+                core.send_eca(ev, status=_WHITE)
+            elif status is Status.BLACK:
+                core.send_eca(ev, status=_BLACK)
+            elif status is Status.GREY:
+                core.send_eca(ev, status=_GREY)
             elif status is Status.UNKNOWN:
                 core.send_eca(ev, experimental_result_code=ResultCode.DIAMETER_ERROR_EQUIPMENT_UNKNOWN)
             else:
@@ -321,8 +321,9 @@ class _PeerConnection(asyncio.Protocol):
                               error_message="equipment check failed")
         # eir_check_requests / eir_verdicts are counted by the Checker (eir.checker), once per check.
         _CHECK_SECONDS.observe(time.perf_counter() - started)
-        self.log.debug("check", imei=ev.imei, sv=ev.software_version, imsi=ev.imsi, origin=ev.origin_host,
-                       session_id=ev.session_id, status=status.value, reason=verdict.reason)
+        if self.server.debug:
+            self.log.debug("check", imei=ev.imei, sv=ev.software_version, imsi=ev.imsi, origin=ev.origin_host,
+                           session_id=ev.session_id, status=status.value, reason=verdict.reason)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
@@ -410,6 +411,7 @@ class DiameterServer:
         self.listeners: list[tuple[asyncio.Server, str]] = []
         self.connections: set[_PeerConnection] = set()
         self.log = get_logger(interface=IFACE)
+        self.debug = config.log.level.lower() == "debug"
         self.origin_state_id = int(time.time()) & 0xFFFFFFFF
         """RFC 6733 §8.16: increases each time the node restarts with its state lost."""
 

@@ -20,6 +20,7 @@ identifiers and any Proxy-Info change from one ECA to the next.
 
 from __future__ import annotations
 
+import struct
 from typing import Final
 
 from . import dictionary as d
@@ -32,13 +33,22 @@ from .codec import (
     Message,
     decode_value,
     encode_avp,
+    encode_message,
     encode_raw,
 )
 from .dictionary import APP_S13, VENDOR_3GPP, AuthSessionState, Command, EquipmentStatus, ResultCode
 from .errors import LocalProtocolError, RemoteProtocolError
 from .events import EquipmentCheckAnswered, EquipmentCheckRequested
 
-__all__ = ["EcaBuilder", "build_ecr", "decode_eca", "decode_ecr", "missing_avp", "validate_avps"]
+__all__ = [
+    "EcaBuilder",
+    "build_ecr",
+    "decode_eca",
+    "decode_ecr",
+    "decode_ecr_raw",
+    "missing_avp",
+    "validate_avps",
+]
 
 _M: Final = AVP_FLAG_MANDATORY
 _V: Final = 0x80
@@ -119,35 +129,122 @@ def _str(a: Avp, t: AvpType = AvpType.UTF8_STRING) -> str:
     return v
 
 
-def decode_ecr(msg: Message, session_avp_bytes: bytes | None = None) -> EquipmentCheckRequested:
-    """ECR → event; missing AVPs raise 5005, bad values 5004 (with Failed-AVP)."""
-    session = origin_host = origin_realm = dest_realm = dest_host = imsi = None
+def decode_ecr(msg: Message) -> EquipmentCheckRequested:
+    """ECR (as a decoded :class:`Message`) → event; see :func:`decode_ecr_raw`."""
+    wire = encode_message(msg)
+    return decode_ecr_raw(wire, 0, len(wire), msg.flags, msg.hop_by_hop, msg.end_to_end)
+
+
+_U32 = struct.Struct(">I")
+_AVP = struct.Struct(">II")
+_ID_CODES: Final = {264: 0, 296: 1, 283: 2, 293: 3}
+
+
+def _text(
+    buf: bytes | bytearray, start: int, stop: int, code: int, flags: int, vendor: int, identity: bool
+) -> str:
+    try:
+        if identity:
+            v = bytes(buf[start:stop]).decode("ascii")
+            if not v or " " in v or "\t" in v or "\r" in v or "\n" in v:
+                raise ValueError("not an FQDN")
+            return v
+        return bytes(buf[start:stop]).decode("utf-8")
+    except (UnicodeDecodeError, ValueError) as e:
+        raise RemoteProtocolError(
+            f"AVP {code}: invalid {'DiameterIdentity' if identity else 'UTF8String'} ({e})",
+            result_code=_INVALID,
+            failed_avp=encode_avp(code, bytes(buf[start:stop]), flags=flags & 0x7F, vendor_id=vendor),
+        ) from None
+
+
+def decode_ecr_raw(
+    buf: bytes | bytearray,
+    pos: int,
+    length: int,
+    flags: int,
+    hop_by_hop: int,
+    end_to_end: int,
+) -> EquipmentCheckRequested:
+    """Decode the ECR at ``buf[pos:pos+length]`` in one pass (the hot path of the EIR).
+
+    It applies every check the generic path does — AVP lengths and reserved bits (5014/3009),
+    unknown AVPs with the M bit (5001), sizes of known AVPs (5014), values (5004), the ABNF's
+    required AVPs (5005) — without building a :class:`Message` first.
+    """
+    end = pos + length
+    p = pos + 20
+    unpack = _AVP.unpack_from
+    session = imsi = None
+    ids: list[str | None] = [None, None, None, None]
     terminal: Avp | None = None
     auth_state = False
-    proxy: list[bytes] = []
     session_raw = b""
-    for a in msg.avps:
-        c = a.code
-        if a.vendor_id == 0:
-            if c == 263:
-                session = _str(a)
-                session_raw = a.encode()
-            elif c == 264:
-                origin_host = _str(a, AvpType.DIAMETER_IDENTITY)
-            elif c == 296:
-                origin_realm = _str(a, AvpType.DIAMETER_IDENTITY)
-            elif c == 283:
-                dest_realm = _str(a, AvpType.DIAMETER_IDENTITY)
-            elif c == 293:
-                dest_host = _str(a, AvpType.DIAMETER_IDENTITY)
-            elif c == 1:
-                imsi = _str(a)
-            elif c == 277:
+    proxy: list[bytes] = []
+    while p < end:
+        if end - p < 8:
+            raise RemoteProtocolError(
+                "truncated AVP header", result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH
+            )
+        code, word = unpack(buf, p)
+        aflags = word >> 24
+        alen = word & 0xFFFFFF
+        if aflags & 0x80:
+            if end - p < 12:
+                raise RemoteProtocolError(
+                    "truncated AVP header", result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH
+                )
+            vendor = _U32.unpack_from(buf, p + 8)[0]
+            hdr = 12
+        else:
+            vendor = 0
+            hdr = 8
+        if alen < hdr or p + alen > end:
+            raise RemoteProtocolError(
+                f"AVP {code} has invalid length {alen}",
+                result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH,
+                failed_avp=encode_avp(code, b"", flags=aflags & ~0x1F, vendor_id=vendor),
+            )
+        if aflags & 0x1F:
+            raise RemoteProtocolError(
+                f"AVP {code} has reserved flag bits set ({aflags:#04x})",
+                result_code=ResultCode.DIAMETER_INVALID_AVP_BITS,
+                failed_avp=encode_avp(code, bytes(buf[p + hdr : p + alen]), flags=aflags, vendor_id=vendor),
+            )
+        ds, de = p + hdr, p + alen
+        if vendor == 0:
+            if code == 263:
+                session = _text(buf, ds, de, code, aflags, 0, False)
+                session_raw = bytes(buf[p : p + ((alen + 3) & ~3)])
+            elif code in _ID_CODES:
+                ids[_ID_CODES[code]] = _text(buf, ds, de, code, aflags, 0, True)
+            elif code == 1:
+                imsi = _text(buf, ds, de, code, aflags, 0, False)
+            elif code == 277:
+                if alen - hdr != 4:
+                    raise RemoteProtocolError(
+                        "Auth-Session-State must be 4 bytes",
+                        result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH,
+                        failed_avp=encode_avp(code, bytes(buf[ds:de]), flags=aflags),
+                    )
                 auth_state = True
-            elif c == 284:
-                proxy.append(a.encode())
-        elif c == 1401 and a.vendor_id == VENDOR_3GPP:
-            terminal = a
+            elif code == 282:
+                _text(buf, ds, de, code, aflags, 0, True)
+            else:
+                a = Avp(code, aflags, 0, bytes(buf[ds:de]))
+                validate_avps([a])
+                if code == 284:
+                    proxy.append(bytes(buf[p : p + ((alen + 3) & ~3)]))
+        elif code == 1401 and vendor == VENDOR_3GPP:
+            terminal = Avp(code, aflags, vendor, bytes(buf[ds:de]))
+        else:
+            validate_avps([Avp(code, aflags, vendor, bytes(buf[ds:de]))])
+        p += (alen + 3) & ~3
+    if p != end:
+        raise RemoteProtocolError(
+            "last AVP padding exceeds the message", result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH
+        )
+    origin_host, origin_realm, dest_realm, dest_host = ids
     if session is None:
         raise missing_avp(d.SESSION_ID)
     if origin_host is None:
@@ -160,34 +257,11 @@ def decode_ecr(msg: Message, session_avp_bytes: bytes | None = None) -> Equipmen
         raise missing_avp(d.AUTH_SESSION_STATE)
     if terminal is None:
         raise missing_avp(d.TERMINAL_INFORMATION)
-    imei = sv = None
-    meid: bytes | None = None
-    try:
-        for a in terminal.children():
-            if a.vendor_id != VENDOR_3GPP:
-                continue
-            if a.code == 1402:
-                imei = _str(a)
-                if not (14 <= len(imei) <= 16 and imei.isascii() and imei.isdigit()):
-                    raise _invalid_in_terminal(terminal, a, f"IMEI {imei!r} is not 14-16 digits")
-            elif a.code == 1403:
-                sv = _str(a)
-                if not (len(sv) == 2 and sv.isascii() and sv.isdigit()):
-                    raise _invalid_in_terminal(terminal, a, f"Software-Version {sv!r} is not 2 digits")
-            elif a.code == 1471:
-                meid = a.data
-    except RemoteProtocolError as e:
-        # §7.5: report a member inside its Grouped parent.
-        if e.failed_avp is not None and e.failed_avp[:4] != b"\0\0\x05\x79":
-            e.failed_avp = encode_avp(terminal.code, e.failed_avp, flags=terminal.flags & 0x7F,
-                                      vendor_id=terminal.vendor_id)
-        raise
-    if imei is None and meid is None:
-        raise missing_avp(d.IMEI, inside=d.TERMINAL_INFORMATION)
+    imei, sv, meid = _terminal(terminal)
     return EquipmentCheckRequested(
-        hop_by_hop=msg.hop_by_hop,
-        end_to_end=msg.end_to_end,
-        flags=msg.flags,
+        hop_by_hop=hop_by_hop,
+        end_to_end=end_to_end,
+        flags=flags,
         session_id=session,
         origin_host=origin_host,
         origin_realm=origin_realm,
@@ -197,9 +271,39 @@ def decode_ecr(msg: Message, session_avp_bytes: bytes | None = None) -> Equipmen
         software_version=sv,
         meid=meid,
         imsi=imsi,
-        session_id_avp=session_avp_bytes or session_raw,
+        session_id_avp=session_raw,
         proxy_info=b"".join(proxy),
     )
+
+
+def _terminal(terminal: Avp) -> tuple[str | None, str | None, bytes | None]:
+    """Terminal-Information (TS 29.272 §7.3.3): IMEI 14-16 digits, Software-Version 2 digits,
+    or a 3GPP2-MEID; members are checked like any AVP and reported inside their parent (§7.5)."""
+    imei = sv = None
+    meid: bytes | None = None
+    try:
+        for a in terminal.children():
+            if a.vendor_id == VENDOR_3GPP and a.code == 1402:
+                imei = _str(a)
+                if not (14 <= len(imei) <= 16 and imei.isascii() and imei.isdigit()):
+                    raise _invalid_in_terminal(terminal, a, f"IMEI {imei!r} is not 14-16 digits")
+            elif a.vendor_id == VENDOR_3GPP and a.code == 1403:
+                sv = _str(a)
+                if not (len(sv) == 2 and sv.isascii() and sv.isdigit()):
+                    raise _invalid_in_terminal(terminal, a, f"Software-Version {sv!r} is not 2 digits")
+            elif a.vendor_id == VENDOR_3GPP and a.code == 1471:
+                meid = a.data
+            else:
+                validate_avps([a], 1)
+    except RemoteProtocolError as e:
+        if e.failed_avp is not None and e.failed_avp[:4] != b"\0\0\x05\x79":
+            e.failed_avp = encode_avp(
+                terminal.code, e.failed_avp, flags=terminal.flags & 0x7F, vendor_id=terminal.vendor_id
+            )
+        raise
+    if imei is None and meid is None:
+        raise missing_avp(d.IMEI, inside=d.TERMINAL_INFORMATION)
+    return imei, sv, meid
 
 
 def _invalid_in_terminal(terminal: Avp, member: Avp, text: str) -> RemoteProtocolError:
