@@ -33,6 +33,7 @@ from .map_eir import (
     decode_check_imei_reply,
     encode_check_imei_begin,
 )
+from .tcap import TcapError, decode_tcap
 
 __all__ = [
     "CheckImeiAnswered",
@@ -206,8 +207,6 @@ class EirSigtranStack:
     def _route_for(self, tcap_bytes: bytes) -> Route | None:
         """The route of a dialogue whose message the TCAP core produced on a timer (an Abort):
         found by its destination transaction id."""
-        from .tcap import TcapError, decode_tcap
-
         try:
             msg = decode_tcap(tcap_bytes)
         except TcapError:

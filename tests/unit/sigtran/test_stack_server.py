@@ -1,0 +1,97 @@
+"""The M3UA asyncio adapter (eir.servers.m3ua) in-process, with checkers that really wait.
+
+The system tests run ``eir serve`` with SQLite, whose checks complete without suspending (the
+adapter's eager path). These drive the other path — a check that awaits — plus a failing checker,
+back-pressure (``max_in_flight``) and a graceful shutdown with checks still in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from eir.config import Config, M3uaConfig
+from eir.events import NullEvents
+from eir.model import CheckRequest, Status, Verdict
+from eir.servers import m3ua as server_mod
+from simulations.msc import SimulatedMsc
+
+
+class SlowChecker:
+    """A Checker whose answer takes ``delay`` seconds (a remote store, say): grey for everything."""
+
+    def __init__(self, delay: float = 0.01, fail: bool = False) -> None:
+        self.delay = delay
+        self.fail = fail
+        self.seen: list[CheckRequest] = []
+
+    async def check(self, request: CheckRequest) -> Verdict:
+        self.seen.append(request)
+        await asyncio.sleep(self.delay)
+        if self.fail:
+            raise RuntimeError("store exploded")
+        return Verdict(status=Status.GREY, rule="test")
+
+
+async def start(checker: SlowChecker, **m3ua: object) -> server_mod.M3uaServer:
+    cfg = Config(m3ua=M3uaConfig(listen=["127.0.0.1:0"], transports=["tcp"], **m3ua))  # type: ignore[arg-type]
+    return await server_mod.start(cfg, checker, NullEvents())
+
+
+async def test_waiting_checker_answers() -> None:
+    checker = SlowChecker()
+    srv = await start(checker)
+    host, port, transport = srv.addresses()[0]
+    assert transport == "tcp"
+    msc = await SimulatedMsc.connect(host, port)
+    try:
+        r = await msc.check("35809101685355", version=3, imsi="262011234567890")
+        assert r.verdict == "grey"
+        assert checker.seen[0].imei == "35809101685355"  # the MAP spare digit is not passed on
+        assert checker.seen[0].imsi == "262011234567890" and checker.seen[0].origin == "491700000008"
+        assert checker.seen[0].extras == {"map_version": 3, "vendor": "huawei"}
+    finally:
+        await msc.close()
+        await srv.shutdown(1.0)
+
+
+async def test_failing_checker_gives_system_failure() -> None:
+    srv = await start(SlowChecker(fail=True))
+    host, port, _ = srv.addresses()[0]
+    msc = await SimulatedMsc.connect(host, port)
+    try:
+        assert (await msc.check("35809101685355", version=2)).verdict == "error:system_failure"
+    finally:
+        await msc.close()
+        await srv.shutdown(1.0)
+
+
+async def test_back_pressure_still_answers_everything() -> None:
+    srv = await start(SlowChecker(delay=0.001), max_in_flight=4)
+    host, port, _ = srv.addresses()[0]
+    msc = await SimulatedMsc.connect(host, port)
+    try:
+        s = await msc.load("35809101685355", count=300, window=64, version=2)
+        assert s.verdicts == {"grey": 300}
+    finally:
+        await msc.close()
+        await srv.shutdown(1.0)
+
+
+async def test_shutdown_lets_in_flight_checks_answer() -> None:
+    srv = await start(SlowChecker(delay=0.3))
+    host, port, _ = srv.addresses()[0]
+    msc = await SimulatedMsc.connect(host, port)
+    pending = asyncio.create_task(msc.check("35809101685355", version=2))
+    await asyncio.sleep(0.05)
+    await srv.shutdown(2.0)
+    assert (await pending).verdict == "grey"
+    await asyncio.wait_for(msc._p.closed.wait(), 2)
+    assert not srv.associations
+
+
+@pytest.mark.skipif(server_mod.sctp_available() is None, reason="this kernel has SCTP")
+def test_sctp_unavailable_is_explained() -> None:
+    reason = server_mod.sctp_available()
+    assert reason is not None and "SCTP" in reason
