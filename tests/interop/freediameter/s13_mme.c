@@ -613,6 +613,23 @@ done:
 	return NULL;
 }
 
+/* freeDiameter 1.2's peer thread reads, when it starts, whether the daemon has already started; if
+ * so it delays the first connection by "random() % 4" s plus a fraction, and random() is unseeded:
+ * 3.85 s every time. The thread is created while the conf file is parsed, before extensions load,
+ * but on a busy machine it may not run before the daemon starts. Waiting here until it has left
+ * STATE_NEW (it reads the flag first) makes the first connection attempt immediate. */
+static void let_peer_thread_start(void)
+{
+	int i;
+	for (i = 0; i < 1000; i++) {
+		struct peer_hdr *peer = NULL;
+		if (fd_peer_getbyid(conf.peer, strlen(conf.peer), 1, &peer) || !peer ||
+		    fd_peer_get_state(peer) != STATE_NEW)
+			return;
+		sleep_ms(1);
+	}
+}
+
 static int s13_mme_entry(char *conffile)
 {
 	long total;
@@ -635,6 +652,7 @@ static int s13_mme_entry(char *conffile)
 	CHECK_SYS(sem_init(&window_sem, 0, (unsigned)conf.window));
 	CHECK_POSIX(pthread_create(&runner, NULL, run, NULL));
 	runner_started = 1;
+	let_peer_thread_start();
 	return 0;
 }
 
