@@ -220,10 +220,15 @@ _FIXED_LEN = {
 class M3uaDecodeError(Exception):
     """A received message is malformed; ``code`` is the ERR Error Code to answer with (§3.8.1)."""
 
-    def __init__(self, code: ErrorCode, detail: str) -> None:
+    def __init__(self, code: ErrorCode, detail: str, *, routing_context: int | None = None,
+                 network_appearance: int | None = None) -> None:
         super().__init__(f"{code.name}: {detail}")
         self.code = code
         self.detail = detail
+        self.routing_context = routing_context
+        """§3.8.1: an ERR "Invalid Routing Context" carries the offending RC."""
+        self.network_appearance = network_appearance
+        """§3.8.1: an ERR "Invalid Network Appearance" carries the offending NA."""
 
 
 class LocalProtocolError(Exception):
@@ -769,9 +774,11 @@ class M3uaConnection:
     def _check_rc_na(self, rc: int | None, na: int | None) -> None:
         s = self.settings
         if rc is not None and s.routing_context is not None and rc != s.routing_context:
-            raise M3uaDecodeError(ErrorCode.INVALID_ROUTING_CONTEXT, f"routing context {rc}")
+            raise M3uaDecodeError(ErrorCode.INVALID_ROUTING_CONTEXT, f"routing context {rc}",
+                                  routing_context=rc)
         if na is not None and s.network_appearance is not None and na != s.network_appearance:
-            raise M3uaDecodeError(ErrorCode.INVALID_NETWORK_APPEARANCE, f"network appearance {na}")
+            raise M3uaDecodeError(ErrorCode.INVALID_NETWORK_APPEARANCE, f"network appearance {na}",
+                                  network_appearance=na)
 
     def _transition(self, inp: AspInput, msg: Message, raw: bytes, now: float, events: list[Event]) -> None:
         action, new = TRANSITIONS[(self.settings.role, self.state, inp)]
@@ -911,12 +918,13 @@ class M3uaConnection:
             events.append(AspStateChanged(old=old, new=new, asp_id=self.asp_id,
                                           routing_context=self.peer_routing_context))
 
-    def _err(self, code: ErrorCode, diagnostic: bytes, rc: tuple[int, ...] = ()) -> None:
+    def _err(self, code: ErrorCode, diagnostic: bytes, rc: tuple[int, ...] = (),
+             na: int | None = None) -> None:
         params: list[tuple[int, bytes]] = [(Tag.ERROR_CODE, U32.pack(code))]
         if rc:
             params.append((Tag.ROUTING_CONTEXT, _rc_bytes(rc)))
-        if self.settings.network_appearance is not None and code is ErrorCode.INVALID_NETWORK_APPEARANCE:
-            params.append((Tag.NETWORK_APPEARANCE, U32.pack(self.settings.network_appearance)))
+        if na is not None:
+            params.append((Tag.NETWORK_APPEARANCE, U32.pack(na)))
         if diagnostic:
             params.append((Tag.DIAGNOSTIC_INFO, diagnostic[:_ERR_DIAG_MAX]))
         self._out.append(encode_message(MessageType.ERR, params))
@@ -926,7 +934,9 @@ class M3uaConnection:
         if len(raw) >= 4 and raw[2] == 0 and raw[3] == 0:
             events.append(ErrorSent(code=e.code, detail=f"not answered (ERR is never answered): {e.detail}"))
             return
-        self._err(e.code, raw, rc)
+        if not rc and e.routing_context is not None:
+            rc = (e.routing_context,)
+        self._err(e.code, raw, rc, e.network_appearance)
         events.append(ErrorSent(code=e.code, detail=e.detail))
 
     def _terminate(self, reason: str) -> ConnectionTerminated:

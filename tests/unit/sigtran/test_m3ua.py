@@ -204,8 +204,12 @@ def test_err_paths(name: str, factory, data: bytes | None, stream: int | None, c
     assert events[0].code is code
     out = conn.data_to_send()
     assert err_code(out) == code
-    diag = messages(out)[0].get(Tag.DIAGNOSTIC_INFO)
-    assert diag == data[:40]  # the offending message, as Diagnostic Information
+    err = messages(out)[0]
+    assert err.get(Tag.DIAGNOSTIC_INFO) == data[:40]  # the offending message, as Diagnostic Information
+    if code is ErrorCode.INVALID_ROUTING_CONTEXT:  # §3.8.1: the offending RC goes back in the ERR
+        assert err.get_u32(Tag.ROUTING_CONTEXT) in (6, 9)
+    if code is ErrorCode.INVALID_NETWORK_APPEARANCE:
+        assert err.get_u32(Tag.NETWORK_APPEARANCE) == 4
     assert conn.state is state and not conn.closed
 
 
