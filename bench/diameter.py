@@ -38,15 +38,39 @@ def _minimal_responder(port_file: str) -> None:
     from protocols.diameter.codec import encode_raw
 
     origin = d.ORIGIN_HOST.encode("eir.localdomain") + d.ORIGIN_REALM.encode("localdomain")
-    vsai = d.VENDOR_SPECIFIC_APPLICATION_ID.encode(d.VENDOR_ID.encode(10415) + d.AUTH_APPLICATION_ID.encode(16777252))
+    vsai = d.VENDOR_SPECIFIC_APPLICATION_ID.encode(
+        d.VENDOR_ID.encode(10415) + d.AUTH_APPLICATION_ID.encode(16777252)
+    )
     ok = d.RESULT_CODE.encode(2001)
     templates = {
-        257: encode_raw(257, 0, 0, 0, 0, ok + origin + d.HOST_IP_ADDRESS.encode("127.0.0.1") + d.VENDOR_ID.encode(0)
-                        + d.PRODUCT_NAME.encode("minimal") + vsai),
+        257: encode_raw(
+            257,
+            0,
+            0,
+            0,
+            0,
+            ok
+            + origin
+            + d.HOST_IP_ADDRESS.encode("127.0.0.1")
+            + d.VENDOR_ID.encode(0)
+            + d.PRODUCT_NAME.encode("minimal")
+            + vsai,
+        ),
         280: encode_raw(280, 0, 0, 0, 0, ok + origin),
         282: encode_raw(282, 0, 0, 0, 0, ok + origin),
-        324: encode_raw(324, 0x40, 16777252, 0, 0, d.SESSION_ID.encode("eir.localdomain;1;1") + vsai + ok
-                        + d.AUTH_SESSION_STATE.encode(1) + origin + d.EQUIPMENT_STATUS.encode(0)),
+        324: encode_raw(
+            324,
+            0x40,
+            16777252,
+            0,
+            0,
+            d.SESSION_ID.encode("eir.localdomain;1;1")
+            + vsai
+            + ok
+            + d.AUTH_SESSION_STATE.encode(1)
+            + origin
+            + d.EQUIPMENT_STATUS.encode(0),
+        ),
     }
     hdr = struct.Struct(">IIIII")
 
@@ -117,12 +141,23 @@ def _start_eir(tmp: Path) -> tuple[subprocess.Popen[bytes], tuple[str, int], boo
     conf.write_text(yaml.safe_dump(cfg))
     lists = tmp / "lists.csv"
     lists.write_text(f"imei,status\n{IMEI},white\n")
-    subprocess.run([*eir, "lists", "import", str(lists), "--config", str(conf)], check=True, cwd=tmp,
-                   capture_output=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    subprocess.run(
+        [*eir, "lists", "import", str(lists), "--config", str(conf)],
+        check=True,
+        cwd=tmp,
+        capture_output=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
     ready = tmp / "ready.json"
     log = (tmp / "eir.log").open("wb")
-    proc = subprocess.Popen([*eir, "serve", "--config", str(conf), "--ready-file", str(ready)], cwd=tmp,
-                            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    proc = subprocess.Popen(
+        [*eir, "serve", "--config", str(conf), "--ready-file", str(ready)],
+        cwd=tmp,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
     info = json.loads(_wait_for(ready, proc, "eir serve"))
     host, port = info["diameter"][0][:2]
     return proc, (host, int(port)), True
@@ -130,8 +165,11 @@ def _start_eir(tmp: Path) -> tuple[subprocess.Popen[bytes], tuple[str, int], boo
 
 def _start_minimal(tmp: Path) -> tuple[subprocess.Popen[bytes], tuple[str, int]]:
     pf = tmp / "minimal.port"
-    proc = subprocess.Popen([sys.executable, "-m", "bench.diameter", "--minimal-responder", str(pf)], cwd=ROOT,
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.diameter", "--minimal-responder", str(pf)],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
     return proc, ("127.0.0.1", int(_wait_for(pf, proc, "minimal responder")))
 
 
@@ -162,8 +200,13 @@ async def _measure(addr: tuple[str, int], runs: list[tuple[int, int]], repeat: i
                 if best is None or s.rate > best.rate:
                     best = s
             check = await mme.load(IMEI, count=50, window=8, tally=True)
-            out[f"w{window}"] = {"count": count, "ecr_per_s": round(best.rate), "p50_ms": round(best.p50_ms, 3),
-                                 "p99_ms": round(best.p99_ms, 3), "answers": check.verdicts}
+            out[f"w{window}"] = {
+                "count": count,
+                "ecr_per_s": round(best.rate),
+                "p50_ms": round(best.p50_ms, 3),
+                "p99_ms": round(best.p99_ms, 3),
+                "answers": check.verdicts,
+            }
     finally:
         await mme.close()
     return out
@@ -179,8 +222,10 @@ def run(quick: bool) -> dict[str, Any]:
         loop_name = "uvloop"
     except ImportError:  # pragma: no cover
         runner, loop_name = asyncio.run, "asyncio"
-    results: dict[str, Any] = {"client": f"simulations.mme pipeline ({loop_name}, this process)",
-                               "server_loop": loop_name}
+    results: dict[str, Any] = {
+        "client": f"simulations.mme pipeline ({loop_name}, this process)",
+        "server_loop": loop_name,
+    }
     with tempfile.TemporaryDirectory(prefix="bench-s13-") as td:
         tmp = Path(td)
         proc, addr = _start_minimal(tmp)
@@ -198,8 +243,9 @@ def run(quick: bool) -> dict[str, Any]:
     min128 = results["minimal_responder"]["w128"]["ecr_per_s"]
     results["ratio_w128"] = round(eir128 / min128, 3) if min128 else None
     results["target"] = "ratio_w128 >= 0.8 and eir p99 <= 5 ms"
-    results["target_met"] = bool(results["ratio_w128"] and results["ratio_w128"] >= 0.8
-                                 and results["eir"]["w128"]["p99_ms"] <= 5.0)
+    results["target_met"] = bool(
+        results["ratio_w128"] and results["ratio_w128"] >= 0.8 and results["eir"]["w128"]["p99_ms"] <= 5.0
+    )
     print(json.dumps(results, indent=2))
     return results
 

@@ -177,7 +177,7 @@ def decode_ecr_raw(
     unpack = _AVP.unpack_from
     session = imsi = None
     ids: list[str | None] = [None, None, None, None]
-    terminal: Avp | None = None
+    terminal: tuple[int, int, int] | None = None
     auth_state = False
     session_raw = b""
     proxy: list[bytes] = []
@@ -230,13 +230,15 @@ def decode_ecr_raw(
                 auth_state = True
             elif code == 282:
                 _text(buf, ds, de, code, aflags, 0, True)
+            elif code == 260:
+                _check_vsai(buf, ds, de, aflags)
             else:
                 a = Avp(code, aflags, 0, bytes(buf[ds:de]))
                 validate_avps([a])
                 if code == 284:
                     proxy.append(bytes(buf[p : p + ((alen + 3) & ~3)]))
         elif code == 1401 and vendor == VENDOR_3GPP:
-            terminal = Avp(code, aflags, vendor, bytes(buf[ds:de]))
+            terminal = (ds, de, aflags)
         else:
             validate_avps([Avp(code, aflags, vendor, bytes(buf[ds:de]))])
         p += (alen + 3) & ~3
@@ -257,7 +259,7 @@ def decode_ecr_raw(
         raise missing_avp(d.AUTH_SESSION_STATE)
     if terminal is None:
         raise missing_avp(d.TERMINAL_INFORMATION)
-    imei, sv, meid = _terminal(terminal)
+    imei, sv, meid = _terminal_raw(buf, *terminal)
     return EquipmentCheckRequested(
         hop_by_hop=hop_by_hop,
         end_to_end=end_to_end,
@@ -276,31 +278,108 @@ def decode_ecr_raw(
     )
 
 
-def _terminal(terminal: Avp) -> tuple[str | None, str | None, bytes | None]:
+def _members(buf: bytes | bytearray, start: int, end: int) -> list[tuple[int, int, int, int, int]]:
+    """(code, flags, vendor, data start, data end) of each member of a Grouped payload, strictly
+    (lengths, reserved bits, padding); a fault raises without Failed-AVP (the caller adds its parent)."""
+    out = []
+    p = start
+    while p < end:
+        if end - p < 8:
+            raise RemoteProtocolError(
+                "truncated member AVP", result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH
+            )
+        code, word = _AVP.unpack_from(buf, p)
+        flags = word >> 24
+        length = word & 0xFFFFFF
+        if flags & 0x80:
+            if end - p < 12:
+                raise RemoteProtocolError(
+                    "truncated member AVP", result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH
+                )
+            vendor = _U32.unpack_from(buf, p + 8)[0]
+            hdr = 12
+        else:
+            vendor, hdr = 0, 8
+        if length < hdr or p + length > end:
+            raise RemoteProtocolError(
+                f"member AVP {code} has invalid length {length}",
+                result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH,
+            )
+        if flags & 0x1F:
+            raise RemoteProtocolError(
+                f"member AVP {code} has reserved flag bits set",
+                result_code=ResultCode.DIAMETER_INVALID_AVP_BITS,
+            )
+        out.append((code, flags, vendor, p + hdr, p + length))
+        p += (length + 3) & ~3
+    if p != end:
+        raise RemoteProtocolError(
+            "member AVP padding exceeds the group", result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH
+        )
+    return out
+
+
+def _in_parent(
+    e: RemoteProtocolError, buf: bytes | bytearray, start: int, end: int, code: int, flags: int, vendor: int
+) -> RemoteProtocolError:
+    """§7.5: a fault in a member is reported as the Grouped parent holding it (or, for a broken
+    group, the whole parent)."""
+    inner = e.failed_avp if e.failed_avp is not None else bytes(buf[start:end])
+    if e.failed_avp is None:
+        e.failed_avp = encode_avp(code, inner, flags=flags & 0x7F, vendor_id=vendor)
+    else:
+        e.failed_avp = encode_avp(code, inner, flags=flags & 0x7F, vendor_id=vendor)
+    return e
+
+
+def _check_vsai(buf: bytes | bytearray, start: int, end: int, flags: int) -> None:
+    """Vendor-Specific-Application-Id (RFC 6733 §6.11): Vendor-Id and one Application-Id, 4 bytes each."""
+    try:
+        for code, mflags, vendor, ds, de in _members(buf, start, end):
+            if vendor == 0 and (code == 266 or code == 258 or code == 259):
+                if de - ds != 4:
+                    raise RemoteProtocolError(
+                        f"AVP {code} must be 4 bytes",
+                        result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH,
+                        failed_avp=encode_avp(code, bytes(buf[ds:de]), flags=mflags),
+                    )
+            else:
+                validate_avps([Avp(code, mflags, vendor, bytes(buf[ds:de]))], 1)
+    except RemoteProtocolError as e:
+        raise _in_parent(e, buf, start, end, 260, flags, 0) from None
+
+
+def _terminal_raw(
+    buf: bytes | bytearray, start: int, end: int, flags: int
+) -> tuple[str | None, str | None, bytes | None]:
     """Terminal-Information (TS 29.272 §7.3.3): IMEI 14-16 digits, Software-Version 2 digits,
     or a 3GPP2-MEID; members are checked like any AVP and reported inside their parent (§7.5)."""
     imei = sv = None
     meid: bytes | None = None
     try:
-        for a in terminal.children():
-            if a.vendor_id == VENDOR_3GPP and a.code == 1402:
-                imei = _str(a)
+        for code, mflags, vendor, ds, de in _members(buf, start, end):
+            if vendor == VENDOR_3GPP and code == 1402:
+                imei = _text(buf, ds, de, code, mflags, vendor, False)
                 if not (14 <= len(imei) <= 16 and imei.isascii() and imei.isdigit()):
-                    raise _invalid_in_terminal(terminal, a, f"IMEI {imei!r} is not 14-16 digits")
-            elif a.vendor_id == VENDOR_3GPP and a.code == 1403:
-                sv = _str(a)
+                    raise RemoteProtocolError(
+                        f"IMEI {imei!r} is not 14-16 digits",
+                        result_code=_INVALID,
+                        failed_avp=encode_avp(code, bytes(buf[ds:de]), flags=mflags & 0x7F, vendor_id=vendor),
+                    )
+            elif vendor == VENDOR_3GPP and code == 1403:
+                sv = _text(buf, ds, de, code, mflags, vendor, False)
                 if not (len(sv) == 2 and sv.isascii() and sv.isdigit()):
-                    raise _invalid_in_terminal(terminal, a, f"Software-Version {sv!r} is not 2 digits")
-            elif a.vendor_id == VENDOR_3GPP and a.code == 1471:
-                meid = a.data
+                    raise RemoteProtocolError(
+                        f"Software-Version {sv!r} is not 2 digits",
+                        result_code=_INVALID,
+                        failed_avp=encode_avp(code, bytes(buf[ds:de]), flags=mflags & 0x7F, vendor_id=vendor),
+                    )
+            elif vendor == VENDOR_3GPP and code == 1471:
+                meid = bytes(buf[ds:de])
             else:
-                validate_avps([a], 1)
+                validate_avps([Avp(code, mflags, vendor, bytes(buf[ds:de]))], 1)
     except RemoteProtocolError as e:
-        if e.failed_avp is not None and e.failed_avp[:4] != b"\0\0\x05\x79":
-            e.failed_avp = encode_avp(
-                terminal.code, e.failed_avp, flags=terminal.flags & 0x7F, vendor_id=terminal.vendor_id
-            )
-        raise
+        raise _in_parent(e, buf, start, end, 1401, flags, VENDOR_3GPP) from None
     if imei is None and meid is None:
         raise missing_avp(d.IMEI, inside=d.TERMINAL_INFORMATION)
     return imei, sv, meid

@@ -49,7 +49,9 @@ class Recorder:
     chunks: list[tuple[bool, bytes]] = field(default_factory=list)
 
 
-async def read_messages(reader: asyncio.StreamReader, n: int, rec: Recorder, timeout: float = 5.0) -> list[bytes]:
+async def read_messages(
+    reader: asyncio.StreamReader, n: int, rec: Recorder, timeout: float = 5.0
+) -> list[bytes]:
     out = []
     for _ in range(n):
         head = await asyncio.wait_for(reader.readexactly(HEADER_LENGTH), timeout)
@@ -64,8 +66,13 @@ async def run_session(host: str, port: int) -> Recorder:
     """CER/CEA, DWR/DWA, one ECR per verdict, two error cases, DPR/DPA."""
     rec = Recorder()
     reader, writer = await asyncio.open_connection(host, port)
-    mme = DiameterPeer(role=Role.INITIATOR, origin_host="mme.lab", origin_realm="lab",
-                       destination_realm="localdomain", identifier_seed=5000)
+    mme = DiameterPeer(
+        role=Role.INITIATOR,
+        origin_host="mme.lab",
+        origin_realm="lab",
+        destination_realm="localdomain",
+        identifier_seed=5000,
+    )
     mme.start(0.0)
 
     async def send(data: bytes, answers: int = 1) -> list[bytes]:
@@ -81,25 +88,42 @@ async def run_session(host: str, port: int) -> Recorder:
     await send(mme.data_to_send())  # CER → CEA
     origin = d.ORIGIN_HOST.encode("mme.lab") + d.ORIGIN_REALM.encode("lab")
     await send(encode_raw(280, 0x80, 0, 77, 77, origin))  # DWR → DWA
-    for i, imei in enumerate(("15123456789012", "25123456789012", "35123456789012", "45123456789012",
-                              "55123456789012")):
-        mme.send_ecr(0.0, session_id=f"mme.lab;1;{i}", imei=imei, software_version="01",
-                     imsi="001010123456789")
+    for i, imei in enumerate(
+        ("15123456789012", "25123456789012", "35123456789012", "45123456789012", "55123456789012")
+    ):
+        mme.send_ecr(
+            0.0, session_id=f"mme.lab;1;{i}", imei=imei, software_version="01", imsi="001010123456789"
+        )
         await send(mme.data_to_send())
     # error: an IMEI that is not 14-16 digits → 5004 with Failed-AVP
     mme.send_ecr(0.0, session_id="mme.lab;1;99", imei="1234567890123", software_version="01")
     await send(mme.data_to_send())
     # error: unknown command 325 in S13 → 3001 with the E bit
-    await send(encode_raw(325, 0xC0, d.APP_S13, 78, 78, d.SESSION_ID.encode("mme.lab;1;100") + origin
-                          + d.DESTINATION_REALM.encode("localdomain") + d.AUTH_SESSION_STATE.encode(1)))
+    await send(
+        encode_raw(
+            325,
+            0xC0,
+            d.APP_S13,
+            78,
+            78,
+            d.SESSION_ID.encode("mme.lab;1;100")
+            + origin
+            + d.DESTINATION_REALM.encode("localdomain")
+            + d.AUTH_SESSION_STATE.encode(1),
+        )
+    )
     mme.close(0.0)
     await send(mme.data_to_send())  # DPR → DPA
     writer.close()
     return rec
 
 
-def write_pcap(path: str, rec: Recorder, client: tuple[str, int] = ("10.0.0.1", 40000),
-               server: tuple[str, int] = ("10.0.0.2", 3868)) -> None:
+def write_pcap(
+    path: str,
+    rec: Recorder,
+    client: tuple[str, int] = ("10.0.0.1", 40000),
+    server: tuple[str, int] = ("10.0.0.2", 3868),
+) -> None:
     """Ethernet + IPv4 + TCP frames with consistent sequence numbers (handshake included)."""
 
     def ip_bytes(a: str) -> bytes:
@@ -124,10 +148,25 @@ def write_pcap(path: str, rec: Recorder, client: tuple[str, int] = ("10.0.0.1", 
         csum = checksum(pseudo + tcp_nc + payload)
         tcp = tcp_nc[:16] + struct.pack(">H", csum) + tcp_nc[18:]
         total = 20 + len(tcp) + len(payload)
-        iph = struct.pack(">BBHHHBBH4s4s", 0x45, 0, total, len(frames) & 0xFFFF, 0x4000, 64, 6, 0,
-                          ip_bytes(src[0]), ip_bytes(dst[0]))
+        iph = struct.pack(
+            ">BBHHHBBH4s4s",
+            0x45,
+            0,
+            total,
+            len(frames) & 0xFFFF,
+            0x4000,
+            64,
+            6,
+            0,
+            ip_bytes(src[0]),
+            ip_bytes(dst[0]),
+        )
         iph = iph[:10] + struct.pack(">H", checksum(iph)) + iph[12:]
-        eth = (b"\x02\0\0\0\0\x02" + b"\x02\0\0\0\0\x01") if c2s else (b"\x02\0\0\0\0\x01" + b"\x02\0\0\0\0\x02")
+        eth = (
+            (b"\x02\0\0\0\0\x02" + b"\x02\0\0\0\0\x01")
+            if c2s
+            else (b"\x02\0\0\0\0\x01" + b"\x02\0\0\0\0\x02")
+        )
         frames.append(eth + b"\x08\x00" + iph + tcp + payload)
         seq[c2s] = (s_seq + len(payload) + (1 if flags & 0x03 else 0)) & 0xFFFFFFFF
 

@@ -14,7 +14,10 @@ from eir.servers.diameter import start
 
 from .s13_session import Events, TableChecker, run_session, s13_config, write_pcap
 
-pytestmark = [pytest.mark.interop, pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark missing")]
+pytestmark = [
+    pytest.mark.interop,
+    pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark missing"),
+]
 
 
 def tshark(*args: str) -> str:
@@ -37,26 +40,59 @@ async def capture(tmp_path: Path) -> Path:
 
 
 async def test_tshark_decodes_the_session(capture: Path) -> None:
-    fields = ["diameter.cmd.code", "diameter.flags.request", "diameter.flags.error", "diameter.IMEI",
-              "diameter.Equipment-Status", "diameter.Result-Code", "diameter.Experimental-Result-Code",
-              "diameter.Session-Id", "diameter.Failed-AVP"]
-    out = tshark("-r", str(capture), "-Y", "diameter", "-T", "fields", "-E", "separator=|",
-                 *sum((["-e", f] for f in fields), []))
+    fields = [
+        "diameter.cmd.code",
+        "diameter.flags.request",
+        "diameter.flags.error",
+        "diameter.IMEI",
+        "diameter.Equipment-Status",
+        "diameter.Result-Code",
+        "diameter.Experimental-Result-Code",
+        "diameter.Session-Id",
+        "diameter.Failed-AVP",
+    ]
+    out = tshark(
+        "-r",
+        str(capture),
+        "-Y",
+        "diameter",
+        "-T",
+        "fields",
+        "-E",
+        "separator=|",
+        *[x for f in fields for x in ("-e", f)],
+    )
     rows = [dict(zip(fields, line.split("|"), strict=True)) for line in out.splitlines()]
     cmds = [(r["diameter.cmd.code"], r["diameter.flags.request"]) for r in rows]
     assert cmds[:4] == [("257", "1"), ("257", "0"), ("280", "1"), ("280", "0")]
     assert cmds[-2:] == [("282", "1"), ("282", "0")]
     ecas = [r for r in rows if r["diameter.cmd.code"] == "324" and r["diameter.flags.request"] == "0"]
     ecrs = [r for r in rows if r["diameter.cmd.code"] == "324" and r["diameter.flags.request"] == "1"]
-    assert [r["diameter.IMEI"] for r in ecrs] == ["15123456789012", "25123456789012", "35123456789012",
-                                                  "45123456789012", "55123456789012", "1234567890123"]
-    got = [(r["diameter.Result-Code"], r["diameter.Equipment-Status"], r["diameter.Experimental-Result-Code"])
-           for r in ecas]
-    assert got == [("2001", "0", ""), ("2001", "2", ""), ("2001", "1", ""), ("", "", "5422"),
-                   ("5012", "", ""), ("5004", "", "")]
+    assert [r["diameter.IMEI"] for r in ecrs] == [
+        "15123456789012",
+        "25123456789012",
+        "35123456789012",
+        "45123456789012",
+        "55123456789012",
+        "1234567890123",
+    ]
+    got = [
+        (r["diameter.Result-Code"], r["diameter.Equipment-Status"], r["diameter.Experimental-Result-Code"])
+        for r in ecas
+    ]
+    assert got == [
+        ("2001", "0", ""),
+        ("2001", "2", ""),
+        ("2001", "1", ""),
+        ("", "", "5422"),
+        ("5012", "", ""),
+        ("5004", "", ""),
+    ]
     assert ecas[-1]["diameter.Failed-AVP"] != ""
     unknown = [r for r in rows if r["diameter.cmd.code"] == "325" and r["diameter.flags.request"] == "0"]
-    assert unknown and unknown[0]["diameter.Result-Code"] == "3001" and unknown[0]["diameter.flags.error"] == "1"
+    assert (
+        unknown and unknown[0]["diameter.Result-Code"] == "3001" and unknown[0]["diameter.flags.error"] == "1"
+    )
     assert all(r["diameter.Session-Id"] for r in ecas)
 
 
