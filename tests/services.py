@@ -19,6 +19,7 @@ Fixtures:
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import itertools
@@ -31,10 +32,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
+
+T = TypeVar("T")
 
 PG_BIN = Path(os.environ.get("EIR_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -326,3 +330,59 @@ def import_in_other_process(kind: str, url: str, key: str, status: str, prefix: 
     if r.returncode != 0:
         raise RuntimeError(f"import in other process failed: {r.stderr[-2000:]}")
     return int(r.stdout.strip().splitlines()[-1])
+
+
+# --- how the servers call the checker ---------------------------------------------------------------
+
+
+class _Resume:
+    """Continue, inside a Task, a coroutine that was stepped once by hand and yielded ``first``."""
+
+    def __init__(self, coro: Any, first: Any) -> None:
+        self.coro, self.first = coro, first
+
+    def __await__(self) -> Any:
+        pending = self.first
+        while True:
+            try:
+                sent = yield pending
+            except BaseException as e:
+                try:
+                    pending = self.coro.throw(e)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    pending = self.coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
+async def run_eagerly(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Start a coroutine the way the servers start a check: its first step runs inline in a loop
+    callback (outside any Task, like ``data_received``), the rest in a Task if it suspends."""
+    loop = asyncio.get_running_loop()
+    result: asyncio.Future[T] = loop.create_future()
+
+    def step() -> None:
+        coro = make()
+        try:
+            first = coro.send(None)
+        except StopIteration as stop:
+            result.set_result(stop.value)
+            return
+        except BaseException as e:
+            result.set_exception(e)
+            return
+
+        async def rest() -> None:
+            try:
+                result.set_result(await _Resume(coro, first))
+            except BaseException as e:
+                result.set_exception(e)
+
+        tasks.add(loop.create_task(rest()))
+
+    tasks: set[asyncio.Task[None]] = set()
+    loop.call_soon(step)
+    return await result

@@ -198,6 +198,17 @@ def _parse_pairings(fields: dict[str, str]) -> dict[tuple[str, str, str], Pairin
     return out
 
 
+
+async def _in_task() -> None:
+    """Make sure what follows runs inside an asyncio Task.
+
+    The servers step a check's coroutine eagerly (inline in ``data_received``) and only wrap it in a
+    Task when it suspends; asyncio timeouts (``asyncio.timeout``, used by the client libraries for
+    connect/acquire/socket timeouts) refuse to run outside a Task. A remote call suspends anyway,
+    so yielding once first costs nothing that matters and keeps the timeouts working."""
+    if asyncio.current_task() is None:
+        await asyncio.sleep(0)
+
 class RedisStore(IdentityStore):
     """redis.asyncio client; see the module docstring for the keyspace and guarantees."""
 
@@ -270,6 +281,7 @@ class RedisStore(IdentityStore):
         return ":".join((self.prefix, *map(str, parts)))
 
     async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        await _in_task()
         try:
             return await self._scripts[name](keys=keys, args=args, client=self.redis)
         except _UNAVAILABLE as e:
@@ -311,6 +323,7 @@ class RedisStore(IdentityStore):
     async def import_version(self, entries: Iterable[ListEntry], pairings: Iterable[Pairing], *,
                              source: str, delta: bool = False,
                              removals: Iterable[ListEntry | Pairing] = ()) -> ListVersion:
+        await _in_task()
         r = self.redis
         try:
             vid = int(await r.incr(self._k("seq")))
@@ -431,6 +444,7 @@ class RedisStore(IdentityStore):
             _log.warning("prune_versions_failed", error=str(e))
 
     async def versions(self) -> list[ListVersion]:
+        await _in_task()
         r = self.redis
         try:
             active = await r.get(self._k("active"))
@@ -446,6 +460,7 @@ class RedisStore(IdentityStore):
                 for v, m in zip(ids, metas, strict=True) if m]
 
     async def active_version(self) -> int | None:
+        await _in_task()
         try:
             v = await self.redis.get(self._k("active"))
         except _UNAVAILABLE as e:
@@ -497,6 +512,7 @@ class RedisStore(IdentityStore):
         """Register ``callback``; after a reconnect it is also called with the active version, as a
         flip may have been missed meanwhile. The first call subscribes and waits (at most the connect
         timeout) until subscribed, so that a change made right after is not missed."""
+        await _in_task()
         if callback not in self._callbacks:
             self._callbacks.append(callback)
         if self._listener is None or self._listener.done():

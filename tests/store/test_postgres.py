@@ -12,7 +12,13 @@ import pytest
 from eir.model import Status
 from eir.store.base import EntryKind, ListEntry
 from eir.store.postgres import PostgresStore
-from tests.services import PostgresServer, import_in_other_process, postgres_server, postgres_url
+from tests.services import (
+    PostgresServer,
+    import_in_other_process,
+    postgres_server,
+    postgres_url,
+    run_eagerly,
+)
 
 __all__ = ["postgres_server", "postgres_url"]  # fixtures used here
 
@@ -117,3 +123,22 @@ async def test_postgres_scheme_alias_and_lookup_of_15_digits(postgres_server: Po
         assert (await s.imsi_rules("262011234567890", "352099001761481")).pairing is None
     finally:
         await s.close()
+
+
+async def test_hot_path_started_outside_a_task(store: PostgresStore) -> None:
+    """The servers step a check inline in ``data_received`` (no current Task) and wrap it in a
+    Task only when it suspends; the client's timeouts must still work."""
+    await store.import_version([imei("35209900176148", Status.GREY)], [], source="t")
+    fresh = PostgresStore(store.url)  # an empty pool: the first call must connect
+    await fresh.open()
+    try:
+        await fresh._get_pool().expire_connections()
+        r = await run_eagerly(lambda: fresh.lookup("35209900176148"))
+        assert r.imei is not None and r.imei.status is Status.GREY
+        rules = await run_eagerly(lambda: fresh.imsi_rules("262011234567890", "35209900176148"))
+        assert not rules.locked
+        s = await run_eagerly(lambda: fresh.observe("35209900176148", "262011234567890", "a", 1.0, 60))
+        assert s.distinct_imsis == 1
+        await run_eagerly(lambda: fresh.watch(lambda _v: None))
+    finally:
+        await fresh.close()

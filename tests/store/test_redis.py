@@ -11,7 +11,7 @@ import pytest
 from eir.model import Status
 from eir.store.base import EntryKind, ListEntry, StoreError
 from eir.store.redis import RedisStore
-from tests.services import import_in_other_process, redis_server, redis_url
+from tests.services import import_in_other_process, redis_server, redis_url, run_eagerly
 
 __all__ = ["redis_server", "redis_url"]  # fixtures used here
 
@@ -100,3 +100,21 @@ async def test_delta_that_raced_another_import_fails_cleanly(store: RedisStore) 
     assert (await store.lookup("35209900000002")).imei is None
     keys = await store.redis.keys("eir:v:*")
     assert all(k.startswith(f"eir:v:{other[0]}:") or k.startswith("eir:v:1:") for k in keys), keys
+
+
+async def test_hot_path_started_outside_a_task(store: RedisStore, redis_url: str) -> None:
+    """The servers step a check inline in ``data_received`` (no current Task) and wrap it in a
+    Task only when it suspends; the client's socket timeouts must still work."""
+    await store.import_version([imei("35209900176148", Status.GREY)], [], source="t")
+    fresh = RedisStore(redis_url)
+    await fresh.open()
+    try:
+        r = await run_eagerly(lambda: fresh.lookup("35209900176148"))
+        assert r.imei is not None and r.imei.status is Status.GREY
+        rules = await run_eagerly(lambda: fresh.imsi_rules("262011234567890", "35209900176148"))
+        assert not rules.locked
+        s = await run_eagerly(lambda: fresh.observe("35209900176148", "262011234567890", "a", 1.0, 60))
+        assert s.distinct_imsis == 1
+        await run_eagerly(lambda: fresh.watch(lambda _v: None))
+    finally:
+        await fresh.close()

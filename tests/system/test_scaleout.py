@@ -1,0 +1,83 @@
+"""Scale-out: two ``eir serve`` processes sharing PostgreSQL (the lists) and Redis (the clone
+observations, ``store.observations_url``), driven over S13 by the simulated MME.
+
+They give the same verdicts, each sees a list import made through the other at once, and a clone
+whose two sightings reach different instances is caught (the second instance counts the first
+one's sighting, which is only in Redis).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+import redis
+
+from simulations.mme import SimulatedMme
+from tests.services import postgres_server, postgres_url, redis_server, redis_url
+
+__all__ = ["postgres_server", "postgres_url", "redis_server", "redis_url"]  # fixtures used here
+
+pytestmark = pytest.mark.system
+
+LISTS = "imei,status\n35394206000002,black\n35394207,grey\n"
+LISTED, IN_TAC, UNLISTED = "35394206000002", "35394207123456", "35394208000008"
+CLONED = "35394209000005"
+
+
+async def _verdicts(eir: Any, imeis: list[str], imsi: str | None = None) -> list[str]:
+    mme = await SimulatedMme.connect(*eir.diameter)
+    try:
+        return [(await mme.check(i, imsi=imsi)).verdict for i in imeis]
+    finally:
+        await mme.close()
+
+
+def test_two_instances_share_lists_and_clone_sightings(eir_factory: Any, postgres_url: str,
+                                                       redis_url: str) -> None:
+    config = {
+        "store": {"url": postgres_url, "observations_url": redis_url},
+        "m3ua": {"enabled": False},
+        "policy": {"unknown_equipment": "white",
+                   "clone": {"enabled": True, "max_imsis": 2, "window": 600, "distinct_origins": False,
+                             "verdict": "grey"}},
+    }
+    a = eir_factory(config, lists=LISTS)  # the lists go to PostgreSQL through a's CLI
+    b = eir_factory(config)
+
+    # 1. the same verdicts from both
+    imeis = [LISTED, IN_TAC, UNLISTED]
+    expected = ["black", "grey", "white"]
+    assert asyncio.run(_verdicts(a, imeis)) == expected
+    assert asyncio.run(_verdicts(b, imeis)) == expected
+
+    # 2. a list import through b's CLI reaches both running instances (LISTEN/NOTIFY drops their
+    #    cached answers); bounded wait, as the notification travels asynchronously
+    new = b.tmp / "new.csv"
+    new.write_text("imei,status\n35394206000002,white\n35394208000008,black\n")
+    b.cli("lists", "import", str(new))
+    want = ["white", "white", "black"]  # the TAC row is gone with the full import
+    for eir in (a, b):
+        deadline = time.monotonic() + 10
+        got = asyncio.run(_verdicts(eir, imeis))
+        while got != want and time.monotonic() < deadline:
+            time.sleep(0.1)
+            got = asyncio.run(_verdicts(eir, imeis))
+        assert got == want, eir.log()[-3000:]
+
+    # 3. one IMEI, two IMSIs, each sighting at a different instance: the second one is a clone
+    assert asyncio.run(_verdicts(a, [CLONED], imsi="001010000000001")) == ["white"]
+    assert asyncio.run(_verdicts(b, [CLONED], imsi="001010000000002")) == ["grey"]
+    assert asyncio.run(_verdicts(a, [CLONED], imsi="001010000000001")) == ["grey"]
+    b.wait_for_log("clone_suspected", imei=CLONED)
+    # the sightings are in Redis (not in either process)
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        members = r.zrange(f"eir:o:{CLONED}", 0, -1)
+        assert sorted(m for m in members if m.startswith("i")) == ["i001010000000001", "i001010000000002"]
+    finally:
+        r.close()
+    assert a.stop() == 0
+    assert b.stop() == 0
