@@ -9,7 +9,8 @@ freeDiameter is configured TCP-only (``No_SCTP``), client-only (``Port = 0; SecP
 listening socket, it only connects out) and without TLS (``No_TLS`` on the peer; no certificate is
 needed then — checked with 1.2.1).
 
-Used by ``tests/interop/test_freediameter.py`` and ``bench/freediameter.py``.
+Used by ``tests/interop/test_freediameter.py`` and ``bench/freediameter.py``; by hand:
+``python -m tests.interop.freediameter.fd 127.0.0.1:3868 490154203237518 35394206000002,01,001010123456789``.
 """
 
 from __future__ import annotations
@@ -319,3 +320,40 @@ def run_mme(workdir: Path, eir: tuple[str, int], requests: Sequence[Ecr | str], 
     """
     with MmeProcess(workdir, eir, requests, extension=extension, **options) as mme:
         return mme.wait(timeout)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run freeDiameter as an MME by hand: ``python -m tests.interop.freediameter.fd HOST:PORT IMEI…``."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m tests.interop.freediameter.fd", description=main.__doc__)
+    p.add_argument("eir", help="HOST:PORT of the EIR's Diameter listener")
+    p.add_argument("imei", nargs="+", help="IMEI[,SV[,IMSI]] (an empty IMEI sends no Terminal-Information)")
+    p.add_argument("--window", type=int, default=1)
+    p.add_argument("--count", type=int, default=0, help="bench mode: N ECRs cycling over the IMEIs")
+    p.add_argument("--peer", default="eir.localdomain", help="the EIR's Diameter identity")
+    p.add_argument("--realm", default="localdomain")
+    p.add_argument("--workdir", type=Path, default=None)
+    args = p.parse_args(argv)
+    host, _, port = args.eir.rpartition(":")
+    requests = []
+    for spec in args.imei:
+        imei, sv, imsi = ([*spec.split(","), "", ""])[:3]
+        requests.append(Ecr(imei, sv or None, imsi or None))
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="fd-mme-"))
+    r = run_mme(workdir, (host.strip("[]"), int(port)), requests, window=args.window, count=args.count,
+                peer=args.peer, dest_host=args.peer, dest_realm=args.realm, realm=args.realm)
+    for a in r.answers:
+        print(f"{a.imei or '(no Terminal-Information)'}: result={a.result_code} "
+              f"experimental={a.experimental_result_code} equipment_status={a.equipment_status} "
+              f"failed_avp={a.failed_avp} {a.latency_us} us")
+    if r.summary and args.count:
+        print(r.summary)
+    for line in [*r.errors, *r.parse_errors, *r.timeouts]:
+        print("problem:", line)
+    print(f"freeDiameter log and results in {workdir}")
+    return 0 if r.opened and not (r.errors or r.parse_errors or r.timeouts) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
