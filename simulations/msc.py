@@ -333,7 +333,13 @@ def register(sim_subparsers: Any) -> None:
 
 def _command(args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(_run(args))
+        import uvloop
+
+        runner: Any = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
+        runner = asyncio.run
+    try:
+        return int(runner(_run(args)))
     except (OSError, TimeoutError, ConnectionError) as e:
         print(f"eir sim msc: {e}", file=sys.stderr)
         return 1

@@ -20,7 +20,7 @@ message is answered by the TCAP core (Abort / Reject).
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import m3ua, sccp
 from .map_eir import (
@@ -272,6 +272,8 @@ class CheckImeiClient:
         self.return_on_error = return_on_error
         self._next_tid = 1
         self.outstanding: dict[int, tuple[float, int]] = {}
+        self._begin_cache: dict[tuple[object, ...], tuple[bytes, bytes]] = {}
+        self._reply_cache: dict[bytes, CheckImeiOutcome] = {}
 
     def start(self, now: float) -> list[m3ua.Event]:
         return self.m3ua.start(now)
@@ -289,9 +291,21 @@ class CheckImeiClient:
         """Queue a Begin with one checkIMEI invoke; returns its originating transaction id."""
         tid = self._next_tid
         self._next_tid = tid + 1 if tid < 0xFFFFFFFF else 1
-        begin = encode_check_imei_begin(otid=tid, version=version, invoke_id=invoke_id, imei=imei, imsi=imsi,
+        key = (imei, version, imsi, requested_bmuef, vendor, invoke_id)
+        template = self._begin_cache.get(key)
+        if template is None:
+            # A load generator sends the same Begin again and again but for the OTID: encode it once
+            # and patch the 4 OTID octets (found by encoding with two different OTIDs).
+            a = encode_check_imei_begin(otid=0, version=version, invoke_id=invoke_id, imei=imei, imsi=imsi,
                                         requested_bmuef=requested_bmuef, vendor=vendor)
-        self.send_tcap(begin)
+            b = encode_check_imei_begin(otid=0xFFFFFFFF, version=version, invoke_id=invoke_id, imei=imei,
+                                        imsi=imsi, requested_bmuef=requested_bmuef, vendor=vendor)
+            at = next(i for i in range(len(a)) if a[i] != b[i])
+            template = (a[:at], a[at + 4:])
+            if len(self._begin_cache) >= 64:
+                self._begin_cache.clear()
+            self._begin_cache[key] = template
+        self.send_tcap(template[0] + tid.to_bytes(4, "big") + template[1])
         self.outstanding[tid] = (now, version)
         return tid
 
@@ -331,9 +345,23 @@ class CheckImeiClient:
                 out.append(SccpDiscarded(reason="reply for no outstanding dialogue", opc=ev.data.opc))
                 continue
             sent, version = self.outstanding.pop(tid)
-            out.append(CheckImeiAnswered(otid=tid, outcome=decode_check_imei_reply(msg.data), sent_at=sent,
+            out.append(CheckImeiAnswered(otid=tid, outcome=self._decode_reply(msg.data), sent_at=sent,
                                          version=version))
         return out
+
+    def _decode_reply(self, data: bytes) -> CheckImeiOutcome:
+        """Replies that differ only in the DTID decode alike: memoise on the rest (bounded)."""
+        if len(data) < 8 or data[2] != 0x49 or data[3] != 4 or data[1] & 0x80:
+            return decode_check_imei_reply(data)
+        key = data[:4] + data[8:]
+        got = self._reply_cache.get(key)
+        if got is None:
+            got = decode_check_imei_reply(data)
+            if len(self._reply_cache) >= 256:
+                self._reply_cache.clear()
+            self._reply_cache[key] = got
+            return got
+        return replace(got, dtid=int.from_bytes(data[4:8], "big"))
 
     def data_to_send(self) -> bytes:
         return self.m3ua.data_to_send()
