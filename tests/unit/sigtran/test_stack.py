@@ -7,6 +7,8 @@ Every answer the EIR builds is also decoded layer by layer with pycrate (M3UA, S
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pycrate_asn1dir import TCAP_MAPv2v3
 from pycrate_mobile.M3UA import parse_M3UA
 from pycrate_mobile.SCCP import parse_SCCP
@@ -182,3 +184,19 @@ def test_unanswered_dialogue_is_aborted_back_to_the_sender() -> None:
     req = next(e for e in events if isinstance(e, CheckImeiRequested))
     eir.answer(req, EquipmentStatus.WHITE_LISTED)
     assert eir.data_to_send() == b""
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=200), st.booleans())
+def test_fuzz_stack_never_raises(payload: bytes, as_tcap: bool) -> None:
+    """Any SCCP payload, or any TCAP payload inside a valid UDT, yields events — never an exception."""
+    client, eir = make_pair()
+    if as_tcap:
+        client.send_tcap(payload)
+    else:
+        client.send_sccp(payload)
+    eir.receive_data(client.data_to_send(), 0.0)
+    eir.handle_timer(100.0)
+    out = eir.data_to_send()
+    if out:
+        client.receive_data(out, 0.0)
