@@ -1,8 +1,9 @@
 """SCCP connectionless messages (ITU-T Q.713), sans-IO: what an EIR behind M3UA needs.
 
 * UDT (§4.10), XUDT (§4.18), UDTS (§4.11) and XUDTS (§4.19) — all decoded; UDT/XUDT/UDTS/XUDTS
-  encoded. Answers mirror the request's form: UDT for UDT, XUDT for XUDT (what jSS7 and Osmocom
-  do; an XUDT sender may rely on the optional part, e.g. Importance).
+  encoded. Answers mirror the request's form: UDT for UDT (a checkIMEI End always fits one UDT),
+  XUDT for XUDT — the sender's network evidently carries XUDT, and the answer keeps the request's
+  Importance (§3.19). (Not checked against a vendor EIR trace: none with XUDT was available.)
 * Called/calling party addresses (§3.4): routing indicator, point code (14-bit ITU, little-endian
   on the wire), SSN and Global Title indicators 1-4 (§3.4.2.3) with translation type, numbering
   plan, encoding scheme (BCD odd/even) and nature of address; digits are BCD low nibble first.
