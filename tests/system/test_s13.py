@@ -3,12 +3,19 @@ checking white, grey, black and unknown IMEIs over S13; metrics, logs and gracef
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import subprocess
 import urllib.request
 from typing import Any
 
 import pytest
 
+from eir.config import Config, DiameterConfig
+from eir.model import CheckRequest, Status, Verdict
+from eir.servers.diameter import sctp_available, start
+from protocols.diameter import dictionary as d
+from protocols.diameter.codec import encode_raw
 from simulations.mme import SimulatedMme
 from tests.eirproc import eir_command
 
@@ -84,3 +91,168 @@ async def test_graceful_shutdown_sends_dpr(eir: Any) -> None:
     await asyncio.sleep(0)
     assert rc == 0
     assert mme.closed and mme.close_reason == "peer-dpr"
+
+
+# --- the asyncio server in-process (no subprocess): transports, back-pressure, shutdown ----------
+
+
+class GateChecker:
+    """Holds every check until released; records the order it was asked in."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.seen: list[str] = []
+
+    async def check(self, request: CheckRequest) -> Verdict:
+        self.seen.append(request.imei)
+        if request.imei.startswith("9"):  # the slow ones wait for the gate
+            await self.gate.wait()
+        return Verdict(status=Status.WHITE if request.imei[1] == "1" else Status.BLACK, rule="test")
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.items: list[tuple[str, dict[str, Any]]] = []
+
+    def publish(self, topic: str, payload: dict[str, Any]) -> None:
+        self.items.append((topic, payload))
+
+
+def _config(**kw: Any) -> Config:
+    base: dict[str, Any] = {"listen": ["127.0.0.1:0"], "transports": ["tcp"]}
+    base.update(kw)
+    return Config(diameter=DiameterConfig(**base), shutdown_grace=2.0)
+
+
+def _has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+async def test_several_listen_addresses_and_sctp_detection(capsys: Any) -> None:
+    listen = ["127.0.0.1:0", "[::1]:0"] if _has_ipv6() else ["127.0.0.1:0", "127.0.0.2:0"]
+    server = await start(_config(listen=listen, transports=["tcp", "sctp"]), GateChecker(), Sink())
+    try:
+        addrs = server.addresses()
+        assert len([a for a in addrs if a[2] == "tcp"]) == 2 and all(a[1] > 0 for a in addrs)
+        for host, port, transport in addrs:
+            if transport == "tcp":
+                mme = await SimulatedMme.connect(host, port)
+                assert (await mme.check("31123456789012")).verdict == "white"
+                await mme.close()
+        if sctp_available() is None:
+            assert any(t == "sctp" for _, _, t in addrs)
+        else:
+            assert "sctp_unavailable" in capsys.readouterr().out
+    finally:
+        await server.shutdown(1.0)
+
+
+@pytest.mark.skipif(sctp_available() is not None, reason=f"no kernel SCTP here: {sctp_available()}")
+async def test_sctp_transport() -> None:  # pragma: no cover - the CI kernel has no SCTP
+    server = await start(_config(transports=["sctp"]), GateChecker(), Sink())
+    try:
+        host, port, _ = server.addresses()[0]
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (host, port))
+        sock.close()
+    finally:
+        await server.shutdown(1.0)
+
+
+async def test_pipelined_answers_do_not_wait_for_a_slow_check_and_backpressure() -> None:
+    checker = GateChecker()
+    server = await start(_config(max_in_flight=4), checker, Sink())
+    host, port, _ = server.addresses()[0]
+    mme = await SimulatedMme.connect(host, port)
+    try:
+        slow = [asyncio.ensure_future(mme.check(f"9{i}123456789012", timeout=10)) for i in range(1, 5)]
+        for _ in range(100):
+            if len(checker.seen) == 4:
+                break
+            await asyncio.sleep(0.01)
+        fast = asyncio.ensure_future(mme.check("31123456789012", timeout=10))
+        await asyncio.sleep(0.3)
+        # four slow checks are outstanding: the server stopped reading, the fifth is not even asked yet
+        # (messages already read when the limit is reached are still processed; reading stops after)
+        assert len(checker.seen) == 4 and not fast.done()
+        checker.gate.set()
+        results = await asyncio.gather(*slow, fast)
+        assert [r.verdict for r in results] == ["white", "black", "black", "black", "white"]
+        # with the gate open, a fast check overtakes nothing and is answered at once
+        checker.gate.clear()
+        slow2 = asyncio.ensure_future(mme.check("91123456789012", timeout=10))
+        await asyncio.sleep(0.05)
+        assert (await mme.check("32123456789012")).verdict == "black" and not slow2.done()
+        checker.gate.set()
+        assert (await slow2).verdict == "white"
+    finally:
+        await mme.close()
+        await server.shutdown(1.0)
+
+
+async def test_shutdown_answers_outstanding_checks_then_dpr() -> None:
+    checker = GateChecker()
+    sink = Sink()
+    server = await start(_config(), checker, sink)
+    host, port, _ = server.addresses()[0]
+    mme = await SimulatedMme.connect(host, port)
+    pending = asyncio.ensure_future(mme.check("91123456789012", timeout=10))
+    await asyncio.sleep(0.1)
+    stopping = asyncio.ensure_future(server.shutdown(3.0))
+    await asyncio.sleep(0.1)
+    checker.gate.set()
+    assert (await pending).verdict == "white"
+    await stopping
+    await asyncio.sleep(0.05)
+    assert mme.closed and mme.close_reason == "peer-dpr"
+    events = [p["event"] for t, p in sink.items if t == "peer"]
+    assert events == ["connected", "open", "closed", "disconnected"]
+
+
+async def test_silent_peer_is_closed_by_the_watchdog() -> None:
+    server = await start(_config(watchdog_interval=0.2), GateChecker(), Sink())
+    host, port, _ = server.addresses()[0]
+    reader, writer = await asyncio.open_connection(host, port)
+    from tests.unit.diameter.helpers import cer
+
+    writer.write(cer())
+    try:
+        cea = await asyncio.wait_for(reader.read(4096), 5)
+        assert cea[5:8] == b"\0\1\1"
+        # we never answer the DWR: the EIR sends it after Tw, suspects after 2*Tw, closes after 3*Tw
+        data = await asyncio.wait_for(reader.read(4096), 5)
+        assert data[4] & 0x80 and data[5:8] == b"\0\1\x18"  # DWR (280)
+        assert await asyncio.wait_for(reader.read(4096), 5) == b""  # closed
+    finally:
+        writer.close()
+        await server.shutdown(1.0)
+
+
+async def test_lost_framing_closes_the_connection() -> None:
+    server = await start(_config(), GateChecker(), Sink())
+    host, port, _ = server.addresses()[0]
+    mme = await SimulatedMme.connect(host, port)
+    await mme.send_raw(b"\x02\x00\x00\x14" + b"\x80\x00\x01\x44" + b"\0" * 12)  # version 2
+    for _ in range(50):
+        if mme.closed:
+            break
+        await asyncio.sleep(0.02)
+    assert mme.closed
+    await server.shutdown(1.0)
+
+
+async def test_error_answer_keeps_the_connection(tmp_path: Any) -> None:
+    server = await start(_config(), GateChecker(), Sink())
+    host, port, _ = server.addresses()[0]
+    mme = await SimulatedMme.connect(host, port)
+    origin = d.ORIGIN_HOST.encode("mme.sim.localdomain") + d.ORIGIN_REALM.encode("sim.localdomain")
+    await mme.send_raw(encode_raw(999, 0x80, 0, 1, 1, origin))  # unknown base command → 3001
+    assert (await mme.check("31123456789012")).verdict == "white"
+    await mme.close()
+    await server.shutdown(1.0)
