@@ -80,6 +80,12 @@ async def _measure(store: IdentityStore, n: int, rnd: random.Random) -> dict[str
     t = time.perf_counter()
     await asyncio.gather(*(one(q) for q in queries))
     t_conc = time.perf_counter() - t
+    # a delta of 1000 additions and 1000 removals on top of the n entries
+    t = time.perf_counter()
+    adds = [ListEntry(kind=EntryKind.IMEI, key=str(BASE + i * STEP + 1), status=Status.GREY) for i in range(1000)]
+    rms = [ListEntry(kind=EntryKind.IMEI, key=_key(i), status=Status.BLACK) for i in range(1000)]
+    await store.import_version(adds, [], source="delta", delta=True, removals=rms)
+    t_delta = time.perf_counter() - t
     obs: list[float] = []
     now = time.time()
     for k in range(1000):
@@ -90,6 +96,7 @@ async def _measure(store: IdentityStore, n: int, rnd: random.Random) -> dict[str
         "entries": v.entries,
         "import_seconds": round(t_import, 2),
         "import_rows_per_s": round(v.entries / t_import),
+        "delta_import_seconds": round(t_delta, 2),
         "lookup_p50_us": round(statistics.median(lat) * 1e6),
         "lookup_p99_us": round(_pct(lat, 0.99) * 1e6),
         "lookup_hit_ratio": round(hits / len(queries), 2),

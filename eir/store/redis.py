@@ -12,7 +12,9 @@ derive key names from the active version):
 ``P:versions``              sorted set of complete versions (score = id)
 ``P:building``              sorted set of versions being written (score = start time)
 ``P:v:<id>:meta``           hash: created, source, entries, pairings — written last
-``P:v:<id>:x``              hash: IMEI (14) / IMEISV (16) digits → packed entry
+``P:v:<id>:x:<b>``          hash: IMEI (14) / IMEISV (16) digits → packed entry, in bucket
+                            ``b = int(digits) mod 1024`` (small keys: a delta import's
+                            server-side COPY of each never holds Redis for long)
 ``P:v:<id>:r``              hash: range id (``kind:first:last``) → packed entry (ranges and TACs)
 ``P:v:<id>:s``              sorted set of elementary segments: member ``start:end:rangeid``,
                             score = start
@@ -83,6 +85,8 @@ _log = get_logger(component="store.redis")
 _UNAVAILABLE: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError,
                                                  TimeoutError)
 _ANY_ERROR: tuple[type[BaseException], ...] = (*_UNAVAILABLE, RedisError)
+BUCKETS = 1024        # exact entries are spread over this many hashes per version (IMEI mod)
+FLUSH_ROWS = 50_000   # exact rows buffered before a pipelined write
 BATCH = 1000          # fields per HSET / members per ZADD
 PIPELINE = 50         # commands per pipeline round trip
 STALE_BUILD = 3600.0  # a version still "building" after this long was abandoned by a dead process
@@ -95,7 +99,8 @@ local p = ARGV[1]
 local v = redis.call('GET', p .. ':active')
 if not v then return {false, false, false, false} end
 local base = p .. ':v:' .. v
-local x = redis.call('HMGET', base .. ':x', ARGV[2], ARGV[3])
+local x = {redis.call('HGET', base .. ':x:' .. ARGV[5], ARGV[2]), false}
+if ARGV[3] ~= '' then x[2] = redis.call('HGET', base .. ':x:' .. ARGV[6], ARGV[3]) end
 local r = false
 local seg = redis.call('ZREVRANGEBYSCORE', base .. ':s', ARGV[4], '-inf', 'LIMIT', 0, 1)
 if seg[1] then
@@ -294,7 +299,9 @@ class RedisStore(IdentityStore):
         imei14 = imei[:14]
         if not imei14.isdigit():
             raise StoreError(f"not an IMEI: {imei!r}")
-        _v, ie, sv, rng = await self._script("lookup", [], [self.prefix, imei14, imeisv or "", int(imei14)])
+        n = int(imei14)
+        args = [self.prefix, imei14, imeisv or "", n, n % BUCKETS, int(imeisv) % BUCKETS if imeisv else 0]
+        _v, ie, sv, rng = await self._script("lookup", [], args)
         if ie is None and sv is None and rng is None:
             return _NO_MATCH
         return Lookup(imei=unpack(ie) if ie else None, imeisv=unpack(sv) if sv else None,
@@ -318,7 +325,11 @@ class RedisStore(IdentityStore):
 
     # --- lists --------------------------------------------------------------------------------
     def _vkeys(self, vid: int | str) -> list[str]:
-        return [self._k("v", vid, s) for s in ("meta", "x", "r", "s", "p")]
+        """meta, r, s, p, then the BUCKETS exact-entry hashes."""
+        return [*(self._k("v", vid, s) for s in ("meta", "r", "s", "p")), *self._xkeys(vid)]
+
+    def _xkeys(self, vid: int | str) -> list[str]:
+        return [self._k("v", vid, "x", b) for b in range(BUCKETS)]
 
     async def import_version(self, entries: Iterable[ListEntry], pairings: Iterable[Pairing], *,
                              source: str, delta: bool = False,
@@ -344,50 +355,61 @@ class RedisStore(IdentityStore):
     async def _build(self, vid: int, entries: Iterable[ListEntry], pairings: Iterable[Pairing],
                      source: str, delta: bool, removals: Iterable[ListEntry | Pairing]) -> ListVersion:
         r = self.redis
-        kmeta, kx, kr, ks, kp = self._vkeys(vid)
+        kmeta, kr, ks, kp = self._vkeys(vid)[:4]
+        kx = self._xkeys(vid)
         try:
+            pipe = r.pipeline(transaction=False)
             base = await r.get(self._k("active")) if delta else None
             ranges: dict[str, ListEntry] = {}
             pairs: dict[tuple[str, str, str], Pairing] = {}
             if base is not None:
-                # server-side copies of the big hashes; the small ones are rebuilt here
-                _ob, ox, orr, _os, op = self._vkeys(base)
-                await r.copy(ox, kx)
+                # server-side copies of the exact-entry buckets (each small, so no COPY holds Redis
+                # for long); ranges and pairings are rebuilt here
+                _ob, orr, _os, op = self._vkeys(base)[:4]
+                for i in range(0, BUCKETS, PIPELINE):
+                    for src, dst in zip(self._xkeys(base)[i:i + PIPELINE], kx[i:i + PIPELINE], strict=True):
+                        pipe.copy(src, dst)
+                    await pipe.execute()
                 ranges = {k: unpack(v) for k, v in (await r.hgetall(orr)).items()}
                 pairs = _parse_pairings(await r.hgetall(op))
-                rm_exact: list[str] = []
+                rm_exact: dict[int, list[str]] = {}
                 for x in removals:
                     if isinstance(x, Pairing):
                         pairs.pop((x.kind.value, x.imsi, x.imei), None)
                     elif x.kind is EntryKind.IMEI or x.kind is EntryKind.IMEISV:
-                        rm_exact.append(x.key)
+                        rm_exact.setdefault(int(x.key) % BUCKETS, []).append(x.key)
                     else:
                         ranges.pop(range_id(x), None)
-                for i in range(0, len(rm_exact), BATCH):
-                    await r.hdel(kx, *rm_exact[i:i + BATCH])
+                for b, keys in rm_exact.items():
+                    for i in range(0, len(keys), BATCH):
+                        pipe.hdel(kx[b], *keys[i:i + BATCH])
+                await pipe.execute()
 
-            # additions: exact rows straight to the hash in pipelined batches; HSET upserts, so the
-            # last duplicate wins
-            pipe = r.pipeline(transaction=False)
-            batch: dict[str, str] = {}
-            queued = 0
+            # additions: exact rows to their bucket hashes in pipelined batches; HSET upserts, so
+            # the last duplicate wins
+            pending: dict[int, dict[str, str]] = {}
+            npending = 0
             for e in entries:
                 check_entry(e)
                 if e.kind is EntryKind.IMEI or e.kind is EntryKind.IMEISV:
-                    batch[e.key] = pack(e)
-                    if len(batch) >= BATCH:
-                        pipe.hset(kx, mapping=batch)
-                        batch = {}
-                        queued += 1
-                        if queued >= PIPELINE:
-                            await pipe.execute()
-                            queued = 0
+                    b = int(e.key) % BUCKETS
+                    m = pending.get(b)
+                    if m is None:
+                        m = pending[b] = {}
+                    m[e.key] = pack(e)
+                    npending += 1
+                    if npending >= FLUSH_ROWS:
+                        for b, m in pending.items():
+                            pipe.hset(kx[b], mapping=m)
+                        await pipe.execute()
+                        pending.clear()
+                        npending = 0
                 else:
                     rid = range_id(e)
                     ranges.pop(rid, None)  # a replaced range counts as the later row
                     ranges[rid] = e
-            if batch:
-                pipe.hset(kx, mapping=batch)
+            for b, m in pending.items():
+                pipe.hset(kx[b], mapping=m)
             for p in pairings:
                 check_pairing(p)
                 key = (p.kind.value, p.imsi, p.imei)
@@ -409,7 +431,9 @@ class RedisStore(IdentityStore):
                 pipe.hset(kp, mapping=dict(pitems[i:i + BATCH]))
             await pipe.execute()
 
-            n_entries = int(await r.hlen(kx)) + len(ranges)
+            for k in kx:
+                pipe.hlen(k)
+            n_entries = sum(map(int, await pipe.execute())) + len(ranges)
             created = time.time()
             await r.hset(kmeta, mapping={"created": repr(created), "source": source,
                                          "entries": n_entries, "pairings": len(pairs)})
@@ -499,7 +523,7 @@ class RedisStore(IdentityStore):
             return
         r = self.redis
         try:
-            for key in (self._k("v", v, "x"), self._k("v", v, "r")):
+            for key in (*self._xkeys(v), self._k("v", v, "r")):
                 async for _f, packed in r.hscan_iter(key, count=5000):
                     yield unpack(packed)
             for p in await self.pairings():

@@ -258,12 +258,12 @@ async def test_redis_import_abandoned_by_a_dead_process_is_swept(rd_store: Redis
     """A process killed mid-import leaves its version's keys behind, never active; the next import
     sweeps them once they are older than STALE_BUILD."""
     r = rd_store.redis
-    await r.hset("eir:v:77:x", mapping={"35209900000001": "junk"})
+    await r.hset("eir:v:77:x:5", mapping={"35209900000001": "junk"})
     await r.zadd("eir:building", {"77": time.time() - 7200})
-    await r.hset("eir:v:78:x", mapping={"35209900000002": "junk"})
+    await r.hset("eir:v:78:x:5", mapping={"35209900000002": "junk"})
     await r.zadd("eir:building", {"78": time.time()})  # maybe still running elsewhere: kept
     v = await rd_store.import_version([imei("35209900176148")], [], source="next")
-    assert await r.exists("eir:v:77:x") == 0
-    assert await r.exists("eir:v:78:x") == 1
+    assert await r.exists("eir:v:77:x:5") == 0
+    assert await r.exists("eir:v:78:x:5") == 1
     assert await r.zrange("eir:building", 0, -1) == ["78"]
     assert await rd_store.active_version() == v.id

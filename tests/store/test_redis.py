@@ -118,3 +118,16 @@ async def test_hot_path_started_outside_a_task(store: RedisStore, redis_url: str
         await run_eagerly(lambda: fresh.watch(lambda _v: None))
     finally:
         await fresh.close()
+
+
+async def test_delta_over_many_buckets(store: RedisStore) -> None:
+    base = [imei(str(35209900000000 + i * 7)) for i in range(30_000)]
+    await store.import_version(base, [], source="full")
+    removed = base[::10]
+    added = [imei(str(35209910000000 + i), Status.GREY) for i in range(500)]
+    v = await store.import_version(added, [], source="delta", delta=True, removals=removed)
+    assert v.entries == 30_000 - len(removed) + len(added)
+    assert (await store.lookup(removed[7].key)).imei is None
+    assert (await store.lookup(base[11].key)).imei is not None
+    assert (await store.lookup(added[-1].key)).imei.status is Status.GREY  # type: ignore[union-attr]
+    assert len([x async for x in store.export()]) == v.entries
