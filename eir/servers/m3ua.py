@@ -150,6 +150,10 @@ class _Association(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.timer is not None:
             self.timer.cancel()
+        core = self.stack.m3ua
+        if core.state is not m3ua.AspState.DOWN:  # cut without ASPDN: the ASP is down all the same
+            old, core.state = core.state, m3ua.AspState.DOWN
+            self._state_changed(m3ua.AspStateChanged(old=old, new=m3ua.AspState.DOWN, asp_id=core.asp_id))
         if self.counted_active:
             _PEERS.dec()
             self.counted_active = False
