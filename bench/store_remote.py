@@ -82,7 +82,8 @@ async def _measure(store: IdentityStore, n: int, rnd: random.Random) -> dict[str
     t_conc = time.perf_counter() - t
     # a delta of 1000 additions and 1000 removals on top of the n entries
     t = time.perf_counter()
-    adds = [ListEntry(kind=EntryKind.IMEI, key=str(BASE + i * STEP + 1), status=Status.GREY) for i in range(1000)]
+    adds = [ListEntry(kind=EntryKind.IMEI, key=str(BASE + i * STEP + 1), status=Status.GREY)
+            for i in range(1000)]
     rms = [ListEntry(kind=EntryKind.IMEI, key=_key(i), status=Status.BLACK) for i in range(1000)]
     await store.import_version(adds, [], source="delta", delta=True, removals=rms)
     t_delta = time.perf_counter() - t
