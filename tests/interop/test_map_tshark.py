@@ -1,9 +1,13 @@
 """Every M3UA message the EIR and the simulated MSC send, decoded by tshark (Wireshark 4.0).
 
-tshark 4.0 has no decode-as for M3UA over TCP, so the messages are written to a pcap with link type
-DLT 147 (USER0), one M3UA message per frame, and tshark is told that USER0 carries M3UA
-(``uat:user_dlts``). The messages come from the same sans-IO stacks the server and the simulator run
-(``EirSigtranStack`` / ``CheckImeiClient``), wired back to back.
+tshark 4.0 has no decode-as for M3UA over TCP. Two ways round it, both used here:
+
+* the message catalogue (every message type, error paths included) comes from the same sans-IO
+  stacks the server and the simulator run (``EirSigtranStack`` / ``CheckImeiClient``), wired back to
+  back, written one M3UA message per frame with link type DLT 147 (USER0) and tshark told that USER0
+  carries M3UA (``uat:user_dlts``);
+* a real ``eir serve`` session is recorded by a loopback TCP proxy, written as Ethernet/IPv4/TCP
+  frames, and decoded through ``m3ua_tcp.lua`` (M3UA framing by its length field on a TCP port).
 
 Standard messages must decode with no expert item of severity warning or above; the fields that
 matter are asserted (opcode 43, IMEI digits, equipment status, application context, SSNs, M3UA
