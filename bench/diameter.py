@@ -124,7 +124,7 @@ def _wait_for(path: Path, proc: subprocess.Popen[bytes], what: str, timeout: flo
     raise TimeoutError(f"{what} not ready")
 
 
-def _start_eir(tmp: Path) -> tuple[subprocess.Popen[bytes], tuple[str, int], bool]:
+def _start_eir(tmp: Path, clone: bool = True) -> tuple[subprocess.Popen[bytes], tuple[str, int], bool]:
     """`eir serve` with a list holding the benchmark IMEI. Returns (process, address, real checker)."""
     eir = [sys.executable, "-m", "eir.cli"]
     cfg = {
@@ -135,6 +135,7 @@ def _start_eir(tmp: Path) -> tuple[subprocess.Popen[bytes], tuple[str, int], boo
         "metrics": {"listen": "127.0.0.1:0"},
         "store": {"url": f"sqlite:///{tmp / 'data' / 'eir.db'}"},
         "shutdown_grace": 1.0,
+        "policy": {"clone": {"enabled": clone}},
     }
     (tmp / "data").mkdir(parents=True, exist_ok=True)
     conf = tmp / "eir.yaml"
@@ -238,10 +239,23 @@ def run(quick: bool) -> dict[str, Any]:
             results["eir"] = runner(_measure(addr, runs, repeat))
         finally:
             _stop(proc)
+        # the same without clone detection (which records an observation per check in SQLite)
+        proc, addr, _ = _start_eir(tmp / "noclone", clone=False)
+        try:
+            results["eir_clone_detection_off"] = runner(_measure(addr, runs, repeat))
+        finally:
+            _stop(proc)
         results["checker"] = "eir.checker.build_checker (policy + SQLite store)" if real else "constant"
     eir128 = results["eir"]["w128"]["ecr_per_s"]
     min128 = results["minimal_responder"]["w128"]["ecr_per_s"]
     results["ratio_w128"] = round(eir128 / min128, 3) if min128 else None
+    results["brief_reference_minimal_ecr_per_s"] = 23000
+    results["ratio_w128_vs_brief_reference"] = round(eir128 / 23000, 3)
+    results["note"] = (
+        "the minimal responder is measured with the same pre-encoded pipelined client as the EIR; with "
+        "it the no-logic floor is far above the ~23k ECR/s quoted in the brief for a simpler client, so "
+        "ratio_w128 compares full decoding + policy + SQLite against header patching only"
+    )
     results["target"] = "ratio_w128 >= 0.8 and eir p99 <= 5 ms"
     results["target_met"] = bool(
         results["ratio_w128"] and results["ratio_w128"] >= 0.8 and results["eir"]["w128"]["p99_ms"] <= 5.0
