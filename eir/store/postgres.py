@@ -500,10 +500,12 @@ class PostgresStore(IdentityStore):
 
     async def _prune_versions(self) -> None:
         """Drop all but the newest ``keep_versions`` versions (never the active one). Best effort:
-        a short lock timeout keeps it from holding up lookups; what is left goes next time."""
+        dropping a partition needs a brief ACCESS EXCLUSIVE lock on the parent, and lookups queue
+        behind a waiting request, so the wait is capped at 100 ms (another import's open
+        transaction, a long export); what is left goes at the next import."""
         try:
             async with self._get_pool().acquire(timeout=self.connect_timeout) as con, con.transaction():
-                    await con.execute("SET LOCAL lock_timeout = '2s'")
+                    await con.execute("SET LOCAL lock_timeout = '100ms'")
                     old = await con.fetch(
                         "SELECT id FROM eir_versions WHERE id IS DISTINCT FROM "
                         "(SELECT version_id FROM eir_active) ORDER BY id DESC OFFSET $1",
