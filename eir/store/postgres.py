@@ -505,16 +505,16 @@ class PostgresStore(IdentityStore):
         transaction, a long export); what is left goes at the next import."""
         try:
             async with self._get_pool().acquire(timeout=self.connect_timeout) as con, con.transaction():
-                    await con.execute("SET LOCAL lock_timeout = '100ms'")
-                    old = await con.fetch(
-                        "SELECT id FROM eir_versions WHERE id IS DISTINCT FROM "
-                        "(SELECT version_id FROM eir_active) ORDER BY id DESC OFFSET $1",
-                        max(self.keep_versions - 1, 0))
-                    for r in old:
-                        vid = int(r["id"])
-                        await con.execute(f"DROP TABLE IF EXISTS eir_exact_v{vid}, eir_ranges_v{vid}, "
-                                          f"eir_pairings_v{vid}")
-                        await con.execute("DELETE FROM eir_versions WHERE id = $1", vid)
+                await con.execute("SET LOCAL lock_timeout = '100ms'")
+                old = await con.fetch(
+                    "SELECT id FROM eir_versions WHERE id IS DISTINCT FROM "
+                    "(SELECT version_id FROM eir_active) ORDER BY id DESC OFFSET $1",
+                    max(self.keep_versions - 1, 0))
+                for r in old:
+                    vid = int(r["id"])
+                    await con.execute(f"DROP TABLE IF EXISTS eir_exact_v{vid}, eir_ranges_v{vid}, "
+                                      f"eir_pairings_v{vid}")
+                    await con.execute("DELETE FROM eir_versions WHERE id = $1", vid)
         except _UNAVAILABLE_OR_SQL as e:
             _log.warning("prune_versions_failed", error=str(e))
 
