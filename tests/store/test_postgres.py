@@ -142,3 +142,22 @@ async def test_hot_path_started_outside_a_task(store: PostgresStore) -> None:
         await run_eagerly(lambda: fresh.watch(lambda _v: None))
     finally:
         await fresh.close()
+
+
+async def test_imports_during_a_long_export(store: PostgresStore) -> None:
+    """An export holds its snapshot (and locks that a partition DROP must wait for): imports still
+    complete, lookups still answer, the export still sees its own version; the old versions are
+    dropped at a later import."""
+    await store.import_version([imei(f"3520990000{i:04d}") for i in range(3000)], [], source="big")
+    export = store.export()
+    first = await anext(export)
+    assert first.kind is EntryKind.IMEI  # type: ignore[union-attr]
+    for i in range(3):
+        v = await store.import_version([imei("35209900176148", Status.GREY)], [], source=f"v{i}")
+        assert (await store.lookup("35209900176148")).imei.status is Status.GREY  # type: ignore[union-attr]
+    rest = [x async for x in export]
+    assert len(rest) == 2999  # the export's version, whole, though it is no longer active
+    v = await store.import_version([imei("35209900176148", Status.BLACK)], [], source="after")
+    rows = await _sql(store.url, "SELECT count(*) AS n FROM pg_class WHERE relkind = 'r' "
+                                 "AND relname ~ '^eir_exact_v[0-9]+$'")
+    assert rows[0]["n"] == 2 and await store.active_version() == v.id
