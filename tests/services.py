@@ -4,6 +4,7 @@ Both run from the installed Debian binaries on a free loopback port, in a tempor
 with durability off (fsync=off, safe unless the OS itself crashes; no RDB/AOF): they start in about
 a second and leave nothing behind.
 PostgreSQL refuses to run as root, so under root (CI) its processes run as the ``postgres`` OS user.
+The newest installed PostgreSQL major is used (``EIR_TEST_PG_BIN`` overrides).
 
 The servers are process-wide singletons (started on first use, stopped at exit), so every test
 module that imports these fixtures shares one instance. Fault tests that stop a server use their
@@ -40,7 +41,16 @@ import pytest
 
 T = TypeVar("T")
 
-PG_BIN = Path(os.environ.get("EIR_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+def _pg_bin() -> Path:
+    """``EIR_TEST_PG_BIN``, else the newest Debian PostgreSQL (``/usr/lib/postgresql/<major>/bin``)."""
+    if os.environ.get("EIR_TEST_PG_BIN"):
+        return Path(os.environ["EIR_TEST_PG_BIN"])
+    found = sorted((p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/initdb")),
+                   key=lambda b: int(b.parent.name) if b.parent.name.isdigit() else 0)
+    return found[-1] if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 START_TIMEOUT = 20.0
 ROOT = Path(__file__).resolve().parents[1]
