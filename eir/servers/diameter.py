@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import struct
 import time
 import types
 from collections.abc import Coroutine, Generator
@@ -465,8 +466,6 @@ class DiameterServer:
 
 def _sctp_socket(host: str, port: int, reuse: bool) -> socket.socket:
     """A listening one-to-one SCTP socket (RFC 6733 §2.1.1) with PPID 46 on every message."""
-    import struct
-
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_SCTP)
     try:

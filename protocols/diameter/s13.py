@@ -145,11 +145,12 @@ def _text(
 ) -> str:
     try:
         if identity:
-            v = bytes(buf[start:stop]).decode("ascii")
-            if not v or " " in v or "\t" in v or "\r" in v or "\n" in v:
+            v = buf[start:stop].decode("ascii")
+            # DiameterIdentity is an FQDN (RFC 6733 §4.3.1): printable ASCII, no spaces
+            if not v or " " in v or not v.isprintable():
                 raise ValueError("not an FQDN")
             return v
-        return bytes(buf[start:stop]).decode("utf-8")
+        return buf[start:stop].decode("utf-8")
     except (UnicodeDecodeError, ValueError) as e:
         raise RemoteProtocolError(
             f"AVP {code}: invalid {'DiameterIdentity' if identity else 'UTF8String'} ({e})",
@@ -216,8 +217,8 @@ def decode_ecr_raw(
             if code == 263:
                 session = _text(buf, ds, de, code, aflags, 0, False)
                 session_raw = bytes(buf[p : p + ((alen + 3) & ~3)])
-            elif code in _ID_CODES:
-                ids[_ID_CODES[code]] = _text(buf, ds, de, code, aflags, 0, True)
+            elif (slot := _ID_CODES.get(code)) is not None:
+                ids[slot] = _text(buf, ds, de, code, aflags, 0, True)
             elif code == 1:
                 imsi = _text(buf, ds, de, code, aflags, 0, False)
             elif code == 277:
