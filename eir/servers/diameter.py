@@ -181,9 +181,10 @@ class _PeerConnection(asyncio.Protocol):
         try:
             events = core.receive_data(data, self.loop.time())
         except RemoteProtocolError as e:
-            PROTOCOL_ERRORS.labels(IFACE, _error_label(e.result_code)).inc()
+            # The framing is lost: the core queued its error answer and is CLOSED; its events
+            # (checks read before the fault, the error, ConnectionClosed) come with the exception.
             self.log.warning("diameter_framing_lost", result_code=int(e.result_code), error=str(e))
-            events = []
+            self._handle(e.events)
             self._flush()
             self._close_transport()
             return

@@ -22,6 +22,8 @@ class ProtocolError(Exception):
         self.result_code = result_code
         self.failed_avp = failed_avp
         self.error_message = message
+        self.events: list[object] = []
+        """Events the core produced before it raised (set by ``DiameterPeer.receive_data``)."""
 
 
 class RemoteProtocolError(ProtocolError):

@@ -324,6 +324,9 @@ class DiameterPeer:
                     break
                 self._handle_message(buf, pos, length, now)
                 pos += length
+        except RemoteProtocolError as e:
+            e.events = list(self._take_events())  # what happened before the framing was lost
+            raise
         finally:
             if pos:
                 del buf[:pos]

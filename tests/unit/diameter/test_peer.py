@@ -605,7 +605,15 @@ def test_lost_framing_answers_closes_and_raises(header: bytes, code: int) -> Non
     assert eir.state is PeerState.CLOSED
     m = pd(eir.data_to_send())
     assert pd_avp(m, 268) == code
-    assert eir._take_events()[-1] == ConnectionClosed(reason="protocol-error", result_code=code)
+    assert e.value.events[-1] == ConnectionClosed(reason="protocol-error", result_code=code)
+    assert isinstance(e.value.events[-2], ProtocolErrorOccurred)
+
+
+def test_events_before_lost_framing_come_with_the_error() -> None:
+    eir, _ = open_pair()
+    with pytest.raises(RemoteProtocolError) as e:
+        eir.receive_data(ecr(hbh=5) + b"\x02" + b"\0" * 19, 1.0)
+    assert types(e.value.events) == [EquipmentCheckRequested, ProtocolErrorOccurred, ConnectionClosed]
 
 
 def test_malformed_answer_is_dropped_not_raised() -> None:
