@@ -300,7 +300,9 @@ class RedisStore(IdentityStore):
         if not imei14.isdigit():
             raise StoreError(f"not an IMEI: {imei!r}")
         n = int(imei14)
-        args = [self.prefix, imei14, imeisv or "", n, n % BUCKETS, int(imeisv) % BUCKETS if imeisv else 0]
+        sv_ok = imeisv is not None and imeisv.isdigit()
+        args = [self.prefix, imei14, imeisv if sv_ok else "", n, n % BUCKETS,
+                int(imeisv) % BUCKETS if sv_ok else 0]  # type: ignore[arg-type]
         _v, ie, sv, rng = await self._script("lookup", [], args)
         if ie is None and sv is None and rng is None:
             return _NO_MATCH
