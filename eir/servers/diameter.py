@@ -162,6 +162,7 @@ class _PeerConnection(asyncio.Protocol):
             host_ip_addresses=(local_ip.split("%")[0],), vendor_id=cfg.vendor_id,
             product_name=cfg.product_name,
             origin_state_id=self.server.origin_state_id, watchdog_interval=cfg.watchdog_interval,
+            watchdog_jitter=2.0,
             dpa_timeout=min(5.0, max(1.0, self.server.config.shutdown_grace)),
             max_message_size=cfg.max_message_size,
             identifier_seed=int.from_bytes(os.urandom(4), "big"),

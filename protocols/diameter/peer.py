@@ -212,6 +212,7 @@ class DiameterPeer:
         product_name: str = "eir-emulator",
         origin_state_id: int | None = None,
         watchdog_interval: float = 30.0,
+        watchdog_jitter: float = 0.0,
         dpa_timeout: float = 5.0,
         max_message_size: int = 65536,
         max_pending: int = 65536,
@@ -234,6 +235,11 @@ class DiameterPeer:
         self._product = product_name
         self._osi = origin_state_id
         self._tw = watchdog_interval
+        self._jitter = max(0.0, min(watchdog_jitter, watchdog_interval / 3))
+        self._rng = (identifier_seed ^ 0x5DEECE66) & 0x7FFFFFFF
+        self._tw_next = watchdog_interval + self._draw_jitter()
+        """Tw for the next DWR: RFC 3539 §3.4.1 jitters it by up to ±2 s so that peers restarted
+        together do not send their DWRs in step. Drawn afresh after each DWR and DWA."""
         self._dpa_timeout = dpa_timeout
         self._max_size = max_message_size
         self._max_pending = max_pending
@@ -351,7 +357,15 @@ class DiameterPeer:
             return self._dpr_deadline
         if self._dwr_sent is not None:
             return self._dwr_sent + (2 * self._tw if self._suspect else self._tw)
-        return self._last_rx + self._tw
+        return self._last_rx + self._tw_next
+
+    def _draw_jitter(self) -> float:
+        """A deterministic pseudo-random offset in [-jitter, +jitter] (no ``random`` in the core:
+        the seed comes from the adapter, so tests replay exactly)."""
+        if not self._jitter:
+            return 0.0
+        self._rng = (self._rng * 1103515245 + 12345) & 0x7FFFFFFF
+        return (self._rng / 0x7FFFFFFF * 2.0 - 1.0) * self._jitter
 
     def handle_timer(self, now: float) -> list[Event]:
         """Handle every deadline that has passed (safe to call early or twice)."""
@@ -804,6 +818,7 @@ class DiameterPeer:
     def _do_note_dwa(self, msg: Message | None, now: float) -> None:
         self._dwr_sent = None
         self._suspect = False
+        self._tw_next = self._tw + self._draw_jitter()
         self._events.append(WatchdogAnswered())
 
     def _do_send_dwr(self, msg: Message | None, now: float) -> None:
@@ -812,6 +827,7 @@ class DiameterPeer:
             body += d.ORIGIN_STATE_ID.encode(self._osi)
         self._queue_request(Command.DEVICE_WATCHDOG, APP_COMMON, 0, body)
         self._dwr_sent = now
+        self._tw_next = self._tw + self._draw_jitter()
 
     def _do_send_dpr(self, msg: Message | None, now: float) -> None:
         cause = self._dpr_cause

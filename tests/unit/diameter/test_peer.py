@@ -282,6 +282,32 @@ def test_dwa_restores_watchdog() -> None:
     assert eir.get_timer() == 2 * TW + 1
 
 
+def test_watchdog_jitter_stays_within_two_seconds_and_replays() -> None:
+    def deadlines(seed: int) -> list[float]:
+        eir = responder(watchdog_jitter=2.0, identifier_seed=seed)
+        eir.receive_data(cer(), 0.0)
+        eir.data_to_send()
+        out = []
+        now = 0.0
+        for _ in range(20):
+            at = eir.get_timer()
+            assert at is not None
+            out.append(at - now)
+            eir.handle_timer(at)  # DWR
+            now = at + 0.5
+            eir.receive_data(dwa(eir_hbh(eir.data_to_send())), now)  # DWA re-arms with a fresh jitter
+        return out
+
+    d1 = deadlines(7)
+    assert all(TW - 2.0 <= x <= TW + 2.0 for x in d1)
+    assert len({round(x, 6) for x in d1}) > 10  # it does vary
+    assert d1 == deadlines(7)  # and is reproducible from the seed
+
+
+def eir_hbh(wire: bytes) -> int:
+    return int.from_bytes(wire[12:16], "big")
+
+
 def test_traffic_postpones_the_watchdog() -> None:
     eir, mme = open_pair(0.0)
     mme.send_ecr(20.0, session_id="s;1", imei=IMEI)
