@@ -139,7 +139,7 @@ class PolicyChecker:
                 r = self._rules.get((imsi, imei)) if self._cache_on else None
                 if r is None:
                     r = await self.store.imsi_rules(imsi, imei)
-                    if self._cache_on:
+                    if self._cache_on and len(imsi) <= 16:
                         if len(self._rules) >= CACHE_SIZE:
                             self._rules.clear()
                         self._rules[(imsi, imei)] = r
@@ -163,9 +163,15 @@ class PolicyChecker:
         return verdict
 
     async def _observe(self, imei: str, req: CheckRequest) -> Sightings | None:
+        imsi, origin = req.imsi, req.origin
+        # what the wire sent is stored: bound it (an IMSI has at most 15 digits, a DiameterIdentity
+        # or a GT is short too)
+        if imsi is not None and len(imsi) > 32:
+            imsi = imsi[:32]
+        if origin is not None and len(origin) > 255:
+            origin = origin[:255]
         try:
-            s = await self.observations.observe(imei, req.imsi, req.origin, time.time(),
-                                                self.policy.clone_window)
+            s = await self.observations.observe(imei, imsi, origin, time.time(), self.policy.clone_window)
         except _OUTAGE_ERRORS as e:
             self._store_failed("observations", self._obs_name, e, None)
             return None

@@ -365,3 +365,27 @@ async def test_explain_walks_every_rule() -> None:
 
 def test_verdicts_are_values() -> None:
     assert Verdict(status=W, rule="default").reason == "default"
+
+
+async def test_sqlite_checker_sees_another_process_import(tmp_path: Path) -> None:
+    """A second handle stands for ``eir lists import`` in another process: the serving checker's
+    answer cache is dropped when the store notices the new version (data_version polling)."""
+    import asyncio
+
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    serving = SqliteStore(url, str(tmp_path))
+    other = SqliteStore(url, str(tmp_path))
+    await other.open()
+    await other.import_version([E(EntryKind.IMEI, IMEI, B)], [], source="one")
+    config = load_config(None, environ={}, overrides={"store": {"poll_interval": 0.05}})
+    checker, _s, _e = await make(config=config, store=serving)
+    assert (await checker.check(req())).status is B
+    await other.import_version([E(EntryKind.IMEI, IMEI, W)], [], source="two")
+    for _ in range(250):
+        if (await checker.check(req())).status is W:
+            break
+        await asyncio.sleep(0.02)
+    assert (await checker.check(req())).status is W
+    assert _metric("eir_list_version") == 2
+    await other.close()
+    await serving.close()
