@@ -1,1 +1,1 @@
-"""Simulated network elements (MME, MSC/SGSN), load generation and trace replay; clients built on protocols/."""
+"""Simulated network elements (MME, MSC/SGSN) and load generation: clients built on protocols/."""
