@@ -88,12 +88,21 @@ async def test_graceful_shutdown_sends_dpr(eir: Any) -> None:
     import asyncio
 
     rc = await asyncio.to_thread(eir.stop)
-    await asyncio.sleep(0)
     assert rc == 0
-    assert mme.closed and mme.close_reason == "peer-dpr"
+    await _until(lambda: mme.closed)
+    assert mme.close_reason == "peer-dpr"
 
 
 # --- the asyncio server in-process (no subprocess): transports, back-pressure, shutdown ----------
+
+
+async def _until(cond: Any, timeout: float = 10.0) -> None:
+    """Wait for a condition the test needs before going on (not a timing assertion)."""
+    for _ in range(int(timeout / 0.01)):
+        if cond():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached")
 
 
 class GateChecker:
@@ -172,10 +181,7 @@ async def test_pipelined_answers_do_not_wait_for_a_slow_check_and_backpressure()
     mme = await SimulatedMme.connect(host, port)
     try:
         slow = [asyncio.ensure_future(mme.check(f"9{i}123456789012", timeout=10)) for i in range(1, 5)]
-        for _ in range(100):
-            if len(checker.seen) == 4:
-                break
-            await asyncio.sleep(0.01)
+        await _until(lambda: len(checker.seen) == 4)
         fast = asyncio.ensure_future(mme.check("31123456789012", timeout=10))
         await asyncio.sleep(0.3)
         # four slow checks are outstanding: the server stopped reading, the fifth is not even asked yet
@@ -184,10 +190,10 @@ async def test_pipelined_answers_do_not_wait_for_a_slow_check_and_backpressure()
         checker.gate.set()
         results = await asyncio.gather(*slow, fast)
         assert [r.verdict for r in results] == ["white", "black", "black", "black", "white"]
-        # with the gate open, a fast check overtakes nothing and is answered at once
+        # gate closed again: a fast check overtakes the slow one on the same connection
         checker.gate.clear()
         slow2 = asyncio.ensure_future(mme.check("91123456789012", timeout=10))
-        await asyncio.sleep(0.05)
+        await _until(lambda: len(checker.seen) == 6)
         assert (await mme.check("32123456789012")).verdict == "black" and not slow2.done()
         checker.gate.set()
         assert (await slow2).verdict == "white"
@@ -203,14 +209,14 @@ async def test_shutdown_answers_outstanding_checks_then_dpr() -> None:
     host, port, _ = server.addresses()[0]
     mme = await SimulatedMme.connect(host, port)
     pending = asyncio.ensure_future(mme.check("91123456789012", timeout=10))
-    await asyncio.sleep(0.1)
+    await _until(lambda: len(checker.seen) == 1)
     stopping = asyncio.ensure_future(server.shutdown(3.0))
     await asyncio.sleep(0.1)
     checker.gate.set()
     assert (await pending).verdict == "white"
     await stopping
-    await asyncio.sleep(0.05)
-    assert mme.closed and mme.close_reason == "peer-dpr"
+    await _until(lambda: mme.closed)
+    assert mme.close_reason == "peer-dpr"
     events = [p["event"] for t, p in sink.items if t == "peer"]
     assert events == ["connected", "open", "closed", "disconnected"]
 
@@ -239,11 +245,7 @@ async def test_lost_framing_closes_the_connection() -> None:
     host, port, _ = server.addresses()[0]
     mme = await SimulatedMme.connect(host, port)
     await mme.send_raw(b"\x02\x00\x00\x14" + b"\x80\x00\x01\x44" + b"\0" * 12)  # version 2
-    for _ in range(50):
-        if mme.closed:
-            break
-        await asyncio.sleep(0.02)
-    assert mme.closed
+    await _until(lambda: mme.closed)
     await server.shutdown(1.0)
 
 
