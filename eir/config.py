@@ -49,7 +49,8 @@ class DiameterConfig:
     watchdog_interval: float = 30.0
     """Tw (RFC 3539 §3.4.1), seconds. A peer silent for 2*Tw after a DWR is closed."""
     max_message_size: int = 65536
-    """Larger messages are answered with 3009 and the connection is closed."""
+    """Larger messages are answered with 5015 DIAMETER_INVALID_MESSAGE_LENGTH and the connection is
+    closed."""
     max_in_flight: int = 1024
     """Per connection: reading pauses when this many checks are outstanding."""
 
