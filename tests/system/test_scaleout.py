@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from simulations.mme import SimulatedMme
-from tests.services import postgres_server, postgres_url, redis_server, redis_url
+from tests.services import postgres_server, postgres_url, redis_server, redis_url, start_postgres, start_redis
 
 __all__ = ["postgres_server", "postgres_url", "redis_server", "redis_url"]  # fixtures used here
 
@@ -27,12 +27,20 @@ LISTED, IN_TAC, UNLISTED = "35394206000002", "35394207123456", "35394208000008"
 CLONED = "35394209000005"
 
 
-async def _verdicts(eir: Any, imeis: list[str], imsi: str | None = None) -> list[str]:
+async def _ask(eir: Any, imeis: list[str], imsi: str | None) -> list[str]:
     mme = await SimulatedMme.connect(*eir.diameter)
     try:
         return [(await mme.check(i, imsi=imsi)).verdict for i in imeis]
     finally:
         await mme.close()
+
+
+def _verdicts(eir: Any, imeis: list[str], imsi: str | None = None) -> list[str]:
+    """One S13 connection from the simulated MME, one ECR per IMEI (the EIR's log on failure)."""
+    try:
+        return asyncio.run(_ask(eir, imeis, imsi))
+    except Exception as e:
+        raise AssertionError(f"{type(e).__name__}: {e}\n{eir.log()[-6000:]}") from e
 
 
 def test_two_instances_share_lists_and_clone_sightings(eir_factory: Any, postgres_url: str,
@@ -50,8 +58,8 @@ def test_two_instances_share_lists_and_clone_sightings(eir_factory: Any, postgre
     # 1. the same verdicts from both
     imeis = [LISTED, IN_TAC, UNLISTED]
     expected = ["black", "grey", "white"]
-    assert asyncio.run(_verdicts(a, imeis)) == expected
-    assert asyncio.run(_verdicts(b, imeis)) == expected
+    assert _verdicts(a, imeis) == expected
+    assert _verdicts(b, imeis) == expected
 
     # 2. a list import through b's CLI reaches both running instances (LISTEN/NOTIFY drops their
     #    cached answers); bounded wait, as the notification travels asynchronously
@@ -61,16 +69,16 @@ def test_two_instances_share_lists_and_clone_sightings(eir_factory: Any, postgre
     want = ["white", "white", "black"]  # the TAC row is gone with the full import
     for eir in (a, b):
         deadline = time.monotonic() + 10
-        got = asyncio.run(_verdicts(eir, imeis))
+        got = _verdicts(eir, imeis)
         while got != want and time.monotonic() < deadline:
             time.sleep(0.1)
-            got = asyncio.run(_verdicts(eir, imeis))
+            got = _verdicts(eir, imeis)
         assert got == want, eir.log()[-3000:]
 
     # 3. one IMEI, two IMSIs, each sighting at a different instance: the second one is a clone
-    assert asyncio.run(_verdicts(a, [CLONED], imsi="001010000000001")) == ["white"]
-    assert asyncio.run(_verdicts(b, [CLONED], imsi="001010000000002")) == ["grey"]
-    assert asyncio.run(_verdicts(a, [CLONED], imsi="001010000000001")) == ["grey"]
+    assert _verdicts(a, [CLONED], imsi="001010000000001") == ["white"]
+    assert _verdicts(b, [CLONED], imsi="001010000000002") == ["grey"]
+    assert _verdicts(a, [CLONED], imsi="001010000000001") == ["grey"]
     b.wait_for_log("clone_suspected", imei=CLONED)
     # the sightings are in Redis (not in either process)
     r = redis.Redis.from_url(redis_url, decode_responses=True)
@@ -81,3 +89,40 @@ def test_two_instances_share_lists_and_clone_sightings(eir_factory: Any, postgre
         r.close()
     assert a.stop() == 0
     assert b.stop() == 0
+
+
+def test_store_outages_end_to_end(eir_factory: Any) -> None:
+    """Lists in PostgreSQL, sightings in Redis (private servers: they are stopped here). With the
+    observations store down the lists still decide (clone rule skipped); with the list store down
+    an uncached IMEI gets the configured fallback (S13 5012); both recover by themselves."""
+    pg, rd = start_postgres(), start_redis()
+    try:
+        config = {
+            "store": {"url": pg.new_database(), "observations_url": rd.url, "on_unavailable": "failure"},
+            "m3ua": {"enabled": False},
+            "policy": {"unknown_equipment": "white", "clone": {"enabled": True, "max_imsis": 2}},
+        }
+        eir = eir_factory(config, lists=LISTS)
+        assert _verdicts(eir, [LISTED], imsi="001010000000001") == ["black"]
+
+        rd.stop()
+        assert _verdicts(eir, [LISTED, UNLISTED], imsi="001010000000001") == ["black", "white"]
+        eir.wait_for_log("observations_unavailable")
+        rd.start()
+
+        pg.stop()
+        # cached answers may still come from the checker; an IMEI never asked before cannot
+        assert _verdicts(eir, [IN_TAC]) == ["error 5012"]
+        eir.wait_for_log("store_unavailable")
+        pg.start()
+        deadline = time.monotonic() + 15
+        got = _verdicts(eir, [IN_TAC])
+        while got != ["grey"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+            got = _verdicts(eir, [IN_TAC])
+        assert got == ["grey"]
+        eir.wait_for_log("store_recovered")
+        assert eir.stop() == 0
+    finally:
+        pg.destroy()
+        rd.destroy()
