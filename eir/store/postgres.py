@@ -425,19 +425,31 @@ class PostgresStore(IdentityStore):
                     names["eir_pairings"], columns=_PAIR_COLS, timeout=t,
                     records=[(p.kind.value, p.imsi, p.imei, p.reason) for p in chunk])
 
-            # 2. within one import the last duplicate wins (COPY appends, so ctid order is row order)
-            for parent, _index, same in _TABLES:
-                child = names[parent]
-                await con.execute(f"DELETE FROM {child} a USING {child} b WHERE {same} AND a.ctid < b.ctid",
-                                  timeout=t)
-
-            # 3. a delta: carry over the current version's rows that are neither removed nor replaced
+            # 2. within one import the last duplicate wins (COPY appends, so ctid order is row order);
+            # 3. a delta carries over the current version's rows that are neither removed nor
+            #    replaced; 4. indexes are built after the data.
             if delta and cur is not None:
+                for parent, _index, same in _TABLES:  # the additions of a delta are few: just dedupe
+                    await self._dedupe(con, names[parent], same)
                 await self._carry_over(con, names, int(cur), removals)
+                for parent, index, _same in _TABLES:
+                    await con.execute(index.format(t=names[parent]), timeout=t)
+            else:
+                for parent, index, same in _TABLES:
+                    child = names[parent]
+                    if "UNIQUE" in index:
+                        # the unique index finds duplicates for free; dedupe only when it fails
+                        try:
+                            async with con.transaction():
+                                await con.execute(index.format(t=child), timeout=t)
+                            continue
+                        except asyncpg.UniqueViolationError:
+                            pass
+                    await self._dedupe(con, child, same)
+                    await con.execute(index.format(t=child), timeout=t)
 
-            # 4. indexes after the data, then attach: the CHECK constraint spares the validation scan
-            for parent, index, _same in _TABLES:
-                await con.execute(index.format(t=names[parent]), timeout=t)
+            # 5. attach: the CHECK constraint spares the validation scan
+            for parent, _index, _same in _TABLES:
                 await con.execute(f"ANALYZE {names[parent]}", timeout=t)
                 await con.execute(f"ALTER TABLE {parent} ATTACH PARTITION {names[parent]} "
                                   f"FOR VALUES IN ({vid})", timeout=t)
@@ -454,6 +466,10 @@ class PostgresStore(IdentityStore):
                   delta=delta)
         return ListVersion(id=vid, created=created, source=source, entries=int(n_entries),
                            pairings=int(n_pairings), active=True)
+
+    async def _dedupe(self, con: asyncpg.Connection, child: str, same: str) -> None:
+        await con.execute(f"DELETE FROM {child} a USING {child} b WHERE {same} AND a.ctid < b.ctid",
+                          timeout=self.import_timeout)
 
     async def _carry_over(self, con: asyncpg.Connection, names: dict[str, str], cur: int,
                           removals: Iterable[ListEntry | Pairing]) -> None:
