@@ -180,7 +180,6 @@ def _chunks(it: Iterable[T], n: int) -> Iterator[list[T]]:
         yield chunk
 
 
-
 async def _in_task() -> None:
     """Make sure what follows runs inside an asyncio Task.
 
@@ -190,6 +189,7 @@ async def _in_task() -> None:
     so yielding once first costs nothing that matters and keeps the timeouts working."""
     if asyncio.current_task() is None:
         await asyncio.sleep(0)
+
 
 class PostgresStore(IdentityStore):
     """asyncpg pool; see the module docstring for layout and guarantees."""

@@ -203,7 +203,6 @@ def _parse_pairings(fields: dict[str, str]) -> dict[tuple[str, str, str], Pairin
     return out
 
 
-
 async def _in_task() -> None:
     """Make sure what follows runs inside an asyncio Task.
 
@@ -213,6 +212,7 @@ async def _in_task() -> None:
     so yielding once first costs nothing that matters and keeps the timeouts working."""
     if asyncio.current_task() is None:
         await asyncio.sleep(0)
+
 
 class RedisStore(IdentityStore):
     """redis.asyncio client; see the module docstring for the keyspace and guarantees."""
