@@ -379,7 +379,8 @@ class RedisStore(IdentityStore):
                     if isinstance(x, Pairing):
                         pairs.pop((x.kind.value, x.imsi, x.imei), None)
                     elif x.kind is EntryKind.IMEI or x.kind is EntryKind.IMEISV:
-                        rm_exact.setdefault(int(x.key) % BUCKETS, []).append(x.key)
+                        if x.key.isdigit():  # anything else is on no list
+                            rm_exact.setdefault(int(x.key) % BUCKETS, []).append(x.key)
                     else:
                         ranges.pop(range_id(x), None)
                 for b, keys in rm_exact.items():
