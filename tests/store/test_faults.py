@@ -267,3 +267,37 @@ async def test_redis_import_abandoned_by_a_dead_process_is_swept(rd_store: Redis
     assert await r.exists("eir:v:78:x:5") == 1
     assert await r.zrange("eir:building", 0, -1) == ["78"]
     assert await rd_store.active_version() == v.id
+
+
+# --- the change-notification connection alone is cut ------------------------------------------------
+
+
+async def test_postgres_watch_survives_its_connection_being_killed(pg: PostgresServer,
+                                                                   pg_store: PostgresStore) -> None:
+    seen: list[int] = []
+    await pg_store.watch(seen.append)
+    db = pg_store.url.rsplit("/", 1)[1]
+    killed = pg.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                     f"WHERE datname = '{db}' AND application_name = 'eir-listen'")
+    assert killed.strip() == "1"
+    other = PostgresStore(pg_store.url)
+    await other.open()
+    try:
+        v = await other.import_version([imei("35209900176148")], [], source="while reconnecting")
+    finally:
+        await other.close()
+    # notified either by LISTEN on the new connection or by the catch-up after reconnecting
+    await wait_for(lambda: v.id in seen)
+
+
+async def test_redis_watch_survives_its_connection_being_killed(rd_store: RedisStore) -> None:
+    seen: list[int] = []
+    await rd_store.watch(seen.append)
+    assert await rd_store.redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub") == 1
+    other = RedisStore(rd_store.url)
+    await other.open()
+    try:
+        v = await other.import_version([imei("35209900176148")], [], source="while reconnecting")
+    finally:
+        await other.close()
+    await wait_for(lambda: v.id in seen)
