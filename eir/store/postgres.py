@@ -239,6 +239,9 @@ class PostgresStore(IdentityStore):
         except _UNAVAILABLE as e:
             await self._close_pool()
             raise self._unavailable(e) from e
+        except asyncpg.PostgresError as e:  # e.g. no right to create the tables
+            await self._close_pool()
+            raise StoreError(f"PostgreSQL: cannot set up the schema: {type(e).__name__}: {e}") from e
 
     async def _migrate(self, con: asyncpg.Connection) -> None:
         async with con.transaction():

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from eir.model import Status
-from eir.store.base import EntryKind, ListEntry
+from eir.store.base import EntryKind, ListEntry, StoreError
 from eir.store.postgres import PostgresStore
 from tests.services import (
     PostgresServer,
@@ -161,3 +161,15 @@ async def test_imports_during_a_long_export(store: PostgresStore) -> None:
     rows = await _sql(store.url, "SELECT count(*) AS n FROM pg_class WHERE relkind = 'r' "
                                  "AND relname ~ '^eir_exact_v[0-9]+$'")
     assert rows[0]["n"] == 2 and await store.active_version() == v.id
+
+
+async def test_open_without_rights_is_a_clear_store_error(postgres_server: PostgresServer) -> None:
+    url = postgres_server.new_database()
+    db = url.rsplit("/", 1)[1]
+    postgres_server.psql("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'eir_ro') "
+                         "THEN CREATE ROLE eir_ro LOGIN; END IF; END $$", db)
+    postgres_server.psql("REVOKE CREATE ON SCHEMA public FROM PUBLIC", db)
+    s = PostgresStore(url.replace("postgres@", "eir_ro@"))
+    with pytest.raises(StoreError, match="cannot set up the schema"):
+        await s.open()
+    await s.close()
