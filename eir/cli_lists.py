@@ -44,7 +44,8 @@ def register(sub: Any) -> None:
     lists.set_defaults(func=lambda _a: (lists.print_help(), EXIT_CONFIG)[1])
 
     p = ls.add_parser("import", help="validate a CSV file and swap it in atomically")
-    p.add_argument("path", help="CSV file: imei,status[,imsi][,reason][,op] or imsi,imei[,reason][,op]")
+    p.add_argument("path", help="CSV file (- for stdin): imei,status[,imsi][,reason][,op] or "
+                                "imsi,imei[,reason][,op]")
     p.add_argument("--dry-run", action="store_true", help="validate only; import nothing")
     p.add_argument("--delta", action="store_true",
                    help="apply on top of the active version (implied by an op column)")
@@ -163,8 +164,10 @@ def import_command(args: argparse.Namespace) -> int:
     async def body(config: Config, store: Any) -> int:
         t0 = time.monotonic()
         try:
-            parsed = parse_csv(args.path, kind=args.kind, delta=True if args.delta else None,
-                               progress=progress_bar(f"reading {os.path.basename(args.path)}"))
+            source: Any = sys.stdin if args.path == "-" else args.path
+            parsed = parse_csv(source, kind=args.kind, delta=True if args.delta else None,
+                               progress=None if source is sys.stdin else
+                               progress_bar(f"reading {os.path.basename(args.path)}"))
         except ListFileError as e:
             _err(str(e))
             return EXIT_FAILURE
@@ -186,7 +189,8 @@ def import_command(args: argparse.Namespace) -> int:
             print(f"importing {parsed.rows} rows …", file=sys.stderr)
         t1 = time.monotonic()
         try:
-            v = await import_parsed(store, parsed, skip_bad=args.skip_bad)
+            v = await import_parsed(store, parsed, skip_bad=args.skip_bad,
+                                    source="stdin" if args.path == "-" else None)
         except ListFileError as e:
             _err(str(e))
             return EXIT_FAILURE

@@ -79,6 +79,10 @@ def test_dry_run_with_bad_rows_reports_lines_and_imports_nothing(cli: Cli, tmp_p
     assert "no list versions yet" in cli.ok("lists", "versions")
     out = cli.ok("lists", "import", str(bad), "--skip-bad")
     assert "imported version 1" in out and "now 1 entries" in out
+    r = subprocess.run([*eir_command(), "lists", "import", "-", "--config", str(cli.config)],
+                       input="imei,status\n35209900176155,grey\n", capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "imported version 2" in r.stdout
+    assert "stdin" in cli.ok("lists", "versions").splitlines()[1]
 
 
 def test_versions_and_rollback(cli: Cli, tmp_path: Path) -> None:
