@@ -16,8 +16,10 @@ Goal: flat lookups (p99 at 10M within 1.2x of p99 at 1k) and >= 200k rows/s into
 * The machine is shared (2 cores, other work running): expect +-30% between runs.
 * ``csv_*``: a 1M-row CSV file through ``eir.lists`` (parse + validate + import) — the
   ``eir lists import`` path end to end.
-* ``serve_rss_mb``: VmRSS of a real ``eir serve`` (no traffic) on the largest SQLite store, and of a
-  process that opened the same store and did ``LOOKUPS`` random lookups (``lookup_process_rss_mb``).
+* ``serve_rss_mb``: VmRSS (with RssAnon/RssFile) of a real ``eir serve`` (no traffic) on the largest
+  SQLite store, and of a process that opened the same store and did ``LOOKUPS`` random lookups
+  (``lookup_process_rss_mb``): RssFile there is the touched part of the memory-mapped database file
+  (page cache, shared and reclaimable), RssAnon the process's own memory.
 
 Adding a store is one line in ``FACTORIES`` (``Path -> IdentityStore``, not yet opened).
 """
@@ -215,11 +217,15 @@ async def _csv_import(tmp: Path, n: int) -> dict[str, Any]:
             "csv_store_rows_per_s": round(n / (t2 - t1)), "csv_total_rows_per_s": round(n / (t2 - t0))}
 
 
-def _rss_mb(pid: int) -> float:
+def _rss_mb(pid: int) -> dict[str, float]:
+    """VmRSS split into anonymous memory (the process's own) and file pages (the SQLite memory map:
+    shared with the page cache, reclaimable)."""
+    out = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
+        key = line.split(":")[0]
+        if key in ("VmRSS", "RssAnon", "RssFile"):
+            out[key] = round(int(line.split()[1]) / 1024, 1)
+    return out
 
 
 def _serve_rss(db: str, tmp: Path) -> dict[str, Any]:
