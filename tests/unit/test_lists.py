@@ -221,3 +221,22 @@ def test_pairing_files() -> None:
     assert p.pairings == [Pairing(kind=PairingKind.LOCK, imsi="262011234567890", imei="49015420323751",
                                   reason="x"),
                           Pairing(kind=PairingKind.LOCK, imsi="001010000000001", imei="35209900176148")]
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
+    from eir.lists import progress_bar
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert progress_bar("x", io.StringIO()) is None
+    out = Tty()
+    bar = progress_bar("reading big.csv", out)
+    assert bar is not None
+    f = tmp_path / "big.csv"
+    f.write_text("imei,status\n" + "".join(f"{35209900000000 + i},black\n" for i in range(140_000)))
+    p = parse_csv(f, progress=bar)
+    assert p.ok and len(p.entries) == 140_000
+    text = out.getvalue()
+    assert "reading big.csv [" in text and "100.0%" in text and text.endswith("\n")
