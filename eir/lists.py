@@ -291,7 +291,7 @@ def _parse(f: IO[str], size: int, name: str, kind: str, delta: bool | None, max_
                     now = time.monotonic()
                     if now >= next_progress:
                         next_progress = now + 0.2
-                        progress(f.tell() if f.seekable() else 0, size)
+                        progress(_position(f), size)
                 continue
         if not row or (n == 1 and not row[0].strip()) or row[0].startswith("#"):
             nrows -= 1
@@ -304,6 +304,16 @@ def _parse(f: IO[str], size: int, name: str, kind: str, delta: bool | None, max_
     if progress is not None:
         progress(size, size)
     return out
+
+
+def _position(f: IO[str]) -> int:
+    """Bytes read so far (a text file's own tell() is disabled while it is iterated; the binary
+    buffer under it is a chunk ahead, which is fine for a progress bar)."""
+    buf = getattr(f, "buffer", None)
+    try:
+        return int(buf.tell()) if buf is not None else 0
+    except (OSError, ValueError):
+        return 0
 
 
 _ST_CODE = {Status.WHITE: 0, Status.GREY: 1, Status.BLACK: 2}
