@@ -113,7 +113,7 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
     from eir.checker import build_checker
     from eir.store import create_store
 
-    store = create_store(config.store.url, config.data_dir)
+    store = create_store(config.store.url, config.data_dir, poll_interval=config.store.poll_interval)
     observations = (create_store(config.store.observations_url, config.data_dir)
                     if config.store.observations_url else None)
     try:

@@ -63,6 +63,7 @@ class PolicyChecker:
         self._lookups: dict[tuple[str, str | None], Lookup] = {}
         self._rules: dict[tuple[str, str], ImsiRules] = {}
         self._watching = False
+        self._watch_registered = False
         self._down_until = 0.0
         self._down: dict[str, bool] = {}
         self._requests: dict[Interface, Any] = {}
@@ -211,11 +212,18 @@ class PolicyChecker:
         self._log.info(f"{which}_recovered", store=name)
 
     async def _start_watch(self) -> None:
+        # Register the callback once: a store that is down when asked for its active version must
+        # not collect a second callback on the next check.
+        if not self._watch_registered:
+            try:
+                await self.store.watch(self._on_version)
+            except _OUTAGE_ERRORS:
+                return  # try again on the next check
+            self._watch_registered = True
         try:
-            await self.store.watch(self._on_version)
             v = await self.store.active_version()
         except _OUTAGE_ERRORS:
-            return  # try again on the next check
+            return
         self._watching = True
         if v is not None:
             LIST_VERSION.set(v)
@@ -225,6 +233,7 @@ class PolicyChecker:
         self._rules.clear()
         LIST_VERSION.set(version_id)
         self._log.info("list_version_active", version=version_id)
+        self.events.publish("lists", {"version": version_id})
 
 
 def build_checker(config: Config, store: IdentityStore, events: Any,

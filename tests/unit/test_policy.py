@@ -389,3 +389,28 @@ async def test_sqlite_checker_sees_another_process_import(tmp_path: Path) -> Non
     assert _metric("eir_list_version") == 2
     await other.close()
     await serving.close()
+
+
+async def test_watch_is_registered_once_even_while_the_store_is_down(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store down at start-up must not collect one callback per check; once it is back, a new
+    list version clears the cache and is announced as a ``lists`` event."""
+
+    class DownAtFirst(FlakyStore):
+        async def active_version(self) -> int | None:
+            if self.down:
+                raise StoreUnavailableError("connection refused")
+            return await super().active_version()
+
+    monkeypatch.setattr(eir.checker, "RETRY_AFTER", 0.0)
+    s = DownAtFirst()
+    checker, _s, ev = await make([E(EntryKind.IMEI, IMEI, B)], store=s)
+    s.down = True
+    for _ in range(3):
+        await checker.check(req())
+    s.down = False
+    await checker.check(req())
+    assert len(s._callbacks) == 1
+    await s.import_version([E(EntryKind.IMEI, IMEI, G)], [], source="t")
+    assert (await checker.check(req())).status is G
+    assert [p["version"] for t, p in ev.sent if t == "lists"] == [await s.active_version()]
