@@ -23,10 +23,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from eir.cli import EXIT_BIND, EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_STORE
 from eir.config import Config, ConfigError, load_config, parse_hostport
 from eir.logging import get_logger, setup_logging
-
-EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_BIND, EXIT_STORE = 0, 1, 2, 3, 4
 
 
 class StartupError(Exception):

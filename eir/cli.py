@@ -4,8 +4,6 @@
 * ``check``, ``lists …``         eir.cli_lists
 * ``sim mme``                    simulations.mme
 * ``sim msc``                    simulations.msc
-* ``replay``                     simulations.replay
-* ``bench``                      bench (from the source tree: ``make bench``)
 
 Each ``register(subparsers)`` adds its parsers with ``set_defaults(func=callable(args) -> int)``.
 Exit codes: 0 ok, 1 runtime failure, 2 usage / configuration error, 3 a port could not be bound,
@@ -25,24 +23,20 @@ EXIT_CONFIG = 2
 EXIT_BIND = 3
 EXIT_STORE = 4
 
-_MODULES = ("eir.app", "eir.cli_lists", "simulations.mme", "simulations.msc", "simulations.replay")
+_MODULES = ("eir.app", "eir.cli_lists")
+_SIM_MODULES = ("simulations.mme", "simulations.msc")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eir", description="Equipment Identity Register emulator")
     parser.add_argument("--version", action="version", version=f"eir-emulator {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _MODULES:
+        importlib.import_module(name).register(sub)
     sim = sub.add_parser("sim", help="simulated network elements (MME over S13, MSC/SGSN over MAP)")
     sim_sub = sim.add_subparsers(dest="sim_command", metavar="ELEMENT")
-    for name in _MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as e:  # a piece not built yet must not break the others
-            if e.name and name.startswith(e.name):
-                continue
-            raise
-        target = sim_sub if name.startswith("simulations.") and name != "simulations.replay" else sub
-        mod.register(target)
+    for name in _SIM_MODULES:
+        importlib.import_module(name).register(sim_sub)
     return parser
 
 

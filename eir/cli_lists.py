@@ -19,10 +19,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from eir.cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_STORE
 from eir.config import Config, ConfigError, load_config
 from eir.model import CheckRequest, Interface, Status
-
-EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_STORE = 0, 1, 2, 4
 
 
 def register(sub: Any) -> None:
