@@ -1,0 +1,35 @@
+"""SQLite clone sightings shared by processes on one file: a repeated sighting costs no write and no
+count query, and another process's sightings are seen within a bounded horizon (1 s)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from eir.store.sqlite import SqliteStore
+
+IMEI = "35209900176148"
+
+
+async def test_repeated_sightings_see_another_process_within_one_second(tmp_path: Path) -> None:
+    a = SqliteStore(f"sqlite:///{tmp_path / 'eir.db'}", str(tmp_path))
+    b = SqliteStore(f"sqlite:///{tmp_path / 'eir.db'}", str(tmp_path))
+    await a.open()
+    await b.open()
+    try:
+        t, window = 1000.0, 3600.0
+        assert (await a.observe(IMEI, "001010000000001", "msc-a", t, window)).distinct_imsis == 1
+        assert (await b.observe(IMEI, "001010000000002", "msc-b", t + 0.01, window)).distinct_imsis == 2
+        # a's own repeat inside the horizon may answer from what it counted last ...
+        stale = await a.observe(IMEI, "001010000000001", "msc-a", t + 0.02, window)
+        assert stale.distinct_imsis in (1, 2)
+        # ... but never beyond it.
+        later = await a.observe(IMEI, "001010000000001", "msc-a", t + 1.5, window)
+        assert (later.distinct_imsis, later.distinct_origins) == (2, 2)
+        # A new IMSI seen by a itself is counted at once.
+        now = await a.observe(IMEI, "001010000000003", "msc-a", t + 1.51, window)
+        assert now.distinct_imsis == 3
+        again = await a.observe(IMEI, "001010000000001", "msc-a", t + 1.52, window)
+        assert again.distinct_imsis == 3
+    finally:
+        await a.close()
+        await b.close()
