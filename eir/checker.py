@@ -119,13 +119,16 @@ class PolicyChecker:
         if steps is not None:
             steps.append(Step(rule="validity", outcome="ok",
                               detail=f"IMEI {imei}" + (f", IMEISV {imeisv}" if imeisv else "")))
-        if not self._watching:
-            await self._start_watch()
-        now = time.monotonic()
-        if now < self._down_until:
+        if time.monotonic() < self._down_until:
             if steps is not None:
                 steps.append(Step(rule="store", outcome="failed", detail="unavailable (retrying shortly)"))
             return self._fallback
+        if not self._watching:
+            await self._start_watch()
+            if time.monotonic() < self._down_until:
+                if steps is not None:
+                    steps.append(Step(rule="store", outcome="failed", detail="unavailable"))
+                return self._fallback
         try:
             lookup = self._lookups.get((imei, imeisv)) if self._cache_on else None
             if lookup is None:
@@ -146,7 +149,7 @@ class PolicyChecker:
                         self._rules[(imsi, imei)] = r
                 rules = r
         except _OUTAGE_ERRORS as e:
-            self._store_failed("store", self._store_name, e, now)
+            self._store_failed("store", self._store_name, e)
             if steps is not None:
                 steps.append(Step(rule="store", outcome="failed", detail=f"{type(e).__name__}: {e}"))
             return self._fallback
@@ -174,7 +177,7 @@ class PolicyChecker:
         try:
             s = await self.observations.observe(imei, imsi, origin, time.time(), self.policy.clone_window)
         except _OUTAGE_ERRORS as e:
-            self._store_failed("observations", self._obs_name, e, None)
+            self._store_failed("observations", self._obs_name, e)
             return None
         if self._down.get("observations"):
             self._store_recovered("observations", self._obs_name)
@@ -197,10 +200,12 @@ class PolicyChecker:
         self._log.warning("clone_suspected", **payload)
         self.events.publish("clone", payload)
 
-    def _store_failed(self, which: str, name: str, e: BaseException, now: float | None) -> None:
+    def _store_failed(self, which: str, name: str, e: BaseException) -> None:
         STORE_ERRORS.labels(name).inc()
-        if which == "store" and now is not None:
-            self._down_until = now + RETRY_AFTER
+        if which == "store":
+            # From the moment of failure: a store that takes longer than RETRY_AFTER to fail (a
+            # black-holed server, a connect timeout) must still be left alone for RETRY_AFTER.
+            self._down_until = time.monotonic() + RETRY_AFTER
         if not self._down.get(which):
             self._down[which] = True
             fallback = self._fallback.status.value if which == "store" else "clone rule skipped"
@@ -217,12 +222,14 @@ class PolicyChecker:
         if not self._watch_registered:
             try:
                 await self.store.watch(self._on_version)
-            except _OUTAGE_ERRORS:
-                return  # try again on the next check
+            except _OUTAGE_ERRORS as e:
+                self._store_failed("store", self._store_name, e)
+                return  # try again once the retry delay has passed
             self._watch_registered = True
         try:
             v = await self.store.active_version()
-        except _OUTAGE_ERRORS:
+        except _OUTAGE_ERRORS as e:
+            self._store_failed("store", self._store_name, e)
             return
         self._watching = True
         if v is not None:

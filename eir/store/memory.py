@@ -235,7 +235,8 @@ class MemoryStore(IdentityStore):
             yield p
 
     async def watch(self, callback: Callable[[int], None]) -> None:
-        self._callbacks.append(callback)
+        if callback not in self._callbacks:
+            self._callbacks.append(callback)
 
 
 _NO_MATCH = Lookup()

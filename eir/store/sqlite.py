@@ -115,6 +115,7 @@ class SqliteStore(IdentityStore):
         self._obs_pruned = 0.0
         self._obs_written: dict[tuple[str, str | None, str | None], float] = {}
         self._obs_counts: dict[str, tuple[float, Sightings]] = {}
+        self._prune_task: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
 
     # --- connection ----------------------------------------------------------------------------
@@ -142,6 +143,9 @@ class SqliteStore(IdentityStore):
         self._refresh()
 
     async def close(self) -> None:
+        if self._prune_task is not None:
+            with contextlib.suppress(Exception):
+                await self._prune_task
         if self._watch_task is not None:
             self._watch_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -305,9 +309,9 @@ class SqliteStore(IdentityStore):
                 self._obs_written[key] = now
             counts = dict(obs.execute("SELECT kind, count(*) FROM obs WHERE imei = ? AND ts >= ? "
                                       "GROUP BY kind", (imei, cutoff)).fetchall())
-            if now - self._obs_pruned > max(window / 4, 1.0):
+            if now - self._obs_pruned > max(window / 4, 1.0) and self._prune_task is None:
                 self._obs_pruned = now
-                obs.execute("DELETE FROM obs WHERE ts < ?", (cutoff,))
+                self._prune_task = asyncio.get_running_loop().create_task(self._prune_sightings(cutoff))
         except sqlite3.Error as e:
             raise StoreUnavailableError(f"sqlite observe: {e}") from e
         sightings = Sightings(distinct_imsis=counts.get(0, 0), distinct_origins=counts.get(1, 0))
@@ -315,6 +319,29 @@ class SqliteStore(IdentityStore):
             self._obs_counts.clear()
         self._obs_counts[imei] = (now, sightings)
         return sightings
+
+    async def _prune_sightings(self, cutoff: float) -> None:
+        """Drop sightings older than the window off the event loop, in short transactions: a scan
+        of millions of rows must neither stall the loop nor hold the write lock for long."""
+
+        def run() -> None:
+            con = _connect(self.obs_path)
+            try:
+                while True:
+                    n = con.execute(
+                        "DELETE FROM obs WHERE (imei, kind, value) IN "
+                        "(SELECT imei, kind, value FROM obs WHERE ts < ? LIMIT 2000)", (cutoff,)).rowcount
+                    if n < 2000:
+                        return
+            finally:
+                con.close()
+
+        try:
+            await asyncio.to_thread(run)
+        except sqlite3.Error:
+            pass  # the next prune tries again; sightings past the window are not counted anyway
+        finally:
+            self._prune_task = None
 
     # --- lists --------------------------------------------------------------------------------
     async def import_version(self, entries: Iterable[ListEntry], pairings: Iterable[Pairing], *,
@@ -438,7 +465,10 @@ class SqliteStore(IdentityStore):
                 for i, c, s, n, p in rows]
 
     async def active_version(self) -> int | None:
-        self._maybe_poll()
+        try:
+            self._maybe_poll()
+        except sqlite3.Error as e:
+            raise StoreUnavailableError(f"sqlite {self.path}: {e}") from e
         return self._version
 
     async def rollback(self, version_id: int) -> ListVersion:
@@ -502,7 +532,8 @@ class SqliteStore(IdentityStore):
             con.close()
 
     async def watch(self, callback: Callable[[int], None]) -> None:
-        self._callbacks.append(callback)
+        if callback not in self._callbacks:
+            self._callbacks.append(callback)
         if self._watch_task is None:
             self._watch_task = asyncio.get_running_loop().create_task(self._watch_loop(),
                                                                       name="sqlite-watch")

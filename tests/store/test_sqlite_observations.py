@@ -33,3 +33,28 @@ async def test_repeated_sightings_see_another_process_within_one_second(tmp_path
     finally:
         await a.close()
         await b.close()
+
+
+async def test_sightings_past_the_window_are_pruned_off_the_event_loop(tmp_path: Path) -> None:
+    import asyncio
+    import sqlite3
+
+    s = SqliteStore(f"sqlite:///{tmp_path / 'eir.db'}", str(tmp_path))
+    await s.open()
+    try:
+        window = 100.0
+        for i in range(5000):  # more than one pruning chunk
+            await s.observe(f"{35209900000000 + i}", "001010000000001", None, 1000.0, window)
+        if s._prune_task is not None:  # the first sighting's prune (nothing to drop yet)
+            await s._prune_task
+        await s.observe(IMEI, "001010000000002", None, 1200.0, window)  # starts the prune
+        assert s._prune_task is not None
+        await asyncio.wait_for(s._prune_task, 10)
+        con = sqlite3.connect(s.obs_path)
+        try:
+            assert con.execute("SELECT count(*) FROM obs").fetchone()[0] == 1
+        finally:
+            con.close()
+        assert (await s.observe(IMEI, "001010000000003", None, 1201.0, window)).distinct_imsis == 2
+    finally:
+        await s.close()

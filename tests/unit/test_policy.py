@@ -414,3 +414,29 @@ async def test_watch_is_registered_once_even_while_the_store_is_down(
     await s.import_version([E(EntryKind.IMEI, IMEI, G)], [], source="t")
     assert (await checker.check(req())).status is G
     assert [p["version"] for t, p in ev.sent if t == "lists"] == [await s.active_version()]
+
+
+async def test_a_store_slow_to_fail_is_still_left_alone_for_the_retry_delay(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A black-holed server fails only after its timeout: the retry delay runs from the failure,
+    so the next checks get the fallback at once instead of waiting for a timeout each."""
+    import asyncio
+
+    class SlowToFail(FlakyStore):
+        calls = 0
+
+        async def lookup(self, imei: str, imeisv: str | None = None) -> Lookup:
+            if self.down:
+                SlowToFail.calls += 1
+                await asyncio.sleep(0.2)  # the "timeout": longer than the retry delay
+                raise StoreUnavailableError("timeout")
+            return await super().lookup(imei, imeisv)
+
+    monkeypatch.setattr(eir.checker, "RETRY_AFTER", 0.1)
+    s = SlowToFail()
+    checker, _s, _e = await make([E(EntryKind.IMEI, IMEI, B)], store=s)
+    assert (await checker.check(req())).status is B
+    s.down = True
+    for _ in range(4):
+        assert (await checker.check(req())).status is Status.FAILURE
+    assert SlowToFail.calls == 1
