@@ -36,6 +36,7 @@ from typing import IO, Any
 
 from eir.model import Status
 from eir.store.base import EntryKind, EntryRows, IdentityStore, ListEntry, ListVersion, Pairing, PairingKind
+from protocols.imei import check_digit_ok, luhn_check_digit
 
 __all__ = [
     "BadRow",
@@ -125,9 +126,9 @@ def _imei14(text: str) -> str:
     if n == 14 and text.isdigit():
         return text
     if n == 15 and text.isdigit():
-        cd = _luhn(text)
-        if ord(text[14]) - 48 != cd and text[14] != "0":
-            raise ValueError(f"bad check digit in {text}: expected {cd} (or spare digit 0)")
+        if not check_digit_ok(text):
+            raise ValueError(
+                f"bad check digit in {text}: expected {luhn_check_digit(text)} (or spare digit 0)")
         return text[:14]
     raise ValueError(f"not an IMEI (14 or 15 digits): {text!r}")
 
@@ -264,7 +265,7 @@ def _parse(f: IO[str], size: int, name: str, kind: str, delta: bool | None, max_
             ln = len(cell)
             if status is not None and (ln == 14 or ln == 15 or ln == 8) and cell.isdigit() and cell.isascii():
                 if ln == 15:
-                    if cell[14] != "0" and _luhn(cell) != ord(cell[14]) - 48:
+                    if not check_digit_ok(cell):
                         state.slow_row(reader.line_num, row)
                         continue
                     cell = cell[:14]
@@ -318,17 +319,6 @@ def _position(f: IO[str]) -> int:
 
 _ST_CODE = {Status.WHITE: 0, Status.GREY: 1, Status.BLACK: 2}
 _ST_NAME = {0: "white", 1: "grey", 2: "black", 3: "pairing/lock"}
-_DBL = str.maketrans("0123456789", "0246813579")
-
-
-def _luhn(s: str) -> int:
-    """Luhn check digit over the first 14 digits (TS 23.003 Annex B), with C-level loops: twice as
-    fast as a digit loop, which counts at 200k rows/s."""
-    d = s[:14]
-    t = sum(d[0::2].encode()) + sum(d[1::2].translate(_DBL).encode()) - 48 * 14
-    return (10 - t % 10) % 10
-
-
 class _RowState:
     """Everything a general (slow-path) row needs; also the shared duplicate index."""
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from eir.config import PolicyConfig
 from eir.model import CheckRequest, Status, Verdict
 from eir.store.base import EntryKind, ImsiRules, ListEntry, Lookup, Sightings
-from protocols.imei import luhn_check_digit
+from protocols.imei import check_digit_ok, luhn_check_digit
 
 __all__ = ["Policy", "Step", "entry_text"]
 
@@ -85,13 +85,10 @@ class Policy:
         if not 14 <= n <= 16 or not d.isascii() or not d.isdigit():
             return self._malformed(d, f"not an IMEI: {n} characters, expected 14-16 digits")
         imei = d[:14]
-        if n == 15 and self.check_luhn and d[14] != "0":
-            # TS 23.003 §6.2.1: the 15th digit is the Luhn check digit when people write it, but the
-            # *spare* digit, always 0, when the network sends it (every real MAP trace we have ends
-            # in 0 without a valid Luhn digit). So 0 is accepted; any other digit must be the CD.
-            cd = luhn_check_digit(imei)
-            if ord(d[14]) - 48 != cd:
-                return self._malformed(d, f"bad check digit {d[14]}, expected {cd} (or spare digit 0)")
+        if n == 15 and self.check_luhn and not check_digit_ok(d):
+            # The 15th digit is the Luhn CD or the spare digit 0 (protocols/imei.py says why).
+            return self._malformed(
+                d, f"bad check digit {d[14]}, expected {luhn_check_digit(imei)} (or spare digit 0)")
         sv = d[14:] if n == 16 else req.software_version
         if sv is not None and (len(sv) != 2 or not sv.isascii() or not sv.isdigit()):
             return self._malformed(d, f"bad software version {sv!r}, expected 2 digits")

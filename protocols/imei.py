@@ -1,120 +1,54 @@
-"""IMEI / IMEISV / TAC handling shared by every interface (3GPP TS 23.003 §6).
+"""IMEI digits shared by every interface and the list importer (3GPP TS 23.003 §6).
 
 An IMEI is 14 digits (TAC 8 + SNR 6) plus a Luhn check digit (CD) that is *computed*, never sent on
 the air interface; an IMEISV is the 14 digits plus a 2-digit software version (SVN). Networks carry:
 
-* MAP (TS 29.002): ``IMEI ::= TBCD-STRING (SIZE (8))`` — 15 digits (14 + spare digit 0) and a filler,
-  or 16 digits (IMEISV).
-* S13 (TS 29.272): IMEI AVP with 14 or 15 digits (UTF8String), Software-Version AVP with 2 digits.
+* MAP (TS 29.002 §17.7.8): ``IMEI ::= TBCD-STRING (SIZE (8))`` — 15 digits (the 14 + a *spare* digit,
+  sent as 0) and a filler, or 16 digits (IMEISV).
+* S13 (TS 29.272 §7.3.4): the IMEI AVP with 14 or 15 digits, Software-Version AVP with 2 digits.
 
-Parsing accepts 14, 15 and 16 digits and keeps what was given so that the policy can judge validity
-(a 15-digit IMEI whose last digit is not the Luhn check digit is malformed).
+So a 15th digit is either the Luhn CD (as people write IMEIs, and as some MMEs send them) or the
+spare digit 0 (as the network sends them: every real MAP trace in shared/traces ends in 0 without a
+valid CD). :func:`check_digit_ok` is the one rule for both, used by the policy and the importer.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+__all__ = ["check_digit_ok", "luhn_check_digit", "tbcd_decode", "tbcd_encode"]
 
-__all__ = [
-    "Imei",
-    "ImeiError",
-    "luhn_check_digit",
-    "parse_imei",
-    "tbcd_decode",
-    "tbcd_encode",
-]
+_DOUBLED = str.maketrans("0123456789", "0246813579")  # digit d -> digit sum of 2d
 
 
-class ImeiError(ValueError):
-    """The digits are not an IMEI, IMEI+CD or IMEISV."""
+def luhn_check_digit(digits: str) -> int:
+    """Luhn check digit over the first 14 IMEI digits (TS 23.003 Annex B).
 
-
-def luhn_check_digit(digits14: str) -> int:
-    """Luhn check digit over the 14 IMEI digits (TS 23.003 Annex B)."""
-    total = 0
-    for i, ch in enumerate(digits14):
-        d = ord(ch) - 48
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
+    Sums bytes with C-level loops: twice as fast as a digit loop, which matters when importing
+    hundreds of thousands of rows a second."""
+    d = digits[:14]
+    total = sum(d[0::2].encode()) + sum(d[1::2].translate(_DOUBLED).encode()) - 48 * 14
     return (10 - total % 10) % 10
 
 
-@dataclass(frozen=True, slots=True)
-class Imei:
-    """A parsed equipment identity: always 14 IMEI digits, optionally a CD or an SVN."""
-
-    imei: str
-    """The 14 digits TAC+SNR, the key of every list."""
-    check_digit: int | None = None
-    """The check digit as *received* (15-digit form), not computed."""
-    software_version: str | None = None
-    """The 2-digit SVN (16-digit IMEISV form or a separate S13 Software-Version AVP)."""
-
-    @property
-    def tac(self) -> str:
-        return self.imei[:8]
-
-    @property
-    def imeisv(self) -> str | None:
-        return None if self.software_version is None else self.imei + self.software_version
-
-    @property
-    def luhn_ok(self) -> bool:
-        """True when no check digit was given or the given one is right."""
-        return self.check_digit is None or self.check_digit == luhn_check_digit(self.imei)
-
-    def with_check_digit(self) -> str:
-        """The 15-digit IMEI with the computed check digit (the form people write)."""
-        return self.imei + str(luhn_check_digit(self.imei))
+def check_digit_ok(digits15: str) -> bool:
+    """Whether the 15th digit of a 15-digit IMEI is acceptable: the spare digit 0, or the CD."""
+    last = digits15[14]
+    return last == "0" or ord(last) - 48 == luhn_check_digit(digits15)
 
 
-def parse_imei(digits: str, software_version: str | None = None) -> Imei:
-    """Parse 14 (IMEI), 15 (IMEI+CD) or 16 (IMEISV) decimal digits.
-
-    ``software_version`` comes from a separate field (S13 Software-Version AVP); a 16-digit IMEISV
-    carries its own and the separate one is then ignored.
-    """
-    n = len(digits)
-    if not digits.isascii() or not digits.isdigit():
-        raise ImeiError(f"IMEI must be decimal digits, got {digits!r}")
-    if software_version is not None and (
-        len(software_version) != 2 or not software_version.isascii() or not software_version.isdigit()
-    ):
-        raise ImeiError(f"software version must be 2 digits, got {software_version!r}")
-    if n == 14:
-        return Imei(digits, None, software_version)
-    if n == 15:
-        return Imei(digits[:14], ord(digits[14]) - 48, software_version)
-    if n == 16:
-        return Imei(digits[:14], None, digits[14:])
-    raise ImeiError(f"IMEI must have 14 to 16 digits, got {n}")
+_NIBBLE_SWAP = bytes(((b & 0x0F) << 4) | (b >> 4) for b in range(256))
 
 
-_TBCD_DIGITS = "0123456789*#abc"
-
-
-def tbcd_encode(digits: str, filler: int = 0xF) -> bytes:
-    """TBCD-STRING (TS 29.002 §17.7.8): two digits per octet, low nibble first, odd count padded."""
-    out = bytearray()
-    for i in range(0, len(digits), 2):
-        lo = _TBCD_DIGITS.index(digits[i])
-        hi = _TBCD_DIGITS.index(digits[i + 1]) if i + 1 < len(digits) else filler
-        out.append(lo | (hi << 4))
-    return bytes(out)
+def tbcd_encode(digits: str) -> bytes:
+    """TBCD-STRING (TS 29.002 §17.7.8): two decimal digits per octet, low nibble first, an odd count
+    padded with the filler 0xF."""
+    if len(digits) % 2:
+        digits += "f"
+    return bytes.fromhex(digits).translate(_NIBBLE_SWAP)
 
 
 def tbcd_decode(data: bytes) -> str:
-    """Decode TBCD, stopping at the first filler nibble (0xF)."""
-    out: list[str] = []
-    for b in data:
-        lo, hi = b & 0x0F, b >> 4
-        if lo == 0xF:
-            break
-        out.append(_TBCD_DIGITS[lo])
-        if hi == 0xF:
-            break
-        out.append(_TBCD_DIGITS[hi])
-    return "".join(out)
+    """TBCD digits up to the first filler nibble; ``*``, ``#``, ``a``-``c`` come back as hex letters
+    (``a``-``e``), which callers that need decimal digits reject with ``str.isdigit``."""
+    s = data.translate(_NIBBLE_SWAP).hex()
+    cut = s.find("f")
+    return s if cut < 0 else s[:cut]
