@@ -215,6 +215,11 @@ _FIXED_LEN = {
     _T.CONGESTION_INDICATIONS: 4,
 }
 """Parameters whose value is exactly one 32-bit field; any other length is a Parameter Field Error."""
+_U32_LIST = frozenset({
+    _T.ROUTING_CONTEXT, _T.AFFECTED_POINT_CODE, _T.ORIGINATING_POINT_CODE_LIST,
+})
+"""Parameters whose value is a list of 32-bit fields (§3.3.1 Routing Context, §3.4.1 Affected Point
+Code, §3.6.2 OPC List): empty or not a multiple of 4 octets is a Parameter Field Error (§3.8.1)."""
 
 
 class M3uaDecodeError(Exception):
@@ -278,12 +283,19 @@ class Message:
 
     def get_u32(self, tag: int) -> int | None:
         v = self.get(tag)
-        return None if v is None else int(U32.unpack_from(v)[0])
+        if v is None:
+            return None
+        if len(v) < 4:  # decode_message checks lengths; this guards hand-built messages
+            raise M3uaDecodeError(ErrorCode.PARAMETER_FIELD_ERROR, f"parameter 0x{tag:04x} shorter than 4")
+        return int(U32.unpack_from(v)[0])
 
     def get_u32_list(self, tag: int) -> tuple[int, ...]:
         v = self.get(tag)
         if v is None:
             return ()
+        if len(v) % 4:
+            raise M3uaDecodeError(ErrorCode.PARAMETER_FIELD_ERROR,
+                                  f"parameter 0x{tag:04x} length {len(v)} not a multiple of 4")
         return struct.unpack(f"!{len(v) // 4}I", v)
 
 
@@ -356,7 +368,7 @@ def decode_message(buf: bytes) -> Message:
         value = bytes(buf[off + 4: off + plen])
         fixed = _FIXED_LEN.get(tag)
         if (fixed is not None and len(value) != fixed) or (
-            tag == Tag.ROUTING_CONTEXT and (not value or len(value) % 4)
+            tag in _U32_LIST and (not value or len(value) % 4)
         ):
             raise M3uaDecodeError(ErrorCode.PARAMETER_FIELD_ERROR,
                                   f"parameter 0x{tag:04x} value length {len(value)}")
@@ -729,9 +741,14 @@ class M3uaConnection:
             return
         try:
             msg = decode_message(raw)
+            self._dispatch(msg, raw, now, stream, events)
         except M3uaDecodeError as e:
             self._reject(e, raw, events)
-            return
+
+    def _dispatch(self, msg: Message, raw: bytes, now: float, stream: int | None,
+                  events: list[Event]) -> None:
+        """A decoded message off the DATA fast path. A parameter found unusable here raises
+        :class:`M3uaDecodeError`, answered with ERR by the caller like a decoding error."""
         mt = msg.type
         if stream is not None and stream != 0 and mt >> 8 in (0, 3):
             # §1.4.7 / §3.1.2: MGMT and ASPSM messages go on stream 0.

@@ -168,6 +168,22 @@ ERR_CASES = [
      encode_message(MessageType.DATA, [(Tag.ROUTING_CONTEXT, U32(1))]), None, ErrorCode.MISSING_PARAMETER),
     ("protocol data too short", active_sg, encode_message(MessageType.DATA, [(Tag.PROTOCOL_DATA, b"\0" * 8)]),
      None, ErrorCode.PARAMETER_FIELD_ERROR),
+    # A list-valued parameter (§3.2: lists of 32-bit fields) empty or not a multiple of 4 octets.
+    ("DUNA with a 3-octet affected point code", sg, bytes.fromhex("01000201000000100012000700000100"), None,
+     ErrorCode.PARAMETER_FIELD_ERROR),
+    ("DAUD with an empty affected point code", active_sg, hdr(1, 2, 3, bytes.fromhex("00120004")), None,
+     ErrorCode.PARAMETER_FIELD_ERROR),
+    ("DUPU with a 6-octet affected point code", sg,
+     encode_message(MessageType.DUPU, [(Tag.AFFECTED_POINT_CODE, b"\0\0\0\2\0\3"), (Tag.USER_CAUSE, U32(3))]),
+     None, ErrorCode.PARAMETER_FIELD_ERROR),
+    ("NTFY with a 5-octet routing context", sg,
+     encode_message(MessageType.NTFY, [(Tag.STATUS, struct.pack("!HH", 1, 3)),
+                                       (Tag.ROUTING_CONTEXT, b"\0" * 5)]),
+     None, ErrorCode.PARAMETER_FIELD_ERROR),
+    ("ASPAC with an empty routing context", sg, None, None, ErrorCode.PARAMETER_FIELD_ERROR),
+    ("ASPUP with a 2-octet ASP identifier", sg,
+     encode_message(MessageType.ASPUP, [(Tag.ASP_IDENTIFIER, b"\0\1")]), None,
+     ErrorCode.PARAMETER_FIELD_ERROR),
     ("unsupported traffic mode", sg, None, None, ErrorCode.UNSUPPORTED_TRAFFIC_MODE_TYPE),
     ("ASPAC for another routing context", lambda: sg(routing_context=5), None, None,
      ErrorCode.INVALID_ROUTING_CONTEXT),
@@ -188,6 +204,9 @@ def _prep(name: str, conn: M3uaConnection, data: bytes | None) -> bytes:
     conn.data_to_send()
     if name == "unsupported traffic mode":
         return encode_message(MessageType.ASPAC, [(Tag.TRAFFIC_MODE_TYPE, U32(7))])
+    if name == "ASPAC with an empty routing context":
+        return encode_message(MessageType.ASPAC, [(Tag.TRAFFIC_MODE_TYPE, U32(2)),
+                                                  (Tag.ROUTING_CONTEXT, b"")])
     return encode_message(MessageType.ASPAC, [(Tag.TRAFFIC_MODE_TYPE, U32(2)), (Tag.ROUTING_CONTEXT, U32(9))])
 
 
@@ -429,3 +448,68 @@ def test_data_round_trip(opc: int, dpc: int, sls: int, payload: bytes, rc: int |
     assert ProtocolData.decode(msg.get(Tag.PROTOCOL_DATA) or b"") == pd
     assert msg.get_u32(Tag.ROUTING_CONTEXT) == rc
     assert pyc_params(wire)[Tag.PROTOCOL_DATA][6] == payload
+
+
+# --- TLV-level fuzzing: valid messages of every class, mutated ------------------------------------------
+
+_EVENT_TYPES = (m3ua.ErrorSent, m3ua.ConnectionTerminated, m3ua.DataReceived, m3ua.AspStateChanged,
+                m3ua.ErrorReceived, m3ua.NotifyReceived, m3ua.SignallingNetworkManagementReceived,
+                m3ua.HeartbeatAcked)
+_ALL_TAGS = sorted({int(t) for t in Tag})
+
+
+def _good_value(tag: int) -> st.SearchStrategy[bytes]:
+    if tag in m3ua._FIXED_LEN:
+        return st.integers(0, 0xFFFFFFFF).map(U32)
+    if tag in (Tag.ROUTING_CONTEXT, Tag.AFFECTED_POINT_CODE):  # lists of 32-bit fields
+        return st.lists(st.integers(0, 0xFFFFFF), min_size=1, max_size=3).map(
+            lambda xs: b"".join(map(U32, xs)))
+    if tag == Tag.PROTOCOL_DATA:
+        return st.builds(lambda pd: pd.encode(), st.builds(ProtocolData, opc=st.integers(0, 9),
+                                                           dpc=st.integers(0, 9), data=st.binary(max_size=8)))
+    return st.binary(max_size=9)
+
+
+@st.composite
+def _mutated_message(draw: st.DrawFn) -> bytes:
+    """A message valid in form (allowed parameters, mandatory ones present), then one or more of:
+    a parameter value of any length, a foreign parameter, a corrupted octet."""
+    mt = draw(st.sampled_from(sorted(m3ua._ALLOWED)))
+    allowed = sorted(m3ua._ALLOWED[mt])
+    tags = set(draw(st.lists(st.sampled_from(allowed), unique=True, max_size=4)))
+    tags |= set(m3ua._MANDATORY.get(mt, ()))
+    params: list[tuple[int, bytes]] = []
+    for tag in sorted(tags):
+        bad = draw(st.sampled_from([False, False, True]))
+        params.append((tag, draw(st.binary(max_size=13) if bad else _good_value(tag))))
+    if draw(st.sampled_from([False, False, False, True])):
+        params.insert(draw(st.integers(0, len(params))), (draw(st.sampled_from(_ALL_TAGS)),
+                                                          draw(st.binary(max_size=9))))
+    wire = bytearray(encode_message(mt, params))
+    for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2]))):  # corrupt an octet (a TLV tag or length …)
+        if len(wire) > 8:
+            wire[draw(st.integers(8, len(wire) - 1))] = draw(st.integers(0, 255))
+    if draw(st.booleans()):  # keep the header length right so the TLVs are what gets decoded
+        wire[4:8] = U32(len(wire))
+    return bytes(wire)
+
+
+def _conns() -> list[M3uaConnection]:
+    out = [sg(), active_sg(routing_context=1), active_sg()]
+    for state in (AspState.DOWN, AspState.INACTIVE, AspState.ACTIVE):
+        asp = M3uaConnection(M3uaSettings(role=Role.ASP, routing_context=1))
+        asp.state = state
+        out.append(asp)
+    return out
+
+
+@settings(max_examples=600, deadline=None)
+@given(_mutated_message(), st.sampled_from([None, 0, 1]))
+def test_fuzz_tlv_mutations_only_events_or_err(wire: bytes, stream: int | None) -> None:
+    """Whatever a peer sends, ``receive_data`` answers with events (and ERR on the wire), never raises."""
+    for conn in _conns():
+        events = conn.receive_data(wire, 0.0, stream)
+        assert all(isinstance(e, _EVENT_TYPES) for e in events), events
+        out = conn.data_to_send()
+        if any(isinstance(e, m3ua.ErrorSent) for e in events) and wire[2:4] != b"\0\0":
+            assert MessageType.ERR in [m.type for m in messages(out)]
