@@ -304,7 +304,14 @@ def decode_message(buf: bytes) -> Unitdata:
     )
 
 
+_OPTIONAL_LEN = {0x10: 4, 0x12: 1}
+"""Fixed value lengths of the XUDT/XUDTS optional parameters we read: Segmentation (Q.713 §3.17:
+4 octets) and Importance (§3.19: 1 octet). Any other length is a malformed message."""
+
+
 def _optional(buf: bytes, ptr_off: int) -> tuple[bytes | None, int | None]:
+    """The optional part (§2.3: name, length, value …, end of optional parameters). Unknown
+    parameters are skipped; a known one of the wrong length raises :class:`SccpDecodeError`."""
     ptr = buf[ptr_off]
     if ptr == 0:
         return None, None
@@ -321,9 +328,13 @@ def _optional(buf: bytes, ptr_off: int) -> tuple[bytes | None, int | None]:
         value = bytes(buf[off + 2: off + 2 + length])
         if len(value) != length:
             break
+        want = _OPTIONAL_LEN.get(name)
+        if want is not None and length != want:
+            what = "segmentation" if name == 0x10 else "importance"
+            raise SccpDecodeError(f"{what} parameter of {length} octets (must be {want})")
         if name == 0x10:
             seg = value
-        elif name == 0x12 and value:
+        elif name == 0x12:
             imp = value[0] & 0x07
         off += 2 + length
     raise SccpDecodeError("optional part not terminated")
@@ -440,7 +451,7 @@ class SccpEndpoint:
         ssn = msg.called.ssn
         if ssn == 1:
             return self._scmg(msg)
-        if msg.is_extended and msg.segmentation is not None and msg.segmentation[0] & 0x0F:
+        if msg.is_extended and msg.segmentation and msg.segmentation[0] & 0x0F:
             # §3.17: remaining segments > 0 — reassembly is not offered by a lab EIR.
             return self._return(msg, ReturnCause.SEGMENTATION_NOT_SUPPORTED)
         if msg.is_extended and msg.hop_counter == 0:

@@ -217,3 +217,80 @@ def test_round_trip(digits: str, gti: int, data: bytes, extended: bool) -> None:
     a = SccpAddress(ssn=9, gt=gt)
     m = decode_message(encode_unitdata(called=a.encode(), calling=MSC.encode(), data=data, extended=extended))
     assert m.called.gt is not None and m.called.gt.digits == gt.digits and m.data == data
+
+
+def _xudt_with_optional(optional: bytes) -> bytes:
+    """An XUDT to the EIR whose optional part (§2.3) is ``optional`` (end-of-parameters included)."""
+    base = bytearray(encode_unitdata(called=EIR.encode(), calling=MSC.encode(), data=TCAP, extended=True,
+                                     return_on_error=True))
+    base[6] = len(base) - 6
+    return bytes(base) + optional
+
+
+@pytest.mark.parametrize("optional", [
+    "100000",            # Segmentation of 0 octets (§3.17: 4)
+    "1003c1000100",      # Segmentation of 3 octets
+    "1005c0000001ff00",  # Segmentation of 5 octets
+    "120000",            # Importance of 0 octets (§3.19: 1)
+    "1202030400",        # Importance of 2 octets
+])
+def test_optional_parameter_of_wrong_length_is_a_decode_error(optional: str) -> None:
+    wire = _xudt_with_optional(bytes.fromhex(optional))
+    with pytest.raises(SccpDecodeError):
+        decode_message(wire)
+    with pytest.raises(SccpDecodeError):
+        SccpEndpoint(ssns=(9,)).receive(wire)
+
+
+def test_optional_parameters_of_the_right_length() -> None:
+    # Segmentation: first segment, class 1, no further segment; Importance 5; an unknown one skipped.
+    wire = _xudt_with_optional(bytes.fromhex("1004c0000001" "120105" "7f02abcd" "00"))
+    m = decode_message(wire)
+    assert m.segmentation == bytes.fromhex("c0000001") and m.importance == 5
+    assert isinstance(SccpEndpoint(ssns=(9,)).receive(wire), sccp.UnitdataReceived)
+    p = pyc(wire)
+    assert p["HopCounter"].get_val() == 15
+
+
+# --- mutated valid messages: the endpoint raises SccpDecodeError or returns an event, nothing else -------
+
+def _valid_sccp() -> st.SearchStrategy[bytes]:
+    def build(kind: str, data: bytes, opt: bytes) -> bytes:
+        if kind == "UDT":
+            return encode_unitdata(called=EIR.encode(), calling=MSC.encode(), data=data, return_on_error=True)
+        if kind == "UDTS":
+            return sccp.encode_unitdata_service(called=EIR.encode(), calling=MSC.encode(), data=data, cause=1)
+        if kind == "XUDTS":
+            return sccp.encode_unitdata_service(called=EIR.encode(), calling=MSC.encode(), data=data, cause=1,
+                                                extended=True)
+        if kind == "SST":
+            return encode_unitdata(called=SccpAddress(route_on_ssn=True, point_code=2, ssn=1).encode(),
+                                   calling=MSC.encode(), data=bytes((3, 9, 2, 0, 0)))
+        return _xudt_with_optional(opt + b"\0") if opt else encode_unitdata(
+            called=EIR.encode(), calling=MSC.encode(), data=data, extended=True, importance=3)
+
+    opts = st.sampled_from([b"", bytes.fromhex("1004c0000001"), bytes.fromhex("120104"),
+                            bytes.fromhex("1004c0000001120104")])
+    return st.builds(build, st.sampled_from(["UDT", "UDTS", "XUDT", "XUDTS", "SST"]), st.binary(max_size=12),
+                     opts)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_valid_sccp(), st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=3),
+       st.integers(0, 80))
+def test_fuzz_endpoint_mutated_messages(wire: bytes, edits: list[tuple[int, int]], cut: int) -> None:
+    buf = bytearray(wire)
+    for pos, val in edits:
+        if buf:
+            buf[pos % len(buf)] = val
+    if cut and cut < len(buf):
+        del buf[-cut:]
+    ep = SccpEndpoint(ssns=(9,), point_code=2, global_title="491700000009")
+    try:
+        ev = ep.receive(bytes(buf))
+    except SccpDecodeError:
+        return
+    assert isinstance(ev, (sccp.UnitdataReceived, sccp.UnitdataReturned, sccp.ServiceReturned,
+                           sccp.ScmgReply))
+    if isinstance(ev, sccp.UnitdataReceived):
+        ep.answer(ev.message, TCAP)

@@ -168,6 +168,21 @@ def test_non_sccp_and_garbage_sccp_discarded() -> None:
     assert eir.data_to_send() == b""
 
 
+def test_xudt_with_empty_segmentation_is_discarded_not_raised() -> None:
+    """Q.713 §3.17: Segmentation is 4 octets; an empty one (``10 00 00``) used to raise IndexError
+    out of receive_data."""
+    client, eir = make_pair(extended=True)
+    xudt = bytearray(sccp.encode_unitdata(called=sccp.make_address(ssn=9, gt=EIR_GT).encode(),
+                                          calling=sccp.make_address(ssn=8, gt="491700000008").encode(),
+                                          data=bytes.fromhex("6216480400000001"), extended=True))
+    xudt[6] = len(xudt) - 6
+    client.send_sccp(bytes(xudt) + bytes.fromhex("100000"))
+    events = eir.receive_data(client.data_to_send(), 0.0)
+    assert [type(e) for e in events] == [SccpDiscarded]
+    assert "segmentation" in events[0].reason
+    assert eir.data_to_send() == b""
+
+
 def test_unanswered_dialogue_is_aborted_back_to_the_sender() -> None:
     client, eir = make_pair(dialogue_timeout=5.0)
     client.send_check_imei(0.0, imei=IMEI, version=2)
