@@ -85,8 +85,10 @@ class CloneConfig:
     """Distinct IMSIs with one IMEI within the window before it is suspected cloned."""
     window: float = 3600.0
     """Seconds."""
-    distinct_origins: bool = True
-    """Also suspect an IMEI seen from two different origins (MSC GT / MME host) within the window."""
+    distinct_origins: bool = False
+    """Also suspect an IMEI seen from two different origins (MSC GT / MME host) within the window.
+    Off by default: a device on combined EPS/IMSI attach or CSFB is checked by its MME and by its
+    MSC, and one moving within an MME pool by several MMEs — all legitimate."""
     verdict: VerdictName = "grey"
 
 

@@ -199,7 +199,10 @@ async def test_clone_by_distinct_imsis_greys_white_once_event_per_window() -> No
 
 
 async def test_clone_by_two_origins_and_disabled() -> None:
-    checker, _s, _e = await make()
+    checker, _s, _e = await make()  # by default two origins are normal (CSFB, MME pools)
+    assert (await checker.check(req(imsi=IMSI1, origin="mme1.lab"))).status is W
+    assert (await checker.check(req(imsi=IMSI1, origin="msc1.lab"))).status is W
+    checker, _s, _e = await make(config=cfg(clone={"distinct_origins": True}))
     assert (await checker.check(req(imsi=IMSI1, origin="mme1.lab"))).status is W
     v = await checker.check(req(imsi=IMSI1, origin="mme2.lab"))
     assert (v.status, v.rule) == (G, "clone") and "2 origins" in v.detail
@@ -220,7 +223,7 @@ async def test_clone_observations_in_a_separate_store() -> None:
     store, obs = MemoryStore(), MemoryStore()
     await store.open()
     await obs.open()
-    checker = build_checker(cfg(), store, Events(), obs)
+    checker = build_checker(cfg(clone={"distinct_origins": True}), store, Events(), obs)
     await checker.check(req(imsi=IMSI1, origin="a"))
     assert (await checker.check(req(imsi=IMSI1, origin="b"))).rule == "clone"
     assert (await store.observe(IMEI, None, None, 0.0, 1.0)).distinct_imsis == 0
