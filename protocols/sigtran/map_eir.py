@@ -467,6 +467,10 @@ class CheckImeiInvoked:
     peer: Hashable | None = None
     """The ``peer`` given to ``receive_tcap`` (e.g. the SCCP calling address): part of the key."""
     deviations: tuple[str, ...] = ()
+    generation: int = 0
+    """Which dialogue of this (peer, OTID) the invoke belongs to. A Begin reusing a pending OTID
+    replaces the dialogue; the old invoke's late answer must not fill the new one (same key, same
+    invoke id, another IMEI), so answers are matched on the generation too."""
 
     @property
     def imei14(self) -> str:
@@ -517,6 +521,9 @@ class TcapStats:
     ends_sent: int = 0
     expired: int = 0
     late_answers: int = 0
+    """Answers that found no dialogue to fill: expired, or replaced (also in ``stale_answers``)."""
+    stale_answers: int = 0
+    """Answers for a dialogue replaced by a Begin that reused its OTID (dropped)."""
     discarded: int = 0
 
 
@@ -531,6 +538,8 @@ class _Dialogue:
     """Encoded reply components in Begin order; None while an invoke awaits its answer."""
     pending: dict[int, int]
     """invoke id → slot index, for the invokes still to answer."""
+    generation: int
+    """Copied into each CheckImeiInvoked: tells this dialogue from an earlier one with the same key."""
 
 
 class TcapEirCore:
@@ -558,6 +567,7 @@ class TcapEirCore:
         self.dialogue_timeout = dialogue_timeout
         self.stats = TcapStats()
         self._dialogues: dict[tuple[Hashable | None, bytes], _Dialogue] = {}
+        self._generation = 0
 
     @property
     def active_dialogues(self) -> int:
@@ -658,6 +668,7 @@ class TcapEirCore:
         did = int.from_bytes(otid, "big")
         self.stats.begins += 1
         self.stats.invokes += 1
+        self._generation = gen = self._generation + 1
         self._dialogues[key] = _Dialogue(
             otid=otid,
             version=version,
@@ -665,6 +676,7 @@ class TcapEirCore:
             deadline=now + self.dialogue_timeout,
             slots=[None],
             pending={iid: 0},
+            generation=gen,
         )
         ev = CheckImeiInvoked(
             dialogue_id=did,
@@ -678,6 +690,7 @@ class TcapEirCore:
             vendor=arg.vendor,
             otid=otid,
             peer=peer,
+            generation=gen,
         )
         return [ev], None
 
@@ -765,8 +778,9 @@ class TcapEirCore:
         slots: list[bytes | None] = []
         pending: dict[int, int] = {}
         invokes: list[CheckImeiInvoked] = []
+        self._generation = gen = self._generation + 1
         for comp in msg.components:
-            outcome = self._check_component(comp, pending, version, otid, did, peer, errors)
+            outcome = self._check_component(comp, pending, version, otid, did, peer, gen, errors)
             if isinstance(outcome, CheckImeiInvoked):
                 pending[outcome.invoke_id] = len(slots)
                 slots.append(None)
@@ -785,6 +799,7 @@ class TcapEirCore:
             deadline=now + self.dialogue_timeout,
             slots=slots,
             pending=pending,
+            generation=gen,
         )
         return invokes, None
 
@@ -796,6 +811,7 @@ class TcapEirCore:
         otid: bytes,
         did: int,
         peer: Hashable | None,
+        generation: int,
         errors: list[TcapProtocolErrorOccurred],
     ) -> CheckImeiInvoked | Reject | None:
         """One component of a Begin: an invoke to answer, a Reject to send (Q.774 §3.2.2) or None."""
@@ -842,6 +858,7 @@ class TcapEirCore:
                 otid=otid,
                 peer=peer,
                 deviations=arg.deviations,
+                generation=generation,
             )
         if isinstance(comp, ReturnResult):
             problem: int = ReturnResultProblem.UNRECOGNIZED_INVOKE_ID
@@ -910,6 +927,10 @@ class TcapEirCore:
     def _fill(self, ev: CheckImeiInvoked, comp: bytes, *, error: bool) -> bytes | None:
         key = (ev.peer, ev.otid)
         d = self._dialogues.get(key)
+        if d is not None and d.generation != ev.generation:
+            # The OTID was reused meanwhile: this dialogue is another one; ev's was replaced.
+            self.stats.stale_answers += 1
+            d = None
         state = DialogueState.IDLE if d is None else DialogueState.INITIATION_RECEIVED
         action, _ = TRANSITIONS[(state, DialogueInput.ANSWER)]
         if d is None or action is DialogueAction.LATE or ev.invoke_id not in d.pending:

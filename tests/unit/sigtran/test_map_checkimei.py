@@ -551,6 +551,28 @@ def test_reused_otid_replaces_the_pending_dialogue() -> None:
     assert core.answer(r.invokes[0], EquipmentStatus.WHITE_LISTED) is not None
 
 
+@pytest.mark.parametrize("version", [2, 3])
+def test_late_answer_for_a_replaced_dialogue_does_not_fill_the_new_one(version: int) -> None:
+    """The MSC gives up on OTID 1 and reuses it for another IMEI while the first check is still
+    running (a store that suspends). The first check's answer must not become the second's: same
+    key, same invoke id 1, but another dialogue."""
+    core = TcapEirCore()
+    old = only_invoke(core, encode_check_imei_begin(otid=1, version=version, invoke_id=1, imei=IMEI))
+    other = "490154203237518"
+    r = core.receive_tcap(encode_check_imei_begin(otid=1, version=version, invoke_id=1, imei=other), 1.0)
+    (new,) = r.invokes
+    assert new.imei == other and new.invoke_id == old.invoke_id == 1
+    assert core.answer(old, EquipmentStatus.BLACK_LISTED) is None  # stale: dropped and counted
+    assert core.stats.stale_answers == 1 and core.stats.late_answers == 1
+    end = core.answer(new, EquipmentStatus.WHITE_LISTED)
+    assert end is not None
+    f = ref_fields(end)
+    assert f["kind"] == "end" and f["dtid"] == b"\x00\x00\x00\x01"
+    result = f["components"][0]["result"]
+    assert result == ("whiteListed" if version == 2 else {"equipmentStatus": "whiteListed"})
+    assert core.active_dialogues == 0
+
+
 def test_peer_scopes_transaction_ids() -> None:
     core = TcapEirCore()
     data = encode_check_imei_begin(otid=1, version=3, invoke_id=1, imei=IMEI)

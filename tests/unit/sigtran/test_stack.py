@@ -14,7 +14,7 @@ from pycrate_mobile.M3UA import parse_M3UA
 from pycrate_mobile.SCCP import parse_SCCP
 
 from protocols.sigtran import m3ua, sccp
-from protocols.sigtran.map_eir import EquipmentStatus, MapError
+from protocols.sigtran.map_eir import EquipmentStatus, MapError, encode_check_imei_begin
 from protocols.sigtran.stack import (
     CheckImeiAnswered,
     CheckImeiClient,
@@ -181,6 +181,21 @@ def test_xudt_with_empty_segmentation_is_discarded_not_raised() -> None:
     assert [type(e) for e in events] == [SccpDiscarded]
     assert "segmentation" in events[0].reason
     assert eir.data_to_send() == b""
+
+
+def test_reused_otid_gets_its_own_verdict_not_the_replaced_one() -> None:
+    client, eir = make_pair()
+    first, second = "35809101685355", "49015420323751"
+    client.send_tcap(encode_check_imei_begin(otid=7, version=2, invoke_id=1, imei=first + "0"))
+    (old,) = [e for e in eir.receive_data(client.data_to_send(), 0.0) if isinstance(e, CheckImeiRequested)]
+    client.send_tcap(encode_check_imei_begin(otid=7, version=2, invoke_id=1, imei=second + "0"))
+    (new,) = [e for e in eir.receive_data(client.data_to_send(), 1.0) if isinstance(e, CheckImeiRequested)]
+    eir.answer(old, EquipmentStatus.BLACK_LISTED)  # the first check finishes late: nothing is sent
+    assert eir.data_to_send() == b""
+    eir.answer(new, EquipmentStatus.WHITE_LISTED)
+    _, _, (kind, body) = decode_with_pycrate(eir.data_to_send())
+    assert kind == "end" and body["dtid"] == (7).to_bytes(4, "big")
+    assert body["components"][0][1][1]["result"]["result"][1] == "whiteListed"
 
 
 def test_unanswered_dialogue_is_aborted_back_to_the_sender() -> None:
