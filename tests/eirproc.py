@@ -23,6 +23,14 @@ def eir_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "eir.cli"]
 
 
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for an ``eir`` subprocess: the developer's own EIR_* settings must not reach
+    the instance under test."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EIR_")}
+    env.update(extra or {})
+    return env
+
+
 def deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in over.items():
@@ -58,7 +66,7 @@ class EirProcess:
         self.config_path.write_text(yaml.safe_dump(self.config))
         self.ready_path = tmp / "ready.json"
         self.log_path = tmp / "eir.log"
-        self.env = dict(os.environ, **(env or {}))
+        self.env = clean_env(env)
         self.proc: subprocess.Popen[bytes] | None = None
         self.ready: dict[str, Any] = {}
 

@@ -20,19 +20,14 @@ import pytest
 
 from eir.events import MqttEvents
 from eir.metrics import EVENTS_DROPPED
+from tests.services import free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("mosquitto") is None, reason="mosquitto not installed")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Broker:
     def __init__(self, tmp: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.conf = tmp / "mosquitto.conf"
         self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
         self.proc: subprocess.Popen[bytes] | None = None

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.eirproc import ROOT, eir_command
+from tests.eirproc import ROOT, clean_env, eir_command
 
 DEMO = ROOT / "config" / "lists" / "demo.csv"
 
@@ -27,7 +27,7 @@ class Cli:
 
     def __call__(self, *args: str, config: bool = True) -> subprocess.CompletedProcess[str]:
         cmd = [*eir_command(), *args] + (["--config", str(self.config)] if config else [])
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=self.tmp)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=self.tmp, env=clean_env())
 
     def ok(self, *args: str) -> str:
         r = self(*args)
@@ -80,7 +80,8 @@ def test_dry_run_with_bad_rows_reports_lines_and_imports_nothing(cli: Cli, tmp_p
     out = cli.ok("lists", "import", str(bad), "--skip-bad")
     assert "imported version 1" in out and "now 1 entries" in out
     r = subprocess.run([*eir_command(), "lists", "import", "-", "--config", str(cli.config)],
-                       input="imei,status\n35209900176155,grey\n", capture_output=True, text=True, timeout=60)
+                       input="imei,status\n35209900176155,grey\n", capture_output=True, text=True, timeout=60,
+                       env=clean_env())
     assert r.returncode == 0 and "imported version 2" in r.stdout
     assert "stdin" in cli.ok("lists", "versions").splitlines()[1]
 
@@ -134,7 +135,7 @@ def test_configuration_and_store_errors(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("store: {url: 'ftp://x'}\n")
     r = subprocess.run([*eir_command(), "lists", "versions", "--config", str(bad)], capture_output=True,
-                       text=True, timeout=60)
+                       text=True, timeout=60, env=clean_env())
     assert r.returncode == 2 and "store.url" in r.stderr
     (tmp_path / "file").write_text("not a directory")
     cli = Cli(tmp_path, store={"url": f"sqlite:///{tmp_path / 'file' / 'eir.db'}"})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.eirproc import ROOT, EirProcess, eir_command
+from tests.eirproc import ROOT, EirProcess, clean_env, eir_command
 
 pytestmark = pytest.mark.system
 
@@ -20,14 +19,14 @@ def test_config_error_exits_2_and_names_the_key(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("diameter:\n  listen: [nohost]\n")
     res = subprocess.run([*eir_command(), "serve", "--config", str(cfg)], capture_output=True, text=True,
-                         timeout=30)
+                         timeout=30, env=clean_env())
     assert res.returncode == 2
     assert "diameter.listen[0]: expected HOST:PORT" in res.stderr
 
 
 def test_bad_environment_override_exits_2(tmp_path: Path) -> None:
     res = subprocess.run([*eir_command(), "serve"], capture_output=True, text=True, timeout=30,
-                         env=dict(os.environ, EIR_POLICY_UNKNOWN_EQUIPMENT="purple"), cwd=tmp_path)
+                         env=clean_env({"EIR_POLICY_UNKNOWN_EQUIPMENT": "purple"}), cwd=tmp_path)
     assert res.returncode == 2
     assert "policy.unknown_equipment" in res.stderr
 

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import pytest
 
 from simulations.mme import SimulatedMme
+from tests.services import free_port
 
 pytestmark = pytest.mark.system
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _children(pid: int) -> list[int]:
@@ -41,7 +35,7 @@ async def _check_many(host: str, port: int, imei: str, n: int) -> list[str]:
 
 
 def test_two_workers_share_the_port_and_the_lists(eir_factory) -> None:  # type: ignore[no-untyped-def]
-    port = _free_port()
+    port = free_port()
     eir = eir_factory(
         {"workers": 2, "diameter": {"listen": [f"127.0.0.1:{port}"]}, "m3ua": {"enabled": False}},
         lists="imei,status\n35394206000002,black\n",
