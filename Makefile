@@ -5,15 +5,22 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= config/eir.yaml
 
-.PHONY: run test lint bench setup clean deps
+.PHONY: run test lint bench setup setup-unpinned clean deps
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## The newest versions pyproject.toml allows, without constraints.txt (to refresh it)
+setup-unpinned:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
-
-setup: $(STAMP)
 
 ## Start the EIR on its embedded defaults (SQLite store, demo lists, Diameter :3868, M3UA :2905, metrics :9464)
 run: $(STAMP)
