@@ -72,6 +72,7 @@ __all__ = [
     "CheckImeiOutcome",
     "DialogueAction",
     "DialogueInput",
+    "DialogueKey",
     "DialogueState",
     "EquipmentStatus",
     "MapError",
@@ -527,6 +528,10 @@ class TcapStats:
     discarded: int = 0
 
 
+DialogueKey = tuple[Hashable | None, bytes]
+"""A dialogue's key in the EIR: ``(peer, OTID octets)``."""
+
+
 @dataclass(slots=True)
 class _Dialogue:
     otid: bytes
@@ -566,7 +571,7 @@ class TcapEirCore:
         self.max_dialogues = max_dialogues
         self.dialogue_timeout = dialogue_timeout
         self.stats = TcapStats()
-        self._dialogues: dict[tuple[Hashable | None, bytes], _Dialogue] = {}
+        self._dialogues: dict[DialogueKey, _Dialogue] = {}
         self._generation = 0
 
     @property
@@ -954,12 +959,15 @@ class TcapEirCore:
             return d.deadline
         return None
 
-    def handle_timer(self, now: float) -> list[bytes]:
+    def handle_timer(self, now: float) -> list[tuple[DialogueKey, bytes]]:
         """Abort every dialogue past its deadline (TC-U-ABORT; safe to call early).
 
+        Returns ``(key, abort)`` pairs: ``key`` is the dialogue's ``(peer, otid)`` — the same as
+        ``(ev.peer, ev.otid)`` of its invokes — so the caller finds the way back by key, not by
+        decoding the Abort (two peers may use the same OTID).
         TRANSITIONS[(INITIATION_RECEIVED, TIMER_EXPIRY)]: U_ABORT → IDLE.
         """
-        out: list[bytes] = []
+        out: list[tuple[DialogueKey, bytes]] = []
         while self._dialogues:
             key, d = next(iter(self._dialogues.items()))
             if d.deadline > now:
@@ -968,7 +976,8 @@ class TcapEirCore:
             self.stats.expired += 1
             self.stats.aborts_sent += 1
             dialogue = Abrt(source=AbortSource.DIALOGUE_SERVICE_USER) if d.acn is not None else None
-            out.append(encode_tcap(TcapMessage(type=MessageType.ABORT, dtid=d.otid, dialogue=dialogue)))
+            abort = encode_tcap(TcapMessage(type=MessageType.ABORT, dtid=d.otid, dialogue=dialogue))
+            out.append((key, abort))
         return out
 
     # ---- reply builders

@@ -26,6 +26,7 @@ from . import m3ua, sccp
 from .map_eir import (
     CheckImeiInvoked,
     CheckImeiOutcome,
+    DialogueKey,
     EquipmentStatus,
     MapError,
     TcapEirCore,
@@ -33,7 +34,6 @@ from .map_eir import (
     decode_check_imei_reply,
     encode_check_imei_begin,
 )
-from .tcap import TcapError, decode_tcap
 
 __all__ = [
     "CheckImeiAnswered",
@@ -104,7 +104,7 @@ class EirSigtranStack:
         self.tcap = TcapEirCore(supported_versions=tuple(map_versions), max_dialogues=max_dialogues,
                                 dialogue_timeout=dialogue_timeout)
         self.point_code = point_code
-        self._routes: OrderedDict[object, Route] = OrderedDict()
+        self._routes: OrderedDict[DialogueKey, Route] = OrderedDict()
         self._max_routes = max_dialogues
 
     # -- input -------------------------------------------------------------------------------------
@@ -189,32 +189,22 @@ class EirSigtranStack:
 
     def handle_timer(self, now: float) -> list[StackEvent]:
         events: list[StackEvent] = list(self.m3ua.handle_timer(now))
-        for data in self.tcap.handle_timer(now):
-            route = self._route_for(data)
+        for key, data in self.tcap.handle_timer(now):
+            # The key is (SCCP calling address, OTID): with several MSCs behind one STP the OTID
+            # alone may name another MSC's dialogue.
+            route = self._routes.pop(key, None)
             if route is not None:
                 self._send_answer(route, data)
         return events
 
     # -- helpers -----------------------------------------------------------------------------------
 
-    def _remember(self, key: object, route: Route) -> None:
+    def _remember(self, key: DialogueKey, route: Route) -> None:
         routes = self._routes
         routes[key] = route
         routes.move_to_end(key)
         while len(routes) > self._max_routes:
             routes.popitem(last=False)
-
-    def _route_for(self, tcap_bytes: bytes) -> Route | None:
-        """The route of a dialogue whose message the TCAP core produced on a timer (an Abort):
-        found by its destination transaction id."""
-        try:
-            msg = decode_tcap(tcap_bytes)
-        except TcapError:
-            return None
-        for key in list(self._routes):
-            if _key_tid(key) == msg.dtid:
-                return self._routes.pop(key)
-        return None
 
     def _send_answer(self, route: Route, tcap_data: bytes) -> None:
         sccp_data = self.sccp.answer(route.request, tcap_data)
@@ -229,14 +219,6 @@ class EirSigtranStack:
             return  # the association went down meanwhile: nothing can be sent (§4.3.4.4)
         conn.send_data(m3ua.ProtocolData(opc=dpc, dpc=opc, si=3, ni=ni, sls=sls, data=data),
                        routing_context=rc)
-
-
-def _key_tid(key: object) -> bytes | None:
-    if isinstance(key, bytes):
-        return key
-    if isinstance(key, tuple) and key and isinstance(key[-1], bytes):
-        return key[-1]
-    return None
 
 
 # --- the client (simulated MSC / SGSN) ----------------------------------------------------------------

@@ -532,7 +532,8 @@ def test_stale_dialogues_expire_with_an_abort(version: int, dialogue: str | None
     only_invoke(core, encode_check_imei_begin(otid=2, version=version, invoke_id=1, imei=IMEI), now=105.0)
     assert core.get_timer() == 110.0
     assert core.handle_timer(109.9) == []  # early call is safe
-    (abort,) = core.handle_timer(110.0)
+    ((key, abort),) = core.handle_timer(110.0)
+    assert key == (ev.peer, ev.otid)  # the key the caller routes the Abort by
     f = ref_fields(abort)
     assert f["kind"] == "abort" and f["dtid"] == b"\x00\x00\x00\x01" and f.get("dialogue") == dialogue
     if dialogue:
@@ -687,7 +688,7 @@ def _drive(pair: tuple[DialogueState, DialogueInput]) -> tuple[TcapEirCore, byte
     if inp is DialogueInput.ANSWER:
         return core, core.answer(ev, EquipmentStatus.WHITE_LISTED), []
     if inp is DialogueInput.TIMER_EXPIRY:
-        return core, None, core.handle_timer(100.0)
+        return core, None, [abort for _key, abort in core.handle_timer(100.0)]
     return core, core.receive_tcap(messages[inp], 1.0).reply, []
 
 

@@ -198,6 +198,31 @@ def test_reused_otid_gets_its_own_verdict_not_the_replaced_one() -> None:
     assert body["components"][0][1][1]["result"]["result"][1] == "whiteListed"
 
 
+def test_dialogue_timeout_abort_goes_to_its_own_msc() -> None:
+    """Two MSCs behind one STP (one association, two calling GTs) both use OTID 1. MSC A's first
+    dialogue was replaced by a Begin answered at once (its route is left behind); MSC B's dialogue
+    then times out: the Abort must go to B — found by (calling address, OTID), not by OTID alone."""
+    client, eir = make_pair(dialogue_timeout=5.0)
+    msc_b = sccp.make_address(ssn=8, gt="491700000077").encode()
+    eir_addr = sccp.make_address(ssn=9, gt=EIR_GT).encode()
+    client.send_tcap(encode_check_imei_begin(otid=1, version=2, invoke_id=1, imei=IMEI + "0"))
+    assert any(isinstance(e, CheckImeiRequested) for e in eir.receive_data(client.data_to_send(), 0.0))
+    # A reuses OTID 1 for a Begin with an unknown operation: answered at once with an End + Reject.
+    client.send_tcap(bytes.fromhex("6210" "480400000001" "6c08" "a106020101020163"))
+    eir.receive_data(client.data_to_send(), 1.0)
+    _, s, (kind, _) = decode_with_pycrate(eir.data_to_send())
+    assert kind == "end"
+    begin_b = encode_check_imei_begin(otid=1, version=2, invoke_id=1, imei="490154203237518")
+    client.send_sccp(sccp.encode_unitdata(called=eir_addr, calling=msc_b, data=begin_b, protocol_class=1))
+    (req_b,) = [e for e in eir.receive_data(client.data_to_send(), 2.0) if isinstance(e, CheckImeiRequested)]
+    eir.handle_timer(7.0)
+    _, s, (kind, body) = decode_with_pycrate(eir.data_to_send())
+    assert kind == "abort" and body["dtid"] == (1).to_bytes(4, "big")
+    assert s["CalledPartyAddr"].get_gt().get_addr() == "491700000077"  # MSC B, not MSC A
+    eir.answer(req_b, EquipmentStatus.WHITE_LISTED)  # too late: nothing more is sent
+    assert eir.data_to_send() == b""
+
+
 def test_unanswered_dialogue_is_aborted_back_to_the_sender() -> None:
     client, eir = make_pair(dialogue_timeout=5.0)
     client.send_check_imei(0.0, imei=IMEI, version=2)

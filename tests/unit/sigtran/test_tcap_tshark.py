@@ -140,7 +140,7 @@ def test_standard_messages_decode_cleanly(tmp_path: Path) -> None:
     expect.append({"tcap.dtid": "01", "tcap.p_abortCause": "1"})
     expiring = TcapEirCore(dialogue_timeout=1.0)
     expiring.receive_tcap(encode_check_imei_begin(otid=0x0E, version=2, invoke_id=1, imei=imei), 0.0)
-    (abrt,) = expiring.handle_timer(5.0)
+    ((_key, abrt),) = expiring.handle_timer(5.0)
     frames.append(abrt)
     expect.append({"tcap.dtid": "0000000e", "tcap.abort_source": "0"})
 
