@@ -95,6 +95,10 @@ EQUIPMENT_MNGT_CONTEXT: tuple[int, ...] = (0, 4, 0, 0, 1, 0, 13)
 """``map-ac equipmentMngt(13)`` without the version arc (TS 29.002 §17.3.2)."""
 MAX_MESSAGE_SIZE = 65_535
 """Larger SCCP user data is not decoded (an XUDT-reassembled message stays far below)."""
+MAX_REPLY_SIZE = 255
+"""The largest TCAP message the EIR sends: SCCP UDT/XUDT user data has a one-octet length
+(Q.713 §4.10, §4.18). A Begin of many small bad components would otherwise be answered by an
+End of as many (larger) Rejects that no UDT can carry."""
 
 
 def equipment_mngt_acn(version: int) -> tuple[int, ...]:
@@ -526,6 +530,8 @@ class TcapStats:
     stale_answers: int = 0
     """Answers for a dialogue replaced by a Begin that reused its OTID (dropped)."""
     discarded: int = 0
+    oversized: int = 0
+    """Ends that would not fit in MAX_REPLY_SIZE octets: sent as a P-Abort resourceLimitation."""
 
 
 DialogueKey = tuple[Hashable | None, bytes]
@@ -796,6 +802,14 @@ class TcapEirCore:
         if not pending:
             # Nothing to wait for: close the dialogue now (with the Rejects, if any).
             end = self._end(otid, acn, [s for s in slots if s is not None])
+            if end[0] != 0x64:
+                errors.append(
+                    TcapProtocolErrorOccurred(
+                        kind="resource_limitation",
+                        detail=f"End with {len(slots)} components exceeds {MAX_REPLY_SIZE} octets: P-Abort",
+                        dialogue_id=did,
+                    )
+                )
             return [], end
         self._dialogues[key] = _Dialogue(
             otid=otid,
@@ -983,14 +997,19 @@ class TcapEirCore:
     # ---- reply builders
 
     def _end(self, otid: bytes, acn: tuple[int, ...] | None, components: list[bytes]) -> bytes:
-        """End (Q.773 §3.1) with the AARE accepted when the Begin carried an AARQ (Q.774 §3.2.2.1)."""
-        self.stats.ends_sent += 1
+        """End (Q.773 §3.1) with the AARE accepted when the Begin carried an AARQ (Q.774 §3.2.2.1);
+        a P-Abort resourceLimitation (Q.773 §3.1) when the End would exceed MAX_REPLY_SIZE."""
         body = tlv(0x49, otid)
         if acn is not None:
             body += _aare_accepted(acn)
         if components:
             body += tlv(0x6C, b"".join(components))
-        return tlv(0x64, body)
+        end = tlv(0x64, body)
+        if len(end) > MAX_REPLY_SIZE:
+            self.stats.oversized += 1
+            return self._p_abort(otid, PAbortCause.RESOURCE_LIMITATION)
+        self.stats.ends_sent += 1
+        return end
 
     def _p_abort(self, otid: bytes, cause: PAbortCause) -> bytes:
         self.stats.aborts_sent += 1

@@ -223,6 +223,40 @@ def test_dialogue_timeout_abort_goes_to_its_own_msc() -> None:
     assert eir.data_to_send() == b""
 
 
+def _begin(otid: int, components: bytes) -> bytes:
+    def tlv(tag: int, value: bytes) -> bytes:
+        n = len(value)
+        return bytes((tag, n) if n < 128 else (tag, 0x81, n)) + value
+
+    return tlv(0x62, tlv(0x48, otid.to_bytes(4, "big")) + tlv(0x6C, components))
+
+
+@pytest.mark.parametrize("with_invoke", [False, True])
+def test_reply_too_big_for_a_udt_becomes_a_p_abort(with_invoke: bool) -> None:
+    """48 stray ReturnResults (5 octets each) would be answered by 48 Rejects (8 octets each): an
+    End no UDT can carry (Q.713: one length octet). That raised ValueError out of the stack; now
+    the dialogue gets a P-Abort resourceLimitation."""
+    client, eir = make_pair()
+    stray = bytes.fromhex("a2030201ff")
+    if with_invoke:
+        invoke = bytes.fromhex("a110020101" "02012b" "0408") + bytes.fromhex("53081910863555f0")
+        comps = invoke + stray * 44
+    else:
+        comps = stray * 48
+    client.send_tcap(_begin(9, comps))
+    events = eir.receive_data(client.data_to_send(), 0.0)
+    if with_invoke:
+        (req,) = [e for e in events if isinstance(e, CheckImeiRequested)]
+        assert eir.data_to_send() == b""
+        eir.answer(req, EquipmentStatus.WHITE_LISTED)
+    else:
+        assert any(getattr(e, "kind", None) == "resource_limitation" for e in events)
+    assert eir.tcap.stats.oversized == 1
+    _, _, (kind, body) = decode_with_pycrate(eir.data_to_send())
+    assert kind == "abort" and body["dtid"] == (9).to_bytes(4, "big")
+    assert body["reason"] == ("p-abortCause", 4)  # resourceLimitation (Q.773 §3.1)
+
+
 def test_unanswered_dialogue_is_aborted_back_to_the_sender() -> None:
     client, eir = make_pair(dialogue_timeout=5.0)
     client.send_check_imei(0.0, imei=IMEI, version=2)
