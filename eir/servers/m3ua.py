@@ -431,11 +431,15 @@ class M3uaServer:
                 if use_sctp:
                     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
                                          socket.SOCK_STREAM, socket.IPPROTO_SCTP)
-                    _set_sctp_ppid(sock)
-                    sock.setblocking(False)
-                    await loop.sock_connect(sock, (host, port))
-                    _, proto = await loop.create_connection(
-                        lambda: _Association(self, m3ua.Role.ASP, "sctp"), sock=sock)
+                    try:
+                        _set_sctp_ppid(sock)
+                        sock.setblocking(False)
+                        await loop.sock_connect(sock, (host, port))
+                        _, proto = await loop.create_connection(
+                            lambda: _Association(self, m3ua.Role.ASP, "sctp"), sock=sock)
+                    except BaseException:  # one fd per retry otherwise (and on cancellation)
+                        sock.close()
+                        raise
                 else:
                     _, proto = await loop.create_connection(
                         lambda: _Association(self, m3ua.Role.ASP, "tcp"), host, port)

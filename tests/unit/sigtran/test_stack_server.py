@@ -8,6 +8,7 @@ back-pressure (``max_in_flight``) and a graceful shutdown with checks still in f
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 
@@ -95,3 +96,46 @@ async def test_shutdown_lets_in_flight_checks_answer() -> None:
 def test_sctp_unavailable_is_explained() -> None:
     reason = server_mod.sctp_available()
     assert reason is not None and "SCTP" in reason
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_sctp_connector_closes_the_socket_when_connect_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each failed outbound SCTP connect used to leak its socket (one fd per retry, forever).
+
+    This kernel has no SCTP, so the SCTP branch of the connector is driven with TCP sockets standing
+    in (IPPROTO_SCTP → IPPROTO_TCP) against a loopback port nobody listens on; the loop is stopped
+    after the failures are logged, and the process must hold no more fds than before.
+    """
+    import socket
+
+    with socket.socket() as probe:  # a free port, closed again: connecting to it is refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setattr(socket, "IPPROTO_SCTP", socket.IPPROTO_TCP, raising=False)
+    monkeypatch.setattr(server_mod, "sctp_available", lambda: None)
+    srv = server_mod.M3uaServer(Config(m3ua=M3uaConfig(listen=[], transports=["sctp"])), SlowChecker(),
+                                NullEvents())
+    failures: list[dict[str, object]] = []
+
+    def warning(event: str, **kw: object) -> None:
+        failures.append({"event": event, **kw})
+        if len(failures) == 3:
+            srv.stopping = True
+
+    monkeypatch.setattr(srv.log, "warning", warning)
+    monkeypatch.setattr(server_mod.asyncio, "sleep", _no_sleep)
+    before = _open_fds()
+    await asyncio.wait_for(srv._connect_loop(f"127.0.0.1:{port}"), 10)
+    assert [f["event"] for f in failures] == ["m3ua_connect_failed"] * 3
+    assert _open_fds() == before
+
+
+_real_sleep = asyncio.sleep
+
+
+async def _no_sleep(delay: float, result: object = None) -> object:
+    """The connector's back-off (1 s, 2 s …) shortened to one loop turn."""
+    return await _real_sleep(0, result)
