@@ -124,6 +124,8 @@ class _Association(asyncio.Protocol):
         self.flush_pending = False
         self.closed = asyncio.Event()
         self.max_in_flight = cfg.max_in_flight
+        self.failed = False
+        """The core raised: nothing it holds can be trusted, the association is being closed."""
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------
 
@@ -140,12 +142,41 @@ class _Association(asyncio.Protocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
-        self._handle(self.stack.receive_data(data, self.loop.time()))
-        self._flush()
+        if self.failed:
+            return
+        try:
+            self._handle(self.stack.receive_data(data, self.loop.time()))
+            self._flush()
+        except Exception:  # a bug, not bad input (that gets ERR from the core): never asyncio's
+            self._internal_error(data)  # "Fatal error: protocol.data_received() call failed"
 
     def eof_received(self) -> bool | None:
-        self._handle(self.stack.receive_data(b"", self.loop.time()))
+        if not self.failed:
+            try:
+                self._handle(self.stack.receive_data(b"", self.loop.time()))
+            except Exception:
+                self._internal_error(b"")
         return None
+
+    def _internal_error(self, data: bytes) -> None:
+        """Defence in depth: the core raised. Log it with the input, count it, answer ERR Protocol
+        Error (RFC 4666 §3.8.1) with the input as Diagnostic Information, and close — whatever the
+        core had queued is not sent, its state being unknown."""
+        self.failed = True
+        self.log.exception("m3ua_internal_error", peer=self.peer, data=data[:64].hex())
+        PROTOCOL_ERRORS.labels(IFACE, "internal").inc()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = self.timer_at = None
+        tr = self.transport
+        if tr is None or tr.is_closing():
+            return
+        with contextlib.suppress(Exception):
+            params = [(m3ua.Tag.ERROR_CODE, struct.pack("!I", m3ua.ErrorCode.PROTOCOL_ERROR))]
+            if data:
+                params.append((m3ua.Tag.DIAGNOSTIC_INFO, data[:40]))
+            tr.write(m3ua.encode_message(m3ua.MessageType.ERR, params))
+        tr.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.timer is not None:
@@ -267,7 +298,13 @@ class _Association(asyncio.Protocol):
             verdict = await rest
         except Exception as e:
             verdict = self._failure(e)
-        self._answer(ev, verdict)
+        if self.failed:
+            return
+        try:
+            self._answer(ev, verdict)
+        except Exception:
+            self._internal_error(b"")
+            return
         _CHECK_SECONDS.observe(time.perf_counter() - started)
         self._schedule_flush()
 
@@ -290,7 +327,8 @@ class _Association(asyncio.Protocol):
 
     def _deferred_flush(self) -> None:
         self.flush_pending = False
-        self._flush()
+        if not self.failed:
+            self._flush()
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
@@ -326,8 +364,13 @@ class _Association(asyncio.Protocol):
     def _on_timer(self) -> None:
         self.timer = None
         self.timer_at = None
-        self._handle(self.stack.handle_timer(self.loop.time()))
-        self._flush()
+        if self.failed:
+            return
+        try:
+            self._handle(self.stack.handle_timer(self.loop.time()))
+            self._flush()
+        except Exception:
+            self._internal_error(b"")
 
     async def close(self, grace: float) -> None:
         """Graceful: let outstanding checks answer, ASPDN (ASP role), then close; cut after ``grace``."""

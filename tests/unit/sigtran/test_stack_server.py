@@ -11,11 +11,16 @@ import asyncio
 import os
 
 import pytest
+from pycrate_mobile.M3UA import parse_M3UA
+from structlog.testing import capture_logs
 
 from eir.config import Config, M3uaConfig
 from eir.events import NullEvents
+from eir.metrics import REGISTRY
 from eir.model import CheckRequest, Status, Verdict
 from eir.servers import m3ua as server_mod
+from protocols.sigtran import m3ua
+from protocols.sigtran.stack import EirSigtranStack
 from simulations.msc import SimulatedMsc
 
 
@@ -139,3 +144,46 @@ _real_sleep = asyncio.sleep
 async def _no_sleep(delay: float, result: object = None) -> object:
     """The connector's back-off (1 s, 2 s …) shortened to one loop turn."""
     return await _real_sleep(0, result)
+
+
+def _metric(interface: str, error: str) -> float:
+    labels = {"interface": interface, "error": error}
+    return REGISTRY.get_sample_value("eir_protocol_errors_total", labels) or 0.0
+
+
+async def test_core_exception_is_an_err_a_log_line_and_a_close(monkeypatch: pytest.MonkeyPatch,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    """A bug in the core (made to raise here) must not end in asyncio's "Fatal error:
+    protocol.data_received() call failed": the adapter logs it with the peer and the input, counts
+    eir_protocol_errors{error="internal"}, sends ERR Protocol Error and closes."""
+    srv = await start(SlowChecker())
+    host, port, _ = srv.addresses()[0]
+    reader, writer = await asyncio.open_connection(host, port)
+    aspup = m3ua.encode_message(m3ua.MessageType.ASPUP)
+
+    def broken(self: object, data: bytes, now: float, stream: int | None = None) -> list[object]:
+        raise RuntimeError("core bug")
+
+    monkeypatch.setattr(EirSigtranStack, "receive_data", broken)
+    before = _metric("map", "internal")
+    try:
+        with capture_logs() as logs:
+            writer.write(aspup)
+            await writer.drain()
+            reply = await asyncio.wait_for(reader.read(), 5)  # everything until the server closes
+        msg, err = parse_M3UA(reply)
+        assert err == 0
+        hdr, params = msg.get_val()
+        assert (hdr[2], hdr[3]) == (0, 0)  # ERR
+        values = {p[0]: p[2] for p in params}
+        assert values[m3ua.Tag.ERROR_CODE] == m3ua.ErrorCode.PROTOCOL_ERROR
+        assert values[m3ua.Tag.DIAGNOSTIC_INFO] == aspup
+        assert _metric("map", "internal") == before + 1
+        (line,) = [e for e in logs if e["event"] == "m3ua_internal_error"]
+        assert line["log_level"] == "error" and line["exc_info"] is True
+        assert line["data"] == aspup.hex() and line["peer"].startswith("127.0.0.1:")
+        assert "Fatal error" not in caplog.text
+    finally:
+        writer.close()
+        await srv.shutdown(1.0)
+    assert not srv.associations
