@@ -141,6 +141,8 @@ class _PeerConnection(asyncio.Protocol):
         self.open = False
         self.closed = asyncio.Event()
         self.max_in_flight = max(1, server.config.diameter.max_in_flight)
+        self.failed = False
+        """The core raised: nothing it holds can be trusted, the connection is being closed."""
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------
 
@@ -177,27 +179,45 @@ class _PeerConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         core = self.core
-        if core is None:  # pragma: no cover
+        if core is None or self.failed:
             return
         try:
-            events = core.receive_data(data, self.loop.time())
-        except RemoteProtocolError as e:
-            # The framing is lost: the core queued its error answer and is CLOSED; its events
-            # (checks read before the fault, the error, ConnectionClosed) come with the exception.
-            self.log.warning("diameter_framing_lost", result_code=int(e.result_code), error=str(e))
-            self._handle(e.events)
+            try:
+                events = core.receive_data(data, self.loop.time())
+            except RemoteProtocolError as e:
+                # The framing is lost: the core queued its error answer and is CLOSED; its events
+                # (checks read before the fault, the error, ConnectionClosed) come with the exception.
+                self.log.warning("diameter_framing_lost", result_code=int(e.result_code), error=str(e))
+                self._handle(e.events)
+                self._flush()
+                self._close_transport()
+                return
+            if events:
+                self._handle(events)
             self._flush()
-            self._close_transport()
-            return
-        if events:
-            self._handle(events)
-        self._flush()
+        except Exception:  # a bug, not bad input (the core answers that): never asyncio's
+            self._internal_error(data)  # "Fatal error: protocol.data_received() call failed"
 
     def eof_received(self) -> bool | None:
-        if self.core is not None:
-            with contextlib.suppress(RemoteProtocolError):
-                self._handle(self.core.receive_data(b"", self.loop.time()))
+        if self.core is not None and not self.failed:
+            try:
+                with contextlib.suppress(RemoteProtocolError):
+                    self._handle(self.core.receive_data(b"", self.loop.time()))
+            except Exception:
+                self._internal_error(b"")
         return None
+
+    def _internal_error(self, data: bytes) -> None:
+        """Defence in depth: the core raised. Log it with the input, count it and close. Even an
+        OPEN peer gets no DPR or error answer: the core's state is unknown, nothing it would send
+        can be trusted (the MME reconnects; RFC 6733 §5.6 lets either side close the transport)."""
+        self.failed = True
+        self.log.exception("diameter_internal_error", peer=self.peer, data=data[:64].hex())
+        PROTOCOL_ERRORS.labels(IFACE, "internal").inc()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = self.timer_at = None
+        self._close_transport()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.timer is not None:
@@ -208,8 +228,8 @@ class _PeerConnection(asyncio.Protocol):
             self.open = False
         for t in self.tasks:
             t.cancel()
-        if self.core is not None and self.core.state is not PeerState.CLOSED:
-            with contextlib.suppress(RemoteProtocolError):
+        if self.core is not None and not self.failed and self.core.state is not PeerState.CLOSED:
+            with contextlib.suppress(Exception):  # RemoteProtocolError, or a bug: the peer is gone
                 self.core.receive_data(b"", self.loop.time())
         self.server.connections.discard(self)
         PEER_EVENTS.labels(IFACE, "disconnected").inc()
@@ -299,8 +319,13 @@ class _PeerConnection(asyncio.Protocol):
             raise
         except Exception as e:
             verdict = self._failure(e)
-        self._answer(ev, verdict, started)
-        self._flush()
+        if self.failed:
+            return
+        try:
+            self._answer(ev, verdict, started)
+            self._flush()
+        except Exception:
+            self._internal_error(b"")
 
     def _failure(self, e: BaseException) -> Verdict:
         self.log.error("check_failed", error=repr(e))
@@ -368,9 +393,14 @@ class _PeerConnection(asyncio.Protocol):
     def _on_timer(self) -> None:
         self.timer = None
         self.timer_at = None
-        if self.core is not None:
-            self._handle(self.core.handle_timer(self.loop.time()))
-        self._flush()
+        if self.failed:
+            return
+        try:
+            if self.core is not None:
+                self._handle(self.core.handle_timer(self.loop.time()))
+            self._flush()
+        except Exception:
+            self._internal_error(b"")
 
     def _close_transport(self) -> None:
         tr = self.transport

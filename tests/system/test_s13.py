@@ -258,3 +258,47 @@ async def test_error_answer_keeps_the_connection(tmp_path: Any) -> None:
     assert (await mme.check("31123456789012")).verdict == "white"
     await mme.close()
     await server.shutdown(1.0)
+
+
+async def test_core_exception_is_logged_counted_and_closes(monkeypatch: pytest.MonkeyPatch,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """A bug in the core (made to raise here) on an OPEN connection must not end in asyncio's
+    "Fatal error: protocol.data_received() call failed": the adapter logs it with the peer and the
+    input, counts eir_protocol_errors{error="internal"} and just closes (no DPR, no answer: nothing
+    the core holds can be trusted)."""
+    from diameter.message import Message as PdMessage
+    from structlog.testing import capture_logs
+
+    from eir.metrics import REGISTRY
+    from tests.unit.diameter.helpers import cer
+
+    server = await start(_config(), GateChecker(), Sink())
+    host, port, _ = server.addresses()[0]
+    reader, writer = await asyncio.open_connection(host, port)
+    labels = {"interface": "s13", "error": "internal"}
+    try:
+        writer.write(cer())
+        cea = PdMessage.from_bytes(await asyncio.wait_for(reader.read(4096), 5))
+        assert cea.header.command_code == 257 and cea.result_code == 2001
+        (conn,) = server.connections
+        assert conn.open
+
+        def broken(data: bytes, now: float) -> list[Any]:
+            raise RuntimeError("core bug")
+
+        monkeypatch.setattr(conn.core, "receive_data", broken)
+        before = REGISTRY.get_sample_value("eir_protocol_errors_total", labels) or 0.0
+        dwr = bytes.fromhex("01000014800001180000000000000001" "00000001")
+        with capture_logs() as logs:
+            writer.write(dwr)
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, and nothing sent first
+            await asyncio.wait_for(conn.closed.wait(), 5)
+        assert REGISTRY.get_sample_value("eir_protocol_errors_total", labels) == before + 1
+        (line,) = [e for e in logs if e["event"] == "diameter_internal_error"]
+        assert line["log_level"] == "error" and line["exc_info"] is True
+        assert line["data"] == dwr.hex() and line["peer"].startswith("127.0.0.1:")
+        assert "Fatal error" not in caplog.text
+        assert not server.connections and not conn.open
+    finally:
+        writer.close()
+        await server.shutdown(1.0)
