@@ -16,13 +16,13 @@ import argparse
 import asyncio
 import contextlib
 import json
-import socket
 import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from eir.servers._sctp import SCTP_PPID_M3UA, sctp_connect_socket
 from protocols.sigtran import m3ua, sccp
 from protocols.sigtran.map_eir import EquipmentStatus, MapError
 from protocols.sigtran.stack import CheckImeiAnswered, CheckImeiClient
@@ -177,11 +177,12 @@ class SimulatedMsc:
         loop = asyncio.get_running_loop()
         proto = _MscProtocol(client)
         if sctp:
-            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
-                                 socket.IPPROTO_SCTP)
-            sock.setblocking(False)
-            await loop.sock_connect(sock, (host, port))
-            await loop.create_connection(lambda: proto, sock=sock)
+            sock = await sctp_connect_socket(host, port, SCTP_PPID_M3UA)  # closed if it fails
+            try:
+                await loop.create_connection(lambda: proto, sock=sock)
+            except BaseException:
+                sock.close()
+                raise
         else:
             await loop.create_connection(lambda: proto, host, port)
         try:

@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import os
 import socket
-import struct
 import time
 import types
 from collections.abc import Coroutine, Generator
@@ -40,6 +39,7 @@ from eir.config import Config, parse_hostport
 from eir.logging import get_logger
 from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS, REQUESTS, VERDICTS
 from eir.model import Checker, CheckRequest, Interface, Status, Verdict
+from eir.servers._sctp import SCTP_PPID_DIAMETER, sctp_available, sctp_listen_socket
 from protocols.diameter import (
     CapabilitiesExchanged,
     ConnectionClosed,
@@ -58,9 +58,6 @@ from protocols.diameter import (
 __all__ = ["DiameterServer", "sctp_available", "start"]
 
 IFACE = Interface.S13.value
-SCTP_PPID_DIAMETER = 46
-"""RFC 6733 §2.1.1 / IANA: SCTP payload protocol identifier for Diameter."""
-_SCTP_DEFAULT_SEND_PARAM = 10  # linux/sctp.h SCTP_DEFAULT_SEND_PARAM
 
 _WHITE, _BLACK, _GREY = EquipmentStatus.WHITELISTED, EquipmentStatus.BLACKLISTED, EquipmentStatus.GREYLISTED
 _REQUESTS = REQUESTS.labels(IFACE)
@@ -82,19 +79,6 @@ def _error_label(code: int) -> str:
         return ResultCode(code).name.lower().removeprefix("diameter_")
     except ValueError:
         return str(code)
-
-
-def sctp_available() -> str | None:
-    """None when SCTP sockets can be created here, else the reason."""
-    proto = getattr(socket, "IPPROTO_SCTP", None)
-    if proto is None:
-        return "this Python has no socket.IPPROTO_SCTP"
-    try:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, proto)
-    except OSError as e:
-        return f"the kernel refuses SCTP sockets ({e.strerror or e}; is the sctp module loaded?)"
-    s.close()
-    return None
 
 
 @types.coroutine
@@ -479,7 +463,8 @@ class DiameterServer:
                 if port == 0:  # SCTP on the TCP port number when the kernel picked it
                     port = srv.sockets[0].getsockname()[1]
             if "sctp" in cfg.transports and sctp_reason is None:
-                sock = _sctp_socket(host, port, reuse)
+                # one-to-one socket (RFC 6733 §2.1.1), PPID 46 on every message
+                sock = sctp_listen_socket(host, port, SCTP_PPID_DIAMETER, reuse_port=reuse, backlog=512)
                 srv = await loop.create_server(lambda: _PeerConnection(self, "sctp"), sock=sock)
                 self.listeners.append((srv, "sctp"))
         for host, port, transport in self.addresses():
@@ -494,26 +479,6 @@ class DiameterServer:
         for srv, _ in self.listeners:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(srv.wait_closed(), 1.0)
-
-
-def _sctp_socket(host: str, port: int, reuse: bool) -> socket.socket:
-    """A listening one-to-one SCTP socket (RFC 6733 §2.1.1) with PPID 46 on every message."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_SCTP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        info = struct.pack("=HHHxxIIIIIi", 0, 0, 0, socket.htonl(SCTP_PPID_DIAMETER), 0, 0, 0, 0, 0)
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_SCTP, _SCTP_DEFAULT_SEND_PARAM, info)
-        sock.bind((host, port))
-        sock.listen(512)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 async def start(config: Config, checker: Checker, events: Any) -> DiameterServer:

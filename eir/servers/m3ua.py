@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import struct
 import time
 from typing import Any
@@ -24,6 +23,7 @@ from eir.config import Config, parse_hostport
 from eir.logging import get_logger
 from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS
 from eir.model import Checker, CheckRequest, Interface, Status, Verdict
+from eir.servers._sctp import SCTP_PPID_M3UA, sctp_available, sctp_connect_socket, sctp_listen_socket
 from protocols.sigtran import m3ua
 from protocols.sigtran.map_eir import EquipmentStatus, MapError
 from protocols.sigtran.stack import (
@@ -37,8 +37,6 @@ from protocols.sigtran.stack import (
 __all__ = ["M3uaServer", "sctp_available", "start"]
 
 IFACE = Interface.MAP.value
-SCTP_PPID_M3UA = 3
-_SCTP_DEFAULT_SEND_PARAM = 10  # linux/sctp.h
 
 _STATUS = {
     Status.WHITE: EquipmentStatus.WHITE_LISTED,
@@ -48,26 +46,6 @@ _STATUS = {
 
 _CHECK_SECONDS = CHECK_SECONDS.labels(IFACE)
 _PEERS = PEERS.labels(IFACE)
-
-
-def sctp_available() -> str | None:
-    """None when SCTP sockets can be created here, else the reason (kernel without SCTP …)."""
-    proto = getattr(socket, "IPPROTO_SCTP", None)
-    if proto is None:
-        return "this Python has no socket.IPPROTO_SCTP"
-    try:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, proto)
-    except OSError as e:
-        return f"the kernel refuses SCTP sockets ({e.strerror or e}; is the sctp module loaded?)"
-    s.close()
-    return None
-
-
-def _set_sctp_ppid(sock: socket.socket) -> None:
-    """Default PPID 3 (M3UA, RFC 4666 §1.4.7.1) on every message sent: ``struct sctp_sndrcvinfo``."""
-    info = struct.pack("=HHHxxIIIIIi", 0, 0, 0, socket.htonl(SCTP_PPID_M3UA), 0, 0, 0, 0, 0)
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.IPPROTO_SCTP, _SCTP_DEFAULT_SEND_PARAM, info)
 
 
 class _Resume:
@@ -440,28 +418,11 @@ class M3uaServer:
                 if port == 0:  # SCTP on the same port number as TCP when the port was left to the kernel
                     port = srv.sockets[0].getsockname()[1]
             if "sctp" in cfg.transports and sctp_reason is None:
-                sock = self._sctp_socket(host, port, reuse)
+                sock = sctp_listen_socket(host, port, SCTP_PPID_M3UA, reuse_port=reuse, backlog=128)
                 srv = await loop.create_server(lambda: _Association(self, m3ua.Role.SG, "sctp"), sock=sock)
                 self.listeners.append((srv, "sctp"))
         for addr in cfg.connect:
             self.connectors.append(loop.create_task(self._connect_loop(addr)))
-
-    @staticmethod
-    def _sctp_socket(host: str, port: int, reuse: bool) -> socket.socket:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_SCTP)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if reuse:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            _set_sctp_ppid(sock)
-            sock.bind((host, port))
-            sock.listen(128)
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
-        return sock
 
     async def _connect_loop(self, addr: str) -> None:
         """Outbound ASP association to an STP/SG, re-established with back-off (1 s … 30 s)."""
@@ -472,12 +433,8 @@ class M3uaServer:
         while not self.stopping:
             try:
                 if use_sctp:
-                    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
-                                         socket.SOCK_STREAM, socket.IPPROTO_SCTP)
+                    sock = await sctp_connect_socket(host, port, SCTP_PPID_M3UA)  # closed if it fails
                     try:
-                        _set_sctp_ppid(sock)
-                        sock.setblocking(False)
-                        await loop.sock_connect(sock, (host, port))
                         _, proto = await loop.create_connection(
                             lambda: _Association(self, m3ua.Role.ASP, "sctp"), sock=sock)
                     except BaseException:  # one fd per retry otherwise (and on cancellation)

@@ -187,3 +187,50 @@ async def test_core_exception_is_an_err_a_log_line_and_a_close(monkeypatch: pyte
         writer.close()
         await srv.shutdown(1.0)
     assert not srv.associations
+
+
+# --- eir.servers._sctp: the one home of the SCTP socket code ------------------------------------------
+
+
+def test_sctp_helpers_are_shared() -> None:
+    from eir.servers import _sctp, diameter
+
+    assert server_mod.sctp_available is diameter.sctp_available is _sctp.sctp_available
+    # struct sctp_sndrcvinfo: stream, ssn, flags, pad, then the PPID in network byte order
+    for ppid in (_sctp.SCTP_PPID_M3UA, _sctp.SCTP_PPID_DIAMETER):
+        info = _sctp.default_send_param(ppid)
+        assert len(info) == 32 and info[8:12] == ppid.to_bytes(4, "big") and info.count(0) == 31
+
+
+@pytest.mark.skipif(server_mod.sctp_available() is None, reason="this kernel has SCTP")
+async def test_sctp_sockets_fail_cleanly_without_kernel_sctp() -> None:
+    from eir.servers import _sctp
+
+    before = _open_fds()
+    with pytest.raises(OSError):
+        _sctp.sctp_listen_socket("127.0.0.1", 0, _sctp.SCTP_PPID_M3UA)
+    with pytest.raises(OSError):
+        await _sctp.sctp_connect_socket("127.0.0.1", 9, _sctp.SCTP_PPID_M3UA)
+    assert _open_fds() == before
+
+
+async def test_sctp_sockets_with_tcp_standing_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The listen/connect helpers' plumbing (bind, listen, non-blocking connect, close on failure),
+    driven with TCP in place of SCTP on a kernel that may not have it."""
+    import socket
+
+    from eir.servers import _sctp
+
+    monkeypatch.setattr(socket, "IPPROTO_SCTP", socket.IPPROTO_TCP, raising=False)
+    monkeypatch.setattr(_sctp, "set_default_ppid", lambda sock, ppid: None)  # a TCP option otherwise
+    before = _open_fds()
+    lsock = _sctp.sctp_listen_socket("127.0.0.1", 0, _sctp.SCTP_PPID_DIAMETER, backlog=4)
+    port = lsock.getsockname()[1]
+    with lsock:
+        assert not lsock.getblocking()
+        csock = await _sctp.sctp_connect_socket("127.0.0.1", port, _sctp.SCTP_PPID_DIAMETER)
+        with csock:
+            assert not csock.getblocking() and csock.getpeername()[1] == port
+    with pytest.raises(OSError):  # nobody listens any more: refused, and the socket is closed
+        await _sctp.sctp_connect_socket("127.0.0.1", port, _sctp.SCTP_PPID_DIAMETER)
+    assert _open_fds() == before
