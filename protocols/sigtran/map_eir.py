@@ -33,6 +33,7 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from enum import Enum, IntEnum
 
+from ..imei import tbcd_decode, tbcd_encode
 from ._ber import BerError, read_tlv, tlv
 from ._tcap_fast import error_component, match_check_imei_begin, result_component
 from .tcap import (
@@ -190,27 +191,18 @@ _INPUT_OF = {
 
 
 # --------------------------------------------------------------------------------------------------
-# TBCD (TS 29.002 §17.7.8): low nibble first, 0xF filler. bytes.translate + hex() is ~10x faster
-# than a Python loop and this runs once or twice per request.
-
-_NIBBLE_SWAP = bytes(((b & 0x0F) << 4) | (b >> 4) for b in range(256))
+# TBCD (TS 29.002 §17.7.8): the codec lives in protocols/imei.py; MAP needs decimal digits only.
 
 
 def _tbcd_digits(data: bytes) -> str:
     """Decimal TBCD digits up to the first filler; raises on a non-decimal digit."""
-    s = data.translate(_NIBBLE_SWAP).hex()
-    cut = s.find("f")
-    if cut >= 0:
-        s = s[:cut]
+    s = tbcd_decode(data)
     if not s.isdigit():
         raise MapParameterError(f"non-decimal TBCD digits in {data.hex()}")
     return s
 
 
-def _tbcd_encode(digits: str) -> bytes:
-    if len(digits) % 2:
-        digits += "f"
-    return bytes.fromhex(digits).translate(_NIBBLE_SWAP)
+_tbcd_encode = tbcd_encode
 
 
 def _address_digits(data: bytes) -> str | None:
