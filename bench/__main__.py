@@ -53,10 +53,41 @@ def main(argv: list[str] | None = None) -> int:
         res["section_seconds"] = round(time.monotonic() - t0, 1)
         results[name] = res
         print(json.dumps(res, indent=2, default=str), flush=True)
+    summary = _summary(results)
+    if summary:
+        results["summary"] = summary
+        print("\n=== summary ===\n" + json.dumps(summary, indent=2), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2, default=str))
     print(f"\nwrote {args.out}")
     return 1 if failed else 0
+
+
+def _get(d: object, *path: str) -> float | None:
+    for p in path:
+        if not isinstance(d, dict) or p not in d:
+            return None
+        d = d[p]
+    return float(d) if isinstance(d, int | float) else None
+
+
+def _summary(r: dict[str, object]) -> dict[str, object]:
+    """The headline figures of the run side by side, and MAP against Diameter in the same run."""
+    out: dict[str, object] = {}
+    s13 = _get(r, "diameter", "eir", "w128", "ecr_per_s")
+    s13_fd = _get(r, "freediameter", "eir", "window_128", "ecr_per_s")
+    map128 = _get(r, "map", "window_128", "checks_per_s")
+    for key, val in (("s13_ecr_per_s_w128_sim_mme", s13), ("s13_ecr_per_s_w128_freediameter", s13_fd),
+                     ("s13_p99_ms_w128_sim_mme", _get(r, "diameter", "eir", "w128", "p99_ms")),
+                     ("eir_vs_minimal_w128_freediameter",
+                      _get(r, "freediameter", "eir_vs_minimal_window_128")),
+                     ("map_checks_per_s_w128", map128),
+                     ("map_p99_ms_w128", _get(r, "map", "window_128", "p99_ms"))):
+        if val is not None:
+            out[key] = val
+    if map128 and s13:
+        out["map_vs_s13_w128"] = round(map128 / s13, 3)
+    return out
 
 
 if __name__ == "__main__":
