@@ -30,7 +30,7 @@ import struct
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from protocols.diameter import (
@@ -47,6 +47,7 @@ from protocols.diameter import (
 )
 from protocols.diameter.codec import decode_message
 from protocols.diameter.s13 import decode_eca
+from simulations.load import LoadSummary
 
 __all__ = ["CheckResult", "LoadSummary", "SimulatedMme", "register", "verdict_of"]
 
@@ -73,17 +74,6 @@ class CheckResult:
     equipment_status: int | None
     latency: float
     session_id: str | None
-
-
-@dataclass(slots=True)
-class LoadSummary:
-    count: int
-    window: int
-    seconds: float
-    rate: float
-    p50_ms: float
-    p99_ms: float
-    verdicts: dict[str, int] = field(default_factory=dict)
 
 
 class _MmeProtocol(asyncio.Protocol):
@@ -397,21 +387,8 @@ class SimulatedMme:
             await asyncio.wait_for(asyncio.shield(pipe.done), timeout)
         finally:
             p.raw = None
-        secs = time.perf_counter() - t0
-        lat = sorted(pipe.latencies)
-
-        def pct(q: float) -> float:
-            return lat[min(len(lat) - 1, int(q * len(lat)))] * 1000 if lat else 0.0
-
-        return LoadSummary(
-            count=count,
-            window=window,
-            seconds=secs,
-            rate=count / secs if secs else 0.0,
-            p50_ms=pct(0.50),
-            p99_ms=pct(0.99),
-            verdicts=dict(pipe.verdicts),
-        )
+        return LoadSummary.measure(count=count, window=window, seconds=time.perf_counter() - t0,
+                                   latencies=pipe.latencies, verdicts=pipe.verdicts)
 
     async def close(self, timeout: float = 5.0) -> None:
         """DPR, wait for DPA (or the EIR closing), then close."""
@@ -511,10 +488,7 @@ async def _run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(asdict(s)))
         else:
-            print(
-                f"{s.count} ECR (window {s.window}) in {s.seconds:.2f} s: {s.rate:.0f}/s, "
-                f"p50 {s.p50_ms:.2f} ms, p99 {s.p99_ms:.2f} ms; verdicts {s.verdicts}"
-            )
+            print(s.line("ECR"))
         return 0
     finally:
         await mme.close()

@@ -16,16 +16,16 @@ import argparse
 import asyncio
 import contextlib
 import json
-import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from eir.servers._sctp import SCTP_PPID_M3UA, sctp_connect_socket
 from protocols.sigtran import m3ua, sccp
 from protocols.sigtran.map_eir import EquipmentStatus, MapError
 from protocols.sigtran.stack import CheckImeiAnswered, CheckImeiClient
+from simulations.load import LoadSummary
 
 __all__ = ["CheckResult", "LoadSummary", "SimulatedMsc", "register"]
 
@@ -50,17 +50,6 @@ class CheckResult:
     latency: float
     fallback_from: int | None = None
     detail: str | None = None
-
-
-@dataclass(slots=True)
-class LoadSummary:
-    count: int
-    window: int
-    seconds: float
-    rate: float
-    p50_ms: float
-    p99_ms: float
-    verdicts: dict[str, int] = field(default_factory=dict)
 
 
 def _verdict(ev: CheckImeiAnswered) -> tuple[str, str | None]:
@@ -281,16 +270,8 @@ class SimulatedMsc:
             await asyncio.wait_for(done, timeout)
         finally:
             p.on_answer = None
-        seconds = clock() - t_start
-        latencies.sort()
-        if len(latencies) > 1:
-            q = statistics.quantiles(latencies, n=100, method="inclusive")
-        else:
-            q = latencies * 99
-        return LoadSummary(count=count, window=window, seconds=seconds,
-                           rate=count / seconds if seconds else 0.0,
-                           p50_ms=q[49] * 1000 if q else 0.0, p99_ms=q[98] * 1000 if q else 0.0,
-                           verdicts=verdicts)
+        return LoadSummary.measure(count=count, window=window, seconds=clock() - t_start,
+                                   latencies=latencies, verdicts=verdicts)
 
     async def close(self, timeout: float = 2.0) -> None:
         """ASPDN, wait for its ACK (the core then asks to close), close."""
@@ -369,8 +350,7 @@ async def _run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(asdict(s)))
         else:
-            print(f"{s.count} checkIMEI (MAP v{version}, window {s.window}) in {s.seconds:.2f} s: "
-                  f"{s.rate:.0f}/s, p50 {s.p50_ms:.2f} ms, p99 {s.p99_ms:.2f} ms; verdicts {s.verdicts}")
+            print(s.line(f"checkIMEI (MAP v{version})"))
         return 0
     finally:
         await msc.close()

@@ -34,6 +34,7 @@ Changes (announced for every backend; the contract suite tests/store/test_contra
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -216,3 +217,14 @@ class IdentityStore(abc.ABC):
     async def pairings(self) -> list[Pairing]:
         """The pairing and lock rows of the active version."""
         return [p async for p in self.export() if isinstance(p, Pairing)]
+
+
+async def ensure_in_task() -> None:
+    """Make sure what follows runs inside an asyncio Task.
+
+    The servers step a check's coroutine eagerly (inline in ``data_received``) and only wrap it in a
+    Task when it suspends; asyncio timeouts (``asyncio.timeout``, used by the client libraries for
+    connect/acquire/socket timeouts) refuse to run outside a Task. A remote call suspends anyway,
+    so yielding once first costs nothing that matters and keeps the timeouts working."""
+    if asyncio.current_task() is None:
+        await asyncio.sleep(0)

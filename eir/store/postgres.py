@@ -60,6 +60,7 @@ from eir.store.base import (
     StoreError,
     StoreUnavailableError,
     VersionNotFoundError,
+    ensure_in_task,
 )
 from eir.store.memory import check_entry, check_pairing
 from eir.store.ranges import bounds
@@ -180,17 +181,6 @@ def _chunks(it: Iterable[T], n: int) -> Iterator[list[T]]:
         yield chunk
 
 
-async def _in_task() -> None:
-    """Make sure what follows runs inside an asyncio Task.
-
-    The servers step a check's coroutine eagerly (inline in ``data_received``) and only wrap it in a
-    Task when it suspends; asyncio timeouts (``asyncio.timeout``, used by the client libraries for
-    connect/acquire/socket timeouts) refuse to run outside a Task. A remote call suspends anyway,
-    so yielding once first costs nothing that matters and keeps the timeouts working."""
-    if asyncio.current_task() is None:
-        await asyncio.sleep(0)
-
-
 class PostgresStore(IdentityStore):
     """asyncpg pool; see the module docstring for layout and guarantees."""
 
@@ -288,7 +278,7 @@ class PostgresStore(IdentityStore):
 
     async def _read(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """Run an idempotent read; once more on a fresh connection if the first one was dead."""
-        await _in_task()
+        await ensure_in_task()
         pool = self._get_pool()
         for attempt in (1, 2):
             try:
@@ -331,7 +321,7 @@ class PostgresStore(IdentityStore):
 
     async def observe(self, imei: str, imsi: str | None, origin: str | None, now: float,
                       window: float) -> Sightings:
-        await _in_task()
+        await ensure_in_task()
         pool = self._get_pool()
         try:
             async with pool.acquire(timeout=self.connect_timeout) as con:
@@ -361,7 +351,7 @@ class PostgresStore(IdentityStore):
     async def import_version(self, entries: Iterable[ListEntry], pairings: Iterable[Pairing], *,
                              source: str, delta: bool = False,
                              removals: Iterable[ListEntry | Pairing] = ()) -> ListVersion:
-        await _in_task()
+        await ensure_in_task()
         pool = self._get_pool()
         try:
             async with pool.acquire(timeout=self.connect_timeout) as con:
@@ -550,7 +540,7 @@ class PostgresStore(IdentityStore):
         return None if v is None else int(v)
 
     async def rollback(self, version_id: int) -> ListVersion:
-        await _in_task()
+        await ensure_in_task()
         pool = self._get_pool()
         try:
             async with pool.acquire(timeout=self.connect_timeout) as con, con.transaction():
@@ -601,7 +591,7 @@ class PostgresStore(IdentityStore):
         """Register ``callback``; after a reconnect it is also called with the active version, as a
         flip may have been missed meanwhile. The first call starts the LISTEN connection and waits (at most
         the connect timeout) until it listens, so that a change made right after is not missed."""
-        await _in_task()
+        await ensure_in_task()
         if callback not in self._callbacks:
             self._callbacks.append(callback)
         if self._listener is None or self._listener.done():

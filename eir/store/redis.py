@@ -76,6 +76,7 @@ from eir.store.base import (
     StoreError,
     StoreUnavailableError,
     VersionNotFoundError,
+    ensure_in_task,
 )
 from eir.store.memory import check_entry, check_pairing
 from eir.store.ranges import bounds, flatten
@@ -203,17 +204,6 @@ def _parse_pairings(fields: dict[str, str]) -> dict[tuple[str, str, str], Pairin
     return out
 
 
-async def _in_task() -> None:
-    """Make sure what follows runs inside an asyncio Task.
-
-    The servers step a check's coroutine eagerly (inline in ``data_received``) and only wrap it in a
-    Task when it suspends; asyncio timeouts (``asyncio.timeout``, used by the client libraries for
-    connect/acquire/socket timeouts) refuse to run outside a Task. A remote call suspends anyway,
-    so yielding once first costs nothing that matters and keeps the timeouts working."""
-    if asyncio.current_task() is None:
-        await asyncio.sleep(0)
-
-
 class RedisStore(IdentityStore):
     """redis.asyncio client; see the module docstring for the keyspace and guarantees."""
 
@@ -286,7 +276,7 @@ class RedisStore(IdentityStore):
         return ":".join((self.prefix, *map(str, parts)))
 
     async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        await _in_task()
+        await ensure_in_task()
         try:
             return await self._scripts[name](keys=keys, args=args, client=self.redis)
         except _UNAVAILABLE as e:
@@ -336,7 +326,7 @@ class RedisStore(IdentityStore):
     async def import_version(self, entries: Iterable[ListEntry], pairings: Iterable[Pairing], *,
                              source: str, delta: bool = False,
                              removals: Iterable[ListEntry | Pairing] = ()) -> ListVersion:
-        await _in_task()
+        await ensure_in_task()
         r = self.redis
         try:
             vid = int(await r.incr(self._k("seq")))
@@ -471,7 +461,7 @@ class RedisStore(IdentityStore):
             _log.warning("prune_versions_failed", error=str(e))
 
     async def versions(self) -> list[ListVersion]:
-        await _in_task()
+        await ensure_in_task()
         r = self.redis
         try:
             active = await r.get(self._k("active"))
@@ -487,7 +477,7 @@ class RedisStore(IdentityStore):
                 for v, m in zip(ids, metas, strict=True) if m]
 
     async def active_version(self) -> int | None:
-        await _in_task()
+        await ensure_in_task()
         try:
             v = await self.redis.get(self._k("active"))
         except _UNAVAILABLE as e:
@@ -539,7 +529,7 @@ class RedisStore(IdentityStore):
         """Register ``callback``; after a reconnect it is also called with the active version, as a
         flip may have been missed meanwhile. The first call subscribes and waits (at most the connect
         timeout) until subscribed, so that a change made right after is not missed."""
-        await _in_task()
+        await ensure_in_task()
         if callback not in self._callbacks:
             self._callbacks.append(callback)
         if self._listener is None or self._listener.done():
