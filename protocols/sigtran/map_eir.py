@@ -30,7 +30,7 @@ reply bytes out; time comes in as ``now``.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 
 from ..imei import tbcd_decode, tbcd_encode
@@ -502,6 +502,12 @@ class TcapReceived:
     invokes: list[CheckImeiInvoked]
     reply: bytes | None = None
     errors: list[TcapProtocolErrorOccurred]
+    closed: tuple[DialogueKey, ...] = ()
+    """Keys of earlier dialogues this message ended without an answer of their own: a Begin
+    reusing a pending OTID replaces that dialogue (Q.774 §3.2.2.1 gives an initiating TSM per
+    Begin; the old one is gone). Whoever keeps per-dialogue state by key (the stack's routes)
+    drops it — the new dialogue, if it awaits answers, is announced by its invokes, and a Begin
+    answered at once (only Rejects) leaves nothing open under the key."""
 
 
 @dataclass(slots=True)
@@ -524,6 +530,12 @@ class TcapStats:
     discarded: int = 0
     oversized: int = 0
     """Ends that would not fit in MAX_REPLY_SIZE octets: sent as a P-Abort resourceLimitation."""
+    replaced: int = 0
+    """Pending dialogues ended by a Begin that reused their OTID (see ``TcapReceived.closed``)."""
+    vendor_variants: dict[str, int] = field(default_factory=dict)
+    """Accepted checkIMEI invokes in a non-standard form, by vendor: ``huawei``, ``ericsson``, or
+    ``other`` for a tolerated deviation of no known vendor (a jSS7-wrapped or short IMEI, …).
+    The keys come from the decoder alone, so the set stays this small."""
 
 
 DialogueKey = tuple[Hashable | None, bytes]
@@ -588,11 +600,17 @@ class TcapEirCore:
         ``peer`` scopes the transaction ids (two MSCs may use the same OTID).
         """
         errors: list[TcapProtocolErrorOccurred] = []
-        invokes, reply = self._receive(data, now, peer, errors)
-        return TcapReceived(invokes=invokes, reply=reply, errors=errors)
+        closed: list[DialogueKey] = []
+        invokes, reply = self._receive(data, now, peer, errors, closed)
+        return TcapReceived(invokes=invokes, reply=reply, errors=errors, closed=tuple(closed))
 
     def _receive(
-        self, data: bytes, now: float, peer: Hashable | None, errors: list[TcapProtocolErrorOccurred]
+        self,
+        data: bytes,
+        now: float,
+        peer: Hashable | None,
+        errors: list[TcapProtocolErrorOccurred],
+        closed: list[DialogueKey],
     ) -> tuple[list[CheckImeiInvoked], bytes | None]:
         self.stats.messages += 1
         fast = match_check_imei_begin(data)
@@ -628,7 +646,7 @@ class TcapEirCore:
             state = DialogueState.INITIATION_RECEIVED
         action, _ = TRANSITIONS[(state, _INPUT_OF[msg.type])]
         if action in (DialogueAction.OPEN, DialogueAction.REOPEN):
-            return self._on_begin(msg, now, peer, errors)
+            return self._on_begin(msg, now, peer, errors, closed)
         if action is DialogueAction.P_ABORT_UNRECOGNIZED_TID:
             # We never send Continue, so no dialogue of ours can be continued (Q.774 §3.2.1.2).
             assert msg.otid is not None
@@ -668,6 +686,8 @@ class TcapEirCore:
             return None
         if arg.deviations:
             return None  # the general path reports them
+        if arg.vendor is not None:  # Ericsson's form may have no deviation note
+            self._count_variant(arg)
         did = int.from_bytes(otid, "big")
         self.stats.begins += 1
         self.stats.invokes += 1
@@ -698,7 +718,12 @@ class TcapEirCore:
         return [ev], None
 
     def _on_begin(
-        self, msg: TcapMessage, now: float, peer: Hashable | None, errors: list[TcapProtocolErrorOccurred]
+        self,
+        msg: TcapMessage,
+        now: float,
+        peer: Hashable | None,
+        errors: list[TcapProtocolErrorOccurred],
+        closed: list[DialogueKey],
     ) -> tuple[list[CheckImeiInvoked], bytes | None]:
         self.stats.begins += 1
         otid = msg.otid
@@ -764,6 +789,8 @@ class TcapEirCore:
         if key in self._dialogues:
             # The MSC reused an OTID it had given up on: the new Begin replaces the old dialogue.
             del self._dialogues[key]
+            self.stats.replaced += 1
+            closed.append(key)
             errors.append(
                 TcapProtocolErrorOccurred(
                     kind="duplicate_otid", detail="Begin reused a pending OTID", dialogue_id=did
@@ -855,6 +882,8 @@ class TcapEirCore:
                         dialogue_id=did,
                     )
                 )
+            if arg.vendor is not None or arg.deviations:
+                self._count_variant(arg)
             self.stats.invokes += 1
             return CheckImeiInvoked(
                 dialogue_id=did,
@@ -887,6 +916,11 @@ class TcapEirCore:
             TcapProtocolErrorOccurred(kind="unexpected_message", detail="Reject in a Begin", dialogue_id=did)
         )
         return None
+
+    def _count_variant(self, arg: CheckImeiArg) -> None:
+        variants = self.stats.vendor_variants
+        vendor = arg.vendor or "other"
+        variants[vendor] = variants.get(vendor, 0) + 1
 
     def _reject(
         self,

@@ -149,6 +149,10 @@ class EirSigtranStack:
         # The calling address scopes the transaction ids: several MSCs may sit behind one STP.
         received = self.tcap.receive_tcap(request.data, now, peer=request.raw_calling)
         invokes, reply, errors = received.invokes, received.reply, received.errors
+        for key in received.closed:
+            # A Begin replaced a pending dialogue: its route goes too, whether or not the new
+            # dialogue stays open (a Begin of only Rejects is answered now and leaves nothing).
+            self._routes.pop(key, None)
         if reply is not None:
             self._send_answer(route, reply)
         if errors:
@@ -159,6 +163,11 @@ class EirSigtranStack:
             for inv in invokes:
                 self._remember((inv.peer, inv.otid), route)
                 out.append(CheckImeiRequested(invoke=inv, origin=origin, route=route))
+
+    @property
+    def open_routes(self) -> int:
+        """Routes kept for dialogues awaiting their answer: follows ``tcap.active_dialogues``."""
+        return len(self._routes)
 
     # -- commands ----------------------------------------------------------------------------------
 

@@ -200,7 +200,7 @@ def test_reused_otid_gets_its_own_verdict_not_the_replaced_one() -> None:
 
 def test_dialogue_timeout_abort_goes_to_its_own_msc() -> None:
     """Two MSCs behind one STP (one association, two calling GTs) both use OTID 1. MSC A's first
-    dialogue was replaced by a Begin answered at once (its route is left behind); MSC B's dialogue
+    dialogue was replaced by a Begin answered at once (its route used to be left behind); MSC B's dialogue
     then times out: the Abort must go to B — found by (calling address, OTID), not by OTID alone."""
     client, eir = make_pair(dialogue_timeout=5.0)
     msc_b = sccp.make_address(ssn=8, gt="491700000077").encode()
@@ -221,6 +221,45 @@ def test_dialogue_timeout_abort_goes_to_its_own_msc() -> None:
     assert s["CalledPartyAddr"].get_gt().get_addr() == "491700000077"  # MSC B, not MSC A
     eir.answer(req_b, EquipmentStatus.WHITE_LISTED)  # too late: nothing more is sent
     assert eir.data_to_send() == b""
+
+
+def test_begin_reusing_a_pending_otid_answered_at_once_leaves_no_route() -> None:
+    """Regression: a Begin reusing a pending OTID and answered at once (only Rejects) replaced the
+    dialogue in the TCAP core, but the stack kept the old dialogue's route until LRU eviction. The
+    core now names the dialogues a message closed (``TcapReceived.closed``) and the stack drops
+    their routes."""
+    client, eir = make_pair()
+    client.send_tcap(encode_check_imei_begin(otid=1, version=2, invoke_id=1, imei=IMEI + "0"))
+    (old,) = [e for e in eir.receive_data(client.data_to_send(), 0.0) if isinstance(e, CheckImeiRequested)]
+    assert eir.open_routes == 1 and eir.tcap.active_dialogues == 1
+    # The same MSC reuses OTID 1 for a Begin with an unknown operation (opcode 99): End + Reject.
+    client.send_tcap(bytes.fromhex("6210" "480400000001" "6c08" "a106020101020163"))
+    events = eir.receive_data(client.data_to_send(), 1.0)
+    assert "duplicate_otid" in [getattr(e, "kind", None) for e in events]
+    _, _, (kind, body) = decode_with_pycrate(eir.data_to_send())
+    assert kind == "end" and body["dtid"] == (1).to_bytes(4, "big")
+    (comp,) = body["components"]
+    assert comp == ("basicROS", ("reject", {"invokeId": ("present", 1), "problem": ("invoke", 1)}))
+    assert eir.tcap.active_dialogues == 0 and eir.tcap.stats.replaced == 1
+    assert eir.open_routes == 0
+    eir.answer(old, EquipmentStatus.WHITE_LISTED)  # the replaced dialogue's check finishes: dropped
+    assert eir.data_to_send() == b"" and eir.open_routes == 0
+    assert eir.tcap.stats.stale_answers == 0 and eir.tcap.stats.late_answers == 1
+
+
+def test_closed_keys_reported_by_the_core() -> None:
+    """``TcapReceived.closed`` names the replaced dialogue's (peer, OTID) — also when the new Begin
+    stays open, and never for a fresh Begin."""
+    from protocols.sigtran.map_eir import TcapEirCore
+
+    core = TcapEirCore()
+    begin = encode_check_imei_begin(otid=b"\x01\x02", version=3, invoke_id=1, imei=IMEI)
+    first = core.receive_tcap(begin, 0.0, peer="msc-a")
+    assert first.closed == () and len(first.invokes) == 1
+    again = core.receive_tcap(begin, 1.0, peer="msc-a")
+    assert again.closed == (("msc-a", b"\x01\x02"),) and len(again.invokes) == 1
+    other = core.receive_tcap(begin, 1.0, peer="msc-b")
+    assert other.closed == () and core.active_dialogues == 2
 
 
 def _begin(otid: int, components: bytes) -> bytes:
