@@ -6,7 +6,9 @@
 * each checkIMEI becomes a :class:`~eir.model.CheckRequest` (interface MAP, origin = the calling GT
   or ``pc:<OPC>``); the verdict goes back as equipmentStatus, UNKNOWN as unknownEquipment and
   FAILURE as systemFailure;
-* metrics, one log line per ASP state change and per protocol error, ``peer`` events;
+* metrics, one log line per ASP state change and per protocol error, ``peer`` events; the TCAP/MAP
+  core's own counters (:class:`~protocols.sigtran.map_eir.TcapStats`) are read at scrape time by
+  :class:`TcapStatsCollector` (``eir_tcap_*`` / ``eir_map_*``), so the hot path pays nothing;
 * shutdown: stop listening, let outstanding checks answer, ASPDN on outbound associations, close,
   cut what remains after ``grace`` seconds.
 """
@@ -15,17 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import struct
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from eir.config import Config, parse_hostport
 from eir.logging import get_logger
-from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS
+from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS, REGISTRY
 from eir.model import Checker, CheckRequest, Interface, Status, Verdict
 from eir.servers._sctp import SCTP_PPID_M3UA, sctp_available, sctp_connect_socket, sctp_listen_socket
 from protocols.sigtran import m3ua
-from protocols.sigtran.map_eir import EquipmentStatus, MapError
+from protocols.sigtran.map_eir import EquipmentStatus, MapError, TcapStats
 from protocols.sigtran.stack import (
     CheckImeiRequested,
     EirSigtranStack,
@@ -34,7 +41,7 @@ from protocols.sigtran.stack import (
     TcapProtocolErrorOccurred,
 )
 
-__all__ = ["M3uaServer", "sctp_available", "start"]
+__all__ = ["DIALOGUE_TIMEOUT", "TCAP_STATS", "M3uaServer", "TcapStatsCollector", "sctp_available", "start"]
 
 IFACE = Interface.MAP.value
 
@@ -46,6 +53,112 @@ _STATUS = {
 
 _CHECK_SECONDS = CHECK_SECONDS.labels(IFACE)
 _PEERS = PEERS.labels(IFACE)
+
+DIALOGUE_TIMEOUT = 30.0
+"""Seconds a TCAP dialogue waits for its verdict before the EIR aborts it (TC-U-ABORT): well past
+any store timeout, and under the MSC's own checkIMEI operation timer."""
+
+_VENDORS = ("huawei", "ericsson", "other")
+"""Always exported (0 until seen), so a dashboard has the series before the first variant."""
+
+_INT_FIELDS = tuple(f.name for f in dataclasses.fields(TcapStats) if f.type in (int, "int"))
+
+
+class TcapStatsCollector:
+    """Exports :class:`TcapStats` of every M3UA association as Prometheus metrics at scrape time.
+
+    The TCAP core counts in plain ints on its hot path; this collector sums the stats of the live
+    associations (``attach`` / ``detach``) with those of the closed ones (folded in on ``detach``,
+    so the counters never go back). Labels are fixed sets (component, message type, vendor form):
+    no peer, no IMEI. Scrapes run in prometheus_client's server thread: the lock makes the live set
+    and the retired totals one snapshot, and reading an int or copying a dict is atomic under the GIL.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: set[EirSigtranStack] = set()
+        self._retired = TcapStats()
+
+    def attach(self, stack: EirSigtranStack) -> None:
+        with self._lock:
+            self._live.add(stack)
+
+    def detach(self, stack: EirSigtranStack) -> None:
+        with self._lock:
+            if stack in self._live:
+                self._live.remove(stack)
+                _add_stats(self._retired, stack.tcap.stats)
+
+    def totals(self) -> tuple[TcapStats, int]:
+        """(stats summed over all associations since start, TCAP dialogues open now)."""
+        total = TcapStats()
+        with self._lock:
+            live = tuple(self._live)
+            _add_stats(total, self._retired)
+        open_dialogues = 0
+        for stack in live:
+            _add_stats(total, stack.tcap.stats)
+            open_dialogues += stack.tcap.active_dialogues
+        return total, open_dialogues
+
+    def collect(self) -> Iterator[Metric]:
+        s, open_dialogues = self.totals()
+
+        def counter(name: str, doc: str, value: int) -> CounterMetricFamily:
+            return CounterMetricFamily(name, doc, value=value)
+
+        yield counter("eir_tcap_messages_received", "TCAP messages received for the EIR's SSN", s.messages)
+        yield counter("eir_tcap_begins_received", "TCAP Begins received (dialogues opened or refused)",
+                      s.begins)
+        yield counter("eir_map_check_imei_invokes", "checkIMEI invokes accepted for a verdict", s.invokes)
+        components = CounterMetricFamily("eir_tcap_components_sent", "Components sent in TCAP Ends",
+                                         labels=["component"])
+        components.add_metric(["return_result"], s.results_sent)
+        components.add_metric(["return_error"], s.errors_sent)
+        components.add_metric(["reject"], s.rejects_sent)
+        yield components
+        sent = CounterMetricFamily("eir_tcap_messages_sent", "TCAP messages sent (an Abort: P- or U-Abort)",
+                                   labels=["type"])
+        sent.add_metric(["end"], s.ends_sent)
+        sent.add_metric(["abort"], s.aborts_sent)
+        yield sent
+        yield counter("eir_tcap_dialogues_expired",
+                      "Dialogues aborted because their verdict took longer than the dialogue timeout",
+                      s.expired)
+        yield counter("eir_tcap_dialogues_replaced",
+                      "Pending dialogues replaced by a Begin reusing their OTID", s.replaced)
+        yield counter("eir_map_late_answers",
+                      "Verdicts that found their dialogue gone (expired or replaced) and were dropped",
+                      s.late_answers)
+        yield counter("eir_map_stale_answers",
+                      "Verdicts dropped because a Begin had reused their dialogue's OTID", s.stale_answers)
+        yield counter("eir_tcap_messages_discarded",
+                      "TCAP messages dropped without an answer (no OTID to answer, End, Abort, ...)",
+                      s.discarded)
+        yield counter("eir_tcap_oversized_replies",
+                      "Ends too large for a UDT/XUDT, sent as a P-Abort resourceLimitation", s.oversized)
+        variants = CounterMetricFamily(
+            "eir_map_vendor_variants",
+            "checkIMEI invokes accepted in a non-standard form, by vendor (other: a tolerated deviation "
+            "of no known vendor)", labels=["vendor"])
+        counts = dict.fromkeys(_VENDORS, 0) | s.vendor_variants
+        for vendor, n in sorted(counts.items()):
+            variants.add_metric([vendor], n)
+        yield variants
+        yield GaugeMetricFamily("eir_tcap_open_dialogues", "TCAP dialogues awaiting their verdict",
+                                value=open_dialogues)
+
+
+def _add_stats(into: TcapStats, other: TcapStats) -> None:
+    for name in _INT_FIELDS:
+        setattr(into, name, getattr(into, name) + getattr(other, name))
+    variants = into.vendor_variants
+    for vendor, n in dict(other.vendor_variants).items():  # dict(): one C-level copy
+        variants[vendor] = variants.get(vendor, 0) + n
+
+
+TCAP_STATS = TcapStatsCollector()
+REGISTRY.register(TCAP_STATS)
 
 
 class _Resume:
@@ -86,7 +199,8 @@ class _Association(asyncio.Protocol):
                 role=role, routing_context=cfg.routing_context, network_appearance=cfg.network_appearance,
                 beat_interval=cfg.beat_interval, info_string="eir-emulator"),
             point_code=cfg.point_code, ssn=cfg.ssn, global_title=cfg.global_title,
-            map_versions=tuple(cfg.map_versions), max_dialogues=max(cfg.max_in_flight * 4, 1024))
+            map_versions=tuple(cfg.map_versions), max_dialogues=max(cfg.max_in_flight * 4, 1024),
+            dialogue_timeout=server.dialogue_timeout)
         self.role = role
         self.transport_name = transport_name
         self.transport: asyncio.Transport | None = None
@@ -113,6 +227,7 @@ class _Association(asyncio.Protocol):
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.log = get_logger(interface=IFACE, peer=self.peer, transport=self.transport_name)
         self.server.associations.add(self)
+        TCAP_STATS.attach(self.stack)
         PEER_EVENTS.labels(IFACE, "connected").inc()
         self.log.info("m3ua_connected", role=self.role.name.lower())
         self.server.publish_peer(self, "connected")
@@ -169,6 +284,7 @@ class _Association(asyncio.Protocol):
         for t in self.tasks:
             t.cancel()
         self.server.associations.discard(self)
+        TCAP_STATS.detach(self.stack)
         PEER_EVENTS.labels(IFACE, "disconnected").inc()
         self.log.info("m3ua_disconnected", error=str(exc) if exc else None)
         self.server.publish_peer(self, "disconnected")
@@ -377,8 +493,10 @@ class M3uaServer:
 
     name = "m3ua"
 
-    def __init__(self, config: Config, checker: Checker, events: Any) -> None:
+    def __init__(self, config: Config, checker: Checker, events: Any, *,
+                 dialogue_timeout: float = DIALOGUE_TIMEOUT) -> None:
         self.config = config
+        self.dialogue_timeout = dialogue_timeout
         self.checker = checker
         self.events = events
         self.listeners: list[tuple[asyncio.Server, str]] = []

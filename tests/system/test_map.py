@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import struct
+import subprocess
 
 import pytest
 
 from eir.servers.m3ua import sctp_available
 from protocols.imei import luhn_check_digit
 from simulations.msc import SimulatedMsc
+from tests.eirproc import clean_env, eir_command
 
 pytestmark = pytest.mark.system
 
@@ -54,6 +57,32 @@ async def test_each_version_each_verdict(eir_with_lists, version: int) -> None:
     metrics = eir.metrics_text()
     assert 'eir_check_requests_total{interface="map"} 4.0' in metrics
     assert 'eir_peer_events_total{event="asp_active",interface="map"}' in metrics
+
+
+async def test_huawei_variant_is_counted_by_vendor(eir_with_lists) -> None:
+    """A lab wants to see that its MSC sends Huawei's form: ``eir sim msc --vendor huawei`` sends a
+    v3 CheckIMEI-Arg with [0] IMSI; /metrics counts it under vendor="huawei" (and the TCAP core's
+    other counters, read at scrape time, agree with one answered dialogue)."""
+    eir = eir_with_lists()
+    host, port = eir.m3ua
+    cmd = [*eir_command(), "sim", "msc", "--connect", f"{host}:{port}", "--imei", BLACK,
+           "--imsi", "262011234567890", "--vendor", "huawei", "--map-version", "3", "--json"]
+    res = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, env=clean_env(),
+                                  timeout=60)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert (out["verdict"], out["version"]) == ("black", 3)
+    ev = eir.wait_for_log("map_vendor_variant")
+    assert ev["detail"].startswith("huawei:")
+    metrics = eir.metrics_text()
+    for line in ('eir_map_vendor_variants_total{vendor="huawei"} 1.0',
+                 'eir_map_vendor_variants_total{vendor="ericsson"} 0.0',
+                 "eir_map_check_imei_invokes_total 1.0",
+                 'eir_tcap_components_sent_total{component="return_result"} 1.0',
+                 'eir_tcap_messages_sent_total{type="end"} 1.0',
+                 "eir_tcap_dialogues_expired_total 0.0",
+                 "eir_tcap_open_dialogues 0.0"):
+        assert line in metrics, line
 
 
 async def test_unknown_equipment(eir_with_lists) -> None:

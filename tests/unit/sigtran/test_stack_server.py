@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 
 import pytest
 from pycrate_mobile.M3UA import parse_M3UA
@@ -17,7 +18,7 @@ from structlog.testing import capture_logs
 from eir.config import Config, M3uaConfig
 from eir.events import NullEvents
 from eir.metrics import REGISTRY
-from eir.model import CheckRequest, Status, Verdict
+from eir.model import Checker, CheckRequest, Status, Verdict
 from eir.servers import m3ua as server_mod
 from protocols.sigtran import m3ua
 from protocols.sigtran.stack import EirSigtranStack
@@ -40,7 +41,7 @@ class SlowChecker:
         return Verdict(status=Status.GREY, rule="test")
 
 
-async def start(checker: SlowChecker, **m3ua: object) -> server_mod.M3uaServer:
+async def start(checker: Checker, **m3ua: object) -> server_mod.M3uaServer:
     cfg = Config(m3ua=M3uaConfig(listen=["127.0.0.1:0"], transports=["tcp"], **m3ua))  # type: ignore[arg-type]
     return await server_mod.start(cfg, checker, NullEvents())
 
@@ -234,3 +235,107 @@ async def test_sctp_sockets_with_tcp_standing_in(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(OSError):  # nobody listens any more: refused, and the socket is closed
         await _sctp.sctp_connect_socket("127.0.0.1", port, _sctp.SCTP_PPID_DIAMETER)
     assert _open_fds() == before
+
+
+# --- TcapStats exported as eir_tcap_* / eir_map_* (read at scrape time) ---------------------------------
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+class GateChecker:
+    """Grey for everything, once ``gate`` is set: the test decides when the verdict comes."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.started = 0
+
+    async def check(self, request: CheckRequest) -> Verdict:
+        self.started += 1
+        await self.gate.wait()
+        return Verdict(status=Status.GREY, rule="test")
+
+
+async def _until(predicate: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    """Bounded wait for a condition reached by the server's own loop turns (not a timing assertion)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.005)
+
+
+async def test_vendor_variants_are_counted_by_vendor() -> None:
+    srv = await start(SlowChecker(delay=0))
+    host, port, _ = srv.addresses()[0]
+    huawei, ericsson = _sample("eir_map_vendor_variants_total", vendor="huawei"), \
+        _sample("eir_map_vendor_variants_total", vendor="ericsson")
+    invokes = _sample("eir_map_check_imei_invokes_total")
+    msc = await SimulatedMsc.connect(host, port)
+    try:
+        r = await msc.check("35809101685355", version=3, imsi="262011234567890", vendor="huawei")
+        assert r.verdict == "grey"
+        assert _sample("eir_map_vendor_variants_total", vendor="huawei") == huawei + 1
+        assert _sample("eir_map_vendor_variants_total", vendor="ericsson") == ericsson
+        r = await msc.check("35809101685355", version=3, imsi="262011234567890", vendor="ericsson")
+        assert r.verdict == "grey"
+        assert _sample("eir_map_vendor_variants_total", vendor="ericsson") == ericsson + 1
+        assert (await msc.check("35809101685355", version=2)).verdict == "grey"  # standard: not counted
+    finally:
+        await msc.close()
+        await srv.shutdown(1.0)
+    # the association is gone; its counts stay (counters never go back)
+    assert not srv.associations
+    assert _sample("eir_map_vendor_variants_total", vendor="huawei") == huawei + 1
+    assert _sample("eir_map_vendor_variants_total", vendor="ericsson") == ericsson + 1
+    assert _sample("eir_map_check_imei_invokes_total") == invokes + 3
+
+
+async def test_open_dialogues_gauge_follows_pending_checks() -> None:
+    checker = GateChecker()
+    srv = await start(checker)
+    host, port, _ = srv.addresses()[0]
+    base = _sample("eir_tcap_open_dialogues")
+    results = _sample("eir_tcap_components_sent_total", component="return_result")
+    msc = await SimulatedMsc.connect(host, port)
+    try:
+        pending = asyncio.gather(*(msc.check("35809101685355", version=v) for v in (1, 2, 3)))
+        await _until(lambda: checker.started == 3, "three checks to reach the checker")
+        assert _sample("eir_tcap_open_dialogues") == base + 3
+        checker.gate.set()
+        assert [r.verdict for r in await pending] == ["grey"] * 3
+        assert _sample("eir_tcap_open_dialogues") == base
+        assert _sample("eir_tcap_components_sent_total", component="return_result") == results + 3
+    finally:
+        await msc.close()
+        await srv.shutdown(1.0)
+
+
+async def test_dialogue_expiry_and_the_late_answer_are_counted() -> None:
+    """A verdict slower than the dialogue timeout: the EIR aborts the dialogue (the MSC sees a
+    U-Abort), eir_tcap_dialogues_expired moves; the verdict that comes afterwards finds no dialogue
+    and is dropped — eir_map_late_answers moves, nothing is sent."""
+    checker = GateChecker()
+    srv = server_mod.M3uaServer(Config(m3ua=M3uaConfig(listen=["127.0.0.1:0"], transports=["tcp"])),
+                                checker, NullEvents(), dialogue_timeout=0.05)
+    await srv.listen()
+    host, port, _ = srv.addresses()[0]
+    expired, late = _sample("eir_tcap_dialogues_expired_total"), _sample("eir_map_late_answers_total")
+    aborts = _sample("eir_tcap_messages_sent_total", type="abort")
+    msc = await SimulatedMsc.connect(host, port)
+    try:
+        r = await msc.check("35809101685355", version=3, timeout=5.0)
+        assert r.verdict == "aborted" and r.detail is not None and "U-Abort" in r.detail
+        assert _sample("eir_tcap_dialogues_expired_total") == expired + 1
+        assert _sample("eir_tcap_messages_sent_total", type="abort") == aborts + 1
+        assert _sample("eir_map_late_answers_total") == late
+        (assoc,) = srv.associations
+        assert assoc.stack.open_routes == 0 and assoc.stack.tcap.active_dialogues == 0
+        checker.gate.set()
+        await _until(lambda: not assoc.tasks, "the late verdict")
+        assert _sample("eir_map_late_answers_total") == late + 1
+        assert assoc.stack.data_to_send() == b""
+    finally:
+        await msc.close()
+        await srv.shutdown(1.0)
