@@ -328,3 +328,48 @@ def test_fuzz_stack_never_raises(payload: bytes, as_tcap: bool) -> None:
     out = eir.data_to_send()
     if out:
         client.receive_data(out, 0.0)
+
+
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("begin"), st.integers(1, 3), st.sampled_from(["check", "reject", "two"])),
+        st.tuples(st.just("answer"), st.integers(0, 7), st.booleans()),
+        st.tuples(st.just("time"), st.integers(1, 4), st.just(False)),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_OPS)
+def test_routes_follow_the_open_dialogues(ops: list[tuple[str, int, object]]) -> None:
+    """Whatever the order of Begins (reusing OTIDs, answered at once or not), answers (in time,
+    late, stale) and timer expiries, the stack keeps exactly one route per open TCAP dialogue:
+    none leaks, none goes missing."""
+    client, eir = make_pair(dialogue_timeout=3.0)
+    now = 0.0
+    requests: list[CheckImeiRequested] = []
+    unknown_op = "a106020101020163"  # Invoke id 1, opcode 99: rejected
+    check = "a110020101" "02012b" "0408" "53081910863555f0"  # Invoke id 1, checkIMEI v2 IMEI
+    check2 = "a110020102" "02012b" "0408" "53081910863555f0"  # Invoke id 2
+    for op, n, flag in ops:
+        if op == "begin":
+            comps = {"check": check, "reject": unknown_op, "two": check + check2}[str(flag)]
+            client.send_tcap(_begin(n, bytes.fromhex(comps)))
+            events = eir.receive_data(client.data_to_send(), now)
+            requests += [e for e in events if isinstance(e, CheckImeiRequested)]
+        elif op == "answer" and requests:
+            req = requests.pop(n % len(requests))
+            if flag:
+                eir.answer(req, EquipmentStatus.WHITE_LISTED)
+            else:
+                eir.answer_error(req, MapError.SYSTEM_FAILURE)
+        elif op == "time":
+            now += n
+            eir.handle_timer(now)
+        assert eir.open_routes == eir.tcap.active_dialogues
+        if out := eir.data_to_send():
+            client.receive_data(out, now)
+    for req in requests:
+        eir.answer(req, EquipmentStatus.GREY_LISTED)
+    assert eir.open_routes == eir.tcap.active_dialogues == 0
