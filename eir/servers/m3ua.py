@@ -61,7 +61,9 @@ any store timeout, and under the MSC's own checkIMEI operation timer."""
 _VENDORS = ("huawei", "ericsson", "other")
 """Always exported (0 until seen), so a dashboard has the series before the first variant."""
 
-_INT_FIELDS = tuple(f.name for f in dataclasses.fields(TcapStats) if f.type in (int, "int"))
+_INT_FIELDS = tuple(f.name for f in dataclasses.fields(TcapStats)
+                    if isinstance(getattr(TcapStats(), f.name), int))
+"""The plain counters of TcapStats (all but the ``vendor_variants`` dict)."""
 
 
 class TcapStatsCollector:
