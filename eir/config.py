@@ -75,6 +75,8 @@ class M3uaConfig:
     """equipmentMngtContext versions the EIR accepts; others get AC negotiation to the highest."""
     beat_interval: float = 0.0
     """Send M3UA BEAT every N seconds (0: never; answer peers' BEATs always)."""
+    dialogue_timeout: float = 30.0
+    """Seconds a TCAP dialogue may wait for its verdict before it is aborted towards the MSC."""
     max_in_flight: int = 1024
 
 
@@ -325,6 +327,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("diameter.watchdog_interval: RFC 3539 requires Tw >= 6 seconds")
     if not 0 <= cfg.m3ua.point_code < (1 << 24):
         raise ConfigError("m3ua.point_code: must be 0..16777215")
+    if cfg.m3ua.dialogue_timeout <= 0:
+        raise ConfigError("m3ua.dialogue_timeout: must be a positive number of seconds")
     if not 2 <= cfg.m3ua.ssn <= 255:
         raise ConfigError("m3ua.ssn: must be 2..255")
     bad = [v for v in cfg.m3ua.map_versions if v not in (1, 2, 3)]

@@ -590,7 +590,7 @@ class M3uaServer:
 
 
 async def start(config: Config, checker: Checker, events: Any) -> M3uaServer:
-    server = M3uaServer(config, checker, events)
+    server = M3uaServer(config, checker, events, dialogue_timeout=config.m3ua.dialogue_timeout)
     try:
         await server.listen()
     except BaseException:
