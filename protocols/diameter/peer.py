@@ -53,7 +53,16 @@ from .events import (
     WatchdogAnswered,
     WatchdogSuspect,
 )
-from .s13 import EcaBuilder, build_ecr, decode_eca, decode_ecr, decode_ecr_raw, missing_avp, validate_avps
+from .s13 import (
+    EcaBuilder,
+    build_ecr,
+    decode_eca,
+    decode_ecr,
+    decode_ecr_fast,
+    decode_ecr_raw,
+    missing_avp,
+    validate_avps,
+)
 
 __all__ = ["TRANSITIONS", "Action", "DiameterPeer", "Input", "PeerState", "Role"]
 
@@ -185,6 +194,14 @@ TRANSITIONS: Final[dict[tuple[PeerState, Input], tuple[Action, PeerState]]] = {
     (S.CLOSED, In.SEND_REQUEST): (A.REFUSE_LOCAL, S.CLOSED),
 }
 del S, In, A
+
+# The ECR hot path in DiameterPeer._handle_message appends the event itself in OPEN and CLOSING:
+# that is what the table says for a request in those states (deliver it, stay).
+_DELIVER_IN: Final = (PeerState.OPEN, PeerState.CLOSING)
+for _st in _DELIVER_IN:
+    if TRANSITIONS[(_st, Input.RCV_REQUEST)] != (Action.DELIVER_REQUEST, _st):  # pragma: no cover
+        raise AssertionError(f"the ECR fast path assumes DELIVER_REQUEST in {_st.name}")
+del _st
 
 _HEADER: Final = struct.Struct(">IIIII")
 _COMMON_CMDS: Final = frozenset(
@@ -535,8 +552,13 @@ class DiameterPeer:
                 and (flags == 0xC0 or flags == 0x80 or flags == 0xD0 or flags == 0x90)
                 and (self.state is PeerState.OPEN or self.state is PeerState.CLOSING)
             ):
-                # The hot path: an ECR on an open connection, decoded in one pass.
-                self._step(Input.RCV_REQUEST, decode_ecr_raw(buf, pos, length, flags, hbh, e2e), now)
+                # The hot path: an ECR on an open connection, decoded in one pass. In OPEN and
+                # CLOSING the table delivers a request and keeps the state (checked at import,
+                # _DELIVER_IN), so the event goes straight out.
+                ev = decode_ecr_fast(buf, pos, length, flags, hbh, e2e)
+                if ev is None:  # not the usual shape: the strict decoder, with its precise errors
+                    ev = decode_ecr_raw(buf, pos, length, flags, hbh, e2e)
+                self._events.append(ev)
                 return
             avps = decode_avps(buf, pos + HEADER_LENGTH, pos + length)
             check_header_flags(flags)

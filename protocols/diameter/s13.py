@@ -21,6 +21,8 @@ identifiers and any Proxy-Info change from one ECA to the next.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
+from dataclasses import fields
 from typing import Final
 
 from . import dictionary as d
@@ -45,6 +47,7 @@ __all__ = [
     "build_ecr",
     "decode_eca",
     "decode_ecr",
+    "decode_ecr_fast",
     "decode_ecr_raw",
     "missing_avp",
     "validate_avps",
@@ -261,21 +264,213 @@ def decode_ecr_raw(
     if terminal is None:
         raise missing_avp(d.TERMINAL_INFORMATION)
     imei, sv, meid = _terminal_raw(buf, *terminal)
-    return EquipmentCheckRequested(
-        hop_by_hop=hop_by_hop,
-        end_to_end=end_to_end,
-        flags=flags,
-        session_id=session,
-        origin_host=origin_host,
-        origin_realm=origin_realm,
-        destination_realm=dest_realm,
-        destination_host=dest_host,
-        imei=imei,
-        software_version=sv,
-        meid=meid,
-        imsi=imsi,
-        session_id_avp=session_raw,
-        proxy_info=b"".join(proxy),
+    return _new_ecr(
+        hop_by_hop,
+        end_to_end,
+        flags,
+        session,
+        origin_host,
+        origin_realm,
+        dest_realm,
+        dest_host,
+        imei,
+        sv,
+        meid,
+        imsi,
+        session_raw,
+        b"".join(proxy),
+    )
+
+
+def _ecr_constructor() -> Callable[..., EquipmentCheckRequested]:
+    """A positional constructor for :class:`EquipmentCheckRequested` that fills its slots through
+    their member descriptors: the frozen dataclass ``__init__`` pays an ``object.__setattr__``
+    call per field (≈ 2 µs for the 14 fields, the single largest cost of decoding an ECR); this
+    gives the identical frozen object for less than half of that."""
+    names = [f.name for f in fields(EquipmentCheckRequested)]
+    if names != [
+        "hop_by_hop", "end_to_end", "flags", "session_id", "origin_host", "origin_realm",
+        "destination_realm", "destination_host", "imei", "software_version", "meid", "imsi",
+        "session_id_avp", "proxy_info",
+    ]:  # pragma: no cover - guards the positional order below against an edit of the event
+        raise LocalProtocolError(f"EquipmentCheckRequested fields changed: {names}")
+    s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13 = (
+        getattr(EquipmentCheckRequested, n).__set__ for n in names
+    )
+    new = object.__new__
+    cls = EquipmentCheckRequested
+
+    def make(
+        hop_by_hop: int,
+        end_to_end: int,
+        flags: int,
+        session_id: str,
+        origin_host: str,
+        origin_realm: str,
+        destination_realm: str,
+        destination_host: str | None,
+        imei: str | None,
+        software_version: str | None,
+        meid: bytes | None,
+        imsi: str | None,
+        session_id_avp: bytes,
+        proxy_info: bytes,
+    ) -> EquipmentCheckRequested:
+        ev = new(cls)
+        s0(ev, hop_by_hop)
+        s1(ev, end_to_end)
+        s2(ev, flags)
+        s3(ev, session_id)
+        s4(ev, origin_host)
+        s5(ev, origin_realm)
+        s6(ev, destination_realm)
+        s7(ev, destination_host)
+        s8(ev, imei)
+        s9(ev, software_version)
+        s10(ev, meid)
+        s11(ev, imsi)
+        s12(ev, session_id_avp)
+        s13(ev, proxy_info)
+        return ev
+
+    return make
+
+
+_new_ecr: Final = _ecr_constructor()
+
+_VSAI_OK: set[bytes] = set()
+"""Vendor-Specific-Application-Id payloads :func:`_check_vsai` accepted: every ECR of an MME
+carries the same one, so it is checked once, not per request."""
+_AVP_V: Final = struct.Struct(">III")
+
+
+def decode_ecr_fast(
+    buf: bytes | bytearray,
+    pos: int,
+    length: int,
+    flags: int,
+    hop_by_hop: int,
+    end_to_end: int,
+) -> EquipmentCheckRequested | None:
+    """The ECR at ``buf[pos:pos+length]`` when it has the usual shape, else None.
+
+    The usual shape is what MMEs send (TS 29.272 §7.2.19): Session-Id, Vendor-Specific-Application-Id,
+    Auth-Session-State, Origin-Host/-Realm, Destination-Realm, [Destination-Host],
+    Terminal-Information {IMEI, [Software-Version]}, [User-Name], in any order, every AVP well
+    formed. It is accepted only when :func:`decode_ecr_raw` would accept it too, and then gives an
+    equal event; anything else — another AVP (Proxy-Info, Route-Record, DRMP, an unknown one), a
+    3GPP2-MEID, a doubtful length, flag or value — returns None and the caller runs
+    :func:`decode_ecr_raw`, which gives the precise error (so the answers on the wire do not change).
+    """
+    end = pos + length
+    p = pos + 20
+    unpack = _AVP.unpack_from
+    session = imsi = origin_host = origin_realm = dest_realm = dest_host = None
+    session_raw = b""
+    auth_state = False
+    imei = sv = None
+    try:
+        while p < end:
+            if end - p < 8:
+                return None
+            code, word = unpack(buf, p)
+            alen = word & 0xFFFFFF
+            de = p + alen
+            if word & 0x9F000000 or alen < 8 or de > end:
+                # the V bit (only Terminal-Information has it here), a reserved bit, a bad length
+                if (
+                    code != 1401
+                    or word & 0x1F000000
+                    or not word & 0x80000000
+                    or alen < 12
+                    or de > end
+                    or _U32.unpack_from(buf, p + 8)[0] != VENDOR_3GPP
+                ):
+                    return None
+                # Terminal-Information: IMEI and optionally Software-Version, strictly
+                imei = sv = None
+                q = p + 12
+                while q < de:
+                    if de - q < 12:
+                        return None
+                    mcode, mword, mvendor = _AVP_V.unpack_from(buf, q)
+                    mlen = mword & 0xFFFFFF
+                    mend = q + mlen
+                    if mword & 0x9F000000 != 0x80000000 or mvendor != VENDOR_3GPP or mlen < 12 or mend > de:
+                        return None
+                    if mcode == 1402:
+                        imei = buf[q + 12 : mend].decode()
+                        if not (14 <= len(imei) <= 16 and imei.isascii() and imei.isdigit()):
+                            return None
+                    elif mcode == 1403:
+                        sv = buf[q + 12 : mend].decode()
+                        if not (len(sv) == 2 and sv.isascii() and sv.isdigit()):
+                            return None
+                    else:
+                        return None
+                    q += (mlen + 3) & ~3
+                if q != de or imei is None:
+                    return None
+            elif code == 263:
+                session = buf[p + 8 : de].decode()
+                session_raw = bytes(buf[p : p + ((alen + 3) & ~3)])
+            elif code == 1:
+                imsi = buf[p + 8 : de].decode()
+            elif code == 277:
+                if alen != 12:
+                    return None
+                auth_state = True
+            elif code == 260:
+                payload = bytes(buf[p + 8 : de])
+                if payload not in _VSAI_OK:
+                    try:
+                        _check_vsai(buf, p + 8, de, word >> 24)
+                    except RemoteProtocolError:
+                        return None
+                    if len(_VSAI_OK) < 64:
+                        _VSAI_OK.add(payload)
+            else:
+                # DiameterIdentity (RFC 6733 §4.3.1), as _text checks it
+                if code == 264:
+                    v = origin_host = buf[p + 8 : de].decode("ascii")
+                elif code == 296:
+                    v = origin_realm = buf[p + 8 : de].decode("ascii")
+                elif code == 283:
+                    v = dest_realm = buf[p + 8 : de].decode("ascii")
+                elif code == 293:
+                    v = dest_host = buf[p + 8 : de].decode("ascii")
+                else:
+                    return None
+                if not v or " " in v or not v.isprintable():
+                    return None
+            p += (alen + 3) & ~3
+    except UnicodeDecodeError:
+        return None
+    if (
+        p != end
+        or session is None
+        or origin_host is None
+        or origin_realm is None
+        or dest_realm is None
+        or not auth_state
+        or imei is None
+    ):
+        return None
+    return _new_ecr(
+        hop_by_hop,
+        end_to_end,
+        flags,
+        session,
+        origin_host,
+        origin_realm,
+        dest_realm,
+        dest_host,
+        imei,
+        sv,
+        None,
+        imsi,
+        session_raw,
+        b"",
     )
 
 
