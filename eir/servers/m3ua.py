@@ -220,6 +220,8 @@ class _Association(asyncio.Protocol):
         self.max_in_flight = cfg.max_in_flight
         self.failed = False
         """The core raised: nothing it holds can be trusted, the association is being closed."""
+        self.was_active = False
+        """The ASP reached ASP-ACTIVE at least once: the peer took us (the connector's back-off)."""
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------
 
@@ -344,6 +346,8 @@ class _Association(asyncio.Protocol):
     def _state_changed(self, ev: m3ua.AspStateChanged) -> None:
         state = f"asp_{ev.new.name.lower()}"
         PEER_EVENTS.labels(IFACE, state).inc()
+        if ev.new is m3ua.AspState.ACTIVE:
+            self.was_active = True
         if ev.new is m3ua.AspState.ACTIVE and not self.counted_active:
             _PEERS.inc()
             self.counted_active = True
@@ -545,7 +549,12 @@ class M3uaServer:
             self.connectors.append(loop.create_task(self._connect_loop(addr)))
 
     async def _connect_loop(self, addr: str) -> None:
-        """Outbound ASP association to an STP/SG, re-established with back-off (1 s … 30 s)."""
+        """Outbound ASP association to an STP/SG, re-established with back-off (1 s … 30 s).
+
+        The back-off starts again at 1 s only after an association that reached ASP-ACTIVE: an STP
+        that accepts the transport but then drops the ASP (unknown ASP, wrong routing context, no
+        ASPUP ACK) is retried ever more slowly, like one that refuses the connection.
+        """
         host, port = parse_hostport(addr, "m3ua.connect")
         loop = asyncio.get_running_loop()
         backoff = 1.0
@@ -563,8 +572,12 @@ class M3uaServer:
                 else:
                     _, proto = await loop.create_connection(
                         lambda: _Association(self, m3ua.Role.ASP, "tcp"), host, port)
-                backoff = 1.0
                 await proto.closed.wait()
+                if proto.was_active:
+                    backoff = 1.0
+                if not self.stopping:
+                    self.log.info("m3ua_reconnecting", address=addr, retry_in=backoff,
+                                  was_active=proto.was_active)
             except OSError as e:
                 self.log.warning("m3ua_connect_failed", address=addr, error=e.strerror or str(e),
                                  retry_in=backoff)
