@@ -14,6 +14,7 @@ swapped), TS 29.002 §8.7.1 / §17.6.1 (checkIMEI).
 from __future__ import annotations
 
 import asyncio
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,9 +152,9 @@ class SimulatedStp:
         self.accepted: asyncio.Queue[StpAssociation] = asyncio.Queue()
         self.server: asyncio.Server | None = None
 
-    async def start(self) -> int:
+    async def start(self, port: int = 0) -> int:
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: StpAssociation(self.accepted), "127.0.0.1", 0)
+        self.server = await loop.create_server(lambda: StpAssociation(self.accepted), "127.0.0.1", port)
         return int(self.server.sockets[0].getsockname()[1])
 
     async def association(self) -> StpAssociation:
@@ -272,3 +273,26 @@ async def test_eir_connects_out_to_an_stp_answers_reconnects_and_goes_down(eir_f
                                                          "m3ua_internal_error", "tcap_error")]
     checks = [e for e in events if e.get("event") == "check" and e.get("interface") == "map"]
     assert [e.get("origin") for e in checks] == [MSC_GT] * 5
+
+
+async def test_eir_started_before_the_stp_connects_when_it_comes_up(eir_factory: Any) -> None:
+    """Labs start the EIR first: the refused connect is logged and retried, and the association comes
+    up once the STP listens, without restarting the EIR."""
+    with socket.socket() as probe:  # a free port, closed again: nothing listens there yet
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    eir = eir_factory({"m3ua": {"listen": [], "connect": [f"127.0.0.1:{port}"], "routing_context": RC}},
+                      lists=LISTS)
+    failed = await asyncio.to_thread(eir.wait_for_log, "m3ua_connect_failed", WAIT)
+    assert failed["address"] == f"127.0.0.1:{port}" and failed["retry_in"] == 1.0
+    stp = SimulatedStp()
+    await stp.start(port)
+    try:
+        assoc = await stp.association()
+        r = await check(assoc, otid=7, version=3, imei=BLACK, called=EIR_BY_GT)
+        assert r.outcome.status is EquipmentStatus.BLACK_LISTED and pycrate_status(r) == "blackListed"
+        assert await asyncio.to_thread(eir.stop) == 0
+        await asyncio.wait_for(assoc.closed.wait(), WAIT)
+        assert assoc.received_types()[-1] == "M3UA_ASPDown"
+    finally:
+        stp.close()
