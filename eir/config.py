@@ -66,6 +66,8 @@ class M3uaConfig:
     """The EIR's own signalling point code (integer, ITU 14-bit)."""
     routing_context: int | None = None
     network_appearance: int | None = None
+    asp_id: int | None = None
+    """ASP Identifier sent in ASPUP when the EIR connects out (some STPs require one: ERR 0x0E)."""
     network_indicator: int = 2
     """SIO NI: 0 international, 2 national."""
     ssn: int = 9

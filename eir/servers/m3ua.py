@@ -199,7 +199,7 @@ class _Association(asyncio.Protocol):
         self.stack = EirSigtranStack(
             m3ua_settings=m3ua.M3uaSettings(
                 role=role, routing_context=cfg.routing_context, network_appearance=cfg.network_appearance,
-                beat_interval=cfg.beat_interval, info_string="eir-emulator"),
+                beat_interval=cfg.beat_interval, info_string="eir-emulator", asp_id=cfg.asp_id),
             point_code=cfg.point_code, ssn=cfg.ssn, global_title=cfg.global_title,
             map_versions=tuple(cfg.map_versions), max_dialogues=max(cfg.max_in_flight * 4, 1024),
             dialogue_timeout=server.dialogue_timeout)

@@ -215,12 +215,15 @@ async def test_eir_connects_out_to_an_stp_answers_reconnects_and_goes_down(eir_f
     stp = SimulatedStp()
     port = await stp.start()
     try:
-        eir = eir_factory({"m3ua": {"listen": [], "connect": [f"127.0.0.1:{port}"], "routing_context": RC}},
+        eir = eir_factory({"m3ua": {"listen": [], "connect": [f"127.0.0.1:{port}"], "routing_context": RC,
+                                    "asp_id": 42}},
                           lists=LISTS)
         first = await stp.association()
 
-        # ASPUP, then ASPAC naming the routing context (Loadshare), both acknowledged by the STP.
+        # ASPUP (with the configured ASP Identifier), then ASPAC naming the routing context
+        # (Loadshare), both acknowledged by the STP.
         assert first.received_types()[:2] == ["M3UA_ASPUp", "M3UA_ASPAct"]
+        assert first.core.asp_id == 42
         aspac = parse_M3UA(first.received[1])[0].get_val()[1]
         assert {p[0]: p[2] for p in aspac}[m3ua.Tag.ROUTING_CONTEXT] == [RC]
         assert {p[0]: p[2] for p in aspac}[m3ua.Tag.TRAFFIC_MODE_TYPE] == m3ua.TrafficMode.LOADSHARE
