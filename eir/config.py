@@ -63,13 +63,13 @@ class M3uaConfig:
     connect: list[str] = field(default_factory=list)
     """Outbound ASP associations to an STP/SG (HOST:PORT)."""
     point_code: int = 2
-    """The EIR's own signalling point code (integer, ITU 14-bit)."""
+    """The EIR's own signalling point code (integer, ITU 14-bit), used in the SCCP calling address of
+    answers when the request addressed the EIR by point code. The MTP3 OPC/DPC and network indicator
+    of an answer are the request's, reversed."""
     routing_context: int | None = None
     network_appearance: int | None = None
     asp_id: int | None = None
     """ASP Identifier sent in ASPUP when the EIR connects out (some STPs require one: ERR 0x0E)."""
-    network_indicator: int = 2
-    """SIO NI: 0 international, 2 national."""
     ssn: int = 9
     global_title: str = "491700000009"
     """E.164 digits of the EIR's GT (used as calling address in answers)."""
