@@ -76,6 +76,7 @@ class Policy:
         self.reserved = frozenset(cfg.reserved_tacs)
         self.default = Verdict(status=Status(cfg.unknown_equipment), rule="default",
                                detail="on no list")
+        self._list_verdicts: dict[tuple[str, EntryKind, Status, str, str | None, str | None], Verdict] = {}
 
     # --- 1. validity ------------------------------------------------------------------------------
     def validate(self, req: CheckRequest) -> tuple[str, str | None] | Verdict:
@@ -114,8 +115,15 @@ class Policy:
             if rule == "range" and e.kind is EntryKind.TAC:
                 rule = "tac"
             if verdict is None:
-                verdict = Verdict(status=e.status, rule=rule, list_name=e.status.value, entry=entry_text(e),
-                                  detail=e.reason or "")
+                # Verdicts are immutable: one per (rule, entry) is shared rather than built per check.
+                key = (rule, e.kind, e.status, e.key, e.last, e.reason)
+                verdict = self._list_verdicts.get(key)
+                if verdict is None:
+                    verdict = Verdict(status=e.status, rule=rule, list_name=e.status.value,
+                                      entry=entry_text(e), detail=e.reason or "")
+                    if len(self._list_verdicts) >= 4096:
+                        self._list_verdicts.clear()
+                    self._list_verdicts[key] = verdict
                 if steps is not None:
                     steps.append(Step(rule=rule, outcome="matched",
                                       detail=f"{e.status.value} list: {entry_text(e)} {e.reason or ''}"))

@@ -32,8 +32,9 @@ import os
 import socket
 import time
 import types
-from collections.abc import Coroutine, Generator
-from typing import Any
+from collections.abc import Callable, Coroutine, Generator
+from dataclasses import fields
+from typing import Any, Final
 
 from eir.config import Config, parse_hostport
 from eir.logging import get_logger
@@ -72,6 +73,35 @@ def _verdict_counter(status: str, rule: str) -> Any:
     if c is None:
         c = _VERDICT_COUNTERS[key] = VERDICTS.labels(IFACE, status, rule)
     return c
+
+
+def _request_constructor() -> Callable[[str, str | None, str | None, str | None], CheckRequest]:
+    """``(imei, software_version, imsi, origin)`` → an S13 :class:`CheckRequest`, filled through the
+    slot descriptors: the frozen dataclass ``__init__`` costs an ``object.__setattr__`` per field
+    (≈ 1.2 µs a request); this builds the identical frozen object in about half of that."""
+    names = [f.name for f in fields(CheckRequest)]
+    if names != ["imei", "software_version", "imsi", "msisdn", "interface", "origin", "extras"]:
+        raise RuntimeError(f"CheckRequest fields changed: {names}")  # pragma: no cover
+    setters = [getattr(CheckRequest, n).__set__ for n in names]
+    s_imei, s_sv, s_imsi, s_msisdn, s_iface, s_origin, s_extras = setters
+    new = object.__new__
+    s13 = Interface.S13
+
+    def make(imei: str, sv: str | None, imsi: str | None, origin: str | None) -> CheckRequest:
+        r = new(CheckRequest)
+        s_imei(r, imei)
+        s_sv(r, sv)
+        s_imsi(r, imsi)
+        s_msisdn(r, None)
+        s_iface(r, s13)
+        s_origin(r, origin)
+        s_extras(r, {})
+        return r
+
+    return make
+
+
+_s13_request: Final = _request_constructor()
 
 
 def _error_label(code: int) -> str:
@@ -277,9 +307,7 @@ class _PeerConnection(asyncio.Protocol):
                 core.send_eca(ev, experimental_result_code=ResultCode.DIAMETER_ERROR_EQUIPMENT_UNKNOWN)
             _verdict_counter(Status.UNKNOWN.value, "meid").inc()
             return
-        req = CheckRequest(imei=ev.imei, software_version=ev.software_version, imsi=ev.imsi,
-                           interface=Interface.S13, origin=ev.origin_host)
-        coro = self.server.checker.check(req)
+        coro = self.server.checker.check(_s13_request(ev.imei, ev.software_version, ev.imsi, ev.origin_host))
         try:
             first = coro.send(None)
         except StopIteration as stop:

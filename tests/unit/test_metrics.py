@@ -1,0 +1,58 @@
+"""The per-check metrics (lock-free for the event loop thread) export exactly what prometheus_client's
+own Counter and Histogram export for the same observations."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from eir.metrics import CHECK_SECONDS, REGISTRY, REQUESTS, VERDICTS
+
+LABEL = "test-metrics"
+
+
+def _samples(registry: CollectorRegistry, name: str, label: str) -> list[tuple[str, float]]:
+    return sorted((s.name + repr(sorted(s.labels.items())), s.value)
+                  for m in registry.collect() if m.name == name for s in m.samples
+                  if s.labels.get("interface") == label)
+
+
+def test_histogram_matches_the_library() -> None:
+    ref_reg = CollectorRegistry()
+    ref = Histogram("eir_check_duration_seconds", "ref", ["interface"], registry=ref_reg,
+                    buckets=CHECK_SECONDS._upper_bounds[:-1])
+    rng = random.Random(7)
+    values = [0.0, 0.0001, 0.00025, 0.001, 1.0, 1.5, 99.0, float("nan"), float("inf")]
+    values += [rng.random() * 0.02 for _ in range(2000)]
+    for v in values:
+        CHECK_SECONDS.labels(LABEL).observe(v)
+        ref.labels(LABEL).observe(v)
+    got = _samples(REGISTRY, "eir_check_duration_seconds", LABEL)
+    want = _samples(ref_reg, "eir_check_duration_seconds", LABEL)
+    assert [k for k, _ in got] == [k for k, _ in want]
+    for (_, a), (_, b) in zip(got, want, strict=True):
+        assert a == b or (a != a and b != b)  # the sum is NaN once a NaN was observed
+
+
+def test_counters_match_the_library() -> None:
+    ref_reg = CollectorRegistry()
+    ref = Counter("eir_verdicts", "ref", ["interface", "status", "rule"], registry=ref_reg)
+    for i in range(100):
+        for c in (VERDICTS.labels(LABEL, "white", "imei"), ref.labels(LABEL, "white", "imei")):
+            c.inc()
+            c.inc(i * 0.5)
+    assert _samples(REGISTRY, "eir_verdicts", LABEL) == _samples(ref_reg, "eir_verdicts", LABEL)
+    before = REGISTRY.get_sample_value("eir_check_requests_total", {"interface": LABEL}) or 0.0
+    REQUESTS.labels(LABEL).inc()
+    assert REGISTRY.get_sample_value("eir_check_requests_total", {"interface": LABEL}) == before + 1
+
+
+def test_misuse_is_refused_as_by_the_library() -> None:
+    with pytest.raises(ValueError):
+        REQUESTS.inc()  # no label values
+    with pytest.raises(ValueError):
+        REQUESTS.labels(LABEL).inc(-1)
+    with pytest.raises(ValueError):
+        CHECK_SECONDS.observe(0.1)
