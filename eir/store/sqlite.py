@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
@@ -116,6 +117,9 @@ class SqliteStore(IdentityStore):
         self._obs_written: dict[tuple[str, str | None, str | None], float] = {}
         self._obs_counts: dict[str, tuple[float, Sightings]] = {}
         self._prune_task: asyncio.Task[None] | None = None
+        self._prune_stop = threading.Event()
+        self._obs_busy = 0
+        """Sighting writes skipped because another writer held the file (see observe)."""
         self._write_lock = asyncio.Lock()
 
     # --- connection ----------------------------------------------------------------------------
@@ -132,11 +136,13 @@ class SqliteStore(IdentityStore):
             db.execute("CREATE TABLE IF NOT EXISTS versions(id INTEGER PRIMARY KEY, created REAL, "
                        "source TEXT, entries INTEGER, pairings INTEGER)")
             obs = _connect(self.obs_path)
-            obs.execute("PRAGMA busy_timeout = 200")
             obs.execute("PRAGMA journal_mode = WAL")
             obs.execute("PRAGMA synchronous = OFF")
             obs.execute("CREATE TABLE IF NOT EXISTS obs(imei TEXT, kind INTEGER, value TEXT, ts REAL, "
                         "PRIMARY KEY(imei, kind, value)) WITHOUT ROWID")
+            # Set-up above may wait for other workers; on the hot path the loop never waits long
+            # for the write lock (see observe()).
+            obs.execute("PRAGMA busy_timeout = 5")
         except (sqlite3.Error, OSError) as e:
             raise StoreUnavailableError(f"sqlite {self.path}: {e}") from e
         self._db, self._obs = db, obs
@@ -144,6 +150,7 @@ class SqliteStore(IdentityStore):
 
     async def close(self) -> None:
         if self._prune_task is not None:
+            self._prune_stop.set()
             with contextlib.suppress(Exception):
                 await self._prune_task
         if self._watch_task is not None:
@@ -293,17 +300,28 @@ class SqliteStore(IdentityStore):
             if cached is not None and 0 <= now - cached[0] < min(1.0, window / 100):
                 return cached[1]
         try:
-            if fresh:
-                pass
-            elif imsi and origin:
-                obs.execute("INSERT INTO obs VALUES (?1, 0, ?2, ?4), (?1, 1, ?3, ?4) "
-                            "ON CONFLICT(imei, kind, value) DO UPDATE SET ts = excluded.ts",
-                            (imei, imsi, origin, now))
-            elif imsi or origin:
-                obs.execute("INSERT INTO obs VALUES (?, ?, ?, ?) "
-                            "ON CONFLICT(imei, kind, value) DO UPDATE SET ts = excluded.ts",
-                            (imei, 0 if imsi else 1, imsi or origin, now))
-            if not fresh and (imsi or origin):
+            written = False
+            try:
+                if fresh:
+                    pass
+                elif imsi and origin:
+                    obs.execute("INSERT INTO obs VALUES (?1, 0, ?2, ?4), (?1, 1, ?3, ?4) "
+                                "ON CONFLICT(imei, kind, value) DO UPDATE SET ts = excluded.ts",
+                                (imei, imsi, origin, now))
+                    written = True
+                elif imsi or origin:
+                    obs.execute("INSERT INTO obs VALUES (?, ?, ?, ?) "
+                                "ON CONFLICT(imei, kind, value) DO UPDATE SET ts = excluded.ts",
+                                (imei, 0 if imsi else 1, imsi or origin, now))
+                    written = True
+            except sqlite3.OperationalError as e:
+                # Another writer (a worker process, the pruning thread) holds the file for more
+                # than the few milliseconds the loop may wait: skip this sighting's write rather
+                # than stall every interface; the next sighting of the key writes it.
+                if "locked" not in str(e) and "busy" not in str(e):
+                    raise
+                self._obs_busy += 1
+            if written:
                 if len(self._obs_written) >= 100_000:
                     self._obs_written.clear()
                 self._obs_written[key] = now
@@ -321,20 +339,32 @@ class SqliteStore(IdentityStore):
         return sightings
 
     async def _prune_sightings(self, cutoff: float) -> None:
-        """Drop sightings older than the window off the event loop, in short transactions: a scan
-        of millions of rows must neither stall the loop nor hold the write lock for long."""
+        """Drop sightings older than the window in a worker thread.
+
+        The scan for old rows is a WAL read, which blocks no writer; the deletes go by primary key
+        in short transactions of 2,000 rows with a pause between them, so the event loop's own
+        sighting writes (which wait at most a few milliseconds for the lock) keep getting through.
+        ``close()`` stops a prune between two chunks."""
+        stop = self._prune_stop
 
         def run() -> None:
-            con = _connect(self.obs_path)
+            reader = _connect(self.obs_path)
+            writer = _connect(self.obs_path)
             try:
-                while True:
-                    n = con.execute(
-                        "DELETE FROM obs WHERE (imei, kind, value) IN "
-                        "(SELECT imei, kind, value FROM obs WHERE ts < ? LIMIT 2000)", (cutoff,)).rowcount
-                    if n < 2000:
+                writer.execute("PRAGMA synchronous = OFF")
+                cur = reader.execute("SELECT imei, kind, value FROM obs WHERE ts < ?", (cutoff,))
+                while not stop.is_set():
+                    rows = cur.fetchmany(2000)
+                    if not rows:
                         return
+                    writer.execute("BEGIN IMMEDIATE")
+                    writer.executemany("DELETE FROM obs WHERE imei = ? AND kind = ? AND value = ? AND ts < ?",
+                                       [(*r, cutoff) for r in rows])
+                    writer.execute("COMMIT")
+                    stop.wait(0.002)
             finally:
-                con.close()
+                reader.close()
+                writer.close()
 
         try:
             await asyncio.to_thread(run)
