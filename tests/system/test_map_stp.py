@@ -215,9 +215,10 @@ async def test_eir_connects_out_to_an_stp_answers_reconnects_and_goes_down(eir_f
     stp = SimulatedStp()
     port = await stp.start()
     try:
-        eir = eir_factory({"m3ua": {"listen": [], "connect": [f"127.0.0.1:{port}"], "routing_context": RC,
-                                    "asp_id": 42}},
-                          lists=LISTS)
+        config = {"m3ua": {"listen": [], "connect": [f"127.0.0.1:{port}"], "routing_context": RC,
+                           "asp_id": 42}}
+        # In a thread: the simulated STP on this loop must answer the EIR's ASPUP while it starts.
+        eir = await asyncio.to_thread(eir_factory, config, lists=LISTS)
         first = await stp.association()
 
         # ASPUP (with the configured ASP Identifier), then ASPAC naming the routing context
@@ -284,8 +285,8 @@ async def test_eir_started_before_the_stp_connects_when_it_comes_up(eir_factory:
     with socket.socket() as probe:  # a free port, closed again: nothing listens there yet
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    eir = eir_factory({"m3ua": {"listen": [], "connect": [f"127.0.0.1:{port}"], "routing_context": RC}},
-                      lists=LISTS)
+    config = {"m3ua": {"listen": [], "connect": [f"127.0.0.1:{port}"], "routing_context": RC}}
+    eir = await asyncio.to_thread(eir_factory, config, lists=LISTS)
     failed = await asyncio.to_thread(eir.wait_for_log, "m3ua_connect_failed", WAIT)
     assert failed["address"] == f"127.0.0.1:{port}" and failed["retry_in"] == 1.0
     stp = SimulatedStp()

@@ -431,11 +431,11 @@ async def test_a_store_slow_to_fail_is_still_left_alone_for_the_retry_delay(
         async def lookup(self, imei: str, imeisv: str | None = None) -> Lookup:
             if self.down:
                 SlowToFail.calls += 1
-                await asyncio.sleep(0.2)  # the "timeout": longer than the retry delay
+                await asyncio.sleep(1.0)  # the "timeout": longer than the retry delay
                 raise StoreUnavailableError("timeout")
             return await super().lookup(imei, imeisv)
 
-    monkeypatch.setattr(eir.checker, "RETRY_AFTER", 0.1)
+    monkeypatch.setattr(eir.checker, "RETRY_AFTER", 0.5)  # half a second of margin for a busy CI
     s = SlowToFail()
     checker, _s, _e = await make([E(EntryKind.IMEI, IMEI, B)], store=s)
     assert (await checker.check(req())).status is B
