@@ -113,8 +113,10 @@ class TcapStatsCollector:
         yield counter("eir_tcap_begins_received", "TCAP Begins received (dialogues opened or refused)",
                       s.begins)
         yield counter("eir_map_check_imei_invokes", "checkIMEI invokes accepted for a verdict", s.invokes)
-        components = CounterMetricFamily("eir_tcap_components_sent", "Components sent in TCAP Ends",
-                                         labels=["component"])
+        components = CounterMetricFamily(
+            "eir_tcap_components_sent",
+            "Components put into TCAP Ends (an End too large for one UDT goes out as a P-Abort "
+            "instead, counted in eir_tcap_oversized_replies)", labels=["component"])
         components.add_metric(["return_result"], s.results_sent)
         components.add_metric(["return_error"], s.errors_sent)
         components.add_metric(["reject"], s.rejects_sent)
