@@ -55,6 +55,7 @@ from .events import (
 )
 from .s13 import (
     EcaBuilder,
+    EcrMemo,
     build_ecr,
     decode_eca,
     decode_ecr,
@@ -273,6 +274,7 @@ class DiameterPeer:
         self._suspect = False
         self._dpr_deadline: float | None = None
         self._eca = EcaBuilder(origin_host, origin_realm)
+        self._ecr_memo = EcrMemo()
         self._base_avps = d.ORIGIN_HOST.encode(origin_host) + d.ORIGIN_REALM.encode(origin_realm)
         self._events: list[Event] = []
         self._actions: dict[Action, Callable[[Any, float], None]] = {
@@ -555,7 +557,7 @@ class DiameterPeer:
                 # The hot path: an ECR on an open connection, decoded in one pass. In OPEN and
                 # CLOSING the table delivers a request and keeps the state (checked at import,
                 # _DELIVER_IN), so the event goes straight out.
-                ev = decode_ecr_fast(buf, pos, length, flags, hbh, e2e)
+                ev = decode_ecr_fast(buf, pos, length, flags, hbh, e2e, self._ecr_memo)
                 if ev is None:  # not the usual shape: the strict decoder, with its precise errors
                     ev = decode_ecr_raw(buf, pos, length, flags, hbh, e2e)
                 self._events.append(ev)

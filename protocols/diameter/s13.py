@@ -44,6 +44,7 @@ from .events import EquipmentCheckAnswered, EquipmentCheckRequested
 
 __all__ = [
     "EcaBuilder",
+    "EcrMemo",
     "build_ecr",
     "decode_eca",
     "decode_ecr",
@@ -344,6 +345,21 @@ carries the same one, so it is checked once, not per request."""
 _AVP_V: Final = struct.Struct(">III")
 
 
+class EcrMemo:
+    """What :func:`decode_ecr_fast` remembers between ECRs of one connection: the bytes of the
+    constant AVP run after the Session-Id and the values read from it (Origin-Host,
+    Origin-Realm, Destination-Realm, Destination-Host — None when not in the run — and whether
+    it holds Auth-Session-State)."""
+
+    __slots__ = ("run", "values")
+
+    def __init__(self) -> None:
+        self.run = b""
+        self.values: tuple[str | None, str | None, str | None, str | None, bool] = (
+            None, None, None, None, False,
+        )
+
+
 def decode_ecr_fast(
     buf: bytes | bytearray,
     pos: int,
@@ -351,6 +367,7 @@ def decode_ecr_fast(
     flags: int,
     hop_by_hop: int,
     end_to_end: int,
+    memo: EcrMemo | None = None,
 ) -> EquipmentCheckRequested | None:
     """The ECR at ``buf[pos:pos+length]`` when it has the usual shape, else None.
 
@@ -361,6 +378,12 @@ def decode_ecr_fast(
     equal event; anything else — another AVP (Proxy-Info, Route-Record, DRMP, an unknown one), a
     3GPP2-MEID, a doubtful length, flag or value — returns None and the caller runs
     :func:`decode_ecr_raw`, which gives the precise error (so the answers on the wire do not change).
+
+    ``memo`` (one per connection) remembers the run of AVPs that follows the Session-Id when it
+    holds only the ones an MME repeats unchanged (Vendor-Specific-Application-Id,
+    Auth-Session-State, Origin-Host/-Realm, Destination-Realm/-Host): when the next ECR carries
+    the same bytes there, their values are taken from the memo instead of being checked again.
+    Checking an AVP depends on nothing but its bytes, so this gives the same event.
     """
     end = pos + length
     p = pos + 20
@@ -369,6 +392,11 @@ def decode_ecr_fast(
     session_raw = b""
     auth_state = False
     imei = sv = None
+    first = p
+    # the run of constant AVPs right after the Session-Id, being learnt (see EcrMemo)
+    learn = learn_end = -1
+    r_oh = r_or = r_dr = r_dh = None
+    r_auth = False
     try:
         while p < end:
             if end - p < 8:
@@ -413,13 +441,35 @@ def decode_ecr_fast(
                     return None
             elif code == 263:
                 session = buf[p + 8 : de].decode()
-                session_raw = bytes(buf[p : p + ((alen + 3) & ~3)])
+                nxt = p + ((alen + 3) & ~3)
+                session_raw = bytes(buf[p:nxt])
+                if p == first and memo is not None:
+                    run = memo.run
+                    if run and buf.startswith(run, nxt, end):
+                        # the same bytes as the run checked before: the same values
+                        oh, orl, drl, dh, auth = memo.values
+                        if oh is not None:
+                            origin_host = oh
+                        if orl is not None:
+                            origin_realm = orl
+                        if drl is not None:
+                            dest_realm = drl
+                        if dh is not None:
+                            dest_host = dh
+                        if auth:
+                            auth_state = True
+                        p = nxt + len(run)
+                        continue
+                    learn = learn_end = nxt
             elif code == 1:
                 imsi = buf[p + 8 : de].decode()
             elif code == 277:
                 if alen != 12:
                     return None
                 auth_state = True
+                if p == learn_end:
+                    learn_end = p + 12
+                    r_auth = True
             elif code == 260:
                 payload = bytes(buf[p + 8 : de])
                 if payload not in _VSAI_OK:
@@ -429,6 +479,8 @@ def decode_ecr_fast(
                         return None
                     if len(_VSAI_OK) < 64:
                         _VSAI_OK.add(payload)
+                if p == learn_end:
+                    learn_end = p + ((alen + 3) & ~3)
             else:
                 # DiameterIdentity (RFC 6733 §4.3.1), as _text checks it
                 if code == 264:
@@ -443,6 +495,16 @@ def decode_ecr_fast(
                     return None
                 if not v or " " in v or not v.isprintable():
                     return None
+                if p == learn_end:
+                    learn_end = p + ((alen + 3) & ~3)
+                    if code == 264:
+                        r_oh = v
+                    elif code == 296:
+                        r_or = v
+                    elif code == 283:
+                        r_dr = v
+                    else:
+                        r_dh = v
             p += (alen + 3) & ~3
     except UnicodeDecodeError:
         return None
@@ -456,6 +518,9 @@ def decode_ecr_fast(
         or imei is None
     ):
         return None
+    if learn_end > learn and memo is not None:
+        memo.run = bytes(buf[learn:learn_end])
+        memo.values = (r_oh, r_or, r_dr, r_dh, r_auth)
     return _new_ecr(
         hop_by_hop,
         end_to_end,

@@ -17,10 +17,12 @@ from protocols.diameter import EquipmentCheckRequested, RemoteProtocolError
 from protocols.diameter import dictionary as d
 from protocols.diameter.codec import Avp, decode_avps, encode_message
 from protocols.diameter.dictionary import APP_S13, VENDOR_3GPP
-from protocols.diameter.s13 import build_ecr, decode_ecr_fast, decode_ecr_raw
+from protocols.diameter.s13 import EcrMemo, build_ecr, decode_ecr_fast, decode_ecr_raw
 
 from .helpers import IMEI, ecr_with, pd, pd_avp
 from .test_peer import ERROR_CASES, PROXY, _ecr_avps
+
+SHARED = EcrMemo()
 
 
 def both(wire: bytes) -> tuple[EquipmentCheckRequested | None, EquipmentCheckRequested | RemoteProtocolError]:
@@ -30,6 +32,11 @@ def both(wire: bytes) -> tuple[EquipmentCheckRequested | None, EquipmentCheckReq
     # inside a larger buffer, as the peer's receive buffer holds it
     buf = bytearray(b"\xaa" * 8 + wire + b"\x01\x00\x00")
     fast = decode_ecr_fast(buf, 8, len(wire), flags, hbh, e2e)
+    # with memos: a fresh one (learns, then serves the second decode) and one shared by every
+    # test here (primed by other ECRs): the memo may only save work, never change the outcome
+    fresh = EcrMemo()
+    for memo in (fresh, fresh, SHARED):
+        assert decode_ecr_fast(buf, 8, len(wire), flags, hbh, e2e, memo) == fast
     try:
         strict: EquipmentCheckRequested | RemoteProtocolError = decode_ecr_raw(
             buf, 8, len(wire), flags, hbh, e2e
@@ -203,3 +210,52 @@ def test_mutated_ecrs_never_disagree(data: st.DataObject) -> None:
         i = data.draw(st.integers(20, len(wire) - 1))
         wire[i] = data.draw(st.integers(0, 255))
     assert_same(bytes(wire))
+
+
+def test_memo_serves_the_constant_run_and_follows_changes() -> None:
+    memo = EcrMemo()
+    wires = [
+        wire_of(session_id="a;1"),
+        wire_of(session_id="a;22", imei="35123456789013", imsi="001010000000002"),  # same run
+        wire_of(session_id="a;3", origin_host="mme2.lab"),  # another run
+        wire_of(session_id="a;4", destination_host="eir.localdomain"),  # a longer run
+        wire_of(session_id="a;5"),  # the first run again: a prefix of the memo's, no match
+    ]
+    runs = []
+    for w in wires:
+        ev = decode_ecr_fast(w, 0, len(w), w[4], 1, 2, memo)
+        assert ev is not None and ev == decode_ecr_raw(w, 0, len(w), w[4], 1, 2)
+        runs.append(memo.run)
+    assert runs[0] == runs[1] and runs[2] != runs[1] and runs[3] != runs[2]
+    assert memo.values == ("mme.lab", "lab", "localdomain", None, True)
+
+
+def test_memo_run_followed_by_a_duplicate_identity() -> None:
+    m = build_ecr(session_id="s;1", origin_host="mme.lab", origin_realm="lab", destination_realm="d",
+                  imei=IMEI, imsi="001010000000001")
+    m.avps.append(d.ORIGIN_HOST.make("other.lab"))  # after the run: the last one wins, as strictly
+    memo = EcrMemo()
+    for _ in range(2):
+        w = encode_message(m)
+        ev = decode_ecr_fast(w, 0, len(w), w[4], 1, 2, memo)
+        assert ev is not None and ev.origin_host == "other.lab"
+        assert ev == decode_ecr_raw(w, 0, len(w), w[4], 1, 2)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_mutations_after_a_primed_memo_never_disagree(data: st.DataObject) -> None:
+    base = ecr_with([a for a in _ecr_avps() if a.code != 284])
+    memo = EcrMemo()
+    assert decode_ecr_fast(base, 0, len(base), base[4], 1, 2, memo) is not None and memo.run
+    wire = bytearray(base)
+    for _ in range(data.draw(st.integers(1, 3))):
+        i = data.draw(st.integers(20, len(wire) - 1))
+        wire[i] = data.draw(st.integers(0, 255))
+    try:
+        strict: EquipmentCheckRequested | None = decode_ecr_raw(wire, 0, len(wire), 0xC0, 1, 2)
+    except RemoteProtocolError:
+        strict = None
+    fast = decode_ecr_fast(wire, 0, len(wire), 0xC0, 1, 2, memo)
+    assert fast is None or fast == strict
+    assert fast == decode_ecr_fast(wire, 0, len(wire), 0xC0, 1, 2)
