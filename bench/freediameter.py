@@ -46,16 +46,36 @@ def _figures(result: Any) -> dict[str, Any]:
             "p50_ms": round(s.p50_us / 1000, 3), "p99_ms": round(s.p99_us / 1000, 3)}
 
 
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of a process (Linux /proc), or None."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _drive(tmp: Path, name: str, addr: tuple[str, int], ext: Path, plan: list[tuple[int, int]],
-           requests: list[Ecr | str]) -> dict[str, Any]:
+           requests: list[Ecr | str], pid: int | None = None) -> dict[str, Any]:
+    """Run the plan; with ``pid`` (the server's process) also its CPU time per answered ECR, a
+    figure that other load on a shared machine disturbs far less than the rate."""
     out: dict[str, Any] = {}
     for window, count in plan:
+        cpu0 = _cpu_seconds(pid)
         res = run_mme(tmp / f"{name}-w{window}", addr, requests, extension=ext, window=window, count=count,
                       timeout=300.0, answer_timeout=10.0)
+        cpu1 = _cpu_seconds(pid)
         fig = _figures(res)
+        cpu = ""
+        if cpu0 is not None and cpu1 is not None and fig["answered"]:
+            # includes the CER/DPR of the run: negligible against thousands of ECRs
+            fig["server_cpu_us_per_ecr"] = round((cpu1 - cpu0) / fig["answered"] * 1e6, 2)
+            cpu = f"  server CPU {fig['server_cpu_us_per_ecr']:.2f} us/ECR"
         out[f"window_{window}"] = fig
         print(f"  {name:9s} window {window:4d}: {fig['answered']:7d} ECRs in {fig['elapsed_s']:7.3f} s "
-              f"= {fig['ecr_per_s']:9.1f} ECR/s  p50 {fig['p50_ms']:.3f} ms  p99 {fig['p99_ms']:.3f} ms",
+              f"= {fig['ecr_per_s']:9.1f} ECR/s  p50 {fig['p50_ms']:.3f} ms  p99 {fig['p99_ms']:.3f} ms{cpu}",
               flush=True)
     return out
 
@@ -75,7 +95,7 @@ def _eir(tmp: Path) -> Iterator[EirProcess]:
 
 
 @contextlib.contextmanager
-def _minimal_responder(tmp: Path) -> Iterator[tuple[str, int]]:
+def _minimal_responder(tmp: Path) -> Iterator[tuple[tuple[str, int], int]]:
     """``python -m bench.diameter --minimal-responder PORTFILE``: fixed CEA/ECA, no decoding."""
     port_file = tmp / "minimal.port"
     proc = subprocess.Popen([sys.executable, "-m", "bench.diameter", "--minimal-responder", str(port_file)],
@@ -86,7 +106,7 @@ def _minimal_responder(tmp: Path) -> Iterator[tuple[str, int]]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"minimal responder did not start (rc={proc.poll()})")
             time.sleep(0.05)
-        yield "127.0.0.1", int(port_file.read_text())
+        yield ("127.0.0.1", int(port_file.read_text())), proc.pid
     finally:
         proc.terminate()
         try:
@@ -107,12 +127,13 @@ def run(quick: bool) -> dict[str, Any]:
         tmp = Path(d)
         ext = build_extension(tmp / "ext")
         with _eir(tmp) as eir:
-            results["eir"] = _drive(tmp, "eir", eir.diameter, ext, plan, requests)
+            results["eir"] = _drive(tmp, "eir", eir.diameter, ext, plan, requests,
+                                    eir.proc.pid if eir.proc is not None else None)
         if importlib.util.find_spec("bench.diameter") is None:
             results["minimal_responder"] = "not provided by bench/diameter.py"
         else:
-            with _minimal_responder(tmp) as addr:
-                results["minimal_responder"] = _drive(tmp, "minimal", addr, ext, plan, requests)
+            with _minimal_responder(tmp) as (addr, pid):
+                results["minimal_responder"] = _drive(tmp, "minimal", addr, ext, plan, requests, pid)
             eir128 = results["eir"]["window_128"]["ecr_per_s"]
             min128 = results["minimal_responder"]["window_128"]["ecr_per_s"]
             results["eir_vs_minimal_window_128"] = round(eir128 / min128, 3)
