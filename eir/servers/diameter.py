@@ -36,11 +36,12 @@ from collections.abc import Callable, Coroutine, Generator
 from dataclasses import fields
 from typing import Any, Final
 
-from eir.config import Config, parse_hostport
+from eir.config import Config
 from eir.logging import get_logger
 from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS, REQUESTS, VERDICTS
 from eir.model import Checker, CheckRequest, Interface, Status, Verdict
-from eir.servers._sctp import SCTP_PPID_DIAMETER, sctp_available, sctp_listen_socket
+from eir.servers._listen import bound_addresses, open_listeners, publish_peer
+from eir.servers._sctp import SCTP_PPID_DIAMETER, sctp_available
 from protocols.diameter import (
     CapabilitiesExchanged,
     ConnectionClosed,
@@ -461,40 +462,17 @@ class DiameterServer:
         """RFC 6733 §8.16: increases each time the node restarts with its state lost."""
 
     def publish_peer(self, conn: _PeerConnection, event: str, **extra: Any) -> None:
-        try:
-            self.events.publish("peer", {"interface": IFACE, "peer": conn.peer, "event": event,
-                                         "transport": conn.transport_name, **extra})
-        except Exception as e:  # publishing must never break a peer
-            self.log.warning("event_publish_failed", error=repr(e))
+        publish_peer(self.events, self.log, IFACE, conn.peer, conn.transport_name, event, **extra)
 
     def addresses(self) -> list[tuple[str, int, str]]:
-        out = []
-        for srv, transport in self.listeners:
-            for sock in srv.sockets:
-                host, port = sock.getsockname()[:2]
-                out.append((host, port, transport))
-        return out
+        return bound_addresses(self.listeners)
 
     async def listen(self) -> None:
         cfg = self.config.diameter
-        loop = asyncio.get_running_loop()
-        reuse = self.config.workers > 1
-        sctp_reason = sctp_available() if "sctp" in cfg.transports else None
-        if "sctp" in cfg.transports and sctp_reason is not None:
-            self.log.warning("sctp_unavailable", reason=sctp_reason, detail="Diameter listens on TCP only")
-        for i, addr in enumerate(cfg.listen):
-            host, port = parse_hostport(addr, f"diameter.listen[{i}]")
-            if "tcp" in cfg.transports:
-                srv = await loop.create_server(lambda: _PeerConnection(self, "tcp"), host, port,
-                                               reuse_port=reuse or None, backlog=512)
-                self.listeners.append((srv, "tcp"))
-                if port == 0:  # SCTP on the TCP port number when the kernel picked it
-                    port = srv.sockets[0].getsockname()[1]
-            if "sctp" in cfg.transports and sctp_reason is None:
-                # one-to-one socket (RFC 6733 §2.1.1), PPID 46 on every message
-                sock = sctp_listen_socket(host, port, SCTP_PPID_DIAMETER, reuse_port=reuse, backlog=512)
-                srv = await loop.create_server(lambda: _PeerConnection(self, "sctp"), sock=sock)
-                self.listeners.append((srv, "sctp"))
+        # RFC 6733 §2.1.1: one-to-one SCTP sockets, PPID 46 on every message
+        self.listeners += await open_listeners(
+            self.log, "diameter", cfg.listen, cfg.transports, lambda t: _PeerConnection(self, t),
+            ppid=SCTP_PPID_DIAMETER, reuse_port=self.config.workers > 1, backlog=512)
         for host, port, transport in self.addresses():
             self.log.info("diameter_listening", host=host, port=port, transport=transport,
                           origin_host=cfg.origin_host, origin_realm=cfg.origin_realm)

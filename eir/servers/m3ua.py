@@ -30,7 +30,8 @@ from eir.config import Config, parse_hostport
 from eir.logging import get_logger
 from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS, REGISTRY
 from eir.model import Checker, CheckRequest, Interface, Status, Verdict
-from eir.servers._sctp import SCTP_PPID_M3UA, sctp_available, sctp_connect_socket, sctp_listen_socket
+from eir.servers._listen import bound_addresses, open_listeners, publish_peer
+from eir.servers._sctp import SCTP_PPID_M3UA, sctp_available, sctp_connect_socket
 from protocols.sigtran import m3ua
 from protocols.sigtran.map_eir import EquipmentStatus, MapError, TcapStats
 from protocols.sigtran.stack import (
@@ -514,39 +515,17 @@ class M3uaServer:
         self.stopping = False
 
     def publish_peer(self, assoc: _Association, event: str, **extra: Any) -> None:
-        try:
-            self.events.publish("peer", {"interface": IFACE, "peer": assoc.peer, "event": event,
-                                         "transport": assoc.transport_name, **extra})
-        except Exception as e:  # publishing must never break an association
-            self.log.warning("event_publish_failed", error=repr(e))
+        publish_peer(self.events, self.log, IFACE, assoc.peer, assoc.transport_name, event, **extra)
 
     def addresses(self) -> list[tuple[str, int, str]]:
-        out = []
-        for srv, transport in self.listeners:
-            for sock in srv.sockets:
-                host, port = sock.getsockname()[:2]
-                out.append((host, port, transport))
-        return out
+        return bound_addresses(self.listeners)
 
     async def listen(self) -> None:
         cfg = self.config.m3ua
         loop = asyncio.get_running_loop()
-        reuse = self.config.workers > 1
-        sctp_reason = sctp_available() if "sctp" in cfg.transports else None
-        if "sctp" in cfg.transports and sctp_reason is not None:
-            self.log.warning("sctp_unavailable", reason=sctp_reason, detail="M3UA listens on TCP only")
-        for i, addr in enumerate(cfg.listen):
-            host, port = parse_hostport(addr, f"m3ua.listen[{i}]")
-            if "tcp" in cfg.transports:
-                srv = await loop.create_server(lambda: _Association(self, m3ua.Role.SG, "tcp"), host, port,
-                                               reuse_port=reuse or None)
-                self.listeners.append((srv, "tcp"))
-                if port == 0:  # SCTP on the same port number as TCP when the port was left to the kernel
-                    port = srv.sockets[0].getsockname()[1]
-            if "sctp" in cfg.transports and sctp_reason is None:
-                sock = sctp_listen_socket(host, port, SCTP_PPID_M3UA, reuse_port=reuse, backlog=128)
-                srv = await loop.create_server(lambda: _Association(self, m3ua.Role.SG, "sctp"), sock=sock)
-                self.listeners.append((srv, "sctp"))
+        self.listeners += await open_listeners(
+            self.log, "m3ua", cfg.listen, cfg.transports, lambda t: _Association(self, m3ua.Role.SG, t),
+            ppid=SCTP_PPID_M3UA, reuse_port=self.config.workers > 1, backlog=128)
         for addr in cfg.connect:
             self.connectors.append(loop.create_task(self._connect_loop(addr)))
 

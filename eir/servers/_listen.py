@@ -1,0 +1,57 @@
+"""What both interface servers do alike: open their listeners and report peer events."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from eir.config import parse_hostport
+from eir.servers._sctp import sctp_available, sctp_listen_socket
+
+Listeners = list[tuple[asyncio.Server, str]]
+
+
+async def open_listeners(log: Any, key: str, listen: Sequence[str], transports: Sequence[str],
+                         factory: Callable[[str], asyncio.BaseProtocol], *, ppid: int, reuse_port: bool,
+                         backlog: int) -> Listeners:
+    """TCP and, where the kernel has it, SCTP (one-to-one, PPID ``ppid``) on every ``HOST:PORT`` of
+    ``listen``; SCTP takes the TCP port number when the kernel picked it (port 0). ``factory`` gets
+    the transport name. ``key`` names the config section in errors and logs."""
+    loop = asyncio.get_running_loop()
+    sctp_reason = sctp_available() if "sctp" in transports else None
+    if sctp_reason is not None:
+        log.warning("sctp_unavailable", reason=sctp_reason, detail=f"{key} listens on TCP only")
+    out: Listeners = []
+    for i, addr in enumerate(listen):
+        host, port = parse_hostport(addr, f"{key}.listen[{i}]")
+        if "tcp" in transports:
+            srv = await loop.create_server(lambda: factory("tcp"), host, port,
+                                           reuse_port=reuse_port or None, backlog=backlog)
+            out.append((srv, "tcp"))
+            if port == 0:
+                port = srv.sockets[0].getsockname()[1]
+        if "sctp" in transports and sctp_reason is None:
+            sock = sctp_listen_socket(host, port, ppid, reuse_port=reuse_port, backlog=backlog)
+            out.append((await loop.create_server(lambda: factory("sctp"), sock=sock), "sctp"))
+    return out
+
+
+def bound_addresses(listeners: Listeners) -> list[tuple[str, int, str]]:
+    """(host, port, transport) of every bound socket: port 0 in the config resolves here."""
+    out = []
+    for srv, transport in listeners:
+        for sock in srv.sockets:
+            host, port = sock.getsockname()[:2]
+            out.append((host, port, transport))
+    return out
+
+
+def publish_peer(events: Any, log: Any, interface: str, peer: str, transport: str, event: str,
+                 **extra: Any) -> None:
+    """A ``peer`` event over MQTT; publishing must never break a peer."""
+    try:
+        events.publish("peer", {"interface": interface, "peer": peer, "event": event,
+                                "transport": transport, **extra})
+    except Exception as e:
+        log.warning("event_publish_failed", error=repr(e))
