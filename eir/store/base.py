@@ -35,9 +35,11 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from eir.model import Status
 
@@ -228,3 +230,40 @@ async def ensure_in_task() -> None:
     so yielding once first costs nothing that matters and keeps the timeouts working."""
     if asyncio.current_task() is None:
         await asyncio.sleep(0)
+
+
+class PushedChanges:
+    """``watch()`` for stores that learn of version flips over a connection of their own
+    (PostgreSQL LISTEN/NOTIFY, Redis pub/sub). The store provides ``_listen()`` (runs until closed,
+    sets ``_attempted`` after its first attempt and calls ``_fire`` on each flip), ``connect_timeout``
+    and a logger ``_watch_log``."""
+
+    connect_timeout: float
+    _callbacks: list[Callable[[int], None]]
+    _listener: asyncio.Task[None] | None
+    _attempted: asyncio.Event
+    _watch_log: Any
+
+    async def _listen(self) -> None:
+        raise NotImplementedError
+
+    async def watch(self, callback: Callable[[int], None]) -> None:
+        """Register ``callback``; after a reconnect it is also called with the active version, as a
+        flip may have been missed meanwhile. The first call starts listening and waits (at most the
+        connect timeout) until it listens, so that a change made right after is not missed."""
+        await ensure_in_task()
+        if callback not in self._callbacks:
+            self._callbacks.append(callback)
+        if self._listener is None or self._listener.done():
+            self._attempted.clear()
+            self._listener = asyncio.ensure_future(self._listen())
+            # wait for the first attempt only (listening, or failed: then it retries in the background)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._attempted.wait(), timeout=self.connect_timeout)
+
+    def _fire(self, vid: int) -> None:
+        for cb in list(self._callbacks):
+            try:
+                cb(vid)
+            except Exception:
+                self._watch_log.exception("watch_callback_failed", version=vid)

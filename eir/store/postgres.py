@@ -56,6 +56,7 @@ from eir.store.base import (
     Lookup,
     Pairing,
     PairingKind,
+    PushedChanges,
     Sightings,
     StoreError,
     StoreUnavailableError,
@@ -181,8 +182,10 @@ def _chunks(it: Iterable[T], n: int) -> Iterator[list[T]]:
         yield chunk
 
 
-class PostgresStore(IdentityStore):
+class PostgresStore(PushedChanges, IdentityStore):
     """asyncpg pool; see the module docstring for layout and guarantees."""
+
+    _watch_log = _log
 
     name = "postgres"
     cache_lookups = True
@@ -587,26 +590,6 @@ class PostgresStore(IdentityStore):
             raise self._unavailable(e) from e
 
     # --- change notifications -----------------------------------------------------------------
-    async def watch(self, callback: Callable[[int], None]) -> None:
-        """Register ``callback``; after a reconnect it is also called with the active version, as a
-        flip may have been missed meanwhile. The first call starts the LISTEN connection and waits (at most
-        the connect timeout) until it listens, so that a change made right after is not missed."""
-        await ensure_in_task()
-        if callback not in self._callbacks:
-            self._callbacks.append(callback)
-        if self._listener is None or self._listener.done():
-            self._attempted.clear()
-            self._listener = asyncio.ensure_future(self._listen())
-            # wait for the first attempt only (listening, or failed: then it retries in the background)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._attempted.wait(), timeout=self.connect_timeout)
-
-    def _fire(self, vid: int) -> None:
-        for cb in list(self._callbacks):
-            try:
-                cb(vid)
-            except Exception:
-                _log.exception("watch_callback_failed", version=vid)
 
     def _on_notify(self, _con: object, _pid: int, _channel: str, payload: object) -> None:
         vid, _sp, token = str(payload).partition(" ")

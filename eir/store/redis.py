@@ -72,6 +72,7 @@ from eir.store.base import (
     Lookup,
     Pairing,
     PairingKind,
+    PushedChanges,
     Sightings,
     StoreError,
     StoreUnavailableError,
@@ -204,8 +205,10 @@ def _parse_pairings(fields: dict[str, str]) -> dict[tuple[str, str, str], Pairin
     return out
 
 
-class RedisStore(IdentityStore):
+class RedisStore(PushedChanges, IdentityStore):
     """redis.asyncio client; see the module docstring for the keyspace and guarantees."""
+
+    _watch_log = _log
 
     name = "redis"
     cache_lookups = True
@@ -525,26 +528,6 @@ class RedisStore(IdentityStore):
             raise self._unavailable(e) from e
 
     # --- change notifications -----------------------------------------------------------------
-    async def watch(self, callback: Callable[[int], None]) -> None:
-        """Register ``callback``; after a reconnect it is also called with the active version, as a
-        flip may have been missed meanwhile. The first call subscribes and waits (at most the connect
-        timeout) until subscribed, so that a change made right after is not missed."""
-        await ensure_in_task()
-        if callback not in self._callbacks:
-            self._callbacks.append(callback)
-        if self._listener is None or self._listener.done():
-            self._attempted.clear()
-            self._listener = asyncio.ensure_future(self._listen())
-            # wait for the first attempt only (listening, or failed: then it retries in the background)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._attempted.wait(), timeout=self.connect_timeout)
-
-    def _fire(self, vid: int) -> None:
-        for cb in list(self._callbacks):
-            try:
-                cb(vid)
-            except Exception:
-                _log.exception("watch_callback_failed", version=vid)
 
     async def _listen(self) -> None:
         backoff = 0.1
