@@ -59,8 +59,6 @@ class Verdict:
     list_name: str | None = None
     entry: str | None = None
     detail: str = ""
-    request_bmuef: bool = False
-    """Reserved for MAP v3 UESBI-Iu; the store may later carry it."""
 
     @property
     def reason(self) -> str:
