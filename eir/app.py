@@ -110,10 +110,11 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
     Path(config.data_dir).mkdir(parents=True, exist_ok=True)
 
     from eir.checker import build_checker
-    from eir.store import create_store
+    from eir.store import create_store, store_options
 
-    store = create_store(config.store.url, config.data_dir, poll_interval=config.store.poll_interval)
-    observations = (create_store(config.store.observations_url, config.data_dir)
+    options = store_options(config.store)
+    store = create_store(config.store.url, config.data_dir, **options)
+    observations = (create_store(config.store.observations_url, config.data_dir, **options)
                     if config.store.observations_url else None)
     try:
         await store.open()

@@ -94,11 +94,11 @@ def _run(args: argparse.Namespace, body: Callable[[Config, Any], Awaitable[int]]
 
 
 async def _with_store(config: Config, body: Callable[[Config, Any], Awaitable[int]]) -> int:
-    from eir.store import create_store
+    from eir.store import create_store, store_options
     from eir.store.base import StoreError
 
     try:
-        store = create_store(config.store.url, config.data_dir, poll_interval=config.store.poll_interval)
+        store = create_store(config.store.url, config.data_dir, **store_options(config.store))
         await store.open()
     except Exception as e:
         _err(f"store {config.store.url}: cannot open ({e})")
@@ -121,9 +121,10 @@ def check_command(args: argparse.Namespace) -> int:
 
         observations = None
         if config.store.observations_url:
-            from eir.store import create_store
+            from eir.store import create_store, store_options
 
-            observations = create_store(config.store.observations_url, config.data_dir)
+            observations = create_store(config.store.observations_url, config.data_dir,
+                                        **store_options(config.store))
             try:
                 await observations.open()
             except Exception as e:

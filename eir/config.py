@@ -121,6 +121,12 @@ class StoreConfig:
     """failure: the interface's system-failure error (S13 5012, MAP systemFailure 34)."""
     poll_interval: float = 1.0
     """SQLite: seconds between data-version polls that pick up list changes."""
+    keep_versions: int = 5
+    """List versions kept for ``eir lists rollback`` (older ones are pruned at import)."""
+    connect_timeout: float = 3.0
+    """PostgreSQL / Redis: seconds to wait for a connection before the store counts as unavailable."""
+    command_timeout: float = 5.0
+    """PostgreSQL / Redis: seconds a lookup or write may take before the store counts as unavailable."""
 
 
 @dataclass(slots=True)
@@ -345,6 +351,11 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("policy.clone.max_imsis: must be at least 2")
     if cfg.workers < 1:
         raise ConfigError("workers: must be at least 1")
+    if cfg.store.keep_versions < 1:
+        raise ConfigError("store.keep_versions: must be at least 1")
+    for key in ("connect_timeout", "command_timeout", "poll_interval"):
+        if getattr(cfg.store, key) <= 0:
+            raise ConfigError(f"store.{key}: must be a positive number of seconds")
     scheme = cfg.store.url.split(":", 1)[0]
     if scheme not in ("sqlite", "postgresql", "postgres", "redis", "memory"):
         raise ConfigError(f"store.url: unsupported scheme {scheme!r} (sqlite, postgresql, redis, memory)")

@@ -10,33 +10,40 @@ from typing import Any
 
 from eir.store.base import IdentityStore, StoreError
 
-__all__ = ["create_store"]
+__all__ = ["create_store", "store_options"]
 
 
 def create_store(url: str, data_dir: str = "data", **options: Any) -> IdentityStore:
     """``sqlite:///rel/path`` (relative to the working directory), ``sqlite:////abs/path``,
     ``sqlite://`` (``<data_dir>/eir.db``), ``memory://``, ``postgresql://…``, ``redis://…``.
 
-    ``options`` are backend keywords (SQLite: ``poll_interval``, ``keep_versions``); a backend
-    ignores the ones it does not know."""
+    ``options`` are backend keywords (``keep_versions``; SQLite ``poll_interval``; PostgreSQL and
+    Redis ``connect_timeout``, ``command_timeout``); each backend takes the ones it knows."""
     scheme = url.split(":", 1)[0].lower()
+
+    def known(*names: str) -> dict[str, Any]:
+        return {k: v for k, v in options.items() if k in names}
+
     if scheme == "sqlite":
         from eir.store.sqlite import SqliteStore
 
-        known = {k: v for k, v in options.items() if k in ("poll_interval", "keep_versions")}
-        return SqliteStore(url, data_dir, **known)
+        return SqliteStore(url, data_dir, **known("poll_interval", "keep_versions"))
     if scheme == "memory":
         from eir.store.memory import MemoryStore
 
-        return MemoryStore(url, **{k: v for k, v in options.items() if k == "keep_versions"})
+        return MemoryStore(url, **known("keep_versions"))
     if scheme in ("postgresql", "postgres"):
         from eir.store.postgres import PostgresStore
 
-        pg: IdentityStore = PostgresStore(url)
-        return pg
+        return PostgresStore(url, **known("keep_versions", "connect_timeout", "command_timeout"))
     if scheme in ("redis", "rediss"):
         from eir.store.redis import RedisStore
 
-        rd: IdentityStore = RedisStore(url)
-        return rd
+        return RedisStore(url, **known("keep_versions", "connect_timeout", "command_timeout"))
     raise StoreError(f"store.url: unsupported scheme {scheme!r} (sqlite, memory, postgresql, redis)")
+
+
+def store_options(config: Any) -> dict[str, Any]:
+    """The ``create_store`` keywords a :class:`eir.config.StoreConfig` sets."""
+    return {"poll_interval": config.poll_interval, "keep_versions": config.keep_versions,
+            "connect_timeout": config.connect_timeout, "command_timeout": config.command_timeout}

@@ -93,3 +93,22 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 ])
 def test_parse_hostport(text: str, expected: tuple[str, int]) -> None:
     assert parse_hostport(text) == expected
+
+
+def test_store_options_reach_every_backend(tmp_path: Path) -> None:
+    from eir.store import create_store, store_options
+
+    cfg = load_config(None, environ={}, overrides={"store": {"keep_versions": 2, "connect_timeout": 0.5,
+                                                             "command_timeout": 1.5, "poll_interval": 0.1}})
+    opts = store_options(cfg.store)
+    sqlite = create_store(f"sqlite:///{tmp_path / 'e.db'}", str(tmp_path), **opts)
+    assert (sqlite.keep_versions, sqlite.poll_interval) == (2, 0.1)  # type: ignore[attr-defined]
+    assert create_store("memory://", **opts).keep_versions == 2  # type: ignore[attr-defined]
+    for url in ("postgresql://127.0.0.1:1/x", "redis://127.0.0.1:1/0"):
+        s = create_store(url, **opts)  # constructors connect nothing
+        assert (s.keep_versions, s.connect_timeout, s.command_timeout) == (2, 0.5, 1.5)  # type: ignore[attr-defined]
+
+
+def test_store_timeouts_must_be_positive() -> None:
+    with pytest.raises(ConfigError, match=r"store\.connect_timeout"):
+        load_config(None, environ={}, overrides={"store": {"connect_timeout": 0}})
