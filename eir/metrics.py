@@ -98,6 +98,9 @@ STORE_ERRORS = Counter("eir_store_errors", "Store operations that failed (store 
                        ["store"], registry=REGISTRY)
 LIST_VERSION = Gauge("eir_list_version", "Active list version id", registry=REGISTRY)
 CLONE_SUSPICIONS = Counter("eir_clone_suspicions", "IMEIs suspected cloned", ["reason"], registry=REGISTRY)
+SIGHTINGS_SKIPPED = Counter("eir_sightings_skipped", "Clone sightings not written because another writer "
+                            "held the SQLite file (the next sighting of the same key writes it)",
+                            registry=REGISTRY)
 EVENTS_DROPPED = Counter("eir_events_dropped", "MQTT events dropped (broker down or queue full)",
                          registry=REGISTRY)
 

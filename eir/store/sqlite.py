@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from eir.metrics import SIGHTINGS_SKIPPED
 from eir.model import Status
 from eir.store.base import (
     EntryKind,
@@ -321,6 +322,7 @@ class SqliteStore(IdentityStore):
                 if "locked" not in str(e) and "busy" not in str(e):
                     raise
                 self._obs_busy += 1
+                SIGHTINGS_SKIPPED.inc()
             if written:
                 if len(self._obs_written) >= 100_000:
                     self._obs_written.clear()
