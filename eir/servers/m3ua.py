@@ -9,8 +9,8 @@
 * metrics, one log line per ASP state change and per protocol error, ``peer`` events; the TCAP/MAP
   core's own counters (:class:`~protocols.sigtran.map_eir.TcapStats`) are read at scrape time by
   :class:`TcapStatsCollector` (``eir_tcap_*`` / ``eir_map_*``), so the hot path pays nothing;
-* shutdown: stop listening, let outstanding checks answer, ASPDN on outbound associations, close,
-  cut what remains after ``grace`` seconds.
+* shutdown: stop listening, wait until no check is in flight (those accepted meanwhile included),
+  ASPDN on outbound associations, close, cut what remains after ``grace`` seconds (logged).
 """
 
 from __future__ import annotations
@@ -475,14 +475,29 @@ class _Association(asyncio.Protocol):
         except Exception:
             self._internal_error(b"")
 
+    async def _drain(self, deadline: float) -> None:
+        """Wait until no check is in flight, or until ``deadline``.
+
+        Checks accepted while waiting count too: the association is still ASP-ACTIVE, so the peer
+        keeps sending Begins and each one is owed its End. Waiting on one snapshot of the tasks (as
+        this did before) left those to be cancelled by the close, never answered.
+        """
+        while self.tasks:
+            remaining = deadline - self.loop.time()
+            if remaining <= 0:
+                break
+            await asyncio.wait(set(self.tasks), timeout=remaining)
+        if self.tasks:
+            self.log.warning("m3ua_shutdown_cut_checks", in_flight=len(self.tasks))
+
     async def close(self, grace: float) -> None:
-        """Graceful: let outstanding checks answer, ASPDN (ASP role), then close; cut after ``grace``."""
+        """Graceful: let every check in flight answer (:meth:`_drain`), ASPDN (ASP role), then close;
+        cut after ``grace``. The Ends still queued are flushed ahead of the ASPDN / the close."""
         tr = self.transport
         if tr is None or tr.is_closing():
             return
         deadline = self.loop.time() + grace
-        if self.tasks:
-            await asyncio.wait(set(self.tasks), timeout=max(0.0, deadline - self.loop.time()))
+        await self._drain(deadline)
         if self.role is m3ua.Role.ASP and self.stack.m3ua.state is not m3ua.AspState.DOWN:
             self._handle(self.stack.stop(self.loop.time()))
             self._flush()

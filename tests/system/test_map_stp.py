@@ -5,7 +5,10 @@ A small simulated STP lives in the test: it accepts the EIR's association in the
 encoder (:func:`~protocols.sigtran.map_eir.encode_check_imei_begin`) in SCCP UDTs and reads the
 EIR's Ends back. Everything the EIR sends is also decoded by pycrate (``parse_M3UA``,
 ``parse_SCCP``, ``TCAP_MAPv2v3``), the independent decoder, so a bug cannot hide by being
-symmetric with our own codecs. The EIR is a real ``eir serve`` subprocess.
+symmetric with our own codecs. The EIR is a real ``eir serve`` subprocess, except in the graceful
+shutdown test: a check that waits for its store is not possible through ``eir serve`` (SQLite
+answers without suspending), so that one runs :class:`eir.servers.m3ua.M3uaServer` in-process with
+a checker that answers only when the test lets it.
 
 RFC 4666 §4.3.4 (ASPUP, ASPAC, ASPDN), Q.714 §4.1 (the answer's addresses are the request's,
 swapped), TS 29.002 §8.7.1 / §17.6.1 (checkIMEI).
@@ -23,6 +26,10 @@ from pycrate_asn1dir import TCAP_MAPv2v3
 from pycrate_mobile.M3UA import parse_M3UA
 from pycrate_mobile.SCCP import parse_SCCP
 
+from eir.config import Config, M3uaConfig
+from eir.events import NullEvents
+from eir.model import CheckRequest, Status, Verdict
+from eir.servers import m3ua as m3ua_server
 from protocols.sigtran import m3ua, sccp
 from protocols.sigtran.map_eir import (
     CheckImeiOutcome,
@@ -299,4 +306,78 @@ async def test_eir_started_before_the_stp_connects_when_it_comes_up(eir_factory:
         await asyncio.wait_for(assoc.closed.wait(), WAIT)
         assert assoc.received_types()[-1] == "M3UA_ASPDown"
     finally:
+        stp.close()
+
+
+class GatedChecker:
+    """A Checker whose verdicts (grey) wait until the test releases them, one gate per check: a
+    PostgreSQL/Redis store that suspends, held for as long as the test needs."""
+
+    def __init__(self) -> None:
+        self.seen: list[CheckRequest] = []
+        self.gates: list[asyncio.Event] = []
+
+    async def check(self, request: CheckRequest) -> Verdict:
+        gate = asyncio.Event()
+        self.seen.append(request)
+        self.gates.append(gate)
+        await gate.wait()
+        return Verdict(status=Status.GREY, rule="test")
+
+    async def wait_seen(self, n: int) -> None:
+        async def seen() -> None:
+            while len(self.seen) < n:
+                await asyncio.sleep(0.001)
+        await asyncio.wait_for(seen(), WAIT)
+
+
+async def test_outbound_shutdown_answers_every_check_in_flight_before_aspdn() -> None:
+    """Shutdown of an outbound association while checks wait for the store: each one — the check
+    pending when the shutdown starts and a Begin the STP still routes to the EIR meanwhile (the
+    association is ASP-ACTIVE) — gets its End before the ASPDN, and only then the EIR closes.
+    Before, the second one was cancelled by the close and never answered."""
+    stp = SimulatedStp()
+    port = await stp.start()
+    checker = GatedChecker()
+    cfg = Config(m3ua=M3uaConfig(listen=[], connect=[f"127.0.0.1:{port}"], transports=["tcp"],
+                                 routing_context=RC))
+    srv = await m3ua_server.start(cfg, checker, NullEvents())
+    shutdown: asyncio.Task[None] | None = None
+    try:
+        assoc = await stp.association()
+        assoc.send_begin(otid=0x3001, version=3, imei=WHITE, called=EIR_BY_GT, calling=MSC)
+        await checker.wait_seen(1)
+
+        shutdown = asyncio.create_task(srv.shutdown(WAIT))
+        while not srv.stopping:
+            await asyncio.sleep(0)
+        assoc.send_begin(otid=0x3002, version=2, imei=BLACK, called=EIR_BY_SSN, calling=MSC)
+        await checker.wait_seen(2)  # accepted while the EIR is shutting down
+
+        checker.gates[0].set()
+        first = await assoc.reply()
+        assert first.outcome.raw_kind == "end" and first.outcome.dtid == 0x3001
+        assert first.outcome.status is EquipmentStatus.GREY_LISTED and pycrate_status(first) == "greyListed"
+        assert "M3UA_ASPDown" not in assoc.received_types()  # the second check is still owed its End
+        assert not shutdown.done()
+
+        checker.gates[1].set()
+        second = await assoc.reply()
+        assert second.outcome.raw_kind == "end" and second.outcome.dtid == 0x3002
+        assert second.outcome.status is EquipmentStatus.GREY_LISTED and pycrate_status(second) == "greyListed"
+
+        await asyncio.wait_for(shutdown, WAIT)
+        await asyncio.wait_for(assoc.closed.wait(), WAIT)
+        assert assoc.received_types() == ["M3UA_ASPUp", "M3UA_ASPAct", "M3UA_DATA", "M3UA_DATA",
+                                          "M3UA_ASPDown"]
+        assert assoc.states == [m3ua.AspState.INACTIVE, m3ua.AspState.ACTIVE, m3ua.AspState.DOWN]
+        assert not assoc.errors
+        assert not srv.associations
+    finally:
+        for gate in checker.gates:
+            gate.set()
+        if shutdown is None:
+            await srv.shutdown(0.5)
+        elif not shutdown.done():
+            await asyncio.wait_for(shutdown, WAIT)
         stp.close()

@@ -99,6 +99,57 @@ async def test_shutdown_lets_in_flight_checks_answer() -> None:
 
 
 @pytest.mark.skipif(server_mod.sctp_available() is None, reason="this kernel has SCTP")
+class GatedChecker:
+    """Grey verdicts that wait until the test releases them, one gate per check."""
+
+    def __init__(self) -> None:
+        self.seen: list[CheckRequest] = []
+        self.gates: list[asyncio.Event] = []
+
+    async def check(self, request: CheckRequest) -> Verdict:
+        gate = asyncio.Event()
+        self.seen.append(request)
+        self.gates.append(gate)
+        await gate.wait()
+        return Verdict(status=Status.GREY, rule="test")
+
+    async def wait_seen(self, n: int) -> None:
+        async def seen() -> None:
+            while len(self.seen) < n:
+                await asyncio.sleep(0.001)
+        await asyncio.wait_for(seen(), 5)
+
+
+async def test_shutdown_answers_checks_accepted_while_it_waits() -> None:
+    """Inbound (the EIR as SG): a Begin that arrives while the shutdown waits for the check in flight
+    is answered too before the transport closes — the wait is for no check in flight, not for a
+    snapshot of the checks taken when the shutdown started (whose stragglers the close cancelled)."""
+    checker = GatedChecker()
+    srv = await start(checker)
+    host, port, _ = srv.addresses()[0]
+    msc = await SimulatedMsc.connect(host, port)
+    first = asyncio.create_task(msc.check("35809101685355", version=2))
+    await checker.wait_seen(1)
+    shutdown = asyncio.create_task(srv.shutdown(5.0))
+    try:
+        while not srv.stopping:
+            await asyncio.sleep(0)
+        second = asyncio.create_task(msc.check("35394206000002", version=3))
+        await checker.wait_seen(2)
+        checker.gates[0].set()
+        assert (await first).verdict == "grey"
+        assert not shutdown.done() and not msc._p.closed.is_set()
+        checker.gates[1].set()
+        assert (await second).verdict == "grey"
+        await asyncio.wait_for(shutdown, 5)
+        await asyncio.wait_for(msc._p.closed.wait(), 2)
+        assert not srv.associations
+    finally:
+        for gate in checker.gates:
+            gate.set()
+        await asyncio.wait_for(shutdown, 5)
+
+
 def test_sctp_unavailable_is_explained() -> None:
     reason = server_mod.sctp_available()
     assert reason is not None and "SCTP" in reason
@@ -132,7 +183,7 @@ async def test_sctp_connector_closes_the_socket_when_connect_fails(monkeypatch: 
             srv.stopping = True
 
     monkeypatch.setattr(srv.log, "warning", warning)
-    monkeypatch.setattr(server_mod.asyncio, "sleep", _no_sleep)
+    monkeypatch.setattr("eir.servers.m3ua.asyncio.sleep", _no_sleep)
     before = _open_fds()
     await asyncio.wait_for(srv._connect_loop(f"127.0.0.1:{port}"), 10)
     assert [f["event"] for f in failures] == ["m3ua_connect_failed"] * 3
