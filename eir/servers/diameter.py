@@ -31,8 +31,7 @@ import contextlib
 import os
 import socket
 import time
-import types
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine
 from dataclasses import fields
 from typing import Any, Final
 
@@ -40,6 +39,7 @@ from eir.config import Config
 from eir.logging import get_logger
 from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS, REQUESTS, VERDICTS
 from eir.model import Checker, CheckRequest, Interface, Status, Verdict
+from eir.servers._inline import check_failed, resume
 from eir.servers._listen import bound_addresses, open_listeners, publish_peer
 from eir.servers._sctp import SCTP_PPID_DIAMETER, sctp_available
 from protocols.diameter import (
@@ -110,29 +110,6 @@ def _error_label(code: int) -> str:
         return ResultCode(code).name.lower().removeprefix("diameter_")
     except ValueError:
         return str(code)
-
-
-@types.coroutine
-def _resume(coro: Coroutine[Any, Any, Verdict], first: Any) -> Generator[Any, Any, Verdict]:
-    """Continue a coroutine that was already stepped once (and yielded ``first``) under a Task.
-
-    The Task sees exactly what the coroutine yields, so awaiting futures, ``sleep(0)`` and
-    cancellation behave as if the Task had started the coroutine itself.
-    """
-    pending = first
-    while True:
-        try:
-            sent = yield pending
-        except BaseException as e:  # cancellation or an exception the Task throws in
-            try:
-                pending = coro.throw(e)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-        else:
-            try:
-                pending = coro.send(sent)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
 
 
 class _PeerConnection(asyncio.Protocol):
@@ -327,7 +304,7 @@ class _PeerConnection(asyncio.Protocol):
     async def _finish(self, ev: EquipmentCheckRequested, coro: Coroutine[Any, Any, Verdict], first: Any,
                       started: float) -> None:
         try:
-            verdict = await _resume(coro, first)
+            verdict = await resume(coro, first)
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -341,8 +318,7 @@ class _PeerConnection(asyncio.Protocol):
             self._internal_error(b"")
 
     def _failure(self, e: BaseException) -> Verdict:
-        self.log.error("check_failed", error=repr(e))
-        return Verdict(status=Status.FAILURE, rule="error", detail=repr(e))
+        return check_failed(self.log, e)
 
     def _answer(self, ev: EquipmentCheckRequested, verdict: Verdict, started: float) -> None:
         core = self.core

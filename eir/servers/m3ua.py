@@ -21,7 +21,7 @@ import dataclasses
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -30,6 +30,7 @@ from eir.config import Config, parse_hostport
 from eir.logging import get_logger
 from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS, REGISTRY
 from eir.model import Checker, CheckRequest, Interface, Status, Verdict
+from eir.servers._inline import check_failed, resume
 from eir.servers._listen import bound_addresses, open_listeners, publish_peer
 from eir.servers._sctp import SCTP_PPID_M3UA, sctp_available, sctp_connect_socket
 from protocols.sigtran import m3ua
@@ -164,33 +165,6 @@ def _add_stats(into: TcapStats, other: TcapStats) -> None:
 
 TCAP_STATS = TcapStatsCollector()
 REGISTRY.register(TCAP_STATS)
-
-
-class _Resume:
-    """Awaitable continuing a coroutine that was started by hand and suspended on ``yielded``:
-    the rest of it runs inside a Task as if it had been awaited from the start."""
-
-    __slots__ = ("coro", "yielded")
-
-    def __init__(self, coro: Any, yielded: Any) -> None:
-        self.coro = coro
-        self.yielded = yielded
-
-    def __await__(self) -> Any:
-        coro, y = self.coro, self.yielded
-        while True:
-            try:
-                sent = yield y
-            except BaseException as e:  # cancellation or an error delivered by the loop
-                try:
-                    y = coro.throw(e)
-                except StopIteration as done:
-                    return done.value
-                continue
-            try:
-                y = coro.send(sent)
-            except StopIteration as done:
-                return done.value
 
 
 class _Association(asyncio.Protocol):
@@ -387,18 +361,18 @@ class _Association(asyncio.Protocol):
         except Exception as e:  # the Checker contract says it never raises; be safe on the wire anyway
             self._answer(ev, self._failure(e))
             return
-        task = self.loop.create_task(self._finish_check(ev, _Resume(coro, yielded), started))
+        task = self.loop.create_task(self._finish_check(ev, coro, yielded, started))
         self.tasks.add(task)
         task.add_done_callback(self._task_done)
         self._update_reading()
 
     def _failure(self, e: BaseException) -> Verdict:
-        self.log.error("check_failed", error=repr(e))
-        return Verdict(status=Status.FAILURE, rule="error", detail=repr(e))
+        return check_failed(self.log, e)
 
-    async def _finish_check(self, ev: CheckImeiRequested, rest: _Resume, started: float) -> None:
+    async def _finish_check(self, ev: CheckImeiRequested, coro: Coroutine[Any, Any, Verdict], yielded: Any,
+                            started: float) -> None:
         try:
-            verdict = await rest
+            verdict = await resume(coro, yielded)
         except Exception as e:
             verdict = self._failure(e)
         if self.failed:
