@@ -6,7 +6,8 @@ association gracefully (Diameter DPR/DPA, M3UA ASP-DOWN) within ``shutdown_grace
 then close the store and MQTT; a second signal forces the exit.
 
 ``--workers N`` starts N-1 more processes on the same ports (SO_REUSEPORT): the kernel spreads new
-connections across them, and they share the store (SQLite WAL file, PostgreSQL or Redis).
+connections across them, and they share the store (SQLite WAL file, PostgreSQL or Redis). Worker i
+serves its own metrics on the metrics port + i.
 """
 
 from __future__ import annotations
@@ -139,10 +140,14 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
     checker = build_checker(config, store, events, observations)
 
     ready: dict[str, Any] = {"pid": os.getpid()}
-    if config.metrics.enabled and worker_index == 0:
+    if config.metrics.enabled:
         from eir.metrics import start_metrics_server
 
         host, port = parse_hostport(config.metrics.listen)
+        if port and worker_index:
+            # Each worker counts its own checks: worker i serves them on the metrics port + i, so
+            # that Prometheus scrapes every worker (one target each) and sums them.
+            port += worker_index
         try:
             server, _thread = start_metrics_server(host, port)
         except OSError as e:
