@@ -7,7 +7,7 @@ then close the store and MQTT; a second signal forces the exit.
 
 ``--workers N`` starts N-1 more processes on the same ports (SO_REUSEPORT): the kernel spreads new
 connections across them, and they share the store (SQLite WAL file, PostgreSQL or Redis). Worker i
-serves its own metrics on the metrics port + i.
+serves its own metrics on the metrics port + i; a worker that dies is started again.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -58,33 +60,68 @@ def serve_command(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     setup_logging(config.log.level, config.log.format)
     worker_index = int(os.environ.get("_EIR_WORKER_INDEX", "0"))
-    children: list[subprocess.Popen[bytes]] = []
-    if config.workers > 1 and worker_index == 0:
-        children = _spawn_workers(args, config.workers)
+    workers = _Workers(args, config.workers) if config.workers > 1 and worker_index == 0 else None
+    if workers is not None:
+        workers.start()
     try:
         return run(config, ready_file=args.ready_file, worker_index=worker_index)
     finally:
-        for c in children:
+        if workers is not None:
+            workers.stop(config.shutdown_grace + 5)
+
+
+class _Workers:
+    """Workers 1..N-1 of ``--workers N``, watched from a thread of worker 0: one that dies is
+    logged and started again (after a pause that grows while it keeps dying young)."""
+
+    def __init__(self, args: argparse.Namespace, n: int) -> None:
+        self.cmd = [sys.executable, "-m", "eir.cli", "serve"]
+        if args.config:
+            self.cmd += ["--config", args.config]
+        if args.log_level:
+            self.cmd += ["--log-level", args.log_level]
+        self.n = n
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.started: dict[int, float] = {}
+        self.pause: dict[int, float] = {}
+        self.stopping = threading.Event()
+        self.log = get_logger(component="workers")
+
+    def _spawn(self, i: int) -> None:
+        env = dict(os.environ, _EIR_WORKER_INDEX=str(i), EIR_WORKERS=str(self.n))
+        self.procs[i] = subprocess.Popen(self.cmd, env=env)
+        self.started[i] = time.monotonic()
+
+    def start(self) -> None:
+        for i in range(1, self.n):
+            self._spawn(i)
+        threading.Thread(target=self._watch, name="eir-workers", daemon=True).start()
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(0.5):
+            for i, p in list(self.procs.items()):
+                rc = p.poll()
+                if rc is None or self.stopping.is_set():
+                    continue
+                young = time.monotonic() - self.started[i] < 10
+                pause = min(self.pause.get(i, 0.5) * 2, 30.0) if young else 0.5
+                self.pause[i] = pause
+                self.log.warning("worker_exited", worker=i, pid=p.pid, exit_code=rc, restart_in=pause)
+                if self.stopping.wait(pause):
+                    return
+                self._spawn(i)
+                self.log.info("worker_restarted", worker=i, pid=self.procs[i].pid)
+
+    def stop(self, timeout: float) -> None:
+        self.stopping.set()
+        for p in self.procs.values():
             with contextlib.suppress(ProcessLookupError):
-                c.send_signal(signal.SIGTERM)
-        for c in children:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs.values():
             try:
-                c.wait(timeout=config.shutdown_grace + 5)
+                p.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                c.kill()
-
-
-def _spawn_workers(args: argparse.Namespace, n: int) -> list[subprocess.Popen[bytes]]:
-    cmd = [sys.executable, "-m", "eir.cli", "serve"]
-    if args.config:
-        cmd += ["--config", args.config]
-    if args.log_level:
-        cmd += ["--log-level", args.log_level]
-    procs = []
-    for i in range(1, n):
-        env = dict(os.environ, _EIR_WORKER_INDEX=str(i), EIR_WORKERS=str(n))
-        procs.append(subprocess.Popen(cmd, env=env))
-    return procs
+                p.kill()
 
 
 def run(config: Config, *, ready_file: str | None = None, worker_index: int = 0) -> int:

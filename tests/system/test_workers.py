@@ -78,3 +78,22 @@ def test_two_workers_share_the_port_and_the_lists(eir_factory) -> None:  # type:
     child = _children(eir.proc.pid)[0]
     assert eir.stop() == 0
     assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text()
+
+
+def test_a_worker_that_dies_is_started_again(eir_factory) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import signal as sig
+
+    port = free_port()
+    eir = eir_factory({"workers": 2, "diameter": {"listen": [f"127.0.0.1:{port}"]},
+                       "m3ua": {"enabled": False}, "metrics": {"enabled": False}})
+    eir.wait_for_log("eir_ready", worker=1, timeout=20)
+    [child] = _children(eir.proc.pid)
+    os.kill(child, sig.SIGKILL)
+    exited = eir.wait_for_log("worker_exited", timeout=10)
+    assert (exited["worker"], exited["pid"], exited["exit_code"]) == (1, child, -9)
+    restarted = eir.wait_for_log("worker_restarted", timeout=10)
+    assert restarted["pid"] != child and restarted["pid"] in _children(eir.proc.pid)
+    assert eir.stop() == 0
+    status = Path(f"/proc/{restarted['pid']}/status")
+    assert not status.exists() or "zombie" in status.read_text()
