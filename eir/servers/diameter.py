@@ -39,6 +39,7 @@ from eir.config import Config
 from eir.logging import get_logger
 from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS, REQUESTS, VERDICTS
 from eir.model import Checker, CheckRequest, Interface, Status, Verdict
+from eir.servers._adapter import CoreProtocol
 from eir.servers._inline import check_failed, resume
 from eir.servers._listen import bound_addresses, open_listeners, publish_peer
 from eir.servers._sctp import SCTP_PPID_DIAMETER, sctp_available
@@ -112,29 +113,22 @@ def _error_label(code: int) -> str:
         return str(code)
 
 
-class _PeerConnection(asyncio.Protocol):
+class _PeerConnection(CoreProtocol):
     """One Diameter peer connection (TCP or SCTP)."""
 
     def __init__(self, server: DiameterServer, transport_name: str) -> None:
+        self._init_plumbing(server.config.diameter.max_in_flight)
         self.server = server
         self.transport_name = transport_name
-        self.transport: asyncio.Transport | None = None
-        self.loop = asyncio.get_running_loop()
         self.core: DiameterPeer | None = None
         self.peer = "?"
         self.peer_host: str | None = None
         self.log = server.log
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.in_flight = 0
-        self.timer: asyncio.TimerHandle | None = None
-        self.timer_at: float | None = None
-        self.reading_paused = False
-        self.writing_paused = False
         self.open = False
         self.closed = asyncio.Event()
-        self.max_in_flight = max(1, server.config.diameter.max_in_flight)
-        self.failed = False
-        """The core raised: nothing it holds can be trusted, the connection is being closed."""
+
+    def _core(self) -> DiameterPeer | None:
+        return self.core
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------
 
@@ -206,15 +200,11 @@ class _PeerConnection(asyncio.Protocol):
         self.failed = True
         self.log.exception("diameter_internal_error", peer=self.peer, data=data[:64].hex())
         PROTOCOL_ERRORS.labels(IFACE, "internal").inc()
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = self.timer_at = None
+        self._cancel_timer()
         self._close_transport()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self._cancel_timer()
         if self.open:
             _PEERS.dec()
             self.open = False
@@ -228,14 +218,6 @@ class _PeerConnection(asyncio.Protocol):
         self.log.info("diameter_disconnected", peer_host=self.peer_host, error=str(exc) if exc else None)
         self.server.publish_peer(self, "disconnected")
         self.closed.set()
-
-    def pause_writing(self) -> None:
-        self.writing_paused = True
-        self._update_reading()
-
-    def resume_writing(self) -> None:
-        self.writing_paused = False
-        self._update_reading()
 
     # -- events -------------------------------------------------------------------------------------
 
@@ -294,12 +276,7 @@ class _PeerConnection(asyncio.Protocol):
         except Exception as e:  # the Checker contract says it never raises; be safe on the wire anyway
             self._answer(ev, self._failure(e), started)
             return
-        self.in_flight += 1
-        task = self.loop.create_task(self._finish(ev, coro, first, started))
-        self.tasks.add(task)
-        task.add_done_callback(self._task_done)
-        if self.in_flight >= self.max_in_flight:
-            self._update_reading()
+        self._track(self.loop.create_task(self._finish(ev, coro, first, started)))
 
     async def _finish(self, ev: EquipmentCheckRequested, coro: Coroutine[Any, Any, Verdict], first: Any,
                       started: float) -> None:
@@ -341,60 +318,6 @@ class _PeerConnection(asyncio.Protocol):
         if self.server.debug:
             self.log.debug("check", imei=ev.imei, sv=ev.software_version, imsi=ev.imsi, origin=ev.origin_host,
                            session_id=ev.session_id, status=status.value, reason=verdict.reason)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self.tasks.discard(task)
-        self.in_flight -= 1
-        if self.reading_paused:
-            self._update_reading()
-
-    # -- I/O plumbing ------------------------------------------------------------------------------
-
-    def _update_reading(self) -> None:
-        tr = self.transport
-        if tr is None or tr.is_closing():
-            return
-        want_pause = self.writing_paused or self.in_flight >= self.max_in_flight
-        if want_pause and not self.reading_paused:
-            tr.pause_reading()
-            self.reading_paused = True
-        elif not want_pause and self.reading_paused and self.in_flight <= self.max_in_flight // 2:
-            tr.resume_reading()
-            self.reading_paused = False
-
-    def _flush(self) -> None:
-        core = self.core
-        if core is None:
-            return
-        data = core.data_to_send()
-        tr = self.transport
-        if data and tr is not None and not tr.is_closing():
-            tr.write(data)
-        at = core.get_timer()
-        if at is not None and self.timer_at is not None and self.timer_at <= at:
-            return  # the armed timer fires first; handle_timer is safe early and re-arms
-        if at != self.timer_at:
-            if self.timer is not None:
-                self.timer.cancel()
-            self.timer = self.loop.call_at(at, self._on_timer) if at is not None else None
-            self.timer_at = at
-
-    def _on_timer(self) -> None:
-        self.timer = None
-        self.timer_at = None
-        if self.failed:
-            return
-        try:
-            if self.core is not None:
-                self._handle(self.core.handle_timer(self.loop.time()))
-            self._flush()
-        except Exception:
-            self._internal_error(b"")
-
-    def _close_transport(self) -> None:
-        tr = self.transport
-        if tr is not None and not tr.is_closing():
-            tr.close()
 
     async def close(self, grace: float) -> None:
         """Graceful: DPR when OPEN, wait for DPA and outstanding checks, close; cut after ``grace``."""

@@ -30,6 +30,7 @@ from eir.config import Config, parse_hostport
 from eir.logging import get_logger
 from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS, REGISTRY
 from eir.model import Checker, CheckRequest, Interface, Status, Verdict
+from eir.servers._adapter import CoreProtocol
 from eir.servers._inline import check_failed, resume
 from eir.servers._listen import bound_addresses, open_listeners, publish_peer
 from eir.servers._sctp import SCTP_PPID_M3UA, sctp_available, sctp_connect_socket
@@ -167,12 +168,13 @@ TCAP_STATS = TcapStatsCollector()
 REGISTRY.register(TCAP_STATS)
 
 
-class _Association(asyncio.Protocol):
+class _Association(CoreProtocol):
     """One M3UA association (accepted, or connected out as an ASP)."""
 
     def __init__(self, server: M3uaServer, role: m3ua.Role, transport_name: str) -> None:
         self.server = server
         cfg = server.config.m3ua
+        self._init_plumbing(cfg.max_in_flight)
         self.stack = EirSigtranStack(
             m3ua_settings=m3ua.M3uaSettings(
                 role=role, routing_context=cfg.routing_context, network_appearance=cfg.network_appearance,
@@ -182,23 +184,16 @@ class _Association(asyncio.Protocol):
             dialogue_timeout=server.dialogue_timeout)
         self.role = role
         self.transport_name = transport_name
-        self.transport: asyncio.Transport | None = None
-        self.loop = asyncio.get_running_loop()
         self.peer = "?"
         self.log = get_logger(interface=IFACE)
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.timer: asyncio.TimerHandle | None = None
-        self.timer_at: float | None = None
-        self.reading_paused = False
-        self.writing_paused = False
         self.counted_active = False
         self.flush_pending = False
         self.closed = asyncio.Event()
-        self.max_in_flight = cfg.max_in_flight
-        self.failed = False
-        """The core raised: nothing it holds can be trusted, the association is being closed."""
         self.was_active = False
         """The ASP reached ASP-ACTIVE at least once: the peer took us (the connector's back-off)."""
+
+    def _core(self) -> EirSigtranStack:
+        return self.stack
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------
 
@@ -239,9 +234,7 @@ class _Association(asyncio.Protocol):
         self.failed = True
         self.log.exception("m3ua_internal_error", peer=self.peer, data=data[:64].hex())
         PROTOCOL_ERRORS.labels(IFACE, "internal").inc()
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = self.timer_at = None
+        self._cancel_timer()
         tr = self.transport
         if tr is None or tr.is_closing():
             return
@@ -253,8 +246,7 @@ class _Association(asyncio.Protocol):
         tr.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
+        self._cancel_timer()
         core = self.stack.m3ua
         if core.state is not m3ua.AspState.DOWN:  # cut without ASPDN: the ASP is down all the same
             old, core.state = core.state, m3ua.AspState.DOWN
@@ -270,14 +262,6 @@ class _Association(asyncio.Protocol):
         self.log.info("m3ua_disconnected", error=str(exc) if exc else None)
         self.server.publish_peer(self, "disconnected")
         self.closed.set()
-
-    def pause_writing(self) -> None:
-        self.writing_paused = True
-        self._update_reading()
-
-    def resume_writing(self) -> None:
-        self.writing_paused = False
-        self._update_reading()
 
     # -- events -------------------------------------------------------------------------------------
 
@@ -361,10 +345,7 @@ class _Association(asyncio.Protocol):
         except Exception as e:  # the Checker contract says it never raises; be safe on the wire anyway
             self._answer(ev, self._failure(e))
             return
-        task = self.loop.create_task(self._finish_check(ev, coro, yielded, started))
-        self.tasks.add(task)
-        task.add_done_callback(self._task_done)
-        self._update_reading()
+        self._track(self.loop.create_task(self._finish_check(ev, coro, yielded, started)))
 
     def _failure(self, e: BaseException) -> Verdict:
         return check_failed(self.log, e)
@@ -406,48 +387,6 @@ class _Association(asyncio.Protocol):
         self.flush_pending = False
         if not self.failed:
             self._flush()
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self.tasks.discard(task)
-        if self.reading_paused:
-            self._update_reading()
-
-    # -- I/O plumbing ------------------------------------------------------------------------------
-
-    def _update_reading(self) -> None:
-        tr = self.transport
-        if tr is None or tr.is_closing():
-            return
-        want_pause = self.writing_paused or len(self.tasks) >= self.max_in_flight
-        if want_pause and not self.reading_paused:
-            tr.pause_reading()
-            self.reading_paused = True
-        elif not want_pause and self.reading_paused and len(self.tasks) <= self.max_in_flight // 2:
-            tr.resume_reading()
-            self.reading_paused = False
-
-    def _flush(self) -> None:
-        data = self.stack.data_to_send()
-        tr = self.transport
-        if data and tr is not None and not tr.is_closing():
-            tr.write(data)
-        at = self.stack.get_timer()
-        if at != self.timer_at:
-            if self.timer is not None:
-                self.timer.cancel()
-            self.timer = self.loop.call_at(at, self._on_timer) if at is not None else None
-            self.timer_at = at
-
-    def _on_timer(self) -> None:
-        self.timer = None
-        self.timer_at = None
-        if self.failed:
-            return
-        try:
-            self._handle(self.stack.handle_timer(self.loop.time()))
-            self._flush()
-        except Exception:
-            self._internal_error(b"")
 
     async def _drain(self, deadline: float) -> None:
         """Wait until no check is in flight, or until ``deadline``.
