@@ -557,6 +557,16 @@ class _Dialogue:
     """Copied into each CheckImeiInvoked: tells this dialogue from an earlier one with the same key."""
 
 
+def _invoked(arg: CheckImeiArg, did: int, iid: int, version: int, otid: bytes, peer: Hashable | None,
+             generation: int) -> CheckImeiInvoked:
+    """The event for one decoded checkIMEI argument (fast and general paths alike)."""
+    return CheckImeiInvoked(
+        dialogue_id=did, invoke_id=iid, version=version, imei=arg.imei, imsi=arg.imsi,
+        msisdn=arg.msisdn, requested_equipment_status=arg.requested_equipment_status,
+        requested_bmuef=arg.requested_bmuef, vendor=arg.vendor, otid=otid, peer=peer,
+        deviations=arg.deviations, generation=generation)
+
+
 class TcapEirCore:
     """The EIR's TCAP + MAP checkIMEI responder (TS 29.002 §8.7.1, Q.774 TSL/CSL, sans-IO).
 
@@ -701,21 +711,7 @@ class TcapEirCore:
             pending={iid: 0},
             generation=gen,
         )
-        ev = CheckImeiInvoked(
-            dialogue_id=did,
-            invoke_id=iid,
-            version=version,
-            imei=arg.imei,
-            imsi=arg.imsi,
-            msisdn=arg.msisdn,
-            requested_equipment_status=arg.requested_equipment_status,
-            requested_bmuef=arg.requested_bmuef,
-            vendor=arg.vendor,
-            otid=otid,
-            peer=peer,
-            generation=gen,
-        )
-        return [ev], None
+        return [_invoked(arg, did, iid, version, otid, peer, gen)], None
 
     def _on_begin(
         self,
@@ -885,21 +881,7 @@ class TcapEirCore:
             if arg.vendor is not None or arg.deviations:
                 self._count_variant(arg)
             self.stats.invokes += 1
-            return CheckImeiInvoked(
-                dialogue_id=did,
-                invoke_id=iid,
-                version=version,
-                imei=arg.imei,
-                imsi=arg.imsi,
-                msisdn=arg.msisdn,
-                requested_equipment_status=arg.requested_equipment_status,
-                requested_bmuef=arg.requested_bmuef,
-                vendor=arg.vendor,
-                otid=otid,
-                peer=peer,
-                deviations=arg.deviations,
-                generation=generation,
-            )
+            return _invoked(arg, did, iid, version, otid, peer, generation)
         if isinstance(comp, ReturnResult):
             problem: int = ReturnResultProblem.UNRECOGNIZED_INVOKE_ID
             return self._reject(comp.invoke_id, ProblemType.RETURN_RESULT, problem, did, errors)
