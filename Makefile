@@ -36,6 +36,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check eir protocols simulations tests bench
+	$(BIN)/ruff format --check eir protocols simulations tests bench
 	$(BIN)/mypy
 
 ## Benchmarks: print figures and write bench/results.json

@@ -28,8 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     results: dict[str, object] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
         "quick": args.quick,
     }
     failed = 0
@@ -77,12 +80,14 @@ def _summary(r: dict[str, object]) -> dict[str, object]:
     s13 = _get(r, "diameter", "eir", "w128", "ecr_per_s")
     s13_fd = _get(r, "freediameter", "eir", "window_128", "ecr_per_s")
     map128 = _get(r, "map", "window_128", "checks_per_s")
-    for key, val in (("s13_ecr_per_s_w128_sim_mme", s13), ("s13_ecr_per_s_w128_freediameter", s13_fd),
-                     ("s13_p99_ms_w128_sim_mme", _get(r, "diameter", "eir", "w128", "p99_ms")),
-                     ("eir_vs_minimal_w128_freediameter",
-                      _get(r, "freediameter", "eir_vs_minimal_window_128")),
-                     ("map_checks_per_s_w128", map128),
-                     ("map_p99_ms_w128", _get(r, "map", "window_128", "p99_ms"))):
+    for key, val in (
+        ("s13_ecr_per_s_w128_sim_mme", s13),
+        ("s13_ecr_per_s_w128_freediameter", s13_fd),
+        ("s13_p99_ms_w128_sim_mme", _get(r, "diameter", "eir", "w128", "p99_ms")),
+        ("eir_vs_minimal_w128_freediameter", _get(r, "freediameter", "eir_vs_minimal_window_128")),
+        ("map_checks_per_s_w128", map128),
+        ("map_p99_ms_w128", _get(r, "map", "window_128", "p99_ms")),
+    ):
         if val is not None:
             out[key] = val
     if map128 and s13:

@@ -41,9 +41,16 @@ def _figures(result: Any) -> dict[str, Any]:
     s = result.summary
     if s is None or not result.opened:
         raise RuntimeError(f"freeDiameter run did not complete:\n{result.describe()}")
-    return {"requests": s.sent, "answered": s.answered, "failed": s.failed, "window": s.window,
-            "elapsed_s": round(s.elapsed_us / 1e6, 3), "ecr_per_s": round(s.rate, 1),
-            "p50_ms": round(s.p50_us / 1000, 3), "p99_ms": round(s.p99_us / 1000, 3)}
+    return {
+        "requests": s.sent,
+        "answered": s.answered,
+        "failed": s.failed,
+        "window": s.window,
+        "elapsed_s": round(s.elapsed_us / 1e6, 3),
+        "ecr_per_s": round(s.rate, 1),
+        "p50_ms": round(s.p50_us / 1000, 3),
+        "p99_ms": round(s.p99_us / 1000, 3),
+    }
 
 
 def _cpu_seconds(pid: int | None) -> float | None:
@@ -57,15 +64,30 @@ def _cpu_seconds(pid: int | None) -> float | None:
         return None
 
 
-def _drive(tmp: Path, name: str, addr: tuple[str, int], ext: Path, plan: list[tuple[int, int]],
-           requests: list[Ecr | str], pid: int | None = None) -> dict[str, Any]:
+def _drive(
+    tmp: Path,
+    name: str,
+    addr: tuple[str, int],
+    ext: Path,
+    plan: list[tuple[int, int]],
+    requests: list[Ecr | str],
+    pid: int | None = None,
+) -> dict[str, Any]:
     """Run the plan; with ``pid`` (the server's process) also its CPU time per answered ECR, a
     figure that other load on a shared machine disturbs far less than the rate."""
     out: dict[str, Any] = {}
     for window, count in plan:
         cpu0 = _cpu_seconds(pid)
-        res = run_mme(tmp / f"{name}-w{window}", addr, requests, extension=ext, window=window, count=count,
-                      timeout=300.0, answer_timeout=10.0)
+        res = run_mme(
+            tmp / f"{name}-w{window}",
+            addr,
+            requests,
+            extension=ext,
+            window=window,
+            count=count,
+            timeout=300.0,
+            answer_timeout=10.0,
+        )
         cpu1 = _cpu_seconds(pid)
         fig = _figures(res)
         cpu = ""
@@ -74,9 +96,11 @@ def _drive(tmp: Path, name: str, addr: tuple[str, int], ext: Path, plan: list[tu
             fig["server_cpu_us_per_ecr"] = round((cpu1 - cpu0) / fig["answered"] * 1e6, 2)
             cpu = f"  server CPU {fig['server_cpu_us_per_ecr']:.2f} us/ECR"
         out[f"window_{window}"] = fig
-        print(f"  {name:9s} window {window:4d}: {fig['answered']:7d} ECRs in {fig['elapsed_s']:7.3f} s "
-              f"= {fig['ecr_per_s']:9.1f} ECR/s  p50 {fig['p50_ms']:.3f} ms  p99 {fig['p99_ms']:.3f} ms{cpu}",
-              flush=True)
+        print(
+            f"  {name:9s} window {window:4d}: {fig['answered']:7d} ECRs in {fig['elapsed_s']:7.3f} s "
+            f"= {fig['ecr_per_s']:9.1f} ECR/s  p50 {fig['p50_ms']:.3f} ms  p99 {fig['p99_ms']:.3f} ms{cpu}",
+            flush=True,
+        )
     return out
 
 
@@ -84,9 +108,15 @@ def _drive(tmp: Path, name: str, addr: tuple[str, int], ext: Path, plan: list[tu
 def _eir(tmp: Path) -> Iterator[EirProcess]:
     lists = tmp / "lists.csv"
     lists.write_text("imei,status\n" + "".join(f"{i},{s}\n" for i, s in IMEIS))
-    eir = EirProcess(tmp / "eir", {"log": {"level": "warning"}, "m3ua": {"enabled": False},
-                                   "policy": {"unknown_equipment": "unknown"},
-                                   "lists": {"import_on_start": [str(lists)]}})
+    eir = EirProcess(
+        tmp / "eir",
+        {
+            "log": {"level": "warning"},
+            "m3ua": {"enabled": False},
+            "policy": {"unknown_equipment": "unknown"},
+            "lists": {"import_on_start": [str(lists)]},
+        },
+    )
     eir.start()
     try:
         yield eir
@@ -98,8 +128,11 @@ def _eir(tmp: Path) -> Iterator[EirProcess]:
 def _minimal_responder(tmp: Path) -> Iterator[tuple[tuple[str, int], int]]:
     """``python -m bench.diameter --minimal-responder PORTFILE``: fixed CEA/ECA, no decoding."""
     port_file = tmp / "minimal.port"
-    proc = subprocess.Popen([sys.executable, "-m", "bench.diameter", "--minimal-responder", str(port_file)],
-                            cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.diameter", "--minimal-responder", str(port_file)],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
     try:
         deadline = time.monotonic() + 30
         while not (port_file.exists() and port_file.read_text().strip()):
@@ -127,8 +160,9 @@ def run(quick: bool) -> dict[str, Any]:
         tmp = Path(d)
         ext = build_extension(tmp / "ext")
         with _eir(tmp) as eir:
-            results["eir"] = _drive(tmp, "eir", eir.diameter, ext, plan, requests,
-                                    eir.proc.pid if eir.proc is not None else None)
+            results["eir"] = _drive(
+                tmp, "eir", eir.diameter, ext, plan, requests, eir.proc.pid if eir.proc is not None else None
+            )
         if importlib.util.find_spec("bench.diameter") is None:
             results["minimal_responder"] = "not provided by bench/diameter.py"
         else:

@@ -38,11 +38,16 @@ IMEIS = [("35809101685355", "white"), ("49015420323751", "grey"), ("356938035643
 
 def stack_only(n: int) -> dict[str, Any]:
     """EIR-side protocol cost: receive one DATA(UDT(Begin)) and build the DATA(UDT(End)) answer."""
-    eir = EirSigtranStack(m3ua_settings=m3ua.M3uaSettings(role=m3ua.Role.SG), point_code=2,
-                          global_title="491700000009")
-    client = CheckImeiClient(m3ua_settings=m3ua.M3uaSettings(role=m3ua.Role.ASP), opc=1, dpc=2,
-                             calling=sccp.make_address(ssn=8, gt="491700000008"),
-                             called=sccp.make_address(ssn=9, gt="491700000009"))
+    eir = EirSigtranStack(
+        m3ua_settings=m3ua.M3uaSettings(role=m3ua.Role.SG), point_code=2, global_title="491700000009"
+    )
+    client = CheckImeiClient(
+        m3ua_settings=m3ua.M3uaSettings(role=m3ua.Role.ASP),
+        opc=1,
+        dpc=2,
+        calling=sccp.make_address(ssn=8, gt="491700000008"),
+        called=sccp.make_address(ssn=9, gt="491700000009"),
+    )
     client.start(0.0)
     for _ in range(3):
         if out := client.data_to_send():
@@ -97,36 +102,56 @@ async def _drive(addr: tuple[str, int], plan: list[tuple[str, int, int, int]], p
             cpu1 = _cpu_seconds(pid)
             if s.verdicts != {"white": count}:
                 raise RuntimeError(f"{name}: unexpected verdicts {s.verdicts}")
-            fig: dict[str, Any] = {"map_version": version, "window": window, "checks": count,
-                                   "elapsed_s": round(s.seconds, 3), "checks_per_s": round(s.rate, 1),
-                                   "p50_ms": round(s.p50_ms, 3), "p99_ms": round(s.p99_ms, 3)}
+            fig: dict[str, Any] = {
+                "map_version": version,
+                "window": window,
+                "checks": count,
+                "elapsed_s": round(s.seconds, 3),
+                "checks_per_s": round(s.rate, 1),
+                "p50_ms": round(s.p50_ms, 3),
+                "p99_ms": round(s.p99_ms, 3),
+            }
             if cpu0 is not None and cpu1 is not None and cpu1 > cpu0:
                 fig["eir_cpu_s"] = round(cpu1 - cpu0, 3)
                 fig["checks_per_eir_cpu_s"] = round(count / (cpu1 - cpu0), 1)
             out[name] = fig
-            print(f"  {name:14s} MAP v{version} window {window:4d}: {count:7d} checks in {s.seconds:7.3f} s "
-                  f"= {s.rate:9.1f}/s  p50 {s.p50_ms:.3f} ms  p99 {s.p99_ms:.3f} ms  "
-                  f"({fig.get('checks_per_eir_cpu_s', '?')} per EIR CPU-second)", flush=True)
+            print(
+                f"  {name:14s} MAP v{version} window {window:4d}: {count:7d} checks in {s.seconds:7.3f} s "
+                f"= {s.rate:9.1f}/s  p50 {s.p50_ms:.3f} ms  p99 {s.p99_ms:.3f} ms  "
+                f"({fig.get('checks_per_eir_cpu_s', '?')} per EIR CPU-second)",
+                flush=True,
+            )
     finally:
         await msc.close()
     return out
 
 
 def run(quick: bool) -> dict[str, Any]:
-    plan = [("window_1", 2, 1, 2000 if quick else 10000),
-            ("window_128", 2, 128, 20000 if quick else 100000),
-            ("window_128_v3", 3, 128, 20000 if quick else 100000)]
+    plan = [
+        ("window_1", 2, 1, 2000 if quick else 10000),
+        ("window_128", 2, 128, 20000 if quick else 100000),
+        ("window_128_v3", 3, 128, 20000 if quick else 100000),
+    ]
     results: dict[str, Any] = {}
     so = stack_only(5000 if quick else 20000)
     results["stack_only"] = so
-    print(f"  stack only (EIR side, no I/O): v2 {so['v2_checks_per_s']:.0f}/s ({so['v2_us_per_check']} us), "
-          f"v3 {so['v3_checks_per_s']:.0f}/s ({so['v3_us_per_check']} us)", flush=True)
+    print(
+        f"  stack only (EIR side, no I/O): v2 {so['v2_checks_per_s']:.0f}/s ({so['v2_us_per_check']} us), "
+        f"v3 {so['v3_checks_per_s']:.0f}/s ({so['v3_us_per_check']} us)",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="eir-bench-map-") as tmp_s:
         tmp = Path(tmp_s)
         lists = tmp / "lists.csv"
         lists.write_text("imei,status\n" + "".join(f"{i},{s}\n" for i, s in IMEIS))
-        eir = EirProcess(tmp / "eir", {"log": {"level": "warning"}, "diameter": {"enabled": False},
-                                       "lists": {"import_on_start": [str(lists)]}})
+        eir = EirProcess(
+            tmp / "eir",
+            {
+                "log": {"level": "warning"},
+                "diameter": {"enabled": False},
+                "lists": {"import_on_start": [str(lists)]},
+            },
+        )
         eir.start()
         try:
             try:

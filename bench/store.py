@@ -92,8 +92,10 @@ def _pct(xs: list[int], p: float) -> float:
 
 
 def _queries(n: int, rnd: random.Random) -> list[str]:
-    return [_key(rnd.randrange(n), n) if k % 2 == 0 else str(BASE + rnd.randrange(n * STEP))
-            for k in range(LOOKUPS)]
+    return [
+        _key(rnd.randrange(n), n) if k % 2 == 0 else str(BASE + rnd.randrange(n * STEP))
+        for k in range(LOOKUPS)
+    ]
 
 
 async def _lookups(store: IdentityStore, queries: list[str], warm: list[str]) -> dict[str, Any]:
@@ -113,8 +115,12 @@ async def _lookups(store: IdentityStore, queries: list[str], warm: list[str]) ->
     finally:
         gc.enable()
     lat.sort()
-    return {"lookup_p50_us": round(_pct(lat, 0.5), 2), "lookup_p99_us": round(_pct(lat, 0.99), 2),
-            "lookup_max_us": round(lat[-1] / 1000, 1), "hit_ratio": round(hits / len(queries), 2)}
+    return {
+        "lookup_p50_us": round(_pct(lat, 0.5), 2),
+        "lookup_p99_us": round(_pct(lat, 0.99), 2),
+        "lookup_max_us": round(lat[-1] / 1000, 1),
+        "hit_ratio": round(hits / len(queries), 2),
+    }
 
 
 async def _checker(store: IdentityStore, queries: list[str]) -> dict[str, Any]:
@@ -132,10 +138,16 @@ async def _checker(store: IdentityStore, queries: list[str]) -> dict[str, Any]:
                 return None
 
         checker = build_checker(cfg, store, Null())
-        reqs = [CheckRequest(imei=q, software_version="01", interface=Interface.S13,
-                             imsi=f"2620100{i % 100_000:08d}" if clone else None,
-                             origin="mme1.bench" if clone else None)
-                for i, q in enumerate(queries[:5000])]
+        reqs = [
+            CheckRequest(
+                imei=q,
+                software_version="01",
+                interface=Interface.S13,
+                imsi=f"2620100{i % 100_000:08d}" if clone else None,
+                origin="mme1.bench" if clone else None,
+            )
+            for i, q in enumerate(queries[:5000])
+        ]
         for r in reqs[:500]:
             await checker.check(r)
         t = time.perf_counter()
@@ -172,8 +184,11 @@ async def _one_store(name: str, sizes: list[int], tmp: Path) -> dict[str, Any]:
         t_import = time.perf_counter() - t0
         queries = _queries(n, rnd)
         warm = _queries(n, rnd)[:WARM]
-        r: dict[str, Any] = {"entries": v.entries, "import_s": round(t_import, 2),
-                             "import_rows_per_s": round(v.entries / t_import)}
+        r: dict[str, Any] = {
+            "entries": v.entries,
+            "import_s": round(t_import, 2),
+            "import_rows_per_s": round(v.entries / t_import),
+        }
         r.update(await _lookups(store, queries, warm))
         if n == sizes[-1] or n == 1_000:
             r.update(await _checker(store, queries))
@@ -213,8 +228,12 @@ async def _csv_import(tmp: Path, n: int) -> dict[str, Any]:
     t2 = time.perf_counter()
     await store.close()
     assert parsed.ok and v.entries == n
-    return {"csv_rows": n, "csv_parse_rows_per_s": round(n / (t1 - t0)),
-            "csv_store_rows_per_s": round(n / (t2 - t1)), "csv_total_rows_per_s": round(n / (t2 - t0))}
+    return {
+        "csv_rows": n,
+        "csv_parse_rows_per_s": round(n / (t1 - t0)),
+        "csv_store_rows_per_s": round(n / (t2 - t1)),
+        "csv_total_rows_per_s": round(n / (t2 - t0)),
+    }
 
 
 def _rss_mb(pid: int) -> dict[str, float]:
@@ -233,16 +252,24 @@ def _serve_rss(db: str, tmp: Path) -> dict[str, Any]:
 
     d = tmp / "serve"
     d.mkdir()
-    cfg = {"data_dir": str(d), "store": {"url": f"sqlite:///{db}"}, "log": {"level": "warning"},
-           "diameter": {"listen": ["127.0.0.1:0"], "transports": ["tcp"]},
-           "m3ua": {"listen": ["127.0.0.1:0"], "transports": ["tcp"]},
-           "metrics": {"listen": "127.0.0.1:0"}, "lists": {"import_on_start": []}}
+    cfg = {
+        "data_dir": str(d),
+        "store": {"url": f"sqlite:///{db}"},
+        "log": {"level": "warning"},
+        "diameter": {"listen": ["127.0.0.1:0"], "transports": ["tcp"]},
+        "m3ua": {"listen": ["127.0.0.1:0"], "transports": ["tcp"]},
+        "metrics": {"listen": "127.0.0.1:0"},
+        "lists": {"import_on_start": []},
+    }
     (d / "eir.yaml").write_text(yaml.safe_dump(cfg))
     ready = d / "ready.json"
     exe = Path(sys.executable).parent / "eir"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "eir.cli"]
-    proc = subprocess.Popen([*cmd, "serve", "--config", str(d / "eir.yaml"), "--ready-file", str(ready)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*cmd, "serve", "--config", str(d / "eir.yaml"), "--ready-file", str(ready)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     out: dict[str, Any] = {}
     try:
         for _ in range(600):
@@ -260,20 +287,27 @@ def _serve_rss(db: str, tmp: Path) -> dict[str, Any]:
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
-    code = ("import asyncio, random, json, sys\n"
-            "from eir.store.sqlite import SqliteStore\n"
-            "from bench.store import _rss_mb\n"
-            "async def m():\n"
-            f"    s = SqliteStore('sqlite:///{db}', '{d}')\n"
-            "    await s.open()\n"
-            "    base = _rss_mb(__import__('os').getpid())\n"
-            "    rnd = random.Random(2)\n"
-            f"    for _ in range({LOOKUPS}):\n"
-            f"        await s.lookup(str({BASE} + rnd.randrange(10**9)))\n"
-            "    print(json.dumps([base, _rss_mb(__import__('os').getpid())]))\n"
-            "asyncio.run(m())\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                       cwd=str(Path(__file__).resolve().parent.parent))
+    code = (
+        "import asyncio, random, json, sys\n"
+        "from eir.store.sqlite import SqliteStore\n"
+        "from bench.store import _rss_mb\n"
+        "async def m():\n"
+        f"    s = SqliteStore('sqlite:///{db}', '{d}')\n"
+        "    await s.open()\n"
+        "    base = _rss_mb(__import__('os').getpid())\n"
+        "    rnd = random.Random(2)\n"
+        f"    for _ in range({LOOKUPS}):\n"
+        f"        await s.lookup(str({BASE} + rnd.randrange(10**9)))\n"
+        "    print(json.dumps([base, _rss_mb(__import__('os').getpid())]))\n"
+        "asyncio.run(m())\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=str(Path(__file__).resolve().parent.parent),
+    )
     if r.returncode == 0:
         before, after = json.loads(r.stdout)
         out["lookup_process_rss_mb_opened"] = before
@@ -297,8 +331,10 @@ def run(quick: bool) -> dict[str, Any]:
         print(f"  csv: {res['sqlite_csv_import']}", flush=True)
         db = res["sqlite"].pop("db_file", None)
         if db:
-            res["sqlite_process_memory"] = {"entries": res["sqlite"][str(sizes[-1])]["entries"],
-                                            **_serve_rss(db, tmp)}
+            res["sqlite_process_memory"] = {
+                "entries": res["sqlite"][str(sizes[-1])]["entries"],
+                **_serve_rss(db, tmp),
+            }
         res["memory"].pop("db_file", None)
     return res
 

@@ -44,9 +44,12 @@ def _entries(n: int) -> Iterator[ListEntry]:
     span = max(n * STEP // N_RANGES, 10)
     for k in range(N_RANGES):
         first = BASE + k * span
-        yield ListEntry(kind=EntryKind.RANGE, key=str(first), last=str(first + span * 2 - 1 if k % 2 else
-                                                                         first + span // 3),
-                        status=Status.BLACK)
+        yield ListEntry(
+            kind=EntryKind.RANGE,
+            key=str(first),
+            last=str(first + span * 2 - 1 if k % 2 else first + span // 3),
+            status=Status.BLACK,
+        )
 
 
 def _pct(xs: list[float], p: float) -> float:
@@ -60,8 +63,9 @@ async def _measure(store: IdentityStore, n: int, rnd: random.Random) -> dict[str
     v = await store.import_version(_entries(n), [], source=f"bench-{n}")
     t_import = time.perf_counter() - t0
     # half listed IMEIs, half unlisted ones (same TACs, so the range path is hit either way)
-    queries = [_key(rnd.randrange(n)) if k % 2 == 0 else str(BASE + rnd.randrange(n * STEP))
-               for k in range(LOOKUPS)]
+    queries = [
+        _key(rnd.randrange(n)) if k % 2 == 0 else str(BASE + rnd.randrange(n * STEP)) for k in range(LOOKUPS)
+    ]
     for q in queries[:200]:  # warm the pool and statement caches
         await store.lookup(q)
     lat: list[float] = []
@@ -82,8 +86,9 @@ async def _measure(store: IdentityStore, n: int, rnd: random.Random) -> dict[str
     t_conc = time.perf_counter() - t
     # a delta of 1000 additions and 1000 removals on top of the n entries
     t = time.perf_counter()
-    adds = [ListEntry(kind=EntryKind.IMEI, key=str(BASE + i * STEP + 1), status=Status.GREY)
-            for i in range(1000)]
+    adds = [
+        ListEntry(kind=EntryKind.IMEI, key=str(BASE + i * STEP + 1), status=Status.GREY) for i in range(1000)
+    ]
     rms = [ListEntry(kind=EntryKind.IMEI, key=_key(i), status=Status.BLACK) for i in range(1000)]
     await store.import_version(adds, [], source="delta", delta=True, removals=rms)
     t_delta = time.perf_counter() - t
@@ -124,8 +129,9 @@ async def _bench_backend(kind: str, sizes: list[int]) -> dict[str, Any]:
             if isinstance(srv, PostgresServer):
                 from eir.store.postgres import PostgresStore
 
-                store = PostgresStore(srv.new_database(), max_size=CONCURRENCY, command_timeout=600,
-                                      keep_versions=1)
+                store = PostgresStore(
+                    srv.new_database(), max_size=CONCURRENCY, command_timeout=600, keep_versions=1
+                )
             else:
                 from eir.store.redis import RedisStore
 

@@ -42,8 +42,11 @@ def register(sub: Any) -> None:
     p.add_argument("--config", "-c", default=os.environ.get("EIR_CONFIG"), help="YAML config file")
     p.add_argument("--workers", type=int, default=None, help="processes sharing the ports (SO_REUSEPORT)")
     p.add_argument("--log-level", default=None, help="debug | info | warning | error")
-    p.add_argument("--ready-file", default=None,
-                   help="write the bound addresses as JSON here once listening (for tests and scripts)")
+    p.add_argument(
+        "--ready-file",
+        default=None,
+        help="write the bound addresses as JSON here once listening (for tests and scripts)",
+    )
     p.set_defaults(func=serve_command)
 
 
@@ -152,8 +155,11 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
 
     options = store_options(config.store)
     store = create_store(config.store.url, config.data_dir, **options)
-    observations = (create_store(config.store.observations_url, config.data_dir, **options)
-                    if config.store.observations_url else None)
+    observations = (
+        create_store(config.store.observations_url, config.data_dir, **options)
+        if config.store.observations_url
+        else None
+    )
     try:
         await store.open()
         if observations is not None:
@@ -167,8 +173,7 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
     if config.mqtt.enabled:
         from eir.events import MqttEvents
 
-        events = MqttEvents(config.mqtt.url, config.mqtt.topic_prefix,
-                            client_id=f"eir-{os.getpid()}")
+        events = MqttEvents(config.mqtt.url, config.mqtt.topic_prefix, client_id=f"eir-{os.getpid()}")
     else:
         from eir.events import NullEvents
 

@@ -43,8 +43,9 @@ _NO_RULES = ImsiRules()
 class PolicyChecker:
     """The :class:`eir.model.Checker` every server adapter calls."""
 
-    def __init__(self, config: Config, store: IdentityStore, events: Any,
-                 observations: IdentityStore | None = None) -> None:
+    def __init__(
+        self, config: Config, store: IdentityStore, events: Any, observations: IdentityStore | None = None
+    ) -> None:
         self.config = config
         self.policy = Policy(config.policy)
         self.store = store
@@ -54,8 +55,9 @@ class PolicyChecker:
         self._debug = config.log.level.lower() == "debug"
         self._publish_verdicts = config.mqtt.enabled and config.mqtt.publish_verdicts
         ou = config.store.on_unavailable
-        self._fallback = Verdict(status=Status.FAILURE if ou == "failure" else Status(ou), rule="store",
-                                 detail="store unavailable")
+        self._fallback = Verdict(
+            status=Status.FAILURE if ou == "failure" else Status(ou), rule="store", detail="store unavailable"
+        )
         self._store_name = getattr(store, "name", None) or config.store.url.split(":", 1)[0]
         obs_url = config.store.observations_url or config.store.url
         self._obs_name = getattr(self.observations, "name", None) or obs_url.split(":", 1)[0]
@@ -82,8 +84,9 @@ class PolicyChecker:
         try:
             verdict = await self._decide(request, None)
         except Exception as e:  # a bug must not take the server down: answer, log, count
-            self._log.error("check_failed", imei=request.imei[:32], error=f"{type(e).__name__}: {e}",
-                            exc_info=True)
+            self._log.error(
+                "check_failed", imei=request.imei[:32], error=f"{type(e).__name__}: {e}", exc_info=True
+            )
             verdict = Verdict(status=Status.FAILURE, rule="error", detail=type(e).__name__)
         key = (iface, verdict.status, verdict.rule)
         vc = self._verdicts.get(key)
@@ -91,13 +94,29 @@ class PolicyChecker:
             vc = self._verdicts[key] = VERDICTS.labels(iface.value, verdict.status.value, verdict.rule)
         vc.inc()
         if self._debug:
-            self._log.debug("check", interface=iface.value, imei=request.imei[:32], imsi=request.imsi,
-                            origin=request.origin, status=verdict.status.value, reason=verdict.reason)
+            self._log.debug(
+                "check",
+                interface=iface.value,
+                imei=request.imei[:32],
+                imsi=request.imsi,
+                origin=request.origin,
+                status=verdict.status.value,
+                reason=verdict.reason,
+            )
         if self._publish_verdicts:
-            self.events.publish(f"verdict/{verdict.status.value}", {
-                "imei": request.imei[:32], "imsi": request.imsi, "interface": iface.value,
-                "origin": request.origin, "status": verdict.status.value, "rule": verdict.rule,
-                "list": verdict.list_name, "entry": verdict.entry})
+            self.events.publish(
+                f"verdict/{verdict.status.value}",
+                {
+                    "imei": request.imei[:32],
+                    "imsi": request.imsi,
+                    "interface": iface.value,
+                    "origin": request.origin,
+                    "status": verdict.status.value,
+                    "rule": verdict.rule,
+                    "list": verdict.list_name,
+                    "entry": verdict.entry,
+                },
+            )
         return verdict
 
     async def explain(self, request: CheckRequest) -> list[Step]:
@@ -117,8 +136,13 @@ class PolicyChecker:
             return parsed
         imei, imeisv = parsed
         if steps is not None:
-            steps.append(Step(rule="validity", outcome="ok",
-                              detail=f"IMEI {imei}" + (f", IMEISV {imeisv}" if imeisv else "")))
+            steps.append(
+                Step(
+                    rule="validity",
+                    outcome="ok",
+                    detail=f"IMEI {imei}" + (f", IMEISV {imeisv}" if imeisv else ""),
+                )
+            )
         if time.monotonic() < self._down_until:
             if steps is not None:
                 steps.append(Step(rule="store", outcome="failed", detail="unavailable (retrying shortly)"))
@@ -193,10 +217,18 @@ class PolicyChecker:
             self._clone_seen.clear()
         self._clone_seen[imei] = now
         CLONE_SUSPICIONS.labels(reason).inc()
-        payload = {"imei": imei, "imsi": req.imsi, "origin": req.origin, "interface": req.interface.value,
-                   "reason": reason, "distinct_imsis": s.distinct_imsis,
-                   "distinct_origins": s.distinct_origins, "window": self.policy.clone_window,
-                   "status": v.status.value, "rule": v.rule}
+        payload = {
+            "imei": imei,
+            "imsi": req.imsi,
+            "origin": req.origin,
+            "interface": req.interface.value,
+            "reason": reason,
+            "distinct_imsis": s.distinct_imsis,
+            "distinct_origins": s.distinct_origins,
+            "window": self.policy.clone_window,
+            "status": v.status.value,
+            "rule": v.rule,
+        }
         self._log.warning("clone_suspected", **payload)
         self.events.publish("clone", payload)
 
@@ -209,8 +241,9 @@ class PolicyChecker:
         if not self._down.get(which):
             self._down[which] = True
             fallback = self._fallback.status.value if which == "store" else "clone rule skipped"
-            self._log.warning(f"{which}_unavailable", store=name, error=f"{type(e).__name__}: {e}",
-                              fallback=fallback)
+            self._log.warning(
+                f"{which}_unavailable", store=name, error=f"{type(e).__name__}: {e}", fallback=fallback
+            )
 
     def _store_recovered(self, which: str, name: str) -> None:
         self._down[which] = False
@@ -243,7 +276,8 @@ class PolicyChecker:
         self.events.publish("lists", {"version": version_id})
 
 
-def build_checker(config: Config, store: IdentityStore, events: Any,
-                  observations: IdentityStore | None = None) -> PolicyChecker:
+def build_checker(
+    config: Config, store: IdentityStore, events: Any, observations: IdentityStore | None = None
+) -> PolicyChecker:
     """The checker for ``eir serve`` (and ``eir check``): config, opened store(s), event sink."""
     return PolicyChecker(config, store, events, observations)

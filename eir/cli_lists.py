@@ -43,13 +43,19 @@ def register(sub: Any) -> None:
     lists.set_defaults(func=lambda _a: (lists.print_help(), EXIT_CONFIG)[1])
 
     p = ls.add_parser("import", help="validate a CSV file and swap it in atomically")
-    p.add_argument("path", help="CSV file (- for stdin): imei,status[,imsi][,reason][,op] or "
-                                "imsi,imei[,reason][,op]")
+    p.add_argument(
+        "path", help="CSV file (- for stdin): imei,status[,imsi][,reason][,op] or imsi,imei[,reason][,op]"
+    )
     p.add_argument("--dry-run", action="store_true", help="validate only; import nothing")
-    p.add_argument("--delta", action="store_true",
-                   help="apply on top of the active version (implied by an op column)")
-    p.add_argument("--kind", choices=["equipment", "pairing", "lock"], default="equipment",
-                   help="what the file lists (imsi,imei files: pairing or lock)")
+    p.add_argument(
+        "--delta", action="store_true", help="apply on top of the active version (implied by an op column)"
+    )
+    p.add_argument(
+        "--kind",
+        choices=["equipment", "pairing", "lock"],
+        default="equipment",
+        help="what the file lists (imsi,imei files: pairing or lock)",
+    )
     p.add_argument("--skip-bad", action="store_true", help="import the good rows even if some are bad")
     common(p)
     p.set_defaults(func=import_command)
@@ -71,6 +77,7 @@ def register(sub: Any) -> None:
 
 
 # --- plumbing -------------------------------------------------------------------------------------
+
 
 class _NullEvents:
     def publish(self, topic: str, payload: dict[str, Any]) -> None:
@@ -115,6 +122,7 @@ async def _with_store(config: Config, body: Callable[[Config, Any], Awaitable[in
 
 # --- eir check --------------------------------------------------------------------------------------
 
+
 def check_command(args: argparse.Namespace) -> int:
     async def body(config: Config, store: Any) -> int:
         from eir.checker import build_checker
@@ -123,8 +131,9 @@ def check_command(args: argparse.Namespace) -> int:
         if config.store.observations_url:
             from eir.store import create_store, store_options
 
-            observations = create_store(config.store.observations_url, config.data_dir,
-                                        **store_options(config.store))
+            observations = create_store(
+                config.store.observations_url, config.data_dir, **store_options(config.store)
+            )
             try:
                 await observations.open()
             except Exception as e:
@@ -132,8 +141,13 @@ def check_command(args: argparse.Namespace) -> int:
                 return EXIT_STORE
         try:
             checker = build_checker(config, store, _NullEvents(), observations)
-            req = CheckRequest(imei=args.imei, software_version=args.sv, imsi=args.imsi, origin=args.origin,
-                               interface=Interface.CLI)
+            req = CheckRequest(
+                imei=args.imei,
+                software_version=args.sv,
+                imsi=args.imsi,
+                origin=args.origin,
+                interface=Interface.CLI,
+            )
             steps = await checker.explain(req) if args.explain else None
             verdict = await checker.check(req)
         finally:
@@ -141,10 +155,21 @@ def check_command(args: argparse.Namespace) -> int:
                 with contextlib.suppress(Exception):
                     await observations.close()
         if args.json:
-            print(json.dumps({"status": verdict.status.value, "rule": verdict.rule, "list": verdict.list_name,
-                              "entry": verdict.entry, "detail": verdict.detail, "reason": verdict.reason,
-                              "steps": [{"rule": s.rule, "outcome": s.outcome, "detail": s.detail}
-                                        for s in steps or []]}))
+            print(
+                json.dumps(
+                    {
+                        "status": verdict.status.value,
+                        "rule": verdict.rule,
+                        "list": verdict.list_name,
+                        "entry": verdict.entry,
+                        "detail": verdict.detail,
+                        "reason": verdict.reason,
+                        "steps": [
+                            {"rule": s.rule, "outcome": s.outcome, "detail": s.detail} for s in steps or []
+                        ],
+                    }
+                )
+            )
         else:
             if steps:
                 for s in steps[:-1]:
@@ -158,6 +183,7 @@ def check_command(args: argparse.Namespace) -> int:
 
 # --- eir lists ----------------------------------------------------------------------------------------
 
+
 def import_command(args: argparse.Namespace) -> int:
     from eir.lists import ListFileError, import_parsed, parse_csv, progress_bar
 
@@ -165,9 +191,14 @@ def import_command(args: argparse.Namespace) -> int:
         t0 = time.monotonic()
         try:
             source: Any = sys.stdin if args.path == "-" else args.path
-            parsed = parse_csv(source, kind=args.kind, delta=True if args.delta else None,
-                               progress=None if source is sys.stdin else
-                               progress_bar(f"reading {os.path.basename(args.path)}"))
+            parsed = parse_csv(
+                source,
+                kind=args.kind,
+                delta=True if args.delta else None,
+                progress=None
+                if source is sys.stdin
+                else progress_bar(f"reading {os.path.basename(args.path)}"),
+            )
         except ListFileError as e:
             _err(str(e))
             return EXIT_FAILURE
@@ -182,22 +213,27 @@ def import_command(args: argparse.Namespace) -> int:
                 return EXIT_FAILURE
         what = "delta" if parsed.delta else "full"
         if args.dry_run:
-            print(f"{args.path}: valid {what} {parsed.kind} list: {parsed.summary()} "
-                  f"({_rate(parsed.rows, t_parse)}); dry run, nothing imported")
+            print(
+                f"{args.path}: valid {what} {parsed.kind} list: {parsed.summary()} "
+                f"({_rate(parsed.rows, t_parse)}); dry run, nothing imported"
+            )
             return EXIT_OK if parsed.ok else EXIT_FAILURE
         if sys.stderr.isatty() and parsed.rows >= 100_000:
             print(f"importing {parsed.rows} rows …", file=sys.stderr)
         t1 = time.monotonic()
         try:
-            v = await import_parsed(store, parsed, skip_bad=args.skip_bad,
-                                    source="stdin" if args.path == "-" else None)
+            v = await import_parsed(
+                store, parsed, skip_bad=args.skip_bad, source="stdin" if args.path == "-" else None
+            )
         except ListFileError as e:
             _err(str(e))
             return EXIT_FAILURE
         t_all = time.monotonic() - t0
-        print(f"imported version {v.id} ({what} {parsed.kind} list from {os.path.basename(args.path)}): "
-              f"{parsed.summary()}; now {v.entries} entries, {v.pairings} pairing/lock rows "
-              f"in {t_all:.2f}s ({_rate(parsed.rows, t_all)}; store {time.monotonic() - t1:.2f}s)")
+        print(
+            f"imported version {v.id} ({what} {parsed.kind} list from {os.path.basename(args.path)}): "
+            f"{parsed.summary()}; now {v.entries} entries, {v.pairings} pairing/lock rows "
+            f"in {t_all:.2f}s ({_rate(parsed.rows, t_all)}; store {time.monotonic() - t1:.2f}s)"
+        )
         return EXIT_OK
 
     return _run(args, body)
@@ -237,8 +273,10 @@ def versions_command(args: argparse.Namespace) -> int:
         print(f"  {'id':>5}  {'created (UTC)':<19}  {'entries':>10}  {'pairings':>8}  source")
         for v in vs:
             created = datetime.fromtimestamp(v.created, UTC).strftime("%Y-%m-%d %H:%M:%S")
-            print(f"{'*' if v.active else ' '} {v.id:>5}  {created:<19}  {v.entries:>10}  {v.pairings:>8}  "
-                  f"{v.source}")
+            print(
+                f"{'*' if v.active else ' '} {v.id:>5}  {created:<19}  {v.entries:>10}  {v.pairings:>8}  "
+                f"{v.source}"
+            )
         return EXIT_OK
 
     return _run(args, body)

@@ -326,8 +326,11 @@ def parse_hostport(value: str, key: str = "address") -> tuple[str, int]:
 
 
 def _validate(cfg: Config) -> None:
-    for section, addrs in (("diameter.listen", cfg.diameter.listen), ("m3ua.listen", cfg.m3ua.listen),
-                           ("m3ua.connect", cfg.m3ua.connect)):
+    for section, addrs in (
+        ("diameter.listen", cfg.diameter.listen),
+        ("m3ua.listen", cfg.m3ua.listen),
+        ("m3ua.connect", cfg.m3ua.connect),
+    ):
         for i, a in enumerate(addrs):
             parse_hostport(a, f"{section}[{i}]")
     parse_hostport(cfg.metrics.listen, "metrics.listen")

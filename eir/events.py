@@ -41,8 +41,9 @@ class NullEvents:
 class MqttEvents:
     """Bounded-queue MQTT publisher. QoS 0 for verdicts (volume), QoS 1 for the rest."""
 
-    def __init__(self, url: str, topic_prefix: str = "eir", *, queue_size: int = 10_000,
-                 client_id: str | None = None) -> None:
+    def __init__(
+        self, url: str, topic_prefix: str = "eir", *, queue_size: int = 10_000, client_id: str | None = None
+    ) -> None:
         u = urlparse(url)
         if u.scheme not in ("mqtt", "tcp", ""):
             raise ValueError(f"mqtt.url: unsupported scheme {u.scheme!r} (use mqtt://host:port)")
@@ -75,9 +76,14 @@ class MqttEvents:
         backoff = 0.5
         while True:
             try:
-                async with aiomqtt.Client(self.host, self.port, username=self.username,
-                                          password=self.password, identifier=self.client_id,
-                                          timeout=5) as client:
+                async with aiomqtt.Client(
+                    self.host,
+                    self.port,
+                    username=self.username,
+                    password=self.password,
+                    identifier=self.client_id,
+                    timeout=5,
+                ) as client:
                     self._log.info("mqtt_connected", broker=f"{self.host}:{self.port}")
                     self.connected.set()
                     backoff = 0.5

@@ -120,6 +120,7 @@ class ParsedList:
 
 # --- identity fields -----------------------------------------------------------------------------
 
+
 def _imei14(text: str) -> str:
     """14 or 15 digits (check digit verified) → the 14-digit IMEI; ValueError with a reason."""
     n = len(text)
@@ -128,7 +129,8 @@ def _imei14(text: str) -> str:
     if n == 15 and text.isdigit():
         if not check_digit_ok(text):
             raise ValueError(
-                f"bad check digit in {text}: expected {luhn_check_digit(text)} (or spare digit 0)")
+                f"bad check digit in {text}: expected {luhn_check_digit(text)} (or spare digit 0)"
+            )
         return text[:14]
     raise ValueError(f"not an IMEI (14 or 15 digits): {text!r}")
 
@@ -164,6 +166,7 @@ def _imsi(text: str) -> str:
 
 # --- parsing --------------------------------------------------------------------------------------
 
+
 def _open_text(source: str | Path | IO[str]) -> tuple[IO[str], int, str]:
     if isinstance(source, str | Path):
         p = Path(source)
@@ -176,8 +179,14 @@ def _open_text(source: str | Path | IO[str]) -> tuple[IO[str], int, str]:
     return source, 0, getattr(source, "name", "<stream>")
 
 
-def parse_csv(source: str | Path | IO[str], *, kind: str = "equipment", delta: bool | None = None,
-              max_reported: int = 1000, progress: Callable[[int, int], None] | None = None) -> ParsedList:
+def parse_csv(
+    source: str | Path | IO[str],
+    *,
+    kind: str = "equipment",
+    delta: bool | None = None,
+    max_reported: int = 1000,
+    progress: Callable[[int, int], None] | None = None,
+) -> ParsedList:
     """Read and validate a whole list file. ``delta=None``: a delta when the file has an ``op`` column.
 
     ``progress(bytes_read, total)`` is called now and then for a progress bar."""
@@ -199,8 +208,15 @@ def parse_csv(source: str | Path | IO[str], *, kind: str = "equipment", delta: b
             f.close()
 
 
-def _parse(f: IO[str], size: int, name: str, kind: str, delta: bool | None, max_reported: int,
-           progress: Callable[[int, int], None] | None) -> ParsedList:
+def _parse(
+    f: IO[str],
+    size: int,
+    name: str,
+    kind: str,
+    delta: bool | None,
+    max_reported: int,
+    progress: Callable[[int, int], None] | None,
+) -> ParsedList:
     if kind not in ("equipment", "pairing", "lock", "auto"):
         raise ListFileError(f"unknown list kind {kind!r} (equipment, pairing, lock)")
     reader = csv.reader(f)
@@ -222,24 +238,28 @@ def _parse(f: IO[str], size: int, name: str, kind: str, delta: bool | None, max_
         known, required = EQUIPMENT_COLUMNS, ("imei", "status")
     else:
         if "imsi" in header and "imei" in header and kind in ("equipment", "auto"):
-            raise ListFileError(f"{name}: an imsi,imei file is a pairing or lock list: "
-                                f"give --kind pairing or --kind lock")
+            raise ListFileError(
+                f"{name}: an imsi,imei file is a pairing or lock list: give --kind pairing or --kind lock"
+            )
         if kind in ("equipment", "auto"):
-            raise ListFileError(f"{name}: line {lineno}: header must name imei and status columns, "
-                                f"got {','.join(header)}")
+            raise ListFileError(
+                f"{name}: line {lineno}: header must name imei and status columns, got {','.join(header)}"
+            )
         known, required = PAIRING_COLUMNS, ("imsi", "imei")
     missing = [c for c in required if c not in header]
     if missing:
-        raise ListFileError(f"{name}: line {lineno}: header lacks {', '.join(missing)} "
-                            f"(got {','.join(header)})")
+        raise ListFileError(
+            f"{name}: line {lineno}: header lacks {', '.join(missing)} (got {','.join(header)})"
+        )
     dup = sorted({c for c in header if header.count(c) > 1 and c})
     if dup:
         raise ListFileError(f"{name}: line {lineno}: column {', '.join(dup)} given twice")
     col = {c: header.index(c) for c in known if c in header}
     if delta is None:
         delta = "op" in col
-    out = ParsedList(path=name, kind=kind, delta=bool(delta),
-                     ignored_columns=[c for c in header if c not in known])
+    out = ParsedList(
+        path=name, kind=kind, delta=bool(delta), ignored_columns=[c for c in header if c not in known]
+    )
     ncols = len(header)
     state = _RowState(out, col, None if equipment_format else _PAIR_STATUS[kind], bool(delta), max_reported)
     # The common row (equipment, no op, a 14/15-digit IMEI or 8-digit TAC, plain status) takes a
@@ -283,8 +303,9 @@ def _parse(f: IO[str], size: int, name: str, kind: str, delta: bool | None, max_
                 reason = row[i_reason] if i_reason >= 0 else ""
                 if imsi or reason:
                     imsi, reason = imsi.strip(), reason.strip()
-                    if (imsi and not (imsi.isdigit() and imsi.isascii() and 5 <= len(imsi) <= 15)) \
-                            or len(reason) > MAX_REASON:
+                    if (imsi and not (imsi.isdigit() and imsi.isascii() and 5 <= len(imsi) <= 15)) or len(
+                        reason
+                    ) > MAX_REASON:
                         state.slow_row(reader.line_num, row)
                         continue
                 rows_append((kind_, cell, None, status, imsi or None, reason or None))
@@ -319,13 +340,21 @@ def _position(f: IO[str]) -> int:
 
 _ST_CODE = {Status.WHITE: 0, Status.GREY: 1, Status.BLACK: 2}
 _ST_NAME = {0: "white", 1: "grey", 2: "black", 3: "pairing/lock"}
+
+
 class _RowState:
     """Everything a general (slow-path) row needs; also the shared duplicate index."""
 
     __slots__ = ("col", "delta", "fixed_pair", "max_reported", "out", "seen", "seen_rm")
 
-    def __init__(self, out: ParsedList, col: dict[str, int], fixed_pair: PairingKind | None, delta: bool,
-                 max_reported: int) -> None:
+    def __init__(
+        self,
+        out: ParsedList,
+        col: dict[str, int],
+        fixed_pair: PairingKind | None,
+        delta: bool,
+        max_reported: int,
+    ) -> None:
         self.out = out
         self.col = col
         self.fixed_pair = fixed_pair
@@ -404,8 +433,9 @@ class _RowState:
         prev = self.seen.get(key)
         if prev is not None:
             if prev & 3 != code:
-                raise ValueError(f"{key} listed again as {status.value} (line {prev >> 2} says "
-                                 f"{_ST_NAME[prev & 3]})")
+                raise ValueError(
+                    f"{key} listed again as {status.value} (line {prev >> 2} says {_ST_NAME[prev & 3]})"
+                )
             out.duplicates += 1
             return
         self.seen[key] = (line << 2) | code
@@ -414,16 +444,20 @@ class _RowState:
 
 # --- importing --------------------------------------------------------------------------------------
 
-async def import_parsed(store: IdentityStore, parsed: ParsedList, *, source: str | None = None,
-                        skip_bad: bool = False) -> ListVersion:
+
+async def import_parsed(
+    store: IdentityStore, parsed: ParsedList, *, source: str | None = None, skip_bad: bool = False
+) -> ListVersion:
     """Swap a validated file in (see the module docstring for what it replaces)."""
     if not parsed.ok and not skip_bad:
-        raise ListFileError(f"{parsed.path}: {parsed.bad_count} bad rows, nothing imported\n"
-                            f"{parsed.report()}")
+        raise ListFileError(
+            f"{parsed.path}: {parsed.bad_count} bad rows, nothing imported\n{parsed.report()}"
+        )
     src = source or os.path.basename(parsed.path)
     if parsed.delta:
-        return await store.import_version(parsed.entries, parsed.pairings, source=src, delta=True,
-                                          removals=parsed.removals)
+        return await store.import_version(
+            parsed.entries, parsed.pairings, source=src, delta=True, removals=parsed.removals
+        )
     if parsed.kind == "equipment":
         kept = [p for p in await store.pairings() if p.kind not in parsed.pairing_kinds]
         return await store.import_version(parsed.entries, [*kept, *parsed.pairings], source=src)
@@ -448,12 +482,12 @@ async def import_files(store: IdentityStore, paths: Iterable[str | Path]) -> Lis
 
 # --- exporting ----------------------------------------------------------------------------------------
 
+
 def entry_cell(e: ListEntry) -> str:
     return f"{e.key}-{e.last}" if e.kind is EntryKind.RANGE else e.key
 
 
-async def export_csv(items: AsyncIterator[ListEntry | Pairing], out: IO[str], *,
-                     kind: str = "all") -> int:
+async def export_csv(items: AsyncIterator[ListEntry | Pairing], out: IO[str], *, kind: str = "all") -> int:
     """Write ``imei,status,imsi,reason`` rows (pairing/lock rows with status pairing|lock), the format
     :func:`parse_csv` reads back. Returns the number of rows."""
     w = csv.writer(out, lineterminator="\n")

@@ -18,7 +18,8 @@ def setup_logging(level: str = "info", fmt: str = "auto", stream: Any = None) ->
     if fmt == "auto":
         fmt = "console" if getattr(stream, "isatty", lambda: False)() else "json"
     renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=False) if fmt == "console"
+        structlog.dev.ConsoleRenderer(colors=False)
+        if fmt == "console"
         else structlog.processors.JSONRenderer()
     )
     structlog.configure(
@@ -33,8 +34,9 @@ def setup_logging(level: str = "info", fmt: str = "auto", stream: Any = None) ->
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=max(lvl, logging.WARNING), stream=stream,
-                        format="%(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=max(lvl, logging.WARNING), stream=stream, format="%(levelname)s %(name)s %(message)s"
+    )
 
 
 def get_logger(**bound: Any) -> Any:

@@ -74,8 +74,7 @@ class Policy:
         self.clone_window = cfg.clone.window
         self.check_luhn = cfg.check_luhn
         self.reserved = frozenset(cfg.reserved_tacs)
-        self.default = Verdict(status=Status(cfg.unknown_equipment), rule="default",
-                               detail="on no list")
+        self.default = Verdict(status=Status(cfg.unknown_equipment), rule="default", detail="on no list")
         self._list_verdicts: dict[tuple[str, EntryKind, Status, str, str | None, str | None], Verdict] = {}
 
     # --- 1. validity ------------------------------------------------------------------------------
@@ -89,7 +88,8 @@ class Policy:
         if n == 15 and self.check_luhn and not check_digit_ok(d):
             # The 15th digit is the Luhn CD or the spare digit 0 (protocols/imei.py says why).
             return self._malformed(
-                d, f"bad check digit {d[14]}, expected {luhn_check_digit(imei)} (or spare digit 0)")
+                d, f"bad check digit {d[14]}, expected {luhn_check_digit(imei)} (or spare digit 0)"
+            )
         sv = d[14:] if n == 16 else req.software_version
         if sv is not None and (len(sv) != 2 or not sv.isascii() or not sv.isdigit()):
             return self._malformed(d, f"bad software version {sv!r}, expected 2 digits")
@@ -103,8 +103,15 @@ class Policy:
         return Verdict(status=self.malformed, rule="validity", entry=digits[:32], detail=detail)
 
     # --- 2.-7. ------------------------------------------------------------------------------------
-    def decide(self, req: CheckRequest, imei: str, lookup: Lookup, rules: ImsiRules,
-               sightings: Sightings | None, steps: list[Step] | None = None) -> Verdict:
+    def decide(
+        self,
+        req: CheckRequest,
+        imei: str,
+        lookup: Lookup,
+        rules: ImsiRules,
+        sightings: Sightings | None,
+        steps: list[Step] | None = None,
+    ) -> Verdict:
         """Apply rules 2-7. ``steps`` (for ``--explain``) collects what each rule found."""
         verdict: Verdict | None = None
         for rule, e in (("imeisv", lookup.imeisv), ("imei", lookup.imei), ("range", lookup.range)):
@@ -119,46 +126,82 @@ class Policy:
                 key = (rule, e.kind, e.status, e.key, e.last, e.reason)
                 verdict = self._list_verdicts.get(key)
                 if verdict is None:
-                    verdict = Verdict(status=e.status, rule=rule, list_name=e.status.value,
-                                      entry=entry_text(e), detail=e.reason or "")
+                    verdict = Verdict(
+                        status=e.status,
+                        rule=rule,
+                        list_name=e.status.value,
+                        entry=entry_text(e),
+                        detail=e.reason or "",
+                    )
                     if len(self._list_verdicts) >= 4096:
                         self._list_verdicts.clear()
                     self._list_verdicts[key] = verdict
                 if steps is not None:
-                    steps.append(Step(rule=rule, outcome="matched",
-                                      detail=f"{e.status.value} list: {entry_text(e)} {e.reason or ''}"))
+                    steps.append(
+                        Step(
+                            rule=rule,
+                            outcome="matched",
+                            detail=f"{e.status.value} list: {entry_text(e)} {e.reason or ''}",
+                        )
+                    )
             elif steps is not None:
-                steps.append(Step(rule=rule, outcome="shadowed",
-                                  detail=f"{e.status.value} list: {entry_text(e)} "
-                                         f"(a more specific entry decided)"))
+                steps.append(
+                    Step(
+                        rule=rule,
+                        outcome="shadowed",
+                        detail=f"{e.status.value} list: {entry_text(e)} (a more specific entry decided)",
+                    )
+                )
 
         # 5. pairing exception: final
         if rules.pairing is not None:
             p = rules.pairing
-            v = Verdict(status=Status.WHITE, rule="pairing", list_name="pairing", entry=f"{p.imsi}/{p.imei}",
-                        detail=p.reason or "")
+            v = Verdict(
+                status=Status.WHITE,
+                rule="pairing",
+                list_name="pairing",
+                entry=f"{p.imsi}/{p.imei}",
+                detail=p.reason or "",
+            )
             if steps is not None:
                 was = f" (overrides {verdict.status.value} from {verdict.rule})" if verdict else ""
                 steps.append(Step(rule="pairing", outcome="decided", detail=f"IMSI {p.imsi} paired{was}"))
             return v
         if steps is not None:
-            steps.append(Step(rule="pairing", outcome="no match" if req.imsi else "skipped",
-                              detail="" if req.imsi else "no IMSI in the request"))
+            steps.append(
+                Step(
+                    rule="pairing",
+                    outcome="no match" if req.imsi else "skipped",
+                    detail="" if req.imsi else "no IMSI in the request",
+                )
+            )
 
         if verdict is None:
             verdict = self.default
         # 5. lock: only stricter
         if rules.locked and not rules.lock_allows:
             if RANK[self.lock_status] > RANK[verdict.status]:
-                verdict = Verdict(status=self.lock_status, rule="lock", list_name="lock",
-                                  entry=f"{req.imsi}/{imei}", detail="IMSI is locked to other IMEIs")
+                verdict = Verdict(
+                    status=self.lock_status,
+                    rule="lock",
+                    list_name="lock",
+                    entry=f"{req.imsi}/{imei}",
+                    detail="IMSI is locked to other IMEIs",
+                )
                 if steps is not None:
-                    steps.append(Step(rule="lock", outcome="decided",
-                                      detail=f"IMSI {req.imsi} is locked to other IMEIs"))
+                    steps.append(
+                        Step(
+                            rule="lock", outcome="decided", detail=f"IMSI {req.imsi} is locked to other IMEIs"
+                        )
+                    )
             elif steps is not None:
-                steps.append(Step(rule="lock", outcome="matched",
-                                  detail=f"IMSI locked to other IMEIs; {verdict.status.value} "
-                                         f"already as strict"))
+                steps.append(
+                    Step(
+                        rule="lock",
+                        outcome="matched",
+                        detail=f"IMSI locked to other IMEIs; {verdict.status.value} already as strict",
+                    )
+                )
         elif steps is not None:
             steps.append(Step(rule="lock", outcome="allowed" if rules.locked else "no match"))
 
@@ -167,14 +210,23 @@ class Policy:
         if reason is not None:
             assert sightings is not None
             if RANK[self.clone_status] > RANK[verdict.status]:
-                verdict = Verdict(status=self.clone_status, rule="clone", list_name="observations",
-                                  entry=imei, detail=self.clone_detail(sightings))
+                verdict = Verdict(
+                    status=self.clone_status,
+                    rule="clone",
+                    list_name="observations",
+                    entry=imei,
+                    detail=self.clone_detail(sightings),
+                )
                 if steps is not None:
                     steps.append(Step(rule="clone", outcome="decided", detail=self.clone_detail(sightings)))
             elif steps is not None:
-                steps.append(Step(rule="clone", outcome="suspected",
-                                  detail=f"{self.clone_detail(sightings)}; "
-                                         f"{verdict.status.value} already as strict"))
+                steps.append(
+                    Step(
+                        rule="clone",
+                        outcome="suspected",
+                        detail=f"{self.clone_detail(sightings)}; {verdict.status.value} already as strict",
+                    )
+                )
         elif steps is not None:
             if sightings is None:
                 why = "disabled" if not self.clone_enabled else "no IMSI or origin, or no data"
@@ -183,8 +235,13 @@ class Policy:
                 steps.append(Step(rule="clone", outcome="no match", detail=self.clone_detail(sightings)))
 
         if steps is not None and verdict is self.default:
-            steps.append(Step(rule="default", outcome="decided",
-                              detail=f"unknown equipment → {self.default.status.value}"))
+            steps.append(
+                Step(
+                    rule="default",
+                    outcome="decided",
+                    detail=f"unknown equipment → {self.default.status.value}",
+                )
+            )
         return verdict
 
     def clone_reason(self, s: Sightings | None) -> str | None:
@@ -198,5 +255,7 @@ class Policy:
         return None
 
     def clone_detail(self, s: Sightings) -> str:
-        return (f"{s.distinct_imsis} IMSIs, {s.distinct_origins} origins within {self.clone_window:g}s "
-                f"(limit {self.clone_max_imsis} IMSIs{', 2 origins' if self.clone_origins else ''})")
+        return (
+            f"{s.distinct_imsis} IMSIs, {s.distinct_origins} origins within {self.clone_window:g}s "
+            f"(limit {self.clone_max_imsis} IMSIs{', 2 origins' if self.clone_origins else ''})"
+        )

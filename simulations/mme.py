@@ -387,8 +387,13 @@ class SimulatedMme:
             await asyncio.wait_for(asyncio.shield(pipe.done), timeout)
         finally:
             p.raw = None
-        return LoadSummary.measure(count=count, window=window, seconds=time.perf_counter() - t0,
-                                   latencies=pipe.latencies, verdicts=pipe.verdicts)
+        return LoadSummary.measure(
+            count=count,
+            window=window,
+            seconds=time.perf_counter() - t0,
+            latencies=pipe.latencies,
+            verdicts=pipe.verdicts,
+        )
 
     async def close(self, timeout: float = 5.0) -> None:
         """DPR, wait for DPA (or the EIR closing), then close."""

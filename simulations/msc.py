@@ -32,8 +32,11 @@ __all__ = ["CheckResult", "LoadSummary", "SimulatedMsc", "register"]
 ROLE_SSN = {"msc": 8, "sgsn": 149}
 DEFAULT_GT = {"msc": "491700000008", "sgsn": "491700000149"}
 
-_STATUS_NAME = {EquipmentStatus.WHITE_LISTED: "white", EquipmentStatus.BLACK_LISTED: "black",
-                EquipmentStatus.GREY_LISTED: "grey"}
+_STATUS_NAME = {
+    EquipmentStatus.WHITE_LISTED: "white",
+    EquipmentStatus.BLACK_LISTED: "black",
+    EquipmentStatus.GREY_LISTED: "grey",
+}
 _ERROR_NAME = {int(e): e.name.lower() for e in MapError}
 
 
@@ -150,19 +153,39 @@ class SimulatedMsc:
         self.client = protocol.client
 
     @classmethod
-    async def connect(cls, host: str, port: int, *, role: str = "msc", opc: int = 1, dpc: int = 2,
-                      ni: int = 2, routing_context: int | None = None, gt: str | None = None,
-                      eir_gt: str = "491700000009", eir_ssn: int = 9, extended: bool = False,
-                      sctp: bool = False, timeout: float = 5.0) -> SimulatedMsc:
+    async def connect(
+        cls,
+        host: str,
+        port: int,
+        *,
+        role: str = "msc",
+        opc: int = 1,
+        dpc: int = 2,
+        ni: int = 2,
+        routing_context: int | None = None,
+        gt: str | None = None,
+        eir_gt: str = "491700000009",
+        eir_ssn: int = 9,
+        extended: bool = False,
+        sctp: bool = False,
+        timeout: float = 5.0,
+    ) -> SimulatedMsc:
         """Open the association and bring the ASP up and active."""
         if role not in ROLE_SSN:
             raise ValueError(f"role must be msc or sgsn, got {role!r}")
         client = CheckImeiClient(
-            m3ua_settings=m3ua.M3uaSettings(role=m3ua.Role.ASP, routing_context=routing_context,
-                                            info_string=f"eir-emulator simulated {role}"),
-            opc=opc, dpc=dpc, ni=ni,
+            m3ua_settings=m3ua.M3uaSettings(
+                role=m3ua.Role.ASP,
+                routing_context=routing_context,
+                info_string=f"eir-emulator simulated {role}",
+            ),
+            opc=opc,
+            dpc=dpc,
+            ni=ni,
             calling=sccp.make_address(ssn=ROLE_SSN[role], gt=gt or DEFAULT_GT[role]),
-            called=sccp.make_address(ssn=eir_ssn, gt=eir_gt), extended=extended)
+            called=sccp.make_address(ssn=eir_ssn, gt=eir_gt),
+            extended=extended,
+        )
         loop = asyncio.get_running_loop()
         proto = _MscProtocol(client)
         if sctp:
@@ -187,9 +210,17 @@ class SimulatedMsc:
     def active(self) -> bool:
         return self._p.active.is_set()
 
-    async def check(self, imei: str, *, version: int = 3, imsi: str | None = None,
-                    vendor: str | None = None, requested_bmuef: bool = False, timeout: float = 5.0,
-                    fallback: bool = True) -> CheckResult:
+    async def check(
+        self,
+        imei: str,
+        *,
+        version: int = 3,
+        imsi: str | None = None,
+        vendor: str | None = None,
+        requested_bmuef: bool = False,
+        timeout: float = 5.0,
+        fallback: bool = True,
+    ) -> CheckResult:
         """One checkIMEI dialogue. On an AC-negotiation abort that names a lower equipmentMngtContext
         (TS 29.002 §12.1), the dialogue is retried with that version."""
         first = version
@@ -197,28 +228,44 @@ class SimulatedMsc:
         while True:
             ev = await self._send_wait(imei, version, imsi, vendor, requested_bmuef, timeout)
             if ev is None:
-                return CheckResult(imei=imei, verdict="timeout", version=version,
-                                   latency=time.perf_counter() - started,
-                                   fallback_from=first if version != first else None)
+                return CheckResult(
+                    imei=imei,
+                    verdict="timeout",
+                    version=version,
+                    latency=time.perf_counter() - started,
+                    fallback_from=first if version != first else None,
+                )
             o = ev.outcome
-            if (fallback and o is not None and o.aborted and o.abort_supported_version
-                    and o.abort_supported_version < version):
+            if (
+                fallback
+                and o is not None
+                and o.aborted
+                and o.abort_supported_version
+                and o.abort_supported_version < version
+            ):
                 version = o.abort_supported_version
                 continue
             verdict, detail = _verdict(ev)
-            return CheckResult(imei=imei, verdict=verdict, version=version,
-                               latency=time.perf_counter() - started,
-                               fallback_from=first if version != first else None, detail=detail)
+            return CheckResult(
+                imei=imei,
+                verdict=verdict,
+                version=version,
+                latency=time.perf_counter() - started,
+                fallback_from=first if version != first else None,
+                detail=detail,
+            )
 
-    async def _send_wait(self, imei: str, version: int, imsi: str | None, vendor: str | None, bmuef: bool,
-                         timeout: float) -> CheckImeiAnswered | None:
+    async def _send_wait(
+        self, imei: str, version: int, imsi: str | None, vendor: str | None, bmuef: bool, timeout: float
+    ) -> CheckImeiAnswered | None:
         p = self._p
         if not p.active.is_set():
             raise ConnectionError("M3UA association is not active")
         if imsi and vendor is None:
             vendor = "huawei"  # the only standard-compatible place for an IMSI is a vendor variant
-        tid = self.client.send_check_imei(p.loop.time(), imei=imei, version=version, imsi=imsi, vendor=vendor,
-                                          requested_bmuef=bmuef)
+        tid = self.client.send_check_imei(
+            p.loop.time(), imei=imei, version=version, imsi=imsi, vendor=vendor, requested_bmuef=bmuef
+        )
         fut: asyncio.Future[CheckImeiAnswered] = p.loop.create_future()
         p.waiters[tid] = fut
         p.flush()
@@ -229,8 +276,17 @@ class SimulatedMsc:
             self.client.outstanding.pop(tid, None)
             return None
 
-    async def load(self, imei: str, *, count: int, window: int, version: int = 2, imsi: str | None = None,
-                   vendor: str | None = None, timeout: float = 60.0) -> LoadSummary:
+    async def load(
+        self,
+        imei: str,
+        *,
+        count: int,
+        window: int,
+        version: int = 2,
+        imsi: str | None = None,
+        vendor: str | None = None,
+        timeout: float = 60.0,
+    ) -> LoadSummary:
         """``count`` checkIMEIs with ``window`` outstanding at once; rate and latency percentiles."""
         p = self._p
         if imsi and vendor is None:
@@ -270,8 +326,9 @@ class SimulatedMsc:
             await asyncio.wait_for(done, timeout)
         finally:
             p.on_answer = None
-        return LoadSummary.measure(count=count, window=window, seconds=clock() - t_start,
-                                   latencies=latencies, verdicts=verdicts)
+        return LoadSummary.measure(
+            count=count, window=window, seconds=clock() - t_start, latencies=latencies, verdicts=verdicts
+        )
 
     async def close(self, timeout: float = 2.0) -> None:
         """ASPDN, wait for its ACK (the core then asks to close), close."""
@@ -329,9 +386,18 @@ def _command(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     host, _, port = args.connect.rpartition(":")
-    msc = await SimulatedMsc.connect(host.strip("[]"), int(port), role=args.role, opc=args.opc, dpc=args.dpc,
-                                     routing_context=args.routing_context, gt=args.gt, eir_gt=args.eir_gt,
-                                     extended=args.xudt, sctp=args.sctp)
+    msc = await SimulatedMsc.connect(
+        host.strip("[]"),
+        int(port),
+        role=args.role,
+        opc=args.opc,
+        dpc=args.dpc,
+        routing_context=args.routing_context,
+        gt=args.gt,
+        eir_gt=args.eir_gt,
+        extended=args.xudt,
+        sctp=args.sctp,
+    )
     try:
         if args.count <= 1:
             r = await msc.check(args.imei, version=args.map_version, imsi=args.imsi, vendor=args.vendor)
@@ -339,14 +405,22 @@ async def _run(args: argparse.Namespace) -> int:
                 print(json.dumps(asdict(r)))
             else:
                 fb = f" (fell back from v{r.fallback_from})" if r.fallback_from else ""
-                print(f"{r.imei}: {r.verdict} [MAP v{r.version}{fb}, {r.latency * 1000:.2f} ms]"
-                      + (f" {r.detail}" if r.detail else ""))
+                print(
+                    f"{r.imei}: {r.verdict} [MAP v{r.version}{fb}, {r.latency * 1000:.2f} ms]"
+                    + (f" {r.detail}" if r.detail else "")
+                )
             return 0 if not r.verdict.startswith(("timeout", "aborted", "rejected", "returned")) else 1
         version = args.map_version
         probe = await msc.check(args.imei, version=version, imsi=args.imsi, vendor=args.vendor)
         version = probe.version
-        s = await msc.load(args.imei, count=args.count, window=args.window, version=version, imsi=args.imsi,
-                           vendor=args.vendor)
+        s = await msc.load(
+            args.imei,
+            count=args.count,
+            window=args.window,
+            version=version,
+            imsi=args.imsi,
+            vendor=args.vendor,
+        )
         if args.json:
             print(json.dumps(asdict(s)))
         else:

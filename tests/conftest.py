@@ -20,8 +20,12 @@ def eir_factory(tmp_path: Path) -> Iterator[Any]:
     """
     procs: list[EirProcess] = []
 
-    def make(config: dict[str, Any] | None = None, lists: str | Path | None = None,
-             env: dict[str, str] | None = None, start: bool = True) -> EirProcess:
+    def make(
+        config: dict[str, Any] | None = None,
+        lists: str | Path | None = None,
+        env: dict[str, str] | None = None,
+        start: bool = True,
+    ) -> EirProcess:
         p = EirProcess(tmp_path / f"eir{len(procs)}", config, env)
         procs.append(p)
         if lists is not None:

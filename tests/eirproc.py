@@ -57,8 +57,9 @@ def test_config(tmp: Path) -> dict[str, Any]:
 class EirProcess:
     """One ``eir serve`` subprocess. Addresses come from its ``--ready-file``."""
 
-    def __init__(self, tmp: Path, config: Mapping[str, Any] | None = None,
-                 env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, tmp: Path, config: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+    ) -> None:
         self.tmp = tmp
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.config = deep_merge(test_config(tmp), config or {})
@@ -75,9 +76,18 @@ class EirProcess:
         self.ready_path.unlink(missing_ok=True)
         logf = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [*eir_command(), "serve", "--config", str(self.config_path),
-             "--ready-file", str(self.ready_path)],
-            stdout=logf, stderr=subprocess.STDOUT, env=self.env, cwd=self.tmp,
+            [
+                *eir_command(),
+                "serve",
+                "--config",
+                str(self.config_path),
+                "--ready-file",
+                str(self.ready_path),
+            ],
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=self.tmp,
         )
         logf.close()
         deadline = time.monotonic() + timeout
@@ -128,8 +138,14 @@ class EirProcess:
     # --- helpers -----------------------------------------------------------------------------
     def cli(self, *args: str, check: bool = True, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         """Run ``eir <args> --config <this config>`` (e.g. ``cli("lists", "import", path)``)."""
-        res = subprocess.run([*eir_command(), *args, "--config", str(self.config_path)],
-                             capture_output=True, text=True, env=self.env, timeout=timeout, cwd=self.tmp)
+        res = subprocess.run(
+            [*eir_command(), *args, "--config", str(self.config_path)],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+            cwd=self.tmp,
+        )
         if check and res.returncode != 0:
             raise AssertionError(f"eir {' '.join(args)} exited {res.returncode}:\n{res.stdout}\n{res.stderr}")
         return res

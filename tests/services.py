@@ -41,12 +41,15 @@ import pytest
 
 T = TypeVar("T")
 
+
 def _pg_bin() -> Path:
     """``EIR_TEST_PG_BIN``, else the newest Debian PostgreSQL (``/usr/lib/postgresql/<major>/bin``)."""
     if os.environ.get("EIR_TEST_PG_BIN"):
         return Path(os.environ["EIR_TEST_PG_BIN"])
-    found = sorted((p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/initdb")),
-                   key=lambda b: int(b.parent.name) if b.parent.name.isdigit() else 0)
+    found = sorted(
+        (p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/initdb")),
+        key=lambda b: int(b.parent.name) if b.parent.name.isdigit() else 0,
+    )
     return found[-1] if found else Path("/usr/lib/postgresql/15/bin")
 
 
@@ -103,9 +106,25 @@ class PostgresServer:
         env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
         self._env = env
         subprocess.run(
-            [str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
-             "-E", "UTF8", "--no-locale", "--no-sync", "--no-instructions"],
-            check=True, capture_output=True, env=env, timeout=60, **self._as_user,  # type: ignore[arg-type]
+            [
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(self.data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-sync",
+                "--no-instructions",
+            ],
+            check=True,
+            capture_output=True,
+            env=env,
+            timeout=60,
+            **self._as_user,  # type: ignore[arg-type]
         )
 
     @property
@@ -122,12 +141,33 @@ class PostgresServer:
         logf = open(self.log, "ab")  # noqa: SIM115 - handed to the child
         try:
             self.proc = subprocess.Popen(
-                [str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
-                 "-h", "127.0.0.1", "-k", str(self.tmp),
-                 "-c", "fsync=off", "-c", "full_page_writes=off",
-                 "-c", "max_connections=200", "-c", "shared_buffers=64MB",
-                 "-c", "log_min_messages=warning", "-c", "autovacuum=off"],
-                stdout=logf, stderr=subprocess.STDOUT, env=self._env, start_new_session=True,
+                [
+                    str(PG_BIN / "postgres"),
+                    "-D",
+                    str(self.data),
+                    "-p",
+                    str(self.port),
+                    "-h",
+                    "127.0.0.1",
+                    "-k",
+                    str(self.tmp),
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "max_connections=200",
+                    "-c",
+                    "shared_buffers=64MB",
+                    "-c",
+                    "log_min_messages=warning",
+                    "-c",
+                    "autovacuum=off",
+                ],
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                env=self._env,
+                start_new_session=True,
                 **self._as_user,  # type: ignore[arg-type]
             )
         finally:
@@ -135,8 +175,22 @@ class PostgresServer:
         _wait(self._ready, "postgres", self.proc, self.log)
 
     def _ready(self) -> bool:
-        r = subprocess.run([str(PG_BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port),
-                            "-U", "postgres", "-t", "1"], capture_output=True, env=self._env)
+        r = subprocess.run(
+            [
+                str(PG_BIN / "pg_isready"),
+                "-q",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-t",
+                "1",
+            ],
+            capture_output=True,
+            env=self._env,
+        )
         return r.returncode == 0
 
     def stop(self, mode: str = "fast") -> None:
@@ -152,9 +206,30 @@ class PostgresServer:
             self.proc.wait(timeout=5)
 
     def psql(self, sql: str, database: str = "postgres") -> str:
-        r = subprocess.run([str(PG_BIN / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
-                            "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database,
-                            "-c", sql], capture_output=True, text=True, env=self._env, timeout=30)
+        r = subprocess.run(
+            [
+                str(PG_BIN / "psql"),
+                "-X",
+                "-q",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-c",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            env=self._env,
+            timeout=30,
+        )
         if r.returncode != 0:
             raise RuntimeError(f"psql failed: {r.stderr}")
         return r.stdout
@@ -196,10 +271,26 @@ class RedisServer:
         logf = open(self.log, "ab")  # noqa: SIM115 - handed to the child
         try:
             self.proc = subprocess.Popen(
-                [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--daemonize", "no", "--dir", str(self.tmp),
-                 "--protected-mode", "no"],
-                stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    REDIS_SERVER,
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--daemonize",
+                    "no",
+                    "--dir",
+                    str(self.tmp),
+                    "--protected-mode",
+                    "no",
+                ],
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         finally:
             logf.close()
@@ -335,8 +426,14 @@ asyncio.run(main(*sys.argv[1:6]))
 def import_in_other_process(kind: str, url: str, key: str, status: str, prefix: str = "") -> int:
     """Run a full import of one IMEI in a separate Python process; returns the new version id."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    r = subprocess.run([sys.executable, "-c", _IMPORT_SCRIPT, kind, url, key, status, prefix],
-                       capture_output=True, text=True, env=env, timeout=60, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "-c", _IMPORT_SCRIPT, kind, url, key, status, prefix],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=ROOT,
+    )
     if r.returncode != 0:
         raise RuntimeError(f"import in other process failed: {r.stderr[-2000:]}")
     return int(r.stdout.strip().splitlines()[-1])

@@ -12,9 +12,17 @@ from eir.servers._sctp import sctp_available, sctp_listen_socket
 Listeners = list[tuple[asyncio.Server, str]]
 
 
-async def open_listeners(log: Any, key: str, listen: Sequence[str], transports: Sequence[str],
-                         factory: Callable[[str], asyncio.BaseProtocol], *, ppid: int, reuse_port: bool,
-                         backlog: int) -> Listeners:
+async def open_listeners(
+    log: Any,
+    key: str,
+    listen: Sequence[str],
+    transports: Sequence[str],
+    factory: Callable[[str], asyncio.BaseProtocol],
+    *,
+    ppid: int,
+    reuse_port: bool,
+    backlog: int,
+) -> Listeners:
     """TCP and, where the kernel has it, SCTP (one-to-one, PPID ``ppid``) on every ``HOST:PORT`` of
     ``listen``; SCTP takes the TCP port number when the kernel picked it (port 0). ``factory`` gets
     the transport name. ``key`` names the config section in errors and logs."""
@@ -26,8 +34,9 @@ async def open_listeners(log: Any, key: str, listen: Sequence[str], transports: 
     for i, addr in enumerate(listen):
         host, port = parse_hostport(addr, f"{key}.listen[{i}]")
         if "tcp" in transports:
-            srv = await loop.create_server(lambda: factory("tcp"), host, port,
-                                           reuse_port=reuse_port or None, backlog=backlog)
+            srv = await loop.create_server(
+                lambda: factory("tcp"), host, port, reuse_port=reuse_port or None, backlog=backlog
+            )
             out.append((srv, "tcp"))
             if port == 0:
                 port = srv.sockets[0].getsockname()[1]
@@ -47,11 +56,13 @@ def bound_addresses(listeners: Listeners) -> list[tuple[str, int, str]]:
     return out
 
 
-def publish_peer(events: Any, log: Any, interface: str, peer: str, transport: str, event: str,
-                 **extra: Any) -> None:
+def publish_peer(
+    events: Any, log: Any, interface: str, peer: str, transport: str, event: str, **extra: Any
+) -> None:
     """A ``peer`` event over MQTT; publishing must never break a peer."""
     try:
-        events.publish("peer", {"interface": interface, "peer": peer, "event": event,
-                                "transport": transport, **extra})
+        events.publish(
+            "peer", {"interface": interface, "peer": peer, "event": event, "transport": transport, **extra}
+        )
     except Exception as e:
         log.warning("event_publish_failed", error=repr(e))

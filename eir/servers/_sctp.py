@@ -64,8 +64,9 @@ def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def sctp_listen_socket(host: str, port: int, ppid: int, *, reuse_port: bool = False,
-                       backlog: int = 128) -> socket.socket:
+def sctp_listen_socket(
+    host: str, port: int, ppid: int, *, reuse_port: bool = False, backlog: int = 128
+) -> socket.socket:
     """A bound, listening, non-blocking one-to-one SCTP socket for ``loop.create_server(sock=…)``.
     ``reuse_port`` lets several worker processes share the port. Closed again if any step fails."""
     sock = socket.socket(_family(host), socket.SOCK_STREAM, socket.IPPROTO_SCTP)

@@ -137,8 +137,11 @@ class _PeerConnection(CoreProtocol):
         self.transport = transport  # type: ignore[assignment]
         cfg = self.server.config.diameter
         peer = transport.get_extra_info("peername")
-        self.peer = f"[{peer[0]}]:{peer[1]}" if isinstance(peer, tuple) and ":" in peer[0] else (
-            f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer))
+        self.peer = (
+            f"[{peer[0]}]:{peer[1]}"
+            if isinstance(peer, tuple) and ":" in peer[0]
+            else (f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer))
+        )
         sock = transport.get_extra_info("sockname")
         local_ip = sock[0] if isinstance(sock, tuple) and sock[0] not in ("0.0.0.0", "::") else "127.0.0.1"
         with contextlib.suppress(OSError, AttributeError):
@@ -146,10 +149,14 @@ class _PeerConnection(CoreProtocol):
             if s is not None and self.transport_name == "tcp":
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.core = DiameterPeer(
-            role=Role.RESPONDER, origin_host=cfg.origin_host, origin_realm=cfg.origin_realm,
-            host_ip_addresses=(local_ip.split("%")[0],), vendor_id=cfg.vendor_id,
+            role=Role.RESPONDER,
+            origin_host=cfg.origin_host,
+            origin_realm=cfg.origin_realm,
+            host_ip_addresses=(local_ip.split("%")[0],),
+            vendor_id=cfg.vendor_id,
             product_name=cfg.product_name,
-            origin_state_id=self.server.origin_state_id, watchdog_interval=cfg.watchdog_interval,
+            origin_state_id=self.server.origin_state_id,
+            watchdog_interval=cfg.watchdog_interval,
             watchdog_jitter=2.0,
             dpa_timeout=min(5.0, max(1.0, self.server.config.shutdown_grace)),
             max_message_size=cfg.max_message_size,
@@ -231,14 +238,25 @@ class _PeerConnection(CoreProtocol):
                 self.open = True
                 _PEERS.inc()
                 PEER_EVENTS.labels(IFACE, "open").inc()
-                self.log.info("diameter_peer_open", peer_host=ev.peer_host, peer_realm=ev.peer_realm,
-                              product=ev.product_name, applications=list(ev.application_ids))
+                self.log.info(
+                    "diameter_peer_open",
+                    peer_host=ev.peer_host,
+                    peer_realm=ev.peer_realm,
+                    product=ev.product_name,
+                    applications=list(ev.application_ids),
+                )
                 self.server.publish_peer(self, "open", peer_host=ev.peer_host, peer_realm=ev.peer_realm)
             elif t is ProtocolErrorOccurred:
                 PROTOCOL_ERRORS.labels(IFACE, _error_label(ev.result_code)).inc()
-                self.log.warning("diameter_protocol_error", result_code=int(ev.result_code),
-                                 error=_error_label(ev.result_code), command=ev.command_code,
-                                 detail=ev.detail, answered=ev.answered, peer_host=self.peer_host)
+                self.log.warning(
+                    "diameter_protocol_error",
+                    result_code=int(ev.result_code),
+                    error=_error_label(ev.result_code),
+                    command=ev.command_code,
+                    detail=ev.detail,
+                    answered=ev.answered,
+                    peer_host=self.peer_host,
+                )
             elif t is DisconnectRequested:
                 PEER_EVENTS.labels(IFACE, "dpr").inc()
                 self.log.info("diameter_peer_dpr", peer_host=self.peer_host, cause=ev.cause)
@@ -250,8 +268,12 @@ class _PeerConnection(CoreProtocol):
                     _PEERS.dec()
                     self.open = False
                 PEER_EVENTS.labels(IFACE, f"closed_{ev.reason}").inc()
-                self.log.info("diameter_peer_closed", peer_host=self.peer_host, reason=ev.reason,
-                              result_code=int(ev.result_code) if ev.result_code is not None else None)
+                self.log.info(
+                    "diameter_peer_closed",
+                    peer_host=self.peer_host,
+                    reason=ev.reason,
+                    result_code=int(ev.result_code) if ev.result_code is not None else None,
+                )
                 self.server.publish_peer(self, "closed", reason=ev.reason, peer_host=self.peer_host)
                 self._flush()
                 self._close_transport()
@@ -278,8 +300,9 @@ class _PeerConnection(CoreProtocol):
             return
         self._track(self.loop.create_task(self._finish(ev, coro, first, started)))
 
-    async def _finish(self, ev: EquipmentCheckRequested, coro: Coroutine[Any, Any, Verdict], first: Any,
-                      started: float) -> None:
+    async def _finish(
+        self, ev: EquipmentCheckRequested, coro: Coroutine[Any, Any, Verdict], first: Any, started: float
+    ) -> None:
         try:
             verdict = await resume(coro, first)
         except asyncio.CancelledError:
@@ -311,13 +334,24 @@ class _PeerConnection(CoreProtocol):
             elif status is Status.UNKNOWN:
                 core.send_eca(ev, experimental_result_code=ResultCode.DIAMETER_ERROR_EQUIPMENT_UNKNOWN)
             else:
-                core.send_eca(ev, result_code=ResultCode.DIAMETER_UNABLE_TO_COMPLY,
-                              error_message="equipment check failed")
+                core.send_eca(
+                    ev,
+                    result_code=ResultCode.DIAMETER_UNABLE_TO_COMPLY,
+                    error_message="equipment check failed",
+                )
         # eir_check_requests / eir_verdicts are counted by the Checker (eir.checker), once per check.
         _CHECK_SECONDS.observe(time.perf_counter() - started)
         if self.server.debug:
-            self.log.debug("check", imei=ev.imei, sv=ev.software_version, imsi=ev.imsi, origin=ev.origin_host,
-                           session_id=ev.session_id, status=status.value, reason=verdict.reason)
+            self.log.debug(
+                "check",
+                imei=ev.imei,
+                sv=ev.software_version,
+                imsi=ev.imsi,
+                origin=ev.origin_host,
+                session_id=ev.session_id,
+                status=status.value,
+                reason=verdict.reason,
+            )
 
     async def close(self, grace: float) -> None:
         """Graceful: DPR when OPEN, wait for DPA and outstanding checks, close; cut after ``grace``."""
@@ -370,11 +404,24 @@ class DiameterServer:
         cfg = self.config.diameter
         # RFC 6733 §2.1.1: one-to-one SCTP sockets, PPID 46 on every message
         self.listeners += await open_listeners(
-            self.log, "diameter", cfg.listen, cfg.transports, lambda t: _PeerConnection(self, t),
-            ppid=SCTP_PPID_DIAMETER, reuse_port=self.config.workers > 1, backlog=512)
+            self.log,
+            "diameter",
+            cfg.listen,
+            cfg.transports,
+            lambda t: _PeerConnection(self, t),
+            ppid=SCTP_PPID_DIAMETER,
+            reuse_port=self.config.workers > 1,
+            backlog=512,
+        )
         for host, port, transport in self.addresses():
-            self.log.info("diameter_listening", host=host, port=port, transport=transport,
-                          origin_host=cfg.origin_host, origin_realm=cfg.origin_realm)
+            self.log.info(
+                "diameter_listening",
+                host=host,
+                port=port,
+                transport=transport,
+                origin_host=cfg.origin_host,
+                origin_realm=cfg.origin_realm,
+            )
 
     async def shutdown(self, grace: float) -> None:
         for srv, _ in self.listeners:

@@ -64,8 +64,9 @@ any store timeout, and under the MSC's own checkIMEI operation timer."""
 _VENDORS = ("huawei", "ericsson", "other")
 """Always exported (0 until seen), so a dashboard has the series before the first variant."""
 
-_INT_FIELDS = tuple(f.name for f in dataclasses.fields(TcapStats)
-                    if isinstance(getattr(TcapStats(), f.name), int))
+_INT_FIELDS = tuple(
+    f.name for f in dataclasses.fields(TcapStats) if isinstance(getattr(TcapStats(), f.name), int)
+)
 """The plain counters of TcapStats (all but the ``vendor_variants`` dict)."""
 
 
@@ -113,47 +114,69 @@ class TcapStatsCollector:
             return CounterMetricFamily(name, doc, value=value)
 
         yield counter("eir_tcap_messages_received", "TCAP messages received for the EIR's SSN", s.messages)
-        yield counter("eir_tcap_begins_received", "TCAP Begins received (dialogues opened or refused)",
-                      s.begins)
+        yield counter(
+            "eir_tcap_begins_received", "TCAP Begins received (dialogues opened or refused)", s.begins
+        )
         yield counter("eir_map_check_imei_invokes", "checkIMEI invokes accepted for a verdict", s.invokes)
         components = CounterMetricFamily(
             "eir_tcap_components_sent",
             "Components put into TCAP Ends (an End too large for one UDT goes out as a P-Abort "
-            "instead, counted in eir_tcap_oversized_replies)", labels=["component"])
+            "instead, counted in eir_tcap_oversized_replies)",
+            labels=["component"],
+        )
         components.add_metric(["return_result"], s.results_sent)
         components.add_metric(["return_error"], s.errors_sent)
         components.add_metric(["reject"], s.rejects_sent)
         yield components
-        sent = CounterMetricFamily("eir_tcap_messages_sent", "TCAP messages sent (an Abort: P- or U-Abort)",
-                                   labels=["type"])
+        sent = CounterMetricFamily(
+            "eir_tcap_messages_sent", "TCAP messages sent (an Abort: P- or U-Abort)", labels=["type"]
+        )
         sent.add_metric(["end"], s.ends_sent)
         sent.add_metric(["abort"], s.aborts_sent)
         yield sent
-        yield counter("eir_tcap_dialogues_expired",
-                      "Dialogues aborted because their verdict took longer than the dialogue timeout",
-                      s.expired)
-        yield counter("eir_tcap_dialogues_replaced",
-                      "Pending dialogues replaced by a Begin reusing their OTID", s.replaced)
-        yield counter("eir_map_late_answers",
-                      "Verdicts that found their dialogue gone (expired or replaced) and were dropped",
-                      s.late_answers)
-        yield counter("eir_map_stale_answers",
-                      "Verdicts dropped because a Begin had reused their dialogue's OTID", s.stale_answers)
-        yield counter("eir_tcap_messages_discarded",
-                      "TCAP messages dropped without an answer (no OTID to answer, End, Abort, ...)",
-                      s.discarded)
-        yield counter("eir_tcap_oversized_replies",
-                      "Ends too large for a UDT/XUDT, sent as a P-Abort resourceLimitation", s.oversized)
+        yield counter(
+            "eir_tcap_dialogues_expired",
+            "Dialogues aborted because their verdict took longer than the dialogue timeout",
+            s.expired,
+        )
+        yield counter(
+            "eir_tcap_dialogues_replaced",
+            "Pending dialogues replaced by a Begin reusing their OTID",
+            s.replaced,
+        )
+        yield counter(
+            "eir_map_late_answers",
+            "Verdicts that found their dialogue gone (expired or replaced) and were dropped",
+            s.late_answers,
+        )
+        yield counter(
+            "eir_map_stale_answers",
+            "Verdicts dropped because a Begin had reused their dialogue's OTID",
+            s.stale_answers,
+        )
+        yield counter(
+            "eir_tcap_messages_discarded",
+            "TCAP messages dropped without an answer (no OTID to answer, End, Abort, ...)",
+            s.discarded,
+        )
+        yield counter(
+            "eir_tcap_oversized_replies",
+            "Ends too large for a UDT/XUDT, sent as a P-Abort resourceLimitation",
+            s.oversized,
+        )
         variants = CounterMetricFamily(
             "eir_map_vendor_variants",
             "checkIMEI invokes accepted in a non-standard form, by vendor (other: a tolerated deviation "
-            "of no known vendor)", labels=["vendor"])
+            "of no known vendor)",
+            labels=["vendor"],
+        )
         counts = dict.fromkeys(_VENDORS, 0) | s.vendor_variants
         for vendor, n in sorted(counts.items()):
             variants.add_metric([vendor], n)
         yield variants
-        yield GaugeMetricFamily("eir_tcap_open_dialogues", "TCAP dialogues awaiting their verdict",
-                                value=open_dialogues)
+        yield GaugeMetricFamily(
+            "eir_tcap_open_dialogues", "TCAP dialogues awaiting their verdict", value=open_dialogues
+        )
 
 
 def _add_stats(into: TcapStats, other: TcapStats) -> None:
@@ -177,11 +200,20 @@ class _Association(CoreProtocol):
         self._init_plumbing(cfg.max_in_flight)
         self.stack = EirSigtranStack(
             m3ua_settings=m3ua.M3uaSettings(
-                role=role, routing_context=cfg.routing_context, network_appearance=cfg.network_appearance,
-                beat_interval=cfg.beat_interval, info_string="eir-emulator", asp_id=cfg.asp_id),
-            point_code=cfg.point_code, ssn=cfg.ssn, global_title=cfg.global_title,
-            map_versions=tuple(cfg.map_versions), max_dialogues=max(cfg.max_in_flight * 4, 1024),
-            dialogue_timeout=server.dialogue_timeout)
+                role=role,
+                routing_context=cfg.routing_context,
+                network_appearance=cfg.network_appearance,
+                beat_interval=cfg.beat_interval,
+                info_string="eir-emulator",
+                asp_id=cfg.asp_id,
+            ),
+            point_code=cfg.point_code,
+            ssn=cfg.ssn,
+            global_title=cfg.global_title,
+            map_versions=tuple(cfg.map_versions),
+            max_dialogues=max(cfg.max_in_flight * 4, 1024),
+            dialogue_timeout=server.dialogue_timeout,
+        )
         self.role = role
         self.transport_name = transport_name
         self.peer = "?"
@@ -274,11 +306,13 @@ class _Association(CoreProtocol):
                 self._state_changed(ev)
             elif t is m3ua.ErrorSent:
                 PROTOCOL_ERRORS.labels(IFACE, f"m3ua_{ev.code.name.lower()}").inc()
-                self.log.warning("m3ua_error_sent", code=f"0x{ev.code:02x}", error=ev.code.name,
-                                 detail=ev.detail)
+                self.log.warning(
+                    "m3ua_error_sent", code=f"0x{ev.code:02x}", error=ev.code.name, detail=ev.detail
+                )
             elif t is m3ua.ErrorReceived:
-                self.log.warning("m3ua_error_received", code=f"0x{ev.code:02x}",
-                                 diagnostic=ev.diagnostic.hex() or None)
+                self.log.warning(
+                    "m3ua_error_received", code=f"0x{ev.code:02x}", diagnostic=ev.diagnostic.hex() or None
+                )
             elif t is m3ua.ConnectionTerminated:
                 self.log.info("m3ua_closing", reason=ev.reason)
                 self._flush()
@@ -286,16 +320,22 @@ class _Association(CoreProtocol):
                     self.transport.close()
             elif t is SccpReturned:
                 PROTOCOL_ERRORS.labels(IFACE, f"sccp_{ev.cause.name.lower()}").inc()
-                self.log.warning("sccp_returned", cause=ev.cause.name, called_ssn=ev.called_ssn,
-                                 udts_sent=ev.sent, opc=ev.opc)
+                self.log.warning(
+                    "sccp_returned",
+                    cause=ev.cause.name,
+                    called_ssn=ev.called_ssn,
+                    udts_sent=ev.sent,
+                    opc=ev.opc,
+                )
             elif t is SccpDiscarded:
                 PROTOCOL_ERRORS.labels(IFACE, "sccp_discarded").inc()
                 self.log.warning("sccp_discarded", reason=ev.reason, opc=ev.opc)
             elif t is m3ua.NotifyReceived:
                 self.log.info("m3ua_notify", status_type=ev.status_type, status_info=ev.status_info)
             elif t is m3ua.SignallingNetworkManagementReceived:
-                self.log.info("m3ua_ssnm", message=ev.type.name,
-                              affected_point_codes=list(ev.affected_point_codes))
+                self.log.info(
+                    "m3ua_ssnm", message=ev.type.name, affected_point_codes=list(ev.affected_point_codes)
+                )
             elif t is TcapProtocolErrorOccurred:
                 if ev.kind == "vendor_variant":
                     self.log.info("map_vendor_variant", detail=ev.detail, dialogue_id=ev.dialogue_id)
@@ -315,8 +355,13 @@ class _Association(CoreProtocol):
         elif ev.new is not m3ua.AspState.ACTIVE and self.counted_active:
             _PEERS.dec()
             self.counted_active = False
-        self.log.info("m3ua_asp_state", old=ev.old.name, new=ev.new.name, asp_id=ev.asp_id,
-                      routing_context=list(ev.routing_context) or None)
+        self.log.info(
+            "m3ua_asp_state",
+            old=ev.old.name,
+            new=ev.new.name,
+            asp_id=ev.asp_id,
+            routing_context=list(ev.routing_context) or None,
+        )
         self.server.publish_peer(self, state, asp_id=ev.asp_id)
 
     def _check(self, ev: CheckImeiRequested) -> None:
@@ -329,8 +374,14 @@ class _Association(CoreProtocol):
             # TS 29.002 §17.7.8 / TS 23.003 §6.2.1: without an SVN the 15th digit is the spare digit,
             # sent as 0 — not a Luhn check digit, so it must not reach the check-digit validation.
             imei = imei[:14]
-        req = CheckRequest(imei=imei, imsi=inv.imsi, msisdn=inv.msisdn, interface=Interface.MAP,
-                           origin=ev.origin, extras=extras)
+        req = CheckRequest(
+            imei=imei,
+            imsi=inv.imsi,
+            msisdn=inv.msisdn,
+            interface=Interface.MAP,
+            origin=ev.origin,
+            extras=extras,
+        )
         started = time.perf_counter()
         # Eager start (what Python 3.12's eager_task_factory does): a store that answers without
         # suspending (SQLite, memory, a warm cache) completes the check right here, saving a Task
@@ -350,8 +401,9 @@ class _Association(CoreProtocol):
     def _failure(self, e: BaseException) -> Verdict:
         return check_failed(self.log, e)
 
-    async def _finish_check(self, ev: CheckImeiRequested, coro: Coroutine[Any, Any, Verdict], yielded: Any,
-                            started: float) -> None:
+    async def _finish_check(
+        self, ev: CheckImeiRequested, coro: Coroutine[Any, Any, Verdict], yielded: Any, started: float
+    ) -> None:
         try:
             verdict = await resume(coro, yielded)
         except Exception as e:
@@ -430,8 +482,9 @@ class M3uaServer:
 
     name = "m3ua"
 
-    def __init__(self, config: Config, checker: Checker, events: Any, *,
-                 dialogue_timeout: float = DIALOGUE_TIMEOUT) -> None:
+    def __init__(
+        self, config: Config, checker: Checker, events: Any, *, dialogue_timeout: float = DIALOGUE_TIMEOUT
+    ) -> None:
         self.config = config
         self.dialogue_timeout = dialogue_timeout
         self.checker = checker
@@ -452,8 +505,15 @@ class M3uaServer:
         cfg = self.config.m3ua
         loop = asyncio.get_running_loop()
         self.listeners += await open_listeners(
-            self.log, "m3ua", cfg.listen, cfg.transports, lambda t: _Association(self, m3ua.Role.SG, t),
-            ppid=SCTP_PPID_M3UA, reuse_port=self.config.workers > 1, backlog=128)
+            self.log,
+            "m3ua",
+            cfg.listen,
+            cfg.transports,
+            lambda t: _Association(self, m3ua.Role.SG, t),
+            ppid=SCTP_PPID_M3UA,
+            reuse_port=self.config.workers > 1,
+            backlog=128,
+        )
         for addr in cfg.connect:
             self.connectors.append(loop.create_task(self._connect_loop(addr)))
 
@@ -474,22 +534,26 @@ class M3uaServer:
                     sock = await sctp_connect_socket(host, port, SCTP_PPID_M3UA)  # closed if it fails
                     try:
                         _, proto = await loop.create_connection(
-                            lambda: _Association(self, m3ua.Role.ASP, "sctp"), sock=sock)
+                            lambda: _Association(self, m3ua.Role.ASP, "sctp"), sock=sock
+                        )
                     except BaseException:  # one fd per retry otherwise (and on cancellation)
                         sock.close()
                         raise
                 else:
                     _, proto = await loop.create_connection(
-                        lambda: _Association(self, m3ua.Role.ASP, "tcp"), host, port)
+                        lambda: _Association(self, m3ua.Role.ASP, "tcp"), host, port
+                    )
                 await proto.closed.wait()
                 if proto.was_active:
                     backoff = 1.0
                 if not self.stopping:
-                    self.log.info("m3ua_reconnecting", address=addr, retry_in=backoff,
-                                  was_active=proto.was_active)
+                    self.log.info(
+                        "m3ua_reconnecting", address=addr, retry_in=backoff, was_active=proto.was_active
+                    )
             except OSError as e:
-                self.log.warning("m3ua_connect_failed", address=addr, error=e.strerror or str(e),
-                                 retry_in=backoff)
+                self.log.warning(
+                    "m3ua_connect_failed", address=addr, error=e.strerror or str(e), retry_in=backoff
+                )
             if self.stopping:
                 return
             await asyncio.sleep(backoff)

@@ -45,5 +45,9 @@ def create_store(url: str, data_dir: str = "data", **options: Any) -> IdentitySt
 
 def store_options(config: Any) -> dict[str, Any]:
     """The ``create_store`` keywords a :class:`eir.config.StoreConfig` sets."""
-    return {"poll_interval": config.poll_interval, "keep_versions": config.keep_versions,
-            "connect_timeout": config.connect_timeout, "command_timeout": config.command_timeout}
+    return {
+        "poll_interval": config.poll_interval,
+        "keep_versions": config.keep_versions,
+        "connect_timeout": config.connect_timeout,
+        "command_timeout": config.command_timeout,
+    }

@@ -57,10 +57,10 @@ class VersionNotFoundError(StoreError):
 
 
 class EntryKind(StrEnum):
-    IMEISV = "imeisv"   # 16 digits
-    IMEI = "imei"       # 14 digits (a 15-digit input is stored without its check digit)
-    RANGE = "range"     # first-last, both 14 digits
-    TAC = "tac"         # 8 digits: a range of 10^6 IMEIs
+    IMEISV = "imeisv"  # 16 digits
+    IMEI = "imei"  # 14 digits (a 15-digit input is stored without its check digit)
+    RANGE = "range"  # first-last, both 14 digits
+    TAC = "tac"  # 8 digits: a range of 10^6 IMEIs
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,8 +94,9 @@ class EntryRows:
 
     __slots__ = ("rows",)
 
-    def __init__(self, rows: list[tuple[EntryKind, str, str | None, Status, str | None, str | None]]
-                 | None = None) -> None:
+    def __init__(
+        self, rows: list[tuple[EntryKind, str, str | None, Status, str | None, str | None]] | None = None
+    ) -> None:
         self.rows = rows if rows is not None else []
 
     def __iter__(self) -> Iterator[ListEntry]:
@@ -108,7 +109,7 @@ class EntryRows:
 
 class PairingKind(StrEnum):
     PAIRING = "pairing"  # exception: this IMSI may use this IMEI whatever its list status
-    LOCK = "lock"        # this IMSI may use only its listed IMEIs
+    LOCK = "lock"  # this IMSI may use only its listed IMEIs
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,15 +182,22 @@ class IdentityStore(abc.ABC):
     async def imsi_rules(self, imsi: str, imei: str) -> ImsiRules: ...
 
     @abc.abstractmethod
-    async def observe(self, imei: str, imsi: str | None, origin: str | None, now: float,
-                      window: float) -> Sightings:
+    async def observe(
+        self, imei: str, imsi: str | None, origin: str | None, now: float, window: float
+    ) -> Sightings:
         """Record a sighting and count distinct IMSIs/origins for the IMEI within ``window``."""
 
     # --- lists --------------------------------------------------------------------------------
     @abc.abstractmethod
-    async def import_version(self, entries: Iterable[ListEntry], pairings: Iterable[Pairing], *,
-                             source: str, delta: bool = False,
-                             removals: Iterable[ListEntry | Pairing] = ()) -> ListVersion:
+    async def import_version(
+        self,
+        entries: Iterable[ListEntry],
+        pairings: Iterable[Pairing],
+        *,
+        source: str,
+        delta: bool = False,
+        removals: Iterable[ListEntry | Pairing] = (),
+    ) -> ListVersion:
         """Build a new version (a copy of the current one plus changes when ``delta``) and make it
         active atomically. On any error the previous version stays active."""
 

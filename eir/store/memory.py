@@ -127,8 +127,9 @@ class MemoryStore(IdentityStore):
             return _NO_RULES
         return ImsiRules(pairing=p, locked=locked is not None, lock_allows=bool(locked and imei in locked))
 
-    async def observe(self, imei: str, imsi: str | None, origin: str | None, now: float,
-                      window: float) -> Sightings:
+    async def observe(
+        self, imei: str, imsi: str | None, origin: str | None, now: float, window: float
+    ) -> Sightings:
         cutoff = now - window
         rec = self._obs.get(imei)
         if rec is None:
@@ -145,8 +146,10 @@ class MemoryStore(IdentityStore):
         if now - self._obs_pruned > max(window / 4, 1.0):
             self._prune(cutoff)
             self._obs_pruned = now
-        return Sightings(distinct_imsis=sum(1 for t in imsis.values() if t >= cutoff),
-                         distinct_origins=sum(1 for t in origins.values() if t >= cutoff))
+        return Sightings(
+            distinct_imsis=sum(1 for t in imsis.values() if t >= cutoff),
+            distinct_origins=sum(1 for t in origins.values() if t >= cutoff),
+        )
 
     def _prune(self, cutoff: float) -> None:
         for key in list(self._obs):
@@ -155,9 +158,15 @@ class MemoryStore(IdentityStore):
                 del self._obs[key]
 
     # --- lists --------------------------------------------------------------------------------
-    async def import_version(self, entries: Iterable[ListEntry], pairings: Iterable[Pairing], *,
-                             source: str, delta: bool = False,
-                             removals: Iterable[ListEntry | Pairing] = ()) -> ListVersion:
+    async def import_version(
+        self,
+        entries: Iterable[ListEntry],
+        pairings: Iterable[Pairing],
+        *,
+        source: str,
+        delta: bool = False,
+        removals: Iterable[ListEntry | Pairing] = (),
+    ) -> ListVersion:
         async with self._lock:
             base = self._active if delta else None
             v = _Version(ListVersion(id=0, created=0.0, source=source, entries=0))
@@ -184,8 +193,13 @@ class MemoryStore(IdentityStore):
             v.index()
             vid = self._next_id
             self._next_id += 1
-            v.meta = ListVersion(id=vid, created=time.time(), source=source,
-                                 entries=len(v.exact) + len(v.ranges), pairings=len(v.pairs))
+            v.meta = ListVersion(
+                id=vid,
+                created=time.time(),
+                source=source,
+                entries=len(v.exact) + len(v.ranges),
+                pairings=len(v.pairs),
+            )
             self._versions[vid] = v
             self._activate(v)
             self._prune_versions()
@@ -198,14 +212,20 @@ class MemoryStore(IdentityStore):
 
     def _prune_versions(self) -> None:
         ids = sorted(self._versions, reverse=True)
-        for vid in ids[self.keep_versions:]:
+        for vid in ids[self.keep_versions :]:
             if self._active is not None and vid != self._active.meta.id:
                 del self._versions[vid]
 
     def _meta(self, v: _Version) -> ListVersion:
         m = v.meta
-        return ListVersion(id=m.id, created=m.created, source=m.source, entries=m.entries,
-                           pairings=m.pairings, active=v is self._active)
+        return ListVersion(
+            id=m.id,
+            created=m.created,
+            source=m.source,
+            entries=m.entries,
+            pairings=m.pairings,
+            active=v is self._active,
+        )
 
     async def versions(self) -> list[ListVersion]:
         return [self._meta(self._versions[i]) for i in sorted(self._versions, reverse=True)]

@@ -78,7 +78,7 @@ _log = get_logger(component="store.postgres")
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
-    asyncpg.PostgresConnectionError,           # SQLSTATE class 08
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
     asyncpg.exceptions.OperatorInterventionError,  # 57xxx: admin/crash shutdown, cannot connect now
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
@@ -88,34 +88,37 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 _UNAVAILABLE_OR_SQL: tuple[type[BaseException], ...] = (*_UNAVAILABLE, asyncpg.PostgresError)
 
 _MIGRATIONS: list[tuple[int, list[str]]] = [
-    (1, [
-        "CREATE SEQUENCE IF NOT EXISTS eir_version_seq",
-        """CREATE TABLE IF NOT EXISTS eir_versions (
+    (
+        1,
+        [
+            "CREATE SEQUENCE IF NOT EXISTS eir_version_seq",
+            """CREATE TABLE IF NOT EXISTS eir_versions (
                id bigint PRIMARY KEY, created double precision NOT NULL, source text NOT NULL,
                entries bigint NOT NULL, pairings bigint NOT NULL)""",
-        """CREATE TABLE IF NOT EXISTS eir_active (
+            """CREATE TABLE IF NOT EXISTS eir_active (
                one boolean PRIMARY KEY DEFAULT true CHECK (one), version_id bigint)""",
-        "INSERT INTO eir_active (one, version_id) VALUES (true, NULL) ON CONFLICT DO NOTHING",
-        """CREATE TABLE IF NOT EXISTS eir_exact (
+            "INSERT INTO eir_active (one, version_id) VALUES (true, NULL) ON CONFLICT DO NOTHING",
+            """CREATE TABLE IF NOT EXISTS eir_exact (
                version_id bigint NOT NULL, key text NOT NULL, kind text NOT NULL, status text NOT NULL,
                imsi text, reason text) PARTITION BY LIST (version_id)""",
-        "CREATE UNIQUE INDEX IF NOT EXISTS eir_exact_key ON eir_exact (version_id, key)",
-        """CREATE TABLE IF NOT EXISTS eir_ranges (
+            "CREATE UNIQUE INDEX IF NOT EXISTS eir_exact_key ON eir_exact (version_id, key)",
+            """CREATE TABLE IF NOT EXISTS eir_ranges (
                version_id bigint NOT NULL, lo bigint NOT NULL, hi bigint NOT NULL, kind text NOT NULL,
                key text NOT NULL, last text, status text NOT NULL, imsi text, reason text)
                PARTITION BY LIST (version_id)""",
-        "CREATE INDEX IF NOT EXISTS eir_ranges_span ON eir_ranges USING gist (int8range(lo, hi, '[]'))",
-        """CREATE TABLE IF NOT EXISTS eir_pairings (
+            "CREATE INDEX IF NOT EXISTS eir_ranges_span ON eir_ranges USING gist (int8range(lo, hi, '[]'))",
+            """CREATE TABLE IF NOT EXISTS eir_pairings (
                version_id bigint NOT NULL, kind text NOT NULL, imsi text NOT NULL, imei text NOT NULL,
                reason text) PARTITION BY LIST (version_id)""",
-        """CREATE UNIQUE INDEX IF NOT EXISTS eir_pairings_key
+            """CREATE UNIQUE INDEX IF NOT EXISTS eir_pairings_key
                ON eir_pairings (version_id, imsi, imei, kind)""",
-        # Clone sightings, one row per (IMEI, IMSI) and per (IMEI, origin): what = 'i' | 'o'.
-        """CREATE TABLE IF NOT EXISTS eir_observations (
+            # Clone sightings, one row per (IMEI, IMSI) and per (IMEI, origin): what = 'i' | 'o'.
+            """CREATE TABLE IF NOT EXISTS eir_observations (
                imei text NOT NULL, what "char" NOT NULL, value text NOT NULL,
                seen double precision NOT NULL, PRIMARY KEY (imei, what, value))""",
-        "CREATE INDEX IF NOT EXISTS eir_observations_seen ON eir_observations (seen)",
-    ]),
+            "CREATE INDEX IF NOT EXISTS eir_observations_seen ON eir_observations (seen)",
+        ],
+    ),
 ]
 
 _ACTIVE = "(SELECT version_id FROM eir_active)"
@@ -165,10 +168,16 @@ _PAIR_COLS = ["kind", "imsi", "imei", "reason"]
 # (parent, index DDL on a child named {t}, columns identifying a duplicate row)
 _TABLES: list[tuple[str, str, str]] = [
     ("eir_exact", "CREATE UNIQUE INDEX ON {t} (version_id, key)", "a.key = b.key"),
-    ("eir_ranges", "CREATE INDEX ON {t} USING gist (int8range(lo, hi, '[]'))",
-     "a.kind = b.kind AND a.lo = b.lo AND a.hi = b.hi"),
-    ("eir_pairings", "CREATE UNIQUE INDEX ON {t} (version_id, imsi, imei, kind)",
-     "a.imsi = b.imsi AND a.imei = b.imei AND a.kind = b.kind"),
+    (
+        "eir_ranges",
+        "CREATE INDEX ON {t} USING gist (int8range(lo, hi, '[]'))",
+        "a.kind = b.kind AND a.lo = b.lo AND a.hi = b.hi",
+    ),
+    (
+        "eir_pairings",
+        "CREATE UNIQUE INDEX ON {t} (version_id, imsi, imei, kind)",
+        "a.imsi = b.imsi AND a.imei = b.imei AND a.kind = b.kind",
+    ),
 ]
 
 
@@ -191,9 +200,17 @@ class PostgresStore(PushedChanges, IdentityStore):
     cache_lookups = True
     """Tells the checker to cache answers per active version (``watch`` drops the cache)."""
 
-    def __init__(self, url: str, *, keep_versions: int = 5, min_size: int = 0, max_size: int = 10,
-                 connect_timeout: float = 3.0, command_timeout: float = 5.0,
-                 import_timeout: float = 3600.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        keep_versions: int = 5,
+        min_size: int = 0,
+        max_size: int = 10,
+        connect_timeout: float = 3.0,
+        command_timeout: float = 5.0,
+        import_timeout: float = 3600.0,
+    ) -> None:
         self.url = url.replace("postgres://", "postgresql://", 1)
         self.keep_versions = keep_versions
         self.min_size = min_size
@@ -218,7 +235,10 @@ class PostgresStore(PushedChanges, IdentityStore):
         self._closed = False
         try:
             self._pool = await asyncpg.create_pool(
-                self.url, min_size=self.min_size, max_size=self.max_size, timeout=self.connect_timeout,
+                self.url,
+                min_size=self.min_size,
+                max_size=self.max_size,
+                timeout=self.connect_timeout,
                 command_timeout=self.command_timeout,
                 # Generic plans: the hot statements prune partitions at run time (the active
                 # version comes from a sub-select), which beats re-planning every call.
@@ -318,12 +338,16 @@ class PostgresStore(PushedChanges, IdentityStore):
         r = await self._read(lambda con: con.fetchrow(_RULES_SQL, imsi, imei[:14]))
         if r is None or r["locked"] is None:
             return ImsiRules()
-        pairing = (Pairing(kind=PairingKind.PAIRING, imsi=imsi, imei=imei[:14], reason=r["reason"])
-                   if r["paired"] else None)
+        pairing = (
+            Pairing(kind=PairingKind.PAIRING, imsi=imsi, imei=imei[:14], reason=r["reason"])
+            if r["paired"]
+            else None
+        )
         return ImsiRules(pairing=pairing, locked=bool(r["locked"]), lock_allows=bool(r["allows"]))
 
-    async def observe(self, imei: str, imsi: str | None, origin: str | None, now: float,
-                      window: float) -> Sightings:
+    async def observe(
+        self, imei: str, imsi: str | None, origin: str | None, now: float, window: float
+    ) -> Sightings:
         await ensure_in_task()
         pool = self._get_pool()
         try:
@@ -351,9 +375,15 @@ class PostgresStore(PushedChanges, IdentityStore):
         t.add_done_callback(self._bg.discard)
 
     # --- lists --------------------------------------------------------------------------------
-    async def import_version(self, entries: Iterable[ListEntry], pairings: Iterable[Pairing], *,
-                             source: str, delta: bool = False,
-                             removals: Iterable[ListEntry | Pairing] = ()) -> ListVersion:
+    async def import_version(
+        self,
+        entries: Iterable[ListEntry],
+        pairings: Iterable[Pairing],
+        *,
+        source: str,
+        delta: bool = False,
+        removals: Iterable[ListEntry | Pairing] = (),
+    ) -> ListVersion:
         await ensure_in_task()
         pool = self._get_pool()
         try:
@@ -374,9 +404,15 @@ class PostgresStore(PushedChanges, IdentityStore):
         await self._prune_versions()
         return meta
 
-    async def _import(self, con: asyncpg.Connection, entries: Iterable[ListEntry],
-                      pairings: Iterable[Pairing], source: str, delta: bool,
-                      removals: Iterable[ListEntry | Pairing]) -> ListVersion:
+    async def _import(
+        self,
+        con: asyncpg.Connection,
+        entries: Iterable[ListEntry],
+        pairings: Iterable[Pairing],
+        source: str,
+        delta: bool,
+        removals: Iterable[ListEntry | Pairing],
+    ) -> ListVersion:
         t = self.import_timeout
         async with con.transaction():
             # Serialise imports (and rollbacks): a delta must build on the version that is active
@@ -388,7 +424,9 @@ class PostgresStore(PushedChanges, IdentityStore):
                 await con.execute(
                     f"CREATE TABLE {child} (LIKE {parent}, "
                     f"CONSTRAINT {child}_v CHECK (version_id IS NOT NULL AND version_id = {vid}));"
-                    f"ALTER TABLE {child} ALTER COLUMN version_id SET DEFAULT {vid}", timeout=t)
+                    f"ALTER TABLE {child} ALTER COLUMN version_id SET DEFAULT {vid}",
+                    timeout=t,
+                )
 
             # 1. the additions, streamed in chunks (COPY is the fast path)
             exact: list[tuple[Any, ...]] = []
@@ -396,12 +434,14 @@ class PostgresStore(PushedChanges, IdentityStore):
 
             async def flush() -> None:
                 if exact:
-                    await con.copy_records_to_table(names["eir_exact"], records=exact,
-                                                    columns=_EXACT_COLS, timeout=t)
+                    await con.copy_records_to_table(
+                        names["eir_exact"], records=exact, columns=_EXACT_COLS, timeout=t
+                    )
                     exact.clear()
                 if ranges:
-                    await con.copy_records_to_table(names["eir_ranges"], records=ranges,
-                                                    columns=_RANGE_COLS, timeout=t)
+                    await con.copy_records_to_table(
+                        names["eir_ranges"], records=ranges, columns=_RANGE_COLS, timeout=t
+                    )
                     ranges.clear()
 
             for e in entries:
@@ -418,8 +458,11 @@ class PostgresStore(PushedChanges, IdentityStore):
                 for p in chunk:
                     check_pairing(p)
                 await con.copy_records_to_table(
-                    names["eir_pairings"], columns=_PAIR_COLS, timeout=t,
-                    records=[(p.kind.value, p.imsi, p.imei, p.reason) for p in chunk])
+                    names["eir_pairings"],
+                    columns=_PAIR_COLS,
+                    timeout=t,
+                    records=[(p.kind.value, p.imsi, p.imei, p.reason) for p in chunk],
+                )
 
             # 2. within one import the last duplicate wins (COPY appends, so ctid order is row order);
             # 3. a delta carries over the current version's rows that are neither removed nor
@@ -447,33 +490,58 @@ class PostgresStore(PushedChanges, IdentityStore):
             # 5. attach: the CHECK constraint spares the validation scan
             for parent, _index, _same in _TABLES:
                 await con.execute(f"ANALYZE {names[parent]}", timeout=t)
-                await con.execute(f"ALTER TABLE {parent} ATTACH PARTITION {names[parent]} "
-                                  f"FOR VALUES IN ({vid})", timeout=t)
+                await con.execute(
+                    f"ALTER TABLE {parent} ATTACH PARTITION {names[parent]} FOR VALUES IN ({vid})", timeout=t
+                )
             n_entries = await con.fetchval(
                 f"SELECT (SELECT count(*) FROM {names['eir_exact']}) + "
-                f"(SELECT count(*) FROM {names['eir_ranges']})", timeout=t)
+                f"(SELECT count(*) FROM {names['eir_ranges']})",
+                timeout=t,
+            )
             n_pairings = await con.fetchval(f"SELECT count(*) FROM {names['eir_pairings']}", timeout=t)
             created = time.time()
-            await con.execute("INSERT INTO eir_versions (id, created, source, entries, pairings) "
-                              "VALUES ($1, $2, $3, $4, $5)", vid, created, source, n_entries, n_pairings)
+            await con.execute(
+                "INSERT INTO eir_versions (id, created, source, entries, pairings) "
+                "VALUES ($1, $2, $3, $4, $5)",
+                vid,
+                created,
+                source,
+                n_entries,
+                n_pairings,
+            )
             await con.execute("UPDATE eir_active SET version_id = $1", vid)
             await con.execute("SELECT pg_notify($1, $2)", CHANNEL, f"{vid} {self._token}")
-        _log.info("lists_imported", version=vid, entries=n_entries, pairings=n_pairings, source=source,
-                  delta=delta)
-        return ListVersion(id=vid, created=created, source=source, entries=int(n_entries),
-                           pairings=int(n_pairings), active=True)
+        _log.info(
+            "lists_imported", version=vid, entries=n_entries, pairings=n_pairings, source=source, delta=delta
+        )
+        return ListVersion(
+            id=vid,
+            created=created,
+            source=source,
+            entries=int(n_entries),
+            pairings=int(n_pairings),
+            active=True,
+        )
 
     async def _dedupe(self, con: asyncpg.Connection, child: str, same: str) -> None:
-        await con.execute(f"DELETE FROM {child} a USING {child} b WHERE {same} AND a.ctid < b.ctid",
-                          timeout=self.import_timeout)
+        await con.execute(
+            f"DELETE FROM {child} a USING {child} b WHERE {same} AND a.ctid < b.ctid",
+            timeout=self.import_timeout,
+        )
 
-    async def _carry_over(self, con: asyncpg.Connection, names: dict[str, str], cur: int,
-                          removals: Iterable[ListEntry | Pairing]) -> None:
+    async def _carry_over(
+        self,
+        con: asyncpg.Connection,
+        names: dict[str, str],
+        cur: int,
+        removals: Iterable[ListEntry | Pairing],
+    ) -> None:
         t = self.import_timeout
         await con.execute(
             "CREATE TEMP TABLE eir_rm_exact (kind text, key text) ON COMMIT DROP;"
             "CREATE TEMP TABLE eir_rm_ranges (kind text, lo bigint, hi bigint) ON COMMIT DROP;"
-            "CREATE TEMP TABLE eir_rm_pairings (kind text, imsi text, imei text) ON COMMIT DROP")
+            "CREATE TEMP TABLE eir_rm_pairings (kind text, imsi text, imei text) ON COMMIT DROP"
+        )
         rm_exact: list[tuple[str, str]] = []
         rm_ranges: list[tuple[str, int, int]] = []
         rm_pairs: list[tuple[str, str, str]] = []
@@ -487,8 +555,11 @@ class PostgresStore(PushedChanges, IdentityStore):
                     rm_ranges.append((r.kind.value, *bounds(r)))
                 except ValueError:
                     continue  # a range without its last IMEI matches nothing
-        for table, rows in (("eir_rm_exact", rm_exact), ("eir_rm_ranges", rm_ranges),
-                            ("eir_rm_pairings", rm_pairs)):
+        for table, rows in (
+            ("eir_rm_exact", rm_exact),
+            ("eir_rm_ranges", rm_ranges),
+            ("eir_rm_pairings", rm_pairs),
+        ):
             if rows:
                 await con.copy_records_to_table(table, records=rows, timeout=t)
         ex, rg, pa = names["eir_exact"], names["eir_ranges"], names["eir_pairings"]
@@ -496,19 +567,27 @@ class PostgresStore(PushedChanges, IdentityStore):
             f"INSERT INTO {ex} ({', '.join(_EXACT_COLS)}) SELECT {', '.join(_EXACT_COLS)} FROM eir_exact o "
             f"WHERE o.version_id = $1 AND NOT EXISTS (SELECT 1 FROM {ex} c WHERE c.key = o.key) "
             f"AND NOT EXISTS (SELECT 1 FROM eir_rm_exact r WHERE r.key = o.key AND r.kind = o.kind)",
-            cur, timeout=t)
+            cur,
+            timeout=t,
+        )
         await con.execute(
             f"INSERT INTO {rg} ({', '.join(_RANGE_COLS)}) SELECT {', '.join(_RANGE_COLS)} FROM eir_ranges o "
             f"WHERE o.version_id = $1 AND NOT EXISTS "
             f"(SELECT 1 FROM {rg} c WHERE c.kind = o.kind AND c.lo = o.lo AND c.hi = o.hi) "
             f"AND NOT EXISTS (SELECT 1 FROM eir_rm_ranges r "
-            f"WHERE r.kind = o.kind AND r.lo = o.lo AND r.hi = o.hi)", cur, timeout=t)
+            f"WHERE r.kind = o.kind AND r.lo = o.lo AND r.hi = o.hi)",
+            cur,
+            timeout=t,
+        )
         await con.execute(
             f"INSERT INTO {pa} ({', '.join(_PAIR_COLS)}) SELECT {', '.join(_PAIR_COLS)} FROM eir_pairings o "
             f"WHERE o.version_id = $1 AND NOT EXISTS "
             f"(SELECT 1 FROM {pa} c WHERE c.kind = o.kind AND c.imsi = o.imsi AND c.imei = o.imei) "
             f"AND NOT EXISTS (SELECT 1 FROM eir_rm_pairings r "
-            f"WHERE r.kind = o.kind AND r.imsi = o.imsi AND r.imei = o.imei)", cur, timeout=t)
+            f"WHERE r.kind = o.kind AND r.imsi = o.imsi AND r.imei = o.imei)",
+            cur,
+            timeout=t,
+        )
 
     async def _prune_versions(self) -> None:
         """Drop all but the newest ``keep_versions`` versions (never the active one). Best effort:
@@ -521,22 +600,35 @@ class PostgresStore(PushedChanges, IdentityStore):
                 old = await con.fetch(
                     "SELECT id FROM eir_versions WHERE id IS DISTINCT FROM "
                     "(SELECT version_id FROM eir_active) ORDER BY id DESC OFFSET $1",
-                    max(self.keep_versions - 1, 0))
+                    max(self.keep_versions - 1, 0),
+                )
                 for r in old:
                     vid = int(r["id"])
-                    await con.execute(f"DROP TABLE IF EXISTS eir_exact_v{vid}, eir_ranges_v{vid}, "
-                                      f"eir_pairings_v{vid}")
+                    await con.execute(
+                        f"DROP TABLE IF EXISTS eir_exact_v{vid}, eir_ranges_v{vid}, eir_pairings_v{vid}"
+                    )
                     await con.execute("DELETE FROM eir_versions WHERE id = $1", vid)
         except _UNAVAILABLE_OR_SQL as e:
             _log.warning("prune_versions_failed", error=str(e))
 
     async def versions(self) -> list[ListVersion]:
-        rows = await self._read(lambda con: con.fetch(
-            "SELECT v.*, v.id = a.version_id AS active FROM eir_versions v "
-            "LEFT JOIN eir_active a ON true ORDER BY v.id DESC"))
-        return [ListVersion(id=int(r["id"]), created=r["created"], source=r["source"],
-                            entries=int(r["entries"]), pairings=int(r["pairings"]),
-                            active=bool(r["active"])) for r in rows]
+        rows = await self._read(
+            lambda con: con.fetch(
+                "SELECT v.*, v.id = a.version_id AS active FROM eir_versions v "
+                "LEFT JOIN eir_active a ON true ORDER BY v.id DESC"
+            )
+        )
+        return [
+            ListVersion(
+                id=int(r["id"]),
+                created=r["created"],
+                source=r["source"],
+                entries=int(r["entries"]),
+                pairings=int(r["pairings"]),
+                active=bool(r["active"]),
+            )
+            for r in rows
+        ]
 
     async def active_version(self) -> int | None:
         v = await self._read(lambda con: con.fetchval("SELECT version_id FROM eir_active"))
@@ -557,34 +649,54 @@ class PostgresStore(PushedChanges, IdentityStore):
             raise self._unavailable(e) from e
         _log.info("lists_rolled_back", version=version_id)
         self._fire(version_id)
-        return ListVersion(id=int(r["id"]), created=r["created"], source=r["source"],
-                           entries=int(r["entries"]), pairings=int(r["pairings"]), active=True)
+        return ListVersion(
+            id=int(r["id"]),
+            created=r["created"],
+            source=r["source"],
+            entries=int(r["entries"]),
+            pairings=int(r["pairings"]),
+            active=True,
+        )
 
     async def pairings(self) -> list[Pairing]:
-        rows = await self._read(lambda con: con.fetch(
-            f"SELECT kind, imsi, imei, reason FROM eir_pairings WHERE version_id = {_ACTIVE} "
-            "ORDER BY imsi, imei, kind"))
+        rows = await self._read(
+            lambda con: con.fetch(
+                f"SELECT kind, imsi, imei, reason FROM eir_pairings WHERE version_id = {_ACTIVE} "
+                "ORDER BY imsi, imei, kind"
+            )
+        )
         return [_pairing(r) for r in rows]
 
     async def export(self) -> AsyncIterator[ListEntry | Pairing]:
         pool = self._get_pool()
         try:
-            async with pool.acquire(timeout=self.connect_timeout) as con, \
-                    con.transaction(isolation="repeatable_read", readonly=True):
+            async with (
+                pool.acquire(timeout=self.connect_timeout) as con,
+                con.transaction(isolation="repeatable_read", readonly=True),
+            ):
                 vid = await con.fetchval("SELECT version_id FROM eir_active")
                 if vid is None:
                     return
                 async for r in con.cursor(
-                        "SELECT kind, key, NULL::text AS last, status, imsi, reason FROM eir_exact "
-                        "WHERE version_id = $1 ORDER BY key", vid, prefetch=5000):
+                    "SELECT kind, key, NULL::text AS last, status, imsi, reason FROM eir_exact "
+                    "WHERE version_id = $1 ORDER BY key",
+                    vid,
+                    prefetch=5000,
+                ):
                     yield _entry(r)
                 async for r in con.cursor(
-                        "SELECT kind, key, last, status, imsi, reason FROM eir_ranges "
-                        "WHERE version_id = $1 ORDER BY lo, hi, kind", vid, prefetch=5000):
+                    "SELECT kind, key, last, status, imsi, reason FROM eir_ranges "
+                    "WHERE version_id = $1 ORDER BY lo, hi, kind",
+                    vid,
+                    prefetch=5000,
+                ):
                     yield _entry(r)
                 async for r in con.cursor(
-                        "SELECT kind, imsi, imei, reason FROM eir_pairings WHERE version_id = $1 "
-                        "ORDER BY imsi, imei, kind", vid, prefetch=5000):
+                    "SELECT kind, imsi, imei, reason FROM eir_pairings WHERE version_id = $1 "
+                    "ORDER BY imsi, imei, kind",
+                    vid,
+                    prefetch=5000,
+                ):
                     yield _pairing(r)
         except _UNAVAILABLE as e:
             raise self._unavailable(e) from e
@@ -603,9 +715,12 @@ class PostgresStore(PushedChanges, IdentityStore):
         while not self._closed:
             con: asyncpg.Connection | None = None
             try:
-                con = await asyncpg.connect(self.url, timeout=self.connect_timeout,
-                                            command_timeout=self.command_timeout,
-                                            server_settings={"application_name": "eir-listen"})
+                con = await asyncpg.connect(
+                    self.url,
+                    timeout=self.connect_timeout,
+                    command_timeout=self.command_timeout,
+                    server_settings={"application_name": "eir-listen"},
+                )
                 lost = asyncio.Event()
                 con.add_termination_listener(lambda _c, ev=lost: ev.set())
                 await con.add_listener(CHANNEL, self._on_notify)
@@ -640,8 +755,14 @@ class PostgresStore(PushedChanges, IdentityStore):
 
 
 def _entry(r: asyncpg.Record) -> ListEntry:
-    return ListEntry(kind=EntryKind(r["kind"]), key=r["key"], last=r["last"], status=Status(r["status"]),
-                     imsi=r["imsi"], reason=r["reason"])
+    return ListEntry(
+        kind=EntryKind(r["kind"]),
+        key=r["key"],
+        last=r["last"],
+        status=Status(r["status"]),
+        imsi=r["imsi"],
+        reason=r["reason"],
+    )
 
 
 def _pairing(r: asyncpg.Record) -> Pairing:

@@ -84,13 +84,17 @@ from eir.store.ranges import bounds, flatten
 
 _log = get_logger(component="store.redis")
 
-_UNAVAILABLE: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError,
-                                                 TimeoutError)
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    TimeoutError,
+)
 _ANY_ERROR: tuple[type[BaseException], ...] = (*_UNAVAILABLE, RedisError)
-BUCKETS = 1024        # exact entries are spread over this many hashes per version (IMEI mod)
-FLUSH_ROWS = 50_000   # exact rows buffered before a pipelined write
-BATCH = 1000          # fields per HSET / members per ZADD
-PIPELINE = 50         # commands per pipeline round trip
+BUCKETS = 1024  # exact entries are spread over this many hashes per version (IMEI mod)
+FLUSH_ROWS = 50_000  # exact rows buffered before a pipelined write
+BATCH = 1000  # fields per HSET / members per ZADD
+PIPELINE = 50  # commands per pipeline round trip
 STALE_BUILD = 3600.0  # a version still "building" after this long was abandoned by a dead process
 
 _SEP = "\x1f"
@@ -175,8 +179,14 @@ def pack(e: ListEntry) -> str:
 
 def unpack(s: str) -> ListEntry:
     kind, key, last, status, imsi, reason = s.split(_SEP, 5)
-    return ListEntry(kind=EntryKind(kind), key=key, last=_dec(last), status=Status(status),
-                     imsi=_dec(imsi), reason=_dec(reason))
+    return ListEntry(
+        kind=EntryKind(kind),
+        key=key,
+        last=_dec(last),
+        status=Status(status),
+        imsi=_dec(imsi),
+        reason=_dec(reason),
+    )
 
 
 def range_id(e: ListEntry) -> str:
@@ -200,8 +210,9 @@ def _parse_pairings(fields: dict[str, str]) -> dict[tuple[str, str, str], Pairin
         if len(parts) != 3:
             continue  # an ``L:imsi`` lock marker
         kind = PairingKind.PAIRING if parts[0] == "P" else PairingKind.LOCK
-        out[(kind.value, parts[1], parts[2])] = Pairing(kind=kind, imsi=parts[1], imei=parts[2],
-                                                        reason=_dec(reason))
+        out[(kind.value, parts[1], parts[2])] = Pairing(
+            kind=kind, imsi=parts[1], imei=parts[2], reason=_dec(reason)
+        )
     return out
 
 
@@ -214,8 +225,15 @@ class RedisStore(PushedChanges, IdentityStore):
     cache_lookups = True
     """Tells the checker to cache answers per active version (``watch`` drops the cache)."""
 
-    def __init__(self, url: str, *, prefix: str | None = None, keep_versions: int = 5,
-                 connect_timeout: float = 2.0, command_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str | None = None,
+        keep_versions: int = 5,
+        connect_timeout: float = 2.0,
+        command_timeout: float = 5.0,
+    ) -> None:
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
         self.prefix = prefix or query.pop("prefix", None) or "eir"
@@ -238,12 +256,21 @@ class RedisStore(PushedChanges, IdentityStore):
     async def open(self) -> None:
         self._closed = False
         self._r = aioredis.from_url(
-            self.url, decode_responses=True, socket_connect_timeout=self.connect_timeout,
-            socket_timeout=self.command_timeout, retry=Retry(NoBackoff(), 1),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError], health_check_interval=0,
+            self.url,
+            decode_responses=True,
+            socket_connect_timeout=self.connect_timeout,
+            socket_timeout=self.command_timeout,
+            retry=Retry(NoBackoff(), 1),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            health_check_interval=0,
         )
-        for name, src in (("lookup", _LOOKUP_LUA), ("rules", _RULES_LUA), ("observe", _OBSERVE_LUA),
-                          ("flip", _FLIP_LUA), ("rollback", _ROLLBACK_LUA)):
+        for name, src in (
+            ("lookup", _LOOKUP_LUA),
+            ("rules", _RULES_LUA),
+            ("observe", _OBSERVE_LUA),
+            ("flip", _FLIP_LUA),
+            ("rollback", _ROLLBACK_LUA),
+        ):
             self._scripts[name] = self._r.register_script(src)
         try:
             await self._r.ping()
@@ -294,25 +321,38 @@ class RedisStore(PushedChanges, IdentityStore):
             raise StoreError(f"not an IMEI: {imei!r}")
         n = int(imei14)
         sv_ok = imeisv is not None and imeisv.isdigit()
-        args = [self.prefix, imei14, imeisv if sv_ok else "", n, n % BUCKETS,
-                int(imeisv) % BUCKETS if sv_ok else 0]  # type: ignore[arg-type]
+        args = [
+            self.prefix,
+            imei14,
+            imeisv if sv_ok else "",
+            n,
+            n % BUCKETS,
+            int(imeisv) % BUCKETS if sv_ok else 0,
+        ]  # type: ignore[arg-type]
         _v, ie, sv, rng = await self._script("lookup", [], args)
         if ie is None and sv is None and rng is None:
             return _NO_MATCH
-        return Lookup(imei=unpack(ie) if ie else None, imeisv=unpack(sv) if sv else None,
-                      range=unpack(rng) if rng else None)
+        return Lookup(
+            imei=unpack(ie) if ie else None,
+            imeisv=unpack(sv) if sv else None,
+            range=unpack(rng) if rng else None,
+        )
 
     async def imsi_rules(self, imsi: str, imei: str) -> ImsiRules:
         imei14 = imei[:14]
         paired, locked, allows = await self._script("rules", [], [self.prefix, imsi, imei14])
         if paired is None and locked is None:
             return _NO_RULES
-        pairing = (Pairing(kind=PairingKind.PAIRING, imsi=imsi, imei=imei14, reason=_dec(paired))
-                   if paired is not None else None)
+        pairing = (
+            Pairing(kind=PairingKind.PAIRING, imsi=imsi, imei=imei14, reason=_dec(paired))
+            if paired is not None
+            else None
+        )
         return ImsiRules(pairing=pairing, locked=locked is not None, lock_allows=allows is not None)
 
-    async def observe(self, imei: str, imsi: str | None, origin: str | None, now: float,
-                      window: float) -> Sightings:
+    async def observe(
+        self, imei: str, imsi: str | None, origin: str | None, now: float, window: float
+    ) -> Sightings:
         ttl = max(1, math.ceil(window) + 1)
         args = [repr(float(now)), repr(float(now - window)), imsi or "", origin or "", ttl]
         imsis, origins = await self._script("observe", [self._k("o", imei)], args)
@@ -326,9 +366,15 @@ class RedisStore(PushedChanges, IdentityStore):
     def _xkeys(self, vid: int | str) -> list[str]:
         return [self._k("v", vid, "x", b) for b in range(BUCKETS)]
 
-    async def import_version(self, entries: Iterable[ListEntry], pairings: Iterable[Pairing], *,
-                             source: str, delta: bool = False,
-                             removals: Iterable[ListEntry | Pairing] = ()) -> ListVersion:
+    async def import_version(
+        self,
+        entries: Iterable[ListEntry],
+        pairings: Iterable[Pairing],
+        *,
+        source: str,
+        delta: bool = False,
+        removals: Iterable[ListEntry | Pairing] = (),
+    ) -> ListVersion:
         await ensure_in_task()
         r = self.redis
         try:
@@ -347,8 +393,15 @@ class RedisStore(PushedChanges, IdentityStore):
         await self._prune_versions()
         return meta
 
-    async def _build(self, vid: int, entries: Iterable[ListEntry], pairings: Iterable[Pairing],
-                     source: str, delta: bool, removals: Iterable[ListEntry | Pairing]) -> ListVersion:
+    async def _build(
+        self,
+        vid: int,
+        entries: Iterable[ListEntry],
+        pairings: Iterable[Pairing],
+        source: str,
+        delta: bool,
+        removals: Iterable[ListEntry | Pairing],
+    ) -> ListVersion:
         r = self.redis
         kmeta, kr, ks, kp = self._vkeys(vid)[:4]
         kx = self._xkeys(vid)
@@ -362,7 +415,9 @@ class RedisStore(PushedChanges, IdentityStore):
                 # for long); ranges and pairings are rebuilt here
                 _ob, orr, _os, op = self._vkeys(base)[:4]
                 for i in range(0, BUCKETS, PIPELINE):
-                    for src, dst in zip(self._xkeys(base)[i:i + PIPELINE], kx[i:i + PIPELINE], strict=True):
+                    for src, dst in zip(
+                        self._xkeys(base)[i : i + PIPELINE], kx[i : i + PIPELINE], strict=True
+                    ):
                         pipe.copy(src, dst)
                     await pipe.execute()
                 ranges = {k: unpack(v) for k, v in (await r.hgetall(orr)).items()}
@@ -378,7 +433,7 @@ class RedisStore(PushedChanges, IdentityStore):
                         ranges.pop(range_id(x), None)
                 for b, keys in rm_exact.items():
                     for i in range(0, len(keys), BATCH):
-                        pipe.hdel(kx[b], *keys[i:i + BATCH])
+                        pipe.hdel(kx[b], *keys[i : i + BATCH])
                 await pipe.execute()
 
             # additions: exact rows to their bucket hashes in pipelined batches; HSET upserts, so
@@ -415,35 +470,46 @@ class RedisStore(PushedChanges, IdentityStore):
 
             items = list(ranges.items())
             for i in range(0, len(items), BATCH):
-                pipe.hset(kr, mapping={rid: pack(e) for rid, e in items[i:i + BATCH]})
+                pipe.hset(kr, mapping={rid: pack(e) for rid, e in items[i : i + BATCH]})
             segments = flatten((*bounds(e), rid) for rid, e in items)
             for i in range(0, len(segments), BATCH):
-                pipe.zadd(ks, {f"{s}:{e}:{rid}": s for s, e, rid in segments[i:i + BATCH]})
+                pipe.zadd(ks, {f"{s}:{e}:{rid}": s for s, e, rid in segments[i : i + BATCH]})
                 if (i // BATCH) % PIPELINE == PIPELINE - 1:
                     await pipe.execute()
             pf = _pairing_fields(pairs.values())
             pitems = list(pf.items())
             for i in range(0, len(pitems), BATCH):
-                pipe.hset(kp, mapping=dict(pitems[i:i + BATCH]))
+                pipe.hset(kp, mapping=dict(pitems[i : i + BATCH]))
             await pipe.execute()
 
             for k in kx:
                 pipe.hlen(k)
             n_entries = sum(map(int, await pipe.execute())) + len(ranges)
             created = time.time()
-            await r.hset(kmeta, mapping={"created": repr(created), "source": source,
-                                         "entries": n_entries, "pairings": len(pairs)})
+            await r.hset(
+                kmeta,
+                mapping={
+                    "created": repr(created),
+                    "source": source,
+                    "entries": n_entries,
+                    "pairings": len(pairs),
+                },
+            )
             await self._scripts["flip"](
                 keys=[self._k("active"), self._k("versions"), self._k("building"), kmeta],
-                args=[vid, base or "", self.channel, f"{vid} {self._token}"], client=r)
+                args=[vid, base or "", self.channel, f"{vid} {self._token}"],
+                client=r,
+            )
         except _UNAVAILABLE as e:
             raise self._unavailable(e) from e
         except ResponseError as e:
             raise StoreError(f"import failed: {e}") from e
-        _log.info("lists_imported", version=vid, entries=n_entries, pairings=len(pairs), source=source,
-                  delta=delta)
-        return ListVersion(id=vid, created=created, source=source, entries=n_entries, pairings=len(pairs),
-                           active=True)
+        _log.info(
+            "lists_imported", version=vid, entries=n_entries, pairings=len(pairs), source=source, delta=delta
+        )
+        return ListVersion(
+            id=vid, created=created, source=source, entries=n_entries, pairings=len(pairs), active=True
+        )
 
     async def _prune_versions(self) -> None:
         """Delete versions beyond the newest ``keep_versions`` (never the active one) and builds
@@ -452,7 +518,7 @@ class RedisStore(PushedChanges, IdentityStore):
         try:
             active = await r.get(self._k("active"))
             ids = await r.zrevrange(self._k("versions"), 0, -1)
-            old = [v for v in ids[self.keep_versions:] if v != active]
+            old = [v for v in ids[self.keep_versions :] if v != active]
             stale = await r.zrangebyscore(self._k("building"), "-inf", time.time() - STALE_BUILD)
             for v in (*old, *stale):
                 await r.unlink(*self._vkeys(v))
@@ -475,9 +541,18 @@ class RedisStore(PushedChanges, IdentityStore):
             metas = await pipe.execute() if ids else []
         except _UNAVAILABLE as e:
             raise self._unavailable(e) from e
-        return [ListVersion(id=int(v), created=float(m["created"]), source=m["source"],
-                            entries=int(m["entries"]), pairings=int(m["pairings"]), active=v == active)
-                for v, m in zip(ids, metas, strict=True) if m]
+        return [
+            ListVersion(
+                id=int(v),
+                created=float(m["created"]),
+                source=m["source"],
+                entries=int(m["entries"]),
+                pairings=int(m["pairings"]),
+                active=v == active,
+            )
+            for v, m in zip(ids, metas, strict=True)
+            if m
+        ]
 
     async def active_version(self) -> int | None:
         await ensure_in_task()
@@ -490,8 +565,11 @@ class RedisStore(PushedChanges, IdentityStore):
     async def rollback(self, version_id: int) -> ListVersion:
         kmeta = self._k("v", version_id, "meta")
         try:
-            await self._script("rollback", [self._k("active"), self._k("versions"), kmeta],
-                               [version_id, self.channel, f"{version_id} {self._token}"])
+            await self._script(
+                "rollback",
+                [self._k("active"), self._k("versions"), kmeta],
+                [version_id, self.channel, f"{version_id} {self._token}"],
+            )
         except StoreError as e:
             if "EIRNOTFOUND" in str(e):
                 raise VersionNotFoundError(f"no list version {version_id}") from None

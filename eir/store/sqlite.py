@@ -78,14 +78,16 @@ def sqlite_path(url: str, data_dir: str) -> Path:
     if rest in ("", "/"):
         return Path(data_dir) / "eir.db"
     if not rest.startswith("/"):
-        raise StoreError(f"store.url: expected sqlite:///relative/path or sqlite:////absolute/path, "
-                         f"got {url!r}")
+        raise StoreError(
+            f"store.url: expected sqlite:///relative/path or sqlite:////absolute/path, got {url!r}"
+        )
     return Path(rest[1:])
 
 
 def _connect(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
-    con = sqlite3.connect(path, isolation_level=None, check_same_thread=check_same_thread,
-                          cached_statements=256)
+    con = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=check_same_thread, cached_statements=256
+    )
     con.execute("PRAGMA busy_timeout = 5000")
     return con
 
@@ -97,8 +99,9 @@ class SqliteStore(IdentityStore):
     ``watch`` is reliable (same-process imports call back at once, others within poll_interval,
     the same delay the store itself has)."""
 
-    def __init__(self, url: str, data_dir: str = "data", *, poll_interval: float = 1.0,
-                 keep_versions: int = 5) -> None:
+    def __init__(
+        self, url: str, data_dir: str = "data", *, poll_interval: float = 1.0, keep_versions: int = 5
+    ) -> None:
         q = parse_qs(urlsplit(url).query)
         self.url = url
         self.path = sqlite_path(url, data_dir)
@@ -134,13 +137,17 @@ class SqliteStore(IdentityStore):
             # file costs what it costs in a small one (bench/store.py). Address space, not RAM.
             db.execute("PRAGMA mmap_size = 4294967296")
             db.execute("CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v)")
-            db.execute("CREATE TABLE IF NOT EXISTS versions(id INTEGER PRIMARY KEY, created REAL, "
-                       "source TEXT, entries INTEGER, pairings INTEGER)")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS versions(id INTEGER PRIMARY KEY, created REAL, "
+                "source TEXT, entries INTEGER, pairings INTEGER)"
+            )
             obs = _connect(self.obs_path)
             obs.execute("PRAGMA journal_mode = WAL")
             obs.execute("PRAGMA synchronous = OFF")
-            obs.execute("CREATE TABLE IF NOT EXISTS obs(imei TEXT, kind INTEGER, value TEXT, ts REAL, "
-                        "PRIMARY KEY(imei, kind, value)) WITHOUT ROWID")
+            obs.execute(
+                "CREATE TABLE IF NOT EXISTS obs(imei TEXT, kind INTEGER, value TEXT, ts REAL, "
+                "PRIMARY KEY(imei, kind, value)) WITHOUT ROWID"
+            )
             # Set-up above may wait for other workers; on the hot path the loop never waits long
             # for the write lock (see observe()).
             obs.execute("PRAGMA busy_timeout = 5")
@@ -239,17 +246,34 @@ class SqliteStore(IdentityStore):
                 if k < n:
                     continue
                 if kind == 1:
-                    rng = ListEntry(kind=EntryKind.TAC, key=f"{first // TAC_SPAN:08d}", status=_ST_BACK[st],
-                                    imsi=imsi, reason=reason)
+                    rng = ListEntry(
+                        kind=EntryKind.TAC,
+                        key=f"{first // TAC_SPAN:08d}",
+                        status=_ST_BACK[st],
+                        imsi=imsi,
+                        reason=reason,
+                    )
                 else:
-                    rng = ListEntry(kind=EntryKind.RANGE, key=f"{first:014d}", last=f"{last:014d}",
-                                    status=_ST_BACK[st], imsi=imsi, reason=reason)
+                    rng = ListEntry(
+                        kind=EntryKind.RANGE,
+                        key=f"{first:014d}",
+                        last=f"{last:014d}",
+                        status=_ST_BACK[st],
+                        imsi=imsi,
+                        reason=reason,
+                    )
             elif k >= SV_OFFSET:
-                sv = ListEntry(kind=EntryKind.IMEISV, key=f"{k - SV_OFFSET:016d}", status=_ST_BACK[st],
-                               imsi=imsi, reason=reason)
+                sv = ListEntry(
+                    kind=EntryKind.IMEISV,
+                    key=f"{k - SV_OFFSET:016d}",
+                    status=_ST_BACK[st],
+                    imsi=imsi,
+                    reason=reason,
+                )
             else:
-                ie = ListEntry(kind=EntryKind.IMEI, key=f"{k:014d}", status=_ST_BACK[st], imsi=imsi,
-                               reason=reason)
+                ie = ListEntry(
+                    kind=EntryKind.IMEI, key=f"{k:014d}", status=_ST_BACK[st], imsi=imsi, reason=reason
+                )
         if sv is None and ie is None and rng is None:
             return _NO_MATCH
         return Lookup(imeisv=sv, imei=ie, range=rng)
@@ -281,8 +305,9 @@ class SqliteStore(IdentityStore):
                 locked = True
         return ImsiRules(pairing=pairing, locked=locked, lock_allows=locked and allows)
 
-    async def observe(self, imei: str, imsi: str | None, origin: str | None, now: float,
-                      window: float) -> Sightings:
+    async def observe(
+        self, imei: str, imsi: str | None, origin: str | None, now: float, window: float
+    ) -> Sightings:
         obs = self._obs
         if obs is None:
             raise StoreUnavailableError("sqlite store is not open")
@@ -306,14 +331,18 @@ class SqliteStore(IdentityStore):
                 if fresh:
                     pass
                 elif imsi and origin:
-                    obs.execute("INSERT INTO obs VALUES (?1, 0, ?2, ?4), (?1, 1, ?3, ?4) "
-                                "ON CONFLICT(imei, kind, value) DO UPDATE SET ts = excluded.ts",
-                                (imei, imsi, origin, now))
+                    obs.execute(
+                        "INSERT INTO obs VALUES (?1, 0, ?2, ?4), (?1, 1, ?3, ?4) "
+                        "ON CONFLICT(imei, kind, value) DO UPDATE SET ts = excluded.ts",
+                        (imei, imsi, origin, now),
+                    )
                     written = True
                 elif imsi or origin:
-                    obs.execute("INSERT INTO obs VALUES (?, ?, ?, ?) "
-                                "ON CONFLICT(imei, kind, value) DO UPDATE SET ts = excluded.ts",
-                                (imei, 0 if imsi else 1, imsi or origin, now))
+                    obs.execute(
+                        "INSERT INTO obs VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT(imei, kind, value) DO UPDATE SET ts = excluded.ts",
+                        (imei, 0 if imsi else 1, imsi or origin, now),
+                    )
                     written = True
             except sqlite3.OperationalError as e:
                 # Another writer (a worker process, the pruning thread) holds the file for more
@@ -327,8 +356,11 @@ class SqliteStore(IdentityStore):
                 if len(self._obs_written) >= 100_000:
                     self._obs_written.clear()
                 self._obs_written[key] = now
-            counts = dict(obs.execute("SELECT kind, count(*) FROM obs WHERE imei = ? AND ts >= ? "
-                                      "GROUP BY kind", (imei, cutoff)).fetchall())
+            counts = dict(
+                obs.execute(
+                    "SELECT kind, count(*) FROM obs WHERE imei = ? AND ts >= ? GROUP BY kind", (imei, cutoff)
+                ).fetchall()
+            )
             if now - self._obs_pruned > max(window / 4, 1.0) and self._prune_task is None:
                 self._obs_pruned = now
                 self._prune_task = asyncio.get_running_loop().create_task(self._prune_sightings(cutoff))
@@ -360,8 +392,10 @@ class SqliteStore(IdentityStore):
                     if not rows:
                         return
                     writer.execute("BEGIN IMMEDIATE")
-                    writer.executemany("DELETE FROM obs WHERE imei = ? AND kind = ? AND value = ? AND ts < ?",
-                                       [(*r, cutoff) for r in rows])
+                    writer.executemany(
+                        "DELETE FROM obs WHERE imei = ? AND kind = ? AND value = ? AND ts < ?",
+                        [(*r, cutoff) for r in rows],
+                    )
                     writer.execute("COMMIT")
                     stop.wait(0.002)
             finally:
@@ -376,9 +410,15 @@ class SqliteStore(IdentityStore):
             self._prune_task = None
 
     # --- lists --------------------------------------------------------------------------------
-    async def import_version(self, entries: Iterable[ListEntry], pairings: Iterable[Pairing], *,
-                             source: str, delta: bool = False,
-                             removals: Iterable[ListEntry | Pairing] = ()) -> ListVersion:
+    async def import_version(
+        self,
+        entries: Iterable[ListEntry],
+        pairings: Iterable[Pairing],
+        *,
+        source: str,
+        delta: bool = False,
+        removals: Iterable[ListEntry | Pairing] = (),
+    ) -> ListVersion:
         async with self._write_lock:
             vid = await asyncio.to_thread(self._import_sync, entries, pairings, source, delta, removals)
         self._after_write(vid)
@@ -389,8 +429,14 @@ class SqliteStore(IdentityStore):
         for cb in list(self._callbacks):
             cb(vid)
 
-    def _import_sync(self, entries: Iterable[ListEntry], pairings: Iterable[Pairing], source: str,
-                     delta: bool, removals: Iterable[ListEntry | Pairing]) -> int:
+    def _import_sync(
+        self,
+        entries: Iterable[ListEntry],
+        pairings: Iterable[Pairing],
+        source: str,
+        delta: bool,
+        removals: Iterable[ListEntry | Pairing],
+    ) -> int:
         con = _connect(self.path)
         try:
             con.execute("PRAGMA cache_size = -262144")  # 256 MiB while building
@@ -411,21 +457,37 @@ class SqliteStore(IdentityStore):
         finally:
             con.close()
 
-    def _build(self, con: sqlite3.Connection, entries: Iterable[ListEntry], pairings: Iterable[Pairing],
-               source: str, delta: bool, removals: Iterable[ListEntry | Pairing]) -> int:
+    def _build(
+        self,
+        con: sqlite3.Connection,
+        entries: Iterable[ListEntry],
+        pairings: Iterable[Pairing],
+        source: str,
+        delta: bool,
+        removals: Iterable[ListEntry | Pairing],
+    ) -> int:
         row = con.execute("SELECT v FROM meta WHERE k = 'active_version'").fetchone()
         base = int(row[0]) if (delta and row is not None) else None
-        vid = con.execute("INSERT INTO versions(created, source, entries, pairings) VALUES (?, ?, 0, 0)",
-                          (time.time(), source)).lastrowid
+        vid = con.execute(
+            "INSERT INTO versions(created, source, entries, pairings) VALUES (?, ?, 0, 0)",
+            (time.time(), source),
+        ).lastrowid
         assert vid is not None
-        con.execute(f"CREATE TABLE x_{vid}(k INTEGER PRIMARY KEY, st INTEGER NOT NULL, imsi TEXT, "
-                    f"reason TEXT)")
-        con.execute(f"CREATE TABLE r_{vid}(kind INTEGER, first INTEGER, last INTEGER, st INTEGER NOT NULL, "
-                    f"imsi TEXT, reason TEXT, PRIMARY KEY(kind, first, last)) WITHOUT ROWID")
-        con.execute(f"CREATE TABLE s_{vid}(start INTEGER PRIMARY KEY, end INTEGER NOT NULL, kind INTEGER, "
-                    f"first INTEGER, last INTEGER, st INTEGER, imsi TEXT, reason TEXT)")
-        con.execute(f"CREATE TABLE p_{vid}(imsi TEXT, kind INTEGER, imei INTEGER, reason TEXT, "
-                    f"PRIMARY KEY(imsi, kind, imei)) WITHOUT ROWID")
+        con.execute(
+            f"CREATE TABLE x_{vid}(k INTEGER PRIMARY KEY, st INTEGER NOT NULL, imsi TEXT, reason TEXT)"
+        )
+        con.execute(
+            f"CREATE TABLE r_{vid}(kind INTEGER, first INTEGER, last INTEGER, st INTEGER NOT NULL, "
+            f"imsi TEXT, reason TEXT, PRIMARY KEY(kind, first, last)) WITHOUT ROWID"
+        )
+        con.execute(
+            f"CREATE TABLE s_{vid}(start INTEGER PRIMARY KEY, end INTEGER NOT NULL, kind INTEGER, "
+            f"first INTEGER, last INTEGER, st INTEGER, imsi TEXT, reason TEXT)"
+        )
+        con.execute(
+            f"CREATE TABLE p_{vid}(imsi TEXT, kind INTEGER, imei INTEGER, reason TEXT, "
+            f"PRIMARY KEY(imsi, kind, imei)) WITHOUT ROWID"
+        )
         if base is not None:
             for t in "xrp":
                 con.execute(f"INSERT INTO {t}_{vid} SELECT * FROM {t}_{base}")
@@ -453,18 +515,20 @@ class SqliteStore(IdentityStore):
 
         allr = con.execute(f"SELECT kind, first, last, st, imsi, reason FROM r_{vid}").fetchall()
         segs = flatten((r[1], r[2], r) for r in allr)
-        con.executemany(f"INSERT INTO s_{vid} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        ((s, e, *r) for s, e, r in segs))
+        con.executemany(
+            f"INSERT INTO s_{vid} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", ((s, e, *r) for s, e, r in segs)
+        )
         nx = con.execute(f"SELECT count(*) FROM x_{vid}").fetchone()[0]
         npairs = con.execute(f"SELECT count(*) FROM p_{vid}").fetchone()[0]
-        con.execute("UPDATE versions SET entries = ?, pairings = ? WHERE id = ?",
-                    (nx + len(allr), npairs, vid))
+        con.execute(
+            "UPDATE versions SET entries = ?, pairings = ? WHERE id = ?", (nx + len(allr), npairs, vid)
+        )
         con.execute("INSERT OR REPLACE INTO meta VALUES ('active_version', ?)", (vid,))
         return int(vid)
 
     def _prune(self, con: sqlite3.Connection, active: int) -> None:
         ids = [r[0] for r in con.execute("SELECT id FROM versions ORDER BY id DESC")]
-        old = [i for i in ids[self.keep_versions:] if i != active]
+        old = [i for i in ids[self.keep_versions :] if i != active]
         for vid in old:
             con.execute("BEGIN IMMEDIATE")
             try:
@@ -489,12 +553,17 @@ class SqliteStore(IdentityStore):
     async def versions(self) -> list[ListVersion]:
         try:
             self._maybe_poll()
-            rows = self._conn().execute(
-                "SELECT id, created, source, entries, pairings FROM versions ORDER BY id DESC").fetchall()
+            rows = (
+                self._conn()
+                .execute("SELECT id, created, source, entries, pairings FROM versions ORDER BY id DESC")
+                .fetchall()
+            )
         except sqlite3.Error as e:
             raise StoreUnavailableError(f"sqlite versions: {e}") from e
-        return [ListVersion(id=i, created=c, source=s, entries=n, pairings=p, active=i == self._version)
-                for i, c, s, n, p in rows]
+        return [
+            ListVersion(id=i, created=c, source=s, entries=n, pairings=p, active=i == self._version)
+            for i, c, s, n, p in rows
+        ]
 
     async def active_version(self) -> int | None:
         try:
@@ -543,21 +612,44 @@ class SqliteStore(IdentityStore):
             while batch := cur.fetchmany(10_000):
                 for k, st, imsi, reason in batch:
                     if k >= SV_OFFSET:
-                        yield ListEntry(kind=EntryKind.IMEISV, key=f"{k - SV_OFFSET:016d}",
-                                        status=_ST_BACK[st], imsi=imsi, reason=reason)
+                        yield ListEntry(
+                            kind=EntryKind.IMEISV,
+                            key=f"{k - SV_OFFSET:016d}",
+                            status=_ST_BACK[st],
+                            imsi=imsi,
+                            reason=reason,
+                        )
                     else:
-                        yield ListEntry(kind=EntryKind.IMEI, key=f"{k:014d}", status=_ST_BACK[st],
-                                        imsi=imsi, reason=reason)
+                        yield ListEntry(
+                            kind=EntryKind.IMEI,
+                            key=f"{k:014d}",
+                            status=_ST_BACK[st],
+                            imsi=imsi,
+                            reason=reason,
+                        )
             for kind, first, last, st, imsi, reason in con.execute(
-                    f"SELECT kind, first, last, st, imsi, reason FROM r_{vid}").fetchall():
+                f"SELECT kind, first, last, st, imsi, reason FROM r_{vid}"
+            ).fetchall():
                 if kind == 1:
-                    yield ListEntry(kind=EntryKind.TAC, key=f"{first // TAC_SPAN:08d}", status=_ST_BACK[st],
-                                    imsi=imsi, reason=reason)
+                    yield ListEntry(
+                        kind=EntryKind.TAC,
+                        key=f"{first // TAC_SPAN:08d}",
+                        status=_ST_BACK[st],
+                        imsi=imsi,
+                        reason=reason,
+                    )
                 else:
-                    yield ListEntry(kind=EntryKind.RANGE, key=f"{first:014d}", last=f"{last:014d}",
-                                    status=_ST_BACK[st], imsi=imsi, reason=reason)
+                    yield ListEntry(
+                        kind=EntryKind.RANGE,
+                        key=f"{first:014d}",
+                        last=f"{last:014d}",
+                        status=_ST_BACK[st],
+                        imsi=imsi,
+                        reason=reason,
+                    )
             for imsi, kind, imei, reason in con.execute(
-                    f"SELECT imsi, kind, imei, reason FROM p_{vid}").fetchall():
+                f"SELECT imsi, kind, imei, reason FROM p_{vid}"
+            ).fetchall():
                 yield Pairing(kind=_PK_BACK[kind], imsi=imsi, imei=f"{imei:014d}", reason=reason)
             con.execute("COMMIT")
         finally:
@@ -567,8 +659,7 @@ class SqliteStore(IdentityStore):
         if callback not in self._callbacks:
             self._callbacks.append(callback)
         if self._watch_task is None:
-            self._watch_task = asyncio.get_running_loop().create_task(self._watch_loop(),
-                                                                      name="sqlite-watch")
+            self._watch_task = asyncio.get_running_loop().create_task(self._watch_loop(), name="sqlite-watch")
 
     async def _watch_loop(self) -> None:
         while True:
@@ -580,8 +671,9 @@ class SqliteStore(IdentityStore):
                 pass  # the next lookup reports the outage; keep watching
 
 
-def _exact_rows(entries: Iterable[ListEntry], ranges: list[Any],
-                last_row: list[Any]) -> Iterator[tuple[Any, ...]]:
+def _exact_rows(
+    entries: Iterable[ListEntry], ranges: list[Any], last_row: list[Any]
+) -> Iterator[tuple[Any, ...]]:
     """Exact entries as rows; range/TAC rows are put aside in ``ranges``. Validates cheaply.
     An :class:`EntryRows` is read as tuples (no ListEntry objects: the bulk path). ``last_row[0]``
     is the row yielded last (the one a constraint refused, see :func:`_insert_all`)."""
@@ -594,8 +686,11 @@ def _exact_rows(entries: Iterable[ListEntry], ranges: list[Any],
                 t = last_row[0] = (int(key), s, imsi, reason)
                 yield t
             else:
-                yield from _exact_rows((ListEntry(kind=kind, key=key, last=last, status=status, imsi=imsi,
-                                                  reason=reason),), ranges, last_row)
+                yield from _exact_rows(
+                    (ListEntry(kind=kind, key=key, last=last, status=status, imsi=imsi, reason=reason),),
+                    ranges,
+                    last_row,
+                )
         return
     for e in entries:
         kind, key = e.kind, e.key
@@ -623,8 +718,9 @@ def _tracked(rows: Iterable[tuple[Any, ...]], last_row: list[Any]) -> Iterator[t
         yield r
 
 
-def _insert_all(con: sqlite3.Connection, table: str, ncols: int, rows: Iterator[tuple[Any, ...]],
-                last_row: list[Any]) -> None:
+def _insert_all(
+    con: sqlite3.Connection, table: str, ncols: int, rows: Iterator[tuple[Any, ...]], last_row: list[Any]
+) -> None:
     """Plain INSERT (fastest: ~1.5 us/row) and an upsert only for the rows that collide (duplicates
     in the input, or a delta replacing an entry): last one wins. ``rows`` keeps ``last_row[0]`` set
     to the row it yielded last, which is the one the constraint refused."""
@@ -652,8 +748,9 @@ def _range_row(e: ListEntry) -> tuple[int, int, int, int, str | None, str | None
         kind = 1
     else:
         lst = e.last or ""
-        if not (len(key) == 14 and len(lst) == 14 and key.isdigit() and lst.isdigit()
-                and int(lst) >= int(key)):
+        if not (
+            len(key) == 14 and len(lst) == 14 and key.isdigit() and lst.isdigit() and int(lst) >= int(key)
+        ):
             raise StoreError(f"invalid range entry {key!r}-{lst!r}")
         first, last, kind = int(key), int(lst), 0
     return (kind, first, last, _ST.get(e.status, 0), e.imsi, e.reason)

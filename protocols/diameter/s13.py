@@ -290,9 +290,20 @@ def _ecr_constructor() -> Callable[..., EquipmentCheckRequested]:
     gives the identical frozen object for less than half of that."""
     names = [f.name for f in fields(EquipmentCheckRequested)]
     if names != [
-        "hop_by_hop", "end_to_end", "flags", "session_id", "origin_host", "origin_realm",
-        "destination_realm", "destination_host", "imei", "software_version", "meid", "imsi",
-        "session_id_avp", "proxy_info",
+        "hop_by_hop",
+        "end_to_end",
+        "flags",
+        "session_id",
+        "origin_host",
+        "origin_realm",
+        "destination_realm",
+        "destination_host",
+        "imei",
+        "software_version",
+        "meid",
+        "imsi",
+        "session_id_avp",
+        "proxy_info",
     ]:  # pragma: no cover - guards the positional order below against an edit of the event
         raise LocalProtocolError(f"EquipmentCheckRequested fields changed: {names}")
     s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13 = (
@@ -356,7 +367,11 @@ class EcrMemo:
     def __init__(self) -> None:
         self.run = b""
         self.values: tuple[str | None, str | None, str | None, str | None, bool] = (
-            None, None, None, None, False,
+            None,
+            None,
+            None,
+            None,
+            False,
         )
 
 

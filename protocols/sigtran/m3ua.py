@@ -170,23 +170,38 @@ AS_STATE_INFO = {2: "AS-INACTIVE", 3: "AS-ACTIVE", 4: "AS-PENDING"}
 # with ERR "Unexpected Parameter" (0x13); a missing mandatory one with "Missing Parameter" (0x16).
 _T = Tag
 _ALLOWED: dict[MessageType, frozenset[int]] = {
-    MessageType.ERR: frozenset({_T.ERROR_CODE, _T.ROUTING_CONTEXT, _T.NETWORK_APPEARANCE,
-                                _T.AFFECTED_POINT_CODE, _T.DIAGNOSTIC_INFO}),
+    MessageType.ERR: frozenset(
+        {_T.ERROR_CODE, _T.ROUTING_CONTEXT, _T.NETWORK_APPEARANCE, _T.AFFECTED_POINT_CODE, _T.DIAGNOSTIC_INFO}
+    ),
     MessageType.NTFY: frozenset({_T.STATUS, _T.ASP_IDENTIFIER, _T.ROUTING_CONTEXT, _T.INFO_STRING}),
-    MessageType.DATA: frozenset({_T.NETWORK_APPEARANCE, _T.ROUTING_CONTEXT, _T.PROTOCOL_DATA,
-                                 _T.CORRELATION_ID}),
-    MessageType.DUNA: frozenset({_T.NETWORK_APPEARANCE, _T.ROUTING_CONTEXT, _T.AFFECTED_POINT_CODE,
-                                 _T.INFO_STRING}),
-    MessageType.DAVA: frozenset({_T.NETWORK_APPEARANCE, _T.ROUTING_CONTEXT, _T.AFFECTED_POINT_CODE,
-                                 _T.INFO_STRING}),
-    MessageType.DAUD: frozenset({_T.NETWORK_APPEARANCE, _T.ROUTING_CONTEXT, _T.AFFECTED_POINT_CODE,
-                                 _T.INFO_STRING}),
-    MessageType.SCON: frozenset({_T.NETWORK_APPEARANCE, _T.ROUTING_CONTEXT, _T.AFFECTED_POINT_CODE,
-                                 _T.CONCERNED_DESTINATION, _T.CONGESTION_INDICATIONS, _T.INFO_STRING}),
-    MessageType.DUPU: frozenset({_T.NETWORK_APPEARANCE, _T.ROUTING_CONTEXT, _T.AFFECTED_POINT_CODE,
-                                 _T.USER_CAUSE, _T.INFO_STRING}),
-    MessageType.DRST: frozenset({_T.NETWORK_APPEARANCE, _T.ROUTING_CONTEXT, _T.AFFECTED_POINT_CODE,
-                                 _T.INFO_STRING}),
+    MessageType.DATA: frozenset(
+        {_T.NETWORK_APPEARANCE, _T.ROUTING_CONTEXT, _T.PROTOCOL_DATA, _T.CORRELATION_ID}
+    ),
+    MessageType.DUNA: frozenset(
+        {_T.NETWORK_APPEARANCE, _T.ROUTING_CONTEXT, _T.AFFECTED_POINT_CODE, _T.INFO_STRING}
+    ),
+    MessageType.DAVA: frozenset(
+        {_T.NETWORK_APPEARANCE, _T.ROUTING_CONTEXT, _T.AFFECTED_POINT_CODE, _T.INFO_STRING}
+    ),
+    MessageType.DAUD: frozenset(
+        {_T.NETWORK_APPEARANCE, _T.ROUTING_CONTEXT, _T.AFFECTED_POINT_CODE, _T.INFO_STRING}
+    ),
+    MessageType.SCON: frozenset(
+        {
+            _T.NETWORK_APPEARANCE,
+            _T.ROUTING_CONTEXT,
+            _T.AFFECTED_POINT_CODE,
+            _T.CONCERNED_DESTINATION,
+            _T.CONGESTION_INDICATIONS,
+            _T.INFO_STRING,
+        }
+    ),
+    MessageType.DUPU: frozenset(
+        {_T.NETWORK_APPEARANCE, _T.ROUTING_CONTEXT, _T.AFFECTED_POINT_CODE, _T.USER_CAUSE, _T.INFO_STRING}
+    ),
+    MessageType.DRST: frozenset(
+        {_T.NETWORK_APPEARANCE, _T.ROUTING_CONTEXT, _T.AFFECTED_POINT_CODE, _T.INFO_STRING}
+    ),
     MessageType.ASPUP: frozenset({_T.ASP_IDENTIFIER, _T.INFO_STRING}),
     MessageType.ASPUP_ACK: frozenset({_T.ASP_IDENTIFIER, _T.INFO_STRING}),
     MessageType.ASPDN: frozenset({_T.INFO_STRING}),
@@ -210,14 +225,24 @@ _MANDATORY: dict[MessageType, tuple[int, ...]] = {
     MessageType.DRST: (_T.AFFECTED_POINT_CODE,),
 }
 _FIXED_LEN = {
-    _T.ERROR_CODE: 4, _T.TRAFFIC_MODE_TYPE: 4, _T.STATUS: 4, _T.ASP_IDENTIFIER: 4,
-    _T.CORRELATION_ID: 4, _T.NETWORK_APPEARANCE: 4, _T.USER_CAUSE: 4, _T.CONCERNED_DESTINATION: 4,
+    _T.ERROR_CODE: 4,
+    _T.TRAFFIC_MODE_TYPE: 4,
+    _T.STATUS: 4,
+    _T.ASP_IDENTIFIER: 4,
+    _T.CORRELATION_ID: 4,
+    _T.NETWORK_APPEARANCE: 4,
+    _T.USER_CAUSE: 4,
+    _T.CONCERNED_DESTINATION: 4,
     _T.CONGESTION_INDICATIONS: 4,
 }
 """Parameters whose value is exactly one 32-bit field; any other length is a Parameter Field Error."""
-_U32_LIST = frozenset({
-    _T.ROUTING_CONTEXT, _T.AFFECTED_POINT_CODE, _T.ORIGINATING_POINT_CODE_LIST,
-})
+_U32_LIST = frozenset(
+    {
+        _T.ROUTING_CONTEXT,
+        _T.AFFECTED_POINT_CODE,
+        _T.ORIGINATING_POINT_CODE_LIST,
+    }
+)
 """Parameters whose value is a list of 32-bit fields (§3.3.1 Routing Context, §3.4.1 Affected Point
 Code, §3.6.2 OPC List): empty or not a multiple of 4 octets is a Parameter Field Error (§3.8.1)."""
 
@@ -225,8 +250,14 @@ Code, §3.6.2 OPC List): empty or not a multiple of 4 octets is a Parameter Fiel
 class M3uaDecodeError(Exception):
     """A received message is malformed; ``code`` is the ERR Error Code to answer with (§3.8.1)."""
 
-    def __init__(self, code: ErrorCode, detail: str, *, routing_context: int | None = None,
-                 network_appearance: int | None = None) -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        detail: str,
+        *,
+        routing_context: int | None = None,
+        network_appearance: int | None = None,
+    ) -> None:
         super().__init__(f"{code.name}: {detail}")
         self.code = code
         self.detail = detail
@@ -294,8 +325,9 @@ class Message:
         if v is None:
             return ()
         if len(v) % 4:
-            raise M3uaDecodeError(ErrorCode.PARAMETER_FIELD_ERROR,
-                                  f"parameter 0x{tag:04x} length {len(v)} not a multiple of 4")
+            raise M3uaDecodeError(
+                ErrorCode.PARAMETER_FIELD_ERROR, f"parameter 0x{tag:04x} length {len(v)} not a multiple of 4"
+            )
         return struct.unpack(f"!{len(v) // 4}I", v)
 
 
@@ -310,8 +342,9 @@ def encode_message(msg_type: MessageType, params: Sequence[tuple[int, bytes]] = 
     return HEADER.pack(VERSION, 0, msg_type >> 8, msg_type & 0xFF, 8 + len(body)) + body
 
 
-def encode_data(pd: ProtocolData, *, routing_context: int | None = None,
-                network_appearance: int | None = None) -> bytes:
+def encode_data(
+    pd: ProtocolData, *, routing_context: int | None = None, network_appearance: int | None = None
+) -> bytes:
     """DATA (§3.3.1) built in one pass: the hot path of every checkIMEI answer."""
     payload = pd.data
     pad = -len(payload) % 4
@@ -323,11 +356,16 @@ def encode_data(pd: ProtocolData, *, routing_context: int | None = None,
     head = b"".join(parts)
     pd_len = 16 + len(payload)
     total = 8 + len(head) + pd_len + pad
-    return b"".join((
-        HEADER.pack(VERSION, 0, 1, 1, total), head,
-        TLV.pack(Tag.PROTOCOL_DATA, pd_len),
-        PD_HEAD.pack(pd.opc, pd.dpc, pd.si, pd.ni, pd.mp, pd.sls), payload, b"\0" * pad,
-    ))
+    return b"".join(
+        (
+            HEADER.pack(VERSION, 0, 1, 1, total),
+            head,
+            TLV.pack(Tag.PROTOCOL_DATA, pd_len),
+            PD_HEAD.pack(pd.opc, pd.dpc, pd.si, pd.ni, pd.mp, pd.sls),
+            payload,
+            b"\0" * pad,
+        )
+    )
 
 
 def decode_message(buf: bytes) -> Message:
@@ -343,8 +381,9 @@ def decode_message(buf: bytes) -> Message:
     try:
         mt = MessageType((mclass << 8) | mtype)
     except ValueError:
-        raise M3uaDecodeError(ErrorCode.UNSUPPORTED_MESSAGE_TYPE,
-                              f"message type {mtype} in class {mclass}") from None
+        raise M3uaDecodeError(
+            ErrorCode.UNSUPPORTED_MESSAGE_TYPE, f"message type {mtype} in class {mclass}"
+        ) from None
     if length != len(buf):
         raise M3uaDecodeError(ErrorCode.PROTOCOL_ERROR, f"length field {length} != message size {len(buf)}")
     allowed = _ALLOWED[mt]
@@ -357,27 +396,31 @@ def decode_message(buf: bytes) -> Message:
             raise M3uaDecodeError(ErrorCode.PARAMETER_FIELD_ERROR, f"truncated parameter header at {off}")
         tag, plen = TLV.unpack_from(buf, off)
         if plen < 4 or off + plen > end:
-            raise M3uaDecodeError(ErrorCode.PARAMETER_FIELD_ERROR,
-                                  f"parameter 0x{tag:04x} length {plen} at offset {off}")
+            raise M3uaDecodeError(
+                ErrorCode.PARAMETER_FIELD_ERROR, f"parameter 0x{tag:04x} length {plen} at offset {off}"
+            )
         if tag not in allowed:
-            raise M3uaDecodeError(ErrorCode.UNEXPECTED_PARAMETER,
-                                  f"parameter 0x{tag:04x} not expected in {mt.name}")
+            raise M3uaDecodeError(
+                ErrorCode.UNEXPECTED_PARAMETER, f"parameter 0x{tag:04x} not expected in {mt.name}"
+            )
         if tag in seen:
             raise M3uaDecodeError(ErrorCode.UNEXPECTED_PARAMETER, f"parameter 0x{tag:04x} repeated")
         seen.add(tag)
-        value = bytes(buf[off + 4: off + plen])
+        value = bytes(buf[off + 4 : off + plen])
         fixed = _FIXED_LEN.get(tag)
         if (fixed is not None and len(value) != fixed) or (
             tag in _U32_LIST and (not value or len(value) % 4)
         ):
-            raise M3uaDecodeError(ErrorCode.PARAMETER_FIELD_ERROR,
-                                  f"parameter 0x{tag:04x} value length {len(value)}")
+            raise M3uaDecodeError(
+                ErrorCode.PARAMETER_FIELD_ERROR, f"parameter 0x{tag:04x} value length {len(value)}"
+            )
         params.append((tag, value))
         off += plen + (-plen % 4)
     for tag in _MANDATORY.get(mt, ()):
         if tag not in seen:
-            raise M3uaDecodeError(ErrorCode.MISSING_PARAMETER,
-                                  f"{mt.name} without mandatory parameter 0x{tag:04x}")
+            raise M3uaDecodeError(
+                ErrorCode.MISSING_PARAMETER, f"{mt.name} without mandatory parameter 0x{tag:04x}"
+            )
     return Message(mt, tuple(params))
 
 
@@ -485,16 +528,25 @@ def _asp_row(state: AspState) -> dict[tuple[Role, AspState, AspInput], tuple[Act
 
 
 TRANSITIONS: dict[tuple[Role, AspState, AspInput], tuple[Action, AspState]] = {
-    **_sg_row(_D), **_sg_row(_N), **_sg_row(_X),
-    **_asp_row(_D), **_asp_row(_N), **_asp_row(_X),
+    **_sg_row(_D),
+    **_sg_row(_N),
+    **_sg_row(_X),
+    **_asp_row(_D),
+    **_asp_row(_N),
+    **_asp_row(_X),
 }
 """The one table: (role, state, input) → (action, new state). Every pair is listed (tests walk it)."""
 
 _RX_INPUT = {
-    MessageType.ASPUP: _I.RX_ASPUP, MessageType.ASPDN: _I.RX_ASPDN, MessageType.ASPAC: _I.RX_ASPAC,
-    MessageType.ASPIA: _I.RX_ASPIA, MessageType.ASPUP_ACK: _I.RX_ASPUP_ACK,
-    MessageType.ASPDN_ACK: _I.RX_ASPDN_ACK, MessageType.ASPAC_ACK: _I.RX_ASPAC_ACK,
-    MessageType.ASPIA_ACK: _I.RX_ASPIA_ACK, MessageType.DATA: _I.RX_DATA,
+    MessageType.ASPUP: _I.RX_ASPUP,
+    MessageType.ASPDN: _I.RX_ASPDN,
+    MessageType.ASPAC: _I.RX_ASPAC,
+    MessageType.ASPIA: _I.RX_ASPIA,
+    MessageType.ASPUP_ACK: _I.RX_ASPUP_ACK,
+    MessageType.ASPDN_ACK: _I.RX_ASPDN_ACK,
+    MessageType.ASPAC_ACK: _I.RX_ASPAC_ACK,
+    MessageType.ASPIA_ACK: _I.RX_ASPIA_ACK,
+    MessageType.DATA: _I.RX_DATA,
 }
 
 
@@ -562,8 +614,16 @@ class ConnectionTerminated:
     reason: str
 
 
-Event = (AspStateChanged | DataReceived | ErrorSent | ErrorReceived | NotifyReceived
-         | SignallingNetworkManagementReceived | HeartbeatAcked | ConnectionTerminated)
+Event = (
+    AspStateChanged
+    | DataReceived
+    | ErrorSent
+    | ErrorReceived
+    | NotifyReceived
+    | SignallingNetworkManagementReceived
+    | HeartbeatAcked
+    | ConnectionTerminated
+)
 
 
 # --- the connection core -----------------------------------------------------------------------------
@@ -631,8 +691,13 @@ class M3uaConnection:
         """Queue DATA. RC defaults to the one configured, or the one the peer activated with."""
         if self.state is not AspState.ACTIVE:
             raise LocalProtocolError(f"DATA needs ASP-ACTIVE, association is {self.state.name}")
-        self._out.append(encode_data(pd, routing_context=self.routing_context_for_data(routing_context),
-                                     network_appearance=self.settings.network_appearance))
+        self._out.append(
+            encode_data(
+                pd,
+                routing_context=self.routing_context_for_data(routing_context),
+                network_appearance=self.settings.network_appearance,
+            )
+        )
 
     def routing_context_for_data(self, rc: int | None = None) -> int | None:
         if rc is not None:
@@ -700,17 +765,17 @@ class M3uaConnection:
         n = len(buf)
         maxlen = self.settings.max_message_size
         while n - off >= 8:
-            length = int.from_bytes(buf[off + 4: off + 8], "big")
+            length = int.from_bytes(buf[off + 4 : off + 8], "big")
             if length < 8 or length > maxlen:
                 detail = f"message length {length} outside 8..{maxlen}: stream framing lost"
-                self._err(ErrorCode.PROTOCOL_ERROR, bytes(buf[off: off + _ERR_DIAG_MAX]))
+                self._err(ErrorCode.PROTOCOL_ERROR, bytes(buf[off : off + _ERR_DIAG_MAX]))
                 events.append(ErrorSent(code=ErrorCode.PROTOCOL_ERROR, detail=detail))
                 events.append(self._terminate(detail))
                 del buf[:]
                 return events
             if n - off < length:
                 break
-            msg = bytes(buf[off: off + length])
+            msg = bytes(buf[off : off + length])
             off += length
             self._handle_message(msg, now, stream, events)
             if self.closed:
@@ -733,11 +798,18 @@ class M3uaConnection:
                 self._reject(e, raw, events)
                 return
             if stream == 0:
-                self._reject(M3uaDecodeError(ErrorCode.INVALID_STREAM_IDENTIFIER,
-                                             "DATA on SCTP stream 0"), raw, events)
+                self._reject(
+                    M3uaDecodeError(ErrorCode.INVALID_STREAM_IDENTIFIER, "DATA on SCTP stream 0"), raw, events
+                )
                 return
-            events.append(DataReceived(data=pd, routing_context=rc, network_appearance=na,
-                                       correlation_id=msg.get_u32(Tag.CORRELATION_ID)))
+            events.append(
+                DataReceived(
+                    data=pd,
+                    routing_context=rc,
+                    network_appearance=na,
+                    correlation_id=msg.get_u32(Tag.CORRELATION_ID),
+                )
+            )
             return
         try:
             msg = decode_message(raw)
@@ -745,15 +817,19 @@ class M3uaConnection:
         except M3uaDecodeError as e:
             self._reject(e, raw, events)
 
-    def _dispatch(self, msg: Message, raw: bytes, now: float, stream: int | None,
-                  events: list[Event]) -> None:
+    def _dispatch(
+        self, msg: Message, raw: bytes, now: float, stream: int | None, events: list[Event]
+    ) -> None:
         """A decoded message off the DATA fast path. A parameter found unusable here raises
         :class:`M3uaDecodeError`, answered with ERR by the caller like a decoding error."""
         mt = msg.type
         if stream is not None and stream != 0 and mt >> 8 in (0, 3):
             # §1.4.7 / §3.1.2: MGMT and ASPSM messages go on stream 0.
-            self._reject(M3uaDecodeError(ErrorCode.INVALID_STREAM_IDENTIFIER,
-                                         f"{mt.name} on SCTP stream {stream}"), raw, events)
+            self._reject(
+                M3uaDecodeError(ErrorCode.INVALID_STREAM_IDENTIFIER, f"{mt.name} on SCTP stream {stream}"),
+                raw,
+                events,
+            )
             return
         inp = _RX_INPUT.get(mt)
         if inp is not None:
@@ -766,42 +842,60 @@ class M3uaConnection:
             self._beats_unanswered = 0
             events.append(HeartbeatAcked(data=msg.get(Tag.HEARTBEAT_DATA) or b""))
         elif mt is MessageType.ERR:
-            events.append(ErrorReceived(code=msg.get_u32(Tag.ERROR_CODE) or 0,
-                                        diagnostic=msg.get(Tag.DIAGNOSTIC_INFO) or b""))
+            events.append(
+                ErrorReceived(
+                    code=msg.get_u32(Tag.ERROR_CODE) or 0, diagnostic=msg.get(Tag.DIAGNOSTIC_INFO) or b""
+                )
+            )
         elif mt is MessageType.NTFY:
             status = msg.get(Tag.STATUS) or b"\0\0\0\0"
             st, si = struct.unpack("!HH", status)
             info = (msg.get(Tag.INFO_STRING) or b"").decode("utf-8", "replace")
-            events.append(NotifyReceived(status_type=st, status_info=si,
-                                         routing_context=msg.get_u32_list(Tag.ROUTING_CONTEXT), info=info))
+            events.append(
+                NotifyReceived(
+                    status_type=st,
+                    status_info=si,
+                    routing_context=msg.get_u32_list(Tag.ROUTING_CONTEXT),
+                    info=info,
+                )
+            )
         else:  # SSNM
             apcs = tuple(p & 0xFFFFFF for p in msg.get_u32_list(Tag.AFFECTED_POINT_CODE))
             if mt is MessageType.DAUD and self.settings.role is Role.SG:
                 if self.state is not AspState.ACTIVE:
-                    self._reject(M3uaDecodeError(ErrorCode.UNEXPECTED_MESSAGE, "DAUD before ASP-ACTIVE"),
-                                 raw, events)
+                    self._reject(
+                        M3uaDecodeError(ErrorCode.UNEXPECTED_MESSAGE, "DAUD before ASP-ACTIVE"), raw, events
+                    )
                     return
                 # §4.5.3: answer the audit. A lab EIR has no MTP network behind it, so every audited
                 # destination (typically its own point code) is reported available.
-                params = [(t, v) for t, v in msg.params if t in (Tag.NETWORK_APPEARANCE, Tag.ROUTING_CONTEXT,
-                                                                  Tag.AFFECTED_POINT_CODE)]
+                params = [
+                    (t, v)
+                    for t, v in msg.params
+                    if t in (Tag.NETWORK_APPEARANCE, Tag.ROUTING_CONTEXT, Tag.AFFECTED_POINT_CODE)
+                ]
                 self._out.append(encode_message(MessageType.DAVA, params))
             events.append(SignallingNetworkManagementReceived(type=mt, affected_point_codes=apcs))
 
     def _check_rc_na(self, rc: int | None, na: int | None) -> None:
         s = self.settings
         if rc is not None and s.routing_context is not None and rc != s.routing_context:
-            raise M3uaDecodeError(ErrorCode.INVALID_ROUTING_CONTEXT, f"routing context {rc}",
-                                  routing_context=rc)
+            raise M3uaDecodeError(
+                ErrorCode.INVALID_ROUTING_CONTEXT, f"routing context {rc}", routing_context=rc
+            )
         if na is not None and s.network_appearance is not None and na != s.network_appearance:
-            raise M3uaDecodeError(ErrorCode.INVALID_NETWORK_APPEARANCE, f"network appearance {na}",
-                                  network_appearance=na)
+            raise M3uaDecodeError(
+                ErrorCode.INVALID_NETWORK_APPEARANCE, f"network appearance {na}", network_appearance=na
+            )
 
     def _transition(self, inp: AspInput, msg: Message, raw: bytes, now: float, events: list[Event]) -> None:
         action, new = TRANSITIONS[(self.settings.role, self.state, inp)]
         if action is Action.ERR_UNEXPECTED:
-            self._reject(M3uaDecodeError(ErrorCode.UNEXPECTED_MESSAGE,
-                                         f"{msg.type.name} in ASP-{self.state.name}"), raw, events)
+            self._reject(
+                M3uaDecodeError(ErrorCode.UNEXPECTED_MESSAGE, f"{msg.type.name} in ASP-{self.state.name}"),
+                raw,
+                events,
+            )
             return
         s = self.settings
         info: list[tuple[int, bytes]] = [(Tag.INFO_STRING, s.info_string.encode())] if s.info_string else []
@@ -817,12 +911,19 @@ class M3uaConnection:
         if action is Action.SEND_ASPAC_ACK:
             tmt = msg.get_u32(Tag.TRAFFIC_MODE_TYPE)
             if tmt is not None and tmt not in (1, 2, 3):
-                self._reject(M3uaDecodeError(ErrorCode.UNSUPPORTED_TRAFFIC_MODE_TYPE, f"traffic mode {tmt}"),
-                             raw, events)
+                self._reject(
+                    M3uaDecodeError(ErrorCode.UNSUPPORTED_TRAFFIC_MODE_TYPE, f"traffic mode {tmt}"),
+                    raw,
+                    events,
+                )
                 return
             if s.routing_context is not None and rcs and s.routing_context not in rcs:
-                self._reject(M3uaDecodeError(ErrorCode.INVALID_ROUTING_CONTEXT, f"routing context {rcs}"),
-                             raw, events, rc=rcs)
+                self._reject(
+                    M3uaDecodeError(ErrorCode.INVALID_ROUTING_CONTEXT, f"routing context {rcs}"),
+                    raw,
+                    events,
+                    rc=rcs,
+                )
                 return
             self.peer_routing_context = rcs or self._our_rcs()
             params: list[tuple[int, bytes]] = []
@@ -857,15 +958,24 @@ class M3uaConnection:
         if action is Action.DELIVER:
             # Reached only off the fast path (DATA in ACTIVE is handled above).
             pd = ProtocolData.decode(msg.get(Tag.PROTOCOL_DATA) or b"")
-            events.append(DataReceived(data=pd, routing_context=msg.get_u32(Tag.ROUTING_CONTEXT),
-                                       network_appearance=msg.get_u32(Tag.NETWORK_APPEARANCE)))
+            events.append(
+                DataReceived(
+                    data=pd,
+                    routing_context=msg.get_u32(Tag.ROUTING_CONTEXT),
+                    network_appearance=msg.get_u32(Tag.NETWORK_APPEARANCE),
+                )
+            )
             return
         # ASP role acknowledgements.
         if inp is _I.RX_ASPAC_ACK:
             self.peer_routing_context = rcs
         if inp in (_I.RX_ASPAC_ACK, _I.RX_ASPIA_ACK, _I.RX_ASPDN_ACK, _I.RX_ASPUP_ACK):
-            expected = {_I.RX_ASPAC_ACK: MessageType.ASPAC, _I.RX_ASPIA_ACK: MessageType.ASPIA,
-                        _I.RX_ASPDN_ACK: MessageType.ASPDN, _I.RX_ASPUP_ACK: MessageType.ASPUP}[inp]
+            expected = {
+                _I.RX_ASPAC_ACK: MessageType.ASPAC,
+                _I.RX_ASPIA_ACK: MessageType.ASPIA,
+                _I.RX_ASPDN_ACK: MessageType.ASPDN,
+                _I.RX_ASPUP_ACK: MessageType.ASPUP,
+            }[inp]
             if self._pending is expected:
                 self._pending = self._pending_deadline = None
         self._set_state(new, events)
@@ -932,11 +1042,15 @@ class M3uaConnection:
     def _set_state(self, new: AspState, events: list[Event]) -> None:
         if new is not self.state:
             old, self.state = self.state, new
-            events.append(AspStateChanged(old=old, new=new, asp_id=self.asp_id,
-                                          routing_context=self.peer_routing_context))
+            events.append(
+                AspStateChanged(
+                    old=old, new=new, asp_id=self.asp_id, routing_context=self.peer_routing_context
+                )
+            )
 
-    def _err(self, code: ErrorCode, diagnostic: bytes, rc: tuple[int, ...] = (),
-             na: int | None = None) -> None:
+    def _err(
+        self, code: ErrorCode, diagnostic: bytes, rc: tuple[int, ...] = (), na: int | None = None
+    ) -> None:
         params: list[tuple[int, bytes]] = [(Tag.ERROR_CODE, U32.pack(code))]
         if rc:
             params.append((Tag.ROUTING_CONTEXT, _rc_bytes(rc)))

@@ -557,14 +557,25 @@ class _Dialogue:
     """Copied into each CheckImeiInvoked: tells this dialogue from an earlier one with the same key."""
 
 
-def _invoked(arg: CheckImeiArg, did: int, iid: int, version: int, otid: bytes, peer: Hashable | None,
-             generation: int) -> CheckImeiInvoked:
+def _invoked(
+    arg: CheckImeiArg, did: int, iid: int, version: int, otid: bytes, peer: Hashable | None, generation: int
+) -> CheckImeiInvoked:
     """The event for one decoded checkIMEI argument (fast and general paths alike)."""
     return CheckImeiInvoked(
-        dialogue_id=did, invoke_id=iid, version=version, imei=arg.imei, imsi=arg.imsi,
-        msisdn=arg.msisdn, requested_equipment_status=arg.requested_equipment_status,
-        requested_bmuef=arg.requested_bmuef, vendor=arg.vendor, otid=otid, peer=peer,
-        deviations=arg.deviations, generation=generation)
+        dialogue_id=did,
+        invoke_id=iid,
+        version=version,
+        imei=arg.imei,
+        imsi=arg.imsi,
+        msisdn=arg.msisdn,
+        requested_equipment_status=arg.requested_equipment_status,
+        requested_bmuef=arg.requested_bmuef,
+        vendor=arg.vendor,
+        otid=otid,
+        peer=peer,
+        deviations=arg.deviations,
+        generation=generation,
+    )
 
 
 class TcapEirCore:

@@ -124,8 +124,10 @@ class GlobalTitle:
         if self.gti == 3:
             return bytes((self.translation_type, (self.numbering_plan << 4) | es)) + digits
         if self.gti == 4:
-            return bytes((self.translation_type, (self.numbering_plan << 4) | es,
-                          self.nature_of_address & 0x7F)) + digits
+            return (
+                bytes((self.translation_type, (self.numbering_plan << 4) | es, self.nature_of_address & 0x7F))
+                + digits
+            )
         raise ValueError(f"global title indicator {self.gti} not supported")
 
     @classmethod
@@ -139,12 +141,23 @@ class GlobalTitle:
                 return cls(gti=2, translation_type=data[0], digits=_bcd_decode(data[1:], False))
             if gti == 3:
                 es = data[1] & 0x0F
-                return cls(gti=3, translation_type=data[0], numbering_plan=data[1] >> 4, encoding_scheme=es,
-                           digits=_bcd_decode(data[2:], es == 1))
+                return cls(
+                    gti=3,
+                    translation_type=data[0],
+                    numbering_plan=data[1] >> 4,
+                    encoding_scheme=es,
+                    digits=_bcd_decode(data[2:], es == 1),
+                )
             if gti == 4:
                 es = data[1] & 0x0F
-                return cls(gti=4, translation_type=data[0], numbering_plan=data[1] >> 4, encoding_scheme=es,
-                           nature_of_address=data[2] & 0x7F, digits=_bcd_decode(data[3:], es == 1))
+                return cls(
+                    gti=4,
+                    translation_type=data[0],
+                    numbering_plan=data[1] >> 4,
+                    encoding_scheme=es,
+                    nature_of_address=data[2] & 0x7F,
+                    digits=_bcd_decode(data[3:], es == 1),
+                )
         except IndexError:
             raise SccpDecodeError(f"global title (indicator {gti}) truncated") from None
         raise SccpDecodeError(f"global title indicator {gti} not supported")
@@ -169,8 +182,13 @@ class SccpAddress:
 def encode_address(a: SccpAddress) -> bytes:
     """Address *value* (without the length octet)."""
     gti = a.gt.gti if a.gt is not None else 0
-    ai = ((a.national << 7) | (a.route_on_ssn << 6) | (gti << 2) | ((a.ssn is not None) << 1)
-          | (a.point_code is not None))
+    ai = (
+        (a.national << 7)
+        | (a.route_on_ssn << 6)
+        | (gti << 2)
+        | ((a.ssn is not None) << 1)
+        | (a.point_code is not None)
+    )
     out = bytearray((ai,))
     if a.point_code is not None:
         out += (a.point_code & 0x3FFF).to_bytes(2, "little")
@@ -206,7 +224,7 @@ def _decode_address(data: bytes) -> SccpAddress:
     if ai & 0x01:
         if len(data) < off + 2:
             raise SccpDecodeError("address: point code truncated")
-        pc = int.from_bytes(data[off: off + 2], "little") & 0x3FFF
+        pc = int.from_bytes(data[off : off + 2], "little") & 0x3FFF
         off += 2
     if ai & 0x02:
         if len(data) < off + 1:
@@ -260,7 +278,7 @@ def _var(buf: bytes, ptr_off: int, name: str) -> bytes:
     length = buf[start]
     if start + 1 + length > len(buf):
         raise SccpDecodeError(f"{name}: length {length} beyond the message")
-    return bytes(buf[start + 1: start + 1 + length])
+    return bytes(buf[start + 1 : start + 1 + length])
 
 
 def decode_message(buf: bytes) -> Unitdata:
@@ -296,11 +314,18 @@ def decode_message(buf: bytes) -> Unitdata:
         raise SccpDecodeError(f"{mt.name} truncated") from None
     service = mt in (MessageType.UDTS, MessageType.XUDTS)
     return Unitdata(
-        type=mt, called=decode_address(called), calling=decode_address(calling), data=data,
+        type=mt,
+        called=decode_address(called),
+        calling=decode_address(calling),
+        data=data,
         protocol_class=0 if service else second & 0x0F,
         return_on_error=False if service else bool(second & 0x80),
         return_cause=second if service else None,
-        hop_counter=hop, segmentation=seg, importance=imp, raw_called=called, raw_calling=calling,
+        hop_counter=hop,
+        segmentation=seg,
+        importance=imp,
+        raw_called=called,
+        raw_calling=calling,
     )
 
 
@@ -325,7 +350,7 @@ def _optional(buf: bytes, ptr_off: int) -> tuple[bytes | None, int | None]:
         if off + 1 >= len(buf):
             break
         length = buf[off + 1]
-        value = bytes(buf[off + 2: off + 2 + length])
+        value = bytes(buf[off + 2 : off + 2 + length])
         if len(value) != length:
             break
         want = _OPTIONAL_LEN.get(name)
@@ -346,25 +371,43 @@ def _lv(value: bytes) -> bytes:
     return bytes((len(value),)) + value
 
 
-def encode_unitdata(*, called: bytes, calling: bytes, data: bytes, protocol_class: int = 0,
-                    return_on_error: bool = False, extended: bool = False, hop_counter: int = 15,
-                    importance: int | None = None) -> bytes:
+def encode_unitdata(
+    *,
+    called: bytes,
+    calling: bytes,
+    data: bytes,
+    protocol_class: int = 0,
+    return_on_error: bool = False,
+    extended: bool = False,
+    hop_counter: int = 15,
+    importance: int | None = None,
+) -> bytes:
     """UDT (§4.10) or XUDT (§4.18). ``called``/``calling`` are encoded address values
     (:func:`encode_address`), so a fixed own address is encoded once."""
     second = (protocol_class & 0x0F) | (0x80 if return_on_error else 0)
-    return _encode(MessageType.XUDT if extended else MessageType.UDT, second, called, calling, data,
-                   hop_counter, importance)
+    return _encode(
+        MessageType.XUDT if extended else MessageType.UDT,
+        second,
+        called,
+        calling,
+        data,
+        hop_counter,
+        importance,
+    )
 
 
-def encode_unitdata_service(*, called: bytes, calling: bytes, data: bytes, cause: int,
-                            extended: bool = False, hop_counter: int = 15) -> bytes:
+def encode_unitdata_service(
+    *, called: bytes, calling: bytes, data: bytes, cause: int, extended: bool = False, hop_counter: int = 15
+) -> bytes:
     """UDTS (§4.11) or XUDTS (§4.19) carrying the returned user data."""
-    return _encode(MessageType.XUDTS if extended else MessageType.UDTS, cause, called, calling, data,
-                   hop_counter, None)
+    return _encode(
+        MessageType.XUDTS if extended else MessageType.UDTS, cause, called, calling, data, hop_counter, None
+    )
 
 
-def _encode(mt: MessageType, second: int, called: bytes, calling: bytes, data: bytes, hop: int,
-            importance: int | None) -> bytes:
+def _encode(
+    mt: MessageType, second: int, called: bytes, calling: bytes, data: bytes, hop: int, importance: int | None
+) -> bytes:
     p_called, p_calling, p_data = _lv(called), _lv(calling), _lv(data)
     if mt in (MessageType.UDT, MessageType.UDTS):
         # Pointers count from their own octet: 3 pointers, so the first part starts 3 octets on.
@@ -423,23 +466,42 @@ class SccpEndpoint:
     our point code + SSN (and the GT, so either routing works on the way back).
     """
 
-    def __init__(self, *, ssns: tuple[int, ...] = (9,), point_code: int | None = None,
-                 global_title: str | None = None, gt_translation_type: int = 0,
-                 gt_numbering_plan: int = 1, gt_nature_of_address: int = 4) -> None:
+    def __init__(
+        self,
+        *,
+        ssns: tuple[int, ...] = (9,),
+        point_code: int | None = None,
+        global_title: str | None = None,
+        gt_translation_type: int = 0,
+        gt_numbering_plan: int = 1,
+        gt_nature_of_address: int = 4,
+    ) -> None:
         self.ssns = ssns
         self.point_code = point_code
-        self._gt = (GlobalTitle(digits=global_title, translation_type=gt_translation_type,
-                                numbering_plan=gt_numbering_plan, nature_of_address=gt_nature_of_address)
-                    if global_title else None)
+        self._gt = (
+            GlobalTitle(
+                digits=global_title,
+                translation_type=gt_translation_type,
+                numbering_plan=gt_numbering_plan,
+                nature_of_address=gt_nature_of_address,
+            )
+            if global_title
+            else None
+        )
         self._own_cache: dict[tuple[bool, bool, int], bytes] = {}
 
     def own_address(self, *, route_on_ssn: bool, with_pc: bool, ssn: int) -> bytes:
         key = (route_on_ssn, with_pc, ssn)
         v = self._own_cache.get(key)
         if v is None:
-            v = encode_address(SccpAddress(route_on_ssn=route_on_ssn or self._gt is None,
-                                           point_code=self.point_code if with_pc else None,
-                                           ssn=ssn, gt=self._gt))
+            v = encode_address(
+                SccpAddress(
+                    route_on_ssn=route_on_ssn or self._gt is None,
+                    point_code=self.point_code if with_pc else None,
+                    ssn=ssn,
+                    gt=self._gt,
+                )
+            )
             self._own_cache[key] = v
         return v
 
@@ -464,8 +526,13 @@ class SccpEndpoint:
         reply = None
         if msg.return_on_error:
             # Q.714 §4.2: the UDTS goes back to the calling party with the user data unchanged.
-            reply = encode_unitdata_service(called=msg.raw_calling, calling=msg.raw_called, data=msg.data,
-                                            cause=cause, extended=msg.is_extended)
+            reply = encode_unitdata_service(
+                called=msg.raw_calling,
+                calling=msg.raw_called,
+                data=msg.data,
+                cause=cause,
+                extended=msg.is_extended,
+            )
         return UnitdataReturned(message=msg, cause=cause, reply=reply)
 
     def _scmg(self, msg: Unitdata) -> ScmgReply:
@@ -474,8 +541,9 @@ class SccpEndpoint:
             affected = d[1]
             if affected in self.ssns:
                 ssa = bytes((0x01,)) + d[1:5]  # SSA with the same affected SSN / PC / multiplicity
-                reply = encode_unitdata(called=msg.raw_calling, calling=msg.raw_called, data=ssa,
-                                        extended=msg.is_extended)
+                reply = encode_unitdata(
+                    called=msg.raw_calling, calling=msg.raw_called, data=ssa, extended=msg.is_extended
+                )
                 return ScmgReply(message=msg, reply=reply, detail=f"SST for SSN {affected}: SSA")
             return ScmgReply(message=msg, reply=None, detail=f"SST for SSN {affected} not served: no reply")
         return ScmgReply(message=msg, reply=None, detail=f"SCMG format 0x{d[0] if d else 0:02x} ignored")
@@ -484,19 +552,37 @@ class SccpEndpoint:
         """The reply to ``request`` carrying ``data``: addresses swapped, calling = our SSN (the one
         called) + GT; same form (UDT/XUDT) and protocol class as the request (§4.10, Q.714 §4.1)."""
         called_ssn = request.called.ssn if request.called.ssn is not None else self.ssns[0]
-        calling = self.own_address(route_on_ssn=request.called.route_on_ssn,
-                                   with_pc=request.called.point_code is not None, ssn=called_ssn)
-        return encode_unitdata(called=request.raw_calling, calling=calling, data=data,
-                               protocol_class=request.protocol_class, extended=request.is_extended,
-                               importance=request.importance)
+        calling = self.own_address(
+            route_on_ssn=request.called.route_on_ssn,
+            with_pc=request.called.point_code is not None,
+            ssn=called_ssn,
+        )
+        return encode_unitdata(
+            called=request.raw_calling,
+            calling=calling,
+            data=data,
+            protocol_class=request.protocol_class,
+            extended=request.is_extended,
+            importance=request.importance,
+        )
 
 
-def make_address(*, ssn: int | None, gt: str | None = None, point_code: int | None = None,
-                 route_on_ssn: bool | None = None, gti: int = 4) -> SccpAddress:
+def make_address(
+    *,
+    ssn: int | None,
+    gt: str | None = None,
+    point_code: int | None = None,
+    route_on_ssn: bool | None = None,
+    gti: int = 4,
+) -> SccpAddress:
     """Convenience for clients (the simulated MSC): route on GT when a GT is given."""
     g = GlobalTitle(digits=gt, gti=gti) if gt else None
-    return SccpAddress(route_on_ssn=(g is None) if route_on_ssn is None else route_on_ssn,
-                       point_code=point_code, ssn=ssn, gt=g)
+    return SccpAddress(
+        route_on_ssn=(g is None) if route_on_ssn is None else route_on_ssn,
+        point_code=point_code,
+        ssn=ssn,
+        gt=g,
+    )
 
 
 def with_ssn(address: SccpAddress, ssn: int) -> SccpAddress:

@@ -96,13 +96,24 @@ StackEvent = m3ua.Event | CheckImeiRequested | SccpDiscarded | SccpReturned | Tc
 class EirSigtranStack:
     """One M3UA association of the EIR (SG role), up to MAP checkIMEI."""
 
-    def __init__(self, *, m3ua_settings: m3ua.M3uaSettings, point_code: int, ssn: int = 9,
-                 global_title: str | None = None, map_versions: tuple[int, ...] = (1, 2, 3),
-                 max_dialogues: int = 10000, dialogue_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        m3ua_settings: m3ua.M3uaSettings,
+        point_code: int,
+        ssn: int = 9,
+        global_title: str | None = None,
+        map_versions: tuple[int, ...] = (1, 2, 3),
+        max_dialogues: int = 10000,
+        dialogue_timeout: float = 30.0,
+    ) -> None:
         self.m3ua = m3ua.M3uaConnection(m3ua_settings)
         self.sccp = sccp.SccpEndpoint(ssns=(ssn,), point_code=point_code, global_title=global_title)
-        self.tcap = TcapEirCore(supported_versions=tuple(map_versions), max_dialogues=max_dialogues,
-                                dialogue_timeout=dialogue_timeout)
+        self.tcap = TcapEirCore(
+            supported_versions=tuple(map_versions),
+            max_dialogues=max_dialogues,
+            dialogue_timeout=dialogue_timeout,
+        )
         self.point_code = point_code
         self._routes: OrderedDict[DialogueKey, Route] = OrderedDict()
         self._max_routes = max_dialogues
@@ -132,20 +143,30 @@ class EirSigtranStack:
             if isinstance(sev, sccp.UnitdataReturned):
                 if sev.reply is not None:
                     self._send(pd, ev.routing_context, sev.reply)
-                out.append(SccpReturned(cause=sev.cause, called_ssn=sev.message.called.ssn,
-                                        sent=sev.reply is not None, opc=pd.opc))
+                out.append(
+                    SccpReturned(
+                        cause=sev.cause,
+                        called_ssn=sev.message.called.ssn,
+                        sent=sev.reply is not None,
+                        opc=pd.opc,
+                    )
+                )
             elif isinstance(sev, sccp.ScmgReply):
                 if sev.reply is not None:
                     self._send(pd, ev.routing_context, sev.reply)
                 out.append(SccpDiscarded(reason=f"SCMG: {sev.detail}", opc=pd.opc))
             else:
                 cause = sev.message.return_cause
-                out.append(SccpDiscarded(reason=f"{sev.message.type.name} returned to us (cause {cause})",
-                                         opc=pd.opc))
+                out.append(
+                    SccpDiscarded(
+                        reason=f"{sev.message.type.name} returned to us (cause {cause})", opc=pd.opc
+                    )
+                )
             return
         request = sev.message
-        route = Route(opc=pd.opc, dpc=pd.dpc, ni=pd.ni, sls=pd.sls, routing_context=ev.routing_context,
-                      request=request)
+        route = Route(
+            opc=pd.opc, dpc=pd.dpc, ni=pd.ni, sls=pd.sls, routing_context=ev.routing_context, request=request
+        )
         # The calling address scopes the transaction ids: several MSCs may sit behind one STP.
         received = self.tcap.receive_tcap(request.data, now, peer=request.raw_calling)
         invokes, reply, errors = received.invokes, received.reply, received.errors
@@ -226,8 +247,9 @@ class EirSigtranStack:
         conn = self.m3ua
         if conn.state is not m3ua.AspState.ACTIVE:
             return  # the association went down meanwhile: nothing can be sent (§4.3.4.4)
-        conn.send_data(m3ua.ProtocolData(opc=dpc, dpc=opc, si=3, ni=ni, sls=sls, data=data),
-                       routing_context=rc)
+        conn.send_data(
+            m3ua.ProtocolData(opc=dpc, dpc=opc, si=3, ni=ni, sls=sls, data=data), routing_context=rc
+        )
 
 
 # --- the client (simulated MSC / SGSN) ----------------------------------------------------------------
@@ -251,9 +273,19 @@ ClientEvent = m3ua.Event | CheckImeiAnswered | SccpDiscarded
 class CheckImeiClient:
     """A simulated MSC (SSN 8) or SGSN (SSN 149) on one M3UA association (ASP role)."""
 
-    def __init__(self, *, m3ua_settings: m3ua.M3uaSettings, opc: int, dpc: int, ni: int = 2,
-                 calling: sccp.SccpAddress, called: sccp.SccpAddress, extended: bool = False,
-                 protocol_class: int = 1, return_on_error: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        m3ua_settings: m3ua.M3uaSettings,
+        opc: int,
+        dpc: int,
+        ni: int = 2,
+        calling: sccp.SccpAddress,
+        called: sccp.SccpAddress,
+        extended: bool = False,
+        protocol_class: int = 1,
+        return_on_error: bool = True,
+    ) -> None:
         self.m3ua = m3ua.M3uaConnection(m3ua_settings)
         self.opc, self.dpc, self.ni = opc, dpc, ni
         self._calling = calling.encode()
@@ -276,9 +308,17 @@ class CheckImeiClient:
     def active(self) -> bool:
         return self.m3ua.state is m3ua.AspState.ACTIVE
 
-    def send_check_imei(self, now: float, *, imei: str, version: int = 2, imsi: str | None = None,
-                        requested_bmuef: bool = False, vendor: str | None = None,
-                        invoke_id: int = 1) -> int:
+    def send_check_imei(
+        self,
+        now: float,
+        *,
+        imei: str,
+        version: int = 2,
+        imsi: str | None = None,
+        requested_bmuef: bool = False,
+        vendor: str | None = None,
+        invoke_id: int = 1,
+    ) -> int:
         """Queue a Begin with one checkIMEI invoke; returns its originating transaction id."""
         tid = self._next_tid
         self._next_tid = tid + 1 if tid < 0xFFFFFFFF else 1
@@ -287,12 +327,26 @@ class CheckImeiClient:
         if template is None:
             # A load generator sends the same Begin again and again but for the OTID: encode it once
             # and patch the 4 OTID octets (found by encoding with two different OTIDs).
-            a = encode_check_imei_begin(otid=0, version=version, invoke_id=invoke_id, imei=imei, imsi=imsi,
-                                        requested_bmuef=requested_bmuef, vendor=vendor)
-            b = encode_check_imei_begin(otid=0xFFFFFFFF, version=version, invoke_id=invoke_id, imei=imei,
-                                        imsi=imsi, requested_bmuef=requested_bmuef, vendor=vendor)
+            a = encode_check_imei_begin(
+                otid=0,
+                version=version,
+                invoke_id=invoke_id,
+                imei=imei,
+                imsi=imsi,
+                requested_bmuef=requested_bmuef,
+                vendor=vendor,
+            )
+            b = encode_check_imei_begin(
+                otid=0xFFFFFFFF,
+                version=version,
+                invoke_id=invoke_id,
+                imei=imei,
+                imsi=imsi,
+                requested_bmuef=requested_bmuef,
+                vendor=vendor,
+            )
             at = next(i for i in range(len(a)) if a[i] != b[i])
-            template = (a[:at], a[at + 4:])
+            template = (a[:at], a[at + 4 :])
             if len(self._begin_cache) >= 64:
                 self._begin_cache.clear()
             self._begin_cache[key] = template
@@ -301,15 +355,27 @@ class CheckImeiClient:
         return tid
 
     def send_tcap(self, tcap_data: bytes, sls: int | None = None) -> None:
-        data = sccp.encode_unitdata(called=self._called, calling=self._calling, data=tcap_data,
-                                    protocol_class=self.protocol_class, return_on_error=self.return_on_error,
-                                    extended=self.extended)
+        data = sccp.encode_unitdata(
+            called=self._called,
+            calling=self._calling,
+            data=tcap_data,
+            protocol_class=self.protocol_class,
+            return_on_error=self.return_on_error,
+            extended=self.extended,
+        )
         self.send_sccp(data, sls)
 
     def send_sccp(self, sccp_data: bytes, sls: int | None = None) -> None:
-        self.m3ua.send_data(m3ua.ProtocolData(opc=self.opc, dpc=self.dpc, si=3, ni=self.ni,
-                                              sls=(self._next_tid & 0x0F) if sls is None else sls,
-                                              data=sccp_data))
+        self.m3ua.send_data(
+            m3ua.ProtocolData(
+                opc=self.opc,
+                dpc=self.dpc,
+                si=3,
+                ni=self.ni,
+                sls=(self._next_tid & 0x0F) if sls is None else sls,
+                data=sccp_data,
+            )
+        )
 
     def receive_data(self, data: bytes, now: float, stream: int | None = None) -> list[ClientEvent]:
         out: list[ClientEvent] = []
@@ -326,8 +392,11 @@ class CheckImeiClient:
                 tid = _otid_of(msg.data)
                 if tid is not None and tid in self.outstanding:
                     sent, version = self.outstanding.pop(tid)
-                    out.append(CheckImeiAnswered(otid=tid, outcome=None, sent_at=sent, version=version,
-                                                 returned=msg.return_cause))
+                    out.append(
+                        CheckImeiAnswered(
+                            otid=tid, outcome=None, sent_at=sent, version=version, returned=msg.return_cause
+                        )
+                    )
                 else:
                     out.append(SccpDiscarded(reason=f"UDTS cause {msg.return_cause}", opc=ev.data.opc))
                 continue
@@ -336,8 +405,11 @@ class CheckImeiClient:
                 out.append(SccpDiscarded(reason="reply for no outstanding dialogue", opc=ev.data.opc))
                 continue
             sent, version = self.outstanding.pop(tid)
-            out.append(CheckImeiAnswered(otid=tid, outcome=self._decode_reply(msg.data), sent_at=sent,
-                                         version=version))
+            out.append(
+                CheckImeiAnswered(
+                    otid=tid, outcome=self._decode_reply(msg.data), sent_at=sent, version=version
+                )
+            )
         return out
 
     def _decode_reply(self, data: bytes) -> CheckImeiOutcome:
@@ -378,7 +450,7 @@ def _tid_field(tcap_data: bytes, tag: int) -> int | None:
             t = tcap_data[i]
             ln = tcap_data[i + 1]
             if t == tag:
-                return int.from_bytes(tcap_data[i + 2: i + 2 + ln], "big")
+                return int.from_bytes(tcap_data[i + 2 : i + 2 + ln], "big")
             if ln & 0x80:
                 return None
             i += 2 + ln

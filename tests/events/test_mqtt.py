@@ -33,8 +33,9 @@ class Broker:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            ["mosquitto", "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -58,8 +59,9 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     b.stop()
 
 
-async def _collect(port: int, topic: str, n: int, ready: asyncio.Event, timeout: float = 10,
-                   until: str | None = None) -> list[tuple[str, dict]]:
+async def _collect(
+    port: int, topic: str, n: int, ready: asyncio.Event, timeout: float = 10, until: str | None = None
+) -> list[tuple[str, dict]]:
     out: list[tuple[str, dict]] = []
     async with aiomqtt.Client("127.0.0.1", port) as client:
         await client.subscribe(topic, qos=1)

@@ -46,9 +46,11 @@ def eir_config(tmp: Path, watchdog: float = 30.0) -> dict[str, Any]:
     """Lists imported at start; unknown equipment answered with 5422; EIR watchdog Tw."""
     lists = tmp / "lists.csv"
     lists.write_text(LISTS)
-    return {"policy": {"unknown_equipment": "unknown"},
-            "diameter": {"watchdog_interval": watchdog},
-            "lists": {"import_on_start": [str(lists)]}}
+    return {
+        "policy": {"unknown_equipment": "unknown"},
+        "diameter": {"watchdog_interval": watchdog},
+        "lists": {"import_on_start": [str(lists)]},
+    }
 
 
 def eir_peers(eir: Any) -> float:
@@ -79,20 +81,25 @@ def wait_metric(eir: Any, pred: Callable[[float], bool], timeout: float = 5.0) -
 
 
 def test_freediameter_mme_gets_list_verdicts_exchanges_watchdog_and_disconnects(
-        eir_factory: Any, s13_extension: Path, tmp_path: Path) -> None:
+    eir_factory: Any, s13_extension: Path, tmp_path: Path
+) -> None:
     """CER/CEA → OPEN, ECRs answered per the lists, freeDiameter's DWR answered, DPR answered by DPA."""
     eir = eir_factory(eir_config(tmp_path, watchdog=30.0))
     white15 = WHITE + str(luhn_check_digit(WHITE))
     requests = [
-        Ecr(WHITE), Ecr(GREY), Ecr(BLACK), Ecr(UNKNOWN),
-        Ecr(white15),                                   # 15 digits with the check digit (TS 23.003 §6.2.1)
-        Ecr(BLACK, software_version="01"),              # IMEISV form falls back to the IMEI entry
-        Ecr(GREY, imsi="001010123456789"),              # User-Name carries the IMSI
+        Ecr(WHITE),
+        Ecr(GREY),
+        Ecr(BLACK),
+        Ecr(UNKNOWN),
+        Ecr(white15),  # 15 digits with the check digit (TS 23.003 §6.2.1)
+        Ecr(BLACK, software_version="01"),  # IMEISV form falls back to the IMEI entry
+        Ecr(GREY, imsi="001010123456789"),  # User-Name carries the IMSI
     ]
     # freeDiameter Tw = 6 s (its minimum) so that it sends a DWR within 4..8 s of silence (RFC 3539
     # jitter); the EIR's own watchdog is left at 30 s so that the DWR comes from freeDiameter.
-    with MmeProcess(tmp_path / "fd", eir.diameter, requests, extension=s13_extension,
-                    tw_timer=6, linger=20.0) as mme:
+    with MmeProcess(
+        tmp_path / "fd", eir.diameter, requests, extension=s13_extension, tw_timer=6, linger=20.0
+    ) as mme:
         opened = mme.wait_until(lambda r: r.opened, timeout=10)
         assert opened.opened, opened.describe()
         assert "'STATE_WAITCEA'\t-> 'STATE_OPEN'\t'eir.localdomain'" in opened.log
@@ -114,9 +121,12 @@ def test_freediameter_mme_gets_list_verdicts_exchanges_watchdog_and_disconnects(
     for a in r.answers:
         assert a.origin == "eir.localdomain", a
     expected = [
-        (DIAMETER_SUCCESS, -1, WHITELISTED), (DIAMETER_SUCCESS, -1, GREYLISTED),
-        (DIAMETER_SUCCESS, -1, BLACKLISTED), (-1, DIAMETER_ERROR_EQUIPMENT_UNKNOWN, -1),
-        (DIAMETER_SUCCESS, -1, WHITELISTED), (DIAMETER_SUCCESS, -1, BLACKLISTED),
+        (DIAMETER_SUCCESS, -1, WHITELISTED),
+        (DIAMETER_SUCCESS, -1, GREYLISTED),
+        (DIAMETER_SUCCESS, -1, BLACKLISTED),
+        (-1, DIAMETER_ERROR_EQUIPMENT_UNKNOWN, -1),
+        (DIAMETER_SUCCESS, -1, WHITELISTED),
+        (DIAMETER_SUCCESS, -1, BLACKLISTED),
         (DIAMETER_SUCCESS, -1, GREYLISTED),
     ]
     for i, (rc, erc, status) in enumerate(expected):
@@ -132,15 +142,17 @@ def test_freediameter_mme_gets_list_verdicts_exchanges_watchdog_and_disconnects(
 
 
 def test_eir_watchdog_and_eir_shutdown_seen_by_freediameter(
-        eir_factory: Any, s13_extension: Path, tmp_path: Path) -> None:
+    eir_factory: Any, s13_extension: Path, tmp_path: Path
+) -> None:
     """The EIR's own DWR (Tw = 6 s) is answered by freeDiameter; at shutdown the EIR sends DPR first.
 
     freeDiameter's Tw is 30 s here so that the watchdog comes from the EIR. On SIGTERM the EIR
     disconnects gracefully (RFC 6733 §5.4): its DPR is answered by freeDiameter's DPA.
     """
     eir = eir_factory(eir_config(tmp_path, watchdog=6.0))
-    with MmeProcess(tmp_path / "fd", eir.diameter, [WHITE], extension=s13_extension,
-                    tw_timer=30, linger=30.0) as mme:
+    with MmeProcess(
+        tmp_path / "fd", eir.diameter, [WHITE], extension=s13_extension, tw_timer=30, linger=30.0
+    ) as mme:
         r = mme.wait_until(lambda r: pair(r, "RECV", "DWR", "DWA"), timeout=15)
         assert pair(r, "RECV", "DWR", "DWA"), r.describe()
         assert wait_metric(eir, lambda v: v == 1) == 1, eir.log()[-3000:]
@@ -157,7 +169,8 @@ def test_eir_watchdog_and_eir_shutdown_seen_by_freediameter(
 
 
 def test_pipelined_ecrs_are_all_answered_in_kind(
-        eir_factory: Any, s13_extension: Path, tmp_path: Path) -> None:
+    eir_factory: Any, s13_extension: Path, tmp_path: Path
+) -> None:
     """600 ECRs with 64 outstanding: freeDiameter matches every ECA to its ECR by hop-by-hop id."""
     eir = eir_factory(eir_config(tmp_path))
     cycle = [WHITE, GREY, BLACK, UNKNOWN]
@@ -168,15 +181,20 @@ def test_pipelined_ecrs_are_all_answered_in_kind(
     assert r.parse_errors == [] and r.errors == [] and r.timeouts == [], r.describe()
     assert len(r.answers) == 600
     assert len({a.hop_by_hop for a in r.answers}) == 600
-    want = {WHITE: (WHITELISTED, -1), GREY: (GREYLISTED, -1), BLACK: (BLACKLISTED, -1),
-            UNKNOWN: (-1, DIAMETER_ERROR_EQUIPMENT_UNKNOWN)}
+    want = {
+        WHITE: (WHITELISTED, -1),
+        GREY: (GREYLISTED, -1),
+        BLACK: (BLACKLISTED, -1),
+        UNKNOWN: (-1, DIAMETER_ERROR_EQUIPMENT_UNKNOWN),
+    }
     for a in r.answers:
         assert (a.equipment_status, a.experimental_result_code) == want[a.imei], a
     assert r.summary is not None and r.summary.answered == 600 and r.summary.failed == 0
 
 
 def test_relay_peer_realm_routing_and_bad_requests(
-        eir_factory: Any, s13_extension: Path, tmp_path: Path) -> None:
+    eir_factory: Any, s13_extension: Path, tmp_path: Path
+) -> None:
     """A relay-style CER, ECRs routed by realm only, an ECR without Terminal-Information, a bad Luhn digit.
 
     A DRA in front of MMEs advertises the Relay application (0xFFFFFFFF) in its CER besides S13 and
@@ -185,8 +203,9 @@ def test_relay_peer_realm_routing_and_bad_requests(
     eir = eir_factory(eir_config(tmp_path))
     bad_luhn = WHITE + str((luhn_check_digit(WHITE) + 1) % 10)
     requests = [Ecr(WHITE), Ecr(""), Ecr(bad_luhn)]
-    with MmeProcess(tmp_path / "fd", eir.diameter, requests, extension=s13_extension,
-                    relay=True, dest_host=None) as mme:
+    with MmeProcess(
+        tmp_path / "fd", eir.diameter, requests, extension=s13_extension, relay=True, dest_host=None
+    ) as mme:
         r = mme.wait(timeout=30)
     assert r.returncode == 0 and r.done, r.describe()
     assert r.parse_errors == [] and r.errors == [] and r.timeouts == [], r.describe()

@@ -28,16 +28,36 @@ from protocols.sigtran import m3ua, sccp, tcap
 from protocols.sigtran.map_eir import EquipmentStatus, MapError
 from protocols.sigtran.stack import CheckImeiClient, CheckImeiRequested, EirSigtranStack
 
-pytestmark = [pytest.mark.interop,
-              pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")]
+pytestmark = [
+    pytest.mark.interop,
+    pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed"),
+]
 
 USER_DLT = 'uat:user_dlts:"User 0 (DLT=147)","m3ua","0","","0",""'
-FIELDS = ["frame.number", "_ws.expert.severity", "_ws.expert.message", "m3ua.message_class",
-          "m3ua.message_type", "m3ua.error_code", "m3ua.traffic_mode_type", "m3ua.routing_context",
-          "m3ua.status_info", "sccp.message_type", "sccp.called.ssn", "sccp.calling.ssn",
-          "sccp.calling.digits", "sccp.return_cause", "gsm_old.localValue", "gsm_map.tbcd_digits",
-          "gsm_map.ms.equipmentStatus", "tcap.application_context_name", "gsm_old.errorCode",
-          "tcap.dtid", "gsm_old.invokeProblem", "tcap.generalProblem"]
+FIELDS = [
+    "frame.number",
+    "_ws.expert.severity",
+    "_ws.expert.message",
+    "m3ua.message_class",
+    "m3ua.message_type",
+    "m3ua.error_code",
+    "m3ua.traffic_mode_type",
+    "m3ua.routing_context",
+    "m3ua.status_info",
+    "sccp.message_type",
+    "sccp.called.ssn",
+    "sccp.calling.ssn",
+    "sccp.calling.digits",
+    "sccp.return_cause",
+    "gsm_old.localValue",
+    "gsm_map.tbcd_digits",
+    "gsm_map.ms.equipmentStatus",
+    "tcap.application_context_name",
+    "gsm_old.errorCode",
+    "tcap.dtid",
+    "gsm_old.invokeProblem",
+    "tcap.generalProblem",
+]
 WARNING = 0x600000
 IMEI = "35809101685355"
 
@@ -54,16 +74,33 @@ def split(data: bytes) -> list[bytes]:
 class Recorder:
     """Wires an MSC client and an EIR stack back to back and keeps every message with a label."""
 
-    def __init__(self, *, map_versions: tuple[int, ...] = (1, 2, 3), called_ssn: int = 9,
-                 extended: bool = False, role_ssn: int = 8, beat: float = 0.0) -> None:
-        self.eir = EirSigtranStack(m3ua_settings=m3ua.M3uaSettings(role=m3ua.Role.SG, beat_interval=beat),
-                                   point_code=2, ssn=9, global_title="491700000009",
-                                   map_versions=map_versions, dialogue_timeout=5.0)
+    def __init__(
+        self,
+        *,
+        map_versions: tuple[int, ...] = (1, 2, 3),
+        called_ssn: int = 9,
+        extended: bool = False,
+        role_ssn: int = 8,
+        beat: float = 0.0,
+    ) -> None:
+        self.eir = EirSigtranStack(
+            m3ua_settings=m3ua.M3uaSettings(role=m3ua.Role.SG, beat_interval=beat),
+            point_code=2,
+            ssn=9,
+            global_title="491700000009",
+            map_versions=map_versions,
+            dialogue_timeout=5.0,
+        )
         self.msc = CheckImeiClient(
-            m3ua_settings=m3ua.M3uaSettings(role=m3ua.Role.ASP, routing_context=5, asp_id=1,
-                                            info_string="simulated msc"),
-            opc=1, dpc=2, calling=sccp.make_address(ssn=role_ssn, gt="491700000008"),
-            called=sccp.make_address(ssn=called_ssn, gt="491700000009"), extended=extended)
+            m3ua_settings=m3ua.M3uaSettings(
+                role=m3ua.Role.ASP, routing_context=5, asp_id=1, info_string="simulated msc"
+            ),
+            opc=1,
+            dpc=2,
+            calling=sccp.make_address(ssn=role_ssn, gt="491700000008"),
+            called=sccp.make_address(ssn=called_ssn, gt="491700000009"),
+            extended=extended,
+        )
         self.frames: list[tuple[str, bytes]] = []
         self.requests: list[CheckImeiRequested] = []
 
@@ -96,8 +133,22 @@ def run_tshark(tmp_path: Path, frames: list[tuple[str, bytes]]) -> list[dict[str
         f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 147))
         for i, (_, m) in enumerate(frames):
             f.write(struct.pack("<IIII", 1_700_000_000 + i, 0, len(m), len(m)) + m)
-    cmd = ["tshark", "-n", "-r", str(path), "-o", USER_DLT, "-T", "fields", "-E", "occurrence=a",
-           "-E", "aggregator=|", "-E", "separator=\t"]
+    cmd = [
+        "tshark",
+        "-n",
+        "-r",
+        str(path),
+        "-o",
+        USER_DLT,
+        "-T",
+        "fields",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=|",
+        "-E",
+        "separator=\t",
+    ]
     for fld in FIELDS:
         cmd += ["-e", fld]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True)
@@ -122,8 +173,11 @@ def no_warnings(rows: list[dict[str, str]], frames: list[tuple[str, bytes]]) -> 
 def test_asp_management_and_checks(tmp_path: Path) -> None:
     r = Recorder(beat=10.0)
     r.bring_up()
-    statuses = {1: EquipmentStatus.WHITE_LISTED, 2: EquipmentStatus.GREY_LISTED,
-                3: EquipmentStatus.BLACK_LISTED}
+    statuses = {
+        1: EquipmentStatus.WHITE_LISTED,
+        2: EquipmentStatus.GREY_LISTED,
+        3: EquipmentStatus.BLACK_LISTED,
+    }
     for version, status in statuses.items():
         r.msc.send_check_imei(0.0, imei=IMEI, version=version)
         r.to_eir(f"Begin v{version}")
@@ -136,8 +190,9 @@ def test_asp_management_and_checks(tmp_path: Path) -> None:
     r.eir.handle_timer(10.0)
     r.to_msc("BEAT")
     r.to_eir("BEAT_ACK")
-    r.msc.m3ua.send_raw(m3ua.encode_message(m3ua.MessageType.DAUD, [(m3ua.Tag.AFFECTED_POINT_CODE,
-                                                                      struct.pack("!I", 2))]))
+    r.msc.m3ua.send_raw(
+        m3ua.encode_message(m3ua.MessageType.DAUD, [(m3ua.Tag.AFFECTED_POINT_CODE, struct.pack("!I", 2))])
+    )
     r.to_eir("DAUD")
     r.to_msc("DAVA")
     r.msc.stop(1.0)
@@ -179,10 +234,16 @@ def test_xudt_sgsn_ac_negotiation_udts_reject_abort_and_errs(tmp_path: Path) -> 
     r.eir.answer(r.requests.pop(), EquipmentStatus.WHITE_LISTED)
     r.to_msc("XUDT End")
     # a Begin with an operation the EIR does not know → Reject in an End
-    begin = tcap.encode_tcap(tcap.TcapMessage(
-        type=tcap.MessageType.BEGIN, otid=b"\x00\x00\x00\x63",
-        dialogue=tcap.Aarq(acn=(0, 4, 0, 0, 1, 0, 13, 2)),
-        components=(tcap.Invoke(invoke_id=1, opcode=44, parameter=bytes.fromhex("040853081910863555f0")),)))
+    begin = tcap.encode_tcap(
+        tcap.TcapMessage(
+            type=tcap.MessageType.BEGIN,
+            otid=b"\x00\x00\x00\x63",
+            dialogue=tcap.Aarq(acn=(0, 4, 0, 0, 1, 0, 13, 2)),
+            components=(
+                tcap.Invoke(invoke_id=1, opcode=44, parameter=bytes.fromhex("040853081910863555f0")),
+            ),
+        )
+    )
     r.msc.send_tcap(begin)
     r.to_eir("Begin opcode 44")
     r.to_msc("Reject")
@@ -211,14 +272,17 @@ def test_xudt_sgsn_ac_negotiation_udts_reject_abort_and_errs(tmp_path: Path) -> 
     frames.append(("ERR unexpected", sg.data_to_send()))
     sg.receive_data(m3ua.encode_message(m3ua.MessageType.ASPUP), 0.0)
     sg.data_to_send()
-    sg.receive_data(m3ua.encode_message(m3ua.MessageType.ASPAC, [(m3ua.Tag.ROUTING_CONTEXT,
-                                                                  struct.pack("!I", 9))]), 0.0)
+    sg.receive_data(
+        m3ua.encode_message(m3ua.MessageType.ASPAC, [(m3ua.Tag.ROUTING_CONTEXT, struct.pack("!I", 9))]), 0.0
+    )
     frames.append(("ERR routing context", sg.data_to_send()))
     rows = run_tshark(tmp_path, frames)
     by = {label: row for (label, _), row in zip(frames, rows, strict=True)}
     # "Begin opcode 44" is ours, deliberately wrong for MAP; everything the EIR sends must be clean
-    no_warnings([row for (lb, _), row in zip(frames, rows, strict=True) if lb != "Begin opcode 44"],
-                [f for f in frames if f[0] != "Begin opcode 44"])
+    no_warnings(
+        [row for (lb, _), row in zip(frames, rows, strict=True) if lb != "Begin opcode 44"],
+        [f for f in frames if f[0] != "Begin opcode 44"],
+    )
     assert num(by["XUDT Begin"], "sccp.message_type") == num(by["XUDT End"], "sccp.message_type") == 0x11
     assert num(by["XUDT Begin"], "sccp.calling.ssn") == 149 and num(by["XUDT End"], "sccp.called.ssn") == 149
     assert num(by["XUDT End"], "gsm_map.ms.equipmentStatus") == 0
@@ -274,7 +338,7 @@ class Tap:
             n = 0
             for conn, direction, data in self.chunks:
                 for i in range(0, len(data), 60000):
-                    part = data[i: i + 60000]
+                    part = data[i : i + 60000]
                     key = (conn, direction)
                     s = seq.setdefault(key, 1000)
                     seq[key] = s + len(part)
@@ -282,9 +346,19 @@ class Tap:
                     sport, dport = (client_port, eir_port) if direction == 0 else (eir_port, client_port)
                     ack = seq.get((conn, 1 - direction), 1000)
                     tcp = struct.pack("!HHIIBBHHH", sport, dport, s, ack, 5 << 4, 0x18, 65535, 0, 0)
-                    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp) + len(part), n & 0xFFFF, 0,
-                                     64, 6, 0, bytes((127, 0, 0, 1)),
-                                     bytes((127, 0, 0, 2 if direction else 1)))
+                    ip = struct.pack(
+                        "!BBHHHBBH4s4s",
+                        0x45,
+                        0,
+                        20 + len(tcp) + len(part),
+                        n & 0xFFFF,
+                        0,
+                        64,
+                        6,
+                        0,
+                        bytes((127, 0, 0, 1)),
+                        bytes((127, 0, 0, 2 if direction else 1)),
+                    )
                     frame = b"\x00" * 12 + b"\x08\x00" + ip + tcp + part
                     f.write(struct.pack("<IIII", 1_700_000_000, n, len(frame), len(frame)) + frame)
                     n += 1
@@ -309,15 +383,40 @@ async def test_real_server_session_over_tcp(eir_factory, tmp_path: Path) -> None
     tap.server.close()
     pcap = tmp_path / "session.pcap"
     tap.write_pcap(pcap, 2905)
-    fields = ["_ws.expert.severity", "_ws.expert.message", "m3ua.message_class", "m3ua.message_type",
-              "gsm_old.localValue", "gsm_map.tbcd_digits", "gsm_map.ms.equipmentStatus",
-              "tcap.application_context_name", "sccp.called.ssn"]
-    cmd = ["tshark", "-n", "-r", str(pcap), "-X", f"lua_script:{LUA}", "-X", "lua_script1:2905",
-           "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|", "-E", "separator=\t"]
+    fields = [
+        "_ws.expert.severity",
+        "_ws.expert.message",
+        "m3ua.message_class",
+        "m3ua.message_type",
+        "gsm_old.localValue",
+        "gsm_map.tbcd_digits",
+        "gsm_map.ms.equipmentStatus",
+        "tcap.application_context_name",
+        "sccp.called.ssn",
+    ]
+    cmd = [
+        "tshark",
+        "-n",
+        "-r",
+        str(pcap),
+        "-X",
+        f"lua_script:{LUA}",
+        "-X",
+        "lua_script1:2905",
+        "-T",
+        "fields",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=|",
+        "-E",
+        "separator=\t",
+    ]
     for fld in fields:
         cmd += ["-e", fld]
-    res = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, timeout=120,
-                                  check=True)
+    res = await asyncio.to_thread(
+        subprocess.run, cmd, capture_output=True, text=True, timeout=120, check=True
+    )
     cols: dict[str, list[str]] = {f: [] for f in fields}
     for line in res.stdout.splitlines():
         for f, v in zip(fields, line.split("\t"), strict=True):

@@ -80,8 +80,9 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 
 @pytest.fixture
-async def second_handle(request: pytest.FixtureRequest, store: IdentityStore,
-                        tmp_path: Path) -> AsyncIterator[IdentityStore]:
+async def second_handle(
+    request: pytest.FixtureRequest, store: IdentityStore, tmp_path: Path
+) -> AsyncIterator[IdentityStore]:
     """Another handle on the same store (as another EIR process would have)."""
     backend = store.backend  # type: ignore[attr-defined]
     if backend not in SHARED:

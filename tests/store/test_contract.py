@@ -63,6 +63,7 @@ async def wait_until(pred, timeout: float = 5.0) -> None:  # type: ignore[no-unt
 
 # --- empty store ---------------------------------------------------------------------------------
 
+
 async def test_empty_store_answers_nothing(store: IdentityStore) -> None:
     r = await store.lookup("35209900176148", "3520990017614801")
     assert (r.imeisv, r.imei, r.range) == (None, None, None)
@@ -76,10 +77,17 @@ async def test_empty_store_answers_nothing(store: IdentityStore) -> None:
 
 # --- lookups ---------------------------------------------------------------------------------------
 
+
 async def test_exact_imei_and_imeisv(store: IdentityStore) -> None:
-    await store.import_version([imei("35209900176148", B, reason="stolen", imsi="262011234567890"),
-                                imeisv("3520990017614823", G),
-                                imei("01234567890123", W)], [], source="t")
+    await store.import_version(
+        [
+            imei("35209900176148", B, reason="stolen", imsi="262011234567890"),
+            imeisv("3520990017614823", G),
+            imei("01234567890123", W),
+        ],
+        [],
+        source="t",
+    )
     r = await store.lookup("35209900176148")
     assert r.imei == imei("35209900176148", B, reason="stolen", imsi="262011234567890")
     assert r.imeisv is None and r.range is None
@@ -95,8 +103,9 @@ async def test_exact_imei_and_imeisv(store: IdentityStore) -> None:
 
 
 async def test_range_and_tac_bounds(store: IdentityStore) -> None:
-    await store.import_version([tac("35209900", G), rng("49015420323740", "49015420323759", B),
-                                tac("01000000", W)], [], source="t")
+    await store.import_version(
+        [tac("35209900", G), rng("49015420323740", "49015420323759", B), tac("01000000", W)], [], source="t"
+    )
     r = await store.lookup("35209900000000")
     assert r.range == tac("35209900", G)
     assert (await store.lookup("35209900999999")).range == tac("35209900", G)
@@ -110,12 +119,16 @@ async def test_range_and_tac_bounds(store: IdentityStore) -> None:
 
 
 async def test_longest_match_is_the_narrowest_range(store: IdentityStore) -> None:
-    await store.import_version([
-        tac("35209900", G),
-        rng("35209900100000", "35209900199999", B),   # inside the TAC
-        rng("35209900150000", "35209900150099", W),   # inside that
-        rng("35209900190000", "35209900290000", W),   # overlaps the black range's end, span 100001
-    ], [], source="t")
+    await store.import_version(
+        [
+            tac("35209900", G),
+            rng("35209900100000", "35209900199999", B),  # inside the TAC
+            rng("35209900150000", "35209900150099", W),  # inside that
+            rng("35209900190000", "35209900290000", W),  # overlaps the black range's end, span 100001
+        ],
+        [],
+        source="t",
+    )
     assert (await store.lookup("35209900000001")).range.status is G  # type: ignore[union-attr]
     assert (await store.lookup("35209900100000")).range.status is B  # type: ignore[union-attr]
     assert (await store.lookup("35209900150050")).range.status is W  # type: ignore[union-attr]
@@ -130,15 +143,19 @@ async def test_longest_match_is_the_narrowest_range(store: IdentityStore) -> Non
 
 
 async def test_equal_spans_prefer_the_lower_first(store: IdentityStore) -> None:
-    await store.import_version([rng("10000000000010", "10000000000019", B),
-                                rng("10000000000005", "10000000000014", W)], [], source="t")
+    await store.import_version(
+        [rng("10000000000010", "10000000000019", B), rng("10000000000005", "10000000000014", W)],
+        [],
+        source="t",
+    )
     assert (await store.lookup("10000000000012")).range.status is W  # type: ignore[union-attr]
     assert (await store.lookup("10000000000016")).range.status is B  # type: ignore[union-attr]
 
 
 async def test_lookup_answers_all_three_at_once(store: IdentityStore) -> None:
-    await store.import_version([imeisv("3520990017614801", W), imei("35209900176148", G),
-                                tac("35209900", B)], [], source="t")
+    await store.import_version(
+        [imeisv("3520990017614801", W), imei("35209900176148", G), tac("35209900", B)], [], source="t"
+    )
     r = await store.lookup("35209900176148", "3520990017614801")
     assert (r.imeisv.status, r.imei.status, r.range.status) == (W, G, B)  # type: ignore[union-attr]
 
@@ -150,8 +167,9 @@ async def test_random_ranges_match_brute_force(store: IdentityStore) -> None:
     for _ in range(150):
         f = base + rnd.randrange(0, 5000)
         entries[(f, f + rnd.choice([0, 1, 5, 30, 200, 1000, 4000]))] = rnd.choice([W, G, B])
-    await store.import_version([rng(str(f), str(last), st) for (f, last), st in entries.items()], [],
-                               source="random")
+    await store.import_version(
+        [rng(str(f), str(last), st) for (f, last), st in entries.items()], [], source="random"
+    )
     for _ in range(400):
         q = base + rnd.randrange(-10, 9100)
         containing = [(last - f, f, st) for (f, last), st in entries.items() if f <= q <= last]
@@ -165,10 +183,17 @@ async def test_random_ranges_match_brute_force(store: IdentityStore) -> None:
 
 # --- pairings and locks -----------------------------------------------------------------------------
 
+
 async def test_pairings_and_locks(store: IdentityStore) -> None:
-    await store.import_version([], [pairing("262011234567890", "35209900176148", "exception 42"),
-                                    lock("001010000000001", "35209900176148"),
-                                    lock("001010000000001", "35209900176155")], source="t")
+    await store.import_version(
+        [],
+        [
+            pairing("262011234567890", "35209900176148", "exception 42"),
+            lock("001010000000001", "35209900176148"),
+            lock("001010000000001", "35209900176155"),
+        ],
+        source="t",
+    )
     r = await store.imsi_rules("262011234567890", "35209900176148")
     assert r.pairing == pairing("262011234567890", "35209900176148", "exception 42")
     assert not r.locked
@@ -180,13 +205,17 @@ async def test_pairings_and_locks(store: IdentityStore) -> None:
     assert r.locked and not r.lock_allows
     r = await store.imsi_rules("999999999999999", "35209900176148")
     assert r.pairing is None and not r.locked and not r.lock_allows
-    assert sorted((p.kind, p.imsi, p.imei) for p in await store.pairings()) == sorted([
-        (PairingKind.PAIRING, "262011234567890", "35209900176148"),
-        (PairingKind.LOCK, "001010000000001", "35209900176148"),
-        (PairingKind.LOCK, "001010000000001", "35209900176155")])
+    assert sorted((p.kind, p.imsi, p.imei) for p in await store.pairings()) == sorted(
+        [
+            (PairingKind.PAIRING, "262011234567890", "35209900176148"),
+            (PairingKind.LOCK, "001010000000001", "35209900176148"),
+            (PairingKind.LOCK, "001010000000001", "35209900176155"),
+        ]
+    )
 
 
 # --- observations -------------------------------------------------------------------------------------
+
 
 async def test_observations_count_distinct_within_window(store: IdentityStore) -> None:
     t = 1_000_000.0
@@ -211,9 +240,13 @@ async def test_observations_count_distinct_within_window(store: IdentityStore) -
 
 # --- imports -----------------------------------------------------------------------------------------
 
+
 async def test_full_import_replaces_everything(store: IdentityStore) -> None:
-    v1 = await store.import_version([imei("35209900176148", B), tac("35209900", G)],
-                                    [pairing("262011234567890", "35209900176148")], source="one")
+    v1 = await store.import_version(
+        [imei("35209900176148", B), tac("35209900", G)],
+        [pairing("262011234567890", "35209900176148")],
+        source="one",
+    )
     v2 = await store.import_version([imei("35209900176155", W)], [], source="two")
     assert v2.id > v1.id and v2.active and v2.entries == 1 and v2.pairings == 0 and v2.source == "two"
     assert (await store.lookup("35209900176148")).imei is None
@@ -229,17 +262,27 @@ async def test_duplicates_last_one_wins(store: IdentityStore) -> None:
 
 
 async def test_delta_adds_replaces_and_removes(store: IdentityStore) -> None:
-    await store.import_version([imei("35209900176148", B), imei("35209900176155", G), tac("35209900", G),
-                                rng("49015420323740", "49015420323759", B)],
-                               [pairing("262011234567890", "35209900176148"),
-                                lock("262019999999999", "35209900176148")], source="full")
+    await store.import_version(
+        [
+            imei("35209900176148", B),
+            imei("35209900176155", G),
+            tac("35209900", G),
+            rng("49015420323740", "49015420323759", B),
+        ],
+        [pairing("262011234567890", "35209900176148"), lock("262019999999999", "35209900176148")],
+        source="full",
+    )
     v = await store.import_version(
         [imei("35209900176155", W), imei("35209900176163", B), tac("35209900", B)],
         [pairing("262011234567891", "35209900176148")],
-        source="delta", delta=True,
-        removals=[imei("35209900176148", W),  # status does not matter for a removal
-                  rng("49015420323740", "49015420323759", W),
-                  lock("262019999999999", "35209900176148")])
+        source="delta",
+        delta=True,
+        removals=[
+            imei("35209900176148", W),  # status does not matter for a removal
+            rng("49015420323740", "49015420323759", W),
+            lock("262019999999999", "35209900176148"),
+        ],
+    )
     assert v.entries == 3 and v.pairings == 2
     assert (await store.lookup("35209900176148")).imei is None
     assert (await store.lookup("35209900176155")).imei.status is W  # type: ignore[union-attr]
@@ -253,14 +296,16 @@ async def test_delta_adds_replaces_and_removes(store: IdentityStore) -> None:
 
 async def test_delta_removal_then_add_of_the_same_key_keeps_it(store: IdentityStore) -> None:
     await store.import_version([imei("35209900176148", B)], [], source="full")
-    await store.import_version([imei("35209900176148", G)], [], source="d", delta=True,
-                               removals=[imei("35209900176148")])
+    await store.import_version(
+        [imei("35209900176148", G)], [], source="d", delta=True, removals=[imei("35209900176148")]
+    )
     assert (await store.lookup("35209900176148")).imei.status is G  # type: ignore[union-attr]
 
 
 async def test_delta_on_an_empty_store(store: IdentityStore) -> None:
-    await store.import_version([imei("35209900176148", B)], [], source="d", delta=True,
-                               removals=[imei("35209900176155")])
+    await store.import_version(
+        [imei("35209900176148", B)], [], source="d", delta=True, removals=[imei("35209900176155")]
+    )
     assert (await store.lookup("35209900176148")).imei.status is B  # type: ignore[union-attr]
 
 
@@ -272,8 +317,11 @@ def _failing(n: int) -> Iterator[ListEntry]:
 
 @pytest.mark.parametrize("delta", [False, True])
 async def test_failed_import_leaves_previous_version(store: IdentityStore, delta: bool) -> None:
-    v1 = await store.import_version([imei("35209900176148", B), tac("35209900", G)],
-                                    [pairing("262011234567890", "35209900176148")], source="good")
+    v1 = await store.import_version(
+        [imei("35209900176148", B), tac("35209900", G)],
+        [pairing("262011234567890", "35209900176148")],
+        source="good",
+    )
     with pytest.raises(RuntimeError, match="midway"):
         await store.import_version(_failing(5000), [], source="bad", delta=delta)
     assert [v.id for v in await store.versions()] == [v1.id]
@@ -297,6 +345,7 @@ async def test_failed_import_leaves_previous_version(store: IdentityStore, delta
 
 # --- versions ------------------------------------------------------------------------------------------
 
+
 async def test_versions_and_rollback(store: IdentityStore) -> None:
     v1 = await store.import_version([imei("35209900176148", B)], [], source="one")
     v2 = await store.import_version([imei("35209900176148", W)], [], source="two")
@@ -316,8 +365,10 @@ async def test_versions_and_rollback(store: IdentityStore) -> None:
 
 
 async def test_old_versions_are_pruned_and_delta_builds_on_the_active(store: IdentityStore) -> None:
-    ids = [(await store.import_version([imei(f"352099000000{i:02d}", B)], [], source=f"v{i}")).id
-           for i in range(8)]
+    ids = [
+        (await store.import_version([imei(f"352099000000{i:02d}", B)], [], source=f"v{i}")).id
+        for i in range(8)
+    ]
     kept = [v.id for v in await store.versions()]
     assert 1 < len(kept) < 8 and kept == sorted(kept, reverse=True) and kept[0] == ids[-1]
     oldest = kept[-1]
@@ -331,10 +382,16 @@ async def test_old_versions_are_pruned_and_delta_builds_on_the_active(store: Ide
 
 # --- export --------------------------------------------------------------------------------------------
 
+
 async def test_export_round_trip(store: IdentityStore) -> None:
-    entries = [imei("35209900176148", B, reason="stolen, reported", imsi="262011234567890"),
-               imei("01234567890123", W), imeisv("3520990017614823", G), tac("35209900", G),
-               tac("01000000", W), rng("49015420323740", "49015420323759", B, reason="batch")]
+    entries = [
+        imei("35209900176148", B, reason="stolen, reported", imsi="262011234567890"),
+        imei("01234567890123", W),
+        imeisv("3520990017614823", G),
+        tac("35209900", G),
+        tac("01000000", W),
+        rng("49015420323740", "49015420323759", B, reason="batch"),
+    ]
     pairs = [pairing("262011234567890", "35209900176148", "ok"), lock("001010000000001", "01234567890123")]
     await store.import_version(entries, pairs, source="one")
     out = [x async for x in store.export()]
@@ -350,6 +407,7 @@ async def test_export_round_trip(store: IdentityStore) -> None:
 
 
 # --- watch ---------------------------------------------------------------------------------------------
+
 
 async def test_watch_reports_imports_and_rollbacks(store: IdentityStore) -> None:
     seen: list[int] = []
@@ -369,8 +427,9 @@ async def test_watch_reports_imports_and_rollbacks(store: IdentityStore) -> None
 async def test_another_handle_sees_changes(store: IdentityStore, second_handle: IdentityStore) -> None:
     seen: list[int] = []
     await second_handle.watch(seen.append)
-    v1 = await store.import_version([imei("35209900176148", B)], [pairing("262011234567890",
-                                                                        "35209900176148")], source="one")
+    v1 = await store.import_version(
+        [imei("35209900176148", B)], [pairing("262011234567890", "35209900176148")], source="one"
+    )
 
     async def sees_black() -> bool:
         r = (await second_handle.lookup("35209900176148")).imei

@@ -192,8 +192,9 @@ def _entries_then(n: int, action) -> Iterator[ListEntry]:  # type: ignore[no-unt
         yield imei(f"{35209900000000 + i}", Status.WHITE)
 
 
-async def test_postgres_connection_dropped_during_copy(pg: PostgresServer, pg_store: PostgresStore,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_postgres_connection_dropped_during_copy(
+    pg: PostgresServer, pg_store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The server ends the importing session between two COPY chunks (as when the network or the
     importing process dies): the transaction is rolled back by the server, v1 stays in force."""
     monkeypatch.setattr(pgmod, "COPY_CHUNK", 500)
@@ -201,28 +202,35 @@ async def test_postgres_connection_dropped_during_copy(pg: PostgresServer, pg_st
     db = pg_store.url.rsplit("/", 1)[1]
 
     def kill_import() -> None:
-        out = pg.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                      f"WHERE datname = '{db}' AND state = 'idle in transaction'")
+        out = pg.psql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            f"WHERE datname = '{db}' AND state = 'idle in transaction'"
+        )
         assert out.strip() == "1", out
 
     with pytest.raises(StoreUnavailableError):
-        await asyncio.wait_for(pg_store.import_version(_entries_then(5000, kill_import), [], source="bad"),
-                               BOUND)
+        await asyncio.wait_for(
+            pg_store.import_version(_entries_then(5000, kill_import), [], source="bad"), BOUND
+        )
     assert await pg_store.active_version() == v1.id
     assert [v.id for v in await pg_store.versions()] == [v1.id]
     assert (await pg_store.lookup("35209900176148")).imei is not None
     assert (await pg_store.lookup("35209900000001")).imei is None
     # nothing half-built is left: only v1's partitions exist
-    tables = pg.psql("SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class "
-                     "WHERE relname ~ '^eir_(exact|ranges|pairings)_v[0-9]+$' AND relkind = 'r'", db)
+    tables = pg.psql(
+        "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class "
+        "WHERE relname ~ '^eir_(exact|ranges|pairings)_v[0-9]+$' AND relkind = 'r'",
+        db,
+    )
     assert tables.strip() == f"eir_exact_v{v1.id},eir_pairings_v{v1.id},eir_ranges_v{v1.id}"
     # and the store goes on: the next import works on the same object
     v3 = await pg_store.import_version([imei("35209900000001")], [], source="good2")
     assert await pg_store.active_version() == v3.id
 
 
-async def test_postgres_server_stopped_during_import(pg: PostgresServer, pg_store: PostgresStore,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_postgres_server_stopped_during_import(
+    pg: PostgresServer, pg_store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(pgmod, "COPY_CHUNK", 500)
     v1 = await pg_store.import_version([imei("35209900176148", Status.BLACK)], [], source="good")
     with pytest.raises(StoreUnavailableError):
@@ -272,13 +280,16 @@ async def test_redis_import_abandoned_by_a_dead_process_is_swept(rd_store: Redis
 # --- the change-notification connection alone is cut ------------------------------------------------
 
 
-async def test_postgres_watch_survives_its_connection_being_killed(pg: PostgresServer,
-                                                                   pg_store: PostgresStore) -> None:
+async def test_postgres_watch_survives_its_connection_being_killed(
+    pg: PostgresServer, pg_store: PostgresStore
+) -> None:
     seen: list[int] = []
     await pg_store.watch(seen.append)
     db = pg_store.url.rsplit("/", 1)[1]
-    killed = pg.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                     f"WHERE datname = '{db}' AND application_name = 'eir-listen'")
+    killed = pg.psql(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        f"WHERE datname = '{db}' AND application_name = 'eir-listen'"
+    )
     assert killed.strip() == "1"
     other = PostgresStore(pg_store.url)
     await other.open()

@@ -71,8 +71,11 @@ async def test_old_versions_are_dropped_whole(store: PostgresStore) -> None:
     ids = [(await store.import_version([imei(f"3520990000000{i}")], [], source=f"v{i}")).id for i in range(4)]
     await store.rollback(ids[2])
     await store.import_version([imei("35209900176148")], [], source="v4")
-    rows = await _sql(store.url, "SELECT relname FROM pg_class WHERE relkind = 'r' "
-                                 "AND relname ~ '^eir_exact_v[0-9]+$' ORDER BY relname")
+    rows = await _sql(
+        store.url,
+        "SELECT relname FROM pg_class WHERE relkind = 'r' "
+        "AND relname ~ '^eir_exact_v[0-9]+$' ORDER BY relname",
+    )
     versions = [v.id for v in await store.versions()]
     assert sorted(int(r["relname"].rsplit("_v", 1)[1]) for r in rows) == sorted(versions)
     assert len(versions) == 2
@@ -87,8 +90,10 @@ async def test_concurrent_delta_imports_both_apply(store: PostgresStore, postgre
         await store.import_version([imei("35209900000001")], [], source="base")
         ea = [imei(f"352099001{i:05d}") for i in range(2000)]
         eb = [imei(f"352099002{i:05d}") for i in range(2000)]
-        a, b = await asyncio.gather(store.import_version(ea, [], source="a", delta=True),
-                                    other.import_version(eb, [], source="b", delta=True))
+        a, b = await asyncio.gather(
+            store.import_version(ea, [], source="a", delta=True),
+            other.import_version(eb, [], source="b", delta=True),
+        )
         final = await store.active_version()
         assert final == max(a.id, b.id)
         assert max(a.entries, b.entries) == 4001
@@ -158,16 +163,21 @@ async def test_imports_during_a_long_export(store: PostgresStore) -> None:
     rest = [x async for x in export]
     assert len(rest) == 2999  # the export's version, whole, though it is no longer active
     v = await store.import_version([imei("35209900176148", Status.BLACK)], [], source="after")
-    rows = await _sql(store.url, "SELECT count(*) AS n FROM pg_class WHERE relkind = 'r' "
-                                 "AND relname ~ '^eir_exact_v[0-9]+$'")
+    rows = await _sql(
+        store.url,
+        "SELECT count(*) AS n FROM pg_class WHERE relkind = 'r' AND relname ~ '^eir_exact_v[0-9]+$'",
+    )
     assert rows[0]["n"] == 2 and await store.active_version() == v.id
 
 
 async def test_open_without_rights_is_a_clear_store_error(postgres_server: PostgresServer) -> None:
     url = postgres_server.new_database()
     db = url.rsplit("/", 1)[1]
-    postgres_server.psql("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'eir_ro') "
-                         "THEN CREATE ROLE eir_ro LOGIN; END IF; END $$", db)
+    postgres_server.psql(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'eir_ro') "
+        "THEN CREATE ROLE eir_ro LOGIN; END IF; END $$",
+        db,
+    )
     postgres_server.psql("REVOKE CREATE ON SCHEMA public FROM PUBLIC", db)
     s = PostgresStore(url.replace("postgres@", "eir_ro@"))
     with pytest.raises(StoreError, match="cannot set up the schema"):

@@ -46,9 +46,13 @@ async def test_import_in_another_process_fires_watch(store: RedisStore) -> None:
 
 
 async def test_nested_ranges_make_at_most_2n_minus_1_segments(store: RedisStore) -> None:
-    ranges = [rng("35209900000000", "35209900999999"), rng("35209900100000", "35209900199999"),
-              rng("35209900150000", "35209900150099"), rng("35209900190000", "35209901290000"),
-              rng("35209900500000", "35209900500000")]
+    ranges = [
+        rng("35209900000000", "35209900999999"),
+        rng("35209900100000", "35209900199999"),
+        rng("35209900150000", "35209900150099"),
+        rng("35209900190000", "35209901290000"),
+        rng("35209900500000", "35209900500000"),
+    ]
     v = await store.import_version(ranges, [], source="t")
     n = await store.redis.zcard(f"eir:v:{v.id}:s")
     assert 0 < n <= 2 * len(ranges) - 1

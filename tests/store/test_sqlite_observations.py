@@ -65,8 +65,10 @@ async def _old_sightings(s: SqliteStore, n: int, ts: float) -> None:
 
     con = sqlite3.connect(s.obs_path)
     with con:
-        con.executemany("INSERT INTO obs VALUES (?, 0, '001010000000001', ?)",
-                        [(f"{35209900000000 + i}", ts) for i in range(n)])
+        con.executemany(
+            "INSERT INTO obs VALUES (?, 0, '001010000000001', ?)",
+            [(f"{35209900000000 + i}", ts) for i in range(n)],
+        )
     con.close()
 
 

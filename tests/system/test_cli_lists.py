@@ -20,9 +20,11 @@ class Cli:
         self.tmp = tmp
         tmp.mkdir(parents=True, exist_ok=True)
         self.config = tmp / "eir.yaml"
-        cfg = {"data_dir": str(tmp / "data"),
-               "store": store or {"url": f"sqlite:///{tmp / 'data' / 'eir.db'}"},
-               "log": {"format": "json"}}
+        cfg = {
+            "data_dir": str(tmp / "data"),
+            "store": store or {"url": f"sqlite:///{tmp / 'data' / 'eir.db'}"},
+            "log": {"format": "json"},
+        }
         self.config.write_text(yaml.safe_dump(cfg))
 
     def __call__(self, *args: str, config: bool = True) -> subprocess.CompletedProcess[str]:
@@ -60,11 +62,13 @@ def test_import_then_check_and_explain(cli: Cli) -> None:
 
 def test_dry_run_with_bad_rows_reports_lines_and_imports_nothing(cli: Cli, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
-    bad.write_text("imei,status,imsi,reason\n"
-                   "35209900176148,black,,ok\n"
-                   "1234567,black,,\n"
-                   "352099001761482,grey,,\n"
-                   "35209900176155,purple,,\n")
+    bad.write_text(
+        "imei,status,imsi,reason\n"
+        "35209900176148,black,,ok\n"
+        "1234567,black,,\n"
+        "352099001761482,grey,,\n"
+        "35209900176155,purple,,\n"
+    )
     for extra in ([], ["--dry-run"]):
         r = cli("lists", "import", str(bad), *extra)
         assert r.returncode == 1
@@ -79,9 +83,14 @@ def test_dry_run_with_bad_rows_reports_lines_and_imports_nothing(cli: Cli, tmp_p
     assert "no list versions yet" in cli.ok("lists", "versions")
     out = cli.ok("lists", "import", str(bad), "--skip-bad")
     assert "imported version 1" in out and "now 1 entries" in out
-    r = subprocess.run([*eir_command(), "lists", "import", "-", "--config", str(cli.config)],
-                       input="imei,status\n35209900176155,grey\n", capture_output=True, text=True, timeout=60,
-                       env=clean_env())
+    r = subprocess.run(
+        [*eir_command(), "lists", "import", "-", "--config", str(cli.config)],
+        input="imei,status\n35209900176155,grey\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+    )
     assert r.returncode == 0 and "imported version 2" in r.stdout
     assert "stdin" in cli.ok("lists", "versions").splitlines()[1]
 
@@ -134,8 +143,13 @@ def test_export_round_trip_with_pairings_and_a_delta(cli: Cli, tmp_path: Path) -
 def test_configuration_and_store_errors(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("store: {url: 'ftp://x'}\n")
-    r = subprocess.run([*eir_command(), "lists", "versions", "--config", str(bad)], capture_output=True,
-                       text=True, timeout=60, env=clean_env())
+    r = subprocess.run(
+        [*eir_command(), "lists", "versions", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+    )
     assert r.returncode == 2 and "store.url" in r.stderr
     (tmp_path / "file").write_text("not a directory")
     cli = Cli(tmp_path, store={"url": f"sqlite:///{tmp_path / 'file' / 'eir.db'}"})

@@ -65,23 +65,40 @@ async def test_huawei_variant_is_counted_by_vendor(eir_with_lists) -> None:
     other counters, read at scrape time, agree with one answered dialogue)."""
     eir = eir_with_lists()
     host, port = eir.m3ua
-    cmd = [*eir_command(), "sim", "msc", "--connect", f"{host}:{port}", "--imei", BLACK,
-           "--imsi", "262011234567890", "--vendor", "huawei", "--map-version", "3", "--json"]
-    res = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, env=clean_env(),
-                                  timeout=60)
+    cmd = [
+        *eir_command(),
+        "sim",
+        "msc",
+        "--connect",
+        f"{host}:{port}",
+        "--imei",
+        BLACK,
+        "--imsi",
+        "262011234567890",
+        "--vendor",
+        "huawei",
+        "--map-version",
+        "3",
+        "--json",
+    ]
+    res = await asyncio.to_thread(
+        subprocess.run, cmd, capture_output=True, text=True, env=clean_env(), timeout=60
+    )
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert (out["verdict"], out["version"]) == ("black", 3)
     ev = eir.wait_for_log("map_vendor_variant")
     assert ev["detail"].startswith("huawei:")
     metrics = eir.metrics_text()
-    for line in ('eir_map_vendor_variants_total{vendor="huawei"} 1.0',
-                 'eir_map_vendor_variants_total{vendor="ericsson"} 0.0',
-                 "eir_map_check_imei_invokes_total 1.0",
-                 'eir_tcap_components_sent_total{component="return_result"} 1.0',
-                 'eir_tcap_messages_sent_total{type="end"} 1.0',
-                 "eir_tcap_dialogues_expired_total 0.0",
-                 "eir_tcap_open_dialogues 0.0"):
+    for line in (
+        'eir_map_vendor_variants_total{vendor="huawei"} 1.0',
+        'eir_map_vendor_variants_total{vendor="ericsson"} 0.0',
+        "eir_map_check_imei_invokes_total 1.0",
+        'eir_tcap_components_sent_total{component="return_result"} 1.0',
+        'eir_tcap_messages_sent_total{type="end"} 1.0',
+        "eir_tcap_dialogues_expired_total 0.0",
+        "eir_tcap_open_dialogues 0.0",
+    ):
         assert line in metrics, line
 
 
@@ -135,7 +152,7 @@ async def test_bad_input_gets_err_log_and_metric(eir_factory) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
         # DATA before ASP-ACTIVE → ERR Unexpected Message (0x06); then a bad length → ERR + close.
-        data = bytes.fromhex("0100010100000018" "0210001000000001" "00000002" "03020000")
+        data = bytes.fromhex("010001010000001802100010000000010000000203020000")
         writer.write(data)
         hdr = await asyncio.wait_for(reader.readexactly(8), 5)
         body = await reader.readexactly(struct.unpack("!I", hdr[4:])[0] - 8)
@@ -184,9 +201,13 @@ async def test_outbound_asp_association_to_an_stp(eir_factory, tmp_path) -> None
     csv = tmp_path / "lists.csv"
     csv.write_text(LISTS)
     loop = asyncio.get_running_loop()
-    stp = CheckImeiClient(m3ua_settings=m3ua.M3uaSettings(role=m3ua.Role.SG, routing_context=42),
-                          opc=1, dpc=2, calling=sccp.make_address(ssn=8, gt="491700000008"),
-                          called=sccp.make_address(ssn=9, gt="491700000009"))
+    stp = CheckImeiClient(
+        m3ua_settings=m3ua.M3uaSettings(role=m3ua.Role.SG, routing_context=42),
+        opc=1,
+        dpc=2,
+        calling=sccp.make_address(ssn=8, gt="491700000008"),
+        called=sccp.make_address(ssn=9, gt="491700000009"),
+    )
     active, answered, closed = asyncio.Event(), loop.create_future(), asyncio.Event()
     seen: list[object] = []
 
@@ -211,8 +232,12 @@ async def test_outbound_asp_association_to_an_stp(eir_factory, tmp_path) -> None
     server = await loop.create_server(lambda: proto, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        eir = eir_factory({"m3ua": {"listen": [], "connect": [f"127.0.0.1:{port}"], "routing_context": 42},
-                           "lists": {"import_on_start": [str(csv)]}})
+        eir = eir_factory(
+            {
+                "m3ua": {"listen": [], "connect": [f"127.0.0.1:{port}"], "routing_context": 42},
+                "lists": {"import_on_start": [str(csv)]},
+            }
+        )
         await asyncio.wait_for(active.wait(), 10)
         assert stp.m3ua.peer_routing_context == (42,)
         stp.send_check_imei(loop.time(), imei=BLACK, version=3)

@@ -70,8 +70,9 @@ class StpAssociation(asyncio.Protocol):
     """
 
     def __init__(self, accepted: asyncio.Queue[StpAssociation]) -> None:
-        self.core = m3ua.M3uaConnection(m3ua.M3uaSettings(role=m3ua.Role.SG, routing_context=RC,
-                                                          info_string="simulated STP"))
+        self.core = m3ua.M3uaConnection(
+            m3ua.M3uaSettings(role=m3ua.Role.SG, routing_context=RC, info_string="simulated STP")
+        )
         self.loop = asyncio.get_running_loop()
         self.accepted = accepted
         self.transport: asyncio.Transport | None = None
@@ -123,12 +124,18 @@ class StpAssociation(asyncio.Protocol):
             names.append(msg._name)
         return names
 
-    def send_begin(self, *, otid: int, version: int, imei: str, called: sccp.SccpAddress,
-                   calling: sccp.SccpAddress) -> bytes:
+    def send_begin(
+        self, *, otid: int, version: int, imei: str, called: sccp.SccpAddress, calling: sccp.SccpAddress
+    ) -> bytes:
         """Forward an MSC's checkIMEI Begin to the EIR in a UDT (class 1, return on error)."""
         tcap = encode_check_imei_begin(otid=otid, version=version, invoke_id=1, imei=imei)
-        udt = sccp.encode_unitdata(called=called.encode(), calling=calling.encode(), data=tcap,
-                                   protocol_class=1, return_on_error=True)
+        udt = sccp.encode_unitdata(
+            called=called.encode(),
+            calling=calling.encode(),
+            data=tcap,
+            protocol_class=1,
+            return_on_error=True,
+        )
         self.core.send_data(m3ua.ProtocolData(opc=STP_PC, dpc=EIR_PC, si=3, ni=2, sls=otid & 0x0F, data=udt))
         self.flush()
         return udt
@@ -147,9 +154,14 @@ class StpAssociation(asyncio.Protocol):
         tcap = TCAP_MAPv2v3.TCAP_MAP_Messages.TCAP_MAP_Message
         tcap.from_ber(s["Data"][1].get_val())
         unitdata = sccp.decode_message(ev.data.data)
-        return Reply(pd=ev.data, routing_context=ev.routing_context, unitdata=unitdata,
-                     outcome=decode_check_imei_reply(unitdata.data), pycrate_sccp=s,
-                     pycrate_tcap=tcap.get_val())
+        return Reply(
+            pd=ev.data,
+            routing_context=ev.routing_context,
+            unitdata=unitdata,
+            outcome=decode_check_imei_reply(unitdata.data),
+            pycrate_sccp=s,
+            pycrate_tcap=tcap.get_val(),
+        )
 
 
 class SimulatedStp:
@@ -181,8 +193,9 @@ EIR_BY_SSN = sccp.make_address(ssn=9, point_code=EIR_PC, gt=EIR_GT, route_on_ssn
 """Called address as an STP forwards it after global title translation (route on DPC + SSN)."""
 
 
-async def check(assoc: StpAssociation, *, otid: int, version: int, imei: str,
-                called: sccp.SccpAddress) -> Reply:
+async def check(
+    assoc: StpAssociation, *, otid: int, version: int, imei: str, called: sccp.SccpAddress
+) -> Reply:
     assoc.send_begin(otid=otid, version=version, imei=imei, called=called, calling=MSC)
     r = await assoc.reply()
     # M3UA: the routing label back the way it came, in the routing context of the association.
@@ -222,8 +235,9 @@ async def test_eir_connects_out_to_an_stp_answers_reconnects_and_goes_down(eir_f
     stp = SimulatedStp()
     port = await stp.start()
     try:
-        config = {"m3ua": {"listen": [], "connect": [f"127.0.0.1:{port}"], "routing_context": RC,
-                           "asp_id": 42}}
+        config = {
+            "m3ua": {"listen": [], "connect": [f"127.0.0.1:{port}"], "routing_context": RC, "asp_id": 42}
+        }
         # In a thread: the simulated STP on this loop must answer the EIR's ASPUP while it starts.
         eir = await asyncio.to_thread(eir_factory, config, lists=LISTS)
         first = await stp.association()
@@ -280,8 +294,11 @@ async def test_eir_connects_out_to_an_stp_answers_reconnects_and_goes_down(eir_f
     assert len([e for e in events if e.get("event") == "m3ua_disconnected"]) == 2
     reconnecting = [e for e in events if e.get("event") == "m3ua_reconnecting"]
     assert [(e["address"], e["retry_in"], e["was_active"]) for e in reconnecting] == [(peer, 1.0, True)]
-    assert not [e for e in events if e.get("event") in ("m3ua_error_sent", "m3ua_error_received",
-                                                         "m3ua_internal_error", "tcap_error")]
+    assert not [
+        e
+        for e in events
+        if e.get("event") in ("m3ua_error_sent", "m3ua_error_received", "m3ua_internal_error", "tcap_error")
+    ]
     checks = [e for e in events if e.get("event") == "check" and e.get("interface") == "map"]
     assert [e.get("origin") for e in checks] == [MSC_GT] * 5
 
@@ -328,6 +345,7 @@ class GatedChecker:
         async def seen() -> None:
             while len(self.seen) < n:
                 await asyncio.sleep(0.001)
+
         await asyncio.wait_for(seen(), WAIT)
 
 
@@ -339,8 +357,9 @@ async def test_outbound_shutdown_answers_every_check_in_flight_before_aspdn() ->
     stp = SimulatedStp()
     port = await stp.start()
     checker = GatedChecker()
-    cfg = Config(m3ua=M3uaConfig(listen=[], connect=[f"127.0.0.1:{port}"], transports=["tcp"],
-                                 routing_context=RC))
+    cfg = Config(
+        m3ua=M3uaConfig(listen=[], connect=[f"127.0.0.1:{port}"], transports=["tcp"], routing_context=RC)
+    )
     srv = await m3ua_server.start(cfg, checker, NullEvents())
     shutdown: asyncio.Task[None] | None = None
     try:
@@ -368,8 +387,13 @@ async def test_outbound_shutdown_answers_every_check_in_flight_before_aspdn() ->
 
         await asyncio.wait_for(shutdown, WAIT)
         await asyncio.wait_for(assoc.closed.wait(), WAIT)
-        assert assoc.received_types() == ["M3UA_ASPUp", "M3UA_ASPAct", "M3UA_DATA", "M3UA_DATA",
-                                          "M3UA_ASPDown"]
+        assert assoc.received_types() == [
+            "M3UA_ASPUp",
+            "M3UA_ASPAct",
+            "M3UA_DATA",
+            "M3UA_DATA",
+            "M3UA_ASPDown",
+        ]
         assert assoc.states == [m3ua.AspState.INACTIVE, m3ua.AspState.ACTIVE, m3ua.AspState.DOWN]
         assert not assoc.errors
         assert not srv.associations

@@ -260,8 +260,9 @@ async def test_error_answer_keeps_the_connection(tmp_path: Any) -> None:
     await server.shutdown(1.0)
 
 
-async def test_core_exception_is_logged_counted_and_closes(monkeypatch: pytest.MonkeyPatch,
-                                                           caplog: pytest.LogCaptureFixture) -> None:
+async def test_core_exception_is_logged_counted_and_closes(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """A bug in the core (made to raise here) on an OPEN connection must not end in asyncio's
     "Fatal error: protocol.data_received() call failed": the adapter logs it with the peer and the
     input, counts eir_protocol_errors{error="internal"} and just closes (no DPR, no answer: nothing
@@ -288,7 +289,7 @@ async def test_core_exception_is_logged_counted_and_closes(monkeypatch: pytest.M
 
         monkeypatch.setattr(conn.core, "receive_data", broken)
         before = REGISTRY.get_sample_value("eir_protocol_errors_total", labels) or 0.0
-        dwr = bytes.fromhex("01000014800001180000000000000001" "00000001")
+        dwr = bytes.fromhex("0100001480000118000000000000000100000001")
         with capture_logs() as logs:
             writer.write(dwr)
             assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, and nothing sent first

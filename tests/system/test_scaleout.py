@@ -43,14 +43,22 @@ def _verdicts(eir: Any, imeis: list[str], imsi: str | None = None) -> list[str]:
         raise AssertionError(f"{type(e).__name__}: {e}\n{eir.log()[-6000:]}") from e
 
 
-def test_two_instances_share_lists_and_clone_sightings(eir_factory: Any, postgres_url: str,
-                                                       redis_url: str) -> None:
+def test_two_instances_share_lists_and_clone_sightings(
+    eir_factory: Any, postgres_url: str, redis_url: str
+) -> None:
     config = {
         "store": {"url": postgres_url, "observations_url": redis_url},
         "m3ua": {"enabled": False},
-        "policy": {"unknown_equipment": "white",
-                   "clone": {"enabled": True, "max_imsis": 2, "window": 600, "distinct_origins": False,
-                             "verdict": "grey"}},
+        "policy": {
+            "unknown_equipment": "white",
+            "clone": {
+                "enabled": True,
+                "max_imsis": 2,
+                "window": 600,
+                "distinct_origins": False,
+                "verdict": "grey",
+            },
+        },
     }
     a = eir_factory(config, lists=LISTS)  # the lists go to PostgreSQL through a's CLI
     b = eir_factory(config)

@@ -18,15 +18,26 @@ pytestmark = pytest.mark.system
 def test_config_error_exits_2_and_names_the_key(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("diameter:\n  listen: [nohost]\n")
-    res = subprocess.run([*eir_command(), "serve", "--config", str(cfg)], capture_output=True, text=True,
-                         timeout=30, env=clean_env())
+    res = subprocess.run(
+        [*eir_command(), "serve", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env(),
+    )
     assert res.returncode == 2
     assert "diameter.listen[0]: expected HOST:PORT" in res.stderr
 
 
 def test_bad_environment_override_exits_2(tmp_path: Path) -> None:
-    res = subprocess.run([*eir_command(), "serve"], capture_output=True, text=True, timeout=30,
-                         env=clean_env({"EIR_POLICY_UNKNOWN_EQUIPMENT": "purple"}), cwd=tmp_path)
+    res = subprocess.run(
+        [*eir_command(), "serve"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env({"EIR_POLICY_UNKNOWN_EQUIPMENT": "purple"}),
+        cwd=tmp_path,
+    )
     assert res.returncode == 2
     assert "policy.unknown_equipment" in res.stderr
 
@@ -39,8 +50,9 @@ def test_port_in_use_exits_3(tmp_path: Path) -> None:
         p = EirProcess(tmp_path, {"diameter": {"listen": [f"127.0.0.1:{port}"]}})
         with pytest.raises(RuntimeError, match="exited with 3"):
             p.start()
-        assert any(e.get("event") == "startup_failed" and "diameter" in e.get("error", "")
-                   for e in p.log_events())
+        assert any(
+            e.get("event") == "startup_failed" and "diameter" in e.get("error", "") for e in p.log_events()
+        )
 
 
 def test_ready_metrics_and_graceful_stop(eir_factory) -> None:  # type: ignore[no-untyped-def]
@@ -63,8 +75,9 @@ def _open_silent_diameter_peer(addr: tuple[str, int]) -> socket.socket:
     """A peer that completes CER/CEA and then never answers (so never a DPA)."""
     from protocols.diameter import CapabilitiesExchanged, DiameterPeer, Role
 
-    core = DiameterPeer(role=Role.INITIATOR, origin_host="silent.mme", origin_realm="lab",
-                        destination_realm="localdomain")
+    core = DiameterPeer(
+        role=Role.INITIATOR, origin_host="silent.mme", origin_realm="lab", destination_realm="localdomain"
+    )
     core.start(0.0)
     sock = socket.create_connection(addr, timeout=5)
     sock.sendall(core.data_to_send())
@@ -101,9 +114,13 @@ def test_shipped_config_imports_demo_lists(tmp_path: Path) -> None:
     p.start()
     try:
         p.wait_for_log("lists_imported")
-        for imei, status in (("35394206000002", "black"), ("35394206000001", "grey"),
-                             ("35209900176148", "white"), ("86700000123456", "black"),
-                             ("35691234000500", "grey")):
+        for imei, status in (
+            ("35394206000002", "black"),
+            ("35394206000001", "grey"),
+            ("35209900176148", "white"),
+            ("86700000123456", "black"),
+            ("35691234000500", "grey"),
+        ):
             out = p.cli("check", imei).stdout.lower()
             assert status in out, (imei, out)
     finally:

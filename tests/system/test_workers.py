@@ -53,8 +53,12 @@ async def _check_many(host: str, port: int, imei: str, n: int) -> list[str]:
 def test_two_workers_share_the_port_and_the_lists(eir_factory) -> None:  # type: ignore[no-untyped-def]
     port, metrics_port = free_port(), _two_free_ports()
     eir = eir_factory(
-        {"workers": 2, "diameter": {"listen": [f"127.0.0.1:{port}"]}, "m3ua": {"enabled": False},
-         "metrics": {"listen": f"127.0.0.1:{metrics_port}"}},
+        {
+            "workers": 2,
+            "diameter": {"listen": [f"127.0.0.1:{port}"]},
+            "m3ua": {"enabled": False},
+            "metrics": {"listen": f"127.0.0.1:{metrics_port}"},
+        },
         lists="imei,status\n35394206000002,black\n",
     )
     eir.wait_for_log("eir_ready", worker=1, timeout=20)
@@ -85,8 +89,14 @@ def test_a_worker_that_dies_is_started_again(eir_factory) -> None:  # type: igno
     import signal as sig
 
     port = free_port()
-    eir = eir_factory({"workers": 2, "diameter": {"listen": [f"127.0.0.1:{port}"]},
-                       "m3ua": {"enabled": False}, "metrics": {"enabled": False}})
+    eir = eir_factory(
+        {
+            "workers": 2,
+            "diameter": {"listen": [f"127.0.0.1:{port}"]},
+            "m3ua": {"enabled": False},
+            "metrics": {"enabled": False},
+        }
+    )
     eir.wait_for_log("eir_ready", worker=1, timeout=20)
     [child] = _children(eir.proc.pid)
     os.kill(child, sig.SIGKILL)

@@ -28,15 +28,18 @@ def test_no_file_gives_dataclass_defaults() -> None:
 
 
 def test_environment_overrides_nested_keys_and_lists() -> None:
-    cfg = load_config(None, environ={
-        "EIR_DIAMETER_ORIGIN_HOST": "eir.lab",
-        "EIR_DIAMETER_LISTEN": "127.0.0.1:3868, [::1]:3868",
-        "EIR_POLICY_CLONE_MAX_IMSIS": "5",
-        "EIR_POLICY_UNKNOWN_EQUIPMENT": "unknown",
-        "EIR_M3UA_MAP_VERSIONS": "2,3",
-        "EIR_MQTT_ENABLED": "yes",
-        "EIR_STORE_OBSERVATIONS_URL": "redis://127.0.0.1:6379/0",
-    })
+    cfg = load_config(
+        None,
+        environ={
+            "EIR_DIAMETER_ORIGIN_HOST": "eir.lab",
+            "EIR_DIAMETER_LISTEN": "127.0.0.1:3868, [::1]:3868",
+            "EIR_POLICY_CLONE_MAX_IMSIS": "5",
+            "EIR_POLICY_UNKNOWN_EQUIPMENT": "unknown",
+            "EIR_M3UA_MAP_VERSIONS": "2,3",
+            "EIR_MQTT_ENABLED": "yes",
+            "EIR_STORE_OBSERVATIONS_URL": "redis://127.0.0.1:6379/0",
+        },
+    )
     assert cfg.diameter.origin_host == "eir.lab"
     assert cfg.diameter.listen == ["127.0.0.1:3868", "[::1]:3868"]
     assert cfg.policy.clone.max_imsis == 5
@@ -51,24 +54,30 @@ def test_environment_beats_file_and_overrides_beat_environment(tmp_path: Path) -
     f.write_text("diameter:\n  origin_host: from-file\n  origin_realm: file.realm\n")
     cfg = load_config(f, environ={"EIR_DIAMETER_ORIGIN_HOST": "from-env"})
     assert (cfg.diameter.origin_host, cfg.diameter.origin_realm) == ("from-env", "file.realm")
-    cfg = load_config(f, environ={"EIR_DIAMETER_ORIGIN_HOST": "from-env"},
-                      overrides={"diameter": {"origin_host": "from-cli"}})
+    cfg = load_config(
+        f,
+        environ={"EIR_DIAMETER_ORIGIN_HOST": "from-env"},
+        overrides={"diameter": {"origin_host": "from-cli"}},
+    )
     assert cfg.diameter.origin_host == "from-cli"
 
 
-@pytest.mark.parametrize(("yaml_text", "message"), [
-    ("diameter:\n  listen: [nohost]\n", "diameter.listen[0]: expected HOST:PORT"),
-    ("diameter:\n  lisen: []\n", "diameter.lisen: unknown key"),
-    ("diameter:\n  watchdog_interval: 2\n", "diameter.watchdog_interval"),
-    ("policy:\n  unknown_equipment: purple\n", "policy.unknown_equipment: must be one of"),
-    ("m3ua:\n  ssn: many\n", "m3ua.ssn: expected an integer"),
-    ("m3ua:\n  map_versions: [4]\n", "m3ua.map_versions"),
-    ("store:\n  url: mysql://x\n", "store.url: unsupported scheme"),
-    ("policy:\n  reserved_tacs: ['123']\n", "policy.reserved_tacs[0]"),
-    ("mqtt:\n  enabled: maybe\n", "mqtt.enabled: expected true or false"),
-    ("- a list\n", "top level must be a mapping"),
-    ("diameter: [1\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("diameter:\n  listen: [nohost]\n", "diameter.listen[0]: expected HOST:PORT"),
+        ("diameter:\n  lisen: []\n", "diameter.lisen: unknown key"),
+        ("diameter:\n  watchdog_interval: 2\n", "diameter.watchdog_interval"),
+        ("policy:\n  unknown_equipment: purple\n", "policy.unknown_equipment: must be one of"),
+        ("m3ua:\n  ssn: many\n", "m3ua.ssn: expected an integer"),
+        ("m3ua:\n  map_versions: [4]\n", "m3ua.map_versions"),
+        ("store:\n  url: mysql://x\n", "store.url: unsupported scheme"),
+        ("policy:\n  reserved_tacs: ['123']\n", "policy.reserved_tacs[0]"),
+        ("mqtt:\n  enabled: maybe\n", "mqtt.enabled: expected true or false"),
+        ("- a list\n", "top level must be a mapping"),
+        ("diameter: [1\n", "not valid YAML"),
+    ],
+)
 def test_errors_name_the_key(tmp_path: Path, yaml_text: str, message: str) -> None:
     f = tmp_path / "c.yaml"
     f.write_text(yaml_text)
@@ -86,11 +95,14 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
         load_config(tmp_path / "absent.yaml", environ={})
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("127.0.0.1:3868", ("127.0.0.1", 3868)),
-    ("[::1]:2905", ("::1", 2905)),
-    ("eir.lab:0", ("eir.lab", 0)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.0.0.1:3868", ("127.0.0.1", 3868)),
+        ("[::1]:2905", ("::1", 2905)),
+        ("eir.lab:0", ("eir.lab", 0)),
+    ],
+)
 def test_parse_hostport(text: str, expected: tuple[str, int]) -> None:
     assert parse_hostport(text) == expected
 
@@ -98,8 +110,18 @@ def test_parse_hostport(text: str, expected: tuple[str, int]) -> None:
 def test_store_options_reach_every_backend(tmp_path: Path) -> None:
     from eir.store import create_store, store_options
 
-    cfg = load_config(None, environ={}, overrides={"store": {"keep_versions": 2, "connect_timeout": 0.5,
-                                                             "command_timeout": 1.5, "poll_interval": 0.1}})
+    cfg = load_config(
+        None,
+        environ={},
+        overrides={
+            "store": {
+                "keep_versions": 2,
+                "connect_timeout": 0.5,
+                "command_timeout": 1.5,
+                "poll_interval": 0.1,
+            }
+        },
+    )
     opts = store_options(cfg.store)
     sqlite = create_store(f"sqlite:///{tmp_path / 'e.db'}", str(tmp_path), **opts)
     assert (sqlite.keep_versions, sqlite.poll_interval) == (2, 0.1)  # type: ignore[attr-defined]

@@ -18,11 +18,14 @@ def _luhn_reference(digits14: str) -> int:
     return (10 - total % 10) % 10
 
 
-@pytest.mark.parametrize(("imei14", "cd"), [
-    ("49015420323751", 8),   # TS 23.003 Annex B example
-    ("35209900176148", 1),
-    ("00000000000000", 0),
-])
+@pytest.mark.parametrize(
+    ("imei14", "cd"),
+    [
+        ("49015420323751", 8),  # TS 23.003 Annex B example
+        ("35209900176148", 1),
+        ("00000000000000", 0),
+    ],
+)
 def test_luhn(imei14: str, cd: int) -> None:
     assert luhn_check_digit(imei14) == cd
 
@@ -32,12 +35,15 @@ def test_luhn_matches_the_textbook_loop(digits: str) -> None:
     assert luhn_check_digit(digits) == _luhn_reference(digits)
 
 
-@pytest.mark.parametrize(("digits", "ok"), [
-    ("490154203237518", True),    # the right check digit
-    ("490154203237510", True),    # the spare digit, as MAP sends it
-    ("490154203237517", False),   # neither
-    ("358091016853550", True),    # jSS7 "Real Trace" IMEI: spare digit 0, not a valid CD
-])
+@pytest.mark.parametrize(
+    ("digits", "ok"),
+    [
+        ("490154203237518", True),  # the right check digit
+        ("490154203237510", True),  # the spare digit, as MAP sends it
+        ("490154203237517", False),  # neither
+        ("358091016853550", True),  # jSS7 "Real Trace" IMEI: spare digit 0, not a valid CD
+    ],
+)
 def test_check_digit_or_spare_digit(digits: str, ok: bool) -> None:
     assert check_digit_ok(digits) is ok
 

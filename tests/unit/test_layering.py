@@ -8,8 +8,23 @@ from pathlib import Path
 import pytest
 
 PROTOCOLS = Path(__file__).resolve().parents[2] / "protocols"
-FORBIDDEN = {"asyncio", "socket", "selectors", "threading", "time", "os", "logging", "structlog",
-             "subprocess", "signal", "eir", "simulations", "uvloop", "prometheus_client", "aiomqtt"}
+FORBIDDEN = {
+    "asyncio",
+    "socket",
+    "selectors",
+    "threading",
+    "time",
+    "os",
+    "logging",
+    "structlog",
+    "subprocess",
+    "signal",
+    "eir",
+    "simulations",
+    "uvloop",
+    "prometheus_client",
+    "aiomqtt",
+}
 
 
 def _imports(path: Path) -> set[str]:

@@ -34,15 +34,17 @@ def test_demo_file_parses() -> None:
 
 
 def test_every_identity_form() -> None:
-    p = parse("imei,status,imsi,reason\n"
-              "35209900176148,white,,plain\n"
-              "490154203237518,grey,262011234567890,with check digit\n"
-              "358091016853550,black,,spare digit from a trace\n"
-              "3520990017614823,black,,imeisv\n"
-              "86700000,black,,tac\n"
-              "35691234000000-356912340009998,grey,,range; 15-digit last\n"
-              " 35691235000000 , BLACK ,,spaces and case\n"
-              "35691236000000,gray,,american\n")
+    p = parse(
+        "imei,status,imsi,reason\n"
+        "35209900176148,white,,plain\n"
+        "490154203237518,grey,262011234567890,with check digit\n"
+        "358091016853550,black,,spare digit from a trace\n"
+        "3520990017614823,black,,imeisv\n"
+        "86700000,black,,tac\n"
+        "35691234000000-356912340009998,grey,,range; 15-digit last\n"
+        " 35691235000000 , BLACK ,,spaces and case\n"
+        "35691236000000,gray,,american\n"
+    )
     assert p.ok, p.report()
     got = [(e.kind, e.key, e.last, e.status, e.imsi, e.reason) for e in p.entries]
     assert got == [
@@ -58,21 +60,23 @@ def test_every_identity_form() -> None:
 
 
 def test_bad_rows_are_all_reported_with_line_numbers() -> None:
-    text = ("# national list, 2026-11\n"
-            "imei,status,imsi,reason\n"                      # line 2
-            "35209900176148,white,,\n"
-            "12345,black,,\n"                                # 4 too short
-            "352099001761482,black,,\n"                      # 5 check digit
-            "35209900176155,purple,,\n"                      # 6 status
-            "35209900176163,black,12ab,\n"                   # 7 imsi
-            "35209900176171-35209900176100,black,,\n"        # 8 range backwards
-            "35209900176148,black,,\n"                       # 9 conflicting duplicate
-            "35209900176148,white,,\n"                       # 10 harmless duplicate
-            "35209900176189,black,,x,extra\n"                # 11 too many columns
-            "\n"
-            "3520990017618a,black,,\n"                       # 13 letter
-            ",black,,\n"                                     # 14 empty
-            "35209900176197,pairing,,\n")                    # 15 pairing without IMSI
+    text = (
+        "# national list, 2026-11\n"
+        "imei,status,imsi,reason\n"  # line 2
+        "35209900176148,white,,\n"
+        "12345,black,,\n"  # 4 too short
+        "352099001761482,black,,\n"  # 5 check digit
+        "35209900176155,purple,,\n"  # 6 status
+        "35209900176163,black,12ab,\n"  # 7 imsi
+        "35209900176171-35209900176100,black,,\n"  # 8 range backwards
+        "35209900176148,black,,\n"  # 9 conflicting duplicate
+        "35209900176148,white,,\n"  # 10 harmless duplicate
+        "35209900176189,black,,x,extra\n"  # 11 too many columns
+        "\n"
+        "3520990017618a,black,,\n"  # 13 letter
+        ",black,,\n"  # 14 empty
+        "35209900176197,pairing,,\n"
+    )  # 15 pairing without IMSI
     p = parse(text)
     assert not p.ok and p.bad_count == 10 and p.duplicates == 1 and len(p.entries) == 1
     lines = {b.line: b.reason for b in p.bad}
@@ -89,15 +93,18 @@ def test_bad_rows_are_all_reported_with_line_numbers() -> None:
     assert 12 not in lines  # blank
 
 
-@pytest.mark.parametrize(("text", "kind", "message"), [
-    ("", "equipment", "empty file"),
-    ("foo,bar\n1,2\n", "equipment", "header must name imei and status"),
-    ("imei,reason\n", "equipment", "header must name imei and status"),
-    ("imsi,imei\n262011234567890,35209900176148\n", "equipment", "--kind pairing or --kind lock"),
-    ("imei,status,status\n", "equipment", "given twice"),
-    ("imei,status\n", "pairing", "is an equipment file"),
-    ("imsi,reason\n", "lock", "lacks imei"),
-])
+@pytest.mark.parametrize(
+    ("text", "kind", "message"),
+    [
+        ("", "equipment", "empty file"),
+        ("foo,bar\n1,2\n", "equipment", "header must name imei and status"),
+        ("imei,reason\n", "equipment", "header must name imei and status"),
+        ("imsi,imei\n262011234567890,35209900176148\n", "equipment", "--kind pairing or --kind lock"),
+        ("imei,status,status\n", "equipment", "given twice"),
+        ("imei,status\n", "pairing", "is an equipment file"),
+        ("imsi,reason\n", "lock", "lacks imei"),
+    ],
+)
 def test_unusable_files(text: str, kind: str, message: str) -> None:
     with pytest.raises(ListFileError, match=message):
         parse(text, kind=kind)
@@ -128,28 +135,41 @@ async def test_full_equipment_import_replaces_equipment_and_keeps_pairings() -> 
     assert v.entries == 1 and v.pairings == 2
     assert (await s.lookup("35209900176148")).imei is None
     # a full pairing file replaces the pairings only
-    v = await import_parsed(s, parse("imsi,imei,reason\n262011111111111,35209900176148,new\n",
-                                     kind="pairing"))
+    v = await import_parsed(
+        s, parse("imsi,imei,reason\n262011111111111,35209900176148,new\n", kind="pairing")
+    )
     assert v.entries == 1 and v.pairings == 2
     assert sorted((p.kind.value, p.imsi) for p in await s.pairings()) == [
-        ("lock", "262019999999999"), ("pairing", "262011111111111")]
+        ("lock", "262019999999999"),
+        ("pairing", "262011111111111"),
+    ]
     # an equipment file with pairing rows replaces that list too, not the locks
-    v = await import_parsed(s, parse("imei,status,imsi\n35209900176148,pairing,262012222222222\n"
-                                     "35209900176163,white,\n"))
+    v = await import_parsed(
+        s, parse("imei,status,imsi\n35209900176148,pairing,262012222222222\n35209900176163,white,\n")
+    )
     assert sorted((p.kind.value, p.imsi) for p in await s.pairings()) == [
-        ("lock", "262019999999999"), ("pairing", "262012222222222")]
+        ("lock", "262019999999999"),
+        ("pairing", "262012222222222"),
+    ]
 
 
 async def test_delta_file_with_op_column() -> None:
     s = await mem()
-    await import_parsed(s, parse("imei,status,imsi\n35209900176148,black,\n35209900176155,grey,\n"
-                                 "86700000,black,\n35209900176163,lock,262011234567890\n"))
-    p = parse("imei,status,imsi,reason,op\n"
-              "35209900176148,,,,remove\n"
-              "35209900176155,white,,cleared,add\n"
-              "35209900176171,black,,stolen,\n"
-              "86700000,,,,REMOVE\n"
-              "35209900176163,lock,262011234567890,,remove\n")
+    await import_parsed(
+        s,
+        parse(
+            "imei,status,imsi\n35209900176148,black,\n35209900176155,grey,\n"
+            "86700000,black,\n35209900176163,lock,262011234567890\n"
+        ),
+    )
+    p = parse(
+        "imei,status,imsi,reason,op\n"
+        "35209900176148,,,,remove\n"
+        "35209900176155,white,,cleared,add\n"
+        "35209900176171,black,,stolen,\n"
+        "86700000,,,,REMOVE\n"
+        "35209900176163,lock,262011234567890,,remove\n"
+    )
     assert p.delta and p.ok, p.report()
     v = await import_parsed(s, p)
     assert v.entries == 2 and v.pairings == 0
@@ -193,8 +213,9 @@ async def test_export_reimports_to_the_same_lists(tmp_path: Path, backend: str) 
     await s.open()
     p = parse_csv(ROOT / "config" / "lists" / "demo.csv")
     await import_parsed(s, p)
-    await import_parsed(s, parse("imsi,imei,reason\n262011234567890,35209900176148,\"a, quoted\"\n",
-                                 kind="pairing"))
+    await import_parsed(
+        s, parse('imsi,imei,reason\n262011234567890,35209900176148,"a, quoted"\n', kind="pairing")
+    )
     out = io.StringIO()
     n = await export_csv(s.export(), out)
     text = out.getvalue()
@@ -215,12 +236,16 @@ def test_entry_rows_iterate_as_list_entries() -> None:
 
 
 def test_pairing_files() -> None:
-    p = parse("imsi,imei,reason\n262011234567890,490154203237518,x\n001010000000001,35209900176148,\n"
-              "262011234567890,490154203237518,dup\n1,35209900176148,\n", kind="lock")
+    p = parse(
+        "imsi,imei,reason\n262011234567890,490154203237518,x\n001010000000001,35209900176148,\n"
+        "262011234567890,490154203237518,dup\n1,35209900176148,\n",
+        kind="lock",
+    )
     assert p.bad_count == 1 and p.duplicates == 1 and p.bad[0].line == 5
-    assert p.pairings == [Pairing(kind=PairingKind.LOCK, imsi="262011234567890", imei="49015420323751",
-                                  reason="x"),
-                          Pairing(kind=PairingKind.LOCK, imsi="001010000000001", imei="35209900176148")]
+    assert p.pairings == [
+        Pairing(kind=PairingKind.LOCK, imsi="262011234567890", imei="49015420323751", reason="x"),
+        Pairing(kind=PairingKind.LOCK, imsi="001010000000001", imei="35209900176148"),
+    ]
 
 
 def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:

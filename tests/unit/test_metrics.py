@@ -14,15 +14,24 @@ LABEL = "test-metrics"
 
 
 def _samples(registry: CollectorRegistry, name: str, label: str) -> list[tuple[str, float]]:
-    return sorted((s.name + repr(sorted(s.labels.items())), s.value)
-                  for m in registry.collect() if m.name == name for s in m.samples
-                  if s.labels.get("interface") == label)
+    return sorted(
+        (s.name + repr(sorted(s.labels.items())), s.value)
+        for m in registry.collect()
+        if m.name == name
+        for s in m.samples
+        if s.labels.get("interface") == label
+    )
 
 
 def test_histogram_matches_the_library() -> None:
     ref_reg = CollectorRegistry()
-    ref = Histogram("eir_check_duration_seconds", "ref", ["interface"], registry=ref_reg,
-                    buckets=CHECK_SECONDS._upper_bounds[:-1])
+    ref = Histogram(
+        "eir_check_duration_seconds",
+        "ref",
+        ["interface"],
+        registry=ref_reg,
+        buckets=CHECK_SECONDS._upper_bounds[:-1],
+    )
     rng = random.Random(7)
     values = [0.0, 0.0001, 0.00025, 0.001, 1.0, 1.5, 99.0, float("nan"), float("inf")]
     values += [rng.random() * 0.02 for _ in range(2000)]

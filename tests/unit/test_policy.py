@@ -27,7 +27,7 @@ from eir.store.memory import MemoryStore
 from eir.store.sqlite import SqliteStore
 
 W, G, B = Status.WHITE, Status.GREY, Status.BLACK
-IMEI = "35209900176148"          # Luhn check digit 1
+IMEI = "35209900176148"  # Luhn check digit 1
 IMEI15 = "352099001761481"
 IMSI1, IMSI2, IMSI3 = "262010000000001", "262010000000002", "262010000000003"
 
@@ -40,8 +40,9 @@ class Events:
         self.sent.append((topic, payload))
 
 
-def E(kind: EntryKind, key: str, status: Status, last: str | None = None,
-      reason: str | None = None) -> ListEntry:
+def E(
+    kind: EntryKind, key: str, status: Status, last: str | None = None, reason: str | None = None
+) -> ListEntry:
     return ListEntry(kind=kind, key=key, last=last, status=status, reason=reason)
 
 
@@ -49,8 +50,12 @@ def cfg(**policy: Any) -> Config:
     return load_config(None, environ={}, overrides={"policy": policy} if policy else None)
 
 
-async def make(entries: list[ListEntry] = (), pairings: list[Pairing] = (), config: Config | None = None,  # type: ignore[assignment]
-               store: IdentityStore | None = None) -> tuple[Any, IdentityStore, Events]:
+async def make(
+    entries: list[ListEntry] = (),
+    pairings: list[Pairing] = (),
+    config: Config | None = None,  # type: ignore[assignment]
+    store: IdentityStore | None = None,
+) -> tuple[Any, IdentityStore, Events]:
     s = store or MemoryStore()
     await s.open()
     if entries or pairings:
@@ -65,19 +70,23 @@ def req(imei: str = IMEI, **kw: Any) -> CheckRequest:
 
 # --- 1. validity ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("imei", "sv", "why"), [
-    ("3520990017614", None, "13 characters"),
-    ("35209900176148123", None, "17 characters"),
-    ("3520990017614a", None, "expected 14-16 digits"),
-    ("".join(chr(0xFF10 + int(c)) for c in IMEI), None, "expected 14-16 digits"),  # full-width digits
-    ("352099001761482", None, "bad check digit 2, expected 1"),
-    (IMEI, "1", "bad software version"),
-    (IMEI, "ab", "bad software version"),
-    ("00000000000000", None, "all-zero IMEI"),
-    ("000000000000000", None, "all-zero IMEI"),
-    ("00000000123456", None, "reserved TAC 00000000"),
-    ("", None, "0 characters"),
-])
+
+@pytest.mark.parametrize(
+    ("imei", "sv", "why"),
+    [
+        ("3520990017614", None, "13 characters"),
+        ("35209900176148123", None, "17 characters"),
+        ("3520990017614a", None, "expected 14-16 digits"),
+        ("".join(chr(0xFF10 + int(c)) for c in IMEI), None, "expected 14-16 digits"),  # full-width digits
+        ("352099001761482", None, "bad check digit 2, expected 1"),
+        (IMEI, "1", "bad software version"),
+        (IMEI, "ab", "bad software version"),
+        ("00000000000000", None, "all-zero IMEI"),
+        ("000000000000000", None, "all-zero IMEI"),
+        ("00000000123456", None, "reserved TAC 00000000"),
+        ("", None, "0 characters"),
+    ],
+)
 async def test_malformed_identities(imei: str, sv: str | None, why: str) -> None:
     checker, _s, _e = await make([E(EntryKind.IMEI, IMEI, W)])
     v = await checker.check(req(imei, software_version=sv))
@@ -100,6 +109,7 @@ async def test_valid_forms_reach_the_lists() -> None:
 
 # --- 2.-4. lists ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("imei", ["358091016853550", "356467044989910", "866943039634440"])
 async def test_real_trace_imeis_with_spare_digit_are_valid(imei: str) -> None:
     """IMEIs from real MAP captures (shared/traces) end in the spare digit 0, not a Luhn digit."""
@@ -108,13 +118,21 @@ async def test_real_trace_imeis_with_spare_digit_are_valid(imei: str) -> None:
 
 
 async def test_most_specific_entry_decides() -> None:
-    entries = [E(EntryKind.IMEISV, IMEI + "23", W, reason="fixed firmware"), E(EntryKind.IMEI, IMEI, B),
-               E(EntryKind.RANGE, "35209900176100", G, last="35209900176199"),
-               E(EntryKind.TAC, "35209900", W)]
+    entries = [
+        E(EntryKind.IMEISV, IMEI + "23", W, reason="fixed firmware"),
+        E(EntryKind.IMEI, IMEI, B),
+        E(EntryKind.RANGE, "35209900176100", G, last="35209900176199"),
+        E(EntryKind.TAC, "35209900", W),
+    ]
     checker, _s, _e = await make(entries)
     v = await checker.check(req(IMEI, software_version="23"))
-    assert (v.status, v.rule, v.list_name, v.entry, v.detail) == (W, "imeisv", "white", IMEI + "23",
-                                                                   "fixed firmware")
+    assert (v.status, v.rule, v.list_name, v.entry, v.detail) == (
+        W,
+        "imeisv",
+        "white",
+        IMEI + "23",
+        "fixed firmware",
+    )
     assert v.reason == f"imeisv:white:{IMEI}23"
     v = await checker.check(req(IMEI + "24"))
     assert (v.status, v.rule) == (B, "imei")
@@ -126,22 +144,32 @@ async def test_most_specific_entry_decides() -> None:
 
 @pytest.mark.parametrize("unknown", ["white", "grey", "black", "unknown"])
 async def test_default_for_unknown_equipment(unknown: str) -> None:
-    checker, _s, _e = await make([E(EntryKind.IMEI, "35209900176155", B)],
-                                 config=cfg(unknown_equipment=unknown))
+    checker, _s, _e = await make(
+        [E(EntryKind.IMEI, "35209900176155", B)], config=cfg(unknown_equipment=unknown)
+    )
     v = await checker.check(req())
     assert (v.status, v.rule) == (Status(unknown), "default")
 
 
 # --- 5. pairing and lock --------------------------------------------------------------------------
 
+
 async def test_pairing_exception_whitens_black_and_grey_for_that_imsi_only() -> None:
     checker, _s, _e = await make(
         [E(EntryKind.IMEI, IMEI, B), E(EntryKind.TAC, "49015420", G)],
-        [Pairing(kind=PairingKind.PAIRING, imsi=IMSI1, imei=IMEI, reason="police test phone"),
-         Pairing(kind=PairingKind.PAIRING, imsi=IMSI1, imei="49015420323751")])
+        [
+            Pairing(kind=PairingKind.PAIRING, imsi=IMSI1, imei=IMEI, reason="police test phone"),
+            Pairing(kind=PairingKind.PAIRING, imsi=IMSI1, imei="49015420323751"),
+        ],
+    )
     v = await checker.check(req(imsi=IMSI1))
-    assert (v.status, v.rule, v.list_name, v.entry, v.detail) == (W, "pairing", "pairing", f"{IMSI1}/{IMEI}",
-                                                                   "police test phone")
+    assert (v.status, v.rule, v.list_name, v.entry, v.detail) == (
+        W,
+        "pairing",
+        "pairing",
+        f"{IMSI1}/{IMEI}",
+        "police test phone",
+    )
     assert (await checker.check(req("49015420323751", imsi=IMSI1))).rule == "pairing"
     v = await checker.check(req(imsi=IMSI2))
     assert (v.status, v.rule) == (B, "imei")
@@ -150,20 +178,22 @@ async def test_pairing_exception_whitens_black_and_grey_for_that_imsi_only() -> 
 
 async def test_lock_restricts_an_imsi_to_its_imeis() -> None:
     checker, _s, _e = await make(
-        [E(EntryKind.IMEI, "35209900176155", B)],
-        [Pairing(kind=PairingKind.LOCK, imsi=IMSI1, imei=IMEI)])
+        [E(EntryKind.IMEI, "35209900176155", B)], [Pairing(kind=PairingKind.LOCK, imsi=IMSI1, imei=IMEI)]
+    )
     v = await checker.check(req(imsi=IMSI1))
-    assert (v.status, v.rule) == (W, "default")           # its own IMEI: the lists decide
+    assert (v.status, v.rule) == (W, "default")  # its own IMEI: the lists decide
     v = await checker.check(req("49015420323751", imsi=IMSI1))
     assert (v.status, v.rule, v.list_name, v.entry) == (B, "lock", "lock", f"{IMSI1}/49015420323751")
     v = await checker.check(req("49015420323751", imsi=IMSI2))
-    assert (v.status, v.rule) == (W, "default")           # other IMSIs are not locked
+    assert (v.status, v.rule) == (W, "default")  # other IMSIs are not locked
 
 
 async def test_lock_only_makes_stricter() -> None:
-    checker, _s, _e = await make([E(EntryKind.IMEI, "35209900176155", B)],
-                                 [Pairing(kind=PairingKind.LOCK, imsi=IMSI1, imei=IMEI)],
-                                 config=cfg(lock_verdict="grey"))
+    checker, _s, _e = await make(
+        [E(EntryKind.IMEI, "35209900176155", B)],
+        [Pairing(kind=PairingKind.LOCK, imsi=IMSI1, imei=IMEI)],
+        config=cfg(lock_verdict="grey"),
+    )
     v = await checker.check(req("35209900176155", imsi=IMSI1))
     assert (v.status, v.rule) == (B, "imei")
     v = await checker.check(req("49015420323751", imsi=IMSI1))
@@ -172,13 +202,16 @@ async def test_lock_only_makes_stricter() -> None:
 
 # --- 6. clone -------------------------------------------------------------------------------------
 
+
 def _metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 async def test_clone_by_distinct_imsis_greys_white_once_event_per_window() -> None:
-    checker, _s, ev = await make([E(EntryKind.IMEI, "35209900176155", B)],
-                                 config=cfg(clone={"max_imsis": 3, "distinct_origins": False}))
+    checker, _s, ev = await make(
+        [E(EntryKind.IMEI, "35209900176155", B)],
+        config=cfg(clone={"max_imsis": 3, "distinct_origins": False}),
+    )
     before = _metric("eir_clone_suspicions_total", reason="imsis")
     assert (await checker.check(req(imsi=IMSI1))).status is W
     assert (await checker.check(req(imsi=IMSI2))).status is W
@@ -231,6 +264,7 @@ async def test_clone_observations_in_a_separate_store() -> None:
 
 # --- store outage ---------------------------------------------------------------------------------
 
+
 class FlakyStore(MemoryStore):
     """A real memory store that can be switched off, as a dead database would be."""
 
@@ -254,8 +288,9 @@ class FlakyStore(MemoryStore):
 
 
 @pytest.mark.parametrize("fallback", ["failure", "grey"])
-async def test_store_outage_gives_the_fallback_and_recovers(monkeypatch: pytest.MonkeyPatch,
-                                                            fallback: str) -> None:
+async def test_store_outage_gives_the_fallback_and_recovers(
+    monkeypatch: pytest.MonkeyPatch, fallback: str
+) -> None:
     monkeypatch.setattr(eir.checker, "RETRY_AFTER", 0.0)
     s = FlakyStore()
     config = load_config(None, environ={}, overrides={"store": {"on_unavailable": fallback}})
@@ -296,6 +331,7 @@ async def test_sqlite_store_closed_underneath_is_an_outage(tmp_path: Path) -> No
 
 
 # --- metrics, events, cache, explain --------------------------------------------------------------
+
 
 async def test_metrics_count_requests_and_verdicts_by_rule() -> None:
     checker, _s, _e = await make([E(EntryKind.IMEI, IMEI, B)])
@@ -351,14 +387,22 @@ async def test_a_bug_becomes_a_failure_answer_not_a_crash() -> None:
 
 
 async def test_explain_walks_every_rule() -> None:
-    checker, _s, _e = await make([E(EntryKind.IMEI, IMEI, B, reason="stolen"),
-                                  E(EntryKind.TAC, "35209900", W)],
-                                 [Pairing(kind=PairingKind.LOCK, imsi=IMSI1, imei="49015420323751")])
+    checker, _s, _e = await make(
+        [E(EntryKind.IMEI, IMEI, B, reason="stolen"), E(EntryKind.TAC, "35209900", W)],
+        [Pairing(kind=PairingKind.LOCK, imsi=IMSI1, imei="49015420323751")],
+    )
     steps = await checker.explain(req(imsi=IMSI1, origin="mme1"))
     rules = [(s.rule, s.outcome) for s in steps]
-    assert rules == [("validity", "ok"), ("imeisv", "no match"), ("imei", "matched"), ("tac", "shadowed"),
-                     ("pairing", "no match"), ("lock", "matched"), ("clone", "no match"),
-                     ("verdict", "black")]
+    assert rules == [
+        ("validity", "ok"),
+        ("imeisv", "no match"),
+        ("imei", "matched"),
+        ("tac", "shadowed"),
+        ("pairing", "no match"),
+        ("lock", "matched"),
+        ("clone", "no match"),
+        ("verdict", "black"),
+    ]
     assert "stolen" in str(steps[2]) and steps[-1].detail == f"imei:black:{IMEI}"
     steps = await checker.explain(req("123"))
     assert [(s.rule, s.outcome) for s in steps] == [("validity", "failed"), ("verdict", "black")]
@@ -394,8 +438,7 @@ async def test_sqlite_checker_sees_another_process_import(tmp_path: Path) -> Non
     await serving.close()
 
 
-async def test_watch_is_registered_once_even_while_the_store_is_down(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_watch_is_registered_once_even_while_the_store_is_down(monkeypatch: pytest.MonkeyPatch) -> None:
     """A store down at start-up must not collect one callback per check; once it is back, a new
     list version clears the cache and is announced as a ``lists`` event."""
 
@@ -420,7 +463,8 @@ async def test_watch_is_registered_once_even_while_the_store_is_down(
 
 
 async def test_a_store_slow_to_fail_is_still_left_alone_for_the_retry_delay(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A black-holed server fails only after its timeout: the retry delay runs from the failure,
     so the next checks get the fallback at once instead of waiting for a timeout each."""
     import asyncio

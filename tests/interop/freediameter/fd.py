@@ -62,9 +62,24 @@ def build_extension(dest_dir: Path | None = None) -> Path:
     if not out.exists():
         tmp = out.with_suffix(f".{os.getpid()}.tmp")
         res = subprocess.run(
-            ["gcc", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter",
-             "-o", str(tmp), str(SOURCE), "-lfdcore", "-lfdproto", "-lpthread"],
-            capture_output=True, text=True, timeout=120,
+            [
+                "gcc",
+                "-shared",
+                "-fPIC",
+                "-O2",
+                "-Wall",
+                "-Wextra",
+                "-Wno-unused-parameter",
+                "-o",
+                str(tmp),
+                str(SOURCE),
+                "-lfdcore",
+                "-lfdproto",
+                "-lpthread",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if res.returncode != 0:
             raise FreeDiameterError(f"gcc failed ({res.returncode}):\n{res.stderr}")
@@ -150,10 +165,14 @@ class RunResult:
 
     def describe(self) -> str:
         """For assertion messages: the extension's view and the tail of the daemon log."""
-        lines = [f"rc={self.returncode} timed_out={self.timed_out} opened={self.opened} done={self.done}",
-                 f"errors={self.errors} parse_errors={self.parse_errors}",
-                 *(f"{m.direction} {m.name} hbh={m.hop_by_hop}" for m in self.base),
-                 *(str(a) for a in self.answers), "--- freeDiameterd log (tail) ---", self.log[-3000:]]
+        lines = [
+            f"rc={self.returncode} timed_out={self.timed_out} opened={self.opened} done={self.done}",
+            f"errors={self.errors} parse_errors={self.parse_errors}",
+            *(f"{m.direction} {m.name} hbh={m.hop_by_hop}" for m in self.base),
+            *(str(a) for a in self.answers),
+            "--- freeDiameterd log (tail) ---",
+            self.log[-3000:],
+        ]
         return "\n".join(lines)
 
 
@@ -163,16 +182,29 @@ def parse_output(text: str, result: RunResult) -> None:
         f = line.split("\t")
         match f[0]:
             case "ANSWER":
-                result.answers.append(Answer(
-                    index=int(f[1]), imei=f[2], hop_by_hop=int(f[3]), end_to_end=int(f[4]),
-                    result_code=int(f[5]), experimental_result_code=int(f[6]),
-                    equipment_status=int(f[7]), latency_us=int(f[8]), origin=f[9],
-                    flags=int(f[10], 16), failed_avp=None if f[11] == "-" else f[11]))
+                result.answers.append(
+                    Answer(
+                        index=int(f[1]),
+                        imei=f[2],
+                        hop_by_hop=int(f[3]),
+                        end_to_end=int(f[4]),
+                        result_code=int(f[5]),
+                        experimental_result_code=int(f[6]),
+                        equipment_status=int(f[7]),
+                        latency_us=int(f[8]),
+                        origin=f[9],
+                        flags=int(f[10], 16),
+                        failed_avp=None if f[11] == "-" else f[11],
+                    )
+                )
             case "TIMEOUT":
                 result.timeouts.append(f[2])
             case "SENT" | "RECV":
-                result.base.append(BaseMessage(direction=f[0], name=f[1], peer=f[2],
-                                               hop_by_hop=int(f[3]), end_to_end=int(f[4])))
+                result.base.append(
+                    BaseMessage(
+                        direction=f[0], name=f[1], peer=f[2], hop_by_hop=int(f[3]), end_to_end=int(f[4])
+                    )
+                )
             case "OPEN":
                 result.opened = True
             case "DONE":
@@ -184,9 +216,15 @@ def parse_output(text: str, result: RunResult) -> None:
             case "SUMMARY":
                 kv = dict(x.split("=", 1) for x in f[1:])
                 result.summary = Summary(
-                    sent=int(kv["sent"]), answered=int(kv["answered"]), failed=int(kv["failed"]),
-                    elapsed_us=int(kv["elapsed_us"]), rate=float(kv["rate"]), p50_us=int(kv["p50_us"]),
-                    p99_us=int(kv["p99_us"]), window=int(kv["window"]))
+                    sent=int(kv["sent"]),
+                    answered=int(kv["answered"]),
+                    failed=int(kv["failed"]),
+                    elapsed_us=int(kv["elapsed_us"]),
+                    rate=float(kv["rate"]),
+                    p50_us=int(kv["p50_us"]),
+                    p99_us=int(kv["p99_us"]),
+                    window=int(kv["window"]),
+                )
             case _:
                 pass
 
@@ -200,12 +238,27 @@ def _ident(value: str) -> str:
     return value
 
 
-def write_config(workdir: Path, eir: tuple[str, int], requests: Iterable[Ecr | str], *, extension: Path,
-                 window: int = 1, count: int = 0, tw_timer: int = 30, tc_timer: int = 3,
-                 linger: float = 0.0, start_delay: float = 0.0, answer_timeout: float = 5.0,
-                 open_timeout: float = 10.0, identity: str = "mme.localdomain", realm: str = "localdomain",
-                 peer: str = "eir.localdomain", dest_realm: str = "localdomain",
-                 dest_host: str | None = "eir.localdomain", relay: bool = False) -> Path:
+def write_config(
+    workdir: Path,
+    eir: tuple[str, int],
+    requests: Iterable[Ecr | str],
+    *,
+    extension: Path,
+    window: int = 1,
+    count: int = 0,
+    tw_timer: int = 30,
+    tc_timer: int = 3,
+    linger: float = 0.0,
+    start_delay: float = 0.0,
+    answer_timeout: float = 5.0,
+    open_timeout: float = 10.0,
+    identity: str = "mme.localdomain",
+    realm: str = "localdomain",
+    peer: str = "eir.localdomain",
+    dest_realm: str = "localdomain",
+    dest_host: str | None = "eir.localdomain",
+    relay: bool = False,
+) -> Path:
     """Write ``freeDiameter.conf``, ``s13_mme.conf`` and ``requests.csv``; returns the daemon conf."""
     if tw_timer < 6:
         raise ValueError("freeDiameter requires TwTimer >= 6 (RFC 3539 §3.4.1)")
@@ -217,10 +270,18 @@ def write_config(workdir: Path, eir: tuple[str, int], requests: Iterable[Ecr | s
             # an empty IMEI: the ECR goes without Terminal-Information
             f.write(f"{e.imei},{e.software_version or ''},{e.imsi or ''}\n")
     ext_conf = workdir / "s13_mme.conf"
-    lines = [f"requests {reqs}", f"output {workdir / 'results.tsv'}", f"peer {_ident(peer)}",
-             f"dest_realm {_ident(dest_realm)}", f"window {window}", f"count {count}",
-             f"start_delay_ms {int(start_delay * 1000)}", f"linger_ms {int(linger * 1000)}",
-             f"timeout_ms {int(answer_timeout * 1000)}", f"open_timeout_ms {int(open_timeout * 1000)}"]
+    lines = [
+        f"requests {reqs}",
+        f"output {workdir / 'results.tsv'}",
+        f"peer {_ident(peer)}",
+        f"dest_realm {_ident(dest_realm)}",
+        f"window {window}",
+        f"count {count}",
+        f"start_delay_ms {int(start_delay * 1000)}",
+        f"linger_ms {int(linger * 1000)}",
+        f"timeout_ms {int(answer_timeout * 1000)}",
+        f"open_timeout_ms {int(open_timeout * 1000)}",
+    ]
     if dest_host:
         lines.append(f"dest_host {_ident(dest_host)}")
     ext_conf.write_text("\n".join(lines) + "\n")
@@ -230,11 +291,13 @@ def write_config(workdir: Path, eir: tuple[str, int], requests: Iterable[Ecr | s
         f'Identity = "{_ident(identity)}";',
         f'Realm = "{_ident(realm)}";',
         # Client only: no listening socket (freeDiameter would bind 0.0.0.0, ignoring ListenOn).
-        "Port = 0;", "SecPort = 0;",
+        "Port = 0;",
+        "SecPort = 0;",
         "No_SCTP;",
         # A relay advertises the Relay application (0xFFFFFFFF) in its CER besides S13, as a DRA does.
         *([] if relay else ["NoRelay;"]),
-        f"TcTimer = {tc_timer};", f"TwTimer = {tw_timer};",
+        f"TcTimer = {tc_timer};",
+        f"TwTimer = {tw_timer};",
         f'LoadExtension = "{extension}" : "{ext_conf}";',
         f'ConnectPeer = "{_ident(peer)}" {{ ConnectTo = "{host}"; Port = {port}; No_TLS; }};',
     ]
@@ -249,8 +312,15 @@ class MmeProcess:
     ends it early with SIGTERM, which freeDiameter also handles gracefully (DPR/DPA).
     """
 
-    def __init__(self, workdir: Path, eir: tuple[str, int], requests: Sequence[Ecr | str], *,
-                 extension: Path | None = None, **options: object) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        eir: tuple[str, int],
+        requests: Sequence[Ecr | str],
+        *,
+        extension: Path | None = None,
+        **options: object,
+    ) -> None:
         if (reason := unavailable()) is not None:
             raise FreeDiameterError(reason)
         self.workdir = workdir
@@ -261,13 +331,21 @@ class MmeProcess:
         self.results_path.unlink(missing_ok=True)
         self._timed_out = False
         with self.log_path.open("wb") as logf:
-            self.proc = subprocess.Popen(["freeDiameterd", "-c", str(self.conf)], stdout=logf,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir)
+            self.proc = subprocess.Popen(
+                ["freeDiameterd", "-c", str(self.conf)],
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=workdir,
+            )
 
     def poll(self) -> RunResult:
         """What the daemon and the extension have written so far."""
-        result = RunResult(returncode=self.proc.poll(), timed_out=self._timed_out,
-                           log=self.log_path.read_text(errors="replace"))
+        result = RunResult(
+            returncode=self.proc.poll(),
+            timed_out=self._timed_out,
+            log=self.log_path.read_text(errors="replace"),
+        )
         if self.results_path.exists():
             parse_output(self.results_path.read_text(errors="replace"), result)
         return result
@@ -312,8 +390,15 @@ class MmeProcess:
             self.proc.wait(5)
 
 
-def run_mme(workdir: Path, eir: tuple[str, int], requests: Sequence[Ecr | str], *,
-            extension: Path | None = None, timeout: float = 30.0, **options: object) -> RunResult:
+def run_mme(
+    workdir: Path,
+    eir: tuple[str, int],
+    requests: Sequence[Ecr | str],
+    *,
+    extension: Path | None = None,
+    timeout: float = 30.0,
+    **options: object,
+) -> RunResult:
     """Run freeDiameterd as an S13 MME against ``eir`` until the extension is done (bounded by ``timeout``).
 
     ``options`` are passed to :func:`write_config` (window, count, tw_timer, linger, dest_host, …).
@@ -341,12 +426,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         imei, sv, imsi = ([*spec.split(","), "", ""])[:3]
         requests.append(Ecr(imei, sv or None, imsi or None))
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="fd-mme-"))
-    r = run_mme(workdir, (host.strip("[]"), int(port)), requests, window=args.window, count=args.count,
-                peer=args.peer, dest_host=args.peer, dest_realm=args.realm, realm=args.realm)
+    r = run_mme(
+        workdir,
+        (host.strip("[]"), int(port)),
+        requests,
+        window=args.window,
+        count=args.count,
+        peer=args.peer,
+        dest_host=args.peer,
+        dest_realm=args.realm,
+        realm=args.realm,
+    )
     for a in r.answers:
-        print(f"{a.imei or '(no Terminal-Information)'}: result={a.result_code} "
-              f"experimental={a.experimental_result_code} equipment_status={a.equipment_status} "
-              f"failed_avp={a.failed_avp} {a.latency_us} us")
+        print(
+            f"{a.imei or '(no Terminal-Information)'}: result={a.result_code} "
+            f"experimental={a.experimental_result_code} equipment_status={a.equipment_status} "
+            f"failed_avp={a.failed_avp} {a.latency_us} us"
+        )
     if r.summary and args.count:
         print(r.summary)
     for line in [*r.errors, *r.parse_errors, *r.timeouts]:

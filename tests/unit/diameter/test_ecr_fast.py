@@ -103,8 +103,15 @@ def test_usual_ecrs_take_the_fast_path_with_the_same_fields(kw: dict[str, Any]) 
 
 
 def test_any_avp_order_takes_the_fast_path() -> None:
-    m = build_ecr(session_id="s;1", origin_host="mme.lab", origin_realm="lab", destination_realm="d",
-                  imei=IMEI, software_version="07", imsi="001010000000001")
+    m = build_ecr(
+        session_id="s;1",
+        origin_host="mme.lab",
+        origin_realm="lab",
+        destination_realm="d",
+        imei=IMEI,
+        software_version="07",
+        imsi="001010000000001",
+    )
     m.avps.reverse()
     assert assert_same(encode_message(m)) is not None
 
@@ -188,12 +195,30 @@ _DIGITS = st.text(st.sampled_from("0123456789"), min_size=14, max_size=16)
     flags=st.sampled_from([0xC0, 0x80, 0xD0, 0x90]),
 )
 def test_generated_ecrs_decode_the_same(
-    session: str, origin_host: str, origin_realm: str, destination_realm: str, destination_host: str | None,
-    imei: str, sv: str | None, imsi: str | None, order: Any, hbh: int, flags: int,
+    session: str,
+    origin_host: str,
+    origin_realm: str,
+    destination_realm: str,
+    destination_host: str | None,
+    imei: str,
+    sv: str | None,
+    imsi: str | None,
+    order: Any,
+    hbh: int,
+    flags: int,
 ) -> None:
-    m = build_ecr(session_id=session, origin_host=origin_host, origin_realm=origin_realm,
-                  destination_realm=destination_realm, destination_host=destination_host, imei=imei,
-                  software_version=sv, imsi=imsi, hop_by_hop=hbh, end_to_end=hbh ^ 0xFFFF)
+    m = build_ecr(
+        session_id=session,
+        origin_host=origin_host,
+        origin_realm=origin_realm,
+        destination_realm=destination_realm,
+        destination_host=destination_host,
+        imei=imei,
+        software_version=sv,
+        imsi=imsi,
+        hop_by_hop=hbh,
+        end_to_end=hbh ^ 0xFFFF,
+    )
     order.shuffle(m.avps)
     m.flags = flags
     ev = assert_same(encode_message(m))
@@ -231,8 +256,14 @@ def test_memo_serves_the_constant_run_and_follows_changes() -> None:
 
 
 def test_memo_run_followed_by_a_duplicate_identity() -> None:
-    m = build_ecr(session_id="s;1", origin_host="mme.lab", origin_realm="lab", destination_realm="d",
-                  imei=IMEI, imsi="001010000000001")
+    m = build_ecr(
+        session_id="s;1",
+        origin_host="mme.lab",
+        origin_realm="lab",
+        destination_realm="d",
+        imei=IMEI,
+        imsi="001010000000001",
+    )
     m.avps.append(d.ORIGIN_HOST.make("other.lab"))  # after the run: the last one wins, as strictly
     memo = EcrMemo()
     for _ in range(2):

@@ -57,22 +57,35 @@ def messages(data: bytes) -> list[m3ua.Message]:
 
 GOLDEN = [
     # (name, type, params, hex)
-    ("ASPUP with ASP id", MessageType.ASPUP, [(Tag.ASP_IDENTIFIER, U32(5))],
-     "0100030100000010" "0011000800000005"),
+    (
+        "ASPUP with ASP id",
+        MessageType.ASPUP,
+        [(Tag.ASP_IDENTIFIER, U32(5))],
+        "01000301000000100011000800000005",
+    ),
     ("ASPUP ACK", MessageType.ASPUP_ACK, [], "0100030400000008"),
-    ("ASPAC loadshare RC 7", MessageType.ASPAC,
-     [(Tag.TRAFFIC_MODE_TYPE, U32(2)), (Tag.ROUTING_CONTEXT, U32(7))],
-     "0100040100000018" "000b000800000002" "0006000800000007"),
-    ("ASPAC ACK", MessageType.ASPAC_ACK, [(Tag.TRAFFIC_MODE_TYPE, U32(2)), (Tag.ROUTING_CONTEXT, U32(7))],
-     "0100040300000018" "000b000800000002" "0006000800000007"),
-    ("NTFY AS-ACTIVE", MessageType.NTFY, [(Tag.STATUS, struct.pack("!HH", 1, 3))],
-     "0100000100000010" "000d000800010003"),
-    ("BEAT odd data", MessageType.BEAT, [(Tag.HEARTBEAT_DATA, b"abc")],
-     "0100030300000010" "0009000761626300"),
-    ("ERR unexpected", MessageType.ERR, [(Tag.ERROR_CODE, U32(6))], "0100000000000010" "000c000800000006"),
+    (
+        "ASPAC loadshare RC 7",
+        MessageType.ASPAC,
+        [(Tag.TRAFFIC_MODE_TYPE, U32(2)), (Tag.ROUTING_CONTEXT, U32(7))],
+        "0100040100000018000b0008000000020006000800000007",
+    ),
+    (
+        "ASPAC ACK",
+        MessageType.ASPAC_ACK,
+        [(Tag.TRAFFIC_MODE_TYPE, U32(2)), (Tag.ROUTING_CONTEXT, U32(7))],
+        "0100040300000018000b0008000000020006000800000007",
+    ),
+    (
+        "NTFY AS-ACTIVE",
+        MessageType.NTFY,
+        [(Tag.STATUS, struct.pack("!HH", 1, 3))],
+        "0100000100000010000d000800010003",
+    ),
+    ("BEAT odd data", MessageType.BEAT, [(Tag.HEARTBEAT_DATA, b"abc")], "01000303000000100009000761626300"),
+    ("ERR unexpected", MessageType.ERR, [(Tag.ERROR_CODE, U32(6))], "0100000000000010000c000800000006"),
     ("ASPDN", MessageType.ASPDN, [], "0100030200000008"),
-    ("ASPIA ACK", MessageType.ASPIA_ACK, [(Tag.ROUTING_CONTEXT, U32(7))],
-     "0100040400000010" "0006000800000007"),
+    ("ASPIA ACK", MessageType.ASPIA_ACK, [(Tag.ROUTING_CONTEXT, U32(7))], "01000404000000100006000800000007"),
 ]
 
 
@@ -90,8 +103,7 @@ def test_golden_both_directions(name: str, mt: MessageType, params: list, hexa: 
 def test_data_golden_and_pycrate() -> None:
     pd = ProtocolData(opc=1, dpc=2, si=3, ni=2, mp=0, sls=5, data=b"\x09\x81\x03")
     wire = encode_data(pd, routing_context=7)
-    assert wire.hex() == ("0100010100000024" "0006000800000007" "0210001300000001" "00000002" "03020005"
-                          "09810300")
+    assert wire.hex() == ("010001010000002400060008000000070210001300000001000000020302000509810300")
     params = pyc_params(wire)
     assert params[Tag.ROUTING_CONTEXT] == [7]
     assert params[Tag.PROTOCOL_DATA] == [1, 2, 3, 2, 0, 5, b"\x09\x81\x03"]
@@ -149,49 +161,132 @@ ERR_CASES = [
     ("ASPAC in ASP-DOWN", sg, encode_message(MessageType.ASPAC), None, ErrorCode.UNEXPECTED_MESSAGE),
     ("ASPIA in ASP-DOWN", sg, encode_message(MessageType.ASPIA), None, ErrorCode.UNEXPECTED_MESSAGE),
     ("ACK sent to an SG", sg, encode_message(MessageType.ASPUP_ACK), None, ErrorCode.UNEXPECTED_MESSAGE),
-    ("DAUD before active", sg, encode_message(MessageType.DAUD, [(Tag.AFFECTED_POINT_CODE, U32(2))]), None,
-     ErrorCode.UNEXPECTED_MESSAGE),
-    ("parameter length < 4", sg, hdr(1, 3, 1, bytes.fromhex("00110002")), None,
-     ErrorCode.PARAMETER_FIELD_ERROR),
-    ("parameter beyond message", sg, hdr(1, 3, 1, bytes.fromhex("0011000c00000005")), None,
-     ErrorCode.PARAMETER_FIELD_ERROR),
-    ("truncated parameter header", sg, hdr(1, 3, 1, bytes.fromhex("0011")), None,
-     ErrorCode.PARAMETER_FIELD_ERROR),
-    ("traffic mode of 2 octets", sg, hdr(1, 4, 1, bytes.fromhex("000b00060002") + b"\0\0"), None,
-     ErrorCode.PARAMETER_FIELD_ERROR),
-    ("unexpected parameter", sg, encode_message(MessageType.ASPUP, [(Tag.ERROR_CODE, U32(1))]), None,
-     ErrorCode.UNEXPECTED_PARAMETER),
-    ("repeated parameter", sg, encode_message(MessageType.ASPUP, [(Tag.ASP_IDENTIFIER, U32(1)),
-                                                                  (Tag.ASP_IDENTIFIER, U32(2))]), None,
-     ErrorCode.UNEXPECTED_PARAMETER),
-    ("DATA without protocol data", active_sg,
-     encode_message(MessageType.DATA, [(Tag.ROUTING_CONTEXT, U32(1))]), None, ErrorCode.MISSING_PARAMETER),
-    ("protocol data too short", active_sg, encode_message(MessageType.DATA, [(Tag.PROTOCOL_DATA, b"\0" * 8)]),
-     None, ErrorCode.PARAMETER_FIELD_ERROR),
+    (
+        "DAUD before active",
+        sg,
+        encode_message(MessageType.DAUD, [(Tag.AFFECTED_POINT_CODE, U32(2))]),
+        None,
+        ErrorCode.UNEXPECTED_MESSAGE,
+    ),
+    (
+        "parameter length < 4",
+        sg,
+        hdr(1, 3, 1, bytes.fromhex("00110002")),
+        None,
+        ErrorCode.PARAMETER_FIELD_ERROR,
+    ),
+    (
+        "parameter beyond message",
+        sg,
+        hdr(1, 3, 1, bytes.fromhex("0011000c00000005")),
+        None,
+        ErrorCode.PARAMETER_FIELD_ERROR,
+    ),
+    (
+        "truncated parameter header",
+        sg,
+        hdr(1, 3, 1, bytes.fromhex("0011")),
+        None,
+        ErrorCode.PARAMETER_FIELD_ERROR,
+    ),
+    (
+        "traffic mode of 2 octets",
+        sg,
+        hdr(1, 4, 1, bytes.fromhex("000b00060002") + b"\0\0"),
+        None,
+        ErrorCode.PARAMETER_FIELD_ERROR,
+    ),
+    (
+        "unexpected parameter",
+        sg,
+        encode_message(MessageType.ASPUP, [(Tag.ERROR_CODE, U32(1))]),
+        None,
+        ErrorCode.UNEXPECTED_PARAMETER,
+    ),
+    (
+        "repeated parameter",
+        sg,
+        encode_message(MessageType.ASPUP, [(Tag.ASP_IDENTIFIER, U32(1)), (Tag.ASP_IDENTIFIER, U32(2))]),
+        None,
+        ErrorCode.UNEXPECTED_PARAMETER,
+    ),
+    (
+        "DATA without protocol data",
+        active_sg,
+        encode_message(MessageType.DATA, [(Tag.ROUTING_CONTEXT, U32(1))]),
+        None,
+        ErrorCode.MISSING_PARAMETER,
+    ),
+    (
+        "protocol data too short",
+        active_sg,
+        encode_message(MessageType.DATA, [(Tag.PROTOCOL_DATA, b"\0" * 8)]),
+        None,
+        ErrorCode.PARAMETER_FIELD_ERROR,
+    ),
     # A list-valued parameter (§3.2: lists of 32-bit fields) empty or not a multiple of 4 octets.
-    ("DUNA with a 3-octet affected point code", sg, bytes.fromhex("01000201000000100012000700000100"), None,
-     ErrorCode.PARAMETER_FIELD_ERROR),
-    ("DAUD with an empty affected point code", active_sg, hdr(1, 2, 3, bytes.fromhex("00120004")), None,
-     ErrorCode.PARAMETER_FIELD_ERROR),
-    ("DUPU with a 6-octet affected point code", sg,
-     encode_message(MessageType.DUPU, [(Tag.AFFECTED_POINT_CODE, b"\0\0\0\2\0\3"), (Tag.USER_CAUSE, U32(3))]),
-     None, ErrorCode.PARAMETER_FIELD_ERROR),
-    ("NTFY with a 5-octet routing context", sg,
-     encode_message(MessageType.NTFY, [(Tag.STATUS, struct.pack("!HH", 1, 3)),
-                                       (Tag.ROUTING_CONTEXT, b"\0" * 5)]),
-     None, ErrorCode.PARAMETER_FIELD_ERROR),
+    (
+        "DUNA with a 3-octet affected point code",
+        sg,
+        bytes.fromhex("01000201000000100012000700000100"),
+        None,
+        ErrorCode.PARAMETER_FIELD_ERROR,
+    ),
+    (
+        "DAUD with an empty affected point code",
+        active_sg,
+        hdr(1, 2, 3, bytes.fromhex("00120004")),
+        None,
+        ErrorCode.PARAMETER_FIELD_ERROR,
+    ),
+    (
+        "DUPU with a 6-octet affected point code",
+        sg,
+        encode_message(
+            MessageType.DUPU, [(Tag.AFFECTED_POINT_CODE, b"\0\0\0\2\0\3"), (Tag.USER_CAUSE, U32(3))]
+        ),
+        None,
+        ErrorCode.PARAMETER_FIELD_ERROR,
+    ),
+    (
+        "NTFY with a 5-octet routing context",
+        sg,
+        encode_message(
+            MessageType.NTFY, [(Tag.STATUS, struct.pack("!HH", 1, 3)), (Tag.ROUTING_CONTEXT, b"\0" * 5)]
+        ),
+        None,
+        ErrorCode.PARAMETER_FIELD_ERROR,
+    ),
     ("ASPAC with an empty routing context", sg, None, None, ErrorCode.PARAMETER_FIELD_ERROR),
-    ("ASPUP with a 2-octet ASP identifier", sg,
-     encode_message(MessageType.ASPUP, [(Tag.ASP_IDENTIFIER, b"\0\1")]), None,
-     ErrorCode.PARAMETER_FIELD_ERROR),
+    (
+        "ASPUP with a 2-octet ASP identifier",
+        sg,
+        encode_message(MessageType.ASPUP, [(Tag.ASP_IDENTIFIER, b"\0\1")]),
+        None,
+        ErrorCode.PARAMETER_FIELD_ERROR,
+    ),
     ("unsupported traffic mode", sg, None, None, ErrorCode.UNSUPPORTED_TRAFFIC_MODE_TYPE),
-    ("ASPAC for another routing context", lambda: sg(routing_context=5), None, None,
-     ErrorCode.INVALID_ROUTING_CONTEXT),
-    ("DATA for another routing context", lambda: active_sg(routing_context=5),
-     encode_data(ProtocolData(opc=1, dpc=2), routing_context=6), None, ErrorCode.INVALID_ROUTING_CONTEXT),
-    ("DATA for another network appearance", lambda: active_sg(network_appearance=3),
-     encode_data(ProtocolData(opc=1, dpc=2), network_appearance=4), None,
-     ErrorCode.INVALID_NETWORK_APPEARANCE),
+    (
+        "ASPAC for another routing context",
+        lambda: sg(routing_context=5),
+        None,
+        None,
+        ErrorCode.INVALID_ROUTING_CONTEXT,
+    ),
+    (
+        "DATA for another routing context",
+        lambda: active_sg(routing_context=5),
+        encode_data(ProtocolData(opc=1, dpc=2), routing_context=6),
+        None,
+        ErrorCode.INVALID_ROUTING_CONTEXT,
+    ),
+    (
+        "DATA for another network appearance",
+        lambda: active_sg(network_appearance=3),
+        encode_data(ProtocolData(opc=1, dpc=2), network_appearance=4),
+        None,
+        ErrorCode.INVALID_NETWORK_APPEARANCE,
+    ),
     ("ASPSM on SCTP stream 1", sg, encode_message(MessageType.ASPUP), 1, ErrorCode.INVALID_STREAM_IDENTIFIER),
     ("DATA on SCTP stream 0", active_sg, DATA, 0, ErrorCode.INVALID_STREAM_IDENTIFIER),
 ]
@@ -205,13 +300,15 @@ def _prep(name: str, conn: M3uaConnection, data: bytes | None) -> bytes:
     if name == "unsupported traffic mode":
         return encode_message(MessageType.ASPAC, [(Tag.TRAFFIC_MODE_TYPE, U32(7))])
     if name == "ASPAC with an empty routing context":
-        return encode_message(MessageType.ASPAC, [(Tag.TRAFFIC_MODE_TYPE, U32(2)),
-                                                  (Tag.ROUTING_CONTEXT, b"")])
+        return encode_message(
+            MessageType.ASPAC, [(Tag.TRAFFIC_MODE_TYPE, U32(2)), (Tag.ROUTING_CONTEXT, b"")]
+        )
     return encode_message(MessageType.ASPAC, [(Tag.TRAFFIC_MODE_TYPE, U32(2)), (Tag.ROUTING_CONTEXT, U32(9))])
 
 
-@pytest.mark.parametrize(("name", "factory", "data", "stream", "code"), ERR_CASES,
-                         ids=[c[0] for c in ERR_CASES])
+@pytest.mark.parametrize(
+    ("name", "factory", "data", "stream", "code"), ERR_CASES, ids=[c[0] for c in ERR_CASES]
+)
 def test_err_paths(name: str, factory, data: bytes | None, stream: int | None, code: ErrorCode) -> None:
     conn = factory()
     data = _prep(name, conn, data)
@@ -248,8 +345,9 @@ def test_err_is_never_answered_with_err() -> None:
 
 def test_err_received_is_reported() -> None:
     conn = sg()
-    events = conn.receive_data(encode_message(MessageType.ERR, [(Tag.ERROR_CODE, U32(0x19)),
-                                                                (Tag.DIAGNOSTIC_INFO, b"xy")]), 0.0)
+    events = conn.receive_data(
+        encode_message(MessageType.ERR, [(Tag.ERROR_CODE, U32(0x19)), (Tag.DIAGNOSTIC_INFO, b"xy")]), 0.0
+    )
     assert events == [m3ua.ErrorReceived(code=0x19, diagnostic=b"xy")]
 
 
@@ -326,7 +424,7 @@ def test_ntfy_status_values() -> None:
     ack, ntfy = messages(out)
     assert ack.get_u32(Tag.ROUTING_CONTEXT) == 7
     assert struct.unpack("!HH", ntfy.get(Tag.STATUS) or b"") == (1, 3)  # AS-ACTIVE
-    p = pyc_params(out[int.from_bytes(out[4:8], "big"):])
+    p = pyc_params(out[int.from_bytes(out[4:8], "big") :])
     assert p[Tag.STATUS] == [1, 3] and p[Tag.ROUTING_CONTEXT] == [7]
 
 
@@ -351,7 +449,7 @@ def test_asp_and_sg_back_to_back_any_split() -> None:
     asp.start(0.0)
     wire = asp.data_to_send()
     for i in range(len(wire)):  # byte by byte
-        conn.receive_data(wire[i: i + 1], 0.0)
+        conn.receive_data(wire[i : i + 1], 0.0)
     asp.receive_data(conn.data_to_send(), 0.0)
     pump(asp, conn)
     assert asp.state is conn.state is AspState.ACTIVE
@@ -413,8 +511,9 @@ def test_ack_timer_retransmits_then_gives_up() -> None:
 def test_daud_answered_with_dava() -> None:
     conn = active_sg()
     events = conn.receive_data(encode_message(MessageType.DAUD, [(Tag.AFFECTED_POINT_CODE, U32(2))]), 0.0)
-    assert events == [m3ua.SignallingNetworkManagementReceived(type=MessageType.DAUD,
-                                                               affected_point_codes=(2,))]
+    assert events == [
+        m3ua.SignallingNetworkManagementReceived(type=MessageType.DAUD, affected_point_codes=(2,))
+    ]
     out = conn.data_to_send()
     assert messages(out)[0].type is MessageType.DAVA
     pyc(out)
@@ -432,14 +531,29 @@ def test_fuzz_never_raises(data: bytes, stream: int | None) -> None:
     for conn in (sg(), active_sg(routing_context=1)):
         events = conn.receive_data(data, 0.0, stream)
         for e in events:
-            assert isinstance(e, (m3ua.ErrorSent, m3ua.ConnectionTerminated, m3ua.DataReceived,
-                                  m3ua.AspStateChanged, m3ua.ErrorReceived, m3ua.NotifyReceived,
-                                  m3ua.SignallingNetworkManagementReceived, m3ua.HeartbeatAcked))
+            assert isinstance(
+                e,
+                (
+                    m3ua.ErrorSent,
+                    m3ua.ConnectionTerminated,
+                    m3ua.DataReceived,
+                    m3ua.AspStateChanged,
+                    m3ua.ErrorReceived,
+                    m3ua.NotifyReceived,
+                    m3ua.SignallingNetworkManagementReceived,
+                    m3ua.HeartbeatAcked,
+                ),
+            )
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(0, 0xFFFFFF), st.integers(0, 0xFFFFFF), st.integers(0, 15), st.binary(max_size=300),
-       st.one_of(st.none(), st.integers(0, 0xFFFFFFFF)))
+@given(
+    st.integers(0, 0xFFFFFF),
+    st.integers(0, 0xFFFFFF),
+    st.integers(0, 15),
+    st.binary(max_size=300),
+    st.one_of(st.none(), st.integers(0, 0xFFFFFFFF)),
+)
 def test_data_round_trip(opc: int, dpc: int, sls: int, payload: bytes, rc: int | None) -> None:
     pd = ProtocolData(opc=opc, dpc=dpc, sls=sls, data=payload)
     wire = encode_data(pd, routing_context=rc)
@@ -452,9 +566,16 @@ def test_data_round_trip(opc: int, dpc: int, sls: int, payload: bytes, rc: int |
 
 # --- TLV-level fuzzing: valid messages of every class, mutated ------------------------------------------
 
-_EVENT_TYPES = (m3ua.ErrorSent, m3ua.ConnectionTerminated, m3ua.DataReceived, m3ua.AspStateChanged,
-                m3ua.ErrorReceived, m3ua.NotifyReceived, m3ua.SignallingNetworkManagementReceived,
-                m3ua.HeartbeatAcked)
+_EVENT_TYPES = (
+    m3ua.ErrorSent,
+    m3ua.ConnectionTerminated,
+    m3ua.DataReceived,
+    m3ua.AspStateChanged,
+    m3ua.ErrorReceived,
+    m3ua.NotifyReceived,
+    m3ua.SignallingNetworkManagementReceived,
+    m3ua.HeartbeatAcked,
+)
 _ALL_TAGS = sorted({int(t) for t in Tag})
 
 
@@ -463,10 +584,13 @@ def _good_value(tag: int) -> st.SearchStrategy[bytes]:
         return st.integers(0, 0xFFFFFFFF).map(U32)
     if tag in (Tag.ROUTING_CONTEXT, Tag.AFFECTED_POINT_CODE):  # lists of 32-bit fields
         return st.lists(st.integers(0, 0xFFFFFF), min_size=1, max_size=3).map(
-            lambda xs: b"".join(map(U32, xs)))
+            lambda xs: b"".join(map(U32, xs))
+        )
     if tag == Tag.PROTOCOL_DATA:
-        return st.builds(lambda pd: pd.encode(), st.builds(ProtocolData, opc=st.integers(0, 9),
-                                                           dpc=st.integers(0, 9), data=st.binary(max_size=8)))
+        return st.builds(
+            lambda pd: pd.encode(),
+            st.builds(ProtocolData, opc=st.integers(0, 9), dpc=st.integers(0, 9), data=st.binary(max_size=8)),
+        )
     return st.binary(max_size=9)
 
 
@@ -483,8 +607,9 @@ def _mutated_message(draw: st.DrawFn) -> bytes:
         bad = draw(st.sampled_from([False, False, True]))
         params.append((tag, draw(st.binary(max_size=13) if bad else _good_value(tag))))
     if draw(st.sampled_from([False, False, False, True])):
-        params.insert(draw(st.integers(0, len(params))), (draw(st.sampled_from(_ALL_TAGS)),
-                                                          draw(st.binary(max_size=9))))
+        params.insert(
+            draw(st.integers(0, len(params))), (draw(st.sampled_from(_ALL_TAGS)), draw(st.binary(max_size=9)))
+        )
     wire = bytearray(encode_message(mt, params))
     for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2]))):  # corrupt an octet (a TLV tag or length …)
         if len(wire) > 8:

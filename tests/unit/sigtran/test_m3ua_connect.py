@@ -52,8 +52,9 @@ async def test_backoff_grows_until_an_association_reaches_asp_active(monkeypatch
     """An STP that accepts the TCP connection but drops the ASP before ASP-ACTIVE used to be retried
     every second forever: the back-off was reset by the connect alone. It now grows (1, 2, 4 s) and
     starts again at 1 s only after an association that reached ASP-ACTIVE."""
-    srv = server_mod.M3uaServer(Config(m3ua=M3uaConfig(listen=[], transports=["tcp"])), WhiteChecker(),
-                                NullEvents())
+    srv = server_mod.M3uaServer(
+        Config(m3ua=M3uaConfig(listen=[], transports=["tcp"])), WhiteChecker(), NullEvents()
+    )
     script = ["drop", "drop", "drop", "activate", "drop", "stop"]
     loop = asyncio.get_running_loop()
     stp = await loop.create_server(lambda: Stp(script, srv), "127.0.0.1", 0)

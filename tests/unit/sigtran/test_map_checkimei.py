@@ -210,10 +210,15 @@ def test_vendor_variants_are_counted_by_vendor() -> None:
     for otid, (_, version, hexparam, *_rest) in enumerate(TRACE_ARGS, start=1):
         data = begin(check_imei(1, bytes.fromhex(hexparam)), version=version, otid=otid.to_bytes(4, "big"))
         only_invoke(core, data)
-    ericsson = encode_check_imei_begin(otid=99, version=3, invoke_id=1, imei=IMEI, imsi="724340300385763",
-                                       vendor="ericsson")
-    assert decode_check_imei_arg(encode_check_imei_arg(version=3, imei=IMEI, imsi="724340300385763",
-                                                       vendor="ericsson")).deviations == ()
+    ericsson = encode_check_imei_begin(
+        otid=99, version=3, invoke_id=1, imei=IMEI, imsi="724340300385763", vendor="ericsson"
+    )
+    assert (
+        decode_check_imei_arg(
+            encode_check_imei_arg(version=3, imei=IMEI, imsi="724340300385763", vendor="ericsson")
+        ).deviations
+        == ()
+    )
     only_invoke(core, ericsson)
     core.receive_tcap(begin(check_imei(1, b"\x05\x00"), otid=b"\x00\x00\x00\x64"), 0.0)  # NULL: rejected
     assert core.stats.vendor_variants == {"huawei": 4, "other": 1, "ericsson": 1}

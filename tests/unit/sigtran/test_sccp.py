@@ -32,10 +32,28 @@ TCAP = bytes.fromhex("6216480400000001")
 
 # Q.713 §4.10 layout by hand: type, class (1 + return on error), 3 pointers, called, calling, data.
 UDT_GOLDEN = bytes.fromhex(
-    "09" "81" "03" "0e" "1a"
-    "0b" "12" "09" "00" "12" "04" "947100000090"        # called: GT(GTI 4) + SSN 9, route on GT
-    "0c" "13" "0100" "08" "00" "12" "04" "9471000080"   # calling: PC 1 + SSN 8 + GT
-    "08" "6216480400000001"
+    "09"
+    "81"
+    "03"
+    "0e"
+    "1a"
+    "0b"
+    "12"
+    "09"
+    "00"
+    "12"
+    "04"
+    "947100000090"  # called: GT(GTI 4) + SSN 9, route on GT
+    "0c"
+    "13"
+    "0100"
+    "08"
+    "00"
+    "12"
+    "04"
+    "9471000080"  # calling: PC 1 + SSN 8 + GT
+    "08"
+    "6216480400000001"
 )
 
 
@@ -46,8 +64,9 @@ def pyc(data: bytes):
 
 
 def test_udt_golden_both_directions() -> None:
-    wire = encode_unitdata(called=EIR.encode(), calling=MSC.encode(), data=TCAP, protocol_class=1,
-                           return_on_error=True)
+    wire = encode_unitdata(
+        called=EIR.encode(), calling=MSC.encode(), data=TCAP, protocol_class=1, return_on_error=True
+    )
     assert wire == UDT_GOLDEN
     m = decode_message(UDT_GOLDEN)
     assert (m.type, m.protocol_class, m.return_on_error, m.data) == (MessageType.UDT, 1, True, TCAP)
@@ -65,9 +84,14 @@ def test_udt_golden_both_directions() -> None:
 
 @pytest.mark.parametrize("importance", [None, 5])
 def test_xudt_both_directions(importance: int | None) -> None:
-    wire = encode_unitdata(called=EIR.encode(), calling=MSC.encode(), data=TCAP, extended=True,
-                           hop_counter=12,
-                           importance=importance)
+    wire = encode_unitdata(
+        called=EIR.encode(),
+        calling=MSC.encode(),
+        data=TCAP,
+        extended=True,
+        hop_counter=12,
+        importance=importance,
+    )
     m = decode_message(wire)
     assert (m.type, m.hop_counter, m.importance, m.data) == (MessageType.XUDT, 12, importance, TCAP)
     p = pyc(wire)
@@ -115,8 +139,16 @@ def test_gt_variants(gt: GlobalTitle, pc: int | None, ssn: int | None, ri: bool)
 def test_answer_swaps_addresses_and_keeps_form() -> None:
     ep = SccpEndpoint(ssns=(9,), point_code=2, global_title="491700000009")
     for extended in (False, True):
-        req = decode_message(encode_unitdata(called=EIR.encode(), calling=MSC.encode(), data=TCAP,
-                                             protocol_class=1, return_on_error=True, extended=extended))
+        req = decode_message(
+            encode_unitdata(
+                called=EIR.encode(),
+                calling=MSC.encode(),
+                data=TCAP,
+                protocol_class=1,
+                return_on_error=True,
+                extended=extended,
+            )
+        )
         reply = decode_message(ep.answer(req, b"\x64\x03\x49\x01\x01"))
         assert reply.type is (MessageType.XUDT if extended else MessageType.UDT)
         assert reply.called == req.calling
@@ -140,8 +172,9 @@ def test_answer_route_on_ssn_with_point_code() -> None:
 def test_udts_for_unserved_ssn(extended: bool) -> None:
     ep = SccpEndpoint(ssns=(9,), point_code=2, global_title="491700000009")
     hlr = SccpAddress(ssn=6, gt=GlobalTitle(digits="491700000006"))
-    wire = encode_unitdata(called=hlr.encode(), calling=MSC.encode(), data=TCAP, return_on_error=True,
-                           extended=extended)
+    wire = encode_unitdata(
+        called=hlr.encode(), calling=MSC.encode(), data=TCAP, return_on_error=True, extended=extended
+    )
     ev = ep.receive(wire)
     assert isinstance(ev, sccp.UnitdataReturned) and ev.cause is ReturnCause.UNEQUIPPED_USER
     assert ev.reply is not None
@@ -161,8 +194,9 @@ def test_no_udts_without_return_on_error() -> None:
 
 def test_segmented_xudt_and_hop_counter() -> None:
     ep = SccpEndpoint(ssns=(9,))
-    base = encode_unitdata(called=EIR.encode(), calling=MSC.encode(), data=TCAP, extended=True,
-                           return_on_error=True)
+    base = encode_unitdata(
+        called=EIR.encode(), calling=MSC.encode(), data=TCAP, extended=True, return_on_error=True
+    )
     # add a Segmentation parameter (§3.17) saying one more segment follows
     seg = bytearray(base)
     seg[6] = len(base) - 6
@@ -194,9 +228,18 @@ def test_received_udts_is_reported() -> None:
     assert isinstance(ev, sccp.ServiceReturned) and ev.message.return_cause == 3
 
 
-@pytest.mark.parametrize("bad", [b"", b"\x09", b"\x09\x00\x03\x03\x03", b"\x09\x00\x00\x01\x01\x00",
-                                 b"\x09\x00\x03\x05\x07\x09\x12", b"\x01\x00",
-                                 b"\x11\x00\x0f\x04\x04\x04\x00"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"",
+        b"\x09",
+        b"\x09\x00\x03\x03\x03",
+        b"\x09\x00\x00\x01\x01\x00",
+        b"\x09\x00\x03\x05\x07\x09\x12",
+        b"\x01\x00",
+        b"\x11\x00\x0f\x04\x04\x04\x00",
+    ],
+)
 def test_malformed(bad: bytes) -> None:
     with pytest.raises(SccpDecodeError):
         decode_message(bad)
@@ -210,8 +253,9 @@ def test_fuzz_decode_only_raises_decode_error(data: bytes) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text("0123456789", min_size=1, max_size=20), st.integers(1, 4), st.binary(max_size=200),
-       st.booleans())
+@given(
+    st.text("0123456789", min_size=1, max_size=20), st.integers(1, 4), st.binary(max_size=200), st.booleans()
+)
 def test_round_trip(digits: str, gti: int, data: bytes, extended: bool) -> None:
     gt = GlobalTitle(gti=gti, digits=digits if gti != 2 or len(digits) % 2 == 0 else digits + "0")
     a = SccpAddress(ssn=9, gt=gt)
@@ -221,19 +265,25 @@ def test_round_trip(digits: str, gti: int, data: bytes, extended: bool) -> None:
 
 def _xudt_with_optional(optional: bytes) -> bytes:
     """An XUDT to the EIR whose optional part (§2.3) is ``optional`` (end-of-parameters included)."""
-    base = bytearray(encode_unitdata(called=EIR.encode(), calling=MSC.encode(), data=TCAP, extended=True,
-                                     return_on_error=True))
+    base = bytearray(
+        encode_unitdata(
+            called=EIR.encode(), calling=MSC.encode(), data=TCAP, extended=True, return_on_error=True
+        )
+    )
     base[6] = len(base) - 6
     return bytes(base) + optional
 
 
-@pytest.mark.parametrize("optional", [
-    "100000",            # Segmentation of 0 octets (§3.17: 4)
-    "1003c1000100",      # Segmentation of 3 octets
-    "1005c0000001ff00",  # Segmentation of 5 octets
-    "120000",            # Importance of 0 octets (§3.19: 1)
-    "1202030400",        # Importance of 2 octets
-])
+@pytest.mark.parametrize(
+    "optional",
+    [
+        "100000",  # Segmentation of 0 octets (§3.17: 4)
+        "1003c1000100",  # Segmentation of 3 octets
+        "1005c0000001ff00",  # Segmentation of 5 octets
+        "120000",  # Importance of 0 octets (§3.19: 1)
+        "1202030400",  # Importance of 2 octets
+    ],
+)
 def test_optional_parameter_of_wrong_length_is_a_decode_error(optional: str) -> None:
     wire = _xudt_with_optional(bytes.fromhex(optional))
     with pytest.raises(SccpDecodeError):
@@ -244,7 +294,7 @@ def test_optional_parameter_of_wrong_length_is_a_decode_error(optional: str) -> 
 
 def test_optional_parameters_of_the_right_length() -> None:
     # Segmentation: first segment, class 1, no further segment; Importance 5; an unknown one skipped.
-    wire = _xudt_with_optional(bytes.fromhex("1004c0000001" "120105" "7f02abcd" "00"))
+    wire = _xudt_with_optional(bytes.fromhex("1004c00000011201057f02abcd00"))
     m = decode_message(wire)
     assert m.segmentation == bytes.fromhex("c0000001") and m.importance == 5
     assert isinstance(SccpEndpoint(ssns=(9,)).receive(wire), sccp.UnitdataReceived)
@@ -254,6 +304,7 @@ def test_optional_parameters_of_the_right_length() -> None:
 
 # --- mutated valid messages: the endpoint raises SccpDecodeError or returns an event, nothing else -------
 
+
 def _valid_sccp() -> st.SearchStrategy[bytes]:
     def build(kind: str, data: bytes, opt: bytes) -> bytes:
         if kind == "UDT":
@@ -261,23 +312,37 @@ def _valid_sccp() -> st.SearchStrategy[bytes]:
         if kind == "UDTS":
             return sccp.encode_unitdata_service(called=EIR.encode(), calling=MSC.encode(), data=data, cause=1)
         if kind == "XUDTS":
-            return sccp.encode_unitdata_service(called=EIR.encode(), calling=MSC.encode(), data=data, cause=1,
-                                                extended=True)
+            return sccp.encode_unitdata_service(
+                called=EIR.encode(), calling=MSC.encode(), data=data, cause=1, extended=True
+            )
         if kind == "SST":
-            return encode_unitdata(called=SccpAddress(route_on_ssn=True, point_code=2, ssn=1).encode(),
-                                   calling=MSC.encode(), data=bytes((3, 9, 2, 0, 0)))
-        return _xudt_with_optional(opt + b"\0") if opt else encode_unitdata(
-            called=EIR.encode(), calling=MSC.encode(), data=data, extended=True, importance=3)
+            return encode_unitdata(
+                called=SccpAddress(route_on_ssn=True, point_code=2, ssn=1).encode(),
+                calling=MSC.encode(),
+                data=bytes((3, 9, 2, 0, 0)),
+            )
+        return (
+            _xudt_with_optional(opt + b"\0")
+            if opt
+            else encode_unitdata(
+                called=EIR.encode(), calling=MSC.encode(), data=data, extended=True, importance=3
+            )
+        )
 
-    opts = st.sampled_from([b"", bytes.fromhex("1004c0000001"), bytes.fromhex("120104"),
-                            bytes.fromhex("1004c0000001120104")])
-    return st.builds(build, st.sampled_from(["UDT", "UDTS", "XUDT", "XUDTS", "SST"]), st.binary(max_size=12),
-                     opts)
+    opts = st.sampled_from(
+        [b"", bytes.fromhex("1004c0000001"), bytes.fromhex("120104"), bytes.fromhex("1004c0000001120104")]
+    )
+    return st.builds(
+        build, st.sampled_from(["UDT", "UDTS", "XUDT", "XUDTS", "SST"]), st.binary(max_size=12), opts
+    )
 
 
 @settings(max_examples=500, deadline=None)
-@given(_valid_sccp(), st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=3),
-       st.integers(0, 80))
+@given(
+    _valid_sccp(),
+    st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=3),
+    st.integers(0, 80),
+)
 def test_fuzz_endpoint_mutated_messages(wire: bytes, edits: list[tuple[int, int]], cut: int) -> None:
     buf = bytearray(wire)
     for pos, val in edits:
@@ -290,7 +355,8 @@ def test_fuzz_endpoint_mutated_messages(wire: bytes, edits: list[tuple[int, int]
         ev = ep.receive(bytes(buf))
     except SccpDecodeError:
         return
-    assert isinstance(ev, (sccp.UnitdataReceived, sccp.UnitdataReturned, sccp.ServiceReturned,
-                           sccp.ScmgReply))
+    assert isinstance(
+        ev, (sccp.UnitdataReceived, sccp.UnitdataReturned, sccp.ServiceReturned, sccp.ScmgReply)
+    )
     if isinstance(ev, sccp.UnitdataReceived):
         ep.answer(ev.message, TCAP)

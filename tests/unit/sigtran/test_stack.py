@@ -28,15 +28,31 @@ IMEI = "35809101685355"
 EIR_GT = "491700000009"
 
 
-def make_pair(*, map_versions: tuple[int, ...] = (1, 2, 3), role_ssn: int = 8, extended: bool = False,
-              called_ssn: int = 9, dialogue_timeout: float = 30.0, rc: int | None = 5
-              ) -> tuple[CheckImeiClient, EirSigtranStack]:
-    eir = EirSigtranStack(m3ua_settings=m3ua.M3uaSettings(role=m3ua.Role.SG), point_code=2, ssn=9,
-                          global_title=EIR_GT, map_versions=map_versions, dialogue_timeout=dialogue_timeout)
+def make_pair(
+    *,
+    map_versions: tuple[int, ...] = (1, 2, 3),
+    role_ssn: int = 8,
+    extended: bool = False,
+    called_ssn: int = 9,
+    dialogue_timeout: float = 30.0,
+    rc: int | None = 5,
+) -> tuple[CheckImeiClient, EirSigtranStack]:
+    eir = EirSigtranStack(
+        m3ua_settings=m3ua.M3uaSettings(role=m3ua.Role.SG),
+        point_code=2,
+        ssn=9,
+        global_title=EIR_GT,
+        map_versions=map_versions,
+        dialogue_timeout=dialogue_timeout,
+    )
     client = CheckImeiClient(
-        m3ua_settings=m3ua.M3uaSettings(role=m3ua.Role.ASP, routing_context=rc), opc=1, dpc=2,
+        m3ua_settings=m3ua.M3uaSettings(role=m3ua.Role.ASP, routing_context=rc),
+        opc=1,
+        dpc=2,
         calling=sccp.make_address(ssn=role_ssn, gt="491700000008"),
-        called=sccp.make_address(ssn=called_ssn, gt=EIR_GT), extended=extended)
+        called=sccp.make_address(ssn=called_ssn, gt=EIR_GT),
+        extended=extended,
+    )
     client.start(0.0)
     for _ in range(4):  # b"" would mean EOF: pass only what was queued
         if out := client.data_to_send():
@@ -70,8 +86,11 @@ def exchange(client: CheckImeiClient, eir: EirSigtranStack, answer, **kw) -> tup
     return events, wire, client.receive_data(wire, 0.0)
 
 
-STATUS_NAME = {EquipmentStatus.WHITE_LISTED: "whiteListed", EquipmentStatus.BLACK_LISTED: "blackListed",
-               EquipmentStatus.GREY_LISTED: "greyListed"}
+STATUS_NAME = {
+    EquipmentStatus.WHITE_LISTED: "whiteListed",
+    EquipmentStatus.BLACK_LISTED: "blackListed",
+    EquipmentStatus.GREY_LISTED: "greyListed",
+}
 
 
 @pytest.mark.parametrize("version", [1, 2, 3])
@@ -123,15 +142,17 @@ def test_ac_negotiation_abort_names_supported_version() -> None:
     _, _, (kind, _body) = decode_with_pycrate(wire)
     assert kind == "abort"
     client2, eir2 = client, eir
-    _, _, answered = exchange(client2, eir2, lambda e, ev: e.answer(ev, EquipmentStatus.WHITE_LISTED),
-                              version=2)
+    _, _, answered = exchange(
+        client2, eir2, lambda e, ev: e.answer(ev, EquipmentStatus.WHITE_LISTED), version=2
+    )
     assert answered[0].outcome.status is EquipmentStatus.WHITE_LISTED
 
 
 def test_sgsn_role_and_xudt() -> None:
     client, eir = make_pair(role_ssn=149, extended=True)
-    _, wire, answered = exchange(client, eir, lambda e, ev: e.answer(ev, EquipmentStatus.GREY_LISTED),
-                                 version=3)
+    _, wire, answered = exchange(
+        client, eir, lambda e, ev: e.answer(ev, EquipmentStatus.GREY_LISTED), version=3
+    )
     assert answered[0].outcome.status is EquipmentStatus.GREY_LISTED
     _, s, _ = decode_with_pycrate(wire)
     assert s["Type"].get_val() == 17  # XUDT answers XUDT
@@ -140,8 +161,14 @@ def test_sgsn_role_and_xudt() -> None:
 
 def test_huawei_imsi_reaches_the_request() -> None:
     client, eir = make_pair()
-    events, _, _ = exchange(client, eir, lambda e, ev: e.answer(ev, EquipmentStatus.WHITE_LISTED), version=2,
-                            imsi="262011234567890", vendor="huawei")
+    events, _, _ = exchange(
+        client,
+        eir,
+        lambda e, ev: e.answer(ev, EquipmentStatus.WHITE_LISTED),
+        version=2,
+        imsi="262011234567890",
+        vendor="huawei",
+    )
     req = next(ev for ev in events if isinstance(ev, CheckImeiRequested))
     assert req.invoke.imsi == "262011234567890" and req.invoke.vendor == "huawei"
 
@@ -172,9 +199,14 @@ def test_xudt_with_empty_segmentation_is_discarded_not_raised() -> None:
     """Q.713 §3.17: Segmentation is 4 octets; an empty one (``10 00 00``) used to raise IndexError
     out of receive_data."""
     client, eir = make_pair(extended=True)
-    xudt = bytearray(sccp.encode_unitdata(called=sccp.make_address(ssn=9, gt=EIR_GT).encode(),
-                                          calling=sccp.make_address(ssn=8, gt="491700000008").encode(),
-                                          data=bytes.fromhex("6216480400000001"), extended=True))
+    xudt = bytearray(
+        sccp.encode_unitdata(
+            called=sccp.make_address(ssn=9, gt=EIR_GT).encode(),
+            calling=sccp.make_address(ssn=8, gt="491700000008").encode(),
+            data=bytes.fromhex("6216480400000001"),
+            extended=True,
+        )
+    )
     xudt[6] = len(xudt) - 6
     client.send_sccp(bytes(xudt) + bytes.fromhex("100000"))
     events = eir.receive_data(client.data_to_send(), 0.0)
@@ -208,7 +240,7 @@ def test_dialogue_timeout_abort_goes_to_its_own_msc() -> None:
     client.send_tcap(encode_check_imei_begin(otid=1, version=2, invoke_id=1, imei=IMEI + "0"))
     assert any(isinstance(e, CheckImeiRequested) for e in eir.receive_data(client.data_to_send(), 0.0))
     # A reuses OTID 1 for a Begin with an unknown operation: answered at once with an End + Reject.
-    client.send_tcap(bytes.fromhex("6210" "480400000001" "6c08" "a106020101020163"))
+    client.send_tcap(bytes.fromhex("62104804000000016c08a106020101020163"))
     eir.receive_data(client.data_to_send(), 1.0)
     _, s, (kind, _) = decode_with_pycrate(eir.data_to_send())
     assert kind == "end"
@@ -233,7 +265,7 @@ def test_begin_reusing_a_pending_otid_answered_at_once_leaves_no_route() -> None
     (old,) = [e for e in eir.receive_data(client.data_to_send(), 0.0) if isinstance(e, CheckImeiRequested)]
     assert eir.open_routes == 1 and eir.tcap.active_dialogues == 1
     # The same MSC reuses OTID 1 for a Begin with an unknown operation (opcode 99): End + Reject.
-    client.send_tcap(bytes.fromhex("6210" "480400000001" "6c08" "a106020101020163"))
+    client.send_tcap(bytes.fromhex("62104804000000016c08a106020101020163"))
     events = eir.receive_data(client.data_to_send(), 1.0)
     assert "duplicate_otid" in [getattr(e, "kind", None) for e in events]
     _, _, (kind, body) = decode_with_pycrate(eir.data_to_send())
@@ -278,7 +310,7 @@ def test_reply_too_big_for_a_udt_becomes_a_p_abort(with_invoke: bool) -> None:
     client, eir = make_pair()
     stray = bytes.fromhex("a2030201ff")
     if with_invoke:
-        invoke = bytes.fromhex("a110020101" "02012b" "0408") + bytes.fromhex("53081910863555f0")
+        invoke = bytes.fromhex("a11002010102012b0408") + bytes.fromhex("53081910863555f0")
         comps = invoke + stray * 44
     else:
         comps = stray * 48
@@ -350,8 +382,8 @@ def test_routes_follow_the_open_dialogues(ops: list[tuple[str, int, object]]) ->
     now = 0.0
     requests: list[CheckImeiRequested] = []
     unknown_op = "a106020101020163"  # Invoke id 1, opcode 99: rejected
-    check = "a110020101" "02012b" "0408" "53081910863555f0"  # Invoke id 1, checkIMEI v2 IMEI
-    check2 = "a110020102" "02012b" "0408" "53081910863555f0"  # Invoke id 2
+    check = "a11002010102012b040853081910863555f0"  # Invoke id 1, checkIMEI v2 IMEI
+    check2 = "a11002010202012b040853081910863555f0"  # Invoke id 2
     for op, n, flag in ops:
         if op == "begin":
             comps = {"check": check, "reject": unknown_op, "two": check + check2}[str(flag)]

@@ -117,6 +117,7 @@ class GatedChecker:
         async def seen() -> None:
             while len(self.seen) < n:
                 await asyncio.sleep(0.001)
+
         await asyncio.wait_for(seen(), 5)
 
 
@@ -173,8 +174,9 @@ async def test_sctp_connector_closes_the_socket_when_connect_fails(monkeypatch: 
         port = probe.getsockname()[1]
     monkeypatch.setattr(socket, "IPPROTO_SCTP", socket.IPPROTO_TCP, raising=False)
     monkeypatch.setattr(server_mod, "sctp_available", lambda: None)
-    srv = server_mod.M3uaServer(Config(m3ua=M3uaConfig(listen=[], transports=["sctp"])), SlowChecker(),
-                                NullEvents())
+    srv = server_mod.M3uaServer(
+        Config(m3ua=M3uaConfig(listen=[], transports=["sctp"])), SlowChecker(), NullEvents()
+    )
     failures: list[dict[str, object]] = []
 
     def warning(event: str, **kw: object) -> None:
@@ -203,8 +205,9 @@ def _metric(interface: str, error: str) -> float:
     return REGISTRY.get_sample_value("eir_protocol_errors_total", labels) or 0.0
 
 
-async def test_core_exception_is_an_err_a_log_line_and_a_close(monkeypatch: pytest.MonkeyPatch,
-                                                               caplog: pytest.LogCaptureFixture) -> None:
+async def test_core_exception_is_an_err_a_log_line_and_a_close(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """A bug in the core (made to raise here) must not end in asyncio's "Fatal error:
     protocol.data_received() call failed": the adapter logs it with the peer and the input, counts
     eir_protocol_errors{error="internal"}, sends ERR Protocol Error and closes."""
@@ -320,8 +323,10 @@ async def _until(predicate: Callable[[], bool], what: str, timeout: float = 5.0)
 async def test_vendor_variants_are_counted_by_vendor() -> None:
     srv = await start(SlowChecker(delay=0))
     host, port, _ = srv.addresses()[0]
-    huawei, ericsson = _sample("eir_map_vendor_variants_total", vendor="huawei"), \
-        _sample("eir_map_vendor_variants_total", vendor="ericsson")
+    huawei, ericsson = (
+        _sample("eir_map_vendor_variants_total", vendor="huawei"),
+        _sample("eir_map_vendor_variants_total", vendor="ericsson"),
+    )
     invokes = _sample("eir_map_check_imei_invokes_total")
     msc = await SimulatedMsc.connect(host, port)
     try:
@@ -368,8 +373,12 @@ async def test_dialogue_expiry_and_the_late_answer_are_counted() -> None:
     U-Abort), eir_tcap_dialogues_expired moves; the verdict that comes afterwards finds no dialogue
     and is dropped — eir_map_late_answers moves, nothing is sent."""
     checker = GateChecker()
-    srv = server_mod.M3uaServer(Config(m3ua=M3uaConfig(listen=["127.0.0.1:0"], transports=["tcp"])),
-                                checker, NullEvents(), dialogue_timeout=0.05)
+    srv = server_mod.M3uaServer(
+        Config(m3ua=M3uaConfig(listen=["127.0.0.1:0"], transports=["tcp"])),
+        checker,
+        NullEvents(),
+        dialogue_timeout=0.05,
+    )
     await srv.listen()
     host, port, _ = srv.addresses()[0]
     expired, late = _sample("eir_tcap_dialogues_expired_total"), _sample("eir_map_late_answers_total")
