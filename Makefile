@@ -35,8 +35,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 lint: $(STAMP)
-	$(BIN)/ruff check eir protocols simulations tests bench
-	$(BIN)/ruff format --check eir protocols simulations tests bench
+	$(BIN)/ruff check eir protocols netio simulations testkit tests bench
+	$(BIN)/ruff format --check eir protocols netio simulations testkit tests bench
 	$(BIN)/mypy
 
 ## Benchmarks: print figures and write bench/results.json

@@ -1,6 +1,6 @@
 """Benchmark: freeDiameter 1.2 as the MME, ``eir serve`` as the EIR, S13 ECR/ECA over TCP loopback.
 
-The load comes from an independent C implementation (``tests/interop/freediameter/s13_mme.c``), so the
+The load comes from an independent C implementation (``testkit/freediameter/s13_mme.c``), so the
 figures measure the EIR, not a Python load generator sharing its weaknesses. Window 1 gives the
 round-trip latency of one ECR; window 128 the throughput with many requests outstanding. Latencies
 are measured inside freeDiameter (send → answer callback, CLOCK_MONOTONIC).
@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.eirproc import EirProcess  # noqa: E402
-from tests.interop.freediameter.fd import Ecr, build_extension, run_mme, unavailable  # noqa: E402
+from testkit.eirproc import EirProcess  # noqa: E402
+from testkit.freediameter.fd import Ecr, build_extension, run_mme, unavailable  # noqa: E402
 
 IMEIS = [("35209900176148", "white"), ("35394206000001", "grey"), ("35394206000002", "black")]
 

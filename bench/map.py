@@ -31,7 +31,7 @@ from protocols.sigtran import m3ua, sccp  # noqa: E402
 from protocols.sigtran.map_eir import EquipmentStatus  # noqa: E402
 from protocols.sigtran.stack import CheckImeiClient, CheckImeiRequested, EirSigtranStack  # noqa: E402
 from simulations.msc import SimulatedMsc  # noqa: E402
-from tests.eirproc import EirProcess  # noqa: E402
+from testkit.eirproc import EirProcess  # noqa: E402
 
 IMEIS = [("35809101685355", "white"), ("49015420323751", "grey"), ("35693803564380", "black")]
 

@@ -2,7 +2,7 @@
 latency (p50/p99, one caller: the round-trip cost on the hot path) and throughput with 32 concurrent
 callers, at 1k and 1M listed IMEIs (quick: 1k and 100k), plus clone-observation latency.
 
-Servers are started from the Debian binaries exactly as the tests start them (tests/services.py):
+Servers are started from the Debian binaries exactly as the tests start them (testkit/services.py):
 loopback TCP, PostgreSQL with fsync off. 10M entries are not run by default (several GB of RAM
 for Redis and minutes of import on a shared 2-core box); set ``EIR_BENCH_REMOTE_SIZES`` (e.g.
 ``1000,1000000,10000000``) to choose the sizes.
@@ -113,7 +113,7 @@ async def _measure(store: IdentityStore, n: int, rnd: random.Random) -> dict[str
 
 
 async def _bench_backend(kind: str, sizes: list[int]) -> dict[str, Any]:
-    from tests.services import PostgresServer, RedisServer
+    from testkit.services import PostgresServer, RedisServer
 
     out: dict[str, Any] = {}
     srv: PostgresServer | RedisServer

@@ -10,13 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from protocols.sigtran._tcap_ref import ref_decode, ref_end, ref_result
 from protocols.sigtran.map_eir import (
     EquipmentStatus,
     TcapEirCore,
     decode_check_imei_reply,
     encode_check_imei_begin,
 )
+from testkit.tcap_ref import ref_decode, ref_end, ref_result
 
 IMEI = "358091016853550"
 

@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from eir.servers._sctp import SCTP_PPID_M3UA, sctp_connect_socket
+from netio.sctp import SCTP_PPID_M3UA, sctp_connect_socket
 from protocols.sigtran import m3ua, sccp
 from protocols.sigtran.map_eir import EquipmentStatus, MapError
 from protocols.sigtran.stack import CheckImeiAnswered, CheckImeiClient

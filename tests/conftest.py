@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.eirproc import EirProcess
+from testkit.eirproc import EirProcess
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from eir.config import parse_hostport
-from eir.servers._sctp import sctp_available, sctp_listen_socket
+from netio.sctp import sctp_available, sctp_listen_socket
 
 Listeners = list[tuple[asyncio.Server, str]]
 

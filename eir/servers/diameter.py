@@ -42,7 +42,7 @@ from eir.model import Checker, CheckRequest, Interface, Status, Verdict
 from eir.servers._adapter import CoreProtocol
 from eir.servers._inline import check_failed, resume
 from eir.servers._listen import bound_addresses, open_listeners, publish_peer
-from eir.servers._sctp import SCTP_PPID_DIAMETER, sctp_available
+from netio.sctp import SCTP_PPID_DIAMETER, sctp_available
 from protocols.diameter import (
     CapabilitiesExchanged,
     ConnectionClosed,

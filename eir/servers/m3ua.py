@@ -33,7 +33,7 @@ from eir.model import Checker, CheckRequest, Interface, Status, Verdict
 from eir.servers._adapter import CoreProtocol
 from eir.servers._inline import check_failed, resume
 from eir.servers._listen import bound_addresses, open_listeners, publish_peer
-from eir.servers._sctp import SCTP_PPID_M3UA, sctp_available, sctp_connect_socket
+from netio.sctp import SCTP_PPID_M3UA, sctp_available, sctp_connect_socket
 from protocols.sigtran import m3ua
 from protocols.sigtran.map_eir import EquipmentStatus, MapError, TcapStats
 from protocols.sigtran.stack import (

@@ -20,7 +20,7 @@ import pytest
 
 from eir.events import MqttEvents
 from eir.metrics import EVENTS_DROPPED
-from tests.services import free_port
+from testkit.services import free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("mosquitto") is None, reason="mosquitto not installed")
 

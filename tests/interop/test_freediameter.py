@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from eir.model import Interface
 from protocols.imei import luhn_check_digit
-from tests.interop.freediameter.fd import Ecr, MmeProcess, RunResult, build_extension, unavailable
+from testkit.freediameter.fd import Ecr, MmeProcess, RunResult, build_extension, unavailable
 
 pytestmark = [pytest.mark.interop, pytest.mark.system]
 

@@ -34,7 +34,7 @@ async def _sqlite(tmp: Path, fresh: bool = True) -> IdentityStore:
 
 async def _postgres(tmp: Path, fresh: bool = True) -> IdentityStore:
     from eir.store.postgres import PostgresStore
-    from tests.services import shared_postgres
+    from testkit.services import shared_postgres
 
     marker = tmp / "postgres.url"  # a fresh database per test; a second handle reuses it
     if fresh:
@@ -46,7 +46,7 @@ async def _postgres(tmp: Path, fresh: bool = True) -> IdentityStore:
 
 async def _redis(tmp: Path, fresh: bool = True) -> IdentityStore:
     from eir.store.redis import RedisStore
-    from tests.services import shared_redis
+    from testkit.services import shared_redis
 
     marker = tmp / "redis.prefix"  # a fresh key prefix per test; a second handle reuses it
     if fresh:

@@ -22,7 +22,7 @@ from eir.store import postgres as pgmod
 from eir.store.base import EntryKind, IdentityStore, ListEntry, StoreUnavailableError
 from eir.store.postgres import PostgresStore
 from eir.store.redis import RedisStore
-from tests.services import PostgresServer, RedisServer, start_postgres, start_redis
+from testkit.services import PostgresServer, RedisServer, start_postgres, start_redis
 
 BOUND = 15.0  # no operation may hang longer than this while a server is down
 

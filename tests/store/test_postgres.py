@@ -12,7 +12,7 @@ import pytest
 from eir.model import Status
 from eir.store.base import EntryKind, ListEntry, StoreError
 from eir.store.postgres import PostgresStore
-from tests.services import (
+from testkit.services import (
     PostgresServer,
     import_in_other_process,
     postgres_server,

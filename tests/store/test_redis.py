@@ -11,7 +11,7 @@ import pytest
 from eir.model import Status
 from eir.store.base import EntryKind, ListEntry, StoreError
 from eir.store.redis import RedisStore
-from tests.services import import_in_other_process, redis_server, redis_url, run_eagerly
+from testkit.services import import_in_other_process, redis_server, redis_url, run_eagerly
 
 __all__ = ["redis_server", "redis_url"]  # fixtures used here
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.eirproc import ROOT, clean_env, eir_command
+from testkit.eirproc import ROOT, clean_env, eir_command
 
 DEMO = ROOT / "config" / "lists" / "demo.csv"
 

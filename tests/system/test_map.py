@@ -12,7 +12,7 @@ import pytest
 from eir.servers.m3ua import sctp_available
 from protocols.imei import luhn_check_digit
 from simulations.msc import SimulatedMsc
-from tests.eirproc import clean_env, eir_command
+from testkit.eirproc import clean_env, eir_command
 
 pytestmark = pytest.mark.system
 

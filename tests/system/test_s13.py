@@ -17,7 +17,7 @@ from eir.servers.diameter import sctp_available, start
 from protocols.diameter import dictionary as d
 from protocols.diameter.codec import encode_raw
 from simulations.mme import SimulatedMme
-from tests.eirproc import eir_command
+from testkit.eirproc import eir_command
 
 pytestmark = pytest.mark.system
 

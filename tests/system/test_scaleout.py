@@ -16,7 +16,14 @@ import pytest
 import redis
 
 from simulations.mme import SimulatedMme
-from tests.services import postgres_server, postgres_url, redis_server, redis_url, start_postgres, start_redis
+from testkit.services import (
+    postgres_server,
+    postgres_url,
+    redis_server,
+    redis_url,
+    start_postgres,
+    start_redis,
+)
 
 __all__ = ["postgres_server", "postgres_url", "redis_server", "redis_url"]  # fixtures used here
 

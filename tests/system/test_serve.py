@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.eirproc import ROOT, EirProcess, clean_env, eir_command
+from testkit.eirproc import ROOT, EirProcess, clean_env, eir_command
 
 pytestmark = pytest.mark.system
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from simulations.mme import SimulatedMme
-from tests.services import free_port
+from testkit.services import free_port
 
 pytestmark = pytest.mark.system
 

@@ -42,3 +42,33 @@ def _imports(path: Path) -> set[str]:
 def test_protocols_module_is_sans_io(path: Path) -> None:
     bad = _imports(path) & FORBIDDEN
     assert not bad, f"{path.name} imports {sorted(bad)}"
+
+
+ROOT = PROTOCOLS.parent
+UPWARD = [
+    # (package, what it must never import): the layers of DESIGN.md plus the test support split
+    ("eir", {"simulations", "testkit", "tests", "bench"}),
+    ("netio", {"eir", "simulations", "protocols", "testkit", "tests", "bench"}),
+    ("simulations", {"testkit", "tests", "bench"}),
+    ("testkit", {"tests", "bench"}),
+    ("bench", {"tests"}),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "forbidden"),
+    [(p, bad) for pkg, bad in UPWARD for p in sorted((ROOT / pkg).rglob("*.py"))],
+    ids=lambda v: str(v.relative_to(ROOT)) if isinstance(v, Path) else "",
+)
+def test_no_upward_or_test_imports(path: Path, forbidden: set[str]) -> None:
+    bad = _imports(path) & forbidden
+    assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_simulations_use_no_server_internals() -> None:
+    """The simulated peers talk to the EIR over the wire only; shared socket code lives in netio."""
+    for path in sorted((ROOT / "simulations").rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.startswith("eir.servers"), f"{path.name} imports {node.module}"

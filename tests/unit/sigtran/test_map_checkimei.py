@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocols.sigtran._tcap_ref import ref_fields
 from protocols.sigtran.map_eir import (
     TRANSITIONS,
     CheckImeiInvoked,
@@ -38,6 +37,7 @@ from protocols.sigtran.tcap import (
     TcapMessage,
     encode_tcap,
 )
+from testkit.tcap_ref import ref_fields
 
 OTID = b"\x0a\x0b\x0c\x0d"
 IMEI = "358091016853550"

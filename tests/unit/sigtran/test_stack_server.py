@@ -244,11 +244,12 @@ async def test_core_exception_is_an_err_a_log_line_and_a_close(
     assert not srv.associations
 
 
-# --- eir.servers._sctp: the one home of the SCTP socket code ------------------------------------------
+# --- netio.sctp: the one home of the SCTP socket code ------------------------------------------
 
 
 def test_sctp_helpers_are_shared() -> None:
-    from eir.servers import _sctp, diameter
+    from eir.servers import diameter
+    from netio import sctp as _sctp
 
     assert server_mod.sctp_available is diameter.sctp_available is _sctp.sctp_available
     # struct sctp_sndrcvinfo: stream, ssn, flags, pad, then the PPID in network byte order
@@ -259,7 +260,7 @@ def test_sctp_helpers_are_shared() -> None:
 
 @pytest.mark.skipif(server_mod.sctp_available() is None, reason="this kernel has SCTP")
 async def test_sctp_sockets_fail_cleanly_without_kernel_sctp() -> None:
-    from eir.servers import _sctp
+    from netio import sctp as _sctp
 
     before = _open_fds()
     with pytest.raises(OSError):
@@ -274,7 +275,7 @@ async def test_sctp_sockets_with_tcp_standing_in(monkeypatch: pytest.MonkeyPatch
     driven with TCP in place of SCTP on a kernel that may not have it."""
     import socket
 
-    from eir.servers import _sctp
+    from netio import sctp as _sctp
 
     monkeypatch.setattr(socket, "IPPROTO_SCTP", socket.IPPROTO_TCP, raising=False)
     monkeypatch.setattr(_sctp, "set_default_ppid", lambda sock, ppid: None)  # a TCP option otherwise

@@ -18,16 +18,6 @@ from hypothesis import strategies as st
 
 from protocols.sigtran._ber import BerError, encode_integer, read_tlv
 from protocols.sigtran._tcap_fast import match_check_imei_begin
-from protocols.sigtran._tcap_ref import (
-    ref_begin,
-    ref_decode,
-    ref_encode,
-    ref_end,
-    ref_error,
-    ref_fields,
-    ref_reject,
-    ref_result,
-)
 from protocols.sigtran.map_eir import (
     EquipmentStatus,
     MapError,
@@ -55,6 +45,16 @@ from protocols.sigtran.tcap import (
     decode_tcap,
     encode_oid,
     encode_tcap,
+)
+from testkit.tcap_ref import (
+    ref_begin,
+    ref_decode,
+    ref_encode,
+    ref_end,
+    ref_error,
+    ref_fields,
+    ref_reject,
+    ref_result,
 )
 
 PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -179,7 +179,7 @@ def test_other_messages_byte_identical_to_pycrate(msg: TcapMessage, ref: Any) ->
 
 
 def test_u_abort_with_aare_and_abrt_byte_identical_to_pycrate() -> None:
-    from protocols.sigtran._tcap_ref import ref_aare, ref_abrt
+    from testkit.tcap_ref import ref_aare, ref_abrt
 
     acn = (0, 4, 0, 0, 1, 0, 13, 2)
     aare = Aare(

@@ -10,7 +10,7 @@ listening socket, it only connects out) and without TLS (``No_TLS`` on the peer;
 needed then — checked with 1.2.1).
 
 Used by ``tests/interop/test_freediameter.py`` and ``bench/freediameter.py``; by hand:
-``python -m tests.interop.freediameter.fd 127.0.0.1:3868 490154203237518 35394206000002,01,001010123456789``.
+``python -m testkit.freediameter.fd 127.0.0.1:3868 490154203237518 35394206000002,01,001010123456789``.
 """
 
 from __future__ import annotations
@@ -408,10 +408,10 @@ def run_mme(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run freeDiameter as an MME by hand: ``python -m tests.interop.freediameter.fd HOST:PORT IMEI…``."""
+    """Run freeDiameter as an MME by hand: ``python -m testkit.freediameter.fd HOST:PORT IMEI…``."""
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m tests.interop.freediameter.fd", description=main.__doc__)
+    p = argparse.ArgumentParser(prog="python -m testkit.freediameter.fd", description=main.__doc__)
     p.add_argument("eir", help="HOST:PORT of the EIR's Diameter listener")
     p.add_argument("imei", nargs="+", help="IMEI[,SV[,IMSI]] (an empty IMEI sends no Terminal-Information)")
     p.add_argument("--window", type=int, default=1)
