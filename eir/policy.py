@@ -36,9 +36,12 @@ from dataclasses import dataclass
 from eir.config import PolicyConfig
 from eir.model import CheckRequest, Status, Verdict
 from eir.store.base import EntryKind, ImsiRules, ListEntry, Lookup, Sightings
-from protocols.imei import check_digit_ok, luhn_check_digit
+from protocols.imei import BadIdentity, parse_identity
 
-__all__ = ["Policy", "Step", "entry_text"]
+__all__ = ["CLONE_REASONS", "Policy", "Step", "entry_text"]
+
+CLONE_REASONS = ("imsis", "origins")
+"""What :meth:`Policy.clone_reason` may return (the ``reason`` label of eir_clone_suspicions)."""
 
 RANK = {Status.WHITE: 0, Status.UNKNOWN: 0, Status.GREY: 1, Status.BLACK: 2, Status.FAILURE: 0}
 
@@ -79,25 +82,29 @@ class Policy:
 
     # --- 1. validity ------------------------------------------------------------------------------
     def validate(self, req: CheckRequest) -> tuple[str, str | None] | Verdict:
-        """``(imei14, imeisv or None)`` for a valid identity, else the ``validity`` verdict."""
+        """``(imei14, imeisv or None)`` for a valid identity, else the ``validity`` verdict.
+
+        The digits go through :func:`protocols.imei.parse_identity`, the one normaliser of every
+        interface (the 15th digit is the Luhn CD or the spare digit 0: protocols/imei.py says why).
+        A request that carries only a 3GPP2 MEID (S13 allows it instead of an IMEI, TS 29.272
+        §7.3.2) gets ``unknown``: no IMEI list can match it."""
         d = req.imei
-        n = len(d)
-        if not 14 <= n <= 16 or not d.isascii() or not d.isdigit():
-            return self._malformed(d, f"not an IMEI: {n} characters, expected 14-16 digits")
-        imei = d[:14]
-        if n == 15 and self.check_luhn and not check_digit_ok(d):
-            # The 15th digit is the Luhn CD or the spare digit 0 (protocols/imei.py says why).
-            return self._malformed(
-                d, f"bad check digit {d[14]}, expected {luhn_check_digit(imei)} (or spare digit 0)"
+        if not d and req.meid is not None:
+            return Verdict(
+                status=Status.UNKNOWN,
+                rule="meid",
+                entry=req.meid[:32],
+                detail="3GPP2 MEID only: no IMEI list can match it",
             )
-        sv = d[14:] if n == 16 else req.software_version
-        if sv is not None and (len(sv) != 2 or not sv.isascii() or not sv.isdigit()):
-            return self._malformed(d, f"bad software version {sv!r}, expected 2 digits")
+        ident = parse_identity(d, req.software_version, check_luhn=self.check_luhn)
+        if isinstance(ident, BadIdentity):
+            return self._malformed(d, ident.detail)
+        imei = ident.imei
         if imei == "00000000000000":
             return self._malformed(d, "all-zero IMEI")
         if imei[:8] in self.reserved:
             return self._malformed(d, f"reserved TAC {imei[:8]}")
-        return imei, (imei + sv if sv is not None else None)
+        return imei, ident.imeisv
 
     def _malformed(self, digits: str, detail: str) -> Verdict:
         return Verdict(status=self.malformed, rule="validity", entry=digits[:32], detail=detail)
