@@ -28,7 +28,11 @@ from typing import Any
 
 from eir.cli import EXIT_BIND, EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_STORE
 from eir.config import Config, ConfigError, load_config, parse_hostport
+from eir.events import MqttEvents, NullEvents
 from eir.logging import get_logger, setup_logging
+from eir.metrics import register_metrics
+from eir.servers import RunningServer
+from eir.store.base import IdentityStore
 
 
 class StartupError(Exception):
@@ -169,16 +173,13 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
     if worker_index == 0:
         await _import_on_start(config, store, log)
 
-    events: Any
+    events: MqttEvents | NullEvents
     if config.mqtt.enabled:
-        from eir.events import MqttEvents
-
         events = MqttEvents(config.mqtt.url, config.mqtt.topic_prefix, client_id=f"eir-{os.getpid()}")
     else:
-        from eir.events import NullEvents
-
         events = NullEvents()
     await events.start()
+    register_metrics()
     checker = build_checker(config, store, events, observations)
 
     ready: dict[str, Any] = {"pid": os.getpid()}
@@ -197,7 +198,7 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
         ready["metrics"] = [host, server.server_port]  # type: ignore[attr-defined]
         log.info("metrics_listening", address=f"{host}:{server.server_port}")  # type: ignore[attr-defined]
 
-    servers: list[Any] = []
+    servers: list[RunningServer] = []
     try:
         for name, enabled in (("diameter", config.diameter.enabled), ("m3ua", config.m3ua.enabled)):
             if not enabled:
@@ -242,7 +243,13 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
     return EXIT_OK
 
 
-async def _shutdown(servers: list[Any], store: Any, observations: Any, events: Any, grace: float) -> None:
+async def _shutdown(
+    servers: list[RunningServer],
+    store: IdentityStore,
+    observations: IdentityStore | None,
+    events: MqttEvents | NullEvents,
+    grace: float,
+) -> None:
     results = await asyncio.gather(*(s.shutdown(grace) for s in servers), return_exceptions=True)
     log = get_logger()
     for s, r in zip(servers, results, strict=True):
@@ -256,7 +263,7 @@ async def _shutdown(servers: list[Any], store: Any, observations: Any, events: A
         await events.close()
 
 
-async def _import_on_start(config: Config, store: Any, log: Any) -> None:
+async def _import_on_start(config: Config, store: IdentityStore, log: Any) -> None:
     """Import the configured lists once, into an empty store (so ``make run`` has demo lists)."""
     if not config.lists.import_on_start:
         return

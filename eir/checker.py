@@ -11,22 +11,32 @@ On the hot path of every interface (~20k checks/s per process), so it stays lean
 * A store outage (StoreUnavailableError, connection errors, timeouts) becomes the configured
   ``store.on_unavailable`` answer (FAILURE = the interface's system-failure error, or a verdict),
   one log line when it starts and one when it ends, and ``eir_store_errors``. After a failure the
-  store is left alone for ``RETRY_AFTER`` seconds (answers are the fallback meanwhile) so an outage
+  store is left alone for ``retry_after`` seconds (answers are the fallback meanwhile) so an outage
   does not turn into a storm of connection attempts; then the next check tries again.
+* The servers start each check eagerly (:mod:`eir.servers._eager`): its first step runs in
+  ``data_received``, outside any Task. A store whose ``needs_task`` is True (its client library uses
+  ``asyncio.timeout``, which refuses to run outside a Task) is first reached after one yield, so the
+  check continues under the Task the server wraps around it; stores that answer inline (SQLite,
+  memory) and cached answers cost no Task and no loop turn.
+* Time comes from the injected clocks (``clock`` for delays, ``wall`` for sighting timestamps), so
+  tests step time instead of sleeping.
 * Clone observations are recorded in ``observations`` (default: the list store). When they cannot
   be recorded the clone rule is skipped (logged and counted) — the lists still decide.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from eir.config import Config
+from eir.events import EventSink
 from eir.logging import get_logger
 from eir.metrics import CLONE_SUSPICIONS, LIST_VERSION, REQUESTS, STORE_ERRORS, VERDICTS
 from eir.model import CheckRequest, Interface, Status, Verdict
-from eir.policy import Policy, Step
+from eir.policy import CLONE_REASONS, Policy, Step
 from eir.store.base import IdentityStore, ImsiRules, Lookup, Sightings, StoreError
 
 __all__ = ["PolicyChecker", "build_checker"]
@@ -44,9 +54,20 @@ class PolicyChecker:
     """The :class:`eir.model.Checker` every server adapter calls."""
 
     def __init__(
-        self, config: Config, store: IdentityStore, events: Any, observations: IdentityStore | None = None
+        self,
+        config: Config,
+        store: IdentityStore,
+        events: EventSink,
+        observations: IdentityStore | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        retry_after: float = RETRY_AFTER,
     ) -> None:
         self.config = config
+        self._clock = clock
+        self._wall = wall
+        self.retry_after = retry_after
         self.policy = Policy(config.policy)
         self.store = store
         self.observations = observations or store
@@ -71,8 +92,13 @@ class PolicyChecker:
         self._requests: dict[Interface, Any] = {}
         self._verdicts: dict[tuple[Interface, Status, str], Any] = {}
         self._clone_seen: dict[str, float] = {}
-        if hasattr(store, "poll_interval"):  # SQLite: how often other processes' imports are noticed
-            setattr(store, "poll_interval", config.store.poll_interval)  # noqa: B010
+        self._store_needs_task = store.needs_task
+        self._obs_needs_task = self.observations.needs_task
+        # Every series exists from start-up (0 until it happens), so rate() and alerts work at once.
+        STORE_ERRORS.labels(self._store_name)
+        STORE_ERRORS.labels(self._obs_name)
+        for reason in CLONE_REASONS:
+            CLONE_SUSPICIONS.labels(reason)
 
     # --- the Checker protocol ----------------------------------------------------------------------
     async def check(self, request: CheckRequest) -> Verdict:
@@ -143,19 +169,21 @@ class PolicyChecker:
                     detail=f"IMEI {imei}" + (f", IMEISV {imeisv}" if imeisv else ""),
                 )
             )
-        if time.monotonic() < self._down_until:
+        if self._clock() < self._down_until:
             if steps is not None:
                 steps.append(Step(rule="store", outcome="failed", detail="unavailable (retrying shortly)"))
             return self._fallback
         if not self._watching:
             await self._start_watch()
-            if time.monotonic() < self._down_until:
+            if self._clock() < self._down_until:
                 if steps is not None:
                     steps.append(Step(rule="store", outcome="failed", detail="unavailable"))
                 return self._fallback
         try:
             lookup = self._lookups.get((imei, imeisv)) if self._cache_on else None
             if lookup is None:
+                if self._store_needs_task and asyncio.current_task() is None:
+                    await asyncio.sleep(0)  # continue under the server's Task (module docstring)
                 lookup = await self.store.lookup(imei, imeisv)
                 if self._cache_on:
                     if len(self._lookups) >= CACHE_SIZE:
@@ -166,6 +194,8 @@ class PolicyChecker:
             if imsi:
                 r = self._rules.get((imsi, imei)) if self._cache_on else None
                 if r is None:
+                    if self._store_needs_task and asyncio.current_task() is None:
+                        await asyncio.sleep(0)
                     r = await self.store.imsi_rules(imsi, imei)
                     if self._cache_on and len(imsi) <= 16:
                         if len(self._rules) >= CACHE_SIZE:
@@ -199,7 +229,9 @@ class PolicyChecker:
         if origin is not None and len(origin) > 255:
             origin = origin[:255]
         try:
-            s = await self.observations.observe(imei, imsi, origin, time.time(), self.policy.clone_window)
+            if self._obs_needs_task and asyncio.current_task() is None:
+                await asyncio.sleep(0)  # continue under the server's Task (module docstring)
+            s = await self.observations.observe(imei, imsi, origin, self._wall(), self.policy.clone_window)
         except _OUTAGE_ERRORS as e:
             self._store_failed("observations", self._obs_name, e)
             return None
@@ -209,7 +241,7 @@ class PolicyChecker:
 
     def _clone_suspected(self, imei: str, req: CheckRequest, s: Sightings, reason: str, v: Verdict) -> None:
         """Event + metric once per IMEI per window, not on every check of a suspect IMEI."""
-        now = time.monotonic()
+        now = self._clock()
         last = self._clone_seen.get(imei)
         if last is not None and now - last < self.policy.clone_window:
             return
@@ -237,7 +269,7 @@ class PolicyChecker:
         if which == "store":
             # From the moment of failure: a store that takes longer than RETRY_AFTER to fail (a
             # black-holed server, a connect timeout) must still be left alone for RETRY_AFTER.
-            self._down_until = time.monotonic() + RETRY_AFTER
+            self._down_until = self._clock() + self.retry_after
         if not self._down.get(which):
             self._down[which] = True
             fallback = self._fallback.status.value if which == "store" else "clone rule skipped"
@@ -252,6 +284,8 @@ class PolicyChecker:
     async def _start_watch(self) -> None:
         # Register the callback once: a store that is down when asked for its active version must
         # not collect a second callback on the next check.
+        if self._store_needs_task and asyncio.current_task() is None:
+            await asyncio.sleep(0)
         if not self._watch_registered:
             try:
                 await self.store.watch(self._on_version)
@@ -277,7 +311,7 @@ class PolicyChecker:
 
 
 def build_checker(
-    config: Config, store: IdentityStore, events: Any, observations: IdentityStore | None = None
+    config: Config, store: IdentityStore, events: EventSink, observations: IdentityStore | None = None
 ) -> PolicyChecker:
     """The checker for ``eir serve`` (and ``eir check``): config, opened store(s), event sink."""
     return PolicyChecker(config, store, events, observations)

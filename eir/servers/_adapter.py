@@ -1,15 +1,34 @@
-"""The asyncio side both interface adapters share (STYLE.md, "The asyncio adapter").
+"""The asyncio side every interface adapter shares: one check-dispatch path, bytes, timer,
+back-pressure (the shape of uvicorn's and aioquic's protocols).
 
-A subclass owns one sans-IO core (``_core()`` returns it, or None before it exists) and handles its
-events in ``_handle``; this base flushes the core's bytes, keeps one timer armed at the core's
-deadline, and applies back-pressure: reading pauses while the transport asks us to stop writing or
-``max_in_flight`` checks are waiting for the store, and resumes at half that.
+A subclass owns one sans-IO core (``_core()`` returns it, or None before it exists), handles its
+events in ``_handle``, turns each request into a :class:`~eir.model.CheckRequest` and calls
+:meth:`CoreProtocol._dispatch`, and puts a verdict on the wire in ``_answer``. This base:
+
+* runs the check — eager start (:mod:`eir.servers._eager`): answered within the same
+  ``data_received`` when the store did not suspend, else continued under a Task held in
+  ``tasks``; a checker that raises gives the FAILURE verdict, logged;
+* records ``eir_check_duration_seconds`` for every answered check, success or failure alike;
+* flushes: answers made inline leave with the caller's ``_flush`` (one write for everything one
+  ``data_received`` produced); answers completed by Tasks are written once per event-loop turn
+  however many completed in it (a syscall per answer was the largest single cost under load);
+* keeps one timer armed at the core's deadline;
+* applies back-pressure: reading pauses while the transport asks us to stop writing or
+  ``max_in_flight`` checks are waiting for the store, and resumes at half that.
+
+``eir_check_requests`` and ``eir_verdicts`` are counted by the checker, once per check whatever the
+interface.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Coroutine
 from typing import Any
+
+from eir.model import Checker, CheckRequest, Verdict
+from eir.servers._eager import Started, check_failed, resume, start
 
 
 class CoreProtocol(asyncio.Protocol):
@@ -17,8 +36,14 @@ class CoreProtocol(asyncio.Protocol):
     loop: asyncio.AbstractEventLoop
     tasks: set[asyncio.Task[None]]
     max_in_flight: int
+    checker: Checker
+    check_seconds: Any
+    """The ``eir_check_duration_seconds`` child of the subclass's interface."""
+    log: Any
 
-    def _init_plumbing(self, max_in_flight: int) -> None:
+    def _init_plumbing(self, max_in_flight: int, checker: Checker) -> None:
+        self.checker = checker
+        self.flush_pending = False
         self.transport = None
         self.loop = asyncio.get_running_loop()
         self.tasks = set()
@@ -40,6 +65,50 @@ class CoreProtocol(asyncio.Protocol):
 
     def _internal_error(self, data: bytes) -> None:
         raise NotImplementedError
+
+    def _answer(self, ctx: Any, verdict: Verdict) -> None:
+        """Put ``verdict`` on the wire for the request ``ctx`` (the core's event)."""
+        raise NotImplementedError
+
+    # -- the one check-dispatch path ----------------------------------------------------------
+    def _dispatch(self, request: CheckRequest, ctx: Any) -> None:
+        """Check ``request`` and answer ``ctx`` (module docstring): inline when the store did not
+        suspend, else from a Task."""
+        started = time.perf_counter()
+        first = start(self.checker.check(request), self.log)
+        if type(first) is Started:
+            self._track(self.loop.create_task(self._finish(ctx, first.coro, first.first, started)))
+            return
+        self._answer(ctx, first)  # type: ignore[arg-type]
+        self.check_seconds.observe(time.perf_counter() - started)
+
+    async def _finish(self, ctx: Any, coro: Coroutine[Any, Any, Verdict], first: Any, started: float) -> None:
+        try:
+            verdict = await resume(coro, first)
+        except Exception as e:  # CancelledError (connection lost) is a BaseException: it propagates
+            verdict = check_failed(self.log, e)
+        if self.failed:
+            return
+        try:
+            self._answer(ctx, verdict)
+        except Exception:
+            self._internal_error(b"")
+            return
+        self.check_seconds.observe(time.perf_counter() - started)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if not self.flush_pending:
+            self.flush_pending = True
+            self.loop.call_soon(self._deferred_flush)
+
+    def _deferred_flush(self) -> None:
+        self.flush_pending = False
+        if not self.failed:
+            try:
+                self._flush()
+            except Exception:
+                self._internal_error(b"")
 
     # -- back-pressure ------------------------------------------------------------------------
     def pause_writing(self) -> None:

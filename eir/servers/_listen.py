@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from eir.config import parse_hostport
+from eir.events import EventSink
 from netio.sctp import sctp_available, sctp_listen_socket
 
 Listeners = list[tuple[asyncio.Server, str]]
@@ -57,7 +58,7 @@ def bound_addresses(listeners: Listeners) -> list[tuple[str, int, str]]:
 
 
 def publish_peer(
-    events: Any, log: Any, interface: str, peer: str, transport: str, event: str, **extra: Any
+    events: EventSink, log: Any, interface: str, peer: str, transport: str, event: str, **extra: Any
 ) -> None:
     """A ``peer`` event over MQTT; publishing must never break a peer."""
     try:

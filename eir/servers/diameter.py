@@ -9,16 +9,16 @@
   DIAMETER_UNABLE_TO_COMPLY (not 3004 TOO_BUSY: RFC 6733 §7.1.3 reserves 3004 for a node that
   was specifically requested and asks the client to *retry elsewhere*, which a lab EIR with one
   store gains nothing from, and 3xxx answers carry the E bit and skip the S13 answer format);
-* the checker runs eagerly: the coroutine is stepped inline and, when it completes without
-  suspending (in-memory and SQLite lookups do), the ECA is queued in the same ``data_received``
-  call; a check that does suspend continues as a task held in a set. Answers go out as checks
-  complete (Diameter matches them by hop-by-hop id, RFC 6733 §6.2), so pipelined requests are
-  never held behind a slow one;
+* checks go through the adapters' one dispatch path (:mod:`eir.servers._adapter`: eager start,
+  Task when the store suspends, duration metric, failure verdict, flush rule). Answers go out as
+  checks complete (Diameter matches them by hop-by-hop id, RFC 6733 §6.2), so pipelined requests
+  are never held behind a slow one. An ECR with only a 3GPP2-MEID goes to the checker like any
+  other (the policy answers it ``unknown`` → 5422);
 * reading pauses while ``max_in_flight`` checks are outstanding or the transport asked us to stop
   writing (``pause_writing``);
-* metrics: ``eir_check_duration_seconds``, ``eir_protocol_errors``, ``eir_peers``,
-  ``eir_peer_events`` here; ``eir_check_requests`` and ``eir_verdicts`` are counted by the Checker
-  (once per check, whatever the interface) except for the MEID-only answers decided here;
+* metrics: ``eir_protocol_errors``, ``eir_peers``, ``eir_peer_events`` here;
+  ``eir_check_duration_seconds`` in the dispatch path; ``eir_check_requests`` and ``eir_verdicts``
+  in the checker;
 * one info log line per peer state change, one debug line per check;
 * shutdown: stop listening, DPR to each OPEN peer, wait for DPA (and outstanding checks) up to
   ``grace``, then cut the rest.
@@ -31,16 +31,14 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Callable, Coroutine
-from dataclasses import fields
 from typing import Any, Final
 
 from eir.config import Config
+from eir.events import EventSink
 from eir.logging import get_logger
-from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS, REQUESTS, VERDICTS
-from eir.model import Checker, CheckRequest, Interface, Status, Verdict
+from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS, register_metrics
+from eir.model import Checker, CheckRequest, Interface, Status, Verdict, request_factory
 from eir.servers._adapter import CoreProtocol
-from eir.servers._inline import check_failed, resume
 from eir.servers._listen import bound_addresses, open_listeners, publish_peer
 from netio.sctp import SCTP_PPID_DIAMETER, sctp_available
 from protocols.diameter import (
@@ -63,47 +61,11 @@ __all__ = ["DiameterServer", "sctp_available", "start"]
 IFACE = Interface.S13.value
 
 _WHITE, _BLACK, _GREY = EquipmentStatus.WHITELISTED, EquipmentStatus.BLACKLISTED, EquipmentStatus.GREYLISTED
-_REQUESTS = REQUESTS.labels(IFACE)
-_CHECK_SECONDS = CHECK_SECONDS.labels(IFACE)
 _PEERS = PEERS.labels(IFACE)
-_VERDICT_COUNTERS: dict[tuple[str, str], Any] = {}
 
 
-def _verdict_counter(status: str, rule: str) -> Any:
-    key = (status, rule)
-    c = _VERDICT_COUNTERS.get(key)
-    if c is None:
-        c = _VERDICT_COUNTERS[key] = VERDICTS.labels(IFACE, status, rule)
-    return c
-
-
-def _request_constructor() -> Callable[[str, str | None, str | None, str | None], CheckRequest]:
-    """``(imei, software_version, imsi, origin)`` → an S13 :class:`CheckRequest`, filled through the
-    slot descriptors: the frozen dataclass ``__init__`` costs an ``object.__setattr__`` per field
-    (≈ 1.2 µs a request); this builds the identical frozen object in about half of that."""
-    names = [f.name for f in fields(CheckRequest)]
-    if names != ["imei", "software_version", "imsi", "msisdn", "interface", "origin", "extras"]:
-        raise RuntimeError(f"CheckRequest fields changed: {names}")  # pragma: no cover
-    setters = [getattr(CheckRequest, n).__set__ for n in names]
-    s_imei, s_sv, s_imsi, s_msisdn, s_iface, s_origin, s_extras = setters
-    new = object.__new__
-    s13 = Interface.S13
-
-    def make(imei: str, sv: str | None, imsi: str | None, origin: str | None) -> CheckRequest:
-        r = new(CheckRequest)
-        s_imei(r, imei)
-        s_sv(r, sv)
-        s_imsi(r, imsi)
-        s_msisdn(r, None)
-        s_iface(r, s13)
-        s_origin(r, origin)
-        s_extras(r, {})
-        return r
-
-    return make
-
-
-_s13_request: Final = _request_constructor()
+_s13_request: Final = request_factory(Interface.S13)
+_NO_EXTRAS: Final[dict[str, Any]] = {}
 
 
 def _error_label(code: int) -> str:
@@ -117,7 +79,8 @@ class _PeerConnection(CoreProtocol):
     """One Diameter peer connection (TCP or SCTP)."""
 
     def __init__(self, server: DiameterServer, transport_name: str) -> None:
-        self._init_plumbing(server.config.diameter.max_in_flight)
+        self._init_plumbing(server.config.diameter.max_in_flight, server.checker)
+        self.check_seconds = CHECK_SECONDS.labels(IFACE)
         self.server = server
         self.transport_name = transport_name
         self.core: DiameterPeer | None = None
@@ -280,47 +243,18 @@ class _PeerConnection(CoreProtocol):
             # WatchdogAnswered: the core's bookkeeping is enough.
 
     def _check(self, ev: EquipmentCheckRequested) -> None:
-        started = time.perf_counter()
-        if ev.imei is None:
-            _REQUESTS.inc()
-            # Only a 3GPP2-MEID: no IMEI list can match it (TS 29.272 §7.3.2 allows MEID instead).
-            core = self.core
-            if core is not None:
-                core.send_eca(ev, experimental_result_code=ResultCode.DIAMETER_ERROR_EQUIPMENT_UNKNOWN)
-            _verdict_counter(Status.UNKNOWN.value, "meid").inc()
-            return
-        coro = self.server.checker.check(_s13_request(ev.imei, ev.software_version, ev.imsi, ev.origin_host))
-        try:
-            first = coro.send(None)
-        except StopIteration as stop:
-            self._answer(ev, stop.value, started)
-            return
-        except Exception as e:  # the Checker contract says it never raises; be safe on the wire anyway
-            self._answer(ev, self._failure(e), started)
-            return
-        self._track(self.loop.create_task(self._finish(ev, coro, first, started)))
+        imei = ev.imei
+        if imei is None:
+            # Only a 3GPP2-MEID (TS 29.272 §7.3.2 allows it instead of an IMEI): the policy decides.
+            meid = ev.meid.hex() if ev.meid is not None else ""
+            req = CheckRequest(
+                imei="", meid=meid, interface=Interface.S13, imsi=ev.imsi, origin=ev.origin_host
+            )
+        else:
+            req = _s13_request(imei, ev.software_version, ev.imsi, None, ev.origin_host, _NO_EXTRAS)
+        self._dispatch(req, ev)
 
-    async def _finish(
-        self, ev: EquipmentCheckRequested, coro: Coroutine[Any, Any, Verdict], first: Any, started: float
-    ) -> None:
-        try:
-            verdict = await resume(coro, first)
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            verdict = self._failure(e)
-        if self.failed:
-            return
-        try:
-            self._answer(ev, verdict, started)
-            self._flush()
-        except Exception:
-            self._internal_error(b"")
-
-    def _failure(self, e: BaseException) -> Verdict:
-        return check_failed(self.log, e)
-
-    def _answer(self, ev: EquipmentCheckRequested, verdict: Verdict, started: float) -> None:
+    def _answer(self, ev: EquipmentCheckRequested, verdict: Verdict) -> None:
         core = self.core
         status = verdict.status
         if core is not None:
@@ -339,8 +273,6 @@ class _PeerConnection(CoreProtocol):
                     result_code=ResultCode.DIAMETER_UNABLE_TO_COMPLY,
                     error_message="equipment check failed",
                 )
-        # eir_check_requests / eir_verdicts are counted by the Checker (eir.checker), once per check.
-        _CHECK_SECONDS.observe(time.perf_counter() - started)
         if self.server.debug:
             self.log.debug(
                 "check",
@@ -383,7 +315,7 @@ class DiameterServer:
 
     name = "diameter"
 
-    def __init__(self, config: Config, checker: Checker, events: Any) -> None:
+    def __init__(self, config: Config, checker: Checker, events: EventSink) -> None:
         self.config = config
         self.checker = checker
         self.events = events
@@ -433,8 +365,13 @@ class DiameterServer:
                 await asyncio.wait_for(srv.wait_closed(), 1.0)
 
 
-async def start(config: Config, checker: Checker, events: Any) -> DiameterServer:
+async def start(config: Config, checker: Checker, events: EventSink) -> DiameterServer:
     """Start the S13 interface (see the module docstring)."""
+    register_metrics()
+    for code in ResultCode:
+        if code >= 3000:  # the errors the core answers with, 0 until they happen (eir.metrics)
+            PROTOCOL_ERRORS.labels(IFACE, _error_label(code))
+    PROTOCOL_ERRORS.labels(IFACE, "internal")
     server = DiameterServer(config, checker, events)
     try:
         await server.listen()

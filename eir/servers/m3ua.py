@@ -20,21 +20,20 @@ import contextlib
 import dataclasses
 import struct
 import threading
-import time
-from collections.abc import Coroutine, Iterator
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Final
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from eir.config import Config, parse_hostport
+from eir.events import EventSink
 from eir.logging import get_logger
-from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS, REGISTRY
-from eir.model import Checker, CheckRequest, Interface, Status, Verdict
+from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS, register_metrics
+from eir.model import Checker, Interface, Status, Verdict, request_factory
 from eir.servers._adapter import CoreProtocol
-from eir.servers._inline import check_failed, resume
 from eir.servers._listen import bound_addresses, open_listeners, publish_peer
 from netio.sctp import SCTP_PPID_M3UA, sctp_available, sctp_connect_socket
-from protocols.sigtran import m3ua
+from protocols.sigtran import m3ua, sccp
 from protocols.sigtran.map_eir import EquipmentStatus, MapError, TcapStats
 from protocols.sigtran.stack import (
     CheckImeiRequested,
@@ -54,7 +53,16 @@ _STATUS = {
     Status.GREY: EquipmentStatus.GREY_LISTED,
 }
 
-_CHECK_SECONDS = CHECK_SECONDS.labels(IFACE)
+_ERROR_LABELS: Final = (
+    "internal",
+    "sccp_discarded",
+    *(f"m3ua_{c.name.lower()}" for c in m3ua.ErrorCode),
+    *(f"sccp_{c.name.lower()}" for c in sccp.ReturnCause),
+)
+"""The ``error`` labels of eir_protocol_errors this interface can count, exported from start-up."""
+
+_map_request: Final = request_factory(Interface.MAP)
+_EXTRAS: dict[tuple[int, str | None], dict[str, Any]] = {}
 _PEERS = PEERS.labels(IFACE)
 
 DIALOGUE_TIMEOUT = 30.0
@@ -188,7 +196,6 @@ def _add_stats(into: TcapStats, other: TcapStats) -> None:
 
 
 TCAP_STATS = TcapStatsCollector()
-REGISTRY.register(TCAP_STATS)
 
 
 class _Association(CoreProtocol):
@@ -197,7 +204,8 @@ class _Association(CoreProtocol):
     def __init__(self, server: M3uaServer, role: m3ua.Role, transport_name: str) -> None:
         self.server = server
         cfg = server.config.m3ua
-        self._init_plumbing(cfg.max_in_flight)
+        self._init_plumbing(cfg.max_in_flight, server.checker)
+        self.check_seconds = CHECK_SECONDS.labels(IFACE)
         self.stack = EirSigtranStack(
             m3ua_settings=m3ua.M3uaSettings(
                 role=role,
@@ -219,7 +227,6 @@ class _Association(CoreProtocol):
         self.peer = "?"
         self.log = get_logger(interface=IFACE)
         self.counted_active = False
-        self.flush_pending = False
         self.closed = asyncio.Event()
         self.was_active = False
         """The ASP reached ASP-ACTIVE at least once: the peer took us (the connector's back-off)."""
@@ -366,60 +373,16 @@ class _Association(CoreProtocol):
 
     def _check(self, ev: CheckImeiRequested) -> None:
         inv = ev.invoke
-        extras: dict[str, Any] = {"map_version": inv.version}
-        if inv.vendor:
-            extras["vendor"] = inv.vendor
-        imei = inv.imei
-        if len(imei) == 15 and imei[14] == "0":
-            # TS 29.002 §17.7.8 / TS 23.003 §6.2.1: without an SVN the 15th digit is the spare digit,
-            # sent as 0 — not a Luhn check digit, so it must not reach the check-digit validation.
-            imei = imei[:14]
-        req = CheckRequest(
-            imei=imei,
-            imsi=inv.imsi,
-            msisdn=inv.msisdn,
-            interface=Interface.MAP,
-            origin=ev.origin,
-            extras=extras,
-        )
-        started = time.perf_counter()
-        # Eager start (what Python 3.12's eager_task_factory does): a store that answers without
-        # suspending (SQLite, memory, a warm cache) completes the check right here, saving a Task
-        # and an event-loop turn per check. Only a check that really waits gets a Task.
-        coro = self.server.checker.check(req)
-        try:
-            yielded = coro.send(None)
-        except StopIteration as done:
-            self._answer(ev, done.value)
-            _CHECK_SECONDS.observe(time.perf_counter() - started)
-            return
-        except Exception as e:  # the Checker contract says it never raises; be safe on the wire anyway
-            self._answer(ev, self._failure(e))
-            return
-        self._track(self.loop.create_task(self._finish_check(ev, coro, yielded, started)))
-
-    def _failure(self, e: BaseException) -> Verdict:
-        return check_failed(self.log, e)
-
-    async def _finish_check(
-        self, ev: CheckImeiRequested, coro: Coroutine[Any, Any, Verdict], yielded: Any, started: float
-    ) -> None:
-        try:
-            verdict = await resume(coro, yielded)
-        except Exception as e:
-            verdict = self._failure(e)
-        if self.failed:
-            return
-        try:
-            self._answer(ev, verdict)
-        except Exception:
-            self._internal_error(b"")
-            return
-        _CHECK_SECONDS.observe(time.perf_counter() - started)
-        self._schedule_flush()
+        key = (inv.version, inv.vendor)
+        extras = _EXTRAS.get(key)
+        if extras is None:  # one shared, never-mutated mapping per (MAP version, vendor form)
+            extras = {"map_version": inv.version} | ({"vendor": inv.vendor} if inv.vendor else {})
+            _EXTRAS[key] = extras
+        # The IMEI goes as received: a 15th digit is the spare digit or a CD, and the one
+        # normaliser (protocols.imei.parse_identity, via the policy) tells them apart.
+        self._dispatch(_map_request(inv.imei, None, inv.imsi, inv.msisdn, ev.origin, extras), ev)
 
     def _answer(self, ev: CheckImeiRequested, verdict: Verdict) -> None:
-        # REQUESTS / VERDICTS are counted by the checker, for every interface alike.
         status = _STATUS.get(verdict.status)
         if status is not None:
             self.stack.answer(ev, status, None)
@@ -427,18 +390,6 @@ class _Association(CoreProtocol):
             self.stack.answer_error(ev, MapError.UNKNOWN_EQUIPMENT)
         else:
             self.stack.answer_error(ev, MapError.SYSTEM_FAILURE)
-
-    def _schedule_flush(self) -> None:
-        """One write per event-loop turn however many checks finished in it (a syscall per answer
-        was the largest single cost under load)."""
-        if not self.flush_pending:
-            self.flush_pending = True
-            self.loop.call_soon(self._deferred_flush)
-
-    def _deferred_flush(self) -> None:
-        self.flush_pending = False
-        if not self.failed:
-            self._flush()
 
     async def _drain(self, deadline: float) -> None:
         """Wait until no check is in flight, or until ``deadline``.
@@ -483,7 +434,12 @@ class M3uaServer:
     name = "m3ua"
 
     def __init__(
-        self, config: Config, checker: Checker, events: Any, *, dialogue_timeout: float = DIALOGUE_TIMEOUT
+        self,
+        config: Config,
+        checker: Checker,
+        events: EventSink,
+        *,
+        dialogue_timeout: float = DIALOGUE_TIMEOUT,
     ) -> None:
         self.config = config
         self.dialogue_timeout = dialogue_timeout
@@ -575,7 +531,10 @@ class M3uaServer:
         self.log.info("m3ua_stopped")
 
 
-async def start(config: Config, checker: Checker, events: Any) -> M3uaServer:
+async def start(config: Config, checker: Checker, events: EventSink) -> M3uaServer:
+    register_metrics(TCAP_STATS)
+    for label in _ERROR_LABELS:
+        PROTOCOL_ERRORS.labels(IFACE, label)  # 0 until it happens (eir.metrics)
     server = M3uaServer(config, checker, events, dialogue_timeout=config.m3ua.dialogue_timeout)
     try:
         await server.listen()

@@ -7,7 +7,7 @@ remote store costs one round trip on the hot path.
 Lists are versioned: an import builds a whole new version (or a delta on top of the current one) and
 swaps it in atomically; a failed import leaves the previous version in force.
 
-Changes (announced for every backend; the contract suite tests/store/test_contract.py checks them):
+What every backend provides (the contract suite tests/store/test_contract.py checks each one):
 
 * ``import_version(..., delta=True, removals=...)``: ``removals`` may hold :class:`Pairing` rows as
   well as :class:`ListEntry` rows. Removals are applied before additions. A removal matches a list
@@ -15,16 +15,17 @@ Changes (announced for every backend; the contract suite tests/store/test_contra
   whose key is already listed replaces it (upsert); within one import the last duplicate wins.
 * ``watch(callback)`` registers the callback and returns at once; the store notices changes by
   itself (polling, LISTEN, pub/sub) until ``close()``. Several callbacks may be registered.
-* New non-abstract helpers with default implementations (backends may override them for speed):
+* Helpers with default implementations (backends may override them for speed):
   ``active_version() -> int | None`` and ``pairings() -> list[Pairing]``.
-* New class attribute ``cache_lookups = False``: a backend sets it True when a round trip costs
-  far more than a dict lookup (remote stores) and its ``watch`` is reliable; the checker then
-  caches ``lookup``/``imsi_rules`` answers until ``watch`` reports a new version. Note that cached
-  answers keep being given while the store is down.
-* New :class:`EntryRows`: an ``Iterable[ListEntry]`` (iterating builds the objects) that also
-  exposes the plain tuples as ``.rows``; a backend may read those directly to skip building a
-  million objects in a bulk import (SQLite does). Any other iterable stays valid.
-* New error :class:`VersionNotFoundError` (``rollback`` to an id that does not exist / was pruned).
+* Class attributes the checker reads: ``cache_lookups`` (a round trip costs far more than a dict
+  lookup and ``watch`` is reliable: the checker caches ``lookup``/``imsi_rules`` answers until
+  ``watch`` reports a new version — cached answers keep being given while the store is down) and
+  ``needs_task`` (the backend's calls must run inside an asyncio Task — client libraries that use
+  ``asyncio.timeout`` — so the checker yields once before reaching it from an eagerly started check).
+* :class:`EntryRows`: an ``Iterable[ListEntry]`` (iterating builds the objects) that also exposes the
+  plain tuples as ``.rows``; a backend may read those directly to skip building a million objects in
+  a bulk import (SQLite does). Any other iterable stays valid.
+* :class:`VersionNotFoundError`: ``rollback`` to an id that does not exist / was pruned.
 * Longest match: the narrowest containing range or TAC; among equal spans the one with the lower
   first IMEI. :func:`eir.store.ranges.flatten` computes it once at import for any backend.
 * Keys are normalised: IMEI entries and pairing IMEIs are 14 digits (a 15-digit IMEI loses its check
@@ -165,7 +166,10 @@ class IdentityStore(abc.ABC):
     """Async identity store. Constructors have no side effects; ``open`` connects."""
 
     cache_lookups: bool = False
-    """True: the checker may cache answers per active version (see "Changes" above)."""
+    """True: the checker may cache answers per active version (module docstring)."""
+    needs_task: bool = False
+    """True: calls must run inside an asyncio Task (module docstring); SQLite and memory answer
+    inline, so the servers' eager start completes their checks without a Task."""
 
     @abc.abstractmethod
     async def open(self) -> None: ...
@@ -229,17 +233,6 @@ class IdentityStore(abc.ABC):
         return [p async for p in self.export() if isinstance(p, Pairing)]
 
 
-async def ensure_in_task() -> None:
-    """Make sure what follows runs inside an asyncio Task.
-
-    The servers step a check's coroutine eagerly (inline in ``data_received``) and only wrap it in a
-    Task when it suspends; asyncio timeouts (``asyncio.timeout``, used by the client libraries for
-    connect/acquire/socket timeouts) refuse to run outside a Task. A remote call suspends anyway,
-    so yielding once first costs nothing that matters and keeps the timeouts working."""
-    if asyncio.current_task() is None:
-        await asyncio.sleep(0)
-
-
 class PushedChanges:
     """``watch()`` for stores that learn of version flips over a connection of their own
     (PostgreSQL LISTEN/NOTIFY, Redis pub/sub). The store provides ``_listen()`` (runs until closed,
@@ -259,7 +252,6 @@ class PushedChanges:
         """Register ``callback``; after a reconnect it is also called with the active version, as a
         flip may have been missed meanwhile. The first call starts listening and waits (at most the
         connect timeout) until it listens, so that a change made right after is not missed."""
-        await ensure_in_task()
         if callback not in self._callbacks:
             self._callbacks.append(callback)
         if self._listener is None or self._listener.done():

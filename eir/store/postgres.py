@@ -61,7 +61,6 @@ from eir.store.base import (
     StoreError,
     StoreUnavailableError,
     VersionNotFoundError,
-    ensure_in_task,
 )
 from eir.store.memory import check_entry, check_pairing
 from eir.store.ranges import bounds
@@ -198,6 +197,7 @@ class PostgresStore(PushedChanges, IdentityStore):
 
     name = "postgres"
     cache_lookups = True
+    needs_task = True
     """Tells the checker to cache answers per active version (``watch`` drops the cache)."""
 
     def __init__(
@@ -301,7 +301,6 @@ class PostgresStore(PushedChanges, IdentityStore):
 
     async def _read(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """Run an idempotent read; once more on a fresh connection if the first one was dead."""
-        await ensure_in_task()
         pool = self._get_pool()
         for attempt in (1, 2):
             try:
@@ -348,7 +347,6 @@ class PostgresStore(PushedChanges, IdentityStore):
     async def observe(
         self, imei: str, imsi: str | None, origin: str | None, now: float, window: float
     ) -> Sightings:
-        await ensure_in_task()
         pool = self._get_pool()
         try:
             async with pool.acquire(timeout=self.connect_timeout) as con:
@@ -384,7 +382,6 @@ class PostgresStore(PushedChanges, IdentityStore):
         delta: bool = False,
         removals: Iterable[ListEntry | Pairing] = (),
     ) -> ListVersion:
-        await ensure_in_task()
         pool = self._get_pool()
         try:
             async with pool.acquire(timeout=self.connect_timeout) as con:
@@ -635,7 +632,6 @@ class PostgresStore(PushedChanges, IdentityStore):
         return None if v is None else int(v)
 
     async def rollback(self, version_id: int) -> ListVersion:
-        await ensure_in_task()
         pool = self._get_pool()
         try:
             async with pool.acquire(timeout=self.connect_timeout) as con, con.transaction():

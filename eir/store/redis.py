@@ -77,7 +77,6 @@ from eir.store.base import (
     StoreError,
     StoreUnavailableError,
     VersionNotFoundError,
-    ensure_in_task,
 )
 from eir.store.memory import check_entry, check_pairing
 from eir.store.ranges import bounds, flatten
@@ -223,6 +222,7 @@ class RedisStore(PushedChanges, IdentityStore):
 
     name = "redis"
     cache_lookups = True
+    needs_task = True
     """Tells the checker to cache answers per active version (``watch`` drops the cache)."""
 
     def __init__(
@@ -306,7 +306,6 @@ class RedisStore(PushedChanges, IdentityStore):
         return ":".join((self.prefix, *map(str, parts)))
 
     async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        await ensure_in_task()
         try:
             return await self._scripts[name](keys=keys, args=args, client=self.redis)
         except _UNAVAILABLE as e:
@@ -320,21 +319,21 @@ class RedisStore(PushedChanges, IdentityStore):
         if not imei14.isdigit():
             raise StoreError(f"not an IMEI: {imei!r}")
         n = int(imei14)
-        sv_ok = imeisv is not None and imeisv.isdigit()
-        args = [
+        sv = imeisv if imeisv is not None and imeisv.isdigit() else None
+        args: list[Any] = [
             self.prefix,
             imei14,
-            imeisv if sv_ok else "",
+            sv or "",
             n,
             n % BUCKETS,
-            int(imeisv) % BUCKETS if sv_ok else 0,
-        ]  # type: ignore[arg-type]
-        _v, ie, sv, rng = await self._script("lookup", [], args)
-        if ie is None and sv is None and rng is None:
+            int(sv) % BUCKETS if sv else 0,
+        ]
+        _v, ie, sv_e, rng = await self._script("lookup", [], args)
+        if ie is None and sv_e is None and rng is None:
             return _NO_MATCH
         return Lookup(
             imei=unpack(ie) if ie else None,
-            imeisv=unpack(sv) if sv else None,
+            imeisv=unpack(sv_e) if sv_e else None,
             range=unpack(rng) if rng else None,
         )
 
@@ -375,7 +374,6 @@ class RedisStore(PushedChanges, IdentityStore):
         delta: bool = False,
         removals: Iterable[ListEntry | Pairing] = (),
     ) -> ListVersion:
-        await ensure_in_task()
         r = self.redis
         try:
             vid = int(await r.incr(self._k("seq")))
@@ -530,7 +528,6 @@ class RedisStore(PushedChanges, IdentityStore):
             _log.warning("prune_versions_failed", error=str(e))
 
     async def versions(self) -> list[ListVersion]:
-        await ensure_in_task()
         r = self.redis
         try:
             active = await r.get(self._k("active"))
@@ -555,7 +552,6 @@ class RedisStore(PushedChanges, IdentityStore):
         ]
 
     async def active_version(self) -> int | None:
-        await ensure_in_task()
         try:
             v = await self.redis.get(self._k("active"))
         except _UNAVAILABLE as e:

@@ -134,3 +134,17 @@ def test_store_options_reach_every_backend(tmp_path: Path) -> None:
 def test_store_timeouts_must_be_positive() -> None:
     with pytest.raises(ConfigError, match=r"store\.connect_timeout"):
         load_config(None, environ={}, overrides={"store": {"connect_timeout": 0}})
+
+
+def test_poll_interval_in_the_url_wins_and_the_checker_leaves_it(tmp_path: Path) -> None:
+    """``store.poll_interval`` is a store option; a ``?poll_interval=`` in the URL is more specific
+    and wins. The checker used to overwrite it with the config value (hasattr/setattr)."""
+    from eir.checker import build_checker
+    from eir.events import NullEvents
+    from eir.store import create_store, store_options
+
+    cfg = load_config(None, environ={}, overrides={"store": {"poll_interval": 3.0}})
+    url = f"sqlite:///{tmp_path / 'e.db'}?poll_interval=0.2"
+    store = create_store(url, str(tmp_path), **store_options(cfg.store))
+    build_checker(cfg, store, NullEvents())
+    assert store.poll_interval == 0.2  # type: ignore[attr-defined]

@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 
-import eir.checker
-from eir.checker import build_checker
+from eir.checker import PolicyChecker, build_checker
 from eir.config import Config, load_config
-from eir.metrics import REGISTRY
+from eir.metrics import register_metrics
 from eir.model import CheckRequest, Interface, Status, Verdict
 from eir.store.base import (
     EntryKind,
@@ -25,6 +24,8 @@ from eir.store.base import (
 )
 from eir.store.memory import MemoryStore
 from eir.store.sqlite import SqliteStore
+
+REGISTRY = register_metrics()
 
 W, G, B = Status.WHITE, Status.GREY, Status.BLACK
 IMEI = "35209900176148"  # Luhn check digit 1
@@ -55,13 +56,26 @@ async def make(
     pairings: list[Pairing] = (),
     config: Config | None = None,  # type: ignore[assignment]
     store: IdentityStore | None = None,
+    **checker_kw: Any,
 ) -> tuple[Any, IdentityStore, Events]:
     s = store or MemoryStore()
     await s.open()
     if entries or pairings:
         await s.import_version(entries, pairings, source="test")
     ev = Events()
+    if checker_kw:
+        return PolicyChecker(config or cfg(), s, ev, **checker_kw), s, ev
     return build_checker(config or cfg(), s, ev), s, ev
+
+
+class Clock:
+    """Time the test steps by hand (the checker's ``clock``)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def req(imei: str = IMEI, **kw: Any) -> CheckRequest:
@@ -288,23 +302,25 @@ class FlakyStore(MemoryStore):
 
 
 @pytest.mark.parametrize("fallback", ["failure", "grey"])
-async def test_store_outage_gives_the_fallback_and_recovers(
-    monkeypatch: pytest.MonkeyPatch, fallback: str
-) -> None:
-    monkeypatch.setattr(eir.checker, "RETRY_AFTER", 0.0)
+async def test_store_outage_gives_the_fallback_and_recovers(fallback: str) -> None:
     s = FlakyStore()
     config = load_config(None, environ={}, overrides={"store": {"on_unavailable": fallback}})
-    checker, _s, _e = await make([E(EntryKind.IMEI, IMEI, B)], config=config, store=s)
+    clock = Clock()
+    checker, _s, _e = await make([E(EntryKind.IMEI, IMEI, B)], config=config, store=s, clock=clock)
     errors = _metric("eir_store_errors_total", store="flaky")
     assert (await checker.check(req())).status is B
     s.down = True
     v = await checker.check(req())
     assert (v.status, v.rule) == (Status.FAILURE if fallback == "failure" else G, "store")
+    clock.now += checker.retry_after  # the retry delay has passed: the store is asked again
     v = await checker.check(req(imsi=IMSI1))
     assert v.rule == "store"
     assert _metric("eir_store_errors_total", store="flaky") == errors + 2
     assert (await checker.explain(req()))[-2].rule == "store"
     s.down = False
+    v = await checker.check(req(imsi=IMSI1))
+    assert v.rule == "store", "still inside the retry delay: the fallback, without asking the store"
+    clock.now += checker.retry_after
     v = await checker.check(req(imsi=IMSI1))
     assert (v.status, v.rule) == (B, "imei")
 
@@ -420,12 +436,11 @@ async def test_sqlite_checker_sees_another_process_import(tmp_path: Path) -> Non
     import asyncio
 
     url = f"sqlite:///{tmp_path / 'e.db'}"
-    serving = SqliteStore(url, str(tmp_path))
+    serving = SqliteStore(url, str(tmp_path), poll_interval=0.05)
     other = SqliteStore(url, str(tmp_path))
     await other.open()
     await other.import_version([E(EntryKind.IMEI, IMEI, B)], [], source="one")
-    config = load_config(None, environ={}, overrides={"store": {"poll_interval": 0.05}})
-    checker, _s, _e = await make(config=config, store=serving)
+    checker, _s, _e = await make(store=serving)
     assert (await checker.check(req())).status is B
     await other.import_version([E(EntryKind.IMEI, IMEI, W)], [], source="two")
     for _ in range(250):
@@ -438,7 +453,7 @@ async def test_sqlite_checker_sees_another_process_import(tmp_path: Path) -> Non
     await serving.close()
 
 
-async def test_watch_is_registered_once_even_while_the_store_is_down(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_watch_is_registered_once_even_while_the_store_is_down() -> None:
     """A store down at start-up must not collect one callback per check; once it is back, a new
     list version clears the cache and is announced as a ``lists`` event."""
 
@@ -448,12 +463,13 @@ async def test_watch_is_registered_once_even_while_the_store_is_down(monkeypatch
                 raise StoreUnavailableError("connection refused")
             return await super().active_version()
 
-    monkeypatch.setattr(eir.checker, "RETRY_AFTER", 0.0)
     s = DownAtFirst()
-    checker, _s, ev = await make([E(EntryKind.IMEI, IMEI, B)], store=s)
+    clock = Clock()
+    checker, _s, ev = await make([E(EntryKind.IMEI, IMEI, B)], store=s, clock=clock)
     s.down = True
     for _ in range(3):
         await checker.check(req())
+        clock.now += checker.retry_after
     s.down = False
     await checker.check(req())
     assert len(s._callbacks) == 1
@@ -462,12 +478,11 @@ async def test_watch_is_registered_once_even_while_the_store_is_down(monkeypatch
     assert [p["version"] for t, p in ev.sent if t == "lists"] == [await s.active_version()]
 
 
-async def test_a_store_slow_to_fail_is_still_left_alone_for_the_retry_delay(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_a_store_slow_to_fail_is_still_left_alone_for_the_retry_delay() -> None:
     """A black-holed server fails only after its timeout: the retry delay runs from the failure,
     so the next checks get the fallback at once instead of waiting for a timeout each."""
-    import asyncio
+
+    clock = Clock()
 
     class SlowToFail(FlakyStore):
         calls = 0
@@ -475,15 +490,17 @@ async def test_a_store_slow_to_fail_is_still_left_alone_for_the_retry_delay(
         async def lookup(self, imei: str, imeisv: str | None = None) -> Lookup:
             if self.down:
                 SlowToFail.calls += 1
-                await asyncio.sleep(1.0)  # the "timeout": longer than the retry delay
+                clock.now += 1.0  # the "timeout": longer than the retry delay
                 raise StoreUnavailableError("timeout")
             return await super().lookup(imei, imeisv)
 
-    monkeypatch.setattr(eir.checker, "RETRY_AFTER", 0.5)  # half a second of margin for a busy CI
     s = SlowToFail()
-    checker, _s, _e = await make([E(EntryKind.IMEI, IMEI, B)], store=s)
+    checker, _s, _e = await make([E(EntryKind.IMEI, IMEI, B)], store=s, clock=clock, retry_after=0.5)
     assert (await checker.check(req())).status is B
     s.down = True
     for _ in range(4):
         assert (await checker.check(req())).status is Status.FAILURE
     assert SlowToFail.calls == 1
+    clock.now += 0.5
+    assert (await checker.check(req())).status is Status.FAILURE
+    assert SlowToFail.calls == 2, "once the retry delay has passed the store is asked again"
