@@ -1,6 +1,16 @@
 """Prometheus metrics, one registry for the process, served on ``metrics.listen`` at /metrics.
 
 Label sets are small and bounded: interface, status, rule (never an IMEI or a peer address).
+
+Importing this module registers nothing: the metric objects exist (so the hot path holds its label
+children in module constants), and :func:`register_metrics` puts them into :data:`REGISTRY` when
+``eir serve`` starts (tests call it too). Label children that an alert may watch are created at
+start-up by their owners (the checker, the adapters), so their series read 0 before the first
+event instead of being absent — ``rate()`` and ``increase()`` need a sample to start from.
+
+The per-check counters and the histogram subclass prometheus_client's classes and write their
+private value fields (``_value``, ``_sum``, ``_buckets``): pyproject.toml pins prometheus-client
+to the minor version tests/unit/test_metrics.py proves equivalent to the library's own classes.
 """
 
 from __future__ import annotations
@@ -16,11 +26,10 @@ from prometheus_client import (
     disable_created_metrics,
     start_http_server,
 )
-
-# The *_created series double the output and no dashboard of ours reads them.
-disable_created_metrics()  # type: ignore[no-untyped-call]
+from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+"""The process's registry; empty until :func:`register_metrics`."""
 
 
 class _LoopValue:
@@ -83,49 +92,79 @@ class _LoopHistogram(Histogram):
         self._buckets[bisect_left(self._upper_bounds, amount)]._value += 1
 
 
-REQUESTS = _LoopCounter("eir_check_requests", "IMEI checks received", ["interface"], registry=REGISTRY)
+REQUESTS = _LoopCounter("eir_check_requests", "IMEI checks received", ["interface"], registry=None)
 VERDICTS = _LoopCounter(
     "eir_verdicts",
     "Verdicts given, by status and deciding rule",
     ["interface", "status", "rule"],
-    registry=REGISTRY,
+    registry=None,
 )
 CHECK_SECONDS = _LoopHistogram(
     "eir_check_duration_seconds",
     "Time from request decoded to answer queued",
     ["interface"],
-    registry=REGISTRY,
+    registry=None,
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0),
 )
 PROTOCOL_ERRORS = Counter(
     "eir_protocol_errors",
     "Bad input answered with a protocol error",
     ["interface", "error"],
-    registry=REGISTRY,
+    registry=None,
 )
 PEERS = Gauge(
     "eir_peers",
     "Connected peers (Diameter peers in OPEN, M3UA ASPs active)",
     ["interface"],
-    registry=REGISTRY,
+    registry=None,
 )
-PEER_EVENTS = Counter("eir_peer_events", "Peer state changes", ["interface", "event"], registry=REGISTRY)
+PEER_EVENTS = Counter("eir_peer_events", "Peer state changes", ["interface", "event"], registry=None)
 STORE_ERRORS = Counter(
-    "eir_store_errors", "Store operations that failed (store unavailable)", ["store"], registry=REGISTRY
+    "eir_store_errors", "Store operations that failed (store unavailable)", ["store"], registry=None
 )
-LIST_VERSION = Gauge("eir_list_version", "Active list version id", registry=REGISTRY)
-CLONE_SUSPICIONS = Counter("eir_clone_suspicions", "IMEIs suspected cloned", ["reason"], registry=REGISTRY)
+LIST_VERSION = Gauge("eir_list_version", "Active list version id", registry=None)
+CLONE_SUSPICIONS = Counter("eir_clone_suspicions", "IMEIs suspected cloned", ["reason"], registry=None)
 SIGHTINGS_SKIPPED = Counter(
     "eir_sightings_skipped",
     "Clone sightings not written because another writer "
     "held the SQLite file (the next sighting of the same key writes it)",
-    registry=REGISTRY,
+    registry=None,
 )
 EVENTS_DROPPED = Counter(
-    "eir_events_dropped", "MQTT events dropped (broker down or queue full)", registry=REGISTRY
+    "eir_events_dropped", "MQTT events dropped (broker down or queue full)", registry=None
 )
+
+
+_OWN: tuple[Collector, ...] = (
+    REQUESTS,
+    VERDICTS,
+    CHECK_SECONDS,
+    PROTOCOL_ERRORS,
+    PEERS,
+    PEER_EVENTS,
+    STORE_ERRORS,
+    LIST_VERSION,
+    CLONE_SUSPICIONS,
+    SIGHTINGS_SKIPPED,
+    EVENTS_DROPPED,
+)
+_registered: set[int] = set()
+
+
+def register_metrics(*extra: Collector) -> CollectorRegistry:
+    """Put this module's metrics and ``extra`` collectors into :data:`REGISTRY`; each collector
+    once, however often this is called (``eir serve`` calls it at start-up, each interface adds
+    its own collectors when it starts)."""
+    # The *_created series double the output and no dashboard of ours reads them.
+    disable_created_metrics()  # type: ignore[no-untyped-call]
+    for c in (*_OWN, *extra):
+        if id(c) not in _registered:
+            REGISTRY.register(c)
+            _registered.add(id(c))
+    return REGISTRY
 
 
 def start_metrics_server(host: str, port: int) -> tuple[object, object]:
     """Serve /metrics in a daemon thread (prometheus_client's own server)."""
+    register_metrics()
     return start_http_server(port, addr=host, registry=REGISTRY)

@@ -270,7 +270,9 @@ async def test_core_exception_is_logged_counted_and_closes(
     from diameter.message import Message as PdMessage
     from structlog.testing import capture_logs
 
-    from eir.metrics import REGISTRY
+    from eir.metrics import register_metrics
+
+    REGISTRY = register_metrics()
     from tests.unit.diameter.helpers import cer
 
     server = await start(_config(), GateChecker(), Sink())

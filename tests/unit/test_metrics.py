@@ -8,7 +8,10 @@ import random
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from eir.metrics import CHECK_SECONDS, REGISTRY, REQUESTS, VERDICTS
+from eir.metrics import CHECK_SECONDS, REQUESTS, VERDICTS, register_metrics
+
+REGISTRY = register_metrics()
+
 
 LABEL = "test-metrics"
 
@@ -65,3 +68,52 @@ def test_misuse_is_refused_as_by_the_library() -> None:
         REQUESTS.labels(LABEL).inc(-1)
     with pytest.raises(ValueError):
         CHECK_SECONDS.observe(0.1)
+
+
+def test_importing_the_server_modules_registers_nothing() -> None:
+    """Metrics are registered at start-up (``eir serve``), not as a side effect of an import."""
+    import subprocess
+    import sys
+
+    code = (
+        "import eir.servers.m3ua, eir.servers.diameter, eir.checker, eir.events, eir.store.sqlite\n"
+        "from eir.metrics import REGISTRY\n"
+        "names = [m.name for m in REGISTRY.collect()]\n"
+        "assert names == [], names\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_alerting_series_exist_at_zero_from_start_up(tmp_path: object) -> None:
+    """eir_store_errors_total, eir_clone_suspicions_total and eir_protocol_errors_total have a
+    sample before their first increase, so rate() and alerts work from the start."""
+    from eir.checker import build_checker
+    from eir.config import Config, DiameterConfig, M3uaConfig
+    from eir.events import NullEvents
+    from eir.servers import diameter, m3ua
+    from eir.store.memory import MemoryStore
+
+    cfg = Config(
+        diameter=DiameterConfig(listen=["127.0.0.1:0"], transports=["tcp"]),
+        m3ua=M3uaConfig(listen=["127.0.0.1:0"], transports=["tcp"]),
+    )
+    store = MemoryStore()
+    await store.open()
+    checker = build_checker(cfg, store, NullEvents())
+    servers = [await diameter.start(cfg, checker, NullEvents()), await m3ua.start(cfg, checker, NullEvents())]
+    try:
+        for name, labels in [
+            ("eir_store_errors_total", {"store": "memory"}),
+            ("eir_clone_suspicions_total", {"reason": "imsis"}),
+            ("eir_clone_suspicions_total", {"reason": "origins"}),
+            ("eir_protocol_errors_total", {"interface": "s13", "error": "internal"}),
+            ("eir_protocol_errors_total", {"interface": "s13", "error": "invalid_avp_value"}),
+            ("eir_protocol_errors_total", {"interface": "map", "error": "internal"}),
+            ("eir_protocol_errors_total", {"interface": "map", "error": "m3ua_protocol_error"}),
+            ("eir_protocol_errors_total", {"interface": "map", "error": "sccp_discarded"}),
+        ]:
+            assert REGISTRY.get_sample_value(name, labels) is not None, (name, labels)
+    finally:
+        for s in servers:
+            await s.shutdown(0.1)
+        await store.close()
