@@ -105,7 +105,7 @@ class PostgresServer:
             self._as_user = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
         env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
         self._env = env
-        subprocess.run(
+        subprocess.run(  # type: ignore[call-overload]
             [
                 str(PG_BIN / "initdb"),
                 "-D",
@@ -124,7 +124,7 @@ class PostgresServer:
             capture_output=True,
             env=env,
             timeout=60,
-            **self._as_user,  # type: ignore[arg-type]
+            **self._as_user,
         )
 
     @property
@@ -140,7 +140,7 @@ class PostgresServer:
             return
         logf = open(self.log, "ab")  # noqa: SIM115 - handed to the child
         try:
-            self.proc = subprocess.Popen(
+            self.proc = subprocess.Popen(  # type: ignore[call-overload]
                 [
                     str(PG_BIN / "postgres"),
                     "-D",
@@ -168,7 +168,7 @@ class PostgresServer:
                 stderr=subprocess.STDOUT,
                 env=self._env,
                 start_new_session=True,
-                **self._as_user,  # type: ignore[arg-type]
+                **self._as_user,
             )
         finally:
             logf.close()
