@@ -1,9 +1,10 @@
 """``eir serve``: build the EIR from a config and run it until a signal.
 
-Start-up order: store → lists imported on start (demo) → event publisher → checker → metrics →
-interface servers → ready file. Shutdown in uvicorn's order: first signal: close listeners, close each
-association gracefully (Diameter DPR/DPA, M3UA ASP-DOWN) within ``shutdown_grace``, then cut the rest,
-then close the store and MQTT; a second signal forces the exit.
+Start-up order: store → lists imported on start (demo) → event publisher → checker (clone sightings
+read back) → metrics → interface servers → ready file. Shutdown in uvicorn's order: first signal:
+close listeners, close each association gracefully (Diameter DPR/DPA, M3UA ASP-DOWN) within
+``shutdown_grace``, then cut the rest,
+then write the queued clone sightings, close the store and MQTT; a second signal forces the exit.
 
 ``--workers N`` starts N-1 more processes on the same ports (SO_REUSEPORT): the kernel spreads new
 connections across them, and they share the store (SQLite WAL file, PostgreSQL or Redis). Worker i
@@ -26,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from eir.checker import PolicyChecker
 from eir.cli import EXIT_BIND, EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_STORE
 from eir.config import Config, ConfigError, load_config, parse_hostport
 from eir.events import MqttEvents, NullEvents
@@ -181,6 +183,7 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
     await events.start()
     register_metrics()
     checker = build_checker(config, store, events, observations)
+    await checker.start()
 
     ready: dict[str, Any] = {"pid": os.getpid()}
     if config.metrics.enabled:
@@ -212,7 +215,7 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
             ready[name] = [list(a) for a in srv.addresses()]
             log.info("listening", interface=name, addresses=[f"{h}:{p}/{t}" for h, p, t in srv.addresses()])
     except BaseException:
-        await _shutdown(servers, store, observations, events, config.shutdown_grace)
+        await _shutdown(servers, checker, store, observations, events, config.shutdown_grace)
         raise
 
     if ready_file:
@@ -238,13 +241,14 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
     for s in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(s, on_signal, s)
     await stop.wait()
-    await _shutdown(servers, store, observations, events, config.shutdown_grace)
+    await _shutdown(servers, checker, store, observations, events, config.shutdown_grace)
     log.info("stopped")
     return EXIT_OK
 
 
 async def _shutdown(
     servers: list[RunningServer],
+    checker: PolicyChecker,
     store: IdentityStore,
     observations: IdentityStore | None,
     events: MqttEvents | NullEvents,
@@ -255,6 +259,10 @@ async def _shutdown(
     for s, r in zip(servers, results, strict=True):
         if isinstance(r, BaseException):
             log.warning("shutdown_error", interface=s.name, error=repr(r))
+    try:
+        await checker.close()  # the sightings still queued go to the store before it closes
+    except Exception as e:
+        log.warning("shutdown_error", component="sightings", error=repr(e))
     for st in (observations, store):
         if st is not None:
             with contextlib.suppress(Exception):

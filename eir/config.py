@@ -94,6 +94,17 @@ class CloneConfig:
     Off by default: a device on combined EPS/IMSI attach or CSFB is checked by its MME and by its
     MSC, and one moving within an MME pool by several MMEs — all legitimate."""
     verdict: VerdictName = "grey"
+    max_tracked_imeis: int = 200_000
+    """IMEIs whose sightings are held in memory (eir/sightings.py); beyond it the IMEI tracked
+    longest is forgotten first. About 0.5 KB each."""
+    max_values_per_imei: int = 32
+    """IMSIs (and origins) remembered per IMEI; the oldest is forgotten first. Must exceed
+    ``max_imsis``."""
+    flush_interval: float = 0.2
+    """Seconds between write-behind batches to the store: what a ``kill -9`` may lose."""
+    share_interval: float = 1.0
+    """Seconds between reads of the sightings other instances wrote (PostgreSQL, Redis, or an SQLite
+    file shared by ``--workers``)."""
 
 
 @dataclass(slots=True)
@@ -350,8 +361,16 @@ def _validate(cfg: Config) -> None:
     for i, t in enumerate(cfg.policy.reserved_tacs):
         if len(t) != 8 or not t.isdigit():
             raise ConfigError(f"policy.reserved_tacs[{i}]: a TAC is 8 digits, got {t!r}")
-    if cfg.policy.clone.max_imsis < 2:
+    clone = cfg.policy.clone
+    if clone.max_imsis < 2:
         raise ConfigError("policy.clone.max_imsis: must be at least 2")
+    if clone.max_values_per_imei <= clone.max_imsis:
+        raise ConfigError("policy.clone.max_values_per_imei: must be greater than policy.clone.max_imsis")
+    if clone.max_tracked_imeis < 1:
+        raise ConfigError("policy.clone.max_tracked_imeis: must be at least 1")
+    for key in ("flush_interval", "share_interval", "window"):
+        if getattr(clone, key) <= 0:
+            raise ConfigError(f"policy.clone.{key}: must be a positive number of seconds")
     if cfg.workers < 1:
         raise ConfigError("workers: must be at least 1")
     if cfg.store.keep_versions < 1:

@@ -184,9 +184,23 @@ class _Pipeline:
         self.verdicts: Counter[str] = Counter()
         self.tally = tally
         self.done: asyncio.Future[None] = proto.loop.create_future()
+        self.population: tuple[int, int, int, int] | None = None
+        self.imei_at = self.imsi_at = -1
+        self.imei_fmt = self.imsi_fmt = b""
+        self.imei_len = self.imsi_len = 0
         # the Session-Id value ends with 10 digits we rewrite per request (its AVP starts at 20)
         sid_len = struct.unpack_from(">I", template, 24)[0] & 0xFFFFFF
         self.sid_end = 20 + sid_len
+
+    def vary(self, imei: str, imsi: str, n_imeis: int, n_imsis: int) -> None:
+        """Rewrite the IMEI and IMSI digits of every request (``SimulatedMme.load``'s population)."""
+        t = bytes(self.template)
+        self.imei_at, self.imsi_at = t.find(imei.encode()), t.find(imsi.encode())
+        if self.imei_at < 0 or self.imsi_at < 0:
+            raise ValueError("IMEI/IMSI not found in the ECR template")
+        self.imei_len, self.imsi_len = len(imei), len(imsi)
+        self.imei_fmt, self.imsi_fmt = b"%%0%dd" % len(imei), b"%%0%dd" % len(imsi)
+        self.population = (int(imei), max(1, n_imeis), int(imsi), max(1, n_imsis))
 
     def _one(self) -> bytes:
         i = self.next_id
@@ -194,6 +208,12 @@ class _Pipeline:
         t = self.template
         struct.pack_into(">II", t, 12, i, i)
         t[self.sid_end - 10 : self.sid_end] = b"%010d" % (i % 10_000_000_000)
+        if self.population is not None:
+            imei0, n_imeis, imsi0, n_imsis = self.population
+            k = (i * 2654435761) & 0xFFFFFFFFFFFF  # Knuth's multiplicative hash: spread, repeatable
+            a, b = self.imei_at, self.imsi_at
+            t[a : a + self.imei_len] = self.imei_fmt % (imei0 + k % n_imeis)
+            t[b : b + self.imsi_len] = self.imsi_fmt % (imsi0 + (k >> 20) % n_imsis)
         self.start_times[i] = time.perf_counter()
         return bytes(t)
 
@@ -354,8 +374,14 @@ class SimulatedMme:
         imsi: str | None = None,
         tally: bool = True,
         timeout: float = 60.0,
+        population: tuple[int, int] | None = None,
     ) -> LoadSummary:
-        """``count`` ECRs with ``window`` outstanding; rate and latency percentiles."""
+        """``count`` ECRs with ``window`` outstanding; rate and latency percentiles.
+
+        ``population=(imeis, imsis)``: each request carries an IMEI drawn from ``imeis`` consecutive
+        ones starting at ``imei`` and an IMSI from ``imsis`` starting at ``imsi`` (required then),
+        spread by a multiplicative hash of the request number — a fresh IMEI/IMSI pair for most
+        requests, as a population of subscribers gives."""
         p = self._proto
         if p.raw is not None:
             raise RuntimeError("a load is already running")
@@ -378,6 +404,10 @@ class SimulatedMme:
             )
         )
         pipe = _Pipeline(p, template, count, max(1, window), first, tally)
+        if population is not None:
+            if imsi is None:
+                raise ValueError("population needs a first IMSI")
+            pipe.vary(imei, imsi, *population)
         p.raw = pipe
         if p.transport is None:
             raise ConnectionError("not connected")

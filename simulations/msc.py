@@ -286,8 +286,13 @@ class SimulatedMsc:
         imsi: str | None = None,
         vendor: str | None = None,
         timeout: float = 60.0,
+        population: tuple[int, int] | None = None,
     ) -> LoadSummary:
-        """``count`` checkIMEIs with ``window`` outstanding at once; rate and latency percentiles."""
+        """``count`` checkIMEIs with ``window`` outstanding at once; rate and latency percentiles.
+
+        ``population=(imeis, imsis)``: as ``SimulatedMme.load`` — each request an IMEI and an IMSI
+        (carried in the vendor form, Huawei by default) drawn from consecutive ranges starting at
+        ``imei`` and ``imsi``."""
         p = self._p
         if imsi and vendor is None:
             vendor = "huawei"
@@ -298,10 +303,20 @@ class SimulatedMsc:
         client = self.client
         clock = time.perf_counter
 
+        if population is not None and imsi is None:
+            raise ValueError("population needs a first IMSI")
+        imei0, imsi0 = int(imei), int(imsi or 0)
+        n_imeis, n_imsis = population or (1, 1)
+
         def send_one() -> None:
             nonlocal sent
             sent += 1
-            tid = client.send_check_imei(0.0, imei=imei, version=version, imsi=imsi, vendor=vendor)
+            a, b = imei, imsi
+            if population is not None:
+                k = (sent * 2654435761) & 0xFFFFFFFFFFFF  # spread, repeatable (SimulatedMme.load)
+                a = f"{imei0 + k % n_imeis:0{len(imei)}d}"
+                b = f"{imsi0 + (k >> 20) % n_imsis:0{len(imsi or '')}d}"
+            tid = client.send_check_imei(0.0, imei=a, version=version, imsi=b, vendor=vendor)
             starts[tid] = clock()
 
         starts: dict[int, float] = {}
