@@ -192,15 +192,16 @@ class _Pipeline:
         sid_len = struct.unpack_from(">I", template, 24)[0] & 0xFFFFFF
         self.sid_end = 20 + sid_len
 
-    def vary(self, imei: str, imsi: str, n_imeis: int, n_imsis: int) -> None:
-        """Rewrite the IMEI and IMSI digits of every request (``SimulatedMme.load``'s population)."""
+    def vary(self, imei: str, imsi: str | None, n_imeis: int, n_imsis: int) -> None:
+        """Rewrite the IMEI (and IMSI) digits of every request (``SimulatedMme.load``'s population)."""
         t = bytes(self.template)
-        self.imei_at, self.imsi_at = t.find(imei.encode()), t.find(imsi.encode())
-        if self.imei_at < 0 or self.imsi_at < 0:
+        self.imei_at = t.find(imei.encode())
+        self.imsi_at = t.find(imsi.encode()) if imsi else -1
+        if self.imei_at < 0 or (imsi and self.imsi_at < 0):
             raise ValueError("IMEI/IMSI not found in the ECR template")
-        self.imei_len, self.imsi_len = len(imei), len(imsi)
-        self.imei_fmt, self.imsi_fmt = b"%%0%dd" % len(imei), b"%%0%dd" % len(imsi)
-        self.population = (int(imei), max(1, n_imeis), int(imsi), max(1, n_imsis))
+        self.imei_len, self.imsi_len = len(imei), len(imsi or "")
+        self.imei_fmt, self.imsi_fmt = b"%%0%dd" % len(imei), b"%%0%dd" % len(imsi or "")
+        self.population = (int(imei), max(1, n_imeis), int(imsi or 0), max(1, n_imsis))
 
     def _one(self) -> bytes:
         i = self.next_id
@@ -213,7 +214,8 @@ class _Pipeline:
             k = (i * 2654435761) & 0xFFFFFFFFFFFF  # Knuth's multiplicative hash: spread, repeatable
             a, b = self.imei_at, self.imsi_at
             t[a : a + self.imei_len] = self.imei_fmt % (imei0 + k % n_imeis)
-            t[b : b + self.imsi_len] = self.imsi_fmt % (imsi0 + (k >> 20) % n_imsis)
+            if b >= 0:
+                t[b : b + self.imsi_len] = self.imsi_fmt % (imsi0 + (k >> 20) % n_imsis)
         self.start_times[i] = time.perf_counter()
         return bytes(t)
 
@@ -379,7 +381,7 @@ class SimulatedMme:
         """``count`` ECRs with ``window`` outstanding; rate and latency percentiles.
 
         ``population=(imeis, imsis)``: each request carries an IMEI drawn from ``imeis`` consecutive
-        ones starting at ``imei`` and an IMSI from ``imsis`` starting at ``imsi`` (required then),
+        ones starting at ``imei`` and, when ``imsi`` is given, an IMSI from ``imsis`` starting there,
         spread by a multiplicative hash of the request number — a fresh IMEI/IMSI pair for most
         requests, as a population of subscribers gives."""
         p = self._proto
@@ -405,8 +407,6 @@ class SimulatedMme:
         )
         pipe = _Pipeline(p, template, count, max(1, window), first, tally)
         if population is not None:
-            if imsi is None:
-                raise ValueError("population needs a first IMSI")
             pipe.vary(imei, imsi, *population)
         p.raw = pipe
         if p.transport is None:

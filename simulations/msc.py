@@ -303,8 +303,6 @@ class SimulatedMsc:
         client = self.client
         clock = time.perf_counter
 
-        if population is not None and imsi is None:
-            raise ValueError("population needs a first IMSI")
         imei0, imsi0 = int(imei), int(imsi or 0)
         n_imeis, n_imsis = population or (1, 1)
 
@@ -315,7 +313,7 @@ class SimulatedMsc:
             if population is not None:
                 k = (sent * 2654435761) & 0xFFFFFFFFFFFF  # spread, repeatable (SimulatedMme.load)
                 a = f"{imei0 + k % n_imeis:0{len(imei)}d}"
-                b = f"{imsi0 + (k >> 20) % n_imsis:0{len(imsi or '')}d}"
+                b = f"{imsi0 + (k >> 20) % n_imsis:0{len(imsi)}d}" if imsi else None
             tid = client.send_check_imei(0.0, imei=a, version=version, imsi=b, vendor=vendor)
             starts[tid] = clock()
 
