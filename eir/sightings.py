@@ -114,9 +114,11 @@ class SightingTracker:
         if origin:
             self._note(seen.origins, imei, ORIGIN, origin, now)
         cutoff = now - self.window
-        return Sightings(
-            distinct_imsis=_inside(seen.imsis, cutoff), distinct_origins=_inside(seen.origins, cutoff)
-        )
+        key = (_inside(seen.imsis, cutoff), _inside(seen.origins, cutoff))
+        s = _SIGHTINGS.get(key)
+        if s is None:  # immutable and few (counts are bounded): one object per pair of counts
+            s = _SIGHTINGS[key] = Sightings(distinct_imsis=key[0], distinct_origins=key[1])
+        return s
 
     def _note(self, values: dict[str, float], imei: str, kind: str, value: str, now: float) -> None:
         last = values.get(value)
@@ -272,9 +274,15 @@ class SightingTracker:
         }
 
 
+_SIGHTINGS: dict[tuple[int, int], Sightings] = {}
+
+
 def _inside(values: dict[str, float], cutoff: float) -> int:
     if not values:
         return 0
+    if len(values) == 1:
+        for ts in values.values():
+            return 1 if ts >= cutoff else 0
     n = 0
     for ts in values.values():
         if ts >= cutoff:
