@@ -55,8 +55,10 @@ def test_import_then_check_and_explain(cli: Cli) -> None:
     assert cli.ok("check", "86700000123456").startswith("black  tac:black:86700000")
     assert cli.ok("check", "35394206000003", "--sv", "01").startswith("black  imeisv:")
     assert cli.ok("check", "49015420323752").startswith("white  default")  # unknown equipment
-    # malformed input is a verdict, not an error
-    v = json.loads(cli.ok("check", "123", "--json", "--explain"))
+    # malformed input is a usage error; --allow-bad-imei asks the policy, whose validity rule answers
+    r = cli("check", "123", "--json")
+    assert r.returncode == 2 and r.stdout == "" and "is not an IMEI" in r.stderr
+    v = json.loads(cli.ok("check", "123", "--json", "--explain", "--allow-bad-imei"))
     assert v["status"] == "black" and v["rule"] == "validity" and v["steps"][0]["outcome"] == "failed"
 
 
@@ -153,7 +155,9 @@ def test_configuration_and_store_errors(tmp_path: Path) -> None:
     assert r.returncode == 2 and "store.url" in r.stderr
     (tmp_path / "file").write_text("not a directory")
     cli = Cli(tmp_path, store={"url": f"sqlite:///{tmp_path / 'file' / 'eir.db'}"})
-    r = cli("check", "35394206000002")
+    r = cli("lists", "import", str(DEMO))
     assert r.returncode == 4 and "cannot open" in r.stderr
+    r = cli("check", "35394206000002")  # a read-only command does not even try to create it
+    assert r.returncode == 1 and f"no store at {tmp_path / 'file' / 'eir.db'}" in r.stderr
     r = Cli(tmp_path / "x")("lists", "import", str(tmp_path / "missing.csv"))
     assert r.returncode == 1 and "cannot read" in r.stderr
