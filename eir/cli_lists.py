@@ -250,6 +250,7 @@ def check_command(args: argparse.Namespace) -> int:
 def import_command(args: argparse.Namespace) -> int:
     from eir.lists import (
         ListFileError,
+        counted,
         find_absent_removals,
         import_parsed,
         parse_csv,
@@ -310,7 +311,8 @@ def import_command(args: argparse.Namespace) -> int:
         t_all = time.monotonic() - t0
         print(
             f"imported version {v.id} ({what} {parsed.kind} list from {os.path.basename(args.path)}): "
-            f"{parsed.summary()}; now {v.entries} entries, {v.pairings} pairing/lock rows "
+            f"{parsed.summary()}; now {counted(v.entries, 'entry', 'entries')}, "
+            f"{counted(v.pairings, 'pairing/lock row')} "
             f"in {t_all:.2f}s ({_rate(parsed.rows, t_all)}; store {time.monotonic() - t1:.2f}s)"
         )
         return EXIT_OK

@@ -301,7 +301,10 @@ def load_config(
         except OSError as e:
             raise ConfigError(f"{p}: cannot read ({e.strerror})") from None
         except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: not valid YAML ({e})") from None
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            what = getattr(e, "problem", None) or " ".join(str(e).split())
+            raise ConfigError(f"{p}: not valid YAML{where}: {what}") from None
         if not isinstance(loaded, Mapping):
             raise ConfigError(f"{p}: the top level must be a mapping")
         data = _resolve_paths(dict(loaded), base_dir(p))

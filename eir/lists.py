@@ -103,19 +103,19 @@ class ParsedList:
         return self.bad_count == 0
 
     def summary(self) -> str:
-        parts = [f"{self.rows} rows", f"{len(self.entries)} entries"]
+        parts = [counted(self.rows, "row"), counted(len(self.entries), "entry", "entries")]
         if self.pairings:
-            parts.append(f"{len(self.pairings)} pairing/lock rows")
+            parts.append(counted(len(self.pairings), "pairing/lock row"))
         if self.removals:
             absent = len(self.absent_removals or ())
             parts.append(
-                f"{len(self.removals)} removals"
+                counted(len(self.removals), "removal")
                 + (f" ({absent} matching nothing on the active lists)" if absent else "")
             )
         if self.duplicates:
-            parts.append(f"{self.duplicates} duplicates skipped")
+            parts.append(counted(self.duplicates, "duplicate") + " skipped")
         if self.bad_count:
-            parts.append(f"{self.bad_count} bad rows")
+            parts.append(counted(self.bad_count, "bad row"))
         return ", ".join(parts)
 
     def report(self, limit: int = 50) -> str:
@@ -124,6 +124,10 @@ class ParsedList:
         if self.bad_count > limit:
             lines.append(f"... and {self.bad_count - limit} more bad rows")
         return "\n".join(lines)
+
+
+def counted(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 # --- identity fields -----------------------------------------------------------------------------
