@@ -307,7 +307,9 @@ def load_config(
             raise ConfigError(f"{p}: not valid YAML{where}: {what}") from None
         if not isinstance(loaded, Mapping):
             raise ConfigError(f"{p}: the top level must be a mapping")
-        data = _resolve_paths(dict(loaded), base_dir(p))
+        data = dict(loaded)
+        if p.is_file():  # /dev/null or a pipe (--config <(…)): no project, paths stay the cwd's
+            data = _resolve_paths(data, base_dir(p))
     data = _merge(data, _env_overrides(os.environ if environ is None else environ))
     if overrides:
         data = _merge(data, overrides)
@@ -350,11 +352,17 @@ def find_config(
     named = explicit if explicit not in (None, "") else env.get("EIR_CONFIG") or None
     if named is not None:
         p = Path(named).expanduser()
-        return p if p.is_absolute() else (cwd if cwd is not None else Path.cwd()) / p
+        return _absolute(p if p.is_absolute() else (cwd if cwd is not None else Path.cwd()) / p)
     for c in candidates if candidates is not None else config_candidates(env, cwd, home):
         if c.is_file():
-            return c.absolute()
+            return _absolute(c)
     return None
+
+
+def _absolute(p: Path) -> Path:
+    """Absolute and without ``..`` (``--config ../eir.yaml`` from config/lists/ is config/eir.yaml),
+    symbolic links kept as the user named them."""
+    return Path(os.path.abspath(p))
 
 
 def base_dir(config_file: str | Path) -> Path:
@@ -362,7 +370,7 @@ def base_dir(config_file: str | Path) -> Path:
     parent when that directory is called ``config`` — a project checkout keeps ``config/eir.yaml``
     next to ``data/``, so the shipped ``store.url: sqlite:///data/eir.db`` and
     ``lists.import_on_start: [config/lists/demo.csv]`` name paths from the project root."""
-    d = Path(config_file).absolute().parent
+    d = _absolute(Path(config_file)).parent
     return d.parent if d.name == "config" else d
 
 

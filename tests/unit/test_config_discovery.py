@@ -66,6 +66,7 @@ def test_a_named_file_is_returned_absolute_even_when_missing(tmp_path: Path) -> 
 def test_base_dir_is_the_project_root_of_a_config_directory(tmp_path: Path) -> None:
     assert base_dir(tmp_path / "proj" / "config" / "eir.yaml") == tmp_path / "proj"
     assert base_dir(tmp_path / "lab" / "eir.yaml") == tmp_path / "lab"
+    assert base_dir(tmp_path / "proj" / "config" / "lists" / ".." / "eir.yaml") == tmp_path / "proj"
     assert base_dir(Path("/etc/eir/eir.yaml")) == Path("/etc/eir")
 
 
@@ -110,6 +111,7 @@ def test_absolute_paths_other_stores_and_environment_values_are_left_alone(tmp_p
 def test_no_file_keeps_the_working_directory_defaults() -> None:
     cfg = load_config(None, environ={})
     assert cfg == Config()
+    assert load_config("/dev/null", environ={}) == Config()  # not a file in a project: the same
     assert describe_store(cfg) == f"sqlite:///{Path.cwd() / 'data' / 'eir.db'}"
 
 
