@@ -177,22 +177,26 @@ def usage_error(prog: str, message: str) -> int:
     return EXIT_CONFIG
 
 
-def sim_imei(prog: str, value: str, allow_bad: bool, *, max_digits: int | None = None) -> str | None:
+def sim_imei(
+    prog: str, value: str, allow_bad: bool, *, wire_digits: tuple[int, int] | None = None
+) -> str | None:
     """The ``--imei`` of a simulated element: a valid IMEI (:func:`imei_text`) unless ``allow_bad``
     (the user sends malformed ones on purpose, to see the EIR's error); then anything the wire can
-    carry (``max_digits`` digits for MAP's TBCD-STRING, any text for S13's UTF8String). None after a
-    usage error was printed."""
+    carry: ``wire_digits`` (min, max) digits for MAP's 8-octet TBCD-STRING, any text for S13's
+    UTF8String. None after a usage error was printed."""
     if not allow_bad:
         try:
             return imei_text(value)
         except argparse.ArgumentTypeError as e:
             usage_error(prog, f"argument --imei: {e}; --allow-bad-imei sends it as given")
             return None
-    if max_digits is not None and not (value.isascii() and value.isdigit() and 0 < len(value) <= max_digits):
-        usage_error(
-            prog, f"argument --imei: {value!r}: MAP carries 1 to {max_digits} digits, even a bad IMEI"
-        )
-        return None
+    if wire_digits is not None:
+        low, high = wire_digits
+        if not (value.isascii() and value.isdigit() and low <= len(value) <= high):
+            usage_error(
+                prog, f"argument --imei: {value!r}: MAP carries {low} to {high} digits, even for a bad IMEI"
+            )
+            return None
     if not value:
         usage_error(prog, "argument --imei: empty")
         return None

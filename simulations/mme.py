@@ -466,8 +466,11 @@ def _command(args: argparse.Namespace) -> int:
     args.connect = address
     try:
         return asyncio.run(_run(args))
-    except (OSError, TimeoutError, ConnectionError) as e:
-        print(f"eir sim mme: {args.connect}: {e or type(e).__name__}", file=sys.stderr)
+    except TimeoutError as e:
+        print(f"eir sim mme: {args.connect}: {e or f'no answer within {args.timeout:g} s'}", file=sys.stderr)
+        return 1
+    except (OSError, ConnectionError) as e:
+        print(f"eir sim mme: {args.connect}: {str(e) or type(e).__name__}", file=sys.stderr)
         return 1
 
 

@@ -364,7 +364,7 @@ def register(sim_subparsers: Any) -> None:
     p.add_argument(
         "--allow-bad-imei",
         action="store_true",
-        help="send a malformed --imei (1-16 digits) as given instead of refusing it",
+        help="send a malformed --imei (a wrong check digit; MAP carries 14-16 digits) instead of refusing it",
     )
     p.add_argument(
         "--imsi", type=imsi_text, default=None, help="sent as a Huawei-style extension (see --vendor)"
@@ -388,7 +388,7 @@ def register(sim_subparsers: Any) -> None:
 def _command(args: argparse.Namespace) -> int:
     from eir.cli import EXIT_CONFIG, default_address, sim_imei
 
-    imei = sim_imei("eir sim msc", args.imei, args.allow_bad_imei, max_digits=16)
+    imei = sim_imei("eir sim msc", args.imei, args.allow_bad_imei, wire_digits=(14, 16))
     if imei is None:
         return EXIT_CONFIG
     args.imei = imei
@@ -404,8 +404,11 @@ def _command(args: argparse.Namespace) -> int:
         runner = asyncio.run
     try:
         return int(runner(_run(args)))
-    except (OSError, TimeoutError, ConnectionError) as e:
-        print(f"eir sim msc: {args.connect}: {e or type(e).__name__}", file=sys.stderr)
+    except TimeoutError as e:
+        print(f"eir sim msc: {args.connect}: {e or 'no answer in time'}", file=sys.stderr)
+        return 1
+    except (OSError, ConnectionError) as e:
+        print(f"eir sim msc: {args.connect}: {str(e) or type(e).__name__}", file=sys.stderr)
         return 1
 
 

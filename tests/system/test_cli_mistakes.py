@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -74,7 +75,7 @@ CASES: list[tuple[list[str], int, str]] = [
     (
         ["sim", "msc", "--connect", "127.0.0.1:1", "--imei", "abc", "--allow-bad-imei"],
         2,
-        "MAP carries 1 to 16 digits",
+        "MAP carries 14 to 16 digits",
     ),
     (
         ["sim", "mme", "--connect", "127.0.0.1:1", "--imei", BLACK, "--count", "0"],
@@ -177,3 +178,27 @@ def test_a_mistake_is_one_line_and_an_exit_code(
 def test_read_only_commands_left_no_store_behind(workdir: Path) -> None:
     """The cases above ran check / versions / export / rollback against a missing store: none made one."""
     assert not (workdir / "none").exists()
+
+
+def test_the_sims_send_a_malformed_imei_only_when_told(eir_factory: Any) -> None:
+    """Both sims refuse a malformed IMEI; with --allow-bad-imei they send it and print the EIR's answer."""
+    eir = eir_factory()
+    dh, dp = eir.diameter
+    mh, mp = eir.m3ua
+    mme = [*eir_command(), "sim", "mme", "--connect", f"{dh}:{dp}"]
+    msc = [*eir_command(), "sim", "msc", "--connect", f"{mh}:{mp}"]
+    for cmd, imei in ((mme, "1234"), (msc, "353942060000023")):
+        r = subprocess.run([*cmd, "--imei", imei], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and ("is not an IMEI" in r.stderr or "wrong check digit" in r.stderr), (
+            r.stderr
+        )
+    r = subprocess.run(
+        [*mme, "--imei", "1234", "--allow-bad-imei"], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0 and r.stdout.startswith("1234: error 5004"), (
+        r.stderr
+    )  # DIAMETER_INVALID_AVP_VALUE
+    r = subprocess.run(
+        [*msc, "--imei", "353942060000023", "--allow-bad-imei"], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0 and r.stdout.startswith("353942060000023: black"), r.stderr  # policy.malformed
