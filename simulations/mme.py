@@ -467,7 +467,10 @@ def _command(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_run(args))
     except TimeoutError as e:
-        print(f"eir sim mme: {args.connect}: {e or f'no answer within {args.timeout:g} s'}", file=sys.stderr)
+        print(
+            f"eir sim mme: {args.connect}: {str(e) or f'no answer within {args.timeout:g} s'}",
+            file=sys.stderr,
+        )
         return 1
     except (OSError, ConnectionError) as e:
         print(f"eir sim mme: {args.connect}: {str(e) or type(e).__name__}", file=sys.stderr)

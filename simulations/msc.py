@@ -350,7 +350,7 @@ class SimulatedMsc:
 
 
 def register(sim_subparsers: Any) -> None:
-    from eir.cli import add_config_options, digits_text, host_port, imsi_text, int_range
+    from eir.cli import add_config_options, digits_text, host_port, imsi_text, int_range, positive_float
 
     p = sim_subparsers.add_parser("msc", help="simulated MSC/SGSN sending MAP checkIMEI over M3UA")
     p.add_argument(
@@ -381,6 +381,9 @@ def register(sim_subparsers: Any) -> None:
     p.add_argument("--eir-gt", type=digits_text, default="491700000009", help="called GT digits")
     p.add_argument("--xudt", action="store_true", help="send XUDT instead of UDT")
     p.add_argument("--sctp", action="store_true", help="SCTP instead of TCP")
+    p.add_argument(
+        "--timeout", type=positive_float, default=5.0, help="seconds for the association and per check"
+    )
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.set_defaults(func=_command)
 
@@ -405,7 +408,7 @@ def _command(args: argparse.Namespace) -> int:
     try:
         return int(runner(_run(args)))
     except TimeoutError as e:
-        print(f"eir sim msc: {args.connect}: {e or 'no answer in time'}", file=sys.stderr)
+        print(f"eir sim msc: {args.connect}: {str(e) or 'no answer in time'}", file=sys.stderr)
         return 1
     except (OSError, ConnectionError) as e:
         print(f"eir sim msc: {args.connect}: {str(e) or type(e).__name__}", file=sys.stderr)
@@ -427,10 +430,13 @@ async def _run(args: argparse.Namespace) -> int:
         eir_gt=args.eir_gt,
         extended=args.xudt,
         sctp=args.sctp,
+        timeout=args.timeout,
     )
     try:
         if args.count <= 1:
-            r = await msc.check(args.imei, version=args.map_version, imsi=args.imsi, vendor=args.vendor)
+            r = await msc.check(
+                args.imei, version=args.map_version, imsi=args.imsi, vendor=args.vendor, timeout=args.timeout
+            )
             if args.json:
                 print(json.dumps(asdict(r)))
             else:
@@ -441,7 +447,9 @@ async def _run(args: argparse.Namespace) -> int:
                 )
             return 0 if not r.verdict.startswith(("timeout", "aborted", "rejected", "returned")) else 1
         version = args.map_version
-        probe = await msc.check(args.imei, version=version, imsi=args.imsi, vendor=args.vendor)
+        probe = await msc.check(
+            args.imei, version=version, imsi=args.imsi, vendor=args.vendor, timeout=args.timeout
+        )
         version = probe.version
         s = await msc.load(
             args.imei,

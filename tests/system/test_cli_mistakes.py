@@ -4,6 +4,7 @@ connection) — never in a traceback. Each case is a real ``eir`` subprocess."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -202,3 +203,19 @@ def test_the_sims_send_a_malformed_imei_only_when_told(eir_factory: Any) -> None
         [*msc, "--imei", "353942060000023", "--allow-bad-imei"], capture_output=True, text=True, timeout=60
     )
     assert r.returncode == 0 and r.stdout.startswith("353942060000023: black"), r.stderr  # policy.malformed
+
+
+def test_a_peer_that_never_answers_is_one_line(workdir: Path) -> None:
+    """A sim pointed at something that accepts the connection but never answers (a wrong port, a
+    firewall): a timeout, said in one line with exit 1."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        for element in ("mme", "msc"):
+            args = ["sim", element, "--connect", f"127.0.0.1:{port}", "--imei", BLACK, "--timeout", "0.5"]
+            r = run(workdir, args)
+            assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+            lines = r.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith(f"eir sim {element}: 127.0.0.1:{port}: "), r.stderr
+            assert "no answer" in lines[0]
