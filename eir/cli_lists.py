@@ -35,6 +35,7 @@ from eir.cli import (
     int_range,
     load_cli_config,
     software_version,
+    usage_error,
 )
 from eir.config import Config, ConfigError
 from eir.model import CheckRequest, Interface, Status
@@ -181,11 +182,7 @@ def check_command(args: argparse.Namespace) -> int:
         try:
             args.imei = imei_text(args.imei)
         except argparse.ArgumentTypeError as e:
-            print(
-                f"eir check: error: argument imei: {e} (--allow-bad-imei sends it to the policy)",
-                file=sys.stderr,
-            )
-            return EXIT_CONFIG
+            return usage_error("eir check", f"argument imei: {e}; --allow-bad-imei hands it to the policy")
 
     async def body(config: Config, store: Any) -> int:
         from eir.checker import build_checker
