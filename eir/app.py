@@ -28,8 +28,17 @@ from pathlib import Path
 from typing import Any
 
 from eir.checker import PolicyChecker
-from eir.cli import EXIT_BIND, EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_STORE
-from eir.config import Config, ConfigError, load_config, parse_hostport
+from eir.cli import (
+    EXIT_BIND,
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_STORE,
+    add_config_options,
+    int_range,
+    load_cli_config,
+)
+from eir.config import Config, ConfigError, parse_hostport
 from eir.events import MqttEvents, NullEvents
 from eir.logging import get_logger, setup_logging
 from eir.metrics import register_metrics
@@ -45,9 +54,13 @@ class StartupError(Exception):
 
 def register(sub: Any) -> None:
     p = sub.add_parser("serve", help="run the EIR (Diameter S13, MAP over M3UA, metrics)")
-    p.add_argument("--config", "-c", default=os.environ.get("EIR_CONFIG"), help="YAML config file")
-    p.add_argument("--workers", type=int, default=None, help="processes sharing the ports (SO_REUSEPORT)")
-    p.add_argument("--log-level", default=None, help="debug | info | warning | error")
+    add_config_options(p)
+    p.add_argument(
+        "--workers", type=int_range(1), default=None, help="processes sharing the ports (SO_REUSEPORT)"
+    )
+    p.add_argument(
+        "--log-level", default=None, choices=["debug", "info", "warning", "error"], help="overrides log.level"
+    )
     p.add_argument(
         "--ready-file",
         default=None,
@@ -63,7 +76,7 @@ def serve_command(args: argparse.Namespace) -> int:
     if args.log_level:
         overrides["log"] = {"level": args.log_level}
     try:
-        config = load_config(args.config, overrides=overrides)
+        config = load_cli_config(args, overrides=overrides)
     except ConfigError as e:
         print(f"eir: configuration error: {e}", file=sys.stderr)
         return EXIT_CONFIG
@@ -84,7 +97,7 @@ class _Workers:
     logged and started again (after a pause that grows while it keeps dying young)."""
 
     def __init__(self, args: argparse.Namespace, n: int) -> None:
-        self.cmd = [sys.executable, "-m", "eir.cli", "serve"]
+        self.cmd = [sys.executable, "-m", "eir.cli", "serve", "-q"]  # worker 0 said which config
         if args.config:
             self.cmd += ["--config", args.config]
         if args.log_level:

@@ -453,52 +453,67 @@ class SimulatedMme:
 
 
 def register(sim_subparsers: Any) -> None:
+    from eir.cli import add_config_options, host_port, imsi_text, int_range, positive_float, software_version
+
     p = sim_subparsers.add_parser("mme", help="simulated MME sending S13 ME-Identity-Check requests")
     p.add_argument(
         "--connect",
+        type=host_port,
         default=None,
         help="EIR Diameter address HOST:PORT ([v6]:port); default: the config's first diameter.listen",
     )
-    p.add_argument("--config", default=None, help="eir config file (for the default --connect)")
-    p.add_argument("--imei", required=True, help="IMEI AVP digits (14-16)")
-    p.add_argument("--imsi", default=None, help="User-Name")
-    p.add_argument("--sv", default=None, help="Software-Version (2 digits)")
-    p.add_argument("--count", type=int, default=1)
-    p.add_argument("--window", type=int, default=1, help="requests outstanding at once (with --count)")
+    add_config_options(p, "eir config file (for the default --connect)")
+    p.add_argument("--imei", required=True, help="IMEI AVP: 14-16 digits (dashes and spaces dropped)")
+    p.add_argument(
+        "--allow-bad-imei",
+        action="store_true",
+        help="send a malformed --imei as given (to see the EIR answer 5004) instead of refusing it",
+    )
+    p.add_argument("--imsi", type=imsi_text, default=None, help="User-Name")
+    p.add_argument("--sv", type=software_version, default=None, help="Software-Version (2 digits)")
+    p.add_argument("--count", type=int_range(1), default=1, help="requests to send (a load run when > 1)")
+    p.add_argument(
+        "--window", type=int_range(1), default=1, help="requests outstanding at once (with --count)"
+    )
     p.add_argument("--origin-host", default="mme.sim.localdomain")
     p.add_argument("--origin-realm", default="sim.localdomain")
     p.add_argument("--destination-realm", default="localdomain")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
+    p.add_argument("--timeout", type=positive_float, default=5.0, help="seconds per request")
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.set_defaults(func=_command)
 
 
 def _command(args: argparse.Namespace) -> int:
+    from eir.cli import EXIT_CONFIG, default_address, sim_imei
+
+    imei = sim_imei("eir sim mme", args.imei, args.allow_bad_imei)
+    if imei is None:
+        return EXIT_CONFIG
+    args.imei = imei
+    address = default_address(args, "diameter.listen", "127.0.0.1:3868")
+    if address is None:
+        return EXIT_CONFIG
+    args.connect = address
     try:
         return asyncio.run(_run(args))
-    except (OSError, TimeoutError, ConnectionError) as e:
-        print(f"eir sim mme: {e or type(e).__name__}", file=sys.stderr)
+    except TimeoutError as e:
+        print(
+            f"eir sim mme: {args.connect}: {str(e) or f'no answer within {args.timeout:g} s'}",
+            file=sys.stderr,
+        )
+        return 1
+    except (OSError, ConnectionError) as e:
+        print(f"eir sim mme: {args.connect}: {str(e) or type(e).__name__}", file=sys.stderr)
         return 1
 
 
-def _default_connect(args: argparse.Namespace) -> str:
-    if args.connect:
-        return str(args.connect)
-    try:
-        from eir.config import load_config
-
-        cfg = load_config(args.config)
-        return cfg.diameter.listen[0] if cfg.diameter.listen else "127.0.0.1:3868"
-    except Exception:
-        return "127.0.0.1:3868"
-
-
 async def _run(args: argparse.Namespace) -> int:
-    v = _default_connect(args).strip()
-    host, _, port = v.rpartition(":")
+    from eir.config import parse_hostport
+
+    host, port = parse_hostport(args.connect)
     mme = await SimulatedMme.connect(
-        host.strip("[]"),
-        int(port),
+        host,
+        port,
         origin_host=args.origin_host,
         origin_realm=args.origin_realm,
         destination_realm=args.destination_realm,

@@ -17,7 +17,6 @@ error codes, SCCP return cause).
 from __future__ import annotations
 
 import asyncio
-import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -30,7 +29,7 @@ from protocols.sigtran.stack import CheckImeiClient, CheckImeiRequested, EirSigt
 
 pytestmark = [
     pytest.mark.interop,
-    pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed"),
+    pytest.mark.peer("tshark", "Wireshark's dissectors check our M3UA/SCCP/TCAP/MAP independently"),
 ]
 
 USER_DLT = 'uat:user_dlts:"User 0 (DLT=147)","m3ua","0","","0",""'
