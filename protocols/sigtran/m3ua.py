@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
+from .errors import LocalProtocolError, RemoteProtocolError
+
 __all__ = [
     "AS_STATE_INFO",
     "TRANSITIONS",
@@ -247,8 +249,9 @@ _U32_LIST = frozenset(
 Code, §3.6.2 OPC List): empty or not a multiple of 4 octets is a Parameter Field Error (§3.8.1)."""
 
 
-class M3uaDecodeError(Exception):
-    """A received message is malformed; ``code`` is the ERR Error Code to answer with (§3.8.1)."""
+class M3uaDecodeError(RemoteProtocolError):
+    """A received message is malformed; ``code`` (also the ``wire_hint``) is the ERR Error Code to
+    answer with (§3.8.1)."""
 
     def __init__(
         self,
@@ -258,17 +261,13 @@ class M3uaDecodeError(Exception):
         routing_context: int | None = None,
         network_appearance: int | None = None,
     ) -> None:
-        super().__init__(f"{code.name}: {detail}")
+        super().__init__(f"{code.name}: {detail}", wire_hint=code)
         self.code = code
         self.detail = detail
         self.routing_context = routing_context
         """§3.8.1: an ERR "Invalid Routing Context" carries the offending RC."""
         self.network_appearance = network_appearance
         """§3.8.1: an ERR "Invalid Network Appearance" carries the offending NA."""
-
-
-class LocalProtocolError(Exception):
-    """The caller used the core wrongly (e.g. ``send_data`` on an association not ASP-ACTIVE)."""
 
 
 # --- codec ----------------------------------------------------------------------------------------

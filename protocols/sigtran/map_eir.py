@@ -36,6 +36,7 @@ from enum import Enum, IntEnum
 from ..imei import tbcd_decode, tbcd_encode
 from ._ber import BerError, read_tlv, tlv
 from ._tcap_fast import error_component, match_check_imei_begin, result_component
+from .errors import RemoteProtocolError
 from .tcap import (
     Aare,
     Aarq,
@@ -123,8 +124,13 @@ class MapError(IntEnum):
     DATA_MISSING = 35
 
 
-class MapParameterError(ValueError):
-    """A checkIMEI parameter that cannot be read: the Invoke gets a Reject mistypedParameter."""
+class MapParameterError(RemoteProtocolError):
+    """A checkIMEI parameter that cannot be read. The ``wire_hint`` is the Reject problem: an
+    argument's Invoke gets invoke mistypedParameter (Q.773 §3.3), a result returnResult
+    mistypedParameter."""
+
+    def __init__(self, message: str, *, wire_hint: int = InvokeProblem.MISTYPED_PARAMETER) -> None:
+        super().__init__(message, wire_hint=wire_hint)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -417,7 +423,7 @@ def decode_check_imei_res(param: bytes) -> tuple[EquipmentStatus | None, bytes |
         if tag == 0x0A:
             return _status(param[vs:ve]), None
         if tag != 0x30:
-            raise MapParameterError(f"checkIMEI result with tag 0x{tag:x}")
+            raise MapParameterError(f"checkIMEI result with tag 0x{tag:x}", wire_hint=_RESULT_MISTYPED)
         status: EquipmentStatus | None = None
         bmuef: bytes | None = None
         p = vs
@@ -429,12 +435,15 @@ def decode_check_imei_res(param: bytes) -> tuple[EquipmentStatus | None, bytes |
                 bmuef = bytes(param[s:e])
         return status, bmuef
     except BerError as exc:
-        raise MapParameterError(f"bad checkIMEI result: {exc}") from None
+        raise MapParameterError(f"bad checkIMEI result: {exc}", wire_hint=_RESULT_MISTYPED) from None
+
+
+_RESULT_MISTYPED = ReturnResultProblem.MISTYPED_PARAMETER
 
 
 def _status(content: bytes) -> EquipmentStatus:
     if len(content) != 1 or content[0] > 2:
-        raise MapParameterError(f"bad EquipmentStatus {content.hex()}")
+        raise MapParameterError(f"bad EquipmentStatus {content.hex()}", wire_hint=_RESULT_MISTYPED)
     return EquipmentStatus(content[0])
 
 

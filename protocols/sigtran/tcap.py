@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from ._ber import BerError, encode_integer, iter_tlvs, read_tlv, tlv
+from .errors import RemoteProtocolError
 
 __all__ = [
     "DIALOGUE_AS_ID",
@@ -164,15 +165,16 @@ class ReturnErrorProblem(IntEnum):
     MISTYPED_PARAMETER = 4
 
 
-class TcapError(ValueError):
+class TcapError(RemoteProtocolError):
     """Base of the TCAP codec errors."""
 
 
 class TransactionPortionError(TcapError):
-    """The transaction portion cannot be decoded; the peer gets a P-Abort (Q.774 §3.2.1.2)."""
+    """The transaction portion cannot be decoded; the peer gets a P-Abort (Q.774 §3.2.1.2) with
+    ``cause`` (also the ``wire_hint``) when ``otid`` could be read to address it."""
 
     def __init__(self, message: str, *, cause: PAbortCause, otid: bytes | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, wire_hint=cause)
         self.cause = cause
         self.otid = otid
 
