@@ -116,6 +116,7 @@ class _MscProtocol(asyncio.Protocol):
         self.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.client.connection_lost(self.loop.time())
         self.closed.set()
         self.active.clear()
         for fut in self.waiters.values():

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import struct
 import threading
 import time
 from collections.abc import Coroutine, Iterator
@@ -271,18 +270,13 @@ class _Association(CoreProtocol):
         if tr is None or tr.is_closing():
             return
         with contextlib.suppress(Exception):
-            params = [(m3ua.Tag.ERROR_CODE, struct.pack("!I", m3ua.ErrorCode.PROTOCOL_ERROR))]
-            if data:
-                params.append((m3ua.Tag.DIAGNOSTIC_INFO, data[:40]))
-            tr.write(m3ua.encode_message(m3ua.MessageType.ERR, params))
+            tr.write(m3ua.encode_error(m3ua.ErrorCode.PROTOCOL_ERROR, data))
         tr.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
-        core = self.stack.m3ua
-        if core.state is not m3ua.AspState.DOWN:  # cut without ASPDN: the ASP is down all the same
-            old, core.state = core.state, m3ua.AspState.DOWN
-            self._state_changed(m3ua.AspStateChanged(old=old, new=m3ua.AspState.DOWN, asp_id=core.asp_id))
+        # cut without ASPDN: the ASP is down all the same (the core reports it)
+        self._handle(self.stack.connection_lost(self.loop.time()))
         if self.counted_active:
             _PEERS.dec()
             self.counted_active = False
@@ -308,6 +302,11 @@ class _Association(CoreProtocol):
                 PROTOCOL_ERRORS.labels(IFACE, f"m3ua_{ev.code.name.lower()}").inc()
                 self.log.warning(
                     "m3ua_error_sent", code=f"0x{ev.code:02x}", error=ev.code.name, detail=ev.detail
+                )
+            elif t is m3ua.ErrDiscarded:
+                PROTOCOL_ERRORS.labels(IFACE, f"m3ua_{ev.code.name.lower()}").inc()
+                self.log.warning(
+                    "m3ua_err_discarded", code=f"0x{ev.code:02x}", error=ev.code.name, detail=ev.detail
                 )
             elif t is m3ua.ErrorReceived:
                 self.log.warning(

@@ -210,6 +210,10 @@ class EirSigtranStack:
     def stop(self, now: float) -> list[m3ua.Event]:
         return self.m3ua.stop(now)
 
+    def connection_lost(self, now: float) -> list[m3ua.Event]:
+        """The transport was cut (see :meth:`.m3ua.M3uaConnection.connection_lost`)."""
+        return self.m3ua.connection_lost(now)
+
     def data_to_send(self) -> bytes:
         return self.m3ua.data_to_send()
 
@@ -303,6 +307,10 @@ class CheckImeiClient:
 
     def stop(self, now: float) -> list[m3ua.Event]:
         return self.m3ua.stop(now)
+
+    def connection_lost(self, now: float) -> list[m3ua.Event]:
+        """The transport was cut (see :meth:`.m3ua.M3uaConnection.connection_lost`)."""
+        return self.m3ua.connection_lost(now)
 
     @property
     def active(self) -> bool:
