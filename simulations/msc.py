@@ -22,8 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from netio.sctp import SCTP_PPID_M3UA, sctp_connect_socket
-from protocols.sigtran import m3ua, sccp
-from protocols.sigtran.map_eir import EquipmentStatus, MapError
+from protocols.sigtran import EquipmentStatus, MapError, m3ua, sccp
 from protocols.sigtran.stack import CheckImeiAnswered, CheckImeiClient
 from simulations.load import LoadSummary
 

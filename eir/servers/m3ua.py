@@ -7,7 +7,7 @@
   or ``pc:<OPC>``); the verdict goes back as equipmentStatus, UNKNOWN as unknownEquipment and
   FAILURE as systemFailure;
 * metrics, one log line per ASP state change and per protocol error, ``peer`` events; the TCAP/MAP
-  core's own counters (:class:`~protocols.sigtran.map_eir.TcapStats`) are read at scrape time by
+  core's own counters (:class:`~protocols.sigtran.tcap_dialogues.TcapStats`) are read at scrape time by
   :class:`TcapStatsCollector` (``eir_tcap_*`` / ``eir_map_*``), so the hot path pays nothing;
 * shutdown: stop listening, wait until no check is in flight (those accepted meanwhile included),
   ASPDN on outbound associations, close, cut what remains after ``grace`` seconds (logged).
@@ -33,8 +33,7 @@ from eir.servers._adapter import CoreProtocol
 from eir.servers._inline import check_failed, resume
 from eir.servers._listen import bound_addresses, open_listeners, publish_peer
 from netio.sctp import SCTP_PPID_M3UA, sctp_available, sctp_connect_socket
-from protocols.sigtran import m3ua
-from protocols.sigtran.map_eir import EquipmentStatus, MapError, TcapStats
+from protocols.sigtran import EquipmentStatus, MapError, MapVendorVariantAccepted, TcapStats, m3ua
 from protocols.sigtran.stack import (
     CheckImeiRequested,
     EirSigtranStack,
@@ -336,11 +335,13 @@ class _Association(CoreProtocol):
                     "m3ua_ssnm", message=ev.type.name, affected_point_codes=list(ev.affected_point_codes)
                 )
             elif t is TcapProtocolErrorOccurred:
-                if ev.kind == "vendor_variant":
-                    self.log.info("map_vendor_variant", detail=ev.detail, dialogue_id=ev.dialogue_id)
-                else:
-                    PROTOCOL_ERRORS.labels(IFACE, f"tcap_{ev.kind}").inc()
-                    self.log.warning("tcap_error", kind=ev.kind, detail=ev.detail, dialogue_id=ev.dialogue_id)
+                PROTOCOL_ERRORS.labels(IFACE, f"tcap_{ev.kind}").inc()
+                self.log.warning("tcap_error", kind=ev.kind, detail=ev.detail, dialogue_id=ev.dialogue_id)
+            elif t is MapVendorVariantAccepted:
+                detail = f"{ev.vendor}: {ev.detail}"  # the log line's detail as it was
+                self.log.info(
+                    "map_vendor_variant", vendor=ev.vendor, detail=detail, dialogue_id=ev.dialogue_id
+                )
             # HeartbeatAcked: nothing to do beyond the core's bookkeeping.
 
     def _state_changed(self, ev: m3ua.AspStateChanged) -> None:

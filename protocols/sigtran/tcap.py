@@ -6,7 +6,7 @@ Only what an EIR and a simulated MSC exchange is modelled, but every TCAP messag
   originating / destination transaction ids (1 to 4 octets) and the P-Abort cause;
 * dialogue portion (Q.773 §3.2, EXTERNAL with dialogue-as-id ``0.0.17.773.1.1.1``): AARQ, AARE, ABRT;
 * component portion (Q.773 §3.3, ROS PDUs): Invoke, ReturnResult(-Last / -NotLast), ReturnError,
-  Reject. The operation parameter is kept as raw octets — MAP (``map_eir``) interprets it.
+  Reject. The operation parameter is kept as raw octets — MAP (:mod:`.map_checkimei`) interprets it.
 
 The decoder is hand-written over :mod:`._ber` (speed; see there). pycrate's
 ``pycrate_asn1dir.TCAP_MAPv2v3`` is the reference codec: the tests prove this encoder byte-identical
@@ -59,6 +59,7 @@ __all__ = [
     "UserDiagnostic",
     "decode_oid",
     "decode_tcap",
+    "describe_abort",
     "encode_oid",
     "encode_tcap",
 ]
@@ -616,6 +617,19 @@ def decode_tcap(data: bytes) -> TcapMessage:
         components=components,
         dialogue_error=dialogue_error,
     )
+
+
+def describe_abort(msg: TcapMessage) -> str:
+    """An Abort in words, for a log line: the P-Abort cause name, the U-Abort's dialogue PDU, or
+    what made its dialogue portion unreadable."""
+    if msg.p_abort_cause is not None:
+        try:
+            return f"P-Abort {PAbortCause(msg.p_abort_cause).name}"
+        except ValueError:
+            return f"P-Abort cause {msg.p_abort_cause}"
+    if msg.dialogue is not None:
+        return f"U-Abort {msg.dialogue}"
+    return msg.dialogue_error or "U-Abort"
 
 
 def _salvage_otid(data: bytes, start: int, end: int) -> bytes | None:

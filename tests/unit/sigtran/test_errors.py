@@ -5,10 +5,19 @@ from __future__ import annotations
 
 import pytest
 
-from protocols.sigtran import errors, m3ua, sccp, tcap
+from protocols.sigtran import (
+    LocalProtocolError,
+    MapParameterError,
+    ProtocolError,
+    RemoteProtocolError,
+    SigtranError,
+    decode_check_imei_arg,
+    errors,
+    m3ua,
+    sccp,
+    tcap,
+)
 from protocols.sigtran._ber import BerError, read_tlv
-from protocols.sigtran.errors import LocalProtocolError, ProtocolError, RemoteProtocolError, SigtranError
-from protocols.sigtran.map_eir import MapParameterError, decode_check_imei_arg
 
 DECODE_ERRORS = [m3ua.M3uaDecodeError, sccp.SccpDecodeError, BerError, tcap.TcapError, MapParameterError]
 

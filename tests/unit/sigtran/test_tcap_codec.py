@@ -16,9 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocols.sigtran._ber import BerError, encode_integer, read_tlv
-from protocols.sigtran._tcap_fast import match_check_imei_begin
-from protocols.sigtran.map_eir import (
+from protocols.sigtran import (
     EquipmentStatus,
     MapError,
     TcapEirCore,
@@ -26,6 +24,8 @@ from protocols.sigtran.map_eir import (
     decode_check_imei_reply,
     encode_check_imei_begin,
 )
+from protocols.sigtran._ber import BerError, encode_integer, read_tlv
+from protocols.sigtran._tcap_fast import match_check_imei_begin
 from protocols.sigtran.tcap import (
     Aare,
     Aarq,
