@@ -31,9 +31,13 @@ from protocols.sigtran import (
 )
 from protocols.sigtran.tcap import (
     Aarq,
+    Component,
     Invoke,
     InvokeProblem,
     MessageType,
+    ProblemType,
+    Reject,
+    ReturnError,
     ReturnResult,
     ReturnResultProblem,
     TcapMessage,
@@ -48,7 +52,7 @@ OTID = b"\x0a\x0b\x0c\x0d"
 IMEI = "358091016853550"
 
 
-def begin(*components: Invoke | ReturnResult, version: int | None = 3, otid: bytes = OTID) -> bytes:
+def begin(*components: Component, version: int | None = 3, otid: bytes = OTID) -> bytes:
     """A Begin carrying ``components`` (raw parameters) under equipmentMngtContext-v``version``."""
     dialogue = None if version is None else Aarq(acn=equipment_mngt_acn(version))
     return encode_tcap(
@@ -383,6 +387,31 @@ def test_component_problems(components: tuple[Invoke | ReturnResult, ...], probl
         reply = r.reply
     comps = ref_fields(reply)["components"]
     assert any(c["kind"] == "reject" and c["problem"] == problem for c in comps), comps
+
+
+def test_stray_return_error_and_reject_in_a_begin() -> None:
+    """A ReturnError in a Begin answers nothing of ours: Reject returnError unrecognizedInvokeID; a
+    Reject in a Begin refers to nothing of ours and gets nothing (Q.774 §3.2.2.3). Each is reported
+    with its TcapErrorKind."""
+    r = TcapEirCore().receive_tcap(
+        begin(
+            ReturnError(invoke_id=3, error_code=34),
+            Reject(invoke_id=4, problem_type=ProblemType.INVOKE, problem=1),
+        ),
+        0.0,
+    )
+    assert r.invokes == [] and r.reply is not None
+    f = ref_fields(r.reply)
+    assert f["kind"] == "end" and f["components"] == [
+        {"kind": "reject", "invokeId": 3, "problem": ("returnError", 0)}
+    ]
+    assert [e.kind for e in r.events] == [TcapErrorKind.REJECT_SENT, TcapErrorKind.UNEXPECTED_MESSAGE]
+
+
+def test_oversized_message_is_discarded() -> None:
+    r = TcapEirCore().receive_tcap(b"\x62\x83\x01\x00\x00" + bytes(65_536), 0.0)
+    assert r.invokes == [] and r.reply is None
+    assert [e.kind for e in r.events] == [TcapErrorKind.DISCARDED] and "too big" in r.events[0].detail
 
 
 def test_badly_structured_component_gets_general_problem() -> None:
