@@ -22,8 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from netio.sctp import SCTP_PPID_M3UA, sctp_connect_socket
-from protocols.sigtran import m3ua, sccp
-from protocols.sigtran.map_eir import EquipmentStatus, MapError
+from protocols.sigtran import EquipmentStatus, MapError, m3ua, sccp
 from protocols.sigtran.stack import CheckImeiAnswered, CheckImeiClient
 from simulations.load import LoadSummary
 
@@ -116,6 +115,7 @@ class _MscProtocol(asyncio.Protocol):
         self.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.client.connection_lost(self.loop.time())
         self.closed.set()
         self.active.clear()
         for fut in self.waiters.values():

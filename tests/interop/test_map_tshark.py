@@ -23,8 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from protocols.sigtran import m3ua, sccp, tcap
-from protocols.sigtran.map_eir import EquipmentStatus, MapError
+from protocols.sigtran import EquipmentStatus, MapError, m3ua, sccp, tcap
 from protocols.sigtran.stack import CheckImeiClient, CheckImeiRequested, EirSigtranStack
 
 pytestmark = [

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from protocols.sigtran.map_eir import EquipmentStatus, MapError, TcapEirCore, encode_check_imei_begin
+from protocols.sigtran import EquipmentStatus, MapError, TcapEirCore, encode_check_imei_begin
 from protocols.sigtran.tcap import Invoke
 
 pytestmark = [
