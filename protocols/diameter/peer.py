@@ -26,6 +26,7 @@ from enum import Enum, auto
 from typing import Any, Final
 
 from . import dictionary as d
+from ._s13_fast import EcrMemo, decode_ecr_fast
 from .codec import (
     FLAG_ERROR,
     FLAG_PROXIABLE,
@@ -55,11 +56,9 @@ from .events import (
 )
 from .s13 import (
     EcaBuilder,
-    EcrMemo,
     build_ecr,
     decode_eca,
     decode_ecr,
-    decode_ecr_fast,
     decode_ecr_raw,
     missing_avp,
     validate_avps,

@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 
 from protocols.diameter import EquipmentCheckRequested, RemoteProtocolError
 from protocols.diameter import dictionary as d
+from protocols.diameter._s13_fast import EcrMemo, decode_ecr_fast
 from protocols.diameter.codec import Avp, decode_avps, encode_message
 from protocols.diameter.dictionary import APP_S13, VENDOR_3GPP
-from protocols.diameter.s13 import EcrMemo, build_ecr, decode_ecr_fast, decode_ecr_raw
+from protocols.diameter.s13 import build_ecr, decode_ecr_raw
 
 from .helpers import IMEI, ecr_with, pd, pd_avp
 from .test_peer import ERROR_CASES, PROXY, _ecr_avps
