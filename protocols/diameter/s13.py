@@ -396,10 +396,7 @@ def _in_parent(
     """§7.5: a fault in a member is reported as the Grouped parent holding it (or, for a broken
     group, the whole parent)."""
     inner = e.failed_avp if e.failed_avp is not None else bytes(buf[start:end])
-    if e.failed_avp is None:
-        e.failed_avp = encode_avp(code, inner, flags=flags & 0x7F, vendor_id=vendor)
-    else:
-        e.failed_avp = encode_avp(code, inner, flags=flags & 0x7F, vendor_id=vendor)
+    e.failed_avp = encode_avp(code, inner, flags=flags & 0x7F, vendor_id=vendor)
     return e
 
 
@@ -454,13 +451,6 @@ def _terminal_raw(
     if imei is None and meid is None:
         raise missing_avp(d.IMEI, inside=d.TERMINAL_INFORMATION)
     return imei, sv, meid
-
-
-def _invalid_in_terminal(terminal: Avp, member: Avp, text: str) -> RemoteProtocolError:
-    failed = encode_avp(
-        terminal.code, member.encode(), flags=terminal.flags & 0x7F, vendor_id=terminal.vendor_id
-    )
-    return RemoteProtocolError(text, result_code=_INVALID, failed_avp=failed)
 
 
 class EcaBuilder:
