@@ -45,6 +45,7 @@ from .dictionary import APP_COMMON, APP_RELAY, APP_S13, VENDOR_3GPP, Command, Re
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from .events import (
     CapabilitiesExchanged,
+    CloseReason,
     ConnectionClosed,
     DisconnectRequested,
     EquipmentCheckAnswered,
@@ -294,7 +295,7 @@ class DiameterPeer:
             Action.DISCONNECT: self._do_disconnect,
             Action.IGNORE: self._do_nothing,
         }
-        self._close_reason = "local"
+        self._close_reason = CloseReason.LOCAL
         self._close_code: int | None = None
         self._cer_reject: tuple[int, bytes | None, str] | None = None
         self._peer_product: str | None = None
@@ -320,7 +321,7 @@ class DiameterPeer:
             self._buf.clear()
             return []
         if not data:
-            self._close_reason = "peer-disconnected"
+            self._close_reason = CloseReason.PEER_DISCONNECTED
             self._step(Input.PEER_DISC, None, now)
             return self._take_events()
         buf = self._buf
@@ -394,10 +395,10 @@ class DiameterPeer:
         if deadline is None or now < deadline:
             return []
         if st is PeerState.WAIT_CER or st is PeerState.WAIT_CEA:
-            self._close_reason = "timeout"
+            self._close_reason = CloseReason.TIMEOUT
             self._step(Input.TIMEOUT, None, now)
         elif st is PeerState.CLOSING and self._dpr_deadline is not None:
-            self._close_reason = "dpa-timeout"
+            self._close_reason = CloseReason.DPA_TIMEOUT
             self._step(Input.TIMEOUT, None, now)
         elif self._dwr_sent is None:
             self._step(Input.WATCHDOG, None, now)
@@ -405,14 +406,14 @@ class DiameterPeer:
             self._suspect = True
             self._events.append(WatchdogSuspect())
         else:
-            self._close_reason = "watchdog"
+            self._close_reason = CloseReason.WATCHDOG
             self._step(Input.TIMEOUT, None, now)
         return self._take_events()
 
     def close(self, now: float, cause: d.DisconnectCause = d.DisconnectCause.REBOOTING) -> list[Event]:
         """Graceful close: DPR when OPEN (then wait for DPA), otherwise close at once."""
         self._dpr_cause = cause
-        self._close_reason = "local"
+        self._close_reason = CloseReason.LOCAL
         self._step(Input.STOP, None, now)
         return self._take_events()
 
@@ -497,7 +498,7 @@ class DiameterPeer:
         entry = TRANSITIONS.get((self.state, inp))
         if entry is None:  # pragma: no cover - the table is total; kept as the style's safety net
             old = self.state
-            self._enter_closed("protocol-error", None)
+            self._enter_closed(CloseReason.PROTOCOL_ERROR, None)
             raise RemoteProtocolError(f"no transition for {inp.name} in {old.name}")
         action, new_state = entry
         closing = new_state is PeerState.CLOSED
@@ -510,7 +511,7 @@ class DiameterPeer:
     def _is_open_or_pending(self) -> bool:
         return self.state is not PeerState.CLOSED
 
-    def _enter_closed(self, reason: str, code: int | None) -> None:
+    def _enter_closed(self, reason: CloseReason, code: int | None) -> None:
         self.state = PeerState.CLOSED
         self._pending.clear()
         self._buf.clear()
@@ -536,7 +537,7 @@ class DiameterPeer:
                 result_code=code, command_code=command, detail=text, answered=bool(flags & FLAG_REQUEST)
             )
         )
-        self._enter_closed("protocol-error", code)
+        self._enter_closed(CloseReason.PROTOCOL_ERROR, code)
         raise RemoteProtocolError(text, result_code=code)
 
     def _handle_message(self, buf: bytearray, pos: int, length: int, now: float) -> None:
@@ -577,7 +578,10 @@ class DiameterPeer:
                 )
                 return
             if self.state is PeerState.WAIT_CER and command != Command.CAPABILITIES_EXCHANGE:
-                self._close_reason, self._close_code = "protocol-error", ResultCode.DIAMETER_UNKNOWN_PEER
+                self._close_reason, self._close_code = (
+                    CloseReason.PROTOCOL_ERROR,
+                    ResultCode.DIAMETER_UNKNOWN_PEER,
+                )
                 self._step(Input.RCV_REQUEST, Message(command, app, flags, hbh, e2e, []), now)
                 return
             if avps is None:
@@ -589,7 +593,7 @@ class DiameterPeer:
                 )
             )
             if command == Command.CAPABILITIES_EXCHANGE and self.state is PeerState.WAIT_CER:
-                self._close_reason, self._close_code = "cer-invalid", e.result_code
+                self._close_reason, self._close_code = CloseReason.CER_INVALID, e.result_code
                 self._step(Input.STOP, None, now)
 
     def _classify_request(self, msg: Message) -> Input | None:
@@ -718,14 +722,14 @@ class DiameterPeer:
             host, realm = self._identity(msg)
             apps = tuple(dict.fromkeys(self._applications(msg)))
         except RemoteProtocolError as e:
-            self._close_reason, self._close_code = "cea-invalid", e.result_code
+            self._close_reason, self._close_code = CloseReason.CEA_INVALID, e.result_code
             return False
         if code != ResultCode.DIAMETER_SUCCESS:
-            self._close_reason, self._close_code = "cea-rejected", code
+            self._close_reason, self._close_code = CloseReason.CEA_REJECTED, code
             return False
         if apps and APP_S13 not in apps and APP_RELAY not in apps:
             self._close_reason, self._close_code = (
-                "no-common-application",
+                CloseReason.NO_COMMON_APPLICATION,
                 ResultCode.DIAMETER_NO_COMMON_APPLICATION,
             )
             return False
@@ -765,12 +769,12 @@ class DiameterPeer:
         self._events.append(
             ProtocolErrorOccurred(result_code=code, command_code=msg.command_code, detail=text, answered=True)
         )
-        self._close_reason, self._close_code = "no-common-application", code
+        self._close_reason, self._close_code = CloseReason.NO_COMMON_APPLICATION, code
 
     def _do_reject_before_cer(self, msg: Message | None, now: float) -> None:
         """RFC 6733 §5.6 has no transition for other messages before CER: refuse with 3010
         DIAMETER_UNKNOWN_PEER (E bit) and close."""
-        self._close_reason, self._close_code = "protocol-error", ResultCode.DIAMETER_UNKNOWN_PEER
+        self._close_reason, self._close_code = CloseReason.PROTOCOL_ERROR, ResultCode.DIAMETER_UNKNOWN_PEER
         if msg is None:  # pragma: no cover
             return
         text = "message before capabilities exchange"
@@ -858,7 +862,7 @@ class DiameterPeer:
             Command.DISCONNECT_PEER, APP_COMMON, 0, self._base_avps + d.DISCONNECT_CAUSE.encode(cause)
         )
         self._dpr_deadline = now + self._dpa_timeout
-        self._close_reason = "dpr"
+        self._close_reason = CloseReason.DPR
 
     def _do_send_dpa(self, msg: Message | None, now: float) -> None:
         if msg is None:  # pragma: no cover
@@ -872,7 +876,7 @@ class DiameterPeer:
         body = d.RESULT_CODE.encode(ResultCode.DIAMETER_SUCCESS) + self._base_avps
         self._out.append(encode_raw(msg.command_code, 0, APP_COMMON, msg.hop_by_hop, msg.end_to_end, body))
         self._events.append(DisconnectRequested(cause=cause))
-        self._close_reason = "peer-dpr"
+        self._close_reason = CloseReason.PEER_DPR
 
     def _do_deliver_request(self, msg: Message | EquipmentCheckRequested | None, now: float) -> None:
         # Only S13 ECR reaches here (other commands were answered 3001/3007 in classification);
@@ -894,7 +898,7 @@ class DiameterPeer:
 
     def _do_disconnect(self, msg: Message | None, now: float) -> None:
         if msg is not None and self.state is PeerState.WAIT_CEA and self._close_code is None:
-            self._close_reason = "protocol-error"
+            self._close_reason = CloseReason.PROTOCOL_ERROR
 
     # --- helpers -----------------------------------------------------------------------------
 

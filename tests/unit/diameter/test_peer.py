@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from protocols.diameter import (
     CapabilitiesExchanged,
+    CloseReason,
     ConnectionClosed,
     DisconnectRequested,
     EquipmentCheckAnswered,
@@ -156,6 +157,56 @@ def test_every_transition(state: PeerState, inp: Input) -> None:
         assert isinstance(events[-1], ConnectionClosed)
     if action is Action.SEND_CEA:
         assert messages(peer.data_to_send())[0].command_code == 257
+
+
+# --- why a connection closed: every CloseReason, each reached by driving the core ----------------
+
+
+def _cea_without_origin_host() -> bytes:
+    return encode_raw(257, 0, 0, 1001, 1001, d.RESULT_CODE.encode(2001) + S13_VSAI)
+
+
+def _tick(peer: Any) -> list[Any]:
+    at = peer.get_timer()
+    return list(peer.handle_timer(at if at is not None else 1e9))
+
+
+def _watchdog_down(p: Any) -> list[Any]:
+    return [*_tick(p), *_tick(p), *_tick(p)]
+
+
+CLOSE_DRIVERS: dict[CloseReason, tuple[Any, Any]] = {
+    # reason: (a peer factory, what happens to it) — public calls only
+    CloseReason.LOCAL: (responder, lambda p: p.close(1.0)),
+    CloseReason.PEER_DISCONNECTED: (lambda: open_pair()[0], lambda p: p.receive_data(b"", 1.0)),
+    CloseReason.TIMEOUT: (responder, lambda p: p.handle_timer(TW)),
+    CloseReason.WATCHDOG: (lambda: open_pair()[0], _watchdog_down),
+    CloseReason.DPR: (lambda: open_pair()[0], lambda p: [*p.close(1.0), *p.receive_data(dpa(1), 1.1)]),
+    CloseReason.DPA_TIMEOUT: (lambda: open_pair()[0], lambda p: [*p.close(1.0), *_tick(p)]),
+    CloseReason.PEER_DPR: (lambda: open_pair()[0], lambda p: p.receive_data(dpr(), 1.0)),
+    CloseReason.CER_INVALID: (responder, lambda p: p.receive_data(cer(omit=(269,)), 1.0)),
+    CloseReason.NO_COMMON_APPLICATION: (
+        responder,
+        lambda p: p.receive_data(cer(d.AUTH_APPLICATION_ID.encode(4)), 1.0),
+    ),
+    CloseReason.CEA_INVALID: (initiator, lambda p: p.receive_data(_cea_without_origin_host(), 1.0)),
+    CloseReason.CEA_REJECTED: (initiator, lambda p: p.receive_data(cea(5010), 1.0)),
+    CloseReason.PROTOCOL_ERROR: (responder, lambda p: p.receive_data(ecr(), 1.0)),
+}
+
+
+def test_every_close_reason_has_a_way_there() -> None:
+    assert set(CLOSE_DRIVERS) == set(CloseReason)
+
+
+@pytest.mark.parametrize("reason", list(CloseReason), ids=lambda r: r.name)
+def test_every_close_reason_is_reached(reason: CloseReason) -> None:
+    make, drive_it = CLOSE_DRIVERS[reason]
+    peer = make()
+    closed = [e for e in drive_it(peer) if isinstance(e, ConnectionClosed)]
+    assert len(closed) == 1 and type(closed[0].reason) is CloseReason and closed[0].reason is reason
+    assert peer.state is PeerState.CLOSED
+    assert f"closed_{closed[0].reason}" == f"closed_{reason.value}"  # the metric label stays the string
 
 
 # --- capabilities exchange ----------------------------------------------------------------------
