@@ -40,6 +40,7 @@ from .codec import (
     decode_value,
     encode_message,
     encode_raw,
+    scan_echo_avps,
 )
 from .dictionary import APP_COMMON, APP_RELAY, APP_S13, VENDOR_3GPP, Command, ResultCode
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
@@ -57,9 +58,9 @@ from .events import (
 )
 from .s13 import (
     EcaBuilder,
+    InvalidEcrError,
     build_ecr,
     decode_eca,
-    decode_ecr,
     decode_ecr_raw,
     missing_avp,
     validate_avps,
@@ -196,13 +197,14 @@ TRANSITIONS: Final[dict[tuple[PeerState, Input], tuple[Action, PeerState]]] = {
 }
 del S, In, A
 
-# The ECR hot path in DiameterPeer._handle_message appends the event itself in OPEN and CLOSING:
-# that is what the table says for a request in those states (deliver it, stay).
+# DiameterPeer._handle_message performs DELIVER_REQUEST itself for every ECR in these states, without
+# a trip through _step (the hot path): that is only right while the table delivers a request there
+# and keeps the state, and nowhere else.
 _DELIVER_IN: Final = (PeerState.OPEN, PeerState.CLOSING)
-for _st in _DELIVER_IN:
-    if TRANSITIONS[(_st, Input.RCV_REQUEST)] != (Action.DELIVER_REQUEST, _st):  # pragma: no cover
-        raise AssertionError(f"the ECR fast path assumes DELIVER_REQUEST in {_st.name}")
-del _st
+if {k for k, (a, _) in TRANSITIONS.items() if a is Action.DELIVER_REQUEST} != {
+    (st, Input.RCV_REQUEST) for st in _DELIVER_IN
+} or any(TRANSITIONS[(st, Input.RCV_REQUEST)][1] is not st for st in _DELIVER_IN):  # pragma: no cover
+    raise AssertionError("the ECR path of DiameterPeer assumes DELIVER_REQUEST exactly in _DELIVER_IN")
 
 _HEADER: Final = struct.Struct(">IIIII")
 _COMMON_CMDS: Final = frozenset(
@@ -531,7 +533,7 @@ class DiameterPeer:
         hbh = int.from_bytes(buf[pos + 12 : pos + 16], "big")
         e2e = int.from_bytes(buf[pos + 16 : pos + 20], "big")
         if flags & FLAG_REQUEST and self.state is not PeerState.CLOSED:
-            self._queue_error_answer(command, app, flags, hbh, e2e, None, code, text, None)
+            self._queue_error_answer(command, app, flags, hbh, e2e, b"", b"", code, text, None)
         self._events.append(
             ProtocolErrorOccurred(
                 result_code=code, command_code=command, detail=text, answered=bool(flags & FLAG_REQUEST)
@@ -554,13 +556,14 @@ class DiameterPeer:
                 and (flags == 0xC0 or flags == 0x80 or flags == 0xD0 or flags == 0x90)
                 and (self.state is PeerState.OPEN or self.state is PeerState.CLOSING)
             ):
-                # The hot path: an ECR on an open connection, decoded in one pass. In OPEN and
-                # CLOSING the table delivers a request and keeps the state (checked at import,
-                # _DELIVER_IN), so the event goes straight out.
+                # The ECR path: every ECR on an open connection (these four are all the header
+                # flags check_header_flags allows a request), decoded once — by the fast decoder,
+                # or when it declines by the strict one — and delivered: what the table says for a
+                # request in OPEN and CLOSING (checked at import, _DELIVER_IN), without a _step.
                 ev = decode_ecr_fast(buf, pos, length, flags, hbh, e2e, self._ecr_memo)
                 if ev is None:  # not the usual shape: the strict decoder, with its precise errors
                     ev = decode_ecr_raw(buf, pos, length, flags, hbh, e2e)
-                self._events.append(ev)
+                self._do_deliver_request(ev, now)
                 return
             avps = decode_avps(buf, pos + HEADER_LENGTH, pos + length)
             check_header_flags(flags)
@@ -584,9 +587,15 @@ class DiameterPeer:
                 )
                 self._step(Input.RCV_REQUEST, Message(command, app, flags, hbh, e2e, []), now)
                 return
-            if avps is None:
-                avps = _salvage_avps(buf, pos + HEADER_LENGTH, pos + length)
-            self._queue_error_answer(command, app, flags, hbh, e2e, avps, e.result_code, str(e), e.failed_avp)
+            if isinstance(e, InvalidEcrError):  # the strict ECR decoder noted them on its one pass
+                session, proxy = e.session_id_avp, e.proxy_info
+            elif avps is None:
+                session, proxy = scan_echo_avps(buf, pos + HEADER_LENGTH, pos + length)
+            else:
+                session, proxy = _echo_of(avps)
+            self._queue_error_answer(
+                command, app, flags, hbh, e2e, session, proxy, e.result_code, str(e), e.failed_avp
+            )
             self._events.append(
                 ProtocolErrorOccurred(
                     result_code=e.result_code, command_code=command, detail=str(e), answered=True
@@ -785,7 +794,7 @@ class DiameterPeer:
                 msg.flags,
                 msg.hop_by_hop,
                 msg.end_to_end,
-                msg.avps,
+                *_echo_of(msg.avps),
                 ResultCode.DIAMETER_UNKNOWN_PEER,
                 text,
                 None,
@@ -809,7 +818,7 @@ class DiameterPeer:
             msg.flags,
             msg.hop_by_hop,
             msg.end_to_end,
-            msg.avps,
+            *_echo_of(msg.avps),
             ResultCode.DIAMETER_UNABLE_TO_COMPLY,
             text,
             None,
@@ -878,13 +887,10 @@ class DiameterPeer:
         self._events.append(DisconnectRequested(cause=cause))
         self._close_reason = CloseReason.PEER_DPR
 
-    def _do_deliver_request(self, msg: Message | EquipmentCheckRequested | None, now: float) -> None:
-        # Only S13 ECR reaches here (other commands were answered 3001/3007 in classification);
-        # on the hot path it arrives already decoded.
-        if isinstance(msg, EquipmentCheckRequested):
-            self._events.append(msg)
-        elif msg is not None:
-            self._events.append(decode_ecr(msg))
+    def _do_deliver_request(self, ev: EquipmentCheckRequested, now: float) -> None:
+        # The ECR path of _handle_message performs this action for every ECR in a state of
+        # _DELIVER_IN, decoded once; no other request is ever classified RCV_REQUEST there.
+        self._events.append(ev)
 
     def _do_deliver_answer(self, msg: Message | None, now: float) -> None:
         if msg is None:  # pragma: no cover
@@ -923,20 +929,14 @@ class DiameterPeer:
         req_flags: int,
         hbh: int,
         e2e: int,
-        avps: list[Avp] | None,
+        session: bytes,
+        proxy: bytes,
         code: int,
         text: str,
         failed_avp: bytes | None,
     ) -> None:
         """§7.2 answer-message for 3xxx (E bit) or the command's own answer for 5xxx, echoing
-        Session-Id and every Proxy-Info (§6.2)."""
-        session = b""
-        proxy = b""
-        for a in avps or ():
-            if a.vendor_id == 0 and a.code == 263 and not session:
-                session = a.encode()
-            elif a.vendor_id == 0 and a.code == 284:
-                proxy += a.encode()
+        the request's Session-Id and every Proxy-Info (§6.2), given encoded."""
         flags = req_flags & FLAG_PROXIABLE
         if 3000 <= code < 4000:
             flags |= FLAG_ERROR
@@ -954,21 +954,16 @@ class DiameterPeer:
         self._out.append(encode_raw(command, flags, app, hbh, e2e, body))
 
 
-def _salvage_avps(buf: bytearray, start: int, end: int) -> list[Avp]:
-    """Session-Id and Proxy-Info from a request whose AVPs failed strict decoding, walking the
-    well-formed prefix, so that even an error answer echoes them (RFC 6733 §6.2, §7.2)."""
-    out: list[Avp] = []
-    pos = start
-    while end - pos >= 8:
-        code = int.from_bytes(buf[pos : pos + 4], "big")
-        flags = buf[pos + 4]
-        length = int.from_bytes(buf[pos + 5 : pos + 8], "big")
-        if length < 8 or pos + length > end:
-            break
-        if code in (263, 284) and not flags & 0x80:
-            out.append(Avp(code, flags, 0, bytes(buf[pos + 8 : pos + length])))
-        pos += (length + 3) & ~3
-    return out
+def _echo_of(avps: list[Avp]) -> tuple[bytes, bytes]:
+    """(first Session-Id, every Proxy-Info) of a decoded request, encoded, for its error answer."""
+    session = b""
+    proxy = b""
+    for a in avps:
+        if a.vendor_id == 0 and a.code == 263 and not session:
+            session = a.encode()
+        elif a.vendor_id == 0 and a.code == 284:
+            proxy += a.encode()
+    return session, proxy
 
 
 def describe(exc: ProtocolError) -> str:

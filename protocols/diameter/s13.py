@@ -35,8 +35,8 @@ from .codec import (
     Message,
     decode_value,
     encode_avp,
-    encode_message,
     encode_raw,
+    scan_echo_avps,
 )
 from .dictionary import APP_S13, VENDOR_3GPP, AuthSessionState, Command, EquipmentStatus, ResultCode
 from .errors import LocalProtocolError, RemoteProtocolError
@@ -44,9 +44,9 @@ from .events import EquipmentCheckAnswered, EquipmentCheckRequested
 
 __all__ = [
     "EcaBuilder",
+    "InvalidEcrError",
     "build_ecr",
     "decode_eca",
-    "decode_ecr",
     "decode_ecr_raw",
     "missing_avp",
     "validate_avps",
@@ -131,12 +131,6 @@ def _str(a: Avp, t: AvpType = AvpType.UTF8_STRING) -> str:
     return v
 
 
-def decode_ecr(msg: Message) -> EquipmentCheckRequested:
-    """ECR (as a decoded :class:`Message`) → event; see :func:`decode_ecr_raw`."""
-    wire = encode_message(msg)
-    return decode_ecr_raw(wire, 0, len(wire), msg.flags, msg.hop_by_hop, msg.end_to_end)
-
-
 _U32 = struct.Struct(">I")
 _AVP = struct.Struct(">II")
 _ID_CODES: Final = {264: 0, 296: 1, 283: 2, 293: 3}
@@ -169,11 +163,15 @@ def decode_ecr_raw(
     hop_by_hop: int,
     end_to_end: int,
 ) -> EquipmentCheckRequested:
-    """Decode the ECR at ``buf[pos:pos+length]`` in one pass (the hot path of the EIR).
+    """Decode the ECR at ``buf[pos:pos+length]`` in one pass, strictly (what the peer runs when
+    the fast path, ``_s13_fast.decode_ecr_fast``, declines a message).
 
     It applies every check the generic path does — AVP lengths and reserved bits (5014/3009),
     unknown AVPs with the M bit (5001), sizes of known AVPs (5014), values (5004), the ABNF's
-    required AVPs (5005) — without building a :class:`Message` first.
+    required AVPs (5005) — without building a :class:`Message` first. A fault raises
+    :class:`InvalidEcrError`, which also carries the Session-Id and Proxy-Info AVPs the error answer
+    must repeat (RFC 6733 §6.2): the ones before the fault were noted on the way, the rest are
+    read from the AVP headers after it, so the message is still walked only once.
     """
     end = pos + length
     p = pos + 20
@@ -184,85 +182,101 @@ def decode_ecr_raw(
     auth_state = False
     session_raw = b""
     proxy: list[bytes] = []
-    while p < end:
-        if end - p < 8:
-            raise RemoteProtocolError(
-                "truncated AVP header", result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH
-            )
-        code, word = unpack(buf, p)
-        aflags = word >> 24
-        alen = word & 0xFFFFFF
-        if aflags & 0x80:
-            if end - p < 12:
+    echo: list[int] = []
+    """Offsets of the Session-Id and Proxy-Info AVPs passed so far (V bit clear)."""
+    try:
+        while p < end:
+            if end - p < 8:
                 raise RemoteProtocolError(
                     "truncated AVP header", result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH
                 )
-            vendor = _U32.unpack_from(buf, p + 8)[0]
-            hdr = 12
-        else:
-            vendor = 0
-            hdr = 8
-        if alen < hdr or p + alen > end:
-            raise RemoteProtocolError(
-                f"AVP {code} has invalid length {alen}",
-                result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH,
-                failed_avp=encode_avp(code, b"", flags=aflags & ~0x1F, vendor_id=vendor),
-            )
-        if aflags & 0x1F:
-            raise RemoteProtocolError(
-                f"AVP {code} has reserved flag bits set ({aflags:#04x})",
-                result_code=ResultCode.DIAMETER_INVALID_AVP_BITS,
-                failed_avp=encode_avp(code, bytes(buf[p + hdr : p + alen]), flags=aflags, vendor_id=vendor),
-            )
-        ds, de = p + hdr, p + alen
-        if vendor == 0:
-            if code == 263:
-                session = _text(buf, ds, de, code, aflags, 0, False)
-                session_raw = bytes(buf[p : p + ((alen + 3) & ~3)])
-            elif (slot := _ID_CODES.get(code)) is not None:
-                ids[slot] = _text(buf, ds, de, code, aflags, 0, True)
-            elif code == 1:
-                imsi = _text(buf, ds, de, code, aflags, 0, False)
-            elif code == 277:
-                if alen - hdr != 4:
+            code, word = unpack(buf, p)
+            aflags = word >> 24
+            alen = word & 0xFFFFFF
+            if aflags & 0x80:
+                if end - p < 12:
                     raise RemoteProtocolError(
-                        "Auth-Session-State must be 4 bytes",
-                        result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH,
-                        failed_avp=encode_avp(code, bytes(buf[ds:de]), flags=aflags),
+                        "truncated AVP header", result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH
                     )
-                auth_state = True
-            elif code == 282:
-                _text(buf, ds, de, code, aflags, 0, True)
-            elif code == 260:
-                _check_vsai(buf, ds, de, aflags)
+                vendor = _U32.unpack_from(buf, p + 8)[0]
+                hdr = 12
             else:
-                a = Avp(code, aflags, 0, bytes(buf[ds:de]))
-                validate_avps([a])
-                if code == 284:
-                    proxy.append(bytes(buf[p : p + ((alen + 3) & ~3)]))
-        elif code == 1401 and vendor == VENDOR_3GPP:
-            terminal = (ds, de, aflags)
-        else:
-            validate_avps([Avp(code, aflags, vendor, bytes(buf[ds:de]))])
-        p += (alen + 3) & ~3
-    if p != end:
-        raise RemoteProtocolError(
-            "last AVP padding exceeds the message", result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH
-        )
-    origin_host, origin_realm, dest_realm, dest_host = ids
-    if session is None:
-        raise missing_avp(d.SESSION_ID)
-    if origin_host is None:
-        raise missing_avp(d.ORIGIN_HOST)
-    if origin_realm is None:
-        raise missing_avp(d.ORIGIN_REALM)
-    if dest_realm is None:
-        raise missing_avp(d.DESTINATION_REALM)
-    if not auth_state:
-        raise missing_avp(d.AUTH_SESSION_STATE)
-    if terminal is None:
-        raise missing_avp(d.TERMINAL_INFORMATION)
-    imei, sv, meid = _terminal_raw(buf, *terminal)
+                vendor = 0
+                hdr = 8
+            if alen < hdr or p + alen > end:
+                raise RemoteProtocolError(
+                    f"AVP {code} has invalid length {alen}",
+                    result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH,
+                    failed_avp=encode_avp(code, b"", flags=aflags & ~0x1F, vendor_id=vendor),
+                )
+            if aflags & 0x1F:
+                raise RemoteProtocolError(
+                    f"AVP {code} has reserved flag bits set ({aflags:#04x})",
+                    result_code=ResultCode.DIAMETER_INVALID_AVP_BITS,
+                    failed_avp=encode_avp(
+                        code, bytes(buf[p + hdr : p + alen]), flags=aflags, vendor_id=vendor
+                    ),
+                )
+            ds, de = p + hdr, p + alen
+            if vendor == 0:
+                if code == 263:
+                    session = _text(buf, ds, de, code, aflags, 0, False)
+                    session_raw = bytes(buf[p : p + ((alen + 3) & ~3)])
+                elif (slot := _ID_CODES.get(code)) is not None:
+                    ids[slot] = _text(buf, ds, de, code, aflags, 0, True)
+                elif code == 1:
+                    imsi = _text(buf, ds, de, code, aflags, 0, False)
+                elif code == 277:
+                    if alen - hdr != 4:
+                        raise RemoteProtocolError(
+                            "Auth-Session-State must be 4 bytes",
+                            result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH,
+                            failed_avp=encode_avp(code, bytes(buf[ds:de]), flags=aflags),
+                        )
+                    auth_state = True
+                elif code == 282:
+                    _text(buf, ds, de, code, aflags, 0, True)
+                elif code == 260:
+                    _check_vsai(buf, ds, de, aflags)
+                else:
+                    a = Avp(code, aflags, 0, bytes(buf[ds:de]))
+                    validate_avps([a])
+                    if code == 284:
+                        proxy.append(bytes(buf[p : p + ((alen + 3) & ~3)]))
+            elif code == 1401 and vendor == VENDOR_3GPP:
+                terminal = (ds, de, aflags)
+            else:
+                validate_avps([Avp(code, aflags, vendor, bytes(buf[ds:de]))])
+            if (code == 263 or code == 284) and not aflags & 0x80:
+                echo.append(p)
+            p += (alen + 3) & ~3
+        if p != end:
+            raise RemoteProtocolError(
+                "last AVP padding exceeds the message", result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH
+            )
+        origin_host, origin_realm, dest_realm, dest_host = ids
+        if session is None:
+            raise missing_avp(d.SESSION_ID)
+        if origin_host is None:
+            raise missing_avp(d.ORIGIN_HOST)
+        if origin_realm is None:
+            raise missing_avp(d.ORIGIN_REALM)
+        if dest_realm is None:
+            raise missing_avp(d.DESTINATION_REALM)
+        if not auth_state:
+            raise missing_avp(d.AUTH_SESSION_STATE)
+        if terminal is None:
+            raise missing_avp(d.TERMINAL_INFORMATION)
+        imei, sv, meid = _terminal_raw(buf, *terminal)
+    except RemoteProtocolError as e:
+        session_avp, proxy_info = scan_echo_avps(buf, p, end, _echo_at(buf, echo))
+        raise InvalidEcrError(
+            str(e),
+            result_code=e.result_code,
+            failed_avp=e.failed_avp,
+            session_id_avp=session_avp,
+            proxy_info=proxy_info,
+        ) from None
     return _new_ecr(
         hop_by_hop,
         end_to_end,
@@ -279,6 +293,41 @@ def decode_ecr_raw(
         session_raw,
         b"".join(proxy),
     )
+
+
+def _echo_at(buf: bytes | bytearray, offsets: list[int]) -> tuple[bytes, bytes]:
+    """(first Session-Id, every Proxy-Info) among the AVPs at ``offsets``, re-encoded as
+    :func:`~.codec.scan_echo_avps` gives them."""
+    session = b""
+    proxy = b""
+    for p in offsets:
+        code, word = _AVP.unpack_from(buf, p)
+        avp = encode_avp(code, bytes(buf[p + 8 : p + (word & 0xFFFFFF)]), flags=word >> 24)
+        if code == 284:
+            proxy += avp
+        elif not session:
+            session = avp
+    return session, proxy
+
+
+class InvalidEcrError(RemoteProtocolError):
+    """An ECR that :func:`decode_ecr_raw` refused: the wire hint of :class:`RemoteProtocolError`
+    plus the AVPs its error answer repeats (RFC 6733 §6.2), as encoded for that answer."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        result_code: int,
+        failed_avp: bytes | None,
+        session_id_avp: bytes,
+        proxy_info: bytes,
+    ) -> None:
+        super().__init__(message, result_code=result_code, failed_avp=failed_avp)
+        self.session_id_avp = session_id_avp
+        """The first Session-Id AVP (b"" when there was none before the framing of the AVPs broke)."""
+        self.proxy_info = proxy_info
+        """Every Proxy-Info AVP, in order."""
 
 
 def _ecr_constructor() -> Callable[..., EquipmentCheckRequested]:

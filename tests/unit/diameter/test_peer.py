@@ -3,6 +3,7 @@ pipelining, and every error answer (each answer also decoded by python-diameter)
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -654,6 +655,32 @@ def test_error_answers(request_bytes: Any, code: int, e_bit: bool, failed: int |
     # and the connection still serves checks
     (ok,) = eir.receive_data(ecr(hbh=101), 1.1)
     assert isinstance(ok, EquipmentCheckRequested)
+
+
+def test_an_ecr_the_fast_path_declines_is_decoded_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import protocols.diameter.peer as core
+
+    eir, _ = open_pair()
+    calls: Counter[str] = Counter()
+
+    def spy(name: str) -> None:
+        real = getattr(core, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(core, name, counted)
+
+    for name in ("decode_ecr_raw", "decode_avps", "scan_echo_avps", "encode_message"):
+        spy(name)
+    declined = ecr_with(_ecr_avps())  # Proxy-Info: not the usual shape
+    refused = ecr_with(_ecr_avps(drop=(1401,)), hbh=101)  # 5005, answered with Session-Id and Proxy-Info
+    ev = eir.receive_data(declined + refused, 1.0)
+    assert types(ev) == [EquipmentCheckRequested, ProtocolErrorOccurred]
+    assert calls == Counter({"decode_ecr_raw": 2})  # no generic decode, no re-encoding, no second walk
+    m = messages(eir.data_to_send())[0]
+    assert m.find(263) is not None and m.find(284) is not None and m.find(279) is not None
 
 
 def test_unknown_optional_avp_is_ignored() -> None:
