@@ -166,6 +166,9 @@ TRANSITIONS: Final[dict[tuple[PeerState, Input], tuple[Action, PeerState]]] = {
     (S.OPEN, In.RCV_CEA_FAIL): (A.IGNORE, S.OPEN),
     (S.OPEN, In.RCV_DWR): (A.SEND_DWA, S.OPEN),
     (S.OPEN, In.RCV_DWA): (A.NOTE_DWA, S.OPEN),
+    # RFC 6733 §5.6 has R-Rcv-DPR: R-Snd-DPA → Closing, the DPA's receiver disconnecting (§5.4);
+    # we close once the DPA is queued, as RFC 3588 did (R-Snd-DPA, R-Disc → Closed): the adapter
+    # flushes it first, and learns of the close even from a peer that resets the connection.
     (S.OPEN, In.RCV_DPR): (A.SEND_DPA, S.CLOSED),
     (S.OPEN, In.RCV_DPA): (A.IGNORE, S.OPEN),
     (S.OPEN, In.RCV_REQUEST): (A.DELIVER_REQUEST, S.OPEN),
@@ -175,7 +178,7 @@ TRANSITIONS: Final[dict[tuple[PeerState, Input], tuple[Action, PeerState]]] = {
     (S.OPEN, In.WATCHDOG): (A.SEND_DWR, S.OPEN),
     (S.OPEN, In.TIMEOUT): (A.DISCONNECT, S.CLOSED),
     (S.OPEN, In.PEER_DISC): (A.DISCONNECT, S.CLOSED),
-    # Closing: DPR sent, waiting for DPA; requests already in flight are still answered.
+    # Closing: DPR sent, waiting for DPA; requests already in flight are still delivered.
     (S.CLOSING, In.RCV_CER_OK): (A.IGNORE, S.CLOSING),
     (S.CLOSING, In.RCV_CER_REJECT): (A.IGNORE, S.CLOSING),
     (S.CLOSING, In.RCV_CEA_OK): (A.IGNORE, S.CLOSING),
@@ -573,6 +576,21 @@ class DiameterPeer:
                 return
             self._step(inp, msg, now)
         except RemoteProtocolError as e:
+            if self.state is PeerState.WAIT_CEA:
+                # Wait-I-CEA (RFC 6733 §5.6): a CEA we cannot read ends the attempt like a refusal,
+                # and any other message is I-Rcv-Non-CEA → Error, malformed or not: nothing is
+                # answered on a connection about to close.
+                self._events.append(
+                    ProtocolErrorOccurred(
+                        result_code=e.result_code, command_code=command, detail=str(e), answered=False
+                    )
+                )
+                cea = command == Command.CAPABILITIES_EXCHANGE and not is_request
+                reason = CloseReason.CEA_INVALID if cea else CloseReason.PROTOCOL_ERROR
+                self._close_reason, self._close_code = reason, e.result_code
+                inp = Input.RCV_CEA_FAIL if cea else Input.RCV_REQUEST if is_request else Input.RCV_ANSWER
+                self._step(inp, None, now)
+                return
             if not is_request:
                 self._events.append(
                     ProtocolErrorOccurred(
@@ -712,10 +730,16 @@ class DiameterPeer:
         for a in msg.find_all(d.HOST_IP_ADDRESS.code):
             decode_value(a, AvpType.ADDRESS)
         name = msg.find(d.PRODUCT_NAME.code)
-        self._peer_product = str(decode_value(name, AvpType.UTF8_STRING)) if name else None
+        product = str(decode_value(name, AvpType.UTF8_STRING)) if name else None
+        apps = tuple(dict.fromkeys(self._applications(msg)))
+        if self.state is not PeerState.WAIT_CER:
+            # A CER on a connection past its capabilities exchange is refused (R-Reject of RFC 6733
+            # §5.6, not Process-CER): it must not change what the first one established.
+            return Input.RCV_CER_OK
         self.peer_host, self.peer_realm = host, realm
-        self._peer_apps = tuple(dict.fromkeys(self._applications(msg)))
-        if APP_S13 in self._peer_apps or APP_RELAY in self._peer_apps:
+        self._peer_product = product
+        self._peer_apps = apps
+        if APP_S13 in apps or APP_RELAY in apps:
             return Input.RCV_CER_OK
         self._cer_reject = (
             ResultCode.DIAMETER_NO_COMMON_APPLICATION,
