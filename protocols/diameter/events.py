@@ -94,7 +94,9 @@ class DisconnectRequested(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProtocolErrorOccurred(Event):
-    """Bad input that did not lose the framing: it was answered (``answered``) or dropped."""
+    """Bad input: answered with ``result_code`` (``answered``: the answer is in ``data_to_send()``)
+    or not answered (an answer, or anything while waiting for CEA, is dropped). After a fault that
+    loses the framing it comes with the ConnectionClosed in ``RemoteProtocolError.events``."""
 
     result_code: int
     command_code: int

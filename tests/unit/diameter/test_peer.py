@@ -961,10 +961,36 @@ def _feed(peer: Any, data: bytes) -> None:
     try:
         out = peer.receive_data(data, 1.0)
         assert isinstance(out, list)
-    except RemoteProtocolError:
+    except RemoteProtocolError as e:
         assert peer.state is PeerState.CLOSED
-    peer.handle_timer(1000.0)
-    peer.data_to_send()
+        out = list(e.events)
+    out += peer.handle_timer(1000.0)
+    _answers_match_the_events(out, peer.data_to_send())
+
+
+def _answers_match_the_events(events: list[Any], sent: bytes) -> None:
+    """Every error reported as answered went out, with its Result-Code; every close says why."""
+    codes = []
+    pos = 0
+    while pos < len(sent):  # by the headers only: an answer may echo a malformed Session-Id as received
+        end = pos + int.from_bytes(sent[pos + 1 : pos + 4], "big")
+        if not sent[pos + 4] & 0x80:
+            p = pos + 20
+            while p < end:
+                code, alen = (
+                    int.from_bytes(sent[p : p + 4], "big"),
+                    int.from_bytes(sent[p + 5 : p + 8], "big"),
+                )
+                if code == 268 and not sent[p + 4] & 0x80:
+                    codes.append(int.from_bytes(sent[p + 8 : p + 12], "big"))
+                p += (alen + 3) & ~3
+        pos = end
+    for e in events:
+        if isinstance(e, ProtocolErrorOccurred) and e.answered:
+            assert e.result_code in codes
+            codes.remove(e.result_code)
+        elif isinstance(e, ConnectionClosed):
+            assert type(e.reason) is CloseReason
 
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
