@@ -240,8 +240,10 @@ class SightingTracker:
             await asyncio.sleep(self.share_interval)
             now = self.clock()
             # Rows are stamped by their writer before its write-behind delay: read back far enough
-            # to take a row written late with an early time.
-            since = self._shared_until - self.flush_interval - self.share_interval - 1.0
+            # to take a row written late with an early time (another writer's flush interval, taken
+            # as ours, and half a second for the write itself). Reading our own rows back too is the
+            # price of a store without writer ids: merged, they change nothing.
+            since = self._shared_until - self.flush_interval - 0.5
             try:
                 rows = await self.store.read_sightings(max(since, now - self.window))
             except Exception as e:
