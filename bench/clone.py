@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,52 +53,43 @@ def _figure(name: str, count: int, seconds: float, cpu: float | None) -> dict[st
     return fig
 
 
+async def _measure(
+    eir: EirProcess, iface: str, count: int, load: Callable[..., Awaitable[Any]]
+) -> dict[str, Any]:
+    """The three runs of one interface: one IMEI without IMSI, IMEIs spread without IMSI, and the
+    same spread each with an IMSI; the EIR's CPU per check from /proc."""
+    out: dict[str, Any] = {}
+    for name, kw in (
+        (f"{iface}_no_imsi", {}),
+        (f"{iface}_imeis_no_imsi", {"population": POPULATION}),
+        (f"{iface}_population", {"imsi": IMSI, "population": POPULATION}),
+    ):
+        assert eir.proc is not None
+        c0 = _cpu_seconds(eir.proc.pid)
+        s = await load(IMEI, count=count, window=128, **kw)
+        c1 = _cpu_seconds(eir.proc.pid)
+        if sum(s.verdicts.values()) != count or set(s.verdicts) - {"white", "grey"}:
+            raise RuntimeError(f"{name}: unexpected verdicts {dict(s.verdicts)}")
+        out[name] = _figure(name, count, s.seconds, c1 - c0 if c0 is not None and c1 is not None else None)
+    return out
+
+
 async def _s13(eir: EirProcess, count: int) -> dict[str, Any]:
     mme = await SimulatedMme.connect(*eir.diameter)
-    out: dict[str, Any] = {}
     try:
         await mme.load(IMEI, count=2000, window=64)  # warm-up
-        for name, kw in (
-            ("s13_no_imsi", {}),
-            ("s13_imeis_no_imsi", {"population": POPULATION}),
-            ("s13_population", {"imsi": IMSI, "population": POPULATION}),
-        ):
-            assert eir.proc is not None
-            c0 = _cpu_seconds(eir.proc.pid)
-            s = await mme.load(IMEI, count=count, window=128, **kw)  # type: ignore[arg-type]
-            c1 = _cpu_seconds(eir.proc.pid)
-            if sum(s.verdicts.values()) != count or set(s.verdicts) - {"white", "grey"}:
-                raise RuntimeError(f"{name}: unexpected verdicts {dict(s.verdicts)}")
-            out[name] = _figure(
-                name, count, s.seconds, c1 - c0 if c0 is not None and c1 is not None else None
-            )
+        return await _measure(eir, "s13", count, mme.load)
     finally:
         await mme.close()
-    return out
 
 
 async def _map(eir: EirProcess, count: int) -> dict[str, Any]:
     msc = await SimulatedMsc.connect(*eir.m3ua)
-    out: dict[str, Any] = {}
     try:
         await msc.load(IMEI, count=2000, window=64, version=3)  # warm-up
-        for name, kw in (
-            ("map_no_imsi", {}),
-            ("map_imeis_no_imsi", {"population": POPULATION}),
-            ("map_population", {"imsi": IMSI, "population": POPULATION}),
-        ):
-            assert eir.proc is not None
-            c0 = _cpu_seconds(eir.proc.pid)
-            s = await msc.load(IMEI, count=count, window=128, version=3, **kw)  # type: ignore[arg-type]
-            c1 = _cpu_seconds(eir.proc.pid)
-            if sum(s.verdicts.values()) != count or set(s.verdicts) - {"white", "grey"}:
-                raise RuntimeError(f"{name}: unexpected verdicts {dict(s.verdicts)}")
-            out[name] = _figure(
-                name, count, s.seconds, c1 - c0 if c0 is not None and c1 is not None else None
-            )
+        return await _measure(eir, "map", count, functools.partial(msc.load, version=3))
     finally:
         await msc.close()
-    return out
 
 
 def _ratios(r: dict[str, Any]) -> None:
