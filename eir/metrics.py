@@ -136,6 +136,20 @@ SIGHTINGS_DROPPED = Counter(
 SIGHTINGS_TRACKED = Gauge(
     "eir_sightings_tracked_imeis", "IMEIs whose clone sightings are held in memory", registry=None
 )
+REFUSED = Counter(
+    "eir_refused",
+    "Connections, peers and requests refused by an allow-list, an addressing rule or a connection "
+    "limit, by interface (s13, map, metrics) and reason",
+    ["interface", "reason"],
+    registry=None,
+)
+LOG_SUPPRESSED = Counter(
+    "eir_log_suppressed",
+    "Warnings left out of the log by the rate limit (log.rate_limit_*), by kind; the events "
+    "themselves are counted by their own metrics",
+    ["kind"],
+    registry=None,
+)
 EVENTS_DROPPED = Counter(
     "eir_events_dropped", "MQTT events dropped (broker down or queue full)", registry=None
 )
@@ -154,6 +168,8 @@ _OWN: tuple[Collector, ...] = (
     SIGHTINGS_WRITTEN,
     SIGHTINGS_DROPPED,
     SIGHTINGS_TRACKED,
+    REFUSED,
+    LOG_SUPPRESSED,
     EVENTS_DROPPED,
 )
 _registered: set[int] = set()
