@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 from diameter.message import Message as PdMessage
+from structlog.testing import capture_logs
 
-from eir.metrics import REFUSED
+from eir.metrics import LOG_SUPPRESSED, REFUSED
 from eir.servers.diameter import start
 from protocols.diameter import DiameterPeer, Role
 from protocols.diameter import dictionary as d
@@ -208,3 +209,21 @@ async def test_connections_in_total_are_limited(serve: Any) -> None:
     finally:
         one.close()
     assert refused("connection_limit") == before + 1
+
+
+async def test_refusal_warnings_are_rate_limited_and_all_counted(serve: Any) -> None:
+    s13 = await serve()
+    kind = "diameter_protocol_error:realm-not-served"
+    before_suppressed, before_refused = LOG_SUPPRESSED.labels(kind)._value.get(), refused("realm_not_served")
+    mme = await Mme.connect(s13)
+    try:
+        assert (await mme.cer()).result_code == 2001
+        with capture_logs() as logs:
+            for _ in range(30):
+                assert (await mme.ecr(destination_realm="other.lab")).result_code == 3003
+    finally:
+        mme.close()
+    warned = [e for e in logs if e["event"] == "diameter_protocol_error"]
+    assert len(warned) == 10  # log.rate_limit_burst
+    assert LOG_SUPPRESSED.labels(kind)._value.get() == before_suppressed + 20
+    assert refused("realm_not_served") == before_refused + 30
