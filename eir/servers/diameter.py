@@ -16,7 +16,13 @@
   other (the policy answers it ``unknown`` → 5422);
 * reading pauses while ``max_in_flight`` checks are outstanding or the transport asked us to stop
   writing (``pause_writing``);
-* metrics: ``eir_protocol_errors``, ``eir_peers``, ``eir_peer_events`` here;
+* trust (issue 10): connections over ``diameter.max_connections`` (in total or from one source
+  address) are aborted at accept; the core gets the peer allow-list (``allow_sources`` /
+  ``allow_hosts`` / ``allow_realms``: CEA 3010 and close), the realms and hosts we answer for
+  (3003 / 3002) and the Origin-Host rule (5012; see :class:`protocols.diameter.DiameterPeer`);
+  every refusal counts in ``eir_refused`` and its warning goes through
+  :class:`eir.logging.RateLimitedLog`, like every protocol-error warning;
+* metrics: ``eir_protocol_errors``, ``eir_peers``, ``eir_peer_events``, ``eir_refused`` here;
   ``eir_check_duration_seconds`` in the dispatch path; ``eir_check_requests`` and ``eir_verdicts``
   in the checker;
 * one info log line per peer state change, one debug line per check;
