@@ -38,7 +38,7 @@ from eir.cli import (
     int_range,
     load_cli_config,
 )
-from eir.config import Config, ConfigError, parse_hostport
+from eir.config import Config, ConfigError
 from eir.events import MqttEvents, NullEvents
 from eir.logging import get_logger, setup_logging
 from eir.metrics import register_metrics
@@ -199,22 +199,18 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
     await checker.start()
 
     ready: dict[str, Any] = {"pid": os.getpid()}
+    metrics_server = None
     if config.metrics.enabled:
-        from eir.metrics import start_metrics_server
+        from eir.servers import metrics_http
 
-        host, port = parse_hostport(config.metrics.listen)
-        if port and worker_index:
-            # Each worker counts its own checks: worker i serves them on the metrics port + i, so
-            # that Prometheus scrapes every worker (one target each) and sums them.
-            port += worker_index
         try:
-            server, _thread = start_metrics_server(host, port)
+            metrics_server, (mhost, mport) = await metrics_http.start(config, worker_index)
         except OSError as e:
             raise StartupError(f"metrics.listen {config.metrics.listen}: {e.strerror}", EXIT_BIND) from e
-        ready["metrics"] = [host, server.server_port]  # type: ignore[attr-defined]
-        log.info("metrics_listening", address=f"{host}:{server.server_port}")  # type: ignore[attr-defined]
+        ready["metrics"] = [mhost, mport]
+        log.info("metrics_listening", address=f"{mhost}:{mport}")
 
-    servers: list[RunningServer] = []
+    servers: list[RunningServer] = [metrics_server] if metrics_server is not None else []
     try:
         for name, enabled in (("diameter", config.diameter.enabled), ("m3ua", config.m3ua.enabled)):
             if not enabled:

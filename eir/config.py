@@ -9,6 +9,7 @@ lists are comma-separated (``EIR_DIAMETER_LISTEN=127.0.0.1:3868,[::1]:3868``).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import types
 import typing
@@ -33,6 +34,11 @@ class LogConfig:
     """debug | info | warning | error. At debug every check is logged with its verdict."""
     format: Literal["auto", "console", "json"] = "auto"
     """auto: console on a TTY, JSON lines otherwise."""
+    rate_limit_burst: int = 10
+    """Warnings about input a peer controls (protocol errors, refusals, refused connections): the first
+    N of each kind per ``rate_limit_interval`` are logged, the rest counted in eir_log_suppressed."""
+    rate_limit_interval: float = 60.0
+    """Seconds; at its end one ``log_suppressed`` line per kind says how many were left out."""
 
 
 @dataclass(slots=True)
@@ -53,6 +59,28 @@ class DiameterConfig:
     closed."""
     max_in_flight: int = 1024
     """Per connection: reading pauses when this many checks are outstanding."""
+    accept_realms: list[str] = field(default_factory=list)
+    """Destination-Realms answered besides ``origin_realm``; an ECR for another gets 3003
+    DIAMETER_REALM_NOT_SERVED."""
+    accept_hosts: list[str] = field(default_factory=list)
+    """Destination-Hosts answered besides ``origin_host``; an ECR naming another gets 3002
+    DIAMETER_UNABLE_TO_DELIVER (an ECR without Destination-Host is routed by realm alone)."""
+    allow_hosts: list[str] = field(default_factory=list)
+    """Peer allow-list: CER Origin-Host patterns (``mme*.epc.lab``, case-insensitive); empty: any."""
+    allow_realms: list[str] = field(default_factory=list)
+    """Peer allow-list: CER Origin-Realm patterns; empty: any."""
+    allow_sources: list[str] = field(default_factory=list)
+    """Peer allow-list: source addresses (CIDRs, ``10.0.0.0/8``, ``2001:db8::/32``); empty: any. A peer
+    failing any non-empty list gets CEA 3010 DIAMETER_UNKNOWN_PEER and is disconnected."""
+    check_origin_host: bool = True
+    """An ECR's Origin-Host must be the one of the peer's CER (else 5012 DIAMETER_UNABLE_TO_COMPLY)."""
+    forwarding_peers: list[str] = field(default_factory=list)
+    """CER Origin-Host patterns of agents that forward other nodes' ECRs (a DRA, relay or proxy):
+    their ECRs may carry any Origin-Host."""
+    max_connections: int = 4096
+    """Connections held at once (all sources); more are closed at accept."""
+    max_connections_per_source: int = 1024
+    """Connections held at once from one source address; more are closed at accept."""
 
 
 @dataclass(slots=True)
@@ -80,6 +108,19 @@ class M3uaConfig:
     dialogue_timeout: float = 30.0
     """Seconds a TCAP dialogue may wait for its verdict before it is aborted towards the MSC."""
     max_in_flight: int = 1024
+    allow_sources: list[str] = field(default_factory=list)
+    """Accepted associations' source addresses (CIDRs); empty: any. Others get ERR Refused -
+    Management Blocking (0x0d) and are closed at once."""
+    allow_asp_ids: list[int] = field(default_factory=list)
+    """ASP Identifiers allowed in ASPUP; empty: any. Set, an ASPUP without one gets ERR ASP Identifier
+    Required (0x0e), one not listed ERR Refused - Management Blocking (0x0d); then the close."""
+    allow_routing_contexts: list[int] = field(default_factory=list)
+    """Routing contexts an ASPAC may name; empty: any. Another (or none, when set) gets ERR Invalid
+    Routing Context (0x19) and the close."""
+    max_connections: int = 4096
+    """Associations held at once (all sources); more are closed at accept."""
+    max_connections_per_source: int = 1024
+    """Associations held at once from one source address; more are closed at accept."""
 
 
 @dataclass(slots=True)
@@ -150,6 +191,13 @@ class ListsConfig:
 class MetricsConfig:
     enabled: bool = True
     listen: str = "127.0.0.1:9464"
+    """``GET /metrics`` (Prometheus text format); other paths 404, other methods 405."""
+    read_timeout: float = 10.0
+    """Seconds a client may take to send a request (and stay idle between keep-alive requests)."""
+    max_connections: int = 64
+    """Scrape connections held at once; more are closed at accept."""
+    max_connections_per_source: int = 16
+    """Scrape connections held at once from one source address."""
 
 
 @dataclass(slots=True)
@@ -487,6 +535,24 @@ def _validate(cfg: Config) -> None:
     for key in ("flush_interval", "share_interval", "window"):
         if getattr(clone, key) <= 0:
             raise ConfigError(f"policy.clone.{key}: must be a positive number of seconds")
+    for section, cidrs in (
+        ("diameter.allow_sources", cfg.diameter.allow_sources),
+        ("m3ua.allow_sources", cfg.m3ua.allow_sources),
+    ):
+        for i, c in enumerate(cidrs):
+            try:
+                ipaddress.ip_network(c.strip(), strict=False)
+            except ValueError:
+                raise ConfigError(f"{section}[{i}]: expected an address or CIDR, got {c!r}") from None
+    for key in ("diameter", "m3ua", "metrics"):
+        sect = getattr(cfg, key)
+        for limit in ("max_connections", "max_connections_per_source"):
+            if getattr(sect, limit) < 1:
+                raise ConfigError(f"{key}.{limit}: must be at least 1")
+    if cfg.metrics.read_timeout <= 0:
+        raise ConfigError("metrics.read_timeout: must be a positive number of seconds")
+    if cfg.log.rate_limit_burst < 0 or cfg.log.rate_limit_interval <= 0:
+        raise ConfigError("log.rate_limit_burst / log.rate_limit_interval: must be >= 0 / > 0")
     if cfg.workers < 1:
         raise ConfigError("workers: must be at least 1")
     if cfg.store.keep_versions < 1:

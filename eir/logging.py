@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
+import time
 from typing import Any
 
 import structlog
+
+from eir.metrics import LOG_SUPPRESSED
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -41,3 +45,58 @@ def setup_logging(level: str = "info", fmt: str = "auto", stream: Any = None) ->
 
 def get_logger(**bound: Any) -> Any:
     return structlog.get_logger("eir").bind(**bound)
+
+
+class RateLimitedLog:
+    """Bounded warnings for input a peer controls (protocol errors, refusals): per ``kind``, the first
+    ``burst`` lines of each ``interval`` seconds are logged, the rest only counted, and when the
+    interval ends one ``log_suppressed`` line says how many of that kind were left out. Metrics keep
+    counting every occurrence; this bounds only the log (a fuzzing peer wrote 101 MB of warnings).
+
+    ``kind`` must come from a fixed set (an event name and an error label, never a peer or a value):
+    it is a label of ``eir_log_suppressed``. The summary is written by a timer on the running event
+    loop, or at the next warning of that kind when there is no loop (tests pass ``clock``).
+    """
+
+    def __init__(self, burst: int = 10, interval: float = 60.0, clock: Any = None) -> None:
+        self.burst = max(0, burst)
+        self.interval = max(0.001, interval)
+        self._clock = clock
+        self._windows: dict[str, list[Any]] = {}
+        """kind → [window start, lines seen in it, lines suppressed, the logger of the last one]."""
+
+    def _now(self) -> float:
+        return float(self._clock()) if self._clock is not None else time.monotonic()
+
+    def warning(self, log: Any, kind: str, event: str, /, **fields: Any) -> None:
+        now = self._now()
+        w = self._windows.get(kind)
+        if w is None or now - w[0] >= self.interval:
+            if w is not None:
+                self._summary(kind)
+            w = self._windows[kind] = [now, 0, 0, log]
+        w[1] += 1
+        w[3] = log
+        if w[1] <= self.burst:
+            log.warning(event, **fields)
+            return
+        w[2] += 1
+        LOG_SUPPRESSED.labels(kind).inc()
+        if w[2] == 1:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            loop.call_later(max(0.0, w[0] + self.interval - now), self._summary, kind)
+
+    def _summary(self, kind: str) -> None:
+        w = self._windows.get(kind)
+        if w is None or not w[2]:
+            return
+        w[3].warning("log_suppressed", kind=kind, suppressed=w[2], interval=self.interval)
+        w[2] = 0  # the window lasts until the next warning of this kind opens a new one
+
+    def flush(self) -> None:
+        """Write the pending summaries now (at shutdown)."""
+        for kind in list(self._windows):
+            self._summary(kind)

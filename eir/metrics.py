@@ -1,4 +1,5 @@
-"""Prometheus metrics, one registry for the process, served on ``metrics.listen`` at /metrics.
+"""Prometheus metrics, one registry for the process, served on ``metrics.listen`` at /metrics
+(:mod:`eir.servers.metrics_http`, on the event loop).
 
 Label sets are small and bounded: interface, status, rule (never an IMEI or a peer address).
 
@@ -24,7 +25,6 @@ from prometheus_client import (
     Gauge,
     Histogram,
     disable_created_metrics,
-    start_http_server,
 )
 from prometheus_client.registry import Collector
 
@@ -35,7 +35,8 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 class _LoopValue:
     """prometheus_client's MutexValue without the mutex, for series that only the event loop
     thread writes (the per-check ones: a lock round trip per increment cost more than the rest of
-    the increment). The scrape thread only reads a float, which the GIL keeps whole."""
+    the increment). Scrapes run on the event loop too (eir.servers.metrics_http); a collector
+    read from another thread would see a float, which the GIL keeps whole."""
 
     _multiprocess = False
     __slots__ = ("_exemplar", "_value")
@@ -136,6 +137,20 @@ SIGHTINGS_DROPPED = Counter(
 SIGHTINGS_TRACKED = Gauge(
     "eir_sightings_tracked_imeis", "IMEIs whose clone sightings are held in memory", registry=None
 )
+REFUSED = Counter(
+    "eir_refused",
+    "Connections, peers and requests refused by an allow-list, an addressing rule or a connection "
+    "limit, by interface (s13, map, metrics) and reason",
+    ["interface", "reason"],
+    registry=None,
+)
+LOG_SUPPRESSED = Counter(
+    "eir_log_suppressed",
+    "Warnings left out of the log by the rate limit (log.rate_limit_*), by kind; the events "
+    "themselves are counted by their own metrics",
+    ["kind"],
+    registry=None,
+)
 EVENTS_DROPPED = Counter(
     "eir_events_dropped", "MQTT events dropped (broker down or queue full)", registry=None
 )
@@ -154,6 +169,8 @@ _OWN: tuple[Collector, ...] = (
     SIGHTINGS_WRITTEN,
     SIGHTINGS_DROPPED,
     SIGHTINGS_TRACKED,
+    REFUSED,
+    LOG_SUPPRESSED,
     EVENTS_DROPPED,
 )
 _registered: set[int] = set()
@@ -170,9 +187,3 @@ def register_metrics(*extra: Collector) -> CollectorRegistry:
             REGISTRY.register(c)
             _registered.add(id(c))
     return REGISTRY
-
-
-def start_metrics_server(host: str, port: int) -> tuple[object, object]:
-    """Serve /metrics in a daemon thread (prometheus_client's own server)."""
-    register_metrics()
-    return start_http_server(port, addr=host, registry=REGISTRY)

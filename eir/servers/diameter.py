@@ -16,7 +16,13 @@
   other (the policy answers it ``unknown`` → 5422);
 * reading pauses while ``max_in_flight`` checks are outstanding or the transport asked us to stop
   writing (``pause_writing``);
-* metrics: ``eir_protocol_errors``, ``eir_peers``, ``eir_peer_events`` here;
+* trust (issue 10): connections over ``diameter.max_connections`` (in total or from one source
+  address) are aborted at accept; the core gets the peer allow-list (``allow_sources`` /
+  ``allow_hosts`` / ``allow_realms``: CEA 3010 and close), the realms and hosts we answer for
+  (3003 / 3002) and the Origin-Host rule (5012; see :class:`protocols.diameter.DiameterPeer`);
+  every refusal counts in ``eir_refused`` and its warning goes through
+  :class:`eir.logging.RateLimitedLog`, like every protocol-error warning;
+* metrics: ``eir_protocol_errors``, ``eir_peers``, ``eir_peer_events``, ``eir_refused`` here;
   ``eir_check_duration_seconds`` in the dispatch path; ``eir_check_requests`` and ``eir_verdicts``
   in the checker;
 * one info log line per peer state change, one debug line per check;
@@ -35,11 +41,19 @@ from typing import Any, Final
 
 from eir.config import Config
 from eir.events import EventSink
-from eir.logging import get_logger
-from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS, register_metrics
+from eir.logging import RateLimitedLog, get_logger
+from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS, REFUSED, register_metrics
 from eir.model import Checker, CheckRequest, Interface, Status, Verdict, request_factory
 from eir.servers._adapter import CoreProtocol
 from eir.servers._listen import bound_addresses, open_listeners, publish_peer
+from eir.servers._trust import (
+    ConnectionLimiter,
+    name_matcher,
+    networks,
+    source_allowed,
+    source_ip,
+    warn_if_exposed,
+)
 from netio.sctp import SCTP_PPID_DIAMETER, sctp_available
 from protocols.diameter import (
     CapabilitiesExchanged,
@@ -89,6 +103,8 @@ class _PeerConnection(CoreProtocol):
         self.log = server.log
         self.open = False
         self.closed = asyncio.Event()
+        self.admitted = False
+        self.source: str | None = None
 
     def _core(self) -> DiameterPeer | None:
         return self.core
@@ -98,7 +114,13 @@ class _PeerConnection(CoreProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses: no isinstance check here.
         self.transport = transport  # type: ignore[assignment]
-        cfg = self.server.config.diameter
+        server = self.server
+        cfg = server.config.diameter
+        self.source = ip = source_ip(transport)
+        if not server.limiter.admit(ip):
+            transport.abort()  # type: ignore[attr-defined]
+            return
+        self.admitted = True
         peer = transport.get_extra_info("peername")
         self.peer = (
             f"[{peer[0]}]:{peer[1]}"
@@ -124,6 +146,10 @@ class _PeerConnection(CoreProtocol):
             dpa_timeout=min(5.0, max(1.0, self.server.config.shutdown_grace)),
             max_message_size=cfg.max_message_size,
             identifier_seed=int.from_bytes(os.urandom(4), "big"),
+            served_realms=cfg.accept_realms,
+            served_hosts=cfg.accept_hosts,
+            authorize_peer=server.authorizer(ip),
+            origin_host_check=server.may_forward if cfg.check_origin_host else None,
         )
         self.log = get_logger(interface=IFACE, peer=self.peer, transport=self.transport_name)
         self.server.connections.add(self)
@@ -143,7 +169,13 @@ class _PeerConnection(CoreProtocol):
             except RemoteProtocolError as e:
                 # The framing is lost: the core queued its error answer and is CLOSED; its events
                 # (checks read before the fault, the error, ConnectionClosed) come with the exception.
-                self.log.warning("diameter_framing_lost", result_code=int(e.result_code), error=str(e))
+                self.server.limited.warning(
+                    self.log,
+                    "diameter_framing_lost",
+                    "diameter_framing_lost",
+                    result_code=int(e.result_code),
+                    error=str(e),
+                )
                 self._handle(e.events)
                 self._flush()
                 self._close_transport()
@@ -174,6 +206,9 @@ class _PeerConnection(CoreProtocol):
         self._close_transport()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self.admitted:
+            return  # refused at accept: never counted as a peer
+        self.server.limiter.release(self.source)
         self._cancel_timer()
         if self.open:
             _PEERS.dec()
@@ -220,14 +255,21 @@ class _PeerConnection(CoreProtocol):
                 )
                 self.server.publish_peer(self, "open", peer_host=ev.peer_host, peer_realm=ev.peer_realm)
             elif t is ProtocolErrorOccurred:
-                PROTOCOL_ERRORS.labels(IFACE, _error_label(ev.result_code)).inc()
-                self.log.warning(
+                label = _error_label(ev.result_code)
+                PROTOCOL_ERRORS.labels(IFACE, label).inc()
+                refusal = ev.refusal
+                if refusal is not None:
+                    REFUSED.labels(IFACE, refusal.replace("-", "_")).inc()
+                self.server.limited.warning(
+                    self.log,
+                    f"diameter_protocol_error:{refusal or label}",
                     "diameter_protocol_error",
                     result_code=int(ev.result_code),
                     error=_error_label(ev.result_code),
                     command=ev.command_code,
                     detail=ev.detail,
                     answered=ev.answered,
+                    refusal=refusal,
                     peer_host=self.peer_host,
                 )
             elif t is DisconnectRequested:
@@ -335,6 +377,43 @@ class DiameterServer:
         self.debug = config.log.level.lower() == "debug"
         self.origin_state_id = int(time.time()) & 0xFFFFFFFF
         """RFC 6733 §8.16: increases each time the node restarts with its state lost."""
+        cfg = config.diameter
+        self.limited = RateLimitedLog(config.log.rate_limit_burst, config.log.rate_limit_interval)
+        self.limiter = ConnectionLimiter(
+            IFACE, cfg.max_connections, cfg.max_connections_per_source, self.limited, self.log
+        )
+        self.allow_sources = networks(cfg.allow_sources)
+        self.allow_hosts = name_matcher(cfg.allow_hosts)
+        self.allow_realms = name_matcher(cfg.allow_realms)
+        self.forwarders = name_matcher(cfg.forwarding_peers)
+
+    def may_forward(self, cer_host: str) -> bool:
+        """The peer (by its CER Origin-Host) may send ECRs of other origins (``forwarding_peers``)."""
+        return self.forwarders is not None and self.forwarders(cer_host)
+
+    def authorizer(self, ip: str | None) -> Any:
+        """The core's ``authorize_peer`` for a connection from ``ip``: None when no allow-list is set.
+        Every list that is set must match; the reason goes into the CEA's Error-Message."""
+        if not (self.allow_sources or self.allow_hosts or self.allow_realms):
+            return None
+        src_ok = source_allowed(self.allow_sources, ip)
+        hosts, realms = self.allow_hosts, self.allow_realms
+
+        def authorize(host: str, realm: str) -> str | None:
+            if not src_ok:
+                why = f"source address {ip} not allowed"
+            elif hosts is not None and not hosts(host):
+                why = f"Origin-Host {host} not allowed"
+            elif realms is not None and not realms(realm):
+                why = f"Origin-Realm {realm} not allowed"
+            else:
+                return None
+            self.limited.warning(
+                self.log, "diameter_peer_refused", "diameter_peer_refused", peer_host=host, source=ip, why=why
+            )
+            return why
+
+        return authorize
 
     def publish_peer(self, conn: _PeerConnection, event: str, **extra: Any) -> None:
         publish_peer(self.events, self.log, IFACE, conn.peer, conn.transport_name, event, **extra)
@@ -355,6 +434,10 @@ class DiameterServer:
             reuse_port=self.config.workers > 1,
             backlog=512,
         )
+        if not (cfg.allow_sources or cfg.allow_hosts or cfg.allow_realms):
+            warn_if_exposed(
+                self.log, "diameter", cfg.listen, ("allow_sources", "allow_hosts", "allow_realms")
+            )
         for host, port, transport in self.addresses():
             self.log.info(
                 "diameter_listening",
@@ -368,6 +451,7 @@ class DiameterServer:
     async def shutdown(self, grace: float) -> None:
         for srv, _ in self.listeners:
             srv.close()
+        self.limited.flush()
         if self.connections:
             await asyncio.gather(*(c.close(grace) for c in list(self.connections)), return_exceptions=True)
         for srv, _ in self.listeners:
@@ -382,6 +466,8 @@ async def start(config: Config, checker: Checker, events: EventSink) -> Diameter
         if code >= 3000:  # the errors the core answers with, 0 until they happen (eir.metrics)
             PROTOCOL_ERRORS.labels(IFACE, _error_label(code))
     PROTOCOL_ERRORS.labels(IFACE, "internal")
+    for reason in ("unknown_peer", "realm_not_served", "host_not_served", "origin_mismatch"):
+        REFUSED.labels(IFACE, reason)
     server = DiameterServer(config, checker, events)
     try:
         await server.listen()

@@ -26,11 +26,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from eir.config import Config, parse_hostport
 from eir.events import EventSink
-from eir.logging import get_logger
-from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS, register_metrics
+from eir.logging import RateLimitedLog, get_logger
+from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS, REFUSED, register_metrics
 from eir.model import Checker, Interface, Status, Verdict, request_factory
 from eir.servers._adapter import CoreProtocol
 from eir.servers._listen import bound_addresses, open_listeners, publish_peer
+from eir.servers._trust import ConnectionLimiter, networks, source_allowed, source_ip, warn_if_exposed
 from netio.sctp import SCTP_PPID_M3UA, sctp_available, sctp_connect_socket
 from protocols.sigtran import (
     EquipmentStatus,
@@ -67,6 +68,14 @@ _ERROR_LABELS: Final = (
     *(f"tcap_{k.value}" for k in TcapErrorKind),
 )
 """The ``error`` labels of eir_protocol_errors this interface can count, exported from start-up."""
+
+_REFUSALS: Final = {
+    m3ua.ErrorCode.REFUSED_MANAGEMENT_BLOCKING: "asp_id",
+    m3ua.ErrorCode.ASP_IDENTIFIER_REQUIRED: "asp_id",
+    m3ua.ErrorCode.INVALID_ROUTING_CONTEXT: "routing_context",
+}
+"""ERRs that refuse an ASP (m3ua.allow_asp_ids / allow_routing_contexts, or a message naming an RC
+other than m3ua.routing_context): counted in eir_refused{interface="map", reason}."""
 
 _map_request: Final = request_factory(Interface.MAP)
 _EXTRAS: dict[tuple[int, str | None], dict[str, Any]] = {}
@@ -221,6 +230,8 @@ class _Association(CoreProtocol):
                 beat_interval=cfg.beat_interval,
                 info_string="eir-emulator",
                 asp_id=cfg.asp_id,
+                allowed_asp_ids=frozenset(cfg.allow_asp_ids) or None,
+                allowed_routing_contexts=frozenset(cfg.allow_routing_contexts) or None,
             ),
             point_code=cfg.point_code,
             ssn=cfg.ssn,
@@ -237,6 +248,9 @@ class _Association(CoreProtocol):
         self.closed = asyncio.Event()
         self.was_active = False
         """The ASP reached ASP-ACTIVE at least once: the peer took us (the connector's back-off)."""
+        self.admitted = role is m3ua.Role.ASP
+        """Accepted associations count against the connection limits once admitted."""
+        self.source: str | None = None
 
     def _core(self) -> EirSigtranStack:
         return self.stack
@@ -245,6 +259,8 @@ class _Association(CoreProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's are not asyncio.Transport
+        if self.role is m3ua.Role.SG and not self.server.admit(self, transport):
+            return
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.log = get_logger(interface=IFACE, peer=self.peer, transport=self.transport_name)
@@ -289,6 +305,10 @@ class _Association(CoreProtocol):
         tr.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self.admitted:
+            return  # refused at accept (M3uaServer.admit)
+        if self.role is m3ua.Role.SG:
+            self.server.limiter.release(self.source)
         self._cancel_timer()
         # cut without ASPDN: the ASP is down all the same (the core reports it)
         self._handle(self.stack.connection_lost(self.loop.time()))
@@ -314,18 +334,37 @@ class _Association(CoreProtocol):
             elif t is m3ua.AspStateChanged:
                 self._state_changed(ev)
             elif t is m3ua.ErrorSent:
-                PROTOCOL_ERRORS.labels(IFACE, f"m3ua_{ev.code.name.lower()}").inc()
-                self.log.warning(
-                    "m3ua_error_sent", code=f"0x{ev.code:02x}", error=ev.code.name, detail=ev.detail
+                label = f"m3ua_{ev.code.name.lower()}"
+                PROTOCOL_ERRORS.labels(IFACE, label).inc()
+                refusal = _REFUSALS.get(ev.code)
+                if refusal is not None:
+                    REFUSED.labels(IFACE, refusal).inc()
+                self.server.limited.warning(
+                    self.log,
+                    f"m3ua_error_sent:{label}",
+                    "m3ua_error_sent",
+                    code=f"0x{ev.code:02x}",
+                    error=ev.code.name,
+                    detail=ev.detail,
                 )
             elif t is m3ua.ErrDiscarded:
-                PROTOCOL_ERRORS.labels(IFACE, f"m3ua_{ev.code.name.lower()}").inc()
-                self.log.warning(
-                    "m3ua_err_discarded", code=f"0x{ev.code:02x}", error=ev.code.name, detail=ev.detail
+                label = f"m3ua_{ev.code.name.lower()}"
+                PROTOCOL_ERRORS.labels(IFACE, label).inc()
+                self.server.limited.warning(
+                    self.log,
+                    f"m3ua_err_discarded:{label}",
+                    "m3ua_err_discarded",
+                    code=f"0x{ev.code:02x}",
+                    error=ev.code.name,
+                    detail=ev.detail,
                 )
             elif t is m3ua.ErrorReceived:
-                self.log.warning(
-                    "m3ua_error_received", code=f"0x{ev.code:02x}", diagnostic=ev.diagnostic.hex() or None
+                self.server.limited.warning(
+                    self.log,
+                    "m3ua_error_received",
+                    "m3ua_error_received",
+                    code=f"0x{ev.code:02x}",
+                    diagnostic=ev.diagnostic.hex() or None,
                 )
             elif t is m3ua.ConnectionTerminated:
                 self.log.info("m3ua_closing", reason=ev.reason)
@@ -333,8 +372,11 @@ class _Association(CoreProtocol):
                 if self.transport is not None:
                     self.transport.close()
             elif t is SccpReturned:
-                PROTOCOL_ERRORS.labels(IFACE, f"sccp_{ev.cause.name.lower()}").inc()
-                self.log.warning(
+                label = f"sccp_{ev.cause.name.lower()}"
+                PROTOCOL_ERRORS.labels(IFACE, label).inc()
+                self.server.limited.warning(
+                    self.log,
+                    f"sccp_returned:{label}",
                     "sccp_returned",
                     cause=ev.cause.name,
                     called_ssn=ev.called_ssn,
@@ -343,7 +385,9 @@ class _Association(CoreProtocol):
                 )
             elif t is SccpDiscarded:
                 PROTOCOL_ERRORS.labels(IFACE, "sccp_discarded").inc()
-                self.log.warning("sccp_discarded", reason=ev.reason, opc=ev.opc)
+                self.server.limited.warning(
+                    self.log, "sccp_discarded", "sccp_discarded", reason=ev.reason, opc=ev.opc
+                )
             elif t is m3ua.NotifyReceived:
                 self.log.info("m3ua_notify", status_type=ev.status_type, status_info=ev.status_info)
             elif t is m3ua.SignallingNetworkManagementReceived:
@@ -352,7 +396,14 @@ class _Association(CoreProtocol):
                 )
             elif t is TcapProtocolErrorOccurred:
                 PROTOCOL_ERRORS.labels(IFACE, f"tcap_{ev.kind}").inc()
-                self.log.warning("tcap_error", kind=ev.kind, detail=ev.detail, dialogue_id=ev.dialogue_id)
+                self.server.limited.warning(
+                    self.log,
+                    f"tcap_error:{ev.kind}",
+                    "tcap_error",
+                    kind=ev.kind,
+                    detail=ev.detail,
+                    dialogue_id=ev.dialogue_id,
+                )
             elif t is MapVendorVariantAccepted:
                 detail = f"{ev.vendor}: {ev.detail}"  # the log line's detail as it was
                 self.log.info(
@@ -459,6 +510,31 @@ class M3uaServer:
         self.connectors: list[asyncio.Task[None]] = []
         self.log = get_logger(interface=IFACE)
         self.stopping = False
+        cfg = config.m3ua
+        self.limited = RateLimitedLog(config.log.rate_limit_burst, config.log.rate_limit_interval)
+        self.limiter = ConnectionLimiter(
+            IFACE, cfg.max_connections, cfg.max_connections_per_source, self.limited, self.log
+        )
+        self.allow_sources = networks(cfg.allow_sources)
+
+    def admit(self, assoc: _Association, transport: asyncio.BaseTransport) -> bool:
+        """An accepted association: within the connection limits (else closed at once) and from an
+        allowed source (else ERR Refused - Management Blocking, RFC 4666 §3.8.1, and closed)."""
+        assoc.source = ip = source_ip(transport)
+        if not source_allowed(self.allow_sources, ip):
+            REFUSED.labels(IFACE, "source_address").inc()
+            self.limited.warning(self.log, "m3ua_source_refused", "m3ua_source_refused", source=ip)
+            with contextlib.suppress(Exception):
+                transport.write(  # type: ignore[attr-defined]
+                    m3ua.encode_error(m3ua.ErrorCode.REFUSED_MANAGEMENT_BLOCKING, b"")
+                )
+            transport.close()
+            return False
+        if not self.limiter.admit(ip):
+            transport.abort()  # type: ignore[attr-defined]
+            return False
+        assoc.admitted = True
+        return True
 
     def publish_peer(self, assoc: _Association, event: str, **extra: Any) -> None:
         publish_peer(self.events, self.log, IFACE, assoc.peer, assoc.transport_name, event, **extra)
@@ -479,6 +555,10 @@ class M3uaServer:
             reuse_port=self.config.workers > 1,
             backlog=128,
         )
+        if not (cfg.allow_sources or cfg.allow_asp_ids or cfg.allow_routing_contexts):
+            warn_if_exposed(
+                self.log, "m3ua", cfg.listen, ("allow_sources", "allow_asp_ids", "allow_routing_contexts")
+            )
         for addr in cfg.connect:
             self.connectors.append(loop.create_task(self._connect_loop(addr)))
 
@@ -526,6 +606,7 @@ class M3uaServer:
 
     async def shutdown(self, grace: float) -> None:
         self.stopping = True
+        self.limited.flush()
         for srv, _ in self.listeners:
             srv.close()
         for t in self.connectors:
@@ -544,6 +625,8 @@ async def start(config: Config, checker: Checker, events: EventSink) -> M3uaServ
     register_metrics(TCAP_STATS)
     for label in _ERROR_LABELS:
         PROTOCOL_ERRORS.labels(IFACE, label)  # 0 until it happens (eir.metrics)
+    for reason in ("source_address", "asp_id", "routing_context"):
+        REFUSED.labels(IFACE, reason)
     server = M3uaServer(config, checker, events, dialogue_timeout=config.m3ua.dialogue_timeout)
     try:
         await server.listen()

@@ -102,6 +102,10 @@ class ProtocolErrorOccurred(Event):
     command_code: int
     detail: str
     answered: bool
+    refusal: str | None = None
+    """Set when a well-formed message was refused by an admission rule rather than for its form:
+    ``unknown-peer`` (CER, 3010), ``realm-not-served`` (3003), ``host-not-served`` (3002),
+    ``origin-mismatch`` (5012)."""
 
 
 class CloseReason(StrEnum):
@@ -129,6 +133,8 @@ class CloseReason(StrEnum):
     """The first CER was malformed (answered 5xxx with Failed-AVP, RFC 6733 §7)."""
     NO_COMMON_APPLICATION = "no-common-application"
     """CER (answered 5010) or CEA without S13 or the relay application (RFC 6733 §5.3)."""
+    UNKNOWN_PEER = "unknown-peer"
+    """The CER's peer is not allowed (answered 3010 DIAMETER_UNKNOWN_PEER, RFC 6733 §5.3)."""
     CEA_INVALID = "cea-invalid"
     """The CEA was unreadable (e.g. no Origin-Host)."""
     CEA_REJECTED = "cea-rejected"

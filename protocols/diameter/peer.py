@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from enum import Enum, auto
 from typing import Any, Final
 
@@ -222,6 +222,22 @@ class DiameterPeer:
     ``host_ip_addresses`` go into CER/CEA Host-IP-Address (§5.3.1: at least one); ``watchdog_interval``
     is Tw; ``identifier_seed`` seeds hop-by-hop and end-to-end identifiers (§3: the adapter passes
     something random / time-derived so that restarts do not reuse them).
+
+    Admission and addressing (responder), all pure data or pure functions given by the adapter:
+
+    * ``authorize_peer(origin_host, origin_realm)`` is asked at the CER: a string is the reason the
+      peer is refused — CEA 3010 DIAMETER_UNKNOWN_PEER (E bit, RFC 6733 §5.3, §7.1.3) and close;
+    * every ECR's Destination-Realm must be ``origin_realm`` or one of ``served_realms``, else
+      3003 DIAMETER_REALM_NOT_SERVED; a Destination-Host, when present, must be ``origin_host`` or
+      one of ``served_hosts``, else 3002 DIAMETER_UNABLE_TO_DELIVER (RFC 6733 §6.1.4, §7.1.3). Both
+      answers carry the E bit and the offending AVP in Failed-AVP, and no Error-Reporting-Host
+      (§7.4: only when the host setting the Result-Code is not the answer's Origin-Host; it is us).
+      Names compare case-insensitively (DiameterIdentity is an FQDN);
+    * with ``origin_host_check`` given, an ECR whose Origin-Host is not the CER's is answered 5012
+      DIAMETER_UNABLE_TO_COMPLY (in the ECA, no E bit) unless ``origin_host_check(cer_host)`` says
+      the peer may forward other nodes' requests (a relay or proxy agent, RFC 6733 §2.8). 3010 is
+      defined for a CER from an unknown peer (§7.1.3); this peer is known, the request is what is
+      refused, "for unspecified reasons" — 5012. The connection stays open.
     """
 
     def __init__(
@@ -241,6 +257,10 @@ class DiameterPeer:
         max_pending: int = 65536,
         identifier_seed: int = 0,
         destination_realm: str | None = None,
+        served_realms: Iterable[str] = (),
+        served_hosts: Iterable[str] = (),
+        authorize_peer: Callable[[str, str], str | None] | None = None,
+        origin_host_check: Callable[[str], bool] | None = None,
     ) -> None:
         if not host_ip_addresses:
             raise LocalProtocolError("a Diameter node needs at least one Host-IP-Address (RFC 6733 §5.3.1)")
@@ -253,6 +273,14 @@ class DiameterPeer:
         self.peer_host: str | None = None
         self.peer_realm: str | None = None
         self.destination_realm = destination_realm
+        realms = {origin_realm, *served_realms}
+        hosts = {origin_host, *served_hosts}
+        self._realms = frozenset(realms | {r.lower() for r in realms})
+        self._hosts = frozenset(hosts | {h.lower() for h in hosts})
+        self._authorize_peer = authorize_peer
+        self._origin_host_check = origin_host_check
+        self._fixed_origin: str | None = None
+        """The Origin-Host every ECR must carry (the CER's), or None: not checked."""
         self._ips = tuple(host_ip_addresses)
         self._vendor_id = vendor_id
         self._product = product_name
@@ -566,6 +594,14 @@ class DiameterPeer:
                 ev = decode_ecr_fast(buf, pos, length, flags, hbh, e2e, self._ecr_memo)
                 if ev is None:  # not the usual shape: the strict decoder, with its precise errors
                     ev = decode_ecr_raw(buf, pos, length, flags, hbh, e2e)
+                dh = ev.destination_host
+                fixed = self._fixed_origin
+                if (
+                    ev.destination_realm not in self._realms
+                    or (dh is not None and dh not in self._hosts)
+                    or (fixed is not None and ev.origin_host != fixed)
+                ) and self._refuse_ecr(ev):
+                    return
                 self._events.append(ev)  # DELIVER_REQUEST, inline: a call costs ~1 % per ECR here
                 return
             avps = decode_avps(buf, pos + HEADER_LENGTH, pos + length)
@@ -622,6 +658,45 @@ class DiameterPeer:
             if command == Command.CAPABILITIES_EXCHANGE and self.state is PeerState.WAIT_CER:
                 self._close_reason, self._close_code = CloseReason.CER_INVALID, e.result_code
                 self._step(Input.STOP, None, now)
+
+    def _refuse_ecr(self, ev: EquipmentCheckRequested) -> bool:
+        """The ECR failed the quick (exact-case) addressing or origin test: decide it properly and
+        queue the error answer. False: it passes after all (a realm or host in another case)."""
+        realm, host = ev.destination_realm, ev.destination_host
+        if realm.lower() not in self._realms:
+            code, refusal = ResultCode.DIAMETER_REALM_NOT_SERVED, "realm-not-served"
+            text, failed = f"realm {realm} not served", d.DESTINATION_REALM.encode(realm)
+        elif host is not None and host.lower() not in self._hosts:
+            code, refusal = ResultCode.DIAMETER_UNABLE_TO_DELIVER, "host-not-served"
+            text, failed = f"host {host} not served here", d.DESTINATION_HOST.encode(host)
+        elif self._fixed_origin is not None and ev.origin_host != self._fixed_origin:
+            code, refusal = ResultCode.DIAMETER_UNABLE_TO_COMPLY, "origin-mismatch"
+            text = f"Origin-Host {ev.origin_host} is not the peer's ({self._fixed_origin})"
+            failed = d.ORIGIN_HOST.encode(ev.origin_host)
+        else:
+            return False
+        self._queue_error_answer(
+            Command.ME_IDENTITY_CHECK,
+            APP_S13,
+            ev.flags,
+            ev.hop_by_hop,
+            ev.end_to_end,
+            ev.session_id_avp,
+            ev.proxy_info,
+            code,
+            text,
+            failed,
+        )
+        self._events.append(
+            ProtocolErrorOccurred(
+                result_code=code,
+                command_code=Command.ME_IDENTITY_CHECK,
+                detail=text,
+                answered=True,
+                refusal=refusal,
+            )
+        )
+        return True
 
     def _classify_request(self, msg: Message) -> Input | None:
         cmd = msg.command_code
@@ -739,6 +814,12 @@ class DiameterPeer:
         self.peer_host, self.peer_realm = host, realm
         self._peer_product = product
         self._peer_apps = apps
+        why = self._authorize_peer(host, realm) if self._authorize_peer is not None else None
+        if why is not None:
+            self._cer_reject = (ResultCode.DIAMETER_UNKNOWN_PEER, None, why)
+            return Input.RCV_CER_REJECT
+        if self._origin_host_check is not None and not self._origin_host_check(host):
+            self._fixed_origin = host
         if APP_S13 in apps or APP_RELAY in apps:
             return Input.RCV_CER_OK
         self._cer_reject = (
@@ -795,14 +876,32 @@ class DiameterPeer:
         if msg is None or self._cer_reject is None:  # pragma: no cover
             raise LocalProtocolError("SEND_CEA_REJECT without a CER")
         code, failed, text = self._cer_reject
-        body = d.RESULT_CODE.encode(code) + self._capabilities_avps() + d.ERROR_MESSAGE.encode(text)
+        if code == ResultCode.DIAMETER_UNKNOWN_PEER:
+            # A protocol error (3xxx): the E bit and the answer-message format (RFC 6733 §7.2),
+            # which still holds Origin-Host/-Realm; the capabilities are not advertised to a
+            # peer that is refused.
+            flags = FLAG_ERROR
+            body = d.RESULT_CODE.encode(code) + self._base_avps + d.ERROR_MESSAGE.encode(text[:200])
+            reason, refusal = CloseReason.UNKNOWN_PEER, "unknown-peer"
+        else:
+            flags = 0
+            body = d.RESULT_CODE.encode(code) + self._capabilities_avps() + d.ERROR_MESSAGE.encode(text)
+            reason, refusal = CloseReason.NO_COMMON_APPLICATION, None
         if failed:
             body += d.FAILED_AVP.encode(failed)
-        self._out.append(encode_raw(msg.command_code, 0, APP_COMMON, msg.hop_by_hop, msg.end_to_end, body))
-        self._events.append(
-            ProtocolErrorOccurred(result_code=code, command_code=msg.command_code, detail=text, answered=True)
+        self._out.append(
+            encode_raw(msg.command_code, flags, APP_COMMON, msg.hop_by_hop, msg.end_to_end, body)
         )
-        self._close_reason, self._close_code = CloseReason.NO_COMMON_APPLICATION, code
+        self._events.append(
+            ProtocolErrorOccurred(
+                result_code=code,
+                command_code=msg.command_code,
+                detail=text,
+                answered=True,
+                refusal=refusal,
+            )
+        )
+        self._close_reason, self._close_code = reason, code
 
     def _do_reject_before_cer(self, msg: Message | None, now: float) -> None:
         """RFC 6733 §5.6 has no transition for other messages before CER: refuse with 3010

@@ -683,6 +683,13 @@ class M3uaSettings:
     max_message_size: int = 16384
     """Larger length fields are treated as a broken stream: ERR Protocol Error, then close."""
     info_string: str = ""
+    allowed_asp_ids: frozenset[int] | None = None
+    """SG role: when set, an ASPUP must carry one of these ASP Identifiers — none at all gets ERR ASP
+    Identifier Required (0x0e), another ERR Refused - Management Blocking (0x0d, §3.8.1: "denied for
+    management reasons") — and the association is then terminated."""
+    allowed_routing_contexts: frozenset[int] | None = None
+    """SG role: when set, every RC an ASPAC names must be one of these, and it must name one; else ERR
+    Invalid Routing Context (0x19) and the association is terminated."""
 
 
 class M3uaConnection:
@@ -955,6 +962,16 @@ class M3uaConnection:
         rcs = msg.get_u32_list(Tag.ROUTING_CONTEXT)
         if action is Action.SEND_ASPUP_ACK:
             self.asp_id = msg.get_u32(Tag.ASP_IDENTIFIER)
+            allowed = s.allowed_asp_ids
+            if allowed is not None and self.asp_id not in allowed:
+                code = (
+                    ErrorCode.ASP_IDENTIFIER_REQUIRED
+                    if self.asp_id is None
+                    else ErrorCode.REFUSED_MANAGEMENT_BLOCKING
+                )
+                self._reject(M3uaDecodeError(code, f"ASP Identifier {self.asp_id} not allowed"), raw, events)
+                events.append(self._terminate(f"ASP Identifier {self.asp_id} not allowed"))
+                return
             self._out.append(encode_message(MessageType.ASPUP_ACK, info))
             self._set_state(new, events)
             # §4.3.4.5: tell the ASP its AS is (still) inactive.
@@ -969,6 +986,18 @@ class M3uaConnection:
                     raw,
                     events,
                 )
+                return
+            allowed_rcs = s.allowed_routing_contexts
+            if allowed_rcs is not None and (not rcs or not allowed_rcs.issuperset(rcs)):
+                self._reject(
+                    M3uaDecodeError(
+                        ErrorCode.INVALID_ROUTING_CONTEXT, f"routing context {list(rcs)} not allowed"
+                    ),
+                    raw,
+                    events,
+                    rc=rcs,
+                )
+                events.append(self._terminate(f"routing context {list(rcs)} not allowed"))
                 return
             if s.routing_context is not None and rcs and s.routing_context not in rcs:
                 self._reject(

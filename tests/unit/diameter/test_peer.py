@@ -376,6 +376,10 @@ CLOSE_DRIVERS: dict[CloseReason, tuple[Any, Any]] = {
         responder,
         lambda p: p.receive_data(cer(d.AUTH_APPLICATION_ID.encode(4)), 1.0),
     ),
+    CloseReason.UNKNOWN_PEER: (
+        lambda: responder(authorize_peer=lambda h, r: "not on the list"),
+        lambda p: p.receive_data(cer(), 1.0),
+    ),
     CloseReason.CEA_INVALID: (initiator, lambda p: p.receive_data(_cea_without_origin_host(), 1.0)),
     CloseReason.CEA_REJECTED: (initiator, lambda p: p.receive_data(cea(5010), 1.0)),
     CloseReason.PROTOCOL_ERROR: (responder, lambda p: p.receive_data(ecr(), 1.0)),

@@ -1,0 +1,136 @@
+"""What every listener applies before a peer gets any work done: source-address allow-lists (CIDRs),
+name patterns, connection limits (total and per source address), and the one start-up warning for a
+listener exposed beyond loopback with no allow-list.
+
+Refusals are counted in ``eir_refused{interface, reason}`` and logged through a
+:class:`~eir.logging.RateLimitedLog` (a flood of refused connections must not flood the log).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Sequence
+from fnmatch import fnmatchcase
+from typing import Any
+
+from eir.config import parse_hostport
+from eir.logging import RateLimitedLog
+from eir.metrics import REFUSED
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def networks(cidrs: Sequence[str]) -> tuple[Network, ...]:
+    """``10.0.0.0/8``, ``192.0.2.7`` (one host), ``2001:db8::/32`` → networks (validated by the config)."""
+    return tuple(ipaddress.ip_network(c.strip(), strict=False) for c in cidrs)
+
+
+def source_ip(transport: Any) -> str | None:
+    """The peer's IP address as text (IPv4-mapped IPv6 unmapped), or None (a UNIX socket, a test)."""
+    peer = transport.get_extra_info("peername")
+    if not isinstance(peer, tuple) or not peer:
+        return None
+    ip = str(peer[0]).split("%")[0]
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped)
+    return str(addr)
+
+
+def source_allowed(allowed: tuple[Network, ...], ip: str | None) -> bool:
+    """True when ``allowed`` is empty (no allow-list) or holds ``ip``."""
+    if not allowed:
+        return True
+    if ip is None:
+        return False
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(addr.version == n.version and addr in n for n in allowed)
+
+
+def name_matcher(patterns: Sequence[str]) -> Callable[[str], bool] | None:
+    """A case-insensitive shell-pattern test (``*.mme.lab``, ``mme?.lab``) over ``patterns``, or None
+    when there are none (no allow-list: anything goes)."""
+    pats = tuple(p.lower() for p in patterns)
+    if not pats:
+        return None
+
+    def match(name: str) -> bool:
+        n = name.lower()
+        return any(fnmatchcase(n, p) for p in pats)
+
+    return match
+
+
+class ConnectionLimiter:
+    """Connections held open by one interface: at most ``max_total``, and ``max_per_source`` from one
+    source address. :meth:`admit` at ``connection_made``; :meth:`release` at ``connection_lost`` of
+    every admitted connection."""
+
+    def __init__(
+        self, interface: str, max_total: int, max_per_source: int, limited: RateLimitedLog, log: Any
+    ) -> None:
+        self.interface = interface
+        self.max_total = max_total
+        self.max_per_source = max_per_source
+        self.total = 0
+        self.per_source: dict[str | None, int] = {}
+        self._limited = limited
+        self._log = log
+        for reason in ("connection_limit", "connection_limit_per_source"):
+            REFUSED.labels(interface, reason)  # 0 until it happens
+
+    def admit(self, ip: str | None) -> bool:
+        n = self.per_source.get(ip, 0)
+        if self.total >= self.max_total:
+            reason, limit = "connection_limit", self.max_total
+        elif n >= self.max_per_source:
+            reason, limit = "connection_limit_per_source", self.max_per_source
+        else:
+            self.total += 1
+            self.per_source[ip] = n + 1
+            return True
+        REFUSED.labels(self.interface, reason).inc()
+        self._limited.warning(
+            self._log,
+            f"{self.interface}:{reason}",
+            "connection_refused",
+            reason=reason,
+            source=ip,
+            limit=limit,
+        )
+        return False
+
+    def release(self, ip: str | None) -> None:
+        self.total -= 1
+        n = self.per_source.get(ip, 0) - 1
+        if n > 0:
+            self.per_source[ip] = n
+        else:
+            self.per_source.pop(ip, None)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def warn_if_exposed(log: Any, key: str, listen: Sequence[str], allow_keys: Sequence[str]) -> None:
+    """One warning at start when ``key`` listens beyond loopback and none of ``allow_keys`` is set."""
+    exposed = [a for a in listen if not is_loopback(parse_hostport(a, f"{key}.listen")[0])]
+    if exposed:
+        log.warning(
+            "listening_without_allow_list",
+            section=key,
+            addresses=exposed,
+            detail=f"any host that reaches these addresses is served; set {' / '.join(allow_keys)}",
+        )
