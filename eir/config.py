@@ -21,6 +21,7 @@ import yaml
 
 VerdictName = Literal["white", "grey", "black"]
 UnknownPolicy = Literal["white", "grey", "black", "unknown"]
+BadCheckDigit = Literal["malformed", "ignore", "white", "grey", "black", "unknown"]
 
 
 class ConfigError(ValueError):
@@ -103,7 +104,14 @@ class PolicyConfig:
     (S13 Experimental-Result 5422, MAP unknownEquipment 7)."""
     malformed: VerdictName = "black"
     """Verdict for an identity that fails validity (length, Luhn, all-zero)."""
-    check_luhn: bool = True
+    bad_check_digit: BadCheckDigit = "ignore"
+    """A 15-digit IMEI whose 15th digit is neither its Luhn check digit nor the spare digit 0:
+    ``malformed`` (the ``malformed`` verdict), ``ignore`` (looked up by its 14 digits, like any
+    IMEI) or a verdict (white | grey | black | unknown). Default ``ignore``: UERANSIM's stock UE
+    IMEI ``356938035643803`` fails the check, and a stock UERANSIM/Open5GS lab must register."""
+    check_luhn: bool | None = None
+    """Deprecated, kept for old config files: ``true`` = ``bad_check_digit: malformed``,
+    ``false`` = ``bad_check_digit: ignore``; when set it wins over ``bad_check_digit``."""
     reserved_tacs: list[str] = field(default_factory=lambda: ["00000000"])
     """TACs treated as malformed (test / reserved)."""
     lock_verdict: VerdictName = "black"
