@@ -84,6 +84,37 @@ class M3uaConfig:
 
 
 @dataclass(slots=True)
+class N5gConfig:
+    """N5g-eir EquipmentIdentityCheck (TS 29.511) over HTTP/2 (prior knowledge) and HTTP/1.1."""
+
+    enabled: bool = True
+    listen: list[str] = field(default_factory=lambda: ["127.0.0.1:8000"])
+    """HOST:PORT addresses; the AMF's 5G-EIR URI is ``http://HOST:PORT`` (apiRoot)."""
+    bare_pei: bool = True
+    """Accept a PEI of 15 bare digits (no ``imei-`` prefix, as go-eir does); false: 400."""
+    non_imei_pei: Literal["unknown", "bad_request"] = "unknown"
+    """A well-formed ``mac-…`` / ``eui-…`` PEI: 404 ERROR_EQUIPMENT_UNKNOWN or 400
+    MANDATORY_QUERY_PARAM_INCORRECT."""
+    max_uri_length: int = 2048
+    """Longer request targets get 414 URI Too Long."""
+    max_concurrent_streams: int = 256
+    """SETTINGS_MAX_CONCURRENT_STREAMS per connection; streams beyond it get RST_STREAM REFUSED_STREAM."""
+    max_header_list_size: int = 16384
+    """SETTINGS_MAX_HEADER_LIST_SIZE (and the HTTP/1.1 head bound), octets."""
+    max_body: int = 65536
+    """Request bodies above it get 413 (a GET has none)."""
+    max_in_flight: int = 1024
+    """Per connection: reading pauses when this many checks wait for the store."""
+    overload_pending: int = 4096
+    """Checks waiting for the store across the server from which new requests are answered
+    ``overload_status`` instead of queueing."""
+    overload_status: int = 503
+    """503 (cause NF_CONGESTION) or 429 (cause NF_CONGESTION_RISK), with Retry-After."""
+    retry_after: int = 1
+    """Seconds, in the Retry-After of overload answers."""
+
+
+@dataclass(slots=True)
 class CloneConfig:
     enabled: bool = True
     max_imsis: int = 3
@@ -166,6 +197,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     diameter: DiameterConfig = field(default_factory=DiameterConfig)
     m3ua: M3uaConfig = field(default_factory=M3uaConfig)
+    n5g: N5gConfig = field(default_factory=N5gConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     lists: ListsConfig = field(default_factory=ListsConfig)
@@ -338,6 +370,7 @@ def _validate(cfg: Config) -> None:
         ("diameter.listen", cfg.diameter.listen),
         ("m3ua.listen", cfg.m3ua.listen),
         ("m3ua.connect", cfg.m3ua.connect),
+        ("n5g.listen", cfg.n5g.listen),
     ):
         for i, a in enumerate(addrs):
             parse_hostport(a, f"{section}[{i}]")
@@ -360,6 +393,13 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"policy.reserved_tacs[{i}]: a TAC is 8 digits, got {t!r}")
     if cfg.policy.clone.max_imsis < 2:
         raise ConfigError("policy.clone.max_imsis: must be at least 2")
+    if cfg.n5g.overload_status not in (429, 503):
+        raise ConfigError(f"n5g.overload_status: must be 429 or 503; got {cfg.n5g.overload_status}")
+    for key in ("max_uri_length", "max_concurrent_streams", "max_header_list_size", "max_in_flight"):
+        if getattr(cfg.n5g, key) < 1:
+            raise ConfigError(f"n5g.{key}: must be at least 1")
+    if cfg.n5g.retry_after < 0:
+        raise ConfigError("n5g.retry_after: must be 0 or more seconds")
     if cfg.workers < 1:
         raise ConfigError("workers: must be at least 1")
     if cfg.store.keep_versions < 1:
