@@ -1,0 +1,271 @@
+"""N5g-eir end to end: ``eir serve`` (subprocess) asked by independent HTTP stacks — curl (libcurl +
+nghttp2) with HTTP/2 prior knowledge and HTTP/1.1, nghttp, h2load, httpx (h2) — every answer and
+ProblemDetails validated against the 3GPP OpenAPI files (specs/3gpp, openapi-core); and the same
+verdicts over S13, MAP and N5g-eir for the same IMEIs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from protocols.imei import luhn_check_digit
+from simulations.mme import SimulatedMme
+from simulations.msc import SimulatedMsc
+from testkit.eirproc import EirProcess
+from testkit.tools import need_tool
+
+pytestmark = pytest.mark.system
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = ROOT / "specs" / "3gpp" / "TS29511_N5g-eir_EquipmentIdentityCheck.yaml"
+API = "/n5g-eir-eic/v1/equipment-status"
+
+WHITE, GREY, BLACK, UNLISTED = "35209900176148", "35123456789020", "35123456789038", "35999999999999"
+SV_BLACK = "3539420600000301"  # only this software version is black
+LISTS = f"imei,status\n{WHITE},white\n{GREY},grey\n{BLACK},black\n{SV_BLACK},black\n"
+
+
+def cd(imei14: str) -> str:
+    return imei14 + str(luhn_check_digit(imei14))
+
+
+@pytest.fixture(scope="module")
+def eir(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    tmp = tmp_path_factory.mktemp("n5g")
+    lists = tmp / "lists.csv"
+    lists.write_text(LISTS)
+    p = EirProcess(
+        tmp / "eir",
+        {
+            "policy": {"unknown_equipment": "unknown", "clone": {"enabled": False}},
+            "lists": {"import_on_start": [str(lists)]},
+            "log": {"level": "info"},
+        },
+    )
+    p.start()
+    yield p
+    p.stop()
+
+
+@cache
+def openapi() -> Any:
+    from openapi_core import Config, OpenAPI
+
+    return OpenAPI.from_file_path(
+        str(SPEC), config=Config(extra_media_type_deserializers={"application/problem+json": json.loads})
+    )
+
+
+def validate(target: str, status: int, content_type: str, body: bytes) -> None:
+    """The answer against TS29511 (+ TS29571 ProblemDetails): openapi-core raises on a violation.
+    405 is not in the API's responses (it is HTTP's): checked by hand."""
+    from openapi_core.testing import MockRequest, MockResponse
+
+    if status == 405:
+        pd = json.loads(body)
+        assert content_type == "application/problem+json" and pd["status"] == 405
+        return
+    _path, _, query = target.partition("?")
+    args: dict[str, str] = {}
+    for part in query.split("&") if query else []:
+        k, _, v = part.partition("=")
+        args.setdefault(k, v)
+    req = MockRequest("http://127.0.0.1", "get", API, args=args)
+    openapi().validate_response(req, MockResponse(body, status_code=status, content_type=content_type))
+
+
+# (request target, status, content type, what the body must hold)
+CASES: list[tuple[str, int, str, dict[str, Any]]] = [
+    (f"{API}?pei=imei-{cd(WHITE)}", 200, "application/json", {"status": "WHITELISTED"}),
+    (
+        f"{API}?pei=imei-{cd(GREY)}&supi=imsi-001010000000001",
+        200,
+        "application/json",
+        {"status": "GREYLISTED"},
+    ),
+    (
+        f"{API}?pei=imeisv-{BLACK}07&gpsi=msisdn-491711234567",
+        200,
+        "application/json",
+        {"status": "BLACKLISTED"},
+    ),
+    (f"{API}?pei=imeisv-{SV_BLACK}", 200, "application/json", {"status": "BLACKLISTED"}),
+    (
+        f"{API}?pei=imeisv-{SV_BLACK[:14]}02",
+        404,
+        "application/problem+json",
+        {"cause": "ERROR_EQUIPMENT_UNKNOWN"},
+    ),
+    (f"{API}?pei={cd(WHITE)}", 200, "application/json", {"status": "WHITELISTED"}),  # bare digits
+    (f"{API}?pei=imei-{cd(UNLISTED)}", 404, "application/problem+json", {"cause": "ERROR_EQUIPMENT_UNKNOWN"}),
+    (
+        f"{API}?pei=mac-00-11-22-33-44-55",
+        404,
+        "application/problem+json",
+        {"cause": "ERROR_EQUIPMENT_UNKNOWN"},
+    ),
+    (f"{API}", 400, "application/problem+json", {"cause": "MANDATORY_QUERY_PARAM_MISSING"}),
+    (f"{API}?pei=imei-123", 400, "application/problem+json", {"cause": "MANDATORY_QUERY_PARAM_INCORRECT"}),
+    (
+        f"{API}?pei=imei-{cd(WHITE)}&supi=bob",
+        400,
+        "application/problem+json",
+        {"cause": "OPTIONAL_QUERY_PARAM_INCORRECT", "invalidParams": [{"param": "query supi"}]},
+    ),
+    ("/n5g-eir-eic/v2/equipment-status", 404, "application/problem+json", {"status": 404}),
+    (f"{API}?pei=imei-{cd(WHITE)}&pad={'9' * 3000}", 414, "application/problem+json", {"status": 414}),
+]
+
+
+def check_body(body: bytes, want: dict[str, Any]) -> None:
+    got = json.loads(body)
+    for k, v in want.items():
+        if k == "invalidParams":
+            assert [p["param"] for p in got[k]] == [p["param"] for p in v]
+        else:
+            assert got[k] == v, got
+
+
+def curl(url: str, *opts: str) -> tuple[int, str, str, bytes, str]:
+    """(status, content type, HTTP version, body, raw headers) as curl saw them."""
+    exe = need_tool("curl", "curl")
+    res = subprocess.run(
+        [exe, "-sS", "-D", "-", "-o", "/dev/stderr", "-w", "\n%{json}", *opts, url],
+        capture_output=True,
+        timeout=30,
+    )
+    assert res.returncode == 0, res.stderr
+    head, _, meta = res.stdout.rpartition(b"\n")
+    info = json.loads(meta)
+    return int(info["http_code"]), info["content_type"], info["http_version"], res.stderr, head.decode()
+
+
+@pytest.mark.parametrize(("target", "status", "ctype", "want"), CASES, ids=[c[0][-40:] for c in CASES])
+@pytest.mark.parametrize("http", ["--http2-prior-knowledge", "--http1.1"])
+def test_curl(eir: Any, http: str, target: str, status: int, ctype: str, want: dict[str, Any]) -> None:
+    got_status, got_ctype, version, body, _ = curl(eir.n5g_url + target, http)
+    assert (got_status, got_ctype) == (status, ctype), body
+    assert version == ("2" if http == "--http2-prior-knowledge" else "1.1")
+    check_body(body, want)
+    validate(target, got_status, got_ctype, body)
+
+
+@pytest.mark.parametrize("http", ["--http2-prior-knowledge", "--http1.1"])
+def test_curl_method_not_allowed(eir: Any, http: str) -> None:
+    status, ctype, _, body, head = curl(eir.n5g_url + f"{API}?pei=imei-{cd(WHITE)}", http, "-X", "POST")
+    assert status == 405 and "\nallow: get\r" in head.lower(), head
+    validate(API, status, ctype, body)
+
+
+def test_nghttp(eir: Any) -> None:
+    """nghttp (nghttp2's client; direct HTTP/2 for http:// URIs): several streams on one connection,
+    no RST_STREAM or GOAWAY with an error from the EIR."""
+    exe = need_tool("nghttp", "nghttp2-client")
+    urls = [eir.n5g_url + t for t, *_ in CASES[:4]]
+    res = subprocess.run([exe, "-v", "-n", *urls], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = res.stdout
+    assert out.count("recv HEADERS frame") == 4 and out.count(":status: 200") == 4, out
+    assert "recv RST_STREAM" not in out and "error_code=PROTOCOL_ERROR" not in out
+    assert "SETTINGS_MAX_CONCURRENT_STREAMS(0x03):256" in out
+
+
+def test_h2load(eir: Any) -> None:
+    """h2load, a third HTTP/2 stack, 4 connections with 32 concurrent streams each."""
+    exe = need_tool("h2load", "nghttp2-client")
+    url = eir.n5g_url + f"{API}?pei=imei-{cd(BLACK)}"
+    res = subprocess.run(
+        [exe, "-n", "4000", "-c", "4", "-m", "32", url], capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "4000 succeeded, 0 failed, 0 errored, 0 timeout" in res.stdout, res.stdout
+    assert "status codes: 4000 2xx" in res.stdout, res.stdout
+
+
+async def test_httpx_http2_concurrent(eir: Any) -> None:
+    async with httpx.AsyncClient(http1=False, http2=True, base_url=eir.n5g_url, timeout=10) as client:
+        targets = [t for t, *_ in CASES] * 5
+        answers = await asyncio.gather(*(client.get(t) for t in targets))
+    for (target, status, ctype, want), r in zip(CASES * 5, answers, strict=True):
+        assert r.http_version == "HTTP/2"
+        assert r.status_code == status and r.headers["content-type"] == ctype, (target, r.text)
+        assert int(r.headers["content-length"]) == len(r.content)
+        check_body(r.content, want)
+
+
+def test_metrics_and_logs(eir: Any) -> None:
+    with httpx.Client(http1=False, http2=True, base_url=eir.n5g_url) as c:
+        assert c.get(API).status_code == 400
+        assert c.get(f"{API}?pei=imei-{cd(BLACK)}").json() == {"status": "BLACKLISTED"}
+    text = eir.metrics_text()
+    assert 'eir_protocol_errors_total{error="mandatory_query_param_missing",interface="n5g"}' in text
+    assert 'eir_verdicts_total{interface="n5g",rule="imei",status="black"}' in text
+    assert 'eir_check_duration_seconds_count{interface="n5g"}' in text
+    assert 'eir_protocol_errors_total{error="internal",interface="n5g"} 0.0' in text
+    assert eir.wait_for_log("n5g_listening")["port"] == eir.n5g[1]
+
+
+# --- one policy, three interfaces --------------------------------------------------------------------
+
+
+def _n5g_word(r: httpx.Response) -> str:
+    if r.status_code == 200:
+        return {"WHITELISTED": "white", "GREYLISTED": "grey", "BLACKLISTED": "black"}[r.json()["status"]]
+    if r.status_code == 404 and r.json().get("cause") == "ERROR_EQUIPMENT_UNKNOWN":
+        return "unknown"
+    return f"http {r.status_code}"
+
+
+def _map_word(v: str) -> str:
+    return "unknown" if v == "error:unknown_equipment" else v
+
+
+@pytest.mark.parametrize(
+    ("imei14", "sv", "expected"),
+    [
+        (WHITE, None, "white"),
+        (GREY, None, "grey"),
+        (BLACK, None, "black"),
+        (UNLISTED, None, "unknown"),
+        (SV_BLACK[:14], SV_BLACK[14:], "black"),
+        (SV_BLACK[:14], "02", "unknown"),
+    ],
+)
+async def test_same_verdicts_over_s13_map_and_n5g(
+    eir: Any, imei14: str, sv: str | None, expected: str
+) -> None:
+    mme = await SimulatedMme.connect(*eir.diameter)
+    msc = await SimulatedMsc.connect(*eir.m3ua)
+    try:
+        s13 = (await mme.check(imei14, software_version=sv)).verdict
+        mapv = _map_word((await msc.check(imei14 + sv if sv else imei14)).verdict)
+    finally:
+        await mme.close()
+        await msc.close()
+    pei = f"imeisv-{imei14}{sv}" if sv else f"imei-{cd(imei14)}"
+    async with httpx.AsyncClient(http1=False, http2=True, base_url=eir.n5g_url) as c:
+        n5g = _n5g_word(await c.get(API, params={"pei": pei}))
+    assert (s13, mapv, n5g) == (expected, expected, expected)
+
+
+# --- shutdown ---------------------------------------------------------------------------------------
+
+
+def test_sigterm_closes_h2_connections_with_goaway(tmp_path: Path) -> None:
+    p = EirProcess(tmp_path / "eir", {"diameter": {"enabled": False}, "m3ua": {"enabled": False}})
+    p.start()
+    try:
+        c = httpx.Client(http1=False, http2=True, base_url=p.n5g_url)
+        assert c.get(f"{API}?pei=imei-{cd(WHITE)}").status_code == 200
+        assert p.stop() == 0
+        c.close()
+    finally:
+        p.stop()
+    assert "n5g" not in [e.get("interface") for e in p.log_events() if e.get("event") == "shutdown_error"]
