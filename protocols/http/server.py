@@ -32,6 +32,7 @@ one has been answered.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -58,6 +59,8 @@ from h2.exceptions import StreamClosedError
 from h2.settings import SettingCodes
 from h2.stream import StreamClosedBy
 from hyperframe.frame import GoAwayFrame, HeadersFrame, RstStreamFrame
+
+from protocols.http._fast import CountingTable, encode_response_block, request_problem
 
 __all__ = [
     "ConnectionClosed",
@@ -90,6 +93,10 @@ class HttpLimits:
     max_body: int = 65536
     initial_window_size: int = 1 << 20
     """Our receive window per stream (and for the connection, by a WINDOW_UPDATE at start)."""
+    fast_path: bool = True
+    """HTTP/2: serve simple requests (one HEADERS frame with END_STREAM) without h2's stream
+    machinery (:mod:`protocols.http._fast`); False: every frame through h2 (the general path the
+    fast one is tested equal to)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -140,6 +147,8 @@ class _H2(H2Connection):
     whole connection with PROTOCOL_ERROR instead)."""
 
     refused: int = 0
+    fast_open: dict[int, int] | None = None
+    """The fast path's unfinished streams, which h2 does not count (they count towards the limit)."""
 
     def _receive_headers_frame(self, frame: HeadersFrame) -> tuple[list[object], list[object]]:  # type: ignore[override]
         sid = frame.stream_id
@@ -147,7 +156,8 @@ class _H2(H2Connection):
             sid not in self.streams
             and sid % 2 == 1
             and sid > self.highest_inbound_stream_id
-            and self.open_inbound_streams >= self.local_settings.max_concurrent_streams
+            and self.open_inbound_streams + len(self.fast_open or ())
+            >= self.local_settings.max_concurrent_streams
         ):
             _decode_headers(self.decoder, frame.data)  # the HPACK state must follow every block
             self.highest_inbound_stream_id = sid
@@ -198,6 +208,18 @@ class HttpServerConnection:
         """Requests handed up and not answered yet."""
         self._goaway_last: int | None = None
         self._closed = False
+        # the HTTP/2 fast path (module docstring of protocols.http._fast)
+        self._fast_on = self.limits.fast_path
+        self._fast_ready = False
+        self._fbuf = b""
+        self._fast: dict[int, int] = {}
+        """Fast-path streams not finished: stream id → our send window on it."""
+        self._fast_body: dict[int, memoryview] = {}
+        """Fast-path answers waiting for flow-control window."""
+        self._memo: dict[bytes, tuple[int, list[tuple[bytes, bytes]] | None, str | None]] = {}
+        """Header block → (HPACK table generation, decoded fields, problem) for repeated blocks."""
+        self._blocks: dict[tuple[int, tuple[tuple[bytes, bytes], ...], int], bytes] = {}
+        """(status, fields, body length) → our encoded response header block."""
         self._h1_counter = 0
         self._h1_closing = False
         self._h1_followup = False
@@ -209,7 +231,7 @@ class HttpServerConnection:
     @property
     def idle(self) -> bool:
         """No request waits for its answer (and no answer for flow-control window)."""
-        return not self._open and not self._pending_data
+        return not self._open and not self._pending_data and not self._fast_body
 
     @property
     def closed(self) -> bool:
@@ -266,6 +288,10 @@ class HttpServerConnection:
             return  # reset by the peer meanwhile, or the connection failed
         self._open.discard(stream_id)
         if self._h2 is not None:
+            if stream_id in self._fast:
+                if not self._closed:
+                    self._fast_respond(self._h2, stream_id, status, headers, body, head)
+                return
             self._respond_h2(stream_id, status, headers, body, head)
         elif self._h1 is not None:
             self._respond_h1(status, headers, body, head)
@@ -274,10 +300,14 @@ class HttpServerConnection:
         """Give up on a request (HTTP/2: RST_STREAM; HTTP/1.1: close the connection)."""
         if stream_id not in self._open:
             return
-        self._open.discard(stream_id)
         if self._h2 is not None:
+            if stream_id in self._fast:
+                self._fast_reset(self._h2, stream_id, error_code)
+                return
+            self._open.discard(stream_id)
             self._h2_safe(lambda h: h.reset_stream(stream_id, error_code))
         else:
+            self._open.discard(stream_id)
             self._h1_closing = True
             self._closed = True
 
@@ -316,6 +346,9 @@ class HttpServerConnection:
                 SettingCodes.ENABLE_PUSH: 0,
             },
         )
+        if self._fast_on:
+            h.decoder.header_table = CountingTable()
+            h.fast_open = self._fast
         h.initiate_connection()
         # our decoder enforces the bound we advertise from the start, not after the SETTINGS ACK
         h.decoder.max_header_list_size = lim.max_header_list_size
@@ -333,13 +366,266 @@ class HttpServerConnection:
         return []
 
     def _receive_h2(self, data: bytes) -> list[Event]:
+        if not data:
+            self._closed = True
+            return [ConnectionClosed(reason="eof")]
+        if not self._fast_ready:
+            out = self._feed_h2(data)
+            h = self._h2
+            if (
+                self._fast_on
+                and h is not None
+                and not self._closed
+                and h.incoming_buffer._preamble_len == 0
+                and not h.incoming_buffer._data
+                and self._remote_settings_seen
+            ):
+                self._fast_ready = True
+            return out
+        return self._receive_fast(data)
+
+    _remote_settings_seen = False
+
+    def _receive_fast(self, data: bytes) -> list[Event]:
+        """Split frames here: the fast path's ones are served here, every other frame goes to h2
+        in order (only whole frames, so h2 never holds a partial frame)."""
+        h = self._h2
+        if h is None:  # pragma: no cover
+            return []
+        buf = self._fbuf + data if self._fbuf else data
+        self._fbuf = b""
+        out: list[Event] = []
+        n = len(buf)
+        pos = start = 0  # buf[start:pos] is the batch of frames waiting for h2
+        fast = self._fast
+        while n - pos >= 9:
+            length = (buf[pos] << 16) | (buf[pos + 1] << 8) | buf[pos + 2]
+            if length > h.max_inbound_frame_size:
+                break  # h2 answers FRAME_SIZE_ERROR for it
+            end = pos + 9 + length
+            if end > n:
+                break
+            ftype = buf[pos + 3]
+            sid = int.from_bytes(buf[pos + 5 : pos + 9], "big") & 0x7FFFFFFF
+            if ftype == 1 and buf[pos + 4] == 0x05 and sid & 1 and sid > h.highest_inbound_stream_id:
+                if start < pos:
+                    out += self._feed_h2(buf[start:pos])
+                    if self._closed:
+                        return out
+                start = end
+                if h.incoming_buffer._headers_buffer or self._goaway_last is not None:
+                    # inside a CONTINUATION sequence, or after our GOAWAY: h2's rules
+                    out += self._feed_h2(buf[pos:end])
+                else:
+                    out += self._fast_request(h, sid, buf[pos + 9 : end])
+                if self._closed:
+                    return out
+            elif sid in fast and ftype in (0, 1, 2, 3, 8):
+                if start < pos:
+                    out += self._feed_h2(buf[start:pos])
+                    if self._closed:
+                        return out
+                start = end
+                out += self._fast_frame(h, ftype, sid, buf[pos + 9 : end])
+                if self._closed:
+                    return out
+            pos = end
+        over_long = n - pos >= 9 and ((buf[pos] << 16) | (buf[pos + 1] << 8) | buf[pos + 2]) > (
+            h.max_inbound_frame_size
+        )
+        if not over_long:
+            if start < pos:
+                out += self._feed_h2(buf[start:pos])
+            if not self._closed and pos < n:
+                self._fbuf = bytes(buf[pos:])
+        else:  # an over-long frame: h2 reads its header and ends the connection
+            out += self._feed_h2(buf[start:])
+        return out
+
+    def _fast_request(self, h: _H2, sid: int, block: bytes) -> list[Event]:
+        """A request in one HEADERS frame (END_HEADERS|END_STREAM) on a new stream."""
+        table = h.decoder.header_table
+        gen = table.generation  # type: ignore[attr-defined]
+        hit = self._memo.get(block)
+        if hit is not None and hit[0] == gen:
+            fields, problem = hit[1], hit[2]
+        else:
+            try:
+                fields = list(_decode_headers(h.decoder, block))
+            except H2ProtocolError as e:
+                return self._connection_error(h, e)
+            problem = request_problem(fields)
+            if table.generation == gen:  # type: ignore[attr-defined]
+                if len(self._memo) >= 512:
+                    self._memo.clear()
+                self._memo[block] = (gen, fields, problem)
+        h.highest_inbound_stream_id = sid
+        if problem is not None:
+            return self._connection_error(h, H2ProtocolError(f"malformed request: {problem}"))
+        if fields is None:  # pragma: no cover - memo entries with a problem are handled above
+            return []
+        if len(self._open) + len(self._streams) + len(self._pending_data) + len(self._fast_body) >= (
+            self.limits.max_concurrent_streams
+        ):
+            h._closed_streams[sid] = StreamClosedBy.SEND_RST_STREAM
+            rst = RstStreamFrame(sid)
+            rst.error_code = ErrorCodes.REFUSED_STREAM
+            h._data_to_send += rst.serialize()
+            return [
+                ProtocolErrorOccurred(
+                    error="refused_stream",
+                    detail=f"over SETTINGS_MAX_CONCURRENT_STREAMS {self.limits.max_concurrent_streams}",
+                    fatal=False,
+                )
+            ]
+        method = target = authority = ""
+        regular: list[tuple[bytes, bytes]] = []
+        for name, value in fields:
+            if name[:1] == b":":
+                if name == b":method":
+                    method = value.decode("latin-1")
+                elif name == b":path":
+                    target = value.decode("latin-1")
+                elif name == b":authority":
+                    authority = value.decode("latin-1")
+            else:
+                regular.append((name, value))
+        self._fast[sid] = h.remote_settings.initial_window_size
+        self._open.add(sid)
+        return [
+            RequestReceived(
+                stream_id=sid,
+                method=method,
+                target=target,
+                headers=tuple(regular),
+                body=b"",
+                version=HttpVersion.H2,
+                authority=authority,
+            )
+        ]
+
+    def _fast_frame(self, h: _H2, ftype: int, sid: int, payload: bytes) -> list[Event]:
+        """A frame on a fast-path stream that is not finished (RFC 9113 §5.1 half-closed remote)."""
+        if ftype == 3:  # RST_STREAM
+            if len(payload) != 4:
+                return self._connection_error(h, H2ProtocolError("RST_STREAM of length != 4"), ErrorCodes.FRAME_SIZE_ERROR)
+            code = int.from_bytes(payload, "big")
+            self._fast.pop(sid, None)
+            self._fast_body.pop(sid, None)
+            h._closed_streams[sid] = StreamClosedBy.RECV_RST_STREAM
+            if sid in self._open:
+                self._open.discard(sid)
+                return [StreamReset(stream_id=sid, error_code=code)]
+            return []
+        if ftype == 8:  # WINDOW_UPDATE
+            if len(payload) != 4:
+                return self._connection_error(h, H2ProtocolError("WINDOW_UPDATE of length != 4"), ErrorCodes.FRAME_SIZE_ERROR)
+            inc = int.from_bytes(payload, "big") & 0x7FFFFFFF
+            window = self._fast[sid] + inc
+            if inc == 0 or window > 0x7FFFFFFF:  # RFC 9113 §6.9, §6.9.1: stream errors
+                self._fast_reset(h, sid, ErrorCodes.PROTOCOL_ERROR if inc == 0 else ErrorCodes.FLOW_CONTROL_ERROR)
+                return []
+            self._fast[sid] = window
+            if sid in self._fast_body:
+                self._fast_send_body(h, sid)
+            return []
+        if ftype == 2:  # PRIORITY: deprecated (RFC 9113 §5.3.2), nothing to do
+            if len(payload) != 5:
+                self._fast_reset(h, sid, ErrorCodes.FRAME_SIZE_ERROR)
+            return []
+        # DATA or HEADERS on a stream the client ended: STREAM_CLOSED (§5.1), a connection error
+        # as h2 makes it
+        return self._connection_error(h, H2ProtocolError("frame on a half-closed stream"), ErrorCodes.STREAM_CLOSED)
+
+    def _fast_reset(self, h: _H2, sid: int, code: int) -> None:
+        rst = RstStreamFrame(sid)
+        rst.error_code = code
+        h._data_to_send += rst.serialize()
+        self._fast.pop(sid, None)
+        self._fast_body.pop(sid, None)
+        self._open.discard(sid)
+        h._closed_streams[sid] = StreamClosedBy.SEND_RST_STREAM
+
+    def _connection_error(
+        self, h: _H2, e: H2ProtocolError, code: int | None = None
+    ) -> list[Event]:
+        code = code if code is not None else getattr(e, "error_code", ErrorCodes.PROTOCOL_ERROR)
+        with contextlib.suppress(H2ProtocolError):
+            h._terminate_connection(ErrorCodes(code) if code in ErrorCodes._value2member_map_ else code)  # type: ignore[arg-type]
+        self._closed = True
+        self._open.clear()
+        self._pending_data.clear()
+        self._fast.clear()
+        self._fast_body.clear()
+        label = _code_label(code)
+        return [
+            ProtocolErrorOccurred(error=label, detail=str(e) or type(e).__name__, fatal=True),
+            ConnectionClosed(reason=label),
+        ]
+
+    def _fast_respond(
+        self, h: _H2, sid: int, status: int, headers: Sequence[tuple[bytes, bytes]], body: bytes, head: bool
+    ) -> None:
+        if head:
+            body_len = len(body)
+            body = b""
+        else:
+            body_len = len(body)
+        key = (status, tuple(headers), body_len)
+        block = self._blocks.get(key)
+        if block is None:
+            block = encode_response_block(status, (*key[1], (b"content-length", str(body_len).encode())))
+            if len(self._blocks) >= 256:
+                self._blocks.clear()
+            self._blocks[key] = block
+        if len(block) > h.max_outbound_frame_size:  # pragma: no cover - our fields are small
+            self._fast_reset(h, sid, ErrorCodes.INTERNAL_ERROR)
+            return
+        if not body:
+            h._data_to_send += _frame_header(len(block), 1, 0x05, sid) + block
+            self._fast_done(h, sid)
+            return
+        h._data_to_send += _frame_header(len(block), 1, 0x04, sid) + block
+        self._fast_body[sid] = memoryview(body)
+        self._fast_send_body(h, sid)
+
+    def _fast_send_body(self, h: _H2, sid: int) -> None:
+        data = self._fast_body[sid]
+        window = self._fast[sid]
+        out = h._data_to_send
+        while data:
+            n = min(window, h.outbound_flow_control_window, h.max_outbound_frame_size, len(data))
+            if n <= 0:
+                break
+            last = n == len(data)
+            out += _frame_header(n, 0, 0x01 if last else 0, sid)
+            out += data[:n]
+            data = data[n:]
+            window -= n
+            h.outbound_flow_control_window -= n
+        if data:
+            self._fast_body[sid] = data
+            self._fast[sid] = window
+        else:
+            del self._fast_body[sid]
+            self._fast_done(h, sid)
+
+    def _fast_done(self, h: _H2, sid: int) -> None:
+        self._fast.pop(sid, None)
+        h._closed_streams[sid] = StreamClosedBy.SEND_END_STREAM
+
+    def _fast_windows(self, h: _H2, delta: int) -> None:
+        """RFC 9113 §6.9.2: SETTINGS_INITIAL_WINDOW_SIZE changes every open stream's window."""
+        for sid in self._fast:
+            self._fast[sid] += delta
+        for sid in list(self._fast_body):
+            self._fast_send_body(h, sid)
+
+    def _feed_h2(self, data: bytes) -> list[Event]:
         h = self._h2
         if h is None:  # pragma: no cover - guarded by the caller
             return []
         out: list[Event] = []
-        if not data:
-            self._closed = True
-            return [ConnectionClosed(reason="eof")]
         refused = h.refused
         try:
             events = h.receive_data(data)
@@ -396,8 +682,17 @@ class HttpServerConnection:
                 if sid in self._open:
                     self._open.discard(sid)
                     out.append(StreamReset(stream_id=sid, error_code=int(ev.error_code or 0)))
-            elif isinstance(ev, WindowUpdated | RemoteSettingsChanged):
+            elif isinstance(ev, RemoteSettingsChanged):
+                self._remote_settings_seen = True
+                iw = ev.changed_settings.get(SettingCodes.INITIAL_WINDOW_SIZE)
+                if self._fast and iw is not None and iw.original_value is not None:
+                    self._fast_windows(h, iw.new_value - iw.original_value)
                 self._send_pending()
+            elif isinstance(ev, WindowUpdated):
+                self._send_pending()
+                if self._fast_body and not ev.stream_id:
+                    for fsid in list(self._fast_body):
+                        self._fast_send_body(h, fsid)
             elif isinstance(ev, ConnectionTerminated):
                 self._closed = True
                 self._open.clear()
@@ -618,6 +913,10 @@ class HttpServerConnection:
             return []
         self._h1_followup = False
         return self._h1_events()
+
+
+def _frame_header(length: int, ftype: int, flags: int, sid: int) -> bytes:
+    return length.to_bytes(3, "big") + bytes((ftype, flags)) + sid.to_bytes(4, "big")
 
 
 def _code_label(code: int) -> str:
