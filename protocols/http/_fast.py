@@ -106,7 +106,9 @@ def encode_response_block(status: int, fields: tuple[tuple[bytes, bytes], ...]) 
     return b"".join(out)
 
 
-_CONNECTION_SPECIFIC = frozenset((b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"))
+_CONNECTION_SPECIFIC = frozenset(
+    (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
+)
 _REQUEST_PSEUDO = frozenset((b":method", b":scheme", b":path", b":authority"))
 
 

@@ -508,7 +508,9 @@ class HttpServerConnection:
         """A frame on a fast-path stream that is not finished (RFC 9113 §5.1 half-closed remote)."""
         if ftype == 3:  # RST_STREAM
             if len(payload) != 4:
-                return self._connection_error(h, H2ProtocolError("RST_STREAM of length != 4"), ErrorCodes.FRAME_SIZE_ERROR)
+                return self._connection_error(
+                    h, H2ProtocolError("RST_STREAM of length != 4"), ErrorCodes.FRAME_SIZE_ERROR
+                )
             code = int.from_bytes(payload, "big")
             self._fast.pop(sid, None)
             self._fast_body.pop(sid, None)
@@ -519,11 +521,15 @@ class HttpServerConnection:
             return []
         if ftype == 8:  # WINDOW_UPDATE
             if len(payload) != 4:
-                return self._connection_error(h, H2ProtocolError("WINDOW_UPDATE of length != 4"), ErrorCodes.FRAME_SIZE_ERROR)
+                return self._connection_error(
+                    h, H2ProtocolError("WINDOW_UPDATE of length != 4"), ErrorCodes.FRAME_SIZE_ERROR
+                )
             inc = int.from_bytes(payload, "big") & 0x7FFFFFFF
             window = self._fast[sid] + inc
             if inc == 0 or window > 0x7FFFFFFF:  # RFC 9113 §6.9, §6.9.1: stream errors
-                self._fast_reset(h, sid, ErrorCodes.PROTOCOL_ERROR if inc == 0 else ErrorCodes.FLOW_CONTROL_ERROR)
+                self._fast_reset(
+                    h, sid, ErrorCodes.PROTOCOL_ERROR if inc == 0 else ErrorCodes.FLOW_CONTROL_ERROR
+                )
                 return []
             self._fast[sid] = window
             if sid in self._fast_body:
@@ -535,7 +541,9 @@ class HttpServerConnection:
             return []
         # DATA or HEADERS on a stream the client ended: STREAM_CLOSED (§5.1), a connection error
         # as h2 makes it
-        return self._connection_error(h, H2ProtocolError("frame on a half-closed stream"), ErrorCodes.STREAM_CLOSED)
+        return self._connection_error(
+            h, H2ProtocolError("frame on a half-closed stream"), ErrorCodes.STREAM_CLOSED
+        )
 
     def _fast_reset(self, h: _H2, sid: int, code: int) -> None:
         rst = RstStreamFrame(sid)
@@ -546,9 +554,7 @@ class HttpServerConnection:
         self._open.discard(sid)
         h._closed_streams[sid] = StreamClosedBy.SEND_RST_STREAM
 
-    def _connection_error(
-        self, h: _H2, e: H2ProtocolError, code: int | None = None
-    ) -> list[Event]:
+    def _connection_error(self, h: _H2, e: H2ProtocolError, code: int | None = None) -> list[Event]:
         code = code if code is not None else getattr(e, "error_code", ErrorCodes.PROTOCOL_ERROR)
         with contextlib.suppress(H2ProtocolError):
             h._terminate_connection(ErrorCodes(code) if code in ErrorCodes._value2member_map_ else code)  # type: ignore[arg-type]
