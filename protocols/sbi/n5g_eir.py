@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from protocols.imei import PeiKind, parse_pei
 
@@ -39,14 +39,17 @@ __all__ = [
     "API_PATH",
     "Answer",
     "Cause",
+    "EirAnswer",
     "EquipmentStatus",
     "EquipmentStatusQuery",
     "N5gEirOptions",
     "answer_status",
+    "build_target",
     "equipment_unknown",
     "overloaded",
     "parse_request",
     "problem",
+    "read_answer",
     "system_failure",
 ]
 
@@ -313,6 +316,58 @@ def parse_request(method: str, target: str, options: N5gEirOptions) -> Equipment
         gpsi=gpsi,
         supported_features=sf,
     )
+
+
+# --- the client side (a simulated AMF) -------------------------------------------------------------
+
+
+def build_target(
+    pei: str,
+    supi: str | None = None,
+    gpsi: str | None = None,
+    supported_features: str | None = None,
+    api_root_path: str = "",
+) -> str:
+    """The request target of GetEquipmentStatus (``api_root_path``: a deployment-specific prefix)."""
+    params = [("pei", pei), ("supi", supi), ("gpsi", gpsi), ("supported-features", supported_features)]
+    query = "&".join(f"{k}={quote(v, safe='-@.')}" for k, v in params if v is not None)
+    return f"{api_root_path.rstrip('/')}{API_PATH}?{query}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EirAnswer:
+    """What an AMF reads from an answer."""
+
+    http_status: int
+    status: EquipmentStatus | None = None
+    """The equipment status of a 200 answer."""
+    cause: str | None = None
+    """The ProblemDetails cause of an error answer."""
+    problem: dict[str, object] | None = None
+
+    @property
+    def unknown(self) -> bool:
+        """TS 29.511 §6.1.7.3: 404 with cause ERROR_EQUIPMENT_UNKNOWN (nothing else means it)."""
+        return self.http_status == 404 and self.cause == Cause.ERROR_EQUIPMENT_UNKNOWN
+
+
+def read_answer(http_status: int, body: bytes) -> EirAnswer:
+    """A 200 EirResponseData or a ProblemDetails; a body that is neither is kept as no cause."""
+    try:
+        doc = json.loads(body) if body else None
+    except ValueError:
+        doc = None
+    if http_status == 200:
+        st = doc.get("status") if isinstance(doc, dict) else None
+        if isinstance(st, str) and st in EquipmentStatus.__members__:
+            return EirAnswer(http_status=200, status=EquipmentStatus(st))
+        return EirAnswer(http_status=200)
+    if isinstance(doc, dict):
+        cause = doc.get("cause")
+        return EirAnswer(
+            http_status=http_status, cause=cause if isinstance(cause, str) else None, problem=doc
+        )
+    return EirAnswer(http_status=http_status)
 
 
 _PCT = re.compile(r"%(?![0-9A-Fa-f]{2})")

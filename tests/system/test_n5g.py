@@ -269,3 +269,40 @@ def test_sigterm_closes_h2_connections_with_goaway(tmp_path: Path) -> None:
     finally:
         p.stop()
     assert "n5g" not in [e.get("interface") for e in p.log_events() if e.get("event") == "shutdown_error"]
+
+
+# --- the simulated AMF ----------------------------------------------------------------------------
+
+
+async def test_sim_amf_library(eir: Any) -> None:
+    from simulations.amf import ILLEGAL_ME, SimulatedAmf
+
+    amf = await SimulatedAmf.connect(eir.n5g_url, unknown_action="reject")
+    try:
+        black = await amf.check(f"imei-{cd(BLACK)}", supi="imsi-001010000000001")
+        unknown = await amf.check(f"imei-{cd(UNLISTED)}")
+        bad = await amf.check("imei-1")
+        load = await amf.load(f"imei-{cd(WHITE)}", count=300, window=32)
+    finally:
+        await amf.close()
+    assert (black.verdict, black.action) == ("black", ILLEGAL_ME)
+    assert (unknown.verdict, unknown.action) == ("unknown", "reject (unknown_action)")
+    assert bad.verdict == "error 400 MANDATORY_QUERY_PARAM_INCORRECT" and bad.action.startswith("accept")
+    assert load.verdicts == {"white": 300} and load.count == 300
+
+
+def test_sim_amf_cli(eir: Any) -> None:
+    from testkit.eirproc import eir_command
+
+    base = [*eir_command(), "sim", "amf", "--connect", eir.n5g_url]
+    one = subprocess.run([*base, "--pei", f"imeisv-{SV_BLACK}"], capture_output=True, text=True, timeout=30)
+    assert one.returncode == 0, one.stderr
+    assert one.stdout.startswith(f"imeisv-{SV_BLACK}: black → AMF: reject: 5GMM cause #6 ILLEGAL_ME")
+    many = subprocess.run(
+        [*base, "--pei", f"imei-{cd(GREY)}", "--count", "200", "--window", "16"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert many.returncode == 0, many.stderr
+    assert "200 GetEquipmentStatus (window 16)" in many.stdout and "'grey': 200" in many.stdout
