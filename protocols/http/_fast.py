@@ -116,7 +116,7 @@ def request_problem(fields: list[tuple[bytes, bytes]]) -> str | None:
     """Why a request header list is malformed (RFC 9113 §8.2-8.3), or None.
 
     Pseudo-header fields first, each at most once, only the request ones; ``:method``, ``:scheme``
-    and a non-empty ``:path`` present (a CONNECT request is left to h2's path by the caller);
+    and a non-empty ``:path`` present (CONNECT: ``:authority`` and neither of those, §8.5);
     names lower-case; no connection-specific fields; ``te`` only ``trailers``."""
     seen: set[bytes] = set()
     regular = False
@@ -143,6 +143,10 @@ def request_problem(fields: list[tuple[bytes, bytes]]) -> str | None:
                 return "te other than trailers"
         if not name:
             return "empty field name"
+    if b":method" in seen and dict(fields).get(b":method") == b"CONNECT":
+        if b":scheme" in seen or b":path" in seen or b":authority" not in seen:
+            return "CONNECT with :scheme or :path, or without :authority"
+        return None
     if not {b":method", b":scheme", b":path"} <= seen:
         return "missing :method, :scheme or :path"
     return None

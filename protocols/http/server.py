@@ -33,9 +33,11 @@ one has been answered.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import h11
 from h2.config import H2Configuration
@@ -216,10 +218,14 @@ class HttpServerConnection:
         """Fast-path streams not finished: stream id → our send window on it."""
         self._fast_body: dict[int, memoryview] = {}
         """Fast-path answers waiting for flow-control window."""
-        self._memo: dict[bytes, tuple[int, list[tuple[bytes, bytes]] | None, str | None]] = {}
-        """Header block → (HPACK table generation, decoded fields, problem) for repeated blocks."""
-        self._blocks: dict[tuple[int, tuple[tuple[bytes, bytes], ...], int], bytes] = {}
-        """(status, fields, body length) → our encoded response header block."""
+        self._memo: dict[bytes, tuple[int, _Parsed | None, str | None]] = {}
+        """Header block → (HPACK table generation, the request's parts, problem) for repeated blocks."""
+        self._peer_window = 65535
+        """The peer's SETTINGS_INITIAL_WINDOW_SIZE: a new stream's send window."""
+        self._blocks: dict[
+            tuple[int, tuple[tuple[bytes, bytes], ...], int, bool], tuple[bytes, bytes, bytes]
+        ] = {}
+        """(status, fields, body length, HEAD) → our HEADERS frame head, header block, DATA frame head."""
         self._h1_counter = 0
         self._h1_closing = False
         self._h1_followup = False
@@ -448,22 +454,21 @@ class HttpServerConnection:
         gen = table.generation  # type: ignore[attr-defined]
         hit = self._memo.get(block)
         if hit is not None and hit[0] == gen:
-            fields, problem = hit[1], hit[2]
+            parsed, problem = hit[1], hit[2]
         else:
             try:
                 fields = list(_decode_headers(h.decoder, block))
             except H2ProtocolError as e:
                 return self._connection_error(h, e)
             problem = request_problem(fields)
+            parsed = None if problem is not None else _split_request(fields)
             if table.generation == gen:  # type: ignore[attr-defined]
                 if len(self._memo) >= 512:
                     self._memo.clear()
-                self._memo[block] = (gen, fields, problem)
+                self._memo[block] = (gen, parsed, problem)
         h.highest_inbound_stream_id = sid
-        if problem is not None:
+        if parsed is None:
             return self._connection_error(h, H2ProtocolError(f"malformed request: {problem}"))
-        if fields is None:  # pragma: no cover - memo entries with a problem are handled above
-            return []
         if len(self._open) + len(self._streams) + len(self._pending_data) + len(self._fast_body) >= (
             self.limits.max_concurrent_streams
         ):
@@ -478,31 +483,10 @@ class HttpServerConnection:
                     fatal=False,
                 )
             ]
-        method = target = authority = ""
-        regular: list[tuple[bytes, bytes]] = []
-        for name, value in fields:
-            if name[:1] == b":":
-                if name == b":method":
-                    method = value.decode("latin-1")
-                elif name == b":path":
-                    target = value.decode("latin-1")
-                elif name == b":authority":
-                    authority = value.decode("latin-1")
-            else:
-                regular.append((name, value))
-        self._fast[sid] = h.remote_settings.initial_window_size
+        self._fast[sid] = self._peer_window
         self._open.add(sid)
-        return [
-            RequestReceived(
-                stream_id=sid,
-                method=method,
-                target=target,
-                headers=tuple(regular),
-                body=b"",
-                version=HttpVersion.H2,
-                authority=authority,
-            )
-        ]
+        method, target, regular, authority = parsed
+        return [_h2_request_event(sid, method, target, regular, authority)]
 
     def _fast_frame(self, h: _H2, ftype: int, sid: int, payload: bytes) -> list[Event]:
         """A frame on a fast-path stream that is not finished (RFC 9113 §5.1 half-closed remote)."""
@@ -577,21 +561,34 @@ class HttpServerConnection:
             body = b""
         else:
             body_len = len(body)
-        key = (status, tuple(headers), body_len)
-        block = self._blocks.get(key)
-        if block is None:
+        key = (status, tuple(headers), body_len, head)
+        pre = self._blocks.get(key)
+        if pre is None:
             block = encode_response_block(status, (*key[1], (b"content-length", str(body_len).encode())))
+            if len(block) > 16384:  # pragma: no cover - our fields are small (SETTINGS_MAX_FRAME_SIZE floor)
+                self._fast_reset(h, sid, ErrorCodes.INTERNAL_ERROR)
+                return
+            # (HEADERS frame head without the stream id, block, DATA frame head without the stream id)
+            pre = (
+                len(block).to_bytes(3, "big") + (b"\x01\x05" if not body_len or head else b"\x01\x04"),
+                block,
+                body_len.to_bytes(3, "big") + b"\x00\x01",
+            )
             if len(self._blocks) >= 256:
                 self._blocks.clear()
-            self._blocks[key] = block
-        if len(block) > h.max_outbound_frame_size:  # pragma: no cover - our fields are small
-            self._fast_reset(h, sid, ErrorCodes.INTERNAL_ERROR)
-            return
+            self._blocks[key] = pre
+        sid4 = sid.to_bytes(4, "big")
         if not body:
-            h._data_to_send += _frame_header(len(block), 1, 0x05, sid) + block
+            h._data_to_send += pre[0] + sid4 + pre[1]
             self._fast_done(h, sid)
             return
-        h._data_to_send += _frame_header(len(block), 1, 0x04, sid) + block
+        if body_len <= self._fast[sid] and body_len <= h.outbound_flow_control_window and body_len <= 16384:
+            # the common case: HEADERS and the whole body in one DATA frame, one write
+            h._data_to_send += pre[0] + sid4 + pre[1] + pre[2] + sid4 + body
+            h.outbound_flow_control_window -= body_len
+            self._fast_done(h, sid)
+            return
+        h._data_to_send += pre[0] + sid4 + pre[1]
         self._fast_body[sid] = memoryview(body)
         self._fast_send_body(h, sid)
 
@@ -690,6 +687,7 @@ class HttpServerConnection:
                     out.append(StreamReset(stream_id=sid, error_code=int(ev.error_code or 0)))
             elif isinstance(ev, RemoteSettingsChanged):
                 self._remote_settings_seen = True
+                self._peer_window = h.remote_settings.initial_window_size
                 iw = ev.changed_settings.get(SettingCodes.INITIAL_WINDOW_SIZE)
                 if self._fast and iw is not None and iw.original_value is not None:
                     self._fast_windows(h, iw.new_value - iw.original_value)
@@ -919,6 +917,58 @@ class HttpServerConnection:
             return []
         self._h1_followup = False
         return self._h1_events()
+
+
+_Parsed = tuple[str, str, tuple[tuple[bytes, bytes], ...], str]
+"""(method, target, regular fields, authority) of a request."""
+
+
+def _split_request(fields: list[tuple[bytes, bytes]]) -> _Parsed:
+    method = target = authority = ""
+    regular: list[tuple[bytes, bytes]] = []
+    for name, value in fields:
+        if name[:1] == b":":
+            if name == b":method":
+                method = value.decode("latin-1")
+            elif name == b":path":
+                target = value.decode("latin-1")
+            elif name == b":authority":
+                authority = value.decode("latin-1")
+        else:
+            regular.append((name, value))
+    return method, target, tuple(regular), authority
+
+
+def _event_factory() -> Any:
+    """``(sid, method, target, headers, authority)`` → a :class:`RequestReceived` of an HTTP/2 GET
+    with no body, filled through the slot descriptors: the frozen dataclass ``__init__`` costs an
+    ``object.__setattr__`` per field, several µs an event (as :func:`eir.model.request_factory`)."""
+    names = [f.name for f in dataclasses.fields(RequestReceived)]
+    if names != ["stream_id", "method", "target", "headers", "body", "version", "authority"]:
+        raise RuntimeError(f"RequestReceived fields changed: {names}")  # pragma: no cover
+    s_sid, s_method, s_target, s_headers, s_body, s_version, s_authority = (
+        getattr(RequestReceived, n).__set__ for n in names
+    )
+    new = object.__new__
+    h2v = HttpVersion.H2
+
+    def make(
+        sid: int, method: str, target: str, headers: tuple[tuple[bytes, bytes], ...], authority: str
+    ) -> Any:
+        ev = new(RequestReceived)
+        s_sid(ev, sid)
+        s_method(ev, method)
+        s_target(ev, target)
+        s_headers(ev, headers)
+        s_body(ev, b"")
+        s_version(ev, h2v)
+        s_authority(ev, authority)
+        return ev
+
+    return make
+
+
+_h2_request_event = _event_factory()
 
 
 def _frame_header(length: int, ftype: int, flags: int, sid: int) -> bytes:

@@ -210,3 +210,19 @@ def test_small_windows_and_resets_on_both_paths() -> None:
         general.closed,
     )
     assert not fast.closed and [v[1] for v in fast.got.values()].count(body) == 2
+
+
+def test_head_and_get_answers_with_the_same_fields_do_not_share_frames() -> None:
+    side = Side(True)
+    for method in ("HEAD", "GET", "HEAD"):
+        sid = side.c.get_next_available_stream_id()
+        side.c.send_headers(
+            sid,
+            [(":method", method), (":scheme", "http"), (":authority", "e"), (":path", "/")],
+            end_stream=True,
+        )
+        side.exchange()
+        side.s.send_response(sid, 200, [(b"content-type", b"application/json")], b"{}", head=method == "HEAD")
+        side.exchange()
+    assert [v[1:] for v in side.got.values()] == [[b"", True], [b"{}", True], [b"", True]]
+    assert not side.closed
