@@ -112,6 +112,16 @@ class N5gConfig:
     """503 (cause NF_CONGESTION) or 429 (cause NF_CONGESTION_RISK), with Retry-After."""
     retry_after: int = 1
     """Seconds, in the Retry-After of overload answers."""
+    tls_listen: list[str] = field(default_factory=list)
+    """HOST:PORT addresses served over TLS (ALPN ``h2`` and ``http/1.1``); need tls_cert, tls_key."""
+    tls_cert: str | None = None
+    """PEM certificate chain of the EIR (for tls_listen)."""
+    tls_key: str | None = None
+    """PEM private key of tls_cert."""
+    tls_client_ca: str | None = None
+    """PEM CA bundle: when set, clients must present a certificate it signed (mutual TLS)."""
+    tls_keylog: str | None = None
+    """Append the TLS session secrets here (NSS key log format) so that Wireshark can decrypt."""
 
 
 @dataclass(slots=True)
@@ -371,6 +381,7 @@ def _validate(cfg: Config) -> None:
         ("m3ua.listen", cfg.m3ua.listen),
         ("m3ua.connect", cfg.m3ua.connect),
         ("n5g.listen", cfg.n5g.listen),
+        ("n5g.tls_listen", cfg.n5g.tls_listen),
     ):
         for i, a in enumerate(addrs):
             parse_hostport(a, f"{section}[{i}]")
@@ -398,6 +409,8 @@ def _validate(cfg: Config) -> None:
     for key in ("max_uri_length", "max_concurrent_streams", "max_header_list_size", "max_in_flight"):
         if getattr(cfg.n5g, key) < 1:
             raise ConfigError(f"n5g.{key}: must be at least 1")
+    if cfg.n5g.tls_listen and not (cfg.n5g.tls_cert and cfg.n5g.tls_key):
+        raise ConfigError("n5g.tls_listen: needs n5g.tls_cert and n5g.tls_key")
     if cfg.n5g.retry_after < 0:
         raise ConfigError("n5g.retry_after: must be 0 or more seconds")
     if cfg.workers < 1:

@@ -22,9 +22,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from eir.config import parse_hostport
 from eir.logging import get_logger
 from eir.metrics import PEER_EVENTS, PEERS, PROTOCOL_ERRORS
 from eir.model import Checker
@@ -40,7 +42,7 @@ from protocols.http import (
     StreamReset,
 )
 
-__all__ = ["HttpConnection", "HttpServer"]
+__all__ = ["HttpConnection", "HttpServer", "server_tls_context"]
 
 
 class HttpConnection(CoreProtocol):
@@ -203,6 +205,23 @@ class HttpConnection(CoreProtocol):
             tr.abort()
 
 
+def server_tls_context(
+    cert: str, key: str, client_ca: str | None = None, keylog: str | None = None
+) -> ssl.SSLContext:
+    """TLS 1.2+ server context offering ALPN ``h2`` then ``http/1.1`` (RFC 9113 §3.2); mutual TLS
+    when ``client_ca`` is given; session secrets appended to ``keylog`` (for Wireshark)."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    if client_ca:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(client_ca)
+    if keylog:
+        ctx.keylog_filename = keylog
+    return ctx
+
+
 class HttpServer:
     """Listeners and connections of one HTTP service (``key`` names its config section)."""
 
@@ -218,8 +237,12 @@ class HttpServer:
         max_in_flight: int,
         reuse_port: bool,
         debug: bool,
+        tls_listen: Sequence[str] = (),
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.name = key
+        self.tls_listen = list(tls_listen)
+        self.ssl_context = ssl_context
         self.key = key
         self.interface = interface
         self.listen_addresses = list(listen)
@@ -264,6 +287,18 @@ class HttpServer:
                 reuse_port=self.reuse_port,
                 backlog=512,
             )
+            loop = asyncio.get_running_loop()
+            for i, addr in enumerate(self.tls_listen):
+                host, port = parse_hostport(addr, f"{self.key}.tls_listen[{i}]")
+                srv = await loop.create_server(
+                    lambda: self.factory(self),
+                    host,
+                    port,
+                    ssl=self.ssl_context,
+                    reuse_port=self.reuse_port or None,
+                    backlog=512,
+                )
+                self.listeners.append((srv, "tls"))
         except BaseException:
             for srv, _ in self.listeners:
                 srv.close()

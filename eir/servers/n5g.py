@@ -30,7 +30,7 @@ from eir.config import Config
 from eir.events import EventSink
 from eir.metrics import CHECK_SECONDS, PROTOCOL_ERRORS, register_metrics
 from eir.model import Checker, Interface, Status, Verdict, request_factory
-from eir.servers._http import HttpConnection, HttpServer
+from eir.servers._http import HttpConnection, HttpServer, server_tls_context
 from protocols.http import HttpLimits, RequestReceived
 from protocols.sbi import (
     Answer,
@@ -169,6 +169,10 @@ class N5gServer(HttpServer):
             max_in_flight=cfg.max_in_flight,
             reuse_port=config.workers > 1,
             debug=config.log.level.lower() == "debug",
+            tls_listen=cfg.tls_listen,
+            ssl_context=server_tls_context(cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca, cfg.tls_keylog)
+            if cfg.tls_listen and cfg.tls_cert and cfg.tls_key
+            else None,
         )
         self.options = N5gEirOptions(
             bare_pei=cfg.bare_pei, non_imei_pei=cfg.non_imei_pei, max_uri_length=cfg.max_uri_length
@@ -199,6 +203,7 @@ async def start(config: Config, checker: Checker, events: EventSink) -> N5gServe
         PROTOCOL_ERRORS.labels(IFACE, label)
     server = N5gServer(config, checker)
     await server.listen()
-    for host, port, _t in server.addresses():
-        server.log.info("n5g_listening", host=host, port=port, api=f"http://{host}:{port}/n5g-eir-eic/v1")
+    for host, port, t in server.addresses():
+        scheme = "https" if t == "tls" else "http"
+        server.log.info("n5g_listening", host=host, port=port, api=f"{scheme}://{host}:{port}/n5g-eir-eic/v1")
     return server
