@@ -69,7 +69,7 @@ def capture(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
         urls = [f"{eir.n5g_url}{API}?pei={p}" for p in PEIS]
         res = subprocess.run([nghttp, "-n", *urls], capture_output=True, text=True, timeout=30)
         assert res.returncode == 0, res.stdout + res.stderr
-        time.sleep(0.3)  # the last packets reach the capture file
+        time.sleep(1.0)  # the last packets reach the capture file (dumpcap writes as it reads)
     finally:
         dc.terminate()
         dc.wait(10)

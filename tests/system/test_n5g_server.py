@@ -99,6 +99,15 @@ class Client:
                     self.w.write(out)
 
 
+async def until(cond: Any, timeout: float = 10.0) -> None:
+    """Wait for a state the test needs before going on (not a timing assertion)."""
+    for _ in range(int(timeout / 0.005)):
+        if cond():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("condition not reached")
+
+
 async def serve(checker: Any, **n5g: Any) -> Any:
     cfg = Config(n5g=N5gConfig(listen=["127.0.0.1:0"], **n5g))
     return await start(cfg, checker, Events())
@@ -124,8 +133,7 @@ async def test_verdicts_failure_and_shutdown_answers_in_flight_streams() -> None
         assert got["4"][0] == b"404" and json.loads(got["4"][1])["cause"] == "ERROR_EQUIPMENT_UNKNOWN"
         assert got["5"][0] == b"500" and json.loads(got["5"][1])["cause"] == "SYSTEM_FAILURE"
         slow = [cl.get(f"imei-91{i:013d}") for i in range(3)]
-        await asyncio.sleep(0.05)  # let the server read them (they wait on the gate)
-        assert len(checker.seen) == 8
+        await until(lambda: len(checker.seen) == 8)  # the server read them (they wait on the gate)
         down = asyncio.create_task(server.shutdown(5.0))
         await cl.pump(lambda: cl.goaway is not None)
         assert cl.goaway is not None and cl.goaway.error_code == 0 and cl.goaway.last_stream_id == slow[-1]
@@ -150,7 +158,7 @@ async def test_overload_answers_503_with_retry_after() -> None:
     before = metric("eir_protocol_errors_total", interface="n5g", error="overload")
     try:
         waiting = [cl.get(f"imei-91{i:013d}") for i in range(2)]
-        await asyncio.sleep(0.05)
+        await until(lambda: server.pending == 2)
         over = cl.get("imei-911111111111111")
         await cl.pump(lambda: over in cl.answers)
         head, body = cl.answers[over]
