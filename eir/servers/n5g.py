@@ -197,6 +197,16 @@ async def start(config: Config, checker: Checker, events: EventSink) -> N5gServe
         "uri_too_long",
         "overload",
         "non_imei_pei",
+        # HTTP layer (eir.servers._http): h2 error codes and HTTP/1.1 parse errors
+        "protocol_error",
+        "frame_size_error",
+        "compression_error",
+        "flow_control_error",
+        "stream_closed",
+        "enhance_your_calm",
+        "refused_stream",
+        "bad_request",
+        "body_too_large",
         "internal",
         *(c.value.lower() for c in Cause if c.value.endswith(("MISSING", "INCORRECT"))),
     ):
