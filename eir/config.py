@@ -105,6 +105,9 @@ class N5gConfig:
     """Request bodies above it get 413 (a GET has none)."""
     max_in_flight: int = 1024
     """Per connection: reading pauses when this many checks wait for the store."""
+    idle_timeout: float = 600.0
+    """Seconds without a byte from the client and no request in progress before the connection is
+    closed (HTTP/2: GOAWAY NO_ERROR); 0: never."""
     overload_pending: int = 4096
     """Checks waiting for the store across the server from which new requests are answered
     ``overload_status`` instead of queueing."""
@@ -411,6 +414,8 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"n5g.{key}: must be at least 1")
     if cfg.n5g.tls_listen and not (cfg.n5g.tls_cert and cfg.n5g.tls_key):
         raise ConfigError("n5g.tls_listen: needs n5g.tls_cert and n5g.tls_key")
+    if cfg.n5g.idle_timeout < 0:
+        raise ConfigError("n5g.idle_timeout: must be 0 (never) or a positive number of seconds")
     if cfg.n5g.retry_after < 0:
         raise ConfigError("n5g.retry_after: must be 0 or more seconds")
     if cfg.workers < 1:

@@ -90,6 +90,12 @@ class HttpConnection(CoreProtocol):
         if core.closed and core.idle:
             self._schedule_close()
 
+    def _on_timer(self) -> None:
+        super()._on_timer()  # the core's idle deadline: it may have closed (GOAWAY queued, flushed)
+        core = self.core
+        if core is not None and core.closed and core.idle:
+            self._close_transport()
+
     def _schedule_close(self) -> None:
         # after this turn's flush: the answer leaves first
         self.loop.call_soon(self._flush_and_close)
@@ -112,6 +118,7 @@ class HttpConnection(CoreProtocol):
             if s is not None:
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.core = HttpServerConnection(self.server.limits)
+        self.core.start(self.loop.time())
         self.log = self.server.log.bind(peer=self.peer)
         self.server.connections.add(self)
         self.server.peers.inc()
@@ -121,6 +128,7 @@ class HttpConnection(CoreProtocol):
             self.log.debug("http_connected")
         if self.server.closing:  # accepted while shutting down
             self._handle(self.core.close(self.loop.time()))
+        self._flush()  # (arms the idle timer)
 
     def data_received(self, data: bytes) -> None:
         core = self.core

@@ -165,6 +165,7 @@ class N5gServer(HttpServer):
                 max_concurrent_streams=cfg.max_concurrent_streams,
                 max_header_list_size=cfg.max_header_list_size,
                 max_body=cfg.max_body,
+                idle_timeout=cfg.idle_timeout,
             ),
             max_in_flight=cfg.max_in_flight,
             reuse_port=config.workers > 1,

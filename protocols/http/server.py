@@ -95,6 +95,9 @@ class HttpLimits:
     max_body: int = 65536
     initial_window_size: int = 1 << 20
     """Our receive window per stream (and for the connection, by a WINDOW_UPDATE at start)."""
+    idle_timeout: float = 0.0
+    """Seconds without a byte from the peer and no request in progress after which the connection
+    is closed (HTTP/2: GOAWAY NO_ERROR); 0: never."""
     fast_path: bool = True
     """HTTP/2: serve simple requests (one HEADERS frame with END_STREAM) without h2's stream
     machinery (:mod:`protocols.http._fast`); False: every frame through h2 (the general path the
@@ -227,6 +230,7 @@ class HttpServerConnection:
         ] = {}
         """(status, fields, body length, HEAD) → our HEADERS frame head, header block, DATA frame head."""
         self._h1_counter = 0
+        self._last_rx = 0.0
         self._h1_closing = False
         self._h1_followup = False
         self._h1_req: h11.Request | None = None
@@ -252,16 +256,35 @@ class HttpServerConnection:
         self._out.clear()
         return out
 
+    def start(self, now: float) -> None:
+        """The connection was accepted at ``now``: the idle clock starts."""
+        self._last_rx = now
+
     def get_timer(self) -> float | None:
-        return None
+        """The idle deadline (``HttpLimits.idle_timeout``), or None."""
+        t = self.limits.idle_timeout
+        if not t or self._closed:
+            return None
+        return self._last_rx + t
 
     def handle_timer(self, now: float) -> list[Event]:
-        return []
+        """Close an idle connection; safe to call early (nothing happens before the deadline), and a
+        connection with requests in progress is not idle."""
+        at = self.get_timer()
+        if at is None or now < at:
+            return []
+        if not self.idle:
+            self._last_rx = now  # busy: the deadline moves on
+            return []
+        out = self.close(now)
+        self._closed = True
+        return out if out else [ConnectionClosed(reason="idle")]
 
     def receive_data(self, data: bytes, now: float = 0.0) -> list[Event]:
         """Bytes from the peer (``b""``: the peer closed) → events."""
         if self._closed:
             return []
+        self._last_rx = now
         if self.version is HttpVersion.PENDING:
             if not data:
                 self._closed = True

@@ -205,3 +205,19 @@ async def test_bad_input_is_counted_and_answered_never_a_crash(data: bytes, labe
     finally:
         w.close()
         await server.shutdown(1.0)
+
+
+async def test_idle_connection_closed_with_goaway() -> None:
+    server = await serve(GateChecker(), idle_timeout=0.3)
+    host, port, _ = server.addresses()[0]
+    cl = await Client.connect(host, port)
+    try:
+        cl.w.write(cl.c.data_to_send())
+        sid = cl.get("imei-112345678901234")
+        await cl.pump(lambda: sid in cl.answers)
+        await cl.pump(lambda: cl.eof, timeout=10)  # the server closes once idle
+        assert cl.goaway is not None and cl.goaway.error_code == 0
+        await until(lambda: not server.connections)
+    finally:
+        cl.w.close()
+        await server.shutdown(1.0)

@@ -255,3 +255,30 @@ def test_many_concurrent_streams(n: int) -> None:
     for ev in reversed(evs):
         s.send_response(ev.stream_id, 200, JSON, BODY)
     assert set(responses(c, s.data_to_send())) == set(sids)
+
+
+def test_idle_connection_is_closed_with_goaway_but_not_a_busy_one() -> None:
+    c = client()
+    s = HttpServerConnection(HttpLimits(idle_timeout=10.0))
+    s.start(100.0)
+    assert s.get_timer() == 110.0
+    s.receive_data(c.data_to_send(), 105.0)
+    c.receive_data(s.data_to_send())
+    s.receive_data(c.data_to_send(), 106.0)
+    assert s.get_timer() == 116.0 and s.handle_timer(110.0) == []  # early: nothing
+    sid = get(c)
+    s.receive_data(c.data_to_send(), 107.0)
+    assert s.handle_timer(200.0) == [] and not s.closed  # a request in progress: not idle
+    s.send_response(sid, 200, JSON, BODY)
+    assert responses(c, s.data_to_send())
+    assert s.handle_timer(300.0) == [ConnectionClosed(reason="shutdown")] and s.closed
+    ev = [e for e in c.receive_data(s.data_to_send()) if isinstance(e, h2.events.ConnectionTerminated)]
+    assert ev and ev[0].error_code == 0
+    assert s.get_timer() is None
+
+
+def test_idle_http11_connection_is_closed() -> None:
+    s = HttpServerConnection(HttpLimits(idle_timeout=1.0))
+    s.start(0.0)
+    s.receive_data(b"GET / HT", 0.5)  # a partial head: nothing in progress yet
+    assert s.handle_timer(2.0) == [ConnectionClosed(reason="shutdown")] and s.closed
