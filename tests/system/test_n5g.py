@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from protocols.imei import luhn_check_digit
 from simulations.mme import SimulatedMme
@@ -306,3 +308,42 @@ def test_sim_amf_cli(eir: Any) -> None:
     )
     assert many.returncode == 0, many.stderr
     assert "200 GetEquipmentStatus (window 16)" in many.stdout and "'grey': 200" in many.stdout
+
+
+# --- fuzzing the contract (what schemathesis would do with the YAML) --------------------------------
+
+_PEI = st.one_of(
+    st.from_regex(r"\Aimei-[0-9]{15}\Z"),
+    st.from_regex(r"\Aimeisv-[0-9]{16}\Z"),
+    st.from_regex(r"\Amac(-[0-9a-fA-F]{2}){6}(-untrusted)?\Z"),
+    st.from_regex(r"\Aeui(-[0-9a-fA-F]{2}){8}\Z"),
+    st.from_regex(r"\A[0-9]{13,17}\Z"),
+    st.text(max_size=40),
+)
+_SUPI = st.one_of(
+    st.none(), st.from_regex(r"\Aimsi-[0-9]{3,16}\Z"), st.from_regex(r"\Anai-.+@.+\Z"), st.text(max_size=20)
+)
+_GPSI = st.one_of(st.none(), st.from_regex(r"\Amsisdn-[0-9]{3,16}\Z"), st.text(max_size=20))
+_SF = st.one_of(st.none(), st.from_regex(r"\A[0-9a-fA-F]{0,8}\Z"), st.text(max_size=8))
+
+
+def test_random_queries_get_documented_answers(eir: Any) -> None:
+    """Random PEI/SUPI/GPSI/supported-features (the spec's patterns and junk): every answer is a
+    status the API documents, valid against TS29511/TS29571 (openapi-core), never a 5xx."""
+    from urllib.parse import quote
+
+    with httpx.Client(http1=False, http2=True, base_url=eir.n5g_url, timeout=10) as client:
+
+        @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(_PEI, _SUPI, _GPSI, _SF, st.booleans())
+        def prop(pei: str, supi: str | None, gpsi: str | None, sf: str | None, omit_pei: bool) -> None:
+            params = [("supi", supi), ("gpsi", gpsi), ("supported-features", sf)]
+            if not omit_pei:
+                params.insert(0, ("pei", pei))
+            query = "&".join(f"{k}={quote(v, safe='')}" for k, v in params if v is not None)
+            target = f"{API}?{query}" if query else API
+            r = client.get(target)
+            assert r.status_code in (200, 400, 404, 414), (target, r.status_code, r.text)
+            validate(target, r.status_code, r.headers["content-type"], r.content)
+
+        prop()
