@@ -11,7 +11,7 @@ Library::
     s = await amf.load("imei-490154203237518", count=10000, window=64)   # rate, p50/p99
     await amf.close()
 
-CLI: ``eir sim amf --connect URL --pei PEI [--supi] [--gpsi] [--count N --window W]``.
+CLI: ``eir sim amf --connect URL --pei PEI [--supi] [--gpsi] [--count N --window W | --rate R]``.
 
 The AMF's decision follows Open5GS's rules (its ``unknown_action`` / ``failure_action`` settings,
 allow or reject): BLACKLISTED → reject with 5GMM cause #6 ILLEGAL_ME (TS 24.501 §9.11.3.2),
@@ -234,22 +234,36 @@ class SimulatedAmf:
         )
 
     async def load(
-        self, pei: str, *, count: int, window: int, supi: str | None = None, timeout: float = 300.0
+        self,
+        pei: str,
+        *,
+        count: int,
+        window: int,
+        supi: str | None = None,
+        rate: float | None = None,
+        timeout: float = 300.0,
     ) -> LoadSummary:
-        """``count`` requests with ``window`` streams outstanding at once (``timeout``: the whole run)."""
+        """``count`` requests with ``window`` streams outstanding at once, at most ``rate`` a second
+        when given (``timeout``: the whole run)."""
         target = build_target(pei, supi, api_root_path=self.api_root_path)
         verdicts: Counter[str] = Counter()
         latencies: list[float] = []
         clock = time.perf_counter
         remaining = count
         p = self._p
+        sent = 0
 
         async def worker() -> None:
             # a window of streams, each worker one outstanding request; writes go out once per
             # event-loop turn (flush_soon), not once per request
-            nonlocal remaining
+            nonlocal remaining, sent
             while remaining > 0:
                 remaining -= 1
+                if rate:
+                    due = t_start + sent / rate
+                    sent += 1
+                    if due > clock():
+                        await asyncio.sleep(due - clock())
                 t0 = clock()
                 fut = p.get(target)
                 p.flush_soon()
@@ -299,6 +313,7 @@ def register(sim_subparsers: Any) -> None:
     p.add_argument("--gpsi", default=None, help="msisdn-<digits>")
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--window", type=int, default=1, help="streams outstanding at once (with --count)")
+    p.add_argument("--rate", type=float, default=None, help="requests per second at most (with --count)")
     p.add_argument("--unknown-action", choices=["allow", "reject"], default="allow")
     p.add_argument("--failure-action", choices=["allow", "reject"], default="allow")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
@@ -341,7 +356,7 @@ async def _run(args: argparse.Namespace) -> int:
             else:
                 print(f"{r.pei}: {r.verdict} → AMF: {r.action} [{r.latency * 1000:.2f} ms]")
             return 0 if r.verdict != "timeout" else 1
-        s = await amf.load(args.pei, count=args.count, window=args.window, supi=args.supi)
+        s = await amf.load(args.pei, count=args.count, window=args.window, supi=args.supi, rate=args.rate)
         print(json.dumps(asdict(s)) if args.json else s.line("GetEquipmentStatus"))
         return 0
     finally:

@@ -285,12 +285,14 @@ async def test_sim_amf_library(eir: Any) -> None:
         unknown = await amf.check(f"imei-{cd(UNLISTED)}")
         bad = await amf.check("imei-1")
         load = await amf.load(f"imei-{cd(WHITE)}", count=300, window=32)
+        paced = await amf.load(f"imei-{cd(WHITE)}", count=20, window=4, rate=200.0)
     finally:
         await amf.close()
     assert (black.verdict, black.action) == ("black", ILLEGAL_ME)
     assert (unknown.verdict, unknown.action) == ("unknown", "reject (unknown_action)")
     assert bad.verdict == "error 400 MANDATORY_QUERY_PARAM_INCORRECT" and bad.action.startswith("accept")
     assert load.verdicts == {"white": 300} and load.count == 300
+    assert paced.verdicts == {"white": 20} and paced.seconds >= 19 / 200.0  # paced, not timed
 
 
 def test_sim_amf_cli(eir: Any) -> None:
