@@ -282,3 +282,15 @@ def test_idle_http11_connection_is_closed() -> None:
     s.start(0.0)
     s.receive_data(b"GET / HT", 0.5)  # a partial head: nothing in progress yet
     assert s.handle_timer(2.0) == [ConnectionClosed(reason="shutdown")] and s.closed
+
+
+def test_continuation_flood_ends_with_goaway() -> None:
+    """HEADERS without END_HEADERS then CONTINUATION frames without end (the 2024 "CONTINUATION
+    flood"): bounded by h2's backlog, answered with GOAWAY, never unbounded memory."""
+    _c, s = pair()
+    block = b"\x82"  # :method GET
+    frames = (1).to_bytes(3, "big") + b"\x01\x01" + (1).to_bytes(4, "big") + block  # HEADERS, END_STREAM only
+    cont = (100).to_bytes(3, "big") + b"\x09\x00" + (1).to_bytes(4, "big") + b"\x40" * 100
+    evs = s.receive_data(frames + cont * 200)
+    assert any(isinstance(e, ProtocolErrorOccurred) and e.fatal for e in evs), evs
+    assert s.closed and len(s._fbuf) == 0
