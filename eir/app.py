@@ -42,7 +42,7 @@ class StartupError(Exception):
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("serve", help="run the EIR (Diameter S13, MAP over M3UA, N5g-eir, metrics)")
+    p = sub.add_parser("serve", help="run the EIR (Diameter S13, MAP over M3UA, metrics)")
     p.add_argument("--config", "-c", default=os.environ.get("EIR_CONFIG"), help="YAML config file")
     p.add_argument("--workers", type=int, default=None, help="processes sharing the ports (SO_REUSEPORT)")
     p.add_argument("--log-level", default=None, help="debug | info | warning | error")
