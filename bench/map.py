@@ -27,8 +27,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from protocols.sigtran import m3ua, sccp  # noqa: E402
-from protocols.sigtran.map_eir import EquipmentStatus  # noqa: E402
+from protocols.sigtran import (  # noqa: E402
+    EquipmentStatus,
+    m3ua,
+    sccp,
+)
 from protocols.sigtran.stack import CheckImeiClient, CheckImeiRequested, EirSigtranStack  # noqa: E402
 from simulations.msc import SimulatedMsc  # noqa: E402
 from testkit.eirproc import EirProcess  # noqa: E402

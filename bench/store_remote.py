@@ -92,12 +92,16 @@ async def _measure(store: IdentityStore, n: int, rnd: random.Random) -> dict[str
     rms = [ListEntry(kind=EntryKind.IMEI, key=_key(i), status=Status.BLACK) for i in range(1000)]
     await store.import_version(adds, [], source="delta", delta=True, removals=rms)
     t_delta = time.perf_counter() - t
-    obs: list[float] = []
+    # clone sightings as the write-behind sends them: batches of 5,000 rows
     now = time.time()
-    for k in range(1000):
-        t = time.perf_counter()
-        await store.observe(_key(k % 300), f"26201{k:010d}", f"mme{k % 3}", now + k * 0.01, 3600)
-        obs.append(time.perf_counter() - t)
+    rows = [(_key(k % 300_000), "i", f"26201{k:010d}", now + k * 1e-4) for k in range(50_000)]
+    t = time.perf_counter()
+    for i in range(0, len(rows), 5000):
+        await store.write_sightings(rows[i : i + 5000])
+    t_sight = time.perf_counter() - t
+    t = time.perf_counter()
+    back = await store.read_sightings(now)
+    t_read = time.perf_counter() - t
     return {
         "entries": v.entries,
         "import_seconds": round(t_import, 2),
@@ -107,8 +111,8 @@ async def _measure(store: IdentityStore, n: int, rnd: random.Random) -> dict[str
         "lookup_p99_us": round(_pct(lat, 0.99) * 1e6),
         "lookup_hit_ratio": round(hits / len(queries), 2),
         f"lookups_per_s_{CONCURRENCY}_concurrent": round(len(queries) / t_conc),
-        "observe_p50_us": round(statistics.median(obs) * 1e6),
-        "observe_p99_us": round(_pct(obs, 0.99) * 1e6),
+        "sightings_written_per_s": round(len(rows) / t_sight),
+        "sightings_read_per_s": round(len(back) / t_read),
     }
 
 

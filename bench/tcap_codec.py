@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from protocols.sigtran.map_eir import (
+from protocols.sigtran import (
     EquipmentStatus,
     TcapEirCore,
     decode_check_imei_reply,

@@ -1,9 +1,10 @@
 """``eir serve``: build the EIR from a config and run it until a signal.
 
-Start-up order: store → lists imported on start (demo) → event publisher → checker → metrics →
-interface servers → ready file. Shutdown in uvicorn's order: first signal: close listeners, close each
-association gracefully (Diameter DPR/DPA, M3UA ASP-DOWN) within ``shutdown_grace``, then cut the rest,
-then close the store and MQTT; a second signal forces the exit.
+Start-up order: store → lists imported on start (demo) → event publisher → checker (clone sightings
+read back) → metrics → interface servers → ready file. Shutdown in uvicorn's order: first signal:
+close listeners, close each association gracefully (Diameter DPR/DPA, M3UA ASP-DOWN) within
+``shutdown_grace``, then cut the rest,
+then write the queued clone sightings, close the store and MQTT; a second signal forces the exit.
 
 ``--workers N`` starts N-1 more processes on the same ports (SO_REUSEPORT): the kernel spreads new
 connections across them, and they share the store (SQLite WAL file, PostgreSQL or Redis). Worker i
@@ -26,8 +27,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eir.cli import EXIT_BIND, EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_STORE
-from eir.config import Config, ConfigError, load_config, parse_hostport
+from eir.checker import PolicyChecker
+from eir.cli import (
+    EXIT_BIND,
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_STORE,
+    add_config_options,
+    int_range,
+    load_cli_config,
+)
+from eir.config import Config, ConfigError, parse_hostport
 from eir.events import MqttEvents, NullEvents
 from eir.logging import get_logger, setup_logging
 from eir.metrics import register_metrics
@@ -43,9 +54,13 @@ class StartupError(Exception):
 
 def register(sub: Any) -> None:
     p = sub.add_parser("serve", help="run the EIR (Diameter S13, MAP over M3UA, metrics)")
-    p.add_argument("--config", "-c", default=os.environ.get("EIR_CONFIG"), help="YAML config file")
-    p.add_argument("--workers", type=int, default=None, help="processes sharing the ports (SO_REUSEPORT)")
-    p.add_argument("--log-level", default=None, help="debug | info | warning | error")
+    add_config_options(p)
+    p.add_argument(
+        "--workers", type=int_range(1), default=None, help="processes sharing the ports (SO_REUSEPORT)"
+    )
+    p.add_argument(
+        "--log-level", default=None, choices=["debug", "info", "warning", "error"], help="overrides log.level"
+    )
     p.add_argument(
         "--ready-file",
         default=None,
@@ -61,7 +76,7 @@ def serve_command(args: argparse.Namespace) -> int:
     if args.log_level:
         overrides["log"] = {"level": args.log_level}
     try:
-        config = load_config(args.config, overrides=overrides)
+        config = load_cli_config(args, overrides=overrides)
     except ConfigError as e:
         print(f"eir: configuration error: {e}", file=sys.stderr)
         return EXIT_CONFIG
@@ -82,7 +97,7 @@ class _Workers:
     logged and started again (after a pause that grows while it keeps dying young)."""
 
     def __init__(self, args: argparse.Namespace, n: int) -> None:
-        self.cmd = [sys.executable, "-m", "eir.cli", "serve"]
+        self.cmd = [sys.executable, "-m", "eir.cli", "serve", "-q"]  # worker 0 said which config
         if args.config:
             self.cmd += ["--config", args.config]
         if args.log_level:
@@ -181,6 +196,7 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
     await events.start()
     register_metrics()
     checker = build_checker(config, store, events, observations)
+    await checker.start()
 
     ready: dict[str, Any] = {"pid": os.getpid()}
     if config.metrics.enabled:
@@ -216,7 +232,7 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
             ready[name] = [list(a) for a in srv.addresses()]
             log.info("listening", interface=name, addresses=[f"{h}:{p}/{t}" for h, p, t in srv.addresses()])
     except BaseException:
-        await _shutdown(servers, store, observations, events, config.shutdown_grace)
+        await _shutdown(servers, checker, store, observations, events, config.shutdown_grace)
         raise
 
     if ready_file:
@@ -242,13 +258,14 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
     for s in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(s, on_signal, s)
     await stop.wait()
-    await _shutdown(servers, store, observations, events, config.shutdown_grace)
+    await _shutdown(servers, checker, store, observations, events, config.shutdown_grace)
     log.info("stopped")
     return EXIT_OK
 
 
 async def _shutdown(
     servers: list[RunningServer],
+    checker: PolicyChecker,
     store: IdentityStore,
     observations: IdentityStore | None,
     events: MqttEvents | NullEvents,
@@ -259,6 +276,10 @@ async def _shutdown(
     for s, r in zip(servers, results, strict=True):
         if isinstance(r, BaseException):
             log.warning("shutdown_error", interface=s.name, error=repr(r))
+    try:
+        await checker.close()  # the sightings still queued go to the store before it closes
+    except Exception as e:
+        log.warning("shutdown_error", component="sightings", error=repr(e))
     for st in (observations, store):
         if st is not None:
             with contextlib.suppress(Exception):

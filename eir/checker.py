@@ -20,8 +20,9 @@ On the hot path of every interface (~20k checks/s per process), so it stays lean
   memory) and cached answers cost no Task and no loop turn.
 * Time comes from the injected clocks (``clock`` for delays, ``wall`` for sighting timestamps), so
   tests step time instead of sleeping.
-* Clone observations are recorded in ``observations`` (default: the list store). When they cannot
-  be recorded the clone rule is skipped (logged and counted) — the lists still decide.
+* Clone sightings are counted in memory and written behind to ``observations`` (default: the list
+  store) by :class:`eir.sightings.SightingTracker`: no store write on the hot path; a store that
+  cannot take them costs the durable copy (logged and counted), never an answer.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from eir.logging import get_logger
 from eir.metrics import CLONE_SUSPICIONS, LIST_VERSION, REQUESTS, STORE_ERRORS, VERDICTS
 from eir.model import CheckRequest, Interface, Status, Verdict
 from eir.policy import CLONE_REASONS, Policy, Step
+from eir.sightings import SightingTracker
 from eir.store.base import IdentityStore, ImsiRules, Lookup, Sightings, StoreError
 
 __all__ = ["PolicyChecker", "build_checker"]
@@ -93,7 +95,23 @@ class PolicyChecker:
         self._verdicts: dict[tuple[Interface, Status, str], Any] = {}
         self._clone_seen: dict[str, float] = {}
         self._store_needs_task = store.needs_task
-        self._obs_needs_task = self.observations.needs_task
+        clone = config.policy.clone
+        self.sightings: SightingTracker | None = None
+        self._track_origins = clone.distinct_origins
+        """Origins are recorded only for the rule that reads them (off by default): otherwise
+        every fresh IMEI would cost a second row for an origin nobody counts."""
+        if self.policy.clone_enabled:
+            # other writers: remote stores (other instances may use them), or --workers on one file
+            shared = getattr(self.observations, "name", "") in ("postgres", "redis") or config.workers > 1
+            self.sightings = SightingTracker(
+                self.observations,
+                clone.window,
+                max_tracked_imeis=clone.max_tracked_imeis,
+                max_values_per_imei=clone.max_values_per_imei,
+                flush_interval=clone.flush_interval,
+                share_interval=clone.share_interval if shared else None,
+                clock=wall,
+            )
         # Every series exists from start-up (0 until it happens), so rate() and alerts work at once.
         STORE_ERRORS.labels(self._store_name)
         STORE_ERRORS.labels(self._obs_name)
@@ -220,8 +238,14 @@ class PolicyChecker:
             self._store_recovered("store", self._store_name)
 
         sightings = None
-        if self.policy.clone_enabled and (req.imsi or req.origin):
-            sightings = await self._observe(imei, req)
+        tracker = self.sightings
+        if tracker is not None and (req.imsi or (self._track_origins and req.origin)):
+            if not tracker.running:  # `eir check`: the stored sightings of this IMEI, nothing recorded
+                try:
+                    await tracker.load_imei(imei)
+                except _OUTAGE_ERRORS as e:
+                    self._store_failed("observations", self._obs_name, e)
+            sightings = self._observe(tracker, imei, req)
         verdict = self.policy.decide(req, imei, lookup, rules, sightings, steps)
         if sightings is not None:
             reason = self.policy.clone_reason(sightings)
@@ -229,24 +253,27 @@ class PolicyChecker:
                 self._clone_suspected(imei, req, sightings, reason, verdict)
         return verdict
 
-    async def _observe(self, imei: str, req: CheckRequest) -> Sightings | None:
-        imsi, origin = req.imsi, req.origin
-        # what the wire sent is stored: bound it (an IMSI has at most 15 digits, a DiameterIdentity
-        # or a GT is short too)
+    def _observe(self, tracker: SightingTracker, imei: str, req: CheckRequest) -> Sightings:
+        imsi = req.imsi
+        origin = req.origin if self._track_origins else None
+        # what the wire sent is kept and stored: bound it (an IMSI has at most 15 digits, a
+        # DiameterIdentity or a GT is short too)
         if imsi is not None and len(imsi) > 32:
             imsi = imsi[:32]
         if origin is not None and len(origin) > 255:
             origin = origin[:255]
-        try:
-            if self._obs_needs_task and asyncio.current_task() is None:
-                await asyncio.sleep(0)  # continue under the server's Task (module docstring)
-            s = await self.observations.observe(imei, imsi, origin, self._wall(), self.policy.clone_window)
-        except _OUTAGE_ERRORS as e:
-            self._store_failed("observations", self._obs_name, e)
-            return None
-        if self._down.get("observations"):
-            self._store_recovered("observations", self._obs_name)
-        return s
+        return tracker.observe(imei, imsi, origin, self._wall())
+
+    async def start(self) -> None:
+        """Start the background work of a serving checker: the clone sightings' read-back,
+        write-behind and sharing (eir/sightings.py). ``eir check`` never starts it."""
+        if self.sightings is not None:
+            await self.sightings.start()
+
+    async def close(self) -> None:
+        """Write the sightings still queued (before the stores close)."""
+        if self.sightings is not None:
+            await self.sightings.close()
 
     def _clone_suspected(self, imei: str, req: CheckRequest, s: Sightings, reason: str, v: Verdict) -> None:
         """Event + metric once per IMEI per window, not on every check of a suspect IMEI."""

@@ -3,7 +3,11 @@
 They open the configured store directly (the same SQLite file, PostgreSQL database or Redis a
 running ``eir serve`` uses): an import is picked up by running servers through the store's change
 notifications. Exit codes (eir/cli.py): 0 ok, 1 failure (bad rows, a FAILURE verdict, unknown
-version), 2 usage/configuration, 4 the store could not be opened.
+version, a missing store), 2 usage/configuration, 4 the store could not be opened.
+
+``check``, ``lists versions``, ``lists export`` and ``lists rollback`` never create a store: a SQLite
+file that does not exist is an error that says where it was looked for (only ``lists import`` and
+``eir serve`` create one).
 """
 
 from __future__ import annotations
@@ -19,28 +23,54 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from eir.cli import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_STORE
-from eir.config import Config, ConfigError, load_config
+from eir.cli import (
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_STORE,
+    add_config_options,
+    help_command,
+    imei_text,
+    imsi_text,
+    int_range,
+    load_cli_config,
+    software_version,
+    usage_error,
+)
+from eir.config import Config, ConfigError
 from eir.model import CheckRequest, Interface, Status
 
 
 def register(sub: Any) -> None:
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--config", "-c", default=os.environ.get("EIR_CONFIG"), help="YAML config file")
+    common = add_config_options
 
     p = sub.add_parser("check", help="check one IMEI against the lists and policy, as an interface would")
-    p.add_argument("imei", help="14 (IMEI), 15 (IMEI + check/spare digit) or 16 (IMEISV) digits")
-    p.add_argument("--imsi", help="IMSI of the subscriber (pairings, locks, clone detection)")
-    p.add_argument("--sv", "--software-version", dest="sv", help="2-digit software version (as S13 sends it)")
+    p.add_argument(
+        "imei",
+        help="14 (IMEI), 15 (IMEI + check/spare digit) or 16 (IMEISV) digits; dashes and spaces are dropped",
+    )
+    p.add_argument("--imsi", type=imsi_text, help="IMSI of the subscriber (pairings, locks, clone detection)")
+    p.add_argument(
+        "--sv",
+        "--software-version",
+        dest="sv",
+        type=software_version,
+        help="2-digit software version (as S13 sends it)",
+    )
     p.add_argument("--origin", help="who asks (MME host / MSC GT); counts for clone detection")
     p.add_argument("--explain", action="store_true", help="print the decision path, rule by rule")
     p.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    p.add_argument(
+        "--allow-bad-imei",
+        action="store_true",
+        help="let a malformed IMEI through to the policy (its validity rule answers) instead of refusing it",
+    )
     common(p)
-    p.set_defaults(func=check_command)
+    p.set_defaults(func=check_command, read_only=True)
 
     lists = sub.add_parser("lists", help="import, export, list and roll back equipment lists")
     ls = lists.add_subparsers(dest="lists_command", metavar="ACTION")
-    lists.set_defaults(func=lambda _a: (lists.print_help(), EXIT_CONFIG)[1])
+    lists.set_defaults(func=help_command(lists))
 
     p = ls.add_parser("import", help="validate a CSV file and swap it in atomically")
     p.add_argument(
@@ -64,16 +94,16 @@ def register(sub: Any) -> None:
     p.add_argument("path", nargs="?", default="-", help="output file, - for stdout (default)")
     p.add_argument("--kind", choices=["all", "equipment", "pairing", "lock"], default="all")
     common(p)
-    p.set_defaults(func=export_command)
+    p.set_defaults(func=export_command, read_only=True)
 
     p = ls.add_parser("versions", help="the list versions kept (the active one marked *)")
     common(p)
-    p.set_defaults(func=versions_command)
+    p.set_defaults(func=versions_command, read_only=True)
 
     p = ls.add_parser("rollback", help="make an older version active again")
-    p.add_argument("version", type=int)
+    p.add_argument("version", type=int_range(1), help="a version id from eir lists versions")
     common(p)
-    p.set_defaults(func=rollback_command)
+    p.set_defaults(func=rollback_command, read_only=True)
 
 
 # --- plumbing -------------------------------------------------------------------------------------
@@ -90,14 +120,38 @@ def _err(msg: str) -> None:
 
 def _run(args: argparse.Namespace, body: Callable[[Config, Any], Awaitable[int]]) -> int:
     try:
-        config = load_config(args.config)
+        config = load_cli_config(args)
     except ConfigError as e:
         _err(f"configuration error: {e}")
         return EXIT_CONFIG
+    if getattr(args, "read_only", False) and (missing := _missing_store(config, args)) is not None:
+        _err(missing)
+        return EXIT_FAILURE
     from eir.logging import setup_logging
 
     setup_logging("debug" if config.log.level == "debug" else "warning", config.log.format)
     return asyncio.run(_with_store(config, body))
+
+
+def _missing_store(config: Config, args: argparse.Namespace) -> str | None:
+    """Why a command that only reads cannot run: its SQLite file does not exist (opening it would
+    create an empty store and answer from it, as if every list were empty)."""
+    if not config.store.url.lower().startswith("sqlite:"):
+        return None
+    from eir.store.base import StoreError
+    from eir.store.sqlite import sqlite_path
+
+    try:
+        path = sqlite_path(config.store.url, config.data_dir)
+    except StoreError:
+        return None  # the store's own open() names the bad URL
+    if path.exists():
+        return None
+    source = f"config {args.config}" if args.config else "no config file found, built-in defaults"
+    return (
+        f"no store at {path.absolute()} ({source}); give --config, set EIR_CONFIG, "
+        "or create it with `eir lists import FILE` or `eir serve`"
+    )
 
 
 async def _with_store(config: Config, body: Callable[[Config, Any], Awaitable[int]]) -> int:
@@ -124,6 +178,12 @@ async def _with_store(config: Config, body: Callable[[Config, Any], Awaitable[in
 
 
 def check_command(args: argparse.Namespace) -> int:
+    if not args.allow_bad_imei:
+        try:
+            args.imei = imei_text(args.imei)
+        except argparse.ArgumentTypeError as e:
+            return usage_error("eir check", f"argument imei: {e}; --allow-bad-imei hands it to the policy")
+
     async def body(config: Config, store: Any) -> int:
         from eir.checker import build_checker
 
@@ -185,7 +245,15 @@ def check_command(args: argparse.Namespace) -> int:
 
 
 def import_command(args: argparse.Namespace) -> int:
-    from eir.lists import ListFileError, import_parsed, parse_csv, progress_bar
+    from eir.lists import (
+        ListFileError,
+        counted,
+        find_absent_removals,
+        import_parsed,
+        parse_csv,
+        progress_bar,
+        removal_text,
+    )
 
     async def body(config: Config, store: Any) -> int:
         t0 = time.monotonic()
@@ -212,6 +280,15 @@ def import_command(args: argparse.Namespace) -> int:
                 print(f"{args.path}: nothing imported ({parsed.summary()})", file=sys.stderr)
                 return EXIT_FAILURE
         what = "delta" if parsed.delta else "full"
+        if parsed.removals:
+            parsed.absent_removals = await find_absent_removals(store, parsed.removals)
+            if parsed.absent_removals:
+                shown = ", ".join(removal_text(r) for r in parsed.absent_removals[:20])
+                more = len(parsed.absent_removals) - 20
+                _err(
+                    f"{args.path}: {len(parsed.absent_removals)} of {len(parsed.removals)} removals match "
+                    f"nothing on the active lists: {shown}" + (f" and {more} more" if more > 0 else "")
+                )
         if args.dry_run:
             print(
                 f"{args.path}: valid {what} {parsed.kind} list: {parsed.summary()} "
@@ -231,7 +308,8 @@ def import_command(args: argparse.Namespace) -> int:
         t_all = time.monotonic() - t0
         print(
             f"imported version {v.id} ({what} {parsed.kind} list from {os.path.basename(args.path)}): "
-            f"{parsed.summary()}; now {v.entries} entries, {v.pairings} pairing/lock rows "
+            f"{parsed.summary()}; now {counted(v.entries, 'entry', 'entries')}, "
+            f"{counted(v.pairings, 'pairing/lock row')} "
             f"in {t_all:.2f}s ({_rate(parsed.rows, t_all)}; store {time.monotonic() - t1:.2f}s)"
         )
         return EXIT_OK
@@ -255,9 +333,15 @@ def export_command(args: argparse.Namespace) -> int:
             sys.stdout.flush()
         else:
             tmp = args.path + ".tmp"
-            with open(tmp, "w", newline="", encoding="utf-8") as f:
-                n = await export_csv(store.export(), f, kind=args.kind)
-            os.replace(tmp, args.path)
+            try:
+                with open(tmp, "w", newline="", encoding="utf-8") as f:
+                    n = await export_csv(store.export(), f, kind=args.kind)
+                os.replace(tmp, args.path)
+            except OSError as e:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                _err(f"cannot write {args.path}: {e.strerror or e}")
+                return EXIT_FAILURE
             print(f"exported {n} rows to {args.path}", file=sys.stderr)
         return EXIT_OK
 

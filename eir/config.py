@@ -139,6 +139,17 @@ class CloneConfig:
     Off by default: a device on combined EPS/IMSI attach or CSFB is checked by its MME and by its
     MSC, and one moving within an MME pool by several MMEs — all legitimate."""
     verdict: VerdictName = "grey"
+    max_tracked_imeis: int = 200_000
+    """IMEIs whose sightings are held in memory (eir/sightings.py); beyond it the IMEI tracked
+    longest is forgotten first. About 0.5 KB each."""
+    max_values_per_imei: int = 32
+    """IMSIs (and origins) remembered per IMEI; the oldest is forgotten first. Must exceed
+    ``max_imsis``."""
+    flush_interval: float = 0.2
+    """Seconds between write-behind batches to the store: what a ``kill -9`` may lose."""
+    share_interval: float = 1.0
+    """Seconds between reads of the sightings other instances wrote (PostgreSQL, Redis, or an SQLite
+    file shared by ``--workers``)."""
 
 
 @dataclass(slots=True)
@@ -354,16 +365,132 @@ def load_config(
         except OSError as e:
             raise ConfigError(f"{p}: cannot read ({e.strerror})") from None
         except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: not valid YAML ({e})") from None
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            what = getattr(e, "problem", None) or " ".join(str(e).split())
+            raise ConfigError(f"{p}: not valid YAML{where}: {what}") from None
         if not isinstance(loaded, Mapping):
             raise ConfigError(f"{p}: the top level must be a mapping")
         data = dict(loaded)
+        if p.is_file():  # /dev/null or a pipe (--config <(…)): no project, paths stay the cwd's
+            data = _resolve_paths(data, base_dir(p))
     data = _merge(data, _env_overrides(os.environ if environ is None else environ))
     if overrides:
         data = _merge(data, overrides)
     cfg: Config = _build(Config, data)
     _validate(cfg)
     return cfg
+
+
+# --- finding the file; paths in it ------------------------------------------------------------------
+
+SYSTEM_CONFIG = Path("/etc/eir/eir.yaml")
+
+
+def config_candidates(
+    environ: Mapping[str, str] | None = None, cwd: Path | None = None, home: Path | None = None
+) -> list[Path]:
+    """Where a command looks for its configuration when neither ``--config`` nor ``EIR_CONFIG`` names
+    one, in order: ``./config/eir.yaml`` (a project checkout), the user's
+    ``$XDG_CONFIG_HOME/eir/eir.yaml`` (``~/.config/eir/eir.yaml``), the system's ``/etc/eir/eir.yaml``."""
+    env = os.environ if environ is None else environ
+    xdg = env.get("XDG_CONFIG_HOME", "")
+    if xdg and Path(xdg).is_absolute():
+        user = Path(xdg) / "eir" / "eir.yaml"
+    else:
+        user = (home if home is not None else Path(env.get("HOME") or Path.home())) / ".config/eir/eir.yaml"
+    return [(cwd if cwd is not None else Path.cwd()) / "config" / "eir.yaml", user, SYSTEM_CONFIG]
+
+
+def find_config(
+    explicit: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    home: Path | None = None,
+    candidates: list[Path] | None = None,
+) -> Path | None:
+    """The configuration file a command uses: ``--config`` (``explicit``), else ``EIR_CONFIG``, else the
+    first of :func:`config_candidates` that exists; None: the built-in defaults. The path is absolute;
+    a named file that does not exist is returned all the same (:func:`load_config` then says so)."""
+    env = os.environ if environ is None else environ
+    named = explicit if explicit not in (None, "") else env.get("EIR_CONFIG") or None
+    if named is not None:
+        p = Path(named).expanduser()
+        return _absolute(p if p.is_absolute() else (cwd if cwd is not None else Path.cwd()) / p)
+    for c in candidates if candidates is not None else config_candidates(env, cwd, home):
+        if c.is_file():
+            return _absolute(c)
+    return None
+
+
+def _absolute(p: Path) -> Path:
+    """Absolute and without ``..`` (``--config ../eir.yaml`` from config/lists/ is config/eir.yaml),
+    symbolic links kept as the user named them."""
+    return Path(os.path.abspath(p))
+
+
+def base_dir(config_file: str | Path) -> Path:
+    """The directory relative paths in a config file are resolved against: the file's directory, or its
+    parent when that directory is called ``config`` — a project checkout keeps ``config/eir.yaml``
+    next to ``data/``, so the shipped ``store.url: sqlite:///data/eir.db`` and
+    ``lists.import_on_start: [config/lists/demo.csv]`` name paths from the project root."""
+    d = _absolute(Path(config_file)).parent
+    return d.parent if d.name == "config" else d
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Make the relative paths of a config file (and the relative defaults it leaves in place)
+    absolute against ``base``: ``data_dir``, a ``sqlite:///relative`` ``store.url`` or
+    ``store.observations_url``, ``lists.import_on_start``. Values from the environment or the command
+    line stay relative to the working directory. Wrong types are left for the validation to name."""
+    data_dir = data.get("data_dir", Config().data_dir)
+    if isinstance(data_dir, str) and data_dir and not Path(data_dir).is_absolute():
+        data["data_dir"] = str(base / data_dir)
+    store = data.get("store", {})
+    if store is None:
+        store = {}
+    if isinstance(store, Mapping):
+        store = dict(store)
+        store.setdefault("url", StoreConfig().url)
+        for key in ("url", "observations_url"):
+            url = store.get(key)
+            if (
+                isinstance(url, str)
+                and url.lower().startswith("sqlite:///")
+                and url[10:11] not in ("/", "?", "")
+            ):
+                store[key] = f"sqlite:///{base / url[10:]}"
+        data["store"] = store
+    lists = data.get("lists")
+    if isinstance(lists, Mapping) and isinstance(lists.get("import_on_start"), list):
+        data["lists"] = dict(lists)
+        data["lists"]["import_on_start"] = [
+            str(base / f) if isinstance(f, str) and not Path(f).is_absolute() else f
+            for f in lists["import_on_start"]
+        ]
+    return data
+
+
+def describe_store(config: Config) -> str:
+    """The store URL as a user should read it: a SQLite file as an absolute path, a password masked."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    url = config.store.url
+    if url.lower().startswith("sqlite:"):
+        from eir.store.sqlite import sqlite_path
+
+        try:
+            return f"sqlite:///{sqlite_path(url, config.data_dir).absolute()}"
+        except Exception:
+            return url
+    try:
+        parts = urlsplit(url)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+            return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        pass
+    return url
 
 
 def parse_hostport(value: str, key: str = "address") -> tuple[str, int]:
@@ -405,8 +532,16 @@ def _validate(cfg: Config) -> None:
     for i, t in enumerate(cfg.policy.reserved_tacs):
         if len(t) != 8 or not t.isdigit():
             raise ConfigError(f"policy.reserved_tacs[{i}]: a TAC is 8 digits, got {t!r}")
-    if cfg.policy.clone.max_imsis < 2:
+    clone = cfg.policy.clone
+    if clone.max_imsis < 2:
         raise ConfigError("policy.clone.max_imsis: must be at least 2")
+    if clone.max_values_per_imei <= clone.max_imsis:
+        raise ConfigError("policy.clone.max_values_per_imei: must be greater than policy.clone.max_imsis")
+    if clone.max_tracked_imeis < 1:
+        raise ConfigError("policy.clone.max_tracked_imeis: must be at least 1")
+    for key in ("flush_interval", "share_interval", "window"):
+        if getattr(clone, key) <= 0:
+            raise ConfigError(f"policy.clone.{key}: must be a positive number of seconds")
     if cfg.n5g.overload_status not in (429, 503):
         raise ConfigError(f"n5g.overload_status: must be 429 or 503; got {cfg.n5g.overload_status}")
     for key in ("max_uri_length", "max_concurrent_streams", "max_header_list_size", "max_in_flight"):

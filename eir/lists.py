@@ -43,6 +43,7 @@ __all__ = [
     "ListFileError",
     "ParsedList",
     "export_csv",
+    "find_absent_removals",
     "import_files",
     "import_parsed",
     "parse_csv",
@@ -89,6 +90,9 @@ class ParsedList:
     ignored_columns: list[str] = field(default_factory=list)
     pairing_kinds: set[PairingKind] = field(default_factory=set)
     """The pairing/lock lists this (full) file replaces."""
+    absent_removals: list[ListEntry | Pairing] | None = None
+    """The removals that name nothing on the active lists (set by :func:`find_absent_removals`;
+    None: not looked up)."""
 
     @property
     def entries(self) -> EntryRows:
@@ -99,15 +103,19 @@ class ParsedList:
         return self.bad_count == 0
 
     def summary(self) -> str:
-        parts = [f"{self.rows} rows", f"{len(self.entries)} entries"]
+        parts = [counted(self.rows, "row"), counted(len(self.entries), "entry", "entries")]
         if self.pairings:
-            parts.append(f"{len(self.pairings)} pairing/lock rows")
+            parts.append(counted(len(self.pairings), "pairing/lock row"))
         if self.removals:
-            parts.append(f"{len(self.removals)} removals")
+            absent = len(self.absent_removals or ())
+            parts.append(
+                counted(len(self.removals), "removal")
+                + (f" ({absent} matching nothing on the active lists)" if absent else "")
+            )
         if self.duplicates:
-            parts.append(f"{self.duplicates} duplicates skipped")
+            parts.append(counted(self.duplicates, "duplicate") + " skipped")
         if self.bad_count:
-            parts.append(f"{self.bad_count} bad rows")
+            parts.append(counted(self.bad_count, "bad row"))
         return ", ".join(parts)
 
     def report(self, limit: int = 50) -> str:
@@ -116,6 +124,10 @@ class ParsedList:
         if self.bad_count > limit:
             lines.append(f"... and {self.bad_count - limit} more bad rows")
         return "\n".join(lines)
+
+
+def counted(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 # --- identity fields -----------------------------------------------------------------------------
@@ -464,6 +476,56 @@ async def import_parsed(
     pk = _PAIR_STATUS[parsed.kind]
     old = [p for p in await store.pairings() if p.kind is pk]
     return await store.import_version([], parsed.pairings, source=src, delta=True, removals=old)
+
+
+def removal_text(r: ListEntry | Pairing) -> str:
+    """How a removal row names what it removes (for reports)."""
+    if isinstance(r, Pairing):
+        return f"{r.kind.value} {r.imsi},{r.imei}"
+    return entry_cell(r)
+
+
+async def find_absent_removals(
+    store: IdentityStore, removals: Iterable[ListEntry | Pairing]
+) -> list[ListEntry | Pairing]:
+    """The removals that match nothing on the store's active lists — a delta from a CEIR that removes
+    an IMEI we never listed is worth telling the operator about (a stale delta, a typo, the wrong
+    order of files). Matching is the store's (kind, key, last) for entries and (kind, imsi, imei) for
+    pairings: point lookups for IMEIs, IMEISVs and pairings; one pass over the lists only when a range
+    or TAC removal is not the narrowest match of its own first IMEI."""
+    absent: list[ListEntry | Pairing] = []
+    ranges: list[ListEntry] = []
+    for r in removals:
+        if isinstance(r, Pairing):
+            rules = await store.imsi_rules(r.imsi, r.imei)
+            found = (
+                rules.pairing is not None and rules.pairing.imei == r.imei
+                if r.kind is PairingKind.PAIRING
+                else rules.locked and rules.lock_allows
+            )
+        elif r.kind is EntryKind.IMEI:
+            hit = (await store.lookup(r.key)).imei
+            found = hit is not None and hit.key == r.key
+        elif r.kind is EntryKind.IMEISV:
+            hit = (await store.lookup(r.key[:14], r.key)).imeisv
+            found = hit is not None and hit.key == r.key
+        else:
+            first = r.key if r.kind is EntryKind.RANGE else r.key + "000000"
+            hit = (await store.lookup(first)).range
+            found = hit is not None and (hit.kind, hit.key, hit.last) == (r.kind, r.key, r.last)
+            if not found:
+                ranges.append(r)
+                continue
+        if not found:
+            absent.append(r)
+    if ranges:
+        listed = {
+            (x.kind, x.key, x.last)
+            async for x in store.export()
+            if isinstance(x, ListEntry) and x.kind in (EntryKind.RANGE, EntryKind.TAC)
+        }
+        absent.extend(r for r in ranges if (r.kind, r.key, r.last) not in listed)
+    return absent
 
 
 async def import_files(store: IdentityStore, paths: Iterable[str | Path]) -> ListVersion:

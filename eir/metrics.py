@@ -124,11 +124,17 @@ STORE_ERRORS = Counter(
 )
 LIST_VERSION = Gauge("eir_list_version", "Active list version id", registry=None)
 CLONE_SUSPICIONS = Counter("eir_clone_suspicions", "IMEIs suspected cloned", ["reason"], registry=None)
-SIGHTINGS_SKIPPED = Counter(
-    "eir_sightings_skipped",
-    "Clone sightings not written because another writer "
-    "held the SQLite file (the next sighting of the same key writes it)",
+SIGHTINGS_WRITTEN = Counter(
+    "eir_sightings_written", "Clone sightings written behind to the store", registry=None
+)
+SIGHTINGS_DROPPED = Counter(
+    "eir_sightings_dropped",
+    "Clone sightings never written: the write-behind queue was full (oldest dropped) or the store "
+    "failed a batch. The clone rule still counted them in memory.",
     registry=None,
+)
+SIGHTINGS_TRACKED = Gauge(
+    "eir_sightings_tracked_imeis", "IMEIs whose clone sightings are held in memory", registry=None
 )
 EVENTS_DROPPED = Counter(
     "eir_events_dropped", "MQTT events dropped (broker down or queue full)", registry=None
@@ -145,7 +151,9 @@ _OWN: tuple[Collector, ...] = (
     STORE_ERRORS,
     LIST_VERSION,
     CLONE_SUSPICIONS,
-    SIGHTINGS_SKIPPED,
+    SIGHTINGS_WRITTEN,
+    SIGHTINGS_DROPPED,
+    SIGHTINGS_TRACKED,
     EVENTS_DROPPED,
 )
 _registered: set[int] = set()

@@ -83,8 +83,9 @@ class IdentityForm(StrEnum):
     """14 digits: TAC + SNR, no check digit."""
     IMEI_CD = "imei+cd"
     """15 digits whose 15th is the Luhn check digit."""
-    IMEI_SPARE = "imei+spare"
-    """15 digits whose 15th is the spare digit 0 (MAP, TS 29.002 §17.7.8)."""
+    IMEI_SPARE = "imei+0"
+    """15 digits whose 15th is 0: the spare digit (MAP, TS 29.002 §17.7.8) — or a check digit that
+    happens to be 0; both are valid, and telling them apart would cost a Luhn sum per MAP check."""
     IMEI_BAD_CD = "imei+bad-cd"
     """15 digits whose 15th is neither (accepted only when the check digit is not checked)."""
     IMEISV = "imeisv"
@@ -123,7 +124,7 @@ def parse_identity(
     form = IdentityForm.IMEI14
     if n == 15:
         last = digits[14]
-        if last == "0" and luhn_check_digit(imei) != 0:
+        if last == "0":
             form = IdentityForm.IMEI_SPARE
         elif ord(last) - 48 == luhn_check_digit(imei):
             form = IdentityForm.IMEI_CD

@@ -301,49 +301,56 @@ class SimulatedAmf:
 
 
 def register(sim_subparsers: Any) -> None:
+    from eir.cli import add_config_options, int_range, positive_float
+
     p = sim_subparsers.add_parser("amf", help="simulated AMF asking the 5G-EIR over N5g-eir (HTTP/2)")
     p.add_argument(
         "--connect",
         default=None,
-        help="the EIR's apiRoot, http://HOST:PORT; default: the config's n5g.listen",
+        help="the EIR's apiRoot, http://HOST:PORT; default: the config's first n5g.listen",
     )
-    p.add_argument("--config", default=None, help="eir config file (for the default --connect)")
+    add_config_options(p, "eir config file (for the default --connect)")
     p.add_argument("--pei", required=True, help="imei-<15 digits>, imeisv-<16 digits>, …")
     p.add_argument("--supi", default=None, help="imsi-<digits> or nai-…")
     p.add_argument("--gpsi", default=None, help="msisdn-<digits>")
-    p.add_argument("--count", type=int, default=1)
-    p.add_argument("--window", type=int, default=1, help="streams outstanding at once (with --count)")
-    p.add_argument("--rate", type=float, default=None, help="requests per second at most (with --count)")
+    p.add_argument("--count", type=int_range(1), default=1, help="requests to send (a load run when > 1)")
+    p.add_argument(
+        "--window", type=int_range(1), default=1, help="streams outstanding at once (with --count)"
+    )
+    p.add_argument(
+        "--rate", type=positive_float, default=None, help="requests per second at most (with --count)"
+    )
     p.add_argument("--unknown-action", choices=["allow", "reject"], default="allow")
     p.add_argument("--failure-action", choices=["allow", "reject"], default="allow")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
+    p.add_argument("--timeout", type=positive_float, default=5.0, help="seconds per request")
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.set_defaults(func=_command)
 
 
 def _command(args: argparse.Namespace) -> int:
+    from eir.cli import EXIT_CONFIG, default_address
+
+    if not args.connect:
+        address = default_address(args, "n5g.listen", "127.0.0.1:8000")
+        if address is None:
+            return EXIT_CONFIG
+        args.connect = f"http://{address}"
     try:
         return asyncio.run(_run(args))
-    except (OSError, TimeoutError, ConnectionError, ValueError) as e:
-        print(f"eir sim amf: {e or type(e).__name__}", file=sys.stderr)
+    except TimeoutError as e:
+        print(
+            f"eir sim amf: {args.connect}: {str(e) or f'no answer within {args.timeout:g} s'}",
+            file=sys.stderr,
+        )
         return 1
-
-
-def _default_connect(args: argparse.Namespace) -> str:
-    if args.connect:
-        return str(args.connect)
-    try:
-        from eir.config import load_config
-
-        cfg = load_config(args.config)
-        return f"http://{cfg.n5g.listen[0]}" if cfg.n5g.listen else "http://127.0.0.1:8000"
-    except Exception:
-        return "http://127.0.0.1:8000"
+    except (OSError, ConnectionError, ValueError) as e:
+        print(f"eir sim amf: {args.connect}: {str(e) or type(e).__name__}", file=sys.stderr)
+        return 1
 
 
 async def _run(args: argparse.Namespace) -> int:
     amf = await SimulatedAmf.connect(
-        _default_connect(args),
+        args.connect,
         timeout=args.timeout,
         unknown_action=args.unknown_action,
         failure_action=args.failure_action,

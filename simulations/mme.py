@@ -184,9 +184,24 @@ class _Pipeline:
         self.verdicts: Counter[str] = Counter()
         self.tally = tally
         self.done: asyncio.Future[None] = proto.loop.create_future()
+        self.population: tuple[int, int, int, int] | None = None
+        self.imei_at = self.imsi_at = -1
+        self.imei_fmt = self.imsi_fmt = b""
+        self.imei_len = self.imsi_len = 0
         # the Session-Id value ends with 10 digits we rewrite per request (its AVP starts at 20)
         sid_len = struct.unpack_from(">I", template, 24)[0] & 0xFFFFFF
         self.sid_end = 20 + sid_len
+
+    def vary(self, imei: str, imsi: str | None, n_imeis: int, n_imsis: int) -> None:
+        """Rewrite the IMEI (and IMSI) digits of every request (``SimulatedMme.load``'s population)."""
+        t = bytes(self.template)
+        self.imei_at = t.find(imei.encode())
+        self.imsi_at = t.find(imsi.encode()) if imsi else -1
+        if self.imei_at < 0 or (imsi and self.imsi_at < 0):
+            raise ValueError("IMEI/IMSI not found in the ECR template")
+        self.imei_len, self.imsi_len = len(imei), len(imsi or "")
+        self.imei_fmt, self.imsi_fmt = b"%%0%dd" % len(imei), b"%%0%dd" % len(imsi or "")
+        self.population = (int(imei), max(1, n_imeis), int(imsi or 0), max(1, n_imsis))
 
     def _one(self) -> bytes:
         i = self.next_id
@@ -194,6 +209,13 @@ class _Pipeline:
         t = self.template
         struct.pack_into(">II", t, 12, i, i)
         t[self.sid_end - 10 : self.sid_end] = b"%010d" % (i % 10_000_000_000)
+        if self.population is not None:
+            imei0, n_imeis, imsi0, n_imsis = self.population
+            k = (i * 2654435761) & 0xFFFFFFFFFFFF  # Knuth's multiplicative hash: spread, repeatable
+            a, b = self.imei_at, self.imsi_at
+            t[a : a + self.imei_len] = self.imei_fmt % (imei0 + k % n_imeis)
+            if b >= 0:
+                t[b : b + self.imsi_len] = self.imsi_fmt % (imsi0 + (k >> 20) % n_imsis)
         self.start_times[i] = time.perf_counter()
         return bytes(t)
 
@@ -354,8 +376,14 @@ class SimulatedMme:
         imsi: str | None = None,
         tally: bool = True,
         timeout: float = 60.0,
+        population: tuple[int, int] | None = None,
     ) -> LoadSummary:
-        """``count`` ECRs with ``window`` outstanding; rate and latency percentiles."""
+        """``count`` ECRs with ``window`` outstanding; rate and latency percentiles.
+
+        ``population=(imeis, imsis)``: each request carries an IMEI drawn from ``imeis`` consecutive
+        ones starting at ``imei`` and, when ``imsi`` is given, an IMSI from ``imsis`` starting there,
+        spread by a multiplicative hash of the request number — a fresh IMEI/IMSI pair for most
+        requests, as a population of subscribers gives."""
         p = self._proto
         if p.raw is not None:
             raise RuntimeError("a load is already running")
@@ -378,6 +406,8 @@ class SimulatedMme:
             )
         )
         pipe = _Pipeline(p, template, count, max(1, window), first, tally)
+        if population is not None:
+            pipe.vary(imei, imsi, *population)
         p.raw = pipe
         if p.transport is None:
             raise ConnectionError("not connected")
@@ -423,52 +453,67 @@ class SimulatedMme:
 
 
 def register(sim_subparsers: Any) -> None:
+    from eir.cli import add_config_options, host_port, imsi_text, int_range, positive_float, software_version
+
     p = sim_subparsers.add_parser("mme", help="simulated MME sending S13 ME-Identity-Check requests")
     p.add_argument(
         "--connect",
+        type=host_port,
         default=None,
         help="EIR Diameter address HOST:PORT ([v6]:port); default: the config's first diameter.listen",
     )
-    p.add_argument("--config", default=None, help="eir config file (for the default --connect)")
-    p.add_argument("--imei", required=True, help="IMEI AVP digits (14-16)")
-    p.add_argument("--imsi", default=None, help="User-Name")
-    p.add_argument("--sv", default=None, help="Software-Version (2 digits)")
-    p.add_argument("--count", type=int, default=1)
-    p.add_argument("--window", type=int, default=1, help="requests outstanding at once (with --count)")
+    add_config_options(p, "eir config file (for the default --connect)")
+    p.add_argument("--imei", required=True, help="IMEI AVP: 14-16 digits (dashes and spaces dropped)")
+    p.add_argument(
+        "--allow-bad-imei",
+        action="store_true",
+        help="send a malformed --imei as given (to see the EIR answer 5004) instead of refusing it",
+    )
+    p.add_argument("--imsi", type=imsi_text, default=None, help="User-Name")
+    p.add_argument("--sv", type=software_version, default=None, help="Software-Version (2 digits)")
+    p.add_argument("--count", type=int_range(1), default=1, help="requests to send (a load run when > 1)")
+    p.add_argument(
+        "--window", type=int_range(1), default=1, help="requests outstanding at once (with --count)"
+    )
     p.add_argument("--origin-host", default="mme.sim.localdomain")
     p.add_argument("--origin-realm", default="sim.localdomain")
     p.add_argument("--destination-realm", default="localdomain")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
+    p.add_argument("--timeout", type=positive_float, default=5.0, help="seconds per request")
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.set_defaults(func=_command)
 
 
 def _command(args: argparse.Namespace) -> int:
+    from eir.cli import EXIT_CONFIG, default_address, sim_imei
+
+    imei = sim_imei("eir sim mme", args.imei, args.allow_bad_imei)
+    if imei is None:
+        return EXIT_CONFIG
+    args.imei = imei
+    address = default_address(args, "diameter.listen", "127.0.0.1:3868")
+    if address is None:
+        return EXIT_CONFIG
+    args.connect = address
     try:
         return asyncio.run(_run(args))
-    except (OSError, TimeoutError, ConnectionError) as e:
-        print(f"eir sim mme: {e or type(e).__name__}", file=sys.stderr)
+    except TimeoutError as e:
+        print(
+            f"eir sim mme: {args.connect}: {str(e) or f'no answer within {args.timeout:g} s'}",
+            file=sys.stderr,
+        )
+        return 1
+    except (OSError, ConnectionError) as e:
+        print(f"eir sim mme: {args.connect}: {str(e) or type(e).__name__}", file=sys.stderr)
         return 1
 
 
-def _default_connect(args: argparse.Namespace) -> str:
-    if args.connect:
-        return str(args.connect)
-    try:
-        from eir.config import load_config
-
-        cfg = load_config(args.config)
-        return cfg.diameter.listen[0] if cfg.diameter.listen else "127.0.0.1:3868"
-    except Exception:
-        return "127.0.0.1:3868"
-
-
 async def _run(args: argparse.Namespace) -> int:
-    v = _default_connect(args).strip()
-    host, _, port = v.rpartition(":")
+    from eir.config import parse_hostport
+
+    host, port = parse_hostport(args.connect)
     mme = await SimulatedMme.connect(
-        host.strip("[]"),
-        int(port),
+        host,
+        port,
         origin_host=args.origin_host,
         origin_realm=args.origin_realm,
         destination_realm=args.destination_realm,

@@ -22,8 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from netio.sctp import SCTP_PPID_M3UA, sctp_connect_socket
-from protocols.sigtran import m3ua, sccp
-from protocols.sigtran.map_eir import EquipmentStatus, MapError
+from protocols.sigtran import EquipmentStatus, MapError, m3ua, sccp
 from protocols.sigtran.stack import CheckImeiAnswered, CheckImeiClient
 from simulations.load import LoadSummary
 
@@ -116,6 +115,7 @@ class _MscProtocol(asyncio.Protocol):
         self.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.client.connection_lost(self.loop.time())
         self.closed.set()
         self.active.clear()
         for fut in self.waiters.values():
@@ -286,8 +286,13 @@ class SimulatedMsc:
         imsi: str | None = None,
         vendor: str | None = None,
         timeout: float = 60.0,
+        population: tuple[int, int] | None = None,
     ) -> LoadSummary:
-        """``count`` checkIMEIs with ``window`` outstanding at once; rate and latency percentiles."""
+        """``count`` checkIMEIs with ``window`` outstanding at once; rate and latency percentiles.
+
+        ``population=(imeis, imsis)``: as ``SimulatedMme.load`` — each request an IMEI and an IMSI
+        (carried in the vendor form, Huawei by default) drawn from consecutive ranges starting at
+        ``imei`` and ``imsi``."""
         p = self._p
         if imsi and vendor is None:
             vendor = "huawei"
@@ -298,10 +303,18 @@ class SimulatedMsc:
         client = self.client
         clock = time.perf_counter
 
+        imei0, imsi0 = int(imei), int(imsi or 0)
+        n_imeis, n_imsis = population or (1, 1)
+
         def send_one() -> None:
             nonlocal sent
             sent += 1
-            tid = client.send_check_imei(0.0, imei=imei, version=version, imsi=imsi, vendor=vendor)
+            a, b = imei, imsi
+            if population is not None:
+                k = (sent * 2654435761) & 0xFFFFFFFFFFFF  # spread, repeatable (SimulatedMme.load)
+                a = f"{imei0 + k % n_imeis:0{len(imei)}d}"
+                b = f"{imsi0 + (k >> 20) % n_imsis:0{len(imsi)}d}" if imsi else None
+            tid = client.send_check_imei(0.0, imei=a, version=version, imsi=b, vendor=vendor)
             starts[tid] = clock()
 
         starts: dict[int, float] = {}
@@ -350,27 +363,55 @@ class SimulatedMsc:
 
 
 def register(sim_subparsers: Any) -> None:
+    from eir.cli import add_config_options, digits_text, host_port, imsi_text, int_range, positive_float
+
     p = sim_subparsers.add_parser("msc", help="simulated MSC/SGSN sending MAP checkIMEI over M3UA")
-    p.add_argument("--connect", default="127.0.0.1:2905", help="EIR (or STP) M3UA address HOST:PORT")
-    p.add_argument("--imei", required=True, help="14-16 digits")
-    p.add_argument("--imsi", default=None, help="sent as a Huawei-style extension (see --vendor)")
+    p.add_argument(
+        "--connect",
+        type=host_port,
+        default=None,
+        help="EIR (or STP) M3UA address HOST:PORT; default: the config's first m3ua.listen",
+    )
+    add_config_options(p, "eir config file (for the default --connect)")
+    p.add_argument("--imei", required=True, help="14-16 digits (dashes and spaces dropped)")
+    p.add_argument(
+        "--allow-bad-imei",
+        action="store_true",
+        help="send a malformed --imei (a wrong check digit; MAP carries 14-16 digits) instead of refusing it",
+    )
+    p.add_argument(
+        "--imsi", type=imsi_text, default=None, help="sent as a Huawei-style extension (see --vendor)"
+    )
     p.add_argument("--vendor", choices=["huawei", "ericsson"], default=None)
     p.add_argument("--map-version", type=int, choices=[1, 2, 3], default=3)
-    p.add_argument("--count", type=int, default=1)
-    p.add_argument("--window", type=int, default=1, help="checks outstanding at once (with --count)")
+    p.add_argument("--count", type=int_range(1), default=1, help="checks to send (a load run when > 1)")
+    p.add_argument("--window", type=int_range(1), default=1, help="checks outstanding at once (with --count)")
     p.add_argument("--role", choices=["msc", "sgsn"], default="msc", help="calling SSN 8 (msc) or 149 (sgsn)")
-    p.add_argument("--opc", type=int, default=1)
-    p.add_argument("--dpc", type=int, default=2)
-    p.add_argument("--routing-context", type=int, default=None)
-    p.add_argument("--gt", default=None, help="our (calling) GT digits")
-    p.add_argument("--eir-gt", default="491700000009", help="called GT digits")
+    p.add_argument("--opc", type=int_range(0, 2**24 - 1), default=1, help="our point code")
+    p.add_argument("--dpc", type=int_range(0, 2**24 - 1), default=2, help="the EIR's point code")
+    p.add_argument("--routing-context", type=int_range(0, 2**32 - 1), default=None)
+    p.add_argument("--gt", type=digits_text, default=None, help="our (calling) GT digits")
+    p.add_argument("--eir-gt", type=digits_text, default="491700000009", help="called GT digits")
     p.add_argument("--xudt", action="store_true", help="send XUDT instead of UDT")
     p.add_argument("--sctp", action="store_true", help="SCTP instead of TCP")
+    p.add_argument(
+        "--timeout", type=positive_float, default=5.0, help="seconds for the association and per check"
+    )
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.set_defaults(func=_command)
 
 
 def _command(args: argparse.Namespace) -> int:
+    from eir.cli import EXIT_CONFIG, default_address, sim_imei
+
+    imei = sim_imei("eir sim msc", args.imei, args.allow_bad_imei, wire_digits=(14, 16))
+    if imei is None:
+        return EXIT_CONFIG
+    args.imei = imei
+    address = default_address(args, "m3ua.listen", "127.0.0.1:2905")
+    if address is None:
+        return EXIT_CONFIG
+    args.connect = address
     try:
         import uvloop
 
@@ -379,16 +420,21 @@ def _command(args: argparse.Namespace) -> int:
         runner = asyncio.run
     try:
         return int(runner(_run(args)))
-    except (OSError, TimeoutError, ConnectionError) as e:
-        print(f"eir sim msc: {e}", file=sys.stderr)
+    except TimeoutError as e:
+        print(f"eir sim msc: {args.connect}: {str(e) or 'no answer in time'}", file=sys.stderr)
+        return 1
+    except (OSError, ConnectionError) as e:
+        print(f"eir sim msc: {args.connect}: {str(e) or type(e).__name__}", file=sys.stderr)
         return 1
 
 
 async def _run(args: argparse.Namespace) -> int:
-    host, _, port = args.connect.rpartition(":")
+    from eir.config import parse_hostport
+
+    host, port = parse_hostport(args.connect)
     msc = await SimulatedMsc.connect(
-        host.strip("[]"),
-        int(port),
+        host,
+        port,
         role=args.role,
         opc=args.opc,
         dpc=args.dpc,
@@ -397,10 +443,13 @@ async def _run(args: argparse.Namespace) -> int:
         eir_gt=args.eir_gt,
         extended=args.xudt,
         sctp=args.sctp,
+        timeout=args.timeout,
     )
     try:
         if args.count <= 1:
-            r = await msc.check(args.imei, version=args.map_version, imsi=args.imsi, vendor=args.vendor)
+            r = await msc.check(
+                args.imei, version=args.map_version, imsi=args.imsi, vendor=args.vendor, timeout=args.timeout
+            )
             if args.json:
                 print(json.dumps(asdict(r)))
             else:
@@ -411,7 +460,9 @@ async def _run(args: argparse.Namespace) -> int:
                 )
             return 0 if not r.verdict.startswith(("timeout", "aborted", "rejected", "returned")) else 1
         version = args.map_version
-        probe = await msc.check(args.imei, version=version, imsi=args.imsi, vendor=args.vendor)
+        probe = await msc.check(
+            args.imei, version=version, imsi=args.imsi, vendor=args.vendor, timeout=args.timeout
+        )
         version = probe.version
         s = await msc.load(
             args.imei,

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,30 @@ def test_config(tmp: Path) -> dict[str, Any]:
     }
 
 
+def wait_ready(
+    proc: subprocess.Popen[bytes], ready_path: Path, timeout: float, log: Callable[[], str] = str
+) -> dict[str, Any]:
+    """Wait until an ``eir serve --ready-file ready_path`` is listening; its bound addresses
+    (``{"diameter": [[host, port, transport], …], "m3ua": …, "metrics": [host, port]}``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready_path.exists():
+            ready: dict[str, Any] = json.loads(ready_path.read_text())
+            return ready
+        if proc.poll() is not None:
+            raise RuntimeError(f"eir serve exited with {proc.returncode}:\n{log()}")
+        time.sleep(0.05)
+    raise TimeoutError(f"eir serve not ready after {timeout}s:\n{log()}")
+
+
+def first_address(ready: Mapping[str, Any], interface: str, transport: str = "tcp") -> str:
+    """``HOST:PORT`` of the first ``transport`` listener of ``interface`` in a ready file's content."""
+    for host, port, tr in ready.get(interface, []):
+        if tr == transport:
+            return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    raise LookupError(f"{interface} has no {transport} listener: {ready}")
+
+
 class EirProcess:
     """One ``eir serve`` subprocess. Addresses come from its ``--ready-file``."""
 
@@ -91,16 +115,12 @@ class EirProcess:
             cwd=self.tmp,
         )
         logf.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.ready_path.exists():
-                self.ready = json.loads(self.ready_path.read_text())
-                return self
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"eir serve exited with {self.proc.returncode}:\n{self.log()}")
-            time.sleep(0.05)
-        self.stop()
-        raise TimeoutError(f"eir serve not ready after {timeout}s:\n{self.log()}")
+        try:
+            self.ready = wait_ready(self.proc, self.ready_path, timeout, self.log)
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
 
     def stop(self, timeout: float = 10.0) -> int | None:
         if self.proc is None or self.proc.poll() is not None:

@@ -39,6 +39,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from testkit.peers import require_peer
+
 T = TypeVar("T")
 
 
@@ -327,19 +329,15 @@ class RedisServer:
 
 def start_postgres() -> PostgresServer:
     """A new private server (for tests that stop it); the caller destroys it."""
-    try:
-        srv = PostgresServer()
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
+    require_peer("postgresql", "the PostgreSQL store is tested against a real server")
+    srv = PostgresServer()
     srv.start()
     return srv
 
 
 def start_redis() -> RedisServer:
-    try:
-        srv = RedisServer()
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
+    require_peer("redis-server", "the Redis store is tested against a real server")
+    srv = RedisServer()
     srv.start()
     return srv
 

@@ -1,7 +1,9 @@
 """The reference codec: pycrate's ``TCAP_MAPv2v3`` (P1sec), used by tests and benchmarks only.
 
-Independent of :mod:`.tcap` / :mod:`.map_eir`: values are built from plain fields with pycrate's
-ASN.1 objects (compiled from the ITU-T / 3GPP modules), so agreement proves the hand-written codec.
+Independent of :mod:`protocols.sigtran.tcap` / :mod:`protocols.sigtran.map_checkimei`: values are
+built from plain fields with pycrate's ASN.1 objects (compiled from the ITU-T / 3GPP modules), so
+agreement proves the hand-written codec. Nothing under ``protocols/``, ``eir/``, ``netio/`` or
+``simulations/`` may import pycrate (tests/unit/test_layering.py).
 ``TCAP_MAPv2v3`` picks the v2 (bare IMEI / EquipmentStatus) or v3 (CheckIMEI-Arg / -Res) form of
 the parameter by its tag; ``TCAP_MAP`` would silently drop v2 arguments.
 
@@ -15,11 +17,16 @@ from typing import Any
 
 __all__ = [
     "ref_aare",
+    "ref_aarq",
+    "ref_abrt",
     "ref_begin",
     "ref_decode",
     "ref_encode",
     "ref_end",
+    "ref_error",
     "ref_fields",
+    "ref_reject",
+    "ref_result",
 ]
 
 _DIALOGUE_AS_ID = (0, 0, 17, 773, 1, 1, 1)

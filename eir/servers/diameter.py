@@ -181,8 +181,17 @@ class _PeerConnection(CoreProtocol):
         for t in self.tasks:
             t.cancel()
         if self.core is not None and not self.failed and self.core.state is not PeerState.CLOSED:
-            with contextlib.suppress(Exception):  # RemoteProtocolError, or a bug: the peer is gone
-                self.core.receive_data(b"", self.loop.time())
+            # The transport is gone: the core closes, and its ConnectionClosed (with its reason)
+            # is logged, counted and published like any other close. No new checks: nobody to answer.
+            try:
+                events = self.core.receive_data(b"", self.loop.time())
+            except RemoteProtocolError as e:
+                events = e.events
+            except Exception:
+                self.log.exception("diameter_internal_error", peer=self.peer, data="")
+                events = []
+            with contextlib.suppress(Exception):
+                self._handle([ev for ev in events if type(ev) is not EquipmentCheckRequested])
         self.server.connections.discard(self)
         PEER_EVENTS.labels(IFACE, "disconnected").inc()
         self.log.info("diameter_disconnected", peer_host=self.peer_host, error=str(exc) if exc else None)

@@ -7,7 +7,7 @@
   or ``pc:<OPC>``); the verdict goes back as equipmentStatus, UNKNOWN as unknownEquipment and
   FAILURE as systemFailure;
 * metrics, one log line per ASP state change and per protocol error, ``peer`` events; the TCAP/MAP
-  core's own counters (:class:`~protocols.sigtran.map_eir.TcapStats`) are read at scrape time by
+  core's own counters (:class:`~protocols.sigtran.tcap_dialogues.TcapStats`) are read at scrape time by
   :class:`TcapStatsCollector` (``eir_tcap_*`` / ``eir_map_*``), so the hot path pays nothing;
 * shutdown: stop listening, wait until no check is in flight (those accepted meanwhile included),
   ASPDN on outbound associations, close, cut what remains after ``grace`` seconds (logged).
@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import struct
 import threading
 from collections.abc import Iterator
 from typing import Any, Final
@@ -33,8 +32,15 @@ from eir.model import Checker, Interface, Status, Verdict, request_factory
 from eir.servers._adapter import CoreProtocol
 from eir.servers._listen import bound_addresses, open_listeners, publish_peer
 from netio.sctp import SCTP_PPID_M3UA, sctp_available, sctp_connect_socket
-from protocols.sigtran import m3ua, sccp
-from protocols.sigtran.map_eir import EquipmentStatus, MapError, TcapStats
+from protocols.sigtran import (
+    EquipmentStatus,
+    MapError,
+    MapVendorVariantAccepted,
+    TcapErrorKind,
+    TcapStats,
+    m3ua,
+    sccp,
+)
 from protocols.sigtran.stack import (
     CheckImeiRequested,
     EirSigtranStack,
@@ -58,6 +64,7 @@ _ERROR_LABELS: Final = (
     "sccp_discarded",
     *(f"m3ua_{c.name.lower()}" for c in m3ua.ErrorCode),
     *(f"sccp_{c.name.lower()}" for c in sccp.ReturnCause),
+    *(f"tcap_{k.value}" for k in TcapErrorKind),
 )
 """The ``error`` labels of eir_protocol_errors this interface can count, exported from start-up."""
 
@@ -278,18 +285,13 @@ class _Association(CoreProtocol):
         if tr is None or tr.is_closing():
             return
         with contextlib.suppress(Exception):
-            params = [(m3ua.Tag.ERROR_CODE, struct.pack("!I", m3ua.ErrorCode.PROTOCOL_ERROR))]
-            if data:
-                params.append((m3ua.Tag.DIAGNOSTIC_INFO, data[:40]))
-            tr.write(m3ua.encode_message(m3ua.MessageType.ERR, params))
+            tr.write(m3ua.encode_error(m3ua.ErrorCode.PROTOCOL_ERROR, data))
         tr.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
-        core = self.stack.m3ua
-        if core.state is not m3ua.AspState.DOWN:  # cut without ASPDN: the ASP is down all the same
-            old, core.state = core.state, m3ua.AspState.DOWN
-            self._state_changed(m3ua.AspStateChanged(old=old, new=m3ua.AspState.DOWN, asp_id=core.asp_id))
+        # cut without ASPDN: the ASP is down all the same (the core reports it)
+        self._handle(self.stack.connection_lost(self.loop.time()))
         if self.counted_active:
             _PEERS.dec()
             self.counted_active = False
@@ -315,6 +317,11 @@ class _Association(CoreProtocol):
                 PROTOCOL_ERRORS.labels(IFACE, f"m3ua_{ev.code.name.lower()}").inc()
                 self.log.warning(
                     "m3ua_error_sent", code=f"0x{ev.code:02x}", error=ev.code.name, detail=ev.detail
+                )
+            elif t is m3ua.ErrDiscarded:
+                PROTOCOL_ERRORS.labels(IFACE, f"m3ua_{ev.code.name.lower()}").inc()
+                self.log.warning(
+                    "m3ua_err_discarded", code=f"0x{ev.code:02x}", error=ev.code.name, detail=ev.detail
                 )
             elif t is m3ua.ErrorReceived:
                 self.log.warning(
@@ -344,11 +351,13 @@ class _Association(CoreProtocol):
                     "m3ua_ssnm", message=ev.type.name, affected_point_codes=list(ev.affected_point_codes)
                 )
             elif t is TcapProtocolErrorOccurred:
-                if ev.kind == "vendor_variant":
-                    self.log.info("map_vendor_variant", detail=ev.detail, dialogue_id=ev.dialogue_id)
-                else:
-                    PROTOCOL_ERRORS.labels(IFACE, f"tcap_{ev.kind}").inc()
-                    self.log.warning("tcap_error", kind=ev.kind, detail=ev.detail, dialogue_id=ev.dialogue_id)
+                PROTOCOL_ERRORS.labels(IFACE, f"tcap_{ev.kind}").inc()
+                self.log.warning("tcap_error", kind=ev.kind, detail=ev.detail, dialogue_id=ev.dialogue_id)
+            elif t is MapVendorVariantAccepted:
+                detail = f"{ev.vendor}: {ev.detail}"  # the log line's detail as it was
+                self.log.info(
+                    "map_vendor_variant", vendor=ev.vendor, detail=detail, dialogue_id=ev.dialogue_id
+                )
             # HeartbeatAcked: nothing to do beyond the core's bookkeeping.
 
     def _state_changed(self, ev: m3ua.AspStateChanged) -> None:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -143,9 +143,15 @@ class ImsiRules:
     """When locked: this IMEI is one of them."""
 
 
+Sighting = tuple[str, str, str, float]
+"""One stored clone sighting: ``(imei, kind, value, seen)`` — kind ``i`` (value: an IMSI) or
+``o`` (value: an origin, the Diameter Origin-Host or the MSC's GT / point code); seen is UNIX time.
+Plain tuples: a batch of thousands is built and written on a hot path's behalf."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Sightings:
-    """Recent observations of one IMEI within the clone window (after recording the new one)."""
+    """What one IMEI was seen with inside the clone window (the new sighting included)."""
 
     distinct_imsis: int
     distinct_origins: int
@@ -185,11 +191,22 @@ class IdentityStore(abc.ABC):
     @abc.abstractmethod
     async def imsi_rules(self, imsi: str, imei: str) -> ImsiRules: ...
 
+    # --- clone sightings (eir/sightings.py keeps them in memory; the store is the shared copy) ---
     @abc.abstractmethod
-    async def observe(
-        self, imei: str, imsi: str | None, origin: str | None, now: float, window: float
-    ) -> Sightings:
-        """Record a sighting and count distinct IMSIs/origins for the IMEI within ``window``."""
+    async def write_sightings(self, rows: Sequence[Sighting]) -> None:
+        """Upsert a batch of ``(imei, kind, value, seen)``: one row per (imei, kind, value), the
+        newest ``seen`` wins. One transaction / round trip per call."""
+
+    @abc.abstractmethod
+    async def read_sightings(
+        self, since: float, *, imei: str | None = None, limit: int | None = None
+    ) -> list[Sighting]:
+        """Rows seen at or after ``since`` (of one IMEI when given), newest first, at most
+        ``limit``."""
+
+    @abc.abstractmethod
+    async def prune_sightings(self, before: float) -> None:
+        """Delete rows last seen before ``before``."""
 
     # --- lists --------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from bisect import bisect_right
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from eir.store.base import (
@@ -22,7 +22,7 @@ from eir.store.base import (
     Lookup,
     Pairing,
     PairingKind,
-    Sightings,
+    Sighting,
     StoreError,
     VersionNotFoundError,
 )
@@ -89,8 +89,7 @@ class MemoryStore(IdentityStore):
         self._active: _Version | None = None
         self._next_id = 1
         self._callbacks: list[Callable[[int], None]] = []
-        self._obs: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
-        self._obs_pruned = 0.0
+        self._obs: dict[tuple[str, str, str], float] = {}
         self._lock = asyncio.Lock()
         self._empty = _Version(ListVersion(id=0, created=0.0, source="", entries=0))
 
@@ -127,35 +126,26 @@ class MemoryStore(IdentityStore):
             return _NO_RULES
         return ImsiRules(pairing=p, locked=locked is not None, lock_allows=bool(locked and imei in locked))
 
-    async def observe(
-        self, imei: str, imsi: str | None, origin: str | None, now: float, window: float
-    ) -> Sightings:
-        cutoff = now - window
-        rec = self._obs.get(imei)
-        if rec is None:
-            rec = self._obs[imei] = ({}, {})
-        imsis, origins = rec
-        if imsi:
-            imsis[imsi] = now
-        if origin:
-            origins[origin] = now
-        for d in rec:
-            if len(d) > 1:
-                for k in [k for k, t in d.items() if t < cutoff]:
-                    del d[k]
-        if now - self._obs_pruned > max(window / 4, 1.0):
-            self._prune(cutoff)
-            self._obs_pruned = now
-        return Sightings(
-            distinct_imsis=sum(1 for t in imsis.values() if t >= cutoff),
-            distinct_origins=sum(1 for t in origins.values() if t >= cutoff),
-        )
+    async def write_sightings(self, rows: Sequence[Sighting]) -> None:
+        obs = self._obs
+        for imei, kind, value, seen in rows:
+            key = (imei, kind, value)
+            last = obs.get(key)
+            if last is None or seen > last:
+                obs[key] = seen
 
-    def _prune(self, cutoff: float) -> None:
-        for key in list(self._obs):
-            imsis, origins = self._obs[key]
-            if all(t < cutoff for t in imsis.values()) and all(t < cutoff for t in origins.values()):
-                del self._obs[key]
+    async def read_sightings(
+        self, since: float, *, imei: str | None = None, limit: int | None = None
+    ) -> list[Sighting]:
+        rows = [
+            (i, k, v, t) for (i, k, v), t in self._obs.items() if t >= since and (imei is None or i == imei)
+        ]
+        rows.sort(key=lambda r: r[3], reverse=True)
+        return rows[:limit] if limit is not None else rows
+
+    async def prune_sightings(self, before: float) -> None:
+        for key in [k for k, t in self._obs.items() if t < before]:
+            del self._obs[key]
 
     # --- lists --------------------------------------------------------------------------------
     async def import_version(

@@ -39,7 +39,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -57,7 +57,7 @@ from eir.store.base import (
     Pairing,
     PairingKind,
     PushedChanges,
-    Sightings,
+    Sighting,
     StoreError,
     StoreUnavailableError,
     VersionNotFoundError,
@@ -140,24 +140,13 @@ SELECT bool_or(kind = 'pairing' AND imei = $2) AS paired,
   FROM eir_pairings WHERE version_id = {_ACTIVE} AND imsi = $1
 """
 
-# Record the sighting (IMSI and origin rows, newest time wins), drop this IMEI's rows that left the
-# window, and count what is inside it — all in one statement. The SELECT sees the snapshot before
-# the INSERT, so the new values are added by the UNION.
-_OBSERVE_SQL = """
-WITH new(what, value) AS (
-  SELECT v.what, v.value FROM (VALUES ('i'::"char", $2::text), ('o'::"char", $3::text)) AS v(what, value)
-   WHERE v.value IS NOT NULL
-), up AS (
-  INSERT INTO eir_observations (imei, what, value, seen) SELECT $1, what, value, $4 FROM new
-  ON CONFLICT (imei, what, value) DO UPDATE SET seen = GREATEST(eir_observations.seen, EXCLUDED.seen)
-), gone AS (
-  DELETE FROM eir_observations o WHERE o.imei = $1 AND o.seen < $4::float8 - $5::float8
-     AND NOT EXISTS (SELECT 1 FROM new WHERE new.what = o.what AND new.value = o.value)
-)
-SELECT count(DISTINCT value) FILTER (WHERE what = 'i') AS imsis,
-       count(DISTINCT value) FILTER (WHERE what = 'o') AS origins
-  FROM (SELECT what, value FROM eir_observations WHERE imei = $1 AND seen >= $4 - $5
-        UNION ALL SELECT what, value FROM new) s
+# A batch of sightings: folded to one row per key (newest time), then upserted (newest time wins).
+_WRITE_SIGHTINGS_SQL = """
+INSERT INTO eir_observations (imei, what, value, seen)
+SELECT imei, what::"char", value, max(seen)
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[]) AS b(imei, what, value, seen)
+ GROUP BY imei, what, value
+ON CONFLICT (imei, what, value) DO UPDATE SET seen = GREATEST(eir_observations.seen, EXCLUDED.seen)
 """
 
 _EXACT_COLS = ["key", "kind", "status", "imsi", "reason"]
@@ -226,9 +215,6 @@ class PostgresStore(PushedChanges, IdentityStore):
         # Our own changes are reported to our callbacks at once (before import/rollback returns);
         # the notification carries this token so that its echo is not reported twice.
         self._token = uuid.uuid4().hex
-        self._obs_count = 0
-        self._obs_pruned = 0.0
-        self._bg: set[asyncio.Task[Any]] = set()
 
     # --- connection handling ------------------------------------------------------------------
     async def open(self) -> None:
@@ -272,7 +258,7 @@ class PostgresStore(PushedChanges, IdentityStore):
     async def close(self) -> None:
         self._closed = True
         self._callbacks.clear()
-        tasks = [t for t in (self._listener, *self._bg) if t is not None]
+        tasks = [t for t in (self._listener,) if t is not None]
         for t in tasks:
             t.cancel()
         for t in tasks:
@@ -344,33 +330,43 @@ class PostgresStore(PushedChanges, IdentityStore):
         )
         return ImsiRules(pairing=pairing, locked=bool(r["locked"]), lock_allows=bool(r["allows"]))
 
-    async def observe(
-        self, imei: str, imsi: str | None, origin: str | None, now: float, window: float
-    ) -> Sightings:
-        pool = self._get_pool()
+    async def write_sightings(self, rows: Sequence[Sighting]) -> None:
+        """One statement per batch (arrays unnested server-side; duplicates folded first, as one
+        INSERT … ON CONFLICT may not touch a row twice)."""
+        if not rows:
+            return
+        imeis, kinds, values, seen = (list(c) for c in zip(*rows, strict=True))
         try:
-            async with pool.acquire(timeout=self.connect_timeout) as con:
-                r = await con.fetchrow(_OBSERVE_SQL, imei, imsi or None, origin or None, now, window)
+            async with self._get_pool().acquire(timeout=self.connect_timeout) as con:
+                await con.execute(_WRITE_SIGHTINGS_SQL, imeis, kinds, values, seen)
         except _UNAVAILABLE as e:
             raise self._unavailable(e) from e
-        self._obs_count += 1
-        # IMEIs never seen again keep their rows: sweep the table now and then, in the background.
-        if self._obs_count >= 1000 or now - self._obs_pruned > max(window / 4, 1.0):
-            self._obs_count = 0
-            self._obs_pruned = now
-            self._spawn(self._prune_observations(now - window))
-        assert r is not None
-        return Sightings(distinct_imsis=r["imsis"], distinct_origins=r["origins"])
 
-    async def _prune_observations(self, cutoff: float) -> None:
-        with contextlib.suppress(*_UNAVAILABLE, asyncpg.PostgresError, StoreError):
+    async def read_sightings(
+        self, since: float, *, imei: str | None = None, limit: int | None = None
+    ) -> list[Sighting]:
+        sql = "SELECT imei, what::text, value, seen FROM eir_observations WHERE seen >= $1"
+        args: list[Any] = [since]
+        if imei is not None:
+            sql += " AND imei = $2"
+            args.append(imei)
+        sql += " ORDER BY seen DESC"
+        if limit is not None:
+            sql += f" LIMIT ${len(args) + 1}"
+            args.append(limit)
+        try:
             async with self._get_pool().acquire(timeout=self.connect_timeout) as con:
-                await con.execute("DELETE FROM eir_observations WHERE seen < $1", cutoff)
+                records = await con.fetch(sql, *args)
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+        return [(r[0], r[1], r[2], r[3]) for r in records]
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        t = asyncio.ensure_future(coro)
-        self._bg.add(t)
-        t.add_done_callback(self._bg.discard)
+    async def prune_sightings(self, before: float) -> None:
+        try:
+            async with self._get_pool().acquire(timeout=self.connect_timeout) as con:
+                await con.execute("DELETE FROM eir_observations WHERE seen < $1", before)
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
 
     # --- lists --------------------------------------------------------------------------------
     async def import_version(

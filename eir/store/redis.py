@@ -47,10 +47,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -73,7 +72,7 @@ from eir.store.base import (
     Pairing,
     PairingKind,
     PushedChanges,
-    Sightings,
+    Sighting,
     StoreError,
     StoreUnavailableError,
     VersionNotFoundError,
@@ -123,20 +122,33 @@ return redis.call('HMGET', p .. ':v:' .. v .. ':p', 'P:' .. ARGV[2] .. ':' .. AR
                   'L:' .. ARGV[2] .. ':' .. ARGV[3])
 """
 
-# KEYS[1] sightings of one IMEI. ARGV: now, cutoff (now - window), imsi ('' none), origin ('' none),
-# ttl seconds. Times travel as Python reprs so no precision is lost in Lua's number formatting.
-_OBSERVE_LUA = """
-local k = KEYS[1]
-if ARGV[3] ~= '' then redis.call('ZADD', k, 'GT', ARGV[1], 'i' .. ARGV[3]) end
-if ARGV[4] ~= '' then redis.call('ZADD', k, 'GT', ARGV[1], 'o' .. ARGV[4]) end
-redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. ARGV[2])
-local members = redis.call('ZRANGEBYSCORE', k, ARGV[2], '+inf')
-local imsis, origins = 0, 0
-for _, m in ipairs(members) do
-  if string.sub(m, 1, 1) == 'i' then imsis = imsis + 1 else origins = origins + 1 end
+# Clone sightings: a global sorted set <p>:obs:t of "imei|<kind><value>" scored by the time last seen
+# (read by time: restarts and other instances), and one per IMEI, <p>:o:<imei>, of "<kind><value>"
+# (read by IMEI: `eir check`). ARGV: prefix, then (imei, kind, value, seen) for each row. Newest time wins.
+_WRITE_SIGHTINGS_LUA = """
+local p = ARGV[1]
+local t = p .. ':obs:t'
+for i = 2, #ARGV, 4 do
+  local imei, kv, seen = ARGV[i], ARGV[i + 1] .. ARGV[i + 2], ARGV[i + 3]
+  redis.call('ZADD', t, 'GT', seen, imei .. '|' .. kv)
+  redis.call('ZADD', p .. ':o:' .. imei, 'GT', seen, kv)
 end
-if #members > 0 then redis.call('EXPIRE', k, ARGV[5]) end
-return {imsis, origins}
+return 0
+"""
+
+# ARGV: prefix, before (exclusive), chunk. Removes up to chunk rows last seen before `before`;
+# returns how many it removed (the caller repeats while a whole chunk went).
+_PRUNE_SIGHTINGS_LUA = """
+local p = ARGV[1]
+local t = p .. ':obs:t'
+local old = redis.call('ZRANGEBYSCORE', t, '-inf', '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, m in ipairs(old) do
+  local bar = string.find(m, '|', 1, true)
+  local k = p .. ':o:' .. string.sub(m, 1, bar - 1)
+  redis.call('ZREM', k, string.sub(m, bar + 1))
+  redis.call('ZREM', t, m)
+end
+return #old
 """
 
 # KEYS: active, versions, building, meta. ARGV: id, expected base ('' = any), channel, payload
@@ -267,7 +279,8 @@ class RedisStore(PushedChanges, IdentityStore):
         for name, src in (
             ("lookup", _LOOKUP_LUA),
             ("rules", _RULES_LUA),
-            ("observe", _OBSERVE_LUA),
+            ("write_sightings", _WRITE_SIGHTINGS_LUA),
+            ("prune_sightings", _PRUNE_SIGHTINGS_LUA),
             ("flip", _FLIP_LUA),
             ("rollback", _ROLLBACK_LUA),
         ):
@@ -349,13 +362,36 @@ class RedisStore(PushedChanges, IdentityStore):
         )
         return ImsiRules(pairing=pairing, locked=locked is not None, lock_allows=allows is not None)
 
-    async def observe(
-        self, imei: str, imsi: str | None, origin: str | None, now: float, window: float
-    ) -> Sightings:
-        ttl = max(1, math.ceil(window) + 1)
-        args = [repr(float(now)), repr(float(now - window)), imsi or "", origin or "", ttl]
-        imsis, origins = await self._script("observe", [self._k("o", imei)], args)
-        return Sightings(distinct_imsis=int(imsis), distinct_origins=int(origins))
+    async def write_sightings(self, rows: Sequence[Sighting]) -> None:
+        if not rows:
+            return
+        args: list[Any] = [self.prefix]
+        for imei, kind, value, seen in rows:
+            args += (imei, kind, value, repr(float(seen)))  # repr: no precision lost on the way
+        await self._script("write_sightings", [], args)
+
+    async def read_sightings(
+        self, since: float, *, imei: str | None = None, limit: int | None = None
+    ) -> list[Sighting]:
+        key = self._k("o", imei) if imei is not None else self._k("obs", "t")
+        try:
+            got = await self.redis.zrevrangebyscore(
+                key, "+inf", repr(float(since)), start=0 if limit else None, num=limit, withscores=True
+            )
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+        out: list[Sighting] = []
+        for member, score in got:
+            if imei is not None:
+                out.append((imei, member[0], member[1:], float(score)))
+            else:
+                i, _, kv = member.partition("|")
+                out.append((i, kv[0], kv[1:], float(score)))
+        return out
+
+    async def prune_sightings(self, before: float) -> None:
+        while await self._script("prune_sightings", [], [self.prefix, repr(float(before)), 5000]) >= 5000:
+            pass
 
     # --- lists --------------------------------------------------------------------------------
     def _vkeys(self, vid: int | str) -> list[str]:

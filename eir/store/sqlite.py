@@ -24,9 +24,9 @@ re-reading it. ``watch`` runs the same poll in a task and calls back on a change
 Reads are synchronous on the event loop thread: a point lookup is a few microseconds, far cheaper
 than a hop to a thread. Imports, rollbacks and exports use their own connection in a thread.
 
-Clone observations go to a sibling file (``<db>-obs``) so that their steady trickle of small
-writes never waits behind a long import's write lock, and list readers do not see a
-``data_version`` change for each of them.
+Clone sightings go to a sibling file (``<db>-obs``) so that their batches never wait behind a long
+import's write lock, and list readers do not see a ``data_version`` change for each of them; they
+are written, read and pruned in worker threads (eir/sightings.py batches them).
 """
 
 from __future__ import annotations
@@ -36,12 +36,11 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from eir.metrics import SIGHTINGS_SKIPPED
 from eir.model import Status
 from eir.store.base import (
     EntryKind,
@@ -53,7 +52,7 @@ from eir.store.base import (
     Lookup,
     Pairing,
     PairingKind,
-    Sightings,
+    Sighting,
     StoreError,
     StoreUnavailableError,
     VersionNotFoundError,
@@ -92,6 +91,10 @@ def _connect(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connectio
     return con
 
 
+_KIND_CODE = {"i": 0, "o": 1}
+_KIND_NAME = {0: "i", 1: "o"}
+
+
 class SqliteStore(IdentityStore):
     name = "sqlite"
     cache_lookups = True
@@ -114,16 +117,13 @@ class SqliteStore(IdentityStore):
         self._has_pairs = False
         self._data_version = -1
         self._next_poll = 0.0
-        self._sql: tuple[str, str] = ("", "")
+        self._sql: tuple[str, str, str] = ("", "", "")
         self._callbacks: list[Callable[[int], None]] = []
         self._watch_task: asyncio.Task[None] | None = None
-        self._obs_pruned = 0.0
-        self._obs_written: dict[tuple[str, str | None, str | None], float] = {}
-        self._obs_counts: dict[str, tuple[float, Sightings]] = {}
-        self._prune_task: asyncio.Task[None] | None = None
+        self._obs_write: sqlite3.Connection | None = None
+        self._obs_lock = asyncio.Lock()
+        self._prune_task: asyncio.Task[Any] | None = None
         self._prune_stop = threading.Event()
-        self._obs_busy = 0
-        """Sighting writes skipped because another writer held the file (see observe)."""
         self._write_lock = asyncio.Lock()
 
     # --- connection ----------------------------------------------------------------------------
@@ -148,9 +148,7 @@ class SqliteStore(IdentityStore):
                 "CREATE TABLE IF NOT EXISTS obs(imei TEXT, kind INTEGER, value TEXT, ts REAL, "
                 "PRIMARY KEY(imei, kind, value)) WITHOUT ROWID"
             )
-            # Set-up above may wait for other workers; on the hot path the loop never waits long
-            # for the write lock (see observe()).
-            obs.execute("PRAGMA busy_timeout = 5")
+            obs.execute("CREATE INDEX IF NOT EXISTS obs_ts ON obs(ts)")
         except (sqlite3.Error, OSError) as e:
             raise StoreUnavailableError(f"sqlite {self.path}: {e}") from e
         self._db, self._obs = db, obs
@@ -159,8 +157,10 @@ class SqliteStore(IdentityStore):
     async def close(self) -> None:
         if self._prune_task is not None:
             self._prune_stop.set()
-            with contextlib.suppress(Exception):
-                await self._prune_task
+        async with self._obs_lock:  # a batch being written finishes first
+            if self._obs_write is not None:
+                self._obs_write.close()
+                self._obs_write = None
         if self._watch_task is not None:
             self._watch_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -198,12 +198,16 @@ class SqliteStore(IdentityStore):
         # overhead of the sqlite3 module (~5 us here) dominates a point seek, so two statements
         # would cost nearly twice as much. ``k = ?1 OR k = ?2`` is two rowid seeks (an IN list
         # builds a temporary index and is slower); ?2 = -1 when there is no IMEISV.
-        self._sql = (
-            f"SELECT 0, k, st, imsi, reason, NULL, NULL, NULL FROM x_{vid} WHERE k = ?1 OR k = ?2 "
+        segment = (
             f"UNION ALL SELECT * FROM (SELECT 1, end, st, imsi, reason, kind, first, last FROM s_{vid} "
-            f"WHERE start <= ?1 ORDER BY start DESC LIMIT 1)",
+            f"WHERE start <= ?1 ORDER BY start DESC LIMIT 1)"
+        )
+        self._sql = (
+            f"SELECT 0, k, st, imsi, reason, NULL, NULL, NULL FROM x_{vid} WHERE k = ?1 OR k = ?2 {segment}",
             f"SELECT kind, reason FROM p_{vid} WHERE imsi = ?1 AND kind IN (0, 1) AND imei = ?2 "
             f"UNION ALL SELECT 2, NULL FROM (SELECT 1 FROM p_{vid} WHERE imsi = ?1 AND kind = 1 LIMIT 1)",
+            # without an IMEISV: one key, half the cost of the OR above (a point search, not two)
+            f"SELECT 0, k, st, imsi, reason, NULL, NULL, NULL FROM x_{vid} WHERE k = ?1 {segment}",
         )
 
     def _poll(self) -> None:
@@ -240,7 +244,10 @@ class SqliteStore(IdentityStore):
     def _lookup(self, imei: str, imeisv: str | None) -> Lookup:
         n = int(imei)
         sv = ie = rng = None
-        rows = self._conn().execute(self._sql[0], (n, -1 if imeisv is None else SV_OFFSET + int(imeisv)))
+        if imeisv is None:
+            rows = self._conn().execute(self._sql[2], (n,))
+        else:
+            rows = self._conn().execute(self._sql[0], (n, SV_OFFSET + int(imeisv)))
         for tag, k, st, imsi, reason, kind, first, last in rows:
             if tag == 1:  # the segment with the greatest start <= n: does it reach n?
                 if k < n:
@@ -305,80 +312,77 @@ class SqliteStore(IdentityStore):
                 locked = True
         return ImsiRules(pairing=pairing, locked=locked, lock_allows=locked and allows)
 
-    async def observe(
-        self, imei: str, imsi: str | None, origin: str | None, now: float, window: float
-    ) -> Sightings:
-        obs = self._obs
-        if obs is None:
+    async def write_sightings(self, rows: Sequence[Sighting]) -> None:
+        """One transaction per batch, in a worker thread on a connection of its own: the event
+        loop never waits for the write lock (other workers, the pruning) or for the disk."""
+        if self._obs is None:
             raise StoreUnavailableError("sqlite store is not open")
-        cutoff = now - window
-        # A sighting this process wrote a moment ago needs no new write (the last-seen time would
-        # move by less than 1% of the window): load generators repeat the same IMEI/IMSI, and a
-        # write costs several times a read.
-        key = (imei, imsi, origin)
-        last = self._obs_written.get(key)
-        fresh = last is not None and 0 <= now - last < min(1.0, window / 100)
-        if fresh:
-            # Nothing new from this process: the counts computed at the last write or count of this
-            # IMEI still hold, but for other processes' sightings, which are picked up within the
-            # same horizon (1 s at most).
-            cached = self._obs_counts.get(imei)
-            if cached is not None and 0 <= now - cached[0] < min(1.0, window / 100):
-                return cached[1]
-        try:
-            written = False
-            try:
-                if fresh:
-                    pass
-                elif imsi and origin:
-                    obs.execute(
-                        "INSERT INTO obs VALUES (?1, 0, ?2, ?4), (?1, 1, ?3, ?4) "
-                        "ON CONFLICT(imei, kind, value) DO UPDATE SET ts = excluded.ts",
-                        (imei, imsi, origin, now),
-                    )
-                    written = True
-                elif imsi or origin:
-                    obs.execute(
-                        "INSERT INTO obs VALUES (?, ?, ?, ?) "
-                        "ON CONFLICT(imei, kind, value) DO UPDATE SET ts = excluded.ts",
-                        (imei, 0 if imsi else 1, imsi or origin, now),
-                    )
-                    written = True
-            except sqlite3.OperationalError as e:
-                # Another writer (a worker process, the pruning thread) holds the file for more
-                # than the few milliseconds the loop may wait: skip this sighting's write rather
-                # than stall every interface; the next sighting of the key writes it.
-                if "locked" not in str(e) and "busy" not in str(e):
-                    raise
-                self._obs_busy += 1
-                SIGHTINGS_SKIPPED.inc()
-            if written:
-                if len(self._obs_written) >= 100_000:
-                    self._obs_written.clear()
-                self._obs_written[key] = now
-            counts = dict(
-                obs.execute(
-                    "SELECT kind, count(*) FROM obs WHERE imei = ? AND ts >= ? GROUP BY kind", (imei, cutoff)
-                ).fetchall()
-            )
-            if now - self._obs_pruned > max(window / 4, 1.0) and self._prune_task is None:
-                self._obs_pruned = now
-                self._prune_task = asyncio.get_running_loop().create_task(self._prune_sightings(cutoff))
-        except sqlite3.Error as e:
-            raise StoreUnavailableError(f"sqlite observe: {e}") from e
-        sightings = Sightings(distinct_imsis=counts.get(0, 0), distinct_origins=counts.get(1, 0))
-        if len(self._obs_counts) >= 100_000:
-            self._obs_counts.clear()
-        self._obs_counts[imei] = (now, sightings)
-        return sightings
+        data = [(imei, _KIND_CODE[kind], value, seen) for imei, kind, value, seen in rows]
 
-    async def _prune_sightings(self, cutoff: float) -> None:
-        """Drop sightings older than the window in a worker thread.
+        def run() -> None:
+            con = self._obs_writer()
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                con.executemany(
+                    "INSERT INTO obs VALUES (?, ?, ?, ?) ON CONFLICT(imei, kind, value) "
+                    "DO UPDATE SET ts = max(ts, excluded.ts)",
+                    data,
+                )
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+        try:
+            async with self._obs_lock:
+                await asyncio.to_thread(run)
+        except sqlite3.Error as e:
+            raise StoreUnavailableError(f"sqlite write_sightings: {e}") from e
+
+    async def read_sightings(
+        self, since: float, *, imei: str | None = None, limit: int | None = None
+    ) -> list[Sighting]:
+        if self._obs is None:
+            raise StoreUnavailableError("sqlite store is not open")
+        sql = "SELECT imei, kind, value, ts FROM obs WHERE ts >= ?"
+        args: list[Any] = [since]
+        if imei is not None:
+            sql += " AND imei = ?"
+            args.append(imei)
+        sql += " ORDER BY ts DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+
+        def run() -> list[Sighting]:
+            con = _connect(self.obs_path)
+            try:
+                return [(i, _KIND_NAME[k], v, t) for i, k, v, t in con.execute(sql, args)]
+            finally:
+                con.close()
+
+        try:
+            return await asyncio.to_thread(run)
+        except sqlite3.Error as e:
+            raise StoreUnavailableError(f"sqlite read_sightings: {e}") from e
+
+    def _obs_writer(self) -> sqlite3.Connection:
+        """The write-behind connection (used from worker threads, one at a time: ``_obs_lock``)."""
+        con = self._obs_write
+        if con is None:
+            con = self._obs_write = _connect(self.obs_path, check_same_thread=False)
+            con.execute("PRAGMA synchronous = OFF")
+            con.execute("PRAGMA busy_timeout = 5000")
+        return con
+
+    async def prune_sightings(self, before: float) -> None:
+        """Drop sightings older than ``before`` in a worker thread.
 
         The scan for old rows is a WAL read, which blocks no writer; the deletes go by primary key
-        in short transactions of 2,000 rows with a pause between them, so the event loop's own
-        sighting writes (which wait at most a few milliseconds for the lock) keep getting through.
-        ``close()`` stops a prune between two chunks."""
+        in short transactions of 2,000 rows with a pause between them, so that other workers'
+        batches keep getting through. ``close()`` stops a prune between two chunks."""
+        if self._obs is None:
+            raise StoreUnavailableError("sqlite store is not open")
         stop = self._prune_stop
 
         def run() -> None:
@@ -386,7 +390,8 @@ class SqliteStore(IdentityStore):
             writer = _connect(self.obs_path)
             try:
                 writer.execute("PRAGMA synchronous = OFF")
-                cur = reader.execute("SELECT imei, kind, value FROM obs WHERE ts < ?", (cutoff,))
+                writer.execute("PRAGMA busy_timeout = 5000")
+                cur = reader.execute("SELECT imei, kind, value FROM obs WHERE ts < ?", (before,))
                 while not stop.is_set():
                     rows = cur.fetchmany(2000)
                     if not rows:
@@ -394,7 +399,7 @@ class SqliteStore(IdentityStore):
                     writer.execute("BEGIN IMMEDIATE")
                     writer.executemany(
                         "DELETE FROM obs WHERE imei = ? AND kind = ? AND value = ? AND ts < ?",
-                        [(*r, cutoff) for r in rows],
+                        [(*r, before) for r in rows],
                     )
                     writer.execute("COMMIT")
                     stop.wait(0.002)
@@ -402,10 +407,11 @@ class SqliteStore(IdentityStore):
                 reader.close()
                 writer.close()
 
+        self._prune_task = asyncio.current_task()
         try:
             await asyncio.to_thread(run)
-        except sqlite3.Error:
-            pass  # the next prune tries again; sightings past the window are not counted anyway
+        except sqlite3.Error as e:
+            raise StoreUnavailableError(f"sqlite prune_sightings: {e}") from e
         finally:
             self._prune_task = None
 

@@ -13,6 +13,7 @@ from .dictionary import APP_RELAY, APP_S13, VENDOR_3GPP, Command, DisconnectCaus
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from .events import (
     CapabilitiesExchanged,
+    CloseReason,
     ConnectionClosed,
     DisconnectRequested,
     EquipmentCheckAnswered,
@@ -32,6 +33,7 @@ __all__ = [
     "Avp",
     "AvpType",
     "CapabilitiesExchanged",
+    "CloseReason",
     "Command",
     "ConnectionClosed",
     "DiameterPeer",

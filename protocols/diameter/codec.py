@@ -52,6 +52,7 @@ __all__ = [
     "encode_message",
     "encode_time",
     "encode_value",
+    "scan_echo_avps",
 ]
 
 HEADER_LENGTH: Final = 20
@@ -252,6 +253,31 @@ def decode_avps(buf: bytes | bytearray | memoryview, start: int, end: int) -> li
             failed_avp=last.encode(),
         )
     return out
+
+
+def scan_echo_avps(
+    buf: bytes | bytearray | memoryview, start: int, end: int, found: tuple[bytes, bytes] = (b"", b"")
+) -> tuple[bytes, bytes]:
+    """The Session-Id (the first one) and the Proxy-Info AVPs (every one, in order) that an error
+    answer repeats (RFC 6733 §6.2, §7.2), from AVPs that failed strict decoding: ``buf[start:end]``
+    is walked by the AVP headers alone, as far as they frame AVPs, and ``found`` holds the ones
+    already seen before ``start``. Each comes back encoded (zero padding) for the answer."""
+    session, proxy = found
+    pos = start
+    while end - pos >= 8:
+        code, word = _AVP_HDR.unpack_from(buf, pos)
+        length = word & 0xFFFFFF
+        if length < 8 or pos + length > end:
+            break
+        flags = word >> 24
+        if (code == 263 or code == 284) and not flags & AVP_FLAG_VENDOR:
+            avp = encode_avp(code, bytes(buf[pos + 8 : pos + length]), flags=flags)
+            if code == 284:
+                proxy += avp
+            elif not session:
+                session = avp
+        pos += (length + 3) & ~3
+    return session, proxy
 
 
 def decode_message(buf: bytes | bytearray | memoryview, max_length: int = 1 << 24) -> Message:

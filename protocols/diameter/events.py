@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from .codec import Message
 
 __all__ = [
     "CapabilitiesExchanged",
+    "CloseReason",
     "ConnectionClosed",
     "DisconnectRequested",
     "EquipmentCheckAnswered",
@@ -92,7 +94,9 @@ class DisconnectRequested(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProtocolErrorOccurred(Event):
-    """Bad input that did not lose the framing: it was answered (``answered``) or dropped."""
+    """Bad input: answered with ``result_code`` (``answered``: the answer is in ``data_to_send()``)
+    or not answered (an answer, or anything while waiting for CEA, is dropped). After a fault that
+    loses the framing it comes with the ConnectionClosed in ``RemoteProtocolError.events``."""
 
     result_code: int
     command_code: int
@@ -100,11 +104,44 @@ class ProtocolErrorOccurred(Event):
     answered: bool
 
 
+class CloseReason(StrEnum):
+    """Why a :class:`ConnectionClosed` happened: one member per way the core reaches CLOSED.
+
+    The values are the strings adapters put in logs and metric labels (``closed_<value>``), so a
+    new member is a new label: add one only with a test that drives the core into it.
+    """
+
+    LOCAL = "local"
+    """``close()`` before the capabilities exchange, or a second ``close()`` while CLOSING."""
+    PEER_DISCONNECTED = "peer-disconnected"
+    """The transport ended (``receive_data(b"")``) without a DPR/DPA exchange."""
+    TIMEOUT = "timeout"
+    """No CER (responder) or CEA (initiator) within Tw of the connection."""
+    WATCHDOG = "watchdog"
+    """No answer to our DWR within 2·Tw (RFC 3539 §3.4.1: SUSPECT, then DOWN)."""
+    DPR = "dpr"
+    """We sent DPR and the peer's DPA arrived (RFC 6733 §5.4)."""
+    DPA_TIMEOUT = "dpa-timeout"
+    """We sent DPR and no DPA came in time."""
+    PEER_DPR = "peer-dpr"
+    """The peer sent DPR; the DPA is queued (flush it before closing the transport)."""
+    CER_INVALID = "cer-invalid"
+    """The first CER was malformed (answered 5xxx with Failed-AVP, RFC 6733 §7)."""
+    NO_COMMON_APPLICATION = "no-common-application"
+    """CER (answered 5010) or CEA without S13 or the relay application (RFC 6733 §5.3)."""
+    CEA_INVALID = "cea-invalid"
+    """The CEA was unreadable (e.g. no Origin-Host)."""
+    CEA_REJECTED = "cea-rejected"
+    """The CEA carried a Result-Code other than 2001 (``result_code`` says which)."""
+    PROTOCOL_ERROR = "protocol-error"
+    """A message other than CER first (answered 3010), any message other than CEA while waiting
+    for it, or lost framing (bad version or length, answered 5011/5015)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectionClosed(Event):
     """The core reached CLOSED: flush ``data_to_send()`` and close the transport."""
 
-    reason: str
-    """``dpr`` (we sent DPR, got DPA), ``peer-dpr``, ``cea-rejected``, ``no-common-application``,
-    ``watchdog``, ``timeout``, ``protocol-error``, ``peer-disconnected``, ``local``."""
+    reason: CloseReason
     result_code: int | None = None
+    """The Result-Code behind the close, when there is one (5010, 3010, a CEA's code …)."""

@@ -26,6 +26,7 @@ from enum import Enum, auto
 from typing import Any, Final
 
 from . import dictionary as d
+from ._s13_fast import EcrMemo, decode_ecr_fast
 from .codec import (
     FLAG_ERROR,
     FLAG_PROXIABLE,
@@ -39,11 +40,13 @@ from .codec import (
     decode_value,
     encode_message,
     encode_raw,
+    scan_echo_avps,
 )
 from .dictionary import APP_COMMON, APP_RELAY, APP_S13, VENDOR_3GPP, Command, ResultCode
 from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from .events import (
     CapabilitiesExchanged,
+    CloseReason,
     ConnectionClosed,
     DisconnectRequested,
     EquipmentCheckAnswered,
@@ -55,11 +58,9 @@ from .events import (
 )
 from .s13 import (
     EcaBuilder,
-    EcrMemo,
+    InvalidEcrError,
     build_ecr,
     decode_eca,
-    decode_ecr,
-    decode_ecr_fast,
     decode_ecr_raw,
     missing_avp,
     validate_avps,
@@ -165,6 +166,9 @@ TRANSITIONS: Final[dict[tuple[PeerState, Input], tuple[Action, PeerState]]] = {
     (S.OPEN, In.RCV_CEA_FAIL): (A.IGNORE, S.OPEN),
     (S.OPEN, In.RCV_DWR): (A.SEND_DWA, S.OPEN),
     (S.OPEN, In.RCV_DWA): (A.NOTE_DWA, S.OPEN),
+    # RFC 6733 §5.6 has R-Rcv-DPR: R-Snd-DPA → Closing, the DPA's receiver disconnecting (§5.4);
+    # we close once the DPA is queued, as RFC 3588 did (R-Snd-DPA, R-Disc → Closed): the adapter
+    # flushes it first, and learns of the close even from a peer that resets the connection.
     (S.OPEN, In.RCV_DPR): (A.SEND_DPA, S.CLOSED),
     (S.OPEN, In.RCV_DPA): (A.IGNORE, S.OPEN),
     (S.OPEN, In.RCV_REQUEST): (A.DELIVER_REQUEST, S.OPEN),
@@ -174,7 +178,7 @@ TRANSITIONS: Final[dict[tuple[PeerState, Input], tuple[Action, PeerState]]] = {
     (S.OPEN, In.WATCHDOG): (A.SEND_DWR, S.OPEN),
     (S.OPEN, In.TIMEOUT): (A.DISCONNECT, S.CLOSED),
     (S.OPEN, In.PEER_DISC): (A.DISCONNECT, S.CLOSED),
-    # Closing: DPR sent, waiting for DPA; requests already in flight are still answered.
+    # Closing: DPR sent, waiting for DPA; requests already in flight are still delivered.
     (S.CLOSING, In.RCV_CER_OK): (A.IGNORE, S.CLOSING),
     (S.CLOSING, In.RCV_CER_REJECT): (A.IGNORE, S.CLOSING),
     (S.CLOSING, In.RCV_CEA_OK): (A.IGNORE, S.CLOSING),
@@ -196,13 +200,14 @@ TRANSITIONS: Final[dict[tuple[PeerState, Input], tuple[Action, PeerState]]] = {
 }
 del S, In, A
 
-# The ECR hot path in DiameterPeer._handle_message appends the event itself in OPEN and CLOSING:
-# that is what the table says for a request in those states (deliver it, stay).
+# DiameterPeer._handle_message performs DELIVER_REQUEST itself for every ECR in these states, without
+# a trip through _step (the hot path): that is only right while the table delivers a request there
+# and keeps the state, and nowhere else.
 _DELIVER_IN: Final = (PeerState.OPEN, PeerState.CLOSING)
-for _st in _DELIVER_IN:
-    if TRANSITIONS[(_st, Input.RCV_REQUEST)] != (Action.DELIVER_REQUEST, _st):  # pragma: no cover
-        raise AssertionError(f"the ECR fast path assumes DELIVER_REQUEST in {_st.name}")
-del _st
+if {k for k, (a, _) in TRANSITIONS.items() if a is Action.DELIVER_REQUEST} != {
+    (st, Input.RCV_REQUEST) for st in _DELIVER_IN
+} or any(TRANSITIONS[(st, Input.RCV_REQUEST)][1] is not st for st in _DELIVER_IN):  # pragma: no cover
+    raise AssertionError("the ECR path of DiameterPeer assumes DELIVER_REQUEST exactly in _DELIVER_IN")
 
 _HEADER: Final = struct.Struct(">IIIII")
 _COMMON_CMDS: Final = frozenset(
@@ -295,7 +300,7 @@ class DiameterPeer:
             Action.DISCONNECT: self._do_disconnect,
             Action.IGNORE: self._do_nothing,
         }
-        self._close_reason = "local"
+        self._close_reason = CloseReason.LOCAL
         self._close_code: int | None = None
         self._cer_reject: tuple[int, bytes | None, str] | None = None
         self._peer_product: str | None = None
@@ -321,7 +326,7 @@ class DiameterPeer:
             self._buf.clear()
             return []
         if not data:
-            self._close_reason = "peer-disconnected"
+            self._close_reason = CloseReason.PEER_DISCONNECTED
             self._step(Input.PEER_DISC, None, now)
             return self._take_events()
         buf = self._buf
@@ -395,10 +400,10 @@ class DiameterPeer:
         if deadline is None or now < deadline:
             return []
         if st is PeerState.WAIT_CER or st is PeerState.WAIT_CEA:
-            self._close_reason = "timeout"
+            self._close_reason = CloseReason.TIMEOUT
             self._step(Input.TIMEOUT, None, now)
         elif st is PeerState.CLOSING and self._dpr_deadline is not None:
-            self._close_reason = "dpa-timeout"
+            self._close_reason = CloseReason.DPA_TIMEOUT
             self._step(Input.TIMEOUT, None, now)
         elif self._dwr_sent is None:
             self._step(Input.WATCHDOG, None, now)
@@ -406,14 +411,14 @@ class DiameterPeer:
             self._suspect = True
             self._events.append(WatchdogSuspect())
         else:
-            self._close_reason = "watchdog"
+            self._close_reason = CloseReason.WATCHDOG
             self._step(Input.TIMEOUT, None, now)
         return self._take_events()
 
     def close(self, now: float, cause: d.DisconnectCause = d.DisconnectCause.REBOOTING) -> list[Event]:
         """Graceful close: DPR when OPEN (then wait for DPA), otherwise close at once."""
         self._dpr_cause = cause
-        self._close_reason = "local"
+        self._close_reason = CloseReason.LOCAL
         self._step(Input.STOP, None, now)
         return self._take_events()
 
@@ -498,7 +503,7 @@ class DiameterPeer:
         entry = TRANSITIONS.get((self.state, inp))
         if entry is None:  # pragma: no cover - the table is total; kept as the style's safety net
             old = self.state
-            self._enter_closed("protocol-error", None)
+            self._enter_closed(CloseReason.PROTOCOL_ERROR, None)
             raise RemoteProtocolError(f"no transition for {inp.name} in {old.name}")
         action, new_state = entry
         closing = new_state is PeerState.CLOSED
@@ -511,7 +516,7 @@ class DiameterPeer:
     def _is_open_or_pending(self) -> bool:
         return self.state is not PeerState.CLOSED
 
-    def _enter_closed(self, reason: str, code: int | None) -> None:
+    def _enter_closed(self, reason: CloseReason, code: int | None) -> None:
         self.state = PeerState.CLOSED
         self._pending.clear()
         self._buf.clear()
@@ -531,13 +536,13 @@ class DiameterPeer:
         hbh = int.from_bytes(buf[pos + 12 : pos + 16], "big")
         e2e = int.from_bytes(buf[pos + 16 : pos + 20], "big")
         if flags & FLAG_REQUEST and self.state is not PeerState.CLOSED:
-            self._queue_error_answer(command, app, flags, hbh, e2e, None, code, text, None)
+            self._queue_error_answer(command, app, flags, hbh, e2e, b"", b"", code, text, None)
         self._events.append(
             ProtocolErrorOccurred(
                 result_code=code, command_code=command, detail=text, answered=bool(flags & FLAG_REQUEST)
             )
         )
-        self._enter_closed("protocol-error", code)
+        self._enter_closed(CloseReason.PROTOCOL_ERROR, code)
         raise RemoteProtocolError(text, result_code=code)
 
     def _handle_message(self, buf: bytearray, pos: int, length: int, now: float) -> None:
@@ -554,13 +559,14 @@ class DiameterPeer:
                 and (flags == 0xC0 or flags == 0x80 or flags == 0xD0 or flags == 0x90)
                 and (self.state is PeerState.OPEN or self.state is PeerState.CLOSING)
             ):
-                # The hot path: an ECR on an open connection, decoded in one pass. In OPEN and
-                # CLOSING the table delivers a request and keeps the state (checked at import,
-                # _DELIVER_IN), so the event goes straight out.
+                # The ECR path: every ECR on an open connection (these four are all the header
+                # flags check_header_flags allows a request), decoded once — by the fast decoder,
+                # or when it declines by the strict one — and delivered: what the table says for a
+                # request in OPEN and CLOSING (checked at import, _DELIVER_IN), without a _step.
                 ev = decode_ecr_fast(buf, pos, length, flags, hbh, e2e, self._ecr_memo)
                 if ev is None:  # not the usual shape: the strict decoder, with its precise errors
                     ev = decode_ecr_raw(buf, pos, length, flags, hbh, e2e)
-                self._events.append(ev)
+                self._events.append(ev)  # DELIVER_REQUEST, inline: a call costs ~1 % per ECR here
                 return
             avps = decode_avps(buf, pos + HEADER_LENGTH, pos + length)
             check_header_flags(flags)
@@ -570,6 +576,21 @@ class DiameterPeer:
                 return
             self._step(inp, msg, now)
         except RemoteProtocolError as e:
+            if self.state is PeerState.WAIT_CEA:
+                # Wait-I-CEA (RFC 6733 §5.6): a CEA we cannot read ends the attempt like a refusal,
+                # and any other message is I-Rcv-Non-CEA → Error, malformed or not: nothing is
+                # answered on a connection about to close.
+                self._events.append(
+                    ProtocolErrorOccurred(
+                        result_code=e.result_code, command_code=command, detail=str(e), answered=False
+                    )
+                )
+                cea = command == Command.CAPABILITIES_EXCHANGE and not is_request
+                reason = CloseReason.CEA_INVALID if cea else CloseReason.PROTOCOL_ERROR
+                self._close_reason, self._close_code = reason, e.result_code
+                inp = Input.RCV_CEA_FAIL if cea else Input.RCV_REQUEST if is_request else Input.RCV_ANSWER
+                self._step(inp, None, now)
+                return
             if not is_request:
                 self._events.append(
                     ProtocolErrorOccurred(
@@ -578,19 +599,28 @@ class DiameterPeer:
                 )
                 return
             if self.state is PeerState.WAIT_CER and command != Command.CAPABILITIES_EXCHANGE:
-                self._close_reason, self._close_code = "protocol-error", ResultCode.DIAMETER_UNKNOWN_PEER
+                self._close_reason, self._close_code = (
+                    CloseReason.PROTOCOL_ERROR,
+                    ResultCode.DIAMETER_UNKNOWN_PEER,
+                )
                 self._step(Input.RCV_REQUEST, Message(command, app, flags, hbh, e2e, []), now)
                 return
-            if avps is None:
-                avps = _salvage_avps(buf, pos + HEADER_LENGTH, pos + length)
-            self._queue_error_answer(command, app, flags, hbh, e2e, avps, e.result_code, str(e), e.failed_avp)
+            if isinstance(e, InvalidEcrError):  # the strict ECR decoder noted them on its one pass
+                session, proxy = e.session_id_avp, e.proxy_info
+            elif avps is None:
+                session, proxy = scan_echo_avps(buf, pos + HEADER_LENGTH, pos + length)
+            else:
+                session, proxy = _echo_of(avps)
+            self._queue_error_answer(
+                command, app, flags, hbh, e2e, session, proxy, e.result_code, str(e), e.failed_avp
+            )
             self._events.append(
                 ProtocolErrorOccurred(
                     result_code=e.result_code, command_code=command, detail=str(e), answered=True
                 )
             )
             if command == Command.CAPABILITIES_EXCHANGE and self.state is PeerState.WAIT_CER:
-                self._close_reason, self._close_code = "cer-invalid", e.result_code
+                self._close_reason, self._close_code = CloseReason.CER_INVALID, e.result_code
                 self._step(Input.STOP, None, now)
 
     def _classify_request(self, msg: Message) -> Input | None:
@@ -700,10 +730,16 @@ class DiameterPeer:
         for a in msg.find_all(d.HOST_IP_ADDRESS.code):
             decode_value(a, AvpType.ADDRESS)
         name = msg.find(d.PRODUCT_NAME.code)
-        self._peer_product = str(decode_value(name, AvpType.UTF8_STRING)) if name else None
+        product = str(decode_value(name, AvpType.UTF8_STRING)) if name else None
+        apps = tuple(dict.fromkeys(self._applications(msg)))
+        if self.state is not PeerState.WAIT_CER:
+            # A CER on a connection past its capabilities exchange is refused (R-Reject of RFC 6733
+            # §5.6, not Process-CER): it must not change what the first one established.
+            return Input.RCV_CER_OK
         self.peer_host, self.peer_realm = host, realm
-        self._peer_apps = tuple(dict.fromkeys(self._applications(msg)))
-        if APP_S13 in self._peer_apps or APP_RELAY in self._peer_apps:
+        self._peer_product = product
+        self._peer_apps = apps
+        if APP_S13 in apps or APP_RELAY in apps:
             return Input.RCV_CER_OK
         self._cer_reject = (
             ResultCode.DIAMETER_NO_COMMON_APPLICATION,
@@ -719,14 +755,14 @@ class DiameterPeer:
             host, realm = self._identity(msg)
             apps = tuple(dict.fromkeys(self._applications(msg)))
         except RemoteProtocolError as e:
-            self._close_reason, self._close_code = "cea-invalid", e.result_code
+            self._close_reason, self._close_code = CloseReason.CEA_INVALID, e.result_code
             return False
         if code != ResultCode.DIAMETER_SUCCESS:
-            self._close_reason, self._close_code = "cea-rejected", code
+            self._close_reason, self._close_code = CloseReason.CEA_REJECTED, code
             return False
         if apps and APP_S13 not in apps and APP_RELAY not in apps:
             self._close_reason, self._close_code = (
-                "no-common-application",
+                CloseReason.NO_COMMON_APPLICATION,
                 ResultCode.DIAMETER_NO_COMMON_APPLICATION,
             )
             return False
@@ -766,12 +802,12 @@ class DiameterPeer:
         self._events.append(
             ProtocolErrorOccurred(result_code=code, command_code=msg.command_code, detail=text, answered=True)
         )
-        self._close_reason, self._close_code = "no-common-application", code
+        self._close_reason, self._close_code = CloseReason.NO_COMMON_APPLICATION, code
 
     def _do_reject_before_cer(self, msg: Message | None, now: float) -> None:
         """RFC 6733 §5.6 has no transition for other messages before CER: refuse with 3010
         DIAMETER_UNKNOWN_PEER (E bit) and close."""
-        self._close_reason, self._close_code = "protocol-error", ResultCode.DIAMETER_UNKNOWN_PEER
+        self._close_reason, self._close_code = CloseReason.PROTOCOL_ERROR, ResultCode.DIAMETER_UNKNOWN_PEER
         if msg is None:  # pragma: no cover
             return
         text = "message before capabilities exchange"
@@ -782,7 +818,7 @@ class DiameterPeer:
                 msg.flags,
                 msg.hop_by_hop,
                 msg.end_to_end,
-                msg.avps,
+                *_echo_of(msg.avps),
                 ResultCode.DIAMETER_UNKNOWN_PEER,
                 text,
                 None,
@@ -806,7 +842,7 @@ class DiameterPeer:
             msg.flags,
             msg.hop_by_hop,
             msg.end_to_end,
-            msg.avps,
+            *_echo_of(msg.avps),
             ResultCode.DIAMETER_UNABLE_TO_COMPLY,
             text,
             None,
@@ -859,7 +895,7 @@ class DiameterPeer:
             Command.DISCONNECT_PEER, APP_COMMON, 0, self._base_avps + d.DISCONNECT_CAUSE.encode(cause)
         )
         self._dpr_deadline = now + self._dpa_timeout
-        self._close_reason = "dpr"
+        self._close_reason = CloseReason.DPR
 
     def _do_send_dpa(self, msg: Message | None, now: float) -> None:
         if msg is None:  # pragma: no cover
@@ -873,15 +909,13 @@ class DiameterPeer:
         body = d.RESULT_CODE.encode(ResultCode.DIAMETER_SUCCESS) + self._base_avps
         self._out.append(encode_raw(msg.command_code, 0, APP_COMMON, msg.hop_by_hop, msg.end_to_end, body))
         self._events.append(DisconnectRequested(cause=cause))
-        self._close_reason = "peer-dpr"
+        self._close_reason = CloseReason.PEER_DPR
 
-    def _do_deliver_request(self, msg: Message | EquipmentCheckRequested | None, now: float) -> None:
-        # Only S13 ECR reaches here (other commands were answered 3001/3007 in classification);
-        # on the hot path it arrives already decoded.
-        if isinstance(msg, EquipmentCheckRequested):
-            self._events.append(msg)
-        elif msg is not None:
-            self._events.append(decode_ecr(msg))
+    def _do_deliver_request(self, msg: Message | None, now: float) -> None:  # pragma: no cover
+        # The ECR path of _handle_message performs this action itself, for every ECR in a state of
+        # _DELIVER_IN (checked at import), and no other request is classified RCV_REQUEST there:
+        # _step never gets here. A guard, like _step's for a missing pair, not a second decoder.
+        raise LocalProtocolError("DELIVER_REQUEST belongs to the ECR path of _handle_message")
 
     def _do_deliver_answer(self, msg: Message | None, now: float) -> None:
         if msg is None:  # pragma: no cover
@@ -895,7 +929,7 @@ class DiameterPeer:
 
     def _do_disconnect(self, msg: Message | None, now: float) -> None:
         if msg is not None and self.state is PeerState.WAIT_CEA and self._close_code is None:
-            self._close_reason = "protocol-error"
+            self._close_reason = CloseReason.PROTOCOL_ERROR
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -920,20 +954,14 @@ class DiameterPeer:
         req_flags: int,
         hbh: int,
         e2e: int,
-        avps: list[Avp] | None,
+        session: bytes,
+        proxy: bytes,
         code: int,
         text: str,
         failed_avp: bytes | None,
     ) -> None:
         """§7.2 answer-message for 3xxx (E bit) or the command's own answer for 5xxx, echoing
-        Session-Id and every Proxy-Info (§6.2)."""
-        session = b""
-        proxy = b""
-        for a in avps or ():
-            if a.vendor_id == 0 and a.code == 263 and not session:
-                session = a.encode()
-            elif a.vendor_id == 0 and a.code == 284:
-                proxy += a.encode()
+        the request's Session-Id and every Proxy-Info (§6.2), given encoded."""
         flags = req_flags & FLAG_PROXIABLE
         if 3000 <= code < 4000:
             flags |= FLAG_ERROR
@@ -951,21 +979,16 @@ class DiameterPeer:
         self._out.append(encode_raw(command, flags, app, hbh, e2e, body))
 
 
-def _salvage_avps(buf: bytearray, start: int, end: int) -> list[Avp]:
-    """Session-Id and Proxy-Info from a request whose AVPs failed strict decoding, walking the
-    well-formed prefix, so that even an error answer echoes them (RFC 6733 §6.2, §7.2)."""
-    out: list[Avp] = []
-    pos = start
-    while end - pos >= 8:
-        code = int.from_bytes(buf[pos : pos + 4], "big")
-        flags = buf[pos + 4]
-        length = int.from_bytes(buf[pos + 5 : pos + 8], "big")
-        if length < 8 or pos + length > end:
-            break
-        if code in (263, 284) and not flags & 0x80:
-            out.append(Avp(code, flags, 0, bytes(buf[pos + 8 : pos + length])))
-        pos += (length + 3) & ~3
-    return out
+def _echo_of(avps: list[Avp]) -> tuple[bytes, bytes]:
+    """(first Session-Id, every Proxy-Info) of a decoded request, encoded, for its error answer."""
+    session = b""
+    proxy = b""
+    for a in avps:
+        if a.vendor_id == 0 and a.code == 263 and not session:
+            session = a.encode()
+        elif a.vendor_id == 0 and a.code == 284:
+            proxy += a.encode()
+    return session, proxy
 
 
 def describe(exc: ProtocolError) -> str:

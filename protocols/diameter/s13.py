@@ -35,8 +35,8 @@ from .codec import (
     Message,
     decode_value,
     encode_avp,
-    encode_message,
     encode_raw,
+    scan_echo_avps,
 )
 from .dictionary import APP_S13, VENDOR_3GPP, AuthSessionState, Command, EquipmentStatus, ResultCode
 from .errors import LocalProtocolError, RemoteProtocolError
@@ -44,11 +44,9 @@ from .events import EquipmentCheckAnswered, EquipmentCheckRequested
 
 __all__ = [
     "EcaBuilder",
-    "EcrMemo",
+    "InvalidEcrError",
     "build_ecr",
     "decode_eca",
-    "decode_ecr",
-    "decode_ecr_fast",
     "decode_ecr_raw",
     "missing_avp",
     "validate_avps",
@@ -133,12 +131,6 @@ def _str(a: Avp, t: AvpType = AvpType.UTF8_STRING) -> str:
     return v
 
 
-def decode_ecr(msg: Message) -> EquipmentCheckRequested:
-    """ECR (as a decoded :class:`Message`) → event; see :func:`decode_ecr_raw`."""
-    wire = encode_message(msg)
-    return decode_ecr_raw(wire, 0, len(wire), msg.flags, msg.hop_by_hop, msg.end_to_end)
-
-
 _U32 = struct.Struct(">I")
 _AVP = struct.Struct(">II")
 _ID_CODES: Final = {264: 0, 296: 1, 283: 2, 293: 3}
@@ -171,11 +163,15 @@ def decode_ecr_raw(
     hop_by_hop: int,
     end_to_end: int,
 ) -> EquipmentCheckRequested:
-    """Decode the ECR at ``buf[pos:pos+length]`` in one pass (the hot path of the EIR).
+    """Decode the ECR at ``buf[pos:pos+length]`` in one pass, strictly (what the peer runs when
+    the fast path, ``_s13_fast.decode_ecr_fast``, declines a message).
 
     It applies every check the generic path does — AVP lengths and reserved bits (5014/3009),
     unknown AVPs with the M bit (5001), sizes of known AVPs (5014), values (5004), the ABNF's
-    required AVPs (5005) — without building a :class:`Message` first.
+    required AVPs (5005) — without building a :class:`Message` first. A fault raises
+    :class:`InvalidEcrError`, which also carries the Session-Id and Proxy-Info AVPs the error answer
+    must repeat (RFC 6733 §6.2): the ones before the fault were noted on the way, the rest are
+    read from the AVP headers after it, so the message is still walked only once.
     """
     end = pos + length
     p = pos + 20
@@ -186,85 +182,101 @@ def decode_ecr_raw(
     auth_state = False
     session_raw = b""
     proxy: list[bytes] = []
-    while p < end:
-        if end - p < 8:
-            raise RemoteProtocolError(
-                "truncated AVP header", result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH
-            )
-        code, word = unpack(buf, p)
-        aflags = word >> 24
-        alen = word & 0xFFFFFF
-        if aflags & 0x80:
-            if end - p < 12:
+    echo: list[int] = []
+    """Offsets of the Session-Id and Proxy-Info AVPs passed so far (V bit clear)."""
+    try:
+        while p < end:
+            if end - p < 8:
                 raise RemoteProtocolError(
                     "truncated AVP header", result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH
                 )
-            vendor = _U32.unpack_from(buf, p + 8)[0]
-            hdr = 12
-        else:
-            vendor = 0
-            hdr = 8
-        if alen < hdr or p + alen > end:
-            raise RemoteProtocolError(
-                f"AVP {code} has invalid length {alen}",
-                result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH,
-                failed_avp=encode_avp(code, b"", flags=aflags & ~0x1F, vendor_id=vendor),
-            )
-        if aflags & 0x1F:
-            raise RemoteProtocolError(
-                f"AVP {code} has reserved flag bits set ({aflags:#04x})",
-                result_code=ResultCode.DIAMETER_INVALID_AVP_BITS,
-                failed_avp=encode_avp(code, bytes(buf[p + hdr : p + alen]), flags=aflags, vendor_id=vendor),
-            )
-        ds, de = p + hdr, p + alen
-        if vendor == 0:
-            if code == 263:
-                session = _text(buf, ds, de, code, aflags, 0, False)
-                session_raw = bytes(buf[p : p + ((alen + 3) & ~3)])
-            elif (slot := _ID_CODES.get(code)) is not None:
-                ids[slot] = _text(buf, ds, de, code, aflags, 0, True)
-            elif code == 1:
-                imsi = _text(buf, ds, de, code, aflags, 0, False)
-            elif code == 277:
-                if alen - hdr != 4:
+            code, word = unpack(buf, p)
+            aflags = word >> 24
+            alen = word & 0xFFFFFF
+            if aflags & 0x80:
+                if end - p < 12:
                     raise RemoteProtocolError(
-                        "Auth-Session-State must be 4 bytes",
-                        result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH,
-                        failed_avp=encode_avp(code, bytes(buf[ds:de]), flags=aflags),
+                        "truncated AVP header", result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH
                     )
-                auth_state = True
-            elif code == 282:
-                _text(buf, ds, de, code, aflags, 0, True)
-            elif code == 260:
-                _check_vsai(buf, ds, de, aflags)
+                vendor = _U32.unpack_from(buf, p + 8)[0]
+                hdr = 12
             else:
-                a = Avp(code, aflags, 0, bytes(buf[ds:de]))
-                validate_avps([a])
-                if code == 284:
-                    proxy.append(bytes(buf[p : p + ((alen + 3) & ~3)]))
-        elif code == 1401 and vendor == VENDOR_3GPP:
-            terminal = (ds, de, aflags)
-        else:
-            validate_avps([Avp(code, aflags, vendor, bytes(buf[ds:de]))])
-        p += (alen + 3) & ~3
-    if p != end:
-        raise RemoteProtocolError(
-            "last AVP padding exceeds the message", result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH
-        )
-    origin_host, origin_realm, dest_realm, dest_host = ids
-    if session is None:
-        raise missing_avp(d.SESSION_ID)
-    if origin_host is None:
-        raise missing_avp(d.ORIGIN_HOST)
-    if origin_realm is None:
-        raise missing_avp(d.ORIGIN_REALM)
-    if dest_realm is None:
-        raise missing_avp(d.DESTINATION_REALM)
-    if not auth_state:
-        raise missing_avp(d.AUTH_SESSION_STATE)
-    if terminal is None:
-        raise missing_avp(d.TERMINAL_INFORMATION)
-    imei, sv, meid = _terminal_raw(buf, *terminal)
+                vendor = 0
+                hdr = 8
+            if alen < hdr or p + alen > end:
+                raise RemoteProtocolError(
+                    f"AVP {code} has invalid length {alen}",
+                    result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH,
+                    failed_avp=encode_avp(code, b"", flags=aflags & ~0x1F, vendor_id=vendor),
+                )
+            if aflags & 0x1F:
+                raise RemoteProtocolError(
+                    f"AVP {code} has reserved flag bits set ({aflags:#04x})",
+                    result_code=ResultCode.DIAMETER_INVALID_AVP_BITS,
+                    failed_avp=encode_avp(
+                        code, bytes(buf[p + hdr : p + alen]), flags=aflags, vendor_id=vendor
+                    ),
+                )
+            ds, de = p + hdr, p + alen
+            if vendor == 0:
+                if code == 263:
+                    session = _text(buf, ds, de, code, aflags, 0, False)
+                    session_raw = bytes(buf[p : p + ((alen + 3) & ~3)])
+                elif (slot := _ID_CODES.get(code)) is not None:
+                    ids[slot] = _text(buf, ds, de, code, aflags, 0, True)
+                elif code == 1:
+                    imsi = _text(buf, ds, de, code, aflags, 0, False)
+                elif code == 277:
+                    if alen - hdr != 4:
+                        raise RemoteProtocolError(
+                            "Auth-Session-State must be 4 bytes",
+                            result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH,
+                            failed_avp=encode_avp(code, bytes(buf[ds:de]), flags=aflags),
+                        )
+                    auth_state = True
+                elif code == 282:
+                    _text(buf, ds, de, code, aflags, 0, True)
+                elif code == 260:
+                    _check_vsai(buf, ds, de, aflags)
+                else:
+                    a = Avp(code, aflags, 0, bytes(buf[ds:de]))
+                    validate_avps([a])
+                    if code == 284:
+                        proxy.append(bytes(buf[p : p + ((alen + 3) & ~3)]))
+            elif code == 1401 and vendor == VENDOR_3GPP:
+                terminal = (ds, de, aflags)
+            else:
+                validate_avps([Avp(code, aflags, vendor, bytes(buf[ds:de]))])
+            if (code == 263 or code == 284) and not aflags & 0x80:
+                echo.append(p)
+            p += (alen + 3) & ~3
+        if p != end:
+            raise RemoteProtocolError(
+                "last AVP padding exceeds the message", result_code=ResultCode.DIAMETER_INVALID_AVP_LENGTH
+            )
+        origin_host, origin_realm, dest_realm, dest_host = ids
+        if session is None:
+            raise missing_avp(d.SESSION_ID)
+        if origin_host is None:
+            raise missing_avp(d.ORIGIN_HOST)
+        if origin_realm is None:
+            raise missing_avp(d.ORIGIN_REALM)
+        if dest_realm is None:
+            raise missing_avp(d.DESTINATION_REALM)
+        if not auth_state:
+            raise missing_avp(d.AUTH_SESSION_STATE)
+        if terminal is None:
+            raise missing_avp(d.TERMINAL_INFORMATION)
+        imei, sv, meid = _terminal_raw(buf, *terminal)
+    except RemoteProtocolError as e:
+        session_avp, proxy_info = scan_echo_avps(buf, p, end, _echo_at(buf, echo))
+        raise InvalidEcrError(
+            str(e),
+            result_code=e.result_code,
+            failed_avp=e.failed_avp,
+            session_id_avp=session_avp,
+            proxy_info=proxy_info,
+        ) from None
     return _new_ecr(
         hop_by_hop,
         end_to_end,
@@ -281,6 +293,41 @@ def decode_ecr_raw(
         session_raw,
         b"".join(proxy),
     )
+
+
+def _echo_at(buf: bytes | bytearray, offsets: list[int]) -> tuple[bytes, bytes]:
+    """(first Session-Id, every Proxy-Info) among the AVPs at ``offsets``, re-encoded as
+    :func:`~.codec.scan_echo_avps` gives them."""
+    session = b""
+    proxy = b""
+    for p in offsets:
+        code, word = _AVP.unpack_from(buf, p)
+        avp = encode_avp(code, bytes(buf[p + 8 : p + (word & 0xFFFFFF)]), flags=word >> 24)
+        if code == 284:
+            proxy += avp
+        elif not session:
+            session = avp
+    return session, proxy
+
+
+class InvalidEcrError(RemoteProtocolError):
+    """An ECR that :func:`decode_ecr_raw` refused: the wire hint of :class:`RemoteProtocolError`
+    plus the AVPs its error answer repeats (RFC 6733 §6.2), as encoded for that answer."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        result_code: int,
+        failed_avp: bytes | None,
+        session_id_avp: bytes,
+        proxy_info: bytes,
+    ) -> None:
+        super().__init__(message, result_code=result_code, failed_avp=failed_avp)
+        self.session_id_avp = session_id_avp
+        """The first Session-Id AVP (b"" when there was none before the framing of the AVPs broke)."""
+        self.proxy_info = proxy_info
+        """Every Proxy-Info AVP, in order."""
 
 
 def _ecr_constructor() -> Callable[..., EquipmentCheckRequested]:
@@ -350,209 +397,6 @@ def _ecr_constructor() -> Callable[..., EquipmentCheckRequested]:
 
 _new_ecr: Final = _ecr_constructor()
 
-_VSAI_OK: set[bytes] = set()
-"""Vendor-Specific-Application-Id payloads :func:`_check_vsai` accepted: every ECR of an MME
-carries the same one, so it is checked once, not per request."""
-_AVP_V: Final = struct.Struct(">III")
-
-
-class EcrMemo:
-    """What :func:`decode_ecr_fast` remembers between ECRs of one connection: the bytes of the
-    constant AVP run after the Session-Id and the values read from it (Origin-Host,
-    Origin-Realm, Destination-Realm, Destination-Host — None when not in the run — and whether
-    it holds Auth-Session-State)."""
-
-    __slots__ = ("run", "values")
-
-    def __init__(self) -> None:
-        self.run = b""
-        self.values: tuple[str | None, str | None, str | None, str | None, bool] = (
-            None,
-            None,
-            None,
-            None,
-            False,
-        )
-
-
-def decode_ecr_fast(
-    buf: bytes | bytearray,
-    pos: int,
-    length: int,
-    flags: int,
-    hop_by_hop: int,
-    end_to_end: int,
-    memo: EcrMemo | None = None,
-) -> EquipmentCheckRequested | None:
-    """The ECR at ``buf[pos:pos+length]`` when it has the usual shape, else None.
-
-    The usual shape is what MMEs send (TS 29.272 §7.2.19): Session-Id, Vendor-Specific-Application-Id,
-    Auth-Session-State, Origin-Host/-Realm, Destination-Realm, [Destination-Host],
-    Terminal-Information {IMEI, [Software-Version]}, [User-Name], in any order, every AVP well
-    formed. It is accepted only when :func:`decode_ecr_raw` would accept it too, and then gives an
-    equal event; anything else — another AVP (Proxy-Info, Route-Record, DRMP, an unknown one), a
-    3GPP2-MEID, a doubtful length, flag or value — returns None and the caller runs
-    :func:`decode_ecr_raw`, which gives the precise error (so the answers on the wire do not change).
-
-    ``memo`` (one per connection) remembers the run of AVPs that follows the Session-Id when it
-    holds only the ones an MME repeats unchanged (Vendor-Specific-Application-Id,
-    Auth-Session-State, Origin-Host/-Realm, Destination-Realm/-Host): when the next ECR carries
-    the same bytes there, their values are taken from the memo instead of being checked again.
-    Checking an AVP depends on nothing but its bytes, so this gives the same event.
-    """
-    end = pos + length
-    p = pos + 20
-    unpack = _AVP.unpack_from
-    session = imsi = origin_host = origin_realm = dest_realm = dest_host = None
-    session_raw = b""
-    auth_state = False
-    imei = sv = None
-    first = p
-    # the run of constant AVPs right after the Session-Id, being learnt (see EcrMemo)
-    learn = learn_end = -1
-    r_oh = r_or = r_dr = r_dh = None
-    r_auth = False
-    try:
-        while p < end:
-            if end - p < 8:
-                return None
-            code, word = unpack(buf, p)
-            alen = word & 0xFFFFFF
-            de = p + alen
-            if word & 0x9F000000 or alen < 8 or de > end:
-                # the V bit (only Terminal-Information has it here), a reserved bit, a bad length
-                if (
-                    code != 1401
-                    or word & 0x1F000000
-                    or not word & 0x80000000
-                    or alen < 12
-                    or de > end
-                    or _U32.unpack_from(buf, p + 8)[0] != VENDOR_3GPP
-                ):
-                    return None
-                # Terminal-Information: IMEI and optionally Software-Version, strictly
-                imei = sv = None
-                q = p + 12
-                while q < de:
-                    if de - q < 12:
-                        return None
-                    mcode, mword, mvendor = _AVP_V.unpack_from(buf, q)
-                    mlen = mword & 0xFFFFFF
-                    mend = q + mlen
-                    if mword & 0x9F000000 != 0x80000000 or mvendor != VENDOR_3GPP or mlen < 12 or mend > de:
-                        return None
-                    if mcode == 1402:
-                        imei = buf[q + 12 : mend].decode()
-                        if not (14 <= len(imei) <= 16 and imei.isascii() and imei.isdigit()):
-                            return None
-                    elif mcode == 1403:
-                        sv = buf[q + 12 : mend].decode()
-                        if not (len(sv) == 2 and sv.isascii() and sv.isdigit()):
-                            return None
-                    else:
-                        return None
-                    q += (mlen + 3) & ~3
-                if q != de or imei is None:
-                    return None
-            elif code == 263:
-                session = buf[p + 8 : de].decode()
-                nxt = p + ((alen + 3) & ~3)
-                session_raw = bytes(buf[p:nxt])
-                if p == first and memo is not None:
-                    run = memo.run
-                    if run and buf.startswith(run, nxt, end):
-                        # the same bytes as the run checked before: the same values
-                        oh, orl, drl, dh, auth = memo.values
-                        if oh is not None:
-                            origin_host = oh
-                        if orl is not None:
-                            origin_realm = orl
-                        if drl is not None:
-                            dest_realm = drl
-                        if dh is not None:
-                            dest_host = dh
-                        if auth:
-                            auth_state = True
-                        p = nxt + len(run)
-                        continue
-                    learn = learn_end = nxt
-            elif code == 1:
-                imsi = buf[p + 8 : de].decode()
-            elif code == 277:
-                if alen != 12:
-                    return None
-                auth_state = True
-                if p == learn_end:
-                    learn_end = p + 12
-                    r_auth = True
-            elif code == 260:
-                payload = bytes(buf[p + 8 : de])
-                if payload not in _VSAI_OK:
-                    try:
-                        _check_vsai(buf, p + 8, de, word >> 24)
-                    except RemoteProtocolError:
-                        return None
-                    if len(_VSAI_OK) < 64:
-                        _VSAI_OK.add(payload)
-                if p == learn_end:
-                    learn_end = p + ((alen + 3) & ~3)
-            else:
-                # DiameterIdentity (RFC 6733 §4.3.1), as _text checks it
-                if code == 264:
-                    v = origin_host = buf[p + 8 : de].decode("ascii")
-                elif code == 296:
-                    v = origin_realm = buf[p + 8 : de].decode("ascii")
-                elif code == 283:
-                    v = dest_realm = buf[p + 8 : de].decode("ascii")
-                elif code == 293:
-                    v = dest_host = buf[p + 8 : de].decode("ascii")
-                else:
-                    return None
-                if not v or " " in v or not v.isprintable():
-                    return None
-                if p == learn_end:
-                    learn_end = p + ((alen + 3) & ~3)
-                    if code == 264:
-                        r_oh = v
-                    elif code == 296:
-                        r_or = v
-                    elif code == 283:
-                        r_dr = v
-                    else:
-                        r_dh = v
-            p += (alen + 3) & ~3
-    except UnicodeDecodeError:
-        return None
-    if (
-        p != end
-        or session is None
-        or origin_host is None
-        or origin_realm is None
-        or dest_realm is None
-        or not auth_state
-        or imei is None
-    ):
-        return None
-    if learn_end > learn and memo is not None:
-        memo.run = bytes(buf[learn:learn_end])
-        memo.values = (r_oh, r_or, r_dr, r_dh, r_auth)
-    return _new_ecr(
-        hop_by_hop,
-        end_to_end,
-        flags,
-        session,
-        origin_host,
-        origin_realm,
-        dest_realm,
-        dest_host,
-        imei,
-        sv,
-        None,
-        imsi,
-        session_raw,
-        b"",
-    )
-
 
 def _members(buf: bytes | bytearray, start: int, end: int) -> list[tuple[int, int, int, int, int]]:
     """(code, flags, vendor, data start, data end) of each member of a Grouped payload, strictly
@@ -601,10 +445,7 @@ def _in_parent(
     """§7.5: a fault in a member is reported as the Grouped parent holding it (or, for a broken
     group, the whole parent)."""
     inner = e.failed_avp if e.failed_avp is not None else bytes(buf[start:end])
-    if e.failed_avp is None:
-        e.failed_avp = encode_avp(code, inner, flags=flags & 0x7F, vendor_id=vendor)
-    else:
-        e.failed_avp = encode_avp(code, inner, flags=flags & 0x7F, vendor_id=vendor)
+    e.failed_avp = encode_avp(code, inner, flags=flags & 0x7F, vendor_id=vendor)
     return e
 
 
@@ -659,13 +500,6 @@ def _terminal_raw(
     if imei is None and meid is None:
         raise missing_avp(d.IMEI, inside=d.TERMINAL_INFORMATION)
     return imei, sv, meid
-
-
-def _invalid_in_terminal(terminal: Avp, member: Avp, text: str) -> RemoteProtocolError:
-    failed = encode_avp(
-        terminal.code, member.encode(), flags=terminal.flags & 0x7F, vendor_id=terminal.vendor_id
-    )
-    return RemoteProtocolError(text, result_code=_INVALID, failed_avp=failed)
 
 
 class EcaBuilder:

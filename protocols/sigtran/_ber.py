@@ -4,7 +4,8 @@ Why hand-written: pycrate (the reference codec, used by the tests) builds a Pyth
 message and reaches only ≈3,400 TCAP+MAP round trips/s; the EIR must answer ≥ 5,000 checkIMEI/s
 end to end. TCAP (ITU-T Q.773) and the checkIMEI parameters are a handful of tags, so a flat
 tag-length-value walker is enough. It accepts both definite and indefinite lengths (X.690 §8.1.3) and
-multi-octet tags (§8.1.2.4); it never raises anything but :class:`BerError`.
+multi-octet tags (§8.1.2.4); it never raises anything but :class:`BerError` (a
+:class:`~.errors.RemoteProtocolError` without wire hint: the TCAP or MAP layer above decides the answer).
 
 Tags are returned as ints: the identifier octet itself for tag numbers 0..30 (so ``0x30`` is a
 SEQUENCE, ``0xa1`` a constructed [1]) and ``(first_octet << 24) | number`` for high tag numbers, which
@@ -13,13 +14,15 @@ can never collide with a single octet.
 
 from __future__ import annotations
 
+from .errors import RemoteProtocolError
+
 __all__ = ["BerError", "encode_integer", "encode_length", "iter_tlvs", "read_tlv", "tlv"]
 
 MAX_DEPTH = 32
 """Nesting bound for indefinite-length walks (a hostile message cannot recurse without limit)."""
 
 
-class BerError(ValueError):
+class BerError(RemoteProtocolError):
     """The octets are not well-formed BER."""
 
 

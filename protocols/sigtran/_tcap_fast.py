@@ -5,10 +5,13 @@ equipmentMngtContext AARQ in its canonical encoding, one Invoke with a one-octet
 localValue 43, all with short definite lengths. :func:`match_check_imei_begin` recognises exactly
 that shape by comparing octets (the dialogue portion against the three canonical AARQ encodings)
 and returns ``None`` for anything else, which then takes the general decoder (:func:`.tcap.decode_tcap`).
-Both paths produce the same answer: the property tests feed the same bytes to each.
+Both paths produce the same answer. ``tests/unit/sigtran/test_tcap_codec.py`` proves it on mutated
+real Begins (bit flips, truncations, insertions, length changes, elements resized or dropped, the
+vendor traces): either this matcher declines, or it reads exactly what the general decoder reads,
+down to the core's replies and counters.
 
 The reply builders write the End directly (no model objects). Their octets equal
-:func:`.tcap.encode_tcap` and pycrate's encoding (tests).
+:func:`.tcap.encode_tcap` and pycrate's encoding (same test module).
 """
 
 from __future__ import annotations

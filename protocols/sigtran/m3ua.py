@@ -8,13 +8,15 @@ Three parts, in the order a reader needs them:
 * the ASP state machine (§4.3): one literal transition table for both ends of an association — the
   SGP/IPSP end that accepts ASPs (the EIR listening) and the ASP end that brings itself up (the
   simulated MSC, or the EIR's optional outbound association to an STP);
-* :class:`M3uaConnection`, the core: ``receive_data(data, now)`` → events, ``data_to_send()``,
+* :class:`M3uaConnection`, the core: ``receive_data(data, now)`` → events (``b""``: the peer closed
+  the stream), ``connection_lost(now)`` (the transport was cut), ``data_to_send()``,
   ``get_timer()``/``handle_timer(now)`` and commands (``start``, ``send_data``, ``stop``).
 
 Bad input never raises out of ``receive_data``: each defect is answered with an ERR carrying the
 RFC 4666 §3.8.1 error code (and the offending message as Diagnostic Information) and reported as an
-:class:`ErrorSent` event; a broken stream (bad length, so framing is lost) also ends the
-association with :class:`ConnectionTerminated`.
+:class:`ErrorSent` event — except a bad ERR, which is never answered (:class:`ErrDiscarded`); a
+broken stream (bad length, so framing is lost) also ends the association with
+:class:`ConnectionTerminated`. Misuse of the core raises :class:`~.errors.LocalProtocolError`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
+from .errors import LocalProtocolError, RemoteProtocolError
+
 __all__ = [
     "AS_STATE_INFO",
     "TRANSITIONS",
@@ -32,6 +36,7 @@ __all__ = [
     "AspStateChanged",
     "ConnectionTerminated",
     "DataReceived",
+    "ErrDiscarded",
     "ErrorCode",
     "ErrorReceived",
     "ErrorSent",
@@ -50,6 +55,7 @@ __all__ = [
     "TrafficMode",
     "decode_message",
     "encode_data",
+    "encode_error",
     "encode_message",
 ]
 
@@ -247,8 +253,9 @@ _U32_LIST = frozenset(
 Code, §3.6.2 OPC List): empty or not a multiple of 4 octets is a Parameter Field Error (§3.8.1)."""
 
 
-class M3uaDecodeError(Exception):
-    """A received message is malformed; ``code`` is the ERR Error Code to answer with (§3.8.1)."""
+class M3uaDecodeError(RemoteProtocolError):
+    """A received message is malformed; ``code`` (also the ``wire_hint``) is the ERR Error Code to
+    answer with (§3.8.1)."""
 
     def __init__(
         self,
@@ -258,17 +265,13 @@ class M3uaDecodeError(Exception):
         routing_context: int | None = None,
         network_appearance: int | None = None,
     ) -> None:
-        super().__init__(f"{code.name}: {detail}")
+        super().__init__(f"{code.name}: {detail}", wire_hint=code)
         self.code = code
         self.detail = detail
         self.routing_context = routing_context
         """§3.8.1: an ERR "Invalid Routing Context" carries the offending RC."""
         self.network_appearance = network_appearance
         """§3.8.1: an ERR "Invalid Network Appearance" carries the offending NA."""
-
-
-class LocalProtocolError(Exception):
-    """The caller used the core wrongly (e.g. ``send_data`` on an association not ASP-ACTIVE)."""
 
 
 # --- codec ----------------------------------------------------------------------------------------
@@ -366,6 +369,30 @@ def encode_data(
             b"\0" * pad,
         )
     )
+
+
+ERR_DIAGNOSTIC_MAX = 40
+"""Diagnostic Information carries the start of the offending message (§3.8.1): this many octets."""
+
+
+def encode_error(
+    code: ErrorCode,
+    diagnostic: bytes = b"",
+    *,
+    routing_context: Sequence[int] = (),
+    network_appearance: int | None = None,
+) -> bytes:
+    """ERR (§3.8.1): Error Code, the Routing Context / Network Appearance it concerns (for "Invalid
+    Routing Context" / "Invalid Network Appearance"), and the first ERR_DIAGNOSTIC_MAX octets of the
+    offending message as Diagnostic Information — parameters in the order of §3.8.1."""
+    params: list[tuple[int, bytes]] = [(Tag.ERROR_CODE, U32.pack(code))]
+    if routing_context:
+        params.append((Tag.ROUTING_CONTEXT, _rc_bytes(tuple(routing_context))))
+    if network_appearance is not None:
+        params.append((Tag.NETWORK_APPEARANCE, U32.pack(network_appearance)))
+    if diagnostic:
+        params.append((Tag.DIAGNOSTIC_INFO, diagnostic[:ERR_DIAGNOSTIC_MAX]))
+    return encode_message(MessageType.ERR, params)
 
 
 def decode_message(buf: bytes) -> Message:
@@ -580,6 +607,15 @@ class ErrorSent:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ErrDiscarded:
+    """A bad ERR from the peer (malformed, or on a stream other than 0) was dropped unanswered: an
+    ERR is never answered with an ERR, or two peers could loop (§3.8.1). ``code`` is the error found."""
+
+    code: ErrorCode
+    detail: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ErrorReceived:
     code: int
     diagnostic: bytes = b""
@@ -618,6 +654,7 @@ Event = (
     AspStateChanged
     | DataReceived
     | ErrorSent
+    | ErrDiscarded
     | ErrorReceived
     | NotifyReceived
     | SignallingNetworkManagementReceived
@@ -646,10 +683,6 @@ class M3uaSettings:
     max_message_size: int = 16384
     """Larger length fields are treated as a broken stream: ERR Protocol Error, then close."""
     info_string: str = ""
-
-
-_ERR_DIAG_MAX = 40
-"""Diagnostic Information carries the start of the offending message (§3.8.1)."""
 
 
 class M3uaConnection:
@@ -710,6 +743,25 @@ class M3uaConnection:
         """Queue already-encoded bytes (tests and the simulated peers' fault injection)."""
         self._out.append(data)
 
+    def connection_lost(self, now: float) -> list[Event]:
+        """The transport was cut under the association (TCP reset, SCTP loss, the adapter closing it).
+
+        The ASP is down without an ASPDN (§4.3.4.2 treats a lost association alike): reports
+        :class:`AspStateChanged` to ASP-DOWN when it was up, stops the timers and drops what was
+        queued. No :class:`ConnectionTerminated`: there is no transport left to close (compare
+        ``receive_data(b"")``, the peer closing its side in order). Safe to call more than once.
+        """
+        events: list[Event] = []
+        if self.closed and self.state is AspState.DOWN:
+            return events
+        self.closed = True
+        self._buf.clear()
+        self._out.clear()
+        self._beat_deadline = self._pending_deadline = None
+        self._pending = None
+        self._set_state(AspState.DOWN, events)
+        return events
+
     def data_to_send(self) -> bytes:
         if not self._out:
             return b""
@@ -768,7 +820,9 @@ class M3uaConnection:
             length = int.from_bytes(buf[off + 4 : off + 8], "big")
             if length < 8 or length > maxlen:
                 detail = f"message length {length} outside 8..{maxlen}: stream framing lost"
-                self._err(ErrorCode.PROTOCOL_ERROR, bytes(buf[off : off + _ERR_DIAG_MAX]))
+                self._out.append(
+                    encode_error(ErrorCode.PROTOCOL_ERROR, bytes(buf[off : off + ERR_DIAGNOSTIC_MAX]))
+                )
                 events.append(ErrorSent(code=ErrorCode.PROTOCOL_ERROR, detail=detail))
                 events.append(self._terminate(detail))
                 del buf[:]
@@ -786,31 +840,6 @@ class M3uaConnection:
         return events
 
     def _handle_message(self, raw: bytes, now: float, stream: int | None, events: list[Event]) -> None:
-        # Fast path: DATA on an active association, the only message that flows at rate.
-        if raw[0] == 1 and raw[2] == 1 and raw[3] == 1 and self.state is AspState.ACTIVE:
-            try:
-                msg = decode_message(raw)
-                pd = ProtocolData.decode(msg.get(Tag.PROTOCOL_DATA) or b"")
-                rc = msg.get_u32(Tag.ROUTING_CONTEXT)
-                na = msg.get_u32(Tag.NETWORK_APPEARANCE)
-                self._check_rc_na(rc, na)
-            except M3uaDecodeError as e:
-                self._reject(e, raw, events)
-                return
-            if stream == 0:
-                self._reject(
-                    M3uaDecodeError(ErrorCode.INVALID_STREAM_IDENTIFIER, "DATA on SCTP stream 0"), raw, events
-                )
-                return
-            events.append(
-                DataReceived(
-                    data=pd,
-                    routing_context=rc,
-                    network_appearance=na,
-                    correlation_id=msg.get_u32(Tag.CORRELATION_ID),
-                )
-            )
-            return
         try:
             msg = decode_message(raw)
             self._dispatch(msg, raw, now, stream, events)
@@ -820,7 +849,8 @@ class M3uaConnection:
     def _dispatch(
         self, msg: Message, raw: bytes, now: float, stream: int | None, events: list[Event]
     ) -> None:
-        """A decoded message off the DATA fast path. A parameter found unusable here raises
+        """One decoded message, through the transition table when it is ASPSM / ASPTM / DATA. A
+        parameter found unusable here raises
         :class:`M3uaDecodeError`, answered with ERR by the caller like a decoding error."""
         mt = msg.type
         if stream is not None and stream != 0 and mt >> 8 in (0, 3):
@@ -833,7 +863,7 @@ class M3uaConnection:
             return
         inp = _RX_INPUT.get(mt)
         if inp is not None:
-            self._transition(inp, msg, raw, now, events)
+            self._transition(inp, msg, raw, now, stream, events)
             return
         if mt is MessageType.BEAT:
             # §4.3.4.6: BEAT ACK echoes the Heartbeat Data unchanged, in any state.
@@ -888,8 +918,31 @@ class M3uaConnection:
                 ErrorCode.INVALID_NETWORK_APPEARANCE, f"network appearance {na}", network_appearance=na
             )
 
-    def _transition(self, inp: AspInput, msg: Message, raw: bytes, now: float, events: list[Event]) -> None:
+    def _deliver(self, msg: Message, stream: int | None, events: list[Event]) -> None:
+        """DATA on an ASP-ACTIVE association (§3.3.1): an MTP-TRANSFER indication, once RC / NA
+        name ours (§3.8.1: else ERR, raised to the caller) and it came on a stream other than 0."""
+        pd = ProtocolData.decode(msg.get(Tag.PROTOCOL_DATA) or b"")
+        rc = msg.get_u32(Tag.ROUTING_CONTEXT)
+        na = msg.get_u32(Tag.NETWORK_APPEARANCE)
+        self._check_rc_na(rc, na)
+        if stream == 0:  # §1.4.7: stream 0 carries management only
+            raise M3uaDecodeError(ErrorCode.INVALID_STREAM_IDENTIFIER, "DATA on SCTP stream 0")
+        events.append(
+            DataReceived(
+                data=pd,
+                routing_context=rc,
+                network_appearance=na,
+                correlation_id=msg.get_u32(Tag.CORRELATION_ID),
+            )
+        )
+
+    def _transition(
+        self, inp: AspInput, msg: Message, raw: bytes, now: float, stream: int | None, events: list[Event]
+    ) -> None:
         action, new = TRANSITIONS[(self.settings.role, self.state, inp)]
+        if action is Action.DELIVER:
+            self._deliver(msg, stream, events)
+            return
         if action is Action.ERR_UNEXPECTED:
             self._reject(
                 M3uaDecodeError(ErrorCode.UNEXPECTED_MESSAGE, f"{msg.type.name} in ASP-{self.state.name}"),
@@ -954,17 +1007,6 @@ class M3uaConnection:
             self._retransmits = 0
             self._set_state(new, events)
             self._send_pending(MessageType.ASPAC, now)
-            return
-        if action is Action.DELIVER:
-            # Reached only off the fast path (DATA in ACTIVE is handled above).
-            pd = ProtocolData.decode(msg.get(Tag.PROTOCOL_DATA) or b"")
-            events.append(
-                DataReceived(
-                    data=pd,
-                    routing_context=msg.get_u32(Tag.ROUTING_CONTEXT),
-                    network_appearance=msg.get_u32(Tag.NETWORK_APPEARANCE),
-                )
-            )
             return
         # ASP role acknowledgements.
         if inp is _I.RX_ASPAC_ACK:
@@ -1048,26 +1090,16 @@ class M3uaConnection:
                 )
             )
 
-    def _err(
-        self, code: ErrorCode, diagnostic: bytes, rc: tuple[int, ...] = (), na: int | None = None
-    ) -> None:
-        params: list[tuple[int, bytes]] = [(Tag.ERROR_CODE, U32.pack(code))]
-        if rc:
-            params.append((Tag.ROUTING_CONTEXT, _rc_bytes(rc)))
-        if na is not None:
-            params.append((Tag.NETWORK_APPEARANCE, U32.pack(na)))
-        if diagnostic:
-            params.append((Tag.DIAGNOSTIC_INFO, diagnostic[:_ERR_DIAG_MAX]))
-        self._out.append(encode_message(MessageType.ERR, params))
-
     def _reject(self, e: M3uaDecodeError, raw: bytes, events: list[Event], rc: tuple[int, ...] = ()) -> None:
         # §3.8.1: an ERR is never answered with an ERR (that would loop between two peers).
         if len(raw) >= 4 and raw[2] == 0 and raw[3] == 0:
-            events.append(ErrorSent(code=e.code, detail=f"not answered (ERR is never answered): {e.detail}"))
+            events.append(ErrDiscarded(code=e.code, detail=e.detail))
             return
         if not rc and e.routing_context is not None:
             rc = (e.routing_context,)
-        self._err(e.code, raw, rc, e.network_appearance)
+        self._out.append(
+            encode_error(e.code, raw, routing_context=rc, network_appearance=e.network_appearance)
+        )
         events.append(ErrorSent(code=e.code, detail=e.detail))
 
     def _terminate(self, reason: str) -> ConnectionTerminated:

@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import IntEnum
 
+from .errors import RemoteProtocolError
+
 __all__ = [
     "GlobalTitle",
     "MessageType",
@@ -74,8 +76,9 @@ class ReturnCause(IntEnum):
     SEGMENTATION_FAILURE = 14
 
 
-class SccpDecodeError(Exception):
-    """The SCCP message is malformed (a pointer or length points outside the message)."""
+class SccpDecodeError(RemoteProtocolError):
+    """The SCCP message is malformed (a pointer or length points outside the message). No wire hint:
+    a malformed message is discarded, never answered (Q.714 §4.2: a UDTS needs readable addresses)."""
 
 
 # --- addresses ------------------------------------------------------------------------------------

@@ -4,52 +4,55 @@ Composition in the aioquic ``H3Connection``-over-``QuicConnection`` manner: each
 driven by the one below and the result goes back down.
 
 * :class:`EirSigtranStack` — M3UA (SG role, RFC 4666) → SCCP (Q.713/Q.714) → TCAP/MAP
-  (:class:`~protocols.sigtran.map_eir.TcapEirCore`). ``receive_data`` yields
+  (:class:`~.tcap_dialogues.TcapEirCore`). ``receive_data`` yields
   :class:`CheckImeiRequested` events that carry the routing needed to answer (OPC/DPC/SLS, routing
   context, the SCCP request); ``answer`` / ``answer_error`` build the TCAP End and send it back
-  as UDT (or XUDT) in DATA with the addresses swapped.
+  as UDT (or XUDT) in DATA with the addresses swapped. The :class:`Route` of a dialogue is kept by
+  the TCAP core with the dialogue itself (an Abort on expiry goes back the same way), so the stack
+  keeps no table of its own.
 * :class:`CheckImeiClient` — the other end (M3UA ASP role): a simulated MSC/SGSN sending checkIMEI
   Begins and matching the replies by transaction id; used by ``simulations.msc``, the tests and
   the benchmark.
 
 Errors stay in their layer: a bad M3UA message becomes an ERR (``m3ua.ErrorSent``), a bad SCCP
 message a :class:`SccpDiscarded` event (or a UDTS when return-on-error is set), a bad TCAP
-message is answered by the TCAP core (Abort / Reject).
+message is answered by the TCAP core (Abort / Reject) and reported as a
+:class:`~.tcap_dialogues.TcapProtocolErrorOccurred`.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 from . import m3ua, sccp
-from .map_eir import (
+from .map_checkimei import EquipmentStatus, MapError
+from .map_client import CheckImeiOutcome, decode_check_imei_reply, encode_check_imei_begin
+from .tcap_dialogues import (
     CheckImeiInvoked,
-    CheckImeiOutcome,
-    DialogueKey,
-    EquipmentStatus,
-    MapError,
+    MapVendorVariantAccepted,
     TcapEirCore,
     TcapProtocolErrorOccurred,
-    decode_check_imei_reply,
-    encode_check_imei_begin,
 )
 
 __all__ = [
     "CheckImeiAnswered",
     "CheckImeiClient",
     "CheckImeiRequested",
+    "ClientEvent",
     "EirSigtranStack",
+    "MapVendorVariantAccepted",
     "Route",
     "SccpDiscarded",
     "SccpReturned",
+    "StackEvent",
     "TcapProtocolErrorOccurred",
 ]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Route:
-    """Everything needed to send an answer back the way the request came."""
+    """Everything needed to send an answer back the way the request came: kept by the TCAP core
+    with the dialogue the request opened."""
 
     opc: int
     """The request's OPC: the answer's DPC."""
@@ -90,7 +93,14 @@ class SccpReturned:
     opc: int
 
 
-StackEvent = m3ua.Event | CheckImeiRequested | SccpDiscarded | SccpReturned | TcapProtocolErrorOccurred
+StackEvent = (
+    m3ua.Event
+    | CheckImeiRequested
+    | SccpDiscarded
+    | SccpReturned
+    | TcapProtocolErrorOccurred
+    | MapVendorVariantAccepted
+)
 
 
 class EirSigtranStack:
@@ -109,14 +119,12 @@ class EirSigtranStack:
     ) -> None:
         self.m3ua = m3ua.M3uaConnection(m3ua_settings)
         self.sccp = sccp.SccpEndpoint(ssns=(ssn,), point_code=point_code, global_title=global_title)
-        self.tcap = TcapEirCore(
+        self.tcap: TcapEirCore[Route] = TcapEirCore(
             supported_versions=tuple(map_versions),
             max_dialogues=max_dialogues,
             dialogue_timeout=dialogue_timeout,
         )
         self.point_code = point_code
-        self._routes: OrderedDict[DialogueKey, Route] = OrderedDict()
-        self._max_routes = max_dialogues
 
     # -- input -------------------------------------------------------------------------------------
 
@@ -168,40 +176,28 @@ class EirSigtranStack:
             opc=pd.opc, dpc=pd.dpc, ni=pd.ni, sls=pd.sls, routing_context=ev.routing_context, request=request
         )
         # The calling address scopes the transaction ids: several MSCs may sit behind one STP.
-        received = self.tcap.receive_tcap(request.data, now, peer=request.raw_calling)
-        invokes, reply, errors = received.invokes, received.reply, received.errors
-        for key in received.closed:
-            # A Begin replaced a pending dialogue: its route goes too, whether or not the new
-            # dialogue stays open (a Begin of only Rejects is answered now and leaves nothing).
-            self._routes.pop(key, None)
-        if reply is not None:
-            self._send_answer(route, reply)
-        if errors:
-            out.extend(errors)
-        if invokes:
+        # The route is kept with the dialogue the message opens (replaced or expired with it).
+        received = self.tcap.receive_tcap(request.data, now, peer=request.raw_calling, route=route)
+        if received.reply is not None:
+            self._send_answer(route, received.reply)
+        if received.events:
+            out.extend(received.events)
+        if received.invokes:
             gt = request.calling.gt
             origin = gt.digits if gt is not None and gt.digits else f"pc:{pd.opc}"
-            for inv in invokes:
-                self._remember((inv.peer, inv.otid), route)
+            for inv in received.invokes:
                 out.append(CheckImeiRequested(invoke=inv, origin=origin, route=route))
-
-    @property
-    def open_routes(self) -> int:
-        """Routes kept for dialogues awaiting their answer: follows ``tcap.active_dialogues``."""
-        return len(self._routes)
 
     # -- commands ----------------------------------------------------------------------------------
 
     def answer(self, req: CheckImeiRequested, status: EquipmentStatus, bmuef: bytes | None = None) -> None:
         data = self.tcap.answer(req.invoke, status, bmuef)
         if data is not None:
-            self._routes.pop((req.invoke.peer, req.invoke.otid), None)
             self._send_answer(req.route, data)
 
     def answer_error(self, req: CheckImeiRequested, error: MapError) -> None:
         data = self.tcap.answer_error(req.invoke, error)
         if data is not None:
-            self._routes.pop((req.invoke.peer, req.invoke.otid), None)
             self._send_answer(req.route, data)
 
     def start(self, now: float) -> list[m3ua.Event]:
@@ -209,6 +205,10 @@ class EirSigtranStack:
 
     def stop(self, now: float) -> list[m3ua.Event]:
         return self.m3ua.stop(now)
+
+    def connection_lost(self, now: float) -> list[m3ua.Event]:
+        """The transport was cut (see :meth:`.m3ua.M3uaConnection.connection_lost`)."""
+        return self.m3ua.connection_lost(now)
 
     def data_to_send(self) -> bytes:
         return self.m3ua.data_to_send()
@@ -219,22 +219,14 @@ class EirSigtranStack:
 
     def handle_timer(self, now: float) -> list[StackEvent]:
         events: list[StackEvent] = list(self.m3ua.handle_timer(now))
-        for key, data in self.tcap.handle_timer(now):
-            # The key is (SCCP calling address, OTID): with several MSCs behind one STP the OTID
-            # alone may name another MSC's dialogue.
-            route = self._routes.pop(key, None)
+        for route, data in self.tcap.handle_timer(now):
+            # Each Abort goes back along its own dialogue's route: with several MSCs behind one STP
+            # the OTID alone may name another MSC's dialogue.
             if route is not None:
                 self._send_answer(route, data)
         return events
 
     # -- helpers -----------------------------------------------------------------------------------
-
-    def _remember(self, key: DialogueKey, route: Route) -> None:
-        routes = self._routes
-        routes[key] = route
-        routes.move_to_end(key)
-        while len(routes) > self._max_routes:
-            routes.popitem(last=False)
 
     def _send_answer(self, route: Route, tcap_data: bytes) -> None:
         sccp_data = self.sccp.answer(route.request, tcap_data)
@@ -303,6 +295,10 @@ class CheckImeiClient:
 
     def stop(self, now: float) -> list[m3ua.Event]:
         return self.m3ua.stop(now)
+
+    def connection_lost(self, now: float) -> list[m3ua.Event]:
+        """The transport was cut (see :meth:`.m3ua.M3uaConnection.connection_lost`)."""
+        return self.m3ua.connection_lost(now)
 
     @property
     def active(self) -> bool:

@@ -6,7 +6,7 @@ Only what an EIR and a simulated MSC exchange is modelled, but every TCAP messag
   originating / destination transaction ids (1 to 4 octets) and the P-Abort cause;
 * dialogue portion (Q.773 §3.2, EXTERNAL with dialogue-as-id ``0.0.17.773.1.1.1``): AARQ, AARE, ABRT;
 * component portion (Q.773 §3.3, ROS PDUs): Invoke, ReturnResult(-Last / -NotLast), ReturnError,
-  Reject. The operation parameter is kept as raw octets — MAP (``map_eir``) interprets it.
+  Reject. The operation parameter is kept as raw octets — MAP (:mod:`.map_checkimei`) interprets it.
 
 The decoder is hand-written over :mod:`._ber` (speed; see there). pycrate's
 ``pycrate_asn1dir.TCAP_MAPv2v3`` is the reference codec: the tests prove this encoder byte-identical
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from ._ber import BerError, encode_integer, iter_tlvs, read_tlv, tlv
+from .errors import RemoteProtocolError
 
 __all__ = [
     "DIALOGUE_AS_ID",
@@ -58,6 +59,7 @@ __all__ = [
     "UserDiagnostic",
     "decode_oid",
     "decode_tcap",
+    "describe_abort",
     "encode_oid",
     "encode_tcap",
 ]
@@ -164,15 +166,16 @@ class ReturnErrorProblem(IntEnum):
     MISTYPED_PARAMETER = 4
 
 
-class TcapError(ValueError):
+class TcapError(RemoteProtocolError):
     """Base of the TCAP codec errors."""
 
 
 class TransactionPortionError(TcapError):
-    """The transaction portion cannot be decoded; the peer gets a P-Abort (Q.774 §3.2.1.2)."""
+    """The transaction portion cannot be decoded; the peer gets a P-Abort (Q.774 §3.2.1.2) with
+    ``cause`` (also the ``wire_hint``) when ``otid`` could be read to address it."""
 
     def __init__(self, message: str, *, cause: PAbortCause, otid: bytes | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, wire_hint=cause)
         self.cause = cause
         self.otid = otid
 
@@ -614,6 +617,19 @@ def decode_tcap(data: bytes) -> TcapMessage:
         components=components,
         dialogue_error=dialogue_error,
     )
+
+
+def describe_abort(msg: TcapMessage) -> str:
+    """An Abort in words, for a log line: the P-Abort cause name, the U-Abort's dialogue PDU, or
+    what made its dialogue portion unreadable."""
+    if msg.p_abort_cause is not None:
+        try:
+            return f"P-Abort {PAbortCause(msg.p_abort_cause).name}"
+        except ValueError:
+            return f"P-Abort cause {msg.p_abort_cause}"
+    if msg.dialogue is not None:
+        return f"U-Abort {msg.dialogue}"
+    return msg.dialogue_error or "U-Abort"
 
 
 def _salvage_otid(data: bytes, start: int, end: int) -> bytes | None:

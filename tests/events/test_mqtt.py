@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import socket
 import subprocess
 import time
@@ -22,7 +21,7 @@ from eir.events import MqttEvents
 from eir.metrics import EVENTS_DROPPED
 from testkit.services import free_port
 
-pytestmark = pytest.mark.skipif(shutil.which("mosquitto") is None, reason="mosquitto not installed")
+pytestmark = pytest.mark.peer("mosquitto", "MQTT events are published to a real broker")
 
 
 class Broker:

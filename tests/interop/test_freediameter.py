@@ -20,7 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from eir.model import Interface
 from protocols.imei import luhn_check_digit
-from testkit.freediameter.fd import Ecr, MmeProcess, RunResult, build_extension, unavailable
+from testkit.freediameter.fd import Ecr, MmeProcess, RunResult, build_extension
+from testkit.peers import require_peer
 
 pytestmark = [pytest.mark.interop, pytest.mark.system]
 
@@ -37,8 +38,7 @@ DIAMETER_SUCCESS, DIAMETER_ERROR_EQUIPMENT_UNKNOWN = 2001, 5422
 
 @pytest.fixture(scope="session")
 def s13_extension(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if (reason := unavailable()) is not None:
-        pytest.skip(reason)
+    require_peer("freediameter", "freeDiameter is the independent MME of these tests")
     return build_extension(tmp_path_factory.mktemp("fdx"))
 
 

@@ -17,20 +17,18 @@ error codes, SCCP return cause).
 from __future__ import annotations
 
 import asyncio
-import shutil
 import struct
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from protocols.sigtran import m3ua, sccp, tcap
-from protocols.sigtran.map_eir import EquipmentStatus, MapError
+from protocols.sigtran import EquipmentStatus, MapError, m3ua, sccp, tcap
 from protocols.sigtran.stack import CheckImeiClient, CheckImeiRequested, EirSigtranStack
 
 pytestmark = [
     pytest.mark.interop,
-    pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed"),
+    pytest.mark.peer("tshark", "Wireshark's dissectors check our M3UA/SCCP/TCAP/MAP independently"),
 ]
 
 USER_DLT = 'uat:user_dlts:"User 0 (DLT=147)","m3ua","0","","0",""'

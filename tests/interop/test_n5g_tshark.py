@@ -14,7 +14,7 @@ import pytest
 
 from protocols.imei import luhn_check_digit
 from testkit.eirproc import EirProcess
-from testkit.tools import need_tool
+from testkit.peers import peer_program
 
 pytestmark = [pytest.mark.interop, pytest.mark.system]
 
@@ -30,7 +30,10 @@ PEIS = {
 
 def tshark(*args: str) -> str:
     res = subprocess.run(
-        [need_tool("tshark", "tshark"), "-n", *args], capture_output=True, text=True, timeout=60
+        [peer_program("tshark", "tshark", "tshark judges the h2c capture"), "-n", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert res.returncode == 0, res.stderr
     return res.stdout
@@ -39,8 +42,8 @@ def tshark(*args: str) -> str:
 @pytest.fixture(scope="module")
 def capture(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     tmp_path = tmp_path_factory.mktemp("n5gcap")
-    dumpcap = need_tool("dumpcap", "tshark")
-    nghttp = need_tool("nghttp", "nghttp2-client")
+    dumpcap = peer_program("dumpcap", "tshark", "dumpcap captures the h2c exchange on loopback")
+    nghttp = peer_program("nghttp", "nghttp2-client", "nghttp is an independent HTTP/2 client")
     lists = tmp_path / "lists.csv"
     lists.write_text(f"imei,status\n{WHITE},white\n{BLACK},black\n")
     eir = EirProcess(

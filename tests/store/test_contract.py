@@ -217,25 +217,59 @@ async def test_pairings_and_locks(store: IdentityStore) -> None:
 # --- observations -------------------------------------------------------------------------------------
 
 
-async def test_observations_count_distinct_within_window(store: IdentityStore) -> None:
+async def test_sightings_upsert_newest_wins(store: IdentityStore) -> None:
     t = 1_000_000.0
-    s = await store.observe("35209900176148", "262010000000001", "mme1", t, 60)
-    assert (s.distinct_imsis, s.distinct_origins) == (1, 1)
-    s = await store.observe("35209900176148", "262010000000001", "mme1", t + 1, 60)
-    assert (s.distinct_imsis, s.distinct_origins) == (1, 1)
-    s = await store.observe("35209900176148", "262010000000002", "mme2", t + 2, 60)
-    assert (s.distinct_imsis, s.distinct_origins) == (2, 2)
-    s = await store.observe("35209900176148", "262010000000003", None, t + 3, 60)
-    assert (s.distinct_imsis, s.distinct_origins) == (3, 2)
-    # another IMEI is counted apart
-    s = await store.observe("35209900176155", "262010000000009", "mme1", t + 3, 60)
-    assert (s.distinct_imsis, s.distinct_origins) == (1, 1)
-    # 60.5 s after the last sighting of IMSI 1: only IMSIs 2, 3 and this one are recent
-    s = await store.observe("35209900176148", "262010000000004", "mme2", t + 61.5, 60)
-    assert (s.distinct_imsis, s.distinct_origins) == (3, 1)
-    # much later: only the new one
-    s = await store.observe("35209900176148", "262010000000001", "mme1", t + 1000, 60)
-    assert (s.distinct_imsis, s.distinct_origins) == (1, 1)
+    a, b = "35209900176148", "35209900176155"
+    await store.write_sightings(
+        [(a, "i", "262010000000001", t), (a, "o", "mme1", t), (b, "i", "262010000000009", t + 3)]
+    )
+    # the same key again, older and newer, and twice in one batch: one row, the newest time
+    await store.write_sightings([(a, "i", "262010000000001", t - 50), (a, "i", "262010000000002", t + 2)])
+    await store.write_sightings([(a, "i", "262010000000002", t + 4), (a, "i", "262010000000002", t + 3)])
+    rows = await store.read_sightings(t - 100)
+    assert sorted(rows) == sorted(
+        [
+            (a, "i", "262010000000001", t),
+            (a, "o", "mme1", t),
+            (a, "i", "262010000000002", t + 4),
+            (b, "i", "262010000000009", t + 3),
+        ]
+    )
+    assert [r[3] for r in rows] == sorted((r[3] for r in rows), reverse=True), "newest first"
+
+
+async def test_sightings_read_by_time_imei_and_limit(store: IdentityStore) -> None:
+    t = 2_000_000.0
+    a, b = "35209900176148", "35209900176155"
+    await store.write_sightings([(a, "i", f"26201000000000{i}", t + i) for i in range(5)])
+    await store.write_sightings([(b, "o", "msc.lab", t + 10)])
+    assert [r[3] for r in await store.read_sightings(t + 3)] == [t + 10, t + 4, t + 3]
+    assert await store.read_sightings(t + 3, imei=a) == [
+        (a, "i", "262010000000004", t + 4),
+        (a, "i", "262010000000003", t + 3),
+    ]
+    assert await store.read_sightings(t, imei=b) == [(b, "o", "msc.lab", t + 10)]
+    assert await store.read_sightings(t, limit=2) == [
+        (b, "o", "msc.lab", t + 10),
+        (a, "i", "262010000000004", t + 4),
+    ]
+    assert await store.read_sightings(t + 11) == []
+
+
+async def test_sightings_pruned_before_a_time(store: IdentityStore) -> None:
+    t = 3_000_000.0
+    a = "35209900176148"
+    await store.write_sightings([(a, "i", "262010000000001", t), (a, "i", "262010000000002", t + 10)])
+    await store.write_sightings([(a, "o", "mme1", t + 5)])
+    await store.prune_sightings(t + 5)
+    assert await store.read_sightings(0.0) == [(a, "i", "262010000000002", t + 10), (a, "o", "mme1", t + 5)]
+    assert await store.read_sightings(0.0, imei=a) == [
+        (a, "i", "262010000000002", t + 10),
+        (a, "o", "mme1", t + 5),
+    ]
+    await store.prune_sightings(t + 100)
+    assert await store.read_sightings(0.0) == []
+    assert await store.read_sightings(0.0, imei=a) == []
 
 
 # --- imports -----------------------------------------------------------------------------------------
@@ -450,7 +484,10 @@ async def test_another_handle_sees_changes(store: IdentityStore, second_handle: 
     await wait_until(notified2)
     assert (await second_handle.lookup("35209900176148")).imei.status is W  # type: ignore[union-attr]
     assert await second_handle.active_version() == v2.id
-    # observations are shared too
-    await store.observe("35209900176148", "262010000000001", "a", 100.0, 60)
-    s = await second_handle.observe("35209900176148", "262010000000002", "b", 101.0, 60)
-    assert (s.distinct_imsis, s.distinct_origins) == (2, 2)
+    # sightings are shared too
+    await store.write_sightings([("35209900176148", "i", "262010000000001", 100.0)])
+    await second_handle.write_sightings([("35209900176148", "o", "b", 101.0)])
+    assert await second_handle.read_sightings(50.0) == [
+        ("35209900176148", "o", "b", 101.0),
+        ("35209900176148", "i", "262010000000001", 100.0),
+    ]

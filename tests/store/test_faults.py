@@ -78,7 +78,9 @@ async def _every_operation_is_unavailable(store: IdentityStore) -> None:
     ops = [
         lambda: store.lookup("35209900176148", "3520990017614801"),
         lambda: store.imsi_rules("262011234567890", "35209900176148"),
-        lambda: store.observe("35209900176148", "262011234567890", "mme1", time.time(), 60),
+        lambda: store.write_sightings([("35209900176148", "i", "262011234567890", time.time())]),
+        lambda: store.read_sightings(time.time() - 60),
+        lambda: store.prune_sightings(time.time() - 60),
         lambda: store.import_version([imei("35209900176155")], [], source="during outage"),
         lambda: store.versions(),
         lambda: store.rollback(1),

@@ -9,7 +9,10 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from eir.model import Status
+from eir.checker import build_checker
+from eir.config import Config
+from eir.events import NullEvents
+from eir.model import CheckRequest, Interface, Status
 from eir.store.base import EntryKind, ListEntry, StoreError
 from eir.store.postgres import PostgresStore
 from testkit.services import (
@@ -103,20 +106,6 @@ async def test_concurrent_delta_imports_both_apply(store: PostgresStore, postgre
         await other.close()
 
 
-async def test_observations_of_quiet_imeis_are_swept(store: PostgresStore) -> None:
-    await store.observe("35209900000001", "262010000000001", "a", 1000.0, 10)
-    await store.observe("35209900000002", "262010000000002", "b", 1000.0, 10)
-    # much later, another IMEI: the background sweep drops the first two
-    await store.observe("35209900000003", "262010000000003", "c", 5000.0, 10)
-    for _ in range(100):
-        rows = await _sql(store.url, "SELECT DISTINCT imei FROM eir_observations")
-        if [r["imei"] for r in rows] == ["35209900000003"]:
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError(f"not swept: {rows}")
-
-
 async def test_postgres_scheme_alias_and_lookup_of_15_digits(postgres_server: PostgresServer) -> None:
     url = postgres_server.new_database().replace("postgresql://", "postgres://")
     s = PostgresStore(url)
@@ -130,21 +119,21 @@ async def test_postgres_scheme_alias_and_lookup_of_15_digits(postgres_server: Po
         await s.close()
 
 
-async def test_hot_path_started_outside_a_task(store: PostgresStore) -> None:
-    """The servers step a check inline in ``data_received`` (no current Task) and wrap it in a
-    Task only when it suspends; the client's timeouts must still work."""
+async def test_checks_started_outside_a_task(store: PostgresStore) -> None:
+    """The servers take a check's first step inline in ``data_received`` (no current Task) and wrap
+    it in a Task only when it suspends; asyncpg's timeouts need a Task. The store says so
+    (``needs_task``) and the checker yields once before reaching it: a cold store (empty pool, no
+    watch yet, nothing cached) still answers through an eager start."""
     await store.import_version([imei("35209900176148", Status.GREY)], [], source="t")
     fresh = PostgresStore(store.url)  # an empty pool: the first call must connect
     await fresh.open()
+    assert fresh.needs_task
     try:
         await fresh._get_pool().expire_connections()
-        r = await run_eagerly(lambda: fresh.lookup("35209900176148"))
-        assert r.imei is not None and r.imei.status is Status.GREY
-        rules = await run_eagerly(lambda: fresh.imsi_rules("262011234567890", "35209900176148"))
-        assert not rules.locked
-        s = await run_eagerly(lambda: fresh.observe("35209900176148", "262011234567890", "a", 1.0, 60))
-        assert s.distinct_imsis == 1
-        await run_eagerly(lambda: fresh.watch(lambda _v: None))
+        checker = build_checker(Config(), fresh, NullEvents())
+        req = CheckRequest(imei="35209900176148", imsi="262011234567890", interface=Interface.S13)
+        v = await run_eagerly(lambda: checker.check(req))
+        assert (v.status, v.rule) == (Status.GREY, "imei")
     finally:
         await fresh.close()
 

@@ -8,7 +8,10 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from eir.model import Status
+from eir.checker import build_checker
+from eir.config import Config
+from eir.events import NullEvents
+from eir.model import CheckRequest, Interface, Status
 from eir.store.base import EntryKind, ListEntry, StoreError
 from eir.store.redis import RedisStore
 from testkit.services import import_in_other_process, redis_server, redis_url, run_eagerly
@@ -61,14 +64,13 @@ async def test_nested_ranges_make_at_most_2n_minus_1_segments(store: RedisStore)
     assert (await store.lookup("35209901000000")).range == ranges[3]
 
 
-async def test_observations_expire_with_the_window(store: RedisStore) -> None:
-    await store.observe("35209900176148", "262010000000001", "mme1", 1000.0, 30)
-    ttl = await store.redis.ttl("eir:o:35209900176148")
-    assert 0 < ttl <= 31
-    # nothing to record (no IMSI, no origin): no key is created
-    s = await store.observe("35209900176155", None, None, 1000.0, 30)
-    assert (s.distinct_imsis, s.distinct_origins) == (0, 0)
-    assert await store.redis.exists("eir:o:35209900176155") == 0
+async def test_sightings_keys(store: RedisStore) -> None:
+    """One sorted set by time for all IMEIs, one per IMEI; pruning empties both."""
+    await store.write_sightings([("35209900176148", "i", "262010000000001", 1000.0)])
+    assert await store.redis.zscore("eir:obs:t", "35209900176148|i262010000000001") == 1000.0
+    assert await store.redis.zscore("eir:o:35209900176148", "i262010000000001") == 1000.0
+    await store.prune_sightings(1001.0)
+    assert await store.redis.exists("eir:obs:t", "eir:o:35209900176148") == 0
 
 
 async def test_prefix_from_the_url_separates_keyspaces(redis_url: str) -> None:
@@ -106,20 +108,20 @@ async def test_delta_that_raced_another_import_fails_cleanly(store: RedisStore) 
     assert all(k.startswith(f"eir:v:{other[0]}:") or k.startswith("eir:v:1:") for k in keys), keys
 
 
-async def test_hot_path_started_outside_a_task(store: RedisStore, redis_url: str) -> None:
-    """The servers step a check inline in ``data_received`` (no current Task) and wrap it in a
-    Task only when it suspends; the client's socket timeouts must still work."""
+async def test_checks_started_outside_a_task(store: RedisStore, redis_url: str) -> None:
+    """The servers take a check's first step inline in ``data_received`` (no current Task) and wrap
+    it in a Task only when it suspends; redis-py's socket timeouts need a Task. The store says so
+    (``needs_task``) and the checker yields once before reaching it: a cold store (empty pool, no
+    watch yet, nothing cached) still answers through an eager start."""
     await store.import_version([imei("35209900176148", Status.GREY)], [], source="t")
     fresh = RedisStore(redis_url)
     await fresh.open()
+    assert fresh.needs_task
     try:
-        r = await run_eagerly(lambda: fresh.lookup("35209900176148"))
-        assert r.imei is not None and r.imei.status is Status.GREY
-        rules = await run_eagerly(lambda: fresh.imsi_rules("262011234567890", "35209900176148"))
-        assert not rules.locked
-        s = await run_eagerly(lambda: fresh.observe("35209900176148", "262011234567890", "a", 1.0, 60))
-        assert s.distinct_imsis == 1
-        await run_eagerly(lambda: fresh.watch(lambda _v: None))
+        checker = build_checker(Config(), fresh, NullEvents())
+        req = CheckRequest(imei="35209900176148", imsi="262011234567890", interface=Interface.S13)
+        v = await run_eagerly(lambda: checker.check(req))
+        assert (v.status, v.rule) == (Status.GREY, "imei")
     finally:
         await fresh.close()
 

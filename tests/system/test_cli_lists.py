@@ -55,8 +55,10 @@ def test_import_then_check_and_explain(cli: Cli) -> None:
     assert cli.ok("check", "86700000123456").startswith("black  tac:black:86700000")
     assert cli.ok("check", "35394206000003", "--sv", "01").startswith("black  imeisv:")
     assert cli.ok("check", "49015420323752").startswith("white  default")  # unknown equipment
-    # malformed input is a verdict, not an error
-    v = json.loads(cli.ok("check", "123", "--json", "--explain"))
+    # malformed input is a usage error; --allow-bad-imei asks the policy, whose validity rule answers
+    r = cli("check", "123", "--json")
+    assert r.returncode == 2 and r.stdout == "" and "is not an IMEI" in r.stderr
+    v = json.loads(cli.ok("check", "123", "--json", "--explain", "--allow-bad-imei"))
     assert v["status"] == "black" and v["rule"] == "validity" and v["steps"][0]["outcome"] == "failed"
 
 
@@ -82,7 +84,7 @@ def test_dry_run_with_bad_rows_reports_lines_and_imports_nothing(cli: Cli, tmp_p
     assert "dry run, nothing imported" in out
     assert "no list versions yet" in cli.ok("lists", "versions")
     out = cli.ok("lists", "import", str(bad), "--skip-bad")
-    assert "imported version 1" in out and "now 1 entries" in out
+    assert "imported version 1" in out and "now 1 entry," in out
     r = subprocess.run(
         [*eir_command(), "lists", "import", "-", "--config", str(cli.config)],
         input="imei,status\n35209900176155,grey\n",
@@ -153,7 +155,48 @@ def test_configuration_and_store_errors(tmp_path: Path) -> None:
     assert r.returncode == 2 and "store.url" in r.stderr
     (tmp_path / "file").write_text("not a directory")
     cli = Cli(tmp_path, store={"url": f"sqlite:///{tmp_path / 'file' / 'eir.db'}"})
-    r = cli("check", "35394206000002")
+    r = cli("lists", "import", str(DEMO))
     assert r.returncode == 4 and "cannot open" in r.stderr
+    r = cli("check", "35394206000002")  # a read-only command does not even try to create it
+    assert r.returncode == 1 and f"no store at {tmp_path / 'file' / 'eir.db'}" in r.stderr
     r = Cli(tmp_path / "x")("lists", "import", str(tmp_path / "missing.csv"))
     assert r.returncode == 1 and "cannot read" in r.stderr
+
+
+def test_a_delta_says_which_removals_matched_nothing(cli: Cli, tmp_path: Path) -> None:
+    cli.ok("lists", "import", str(DEMO))
+    delta = tmp_path / "delta.csv"
+    delta.write_text("imei,status,op\n35394206000001,,remove\n35394206000099,,remove\n86700001,,remove\n")
+    for extra in (["--dry-run"], []):
+        r = cli("lists", "import", str(delta), "-q", *extra)
+        assert r.returncode == 0, r.stderr
+        assert "3 removals (2 matching nothing on the active lists)" in r.stdout
+        assert r.stderr.strip() == (
+            f"eir: {delta}: 2 of 3 removals match nothing on the active lists: 35394206000099, 86700001"
+        )
+    assert cli.ok("check", "35394206000001", "-q").startswith("white  default")  # the listed one went
+    r = cli("lists", "import", str(delta), "-q")  # again: now none of them matches
+    assert "3 removals (3 matching nothing" in r.stdout and "35394206000001" in r.stderr
+
+
+def test_read_only_commands_never_create_a_store(tmp_path: Path) -> None:
+    cli = Cli(tmp_path)
+    store = tmp_path / "data" / "eir.db"
+    for args in (
+        ["check", "35394206000002"],
+        ["lists", "versions"],
+        ["lists", "export"],
+        ["lists", "rollback", "1"],
+    ):
+        r = cli(*args)
+        assert r.returncode == 1 and r.stdout == ""
+        assert r.stderr.splitlines() == [
+            f"eir: config {cli.config}, store sqlite:///{store}",
+            f"eir: no store at {store} (config {cli.config}); give --config, set EIR_CONFIG, "
+            "or create it with `eir lists import FILE` or `eir serve`",
+        ]
+        assert not store.exists() and not store.parent.exists()
+    cli.ok("lists", "import", str(DEMO))  # import creates it
+    assert store.exists()
+    r = cli("check", "35394206000002", "-q")
+    assert (r.returncode, r.stderr) == (0, "") and r.stdout.startswith("black")

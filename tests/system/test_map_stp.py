@@ -2,7 +2,7 @@
 
 A small simulated STP lives in the test: it accepts the EIR's association in the SG role
 (:class:`protocols.sigtran.m3ua.M3uaConnection`), forwards checkIMEI Begins built with the MSC's own
-encoder (:func:`~protocols.sigtran.map_eir.encode_check_imei_begin`) in SCCP UDTs and reads the
+encoder (:func:`~protocols.sigtran.map_client.encode_check_imei_begin`) in SCCP UDTs and reads the
 EIR's Ends back. Everything the EIR sends is also decoded by pycrate (``parse_M3UA``,
 ``parse_SCCP``, ``TCAP_MAPv2v3``), the independent decoder, so a bug cannot hide by being
 symmetric with our own codecs. The EIR is a real ``eir serve`` subprocess, except in the graceful
@@ -30,12 +30,13 @@ from eir.config import Config, M3uaConfig
 from eir.events import NullEvents
 from eir.model import CheckRequest, Status, Verdict
 from eir.servers import m3ua as m3ua_server
-from protocols.sigtran import m3ua, sccp
-from protocols.sigtran.map_eir import (
+from protocols.sigtran import (
     CheckImeiOutcome,
     EquipmentStatus,
     decode_check_imei_reply,
     encode_check_imei_begin,
+    m3ua,
+    sccp,
 )
 
 pytestmark = pytest.mark.system

@@ -21,7 +21,7 @@ from protocols.imei import luhn_check_digit
 from simulations.mme import SimulatedMme
 from simulations.msc import SimulatedMsc
 from testkit.eirproc import EirProcess
-from testkit.tools import need_tool
+from testkit.peers import peer_program
 
 pytestmark = pytest.mark.system
 
@@ -137,7 +137,7 @@ def check_body(body: bytes, want: dict[str, Any]) -> None:
 
 def curl(url: str, *opts: str) -> tuple[int, str, str, bytes, str]:
     """(status, content type, HTTP version, body, raw headers) as curl saw them."""
-    exe = need_tool("curl", "curl")
+    exe = peer_program("curl", "curl", "curl (libcurl + nghttp2) is the client the Open5GS AMF uses")
     res = subprocess.run(
         [exe, "-sS", "-D", "-", "-o", "/dev/stderr", "-w", "\n%{json}", *opts, url],
         capture_output=True,
@@ -169,7 +169,7 @@ def test_curl_method_not_allowed(eir: Any, http: str) -> None:
 def test_nghttp(eir: Any) -> None:
     """nghttp (nghttp2's client; direct HTTP/2 for http:// URIs): several streams on one connection,
     no RST_STREAM or GOAWAY with an error from the EIR."""
-    exe = need_tool("nghttp", "nghttp2-client")
+    exe = peer_program("nghttp", "nghttp2-client", "nghttp is an independent HTTP/2 client")
     urls = [eir.n5g_url + t for t, *_ in CASES[:4]]
     res = subprocess.run([exe, "-v", "-n", *urls], capture_output=True, text=True, timeout=30)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -181,7 +181,7 @@ def test_nghttp(eir: Any) -> None:
 
 def test_h2load(eir: Any) -> None:
     """h2load, a third HTTP/2 stack, 4 connections with 32 concurrent streams each."""
-    exe = need_tool("h2load", "nghttp2-client")
+    exe = peer_program("h2load", "nghttp2-client", "h2load is a third HTTP/2 stack")
     url = eir.n5g_url + f"{API}?pei=imei-{cd(BLACK)}"
     res = subprocess.run(
         [exe, "-n", "4000", "-c", "4", "-m", "32", url], capture_output=True, text=True, timeout=120

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from testkit.eirproc import EirProcess
-from testkit.tools import need_tool
+from testkit.peers import peer_program
 
 pytestmark = pytest.mark.system
 
@@ -21,7 +21,7 @@ API = "/n5g-eir-eic/v1/equipment-status?pei=imei-352099001761481"
 
 
 def self_signed(tmp: Path, name: str) -> tuple[Path, Path]:
-    openssl = need_tool("openssl", "openssl")
+    openssl = peer_program("openssl", "openssl", "the test makes its certificates")
     cert, key = tmp / f"{name}.pem", tmp / f"{name}.key"
     subprocess.run(
         [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
@@ -76,7 +76,7 @@ def tls_url(p: EirProcess) -> str:
 def test_curl_over_tls_alpn(tls_eir: Any, http: str, version: str) -> None:
     make, cert, _client, _tmp = tls_eir
     p = make(False)
-    curl = need_tool("curl", "curl")
+    curl = peer_program("curl", "curl", "curl (libcurl + nghttp2) is the client the Open5GS AMF uses")
     res = subprocess.run(
         [curl, "-sS", "--cacert", str(cert), http, "-w", "\n%{http_version} %{http_code}", tls_url(p) + API],
         capture_output=True,
@@ -103,7 +103,7 @@ def test_httpx_h2_over_tls_and_keylog(tls_eir: Any) -> None:
 def test_mutual_tls(tls_eir: Any) -> None:
     make, cert, (ccert, ckey), _tmp = tls_eir
     p = make(True)
-    curl = need_tool("curl", "curl")
+    curl = peer_program("curl", "curl", "curl (libcurl + nghttp2) is the client the Open5GS AMF uses")
     base = [curl, "-sS", "--cacert", str(cert), "--http2", tls_url(p) + API]
     refused = subprocess.run(base, capture_output=True, text=True, timeout=30)
     assert refused.returncode != 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 import subprocess
 import urllib.request
 from typing import Any
@@ -305,3 +306,30 @@ async def test_core_exception_is_logged_counted_and_closes(
     finally:
         writer.close()
         await server.shutdown(1.0)
+
+
+async def test_a_peer_that_just_drops_the_connection_is_closed_with_its_reason() -> None:
+    """No DPR, the TCP connection simply goes: the core's ConnectionClosed(peer-disconnected) is
+    counted and published like every other close (it used to be dropped in connection_lost)."""
+    from eir.metrics import register_metrics
+
+    registry = register_metrics()
+    labels = {"interface": "s13", "event": "closed_peer-disconnected"}
+    before = registry.get_sample_value("eir_peer_events_total", labels) or 0.0
+    sink = Sink()
+    server = await start(_config(), GateChecker(), sink)
+    host, port, _ = server.addresses()[0]
+    mme = await SimulatedMme.connect(host, port)
+    (conn,) = server.connections
+    tr = mme._proto.transport
+    assert tr is not None
+    # gone without DPR and without FIN: SO_LINGER 0 makes the close a reset, so the EIR learns of it
+    # in connection_lost (an orderly FIN would reach eof_received first)
+    sock = tr.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    tr.abort()
+    await asyncio.wait_for(conn.closed.wait(), 5)
+    await server.shutdown(1.0)
+    assert registry.get_sample_value("eir_peer_events_total", labels) == before + 1
+    closed = [p for t, p in sink.items if t == "peer" and p["event"] == "closed"]
+    assert [p["reason"] for p in closed] == ["peer-disconnected"]

@@ -19,8 +19,10 @@ def test_shipped_config_loads_with_documented_defaults() -> None:
     assert cfg.m3ua.listen == ["127.0.0.1:2905"]
     assert cfg.m3ua.ssn == 9
     assert cfg.metrics.listen == "127.0.0.1:9464"
-    assert cfg.store.url.startswith("sqlite:///")
-    assert cfg.lists.import_on_start == ["config/lists/demo.csv"]
+    # relative paths in config/eir.yaml name paths from the project root, wherever the command runs
+    assert cfg.store.url == f"sqlite:///{ROOT / 'data' / 'eir.db'}"
+    assert cfg.data_dir == str(ROOT / "data")
+    assert cfg.lists.import_on_start == [str(ROOT / "config" / "lists" / "demo.csv")]
 
 
 def test_no_file_gives_dataclass_defaults() -> None:

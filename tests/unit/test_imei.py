@@ -96,11 +96,12 @@ def test_parse_identity_forms(digits: str, sv: str | None, expected: Identity) -
     assert parse_identity(digits, sv) == expected
 
 
-def test_a_zero_check_digit_is_a_check_digit_not_a_spare() -> None:
+def test_a_zero_15th_digit_is_valid_whether_spare_or_check_digit() -> None:
     imei = next(
         f"{n:014d}" for n in range(35394206000000, 35394206000100) if luhn_check_digit(f"{n:014d}") == 0
     )
-    assert parse_identity(imei + "0") == Identity(imei, None, IdentityForm.IMEI_CD)
+    assert parse_identity(imei + "0") == Identity(imei, None, IdentityForm.IMEI_SPARE)
+    assert parse_identity(_IMEI14 + "0") == Identity(_IMEI14, None, IdentityForm.IMEI_SPARE)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""protocols/ is sans-IO: it never imports I/O, clocks, the environment, logging or the upper layers."""
+"""protocols/ is sans-IO: it never imports I/O, clocks, the environment, logging or the upper layers;
+nothing that ships imports the reference codec (pycrate)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,29 @@ from pathlib import Path
 import pytest
 
 PROTOCOLS = Path(__file__).resolve().parents[2] / "protocols"
-FORBIDDEN = {
+REFERENCE_CODEC = {
+    # pycrate (the `pycrate` distribution's top-level packages): the independent reference codec of
+    # the tests and benchmarks (testkit/tcap_ref.py), a dev dependency only — nothing that ships
+    # may need it, and the hand-written codecs must not lean on it.
+    "pycrate",
+    "pycrate_asn1c",
+    "pycrate_asn1dir",
+    "pycrate_asn1rt",
+    "pycrate_core",
+    "pycrate_corenet",
+    "pycrate_crypto",
+    "pycrate_csn1",
+    "pycrate_csn1dir",
+    "pycrate_diameter",
+    "pycrate_ether",
+    "pycrate_gmr1",
+    "pycrate_gmr1_csn1",
+    "pycrate_media",
+    "pycrate_mobile",
+    "pycrate_osmo",
+    "pycrate_sys",
+}
+FORBIDDEN = REFERENCE_CODEC | {
     "asyncio",
     "socket",
     "selectors",
@@ -47,9 +70,9 @@ def test_protocols_module_is_sans_io(path: Path) -> None:
 ROOT = PROTOCOLS.parent
 UPWARD = [
     # (package, what it must never import): the layers of DESIGN.md plus the test support split
-    ("eir", {"simulations", "testkit", "tests", "bench"}),
-    ("netio", {"eir", "simulations", "protocols", "testkit", "tests", "bench"}),
-    ("simulations", {"testkit", "tests", "bench"}),
+    ("eir", {"simulations", "testkit", "tests", "bench"} | REFERENCE_CODEC),
+    ("netio", {"eir", "simulations", "protocols", "testkit", "tests", "bench"} | REFERENCE_CODEC),
+    ("simulations", {"testkit", "tests", "bench"} | REFERENCE_CODEC),
     ("testkit", {"tests", "bench"}),
     ("bench", {"tests"}),
 ]

@@ -311,9 +311,16 @@ async def test_clone_observations_in_a_separate_store() -> None:
     await store.open()
     await obs.open()
     checker = build_checker(cfg(clone={"distinct_origins": True}), store, Events(), obs)
+    await checker.start()
     await checker.check(req(imsi=IMSI1, origin="a"))
     assert (await checker.check(req(imsi=IMSI1, origin="b"))).rule == "clone"
-    assert (await store.observe(IMEI, None, None, 0.0, 1.0)).distinct_imsis == 0
+    await checker.close()  # writes the sightings behind
+    assert await store.read_sightings(0.0) == []
+    assert {(i, k, v) for i, k, v, _t in await obs.read_sightings(0.0)} == {
+        (IMEI, "i", IMSI1),
+        (IMEI, "o", "a"),
+        (IMEI, "o", "b"),
+    }
 
 
 # --- store outage ---------------------------------------------------------------------------------

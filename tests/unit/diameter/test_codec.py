@@ -152,9 +152,10 @@ GOLDEN_ECA = (
 
 
 def test_golden_eca_bytes() -> None:
-    from protocols.diameter.s13 import decode_ecr
+    from protocols.diameter.s13 import decode_ecr_raw
 
-    req = decode_ecr(decode_message(ecr()))
+    wire = ecr()
+    req = decode_ecr_raw(wire, 0, len(wire), wire[4], 100, 100)
     out = EcaBuilder("eir.localdomain", "localdomain").answer(req, status=d.EquipmentStatus.BLACKLISTED)
     assert out.hex() == GOLDEN_ECA
     m = pd(out)

@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 
 from protocols.diameter import EquipmentCheckRequested, RemoteProtocolError
 from protocols.diameter import dictionary as d
-from protocols.diameter.codec import Avp, decode_avps, encode_message
+from protocols.diameter._s13_fast import EcrMemo, decode_ecr_fast
+from protocols.diameter.codec import Avp, decode_avps, encode_message, scan_echo_avps
 from protocols.diameter.dictionary import APP_S13, VENDOR_3GPP
-from protocols.diameter.s13 import EcrMemo, build_ecr, decode_ecr_fast, decode_ecr_raw
+from protocols.diameter.s13 import InvalidEcrError, build_ecr, decode_ecr_raw
 
 from .helpers import IMEI, ecr_with, pd, pd_avp
 from .test_peer import ERROR_CASES, PROXY, _ecr_avps
@@ -235,6 +236,24 @@ def test_mutated_ecrs_never_disagree(data: st.DataObject) -> None:
         i = data.draw(st.integers(20, len(wire) - 1))
         wire[i] = data.draw(st.integers(0, 255))
     assert_same(bytes(wire))
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_refused_ecrs_carry_what_their_answer_repeats(data: st.DataObject) -> None:
+    # The strict decoder notes Session-Id and Proxy-Info on its one pass; that must equal a scan of
+    # the whole message by AVP headers (what the peer did before, on a second walk).
+    avps = _ecr_avps()
+    if data.draw(st.booleans()):
+        avps.append(Avp(263, 0x40, 0, b"second;session"))
+    wire = bytearray(ecr_with(data.draw(st.permutations(avps))))
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(20, len(wire) - 1))
+        wire[i] = data.draw(st.integers(0, 255))
+    try:
+        decode_ecr_raw(wire, 0, len(wire), 0xC0, 1, 2)
+    except InvalidEcrError as e:
+        assert (e.session_id_avp, e.proxy_info) == scan_echo_avps(wire, 20, len(wire))
 
 
 def test_memo_serves_the_constant_run_and_follows_changes() -> None:

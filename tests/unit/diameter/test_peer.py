@@ -3,6 +3,7 @@ pipelining, and every error answer (each answer also decoded by python-diameter)
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from protocols.diameter import (
     CapabilitiesExchanged,
+    CloseReason,
     ConnectionClosed,
     DisconnectRequested,
     EquipmentCheckAnswered,
@@ -24,9 +26,9 @@ from protocols.diameter import (
     WatchdogSuspect,
 )
 from protocols.diameter import dictionary as d
-from protocols.diameter.codec import Avp, decode_avps, decode_message, encode_raw
+from protocols.diameter.codec import Avp, decode_avps, encode_raw
 from protocols.diameter.dictionary import APP_RELAY, APP_S13, VENDOR_3GPP
-from protocols.diameter.peer import TRANSITIONS, Action, Input
+from protocols.diameter.peer import TRANSITIONS, Input
 
 from .helpers import (
     EIR_HOST,
@@ -84,78 +86,314 @@ def types(events: list[Any]) -> list[type]:
     return [type(e) for e in events]
 
 
-# --- the table, every pair ---------------------------------------------------------------------
+# --- RFC 6733 §5.6, every (state, input) pair, through the public API ------------------------------
+#
+# The expectations below are written from the RFC text, not read from peer.TRANSITIONS: a wrong table
+# entry fails here. Our five states map onto the RFC's as follows (one transport connection per core,
+# so no election: the adapter owns the socket):
+#   WAIT_CER  the responder's "logic separate from the state machine" of §5.6.1, which waits for the
+#             first CER (R-Conn-CER in Closed: R-Accept, Process-CER, R-Snd-CEA → R-Open)
+#   WAIT_CEA  Wait-I-CEA (the initiator sent its CER)
+#   OPEN      R-Open / I-Open (the responder is driven here: the EIR is responder-mostly)
+#   CLOSING   Closing
+#   CLOSED    Closed, for good (a new connection gets a new core)
+# The inputs name §5.6.2's events: Rcv-CER (accepted or refused, §5.3), Rcv-CEA (2001 or not), Rcv-DWR,
+# Rcv-DWA, Rcv-DPR, Rcv-DPA, Rcv-Message split into a request (an ECR) and an answer (an ECA), Send-
+# Message, Stop, the RFC 3539 watchdog's Tw, Timeout and Peer-Disc.
+#
+# Each entry: (next state, what goes on the wire, the event delivered to the application or None, and
+# — when the pair is not a line of the RFC's table or we deviate from it — why).
 
-MESSAGE_INPUTS = {
-    Input.RCV_CER_OK: lambda: cer(),
-    Input.RCV_CER_REJECT: lambda: cer(d.AUTH_APPLICATION_ID.encode(4)),
-    Input.RCV_CEA_OK: lambda: cea(),
-    Input.RCV_CEA_FAIL: lambda: cea(5010),
-    Input.RCV_DWR: dwr,
-    Input.RCV_DWA: dwa,
-    Input.RCV_DPR: dpr,
-    Input.RCV_DPA: dpa,
-    Input.RCV_REQUEST: lambda: ecr(),
-    Input.RCV_ANSWER: eca,
+S, EV = PeerState, Input
+NOW = 2.0
+REFUSED = "LocalProtocolError"  # a local command refused: nothing changes, nothing is sent
+NOTHING: tuple[str, ...] = ()
+
+_NOT_CEA = "Wait-I-CEA: I-Rcv-Non-CEA → Error → Closed"
+_BEFORE_CER = "§5.6.1: the logic waiting for CER SHOULD close and discard the connection on any other message"
+_ANSWERED_3010 = (
+    "deviation: before closing (§5.6.1) a request is answered 3010 DIAMETER_UNKNOWN_PEER with the E bit, "
+    "so that a misconfigured MME sees why it was cut off"
+)
+_NO_SEND = "Send-Message exists only in the Open states: the command is refused locally, the wire untouched"
+_NO_STOP_YET = (
+    "Stop is listed only for the Open states; before the capabilities exchange there is no DPR to send"
+)
+_NO_WATCHDOG = (
+    "the RFC 3539 watchdog runs only on an open connection: a timer wake-up before the state's own deadline"
+)
+_UNSOLICITED = (
+    "not in §5.6 (Rcv-Message excludes CER/CEA/DPR/DPA/DWR/DWA): an unsolicited answer is discarded"
+)
+_CER_AGAIN = (
+    "deviation: RFC 6733 lists no CER on an open connection (R-Conn-CER is a CER on a new one, answered by "
+    "R-Reject); we answer it 5012 and keep the connection as the first CER set it up"
+)
+_DPA_THEN_CLOSE = (
+    "deviation: RFC 6733 has R-Rcv-DPR → R-Snd-DPA → Closing, leaving the disconnect to the DPA's receiver "
+    "(§5.4); we close once the DPA is queued (RFC 3588's R-Snd-DPA, R-Disc → Closed). The adapter flushes "
+    "the DPA before closing the transport, and it reports a close only from the core's ConnectionClosed, "
+    "which a peer resetting the connection after the DPA (python-diameter's Node does) would never produce "
+    "in Closing"
+)
+_CLOSING_EXTRA = "not in §5.6 for Closing: requests and answers already in flight are still served (§5.4)"
+
+Expect = tuple[PeerState | str, tuple[str, ...], type | None, str]
+
+RFC_6733: dict[tuple[PeerState, Input], Expect] = {
+    # Wait-CER (§5.6.1, then Closed / R-Conn-CER)
+    (S.WAIT_CER, EV.RCV_CER_OK): (
+        S.OPEN,
+        ("CEA 2001",),
+        CapabilitiesExchanged,
+        "R-Accept, Process-CER, R-Snd-CEA",
+    ),
+    (S.WAIT_CER, EV.RCV_CER_REJECT): (
+        S.CLOSED,
+        ("CEA 5010",),
+        None,
+        "§5.3: MUST answer 5010, SHOULD disconnect",
+    ),
+    (S.WAIT_CER, EV.RCV_CEA_OK): (S.CLOSED, NOTHING, None, _BEFORE_CER),
+    (S.WAIT_CER, EV.RCV_CEA_FAIL): (S.CLOSED, NOTHING, None, _BEFORE_CER),
+    (S.WAIT_CER, EV.RCV_DWR): (S.CLOSED, ("DWA 3010 E",), None, _ANSWERED_3010),
+    (S.WAIT_CER, EV.RCV_DWA): (S.CLOSED, NOTHING, None, _BEFORE_CER),
+    (S.WAIT_CER, EV.RCV_DPR): (S.CLOSED, ("DPA 3010 E",), None, _ANSWERED_3010),
+    (S.WAIT_CER, EV.RCV_DPA): (S.CLOSED, NOTHING, None, _BEFORE_CER),
+    (S.WAIT_CER, EV.RCV_REQUEST): (S.CLOSED, ("ECA 3010 E",), None, _ANSWERED_3010),
+    (S.WAIT_CER, EV.RCV_ANSWER): (S.CLOSED, NOTHING, None, _BEFORE_CER),
+    (S.WAIT_CER, EV.SEND_REQUEST): (REFUSED, NOTHING, None, _NO_SEND),
+    (S.WAIT_CER, EV.STOP): (S.CLOSED, NOTHING, None, _NO_STOP_YET),
+    (S.WAIT_CER, EV.WATCHDOG): (S.WAIT_CER, NOTHING, None, _NO_WATCHDOG),
+    (S.WAIT_CER, EV.TIMEOUT): (
+        S.CLOSED,
+        NOTHING,
+        None,
+        "§5.6.1: an implementation-defined timeout before CER",
+    ),
+    (S.WAIT_CER, EV.PEER_DISC): (S.CLOSED, NOTHING, None, "the connection is gone"),
+    # Wait-I-CEA
+    (S.WAIT_CEA, EV.RCV_CER_OK): (S.CLOSED, NOTHING, None, _NOT_CEA),
+    (S.WAIT_CEA, EV.RCV_CER_REJECT): (S.CLOSED, NOTHING, None, _NOT_CEA),
+    (S.WAIT_CEA, EV.RCV_CEA_OK): (S.OPEN, NOTHING, CapabilitiesExchanged, "I-Rcv-CEA → Process-CEA → I-Open"),
+    (S.WAIT_CEA, EV.RCV_CEA_FAIL): (
+        S.CLOSED,
+        NOTHING,
+        None,
+        "I-Rcv-CEA → Process-CEA: a CEA refusing us (5010 …) leaves nothing to open (§5.3), so Error",
+    ),
+    (S.WAIT_CEA, EV.RCV_DWR): (S.CLOSED, NOTHING, None, _NOT_CEA),
+    (S.WAIT_CEA, EV.RCV_DWA): (S.CLOSED, NOTHING, None, _NOT_CEA),
+    (S.WAIT_CEA, EV.RCV_DPR): (S.CLOSED, NOTHING, None, _NOT_CEA),
+    (S.WAIT_CEA, EV.RCV_DPA): (S.CLOSED, NOTHING, None, _NOT_CEA),
+    (S.WAIT_CEA, EV.RCV_REQUEST): (S.CLOSED, NOTHING, None, _NOT_CEA),
+    (S.WAIT_CEA, EV.RCV_ANSWER): (S.CLOSED, NOTHING, None, _NOT_CEA),
+    (S.WAIT_CEA, EV.SEND_REQUEST): (REFUSED, NOTHING, None, _NO_SEND),
+    (S.WAIT_CEA, EV.STOP): (S.CLOSED, NOTHING, None, _NO_STOP_YET),
+    (S.WAIT_CEA, EV.WATCHDOG): (S.WAIT_CEA, NOTHING, None, _NO_WATCHDOG),
+    (S.WAIT_CEA, EV.TIMEOUT): (S.CLOSED, NOTHING, None, "Timeout → Error → Closed"),
+    (S.WAIT_CEA, EV.PEER_DISC): (S.CLOSED, NOTHING, None, "I-Peer-Disc → I-Disc → Closed"),
+    # R-Open / I-Open
+    (S.OPEN, EV.RCV_CER_OK): (S.OPEN, ("CEA 5012",), None, _CER_AGAIN),
+    (S.OPEN, EV.RCV_CER_REJECT): (S.OPEN, ("CEA 5012",), None, _CER_AGAIN),
+    (S.OPEN, EV.RCV_CEA_OK): (S.OPEN, NOTHING, None, _UNSOLICITED),
+    (S.OPEN, EV.RCV_CEA_FAIL): (S.OPEN, NOTHING, None, _UNSOLICITED),
+    (S.OPEN, EV.RCV_DWR): (S.OPEN, ("DWA 2001",), None, "R-Rcv-DWR → Process-DWR, R-Snd-DWA → R-Open"),
+    (S.OPEN, EV.RCV_DWA): (S.OPEN, NOTHING, WatchdogAnswered, "R-Rcv-DWA → Process-DWA → R-Open"),
+    (S.OPEN, EV.RCV_DPR): (S.CLOSED, ("DPA 2001",), DisconnectRequested, _DPA_THEN_CLOSE),
+    (S.OPEN, EV.RCV_DPA): (S.OPEN, NOTHING, None, _UNSOLICITED),
+    (S.OPEN, EV.RCV_REQUEST): (S.OPEN, NOTHING, EquipmentCheckRequested, "R-Rcv-Message → Process → R-Open"),
+    (S.OPEN, EV.RCV_ANSWER): (S.OPEN, NOTHING, EquipmentCheckAnswered, "R-Rcv-Message → Process → R-Open"),
+    (S.OPEN, EV.SEND_REQUEST): (S.OPEN, ("ECR",), None, "Send-Message → R-Snd-Message → R-Open"),
+    (S.OPEN, EV.STOP): (S.CLOSING, ("DPR",), None, "Stop → R-Snd-DPR → Closing"),
+    (S.OPEN, EV.WATCHDOG): (S.OPEN, ("DWR",), None, "RFC 3539 §3.4.1: Tw without traffic → DWR"),
+    (S.OPEN, EV.TIMEOUT): (
+        S.CLOSED,
+        NOTHING,
+        None,
+        "RFC 3539: no DWA within 2·Tw (SUSPECT, then DOWN) → close",
+    ),
+    (S.OPEN, EV.PEER_DISC): (S.CLOSED, NOTHING, None, "R-Peer-Disc → R-Disc → Closed"),
+    # Closing
+    (S.CLOSING, EV.RCV_CER_OK): (S.CLOSING, NOTHING, None, "not in §5.6 for Closing: ignored"),
+    (S.CLOSING, EV.RCV_CER_REJECT): (S.CLOSING, NOTHING, None, "not in §5.6 for Closing: ignored"),
+    (S.CLOSING, EV.RCV_CEA_OK): (S.CLOSING, NOTHING, None, _UNSOLICITED),
+    (S.CLOSING, EV.RCV_CEA_FAIL): (S.CLOSING, NOTHING, None, _UNSOLICITED),
+    (S.CLOSING, EV.RCV_DWR): (
+        S.CLOSING,
+        ("DWA 2001",),
+        None,
+        "not in §5.6 for Closing: answered, so that the peer's watchdog does not fail it meanwhile",
+    ),
+    (S.CLOSING, EV.RCV_DWA): (S.CLOSING, NOTHING, WatchdogAnswered, "not in §5.6 for Closing: noted"),
+    (S.CLOSING, EV.RCV_DPR): (
+        S.CLOSED,
+        ("DPA 2001",),
+        DisconnectRequested,
+        "not in §5.6 for Closing (both sides sent DPR): answered and closed as in Open",
+    ),
+    (S.CLOSING, EV.RCV_DPA): (S.CLOSED, NOTHING, None, "R-Rcv-DPA → R-Disc → Closed"),
+    (S.CLOSING, EV.RCV_REQUEST): (S.CLOSING, NOTHING, EquipmentCheckRequested, _CLOSING_EXTRA),
+    (S.CLOSING, EV.RCV_ANSWER): (S.CLOSING, NOTHING, EquipmentCheckAnswered, _CLOSING_EXTRA),
+    (S.CLOSING, EV.SEND_REQUEST): (REFUSED, NOTHING, None, _NO_SEND),
+    (S.CLOSING, EV.STOP): (S.CLOSED, NOTHING, None, "not in §5.6 for Closing: a second Stop closes at once"),
+    (S.CLOSING, EV.WATCHDOG): (S.CLOSING, NOTHING, None, _NO_WATCHDOG),
+    (S.CLOSING, EV.TIMEOUT): (S.CLOSED, NOTHING, None, "Timeout → Error → Closed"),
+    (S.CLOSING, EV.PEER_DISC): (S.CLOSED, NOTHING, None, "R-Peer-Disc → R-Disc → Closed"),
+    # Closed: the connection is over; only Start and R-Conn-CER leave Closed, and both start a new one
+    **{
+        (S.CLOSED, i): (S.CLOSED, NOTHING, None, "Closed: nothing applies to a finished connection")
+        for i in EV
+    },
+    (S.CLOSED, EV.SEND_REQUEST): (REFUSED, NOTHING, None, _NO_SEND),
 }
 
 
-def peer_in(state: PeerState) -> Any:
-    if state is PeerState.WAIT_CER:
-        return responder()
-    if state is PeerState.WAIT_CEA:
-        p = initiator()
-        p.data_to_send()
-        return p
-    eir, _ = open_pair()
-    eir._pending[555] = 324  # an outstanding request the RCV_ANSWER input answers
-    if state is PeerState.CLOSING:
-        eir.close(1.0)
-    elif state is PeerState.CLOSED:
-        eir.receive_data(b"", 1.0)
-    eir.data_to_send()
-    assert eir.state is state
-    return eir
-
-
-def drive(peer: Any, inp: Input, now: float = 2.0) -> list[Any]:
-    if inp in MESSAGE_INPUTS:
-        msg = decode_message(MESSAGE_INPUTS[inp]())
-        if inp in (Input.RCV_CER_OK, Input.RCV_CER_REJECT):
-            peer._check_cer(msg)
-        peer._step(inp, msg, now)
-    elif inp is Input.SEND_REQUEST:
-        peer.send_request(ecr_message(hbh=0), now)
-    elif inp is Input.STOP:
-        return list(peer.close(now))
-    elif inp is Input.PEER_DISC:
-        return list(peer.receive_data(b"", now))
+def _in(state: PeerState) -> tuple[Any, int]:
+    """A peer in ``state`` reached through the public API, its output drained; and the hop-by-hop id
+    of a request it sent and still waits for (OPEN, CLOSING), which the RCV_ANSWER input answers."""
+    outstanding = 0
+    if state is S.WAIT_CER:
+        peer = responder()
+    elif state is S.WAIT_CEA:
+        peer = initiator()
     else:
-        peer._step(inp, None, now)
-    return list(peer._take_events())
+        peer, _ = open_pair()
+        outstanding = peer.send_request(ecr_message(hbh=0), 0.5)
+        if state is S.CLOSING:
+            peer.close(1.0)
+        elif state is S.CLOSED:
+            peer.receive_data(b"", 1.0)
+    peer.data_to_send()
+    assert peer.state is state
+    return peer, outstanding
 
 
-def test_table_is_total() -> None:
-    assert set(TRANSITIONS) == {(s, i) for s in PeerState for i in Input}
+def _tick(peer: Any) -> list[Any]:
+    at = peer.get_timer()
+    return list(peer.handle_timer(at if at is not None else 1e9))
 
 
-@pytest.mark.parametrize(
-    ("state", "inp"), sorted(TRANSITIONS, key=lambda k: (k[0].value, k[1].value)), ids=lambda v: v.name
-)
+def _input(peer: Any, inp: Input, outstanding: int) -> list[Any]:
+    """Apply ``inp`` with public calls only: bytes in, commands, or time."""
+    wire = {
+        EV.RCV_CER_OK: cer,
+        EV.RCV_CER_REJECT: lambda: cer(d.AUTH_APPLICATION_ID.encode(4)),
+        EV.RCV_CEA_OK: lambda: cea(hbh=1001),  # the initiator's CER went out with hop-by-hop 1001
+        EV.RCV_CEA_FAIL: lambda: cea(5010, hbh=1001),
+        EV.RCV_DWR: dwr,
+        EV.RCV_DWA: dwa,
+        EV.RCV_DPR: dpr,
+        EV.RCV_DPA: dpa,
+        EV.RCV_REQUEST: ecr,
+        EV.RCV_ANSWER: lambda: eca(outstanding),
+    }.get(inp)
+    if wire is not None:
+        return list(peer.receive_data(wire(), NOW))
+    if inp is EV.SEND_REQUEST:
+        peer.send_request(ecr_message(hbh=0), NOW)
+        return []
+    if inp is EV.STOP:
+        return list(peer.close(NOW))
+    if inp is EV.PEER_DISC:
+        return list(peer.receive_data(b"", NOW))
+    if inp is EV.WATCHDOG:
+        if peer.state is S.OPEN:  # Tw after the last traffic, no DWR outstanding
+            return _tick(peer)
+        return list(peer.handle_timer(NOW))  # before WAIT_CER/WAIT_CEA's Tw and CLOSING's DPA timeout
+    assert inp is EV.TIMEOUT
+    if peer.state is S.OPEN:  # RFC 3539: the DWR at Tw, SUSPECT at 2·Tw, then DOWN
+        _tick(peer)
+        _tick(peer)
+        peer.data_to_send()
+    return _tick(peer)
+
+
+def _on_wire(data: bytes) -> tuple[str, ...]:
+    """What was sent, read by python-diameter: ``CEA 2001``, ``ECA 3010 E``, ``DWR`` …"""
+    names = {257: "CE", 280: "DW", 282: "DP", 324: "EC"}
+    out = []
+    pos = 0
+    while pos < len(data):
+        length = int.from_bytes(data[pos + 1 : pos + 4], "big")
+        m = pd(data[pos : pos + length])
+        h = m.header
+        if h.is_request:
+            out.append(names[h.command_code] + "R")
+        else:
+            out.append(f"{names[h.command_code]}A {pd_avp(m, 268)}" + (" E" if h.is_error else ""))
+        pos += length
+    return tuple(out)
+
+
+def test_the_rfc_table_is_total() -> None:
+    assert set(RFC_6733) == {(s, i) for s in PeerState for i in Input} == set(TRANSITIONS)
+
+
+@pytest.mark.parametrize(("state", "inp"), list(RFC_6733), ids=lambda v: v.name)
 def test_every_transition(state: PeerState, inp: Input) -> None:
-    action, new_state = TRANSITIONS[(state, inp)]
-    peer = peer_in(state)
-    if action is Action.REFUSE_LOCAL:
+    expected_state, expected_wire, delivered, _why = RFC_6733[(state, inp)]
+    peer, outstanding = _in(state)
+    if expected_state == REFUSED:
         with pytest.raises(LocalProtocolError):
-            drive(peer, inp)
-        assert peer.state is state
+            _input(peer, inp, outstanding)
+        assert peer.state is state and peer.data_to_send() == b""
         return
-    events = drive(peer, inp)
-    assert peer.state is new_state
-    if new_state is PeerState.CLOSED and state is not PeerState.CLOSED:
-        assert isinstance(events[-1], ConnectionClosed)
-    if action is Action.SEND_CEA:
-        assert messages(peer.data_to_send())[0].command_code == 257
+    events = _input(peer, inp, outstanding)
+    assert peer.state is expected_state
+    assert _on_wire(peer.data_to_send()) == expected_wire
+    closed = [e for e in events if isinstance(e, ConnectionClosed)]
+    if expected_state is S.CLOSED and state is not S.CLOSED:
+        assert len(closed) == 1 and events[-1] is closed[0] and isinstance(closed[0].reason, CloseReason)
+    else:
+        assert not closed
+    app = [type(e) for e in events if not isinstance(e, ConnectionClosed | ProtocolErrorOccurred)]
+    assert app == ([delivered] if delivered else [])
+
+
+# --- why a connection closed: every CloseReason, each reached by driving the core ----------------
+
+
+def _cea_without_origin_host() -> bytes:
+    return encode_raw(257, 0, 0, 1001, 1001, d.RESULT_CODE.encode(2001) + S13_VSAI)
+
+
+def _watchdog_down(p: Any) -> list[Any]:
+    return [*_tick(p), *_tick(p), *_tick(p)]
+
+
+CLOSE_DRIVERS: dict[CloseReason, tuple[Any, Any]] = {
+    # reason: (a peer factory, what happens to it) — public calls only
+    CloseReason.LOCAL: (responder, lambda p: p.close(1.0)),
+    CloseReason.PEER_DISCONNECTED: (lambda: open_pair()[0], lambda p: p.receive_data(b"", 1.0)),
+    CloseReason.TIMEOUT: (responder, lambda p: p.handle_timer(TW)),
+    CloseReason.WATCHDOG: (lambda: open_pair()[0], _watchdog_down),
+    CloseReason.DPR: (lambda: open_pair()[0], lambda p: [*p.close(1.0), *p.receive_data(dpa(1), 1.1)]),
+    CloseReason.DPA_TIMEOUT: (lambda: open_pair()[0], lambda p: [*p.close(1.0), *_tick(p)]),
+    CloseReason.PEER_DPR: (lambda: open_pair()[0], lambda p: p.receive_data(dpr(), 1.0)),
+    CloseReason.CER_INVALID: (responder, lambda p: p.receive_data(cer(omit=(269,)), 1.0)),
+    CloseReason.NO_COMMON_APPLICATION: (
+        responder,
+        lambda p: p.receive_data(cer(d.AUTH_APPLICATION_ID.encode(4)), 1.0),
+    ),
+    CloseReason.CEA_INVALID: (initiator, lambda p: p.receive_data(_cea_without_origin_host(), 1.0)),
+    CloseReason.CEA_REJECTED: (initiator, lambda p: p.receive_data(cea(5010), 1.0)),
+    CloseReason.PROTOCOL_ERROR: (responder, lambda p: p.receive_data(ecr(), 1.0)),
+}
+
+
+def test_every_close_reason_has_a_way_there() -> None:
+    assert set(CLOSE_DRIVERS) == set(CloseReason)
+
+
+@pytest.mark.parametrize("reason", list(CloseReason), ids=lambda r: r.name)
+def test_every_close_reason_is_reached(reason: CloseReason) -> None:
+    make, drive_it = CLOSE_DRIVERS[reason]
+    peer = make()
+    closed = [e for e in drive_it(peer) if isinstance(e, ConnectionClosed)]
+    assert len(closed) == 1 and type(closed[0].reason) is CloseReason and closed[0].reason is reason
+    assert peer.state is PeerState.CLOSED
+    assert f"closed_{closed[0].reason}" == f"closed_{reason.value}"  # the metric label stays the string
 
 
 # --- capabilities exchange ----------------------------------------------------------------------
@@ -235,6 +473,31 @@ def test_initiator_cea_failure_closes() -> None:
         and ev[-1].reason == "cea-rejected"
         and ev[-1].result_code == 5010
     )
+
+
+@pytest.mark.parametrize(
+    ("wire", "reason"),
+    [
+        (encode_raw(257, 0, 0, 1001, 1001, b"\0\0\1\x07\x41\0\0\x0cabcd"), CloseReason.CEA_INVALID),
+        (
+            encode_raw(280, 0x80, 0, 9, 9, ORIGIN + Avp(99999, 0x40, 0, b"x").encode()),
+            CloseReason.PROTOCOL_ERROR,
+        ),
+        (encode_raw(280, 0x88, 0, 9, 9, ORIGIN), CloseReason.PROTOCOL_ERROR),
+        (encode_raw(324, 0x40, APP_S13, 9, 9, b"\0\0\1\x07\x41\0\0\x0cabcd"), CloseReason.PROTOCOL_ERROR),
+    ],
+    ids=["cea-bad-avp-bits", "dwr-unknown-mandatory-avp", "dwr-bad-header-bits", "answer-bad-avp-bits"],
+)
+def test_initiator_closes_on_a_malformed_message_while_waiting_for_cea(
+    wire: bytes, reason: CloseReason
+) -> None:
+    # RFC 6733 §5.6 Wait-I-CEA: I-Rcv-Non-CEA → Error → Closed, however malformed; nothing answered
+    mme = initiator()
+    mme.data_to_send()
+    ev = mme.receive_data(wire, 1.0)
+    assert types(ev) == [ProtocolErrorOccurred, ConnectionClosed] and not ev[0].answered
+    assert ev[1].reason is reason and ev[1].result_code == ev[0].result_code
+    assert mme.state is PeerState.CLOSED and mme.data_to_send() == b""
 
 
 def test_initiator_cer_is_decoded_by_python_diameter() -> None:
@@ -334,9 +597,17 @@ def test_peer_dpr_is_answered_and_closes() -> None:
     eir, _ = open_pair()
     ev = eir.receive_data(dpr(), 1.0)
     assert types(ev) == [DisconnectRequested, ConnectionClosed]
-    assert ev[0].cause == 2 and ev[1].reason == "peer-dpr"
+    assert ev[0].cause == 2 and ev[1].reason is CloseReason.PEER_DPR
     m = pd(eir.data_to_send())
     assert type(m).__name__ == "DisconnectPeerAnswer" and m.result_code == 2001
+
+
+def test_second_cer_does_not_change_the_peer_identity() -> None:
+    eir, _ = open_pair()
+    other = cer(d.AUTH_APPLICATION_ID.encode(4), hbh=78).replace(MME_HOST.encode(), b"xyz.lab")
+    ev = eir.receive_data(other, 1.0)
+    assert types(ev) == [ProtocolErrorOccurred] and ev[0].result_code == 5012
+    assert (eir.peer_host, eir.peer_realm, eir.state) == (MME_HOST, "lab", PeerState.OPEN)
 
 
 def test_local_close_sends_dpr_and_waits_for_dpa() -> None:
@@ -349,7 +620,7 @@ def test_local_close_sends_dpr_and_waits_for_dpa() -> None:
     ev = mme.receive_data(wire, 1.1)
     assert types(ev) == [DisconnectRequested, ConnectionClosed]
     ev = eir.receive_data(mme.data_to_send(), 1.2)
-    assert types(ev) == [ConnectionClosed] and ev[0].reason == "dpr"
+    assert ev == [ConnectionClosed(reason=CloseReason.DPR)]
 
 
 def test_dpa_timeout() -> None:
@@ -605,6 +876,32 @@ def test_error_answers(request_bytes: Any, code: int, e_bit: bool, failed: int |
     assert isinstance(ok, EquipmentCheckRequested)
 
 
+def test_an_ecr_the_fast_path_declines_is_decoded_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import protocols.diameter.peer as core
+
+    eir, _ = open_pair()
+    calls: Counter[str] = Counter()
+
+    def spy(name: str) -> None:
+        real = getattr(core, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(core, name, counted)
+
+    for name in ("decode_ecr_raw", "decode_avps", "scan_echo_avps", "encode_message"):
+        spy(name)
+    declined = ecr_with(_ecr_avps())  # Proxy-Info: not the usual shape
+    refused = ecr_with(_ecr_avps(drop=(1401,)), hbh=101)  # 5005, answered with Session-Id and Proxy-Info
+    ev = eir.receive_data(declined + refused, 1.0)
+    assert types(ev) == [EquipmentCheckRequested, ProtocolErrorOccurred]
+    assert calls == Counter({"decode_ecr_raw": 2})  # no generic decode, no re-encoding, no second walk
+    m = messages(eir.data_to_send())[0]
+    assert m.find(263) is not None and m.find(284) is not None and m.find(279) is not None
+
+
 def test_unknown_optional_avp_is_ignored() -> None:
     eir, _ = open_pair()
     (ev,) = eir.receive_data(
@@ -664,10 +961,36 @@ def _feed(peer: Any, data: bytes) -> None:
     try:
         out = peer.receive_data(data, 1.0)
         assert isinstance(out, list)
-    except RemoteProtocolError:
+    except RemoteProtocolError as e:
         assert peer.state is PeerState.CLOSED
-    peer.handle_timer(1000.0)
-    peer.data_to_send()
+        out = list(e.events)
+    out += peer.handle_timer(1000.0)
+    _answers_match_the_events(out, peer.data_to_send())
+
+
+def _answers_match_the_events(events: list[Any], sent: bytes) -> None:
+    """Every error reported as answered went out, with its Result-Code; every close says why."""
+    codes = []
+    pos = 0
+    while pos < len(sent):  # by the headers only: an answer may echo a malformed Session-Id as received
+        end = pos + int.from_bytes(sent[pos + 1 : pos + 4], "big")
+        if not sent[pos + 4] & 0x80:
+            p = pos + 20
+            while p < end:
+                code, alen = (
+                    int.from_bytes(sent[p : p + 4], "big"),
+                    int.from_bytes(sent[p + 5 : p + 8], "big"),
+                )
+                if code == 268 and not sent[p + 4] & 0x80:
+                    codes.append(int.from_bytes(sent[p + 8 : p + 12], "big"))
+                p += (alen + 3) & ~3
+        pos = end
+    for e in events:
+        if isinstance(e, ProtocolErrorOccurred) and e.answered:
+            assert e.result_code in codes
+            codes.remove(e.result_code)
+        elif isinstance(e, ConnectionClosed):
+            assert type(e.reason) is CloseReason
 
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

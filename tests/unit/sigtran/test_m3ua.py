@@ -337,10 +337,53 @@ def test_bad_length_errs_and_closes(length: int) -> None:
 
 
 def test_err_is_never_answered_with_err() -> None:
+    """§3.8.1: a bad ERR gets no ERR back, and is reported as what it is — discarded, not "sent"."""
     conn = sg()
     bad_err = hdr(1, 0, 0, bytes.fromhex("000c000800000007") + bytes.fromhex("0013000800000001"))
     events = conn.receive_data(bad_err, 0.0)
-    assert isinstance(events[0], m3ua.ErrorSent) and conn.data_to_send() == b""
+    assert [type(e) for e in events] == [m3ua.ErrDiscarded] and conn.data_to_send() == b""
+    assert events[0].code is ErrorCode.UNEXPECTED_PARAMETER
+
+
+@pytest.mark.parametrize(
+    ("code", "diagnostic", "rc", "na", "hexa"),
+    [
+        (ErrorCode.PROTOCOL_ERROR, b"", (), None, "0100000000000010000c000800000007"),
+        (
+            ErrorCode.INVALID_ROUTING_CONTEXT,
+            b"\x01\x02\x03",
+            (9,),
+            None,
+            "0100000000000020000c00080000001900060008000000090007000701020300",  # padded to 4
+        ),
+        (
+            ErrorCode.INVALID_NETWORK_APPEARANCE,
+            b"",
+            (),
+            4,
+            "0100000000000018000c0008000000150200000800000004",
+        ),
+    ],
+)
+def test_encode_error_golden(
+    code: ErrorCode, diagnostic: bytes, rc: tuple[int, ...], na: int | None, hexa: str
+) -> None:
+    """ERR (§3.8.1): Error Code, RC, NA, Diagnostic Information, in that order; pycrate reads it."""
+    wire = m3ua.encode_error(code, diagnostic, routing_context=rc, network_appearance=na)
+    assert wire.hex() == hexa
+    msg = decode_message(wire)
+    assert msg.type is MessageType.ERR and msg.get_u32(Tag.ERROR_CODE) == code
+    if na is None:  # pycrate models NA as 8 bits (see test_data_golden_and_pycrate)
+        pyc(wire)
+
+
+def test_encode_error_carries_at_most_40_octets_of_diagnostic() -> None:
+    wire = m3ua.encode_error(ErrorCode.PROTOCOL_ERROR, bytes(range(100)))
+    assert (
+        decode_message(wire).get(Tag.DIAGNOSTIC_INFO)
+        == bytes(range(m3ua.ERR_DIAGNOSTIC_MAX))
+        == bytes(range(40))
+    )
 
 
 def test_err_received_is_reported() -> None:
@@ -523,6 +566,40 @@ def test_eof() -> None:
     conn = active_sg()
     events = conn.receive_data(b"", 0.0)
     assert [type(e) for e in events] == [m3ua.AspStateChanged, m3ua.ConnectionTerminated]
+    assert conn.connection_lost(1.0) == []  # the transport then goes: nothing more to report
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_connection_lost_takes_the_asp_down(role: Role) -> None:
+    """A transport cut under an active association: ASP-DOWN reported by the core (not built by
+    the adapter), timers stopped, queued bytes dropped, no ConnectionTerminated (nothing to close)."""
+    if role is Role.SG:
+        conn = active_sg(beat_interval=5.0, routing_context=7)
+    else:
+        conn = M3uaConnection(M3uaSettings(role=Role.ASP, beat_interval=5.0))
+        conn.start(0.0)  # ASPUP pending its ACK: T(ack) and the BEAT timer run
+    old = conn.state
+    conn.send_raw(b"queued")
+    assert conn.get_timer() is not None
+    events = conn.connection_lost(2.0)
+    if old is AspState.DOWN:
+        assert events == []
+    else:
+        assert events == [
+            m3ua.AspStateChanged(old=old, new=AspState.DOWN, asp_id=conn.asp_id, routing_context=(7,))
+        ]
+    assert conn.state is AspState.DOWN and conn.closed
+    assert conn.get_timer() is None and conn.data_to_send() == b""
+    assert conn.connection_lost(3.0) == [] and conn.receive_data(DATA, 3.0) == []
+
+
+def test_data_carries_the_correlation_id() -> None:
+    """DATA goes through the transition table (DELIVER) like every ASPTM message: one path, which
+    reads the Correlation Id and checks RC / NA."""
+    conn = active_sg()
+    pd = ProtocolData(opc=1, dpc=2, data=b"x")
+    wire = encode_message(MessageType.DATA, [(Tag.PROTOCOL_DATA, pd.encode()), (Tag.CORRELATION_ID, U32(42))])
+    assert conn.receive_data(wire, 0.0) == [m3ua.DataReceived(data=pd, correlation_id=42)]
 
 
 @settings(max_examples=300, deadline=None)
@@ -535,6 +612,7 @@ def test_fuzz_never_raises(data: bytes, stream: int | None) -> None:
                 e,
                 (
                     m3ua.ErrorSent,
+                    m3ua.ErrDiscarded,
                     m3ua.ConnectionTerminated,
                     m3ua.DataReceived,
                     m3ua.AspStateChanged,
@@ -568,6 +646,7 @@ def test_data_round_trip(opc: int, dpc: int, sls: int, payload: bytes, rc: int |
 
 _EVENT_TYPES = (
     m3ua.ErrorSent,
+    m3ua.ErrDiscarded,
     m3ua.ConnectionTerminated,
     m3ua.DataReceived,
     m3ua.AspStateChanged,
@@ -636,5 +715,8 @@ def test_fuzz_tlv_mutations_only_events_or_err(wire: bytes, stream: int | None) 
         events = conn.receive_data(wire, 0.0, stream)
         assert all(isinstance(e, _EVENT_TYPES) for e in events), events
         out = conn.data_to_send()
-        if any(isinstance(e, m3ua.ErrorSent) for e in events) and wire[2:4] != b"\0\0":
-            assert MessageType.ERR in [m.type for m in messages(out)]
+        # ErrorSent is honest: one per ERR on the wire, with its code, and none for a bad ERR.
+        sent = [m.get_u32(Tag.ERROR_CODE) for m in messages(out) if m.type is MessageType.ERR]
+        assert [e.code for e in events if isinstance(e, m3ua.ErrorSent)] == sent
+        if wire[2:4] == b"\0\0":
+            assert sent == []

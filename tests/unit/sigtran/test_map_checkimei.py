@@ -7,21 +7,21 @@ fields asserted, so a bug cannot hide by being symmetric.
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocols.sigtran.map_eir import (
-    TRANSITIONS,
+from protocols.sigtran import (
     CheckImeiInvoked,
-    DialogueAction,
-    DialogueInput,
-    DialogueState,
     EquipmentStatus,
     MapError,
     MapParameterError,
+    MapVendorVariantAccepted,
     TcapEirCore,
+    TcapErrorKind,
+    TcapProtocolErrorOccurred,
     decode_check_imei_arg,
     decode_check_imei_reply,
     decode_check_imei_res,
@@ -31,19 +31,28 @@ from protocols.sigtran.map_eir import (
 )
 from protocols.sigtran.tcap import (
     Aarq,
+    Component,
     Invoke,
+    InvokeProblem,
     MessageType,
+    ProblemType,
+    Reject,
+    ReturnError,
     ReturnResult,
+    ReturnResultProblem,
     TcapMessage,
     encode_tcap,
 )
+from protocols.sigtran.tcap_dialogues import TRANSITIONS, DialogueAction, DialogueInput, DialogueState
 from testkit.tcap_ref import ref_fields
+
+from .traces import TRACE_ARGS, TRACE_RESULT_V2
 
 OTID = b"\x0a\x0b\x0c\x0d"
 IMEI = "358091016853550"
 
 
-def begin(*components: Invoke | ReturnResult, version: int | None = 3, otid: bytes = OTID) -> bytes:
+def begin(*components: Component, version: int | None = 3, otid: bytes = OTID) -> bytes:
     """A Begin carrying ``components`` (raw parameters) under equipmentMngtContext-v``version``."""
     dialogue = None if version is None else Aarq(acn=equipment_mngt_acn(version))
     return encode_tcap(
@@ -65,58 +74,7 @@ def only_invoke(core: TcapEirCore, data: bytes, now: float = 0.0) -> CheckImeiIn
 
 
 # ---------------------------------------------------------------------------------------------
-# The 7 rows of /work/shared/traces/jss7_map_checkimei_param_hexdumps.txt (RestComm jSS7 tests,
-# "Real Trace" / "Huawei trace"); expected values are the ones jSS7 asserts (see SOURCES.md).
-
-TRACE_ARGS = [
-    # label, ACN version, parameter hex, imei, imsi, msisdn, vendor
-    ("checkimei_arg_v2_real", 2, "040853081910863555f0", "358091016853550", None, None, None),
-    (
-        "checkimei_arg_v2_huawei_imsi",
-        2,
-        "040853467640949819f0000827340403305867f3",
-        "356467044989910",
-        "724340300385763",
-        None,
-        "huawei",
-    ),
-    (
-        "checkimei_arg_v2_huawei_imsi_msisdn",
-        2,
-        "040753147440326353010814008184881556f70206290352542818000000",
-        "35414704233635",
-        "410018488851657",
-        "3025458281",
-        "huawei",
-    ),
-    (
-        "checkimei_arg_v3_huawei_imsi",
-        3,
-        "3018040868963430694344f0800814008175683115f0030206800000",
-        "866943039634440",
-        "410018578613510",
-        None,
-        "huawei",
-    ),
-    (
-        "checkimei_arg_v3_huawei_imsi_msisdn",
-        3,
-        "3020040853922480353976f0800814008160388449f98106290390168216030206800000",
-        "352942085393670",
-        "410018068348949",
-        "3009612861",
-        "huawei",
-    ),
-    (
-        "checkimei_arg_v2_real_2012_wrapped",
-        2,
-        "040a040853977540319395f0",
-        "357957041339590",
-        None,
-        None,
-        None,
-    ),
-]
+# The jSS7 trace rows (tests/unit/sigtran/traces.py): expected values are the ones jSS7 asserts.
 
 
 @pytest.mark.parametrize(("label", "version", "hexparam", "imei", "imsi", "msisdn", "vendor"), TRACE_ARGS)
@@ -153,12 +111,12 @@ def test_trace_arguments_are_answered(
 
 def test_trace_result_v2_real() -> None:
     """checkimei_res_v2_real ``0a 01 00``: white-listed, also through a whole End."""
-    assert decode_check_imei_res(bytes.fromhex("0a0100")) == (EquipmentStatus.WHITE_LISTED, None)
+    assert decode_check_imei_res(bytes.fromhex(TRACE_RESULT_V2)) == (EquipmentStatus.WHITE_LISTED, None)
     end = encode_tcap(
         TcapMessage(
             type=MessageType.END,
             dtid=b"\x01",
-            components=(ReturnResult(invoke_id=1, opcode=43, parameter=bytes.fromhex("0a0100")),),
+            components=(ReturnResult(invoke_id=1, opcode=43, parameter=bytes.fromhex(TRACE_RESULT_V2)),),
         )
     )
     assert ref_fields(end)["components"][0]["result"] == "whiteListed"
@@ -203,13 +161,24 @@ def test_ericsson_enhanced_check_imei_private_imsi() -> None:
 
 def test_vendor_variants_are_counted_by_vendor() -> None:
     """``stats.vendor_variants``: every accepted invoke in a non-standard form, by vendor — the
-    Huawei trace rows, the jSS7-wrapped IMEI as ``other``, and Ericsson's EnhancedCheckIMEI-Arg,
-    which has no deviation note and so takes the fast path: counted there too. A standard invoke
-    and a refused one (mistyped parameter) count nothing."""
+    Huawei trace rows, the jSS7-wrapped IMEI as ``other``, and Ericsson's EnhancedCheckIMEI-Arg
+    (no deviation note, but a vendor form all the same). A standard invoke and a refused one
+    (mistyped parameter) count nothing. Each counted invoke is reported by exactly one
+    MapVendorVariantAccepted — a fact, not a protocol error: no TcapProtocolErrorOccurred."""
     core = TcapEirCore()
-    for otid, (_, version, hexparam, *_rest) in enumerate(TRACE_ARGS, start=1):
+    reported: list[MapVendorVariantAccepted] = []
+    for otid, (label, version, hexparam, *_rest, vendor) in enumerate(TRACE_ARGS, start=1):
         data = begin(check_imei(1, bytes.fromhex(hexparam)), version=version, otid=otid.to_bytes(4, "big"))
-        only_invoke(core, data)
+        r = core.receive_tcap(data, 0.0)
+        assert len(r.invokes) == 1 and r.reply is None
+        assert not [e for e in r.events if isinstance(e, TcapProtocolErrorOccurred)], label
+        if label == "checkimei_arg_v2_real":
+            assert r.events == []
+            continue
+        (ev,) = r.events
+        assert isinstance(ev, MapVendorVariantAccepted)
+        assert ev.vendor == (vendor or "other") and ev.dialogue_id == otid and ev.detail
+        reported.append(ev)
     ericsson = encode_check_imei_begin(
         otid=99, version=3, invoke_id=1, imei=IMEI, imsi="724340300385763", vendor="ericsson"
     )
@@ -219,10 +188,55 @@ def test_vendor_variants_are_counted_by_vendor() -> None:
         ).deviations
         == ()
     )
-    only_invoke(core, ericsson)
-    core.receive_tcap(begin(check_imei(1, b"\x05\x00"), otid=b"\x00\x00\x00\x64"), 0.0)  # NULL: rejected
+    r = core.receive_tcap(ericsson, 0.0)
+    assert len(r.invokes) == 1
+    assert r.events == [MapVendorVariantAccepted(vendor="ericsson", detail="", dialogue_id=99)]
+    reported.append(r.events[0])
+    r = core.receive_tcap(begin(check_imei(1, b"\x05\x00"), otid=b"\x00\x00\x00\x64"), 0.0)  # NULL
+    assert [e.kind for e in r.events if isinstance(e, TcapProtocolErrorOccurred)] == [
+        TcapErrorKind.MISTYPED_PARAMETER,
+        TcapErrorKind.REJECT_SENT,
+    ]
     assert core.stats.vendor_variants == {"huawei": 4, "other": 1, "ericsson": 1}
+    assert sum(core.stats.vendor_variants.values()) == len(reported)
     assert core.stats.invokes == len(TRACE_ARGS) + 1
+
+
+def test_error_kinds_are_the_metric_labels() -> None:
+    """``kind`` is a StrEnum: the ``tcap_<kind>`` metric labels stay the strings they were, and a
+    vendor variant is no longer one of them (it has its own event)."""
+    assert {str(k) for k in TcapErrorKind} == {
+        "p_abort_sent",
+        "reject_sent",
+        "acn_not_supported",
+        "abnormal_dialogue",
+        "resource_limitation",
+        "discarded",
+        "unexpected_message",
+        "abort_received",
+        "duplicate_otid",
+        "mistyped_parameter",
+        "bad_component",
+    }
+    assert f"tcap_{TcapErrorKind.DUPLICATE_OTID}" == "tcap_duplicate_otid"
+    for k in TcapErrorKind:
+        assert k.__doc__, k  # each member says what it means
+
+
+@pytest.mark.parametrize(
+    ("decode", "data", "hint"),
+    [
+        (decode_check_imei_arg, b"\x05\x00", InvokeProblem.MISTYPED_PARAMETER),
+        (decode_check_imei_arg, b"\x30\x03\x03\x01\x00", InvokeProblem.MISTYPED_PARAMETER),
+        (decode_check_imei_res, b"\x0a\x01\x07", ReturnResultProblem.MISTYPED_PARAMETER),
+        (decode_check_imei_res, b"\x30\x05\x0a", ReturnResultProblem.MISTYPED_PARAMETER),
+        (decode_check_imei_res, b"\x04\x00", ReturnResultProblem.MISTYPED_PARAMETER),
+    ],
+)
+def test_parameter_errors_carry_the_reject_problem(decode: Any, data: bytes, hint: int) -> None:
+    with pytest.raises(MapParameterError) as info:
+        decode(data)
+    assert info.value.wire_hint == hint and type(info.value.wire_hint) is type(hint)
 
 
 @pytest.mark.parametrize("version", [2, 3])
@@ -333,7 +347,7 @@ def test_unknown_operation_is_rejected_in_an_end() -> None:
     f = ref_fields(r.reply)
     assert f["kind"] == "end" and f["dtid"] == OTID and f["dialogue.result"] == 0
     assert f["components"] == [{"kind": "reject", "invokeId": 4, "problem": ("invoke", 1)}]
-    assert [e.kind for e in r.errors] == ["reject_sent"]
+    assert [e.kind for e in r.events] == ["reject_sent"]
     assert decode_check_imei_reply(r.reply).rejected
 
 
@@ -373,6 +387,31 @@ def test_component_problems(components: tuple[Invoke | ReturnResult, ...], probl
         reply = r.reply
     comps = ref_fields(reply)["components"]
     assert any(c["kind"] == "reject" and c["problem"] == problem for c in comps), comps
+
+
+def test_stray_return_error_and_reject_in_a_begin() -> None:
+    """A ReturnError in a Begin answers nothing of ours: Reject returnError unrecognizedInvokeID; a
+    Reject in a Begin refers to nothing of ours and gets nothing (Q.774 §3.2.2.3). Each is reported
+    with its TcapErrorKind."""
+    r = TcapEirCore().receive_tcap(
+        begin(
+            ReturnError(invoke_id=3, error_code=34),
+            Reject(invoke_id=4, problem_type=ProblemType.INVOKE, problem=1),
+        ),
+        0.0,
+    )
+    assert r.invokes == [] and r.reply is not None
+    f = ref_fields(r.reply)
+    assert f["kind"] == "end" and f["components"] == [
+        {"kind": "reject", "invokeId": 3, "problem": ("returnError", 0)}
+    ]
+    assert [e.kind for e in r.events] == [TcapErrorKind.REJECT_SENT, TcapErrorKind.UNEXPECTED_MESSAGE]
+
+
+def test_oversized_message_is_discarded() -> None:
+    r = TcapEirCore().receive_tcap(b"\x62\x83\x01\x00\x00" + bytes(65_536), 0.0)
+    assert r.invokes == [] and r.reply is None
+    assert [e.kind for e in r.events] == [TcapErrorKind.DISCARDED] and "too big" in r.events[0].detail
 
 
 def test_badly_structured_component_gets_general_problem() -> None:
@@ -421,7 +460,7 @@ def test_unsupported_version_gets_u_abort_with_highest_supported_context(
     assert f["dialogue.result"] == 1  # reject-permanent
     assert f["dialogue.result-source-diagnostic"] == ("dialogue-service-user", 2)  # ACN not supported
     assert f["dialogue.application-context-name"] == equipment_mngt_acn(offered)
-    assert [e.kind for e in r.errors] == ["acn_not_supported"]
+    assert [e.kind for e in r.events] == ["acn_not_supported"]
     out = decode_check_imei_reply(r.reply)
     assert out.aborted and out.abort_supported_version == offered and out.raw_kind == "u_abort"
 
@@ -484,7 +523,7 @@ def test_garbled_dialogue_portion_gets_abrt_from_provider() -> None:
     assert r.reply is not None
     f = ref_fields(r.reply)
     assert f["kind"] == "abort" and f["dialogue"] == "dialogueAbort" and f["dialogue.abort-source"] == 1
-    assert r.errors[0].kind == "abnormal_dialogue"
+    assert r.events[0].kind == "abnormal_dialogue"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -506,7 +545,7 @@ def test_transaction_portion_errors(hexdata: str, cause: int | None) -> None:
     r = TcapEirCore().receive_tcap(data, 0.0)
     assert r.invokes == []
     if cause is None:
-        assert r.reply is None and r.errors[0].kind == "discarded"
+        assert r.reply is None and r.events[0].kind == "discarded"
     else:
         assert r.reply is not None
         f = ref_fields(r.reply)
@@ -527,7 +566,7 @@ def test_transaction_portion_errors(hexdata: str, cause: int | None) -> None:
 )
 def test_messages_needing_no_answer(hexdata: str) -> None:
     r = TcapEirCore().receive_tcap(bytes.fromhex(hexdata), 0.0)
-    assert r.invokes == [] and r.reply is None and r.errors
+    assert r.invokes == [] and r.reply is None and r.events
 
 
 # ---------------------------------------------------------------------------------------------
@@ -550,14 +589,18 @@ def test_max_dialogues_gives_resource_limitation() -> None:
 def test_stale_dialogues_expire_with_an_abort(version: int, dialogue: str | None) -> None:
     core = TcapEirCore(dialogue_timeout=10.0)
     assert core.get_timer() is None
-    ev = only_invoke(
-        core, encode_check_imei_begin(otid=1, version=version, invoke_id=1, imei=IMEI), now=100.0
+    r = core.receive_tcap(
+        encode_check_imei_begin(otid=1, version=version, invoke_id=1, imei=IMEI), 100.0, route="route-1"
     )
-    only_invoke(core, encode_check_imei_begin(otid=2, version=version, invoke_id=1, imei=IMEI), now=105.0)
+    (ev,) = r.invokes
+    r = core.receive_tcap(
+        encode_check_imei_begin(otid=2, version=version, invoke_id=1, imei=IMEI), 105.0, route="route-2"
+    )
+    assert len(r.invokes) == 1
     assert core.get_timer() == 110.0
     assert core.handle_timer(109.9) == []  # early call is safe
-    ((key, abort),) = core.handle_timer(110.0)
-    assert key == (ev.peer, ev.otid)  # the key the caller routes the Abort by
+    ((route, abort),) = core.handle_timer(110.0)
+    assert route == "route-1"  # the Abort goes back the way its dialogue's Begin came
     f = ref_fields(abort)
     assert f["kind"] == "abort" and f["dtid"] == b"\x00\x00\x00\x01" and f.get("dialogue") == dialogue
     if dialogue:
@@ -571,7 +614,7 @@ def test_reused_otid_replaces_the_pending_dialogue() -> None:
     core = TcapEirCore()
     old = only_invoke(core, encode_check_imei_begin(otid=1, version=3, invoke_id=1, imei=IMEI))
     r = core.receive_tcap(encode_check_imei_begin(otid=1, version=3, invoke_id=2, imei=IMEI), 1.0)
-    assert len(r.invokes) == 1 and [e.kind for e in r.errors] == ["duplicate_otid"]
+    assert len(r.invokes) == 1 and [e.kind for e in r.events] == ["duplicate_otid"]
     assert core.answer(old, EquipmentStatus.WHITE_LISTED) is None
     assert core.answer(r.invokes[0], EquipmentStatus.WHITE_LISTED) is not None
 
@@ -712,7 +755,7 @@ def _drive(pair: tuple[DialogueState, DialogueInput]) -> tuple[TcapEirCore, byte
     if inp is DialogueInput.ANSWER:
         return core, core.answer(ev, EquipmentStatus.WHITE_LISTED), []
     if inp is DialogueInput.TIMER_EXPIRY:
-        return core, None, [abort for _key, abort in core.handle_timer(100.0)]
+        return core, None, [abort for _route, abort in core.handle_timer(100.0)]
     return core, core.receive_tcap(messages[inp], 1.0).reply, []
 
 

@@ -13,15 +13,21 @@ from pycrate_asn1dir import TCAP_MAPv2v3
 from pycrate_mobile.M3UA import parse_M3UA
 from pycrate_mobile.SCCP import parse_SCCP
 
-from protocols.sigtran import m3ua, sccp
-from protocols.sigtran.map_eir import EquipmentStatus, MapError, encode_check_imei_begin
-from protocols.sigtran.stack import (
+from protocols.sigtran import (
     CheckImeiAnswered,
     CheckImeiClient,
     CheckImeiRequested,
     EirSigtranStack,
+    EquipmentStatus,
+    MapError,
     SccpDiscarded,
     SccpReturned,
+    TcapEirCore,
+    TcapErrorKind,
+    encode_check_imei_begin,
+    m3ua,
+    sccp,
+    tcap,
 )
 
 IMEI = "35809101685355"
@@ -258,40 +264,46 @@ def test_dialogue_timeout_abort_goes_to_its_own_msc() -> None:
 def test_begin_reusing_a_pending_otid_answered_at_once_leaves_no_route() -> None:
     """Regression: a Begin reusing a pending OTID and answered at once (only Rejects) replaced the
     dialogue in the TCAP core, but the stack kept the old dialogue's route until LRU eviction. The
-    core now names the dialogues a message closed (``TcapReceived.closed``) and the stack drops
-    their routes."""
+    route now lives in the TCAP core's dialogue record and goes with it."""
     client, eir = make_pair()
     client.send_tcap(encode_check_imei_begin(otid=1, version=2, invoke_id=1, imei=IMEI + "0"))
     (old,) = [e for e in eir.receive_data(client.data_to_send(), 0.0) if isinstance(e, CheckImeiRequested)]
-    assert eir.open_routes == 1 and eir.tcap.active_dialogues == 1
+    peer = old.invoke.peer
+    assert eir.tcap.active_dialogues == 1 and eir.tcap.route_of(peer, old.invoke.otid) is old.route
     # The same MSC reuses OTID 1 for a Begin with an unknown operation (opcode 99): End + Reject.
     client.send_tcap(bytes.fromhex("62104804000000016c08a106020101020163"))
     events = eir.receive_data(client.data_to_send(), 1.0)
-    assert "duplicate_otid" in [getattr(e, "kind", None) for e in events]
+    assert TcapErrorKind.DUPLICATE_OTID in [getattr(e, "kind", None) for e in events]
     _, _, (kind, body) = decode_with_pycrate(eir.data_to_send())
     assert kind == "end" and body["dtid"] == (1).to_bytes(4, "big")
     (comp,) = body["components"]
     assert comp == ("basicROS", ("reject", {"invokeId": ("present", 1), "problem": ("invoke", 1)}))
     assert eir.tcap.active_dialogues == 0 and eir.tcap.stats.replaced == 1
-    assert eir.open_routes == 0
+    assert eir.tcap.route_of(peer, old.invoke.otid) is None
     eir.answer(old, EquipmentStatus.WHITE_LISTED)  # the replaced dialogue's check finishes: dropped
-    assert eir.data_to_send() == b"" and eir.open_routes == 0
+    assert eir.data_to_send() == b""
     assert eir.tcap.stats.stale_answers == 0 and eir.tcap.stats.late_answers == 1
 
 
-def test_closed_keys_reported_by_the_core() -> None:
-    """``TcapReceived.closed`` names the replaced dialogue's (peer, OTID) — also when the new Begin
-    stays open, and never for a fresh Begin."""
-    from protocols.sigtran.map_eir import TcapEirCore
-
-    core = TcapEirCore()
+def test_route_lives_and_dies_with_its_dialogue() -> None:
+    """The TCAP core keeps the route given with a Begin in that dialogue's record: a Begin reusing
+    the OTID replaces it (route and all), the timer hands back the route of the dialogue that
+    expired, and an answered dialogue leaves no route behind."""
+    core: TcapEirCore[str] = TcapEirCore(dialogue_timeout=10.0)
     begin = encode_check_imei_begin(otid=b"\x01\x02", version=3, invoke_id=1, imei=IMEI)
-    first = core.receive_tcap(begin, 0.0, peer="msc-a")
-    assert first.closed == () and len(first.invokes) == 1
-    again = core.receive_tcap(begin, 1.0, peer="msc-a")
-    assert again.closed == (("msc-a", b"\x01\x02"),) and len(again.invokes) == 1
-    other = core.receive_tcap(begin, 1.0, peer="msc-b")
-    assert other.closed == () and core.active_dialogues == 2
+    (first,) = core.receive_tcap(begin, 0.0, peer="msc-a", route="via-1").invokes
+    assert core.route_of("msc-a", b"\x01\x02") == "via-1"
+    (again,) = core.receive_tcap(begin, 1.0, peer="msc-a", route="via-2").invokes
+    assert core.route_of("msc-a", b"\x01\x02") == "via-2" and core.stats.replaced == 1
+    (other,) = core.receive_tcap(begin, 2.0, peer="msc-b", route="via-b").invokes
+    assert core.active_dialogues == 2 and core.route_of("msc-b", b"\x01\x02") == "via-b"
+    assert core.answer(first, EquipmentStatus.WHITE_LISTED) is None  # replaced: nothing to send
+    assert core.answer(other, EquipmentStatus.WHITE_LISTED) is not None
+    assert core.route_of("msc-b", b"\x01\x02") is None
+    ((route, abort),) = core.handle_timer(11.0)
+    assert route == "via-2" and abort[0] == 0x67  # the replacing dialogue's own route
+    assert core.route_of("msc-a", b"\x01\x02") is None and core.active_dialogues == 0
+    assert core.answer(again, EquipmentStatus.WHITE_LISTED) is None  # expired
 
 
 def _begin(otid: int, components: bytes) -> bytes:
@@ -362,46 +374,98 @@ def test_fuzz_stack_never_raises(payload: bytes, as_tcap: bool) -> None:
         client.receive_data(out, 0.0)
 
 
+_MSC_GTS = ("491700000008", "491700000077")
+"""Two MSCs behind one STP (one association): they share OTIDs, only the calling GT tells them apart."""
+
 _OPS = st.lists(
     st.one_of(
-        st.tuples(st.just("begin"), st.integers(1, 3), st.sampled_from(["check", "reject", "two"])),
-        st.tuples(st.just("answer"), st.integers(0, 7), st.booleans()),
-        st.tuples(st.just("time"), st.integers(1, 4), st.just(False)),
+        st.tuples(
+            st.just("begin"),
+            st.integers(0, 1),
+            st.integers(1, 3),
+            st.sampled_from(["check", "reject", "two"]),
+        ),
+        st.tuples(st.just("answer"), st.just(0), st.integers(0, 7), st.booleans()),
+        st.tuples(st.just("time"), st.just(0), st.integers(1, 4), st.just(False)),
     ),
     max_size=25,
 )
 
 
+def _sent(eir: EirSigtranStack) -> list[tuple[str, int, int]]:
+    """What the EIR sent: (called GT, DTID, TCAP message type) per M3UA DATA."""
+    wire = eir.data_to_send()
+    out = []
+    while wire:
+        length = int.from_bytes(wire[4:8], "big")
+        msg, wire = m3ua.decode_message(wire[:length]), wire[length:]
+        pd = m3ua.ProtocolData.decode(msg.get(m3ua.Tag.PROTOCOL_DATA) or b"")
+        udt = sccp.decode_message(pd.data)
+        t = tcap.decode_tcap(udt.data)
+        assert udt.called.gt is not None and t.dtid is not None
+        out.append((udt.called.gt.digits, int.from_bytes(t.dtid, "big"), int(t.type)))
+    return out
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_OPS)
-def test_routes_follow_the_open_dialogues(ops: list[tuple[str, int, object]]) -> None:
-    """Whatever the order of Begins (reusing OTIDs, answered at once or not), answers (in time,
-    late, stale) and timer expiries, the stack keeps exactly one route per open TCAP dialogue:
-    none leaks, none goes missing."""
+def test_each_reply_takes_its_own_dialogues_route(ops: list[tuple[str, int, int, object]]) -> None:
+    """Whatever the order of Begins from two MSCs sharing OTIDs (reusing them, answered at once or
+    not), answers (in time, late, stale) and timer expiries: every End and Abort goes to the MSC
+    whose dialogue it closes — exactly the replies a model of the dialogues predicts — and the
+    open dialogues (each holding its route) are exactly the model's: none leaks, none goes missing."""
     client, eir = make_pair(dialogue_timeout=3.0)
+    eir_addr = sccp.make_address(ssn=9, gt=EIR_GT).encode()
+    peers = [sccp.make_address(ssn=8, gt=gt).encode() for gt in _MSC_GTS]
     now = 0.0
-    requests: list[CheckImeiRequested] = []
+    # model: (msc, otid) -> [generation, deadline, pending invoke ids]
+    model: dict[tuple[int, int], list] = {}
+    generation = 0
+    requests: list[tuple[CheckImeiRequested, tuple[int, int], int]] = []
     unknown_op = "a106020101020163"  # Invoke id 1, opcode 99: rejected
     check = "a11002010102012b040853081910863555f0"  # Invoke id 1, checkIMEI v2 IMEI
     check2 = "a11002010202012b040853081910863555f0"  # Invoke id 2
-    for op, n, flag in ops:
+    for op, msc, n, flag in ops:
+        expected: list[tuple[str, int, int]] = []
         if op == "begin":
             comps = {"check": check, "reject": unknown_op, "two": check + check2}[str(flag)]
-            client.send_tcap(_begin(n, bytes.fromhex(comps)))
+            data = _begin(n, bytes.fromhex(comps))
+            client.send_sccp(sccp.encode_unitdata(called=eir_addr, calling=peers[msc], data=data))
             events = eir.receive_data(client.data_to_send(), now)
-            requests += [e for e in events if isinstance(e, CheckImeiRequested)]
+            new = [e for e in events if isinstance(e, CheckImeiRequested)]
+            model.pop((msc, n), None)  # a reused OTID replaces the pending dialogue
+            if flag == "reject":
+                expected.append((_MSC_GTS[msc], n, 0x64))  # End with the Reject, at once
+            else:
+                generation += 1
+                model[(msc, n)] = [generation, now + 3.0, {r.invoke.invoke_id for r in new}]
+                requests += [(r, (msc, n), generation) for r in new]
         elif op == "answer" and requests:
-            req = requests.pop(n % len(requests))
+            req, key, gen = requests.pop(n % len(requests))
+            d = model.get(key)
+            if d is not None and d[0] == gen:
+                d[2].discard(req.invoke.invoke_id)
+                if not d[2]:
+                    del model[key]
+                    expected.append((_MSC_GTS[key[0]], key[1], 0x64))
             if flag:
                 eir.answer(req, EquipmentStatus.WHITE_LISTED)
             else:
                 eir.answer_error(req, MapError.SYSTEM_FAILURE)
         elif op == "time":
             now += n
+            for key, d in list(model.items()):
+                if d[1] <= now:
+                    del model[key]
+                    expected.append((_MSC_GTS[key[0]], key[1], 0x67))  # U-Abort
             eir.handle_timer(now)
-        assert eir.open_routes == eir.tcap.active_dialogues
-        if out := eir.data_to_send():
-            client.receive_data(out, now)
-    for req in requests:
+        assert sorted(_sent(eir)) == sorted(expected)
+        assert eir.tcap.active_dialogues == len(model)
+        for (msc, otid), _ in model.items():
+            route = eir.tcap.route_of(peers[msc], otid.to_bytes(4, "big"))
+            assert route is not None and route.request.calling.gt is not None
+            assert route.request.calling.gt.digits == _MSC_GTS[msc]
+    for req, _, _ in requests:
         eir.answer(req, EquipmentStatus.GREY_LISTED)
-    assert eir.open_routes == eir.tcap.active_dialogues == 0
+    eir.data_to_send()
+    assert eir.tcap.active_dialogues == 0

@@ -4,7 +4,9 @@
 * the fast decoder's fields == pycrate's decoded fields (hypothesis);
 * fast path and general decoder agree; encode/decode round trips;
 * fuzz: random or mutated octets never raise out of ``receive_tcap`` and only
-  ``TransactionPortionError`` out of ``decode_tcap``.
+  ``TransactionPortionError`` out of ``decode_tcap``;
+* differential: on mutated real Begins (and the vendor traces) the fast path either declines or
+  reads exactly what the general decoder reads, down to the core's replies and counters.
 """
 
 from __future__ import annotations
@@ -13,19 +15,20 @@ import contextlib
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from protocols.sigtran._ber import BerError, encode_integer, read_tlv
-from protocols.sigtran._tcap_fast import match_check_imei_begin
-from protocols.sigtran.map_eir import (
+from protocols.sigtran import (
     EquipmentStatus,
     MapError,
     TcapEirCore,
     decode_check_imei_arg,
     decode_check_imei_reply,
     encode_check_imei_begin,
+    equipment_mngt_acn,
 )
+from protocols.sigtran._ber import BerError, encode_integer, read_tlv
+from protocols.sigtran._tcap_fast import match_check_imei_begin
 from protocols.sigtran.tcap import (
     Aare,
     Aarq,
@@ -56,6 +59,8 @@ from testkit.tcap_ref import (
     ref_reject,
     ref_result,
 )
+
+from .traces import TRACE_ARGS
 
 PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -321,3 +326,190 @@ def test_model_round_trip(
         ),
     )
     assert decode_tcap(encode_tcap(msg)) == msg
+
+
+# ---- the fast path against the general decoder, on mutated real Begins (differential)
+
+
+def _trace_begins() -> list[bytes]:
+    """The jSS7 operator-trace parameters (tests/unit/sigtran/traces.py) in real Begins: under the
+    trace's own equipmentMngtContext and without dialogue portion (v1), with 1- to 4-octet OTIDs."""
+    out = []
+    for i, (_label, version, hexparam, *_rest) in enumerate(TRACE_ARGS):
+        for v, otid in ((version, bytes(range(1, 2 + i % 4))), (None, b"\x7f")):
+            out.append(
+                encode_tcap(
+                    TcapMessage(
+                        type=MessageType.BEGIN,
+                        otid=otid,
+                        dialogue=None if v is None else Aarq(acn=equipment_mngt_acn(v)),
+                        components=(Invoke(invoke_id=i - 1, opcode=43, parameter=bytes.fromhex(hexparam)),),
+                    )
+                )
+            )
+    return out
+
+
+_DIFF_SEEDS = [
+    *_SEEDS,
+    *_trace_begins(),
+    encode_check_imei_begin(otid=b"\x01", version=2, invoke_id=-128, imei="35809101685355"),
+    encode_check_imei_begin(otid=b"\x00\x01", version=3, invoke_id=127, imei="3580910168535501"),
+    encode_check_imei_begin(
+        otid=9, version=3, invoke_id=1, imei="35809101685355", imsi="724340300385763", vendor="ericsson"
+    ),
+    ref_begin(otid=b"\x0a\x0b\x0c", version=3, invoke_id=3, imei="358091016853550", requested_bmuef=True),
+]
+
+
+def _tlvs(data: bytes, pos: int = 0, end: int | None = None, up: tuple[int, ...] = ()) -> list[tuple]:
+    """Every TLV that parses, nested ones included: (length octet position, value start, value end,
+    the length octet positions of its enclosing TLVs)."""
+    end = len(data) if end is None else end
+    out: list[tuple] = []
+    while pos < end:
+        try:
+            _tag, vs, ve, nxt = read_tlv(data, pos, end)
+        except BerError:
+            break
+        out.append((pos + 1, vs, ve, up))  # every tag here is one octet
+        if data[pos] & 0x20 and len(up) < 8:
+            out += _tlvs(data, vs, ve, (*up, pos + 1))
+        pos = nxt
+    return out
+
+
+def _resize(data: bytearray, where: int, value: int, grow: bool) -> None:
+    """Insert (or delete) one octet inside a TLV's value and fix its length and every enclosing
+    one: the message stays well-formed BER, but an element takes another size (a 5-octet OTID, a
+    2-octet invoke id, a longer AARQ ...) — what a canned-shape matcher must not take for its shape."""
+    nodes = [n for n in _tlvs(bytes(data)) if grow or n[2] > n[1]]
+    if not nodes:
+        return
+    len_pos, vs, ve, up = nodes[where % len(nodes)]
+    lengths = (*up, len_pos)
+    if any(data[q] >= (0x7F if grow else 0x80) or (not grow and data[q] == 0) for q in lengths):
+        return  # long or indefinite form somewhere: leave it
+    if grow:
+        data.insert(vs + value % (ve - vs + 1), value)
+    else:
+        del data[vs + value % (ve - vs)]
+    for q in lengths:  # all before the change: positions hold
+        data[q] += 1 if grow else -1
+
+
+def _drop(data: bytearray, where: int) -> None:
+    """Remove one whole nested TLV (an OTID, the dialogue portion, the argument ...) and fix the
+    lengths that enclose it."""
+    nodes = [n for n in _tlvs(bytes(data)) if n[3]]
+    if not nodes:
+        return
+    len_pos, _vs, ve, up = nodes[where % len(nodes)]
+    size = ve - (len_pos - 1)
+    if any(data[q] >= 0x80 or data[q] < size for q in up):
+        return
+    del data[len_pos - 1 : ve]
+    for q in up:
+        data[q] -= size
+
+
+_MUTATION = st.tuples(
+    st.sampled_from(
+        ["flip", "set", "insert", "delete", "truncate", "length", "parameter", "grow", "shrink", "drop"]
+    ),
+    st.integers(0, 255),
+    st.integers(0, 255),
+)
+
+
+def _mutate(seed: bytes, mutations: list[tuple[str, int, int]]) -> bytes:
+    data = bytearray(seed)
+    for kind, where, value in mutations:
+        if not data:
+            break
+        pos = where % len(data)
+        if kind == "parameter":  # an octet near the end: inside the checkIMEI argument
+            data[len(data) - 1 - where % min(len(data), 12)] = value
+        elif kind == "flip":
+            data[pos] ^= 1 << (value % 8)
+        elif kind == "set":
+            data[pos] = value
+        elif kind == "insert":
+            data.insert(pos, value)
+        elif kind == "delete":
+            del data[pos]
+        elif kind == "truncate":
+            del data[pos:]
+        elif kind == "drop":
+            _drop(data, where)
+        elif kind in ("grow", "shrink"):
+            _resize(data, where, value, grow=kind == "grow")
+        else:  # a length octet: off by a little, or anything (long / indefinite forms included)
+            lengths = [n[0] for n in _tlvs(bytes(data))]
+            if lengths:
+                at = lengths[where % len(lengths)]
+                delta = (-2, -1, 1, 2)[value % 4] if value < 128 else value
+                data[at] = (data[at] + delta) % 256 if value < 128 else value
+    return bytes(data)
+
+
+def _without_fast_path(core: TcapEirCore, data: bytes) -> Any:
+    from protocols.sigtran import tcap_dialogues
+
+    real = tcap_dialogues.match_check_imei_begin
+    tcap_dialogues.match_check_imei_begin = lambda _data: None
+    try:
+        return core.receive_tcap(data, 0.0, peer="msc", route="back")
+    finally:
+        tcap_dialogues.match_check_imei_begin = real
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.sampled_from(_DIFF_SEEDS), mutations=st.lists(_MUTATION, max_size=4))
+def test_fast_path_agrees_with_the_general_decoder_on_mutated_begins(
+    seed: bytes, mutations: list[tuple[str, int, int]]
+) -> None:
+    """For every mutated Begin (bit flips, octets set / inserted / deleted, truncations, length
+    octets changed, an element grown, shrunk or dropped with its lengths fixed — on real Begins and the
+    vendor traces): either the fast path declines (None)
+    and the general decoder decides alone, or both read the same message — field by field at the
+    TCAP level, and at the core level the same invokes, reply, events, stats and End."""
+    data = _mutate(seed, mutations)
+    fast = match_check_imei_begin(data)
+    if fast is None:
+        event("fast path declined")
+    else:
+        event("fast path accepted")
+        otid, ac_version, invoke_id, parameter = fast
+        general = decode_tcap(data)  # must not raise: the fast path took it as a well-formed Begin
+        assert general.type is MessageType.BEGIN and general.otid == otid
+        assert general.dialogue_error is None
+        if ac_version is None:
+            assert general.dialogue is None
+        else:
+            assert general.dialogue == Aarq(acn=equipment_mngt_acn(ac_version))
+        assert general.components == (Invoke(invoke_id=invoke_id, opcode=43, parameter=parameter),)
+    with_fast: TcapEirCore[str] = TcapEirCore()
+    without: TcapEirCore[str] = TcapEirCore()
+    a = with_fast.receive_tcap(data, 0.0, peer="msc", route="back")
+    b = _without_fast_path(without, data)
+    assert a == b
+    assert with_fast.stats == without.stats
+    assert with_fast.active_dialogues == without.active_dialogues
+    for ev in a.invokes:
+        assert with_fast.route_of("msc", ev.otid) == without.route_of("msc", ev.otid) == "back"
+        assert with_fast.answer(ev, EquipmentStatus.GREY_LISTED) == without.answer(
+            ev, EquipmentStatus.GREY_LISTED
+        )
+
+
+def test_mutations_reach_both_paths() -> None:
+    """The differential test above is only worth something if mutants do take the fast path: a
+    changed IMEI digit or OTID octet keeps the canonical shape, a changed length octet breaks it."""
+    seed = encode_check_imei_begin(otid=0x01020304, version=3, invoke_id=1, imei="358091016853550")
+    assert match_check_imei_begin(seed) is not None
+    imei_digit = seed.index(bytes.fromhex("53081910")) + 1
+    assert match_check_imei_begin(_mutate(seed, [("flip", imei_digit, 0)])) is not None
+    assert match_check_imei_begin(_mutate(seed, [("flip", 4, 1)])) is not None  # OTID octet
+    assert match_check_imei_begin(_mutate(seed, [("length", 0, 1)])) is None  # outer length + 1
+    assert match_check_imei_begin(_mutate(seed, [("truncate", len(seed) - 1, 0)])) is None

@@ -10,19 +10,18 @@ its components: for those only the TCAP fields are asserted.
 
 from __future__ import annotations
 
-import shutil
 import struct
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from protocols.sigtran.map_eir import EquipmentStatus, MapError, TcapEirCore, encode_check_imei_begin
+from protocols.sigtran import EquipmentStatus, MapError, TcapEirCore, encode_check_imei_begin
 from protocols.sigtran.tcap import Invoke
 
 pytestmark = [
     pytest.mark.interop,
-    pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed"),
+    pytest.mark.peer("tshark", "Wireshark's TCAP/MAP dissectors check our encoder independently"),
 ]
 
 USER_DLT = 'uat:user_dlts:"User 0 (DLT=147)","tcap","0","","0",""'

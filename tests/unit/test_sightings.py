@@ -1,0 +1,203 @@
+"""eir/sightings.py: clone sightings counted in memory, written behind in batches, bounded."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from eir.sightings import SightingTracker
+from eir.store.base import Sighting, StoreUnavailableError
+from eir.store.memory import MemoryStore
+
+IMEI, OTHER = "35209900176148", "35209900176155"
+IMSI = [f"26201000000000{i}" for i in range(10)]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingStore(MemoryStore):
+    """The memory store, counting batches; ``fail`` makes every batch fail as an outage would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+        self.fail = False
+
+    async def write_sightings(self, rows: Sequence[Sighting]) -> None:
+        if self.fail:
+            raise StoreUnavailableError("down")
+        self.batches.append(len(rows))
+        await super().write_sightings(rows)
+
+
+async def tracker(
+    store: MemoryStore | None = None, **kw: object
+) -> tuple[SightingTracker, CountingStore, Clock]:
+    s = store if isinstance(store, CountingStore) else CountingStore()
+    await s.open()
+    clock = Clock()
+    kw.setdefault("flush_interval", 3600.0)  # tests flush by hand
+    t = SightingTracker(s, 60.0, share_interval=None, clock=clock, **kw)  # type: ignore[arg-type]
+    await t.start()
+    return t, s, clock
+
+
+async def test_counts_distinct_values_inside_the_window() -> None:
+    t, _s, c = await tracker()
+    try:
+        now = c.now
+        assert (t.observe(IMEI, IMSI[1], "mme1", now).distinct_imsis, 1) == (1, 1)
+        s = t.observe(IMEI, IMSI[1], "mme1", now + 1)
+        assert (s.distinct_imsis, s.distinct_origins) == (1, 1)
+        s = t.observe(IMEI, IMSI[2], "mme2", now + 2)
+        assert (s.distinct_imsis, s.distinct_origins) == (2, 2)
+        s = t.observe(IMEI, IMSI[3], None, now + 3)
+        assert (s.distinct_imsis, s.distinct_origins) == (3, 2)
+        s = t.observe(OTHER, IMSI[9], "mme1", now + 3)  # another IMEI is counted apart
+        assert (s.distinct_imsis, s.distinct_origins) == (1, 1)
+        # 61.5 s after IMSI 1 (last seen at +1): IMSIs 2, 3 and the new one are inside the window
+        s = t.observe(IMEI, IMSI[4], "mme2", now + 61.5)
+        assert (s.distinct_imsis, s.distinct_origins) == (3, 1)
+        s = t.observe(IMEI, IMSI[1], "mme1", now + 1000)
+        assert (s.distinct_imsis, s.distinct_origins) == (1, 1)
+    finally:
+        await t.close()
+
+
+async def test_written_behind_in_batches_and_not_twice_when_seen_again_at_once() -> None:
+    t, s, c = await tracker()
+    try:
+        for i in range(5):
+            t.observe(IMEI, IMSI[i], None, c.now)
+            t.observe(IMEI, IMSI[i], None, c.now + 0.1)  # again within min(1 s, window/100): no write
+        assert await s.read_sightings(0.0) == [], "nothing is written on the hot path"
+        await t.flush()
+        assert s.batches == [5]
+        assert sorted(await s.read_sightings(0.0)) == sorted((IMEI, "i", IMSI[i], c.now) for i in range(5))
+        t.observe(IMEI, IMSI[0], None, c.now + 5)  # seen again later: the newer time is written
+        await t.flush()
+        assert (IMEI, "i", IMSI[0], c.now + 5) in await s.read_sightings(0.0)
+        assert t.written == 6 and t.dropped == 0
+    finally:
+        await t.close()
+
+
+async def test_a_batch_is_sent_as_soon_as_batch_size_rows_wait() -> None:
+    import asyncio
+
+    t, s, c = await tracker(batch_size=10)
+    try:
+        for i in range(10):
+            t.observe(f"{35209900000000 + i}", IMSI[0], None, c.now)
+        for _ in range(100):
+            if s.batches:
+                break
+            await asyncio.sleep(0.01)
+        assert s.batches == [10], "the writer woke up before its interval"
+    finally:
+        await t.close()
+
+
+async def test_the_oldest_unwritten_are_dropped_and_counted_when_the_queue_is_full() -> None:
+    t, s, c = await tracker(max_pending=3, batch_size=100)
+    try:
+        for i in range(5):
+            assert t.observe(f"{35209900000000 + i}", IMSI[i], None, c.now + i).distinct_imsis == 1
+        assert t.dropped == 2
+        await t.flush()
+        assert sorted(r[0] for r in await s.read_sightings(0.0)) == [
+            f"{35209900000000 + i}" for i in (2, 3, 4)
+        ]
+    finally:
+        await t.close()
+
+
+async def test_a_failing_store_costs_the_batch_never_an_answer() -> None:
+    t, s, c = await tracker()
+    try:
+        s.fail = True
+        for i in range(4):
+            assert t.observe(IMEI, IMSI[i], None, c.now).distinct_imsis == i + 1
+        await t.flush()
+        assert t.dropped == 4 and t.written == 0
+        s.fail = False
+        t.observe(IMEI, IMSI[5], None, c.now)
+        await t.flush()
+        assert t.written == 1
+    finally:
+        await t.close()
+
+
+async def test_bounded_per_imei_and_in_total() -> None:
+    t, _s, c = await tracker(max_values_per_imei=4, max_tracked_imeis=10)
+    try:
+        for i in range(6):  # 6 IMSIs, 4 kept: the oldest two are forgotten
+            s = t.observe(IMEI, IMSI[i], None, c.now + i)
+        assert s.distinct_imsis == 4
+        for i in range(30):
+            t.observe(f"{35209910000000 + i}", IMSI[0], None, c.now)
+        assert t.stats()["imeis"] <= 10
+    finally:
+        await t.close()
+
+
+async def test_a_restart_keeps_the_window() -> None:
+    store = CountingStore()
+    t, _s, c = await tracker(store)
+    t.observe(IMEI, IMSI[1], "mme1", c.now)
+    t.observe(IMEI, IMSI[2], "mme1", c.now)
+    await t.close()  # a clean stop writes what was queued
+    t2, _s, c2 = await tracker(store)
+    try:
+        c2.now = c.now + 10
+        assert t2.observe(IMEI, IMSI[3], "mme1", c2.now).distinct_imsis == 3
+        c2.now = c.now + 65  # IMSIs 1 and 2 (at +0) left the 60 s window, IMSI 3 (at +10) did not
+        assert t2.observe(IMEI, IMSI[4], "mme1", c2.now).distinct_imsis == 2
+    finally:
+        await t2.close()
+
+
+async def test_a_tracker_that_is_not_running_records_nothing() -> None:
+    """``eir check``: reads one IMEI's stored sightings, counts the request itself, writes nothing."""
+    store = CountingStore()
+    await store.open()
+    await store.write_sightings([(IMEI, "i", IMSI[1], 999_990.0), (OTHER, "i", IMSI[2], 999_990.0)])
+    store.batches.clear()
+    t = SightingTracker(store, 60.0, clock=Clock())
+    await t.load_imei(IMEI)
+    assert t.observe(IMEI, IMSI[3], None, 1_000_000.0).distinct_imsis == 2
+    assert t.stats() == {"imeis": 1, "pending": 0, "written": 0, "dropped": 0}
+    await t.close()
+    assert store.batches == []
+
+
+@pytest.mark.parametrize("n", [1, 3])
+async def test_the_checker_answers_clone_from_memory_and_writes_on_close(n: int) -> None:
+    from eir.checker import PolicyChecker
+    from eir.config import load_config
+    from eir.events import NullEvents
+    from eir.model import CheckRequest, Interface, Status
+
+    store = CountingStore()
+    await store.open()
+    config = load_config(None, environ={}, overrides={"policy": {"clone": {"max_imsis": 3}}})
+    checker = PolicyChecker(config, store, NullEvents())
+    await checker.start()
+    verdicts = []
+    for i in range(n):
+        req = CheckRequest(imei=IMEI, imsi=IMSI[i], origin="mme1", interface=Interface.S13)
+        verdicts.append(await checker.check(req))
+    assert store.batches == [] or sum(store.batches) < 2 * n
+    await checker.close()
+    # n IMSIs; no origin rows: the origins rule (which would read them) is off by default
+    assert sorted(r[2] for r in await store.read_sightings(0.0)) == IMSI[:n]
+    assert (verdicts[-1].status, verdicts[-1].rule) == (
+        (Status.GREY, "clone") if n == 3 else (Status.WHITE, "default")
+    )
