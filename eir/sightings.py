@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable
@@ -49,16 +50,6 @@ __all__ = ["SightingTracker"]
 
 IMSI, ORIGIN = "i", "o"
 """The two kinds of value a sighting records (the store's ``kind`` column)."""
-
-
-class _Seen:
-    """What one IMEI was seen with: value → newest time, per kind."""
-
-    __slots__ = ("imsis", "origins")
-
-    def __init__(self) -> None:
-        self.imsis: dict[str, float] = {}
-        self.origins: dict[str, float] = {}
 
 
 class SightingTracker:
@@ -89,7 +80,11 @@ class SightingTracker:
         self.clock = clock
         self.fresh = min(1.0, window / 100)
         """A value seen again within this many seconds is not written again."""
-        self._seen: dict[str, _Seen] = {}
+        self._imsis: dict[str, dict[str, float]] = {}
+        """IMEI → IMSI → newest time seen (dicts keep insertion order: the first key was tracked
+        longest)."""
+        self._origins: dict[str, dict[str, float]] = {}
+        """IMEI → origin → newest time (only filled when origins are recorded)."""
         self._pending: deque[Sighting] = deque()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -104,20 +99,27 @@ class SightingTracker:
     # --- the hot path ----------------------------------------------------------------------------
     def observe(self, imei: str, imsi: str | None, origin: str | None, now: float) -> Sightings:
         """Record one sighting and count the distinct IMSIs and origins inside the window."""
-        seen = self._seen.get(imei)
-        if seen is None:
-            if len(self._seen) >= self.max_imeis:
-                self._evict()
-            seen = self._seen[imei] = _Seen()
-        if imsi:
-            self._note(seen.imsis, imei, IMSI, imsi, now)
-        if origin:
-            self._note(seen.origins, imei, ORIGIN, origin, now)
         cutoff = now - self.window
-        key = (_inside(seen.imsis, cutoff), _inside(seen.origins, cutoff))
+        values = self._imsis.get(imei)
+        if imsi:
+            if values is None:
+                if len(self._imsis) >= self.max_imeis:
+                    _evict(self._imsis, self.max_imeis)
+                values = self._imsis[imei] = {}
+            self._note(values, imei, IMSI, imsi, now)
+        n_imsis = _inside(values, cutoff) if values else 0
+        values = self._origins.get(imei)
+        if origin:
+            if values is None:
+                if len(self._origins) >= self.max_imeis:
+                    _evict(self._origins, self.max_imeis)
+                values = self._origins[imei] = {}
+            self._note(values, imei, ORIGIN, origin, now)
+        n_origins = _inside(values, cutoff) if values else 0
+        key = (n_imsis, n_origins)
         s = _SIGHTINGS.get(key)
         if s is None:  # immutable and few (counts are bounded): one object per pair of counts
-            s = _SIGHTINGS[key] = Sightings(distinct_imsis=key[0], distinct_origins=key[1])
+            s = _SIGHTINGS[key] = Sightings(distinct_imsis=n_imsis, distinct_origins=n_origins)
         return s
 
     def _note(self, values: dict[str, float], imei: str, kind: str, value: str, now: float) -> None:
@@ -136,23 +138,16 @@ class SightingTracker:
             if len(self._pending) >= self.batch_size:
                 self._wake.set()
 
-    def _evict(self) -> None:
-        """Forget the IMEI tracked longest (dicts keep insertion order), a tenth at a time so
-        that a flood of new IMEIs does not pay an eviction per check."""
-        n = max(1, self.max_imeis // 10)
-        for key in list(self._seen)[:n]:
-            del self._seen[key]
-
     # --- loading and merging ---------------------------------------------------------------------
     def merge(self, rows: list[Sighting]) -> None:
         """Take sightings read from the store (newest time wins); queues nothing."""
         for imei, kind, value, ts in rows:
-            seen = self._seen.get(imei)
-            if seen is None:
-                if len(self._seen) >= self.max_imeis:
+            table = self._imsis if kind == IMSI else self._origins
+            values = table.get(imei)
+            if values is None:
+                if len(table) >= self.max_imeis:
                     continue  # full: the IMEIs already tracked keep their place
-                seen = self._seen[imei] = _Seen()
-            values = seen.imsis if kind == IMSI else seen.origins
+                values = table[imei] = {}
             last = values.get(value)
             if last is None:
                 if len(values) >= self.max_values:
@@ -160,7 +155,7 @@ class SightingTracker:
                 values[value] = ts
             elif ts > last:
                 values[value] = ts
-        SIGHTINGS_TRACKED.set(len(self._seen))
+        SIGHTINGS_TRACKED.set(len(self._imsis))
 
     async def load_imei(self, imei: str) -> None:
         """Read one IMEI's stored sightings inside the window (``eir check``, ``--explain``)."""
@@ -178,7 +173,7 @@ class SightingTracker:
             self._log.warning("sightings_not_loaded", error=f"{type(e).__name__}: {e}")
         else:
             self.merge(rows)
-            self._log.info("sightings_loaded", rows=len(rows), imeis=len(self._seen))
+            self._log.info("sightings_loaded", rows=len(rows), imeis=len(self._imsis))
         self._shared_until = now
         self.running = True
         loop = asyncio.get_running_loop()
@@ -257,9 +252,10 @@ class SightingTracker:
 
     async def _sweep(self, cutoff: float) -> None:
         """Forget what left the window, here and in the store."""
-        for imei in [k for k, s in self._seen.items() if not _any_inside(s, cutoff)]:
-            del self._seen[imei]
-        SIGHTINGS_TRACKED.set(len(self._seen))
+        for table in (self._imsis, self._origins):
+            for imei in [k for k, v in table.items() if not any(ts >= cutoff for ts in v.values())]:
+                del table[imei]
+        SIGHTINGS_TRACKED.set(len(self._imsis))
         try:
             await self.store.prune_sightings(cutoff)
         except Exception as e:
@@ -267,7 +263,7 @@ class SightingTracker:
 
     def stats(self) -> dict[str, Any]:
         return {
-            "imeis": len(self._seen),
+            "imeis": len(self._imsis.keys() | self._origins.keys()),
             "pending": len(self._pending),
             "written": self.written,
             "dropped": self.dropped,
@@ -290,5 +286,8 @@ def _inside(values: dict[str, float], cutoff: float) -> int:
     return n
 
 
-def _any_inside(s: _Seen, cutoff: float) -> bool:
-    return any(ts >= cutoff for ts in s.imsis.values()) or any(ts >= cutoff for ts in s.origins.values())
+def _evict(table: dict[str, dict[str, float]], max_imeis: int) -> None:
+    """Forget the IMEIs tracked longest (dicts keep insertion order), a tenth of the bound at a
+    time so that a flood of new IMEIs does not pay an eviction per check."""
+    for key in list(itertools.islice(table, max(1, max_imeis // 10))):
+        del table[key]

@@ -183,10 +183,11 @@ class _PeerConnection(CoreProtocol):
         if self.core is not None and not self.failed and self.core.state is not PeerState.CLOSED:
             # The transport is gone: the core closes, and its ConnectionClosed (with its reason)
             # is logged, counted and published like any other close. No new checks: nobody to answer.
+            events: list[Any]
             try:
-                events = self.core.receive_data(b"", self.loop.time())
+                events = list(self.core.receive_data(b"", self.loop.time()))
             except RemoteProtocolError as e:
-                events = e.events
+                events = list(e.events)
             except Exception:
                 self.log.exception("diameter_internal_error", peer=self.peer, data="")
                 events = []

@@ -48,3 +48,53 @@ async def test_a_restarted_instance_reads_the_window_back(store: IdentityStore) 
         assert b.observe(IMEI, "262010000000003", None, time.time()).distinct_imsis == 3
     finally:
         await b.close()
+
+
+async def test_sqlite_keeps_the_rows_of_the_keyed_table_of_earlier_versions(tmp_path: object) -> None:
+    """Earlier versions kept sightings in a keyed table ``obs``; the append-only log takes its rows."""
+    import sqlite3
+    from pathlib import Path
+
+    from eir.store.sqlite import SqliteStore
+
+    tmp = Path(str(tmp_path))
+    obs_file = tmp / "eir.db-obs"
+    con = sqlite3.connect(obs_file)
+    con.execute(
+        "CREATE TABLE obs(imei TEXT, kind INTEGER, value TEXT, ts REAL, PRIMARY KEY(imei, kind, value))"
+    )
+    con.execute(
+        "INSERT INTO obs VALUES (?, 0, '262010000000001', 100.0), (?, 1, 'mme1', 101.0)", (IMEI, IMEI)
+    )
+    con.commit()
+    con.close()
+    s = SqliteStore(f"sqlite:///{tmp / 'eir.db'}", str(tmp))
+    await s.open()
+    try:
+        assert await s.read_sightings(0.0) == [
+            (IMEI, "o", "mme1", 101.0),
+            (IMEI, "i", "262010000000001", 100.0),
+        ]
+    finally:
+        await s.close()
+
+
+async def test_sqlite_prune_keeps_the_window_of_a_large_log(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from eir.store.sqlite import SqliteStore
+
+    tmp = Path(str(tmp_path))
+    s = SqliteStore(f"sqlite:///{tmp / 'eir.db'}", str(tmp))
+    await s.open()
+    try:
+        old = [(f"{35209900000000 + i}", "i", "262010000000001", 1000.0 + i * 1e-3) for i in range(25_000)]
+        new = [(f"{35209910000000 + i}", "i", "262010000000002", 2000.0 + i * 1e-3) for i in range(3)]
+        for i in range(0, len(old), 5000):
+            await s.write_sightings(old[i : i + 5000])
+        await s.write_sightings(new)
+        await s.prune_sightings(1500.0)
+        assert sorted(await s.read_sightings(0.0)) == sorted(new)
+        assert await s.read_sightings(0.0, imei=new[1][0]) == [new[1]]
+    finally:
+        await s.close()

@@ -18,7 +18,9 @@ def _imsi_rows(eir: Any) -> int:
     path = Path(str(eir.tmp / "data" / "eir.db") + "-obs")
     con = sqlite3.connect(path)
     try:
-        return int(con.execute("SELECT count(*) FROM obs WHERE kind = 0").fetchone()[0])
+        return int(
+            con.execute("SELECT count(DISTINCT imei || value) FROM sightings WHERE kind = 0").fetchone()[0]
+        )
     finally:
         con.close()
 
