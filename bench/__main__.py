@@ -17,7 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
-SECTIONS = ("diameter", "freediameter", "map", "clone", "tcap_codec", "store", "store_remote")
+SECTIONS = ("diameter", "freediameter", "map", "clone", "tcap_codec", "store", "store_remote", "n5g")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,6 +87,10 @@ def _summary(r: dict[str, object]) -> dict[str, object]:
         ("eir_vs_minimal_w128_freediameter", _get(r, "freediameter", "eir_vs_minimal_window_128")),
         ("map_checks_per_s_w128", map128),
         ("map_p99_ms_w128", _get(r, "map", "window_128", "p99_ms")),
+        ("n5g_req_per_s_h2load_c4_m64", _get(r, "n5g", "eir", "req_per_s")),
+        ("n5g_p99_ms_h2load_c4_m64", _get(r, "n5g", "eir", "p99_ms")),
+        ("n5g_vs_nghttpd", _get(r, "n5g", "eir_vs_nghttpd")),
+        ("n5g_vs_minimal_h2", _get(r, "n5g", "eir_vs_minimal_h2")),
     ):
         if val is not None:
             out[key] = val

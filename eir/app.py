@@ -212,7 +212,11 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
 
     servers: list[RunningServer] = [metrics_server] if metrics_server is not None else []
     try:
-        for name, enabled in (("diameter", config.diameter.enabled), ("m3ua", config.m3ua.enabled)):
+        for name, enabled in (
+            ("diameter", config.diameter.enabled),
+            ("m3ua", config.m3ua.enabled),
+            ("n5g", config.n5g.enabled),
+        ):
             if not enabled:
                 continue
             mod = importlib.import_module(f"eir.servers.{name}")

@@ -176,10 +176,19 @@ class PolicyChecker:
         parsed = self.policy.validate(req)
         if isinstance(parsed, Verdict):
             if steps is not None:
-                steps.append(Step(rule="validity", outcome="failed", detail=parsed.detail))
+                note = self.policy.check_digit_note(req)
+                if parsed.rule == "check_digit":
+                    steps.append(Step(rule="check_digit", outcome="decided", detail=note or parsed.detail))
+                else:
+                    if note is not None:
+                        steps.append(Step(rule="check_digit", outcome="malformed", detail=note))
+                    steps.append(Step(rule="validity", outcome="failed", detail=parsed.detail))
             return parsed
         imei, imeisv = parsed
         if steps is not None:
+            note = self.policy.check_digit_note(req)
+            if note is not None:
+                steps.append(Step(rule="check_digit", outcome="ignored", detail=note))
             steps.append(
                 Step(
                     rule="validity",

@@ -4,6 +4,7 @@
 * ``check``, ``lists …``         eir.cli_lists
 * ``sim mme``                    simulations.mme
 * ``sim msc``                    simulations.msc
+* ``sim amf``                    simulations.amf
 
 Each ``register(subparsers)`` adds its parsers with ``set_defaults(func=callable(args) -> int)``.
 Exit codes: 0 ok, 1 runtime failure, 2 usage / configuration error, 3 a port could not be bound,
@@ -30,7 +31,7 @@ EXIT_BIND = 3
 EXIT_STORE = 4
 
 _MODULES = ("eir.app", "eir.cli_lists")
-_SIM_MODULES = ("simulations.mme", "simulations.msc")
+_SIM_MODULES = ("simulations.mme", "simulations.msc", "simulations.amf")
 
 
 class Parser(argparse.ArgumentParser):
@@ -237,7 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _MODULES:
         importlib.import_module(name).register(sub)
-    sim = sub.add_parser("sim", help="simulated network elements (MME over S13, MSC/SGSN over MAP)")
+    sim = sub.add_parser(
+        "sim", help="simulated network elements (MME over S13, MSC/SGSN over MAP, AMF over N5g-eir)"
+    )
     sim_sub = sim.add_subparsers(dest="sim_command", metavar="ELEMENT")
     sim.set_defaults(func=help_command(sim))
     for name in _SIM_MODULES:

@@ -22,6 +22,7 @@ import yaml
 
 VerdictName = Literal["white", "grey", "black"]
 UnknownPolicy = Literal["white", "grey", "black", "unknown"]
+BadCheckDigit = Literal["malformed", "ignore", "white", "grey", "black", "unknown"]
 
 
 class ConfigError(ValueError):
@@ -124,6 +125,50 @@ class M3uaConfig:
 
 
 @dataclass(slots=True)
+class N5gConfig:
+    """N5g-eir EquipmentIdentityCheck (TS 29.511) over HTTP/2 (prior knowledge) and HTTP/1.1."""
+
+    enabled: bool = True
+    listen: list[str] = field(default_factory=lambda: ["127.0.0.1:8000"])
+    """HOST:PORT addresses; the AMF's 5G-EIR URI is ``http://HOST:PORT`` (apiRoot)."""
+    bare_pei: bool = True
+    """Accept a PEI of 15 bare digits (no ``imei-`` prefix, as go-eir does); false: 400."""
+    non_imei_pei: Literal["unknown", "bad_request"] = "unknown"
+    """A well-formed ``mac-…`` / ``eui-…`` PEI: 404 ERROR_EQUIPMENT_UNKNOWN or 400
+    MANDATORY_QUERY_PARAM_INCORRECT."""
+    max_uri_length: int = 2048
+    """Longer request targets get 414 URI Too Long."""
+    max_concurrent_streams: int = 256
+    """SETTINGS_MAX_CONCURRENT_STREAMS per connection; streams beyond it get RST_STREAM REFUSED_STREAM."""
+    max_header_list_size: int = 16384
+    """SETTINGS_MAX_HEADER_LIST_SIZE (and the HTTP/1.1 head bound), octets."""
+    max_body: int = 65536
+    """Request bodies above it get 413 (a GET has none)."""
+    max_in_flight: int = 1024
+    """Per connection: reading pauses when this many checks wait for the store."""
+    idle_timeout: float = 600.0
+    """Seconds without a byte from the client and no request in progress before the connection is
+    closed (HTTP/2: GOAWAY NO_ERROR); 0: never."""
+    overload_pending: int = 4096
+    """Checks waiting for the store across the server from which new requests are answered
+    ``overload_status`` instead of queueing."""
+    overload_status: int = 503
+    """503 (cause NF_CONGESTION) or 429 (cause NF_CONGESTION_RISK), with Retry-After."""
+    retry_after: int = 1
+    """Seconds, in the Retry-After of overload answers."""
+    tls_listen: list[str] = field(default_factory=list)
+    """HOST:PORT addresses served over TLS (ALPN ``h2`` and ``http/1.1``); need tls_cert, tls_key."""
+    tls_cert: str | None = None
+    """PEM certificate chain of the EIR (for tls_listen)."""
+    tls_key: str | None = None
+    """PEM private key of tls_cert."""
+    tls_client_ca: str | None = None
+    """PEM CA bundle: when set, clients must present a certificate it signed (mutual TLS)."""
+    tls_keylog: str | None = None
+    """Append the TLS session secrets here (NSS key log format) so that Wireshark can decrypt."""
+
+
+@dataclass(slots=True)
 class CloneConfig:
     enabled: bool = True
     max_imsis: int = 3
@@ -155,7 +200,14 @@ class PolicyConfig:
     (S13 Experimental-Result 5422, MAP unknownEquipment 7)."""
     malformed: VerdictName = "black"
     """Verdict for an identity that fails validity (length, Luhn, all-zero)."""
-    check_luhn: bool = True
+    bad_check_digit: BadCheckDigit = "ignore"
+    """A 15-digit IMEI whose 15th digit is neither its Luhn check digit nor the spare digit 0:
+    ``malformed`` (the ``malformed`` verdict), ``ignore`` (looked up by its 14 digits, like any
+    IMEI) or a verdict (white | grey | black | unknown). Default ``ignore``: UERANSIM's stock UE
+    IMEI ``356938035643803`` fails the check, and a stock UERANSIM/Open5GS lab must register."""
+    check_luhn: bool | None = None
+    """Deprecated, kept for old config files: ``true`` = ``bad_check_digit: malformed``,
+    ``false`` = ``bad_check_digit: ignore``; when set it wins over ``bad_check_digit``."""
     reserved_tacs: list[str] = field(default_factory=lambda: ["00000000"])
     """TACs treated as malformed (test / reserved)."""
     lock_verdict: VerdictName = "black"
@@ -217,6 +269,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     diameter: DiameterConfig = field(default_factory=DiameterConfig)
     m3ua: M3uaConfig = field(default_factory=M3uaConfig)
+    n5g: N5gConfig = field(default_factory=N5gConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     lists: ListsConfig = field(default_factory=ListsConfig)
@@ -505,6 +558,8 @@ def _validate(cfg: Config) -> None:
         ("diameter.listen", cfg.diameter.listen),
         ("m3ua.listen", cfg.m3ua.listen),
         ("m3ua.connect", cfg.m3ua.connect),
+        ("n5g.listen", cfg.n5g.listen),
+        ("n5g.tls_listen", cfg.n5g.tls_listen),
     ):
         for i, a in enumerate(addrs):
             parse_hostport(a, f"{section}[{i}]")
@@ -553,6 +608,17 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("metrics.read_timeout: must be a positive number of seconds")
     if cfg.log.rate_limit_burst < 0 or cfg.log.rate_limit_interval <= 0:
         raise ConfigError("log.rate_limit_burst / log.rate_limit_interval: must be >= 0 / > 0")
+    if cfg.n5g.overload_status not in (429, 503):
+        raise ConfigError(f"n5g.overload_status: must be 429 or 503; got {cfg.n5g.overload_status}")
+    for key in ("max_uri_length", "max_concurrent_streams", "max_header_list_size", "max_in_flight"):
+        if getattr(cfg.n5g, key) < 1:
+            raise ConfigError(f"n5g.{key}: must be at least 1")
+    if cfg.n5g.tls_listen and not (cfg.n5g.tls_cert and cfg.n5g.tls_key):
+        raise ConfigError("n5g.tls_listen: needs n5g.tls_cert and n5g.tls_key")
+    if cfg.n5g.idle_timeout < 0:
+        raise ConfigError("n5g.idle_timeout: must be 0 (never) or a positive number of seconds")
+    if cfg.n5g.retry_after < 0:
+        raise ConfigError("n5g.retry_after: must be 0 or more seconds")
     if cfg.workers < 1:
         raise ConfigError("workers: must be at least 1")
     if cfg.store.keep_versions < 1:

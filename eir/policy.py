@@ -6,10 +6,14 @@ names the rule that decided, the list and the entry.
 
 Order (the first rule that decides wins, except where a later rule may only make it stricter):
 
-1. ``validity`` — not 14-16 digits, a bad Luhn check digit on a 15-digit IMEI
-   (TS 23.003 §6.2.1 / Annex B; a 15th digit 0 is the spare digit networks send, accepted),
-   a software version that is not 2 digits, the all-zero IMEI or a reserved/test TAC
-   → ``policy.malformed``. Final.
+1. ``validity`` — not 14-16 digits, a software version that is not 2 digits, the all-zero IMEI
+   or a reserved/test TAC → ``policy.malformed``. Final.
+   ``check_digit`` — a 15-digit IMEI whose 15th digit is neither its Luhn check digit
+   (TS 23.003 §6.2.1 / Annex B) nor the spare digit 0 that networks send: ``policy.bad_check_digit``
+   says what it means, the same for every interface — ``malformed`` (the validity verdict above),
+   ``ignore`` (the default: the 14 digits go on to the lists like any IMEI; UERANSIM's stock UE
+   IMEI 356938035643803 fails the check and a stock lab must register), or a verdict (final,
+   rule ``check_digit``).
 2. ``imeisv`` — an exact IMEISV entry (14 digits + SVN) decides the list status.
 3. ``imei`` — an exact IMEI entry.
 4. ``range`` / ``tac`` — the narrowest range or TAC containing the IMEI.
@@ -36,7 +40,7 @@ from dataclasses import dataclass
 from eir.config import PolicyConfig
 from eir.model import CheckRequest, Status, Verdict
 from eir.store.base import EntryKind, ImsiRules, ListEntry, Lookup, Sightings
-from protocols.imei import BadIdentity, parse_identity
+from protocols.imei import BadIdentity, IdentityForm, luhn_check_digit, parse_identity
 
 __all__ = ["CLONE_REASONS", "Policy", "Step", "entry_text"]
 
@@ -75,7 +79,13 @@ class Policy:
         self.clone_max_imsis = cfg.clone.max_imsis
         self.clone_origins = cfg.clone.distinct_origins
         self.clone_window = cfg.clone.window
-        self.check_luhn = cfg.check_luhn
+        mode = cfg.bad_check_digit
+        if cfg.check_luhn is not None:  # the deprecated switch wins when a config file sets it
+            mode = "malformed" if cfg.check_luhn else "ignore"
+        self.bad_check_digit = mode
+        """``malformed`` | ``ignore`` | a status name (``policy.bad_check_digit``)."""
+        self.check_luhn = mode == "malformed"
+        self._bad_cd_status = None if mode in ("malformed", "ignore") else Status(mode)
         self.reserved = frozenset(cfg.reserved_tacs)
         self.default = Verdict(status=Status(cfg.unknown_equipment), rule="default", detail="on no list")
         self._list_verdicts: dict[tuple[str, EntryKind, Status, str, str | None, str | None], Verdict] = {}
@@ -100,11 +110,37 @@ class Policy:
         if isinstance(ident, BadIdentity):
             return self._malformed(d, ident.detail)
         imei = ident.imei
+        if ident.form is IdentityForm.IMEI_BAD_CD and self._bad_cd_status is not None:
+            return Verdict(
+                status=self._bad_cd_status,
+                rule="check_digit",
+                entry=d,
+                detail=f"{self.bad_check_digit_detail(d)} (policy.bad_check_digit)",
+            )
         if imei == "00000000000000":
             return self._malformed(d, "all-zero IMEI")
         if imei[:8] in self.reserved:
             return self._malformed(d, f"reserved TAC {imei[:8]}")
         return imei, ident.imeisv
+
+    @staticmethod
+    def bad_check_digit_detail(digits15: str) -> str:
+        return f"bad check digit {digits15[14]}, expected {luhn_check_digit(digits15)} (or spare digit 0)"
+
+    def check_digit_note(self, req: CheckRequest) -> str | None:
+        """For ``--explain``: what ``policy.bad_check_digit`` did with this request's 15th digit,
+        or None when it did not apply."""
+        d = req.imei
+        if len(d) != 15 or not d.isascii() or not d.isdigit():
+            return None
+        ident = parse_identity(d, req.software_version, check_luhn=False)
+        if isinstance(ident, BadIdentity) or ident.form is not IdentityForm.IMEI_BAD_CD:
+            return None
+        what = {
+            "malformed": f"malformed → {self.malformed.value}",
+            "ignore": "ignored: looked up by its 14 digits",
+        }.get(self.bad_check_digit, f"verdict {self.bad_check_digit}")
+        return f"{self.bad_check_digit_detail(d)}: policy.bad_check_digit={self.bad_check_digit}, {what}"
 
     def _malformed(self, digits: str, detail: str) -> Verdict:
         return Verdict(status=self.malformed, rule="validity", entry=digits[:32], detail=detail)

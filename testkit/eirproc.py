@@ -48,6 +48,7 @@ def test_config(tmp: Path) -> dict[str, Any]:
         "log": {"level": "debug", "format": "json"},
         "diameter": {"listen": ["127.0.0.1:0"], "transports": ["tcp"]},
         "m3ua": {"listen": ["127.0.0.1:0"], "transports": ["tcp"]},
+        "n5g": {"listen": ["127.0.0.1:0"]},
         "metrics": {"listen": "127.0.0.1:0"},
         "store": {"url": f"sqlite:///{tmp / 'data' / 'eir.db'}", "poll_interval": 0.2},
         "shutdown_grace": 2.0,
@@ -149,6 +150,16 @@ class EirProcess:
     @property
     def m3ua(self) -> tuple[str, int]:
         return self._first("m3ua")
+
+    @property
+    def n5g(self) -> tuple[str, int]:
+        return self._first("n5g")
+
+    @property
+    def n5g_url(self) -> str:
+        """The apiRoot of the N5g-eir interface (``http://HOST:PORT``)."""
+        h, p = self.n5g
+        return f"http://[{h}]:{p}" if ":" in h else f"http://{h}:{p}"
 
     @property
     def metrics(self) -> tuple[str, int]:

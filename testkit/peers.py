@@ -17,15 +17,33 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-__all__ = ["PEERS", "in_ci", "missing", "require_peer"]
+__all__ = ["PEERS", "in_ci", "missing", "peer_program", "require_peer"]
 
 
 def _which(program: str, package: str) -> Callable[[], str | None]:
     def check() -> str | None:
         return None if shutil.which(program) else f"{program} is not installed (Debian package {package})"
+
+    return check
+
+
+def _where(program: str) -> str | None:
+    """``program`` on PATH, or in /usr/sbin (nghttpd is there, and a user's PATH may not have it)."""
+    found = shutil.which(program)
+    if found:
+        return found
+    sbin = Path("/usr/sbin") / program
+    return str(sbin) if sbin.exists() else None
+
+
+def _programs(programs: tuple[str, ...], package: str) -> Callable[[], str | None]:
+    def check() -> str | None:
+        gone = [p for p in programs if _where(p) is None]
+        return f"{', '.join(gone)} not installed (Debian package {package})" if gone else None
 
     return check
 
@@ -50,6 +68,11 @@ PEERS: dict[str, Callable[[], str | None]] = {
     "redis-server": _which("redis-server", "redis-server"),
     "mosquitto": _which("mosquitto", "mosquitto"),
     "postgresql": _postgresql,
+    # N5g-eir: independent HTTP/2 stacks and the TLS tooling of its tests and benchmark
+    "curl": _programs(("curl",), "curl"),
+    "nghttp2-client": _programs(("nghttp", "h2load"), "nghttp2-client"),
+    "nghttp2-server": _programs(("nghttpd",), "nghttp2-server"),
+    "openssl": _programs(("openssl",), "openssl"),
 }
 
 
@@ -73,3 +96,12 @@ def require_peer(name: str, why: str) -> None:
     if in_ci():
         pytest.fail(f"CI=true: {message} (.ci/debian-deps installs it)", pytrace=False)
     pytest.skip(f"{message} (`make deps` installs it)")
+
+
+def peer_program(program: str, peer: str, why: str) -> str:
+    """The path of ``program`` of ``peer`` after :func:`require_peer` (skip, or fail under CI)."""
+    require_peer(peer, why)
+    path = _where(program)
+    if path is None:  # the peer's check names its programs: not reached
+        pytest.fail(f"{program} of peer {peer} not found", pytrace=False)
+    return path

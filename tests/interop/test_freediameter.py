@@ -200,7 +200,9 @@ def test_relay_peer_realm_routing_and_bad_requests(
     A DRA in front of MMEs advertises the Relay application (0xFFFFFFFF) in its CER besides S13 and
     sends ECRs without Destination-Host (TS 29.272 §7.2.19: Destination-Host is optional).
     """
-    eir = eir_factory(eir_config(tmp_path))
+    cfg = eir_config(tmp_path)
+    cfg["policy"] = {**cfg["policy"], "bad_check_digit": "malformed"}
+    eir = eir_factory(cfg)
     bad_luhn = WHITE + str((luhn_check_digit(WHITE) + 1) % 10)
     requests = [Ecr(WHITE), Ecr(""), Ecr(bad_luhn)]
     with MmeProcess(
@@ -219,6 +221,7 @@ def test_relay_peer_realm_routing_and_bad_requests(
     assert missing.result_code == 5005 and not missing.error_bit, missing
     assert missing.failed_avp == "1401/10415", missing
     eir.wait_for_log("diameter_protocol_error", result_code=5005)
-    # A 15th digit that is not the Luhn check digit is malformed: policy.malformed (black).
+    # With policy.bad_check_digit=malformed, a 15th digit that is not the Luhn check digit (nor
+    # the spare digit 0) is malformed: policy.malformed (black).
     assert (luhn.result_code, luhn.equipment_status) == (DIAMETER_SUCCESS, BLACKLISTED), luhn
     assert pair(r, "SENT", "DPR", "DPA"), r.describe()

@@ -183,7 +183,7 @@ def test_read_only_commands_left_no_store_behind(workdir: Path) -> None:
 
 def test_the_sims_send_a_malformed_imei_only_when_told(eir_factory: Any) -> None:
     """Both sims refuse a malformed IMEI; with --allow-bad-imei they send it and print the EIR's answer."""
-    eir = eir_factory()
+    eir = eir_factory({"policy": {"bad_check_digit": "malformed"}})  # (the default, ignore, looks it up)
     dh, dp = eir.diameter
     mh, mp = eir.m3ua
     mme = [*eir_command(), "sim", "mme", "--connect", f"{dh}:{dp}"]

@@ -105,6 +105,7 @@ def test_shipped_config_imports_demo_lists(tmp_path: Path) -> None:
         "EIR_STORE_URL": f"sqlite:///{tmp_path / 'data' / 'eir.db'}",
         "EIR_DIAMETER_LISTEN": "127.0.0.1:0",
         "EIR_M3UA_LISTEN": "127.0.0.1:0",
+        "EIR_N5G_LISTEN": "127.0.0.1:0",
         "EIR_METRICS_LISTEN": "127.0.0.1:0",
         "EIR_LISTS_IMPORT_ON_START": str(ROOT / "config" / "lists" / "demo.csv"),
         "EIR_LOG_FORMAT": "json",

@@ -34,7 +34,17 @@ def test_a_missing_peer_fails_under_ci(monkeypatch: pytest.MonkeyPatch, ci: str)
 
 def test_every_peer_of_debian_deps_is_known() -> None:
     """.ci/debian-deps installs what the peers need, and every peer can say whether it is there."""
-    assert set(peers.PEERS) == {"tshark", "freediameter", "redis-server", "mosquitto", "postgresql"}
+    assert set(peers.PEERS) == {
+        "tshark",
+        "freediameter",
+        "redis-server",
+        "mosquitto",
+        "postgresql",
+        "curl",
+        "nghttp2-client",
+        "nghttp2-server",
+        "openssl",
+    }
     for name in peers.PEERS:
         reason = peers.missing(name)
         assert reason is None or isinstance(reason, str)

@@ -102,7 +102,7 @@ def req(imei: str = IMEI, **kw: Any) -> CheckRequest:
     ],
 )
 async def test_malformed_identities(imei: str, sv: str | None, why: str) -> None:
-    checker, _s, _e = await make([E(EntryKind.IMEI, IMEI, W)])
+    checker, _s, _e = await make([E(EntryKind.IMEI, IMEI, W)], config=cfg(bad_check_digit="malformed"))
     v = await checker.check(req(imei, software_version=sv))
     assert v.status is B and v.rule == "validity" and why in v.detail
 
@@ -112,6 +112,46 @@ async def test_malformed_verdict_luhn_switch_and_reserved_tacs_are_configurable(
     assert (await checker.check(req("352099001761481"))).status is G  # reserved TAC now
     v = await checker.check(req("490154203237519"))  # wrong CD, Luhn not checked
     assert v.rule == "default" and v.status is W
+
+
+# UERANSIM's stock UE IMEI: its 15th digit 3 is not the Luhn digit (9) of 35693803564380
+UERANSIM = "356938035643803"
+
+
+async def test_bad_check_digit_default_ignores_it_so_a_stock_ueransim_lab_registers() -> None:
+    checker, _s, _e = await make([E(EntryKind.IMEI, "35693803564380", G)])
+    v = await checker.check(req(UERANSIM))
+    assert (v.status, v.rule, v.entry) == (G, "imei", "35693803564380")
+    steps = await checker.explain(req(UERANSIM))
+    assert steps[0].rule == "check_digit" and steps[0].outcome == "ignored"
+    assert "policy.bad_check_digit=ignore" in steps[0].detail and "expected 9" in steps[0].detail
+
+
+@pytest.mark.parametrize(
+    ("setting", "status", "rule"),
+    [
+        ("malformed", B, "validity"),
+        ("ignore", W, "default"),
+        ("grey", G, "check_digit"),
+        ("unknown", Status.UNKNOWN, "check_digit"),
+        ("white", W, "check_digit"),
+    ],
+)
+async def test_bad_check_digit_settings(setting: str, status: Status, rule: str) -> None:
+    checker, _s, _e = await make(config=cfg(bad_check_digit=setting))
+    v = await checker.check(req(UERANSIM))
+    assert (v.status, v.rule) == (status, rule)
+    steps = await checker.explain(req(UERANSIM))
+    assert any(s.rule == "check_digit" and f"policy.bad_check_digit={setting}" in s.detail for s in steps)
+    # a correct check digit or the spare digit never reaches the setting
+    for ok in ("356938035643809", "356938035643800"):
+        assert (await checker.check(req(ok))).rule == "default"
+        assert not any(s.rule == "check_digit" for s in await checker.explain(req(ok)))
+
+
+async def test_deprecated_check_luhn_switch_still_works() -> None:
+    checker, _s, _e = await make(config=cfg(check_luhn=True))
+    assert (await checker.check(req(UERANSIM))).rule == "validity"
 
 
 async def test_valid_forms_reach_the_lists() -> None:

@@ -60,6 +60,7 @@ def test_the_walk_finds_every_command() -> None:
         "eir lists rollback",
         "eir sim mme",
         "eir sim msc",
+        "eir sim amf",
     }
 
 

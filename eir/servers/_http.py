@@ -1,0 +1,323 @@
+"""The HTTP server layer shared by the SBI interfaces (N5g-eir) and, later, the admin API: TCP
+listeners and one asyncio protocol per connection around :class:`protocols.http.HttpServerConnection`
+(HTTP/2 with prior knowledge and HTTP/1.1 on the same port).
+
+A service subclasses :class:`HttpConnection` and implements :meth:`HttpConnection.on_request`
+(answer with :meth:`HttpConnection.respond`, now or later) — for checks through
+:meth:`CoreProtocol._dispatch <eir.servers._adapter.CoreProtocol._dispatch>` and ``_answer`` like
+every adapter. This layer:
+
+* feeds bytes to the core and writes what it queued once per ``data_received`` (or once per loop
+  turn for answers completed by Tasks: the dispatch path's flush rule);
+* counts refused input in ``eir_protocol_errors{interface, error}`` with one warning log line each
+  (never a crash: an unexpected exception closes that connection, logged and counted ``internal``);
+* drops answers to streams the client reset;
+* on HTTP/1.1 hands up the next pipelined request once the previous one is answered;
+* shutdown: stop listening, GOAWAY on every connection (the streams already received are answered),
+  wait until they are or ``grace`` ends, then close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from eir.config import parse_hostport
+from eir.logging import get_logger
+from eir.metrics import PEER_EVENTS, PEERS, PROTOCOL_ERRORS
+from eir.model import Checker
+from eir.servers._adapter import CoreProtocol
+from eir.servers._listen import Listeners, bound_addresses, open_listeners
+from protocols.http import (
+    ConnectionClosed,
+    HttpLimits,
+    HttpServerConnection,
+    HttpVersion,
+    ProtocolErrorOccurred,
+    RequestReceived,
+    StreamReset,
+)
+
+__all__ = ["HttpConnection", "HttpServer", "server_tls_context"]
+
+
+class HttpConnection(CoreProtocol):
+    """One client connection. Subclasses implement :meth:`on_request`."""
+
+    server: HttpServer
+
+    def __init__(self, server: HttpServer) -> None:
+        self._init_plumbing(server.max_in_flight, server.checker)
+        self.server = server
+        self.core: HttpServerConnection | None = None
+        self.peer = "?"
+        self.peer_host = ""
+        self.log = server.log
+        self.closed = asyncio.Event()
+        self._draining = False
+        self._counted = False
+
+    def _core(self) -> HttpServerConnection | None:
+        return self.core
+
+    # -- to provide ---------------------------------------------------------------------------
+    def on_request(self, ev: RequestReceived) -> None:
+        raise NotImplementedError
+
+    # -- answering ------------------------------------------------------------------------------
+    def respond(
+        self, ev: RequestReceived, status: int, headers: Sequence[tuple[bytes, bytes]], body: bytes
+    ) -> None:
+        core = self.core
+        if core is None or self.failed:
+            return
+        core.send_response(ev.stream_id, status, headers, body, head=ev.method == "HEAD")
+        if core.version is HttpVersion.HTTP11 and not self._draining:
+            # the next pipelined request (h11 holds one at a time), without recursion
+            self._draining = True
+            try:
+                while True:
+                    more = core.pending_events()
+                    if not more:
+                        break
+                    self._handle(more)
+            finally:
+                self._draining = False
+        if core.closed and core.idle:
+            self._schedule_close()
+
+    def _on_timer(self) -> None:
+        super()._on_timer()  # the core's idle deadline: it may have closed (GOAWAY queued, flushed)
+        core = self.core
+        if core is not None and core.closed and core.idle:
+            self._close_transport()
+
+    def _schedule_close(self) -> None:
+        # after this turn's flush: the answer leaves first
+        self.loop.call_soon(self._flush_and_close)
+
+    def _flush_and_close(self) -> None:
+        if not self.failed:
+            with contextlib.suppress(Exception):
+                self._flush()
+        self._close_transport()
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.peer_host = str(peer[0])
+            self.peer = f"[{peer[0]}]:{peer[1]}" if ":" in peer[0] else f"{peer[0]}:{peer[1]}"
+        with contextlib.suppress(OSError, AttributeError):
+            s = transport.get_extra_info("socket")
+            if s is not None:
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.core = HttpServerConnection(self.server.limits)
+        self.core.start(self.loop.time())
+        self.log = self.server.log.bind(peer=self.peer)
+        self.server.connections.add(self)
+        self.server.peers.inc()
+        self._counted = True
+        self.server.peer_events("connected").inc()
+        if self.server.debug:
+            self.log.debug("http_connected")
+        if self.server.closing:  # accepted while shutting down
+            self._handle(self.core.close(self.loop.time()))
+        self._flush()  # (arms the idle timer)
+
+    def data_received(self, data: bytes) -> None:
+        core = self.core
+        if core is None or self.failed:
+            return
+        try:
+            events = core.receive_data(data, self.loop.time())
+            if events:
+                self._handle(events)
+            self._flush()
+            if core.closed and core.idle:
+                self._close_transport()
+        except Exception:
+            self._internal_error(data)
+
+    def eof_received(self) -> bool | None:
+        core = self.core
+        if core is not None and not self.failed:
+            try:
+                self._handle(core.receive_data(b"", self.loop.time()))
+                self._flush()
+            except Exception:
+                self._internal_error(b"")
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
+        for t in self.tasks:
+            t.cancel()
+        self.server.connections.discard(self)
+        if self._counted:
+            self.server.peers.dec()
+            self._counted = False
+        self.server.peer_events("disconnected").inc()
+        if self.server.debug:
+            self.log.debug("http_disconnected", error=str(exc) if exc else None)
+        self.closed.set()
+
+    def _internal_error(self, data: bytes) -> None:
+        """Defence in depth: the core or a handler raised. Log with the input, count, close."""
+        self.failed = True
+        self.log.exception("http_internal_error", data=data[:64].hex())
+        self.server.protocol_error("internal").inc()
+        self._cancel_timer()
+        self._close_transport()
+
+    # -- events -------------------------------------------------------------------------------------
+    def _handle(self, events: list[Any]) -> None:
+        for ev in events:
+            t = type(ev)
+            if t is RequestReceived:
+                self.on_request(ev)
+            elif t is StreamReset:
+                pass  # the answer, if it comes, is dropped by the core
+            elif t is ProtocolErrorOccurred:
+                self.server.protocol_error(ev.error).inc()
+                self.log.warning("http_protocol_error", error=ev.error, detail=ev.detail, fatal=ev.fatal)
+            elif t is ConnectionClosed and self.server.debug:
+                self.log.debug("http_closing", reason=ev.reason)
+
+    async def close(self, grace: float) -> None:
+        """GOAWAY; answer what was received; close when done or after ``grace``."""
+        core = self.core
+        tr = self.transport
+        if core is None or tr is None or tr.is_closing():
+            return
+        deadline = self.loop.time() + grace
+        self._handle(core.close(self.loop.time()))
+        self._flush()
+        while not core.idle and self.loop.time() < deadline and not self.closed.is_set():
+            if self.tasks:
+                await asyncio.wait(set(self.tasks), timeout=max(0.0, deadline - self.loop.time()))
+            else:
+                await asyncio.sleep(0.01)  # an answer waits for the peer's flow-control window
+        self._handle(core.close(self.loop.time()))
+        with contextlib.suppress(Exception):
+            self._flush()
+        self._close_transport()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.closed.wait(), max(0.1, deadline - self.loop.time()))
+        if not self.closed.is_set():
+            tr.abort()
+
+
+def server_tls_context(
+    cert: str, key: str, client_ca: str | None = None, keylog: str | None = None
+) -> ssl.SSLContext:
+    """TLS 1.2+ server context offering ALPN ``h2`` then ``http/1.1`` (RFC 9113 §3.2); mutual TLS
+    when ``client_ca`` is given; session secrets appended to ``keylog`` (for Wireshark)."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    if client_ca:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(client_ca)
+    if keylog:
+        ctx.keylog_filename = keylog
+    return ctx
+
+
+class HttpServer:
+    """Listeners and connections of one HTTP service (``key`` names its config section)."""
+
+    def __init__(
+        self,
+        key: str,
+        interface: str,
+        listen: Sequence[str],
+        factory: Callable[[HttpServer], HttpConnection],
+        checker: Checker,
+        *,
+        limits: HttpLimits,
+        max_in_flight: int,
+        reuse_port: bool,
+        debug: bool,
+        tls_listen: Sequence[str] = (),
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.name = key
+        self.tls_listen = list(tls_listen)
+        self.ssl_context = ssl_context
+        self.key = key
+        self.interface = interface
+        self.listen_addresses = list(listen)
+        self.factory = factory
+        self.checker = checker
+        self.limits = limits
+        self.max_in_flight = max_in_flight
+        self.reuse_port = reuse_port
+        self.debug = debug
+        self.log = get_logger(interface=interface)
+        self.listeners: Listeners = []
+        self.connections: set[HttpConnection] = set()
+        self.closing = False
+        self.peers = PEERS.labels(interface)
+        self._errors: dict[str, Any] = {}
+        self._peer_events: dict[str, Any] = {}
+
+    def protocol_error(self, label: str) -> Any:
+        c = self._errors.get(label)
+        if c is None:
+            c = self._errors[label] = PROTOCOL_ERRORS.labels(self.interface, label)
+        return c
+
+    def peer_events(self, event: str) -> Any:
+        c = self._peer_events.get(event)
+        if c is None:
+            c = self._peer_events[event] = PEER_EVENTS.labels(self.interface, event)
+        return c
+
+    def addresses(self) -> list[tuple[str, int, str]]:
+        return bound_addresses(self.listeners)
+
+    async def listen(self) -> None:
+        try:
+            self.listeners += await open_listeners(
+                self.log,
+                self.key,
+                self.listen_addresses,
+                ["tcp"],
+                lambda _t: self.factory(self),
+                ppid=0,
+                reuse_port=self.reuse_port,
+                backlog=512,
+            )
+            loop = asyncio.get_running_loop()
+            for i, addr in enumerate(self.tls_listen):
+                host, port = parse_hostport(addr, f"{self.key}.tls_listen[{i}]")
+                srv = await loop.create_server(
+                    lambda: self.factory(self),
+                    host,
+                    port,
+                    ssl=self.ssl_context,
+                    reuse_port=self.reuse_port or None,
+                    backlog=512,
+                )
+                self.listeners.append((srv, "tls"))
+        except BaseException:
+            for srv, _ in self.listeners:
+                srv.close()
+            raise
+
+    async def shutdown(self, grace: float) -> None:
+        self.closing = True
+        for srv, _ in self.listeners:
+            srv.close()
+        if self.connections:
+            await asyncio.gather(*(c.close(grace) for c in list(self.connections)), return_exceptions=True)
+        for srv, _ in self.listeners:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(srv.wait_closed(), 1.0)

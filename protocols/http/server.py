@@ -1,0 +1,1005 @@
+"""One server-side HTTP connection, sans-IO: HTTP/2 with prior knowledge (RFC 9113 §3.3, "h2c") or
+HTTP/1.1 (RFC 9112), told apart by the first bytes, on the same port.
+
+HTTP/2 is python-hyper's ``h2`` (its state machines, flow control, HPACK), HTTP/1.1 is ``h11``; this
+core puts one shape over both for the servers (N5g-eir, the admin API)::
+
+    conn = HttpServerConnection(HttpLimits())
+    events = conn.receive_data(data, now)      # RequestReceived, StreamReset, ProtocolErrorOccurred,
+                                               # ConnectionClosed
+    conn.send_response(stream_id, status, headers, body)
+    conn.data_to_send() -> bytes
+    conn.close(now)                            # GOAWAY (h2) / close after the answer (HTTP/1.1)
+
+Requests are handed up whole (headers and a bounded body). Answers may be sent in any order on
+HTTP/2; HTTP/1.1 has one request at a time (h11 holds pipelined requests until the answer is sent).
+
+Bounds and bad input (never an exception out of :meth:`receive_data`):
+
+* concurrent streams: ``SETTINGS_MAX_CONCURRENT_STREAMS``; a stream beyond it is refused with
+  RST_STREAM REFUSED_STREAM (RFC 9113 §5.1.2: a *stream* error; h2 itself would end the connection);
+* header list: ``SETTINGS_MAX_HEADER_LIST_SIZE``; h2's HPACK decoder refuses larger lists
+  (GOAWAY ENHANCE_YOUR_CALM / PROTOCOL_ERROR, as h2 decides); HTTP/1.1 heads over the bound get 431;
+* request bodies: over ``max_body`` → 413 then RST_STREAM NO_ERROR (RFC 9113 §8.1);
+* any h2 protocol error → the GOAWAY h2 queued, a :class:`ProtocolErrorOccurred` and a
+  :class:`ConnectionClosed`; an HTTP/1.1 parse error → 400 (or h11's hint) and close.
+
+Shutdown (:meth:`close`): GOAWAY naming the last stream received; streams already received are
+still answered (h2 forbids sending after its own GOAWAY, so the frame is written here without
+moving h2's connection state, as RFC 9113 §6.8 allows); :attr:`idle` tells the adapter when every
+one has been answered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import h11
+from h2.config import H2Configuration
+from h2.connection import H2Connection, _decode_headers
+from h2.errors import ErrorCodes
+from h2.events import (
+    ConnectionTerminated,
+    DataReceived,
+    RemoteSettingsChanged,
+    StreamEnded,
+    WindowUpdated,
+)
+from h2.events import (
+    RequestReceived as H2RequestReceived,
+)
+from h2.events import (
+    StreamReset as H2StreamReset,
+)
+from h2.exceptions import ProtocolError as H2ProtocolError
+from h2.exceptions import StreamClosedError
+from h2.settings import SettingCodes
+from h2.stream import StreamClosedBy
+from hyperframe.frame import GoAwayFrame, HeadersFrame, RstStreamFrame
+
+from protocols.http._fast import CountingTable, encode_response_block, request_problem
+
+__all__ = [
+    "ConnectionClosed",
+    "HttpLimits",
+    "HttpServerConnection",
+    "HttpVersion",
+    "ProtocolErrorOccurred",
+    "RequestReceived",
+    "StreamReset",
+]
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+"""RFC 9113 §3.4: the client connection preface; a connection that starts with it is HTTP/2."""
+
+
+class HttpVersion(StrEnum):
+    PENDING = "pending"
+    H2 = "2"
+    HTTP11 = "1.1"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpLimits:
+    """Per-connection bounds (advertised in SETTINGS where HTTP/2 has a setting for them)."""
+
+    max_concurrent_streams: int = 256
+    max_header_list_size: int = 16384
+    """Octets, as SETTINGS_MAX_HEADER_LIST_SIZE counts them (RFC 9113 §6.5.2); also the HTTP/1.1
+    head size bound."""
+    max_body: int = 65536
+    initial_window_size: int = 1 << 20
+    """Our receive window per stream (and for the connection, by a WINDOW_UPDATE at start)."""
+    idle_timeout: float = 0.0
+    """Seconds without a byte from the peer and no request in progress after which the connection
+    is closed (HTTP/2: GOAWAY NO_ERROR); 0: never."""
+    fast_path: bool = True
+    """HTTP/2: serve simple requests (one HEADERS frame with END_STREAM) without h2's stream
+    machinery (:mod:`protocols.http._fast`); False: every frame through h2 (the general path the
+    fast one is tested equal to)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestReceived:
+    stream_id: int
+    """HTTP/2 stream id; on HTTP/1.1 a per-connection request counter."""
+    method: str
+    target: str
+    """``:path`` (HTTP/2) or the request-target (HTTP/1.1): path and query."""
+    headers: tuple[tuple[bytes, bytes], ...]
+    """Regular header fields, names lower-case (pseudo-headers are in the other fields)."""
+    body: bytes
+    version: HttpVersion
+    authority: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamReset:
+    """The client cancelled a stream (RST_STREAM): its answer is not wanted."""
+
+    stream_id: int
+    error_code: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProtocolErrorOccurred:
+    """The peer sent something we refused; ``error`` is a short metric label
+    (``protocol_error``, ``refused_stream``, ``frame_size_error``, ``bad_request`` …)."""
+
+    error: str
+    detail: str
+    fatal: bool
+    """The connection ends because of it (a :class:`ConnectionClosed` follows)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionClosed:
+    """Nothing more will be read: flush :meth:`HttpServerConnection.data_to_send` and close."""
+
+    reason: str
+
+
+Event = RequestReceived | StreamReset | ProtocolErrorOccurred | ConnectionClosed
+
+
+class _H2(H2Connection):
+    """h2 with RFC 9113 §5.1.2's stream error for a stream over the concurrency limit (h2 ends the
+    whole connection with PROTOCOL_ERROR instead)."""
+
+    refused: int = 0
+    fast_open: dict[int, int] | None = None
+    """The fast path's unfinished streams, which h2 does not count (they count towards the limit)."""
+
+    def _receive_headers_frame(self, frame: HeadersFrame) -> tuple[list[object], list[object]]:  # type: ignore[override]
+        sid = frame.stream_id
+        if (
+            sid not in self.streams
+            and sid % 2 == 1
+            and sid > self.highest_inbound_stream_id
+            and self.open_inbound_streams + len(self.fast_open or ())
+            >= self.local_settings.max_concurrent_streams
+        ):
+            _decode_headers(self.decoder, frame.data)  # the HPACK state must follow every block
+            self.highest_inbound_stream_id = sid
+            self._closed_streams[sid] = StreamClosedBy.SEND_RST_STREAM
+            rst = RstStreamFrame(sid)
+            rst.error_code = ErrorCodes.REFUSED_STREAM
+            self.refused += 1
+            return [rst], []
+        return super()._receive_headers_frame(frame)  # type: ignore[return-value]
+
+
+_REASONS = {
+    200: b"OK",
+    400: b"Bad Request",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    413: b"Content Too Large",
+    414: b"URI Too Long",
+    429: b"Too Many Requests",
+    431: b"Request Header Fields Too Large",
+    500: b"Internal Server Error",
+    503: b"Service Unavailable",
+}
+
+
+class _Stream:
+    __slots__ = ("body", "headers", "too_large")
+
+    def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
+        self.headers = headers
+        self.body = bytearray()
+        self.too_large = False
+
+
+class HttpServerConnection:
+    """One server connection, HTTP/2 (prior knowledge) or HTTP/1.1 (module docstring)."""
+
+    def __init__(self, limits: HttpLimits | None = None) -> None:
+        self.limits = limits or HttpLimits()
+        self.version = HttpVersion.PENDING
+        self._head = b""
+        self._out = bytearray()
+        self._h2: _H2 | None = None
+        self._h1: h11.Connection | None = None
+        self._streams: dict[int, _Stream] = {}
+        self._pending_data: dict[int, memoryview] = {}
+        self._open: set[int] = set()
+        """Requests handed up and not answered yet."""
+        self._goaway_last: int | None = None
+        self._closed = False
+        # the HTTP/2 fast path (module docstring of protocols.http._fast)
+        self._fast_on = self.limits.fast_path
+        self._fast_ready = False
+        self._fbuf = b""
+        self._fast: dict[int, int] = {}
+        """Fast-path streams not finished: stream id → our send window on it."""
+        self._fast_body: dict[int, memoryview] = {}
+        """Fast-path answers waiting for flow-control window."""
+        self._memo: dict[bytes, tuple[int, _Parsed | None, str | None]] = {}
+        """Header block → (HPACK table generation, the request's parts, problem) for repeated blocks."""
+        self._peer_window = 65535
+        """The peer's SETTINGS_INITIAL_WINDOW_SIZE: a new stream's send window."""
+        self._blocks: dict[
+            tuple[int, tuple[tuple[bytes, bytes], ...], int, bool], tuple[bytes, bytes, bytes]
+        ] = {}
+        """(status, fields, body length, HEAD) → our HEADERS frame head, header block, DATA frame head."""
+        self._h1_counter = 0
+        self._last_rx = 0.0
+        self._h1_closing = False
+        self._h1_followup = False
+        self._h1_req: h11.Request | None = None
+        self._h1_body = bytearray()
+        self._h1_too_large = False
+
+    # -- the core API ----------------------------------------------------------------------------
+    @property
+    def idle(self) -> bool:
+        """No request waits for its answer (and no answer for flow-control window)."""
+        return not self._open and not self._pending_data and not self._fast_body
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def data_to_send(self) -> bytes:
+        if self._h2 is not None:
+            d = self._h2.data_to_send()
+            if d:
+                self._out += d
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    def start(self, now: float) -> None:
+        """The connection was accepted at ``now``: the idle clock starts."""
+        self._last_rx = now
+
+    def get_timer(self) -> float | None:
+        """The idle deadline (``HttpLimits.idle_timeout``), or None."""
+        t = self.limits.idle_timeout
+        if not t or self._closed:
+            return None
+        return self._last_rx + t
+
+    def handle_timer(self, now: float) -> list[Event]:
+        """Close an idle connection; safe to call early (nothing happens before the deadline), and a
+        connection with requests in progress is not idle."""
+        at = self.get_timer()
+        if at is None or now < at:
+            return []
+        if not self.idle:
+            self._last_rx = now  # busy: the deadline moves on
+            return []
+        out = self.close(now)
+        self._closed = True
+        return out if out else [ConnectionClosed(reason="idle")]
+
+    def receive_data(self, data: bytes, now: float = 0.0) -> list[Event]:
+        """Bytes from the peer (``b""``: the peer closed) → events."""
+        if self._closed:
+            return []
+        self._last_rx = now
+        if self.version is HttpVersion.PENDING:
+            if not data:
+                self._closed = True
+                return [ConnectionClosed(reason="eof")]
+            self._head += data
+            head = self._head
+            n = min(len(head), len(PREFACE))
+            if head[:n] != PREFACE[:n]:
+                self._start_h1()
+            elif len(head) >= len(PREFACE):
+                self._start_h2()
+            else:
+                return []
+            data, self._head = head, b""
+        if self._h2 is not None:
+            return self._receive_h2(data)
+        return self._receive_h1(data)
+
+    def send_response(
+        self,
+        stream_id: int,
+        status: int,
+        headers: Sequence[tuple[bytes, bytes]],
+        body: bytes,
+        *,
+        head: bool = False,
+    ) -> None:
+        """Answer request ``stream_id``; content-length is added. ``head``: no body (HEAD)."""
+        if stream_id not in self._open:
+            return  # reset by the peer meanwhile, or the connection failed
+        self._open.discard(stream_id)
+        if self._h2 is not None:
+            if stream_id in self._fast:
+                if not self._closed:
+                    self._fast_respond(self._h2, stream_id, status, headers, body, head)
+                return
+            self._respond_h2(stream_id, status, headers, body, head)
+        elif self._h1 is not None:
+            self._respond_h1(status, headers, body, head)
+
+    def reset_stream(self, stream_id: int, error_code: int = ErrorCodes.INTERNAL_ERROR) -> None:
+        """Give up on a request (HTTP/2: RST_STREAM; HTTP/1.1: close the connection)."""
+        if stream_id not in self._open:
+            return
+        if self._h2 is not None:
+            if stream_id in self._fast:
+                self._fast_reset(self._h2, stream_id, error_code)
+                return
+            self._open.discard(stream_id)
+            self._h2_safe(lambda h: h.reset_stream(stream_id, error_code))
+        else:
+            self._open.discard(stream_id)
+            self._h1_closing = True
+            self._closed = True
+
+    def close(self, now: float = 0.0) -> list[Event]:
+        """Graceful close: HTTP/2 GOAWAY NO_ERROR naming the last stream received (the received ones
+        are still answered); HTTP/1.1: close once the current answer is sent."""
+        if self._closed:
+            return []
+        if self._h2 is not None:
+            if self._goaway_last is None:
+                self._goaway_last = self._h2.highest_inbound_stream_id
+                f = GoAwayFrame(stream_id=0, last_stream_id=self._goaway_last, error_code=0)
+                self._out += self._h2.data_to_send() + f.serialize()
+            if self.idle:
+                self._closed = True
+                return [ConnectionClosed(reason="shutdown")]
+            return []
+        self._h1_closing = True
+        if self.idle:
+            self._closed = True
+            return [ConnectionClosed(reason="shutdown")]
+        return []
+
+    # -- HTTP/2 --------------------------------------------------------------------------------------
+    def _start_h2(self) -> None:
+        self.version = HttpVersion.H2
+        cfg = H2Configuration(client_side=False, header_encoding=None)
+        h = self._h2 = _H2(config=cfg)
+        lim = self.limits
+        h.local_settings = h.local_settings.__class__(
+            client=False,
+            initial_values={
+                SettingCodes.MAX_CONCURRENT_STREAMS: lim.max_concurrent_streams,
+                SettingCodes.MAX_HEADER_LIST_SIZE: lim.max_header_list_size,
+                SettingCodes.INITIAL_WINDOW_SIZE: lim.initial_window_size,
+                SettingCodes.ENABLE_PUSH: 0,
+            },
+        )
+        if self._fast_on:
+            h.decoder.header_table = CountingTable()
+            h.fast_open = self._fast
+        h.initiate_connection()
+        # our decoder enforces the bound we advertise from the start, not after the SETTINGS ACK
+        h.decoder.max_header_list_size = lim.max_header_list_size
+        if lim.initial_window_size > 65535:
+            h.increment_flow_control_window(lim.initial_window_size - 65535)
+
+    def _h2_safe(self, op: object) -> list[Event]:
+        h = self._h2
+        if h is None or self._closed:
+            return []
+        try:
+            op(h)  # type: ignore[operator]
+        except (H2ProtocolError, StreamClosedError):
+            return []
+        return []
+
+    def _receive_h2(self, data: bytes) -> list[Event]:
+        if not data:
+            self._closed = True
+            return [ConnectionClosed(reason="eof")]
+        if not self._fast_ready:
+            out = self._feed_h2(data)
+            h = self._h2
+            if (
+                self._fast_on
+                and h is not None
+                and not self._closed
+                and h.incoming_buffer._preamble_len == 0
+                and not h.incoming_buffer._data
+                and self._remote_settings_seen
+            ):
+                self._fast_ready = True
+            return out
+        return self._receive_fast(data)
+
+    _remote_settings_seen = False
+
+    def _receive_fast(self, data: bytes) -> list[Event]:
+        """Split frames here: the fast path's ones are served here, every other frame goes to h2
+        in order (only whole frames, so h2 never holds a partial frame)."""
+        h = self._h2
+        if h is None:  # pragma: no cover
+            return []
+        buf = self._fbuf + data if self._fbuf else data
+        self._fbuf = b""
+        out: list[Event] = []
+        n = len(buf)
+        pos = start = 0  # buf[start:pos] is the batch of frames waiting for h2
+        fast = self._fast
+        while n - pos >= 9:
+            length = (buf[pos] << 16) | (buf[pos + 1] << 8) | buf[pos + 2]
+            if length > h.max_inbound_frame_size:
+                break  # h2 answers FRAME_SIZE_ERROR for it
+            end = pos + 9 + length
+            if end > n:
+                break
+            ftype = buf[pos + 3]
+            sid = int.from_bytes(buf[pos + 5 : pos + 9], "big") & 0x7FFFFFFF
+            if ftype == 1 and buf[pos + 4] == 0x05 and sid & 1 and sid > h.highest_inbound_stream_id:
+                if start < pos:
+                    out += self._feed_h2(buf[start:pos])
+                    if self._closed:
+                        return out
+                start = end
+                if h.incoming_buffer._headers_buffer or self._goaway_last is not None:
+                    # inside a CONTINUATION sequence, or after our GOAWAY: h2's rules
+                    out += self._feed_h2(buf[pos:end])
+                else:
+                    out += self._fast_request(h, sid, buf[pos + 9 : end])
+                if self._closed:
+                    return out
+            elif sid in fast and ftype in (0, 1, 2, 3, 8):
+                if start < pos:
+                    out += self._feed_h2(buf[start:pos])
+                    if self._closed:
+                        return out
+                start = end
+                out += self._fast_frame(h, ftype, sid, buf[pos + 9 : end])
+                if self._closed:
+                    return out
+            pos = end
+        over_long = n - pos >= 9 and ((buf[pos] << 16) | (buf[pos + 1] << 8) | buf[pos + 2]) > (
+            h.max_inbound_frame_size
+        )
+        if not over_long:
+            if start < pos:
+                out += self._feed_h2(buf[start:pos])
+            if not self._closed and pos < n:
+                self._fbuf = bytes(buf[pos:])
+        else:  # an over-long frame: h2 reads its header and ends the connection
+            out += self._feed_h2(buf[start:])
+        return out
+
+    def _fast_request(self, h: _H2, sid: int, block: bytes) -> list[Event]:
+        """A request in one HEADERS frame (END_HEADERS|END_STREAM) on a new stream."""
+        table = h.decoder.header_table
+        gen = table.generation  # type: ignore[attr-defined]
+        hit = self._memo.get(block)
+        if hit is not None and hit[0] == gen:
+            parsed, problem = hit[1], hit[2]
+        else:
+            try:
+                fields = list(_decode_headers(h.decoder, block))
+            except H2ProtocolError as e:
+                return self._connection_error(h, e)
+            problem = request_problem(fields)
+            parsed = None if problem is not None else _split_request(fields)
+            if table.generation == gen:  # type: ignore[attr-defined]
+                if len(self._memo) >= 512:
+                    self._memo.clear()
+                self._memo[block] = (gen, parsed, problem)
+        h.highest_inbound_stream_id = sid
+        if parsed is None:
+            return self._connection_error(h, H2ProtocolError(f"malformed request: {problem}"))
+        if len(self._open) + len(self._streams) + len(self._pending_data) + len(self._fast_body) >= (
+            self.limits.max_concurrent_streams
+        ):
+            h._closed_streams[sid] = StreamClosedBy.SEND_RST_STREAM
+            rst = RstStreamFrame(sid)
+            rst.error_code = ErrorCodes.REFUSED_STREAM
+            h._data_to_send += rst.serialize()
+            return [
+                ProtocolErrorOccurred(
+                    error="refused_stream",
+                    detail=f"over SETTINGS_MAX_CONCURRENT_STREAMS {self.limits.max_concurrent_streams}",
+                    fatal=False,
+                )
+            ]
+        self._fast[sid] = self._peer_window
+        self._open.add(sid)
+        method, target, regular, authority = parsed
+        return [_h2_request_event(sid, method, target, regular, authority)]
+
+    def _fast_frame(self, h: _H2, ftype: int, sid: int, payload: bytes) -> list[Event]:
+        """A frame on a fast-path stream that is not finished (RFC 9113 §5.1 half-closed remote)."""
+        if ftype == 3:  # RST_STREAM
+            if len(payload) != 4:
+                return self._connection_error(
+                    h, H2ProtocolError("RST_STREAM of length != 4"), ErrorCodes.FRAME_SIZE_ERROR
+                )
+            code = int.from_bytes(payload, "big")
+            self._fast.pop(sid, None)
+            self._fast_body.pop(sid, None)
+            h._closed_streams[sid] = StreamClosedBy.RECV_RST_STREAM
+            if sid in self._open:
+                self._open.discard(sid)
+                return [StreamReset(stream_id=sid, error_code=code)]
+            return []
+        if ftype == 8:  # WINDOW_UPDATE
+            if len(payload) != 4:
+                return self._connection_error(
+                    h, H2ProtocolError("WINDOW_UPDATE of length != 4"), ErrorCodes.FRAME_SIZE_ERROR
+                )
+            inc = int.from_bytes(payload, "big") & 0x7FFFFFFF
+            window = self._fast[sid] + inc
+            if inc == 0 or window > 0x7FFFFFFF:  # RFC 9113 §6.9, §6.9.1: stream errors
+                self._fast_reset(
+                    h, sid, ErrorCodes.PROTOCOL_ERROR if inc == 0 else ErrorCodes.FLOW_CONTROL_ERROR
+                )
+                return []
+            self._fast[sid] = window
+            if sid in self._fast_body:
+                self._fast_send_body(h, sid)
+            return []
+        if ftype == 2:  # PRIORITY: deprecated (RFC 9113 §5.3.2), nothing to do
+            if len(payload) != 5:
+                self._fast_reset(h, sid, ErrorCodes.FRAME_SIZE_ERROR)
+            return []
+        # DATA or HEADERS on a stream the client ended: STREAM_CLOSED (§5.1), a connection error
+        # as h2 makes it
+        return self._connection_error(
+            h, H2ProtocolError("frame on a half-closed stream"), ErrorCodes.STREAM_CLOSED
+        )
+
+    def _fast_reset(self, h: _H2, sid: int, code: int) -> None:
+        rst = RstStreamFrame(sid)
+        rst.error_code = code
+        h._data_to_send += rst.serialize()
+        self._fast.pop(sid, None)
+        self._fast_body.pop(sid, None)
+        self._open.discard(sid)
+        h._closed_streams[sid] = StreamClosedBy.SEND_RST_STREAM
+
+    def _connection_error(self, h: _H2, e: H2ProtocolError, code: int | None = None) -> list[Event]:
+        code = code if code is not None else getattr(e, "error_code", ErrorCodes.PROTOCOL_ERROR)
+        with contextlib.suppress(H2ProtocolError):
+            h._terminate_connection(ErrorCodes(code) if code in ErrorCodes._value2member_map_ else code)  # type: ignore[arg-type]
+        self._closed = True
+        self._open.clear()
+        self._pending_data.clear()
+        self._fast.clear()
+        self._fast_body.clear()
+        label = _code_label(code)
+        return [
+            ProtocolErrorOccurred(error=label, detail=str(e) or type(e).__name__, fatal=True),
+            ConnectionClosed(reason=label),
+        ]
+
+    def _fast_respond(
+        self, h: _H2, sid: int, status: int, headers: Sequence[tuple[bytes, bytes]], body: bytes, head: bool
+    ) -> None:
+        if head:
+            body_len = len(body)
+            body = b""
+        else:
+            body_len = len(body)
+        key = (status, tuple(headers), body_len, head)
+        pre = self._blocks.get(key)
+        if pre is None:
+            block = encode_response_block(status, (*key[1], (b"content-length", str(body_len).encode())))
+            if len(block) > 16384:  # pragma: no cover - our fields are small (SETTINGS_MAX_FRAME_SIZE floor)
+                self._fast_reset(h, sid, ErrorCodes.INTERNAL_ERROR)
+                return
+            # (HEADERS frame head without the stream id, block, DATA frame head without the stream id)
+            pre = (
+                len(block).to_bytes(3, "big") + (b"\x01\x05" if not body_len or head else b"\x01\x04"),
+                block,
+                body_len.to_bytes(3, "big") + b"\x00\x01",
+            )
+            if len(self._blocks) >= 256:
+                self._blocks.clear()
+            self._blocks[key] = pre
+        sid4 = sid.to_bytes(4, "big")
+        if not body:
+            h._data_to_send += pre[0] + sid4 + pre[1]
+            self._fast_done(h, sid)
+            return
+        if body_len <= self._fast[sid] and body_len <= h.outbound_flow_control_window and body_len <= 16384:
+            # the common case: HEADERS and the whole body in one DATA frame, one write
+            h._data_to_send += pre[0] + sid4 + pre[1] + pre[2] + sid4 + body
+            h.outbound_flow_control_window -= body_len
+            self._fast_done(h, sid)
+            return
+        h._data_to_send += pre[0] + sid4 + pre[1]
+        self._fast_body[sid] = memoryview(body)
+        self._fast_send_body(h, sid)
+
+    def _fast_send_body(self, h: _H2, sid: int) -> None:
+        data = self._fast_body[sid]
+        window = self._fast[sid]
+        out = h._data_to_send
+        while data:
+            n = min(window, h.outbound_flow_control_window, h.max_outbound_frame_size, len(data))
+            if n <= 0:
+                break
+            last = n == len(data)
+            out += _frame_header(n, 0, 0x01 if last else 0, sid)
+            out += data[:n]
+            data = data[n:]
+            window -= n
+            h.outbound_flow_control_window -= n
+        if data:
+            self._fast_body[sid] = data
+            self._fast[sid] = window
+        else:
+            del self._fast_body[sid]
+            self._fast_done(h, sid)
+
+    def _fast_done(self, h: _H2, sid: int) -> None:
+        self._fast.pop(sid, None)
+        h._closed_streams[sid] = StreamClosedBy.SEND_END_STREAM
+
+    def _fast_windows(self, h: _H2, delta: int) -> None:
+        """RFC 9113 §6.9.2: SETTINGS_INITIAL_WINDOW_SIZE changes every open stream's window."""
+        for sid in self._fast:
+            self._fast[sid] += delta
+        for sid in list(self._fast_body):
+            self._fast_send_body(h, sid)
+
+    def _feed_h2(self, data: bytes) -> list[Event]:
+        h = self._h2
+        if h is None:  # pragma: no cover - guarded by the caller
+            return []
+        out: list[Event] = []
+        refused = h.refused
+        try:
+            events = h.receive_data(data)
+        except H2ProtocolError as e:
+            # h2 queued its GOAWAY (with the error code it chose) before raising
+            self._closed = True
+            code = getattr(e, "error_code", ErrorCodes.PROTOCOL_ERROR)
+            label = _code_label(code)
+            self._open.clear()
+            self._pending_data.clear()
+            return [
+                ProtocolErrorOccurred(error=label, detail=str(e) or type(e).__name__, fatal=True),
+                ConnectionClosed(reason=label),
+            ]
+        if h.refused != refused:
+            out.append(
+                ProtocolErrorOccurred(
+                    error="refused_stream",
+                    detail=f"over SETTINGS_MAX_CONCURRENT_STREAMS {self.limits.max_concurrent_streams}",
+                    fatal=False,
+                )
+            )
+        for ev in events:
+            if isinstance(ev, H2RequestReceived):
+                sid = ev.stream_id or 0
+                if self._goaway_last is not None and sid > self._goaway_last:
+                    # after our GOAWAY: not processed (the client may retry it elsewhere)
+                    self._h2_safe(lambda h, s=sid: h.reset_stream(s, ErrorCodes.REFUSED_STREAM))
+                    continue
+                st = _Stream(list(ev.headers or ()))
+                self._streams[sid] = st
+                if ev.stream_ended is not None:
+                    out.append(self._h2_request(sid, st))
+            elif isinstance(ev, DataReceived):
+                sid = ev.stream_id or 0
+                n = ev.flow_controlled_length or 0
+                st2 = self._streams.get(sid)
+                if n:
+                    self._h2_safe(lambda h, n=n, s=sid: h.acknowledge_received_data(n, s))
+                if st2 is not None and not st2.too_large:
+                    st2.body += ev.data or b""
+                    if len(st2.body) > self.limits.max_body:
+                        st2.too_large = True
+                if ev.stream_ended is not None and st2 is not None:
+                    out.append(self._h2_request(sid, st2))
+            elif isinstance(ev, StreamEnded):
+                st3 = self._streams.get(ev.stream_id or 0)
+                if st3 is not None:
+                    out.append(self._h2_request(ev.stream_id or 0, st3))
+            elif isinstance(ev, H2StreamReset):
+                sid = ev.stream_id or 0
+                self._streams.pop(sid, None)
+                self._pending_data.pop(sid, None)
+                if sid in self._open:
+                    self._open.discard(sid)
+                    out.append(StreamReset(stream_id=sid, error_code=int(ev.error_code or 0)))
+            elif isinstance(ev, RemoteSettingsChanged):
+                self._remote_settings_seen = True
+                self._peer_window = h.remote_settings.initial_window_size
+                iw = ev.changed_settings.get(SettingCodes.INITIAL_WINDOW_SIZE)
+                if self._fast and iw is not None and iw.original_value is not None:
+                    self._fast_windows(h, iw.new_value - iw.original_value)
+                self._send_pending()
+            elif isinstance(ev, WindowUpdated):
+                self._send_pending()
+                if self._fast_body and not ev.stream_id:
+                    for fsid in list(self._fast_body):
+                        self._fast_send_body(h, fsid)
+            elif isinstance(ev, ConnectionTerminated):
+                self._closed = True
+                self._open.clear()
+                code = int(ev.error_code or 0)
+                if code:
+                    out.append(
+                        ProtocolErrorOccurred(
+                            error="peer_" + _code_label(code), detail="GOAWAY from the peer", fatal=True
+                        )
+                    )
+                out.append(ConnectionClosed(reason="goaway"))
+                return out
+        return out
+
+    def _h2_request(self, sid: int, st: _Stream) -> Event | ProtocolErrorOccurred:
+        if self._streams.pop(sid, None) is None:
+            return ProtocolErrorOccurred(error="internal", detail="stream ended twice", fatal=False)
+        method = target = authority = ""
+        regular: list[tuple[bytes, bytes]] = []
+        for name, value in st.headers:
+            if name[:1] == b":":
+                if name == b":method":
+                    method = value.decode("latin-1")
+                elif name == b":path":
+                    target = value.decode("latin-1")
+                elif name == b":authority":
+                    authority = value.decode("latin-1")
+            else:
+                regular.append((name, value))
+        self._open.add(sid)
+        if st.too_large:
+            self._respond_h2(sid, 413, (), b"", False)
+            self._open.discard(sid)
+            return ProtocolErrorOccurred(
+                error="body_too_large", detail=f"over {self.limits.max_body}", fatal=False
+            )
+        return RequestReceived(
+            stream_id=sid,
+            method=method,
+            target=target,
+            headers=tuple(regular),
+            body=bytes(st.body),
+            version=HttpVersion.H2,
+            authority=authority,
+        )
+
+    def _respond_h2(
+        self, sid: int, status: int, headers: Sequence[tuple[bytes, bytes]], body: bytes, head: bool
+    ) -> None:
+        h = self._h2
+        if h is None or self._closed:
+            return
+        fields = [(b":status", str(status).encode()), *headers, (b"content-length", str(len(body)).encode())]
+        try:
+            if head or not body:
+                h.send_headers(sid, fields, end_stream=True)
+                return
+            h.send_headers(sid, fields)
+        except (H2ProtocolError, StreamClosedError):
+            return
+        self._pending_data[sid] = memoryview(body)
+        self._send_pending(sid)
+
+    def _send_pending(self, only: int | None = None) -> None:
+        h = self._h2
+        if h is None or not self._pending_data:
+            return
+        for sid in [only] if only is not None else list(self._pending_data):
+            data = self._pending_data.get(sid)
+            if data is None:
+                continue
+            try:
+                while data:
+                    n = min(h.local_flow_control_window(sid), h.max_outbound_frame_size, len(data))
+                    if n <= 0:
+                        break
+                    h.send_data(sid, data[:n].tobytes(), end_stream=n == len(data))
+                    data = data[n:]
+            except (H2ProtocolError, StreamClosedError):
+                data = memoryview(b"")
+            if data:
+                self._pending_data[sid] = data
+            else:
+                del self._pending_data[sid]
+
+    # -- HTTP/1.1 ------------------------------------------------------------------------------------
+    def _start_h1(self) -> None:
+        self.version = HttpVersion.HTTP11
+        self._h1 = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_list_size)
+
+    def _receive_h1(self, data: bytes) -> list[Event]:
+        c = self._h1
+        if c is None:  # pragma: no cover
+            return []
+        c.receive_data(data)
+        return self._h1_events()
+
+    def _h1_events(self) -> list[Event]:
+        c = self._h1
+        out: list[Event] = []
+        if c is None:  # pragma: no cover
+            return out
+        while not self._closed:
+            if self._open:
+                return out  # one request at a time: the rest waits in h11's buffer
+            try:
+                ev = c.next_event()
+            except h11.RemoteProtocolError as e:
+                status = e.error_status_hint or 400
+                out.append(ProtocolErrorOccurred(error="bad_request", detail=str(e), fatal=True))
+                if c.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                    self._h1_send(
+                        h11.Response(
+                            status_code=status,
+                            headers=[(b"content-length", b"0"), (b"connection", b"close")],
+                            reason=_REASONS.get(status, b""),
+                        )
+                    )
+                    self._h1_send(h11.EndOfMessage())
+                self._closed = True
+                out.append(ConnectionClosed(reason="bad_request"))
+                return out
+            if ev is h11.NEED_DATA:
+                return out
+            if ev is h11.PAUSED:
+                if c.our_state is h11.DONE and c.their_state is h11.DONE:
+                    c.start_next_cycle()
+                    continue
+                if c.our_state is h11.MUST_CLOSE or c.their_state is h11.MUST_CLOSE:
+                    self._closed = True
+                    out.append(ConnectionClosed(reason="done"))
+                return out
+            t = type(ev)
+            if t is h11.Request:
+                self._h1_counter += 1
+                self._h1_req = ev  # type: ignore[assignment]
+                self._h1_body = bytearray()
+                self._h1_too_large = False
+            elif t is h11.Data:
+                if not self._h1_too_large:
+                    self._h1_body += ev.data  # type: ignore[union-attr]
+                    if len(self._h1_body) > self.limits.max_body:
+                        self._h1_too_large = True
+            elif t is h11.EndOfMessage:
+                req = self._h1_req
+                if req is None:  # pragma: no cover - h11 sends Request before EndOfMessage
+                    continue
+                sid = self._h1_counter
+                self._open.add(sid)
+                if self._h1_too_large:
+                    self._respond_h1(413, (), b"", False)
+                    self._open.discard(sid)
+                    out.append(
+                        ProtocolErrorOccurred(
+                            error="body_too_large", detail=f"over {self.limits.max_body}", fatal=False
+                        )
+                    )
+                    continue
+                authority = ""
+                for n, v in req.headers:
+                    if n == b"host":
+                        authority = v.decode("latin-1")
+                out.append(
+                    RequestReceived(
+                        stream_id=sid,
+                        method=req.method.decode("latin-1"),
+                        target=req.target.decode("latin-1"),
+                        headers=tuple((bytes(n), bytes(v)) for n, v in req.headers),
+                        body=bytes(self._h1_body),
+                        version=HttpVersion.HTTP11,
+                        authority=authority,
+                    )
+                )
+            elif t is h11.ConnectionClosed:
+                self._closed = True
+                self._open.clear()
+                out.append(ConnectionClosed(reason="eof"))
+                return out
+        return out
+
+    def _h1_send(self, ev: h11.Response | h11.Data | h11.EndOfMessage) -> None:
+        c = self._h1
+        if c is None:  # pragma: no cover
+            return
+        data = c.send(ev)
+        if data:
+            self._out += data
+
+    def _respond_h1(
+        self, status: int, headers: Sequence[tuple[bytes, bytes]], body: bytes, head: bool
+    ) -> None:
+        c = self._h1
+        if c is None or c.our_state != h11.SEND_RESPONSE:
+            return
+        fields = [*headers, (b"content-length", str(len(body)).encode())]
+        if self._h1_closing:
+            fields.append((b"connection", b"close"))
+        try:
+            self._h1_send(h11.Response(status_code=status, headers=fields, reason=_REASONS.get(status, b"")))
+            if body and not head:
+                self._h1_send(h11.Data(data=body))
+            self._h1_send(h11.EndOfMessage())
+        except h11.LocalProtocolError:
+            self._closed = True
+            return
+        state: object = c.our_state  # (mypy narrowed it to SEND_RESPONSE above)
+        if self._h1_closing or state is h11.MUST_CLOSE:
+            self._closed = True
+            return
+        # the next pipelined request, if h11 holds one, is handed up by the next receive_data;
+        # let the caller see it now
+        self._h1_followup = True
+
+    def pending_events(self) -> list[Event]:
+        """Events that became ready without new bytes: on HTTP/1.1, a pipelined request h11 held
+        while the previous one was answered. Call after answering; [] on HTTP/2."""
+        if self._h1 is None or self._closed or not self._h1_followup:
+            return []
+        self._h1_followup = False
+        return self._h1_events()
+
+
+_Parsed = tuple[str, str, tuple[tuple[bytes, bytes], ...], str]
+"""(method, target, regular fields, authority) of a request."""
+
+
+def _split_request(fields: list[tuple[bytes, bytes]]) -> _Parsed:
+    method = target = authority = ""
+    regular: list[tuple[bytes, bytes]] = []
+    for name, value in fields:
+        if name[:1] == b":":
+            if name == b":method":
+                method = value.decode("latin-1")
+            elif name == b":path":
+                target = value.decode("latin-1")
+            elif name == b":authority":
+                authority = value.decode("latin-1")
+        else:
+            regular.append((name, value))
+    return method, target, tuple(regular), authority
+
+
+def _event_factory() -> Any:
+    """``(sid, method, target, headers, authority)`` → a :class:`RequestReceived` of an HTTP/2 GET
+    with no body, filled through the slot descriptors: the frozen dataclass ``__init__`` costs an
+    ``object.__setattr__`` per field, several µs an event (as :func:`eir.model.request_factory`)."""
+    names = [f.name for f in dataclasses.fields(RequestReceived)]
+    if names != ["stream_id", "method", "target", "headers", "body", "version", "authority"]:
+        raise RuntimeError(f"RequestReceived fields changed: {names}")  # pragma: no cover
+    s_sid, s_method, s_target, s_headers, s_body, s_version, s_authority = (
+        getattr(RequestReceived, n).__set__ for n in names
+    )
+    new = object.__new__
+    h2v = HttpVersion.H2
+
+    def make(
+        sid: int, method: str, target: str, headers: tuple[tuple[bytes, bytes], ...], authority: str
+    ) -> Any:
+        ev = new(RequestReceived)
+        s_sid(ev, sid)
+        s_method(ev, method)
+        s_target(ev, target)
+        s_headers(ev, headers)
+        s_body(ev, b"")
+        s_version(ev, h2v)
+        s_authority(ev, authority)
+        return ev
+
+    return make
+
+
+_h2_request_event = _event_factory()
+
+
+def _frame_header(length: int, ftype: int, flags: int, sid: int) -> bytes:
+    return length.to_bytes(3, "big") + bytes((ftype, flags)) + sid.to_bytes(4, "big")
+
+
+def _code_label(code: int) -> str:
+    try:
+        return ErrorCodes(code).name.lower()
+    except ValueError:
+        return f"error_{code}"

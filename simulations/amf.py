@@ -1,0 +1,370 @@
+"""A simulated AMF asking the 5G-EIR (N5g-eir EquipmentIdentityCheck, TS 29.511) over HTTP/2 with
+prior knowledge, as the Open5GS AMF's libcurl client does. Built on python-hyper's sans-IO ``h2``
+(client side) and :mod:`protocols.sbi` (request target, reading answers).
+
+Library::
+
+    amf = await SimulatedAmf.connect("http://127.0.0.1:8000")
+    r = await amf.check("imei-490154203237518", supi="imsi-001010000000001")
+    r.verdict      # "white" | "grey" | "black" | "unknown" | "error 400 MANDATORY_QUERY_PARAM_INCORRECT" …
+    r.action       # what an AMF does with it: "accept", "reject: 5GMM cause #6 ILLEGAL_ME" …
+    s = await amf.load("imei-490154203237518", count=10000, window=64)   # rate, p50/p99
+    await amf.close()
+
+CLI: ``eir sim amf --connect URL --pei PEI [--supi] [--gpsi] [--count N --window W | --rate R]``.
+
+The AMF's decision follows Open5GS's rules (its ``unknown_action`` / ``failure_action`` settings,
+allow or reject): BLACKLISTED → reject with 5GMM cause #6 ILLEGAL_ME (TS 24.501 §9.11.3.2),
+WHITELISTED / GREYLISTED → accept, 404 ERROR_EQUIPMENT_UNKNOWN → ``unknown_action``, anything else
+(an error answer, a timeout) → ``failure_action``. NRF discovery (``--nrf``) is not there yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+
+from protocols.sbi import EirAnswer, EquipmentStatus, build_target, read_answer
+from simulations.load import LoadSummary
+
+__all__ = ["AmfResult", "SimulatedAmf", "amf_action", "register", "verdict_of"]
+
+Action = Literal["allow", "reject"]
+ILLEGAL_ME = "reject: 5GMM cause #6 ILLEGAL_ME"
+
+
+def verdict_of(a: EirAnswer | None) -> str:
+    if a is None:
+        return "timeout"
+    if a.status is not None:
+        return {
+            EquipmentStatus.WHITELISTED: "white",
+            EquipmentStatus.GREYLISTED: "grey",
+            EquipmentStatus.BLACKLISTED: "black",
+        }[a.status]
+    if a.unknown:
+        return "unknown"
+    return f"error {a.http_status}" + (f" {a.cause}" if a.cause else "")
+
+
+def amf_action(
+    a: EirAnswer | None, unknown_action: Action = "allow", failure_action: Action = "allow"
+) -> str:
+    """What an AMF does with the answer (module docstring)."""
+    if a is not None and a.status is EquipmentStatus.BLACKLISTED:
+        return ILLEGAL_ME
+    if a is not None and a.status is not None:
+        return "accept"
+    if a is not None and a.unknown:
+        return "accept (unknown_action: allow)" if unknown_action == "allow" else "reject (unknown_action)"
+    return "accept (failure_action: allow)" if failure_action == "allow" else "reject (failure_action)"
+
+
+@dataclass(slots=True)
+class AmfResult:
+    pei: str
+    verdict: str
+    action: str
+    http_status: int | None
+    cause: str | None
+    latency: float
+
+
+class _Client(asyncio.Protocol):
+    def __init__(self, authority: str) -> None:
+        self.authority = authority.encode()
+        self.c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+        self.transport: asyncio.Transport | None = None
+        self.waiting: dict[int, asyncio.Future[tuple[int, bytes]]] = {}
+        self.heads: dict[int, int] = {}
+        self.bodies: dict[int, bytearray] = {}
+        self.closed = asyncio.Event()
+        self.settings = asyncio.Event()
+        self.error: str | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.c.initiate_connection()
+        self.flush()
+
+    def flush(self) -> None:
+        data = self.c.data_to_send()
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    _flush_pending = False
+
+    def flush_soon(self) -> None:
+        if not self._flush_pending:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._deferred_flush)
+
+    def _deferred_flush(self) -> None:
+        self._flush_pending = False
+        self.flush()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self.c.receive_data(data)
+        except h2.exceptions.ProtocolError as e:
+            self.error = f"HTTP/2 error from the EIR: {e}"
+            self.flush()
+            if self.transport is not None:
+                self.transport.close()
+            return
+        for ev in events:
+            if isinstance(ev, h2.events.ResponseReceived):
+                self.heads[ev.stream_id] = int(dict(ev.headers).get(b":status", b"0"))
+            elif isinstance(ev, h2.events.DataReceived):
+                self.bodies.setdefault(ev.stream_id, bytearray()).extend(ev.data)
+                self.c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, h2.events.StreamEnded):
+                fut = self.waiting.pop(ev.stream_id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(
+                        (self.heads.pop(ev.stream_id, 0), bytes(self.bodies.pop(ev.stream_id, b"")))
+                    )
+            elif isinstance(ev, h2.events.StreamReset):
+                fut = self.waiting.pop(ev.stream_id, None)
+                if fut is not None and not fut.done():
+                    fut.set_exception(ConnectionError(f"stream reset by the EIR ({ev.error_code})"))
+            elif isinstance(ev, h2.events.RemoteSettingsChanged):
+                self.settings.set()
+            elif isinstance(ev, h2.events.ConnectionTerminated):
+                self.error = f"GOAWAY from the EIR (error {ev.error_code})"
+        self.flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for fut in self.waiting.values():
+            if not fut.done():
+                fut.set_exception(ConnectionError(self.error or "connection closed"))
+        self.waiting.clear()
+        self.closed.set()
+
+    def get(self, target: str) -> asyncio.Future[tuple[int, bytes]]:
+        sid = self.c.get_next_available_stream_id()
+        self.c.send_headers(
+            sid,
+            [
+                (b":method", b"GET"),
+                (b":scheme", b"http"),
+                (b":authority", self.authority),
+                (b":path", target.encode()),
+                (b"accept", b"application/json,application/problem+json"),
+                (b"user-agent", b"AMF"),
+            ],
+            end_stream=True,
+        )
+        fut: asyncio.Future[tuple[int, bytes]] = asyncio.get_running_loop().create_future()
+        self.waiting[sid] = fut
+        return fut
+
+
+class SimulatedAmf:
+    """One HTTP/2 connection to the 5G-EIR (module docstring)."""
+
+    def __init__(
+        self, proto: _Client, api_root_path: str, unknown_action: Action, failure_action: Action
+    ) -> None:
+        self._p = proto
+        self.api_root_path = api_root_path
+        self.unknown_action: Action = unknown_action
+        self.failure_action: Action = failure_action
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        *,
+        timeout: float = 5.0,
+        unknown_action: Action = "allow",
+        failure_action: Action = "allow",
+    ) -> SimulatedAmf:
+        u = urlsplit(url if "://" in url else f"http://{url}")
+        if u.scheme != "http":
+            raise ValueError(f"{url}: only http:// (h2c prior knowledge) for now")
+        host = u.hostname or "127.0.0.1"
+        port = u.port or 80
+        loop = asyncio.get_running_loop()
+        authority = u.netloc
+        _t, proto = await asyncio.wait_for(
+            loop.create_connection(lambda: _Client(authority), host, port), timeout
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proto.settings.wait(), timeout)
+        return cls(proto, u.path, unknown_action, failure_action)
+
+    async def ask(
+        self, pei: str, *, supi: str | None = None, gpsi: str | None = None, timeout: float = 5.0
+    ) -> EirAnswer | None:
+        """The answer to one GetEquipmentStatus, or None on timeout."""
+        fut = self._p.get(build_target(pei, supi, gpsi, api_root_path=self.api_root_path))
+        self._p.flush()
+        try:
+            status, body = await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            return None
+        return read_answer(status, body)
+
+    async def check(
+        self, pei: str, *, supi: str | None = None, gpsi: str | None = None, timeout: float = 5.0
+    ) -> AmfResult:
+        started = time.perf_counter()
+        a = await self.ask(pei, supi=supi, gpsi=gpsi, timeout=timeout)
+        return AmfResult(
+            pei=pei,
+            verdict=verdict_of(a),
+            action=amf_action(a, self.unknown_action, self.failure_action),
+            http_status=a.http_status if a is not None else None,
+            cause=a.cause if a is not None else None,
+            latency=time.perf_counter() - started,
+        )
+
+    async def load(
+        self,
+        pei: str,
+        *,
+        count: int,
+        window: int,
+        supi: str | None = None,
+        rate: float | None = None,
+        timeout: float = 300.0,
+    ) -> LoadSummary:
+        """``count`` requests with ``window`` streams outstanding at once, at most ``rate`` a second
+        when given (``timeout``: the whole run)."""
+        target = build_target(pei, supi, api_root_path=self.api_root_path)
+        verdicts: Counter[str] = Counter()
+        latencies: list[float] = []
+        clock = time.perf_counter
+        remaining = count
+        p = self._p
+        sent = 0
+
+        async def worker() -> None:
+            # a window of streams, each worker one outstanding request; writes go out once per
+            # event-loop turn (flush_soon), not once per request
+            nonlocal remaining, sent
+            while remaining > 0:
+                remaining -= 1
+                if rate:
+                    due = t_start + sent / rate
+                    sent += 1
+                    if due > clock():
+                        await asyncio.sleep(due - clock())
+                t0 = clock()
+                fut = p.get(target)
+                p.flush_soon()
+                try:
+                    status, body = await fut
+                    verdicts[verdict_of(read_answer(status, body))] += 1
+                except ConnectionError:
+                    verdicts["error connection"] += 1
+                latencies.append(clock() - t0)
+
+        t_start = clock()
+        await asyncio.wait_for(
+            asyncio.gather(*(worker() for _ in range(max(1, min(window, count))))), timeout
+        )
+        return LoadSummary.measure(
+            count=count,
+            window=window,
+            seconds=clock() - t_start,
+            latencies=latencies,
+            verdicts=dict(verdicts),
+        )
+
+    async def close(self) -> None:
+        p = self._p
+        if p.transport is not None and not p.transport.is_closing():
+            with contextlib.suppress(h2.exceptions.ProtocolError):
+                p.c.close_connection()
+                p.flush()
+            p.transport.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(p.closed.wait(), 2.0)
+
+
+# --- CLI --------------------------------------------------------------------------------------------
+
+
+def register(sim_subparsers: Any) -> None:
+    from eir.cli import add_config_options, int_range, positive_float
+
+    p = sim_subparsers.add_parser("amf", help="simulated AMF asking the 5G-EIR over N5g-eir (HTTP/2)")
+    p.add_argument(
+        "--connect",
+        default=None,
+        help="the EIR's apiRoot, http://HOST:PORT; default: the config's first n5g.listen",
+    )
+    add_config_options(p, "eir config file (for the default --connect)")
+    p.add_argument("--pei", required=True, help="imei-<15 digits>, imeisv-<16 digits>, …")
+    p.add_argument("--supi", default=None, help="imsi-<digits> or nai-…")
+    p.add_argument("--gpsi", default=None, help="msisdn-<digits>")
+    p.add_argument("--count", type=int_range(1), default=1, help="requests to send (a load run when > 1)")
+    p.add_argument(
+        "--window", type=int_range(1), default=1, help="streams outstanding at once (with --count)"
+    )
+    p.add_argument(
+        "--rate", type=positive_float, default=None, help="requests per second at most (with --count)"
+    )
+    p.add_argument("--unknown-action", choices=["allow", "reject"], default="allow")
+    p.add_argument("--failure-action", choices=["allow", "reject"], default="allow")
+    p.add_argument("--timeout", type=positive_float, default=5.0, help="seconds per request")
+    p.add_argument("--json", action="store_true", help="print results as JSON")
+    p.set_defaults(func=_command)
+
+
+def _command(args: argparse.Namespace) -> int:
+    from eir.cli import EXIT_CONFIG, default_address
+
+    if not args.connect:
+        address = default_address(args, "n5g.listen", "127.0.0.1:8000")
+        if address is None:
+            return EXIT_CONFIG
+        args.connect = f"http://{address}"
+    try:
+        return asyncio.run(_run(args))
+    except TimeoutError as e:
+        print(
+            f"eir sim amf: {args.connect}: {str(e) or f'no answer within {args.timeout:g} s'}",
+            file=sys.stderr,
+        )
+        return 1
+    except (OSError, ConnectionError, ValueError) as e:
+        print(f"eir sim amf: {args.connect}: {str(e) or type(e).__name__}", file=sys.stderr)
+        return 1
+
+
+async def _run(args: argparse.Namespace) -> int:
+    amf = await SimulatedAmf.connect(
+        args.connect,
+        timeout=args.timeout,
+        unknown_action=args.unknown_action,
+        failure_action=args.failure_action,
+    )
+    try:
+        if args.count <= 1:
+            r = await amf.check(args.pei, supi=args.supi, gpsi=args.gpsi, timeout=args.timeout)
+            if args.json:
+                print(json.dumps(asdict(r)))
+            else:
+                print(f"{r.pei}: {r.verdict} → AMF: {r.action} [{r.latency * 1000:.2f} ms]")
+            return 0 if r.verdict != "timeout" else 1
+        s = await amf.load(args.pei, count=args.count, window=args.window, supi=args.supi, rate=args.rate)
+        print(json.dumps(asdict(s)) if args.json else s.line("GetEquipmentStatus"))
+        return 0
+    finally:
+        await amf.close()

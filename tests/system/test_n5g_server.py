@@ -1,0 +1,223 @@
+"""The N5g-eir server in-process (no subprocess), driven by h2's client core over a real socket:
+GOAWAY on shutdown with the in-flight streams answered, the store-failure and overload answers,
+bad input counted and answered with GOAWAY, never a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import h2.config
+import h2.connection
+import h2.events
+import pytest
+
+from eir.config import Config, N5gConfig
+from eir.metrics import REGISTRY, register_metrics
+from eir.model import CheckRequest, Status, Verdict
+from eir.servers.n5g import start
+
+pytestmark = pytest.mark.system
+register_metrics()
+
+API = "/n5g-eir-eic/v1/equipment-status"
+
+
+class GateChecker:
+    """IMEIs starting with 9 wait for the gate (then white); else the first digit picks the verdict."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.seen: list[CheckRequest] = []
+
+    async def check(self, request: CheckRequest) -> Verdict:
+        self.seen.append(request)
+        if request.imei.startswith("9"):
+            await self.gate.wait()
+            return Verdict(status=Status.WHITE, rule="test")
+        status = {"1": Status.WHITE, "2": Status.GREY, "3": Status.BLACK, "4": Status.UNKNOWN}.get(
+            request.imei[0], Status.FAILURE
+        )
+        return Verdict(status=status, rule="test")
+
+
+class Events:
+    def publish(self, topic: str, payload: dict[str, Any]) -> None:
+        pass
+
+
+class Client:
+    """h2's client core over an asyncio stream."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.r, self.w = reader, writer
+        self.c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+        self.c.initiate_connection()
+        self.answers: dict[int, tuple[dict[bytes, bytes], bytes]] = {}
+        self.heads: dict[int, dict[bytes, bytes]] = {}
+        self.bodies: dict[int, bytes] = {}
+        self.goaway: h2.events.ConnectionTerminated | None = None
+        self.eof = False
+
+    @classmethod
+    async def connect(cls, host: str, port: int) -> Client:
+        return cls(*await asyncio.open_connection(host, port))
+
+    def get(self, pei: str) -> int:
+        sid = self.c.get_next_available_stream_id()
+        self.c.send_headers(
+            sid,
+            [(":method", "GET"), (":scheme", "http"), (":authority", "eir"), (":path", f"{API}?pei={pei}")],
+            end_stream=True,
+        )
+        self.w.write(self.c.data_to_send())
+        return sid
+
+    async def pump(self, until: Any, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not until():
+                data = await self.r.read(65536)
+                if not data:
+                    self.eof = True
+                    return
+                for ev in self.c.receive_data(data):
+                    if isinstance(ev, h2.events.ResponseReceived):
+                        self.heads[ev.stream_id] = dict(ev.headers)
+                    elif isinstance(ev, h2.events.DataReceived):
+                        self.bodies[ev.stream_id] = self.bodies.get(ev.stream_id, b"") + ev.data
+                        self.c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    elif isinstance(ev, h2.events.StreamEnded):
+                        self.answers[ev.stream_id] = (
+                            self.heads[ev.stream_id],
+                            self.bodies.get(ev.stream_id, b""),
+                        )
+                    elif isinstance(ev, h2.events.ConnectionTerminated):
+                        self.goaway = ev
+                out = self.c.data_to_send()
+                if out:
+                    self.w.write(out)
+
+
+async def until(cond: Any, timeout: float = 10.0) -> None:
+    """Wait for a state the test needs before going on (not a timing assertion)."""
+    for _ in range(int(timeout / 0.005)):
+        if cond():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("condition not reached")
+
+
+async def serve(checker: Any, **n5g: Any) -> Any:
+    cfg = Config(n5g=N5gConfig(listen=["127.0.0.1:0"], **n5g))
+    return await start(cfg, checker, Events())
+
+
+def metric(name: str, **labels: str) -> float:
+    v = REGISTRY.get_sample_value(name, labels)
+    return 0.0 if v is None else v
+
+
+async def test_verdicts_failure_and_shutdown_answers_in_flight_streams() -> None:
+    checker = GateChecker()
+    server = await serve(checker)
+    host, port, _ = server.addresses()[0]
+    cl = await Client.connect(host, port)
+    try:
+        fast = {cl.get(f"imei-{d}12345678901234"): d for d in "12345"}
+        await cl.pump(lambda: len(cl.answers) == 5)
+        got = {d: (cl.answers[s][0][b":status"], cl.answers[s][1]) for s, d in fast.items()}
+        assert got["1"] == (b"200", b'{"status":"WHITELISTED"}')
+        assert got["2"] == (b"200", b'{"status":"GREYLISTED"}')
+        assert got["3"] == (b"200", b'{"status":"BLACKLISTED"}')
+        assert got["4"][0] == b"404" and json.loads(got["4"][1])["cause"] == "ERROR_EQUIPMENT_UNKNOWN"
+        assert got["5"][0] == b"500" and json.loads(got["5"][1])["cause"] == "SYSTEM_FAILURE"
+        slow = [cl.get(f"imei-91{i:013d}") for i in range(3)]
+        await until(lambda: len(checker.seen) == 8)  # the server read them (they wait on the gate)
+        down = asyncio.create_task(server.shutdown(5.0))
+        await cl.pump(lambda: cl.goaway is not None)
+        assert cl.goaway is not None and cl.goaway.error_code == 0 and cl.goaway.last_stream_id == slow[-1]
+        checker.gate.set()
+        # h2's client core refuses frames after a GOAWAY: read the rest raw
+        rest = b""
+        async with asyncio.timeout(5):
+            while chunk := await cl.r.read(65536):
+                rest += chunk
+        await down
+        assert rest.count(b'{"status":"WHITELISTED"}') == 3  # every in-flight stream answered
+    finally:
+        cl.w.close()
+        await server.shutdown(1.0)
+
+
+async def test_overload_answers_503_with_retry_after() -> None:
+    checker = GateChecker()
+    server = await serve(checker, overload_pending=2, retry_after=3)
+    host, port, _ = server.addresses()[0]
+    cl = await Client.connect(host, port)
+    before = metric("eir_protocol_errors_total", interface="n5g", error="overload")
+    try:
+        waiting = [cl.get(f"imei-91{i:013d}") for i in range(2)]
+        await until(lambda: server.pending == 2)
+        over = cl.get("imei-911111111111111")
+        await cl.pump(lambda: over in cl.answers)
+        head, body = cl.answers[over]
+        assert head[b":status"] == b"503" and head[b"retry-after"] == b"3"
+        assert json.loads(body)["cause"] == "NF_CONGESTION"
+        checker.gate.set()
+        await cl.pump(lambda: all(s in cl.answers for s in waiting))
+        assert metric("eir_protocol_errors_total", interface="n5g", error="overload") == before + 1
+        assert server.pending == 0
+    finally:
+        cl.w.close()
+        await server.shutdown(1.0)
+
+
+@pytest.mark.parametrize(
+    ("data", "label"),
+    [
+        (
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x04\x04\x00\x00\x00\x00\x00junk",
+            "frame_size_error",
+        ),
+        (
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+            + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+            + b"\x00\x00\x05\x01\x05\x00\x00\x00\x02abcde",
+            "protocol_error",
+        ),
+        (b"NOT HTTP AT ALL\r\n\r\n", "bad_request"),
+    ],
+)
+async def test_bad_input_is_counted_and_answered_never_a_crash(data: bytes, label: str) -> None:
+    server = await serve(GateChecker())
+    host, port, _ = server.addresses()[0]
+    r, w = await asyncio.open_connection(host, port)
+    internal = metric("eir_protocol_errors_total", interface="n5g", error="internal")
+    before = metric("eir_protocol_errors_total", interface="n5g", error=label)
+    try:
+        w.write(data)
+        async with asyncio.timeout(5):
+            out = await r.read()  # the server answers (GOAWAY / 400) and closes
+        assert out
+        assert metric("eir_protocol_errors_total", interface="n5g", error=label) == before + 1
+        assert metric("eir_protocol_errors_total", interface="n5g", error="internal") == internal
+    finally:
+        w.close()
+        await server.shutdown(1.0)
+
+
+async def test_idle_connection_closed_with_goaway() -> None:
+    server = await serve(GateChecker(), idle_timeout=0.3)
+    host, port, _ = server.addresses()[0]
+    cl = await Client.connect(host, port)
+    try:
+        cl.w.write(cl.c.data_to_send())
+        sid = cl.get("imei-112345678901234")
+        await cl.pump(lambda: sid in cl.answers)
+        await cl.pump(lambda: cl.eof, timeout=10)  # the server closes once idle
+        assert cl.goaway is not None and cl.goaway.error_code == 0
+        await until(lambda: not server.connections)
+    finally:
+        cl.w.close()
+        await server.shutdown(1.0)
