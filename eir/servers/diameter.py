@@ -98,6 +98,7 @@ class _PeerConnection(CoreProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses: no isinstance check here.
         self.transport = transport  # type: ignore[assignment]
+        self._record_open("diameter")
         cfg = self.server.config.diameter
         peer = transport.get_extra_info("peername")
         self.peer = (
@@ -134,6 +135,8 @@ class _PeerConnection(CoreProtocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
+        if self.recorder is not None:
+            self.recorder.received(data)
         core = self.core
         if core is None or self.failed:
             return
@@ -175,6 +178,7 @@ class _PeerConnection(CoreProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
+        self._record_close()
         if self.open:
             _PEERS.dec()
             self.open = False

@@ -238,6 +238,7 @@ class _Association(CoreProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's are not asyncio.Transport
+        self._record_open("m3ua")
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.log = get_logger(interface=IFACE, peer=self.peer, transport=self.transport_name)
@@ -250,6 +251,8 @@ class _Association(CoreProtocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
+        if self.recorder is not None:
+            self.recorder.received(data)
         if self.failed:
             return
         try:
@@ -286,6 +289,7 @@ class _Association(CoreProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
+        self._record_close()
         core = self.stack.m3ua
         if core.state is not m3ua.AspState.DOWN:  # cut without ASPDN: the ASP is down all the same
             old, core.state = core.state, m3ua.AspState.DOWN
