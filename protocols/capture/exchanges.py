@@ -362,6 +362,8 @@ class ExchangeFinder:
             sv = None
             if imei is not None and len(imei) == 16:  # an IMEISV in the IMEI field
                 imei, sv = imei[:14], imei[14:]
+            elif imei is not None and len(imei) == 15:  # check digit or spare digit
+                imei = imei[:14]
             p = _Pending(
                 msg,
                 tcap,
