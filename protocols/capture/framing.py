@@ -22,6 +22,9 @@ __all__ = ["MAX_MESSAGE", "Protocol", "StreamFramer", "detect", "diameter_length
 
 MAX_MESSAGE = 1 << 20
 """Longer messages are taken for garbage (a lab EIR's peers send a few hundred octets)."""
+SYNC_MAX = 1 << 16
+"""While looking for the first header of a stream (or after a gap), a header announcing more than
+this is not waited for: inside an AVP, ``01 07 40 00`` reads as a Diameter header of 475,136 octets."""
 
 
 class Protocol(Enum):
@@ -54,9 +57,13 @@ def diameter_length(buf: bytes | bytearray, pos: int) -> int:
     return length
 
 
-def _diameter_tiles(buf: bytes | bytearray, pos: int, length: int) -> bool:
+def _diameter_tiles(buf: bytes | bytearray, pos: int, length: int, partial: bool = False) -> bool:
+    """The AVPs tile the message exactly; ``partial``: no inconsistency in what is there so far."""
     p, end = pos + 20, pos + length
+    have = len(buf)
     while p < end:
+        if partial and have - p < 8:
+            return True
         if end - p < 8:
             return False
         w = _U32.unpack_from(buf, p + 4)[0]
@@ -82,9 +89,12 @@ def m3ua_length(buf: bytes | bytearray, pos: int) -> int:
     return length
 
 
-def _m3ua_tiles(buf: bytes | bytearray, pos: int, length: int) -> bool:
+def _m3ua_tiles(buf: bytes | bytearray, pos: int, length: int, partial: bool = False) -> bool:
     p, end = pos + 8, pos + length
+    have = len(buf)
     while p < end:
+        if partial and have - p < 4:
+            return True
         if end - p < 4:
             return False
         _tag, plen = _U16x2.unpack_from(buf, p)
@@ -113,9 +123,10 @@ def detect(
         return Protocol.DIAMETER, d, True
     if m_ok:
         return Protocol.M3UA, m, True
-    # Not complete, or a body that does not tile (garbage that looks like a header).
-    d_wait = bool(d) and d > avail
-    m_wait = bool(m) and m > avail
+    # Not complete, or a body that does not tile (garbage that looks like a header). Waiting for the
+    # rest is worth it only when what is there tiles so far and the length is a signalling one.
+    d_wait = bool(d) and avail < d <= SYNC_MAX and _diameter_tiles(buf, pos, d, partial=True)
+    m_wait = bool(m) and avail < m <= SYNC_MAX and _m3ua_tiles(buf, pos, m, partial=True)
     if d_wait and (hint is not Protocol.M3UA or not m_wait):
         return Protocol.DIAMETER, d, False
     if m_wait:
@@ -185,6 +196,8 @@ class StreamFramer:
         n = len(buf)
         hint = self.protocol or self.hint
         while n - pos >= 8:
+            if buf[pos] == 1 and n - pos < 28:
+                return pos, False  # a version octet: judge it when a header and an AVP are there
             proto, _length, complete = detect(buf, pos, hint)
             if proto is not None and (self.protocol is None or proto is self.protocol):
                 if not complete:
