@@ -17,7 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
-SECTIONS = ("diameter", "freediameter", "map", "clone", "tcap_codec", "store", "store_remote")
+SECTIONS = ("diameter", "freediameter", "map", "clone", "tcap_codec", "store", "store_remote", "replay")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import json
 import struct
 import sys
@@ -73,7 +74,7 @@ class ReplayError(Exception):
 # --- reading -----------------------------------------------------------------------------------------
 
 
-def _check_file(path: Path) -> str:
+def _check_file(path: Path) -> tuple[str, bytes]:
     """``pcap`` or ``pcapng`` after walking every record / block header: a truncated or corrupt file
     is refused here with a precise message (dpkt would hand back a short last packet)."""
     try:
@@ -102,7 +103,7 @@ def _check_file(path: Path) -> str:
                 raise ReplayError(f"{path}: truncated in the middle of packet {n + 1}")
             pos += 16 + caplen
             n += 1
-        return "pcap"
+        return "pcap", data
     if magic == _PCAPNG_MAGIC:
         if len(data) < 12:
             raise ReplayError(f"{path}: truncated pcapng header")
@@ -128,7 +129,7 @@ def _check_file(path: Path) -> str:
                 raise ReplayError(f"{path}: corrupt block {n + 1} (trailing length differs)")
             pos += blen
             n += 1
-        return "pcapng"
+        return "pcapng", data
     raise ReplayError(f"{path}: not a pcap or pcapng file")
 
 
@@ -137,8 +138,8 @@ def read_frames(path: str | Path) -> Iterator[tuple[int, float, bytes]]:
     import dpkt
 
     p = Path(path)
-    kind = _check_file(p)
-    with p.open("rb") as f:
+    kind, data = _check_file(p)
+    with io.BytesIO(data) as f:
         try:
             reader: Any = dpkt.pcap.Reader(f) if kind == "pcap" else dpkt.pcapng.Reader(f)
         except (ValueError, dpkt.Error, struct.error) as e:

@@ -107,8 +107,28 @@ def _u32(buf: bytes, s: int, e: int) -> int | None:
     return value
 
 
+_VERDICT_CACHE: dict[bytes, str] = {}
+
+
 def s13_verdict(answer: bytes) -> str:
-    """The normalised verdict of an ME-Identity-Check-Answer (table in the module docstring)."""
+    """The normalised verdict of an ME-Identity-Check-Answer (table in the module docstring).
+
+    An EIR's answers differ mostly in their identifiers and Session-Id (the first AVP, RFC 6733
+    §8.8): the verdict is memoised on the octets after it (bounded)."""
+    if len(answer) >= 28 and answer[20:24] == b"\x00\x00\x01\x07":
+        skip = 20 + ((_U32.unpack_from(answer, 24)[0] & 0xFFFFFF) + 3) & ~3
+        key = answer[skip:] if skip < len(answer) else answer
+        got = _VERDICT_CACHE.get(key)
+        if got is None:
+            got = _s13_verdict(answer)
+            if len(_VERDICT_CACHE) >= 1024:
+                _VERDICT_CACHE.clear()
+            _VERDICT_CACHE[key] = got
+        return got
+    return _s13_verdict(answer)
+
+
+def _s13_verdict(answer: bytes) -> str:
     if len(answer) < 20:
         return "undecodable"
     length = _U32.unpack_from(answer, 0)[0] & 0xFFFFFF
