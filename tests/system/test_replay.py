@@ -118,11 +118,20 @@ async def msc_session(host: str, port: int) -> int:
 def test_replay_a_sim_msc_session_captured_on_any_as_pcapng(eir_factory: Any, tmp_path: Path) -> None:
     require(missing("dumpcap"))
     eir = eir_factory(eir_config(tmp_path, LISTS, "orig"))
-    cap = tmp_path / "msc.pcapng"
-    with dumpcap(cap, f"tcp port {eir.m3ua[1]}", interface="any", pcap=False):
+    cap, cap2 = tmp_path / "msc.pcapng", tmp_path / "msc-sll2.pcapng"
+    bpf = f"tcp port {eir.m3ua[1]}"
+    with (
+        dumpcap(cap, bpf, interface="any", pcap=False),
+        dumpcap(cap2, bpf, interface="any", pcap=False, linktype="LINUX_SLL2"),
+    ):
         n = asyncio.run(msc_session(*eir.m3ua))
     show = replay(cap, "--show")
     assert f"{n} exchanges ({n} answered)" in show.stdout, show.stdout + show.stderr
+
+    def exchanges(out: str) -> list[list[str]]:  # without the timestamp column
+        return [line.split("  ")[2:] for line in out.splitlines()]
+
+    assert exchanges(replay(cap2, "--show").stdout) == exchanges(show.stdout)  # Linux cooked v2
     assert "(huawei)" in show.stdout and "(ericsson)" in show.stdout
     check_replays(eir_factory, tmp_path, cap, "map", n, 3 + 2)
 
