@@ -23,7 +23,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from ._link import ip_payload, link_payload
-from .framing import Protocol, StreamFramer, detect
+from .framing import Protocol, StreamFramer, detect, diameter_length, m3ua_length
 
 __all__ = ["CaptureDecoder", "CaptureStats", "CapturedMessage"]
 
@@ -363,13 +363,15 @@ class CaptureDecoder:
             if not end:
                 return []
             data = b"".join(d.fragments.pop(sid))
-        if ppid == PPID_DIAMETER:
-            proto: Protocol | None = Protocol.DIAMETER
-        elif ppid == PPID_M3UA:
+        # The PPID names the protocol, but the message must still look like one (a lab's PPIDs lie).
+        proto: Protocol | None = None
+        if ppid == PPID_DIAMETER and len(data) >= 20 and diameter_length(data, 0) == len(data):
+            proto = Protocol.DIAMETER
+        elif ppid == PPID_M3UA and len(data) >= 8 and m3ua_length(data, 0) == len(data):
             proto = Protocol.M3UA
         else:
-            proto, _len, complete = detect(data, 0, d.hint)
-            if not complete:
+            proto, length, complete = detect(data, 0, d.hint)
+            if not complete or length != len(data):
                 proto = None
         if proto is None:
             self.stats.garbage_octets += len(data)

@@ -89,6 +89,7 @@ class Exchange:
 def _avps(buf: bytes, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
     """(code, vendor, value start, value end) of each AVP between ``start`` and ``end``."""
     p = start
+    end = min(end, len(buf))
     while end - p >= 8:
         code, w = struct.unpack_from(">II", buf, p)
         flags, length = w >> 24, w & 0xFFFFFF

@@ -296,3 +296,40 @@ def test_pcapng_written_here_reads_back_with_dpkt() -> None:
     for f in frames:
         ip = dpkt.ip.IP(f)
         assert ip.sum == dpkt.ip.IP(bytes(ip)).sum
+
+
+# --- robustness: any bytes in, messages or nothing out ----------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    link=st.sampled_from(sorted(LINKS)),
+    payloads=st.lists(st.binary(max_size=120), min_size=1, max_size=6),
+    proto=st.sampled_from([6, 132]),
+    ppid=st.sampled_from([0, 3, 46]),
+)
+def test_garbage_never_raises(link: int, payloads: list[bytes], proto: int, ppid: int) -> None:
+    dec = CaptureDecoder()
+    syn = TcpSynth(EIR, MME)
+    sc = SctpSynth(EIR, MME, ppid=ppid)
+    msgs = []
+    for i, p in enumerate(payloads):
+        tcp = syn.data(bool(i % 2), p)[0] if p else syn.open()[0]
+        pkt = tcp if proto == 6 else sc.data(bool(i % 2), p)
+        msgs += dec.receive_frame(link, 0.0, LINKS[link](pkt))
+        msgs += dec.receive_frame(link, 0.0, p)  # a frame that is nothing at all
+        msgs += dec.receive_frame(link, 0.0, LINKS[link](pkt)[: len(p)])  # cut short
+    msgs += dec.finish()
+    find_exchanges(msgs)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(min_size=0, max_size=300), cut=st.integers(min_value=0, max_value=300))
+def test_messages_with_corrupt_bodies_never_raise(data: bytes, cut: int) -> None:
+    """Valid headers around random bodies: pairing and verdicts cope."""
+    req, ans = map_pair(3, "35209900176148")
+    for base in (ecr(1), eca(1), req, ans):
+        msg = base[:8] + data[: max(0, len(base) - 8)] if base[0] == 1 and base[2] == 1 else base[:cut] + data
+        frames = TcpSynth(EIR, MME).data(True, msg)
+        find_exchanges(_messages(frames))
+        s13_verdict(msg)
