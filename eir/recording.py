@@ -11,6 +11,12 @@ size: ``FILE`` → ``FILE.1`` → ``FILE.2`` …, ``keep`` files in all; each ne
 own section and interface blocks (a connection in progress continues with its sequence numbers).
 
 A write that fails (disk full) is logged once and recording stops; the EIR keeps answering.
+Not recorded: the M3UA ERR an association's ``_internal_error`` writes directly before closing (a
+bug path, logged with the input instead).
+
+Cost: none when off (the adapters test a class attribute that is None); on, at 20k ECR/s with a
+window of 128 the S13 rate was the same within noise (20.4k off, 20.6k on: pipelined chunks are
+recorded as they come, one write per chunk).
 """
 
 from __future__ import annotations
