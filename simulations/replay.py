@@ -315,6 +315,7 @@ class Options:
     dpc: int = 2
     gt: str | None = None
     eir_gt: str = "491700000009"
+    routing_context: int | None = None
 
 
 class _DiameterPipe:
@@ -476,7 +477,14 @@ async def _replay_map(
     target = f"{host}:{port}"
     try:
         msc = await SimulatedMsc.connect(
-            host, port, opc=opts.opc, dpc=opts.dpc, gt=opts.gt, eir_gt=opts.eir_gt, timeout=opts.timeout
+            host,
+            port,
+            opc=opts.opc,
+            dpc=opts.dpc,
+            gt=opts.gt,
+            eir_gt=opts.eir_gt,
+            routing_context=opts.routing_context,
+            timeout=opts.timeout,
         )
     except (OSError, TimeoutError, ConnectionError) as e:
         raise ReplayError(f"map target {target}: {e or type(e).__name__}") from None
@@ -598,6 +606,7 @@ def register(sub: Any) -> None:
     p.add_argument("--dpc", type=int, default=2, help="the EIR's point code (MAP)")
     p.add_argument("--gt", default=None, help="our GT digits (MAP)")
     p.add_argument("--eir-gt", default="491700000009", help="the EIR's GT digits (MAP)")
+    p.add_argument("--routing-context", type=int, default=None, help="M3UA routing context (MAP)")
     p.add_argument("--quiet", "-q", action="store_true", help="only the summary (and differences)")
     p.set_defaults(func=_command)
 
@@ -723,6 +732,7 @@ def _run(args: argparse.Namespace) -> int:
         dpc=args.dpc,
         gt=args.gt,
         eir_gt=args.eir_gt,
+        routing_context=args.routing_context,
     )
     try:
         import uvloop
