@@ -145,3 +145,19 @@ def test_recorder_rotates_and_every_file_stands_alone(tmp_path: Path) -> None:
     for f in files:
         assert f.stat().st_size <= 4000
         assert load_exchanges(f).exchanges  # each file has its own header blocks
+
+
+def test_record_config_from_file_environment_and_cli(tmp_path: Path) -> None:
+    from eir.config import ConfigError, load_config
+
+    f = tmp_path / "eir.yaml"
+    f.write_text("record:\n  pcap: data/x.pcapng\n  max_mb: 10\n")
+    cfg = load_config(f, environ={})
+    assert (cfg.record.pcap, cfg.record.max_mb, cfg.record.keep) == ("data/x.pcapng", 10.0, 5)
+    cfg = load_config(f, environ={"EIR_RECORD_PCAP": "y.pcapng"}, overrides={"record": {"max_mb": 2}})
+    assert (cfg.record.pcap, cfg.record.max_mb) == ("y.pcapng", 2.0)
+    assert load_config(None, environ={}).record.pcap is None
+    with pytest.raises(ConfigError, match=r"record\.max_mb"):
+        load_config(None, environ={"EIR_RECORD_MAX_MB": "-1"})
+    with pytest.raises(ConfigError, match=r"record\.keep"):
+        load_config(None, environ={}, overrides={"record": {"keep": 0}})
