@@ -22,8 +22,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
 import json
+import mmap
+import os
 import struct
 import sys
 import time
@@ -74,19 +75,25 @@ class ReplayError(Exception):
 # --- reading -----------------------------------------------------------------------------------------
 
 
-def _check_file(path: Path) -> tuple[str, bytes]:
-    """``pcap`` or ``pcapng`` after walking every record / block header: a truncated or corrupt file
-    is refused here with a precise message (dpkt would hand back a short last packet)."""
+def _check_file(path: Path) -> str:
+    """``pcap`` or ``pcapng`` after walking every record / block header (memory-mapped: a capture
+    of gigabytes is not read into memory): a truncated or corrupt file is refused here with a precise
+    message (dpkt would hand back a short last packet)."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            if os.fstat(f.fileno()).st_size == 0:
+                raise ReplayError(f"{path}: empty file")
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                return _walk(path, data)
     except FileNotFoundError:
         raise ReplayError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise ReplayError(f"{path}: is a directory") from None
-    except OSError as e:
-        raise ReplayError(f"{path}: cannot read ({e.strerror})") from None
-    if not data:
-        raise ReplayError(f"{path}: empty file")
+    except (OSError, ValueError) as e:
+        raise ReplayError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from None
+
+
+def _walk(path: Path, data: Any) -> str:
     magic = data[:4]
     if magic in _PCAP_MAGIC:
         endian = _PCAP_MAGIC[magic]
@@ -103,7 +110,7 @@ def _check_file(path: Path) -> tuple[str, bytes]:
                 raise ReplayError(f"{path}: truncated in the middle of packet {n + 1}")
             pos += 16 + caplen
             n += 1
-        return "pcap", data
+        return "pcap"
     if magic == _PCAPNG_MAGIC:
         if len(data) < 12:
             raise ReplayError(f"{path}: truncated pcapng header")
@@ -129,7 +136,7 @@ def _check_file(path: Path) -> tuple[str, bytes]:
                 raise ReplayError(f"{path}: corrupt block {n + 1} (trailing length differs)")
             pos += blen
             n += 1
-        return "pcapng", data
+        return "pcapng"
     raise ReplayError(f"{path}: not a pcap or pcapng file")
 
 
@@ -138,8 +145,8 @@ def read_frames(path: str | Path) -> Iterator[tuple[int, float, bytes]]:
     import dpkt
 
     p = Path(path)
-    kind, data = _check_file(p)
-    with io.BytesIO(data) as f:
+    kind = _check_file(p)
+    with p.open("rb", buffering=1 << 20) as f:
         try:
             reader: Any = dpkt.pcap.Reader(f) if kind == "pcap" else dpkt.pcapng.Reader(f)
         except (ValueError, dpkt.Error, struct.error) as e:
