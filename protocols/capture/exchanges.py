@@ -61,9 +61,10 @@ _U32 = struct.Struct(">I")
 _STATUS = {0: "white", 1: "black", 2: "grey"}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Exchange:
-    """One request found in a capture, with its recorded answer when there is one."""
+    """One request found in a capture, with its recorded answer when there is one. (Not frozen, for
+    the same reason as :class:`~protocols.capture.decoder.CapturedMessage`: treat it as read-only.)"""
 
     interface: str
     """``s13`` or ``map``."""
