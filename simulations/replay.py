@@ -281,13 +281,19 @@ class ReplayReport:
             skipped=str(c["no expectation"]),
             time=f"{self.seconds:.3f}",
         )
+        # Names stay the same from run to run (CI servers follow a test's history by its name): the
+        # target is in it only when an interface was replayed to several.
+        per_iface: dict[str, set[str]] = {}
+        for r in self.results:
+            per_iface.setdefault(r.exchange.interface, set()).add(r.target)
         for r in self.results:
             ex = r.exchange
+            at = f" @{r.target}" if len(per_iface[ex.interface]) > 1 else ""
             case = ET.SubElement(
                 suite,
                 "testcase",
                 classname=f"replay.{ex.interface}",
-                name=f"#{ex.request.index} {ex.interface} {ex.imei or '-'} {ex.ident} @{r.target}",
+                name=f"#{ex.request.index} {ex.interface} {ex.imei or '-'} {ex.ident}{at}",
                 time=f"{r.latency or 0.0:.6f}",
             )
             st = r.status(self.acceptable)

@@ -161,3 +161,21 @@ def test_record_config_from_file_environment_and_cli(tmp_path: Path) -> None:
         load_config(None, environ={"EIR_RECORD_MAX_MB": "-1"})
     with pytest.raises(ConfigError, match=r"record\.keep"):
         load_config(None, environ={}, overrides={"record": {"keep": 0}})
+
+
+def test_junit_names_are_stable_and_name_the_target_only_when_there_are_several(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    ex = load_exchanges(pcapng(tmp_path / "s.pcapng", session())).exchanges
+    one = ReplayReport(results=[Result(ex[0], "127.0.0.1:1111", got="grey"), Result(ex[1], "127.0.0.1:1111")])
+    suite = ET.fromstring(one.junit("s.pcapng")).find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("2", "1", "1")
+    names = [c.get("name", "") for c in suite.iter("testcase")]
+    assert names[0] == "#0 s13 35209900176148 hbh=0x00001001 e2e=0x00002001"
+    failure = suite.find("testcase/failure")
+    assert failure is not None and failure.get("message") == "expected black, got grey"
+    two = ReplayReport(results=[Result(ex[0], "a:1", got="black"), Result(ex[0], "b:2", got="black")])
+    s2 = ET.fromstring(two.junit("s")).find("testsuite")
+    assert s2 is not None
+    assert [c.get("name", "").rsplit(" ", 1)[1] for c in s2.iter("testcase")] == ["@a:1", "@b:2"]
