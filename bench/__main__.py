@@ -17,7 +17,17 @@ import time
 import traceback
 from pathlib import Path
 
-SECTIONS = ("diameter", "freediameter", "map", "clone", "tcap_codec", "store", "store_remote", "n5g")
+SECTIONS = (
+    "diameter",
+    "freediameter",
+    "map",
+    "clone",
+    "tcap_codec",
+    "store",
+    "store_remote",
+    "n5g",
+    "replay",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,6 +66,10 @@ def register(sub: Any) -> None:
         default=None,
         help="write the bound addresses as JSON here once listening (for tests and scripts)",
     )
+    p.add_argument("--pcap", default=None, metavar="FILE", help="record every message to this pcapng file")
+    p.add_argument(
+        "--pcap-max-mb", type=float, default=None, metavar="MB", help="rotate the pcapng file at this size"
+    )
     p.set_defaults(func=serve_command)
 
 
@@ -75,6 +79,9 @@ def serve_command(args: argparse.Namespace) -> int:
         overrides["workers"] = args.workers
     if args.log_level:
         overrides["log"] = {"level": args.log_level}
+    record = {k: v for k, v in (("pcap", args.pcap), ("max_mb", args.pcap_max_mb)) if v is not None}
+    if record:
+        overrides["record"] = record
     try:
         config = load_cli_config(args, overrides=overrides)
     except ConfigError as e:
@@ -210,6 +217,20 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
         ready["metrics"] = [mhost, mport]
         log.info("metrics_listening", address=f"{mhost}:{mport}")
 
+    if config.record.pcap:
+        from eir import recording
+
+        try:
+            rec = recording.start(
+                config.record.pcap,
+                max_mb=config.record.max_mb,
+                keep=config.record.keep,
+                worker_index=worker_index,
+            )
+        except OSError as e:
+            raise StartupError(f"record.pcap {config.record.pcap}: {e.strerror or e}", EXIT_CONFIG) from e
+        log.info("recording", path=str(rec.path), max_mb=config.record.max_mb)
+
     servers: list[RunningServer] = [metrics_server] if metrics_server is not None else []
     try:
         for name, enabled in (
@@ -282,6 +303,9 @@ async def _shutdown(
                 await st.close()
     with contextlib.suppress(Exception):
         await events.close()
+    from eir import recording
+
+    recording.stop()
 
 
 async def _import_on_start(config: Config, store: IdentityStore, log: Any) -> None:

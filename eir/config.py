@@ -264,6 +264,17 @@ class MqttConfig:
 
 
 @dataclass(slots=True)
+class RecordConfig:
+    pcap: str | None = None
+    """Write every message sent and received on every interface to this pcapng file (``eir serve
+    --pcap``); relative paths are under the working directory. None: no recording."""
+    max_mb: float = 0.0
+    """Rotate the file when it would grow past this many MiB (``--pcap-max-mb``); 0: never."""
+    keep: int = 5
+    """Files kept when rotating: FILE, FILE.1 … FILE.<keep-1>."""
+
+
+@dataclass(slots=True)
 class Config:
     data_dir: str = "data"
     log: LogConfig = field(default_factory=LogConfig)
@@ -275,6 +286,7 @@ class Config:
     lists: ListsConfig = field(default_factory=ListsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    record: RecordConfig = field(default_factory=RecordConfig)
     workers: int = 1
     """Processes sharing the listening ports (SO_REUSEPORT)."""
     shutdown_grace: float = 5.0
@@ -621,6 +633,10 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("n5g.retry_after: must be 0 or more seconds")
     if cfg.workers < 1:
         raise ConfigError("workers: must be at least 1")
+    if cfg.record.max_mb < 0:
+        raise ConfigError("record.max_mb: must be 0 (no rotation) or a positive number of MiB")
+    if cfg.record.keep < 1:
+        raise ConfigError("record.keep: must be at least 1")
     if cfg.store.keep_versions < 1:
         raise ConfigError("store.keep_versions: must be at least 1")
     for key in ("connect_timeout", "command_timeout", "poll_interval"):

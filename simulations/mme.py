@@ -359,6 +359,19 @@ class SimulatedMme:
             session_id=ans.session_id,
         )
 
+    def intercept(self, pipeline: Any) -> None:
+        """Hand every byte received to ``pipeline.feed(data) -> bytes`` first (what it returns goes on
+        to the core: DWR, DPA …), and ``pipeline.fail(exc)`` when the connection is lost; None stops.
+        ``eir replay`` pipelines recorded requests this way."""
+        self._proto.raw = pipeline
+
+    def write(self, data: bytes) -> None:
+        """Write bytes as they are, now (a pipeline's requests)."""
+        tr = self._proto.transport
+        if tr is None or tr.is_closing():
+            raise ConnectionError(self._proto.close_reason or "not connected")
+        tr.write(data)
+
     async def send_raw(self, data: bytes) -> None:
         """Write bytes as they are (tests of the EIR's error handling)."""
         tr = self._proto.transport

@@ -276,6 +276,24 @@ class SimulatedMsc:
             self.client.outstanding.pop(tid, None)
             return None
 
+    def send_begin(self, tcap_data: bytes, *, otid: int, version: int) -> None:
+        """Send a TCAP Begin built elsewhere (``eir replay``: a recorded one with a fresh OTID); its
+        reply comes to the :meth:`on_answer` handler (or a ``check`` waiter) matched by ``otid``."""
+        p = self._p
+        if not p.active.is_set():
+            raise ConnectionError("M3UA association is not active")
+        self.client.outstanding[otid] = (p.loop.time(), version)
+        self.client.send_tcap(tcap_data)
+        p.flush()
+
+    def on_answer(self, handler: Any) -> None:
+        """Every :class:`CheckImeiAnswered` goes to ``handler`` (None: back to ``check``'s waiters)."""
+        self._p.on_answer = handler
+
+    @property
+    def closed(self) -> bool:
+        return self._p.closed.is_set()
+
     async def load(
         self,
         imei: str,

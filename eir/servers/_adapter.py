@@ -13,6 +13,9 @@ events in ``_handle``, turns each request into a :class:`~eir.model.CheckRequest
   ``data_received`` produced); answers completed by Tasks are written once per event-loop turn
   however many completed in it (a syscall per answer was the largest single cost under load);
 * keeps one timer armed at the core's deadline;
+* records, when ``eir serve --pcap`` is on: ``recorder`` (class default None, so nothing is done
+  when off) gets the bytes in (the subclass's ``data_received`` calls ``recorder.received``) and
+  the bytes out (here, in ``_flush``); :mod:`eir.recording`;
 * applies back-pressure: reading pauses while the transport asks us to stop writing or
   ``max_in_flight`` checks are waiting for the store, and resumes at half that.
 
@@ -40,6 +43,8 @@ class CoreProtocol(asyncio.Protocol):
     check_seconds: Any
     """The ``eir_check_duration_seconds`` child of the subclass's interface."""
     log: Any
+    recorder: Any = None
+    """An :class:`eir.recording.ConnectionRecorder` while recording, else None (the class default)."""
 
     def _init_plumbing(self, max_in_flight: int, checker: Checker) -> None:
         self.checker = checker
@@ -153,6 +158,8 @@ class CoreProtocol(asyncio.Protocol):
         tr = self.transport
         if data and tr is not None and not tr.is_closing():
             tr.write(data)
+            if self.recorder is not None:
+                self.recorder.sent(data)
         at = core.get_timer()
         if at is not None and self.timer_at is not None and self.timer_at <= at:
             return  # the armed timer fires first; handle_timer is safe early and re-arms
@@ -174,6 +181,18 @@ class CoreProtocol(asyncio.Protocol):
             self._flush()
         except Exception:
             self._internal_error(b"")
+
+    def _record_open(self, protocol: str) -> None:
+        """At ``connection_made``: a recorder for this connection when ``--pcap`` is on."""
+        from eir import recording
+
+        if recording.active() is not None:
+            self.recorder = recording.connection(protocol, self.transport)
+
+    def _record_close(self) -> None:
+        if self.recorder is not None:
+            self.recorder.closed()
+            self.recorder = None
 
     def _cancel_timer(self) -> None:
         if self.timer is not None:

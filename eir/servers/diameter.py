@@ -121,6 +121,7 @@ class _PeerConnection(CoreProtocol):
             transport.abort()  # type: ignore[attr-defined]
             return
         self.admitted = True
+        self._record_open("diameter")
         peer = transport.get_extra_info("peername")
         self.peer = (
             f"[{peer[0]}]:{peer[1]}"
@@ -160,6 +161,8 @@ class _PeerConnection(CoreProtocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
+        if self.recorder is not None:
+            self.recorder.received(data)
         core = self.core
         if core is None or self.failed:
             return
@@ -210,6 +213,7 @@ class _PeerConnection(CoreProtocol):
             return  # refused at accept: never counted as a peer
         self.server.limiter.release(self.source)
         self._cancel_timer()
+        self._record_close()
         if self.open:
             _PEERS.dec()
             self.open = False

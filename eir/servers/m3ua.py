@@ -261,6 +261,7 @@ class _Association(CoreProtocol):
         self.transport = transport  # type: ignore[assignment]  # uvloop's are not asyncio.Transport
         if self.role is m3ua.Role.SG and not self.server.admit(self, transport):
             return
+        self._record_open("m3ua")
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.log = get_logger(interface=IFACE, peer=self.peer, transport=self.transport_name)
@@ -273,6 +274,8 @@ class _Association(CoreProtocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
+        if self.recorder is not None:
+            self.recorder.received(data)
         if self.failed:
             return
         try:
@@ -310,6 +313,7 @@ class _Association(CoreProtocol):
         if self.role is m3ua.Role.SG:
             self.server.limiter.release(self.source)
         self._cancel_timer()
+        self._record_close()
         # cut without ASPDN: the ASP is down all the same (the core reports it)
         self._handle(self.stack.connection_lost(self.loop.time()))
         if self.counted_active:
