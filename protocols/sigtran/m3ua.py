@@ -839,6 +839,25 @@ class M3uaConnection:
             del buf[:off]
         return events
 
+    def take_partial(self) -> bytes:
+        """The start of a message ``receive_data`` holds until the rest arrives (``b""`` when none),
+        handed over and forgotten: for a caller that frames the stream itself (the EIR stack's fast
+        path) and gives each whole message to :meth:`receive_message`."""
+        buf = self._buf
+        if not buf:
+            return b""
+        data = bytes(buf)
+        buf.clear()
+        return data
+
+    def receive_message(self, raw: bytes, now: float, stream: int | None = None) -> list[Event]:
+        """One whole message, framed by the caller as ``receive_data`` frames (length field in
+        8..``max_message_size``, ``raw`` exactly that long): the events ``receive_data`` gives for it."""
+        events: list[Event] = []
+        if not self.closed:
+            self._handle_message(raw, now, stream, events)
+        return events
+
     def _handle_message(self, raw: bytes, now: float, stream: int | None, events: list[Event]) -> None:
         try:
             msg = decode_message(raw)

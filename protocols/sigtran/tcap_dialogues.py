@@ -441,13 +441,7 @@ class TcapEirCore(Generic[R]):
         """The canonical one-invoke Begin of the standard form (see ``_tcap_fast``); None sends it
         down the general path, which reports what the fast path does not (vendor variants, errors)."""
         otid, ac_version, iid, param = fast
-        version = ac_version or 1
-        key = (peer, otid)
-        if (
-            version not in self.supported_versions
-            or key in self._dialogues
-            or len(self._dialogues) >= self.max_dialogues
-        ):
+        if not self._can_open(ac_version or 1, (peer, otid)):
             return None
         try:
             arg = decode_check_imei_arg(param)
@@ -455,11 +449,69 @@ class TcapEirCore(Generic[R]):
             return None
         if arg.deviations or arg.vendor is not None:
             return None
-        did = int.from_bytes(otid, "big")
-        self.stats.begins += 1
-        self.stats.invokes += 1
+        inv = self._open_canonical(
+            otid,
+            ac_version,
+            iid,
+            arg.imei,
+            arg.requested_equipment_status,
+            arg.requested_bmuef,
+            now,
+            peer,
+            route,
+        )
+        return [inv], None
+
+    def receive_canonical_begin(
+        self,
+        otid: bytes,
+        ac_version: int | None,
+        invoke_id: int,
+        imei: str,
+        requested_equipment_status: bool,
+        requested_bmuef: bool,
+        now: float,
+        peer: Hashable | None,
+        route: R | None,
+    ) -> CheckImeiInvoked | None:
+        """A Begin the caller has already read — of the shape ``match_check_imei_begin`` accepts,
+        its argument in the standard form without deviations (``decode_check_imei_arg`` gave
+        ``imei`` and the requested flags) — counted and opened exactly as ``receive_tcap`` would
+        (the same code). None, with nothing counted, when ``receive_tcap`` must decide: the version
+        is not served, the OTID is pending (a replacement) or no dialogue is free. The SIGTRAN
+        stack's per-association memo (:mod:`._map_fast`) calls this."""
+        if not self._can_open(ac_version or 1, (peer, otid)):
+            return None
+        self.stats.messages += 1
+        return self._open_canonical(
+            otid, ac_version, invoke_id, imei, requested_equipment_status, requested_bmuef, now, peer, route
+        )
+
+    def _can_open(self, version: int, key: DialogueKey) -> bool:
+        return (
+            version in self.supported_versions
+            and key not in self._dialogues
+            and len(self._dialogues) < self.max_dialogues
+        )
+
+    def _open_canonical(
+        self,
+        otid: bytes,
+        ac_version: int | None,
+        iid: int,
+        imei: str,
+        requested_equipment_status: bool,
+        requested_bmuef: bool,
+        now: float,
+        peer: Hashable | None,
+        route: R | None,
+    ) -> CheckImeiInvoked:
+        stats = self.stats
+        stats.begins += 1
+        stats.invokes += 1
         self._generation = gen = self._generation + 1
-        self._dialogues[key] = _Dialogue(
+        version = ac_version or 1
+        self._dialogues[(peer, otid)] = _Dialogue(
             otid=otid,
             version=version,
             acn=None if ac_version is None else equipment_mngt_acn(ac_version),
@@ -469,7 +521,17 @@ class TcapEirCore(Generic[R]):
             generation=gen,
             route=route,
         )
-        return [_invoked(arg, did, iid, version, otid, peer, gen)], None
+        return CheckImeiInvoked(
+            dialogue_id=int.from_bytes(otid, "big"),
+            invoke_id=iid,
+            version=version,
+            imei=imei,
+            requested_equipment_status=requested_equipment_status,
+            requested_bmuef=requested_bmuef,
+            otid=otid,
+            peer=peer,
+            generation=gen,
+        )
 
     def _on_begin(
         self, msg: TcapMessage, now: float, peer: Hashable | None, route: R | None, events: _Events
