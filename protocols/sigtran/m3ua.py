@@ -770,8 +770,7 @@ class M3uaConnection:
         return out
 
     def get_timer(self) -> float | None:
-        deadlines = [d for d in (self._pending_deadline, self._beat_deadline) if d is not None]
-        return min(deadlines) if deadlines else None
+        return _earlier(self._pending_deadline, self._beat_deadline)
 
     def handle_timer(self, now: float) -> list[Event]:
         events: list[Event] = []
@@ -1126,6 +1125,15 @@ class M3uaConnection:
         self.state = AspState.DOWN
         self._beat_deadline = self._pending_deadline = None
         return ConnectionTerminated(reason=reason)
+
+
+def _earlier(a: float | None, b: float | None) -> float | None:
+    """The earlier of two deadlines, either of which may be None (no list: called per read)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return b if b < a else a
 
 
 def _rc_bytes(rcs: tuple[int, ...]) -> bytes:

@@ -351,8 +351,13 @@ class EirSigtranStack:
         return self.m3ua.data_to_send()
 
     def get_timer(self) -> float | None:
-        timers = [t for t in (self.m3ua.get_timer(), self.tcap.get_timer()) if t is not None]
-        return min(timers) if timers else None
+        a = self.m3ua.get_timer()
+        b = self.tcap.get_timer()
+        if a is None:
+            return b
+        if b is None:
+            return a
+        return b if b < a else a
 
     def handle_timer(self, now: float) -> list[StackEvent]:
         events: list[StackEvent] = list(self.m3ua.handle_timer(now))
