@@ -303,8 +303,11 @@ class EirSigtranStack:
     ) -> None:
         """Keep the shape of a canonical checkIMEI Begin the general path has just read (see
         :mod:`._map_fast`): its values are read again here, from the bytes alone."""
+        memo = self.memo
+        if memo is None or memo.match(raw, 0, len(raw)) is not None:
+            return  # known already (the general path took it for its dialogue: a pending OTID …)
         fast = match_check_imei_begin(request.data)
-        if fast is None or self.memo is None:
+        if fast is None:
             return
         try:
             arg = decode_check_imei_arg(fast[3])
@@ -323,7 +326,7 @@ class EirSigtranStack:
         shape.peer = request.raw_calling
         shape.request = header
         shape.route_fields = (pd.opc, pd.dpc, pd.ni, ev.routing_context)
-        self.memo.add(shape)
+        memo.add(shape)
 
     # -- commands ----------------------------------------------------------------------------------
 

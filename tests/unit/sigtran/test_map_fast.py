@@ -339,3 +339,15 @@ def test_split_and_coalesced_messages() -> None:
                     general.answer(y, EquipmentStatus.WHITE_LISTED)
             _same_state(fast, general)
     assert fast.tcap.stats.ends_sent == 4 * 39
+
+
+def test_a_begin_the_memo_declines_is_not_learnt_twice() -> None:
+    """A Begin of a known shape that the general path takes (its OTID is pending: a replacement)
+    adds no second copy of the shape."""
+    fast, general = _twins()
+    assert fast.memo is not None
+    msg = _data(_begin(otid=7))
+    for _ in range(3):
+        assert fast.receive_data(msg, 0.0) == general.receive_data(msg, 0.0)
+        _same_state(fast, general)
+    assert fast.memo.count == 1 and fast.tcap.stats.replaced == 2
