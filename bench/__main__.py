@@ -106,6 +106,25 @@ def _summary(r: dict[str, object]) -> dict[str, object]:
             out[key] = val
     if map128 and s13:
         out["map_vs_s13_w128"] = round(map128 / s13, 3)
+    # Issue 12's target: the EIR's CPU per MAP check at most twice that per S13 ECR (window 128, simulated MSC
+    # and MME, this run), and no MAP check lost at any window.
+    s13_cpu = _get(r, "diameter", "eir", "w128", "eir_cpu_us_per_ecr")
+    if s13_cpu:
+        out["s13_eir_cpu_us_per_ecr_w128"] = s13_cpu
+    ratios = []
+    for version, run in ((2, "window_128"), (3, "window_128_v3")):
+        cpu = _get(r, "map", run, "eir_cpu_us_per_check")
+        if cpu:
+            out[f"map_v{version}_eir_cpu_us_per_check_w128"] = cpu
+            if s13_cpu:
+                ratios.append(round(cpu / s13_cpu, 3))
+                out[f"map_v{version}_vs_s13_eir_cpu_w128"] = ratios[-1]
+    lost = [_get(r, "map", run, "lost") for run in ("window_1", "window_128", "window_128_v3", "window_1024")]
+    if all(n is not None for n in lost):
+        out["map_checks_lost_w1_w128_w1024"] = int(sum(n or 0 for n in lost))
+    if len(ratios) == 2 and "map_checks_lost_w1_w128_w1024" in out:
+        out["map_target"] = "map_vN_vs_s13_eir_cpu_w128 <= 2 and no MAP check lost"
+        out["map_target_met"] = max(ratios) <= 2.0 and out["map_checks_lost_w1_w128_w1024"] == 0
     return out
 
 

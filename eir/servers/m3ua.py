@@ -60,6 +60,10 @@ _STATUS = {
     Status.GREY: EquipmentStatus.GREY_LISTED,
 }
 
+_WHITE: Final = EquipmentStatus.WHITE_LISTED
+_BLACK: Final = EquipmentStatus.BLACK_LISTED
+_GREY: Final = EquipmentStatus.GREY_LISTED
+
 _ERROR_LABELS: Final = (
     "internal",
     "sccp_discarded",
@@ -447,10 +451,15 @@ class _Association(CoreProtocol):
         self._dispatch(_map_request(inv.imei, None, inv.imsi, inv.msisdn, ev.origin, extras), ev)
 
     def _answer(self, ev: CheckImeiRequested, verdict: Verdict) -> None:
-        status = _STATUS.get(verdict.status)
-        if status is not None:
-            self.stack.answer(ev, status, None)
-        elif verdict.status is Status.UNKNOWN:
+        status = verdict.status
+        # identity tests, not a dict lookup: hashing an Enum member runs Python code (as S13's)
+        if status is Status.WHITE:
+            self.stack.answer(ev, _WHITE, None)
+        elif status is Status.BLACK:
+            self.stack.answer(ev, _BLACK, None)
+        elif status is Status.GREY:
+            self.stack.answer(ev, _GREY, None)
+        elif status is Status.UNKNOWN:
             self.stack.answer_error(ev, MapError.UNKNOWN_EQUIPMENT)
         else:
             self.stack.answer_error(ev, MapError.SYSTEM_FAILURE)

@@ -66,10 +66,21 @@ def match_check_imei_begin(data: bytes) -> tuple[bytes, int | None, int, bytes] 
         return None
 
 
+_RESULT_TAILS: dict[bytes, bytes] = {}
+_OCTET = [bytes((n,)) for n in range(256)]
+
+
 def result_component(invoke_id: int, parameter: bytes) -> bytes:
     """ReturnResultLast { invokeId, result { opcode local 43, parameter } } (Q.773 §3.3)."""
-    body = b"\x02\x01\x2b" + parameter
-    return tlv(0xA2, b"\x02\x01" + (invoke_id & 0xFF).to_bytes(1, "big") + tlv(0x30, body))
+    tail = _RESULT_TAILS.get(parameter)
+    if tail is None:
+        tail = tlv(0x30, b"\x02\x01\x2b" + parameter)
+        if len(_RESULT_TAILS) < 64:  # the few results an EIR gives: one per status and version
+            _RESULT_TAILS[parameter] = tail
+    n = 3 + len(tail)
+    if n < 0x80:
+        return b"\xa2" + _OCTET[n] + b"\x02\x01" + _OCTET[invoke_id & 0xFF] + tail
+    return tlv(0xA2, b"\x02\x01" + _OCTET[invoke_id & 0xFF] + tail)
 
 
 def error_component(invoke_id: int, error_code: int) -> bytes:

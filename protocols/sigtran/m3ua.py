@@ -777,8 +777,7 @@ class M3uaConnection:
         return out
 
     def get_timer(self) -> float | None:
-        deadlines = [d for d in (self._pending_deadline, self._beat_deadline) if d is not None]
-        return min(deadlines) if deadlines else None
+        return _earlier(self._pending_deadline, self._beat_deadline)
 
     def handle_timer(self, now: float) -> list[Event]:
         events: list[Event] = []
@@ -844,6 +843,25 @@ class M3uaConnection:
                 return events
         if off:
             del buf[:off]
+        return events
+
+    def take_partial(self) -> bytes:
+        """The start of a message ``receive_data`` holds until the rest arrives (``b""`` when none),
+        handed over and forgotten: for a caller that frames the stream itself (the EIR stack's fast
+        path) and gives each whole message to :meth:`receive_message`."""
+        buf = self._buf
+        if not buf:
+            return b""
+        data = bytes(buf)
+        buf.clear()
+        return data
+
+    def receive_message(self, raw: bytes, now: float, stream: int | None = None) -> list[Event]:
+        """One whole message, framed by the caller as ``receive_data`` frames (length field in
+        8..``max_message_size``, ``raw`` exactly that long): the events ``receive_data`` gives for it."""
+        events: list[Event] = []
+        if not self.closed:
+            self._handle_message(raw, now, stream, events)
         return events
 
     def _handle_message(self, raw: bytes, now: float, stream: int | None, events: list[Event]) -> None:
@@ -1136,6 +1154,15 @@ class M3uaConnection:
         self.state = AspState.DOWN
         self._beat_deadline = self._pending_deadline = None
         return ConnectionTerminated(reason=reason)
+
+
+def _earlier(a: float | None, b: float | None) -> float | None:
+    """The earlier of two deadlines, either of which may be None (no list: called per read)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return b if b < a else a
 
 
 def _rc_bytes(rcs: tuple[int, ...]) -> bytes:

@@ -22,10 +22,12 @@ message is answered by the TCAP core (Abort / Reject) and reported as a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from . import m3ua, sccp
-from .map_checkimei import EquipmentStatus, MapError
+from ._map_fast import BeginMemo, BeginShape, learn
+from ._tcap_fast import match_check_imei_begin
+from .map_checkimei import EquipmentStatus, MapError, MapParameterError, decode_check_imei_arg
 from .map_client import CheckImeiOutcome, decode_check_imei_reply, encode_check_imei_begin
 from .tcap_dialogues import (
     CheckImeiInvoked,
@@ -62,6 +64,11 @@ class Route:
     sls: int
     routing_context: int | None
     request: sccp.Unitdata
+    """The request's SCCP header (type, class, addresses, importance); its ``data`` is empty (the
+    user data is not kept: a route outlives the message, and requests of one shape share it)."""
+    shape: BeginShape | None = field(default=None, compare=False, repr=False)
+    """The fast path's shape the request had (see :mod:`._map_fast`): its answer is patched from
+    a template. None for a request the general path read."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,10 +132,70 @@ class EirSigtranStack:
             dialogue_timeout=dialogue_timeout,
         )
         self.point_code = point_code
+        self.memo: BeginMemo | None = BeginMemo()
+        """The fast path's shapes (:mod:`._map_fast`); None turns the fast path off (the tests
+        compare the two)."""
+        self._deferred: list[tuple[int, int, int, int, int | None, bytes]] | None = None
 
     # -- input -------------------------------------------------------------------------------------
 
     def receive_data(self, data: bytes, now: float, stream: int | None = None) -> list[StackEvent]:
+        conn = self.m3ua
+        if (
+            self.memo is None
+            or conn.state is not m3ua.AspState.ACTIVE
+            or conn.closed
+            or stream == 0
+            or not data
+        ):
+            return self._receive_general(data, now, stream)
+        # Frame the stream here, as M3uaConnection.receive_data does, so that a DATA of a learnt
+        # shape skips the layers (:mod:`._map_fast`); every other message goes to
+        # M3uaConnection.receive_message, in order, and whatever cannot be framed (a partial
+        # message, a bad length) to receive_data. The replies the layers above M3UA owe at once
+        # (UDTS, SSA, Reject, Abort) wait until the whole input is read, as they do when M3UA reads
+        # it all first: they follow M3UA's own replies and go only if the ASP is still active.
+        partial = conn.take_partial()
+        if partial:
+            data = partial + data
+        deferred: list[tuple[int, int, int, int, int | None, bytes]] = []
+        self._deferred = deferred
+        try:
+            return self._receive_framed(self.memo, data, now, stream)
+        finally:
+            self._deferred = None
+            for args in deferred:
+                self._send_pd(*args)
+
+    def _receive_framed(
+        self, memo: BeginMemo, data: bytes, now: float, stream: int | None
+    ) -> list[StackEvent]:
+        conn = self.m3ua
+        out: list[StackEvent] = []
+        n = len(data)
+        off = 0
+        maxlen = conn.settings.max_message_size
+        while n - off >= 8:
+            length = int.from_bytes(data[off + 4 : off + 8], "big")
+            if length < 8 or length > maxlen or n - off < length:
+                break
+            if conn.state is not m3ua.AspState.ACTIVE or not self._receive_fast(
+                memo, data, off, length, now, out
+            ):
+                raw = data[off : off + length]
+                for ev in conn.receive_message(raw, now, stream):
+                    if type(ev) is m3ua.DataReceived:
+                        self._on_data(ev, now, out, raw)
+                    else:
+                        out.append(ev)
+                if conn.closed:
+                    return out
+            off += length
+        if off < n:
+            out.extend(self._receive_general(data[off:] if off else data, now, stream))
+        return out
+
+    def _receive_general(self, data: bytes, now: float, stream: int | None) -> list[StackEvent]:
         out: list[StackEvent] = []
         for ev in self.m3ua.receive_data(data, now, stream):
             if type(ev) is m3ua.DataReceived:
@@ -137,7 +204,42 @@ class EirSigtranStack:
                 out.append(ev)
         return out
 
-    def _on_data(self, ev: m3ua.DataReceived, now: float, out: list[StackEvent]) -> None:
+    def _receive_fast(
+        self, memo: BeginMemo, data: bytes, off: int, length: int, now: float, out: list[StackEvent]
+    ) -> bool:
+        """The DATA at ``data[off:off+length]`` when it has a learnt shape and the TCAP core opens
+        its dialogue; False leaves it to the general path."""
+        got = memo.match(data, off, length)
+        if got is None:
+            return False
+        shape, imei = got
+        sls = data[off + shape.sls_at]
+        route = shape.routes[sls]
+        if route is None:
+            opc, dpc, ni, rc = shape.route_fields
+            route = shape.routes[sls] = Route(
+                opc=opc, dpc=dpc, ni=ni, sls=sls, routing_context=rc, request=shape.request, shape=shape
+            )
+        iid = data[off + shape.iid_at]
+        inv = self.tcap.receive_canonical_begin(
+            data[off + shape.otid_at : off + shape.otid_end],
+            shape.ac_version,
+            iid - 256 if iid > 127 else iid,
+            imei,
+            shape.requested_equipment_status,
+            shape.requested_bmuef,
+            now,
+            shape.peer,
+            route,
+        )
+        if inv is None:
+            return False
+        out.append(CheckImeiRequested(invoke=inv, origin=shape.origin, route=route))
+        return True
+
+    def _on_data(
+        self, ev: m3ua.DataReceived, now: float, out: list[StackEvent], raw: bytes | None = None
+    ) -> None:
         pd = ev.data
         if pd.si != 3:
             out.append(SccpDiscarded(reason=f"service indicator {pd.si} is not SCCP", opc=pd.opc))
@@ -172,8 +274,9 @@ class EirSigtranStack:
                 )
             return
         request = sev.message
+        header = replace(request, data=b"")
         route = Route(
-            opc=pd.opc, dpc=pd.dpc, ni=pd.ni, sls=pd.sls, routing_context=ev.routing_context, request=request
+            opc=pd.opc, dpc=pd.dpc, ni=pd.ni, sls=pd.sls, routing_context=ev.routing_context, request=header
         )
         # The calling address scopes the transaction ids: several MSCs may sit behind one STP.
         # The route is kept with the dialogue the message opens (replaced or expired with it).
@@ -187,6 +290,43 @@ class EirSigtranStack:
             origin = gt.digits if gt is not None and gt.digits else f"pc:{pd.opc}"
             for inv in received.invokes:
                 out.append(CheckImeiRequested(invoke=inv, origin=origin, route=route))
+        if raw is not None and self.memo is not None:
+            self._learn(raw, ev, request, header, origin if received.invokes else None)
+
+    def _learn(
+        self,
+        raw: bytes,
+        ev: m3ua.DataReceived,
+        request: sccp.Unitdata,
+        header: sccp.Unitdata,
+        origin: str | None,
+    ) -> None:
+        """Keep the shape of a canonical checkIMEI Begin the general path has just read (see
+        :mod:`._map_fast`): its values are read again here, from the bytes alone."""
+        memo = self.memo
+        if memo is None or memo.match(raw, 0, len(raw)) is not None:
+            return  # known already (the general path took it for its dialogue: a pending OTID …)
+        fast = match_check_imei_begin(request.data)
+        if fast is None:
+            return
+        try:
+            arg = decode_check_imei_arg(fast[3])
+        except MapParameterError:
+            return
+        if arg.deviations or arg.vendor is not None:
+            return
+        shape = learn(raw, request.data, fast, (arg.requested_equipment_status, arg.requested_bmuef))
+        if shape is None:
+            return
+        pd = ev.data
+        if origin is None:
+            gt = request.calling.gt
+            origin = gt.digits if gt is not None and gt.digits else f"pc:{pd.opc}"
+        shape.origin = origin
+        shape.peer = request.raw_calling
+        shape.request = header
+        shape.route_fields = (pd.opc, pd.dpc, pd.ni, ev.routing_context)
+        memo.add(shape)
 
     # -- commands ----------------------------------------------------------------------------------
 
@@ -214,8 +354,13 @@ class EirSigtranStack:
         return self.m3ua.data_to_send()
 
     def get_timer(self) -> float | None:
-        timers = [t for t in (self.m3ua.get_timer(), self.tcap.get_timer()) if t is not None]
-        return min(timers) if timers else None
+        a = self.m3ua.get_timer()
+        b = self.tcap.get_timer()
+        if a is None:
+            return b
+        if b is None:
+            return a
+        return b if b < a else a
 
     def handle_timer(self, now: float) -> list[StackEvent]:
         events: list[StackEvent] = list(self.m3ua.handle_timer(now))
@@ -229,19 +374,50 @@ class EirSigtranStack:
     # -- helpers -----------------------------------------------------------------------------------
 
     def _send_answer(self, route: Route, tcap_data: bytes) -> None:
+        shape = route.shape
+        conn = self.m3ua
+        if shape is not None and conn.state is m3ua.AspState.ACTIVE:
+            # The general answer by construction: built by the encoders below once per End length
+            # and routing context, and split at the SLS and the End (_map_fast.answer_template).
+            rc = conn.routing_context_for_data(route.routing_context)
+            pre, mid, post = shape.answer_template(
+                len(tcap_data), rc, lambda sls, tcap: self._encode_answer(route, rc, sls, tcap)
+            )
+            conn.send_raw(pre + _SLS[route.sls] + mid + tcap_data + post)
+            return
         sccp_data = self.sccp.answer(route.request, tcap_data)
         self._send_pd(route.opc, route.dpc, route.ni, route.sls, route.routing_context, sccp_data)
+
+    def _encode_answer(self, route: Route, rc: int | None, sls: int, tcap_data: bytes) -> bytes:
+        """What _send_pd queues for ``tcap_data`` along ``route`` (with ``sls`` for the route's)."""
+        pd = m3ua.ProtocolData(
+            opc=route.dpc,
+            dpc=route.opc,
+            si=3,
+            ni=route.ni,
+            sls=sls,
+            data=self.sccp.answer(route.request, tcap_data),
+        )
+        return m3ua.encode_data(
+            pd, routing_context=rc, network_appearance=self.m3ua.settings.network_appearance
+        )
 
     def _send(self, pd: m3ua.ProtocolData, rc: int | None, sccp_data: bytes) -> None:
         self._send_pd(pd.opc, pd.dpc, pd.ni, pd.sls, rc, sccp_data)
 
     def _send_pd(self, opc: int, dpc: int, ni: int, sls: int, rc: int | None, data: bytes) -> None:
+        if self._deferred is not None:
+            self._deferred.append((opc, dpc, ni, sls, rc, data))
+            return
         conn = self.m3ua
         if conn.state is not m3ua.AspState.ACTIVE:
             return  # the association went down meanwhile: nothing can be sent (§4.3.4.4)
         conn.send_data(
             m3ua.ProtocolData(opc=dpc, dpc=opc, si=3, ni=ni, sls=sls, data=data), routing_context=rc
         )
+
+
+_SLS = [bytes((i,)) for i in range(256)]
 
 
 # --- the client (simulated MSC / SGSN) ----------------------------------------------------------------

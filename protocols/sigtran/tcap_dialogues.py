@@ -17,13 +17,14 @@ The parameter codec is :mod:`.map_checkimei`; a Begin of the common shape is rea
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field, fields
 from enum import Enum, StrEnum
 from typing import Generic, TypeVar
 
 from ._ber import read_tlv, tlv
 from ._tcap_fast import error_component, match_check_imei_begin, result_component
+from .errors import LocalProtocolError
 from .map_checkimei import (
     CHECK_IMEI_OPCODE,
     EQUIPMENT_MNGT_CONTEXT,
@@ -332,6 +333,68 @@ def _invoked(
     )
 
 
+def _invoked_constructor() -> Callable[
+    [int, int, int, str, bool, bool, bytes, Hashable | None, int], CheckImeiInvoked
+]:
+    """A :class:`CheckImeiInvoked` of the standard form (no IMSI, MSISDN, vendor or deviation),
+    filled through the slot descriptors: the frozen dataclass ``__init__`` costs an
+    ``object.__setattr__`` per field (as ``diameter.s13._new_ecr``). The same object, field for
+    field (the differential tests compare them with ``==``)."""
+    names = [f.name for f in fields(CheckImeiInvoked)]
+    if names != [
+        "dialogue_id",
+        "invoke_id",
+        "version",
+        "imei",
+        "imsi",
+        "msisdn",
+        "requested_equipment_status",
+        "requested_bmuef",
+        "vendor",
+        "otid",
+        "peer",
+        "deviations",
+        "generation",
+    ]:  # pragma: no cover - guards the order below against an edit of the event
+        raise LocalProtocolError(f"CheckImeiInvoked fields changed: {names}")
+    s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12 = (
+        getattr(CheckImeiInvoked, n).__set__ for n in names
+    )
+    new = object.__new__
+    cls = CheckImeiInvoked
+
+    def make(
+        dialogue_id: int,
+        invoke_id: int,
+        version: int,
+        imei: str,
+        requested_equipment_status: bool,
+        requested_bmuef: bool,
+        otid: bytes,
+        peer: Hashable | None,
+        generation: int,
+    ) -> CheckImeiInvoked:
+        ev = new(cls)
+        s0(ev, dialogue_id)
+        s1(ev, invoke_id)
+        s2(ev, version)
+        s3(ev, imei)
+        s4(ev, None)
+        s5(ev, None)
+        s6(ev, requested_equipment_status)
+        s7(ev, requested_bmuef)
+        s8(ev, None)
+        s9(ev, otid)
+        s10(ev, peer)
+        s11(ev, ())
+        s12(ev, generation)
+        return ev
+
+    return make
+
+
+_new_invoked = _invoked_constructor()
+
 _Events = list[TcapEvent]
 
 
@@ -441,13 +504,7 @@ class TcapEirCore(Generic[R]):
         """The canonical one-invoke Begin of the standard form (see ``_tcap_fast``); None sends it
         down the general path, which reports what the fast path does not (vendor variants, errors)."""
         otid, ac_version, iid, param = fast
-        version = ac_version or 1
-        key = (peer, otid)
-        if (
-            version not in self.supported_versions
-            or key in self._dialogues
-            or len(self._dialogues) >= self.max_dialogues
-        ):
+        if not self._can_open(ac_version or 1, (peer, otid)):
             return None
         try:
             arg = decode_check_imei_arg(param)
@@ -455,11 +512,69 @@ class TcapEirCore(Generic[R]):
             return None
         if arg.deviations or arg.vendor is not None:
             return None
-        did = int.from_bytes(otid, "big")
-        self.stats.begins += 1
-        self.stats.invokes += 1
+        inv = self._open_canonical(
+            otid,
+            ac_version,
+            iid,
+            arg.imei,
+            arg.requested_equipment_status,
+            arg.requested_bmuef,
+            now,
+            peer,
+            route,
+        )
+        return [inv], None
+
+    def receive_canonical_begin(
+        self,
+        otid: bytes,
+        ac_version: int | None,
+        invoke_id: int,
+        imei: str,
+        requested_equipment_status: bool,
+        requested_bmuef: bool,
+        now: float,
+        peer: Hashable | None,
+        route: R | None,
+    ) -> CheckImeiInvoked | None:
+        """A Begin the caller has already read — of the shape ``match_check_imei_begin`` accepts,
+        its argument in the standard form without deviations (``decode_check_imei_arg`` gave
+        ``imei`` and the requested flags) — counted and opened exactly as ``receive_tcap`` would
+        (the same code). None, with nothing counted, when ``receive_tcap`` must decide: the version
+        is not served, the OTID is pending (a replacement) or no dialogue is free. The SIGTRAN
+        stack's per-association memo (:mod:`._map_fast`) calls this."""
+        if not self._can_open(ac_version or 1, (peer, otid)):
+            return None
+        self.stats.messages += 1
+        return self._open_canonical(
+            otid, ac_version, invoke_id, imei, requested_equipment_status, requested_bmuef, now, peer, route
+        )
+
+    def _can_open(self, version: int, key: DialogueKey) -> bool:
+        return (
+            version in self.supported_versions
+            and key not in self._dialogues
+            and len(self._dialogues) < self.max_dialogues
+        )
+
+    def _open_canonical(
+        self,
+        otid: bytes,
+        ac_version: int | None,
+        iid: int,
+        imei: str,
+        requested_equipment_status: bool,
+        requested_bmuef: bool,
+        now: float,
+        peer: Hashable | None,
+        route: R | None,
+    ) -> CheckImeiInvoked:
+        stats = self.stats
+        stats.begins += 1
+        stats.invokes += 1
         self._generation = gen = self._generation + 1
-        self._dialogues[key] = _Dialogue(
+        version = ac_version or 1
+        self._dialogues[(peer, otid)] = _Dialogue(
             otid=otid,
             version=version,
             acn=None if ac_version is None else equipment_mngt_acn(ac_version),
@@ -469,7 +584,17 @@ class TcapEirCore(Generic[R]):
             generation=gen,
             route=route,
         )
-        return [_invoked(arg, did, iid, version, otid, peer, gen)], None
+        return _new_invoked(
+            int.from_bytes(otid, "big"),
+            iid,
+            version,
+            imei,
+            requested_equipment_status,
+            requested_bmuef,
+            otid,
+            peer,
+            gen,
+        )
 
     def _on_begin(
         self, msg: TcapMessage, now: float, peer: Hashable | None, route: R | None, events: _Events
@@ -642,11 +767,14 @@ class TcapEirCore(Generic[R]):
         """
         if ev.version >= 3:
             send_status = ev.requested_equipment_status or not ev.requested_bmuef
-            param = encode_check_imei_res(
-                3, status if send_status else None, bmuef if ev.requested_bmuef else None
-            )
+            if send_status and not ev.requested_bmuef:
+                param = _V3_RESULTS[status]
+            else:
+                param = encode_check_imei_res(
+                    3, status if send_status else None, bmuef if ev.requested_bmuef else None
+                )
         else:
-            param = encode_check_imei_res(ev.version, status)
+            param = _V2_RESULTS[status]
         return self._fill(ev, result_component(ev.invoke_id, param), error=False)
 
     def answer_error(self, ev: CheckImeiInvoked, error: MapError) -> bytes | None:
@@ -660,8 +788,8 @@ class TcapEirCore(Generic[R]):
             # The OTID was reused meanwhile: this dialogue is another one; ev's was replaced.
             self.stats.stale_answers += 1
             d = None
-        state = DialogueState.IDLE if d is None else DialogueState.INITIATION_RECEIVED
-        action, _ = TRANSITIONS[(state, DialogueInput.ANSWER)]
+        # TRANSITIONS[(state, ANSWER)], read once at import (hashing Enum members runs Python code)
+        action = _ANSWER_IDLE if d is None else _ANSWER_PENDING
         if d is None or action is DialogueAction.LATE or ev.invoke_id not in d.pending:
             self.stats.late_answers += 1
             return None
@@ -708,12 +836,15 @@ class TcapEirCore(Generic[R]):
     def _end(self, otid: bytes, acn: tuple[int, ...] | None, components: list[bytes]) -> bytes:
         """End (Q.773 §3.1) with the AARE accepted when the Begin carried an AARQ (Q.774 §3.2.2.1);
         a P-Abort resourceLimitation (Q.773 §3.1) when the End would exceed MAX_REPLY_SIZE."""
-        body = tlv(0x49, otid)
-        if acn is not None:
-            body += _aare_accepted(acn)
-        if components:
-            body += tlv(0x6C, b"".join(components))
-        end = tlv(0x64, body)
+        aare = b"" if acn is None else _aare_accepted(acn)
+        comps = b"".join(components)
+        n = len(comps)
+        portion = b"" if not n else (b"\x6c" + _LEN[n] + comps if n < 0x80 else tlv(0x6C, comps))
+        body_len = 2 + len(otid) + len(aare) + len(portion)
+        if body_len < 0x80:  # the usual End: short lengths, written out (tlv's octets)
+            end = b"\x64" + _LEN[body_len] + b"\x49" + _LEN[len(otid)] + otid + aare + portion
+        else:
+            end = tlv(0x64, tlv(0x49, otid) + aare + portion)
         if len(end) > MAX_REPLY_SIZE:
             self.stats.oversized += 1
             return self._p_abort(otid, PAbortCause.RESOURCE_LIMITATION)
@@ -730,6 +861,16 @@ class TcapEirCore(Generic[R]):
         self.stats.aborts_sent += 1
         reply = encode_tcap(TcapMessage(type=MessageType.ABORT, dtid=otid, dialogue=dialogue))
         return [], reply
+
+
+_ANSWER_IDLE = TRANSITIONS[(DialogueState.IDLE, DialogueInput.ANSWER)][0]
+_ANSWER_PENDING = TRANSITIONS[(DialogueState.INITIATION_RECEIVED, DialogueInput.ANSWER)][0]
+_LEN = [bytes((n,)) for n in range(0x80)]
+_V2_RESULTS = [encode_check_imei_res(2, s) for s in EquipmentStatus]
+"""The v1/v2 result (a bare EquipmentStatus) by status value: indexed, as hashing an Enum runs
+Python code."""
+_V3_RESULTS = [encode_check_imei_res(3, s) for s in EquipmentStatus]
+"""The v3 CheckIMEI-Res with equipmentStatus only (what an MSC asks for) by status value."""
 
 
 def _error(kind: TcapErrorKind, detail: str, dialogue_id: int | None = None) -> TcapProtocolErrorOccurred:
