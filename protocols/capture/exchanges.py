@@ -7,7 +7,7 @@ connection (RFC 6733 §3). Other commands (CER, DWR, DPR …) are not exchanges 
 MAP checkIMEI (TS 29.002 §8.7.1) over TCAP (Q.773): a Begin whose components hold an Invoke of
 opcode 43 is paired with the End / Abort / Continue whose DTID is the Begin's OTID (and whose
 component, when it has one, the same invoke id), or with the UDTS that returned the Begin. The
-Huawei and Ericsson argument forms are read by :func:`~protocols.sigtran.map_eir.decode_check_imei_arg`.
+Huawei and Ericsson argument forms are read by :func:`~protocols.sigtran.decode_check_imei_arg`.
 
 The normalised verdict leaves out everything a second EIR may legitimately answer differently
 (Session-Id, identifiers, Origin-Host/Realm, timestamps, TCAP transaction ids, SCCP addresses):
@@ -30,15 +30,17 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from ..sigtran import m3ua, sccp
-from ..sigtran.map_eir import (
+from ..sigtran import (
     CHECK_IMEI_OPCODE,
     CheckImeiOutcome,
     MapParameterError,
     decode_check_imei_arg,
     decode_check_imei_reply,
+    m3ua,
+    sccp,
 )
-from ..sigtran.tcap import Aarq, Invoke, MessageType, TcapError, decode_tcap
+from ..sigtran.errors import SigtranError
+from ..sigtran.tcap import Aarq, Invoke, MessageType, decode_tcap
 from .decoder import CapturedMessage
 from .framing import Protocol
 
@@ -301,7 +303,7 @@ def _m3ua_tcap(data: bytes) -> tuple[bytes, sccp.Unitdata] | None:
         if pd.si != 3:
             return None
         ud = sccp.decode_message(pd.data)
-    except (m3ua.M3uaDecodeError, sccp.SccpDecodeError, ValueError):
+    except (SigtranError, ValueError):
         return None
     return ud.data, ud
 
@@ -383,7 +385,7 @@ class ExchangeFinder:
             return
         try:
             t = decode_tcap(tcap)
-        except TcapError:
+        except SigtranError:
             self.undecodable += 1
             return
         if t.type is MessageType.BEGIN and t.otid is not None:

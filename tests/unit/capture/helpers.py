@@ -5,12 +5,10 @@ from __future__ import annotations
 import itertools
 import struct
 
-from protocols.sigtran.map_eir import EquipmentStatus, TcapEirCore, encode_check_imei_begin
-
 from protocols.capture.pcapng import SctpSynth, TcpSynth
 from protocols.diameter import build_ecr, encode_message
 from protocols.diameter.codec import encode_avp, encode_raw
-from protocols.sigtran import m3ua, sccp
+from protocols.sigtran import EquipmentStatus, TcapEirCore, encode_check_imei_begin, m3ua, sccp
 
 MME = ("10.0.0.1", 40000)
 EIR = ("10.0.0.2", 3999)  # not a Diameter or M3UA port: found by header
