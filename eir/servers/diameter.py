@@ -39,8 +39,8 @@ from eir.logging import get_logger
 from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS, register_metrics
 from eir.model import Checker, CheckRequest, Interface, Status, Verdict, request_factory
 from eir.servers._adapter import CoreProtocol
-from eir.servers._listen import bound_addresses, open_listeners, publish_peer
-from netio.sctp import SCTP_PPID_DIAMETER, sctp_available
+from eir.servers._listen import Listeners, bound_addresses, open_listeners, publish_peer
+from netio.sctp import SCTP_PPID_DIAMETER, diameter_framer, sctp_available
 from protocols.diameter import (
     CapabilitiesExchanged,
     ConnectionClosed,
@@ -183,6 +183,7 @@ class _PeerConnection(CoreProtocol):
         if self.core is not None and not self.failed and self.core.state is not PeerState.CLOSED:
             # The transport is gone: the core closes, and its ConnectionClosed (with its reason)
             # is logged, counted and published like any other close. No new checks: nobody to answer.
+            events: list[Any]
             try:
                 events = self.core.receive_data(b"", self.loop.time())
             except RemoteProtocolError as e:
@@ -328,7 +329,7 @@ class DiameterServer:
         self.config = config
         self.checker = checker
         self.events = events
-        self.listeners: list[tuple[asyncio.Server, str]] = []
+        self.listeners: Listeners = []
         self.connections: set[_PeerConnection] = set()
         self.log = get_logger(interface=IFACE)
         self.debug = config.log.level.lower() == "debug"
@@ -351,6 +352,7 @@ class DiameterServer:
             cfg.transports,
             lambda t: _PeerConnection(self, t),
             ppid=SCTP_PPID_DIAMETER,
+            framer=diameter_framer,
             reuse_port=self.config.workers > 1,
             backlog=512,
         )
