@@ -53,6 +53,7 @@ SCTP_PPID_DIAMETER = 46
 """RFC 6733 §2.1.1 / IANA: SCTP payload protocol identifier for Diameter."""
 _IPPROTO_SCTP = 132
 _SCTP_DEFAULT_SEND_PARAM = 10  # linux/sctp.h SCTP_DEFAULT_SEND_PARAM
+_SCTP_NODELAY = 3  # int: no Nagle-style holding back of small messages (TCP_NODELAY's twin)
 _SCTP_STATUS = 14  # getsockopt: struct sctp_status
 _SCTP_RECVRCVINFO = 32  # setsockopt int: a SCTP_RCVINFO cmsg with every message received
 _SCTP_SNDRCV = 1  # cmsg type: struct sctp_sndrcvinfo (send side here)
@@ -228,6 +229,8 @@ class SctpTransport(asyncio.Transport):
         self._stream_aware = callable(getattr(protocol, "sctp_data_received", None))
         with contextlib.suppress(OSError):
             sock.setsockopt(_IPPROTO_SCTP, _SCTP_RECVRCVINFO, 1)
+        with contextlib.suppress(OSError):  # the TCP listeners set TCP_NODELAY: the same here
+            sock.setsockopt(_IPPROTO_SCTP, _SCTP_NODELAY, 1)
         sock.setblocking(False)
         loop.call_soon(self._connection_made)
 

@@ -32,28 +32,44 @@ def _rows(pcap: Path, display_filter: str, *fields: str) -> list[list[list[str]]
     return [[v.split(",") if v else [] for v in line.split("\t")] for line in res.stdout.splitlines() if line]
 
 
-def chunks(pcap: Path, port: int, message_field: str) -> list[Chunk]:
-    """One entry per DATA chunk to or from ``port``; fails unless every chunk holds one message."""
+def chunks(pcap: Path, port: int, message_field: str, length_field: str) -> list[Chunk]:
+    """One entry per DATA chunk to or from ``port``. Fails unless every chunk holds exactly one
+    message: tshark decodes only the first message of a chunk, so the chunk's payload length (chunk
+    length - 16) must be that message's own length field."""
     out: list[Chunk] = []
     rows = _rows(
         pcap,
         f"sctp.data_payload_proto_id && sctp.port == {port}",
+        "sctp.chunk_type",
+        "sctp.chunk_length",
         "sctp.data_payload_proto_id",
         "sctp.data_sid",
         message_field,
+        length_field,
         "sctp.srcport",
     )
-    for ppids, sids, messages, (src,) in rows:
-        if not len(ppids) == len(sids) == len(messages):
-            raise AssertionError(f"not one message per SCTP message: {ppids} {sids} {messages}")
+    for types, lengths, ppids, sids, messages, msg_lengths, (src,) in rows:
+        payloads = [int(n) - 16 for t, n in zip(types, lengths, strict=True) if t == "0"]
+        if not len(payloads) == len(ppids) == len(sids) == len(messages) == len(msg_lengths):
+            raise AssertionError(f"undecoded DATA chunk: {types} {ppids} {messages}")
+        if payloads != [int(n) for n in msg_lengths]:
+            raise AssertionError(
+                f"not one message per SCTP message: chunk payloads {payloads}, first messages {msg_lengths}"
+            )
         out += [(int(p), int(s, 0), m, int(src)) for p, s, m in zip(ppids, sids, messages, strict=True)]
     return out
 
 
-def check(pcap: Path, diameter_port: int, m3ua_port: int) -> str:
-    """Raise AssertionError unless the capture shows the above; else a summary of what it holds."""
-    diameter = chunks(pcap, diameter_port, "diameter.cmd.code")
-    m3ua = chunks(pcap, m3ua_port, "m3ua.message_class")
+def check(
+    pcap: Path, diameter_port: int, m3ua_port: int, ecrs: int | None = None, m3ua_data: int | None = None
+) -> str:
+    """Raise AssertionError unless the capture shows the above; else a summary of what it holds.
+
+    ``ecrs`` / ``m3ua_data``: how many ECR+ECA and M3UA DATA messages were exchanged, at most (a
+    capture under the VM's emulated CPU may drop a packet, so fewer is tolerated: one message per
+    chunk is proved by the lengths, :func:`chunks`)."""
+    diameter = chunks(pcap, diameter_port, "diameter.cmd.code", "diameter.length")
+    m3ua = chunks(pcap, m3ua_port, "m3ua.message_class", "m3ua.message_length")
     summary = (
         f"diameter chunks (ppid, stream, command): {dict(Counter(c[:3] for c in diameter))}\n"
         f"m3ua chunks (ppid, stream, class): {dict(Counter(c[:3] for c in m3ua))}"
@@ -62,6 +78,10 @@ def check(pcap: Path, diameter_port: int, m3ua_port: int) -> str:
     assert {c[0] for c in diameter} == {46}, summary
     assert {c[1] for c in diameter} == {0}, summary
     assert {c[2] for c in diameter} >= {"257", "324", "282"}, summary  # CER/CEA, ECR/ECA, DPR/DPA
+    if ecrs is not None:
+        assert 0 < sum(c[2] == "324" for c in diameter) <= ecrs, f"{ecrs} ECR/ECA expected: {summary}"
+    if m3ua_data is not None:
+        assert 0 < sum(c[2] == "1" for c in m3ua) <= m3ua_data, f"{m3ua_data} M3UA DATA expected: {summary}"
     assert m3ua, "no M3UA DATA chunk"
     assert {c[0] for c in m3ua} == {3}, summary
     streams: dict[str, set[int]] = {}
@@ -81,7 +101,15 @@ def main(argv: list[str]) -> int:
     directory = Path(argv[1])
     ports = json.loads((directory / "ports.json").read_text())
     try:
-        print(check(directory / "sctp.pcapng", ports["diameter"], ports["m3ua"]))
+        print(
+            check(
+                directory / "sctp.pcapng",
+                ports["diameter"],
+                ports["m3ua"],
+                ports.get("ecrs"),
+                ports.get("m3ua_data"),
+            )
+        )
     except AssertionError as e:
         print(f"sctp capture check FAILED: {e}", file=sys.stderr)
         return 1

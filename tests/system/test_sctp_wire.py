@@ -146,11 +146,13 @@ async def test_s13_and_map_over_sctp_on_the_wire(eir: Any, capture: Capture) -> 
     assert not errors, errors
     capture.stop()  # (the fixture's stop at the end is then a no-op)
 
+    # ECR and ECA of 1 + 40 checks; Begin and End of 3 checkIMEIs
+    expect = {"ecrs": 2 * (1 + 40), "m3ua_data": 2 * 3}
     # The capture, read by tshark here, or (make test-sctp) left for the host's tshark, which is
     # much faster than one under the VM's emulated CPU
     if out := os.environ.get("EIR_TEST_SCTP_CAPTURE_DIR"):
         shutil.copy(capture.path, Path(out) / "sctp.pcapng")
-        (Path(out) / "ports.json").write_text(json.dumps({"diameter": dp, "m3ua": mp}))
+        (Path(out) / "ports.json").write_text(json.dumps({"diameter": dp, "m3ua": mp, **expect}))
         print(f"capture left in {out} for the host's tshark (testkit.sctp_capture)")
     else:
-        print(sctp_capture.check(capture.path, dp, mp))
+        print(sctp_capture.check(capture.path, dp, mp, **expect))
