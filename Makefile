@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= config/eir.yaml
 
-.PHONY: run test lint bench setup setup-unpinned clean deps
+.PHONY: run test lint bench setup setup-unpinned clean deps test-sctp
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ deps:
 PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider -rs
 test: $(STAMP) deps
 	$(PYTEST)
+
+## The SCTP tests (S13 and MAP over SCTP, PPIDs and streams checked by tshark, ABORT and restart) in a
+## VM whose kernel has SCTP (.ci/sctp-vm; README "SCTP"): installs qemu, a Debian kernel, virtme-ng
+test-sctp: $(STAMP)
+	@[ -x $(BIN)/vng ] || $(BIN)/pip install -q -c constraints.txt -e '.[dev,sctp]'
+	@bash .ci/sctp-vm
 
 lint: $(STAMP)
 	$(BIN)/ruff check eir protocols netio simulations testkit tests bench

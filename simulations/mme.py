@@ -9,7 +9,7 @@ Library::
     s = await mme.load("35123456789012", count=10000, window=128)   # rate, p50/p99
     await mme.close()                           # DPR / DPA
 
-CLI: ``eir sim mme --connect HOST:PORT --imei IMEI [--imsi] [--sv] [--count N --window W]``.
+CLI: ``eir sim mme --connect HOST:PORT --imei IMEI [--imsi] [--sv] [--count N --window W] [--sctp]``.
 
 ``load`` is a pipeline that does not go through the core per message: one ECR is encoded once and
 its hop-by-hop / end-to-end identifiers and Session-Id suffix are patched in place, and answers are
@@ -33,6 +33,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from netio.sctp import SCTP_PPID_DIAMETER, diameter_framer, sctp_create_connection
 from protocols.diameter import (
     CapabilitiesExchanged,
     ConnectionClosed,
@@ -294,8 +295,10 @@ class SimulatedMme:
         destination_realm: str = "localdomain",
         watchdog_interval: float = 30.0,
         timeout: float = 5.0,
+        sctp: bool = False,
     ) -> SimulatedMme:
-        """Open TCP, exchange capabilities; raises ConnectionError when CEA is not a success."""
+        """Open TCP (or SCTP: PPID 46, one Diameter message per SCTP message), exchange capabilities;
+        raises ConnectionError when CEA is not a success."""
         loop = asyncio.get_running_loop()
         core = DiameterPeer(
             role=Role.INITIATOR,
@@ -307,9 +310,19 @@ class SimulatedMme:
             identifier_seed=int.from_bytes(os.urandom(4), "big"),
             destination_realm=destination_realm,
         )
-        _, proto = await asyncio.wait_for(
-            loop.create_connection(lambda: _MmeProtocol(core), host, port), timeout
-        )
+        proto: _MmeProtocol
+        if sctp:
+            _, p = await asyncio.wait_for(
+                sctp_create_connection(
+                    lambda: _MmeProtocol(core), host, port, SCTP_PPID_DIAMETER, framer=diameter_framer
+                ),
+                timeout,
+            )
+            proto = p  # type: ignore[assignment]
+        else:
+            _, proto = await asyncio.wait_for(
+                loop.create_connection(lambda: _MmeProtocol(core), host, port), timeout
+            )
         try:
             await asyncio.wait_for(proto.open.wait(), timeout)
         except TimeoutError:
@@ -492,6 +505,7 @@ def register(sim_subparsers: Any) -> None:
     p.add_argument("--origin-realm", default="sim.localdomain")
     p.add_argument("--destination-realm", default="localdomain")
     p.add_argument("--timeout", type=positive_float, default=5.0, help="seconds per request")
+    p.add_argument("--sctp", action="store_true", help="SCTP instead of TCP")
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.set_defaults(func=_command)
 
@@ -531,6 +545,7 @@ async def _run(args: argparse.Namespace) -> int:
         origin_realm=args.origin_realm,
         destination_realm=args.destination_realm,
         timeout=args.timeout,
+        sctp=args.sctp,
     )
     try:
         if args.count <= 1:

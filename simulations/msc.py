@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from netio.sctp import SCTP_PPID_M3UA, sctp_connect_socket
+from netio.sctp import SCTP_PPID_M3UA, m3ua_framer, sctp_create_connection
 from protocols.sigtran import EquipmentStatus, MapError, m3ua, sccp
 from protocols.sigtran.stack import CheckImeiAnswered, CheckImeiClient
 from simulations.load import LoadSummary
@@ -94,7 +94,11 @@ class _MscProtocol(asyncio.Protocol):
         self.flush()
 
     def data_received(self, data: bytes) -> None:
-        for ev in self.client.receive_data(data, self.loop.time()):
+        self.sctp_data_received(data, None)
+
+    def sctp_data_received(self, data: bytes, stream: int | None) -> None:
+        """One SCTP message and its stream (the core checks RFC 4666 §1.4.7); None from TCP."""
+        for ev in self.client.receive_data(data, self.loop.time(), stream):
             if isinstance(ev, CheckImeiAnswered):
                 if self.on_answer is not None:
                     self.on_answer(ev)
@@ -188,13 +192,8 @@ class SimulatedMsc:
         )
         loop = asyncio.get_running_loop()
         proto = _MscProtocol(client)
-        if sctp:
-            sock = await sctp_connect_socket(host, port, SCTP_PPID_M3UA)  # closed if it fails
-            try:
-                await loop.create_connection(lambda: proto, sock=sock)
-            except BaseException:
-                sock.close()
-                raise
+        if sctp:  # one M3UA message per SCTP message, DATA off stream 0 (netio.sctp)
+            await sctp_create_connection(lambda: proto, host, port, SCTP_PPID_M3UA, framer=m3ua_framer)
         else:
             await loop.create_connection(lambda: proto, host, port)
         try:

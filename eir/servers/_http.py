@@ -308,8 +308,8 @@ class HttpServer:
                 )
                 self.listeners.append((srv, "tls"))
         except BaseException:
-            for srv, _ in self.listeners:
-                srv.close()
+            for listener, _ in self.listeners:
+                listener.close()
             raise
 
     async def shutdown(self, grace: float) -> None:

@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from eir.config import parse_hostport
 from eir.events import EventSink
-from netio.sctp import sctp_available, sctp_listen_socket
+from netio.sctp import Framer, sctp_available, sctp_serve
 
-Listeners = list[tuple[asyncio.Server, str]]
+
+class Listener(Protocol):
+    """What the servers use of a listener: ``asyncio.Server`` (TCP) or ``netio.sctp.SctpServer``."""
+
+    @property
+    def sockets(self) -> Sequence[Any]: ...
+
+    def close(self) -> None: ...
+
+    async def wait_closed(self) -> None: ...
+
+
+Listeners = list[tuple[Listener, str]]
 
 
 async def open_listeners(
@@ -21,12 +33,14 @@ async def open_listeners(
     factory: Callable[[str], asyncio.BaseProtocol],
     *,
     ppid: int,
+    framer: Framer | None = None,
     reuse_port: bool,
     backlog: int,
 ) -> Listeners:
-    """TCP and, where the kernel has it, SCTP (one-to-one, PPID ``ppid``) on every ``HOST:PORT`` of
-    ``listen``; SCTP takes the TCP port number when the kernel picked it (port 0). ``factory`` gets
-    the transport name. ``key`` names the config section in errors and logs."""
+    """TCP and, where the kernel has it, SCTP (one-to-one, PPID ``ppid``, one message per SCTP
+    message as ``framer`` splits them; required with SCTP) on every ``HOST:PORT`` of ``listen``;
+    SCTP takes the TCP port number when the kernel picked it (port 0). ``factory`` gets the transport name. ``key`` names the
+    config section in errors and logs."""
     loop = asyncio.get_running_loop()
     sctp_reason = sctp_available() if "sctp" in transports else None
     if sctp_reason is not None:
@@ -42,8 +56,20 @@ async def open_listeners(
             if port == 0:
                 port = srv.sockets[0].getsockname()[1]
         if "sctp" in transports and sctp_reason is None:
-            sock = sctp_listen_socket(host, port, ppid, reuse_port=reuse_port, backlog=backlog)
-            out.append((await loop.create_server(lambda: factory("sctp"), sock=sock), "sctp"))
+            if framer is None:
+                raise ValueError(f"{key}: SCTP needs a framer (one message per SCTP message)")
+            sctp = await sctp_serve(
+                lambda: factory("sctp"),
+                host,
+                port,
+                ppid,
+                framer=framer,
+                reuse_port=reuse_port,
+                backlog=backlog,
+            )
+            out.append((sctp, "sctp"))
+            if port == 0:
+                port = sctp.sockets[0].getsockname()[1]
     return out
 
 

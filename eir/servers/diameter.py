@@ -45,7 +45,7 @@ from eir.logging import RateLimitedLog, get_logger
 from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS, REFUSED, register_metrics
 from eir.model import Checker, CheckRequest, Interface, Status, Verdict, request_factory
 from eir.servers._adapter import CoreProtocol
-from eir.servers._listen import bound_addresses, open_listeners, publish_peer
+from eir.servers._listen import Listeners, bound_addresses, open_listeners, publish_peer
 from eir.servers._trust import (
     ConnectionLimiter,
     name_matcher,
@@ -54,7 +54,7 @@ from eir.servers._trust import (
     source_ip,
     warn_if_exposed,
 )
-from netio.sctp import SCTP_PPID_DIAMETER, sctp_available
+from netio.sctp import SCTP_PPID_DIAMETER, diameter_framer, sctp_available
 from protocols.diameter import (
     CapabilitiesExchanged,
     ConnectionClosed,
@@ -375,7 +375,7 @@ class DiameterServer:
         self.config = config
         self.checker = checker
         self.events = events
-        self.listeners: list[tuple[asyncio.Server, str]] = []
+        self.listeners: Listeners = []
         self.connections: set[_PeerConnection] = set()
         self.log = get_logger(interface=IFACE)
         self.debug = config.log.level.lower() == "debug"
@@ -435,6 +435,7 @@ class DiameterServer:
             cfg.transports,
             lambda t: _PeerConnection(self, t),
             ppid=SCTP_PPID_DIAMETER,
+            framer=diameter_framer,
             reuse_port=self.config.workers > 1,
             backlog=512,
         )

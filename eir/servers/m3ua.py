@@ -30,9 +30,9 @@ from eir.logging import RateLimitedLog, get_logger
 from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS, REFUSED, register_metrics
 from eir.model import Checker, Interface, Status, Verdict, request_factory
 from eir.servers._adapter import CoreProtocol
-from eir.servers._listen import bound_addresses, open_listeners, publish_peer
+from eir.servers._listen import Listeners, bound_addresses, open_listeners, publish_peer
 from eir.servers._trust import ConnectionLimiter, networks, source_allowed, source_ip, warn_if_exposed
-from netio.sctp import SCTP_PPID_M3UA, sctp_available, sctp_connect_socket
+from netio.sctp import SCTP_PPID_M3UA, m3ua_framer, sctp_available, sctp_create_connection
 from protocols.sigtran import (
     EquipmentStatus,
     MapError,
@@ -278,12 +278,17 @@ class _Association(CoreProtocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
+        self.sctp_data_received(data, None)
+
+    def sctp_data_received(self, data: bytes, stream: int | None) -> None:
+        """One SCTP message and the stream it came on (RFC 4666 §1.4.7: the core checks it); from
+        TCP, ``stream`` is None."""
         if self.recorder is not None:
             self.recorder.received(data)
         if self.failed:
             return
         try:
-            self._handle(self.stack.receive_data(data, self.loop.time()))
+            self._handle(self.stack.receive_data(data, self.loop.time(), stream))
             self._flush()
         except Exception:  # a bug, not bad input (that gets ERR from the core): never asyncio's
             self._internal_error(data)  # "Fatal error: protocol.data_received() call failed"
@@ -518,7 +523,7 @@ class M3uaServer:
         self.dialogue_timeout = dialogue_timeout
         self.checker = checker
         self.events = events
-        self.listeners: list[tuple[asyncio.Server, str]] = []
+        self.listeners: Listeners = []
         self.associations: set[_Association] = set()
         self.connectors: list[asyncio.Task[None]] = []
         self.log = get_logger(interface=IFACE)
@@ -565,6 +570,7 @@ class M3uaServer:
             cfg.transports,
             lambda t: _Association(self, m3ua.Role.SG, t),
             ppid=SCTP_PPID_M3UA,
+            framer=m3ua_framer,
             reuse_port=self.config.workers > 1,
             backlog=128,
         )
@@ -588,15 +594,16 @@ class M3uaServer:
         use_sctp = "sctp" in self.config.m3ua.transports and sctp_available() is None
         while not self.stopping:
             try:
-                if use_sctp:
-                    sock = await sctp_connect_socket(host, port, SCTP_PPID_M3UA)  # closed if it fails
-                    try:
-                        _, proto = await loop.create_connection(
-                            lambda: _Association(self, m3ua.Role.ASP, "sctp"), sock=sock
-                        )
-                    except BaseException:  # one fd per retry otherwise (and on cancellation)
-                        sock.close()
-                        raise
+                proto: _Association
+                if use_sctp:  # the socket is closed if the connect fails (one fd per retry otherwise)
+                    _, p = await sctp_create_connection(
+                        lambda: _Association(self, m3ua.Role.ASP, "sctp"),
+                        host,
+                        port,
+                        SCTP_PPID_M3UA,
+                        framer=m3ua_framer,
+                    )
+                    proto = p  # type: ignore[assignment]
                 else:
                     _, proto = await loop.create_connection(
                         lambda: _Association(self, m3ua.Role.ASP, "tcp"), host, port

@@ -6,9 +6,14 @@ import asyncio
 import json
 import struct
 import subprocess
+from typing import ClassVar
 
 import pytest
 
+from eir.config import Config, M3uaConfig
+from eir.events import NullEvents
+from eir.model import CheckRequest, Status, Verdict
+from eir.servers import m3ua as m3ua_server
 from eir.servers.m3ua import sctp_available
 from protocols.imei import luhn_check_digit
 from simulations.msc import SimulatedMsc
@@ -179,17 +184,121 @@ async def test_graceful_shutdown_closes_associations(eir_with_lists) -> None:
     assert not msc.active
 
 
+NO_SCTP = f"no kernel SCTP here: {sctp_available()} (`make test-sctp` runs this in a VM that has it)"
+
+
+class TableChecker:
+    """The verdicts of LISTS, in-process (under the SCTP VM's emulated CPU a subprocess per test
+    costs half a minute; ``tests/system/test_sctp_wire.py`` runs ``eir serve`` itself)."""
+
+    TABLE: ClassVar[dict[str, Status]] = {WHITE: Status.WHITE, GREY: Status.GREY, BLACK: Status.BLACK}
+
+    async def check(self, request: CheckRequest) -> Verdict:
+        return Verdict(status=self.TABLE.get(request.imei[:14], Status.UNKNOWN), rule="test")
+
+
 @pytest.mark.sctp
-@pytest.mark.skipif(sctp_available() is not None, reason=f"no kernel SCTP here: {sctp_available()}")
-async def test_sctp(eir_with_lists) -> None:
-    eir = eir_with_lists({"m3ua": {"transports": ["sctp"]}})
-    host, port, transport = eir.ready["m3ua"][0]
-    assert transport == "sctp"
-    msc = await SimulatedMsc.connect(host, port, sctp=True)
+@pytest.mark.skipif(sctp_available() is not None, reason=NO_SCTP)
+async def test_sctp() -> None:
+    """M3UA over SCTP for real: each MAP version and verdict; an association the MSC aborts is
+    cleaned up by the EIR (association gone, ASP no longer counted) and a new one works."""
+    server = await m3ua_server.start(
+        Config(m3ua=M3uaConfig(listen=["127.0.0.1:0"], transports=["sctp"])), TableChecker(), NullEvents()
+    )
+    msc: SimulatedMsc | None = None
     try:
+        (host, port, transport), *_ = server.addresses()
+        assert transport == "sctp"
+        msc = await SimulatedMsc.connect(host, port, sctp=True)
+        for version in (1, 2, 3):
+            for imei, verdict in ((WHITE, "white"), (GREY, "grey"), (BLACK, "black")):
+                assert (await msc.check(imei, version=version)).verdict == verdict
+        load = await msc.load(WHITE, count=100, window=16, version=3)
+        assert load.verdicts == {"white": 100}
+        assert not msc._p.errors  # no ERR from the EIR (Invalid Stream Identifier, say)
+        assert len(server.associations) == 1
+        assert msc._p.transport is not None
+        msc._p.transport.abort()  # SCTP ABORT
+        await asyncio.wait_for(msc._p.closed.wait(), 5)
+        for _ in range(500):
+            if not server.associations:
+                break
+            await asyncio.sleep(0.01)
+        assert not server.associations
+        msc = await SimulatedMsc.connect(host, port, sctp=True)
         assert (await msc.check(BLACK, version=3)).verdict == "black"
+        assert not msc._p.errors
     finally:
-        await msc.close()
+        if msc is not None:
+            await msc.close()
+        await server.shutdown(1.0)
+
+
+@pytest.mark.sctp
+@pytest.mark.skipif(sctp_available() is not None, reason=NO_SCTP)
+async def test_sctp_outbound_asp_to_an_stp() -> None:
+    """``m3ua.connect`` over SCTP: the EIR dials an STP as an ASP, answers a checkIMEI it forwards
+    (DATA on a stream other than 0 both ways, else the cores answer ERR), and redials after the
+    STP aborts the association."""
+    from netio.sctp import SCTP_PPID_M3UA, m3ua_framer, sctp_serve
+    from protocols.sigtran import m3ua, sccp
+    from protocols.sigtran.stack import CheckImeiAnswered, CheckImeiClient
+
+    loop = asyncio.get_running_loop()
+    actives: list[Stp] = []
+    answered: asyncio.Future[CheckImeiAnswered] = loop.create_future()
+
+    class Stp(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.core = CheckImeiClient(
+                m3ua_settings=m3ua.M3uaSettings(role=m3ua.Role.SG),
+                opc=1,
+                dpc=2,
+                calling=sccp.make_address(ssn=8, gt="491700000008"),
+                called=sccp.make_address(ssn=9, gt="491700000009"),
+            )
+            self.errors: list[object] = []
+
+        def connection_made(self, transport) -> None:
+            self.transport = transport
+
+        def sctp_data_received(self, data: bytes, stream: int | None) -> None:
+            assert stream is not None
+            for ev in self.core.receive_data(data, loop.time(), stream):
+                if isinstance(ev, m3ua.AspStateChanged) and ev.new is m3ua.AspState.ACTIVE:
+                    actives.append(self)
+                if isinstance(ev, (m3ua.ErrorSent, m3ua.ErrorReceived)):
+                    self.errors.append(ev)
+                if isinstance(ev, CheckImeiAnswered) and not answered.done():
+                    answered.set_result(ev)
+            if out := self.core.data_to_send():
+                self.transport.write(out)
+
+    stp = await sctp_serve(Stp, "127.0.0.1", 0, SCTP_PPID_M3UA, framer=m3ua_framer)
+    port = stp.sockets[0].getsockname()[1]
+    cfg = Config(m3ua=M3uaConfig(listen=[], connect=[f"127.0.0.1:{port}"], transports=["sctp"]))
+    server = await m3ua_server.start(cfg, TableChecker(), NullEvents())
+    try:
+        for _ in range(1000):
+            if actives:
+                break
+            await asyncio.sleep(0.01)
+        first = actives[0]
+        first.core.send_check_imei(loop.time(), imei=BLACK, version=3)
+        first.transport.write(first.core.data_to_send())
+        ev = await asyncio.wait_for(answered, 10)
+        assert ev.outcome is not None and ev.outcome.status is not None
+        assert ev.outcome.status.name == "BLACK_LISTED"
+        assert not first.errors
+        first.transport.abort()  # the STP aborts: the EIR redials (back-off 1 s)
+        for _ in range(1000):
+            if len(actives) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert len(actives) == 2 and not actives[1].errors
+    finally:
+        await server.shutdown(1.0)
+        stp.close()
 
 
 async def test_outbound_asp_association_to_an_stp(eir_factory, tmp_path) -> None:

@@ -296,6 +296,33 @@ async def test_sctp_sockets_with_tcp_standing_in(monkeypatch: pytest.MonkeyPatch
     assert _open_fds() == before
 
 
+def test_sctp_framers_one_message_per_sctp_message_and_its_stream() -> None:
+    """What the SCTP transport sends: the sans-IO cores write several messages at once (and a
+    pipelined client even more); each becomes its own SCTP message, M3UA DATA off stream 0 (RFC 4666
+    §1.4.7), spread by SLS; a message not yet whole waits for the rest."""
+    from netio import sctp as _sctp
+    from protocols.diameter.codec import encode_raw
+    from protocols.sigtran.m3ua import MessageType, ProtocolData, encode_data, encode_message
+
+    aspup, aspac = encode_message(MessageType.ASPUP), encode_message(MessageType.ASPAC)
+    data = [encode_data(ProtocolData(opc=1, dpc=2, sls=sls, data=b"x" * 5)) for sls in (0, 5, 6)]
+    buf = bytearray(aspup + data[0] + aspac + data[1] + data[2] + aspup[:5])
+    out = _sctp.m3ua_framer(buf, 6)  # 6 outbound streams: DATA on 1 + SLS mod 5
+    assert out == [(aspup, 0), (data[0], 1), (aspac, 0), (data[1], 1), (data[2], 2)]
+    assert bytes(buf) == aspup[:5]
+    buf += aspup[5:]
+    assert _sctp.m3ua_framer(buf, 6) == [(aspup, 0)] and not buf
+    # one outbound stream only: everything on 0 (the association cannot do better)
+    assert _sctp.m3ua_framer(bytearray(data[1]), 1) == [(data[1], 0)]
+
+    msgs = [encode_raw(324, 0x80, 16777252, i, i, b"\0\0\0\0" * i) for i in range(3)]
+    buf = bytearray(b"".join(msgs))
+    assert _sctp.diameter_framer(buf, 10) == [(m, 0) for m in msgs] and not buf
+    # not a message (length below the header): sent as it is rather than held forever
+    junk = bytearray(b"\x01\x00\x00\x04" + b"\0" * 20)
+    assert _sctp.diameter_framer(junk, 10) == [(b"\x01\x00\x00\x04" + b"\0" * 20, 0)]
+
+
 # --- TcapStats exported as eir_tcap_* / eir_map_* (read at scrape time) ---------------------------------
 
 
