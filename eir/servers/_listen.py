@@ -39,8 +39,8 @@ async def open_listeners(
 ) -> Listeners:
     """TCP and, where the kernel has it, SCTP (one-to-one, PPID ``ppid``, one message per SCTP
     message as ``framer`` splits them; required with SCTP) on every ``HOST:PORT`` of ``listen``;
-    SCTP takes the TCP port number when the kernel picked it (port 0). ``factory`` gets the transport name. ``key`` names the
-    config section in errors and logs."""
+    SCTP takes the TCP port number when the kernel picked it (port 0). ``factory`` gets the
+    transport name. ``key`` names the config section in errors and logs."""
     loop = asyncio.get_running_loop()
     sctp_reason = sctp_available() if "sctp" in transports else None
     if sctp_reason is not None:
