@@ -32,10 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.map import _cpu_seconds  # noqa: E402
 from simulations.mme import SimulatedMme  # noqa: E402
 from simulations.msc import SimulatedMsc  # noqa: E402
 from testkit.eirproc import EirProcess  # noqa: E402
+from testkit.proc import cpu_seconds  # noqa: E402
 
 IMEI, IMSI = "35209900000000", "262010000000000"
 POPULATION = (1_000_000, 100_000)
@@ -65,9 +65,9 @@ async def _measure(
         (f"{iface}_population", {"imsi": IMSI, "population": POPULATION}),
     ):
         assert eir.proc is not None
-        c0 = _cpu_seconds(eir.proc.pid)
+        c0 = cpu_seconds(eir.proc.pid)
         s = await load(IMEI, count=count, window=128, **kw)
-        c1 = _cpu_seconds(eir.proc.pid)
+        c1 = cpu_seconds(eir.proc.pid)
         if sum(s.verdicts.values()) != count or set(s.verdicts) - {"white", "grey"}:
             raise RuntimeError(f"{name}: unexpected verdicts {dict(s.verdicts)}")
         out[name] = _figure(name, count, s.seconds, c1 - c0 if c0 is not None and c1 is not None else None)

@@ -192,8 +192,8 @@ async def _measure(
 ) -> dict[str, Any]:
     """Best of ``repeat`` runs per window; with ``pid`` also the server's CPU time per ECR (the
     smallest of the runs: the least disturbed by other work on the machine)."""
-    from bench.map import _cpu_seconds
     from simulations.mme import SimulatedMme
+    from testkit.proc import cpu_seconds as _cpu_seconds
 
     mme = await SimulatedMme.connect(*addr)
     out: dict[str, Any] = {}

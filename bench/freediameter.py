@@ -33,6 +33,7 @@ if str(ROOT) not in sys.path:
 
 from testkit.eirproc import EirProcess  # noqa: E402
 from testkit.freediameter.fd import Ecr, build_extension, run_mme, unavailable  # noqa: E402
+from testkit.proc import cpu_seconds  # noqa: E402
 
 IMEIS = [("35209900176148", "white"), ("35394206000001", "grey"), ("35394206000002", "black")]
 
@@ -53,17 +54,6 @@ def _figures(result: Any) -> dict[str, Any]:
     }
 
 
-def _cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU time of a process (Linux /proc), or None."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def _drive(
     tmp: Path,
     name: str,
@@ -77,7 +67,7 @@ def _drive(
     figure that other load on a shared machine disturbs far less than the rate."""
     out: dict[str, Any] = {}
     for window, count in plan:
-        cpu0 = _cpu_seconds(pid)
+        cpu0 = cpu_seconds(pid)
         res = run_mme(
             tmp / f"{name}-w{window}",
             addr,
@@ -88,7 +78,7 @@ def _drive(
             timeout=300.0,
             answer_timeout=10.0,
         )
-        cpu1 = _cpu_seconds(pid)
+        cpu1 = cpu_seconds(pid)
         fig = _figures(res)
         cpu = ""
         if cpu0 is not None and cpu1 is not None and fig["answered"]:

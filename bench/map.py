@@ -40,6 +40,7 @@ from protocols.sigtran import (  # noqa: E402
 from protocols.sigtran.stack import CheckImeiClient, CheckImeiRequested, EirSigtranStack  # noqa: E402
 from simulations.msc import SimulatedMsc  # noqa: E402
 from testkit.eirproc import EirProcess  # noqa: E402
+from testkit.proc import cpu_seconds  # noqa: E402
 
 IMEIS = [("35809101685355", "white"), ("49015420323751", "grey"), ("35693803564380", "black")]
 
@@ -82,19 +83,6 @@ def stack_only(n: int) -> dict[str, Any]:
     return out_figures
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    """utime + stime of a process (Linux /proc), so figures can be given per CPU-second of the EIR —
-    robust when other work shares the machine's cores."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    ticks = int(fields[11]) + int(fields[12])
-    import os
-
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 async def _drive(
     addr: tuple[str, int], plan: list[tuple[str, int, int, int]], pid: int, repeat: int = 1
 ) -> dict[str, Any]:
@@ -113,9 +101,9 @@ async def _drive(
             cpu: float | None = None
             lost = 0
             for _ in range(repeat if window == 128 else 1):
-                cpu0 = _cpu_seconds(pid)
+                cpu0 = cpu_seconds(pid)
                 s = await msc.load(IMEIS[0][0], count=count, window=window, version=version)
-                cpu1 = _cpu_seconds(pid)
+                cpu1 = cpu_seconds(pid)
                 lost += count - s.verdicts.get("white", 0)
                 if s.verdicts != {"white": count}:
                     raise RuntimeError(f"{name}: unexpected verdicts {s.verdicts}")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from testkit.proc import cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 PATH = "/n5g-eir-eic/v1/equipment-status"
@@ -86,22 +87,23 @@ def _minimal_server(port_file: str) -> None:
 # --- measuring ------------------------------------------------------------------------------------------
 
 
-def _cpu(pid: int) -> float:
-    """utime + stime of ``pid`` in seconds (/proc/PID/stat fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _cpu_checked(pid: int) -> float:
+    cpu = cpu_seconds(pid)
+    if cpu is None:
+        raise RuntimeError(f"cannot read the CPU time of process {pid}")
+    return cpu
 
 
 def _h2load(url: str, n: int, pid: int, tmp: Path, name: str) -> dict[str, Any]:
     log = tmp / f"{name}.log"
-    cpu0 = _cpu(pid)
+    cpu0 = _cpu_checked(pid)
     res = subprocess.run(
         ["h2load", "-c", "4", "-m", "64", "-n", str(n), "--log-file", str(log), url],
         capture_output=True,
         text=True,
         timeout=600,
     )
-    cpu = _cpu(pid) - cpu0
+    cpu = _cpu_checked(pid) - cpu0
     out = res.stdout
     done = ok = 0
     rps = 0.0
