@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from eir.config import PolicyConfig
 from eir.model import CheckRequest, Status, Verdict
 from eir.store.base import EntryKind, ImsiRules, ListEntry, Lookup, Sightings
-from protocols.imei import BadIdentity, IdentityForm, luhn_check_digit, parse_identity
+from protocols.imei import BadIdentity, IdentityForm, bad_check_digit_detail, parse_identity
 
 __all__ = ["CLONE_REASONS", "Policy", "Step", "entry_text"]
 
@@ -123,9 +123,7 @@ class Policy:
             return self._malformed(d, f"reserved TAC {imei[:8]}")
         return imei, ident.imeisv
 
-    @staticmethod
-    def bad_check_digit_detail(digits15: str) -> str:
-        return f"bad check digit {digits15[14]}, expected {luhn_check_digit(digits15)} (or spare digit 0)"
+    bad_check_digit_detail = staticmethod(bad_check_digit_detail)
 
     def check_digit_note(self, req: CheckRequest) -> str | None:
         """For ``--explain``: what ``policy.bad_check_digit`` did with this request's 15th digit,

@@ -29,6 +29,7 @@ __all__ = [
     "Identity",
     "IdentityForm",
     "PeiKind",
+    "bad_check_digit_detail",
     "check_digit_ok",
     "from_label",
     "luhn_check_digit",
@@ -110,6 +111,11 @@ class BadIdentity:
     detail: str
 
 
+def bad_check_digit_detail(digits15: str) -> str:
+    """What is wrong with a 15th digit that is neither the check digit nor the spare 0."""
+    return f"bad check digit {digits15[14]}, expected {luhn_check_digit(digits15)} (or spare digit 0)"
+
+
 def parse_identity(
     digits: str, software_version: str | None = None, *, check_luhn: bool = True
 ) -> Identity | BadIdentity:
@@ -129,9 +135,7 @@ def parse_identity(
         elif ord(last) - 48 == luhn_check_digit(imei):
             form = IdentityForm.IMEI_CD
         elif check_luhn:
-            return BadIdentity(
-                f"bad check digit {last}, expected {luhn_check_digit(imei)} (or spare digit 0)"
-            )
+            return BadIdentity(bad_check_digit_detail(digits))
         else:
             form = IdentityForm.IMEI_BAD_CD
     sv = digits[14:] if n == 16 else software_version
