@@ -30,6 +30,9 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from ..diameter.codec import decode_message
+from ..diameter.errors import ProtocolError as DiameterError
+from ..diameter.s13 import decode_eca
 from ..sigtran import (
     CHECK_IMEI_OPCODE,
     CheckImeiOutcome,
@@ -104,13 +107,6 @@ def _avps(buf: bytes, start: int, end: int) -> Iterator[tuple[int, int, int, int
         p += (length + 3) & ~3
 
 
-def _u32(buf: bytes, s: int, e: int) -> int | None:
-    if e - s != 4:
-        return None
-    value: int = _U32.unpack_from(buf, s)[0]
-    return value
-
-
 _VERDICT_CACHE: dict[bytes, str] = {}
 
 
@@ -133,22 +129,12 @@ def s13_verdict(answer: bytes) -> str:
 
 
 def _s13_verdict(answer: bytes) -> str:
-    if len(answer) < 20:
+    """Read by the project's codec (:func:`protocols.diameter.s13.decode_eca`, tolerant per AVP)."""
+    try:
+        ans = decode_eca(decode_message(answer))
+    except DiameterError:
         return "undecodable"
-    length = _U32.unpack_from(answer, 0)[0] & 0xFFFFFF
-    end = min(length, len(answer))
-    rc: int | None = None
-    erc: int | None = None
-    status: int | None = None
-    for code, vendor, s, e in _avps(answer, 20, end):
-        if code == 268 and vendor == 0:
-            rc = _u32(answer, s, e)
-        elif code == 297 and vendor == 0:
-            for c2, v2, s2, e2 in _avps(answer, s, e):
-                if c2 == 298 and v2 == 0:
-                    erc = _u32(answer, s2, e2)
-        elif code == 1445 and vendor == VENDOR_3GPP:
-            status = _u32(answer, s, e)
+    rc, erc, status = ans.result_code, ans.experimental_result_code, ans.equipment_status
     if rc == 2001:
         if status is None:
             return "success without Equipment-Status"
