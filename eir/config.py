@@ -166,6 +166,10 @@ class N5gConfig:
     """PEM CA bundle: when set, clients must present a certificate it signed (mutual TLS)."""
     tls_keylog: str | None = None
     """Append the TLS session secrets here (NSS key log format) so that Wireshark can decrypt."""
+    max_connections: int = 4096
+    """Client connections held at once (all sources, cleartext and TLS); more are closed at accept."""
+    max_connections_per_source: int = 1024
+    """Client connections held at once from one source address; more are closed at accept."""
 
 
 @dataclass(slots=True)
@@ -611,7 +615,7 @@ def _validate(cfg: Config) -> None:
                 ipaddress.ip_network(c.strip(), strict=False)
             except ValueError:
                 raise ConfigError(f"{section}[{i}]: expected an address or CIDR, got {c!r}") from None
-    for key in ("diameter", "m3ua", "metrics"):
+    for key in ("diameter", "m3ua", "metrics", "n5g"):
         sect = getattr(cfg, key)
         for limit in ("max_connections", "max_connections_per_source"):
             if getattr(sect, limit) < 1:

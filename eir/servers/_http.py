@@ -32,6 +32,7 @@ from eir.metrics import PEER_EVENTS, PEERS, PROTOCOL_ERRORS
 from eir.model import Checker
 from eir.servers._adapter import CoreProtocol
 from eir.servers._listen import Listeners, bound_addresses, open_listeners
+from eir.servers._trust import ConnectionLimiter, source_ip
 from protocols.http import (
     ConnectionClosed,
     HttpLimits,
@@ -60,6 +61,8 @@ class HttpConnection(CoreProtocol):
         self.closed = asyncio.Event()
         self._draining = False
         self._counted = False
+        self.admitted = False
+        self.source: str | None = None
 
     def _core(self) -> HttpServerConnection | None:
         return self.core
@@ -109,6 +112,13 @@ class HttpConnection(CoreProtocol):
     # -- asyncio.Protocol ---------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        limiter = self.server.limiter
+        if limiter is not None:
+            self.source = source_ip(transport)
+            if not limiter.admit(self.source):  # refused (counted and logged by the limiter)
+                transport.abort()  # type: ignore[attr-defined]
+                return
+        self.admitted = True
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
             self.peer_host = str(peer[0])
@@ -155,6 +165,10 @@ class HttpConnection(CoreProtocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self.admitted:
+            return  # refused at accept: never counted
+        if self.server.limiter is not None:
+            self.server.limiter.release(self.source)
         self._cancel_timer()
         for t in self.tasks:
             t.cancel()
@@ -247,8 +261,11 @@ class HttpServer:
         debug: bool,
         tls_listen: Sequence[str] = (),
         ssl_context: ssl.SSLContext | None = None,
+        limiter: ConnectionLimiter | None = None,
     ) -> None:
         self.name = key
+        self.limiter = limiter
+        """Connections held at once, in total and per source address (None: unbounded)."""
         self.tls_listen = list(tls_listen)
         self.ssl_context = ssl_context
         self.key = key

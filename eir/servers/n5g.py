@@ -28,9 +28,11 @@ from typing import Any, Final, Literal, cast
 
 from eir.config import Config
 from eir.events import EventSink
+from eir.logging import RateLimitedLog, get_logger
 from eir.metrics import CHECK_SECONDS, PROTOCOL_ERRORS, register_metrics
 from eir.model import Checker, Interface, Status, Verdict, request_factory
 from eir.servers._http import HttpConnection, HttpServer, server_tls_context
+from eir.servers._trust import ConnectionLimiter
 from protocols.http import HttpLimits, RequestReceived
 from protocols.sbi import (
     Answer,
@@ -174,6 +176,13 @@ class N5gServer(HttpServer):
             ssl_context=server_tls_context(cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca, cfg.tls_keylog)
             if cfg.tls_listen and cfg.tls_cert and cfg.tls_key
             else None,
+            limiter=ConnectionLimiter(
+                IFACE,
+                cfg.max_connections,
+                cfg.max_connections_per_source,
+                RateLimitedLog(config.log.rate_limit_burst, config.log.rate_limit_interval),
+                get_logger(interface=IFACE),
+            ),
         )
         self.options = N5gEirOptions(
             bare_pei=cfg.bare_pei, non_imei_pei=cfg.non_imei_pei, max_uri_length=cfg.max_uri_length

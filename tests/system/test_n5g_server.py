@@ -221,3 +221,37 @@ async def test_idle_connection_closed_with_goaway() -> None:
     finally:
         cl.w.close()
         await server.shutdown(1.0)
+
+
+async def test_client_connections_are_bounded_per_source() -> None:
+    """The N5g-eir listener holds at most max_connections_per_source connections from one address:
+    the next is closed at accept, counted in eir_refused_total, and a place freed is reusable."""
+    server = await serve(GateChecker(), max_connections_per_source=2)
+    host, port, _ = server.addresses()[0]
+    labels = {"interface": "n5g", "reason": "connection_limit_per_source"}
+    before = metric("eir_refused_total", **labels)
+    request = f"GET /n5g-eir-eic/v1/equipment-status?pei=imei-{'1' + '2' * 14} HTTP/1.1\r\nHost: x\r\n\r\n"
+    held = [await asyncio.open_connection(host, port) for _ in range(2)]
+    try:
+        for r, w in held:  # admitted: answered
+            w.write(request.encode())
+            assert (await asyncio.wait_for(r.readline(), 10)).startswith(b"HTTP/1.1 200")
+        r3, w3 = await asyncio.open_connection(host, port)
+        try:
+            w3.write(request.encode())
+            with pytest.raises(ConnectionError):
+                if await asyncio.wait_for(r3.read(), 10) == b"":
+                    raise ConnectionResetError  # closed without an answer
+        finally:
+            w3.close()
+        assert metric("eir_refused_total", **labels) == before + 1
+        held[0][1].close()
+        await until(lambda: len(server.connections) == 1)
+        r4, w4 = await asyncio.open_connection(host, port)  # the freed place is taken again
+        w4.write(request.encode())
+        assert (await asyncio.wait_for(r4.readline(), 10)).startswith(b"HTTP/1.1 200")
+        w4.close()
+    finally:
+        for _, w in held:
+            w.close()
+        await server.shutdown(1.0)
