@@ -69,7 +69,7 @@ class FaultRule:
         """Validate a rule as given in config, the admin API or the CLI."""
         if not isinstance(d, Mapping):
             raise FaultSpecError("a fault rule is a mapping")
-        known = {f for f in cls.__slots__ if not f.startswith("_")} - {"injected"}  # type: ignore[attr-defined]
+        known = {f for f in cls.__slots__ if not f.startswith("_")} - {"injected"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise FaultSpecError(f"unknown field(s): {', '.join(unknown)}")
