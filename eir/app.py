@@ -87,7 +87,7 @@ def serve_command(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"eir: configuration error: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    setup_logging(config.log.level, config.log.format)
+    setup_logging(config.log.level, config.log.format, mask_identities=config.log.mask_identities)
     worker_index = int(os.environ.get("_EIR_WORKER_INDEX", "0"))
     workers = _Workers(args, config.workers) if config.workers > 1 and worker_index == 0 else None
     if workers is not None:
@@ -197,7 +197,10 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
 
     events: MqttEvents | NullEvents
     if config.mqtt.enabled:
-        events = MqttEvents(config.mqtt.url, config.mqtt.topic_prefix, client_id=f"eir-{os.getpid()}")
+        from eir.mqtt_lists import ListUpdates
+
+        updates = ListUpdates(store, max_bytes=config.mqtt.max_update_bytes) if config.mqtt.lists_in else None
+        events = MqttEvents.from_config(config, worker_index, updates.handle if updates else None)
     else:
         events = NullEvents()
     await events.start()
