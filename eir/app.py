@@ -7,8 +7,9 @@ close listeners, close each association gracefully (Diameter DPR/DPA, M3UA ASP-D
 then write the queued clone sightings, close the store and MQTT; a second signal forces the exit.
 
 ``--workers N`` starts N-1 more processes on the same ports (SO_REUSEPORT): the kernel spreads new
-connections across them, and they share the store (SQLite WAL file, PostgreSQL or Redis). Worker i
-serves its own metrics on the metrics port + i; a worker that dies is started again.
+connections across them, and they share the store (SQLite WAL file, PostgreSQL or Redis). Worker 0
+serves one /metrics for all, each series labelled with its worker (eir/servers/metrics_http.py); a
+worker that dies is started again.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ import contextlib
 import importlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -90,13 +93,21 @@ def serve_command(args: argparse.Namespace) -> int:
     setup_logging(config.log.level, config.log.format, mask_identities=config.log.mask_identities)
     worker_index = int(os.environ.get("_EIR_WORKER_INDEX", "0"))
     workers = _Workers(args, config.workers) if config.workers > 1 and worker_index == 0 else None
+    metrics_dir = None
     if workers is not None:
+        # the other workers serve their metrics on Unix sockets here; worker 0 aggregates them
+        from eir.servers.metrics_http import WORKER_DIR_ENV
+
+        metrics_dir = tempfile.mkdtemp(prefix="eir-metrics-")
+        os.environ[WORKER_DIR_ENV] = metrics_dir
         workers.start()
     try:
         return run(config, ready_file=args.ready_file, worker_index=worker_index)
     finally:
         if workers is not None:
             workers.stop(config.shutdown_grace + 5)
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 class _Workers:
@@ -217,8 +228,8 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
             metrics_server, (mhost, mport) = await metrics_http.start(config, worker_index)
         except OSError as e:
             raise StartupError(f"metrics.listen {config.metrics.listen}: {e.strerror}", EXIT_BIND) from e
-        ready["metrics"] = [mhost, mport]
-        log.info("metrics_listening", address=f"{mhost}:{mport}")
+        if mport:  # (under --workers, only worker 0 listens; the others answer it on a Unix socket)
+            ready["metrics"] = [mhost, mport]
 
     if config.record.pcap:
         from eir import recording
