@@ -184,9 +184,10 @@ FAULTS_INJECTED = Counter(
     ["kind"],
     registry=None,
 )
-STORE_SECONDS = Histogram(
+STORE_SECONDS = _LoopHistogram(
     "eir_store_duration_seconds",
-    "Time a store lookup took, by operation",
+    "Time a store call of a check took (a cached answer is not counted), by operation: lookup "
+    "(equipment lists), imsi_rules (pairings and locks)",
     ["operation"],
     registry=None,
     buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0, 5.0),
