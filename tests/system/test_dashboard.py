@@ -93,7 +93,7 @@ def test_every_queried_metric_exists_on_a_live_server(eir_factory) -> None:  # t
             assert labels <= declared, f"{name}: grouped by {labels - declared}, which it does not have"
     assert not missing, f"queried by the dashboard, absent from /metrics: {missing}"
     # the panels a person looks at first have data after one check
-    for name in ("eir_verdicts_total", "eir_check_duration_seconds_bucket", "eir_list_version", "eir_list_entries",
-                 "eir_store_duration_seconds_bucket", "eir_peers"):  # fmt: skip
+    for name in ("eir_verdicts_total", "eir_check_duration_seconds_bucket", "eir_list_version",
+                 "eir_list_entries", "eir_store_duration_seconds_bucket", "eir_peers"):  # fmt: skip
         assert name in samples, f"{name} has a sample after one check"
     assert eir.stop() == 0
