@@ -102,7 +102,7 @@ def serve_command(args: argparse.Namespace) -> int:
         os.environ[WORKER_DIR_ENV] = metrics_dir
         workers.start()
     try:
-        return run(config, ready_file=args.ready_file, worker_index=worker_index)
+        return run(config, ready_file=args.ready_file, worker_index=worker_index, config_path=args.config)
     finally:
         if workers is not None:
             workers.stop(config.shutdown_grace + 5)
@@ -164,7 +164,9 @@ class _Workers:
                 p.kill()
 
 
-def run(config: Config, *, ready_file: str | None = None, worker_index: int = 0) -> int:
+def run(
+    config: Config, *, ready_file: str | None = None, worker_index: int = 0, config_path: str | None = None
+) -> int:
     """Run the EIR until SIGINT/SIGTERM. Returns the process exit code."""
     try:
         import uvloop
@@ -173,13 +175,15 @@ def run(config: Config, *, ready_file: str | None = None, worker_index: int = 0)
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         runner = asyncio.run
     try:
-        return int(runner(_main(config, ready_file, worker_index)))
+        return int(runner(_main(config, ready_file, worker_index, config_path)))
     except StartupError as e:
         get_logger().error("startup_failed", error=str(e), exit_code=e.exit_code)
         return e.exit_code
 
 
-async def _main(config: Config, ready_file: str | None, worker_index: int) -> int:
+async def _main(
+    config: Config, ready_file: str | None, worker_index: int, config_path: str | None = None
+) -> int:
     if config.workers > 1:  # every log line of this process says which worker wrote it
         import structlog
 
@@ -261,7 +265,6 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
                 raise StartupError(f"{name}.listen: cannot bind ({e.strerror or e})", EXIT_BIND) from e
             servers.append(srv)
             ready[name] = [list(a) for a in srv.addresses()]
-            log.info("listening", interface=name, addresses=[f"{h}:{p}/{t}" for h, p, t in srv.addresses()])
     except BaseException:
         await _shutdown(servers, checker, store, observations, events, config.shutdown_grace)
         raise
@@ -270,7 +273,7 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
         tmp = Path(ready_file + ".tmp")
         tmp.write_text(json.dumps(ready))
         tmp.replace(ready_file)
-    log.info("eir_ready", pid=os.getpid())
+    await _announce(config, config_path, store, ready, metrics_server, events, worker_index, log)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -320,6 +323,50 @@ async def _shutdown(
     from eir import recording
 
     recording.stop()
+
+
+async def _announce(
+    config: Config,
+    config_path: str | None,
+    store: IdentityStore,
+    ready: dict[str, Any],
+    metrics_server: Any,
+    events: MqttEvents | NullEvents,
+    worker_index: int,
+    log: Any,
+) -> None:
+    """The start-up banner (eir/banner.py): worker 0 only; the other workers say they are ready."""
+    if worker_index:
+        log.info("eir_ready", pid=os.getpid())
+        return
+    from eir import banner
+    from eir.metrics import LIST_ENTRIES
+
+    try:
+        lists = await banner.list_info(store)
+    except Exception:  # the store went away since it opened: the checks will say so
+        lists = banner.ListInfo(None, 0, 0)
+    LIST_ENTRIES.labels("equipment").set(lists.entries)
+    LIST_ENTRIES.labels("pairing").set(lists.pairings)
+    listeners = [
+        (banner.INTERFACE_OF_SECTION[name], str(h), int(p), str(t))
+        for name in ("diameter", "m3ua", "n5g")
+        for h, p, t in ready.get(name, [])
+    ]
+    metrics_url = None
+    if "metrics" in ready:
+        h, p = ready["metrics"]
+        metrics_url = f"{metrics_server.scheme}://{f'[{h}]' if ':' in h else h}:{p}/metrics"
+    fields = banner.fields(
+        config,
+        config_path=config_path,
+        lists=lists,
+        listeners=listeners,
+        metrics_url=metrics_url,
+        mqtt_broker=getattr(events, "broker", None),
+    )
+    tty = sys.stderr.isatty() and config.log.format != "json"
+    banner.announce(log, {"pid": os.getpid(), **fields} if not tty else fields, tty=tty)
 
 
 async def _import_on_start(config: Config, store: IdentityStore, log: Any) -> None:
