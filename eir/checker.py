@@ -154,6 +154,7 @@ class PolicyChecker:
                 "check",
                 interface=iface.value,
                 imei=request.imei[:32],
+                sv=request.software_version,
                 imsi=request.imsi,
                 origin=request.origin,
                 status=verdict.status.value,

@@ -155,7 +155,7 @@ class _PeerConnection(CoreProtocol):
         self.log = get_logger(interface=IFACE, peer=self.peer, transport=self.transport_name)
         self.server.connections.add(self)
         PEER_EVENTS.labels(IFACE, "connected").inc()
-        self.log.info("diameter_connected")
+        self.log.debug("diameter_connected")  # diameter_peer_open says who, once the CER is in
         self.server.publish_peer(self, "connected")
         self.core.start(self.loop.time())
         self._flush()
@@ -234,7 +234,11 @@ class _PeerConnection(CoreProtocol):
                 self._handle([ev for ev in events if type(ev) is not EquipmentCheckRequested])
         self.server.connections.discard(self)
         PEER_EVENTS.labels(IFACE, "disconnected").inc()
-        self.log.info("diameter_disconnected", peer_host=self.peer_host, error=str(exc) if exc else None)
+        # a peer that was open has had its diameter_peer_closed line; a connection that never
+        # became a peer is worth an info line
+        (self.log.debug if self.peer_host else self.log.info)(
+            "diameter_disconnected", peer_host=self.peer_host, error=str(exc) if exc else None
+        )
         self.server.publish_peer(self, "disconnected")
         self.closed.set()
 
@@ -278,7 +282,7 @@ class _PeerConnection(CoreProtocol):
                 )
             elif t is DisconnectRequested:
                 PEER_EVENTS.labels(IFACE, "dpr").inc()
-                self.log.info("diameter_peer_dpr", peer_host=self.peer_host, cause=ev.cause)
+                self.log.debug("diameter_peer_dpr", peer_host=self.peer_host, cause=ev.cause)
             elif t is WatchdogSuspect:
                 PEER_EVENTS.labels(IFACE, "suspect").inc()
                 self.log.info("diameter_peer_suspect", peer_host=self.peer_host)
@@ -329,17 +333,7 @@ class _PeerConnection(CoreProtocol):
                     result_code=ResultCode.DIAMETER_UNABLE_TO_COMPLY,
                     error_message="equipment check failed",
                 )
-        if self.server.debug:
-            self.log.debug(
-                "check",
-                imei=ev.imei,
-                sv=ev.software_version,
-                imsi=ev.imsi,
-                origin=ev.origin_host,
-                session_id=ev.session_id,
-                status=status.value,
-                reason=verdict.reason,
-            )
+        # (the checker writes the one debug line per check)
 
     async def close(self, grace: float) -> None:
         """Graceful: DPR when OPEN, wait for DPA and outstanding checks, close; cut after ``grace``."""
@@ -444,7 +438,7 @@ class DiameterServer:
                 self.log, "diameter", cfg.listen, ("allow_sources", "allow_hosts", "allow_realms")
             )
         for host, port, transport in self.addresses():
-            self.log.info(
+            self.log.debug(  # the start-up banner lists every listener
                 "diameter_listening",
                 host=host,
                 port=port,
