@@ -11,7 +11,7 @@ from typing import Protocol
 
 class RunningServer(Protocol):
     name: str
-    """Interface name for logs: "diameter", "m3ua"."""
+    """Interface name for logs: "s13", "map", "n5g" (and "metrics")."""
 
     def addresses(self) -> list[tuple[str, int, str]]:
         """Bound (host, port, transport) — port 0 in the config resolves here."""

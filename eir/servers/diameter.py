@@ -363,7 +363,7 @@ class _PeerConnection(CoreProtocol):
 class DiameterServer:
     """The running S13 interface: its listeners and peer connections."""
 
-    name = "diameter"
+    name = IFACE  # s13: the interface name of logs and metrics
 
     def __init__(self, config: Config, checker: Checker, events: EventSink) -> None:
         self.config = config

@@ -514,7 +514,7 @@ class _Association(CoreProtocol):
 class M3uaServer:
     """The running M3UA interface: listeners, outbound associations, and the associations."""
 
-    name = "m3ua"
+    name = IFACE  # map: the interface name of logs and metrics
 
     def __init__(
         self,
