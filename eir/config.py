@@ -281,8 +281,9 @@ class MqttConfig:
     qos: int = 1
     """QoS of the events (0 or 1); the status and list acknowledgements are always QoS 1."""
     client_id: str | None = None
-    """MQTT client identifier (worker i of ``--workers`` appends ``-w<i>``); None: ``eir-<origin_host>``.
-    Fixed, so that the broker keeps the session (and the list updates queued for it) across reconnects."""
+    """MQTT client identifier (worker i of ``--workers`` appends ``-w<i>``). None: ``eir-<origin_host>``
+    with ``lists_in`` — fixed, so that the broker keeps the session and the list updates queued for it
+    across reconnects (give each instance its own) — else ``eir-<origin_host>-<pid>``."""
     username: str | None = None
     """Broker user (the URL's user part works too)."""
     password: str | None = None

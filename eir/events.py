@@ -140,11 +140,13 @@ class MqttEvents:
     ) -> MqttEvents:
         """The publisher ``eir serve`` runs, from ``config.mqtt`` (a :class:`eir.config.Config`)."""
         m = config.mqtt
-        base = m.client_id or f"eir-{config.diameter.origin_host}"
-        suffix = f"-w{worker_index}" if config.workers > 1 else ""
+        take_lists = m.lists_in and worker_index == 0  # one importer, whatever the worker count
+        # A fixed id keeps the broker's session (updates queued while we reconnect) but two
+        # clients with one id knock each other off: without list updates, the pid keeps it unique.
+        base = m.client_id or f"eir-{config.diameter.origin_host}" + ("" if m.lists_in else f"-{os.getpid()}")
+        suffix = f"-w{worker_index}" if config.workers > 1 and (m.client_id or m.lists_in) else ""
         prefix = m.topic_prefix.rstrip("/")
         secure = m.url.startswith(("mqtts:", "ssl:"))
-        take_lists = m.lists_in and worker_index == 0  # one importer, whatever the worker count
         return cls(
             m.url,
             prefix,
@@ -265,7 +267,11 @@ class MqttEvents:
                 msg.payload if isinstance(msg.payload, bytes | bytearray) else str(msg.payload or "").encode()
             )
             # One update at a time, in arrival order: each is a list version built on the last.
-            answer = await self.on_message(bytes(payload))
+            try:
+                answer = await self.on_message(bytes(payload))
+            except Exception as e:  # a bug must not lose the update silently: say so on the ack topic
+                self._log.error("mqtt_message_failed", error=f"{type(e).__name__}: {e}", exc_info=True)
+                answer = ("lists/ack", {"ok": False, "error": f"internal error: {type(e).__name__}"})
             if answer is not None:
                 topic, body = answer
                 self._enqueue(f"{self.prefix}/{topic}", json.dumps(body, default=str).encode(), 1)

@@ -117,6 +117,9 @@ async def test_status_is_retained_online_then_offline_on_close(mosquitto: Mosqui
 async def test_broker_down_keeps_the_newest_events_and_sends_them_in_order(
     mosquitto: MosquittoServer,
 ) -> None:
+    # a subscriber whose session the broker keeps: it gets what was published while it was away
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="late-sub", clean_session=False) as c:
+        await c.subscribe("eir/clone", qos=1)
     mosquitto.stop()
     ev = MqttEvents(mosquitto.url, "eir", queue_size=4)
     await ev.start()
@@ -128,12 +131,12 @@ async def test_broker_down_keeps_the_newest_events_and_sends_them_in_order(
     assert EVENTS_DROPPED._value.get() - before == 46  # the buffer holds 4; the 46 oldest are dropped
     assert ev.buffered == 4 and MQTT_BUFFERED._value.get() == 4
     assert not ev.connected.is_set()
-    ready = asyncio.Event()
     mosquitto.start()
-    sub = asyncio.create_task(_collect(mosquitto.port, "eir/clone", 4, ready, timeout=30))
-    await ready.wait()
-    got = await asyncio.wait_for(sub, 35)
-    assert [p["n"] for _, p in got] == [46, 47, 48, 49]
+    got: list[int] = []
+    await asyncio.wait_for(
+        _durable_subscriber(mosquitto.port, "eir/clone", "late-sub", asyncio.Event(), got, 49), 40
+    )
+    assert got == [46, 47, 48, 49]
     await ev.close()
 
 
