@@ -211,13 +211,8 @@ async def _main(
         await _import_on_start(config, store, log)
 
     events: MqttEvents | NullEvents
-    if config.mqtt.enabled:
-        from eir.mqtt_lists import ListUpdates
-
-        updates = ListUpdates(store, max_bytes=config.mqtt.max_update_bytes) if config.mqtt.lists_in else None
-        events = MqttEvents.from_config(config, worker_index, updates.handle if updates else None)
-    else:
-        events = NullEvents()
+    # (the store: mqtt.lists_in applies list updates to it)
+    events = MqttEvents.from_config(config, worker_index, store) if config.mqtt.enabled else NullEvents()
     await events.start()
     register_metrics()
     checker = build_checker(config, store, events, observations)
@@ -273,7 +268,9 @@ async def _main(
         tmp = Path(ready_file + ".tmp")
         tmp.write_text(json.dumps(ready))
         tmp.replace(ready_file)
-    await _announce(config, config_path, store, ready, metrics_server, events, worker_index, log)
+    from eir.banner import announce_start
+
+    await announce_start(config, config_path, store, ready, metrics_server, events, worker_index, log)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -323,50 +320,6 @@ async def _shutdown(
     from eir import recording
 
     recording.stop()
-
-
-async def _announce(
-    config: Config,
-    config_path: str | None,
-    store: IdentityStore,
-    ready: dict[str, Any],
-    metrics_server: Any,
-    events: MqttEvents | NullEvents,
-    worker_index: int,
-    log: Any,
-) -> None:
-    """The start-up banner (eir/banner.py): worker 0 only; the other workers say they are ready."""
-    if worker_index:
-        log.info("eir_ready", pid=os.getpid())
-        return
-    from eir import banner
-    from eir.metrics import LIST_ENTRIES
-
-    try:
-        lists = await banner.list_info(store)
-    except Exception:  # the store went away since it opened: the checks will say so
-        lists = banner.ListInfo(None, 0, 0)
-    LIST_ENTRIES.labels("equipment").set(lists.entries)
-    LIST_ENTRIES.labels("pairing").set(lists.pairings)
-    listeners = [
-        (banner.INTERFACE_OF_SECTION[name], str(h), int(p), str(t))
-        for name in ("diameter", "m3ua", "n5g")
-        for h, p, t in ready.get(name, [])
-    ]
-    metrics_url = None
-    if "metrics" in ready:
-        h, p = ready["metrics"]
-        metrics_url = f"{metrics_server.scheme}://{f'[{h}]' if ':' in h else h}:{p}/metrics"
-    fields = banner.fields(
-        config,
-        config_path=config_path,
-        lists=lists,
-        listeners=listeners,
-        metrics_url=metrics_url,
-        mqtt_broker=getattr(events, "broker", None),
-    )
-    tty = sys.stderr.isatty() and config.log.format != "json"
-    banner.announce(log, {"pid": os.getpid(), **fields} if not tty else fields, tty=tty)
 
 
 async def _import_on_start(config: Config, store: IdentityStore, log: Any) -> None:

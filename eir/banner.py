@@ -9,12 +9,14 @@ broker. Nothing secret: tokens and passwords never appear.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from typing import IO, Any
 
 from eir import __version__
 from eir.config import Config, describe_store, parse_hostport
+from eir.metrics import LIST_ENTRIES
 from eir.store.base import IdentityStore
 
 INTERFACE_OF_SECTION = {"diameter": "s13", "m3ua": "map", "n5g": "n5g"}
@@ -118,3 +120,45 @@ def announce(log: Any, f: dict[str, Any], stream: IO[str] | None = None, *, tty:
         log.info("eir_ready")
     else:
         log.info("eir_ready", **f)
+
+
+async def announce_start(
+    config: Config,
+    config_path: str | None,
+    store: IdentityStore,
+    ready: dict[str, Any],
+    metrics_server: Any,
+    events: Any,
+    worker_index: int,
+    log: Any,
+) -> None:
+    """What ``eir serve`` says once listening (``ready``: the ready file's addresses): worker 0 the
+    banner, the other workers that they are ready."""
+    if worker_index:
+        log.info("eir_ready", pid=os.getpid())
+        return
+    try:
+        lists = await list_info(store)
+    except Exception:  # the store went away since it opened: the checks will say so
+        lists = ListInfo(None, 0, 0)
+    LIST_ENTRIES.labels("equipment").set(lists.entries)
+    LIST_ENTRIES.labels("pairing").set(lists.pairings)
+    listeners = [
+        (INTERFACE_OF_SECTION[name], str(h), int(p), str(t))
+        for name in ("diameter", "m3ua", "n5g")
+        for h, p, t in ready.get(name, [])
+    ]
+    metrics_url = None
+    if "metrics" in ready:
+        h, p = ready["metrics"]
+        metrics_url = f"{metrics_server.scheme}://{f'[{h}]' if ':' in h else h}:{p}/metrics"
+    f = fields(
+        config,
+        config_path=config_path,
+        lists=lists,
+        listeners=listeners,
+        metrics_url=metrics_url,
+        mqtt_broker=getattr(events, "broker", None),
+    )
+    tty = sys.stderr.isatty() and config.log.format != "json"
+    announce(log, f if tty else {"pid": os.getpid(), **f}, tty=tty)

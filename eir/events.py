@@ -135,12 +135,18 @@ class MqttEvents:
         self.last_error: str | None = None
 
     @classmethod
-    def from_config(
-        cls, config: Any, worker_index: int = 0, on_message: MessageHandler | None = None
-    ) -> MqttEvents:
-        """The publisher ``eir serve`` runs, from ``config.mqtt`` (a :class:`eir.config.Config`)."""
+    def from_config(cls, config: Any, worker_index: int = 0, store: Any = None) -> MqttEvents:
+        """The publisher ``eir serve`` runs, from ``config.mqtt`` (a :class:`eir.config.Config`);
+        with ``mqtt.lists_in`` (worker 0 only) it applies list updates to ``store``."""
         m = config.mqtt
-        take_lists = m.lists_in and worker_index == 0  # one importer, whatever the worker count
+        take_lists = m.lists_in and worker_index == 0 and store is not None  # one importer
+        on_message: MessageHandler | None = None
+        if take_lists:
+            from eir.logging import RateLimitedLog
+            from eir.mqtt_lists import ListUpdates
+
+            limited = RateLimitedLog(config.log.rate_limit_burst, config.log.rate_limit_interval)
+            on_message = ListUpdates(store, max_bytes=m.max_update_bytes, limited=limited).handle
         # A fixed id keeps the broker's session (updates queued while we reconnect) but two
         # clients with one id knock each other off: without list updates, the pid keeps it unique.
         base = m.client_id or f"eir-{config.diameter.origin_host}" + ("" if m.lists_in else f"-{os.getpid()}")
@@ -158,7 +164,7 @@ class MqttEvents:
             tls=tls_context(m.tls_ca, m.tls_cert, m.tls_key) if secure or m.tls_ca else None,
             status_topic=f"{prefix}/status" + (f"/w{worker_index}" if suffix else ""),
             subscribe=m.lists_topic if take_lists else None,
-            on_message=on_message if take_lists else None,
+            on_message=on_message,
             mask=config.log.mask_identities,
             max_message=m.max_update_bytes,
         )

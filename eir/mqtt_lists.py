@@ -30,7 +30,7 @@ import json
 from typing import Any
 
 from eir.lists import ListFileError, import_parsed, parse_csv
-from eir.logging import get_logger
+from eir.logging import RateLimitedLog, get_logger
 from eir.metrics import LIST_ENTRIES, LIST_UPDATES
 from eir.store.base import IdentityStore
 
@@ -111,13 +111,20 @@ class ListUpdates:
     """Applies list updates to a store, one at a time (the MQTT task awaits each)."""
 
     def __init__(
-        self, store: IdentityStore, *, max_bytes: int = 16 * 1024 * 1024, remember: int = 256
+        self,
+        store: IdentityStore,
+        *,
+        max_bytes: int = 16 * 1024 * 1024,
+        remember: int = 256,
+        limited: RateLimitedLog | None = None,
     ) -> None:
         self.store = store
         self.max_bytes = max_bytes
         self._done: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
         self._remember = remember
         self._log = get_logger(component="mqtt_lists")
+        self._limited = limited or RateLimitedLog()
+        """Whoever can publish on the topic controls how many rejections there are: bounded log."""
         for result in ("applied", "rejected", "duplicate"):
             LIST_UPDATES.labels(result)
 
@@ -169,5 +176,12 @@ class ListUpdates:
 
     def _rejected(self, uid: str, error: str, errors: list[dict[str, Any]], bad: int = 0) -> dict[str, Any]:
         LIST_UPDATES.labels("rejected").inc()
-        self._log.warning("list_update_rejected", id=uid or None, error=error[:300], bad_rows=bad or None)
+        self._limited.warning(
+            self._log,
+            "list_update_rejected",
+            "list_update_rejected",
+            id=uid or None,
+            error=error[:300],
+            bad_rows=bad or None,
+        )
         return {"id": uid, "ok": False, "error": error, "bad_rows": bad, "errors": errors}
