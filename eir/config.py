@@ -668,6 +668,10 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("mqtt.buffer_size / mqtt.max_update_bytes: must be at least 1")
     if cfg.mqtt.url.split(":", 1)[0] not in ("mqtt", "mqtts", "tcp", "ssl"):
         raise ConfigError(f"mqtt.url: use mqtt://HOST:PORT or mqtts://HOST:PORT; got {cfg.mqtt.url!r}")
+    if (cfg.mqtt.tls_ca or cfg.mqtt.tls_cert) and not cfg.mqtt.url.startswith(("mqtts:", "ssl:")):
+        raise ConfigError("mqtt.tls_ca / mqtt.tls_cert: TLS needs an mqtts://HOST:PORT mqtt.url")
+    if bool(cfg.mqtt.tls_cert) != bool(cfg.mqtt.tls_key):
+        raise ConfigError("mqtt.tls_cert / mqtt.tls_key: give both or neither")
     if not cfg.mqtt.lists_topic or any(c in cfg.mqtt.lists_topic for c in "#+"):
         raise ConfigError("mqtt.lists_topic: a topic name without wildcards")
     if cfg.metrics.read_timeout <= 0:

@@ -161,7 +161,7 @@ class MqttEvents:
             qos=m.qos,
             username=m.username,
             password=m.password,
-            tls=tls_context(m.tls_ca, m.tls_cert, m.tls_key) if secure or m.tls_ca else None,
+            tls=tls_context(m.tls_ca, m.tls_cert, m.tls_key) if secure else None,
             status_topic=f"{prefix}/status" + (f"/w{worker_index}" if suffix else ""),
             subscribe=m.lists_topic if take_lists else None,
             on_message=on_message,
