@@ -157,8 +157,9 @@ async def test_broker_restart_in_the_middle_of_traffic_loses_nothing_and_keeps_o
     for i in range(total // 2):
         ev.publish("seq", {"n": i})
     # restart while those are leaving (some acknowledged, some in flight, some still buffered)
-    while not got:
-        await asyncio.sleep(0.005)
+    async with asyncio.timeout(15):
+        while not got:
+            await asyncio.sleep(0.005)
     mosquitto.stop()
     for i in range(total // 2, total):
         ev.publish("seq", {"n": i})  # the broker is away: buffered

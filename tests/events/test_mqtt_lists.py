@@ -194,8 +194,9 @@ async def test_an_update_published_while_the_eir_reconnects_is_applied_when_it_i
     await gate.open()
     ev = await _eir(gate.port, store)
     await gate.shut()  # the EIR loses the broker and keeps trying
-    while ev.connected.is_set():
-        await asyncio.sleep(0.01)
+    async with asyncio.timeout(15):
+        while ev.connected.is_set():
+            await asyncio.sleep(0.01)
     update = {"id": "while-away", "rows": [{"imei": "35394206000002", "status": "black"}]}
 
     async def eir_comes_back() -> None:
