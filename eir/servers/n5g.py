@@ -223,5 +223,5 @@ async def start(config: Config, checker: Checker, events: EventSink) -> N5gServe
     await server.listen()
     for host, port, t in server.addresses():
         scheme = "https" if t == "tls" else "http"
-        server.log.debug("n5g_listening", host=host, port=port, api=f"{scheme}://{host}:{port}/n5g-eir-eic/v1")
+        server.log.info("n5g_listening", host=host, port=port, api=f"{scheme}://{host}:{port}/n5g-eir-eic/v1")
     return server
