@@ -292,7 +292,8 @@ class StepResult:
         mark = "✓" if self.ok else "✗"
         what = f"step {s.index} (line {s.line}) {s.name}"
         if s.action not in CHECKS:
-            return f"{mark} {what}" + (f": {self.detail}" if self.detail else "")
+            said = "; ".join(x for x in (self.actual, self.detail) if x)
+            return f"{mark} {what}" + (f": {said}" if said else "")
         if self.ok:
             return f"{mark} {what}: {self.actual}" + (f" ({self.detail})" if self.detail else "")
         return f"{mark} {what}: expected {' or '.join(s.expected)}, got {self.actual}" + (
@@ -559,7 +560,13 @@ class Runner:
         status, answer = await admin.call("DELETE", "/faults")
         faults.clear()
         ok = status == 200
-        return StepResult(step, ok, actual="" if ok else f"HTTP {status}", detail=f"cleared {answer}")
+        n = answer.get("cleared") if isinstance(answer, dict) else None
+        return StepResult(
+            step,
+            ok,
+            actual="" if ok else f"HTTP {status}",
+            detail=f"cleared {n}" if ok else json.dumps(answer),
+        )
 
     async def _check(self, step: Step, sc: Scenario, peers: _Peers) -> StepResult:
         spec = step.spec
