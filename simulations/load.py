@@ -61,6 +61,7 @@ LoadMode = Literal["closed", "paced", "open"]
 _LOWEST_US = 1
 _HIGHEST_US = 100_000_000  # 100 s: a request later than this is a lost one anyway
 _CLOCK = time.perf_counter
+_TICK = 0.001  # seconds: the scheduler's shortest sleep (see _schedule)
 
 
 class Latencies:
@@ -428,13 +429,16 @@ async def _schedule(senders: Sequence[LoadSender], plan: LoadPlan, run: LoadRun,
                 sent += moved
                 if not moved:
                     run.sent = sent
-                    await asyncio.sleep(0.0002)  # every window is full: wait for answers
+                    await asyncio.sleep(_TICK)  # every window is full: wait for answers
                     continue
             run.sent = sent
         if sent >= total:
             break
+        # Sleep until the next request is due, but at least one tick: the event loop's timers have
+        # millisecond resolution (libuv), and a shorter sleep returns at once — a busy loop that
+        # would take the CPU the answers need. Requests are never sent before they are due.
         delay = t0 + sent * step - _CLOCK()
-        await asyncio.sleep(delay if delay > 0 else 0)
+        await asyncio.sleep(max(delay, _TICK))
     return max_lag
 
 
