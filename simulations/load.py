@@ -367,11 +367,11 @@ async def drive(
             progress.stop()
         end = _CLOCK()
         for s in senders:
-            s.detach()
             for intended in s.outstanding():
                 run.lost += 1
                 run.verdicts["timeout"] += 1
                 run.latencies.record(end - intended)
+            s.detach()
     seconds = end - t0
     sent = run.sent
     return LoadSummary.of(
