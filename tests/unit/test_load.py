@@ -32,7 +32,8 @@ def test_plans() -> None:
 def test_imei_files(tmp_path: Path) -> None:
     f = tmp_path / "imeis.csv"
     f.write_text(
-        "imei,status,reason\n35209900176148,white,x\n# a comment\n\n35-394206-000002,black\n3539420600000301\n"
+        "imei,status,reason\n35209900176148,white,x\n# a comment\n\n"
+        "35-394206-000002,black\n3539420600000301\n"
     )
     assert read_imei_file(f) == ["35209900176148", "35394206000002", "3539420600000301"]
     f.write_text("35209900176148\n3520990017614\n")
