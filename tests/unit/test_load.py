@@ -4,6 +4,7 @@ the ECRs a load run patches in place — decoded by python-diameter, an independ
 from __future__ import annotations
 
 import asyncio
+import io
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,39 @@ async def test_patched_ecrs_decode_with_python_diameter() -> None:
     assert [m.header.end_to_end_identifier for m in msgs] == hbh
     assert len({m.session_id for m in msgs}) == 6
     assert all(m.destination_realm == b"localdomain" or m.destination_realm == "localdomain" for m in msgs)
+
+
+class _Terminal:
+    """A text stream that says it is a terminal (what the progress line is for)."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        self.text += s
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+
+async def test_progress_is_one_rewritten_line_on_a_terminal() -> None:
+    from simulations.load import LoadRun, Progress
+
+    run = LoadRun("open", total=None, window=0)
+    run.sent = 10
+    run.answered(0.002, "white")
+    term = _Terminal()
+    p = Progress("ECR", term, run=run)  # type: ignore[arg-type]
+    assert p.enabled
+    p.start()
+    while "answered 1" not in term.text:  # bounded by the test timeout
+        await asyncio.sleep(0.1)
+    p.stop()
+    assert term.text.startswith("\r") and "\n" not in term.text
+    assert "sent 10  answered 1" in term.text and "p99 2.00 ms" in term.text
+    assert term.text.endswith("\r\x1b[K")  # the line is cleared before the summary is printed
+    assert not Progress("ECR", io.StringIO()).enabled
