@@ -260,3 +260,29 @@ def test_fault_steps_without_the_admin_api_say_what_is_missing(eir: Any, tmp_pat
     r = _run(eir, str(f))
     assert r.returncode == 1
     assert "✗ step 1 (line 2)" in r.stdout and "need the admin API" in r.stdout
+
+
+def test_list_steps_go_to_the_store_named_by_store(eir: Any, tmp_path: Path) -> None:
+    """Without --config: the list change goes to --store (the EIR's SQLite file), and the running EIR
+    serves it once it has seen the new version."""
+    f = tmp_path / "lists.yaml"
+    f.write_text(
+        "steps:\n"
+        '  - list: {set: {imei: "35000000000026", status: grey, reason: "from, a scenario"}}\n'
+        '  - s13: {imei: "35000000000026"}\n    expect: grey\n    until: 10\n'
+        '  - list: {remove: "35000000000026"}\n'
+        '  - s13: {imei: "35000000000026"}\n    expect: white\n    until: 10\n'
+    )
+    store = eir.config["store"]["url"]
+    (sh, sp) = eir.diameter
+    r = subprocess.run(
+        [*eir_command(), "scenario", "run", str(f), "--target", f"s13={sh}:{sp}", "--store", store, "-q"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=eir.env,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "✓ step 1 (line 2)" in r.stdout and "imported version" in r.stdout
+    assert "✓ step 4 (line 7)" in r.stdout
