@@ -11,7 +11,8 @@ Library::
     s = await amf.load("imei-490154203237518", count=10000, window=64)   # rate, p50/p99
     await amf.close()
 
-CLI: ``eir sim amf --connect URL --pei PEI [--supi] [--gpsi] [--count N --window W | --rate R]``.
+CLI: ``eir sim amf --connect URL --pei PEI [--supi] [--gpsi] [--count N --window W | --rate R --duration S]
+[--peers N] [--imei-file F]`` (load runs: :mod:`simulations.load`).
 
 The AMF's decision follows Open5GS's rules (its ``unknown_action`` / ``failure_action`` settings,
 allow or reject): BLACKLISTED → reject with 5GMM cause #6 ILLEGAL_ME (TS 24.501 §9.11.3.2),

@@ -9,7 +9,8 @@ Library::
     s = await mme.load("35123456789012", count=10000, window=128)   # rate, p50/p99
     await mme.close()                           # DPR / DPA
 
-CLI: ``eir sim mme --connect HOST:PORT --imei IMEI [--imsi] [--sv] [--count N --window W] [--sctp]``.
+CLI: ``eir sim mme --connect HOST:PORT --imei IMEI [--imsi] [--sv] [--count N --window W | --rate R
+--duration S] [--peers N] [--imei-file F] [--sctp]`` (load runs: :mod:`simulations.load`).
 
 ``load`` is a pipeline that does not go through the core per message: one ECR is encoded once and
 its hop-by-hop / end-to-end identifiers and Session-Id suffix are patched in place, and answers are

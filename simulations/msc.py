@@ -7,7 +7,8 @@ Library use (tests, benchmark)::
     summary = await msc.load(imei, count=10000, window=128)
     await msc.close()
 
-CLI: ``eir sim msc --connect HOST:PORT --imei IMEI [--map-version 1|2|3] [--count N --window W]``.
+CLI: ``eir sim msc --connect HOST:PORT --imei IMEI [--map-version 1|2|3] [--count N --window W | --rate R
+--duration S] [--peers N] [--imei-file F]`` (load runs: :mod:`simulations.load`).
 """
 
 from __future__ import annotations
