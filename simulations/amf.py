@@ -11,7 +11,8 @@ Library::
     s = await amf.load("imei-490154203237518", count=10000, window=64)   # rate, p50/p99
     await amf.close()
 
-CLI: ``eir sim amf --connect URL --pei PEI [--supi] [--gpsi] [--count N --window W | --rate R]``.
+CLI: ``eir sim amf --connect URL --pei PEI [--supi] [--gpsi] [--count N --window W | --rate R --duration S]
+[--peers N] [--imei-file F]`` (load runs: :mod:`simulations.load`).
 
 The AMF's decision follows Open5GS's rules (its ``unknown_action`` / ``failure_action`` settings,
 allow or reject): BLACKLISTED → reject with 5GMM cause #6 ILLEGAL_ME (TS 24.501 §9.11.3.2),
@@ -24,10 +25,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
+import itertools
 import json
 import sys
 import time
-from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -38,7 +41,7 @@ import h2.events
 import h2.exceptions
 
 from protocols.sbi import EirAnswer, EquipmentStatus, build_target, read_answer
-from simulations.load import LoadSummary
+from simulations.load import LoadRun, LoadSummary, drive, load_plan
 
 __all__ = ["AmfResult", "SimulatedAmf", "amf_action", "register", "verdict_of"]
 
@@ -173,6 +176,67 @@ class _Client(asyncio.Protocol):
         return fut
 
 
+class _AmfSender:
+    """GetEquipmentStatus requests for a load run, one stream each; writes go out once per event-loop
+    turn."""
+
+    def __init__(self, p: _Client, targets: list[str]) -> None:
+        self.p = p
+        self.targets = targets
+        self.n = 0
+        self.starts: dict[int, float] = {}
+        self.run: LoadRun | None = None
+        self._ids = itertools.count()
+
+    def attach(self, run: LoadRun) -> None:
+        self.run = run
+
+    def send(self, intended: Sequence[float]) -> None:
+        p = self.p
+        if p.closed.is_set():
+            raise ConnectionError(p.error or "connection closed")
+        for t in intended:
+            target = self.targets[self.n % len(self.targets)]
+            self.n += 1
+            key = next(self._ids)
+            try:
+                fut = p.get(target)
+            except h2.exceptions.TooManyStreamsError:
+                # the EIR's SETTINGS_MAX_CONCURRENT_STREAMS is reached: a refused request, counted
+                if self.run is not None:
+                    self.run.answered(time.perf_counter() - t, "error too many streams")
+                continue
+            self.starts[key] = t
+            fut.add_done_callback(functools.partial(self._done, key))
+        p.flush_soon()
+
+    def _done(self, key: int, fut: asyncio.Future[tuple[int, bytes]]) -> None:
+        t0 = self.starts.pop(key, None)
+        run = self.run
+        if t0 is None or run is None:
+            return
+        now = time.perf_counter()
+        exc = fut.exception()
+        if exc is not None:
+            verdict = "error connection"
+        else:
+            status, body = fut.result()
+            verdict = verdict_of(read_answer(status, body))
+        run.answered(now - t0, verdict)
+        if run.mode == "closed" and run.take(1):
+            self.send([now])
+
+    def outstanding(self) -> list[float]:
+        return list(self.starts.values())
+
+    def in_flight(self) -> int:
+        return len(self.starts)
+
+    def detach(self) -> None:
+        self.run = None
+        self.starts.clear()
+
+
 class SimulatedAmf:
     """One HTTP/2 connection to the 5G-EIR (module docstring)."""
 
@@ -244,47 +308,15 @@ class SimulatedAmf:
         timeout: float = 300.0,
     ) -> LoadSummary:
         """``count`` requests with ``window`` streams outstanding at once, at most ``rate`` a second
-        when given (``timeout``: the whole run)."""
-        target = build_target(pei, supi, api_root_path=self.api_root_path)
-        verdicts: Counter[str] = Counter()
-        latencies: list[float] = []
-        clock = time.perf_counter
-        remaining = count
-        p = self._p
-        sent = 0
+        when given (a paced closed loop; ``timeout``: seconds without an answer before giving up)."""
+        plan = load_plan(count=count, window=window, rate=rate, duration=None, timeout=timeout)
+        return await drive([self.sender(pei, supi=supi)], plan)
 
-        async def worker() -> None:
-            # a window of streams, each worker one outstanding request; writes go out once per
-            # event-loop turn (flush_soon), not once per request
-            nonlocal remaining, sent
-            while remaining > 0:
-                remaining -= 1
-                if rate:
-                    due = t_start + sent / rate
-                    sent += 1
-                    if due > clock():
-                        await asyncio.sleep(due - clock())
-                t0 = clock()
-                fut = p.get(target)
-                p.flush_soon()
-                try:
-                    status, body = await fut
-                    verdicts[verdict_of(read_answer(status, body))] += 1
-                except ConnectionError:
-                    verdicts["error connection"] += 1
-                latencies.append(clock() - t0)
-
-        t_start = clock()
-        await asyncio.wait_for(
-            asyncio.gather(*(worker() for _ in range(max(1, min(window, count))))), timeout
-        )
-        return LoadSummary.measure(
-            count=count,
-            window=window,
-            seconds=clock() - t_start,
-            latencies=latencies,
-            verdicts=dict(verdicts),
-        )
+    def sender(self, pei: str, *, supi: str | None = None, peis: list[str] | None = None) -> _AmfSender:
+        """A :class:`simulations.load.LoadSender` over this connection (:func:`simulations.load.drive`):
+        one GET per request, ``pei`` or the ``peis`` in turn."""
+        targets = [build_target(x, supi, api_root_path=self.api_root_path) for x in (peis or [pei])]
+        return _AmfSender(self._p, targets)
 
     async def close(self) -> None:
         p = self._p
@@ -301,7 +333,8 @@ class SimulatedAmf:
 
 
 def register(sim_subparsers: Any) -> None:
-    from eir.cli import add_config_options, int_range, positive_float
+    from eir.cli import add_config_options, positive_float
+    from simulations.load import add_load_options
 
     p = sim_subparsers.add_parser("amf", help="simulated AMF asking the 5G-EIR over N5g-eir (HTTP/2)")
     p.add_argument(
@@ -313,13 +346,7 @@ def register(sim_subparsers: Any) -> None:
     p.add_argument("--pei", required=True, help="imei-<15 digits>, imeisv-<16 digits>, …")
     p.add_argument("--supi", default=None, help="imsi-<digits> or nai-…")
     p.add_argument("--gpsi", default=None, help="msisdn-<digits>")
-    p.add_argument("--count", type=int_range(1), default=1, help="requests to send (a load run when > 1)")
-    p.add_argument(
-        "--window", type=int_range(1), default=1, help="streams outstanding at once (with --count)"
-    )
-    p.add_argument(
-        "--rate", type=positive_float, default=None, help="requests per second at most (with --count)"
-    )
+    add_load_options(p, unit="request", imei_file=True)
     p.add_argument("--unknown-action", choices=["allow", "reject"], default="allow")
     p.add_argument("--failure-action", choices=["allow", "reject"], default="allow")
     p.add_argument("--timeout", type=positive_float, default=5.0, help="seconds per request")
@@ -329,7 +356,10 @@ def register(sim_subparsers: Any) -> None:
 
 def _command(args: argparse.Namespace) -> int:
     from eir.cli import EXIT_CONFIG, default_address
+    from simulations.load import load_args
 
+    if not load_args(args, "eir sim amf"):
+        return EXIT_CONFIG
     if not args.connect:
         address = default_address(args, "n5g.listen", "127.0.0.1:8000")
         if address is None:
@@ -348,23 +378,42 @@ def _command(args: argparse.Namespace) -> int:
         return 1
 
 
+def pei_of(imei: str) -> str:
+    """An IMEI of an ``--imei-file`` as a PEI: ``imei-`` + 15 digits (the Luhn digit added to 14),
+    ``imeisv-`` + 16."""
+    from protocols.imei import luhn_check_digit
+
+    if len(imei) == 16:
+        return f"imeisv-{imei}"
+    return f"imei-{imei if len(imei) == 15 else imei + str(luhn_check_digit(imei))}"
+
+
 async def _run(args: argparse.Namespace) -> int:
-    amf = await SimulatedAmf.connect(
-        args.connect,
-        timeout=args.timeout,
-        unknown_action=args.unknown_action,
-        failure_action=args.failure_action,
-    )
+    from simulations.load import progress_from_args, report
+
+    amfs: list[SimulatedAmf] = []
     try:
-        if args.count <= 1:
+        for _ in range(args.plan.peers if args.plan else 1):
+            amfs.append(
+                await SimulatedAmf.connect(
+                    args.connect,
+                    timeout=args.timeout,
+                    unknown_action=args.unknown_action,
+                    failure_action=args.failure_action,
+                )
+            )
+        amf = amfs[0]
+        if args.plan is None:
             r = await amf.check(args.pei, supi=args.supi, gpsi=args.gpsi, timeout=args.timeout)
             if args.json:
                 print(json.dumps(asdict(r)))
             else:
                 print(f"{r.pei}: {r.verdict} → AMF: {r.action} [{r.latency * 1000:.2f} ms]")
             return 0 if r.verdict != "timeout" else 1
-        s = await amf.load(args.pei, count=args.count, window=args.window, supi=args.supi, rate=args.rate)
-        print(json.dumps(asdict(s)) if args.json else s.line("GetEquipmentStatus"))
-        return 0
+        peis = [pei_of(i) for i in args.imeis] if args.imeis else None
+        senders = [a.sender(args.pei, supi=args.supi, peis=peis) for a in amfs]
+        s = await drive(senders, args.plan, progress=progress_from_args(args, "request"))
+        return report(s, "GetEquipmentStatus", args.json)
     finally:
-        await amf.close()
+        for a in amfs:
+            await a.close()

@@ -62,6 +62,7 @@ def test_the_walk_finds_every_command() -> None:
         "eir sim msc",
         "eir sim amf",
         "eir replay",
+        "eir scenario run",
     }
 
 
