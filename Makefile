@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= config/eir.yaml
 
-.PHONY: run test lint bench setup setup-unpinned clean deps test-sctp fuzz fuzz-smoke
+.PHONY: run test lint bench setup setup-unpinned clean deps test-sctp fuzz fuzz-smoke soak
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,11 @@ fuzz: $(STAMP)
 fuzz-smoke: $(STAMP)
 	@$(FUZZ_DEPS)
 	$(BIN)/python -m fuzz run all --seconds 30 --jobs 2
+
+## Soak (bench/soak.py): S13 and MAP together at 80 % of their combined maximum for 10 minutes;
+## fails on any unanswered request, RSS growth >= 5 % or a p99 drifting past 3 x its median
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak --out bench/soak.json
 
 ## Benchmarks: print figures and write bench/results.json
 bench: $(STAMP)
