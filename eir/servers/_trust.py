@@ -8,16 +8,67 @@ Refusals are counted in ``eir_refused{interface, reason}`` and logged through a
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import Callable, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
+
+from prometheus_client import Counter
 
 from eir.config import parse_hostport
 from eir.logging import RateLimitedLog
 from eir.metrics import REFUSED
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+CLOSED = Counter(
+    "eir_connections_closed",
+    "Connections the EIR closed because a time or size limit passed, by interface and reason "
+    "(setup_timeout: no ASP-ACTIVE / CER in time; idle_timeout; heartbeat_timeout: BEATs or DWRs "
+    "unanswered; ack_timeout; write_stalled: the peer stopped reading our answers)",
+    ["interface", "reason"],
+    registry=None,
+)
+"""Registered by the interfaces that count in it (``register_metrics(CLOSED)`` at start)."""
+
+
+class WriteStallGuard:
+    """Cuts a connection whose peer stopped reading.
+
+    The transport's write buffer passing its high-water mark (``limit`` octets beyond the kernel's
+    socket buffer) calls ``pause_writing``: the adapter stops reading (so the peer cannot make us
+    queue more) and :meth:`paused` starts a ``timeout`` clock; ``resume_writing`` (the peer read,
+    the buffer fell to a quarter) stops it. Still paused when it runs out: ``on_stall`` (count,
+    log, abort). ``timeout`` 0: never.
+    """
+
+    __slots__ = ("_handle", "limit", "on_stall", "timeout")
+
+    def __init__(self, timeout: float, limit: int, on_stall: Callable[[], None]) -> None:
+        self.timeout = timeout
+        self.limit = limit
+        self.on_stall = on_stall
+        self._handle: asyncio.TimerHandle | None = None
+
+    def install(self, transport: Any) -> None:
+        """At ``connection_made``: the high-water mark (a transport without one is left alone)."""
+        set_limits = getattr(transport, "set_write_buffer_limits", None)
+        if set_limits is not None:
+            set_limits(high=self.limit, low=self.limit // 4)
+
+    def paused(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.timeout > 0 and self._handle is None:
+            self._handle = loop.call_later(self.timeout, self._fire)
+
+    def resumed(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _fire(self) -> None:
+        self._handle = None
+        self.on_stall()
 
 
 def networks(cidrs: Sequence[str]) -> tuple[Network, ...]:
