@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import ssl
 from collections.abc import Callable, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
@@ -185,3 +186,34 @@ def warn_if_exposed(log: Any, key: str, listen: Sequence[str], allow_keys: Seque
             addresses=exposed,
             detail=f"any host that reaches these addresses is served; set {' / '.join(allow_keys)}",
         )
+
+
+def diameter_tls_context(
+    cert: str, key: str, peer_ca: str | None = None, keylog: str | None = None
+) -> ssl.SSLContext:
+    """The server context of Diameter over TLS/TCP (RFC 6733 §13): TLS 1.2 or later (RFC 8996), our
+    certificate chain and key; with ``peer_ca``, peers must present a certificate that CA signed
+    (§13.1 mutual authentication) — and no other CA counts (the system's trust store is not
+    loaded: a peer is a node of this network, not a web site). ``keylog`` (NSS key log format)
+    lets Wireshark decrypt a capture."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+    if peer_ca:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(peer_ca)
+    if keylog:
+        ctx.keylog_filename = keylog
+    return ctx
+
+
+def certificate_names(transport: Any) -> frozenset[str] | None:
+    """The DNS names (subjectAltName, else the subject CN) of the verified peer certificate of a TLS
+    transport, lower-cased; None when there is none (plain TCP, or no certificate asked for)."""
+    cert = transport.get_extra_info("peercert")
+    if not cert:
+        return None
+    names = [v for k, v in cert.get("subjectAltName", ()) if k == "DNS"]
+    if not names:
+        names = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
+    return frozenset(n.lower() for n in names)
