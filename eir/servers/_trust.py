@@ -2,6 +2,10 @@
 name patterns, connection limits (total and per source address), and the one start-up warning for a
 listener exposed beyond loopback with no allow-list.
 
+Also the limits of a connection once admitted that live outside the sans-IO cores: the write-side
+limit (:class:`WriteStallGuard`, a peer that stops reading), the ``eir_connections_closed`` counter
+every limit counts in, and the Diameter TLS context (:func:`diameter_tls_context`).
+
 Refusals are counted in ``eir_refused{interface, reason}`` and logged through a
 :class:`~eir.logging.RateLimitedLog` (a flood of refused connections must not flood the log).
 """

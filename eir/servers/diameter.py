@@ -22,6 +22,10 @@
   (3003 / 3002) and the Origin-Host rule (5012; see :class:`protocols.diameter.DiameterPeer`);
   every refusal counts in ``eir_refused`` and its warning goes through
   :class:`eir.logging.RateLimitedLog`, like every protocol-error warning;
+* TLS (RFC 6733 §13): ``diameter.tls_listen`` ports speak TLS from the first octet; with
+  ``diameter.tls_peer_ca`` the peer's certificate must come from that CA and name the CER's
+  Origin-Host (else 3010). A peer leaving ``diameter.write_buffer_limit`` unread for
+  ``diameter.write_timeout`` is cut; that and the core's Tw closes count in ``eir_connections_closed``;
 * metrics: ``eir_protocol_errors``, ``eir_peers``, ``eir_peer_events``, ``eir_refused`` here;
   ``eir_check_duration_seconds`` in the dispatch path; ``eir_check_requests`` and ``eir_verdicts``
   in the checker;

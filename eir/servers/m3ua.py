@@ -9,6 +9,12 @@
 * metrics, one log line per ASP state change and per protocol error, ``peer`` events; the TCAP/MAP
   core's own counters (:class:`~protocols.sigtran.tcap_dialogues.TcapStats`) are read at scrape time by
   :class:`TcapStatsCollector` (``eir_tcap_*`` / ``eir_map_*``), so the hot path pays nothing;
+* limits (issue 10): the core ends an association with no ASP-ACTIVE within ``m3ua.setup_timeout``,
+  idle for ``m3ua.idle_timeout`` or leaving two BEATs unanswered; a peer that leaves
+  ``m3ua.write_buffer_limit`` unread for ``m3ua.write_timeout`` is cut (:class:`WriteStallGuard`);
+  each counted in ``eir_connections_closed{interface="map", reason}``. The stack answers only for our
+  point codes, NI and called GT and applies the OPC / calling-GT screening (``MessageRefused``:
+  ``eir_refused``);
 * shutdown: stop listening, wait until no check is in flight (those accepted meanwhile included),
   ASPDN on outbound associations, close, cut what remains after ``grace`` seconds (logged).
 """
