@@ -150,3 +150,21 @@ async def test_peer_that_never_reads_is_cut(serve: Any) -> None:
     assert not server.associations
     writer.transport.abort()
     assert closed("write_stalled") == before + 1
+
+
+async def test_slowloris_after_asp_active_is_closed_as_idle(serve: Any) -> None:
+    """A peer dribbling one message a byte at a time: bytes arrive all along, but no whole message
+    within the idle limit, so the association is closed as idle."""
+    server = await serve(idle_timeout=0.3)
+    before = closed("idle_timeout")
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.addresses()[0][1])
+    await bring_up(reader, writer)
+    beat = m3ua.encode_message(MessageType.BEAT, [(Tag.HEARTBEAT_DATA, b"x" * 1000)])
+    for i in range(len(beat) - 1):  # never the last byte
+        if not server.associations:
+            break
+        writer.write(beat[i : i + 1])
+        await asyncio.sleep(0.02)
+    assert await until_eof(reader) == []
+    writer.close()
+    assert closed("idle_timeout") == before + 1
