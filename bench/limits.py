@@ -3,7 +3,8 @@
 
 * ``m3ua_no_aspup``: N associations that connect and send nothing. Before: held forever. Now: each
   closed by ``m3ua.setup_timeout``; figures: how many the server closed, the latest close counted
-  from the first connect (opening N takes a while too), the EIR's file descriptors at the peak and after, eir_connections_closed.
+  from the first connect (opening N takes a while too), the EIR's file descriptors at the peak and
+  after, eir_connections_closed.
 * ``m3ua_never_reads``: K associations brought up that flood 16 KB BEATs and never read the
   BEAT ACKs. Now: cut by ``m3ua.write_timeout`` once ``write_buffer_limit`` is queued; figures: cut,
   the EIR's RSS growth while they flooded.
