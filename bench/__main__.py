@@ -28,6 +28,7 @@ SECTIONS = (
     "n5g",
     "replay",
     "limits",
+    "diameter_tls",
 )
 
 
