@@ -46,15 +46,20 @@ class WriteStallGuard:
     queue more) and :meth:`paused` starts a ``timeout`` clock; ``resume_writing`` (the peer read,
     the buffer fell to a quarter) stops it. Still paused when it runs out: ``on_stall`` (count,
     log, abort). ``timeout`` 0: never.
+
+    A graceful close has the same hole: ``close()`` waits until what is queued is written, which a
+    peer that reads nothing never lets happen, even below the high-water mark. :meth:`closing`
+    aborts the transport if it is still open ``timeout`` seconds after the close.
     """
 
-    __slots__ = ("_handle", "limit", "on_stall", "timeout")
+    __slots__ = ("_handle", "_linger", "limit", "on_stall", "timeout")
 
     def __init__(self, timeout: float, limit: int, on_stall: Callable[[], None]) -> None:
         self.timeout = timeout
         self.limit = limit
         self.on_stall = on_stall
         self._handle: asyncio.TimerHandle | None = None
+        self._linger: asyncio.TimerHandle | None = None
 
     def install(self, transport: Any) -> None:
         """At ``connection_made``: the high-water mark (a transport without one is left alone)."""
@@ -74,6 +79,18 @@ class WriteStallGuard:
     def _fire(self) -> None:
         self._handle = None
         self.on_stall()
+
+    def closing(self, loop: asyncio.AbstractEventLoop, transport: Any) -> None:
+        """After ``transport.close()``: abort it if it is still open in ``timeout`` seconds."""
+        if self.timeout > 0 and self._linger is None and transport is not None:
+            self._linger = loop.call_later(self.timeout, transport.abort)
+
+    def cancel(self) -> None:
+        """At ``connection_lost``: no clock is left running."""
+        self.resumed()
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
 
 
 def networks(cidrs: Sequence[str]) -> tuple[Network, ...]:

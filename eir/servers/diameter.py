@@ -198,6 +198,7 @@ class _PeerConnection(CoreProtocol):
                 self._handle(e.events)
                 self._flush()
                 self._close_transport()
+                self.write_guard.closing(self.loop, self.transport)
                 return
             if events:
                 self._handle(events)
@@ -251,7 +252,6 @@ class _PeerConnection(CoreProtocol):
             return  # refused at accept: never counted as a peer
         self.server.limiter.release(self.source)
         self._cancel_timer()
-        self.write_guard.resumed()
         self._record_close()
         if self.open:
             _PEERS.dec()
@@ -271,6 +271,7 @@ class _PeerConnection(CoreProtocol):
                 events = []
             with contextlib.suppress(Exception):
                 self._handle([ev for ev in events if type(ev) is not EquipmentCheckRequested])
+        self.write_guard.cancel()  # after the events above: their close arms nothing that outlives us
         self.server.connections.discard(self)
         PEER_EVENTS.labels(IFACE, "disconnected").inc()
         self.log.info("diameter_disconnected", peer_host=self.peer_host, error=str(exc) if exc else None)
@@ -338,6 +339,7 @@ class _PeerConnection(CoreProtocol):
                 self.server.publish_peer(self, "closed", reason=ev.reason, peer_host=self.peer_host)
                 self._flush()
                 self._close_transport()
+                self.write_guard.closing(self.loop, self.transport)
             # WatchdogAnswered: the core's bookkeeping is enough.
 
     def _check(self, ev: EquipmentCheckRequested) -> None:

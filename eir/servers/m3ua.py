@@ -373,7 +373,7 @@ class _Association(CoreProtocol):
         if self.role is m3ua.Role.SG:
             self.server.limiter.release(self.source)
         self._cancel_timer()
-        self.write_guard.resumed()
+        self.write_guard.cancel()
         self._record_close()
         # cut without ASPDN: the ASP is down all the same (the core reports it)
         self._handle(self.stack.connection_lost(self.loop.time()))
@@ -447,6 +447,7 @@ class _Association(CoreProtocol):
                 self._flush()
                 if self.transport is not None:
                     self.transport.close()
+                    self.write_guard.closing(self.loop, self.transport)
             elif t is SccpReturned:
                 label = f"sccp_{ev.cause.name.lower()}"
                 PROTOCOL_ERRORS.labels(IFACE, label).inc()

@@ -168,3 +168,26 @@ async def test_slowloris_after_asp_active_is_closed_as_idle(serve: Any) -> None:
     assert await until_eof(reader) == []
     writer.close()
     assert closed("idle_timeout") == before + 1
+
+
+async def test_close_of_a_peer_that_never_reads_is_bounded(serve: Any) -> None:
+    """Our answers stuck below the high-water mark (set out of reach here) and the association
+    ended by a limit (BEATs unanswered): ``close()`` would wait for ever to write them; the
+    association is aborted write_timeout later instead."""
+    server = await serve(beat_interval=0.2, write_timeout=0.3, write_buffer_limit=1 << 30)
+    before = closed("heartbeat_timeout")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", server.addresses()[0][1]))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    await bring_up(reader, writer)
+    beat = m3ua.encode_message(MessageType.BEAT, [(Tag.HEARTBEAT_DATA, b"x" * 16000)])
+    writer.write(beat * 600)  # ≈ 9.6 MB of BEAT ACKs owed: more than the kernel buffers hold
+    for _ in range(int(LIMIT / 0.05)):
+        if not server.associations:
+            break
+        await asyncio.sleep(0.05)
+    assert not server.associations
+    writer.transport.abort()
+    assert closed("heartbeat_timeout") == before + 1
