@@ -28,6 +28,8 @@ SECTIONS = (
     "n5g",
     "replay",
     "openloop",
+    "limits",
+    "diameter_tls",
 )
 
 

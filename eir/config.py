@@ -82,6 +82,25 @@ class DiameterConfig:
     """Connections held at once (all sources); more are closed at accept."""
     max_connections_per_source: int = 1024
     """Connections held at once from one source address; more are closed at accept."""
+    write_timeout: float = 30.0
+    """Seconds a peer may leave our answers unread once they fill ``write_buffer_limit`` (it has
+    stopped reading): then the connection is cut (eir_connections_closed reason write_stalled). 0:
+    never."""
+    write_buffer_limit: int = 262144
+    """Octets of answers queued for a peer (beyond the kernel's socket buffer) above which reading
+    from it pauses and the ``write_timeout`` clock runs."""
+    tls_listen: list[str] = field(default_factory=list)
+    """HOST:PORT addresses served over TLS/TCP (RFC 6733 §13: TLS from the first octet, on a port of
+    its own; 5658 is the IANA one); need tls_cert and tls_key."""
+    tls_cert: str | None = None
+    """PEM certificate chain of the EIR (for tls_listen)."""
+    tls_key: str | None = None
+    """PEM private key of tls_cert."""
+    tls_peer_ca: str | None = None
+    """PEM CA bundle: when set, peers must present a certificate it signed (RFC 6733 §13.1 mutual
+    authentication); else any peer completes the handshake and the allow-lists decide."""
+    tls_keylog: str | None = None
+    """Append the TLS session secrets here (NSS key log format) so that Wireshark can decrypt."""
 
 
 @dataclass(slots=True)
@@ -104,8 +123,20 @@ class M3uaConfig:
     """E.164 digits of the EIR's GT (used as calling address in answers)."""
     map_versions: list[int] = field(default_factory=lambda: [1, 2, 3])
     """equipmentMngtContext versions the EIR accepts; others get AC negotiation to the highest."""
-    beat_interval: float = 0.0
-    """Send M3UA BEAT every N seconds (0: never; answer peers' BEATs always)."""
+    beat_interval: float = 30.0
+    """Send M3UA BEAT every N seconds (0: never; answer peers' BEATs always); an association whose
+    peer leaves two BEATs unanswered is closed."""
+    setup_timeout: float = 30.0
+    """Seconds from connect to ASP-ACTIVE: an association still not active then is closed. 0: never."""
+    idle_timeout: float = 600.0
+    """Seconds without a whole message from the peer (BEAT ACKs count) before the association is
+    closed. 0: never."""
+    write_timeout: float = 30.0
+    """Seconds a peer may leave our messages unread once they fill ``write_buffer_limit``; then the
+    association is cut. 0: never."""
+    write_buffer_limit: int = 262144
+    """Octets queued for a peer (beyond the kernel's socket buffer) above which reading from it
+    pauses and the ``write_timeout`` clock runs."""
     dialogue_timeout: float = 30.0
     """Seconds a TCAP dialogue may wait for its verdict before it is aborted towards the MSC."""
     max_in_flight: int = 1024
@@ -122,6 +153,20 @@ class M3uaConfig:
     """Associations held at once (all sources); more are closed at accept."""
     max_connections_per_source: int = 1024
     """Associations held at once from one source address; more are closed at accept."""
+    accept_point_codes: list[int] = field(default_factory=list)
+    """DPCs answered besides ``point_code``; DATA for any other DPC gets M3UA DUNA naming it."""
+    network_indicators: list[int] = field(default_factory=list)
+    """MTP3 network indicators answered (0 international, 2 national …); empty: any. DATA with
+    another is discarded (counted, logged)."""
+    accept_global_titles: list[str] = field(default_factory=list)
+    """Called GTs answered besides ``global_title`` for messages routed on GT: digits, or a prefix
+    ending in ``*`` (``"*"``: any). Another gets UDTS no translation for this specific address."""
+    screen_opcs: list[int] = field(default_factory=list)
+    """Screening (GSMA FS.11 category 1): the OPCs allowed to ask; empty: any. Others: UDTS
+    unqualified when return on error is set, else discarded; counted and logged."""
+    screen_calling_gt_prefixes: list[str] = field(default_factory=list)
+    """Screening: calling GT prefixes allowed to ask (``"4917"``); empty: any. A message without a
+    calling GT fails a non-empty list."""
 
 
 @dataclass(slots=True)
@@ -576,6 +621,7 @@ def _validate(cfg: Config) -> None:
         ("m3ua.connect", cfg.m3ua.connect),
         ("n5g.listen", cfg.n5g.listen),
         ("n5g.tls_listen", cfg.n5g.tls_listen),
+        ("diameter.tls_listen", cfg.diameter.tls_listen),
     ):
         for i, a in enumerate(addrs):
             parse_hostport(a, f"{section}[{i}]")
@@ -593,6 +639,29 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"m3ua.map_versions: each must be 1, 2 or 3; got {cfg.m3ua.map_versions}")
     if not cfg.m3ua.global_title.isdigit():
         raise ConfigError("m3ua.global_title: must be E.164 digits")
+    for key in ("accept_point_codes", "screen_opcs"):
+        for i, pc in enumerate(getattr(cfg.m3ua, key)):
+            if not 0 <= pc < (1 << 24):
+                raise ConfigError(f"m3ua.{key}[{i}]: a point code is 0..16777215, got {pc}")
+    for i, ni in enumerate(cfg.m3ua.network_indicators):
+        if not 0 <= ni <= 3:
+            raise ConfigError(f"m3ua.network_indicators[{i}]: a network indicator is 0..3, got {ni}")
+    for key in ("accept_global_titles", "screen_calling_gt_prefixes"):
+        for i, gt in enumerate(getattr(cfg.m3ua, key)):
+            digits = gt[:-1] if key == "accept_global_titles" and gt.endswith("*") else gt
+            if not (digits.isdigit() or (digits == "" and gt == "*")):
+                raise ConfigError(f"m3ua.{key}[{i}]: expected digits (or a prefix ending in *), got {gt!r}")
+    for key in ("diameter", "m3ua"):
+        sect = getattr(cfg, key)
+        if sect.write_timeout < 0:
+            raise ConfigError(f"{key}.write_timeout: must be 0 (never) or a positive number of seconds")
+        if sect.write_buffer_limit < 1024:
+            raise ConfigError(f"{key}.write_buffer_limit: must be at least 1024 octets")
+    for key in ("beat_interval", "setup_timeout", "idle_timeout"):
+        if getattr(cfg.m3ua, key) < 0:
+            raise ConfigError(f"m3ua.{key}: must be 0 (never) or a positive number of seconds")
+    if cfg.diameter.tls_listen and not (cfg.diameter.tls_cert and cfg.diameter.tls_key):
+        raise ConfigError("diameter.tls_listen: needs diameter.tls_cert and diameter.tls_key")
     for i, t in enumerate(cfg.policy.reserved_tacs):
         if len(t) != 8 or not t.isdigit():
             raise ConfigError(f"policy.reserved_tacs[{i}]: a TAC is 8 digits, got {t!r}")

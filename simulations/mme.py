@@ -27,6 +27,7 @@ import itertools
 import json
 import os
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -318,9 +319,13 @@ class SimulatedMme:
         watchdog_interval: float = 30.0,
         timeout: float = 5.0,
         sctp: bool = False,
+        tls: ssl.SSLContext | None = None,
+        tls_server_name: str | None = None,
     ) -> SimulatedMme:
         """Open TCP (or SCTP: PPID 46, one Diameter message per SCTP message), exchange capabilities;
-        raises ConnectionError when CEA is not a success."""
+        raises ConnectionError when CEA is not a success. ``tls``: TLS/TCP from the first octet
+        (RFC 6733 §13, the EIR's ``diameter.tls_listen``), the certificate checked against
+        ``tls_server_name`` (default: the host)."""
         loop = asyncio.get_running_loop()
         core = DiameterPeer(
             role=Role.INITIATOR,
@@ -343,7 +348,14 @@ class SimulatedMme:
             proto = p  # type: ignore[assignment]
         else:
             _, proto = await asyncio.wait_for(
-                loop.create_connection(lambda: _MmeProtocol(core), host, port), timeout
+                loop.create_connection(
+                    lambda: _MmeProtocol(core),
+                    host,
+                    port,
+                    ssl=tls,
+                    server_hostname=(tls_server_name or host) if tls is not None else None,
+                ),
+                timeout,
             )
         try:
             await asyncio.wait_for(proto.open.wait(), timeout)
