@@ -13,8 +13,8 @@ every adapter. This layer:
   (never a crash: an unexpected exception closes that connection, logged and counted ``internal``);
 * drops answers to streams the client reset;
 * on HTTP/1.1 hands up the next pipelined request once the previous one is answered;
-* shutdown: stop listening, GOAWAY on every connection (the streams already received are answered),
-  wait until they are or ``grace`` ends, then close.
+* shutdown: stop listening, GOAWAY on every connection in RFC 9113 §6.8's two steps (the streams
+  received before the final one are answered), wait until they are or ``grace`` ends, then close.
 """
 
 from __future__ import annotations
@@ -212,7 +212,9 @@ class HttpConnection(CoreProtocol):
         deadline = self.loop.time() + grace
         self._handle(core.close(self.loop.time()))
         self._flush()
-        while not core.idle and self.loop.time() < deadline and not self.closed.is_set():
+        # until every received stream is answered and the final GOAWAY is out (RFC 9113 §6.8: it
+        # follows the client's PING ACK, or the core's drain timer)
+        while (not core.idle or core.draining) and self.loop.time() < deadline and not self.closed.is_set():
             if self.tasks:
                 await asyncio.wait(set(self.tasks), timeout=max(0.0, deadline - self.loop.time()))
             else:
