@@ -166,6 +166,9 @@ class N5gConfig:
     """PEM CA bundle: when set, clients must present a certificate it signed (mutual TLS)."""
     tls_keylog: str | None = None
     """Append the TLS session secrets here (NSS key log format) so that Wireshark can decrypt."""
+    tls_sniff: bool = False
+    """``listen`` addresses also take TLS: a connection whose first byte is 0x16 (a TLS handshake)
+    gets TLS with tls_cert/tls_key, any other is cleartext (h2c or HTTP/1.1) — one port for both."""
     max_connections: int = 4096
     """Client connections held at once (all sources, cleartext and TLS); more are closed at accept."""
     max_connections_per_source: int = 1024
@@ -687,6 +690,8 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"n5g.{key}: must be at least 1")
     if cfg.n5g.tls_listen and not (cfg.n5g.tls_cert and cfg.n5g.tls_key):
         raise ConfigError("n5g.tls_listen: needs n5g.tls_cert and n5g.tls_key")
+    if cfg.n5g.tls_sniff and not (cfg.n5g.tls_cert and cfg.n5g.tls_key):
+        raise ConfigError("n5g.tls_sniff: needs n5g.tls_cert and n5g.tls_key")
     if cfg.n5g.idle_timeout < 0:
         raise ConfigError("n5g.idle_timeout: must be 0 (never) or a positive number of seconds")
     if cfg.n5g.retry_after < 0:

@@ -210,8 +210,9 @@ class N5gServer(HttpServer):
             debug=config.log.level.lower() == "debug",
             tls_listen=cfg.tls_listen,
             ssl_context=server_tls_context(cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca, cfg.tls_keylog)
-            if cfg.tls_listen and cfg.tls_cert and cfg.tls_key
+            if (cfg.tls_listen or cfg.tls_sniff) and cfg.tls_cert and cfg.tls_key
             else None,
+            sniff_tls=cfg.tls_sniff,
             limiter=ConnectionLimiter(
                 IFACE,
                 cfg.max_connections,

@@ -76,3 +76,53 @@ async def test_http11_pipelined_requests_answered_in_order() -> None:
         w.close()
     finally:
         await eir.shutdown(1.0)
+
+
+async def test_tls_and_cleartext_on_one_port(tmp_path: Any) -> None:
+    """n5g.tls_sniff: curl over TLS (ALPN h2), curl h2c prior knowledge and HTTP/1.1, all to the
+    one listen port; a client that sends garbage where a TLS handshake should be is counted."""
+    require_peer("curl", "independent HTTP/2 client over TLS")
+    from eir.metrics import REGISTRY
+    from tests.system.test_n5g_tls import self_signed
+
+    cert, key = self_signed(tmp_path, "localhost")
+    cfg = Config(n5g=N5gConfig(listen=["127.0.0.1:0"], tls_cert=str(cert), tls_key=str(key), tls_sniff=True))
+    eir = await start(cfg, FirstDigitChecker(), Events())
+    try:
+        [(host, port, _t)] = eir.addresses()
+        path = f"{API}?pei=imei-100000000000009"
+        runs = [
+            (["--http2", "--cacert", str(cert), f"https://localhost:{port}{path}"], "2"),
+            (["--http2-prior-knowledge", f"http://{host}:{port}{path}"], "2"),
+            (["--http1.1", f"http://{host}:{port}{path}"], "1.1"),
+        ]
+        for opts, version in runs:
+            p = await asyncio.create_subprocess_exec(
+                "curl", "-s", "-w", "\n%{http_version} %{http_code} %{scheme}", *opts,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, err = await asyncio.wait_for(p.communicate(), 30)
+            body, _, tail = out.decode().rpartition("\n")
+            scheme = "HTTPS" if opts[-1].startswith("https") else "HTTP"
+            assert tail == f"{version} 200 {scheme}", (opts, err.decode())
+            assert json.loads(body) == {"status": "WHITELISTED"}
+
+        def failed() -> float:
+            v = REGISTRY.get_sample_value(
+                "eir_protocol_errors_total", {"interface": "n5g", "error": "tls_handshake"}
+            )
+            return v or 0.0
+
+        before = failed()
+        r, w = await asyncio.open_connection(host, port)
+        w.write(b"\x16\x03\x01\x00\x05hello")  # a TLS record header, then nonsense
+        async with asyncio.timeout(10):
+            await r.read()  # the server ends it (an alert, then the close)
+        w.close()
+        for _ in range(1000):  # until the handshake failure is counted (a state, bounded)
+            if failed() > before:
+                break
+            await asyncio.sleep(0.01)
+        assert failed() == before + 1
+    finally:
+        await eir.shutdown(1.0)
