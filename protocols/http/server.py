@@ -24,8 +24,8 @@ Bounds and bad input (never an exception out of :meth:`receive_data`):
 * any h2 protocol error → the GOAWAY h2 queued, a :class:`ProtocolErrorOccurred` and a
   :class:`ConnectionClosed`; an HTTP/1.1 parse error → 400 (or h11's hint) and close.
 
-Shutdown (:meth:`close`), in RFC 9113 §6.8's two steps: a GOAWAY with the largest stream id
-(2^31-1) and a PING, so that requests already on the wire are still taken; when the PING's ACK
+Shutdown (:meth:`close`), in RFC 9113 §6.8's two steps: a PING and a GOAWAY with the largest
+stream id (2^31-1), so that requests already on the wire are still taken; when the PING's ACK
 comes back (one round trip later; at the latest ``HttpLimits.drain_timeout`` after), the final
 GOAWAY naming the last stream received. Streams received before it are still answered (h2 forbids
 sending after its own GOAWAY, so the frames are written here without moving h2's connection
@@ -371,7 +371,7 @@ class HttpServerConnection:
             self._closed = True
 
     def close(self, now: float = 0.0, *, two_step: bool = True) -> list[Event]:
-        """Graceful close. HTTP/2: the first GOAWAY (2^31-1) and a PING (module docstring), or with
+        """Graceful close. HTTP/2: a PING and the first GOAWAY (2^31-1) (module docstring), or with
         ``two_step`` False — or when called again while draining — the final GOAWAY NO_ERROR naming
         the last stream received (the received ones are still answered). HTTP/1.1: close once the
         current answer is sent."""
@@ -384,7 +384,9 @@ class HttpServerConnection:
                 self._drain_at = now + self.limits.drain_timeout
                 f = GoAwayFrame(stream_id=0, last_stream_id=_MAX_STREAM_ID, error_code=0)
                 ping = PingFrame(stream_id=0, opaque_data=_DRAIN_PING)
-                self._out += h.data_to_send() + f.serialize() + ping.serialize()
+                # the PING first: python-hyper h2 as a client refuses every frame after a GOAWAY, so it
+                # at least acknowledges the PING and reports the GOAWAY (RFC 9113 §6.8 sets no order)
+                self._out += h.data_to_send() + ping.serialize() + f.serialize()
                 return []
             if self._goaway_last is None or self._drain_at is not None:
                 return self._final_goaway()

@@ -167,21 +167,21 @@ def test_peer_reset_drops_the_answer() -> None:
 
 
 def test_close_sends_goaway_and_still_answers_received_streams() -> None:
-    """RFC 9113 §6.8 in two steps: GOAWAY(2^31-1) + PING; a request already on its way is still
+    """RFC 9113 §6.8 in two steps: PING + GOAWAY(2^31-1); a request already on its way is still
     taken; the PING's ACK brings the final GOAWAY naming the last stream; both are answered."""
     c, s = pair()
     a = get(c)
     s.receive_data(c.data_to_send())
     assert s.close() == [] and s.draining  # one stream still waits
     first = frames(s.data_to_send())
-    assert [(f.type, getattr(f, "last_stream_id", None)) for f in first] == [(0x7, 2**31 - 1), (0x6, None)]
+    assert [(f.type, getattr(f, "last_stream_id", None)) for f in first] == [(0x6, None), (0x7, 2**31 - 1)]
     b = get(c)  # sent before the client saw the GOAWAY
     [ev] = s.receive_data(c.data_to_send())
     assert isinstance(ev, RequestReceived) and ev.stream_id == b
     # the client's PING ACK (h2's client refuses frames after a GOAWAY: built with hyperframe)
     from hyperframe.frame import PingFrame
 
-    ack = PingFrame(0, flags=["ACK"], opaque_data=first[1].opaque_data)
+    ack = PingFrame(0, flags=["ACK"], opaque_data=first[0].opaque_data)
     assert s.receive_data(ack.serialize()) == [] and not s.draining
     [final] = frames(s.data_to_send())
     assert (final.type, final.last_stream_id, final.error_code) == (0x7, b, 0)
@@ -199,7 +199,7 @@ def test_close_sends_goaway_and_still_answers_received_streams() -> None:
 def test_final_goaway_after_drain_timeout_without_ping_ack() -> None:
     _c, s = pair()
     assert s.close(10.0) == []
-    assert [f.type for f in frames(s.data_to_send())] == [0x7, 0x6]
+    assert [f.type for f in frames(s.data_to_send())] == [0x6, 0x7]
     assert s.get_timer() == 11.0
     assert s.handle_timer(10.5) == []  # early: nothing
     assert s.handle_timer(11.0) == [ConnectionClosed(reason="shutdown")]  # idle: closed with it
