@@ -311,8 +311,9 @@ async def _run(host: str, port: int, heartbeat: int) -> None:
 
     def show(method: str, target: str, status: int) -> None:
         nf_id = urlsplit(target).path.rsplit("/", 1)[-1]
-        p = nrf.profiles.get(nf_id, {})
-        print(f"{names.get(method, method)} {nf_id} {p.get('nfType', '')} [{status}]".rstrip(), flush=True)
+        nf_type = nrf.profiles.get(nf_id, {}).get("nfType")  # (gone after a DELETE)
+        words = [names.get(method, method), nf_id, *([nf_type] if nf_type else []), f"[{status}]"]
+        print(" ".join(words), flush=True)
 
     def changed(method: str, target: str, status: int) -> None:
         show(method, target, status)

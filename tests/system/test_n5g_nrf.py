@@ -278,3 +278,51 @@ def test_the_nrf_answers_curl_over_h2c_and_http11() -> None:
             await nrf.stop()
 
     asyncio.run(run())
+
+
+async def test_sim_nrf_cli_prints_each_registration_event() -> None:
+    import signal
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "eir.cli", "sim", "nrf", "--listen", "127.0.0.1:0", "--heartbeat", "3",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=clean_env(),
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(30):
+            first = (await proc.stdout.readline()).decode()
+        assert first.startswith("NRF listening on http://127.0.0.1:") and "heartBeatTimer 3 s" in first
+        url = first.split()[3]
+        nf = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+        body = {"nfInstanceId": nf, "nfType": "5G_EIR", "nfStatus": "REGISTERED"}
+        async with httpx.AsyncClient(http1=False, http2=True, base_url=url) as c:
+            r = await c.put(f"/nnrf-nfm/v1/nf-instances/{nf}", json=body)
+            assert r.status_code == 201 and r.json()["heartBeatTimer"] == 3
+            assert r.headers["location"].endswith(f"/nnrf-nfm/v1/nf-instances/{nf}")
+            patch = [{"op": "replace", "path": "/nfStatus", "value": "REGISTERED"}]
+            r = await c.patch(
+                f"/nnrf-nfm/v1/nf-instances/{nf}",
+                content=json.dumps(patch),
+                headers={"content-type": "application/json-patch+json"},
+            )
+            assert r.status_code == 204
+            assert (await c.delete(f"/nnrf-nfm/v1/nf-instances/{nf}")).status_code == 204
+            assert (await c.delete(f"/nnrf-nfm/v1/nf-instances/{nf}")).status_code == 404
+            bad = await c.put(f"/nnrf-nfm/v1/nf-instances/{nf}", content=b"{")
+            assert bad.status_code == 400 and bad.headers["content-type"] == "application/problem+json"
+        lines = []
+        async with asyncio.timeout(30):
+            for _ in range(3):
+                lines.append((await proc.stdout.readline()).decode().strip())
+        assert lines == [
+            f"registered {nf} 5G_EIR [201]",
+            f"heartbeat {nf} 5G_EIR [204]",
+            f"deregistered {nf} [204]",
+        ]
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            assert await proc.wait() == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
