@@ -187,6 +187,9 @@ class N5gConfig:
     """heartBeatTimer proposed in the NFProfile, seconds; the NRF's answer decides the interval."""
     nrf_retry_max: float = 30.0
     """Longest pause, seconds, between attempts while the NRF is away (1, 2, 4 … up to it)."""
+    nrf_ca: str | None = None
+    """PEM CA bundle that signed an ``https://`` NRF's certificate (a lab's own CA); None: the
+    system's CAs."""
     oauth2_key: str | None = None
     """OAuth2 (TS 29.500 §6.7.3): a file with the NRF's token key — a PEM public key or certificate
     (RS256/PS256/ES256 …) or a shared secret (HS256); requests then need ``Authorization: Bearer``
@@ -617,6 +620,8 @@ def _validate_nrf(n5g: N5gConfig) -> None:
         raise ConfigError("n5g.nrf_heartbeat: must be at least 1 second")
     if n5g.nrf_retry_max <= 0:
         raise ConfigError("n5g.nrf_retry_max: must be a positive number of seconds")
+    if n5g.nrf_ca is not None and not Path(n5g.nrf_ca).is_file():
+        raise ConfigError(f"n5g.nrf_ca: no such file {n5g.nrf_ca}")
     if n5g.oauth2_key is not None:
         from protocols.sbi.oauth2 import load_key
 

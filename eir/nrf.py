@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
+import ssl
 import uuid
 from typing import Any
 
@@ -86,10 +87,12 @@ class NrfClient:
         heartbeat: float = 10.0,
         retry_max: float = 30.0,
         timeout: float = 3.0,
+        ca: str | None = None,
     ) -> None:
         self.base = nrf.rstrip("/")
         self.core = NrfRegistration(profile, heartbeat=heartbeat, retry_max=retry_max)
         self.timeout = timeout
+        self.ca = ca
         self.log = get_logger(component="nrf", nrf=self.base, nf_instance_id=self.core.instance_id)
         self.registered = asyncio.Event()
         """Set while the NRF holds the profile (tests and scripts wait on it)."""
@@ -105,7 +108,10 @@ class NrfClient:
 
     def start(self) -> None:
         https = self.base.startswith("https:")
-        self._client = httpx.AsyncClient(http1=https, http2=True, timeout=self.timeout)
+        verify: ssl.SSLContext | bool = True
+        if https and self.ca:
+            verify = ssl.create_default_context(cafile=self.ca)
+        self._client = httpx.AsyncClient(http1=https, http2=True, timeout=self.timeout, verify=verify)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="nrf-registration")
 
     async def stop(self) -> None:
@@ -187,4 +193,6 @@ def from_config(cfg: N5gConfig, bound: tuple[str, int], scheme: str) -> NrfClien
     host, port = advertised(cfg, bound)
     nf_id = instance_id(cfg, host, port)
     profile = eir_profile(nf_id, host=host, port=port, scheme=scheme, heartbeat=cfg.nrf_heartbeat)
-    return NrfClient(cfg.nrf, profile, heartbeat=float(cfg.nrf_heartbeat), retry_max=cfg.nrf_retry_max)
+    return NrfClient(
+        cfg.nrf, profile, heartbeat=float(cfg.nrf_heartbeat), retry_max=cfg.nrf_retry_max, ca=cfg.nrf_ca
+    )

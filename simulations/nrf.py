@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import json
 import signal
+import ssl
 import sys
 import time
 import uuid
@@ -182,17 +183,22 @@ class _NrfConnection(HttpConnection):
 
 
 class _NrfServer(HttpServer):
-    def __init__(self, host: str, port: int, directory: NrfDirectory) -> None:
+    def __init__(
+        self, host: str, port: int, directory: NrfDirectory, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        addr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         super().__init__(
             "nrf",
             "nrf",
-            [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"],
+            [] if ssl_context else [addr],
             _NrfConnection,
             cast(Checker, None),  # answers come from the directory, never from a checker
             limits=HttpLimits(max_body=1 << 20),
             max_in_flight=64,
             reuse_port=False,
             debug=False,
+            tls_listen=[addr] if ssl_context else [],
+            ssl_context=ssl_context,
         )
         self.directory = directory
         self.on_change: Callable[[str, str, int], None] | None = None
@@ -201,21 +207,31 @@ class _NrfServer(HttpServer):
 class SimulatedNrf:
     """A running NRF (module docstring)."""
 
-    def __init__(self, host: str, heartbeat: int) -> None:
+    def __init__(self, host: str, heartbeat: int, ssl_context: ssl.SSLContext | None = None) -> None:
         self.host = host
+        self.ssl_context = ssl_context
         self.port = 0
         self.directory = NrfDirectory(heartbeat)
         self._server: _NrfServer | None = None
         self._changed = asyncio.Condition()
 
     @classmethod
-    async def start(cls, host: str = "127.0.0.1", port: int = 0, *, heartbeat: int = 10) -> SimulatedNrf:
-        nrf = cls(host, heartbeat)
+    async def start(
+        cls,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        heartbeat: int = 10,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> SimulatedNrf:
+        """``ssl_context``: serve HTTPS only (ALPN h2, http/1.1), e.g.
+        :func:`eir.servers._http.server_tls_context`."""
+        nrf = cls(host, heartbeat, ssl_context)
         await nrf._listen(port)
         return nrf
 
     async def _listen(self, port: int) -> None:
-        self._server = _NrfServer(self.host, port, self.directory)
+        self._server = _NrfServer(self.host, port, self.directory, self.ssl_context)
         self._server.on_change = self._notify
         await self._server.listen()
         self.port = self._server.addresses()[0][1]
@@ -230,7 +246,7 @@ class SimulatedNrf:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://{host}:{self.port}"
 
     @property
     def profiles(self) -> dict[str, dict[str, Any]]:

@@ -326,3 +326,33 @@ async def test_sim_nrf_cli_prints_each_registration_event() -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_register_with_an_https_nrf_checked_against_nrf_ca(tmp_path: Path) -> None:
+    from eir.servers._http import server_tls_context
+    from tests.system.test_n5g_tls import self_signed
+
+    cert, key = self_signed(tmp_path, "localhost")
+    nrf = await SimulatedNrf.start(heartbeat=5, ssl_context=server_tls_context(str(cert), str(key)))
+    url = nrf.url.replace("127.0.0.1", "localhost")  # the certificate's name
+    eir = await serve(nrf=url, nrf_ca=str(cert))
+    try:
+        await nrf.wait_for(lambda: nrf.count("PUT", 201) == 1)
+        await asyncio.wait_for(eir.nrf.registered.wait(), 30)
+    finally:
+        await eir.shutdown(1.0)
+        await nrf.stop()
+    assert nrf.log[-1][0] == "DELETE"
+    # without the lab's CA the certificate is refused: nothing registers, the EIR keeps retrying
+    nrf = await SimulatedNrf.start(heartbeat=5, ssl_context=server_tls_context(str(cert), str(key)))
+    eir = await serve(nrf=nrf.url.replace("127.0.0.1", "localhost"))
+    try:
+        before = metric("eir_nrf_requests_total", operation="register", outcome="unreachable")
+        for _ in range(2000):
+            if metric("eir_nrf_requests_total", operation="register", outcome="unreachable") > before:
+                break
+            await asyncio.sleep(0.005)
+        assert eir.nrf.state.value == "retrying" and nrf.profiles == {}
+    finally:
+        await eir.shutdown(1.0)
+        await nrf.stop()

@@ -12,7 +12,7 @@ from eir.nrf import advertised, instance_id
 
 def test_defaults_are_off() -> None:
     n = load_config(None, environ={}).n5g
-    assert (n.nrf, n.nrf_advertise, n.nf_instance_id, n.oauth2_key, n.oauth2_issuer) == (None,) * 5
+    assert (n.nrf, n.nrf_advertise, n.nf_instance_id, n.nrf_ca, n.oauth2_key, n.oauth2_issuer) == (None,) * 6
     assert (n.nrf_heartbeat, n.nrf_retry_max, n.oauth2_audience) == (10, 30.0, [])
 
 
@@ -25,6 +25,7 @@ def test_defaults_are_off() -> None:
         ({"EIR_N5G_NRF_HEARTBEAT": "0"}, "n5g.nrf_heartbeat:"),
         ({"EIR_N5G_NRF_RETRY_MAX": "0"}, "n5g.nrf_retry_max:"),
         ({"EIR_N5G_OAUTH2_KEY": "/nonexistent/key.pem"}, "n5g.oauth2_key:"),
+        ({"EIR_N5G_NRF_CA": "/nonexistent/ca.pem"}, "n5g.nrf_ca:"),
     ],
 )
 def test_bad_values_name_the_key(env: dict[str, str], message: str) -> None:
