@@ -399,3 +399,31 @@ def test_h2c_upgrade_with_settings_out_of_range_is_a_protocol_error() -> None:
     events = s.receive_data(upgrade_request(bad))
     assert any(isinstance(e, ProtocolErrorOccurred) and e.fatal for e in events)
     assert isinstance(events[-1], ConnectionClosed) and s.closed
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.binary(max_size=600), close_at=st.integers(0, 20), answer=st.booleans())
+def test_after_an_h2c_upgrade_any_bytes_and_a_close_never_raise(
+    data: bytes, close_at: int, answer: bool
+) -> None:
+    """The fuzz invariant across the upgrade and the two-step close: events or nothing, never an
+    exception, whatever follows the 101 and whenever the shutdown starts."""
+    c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+    s = HttpServerConnection(HttpLimits(drain_timeout=0.5))
+    events = s.receive_data(upgrade_request(c.initiate_upgrade_connection()), 0.0)
+    stream = PREFACE + data
+    now = 0.0
+    for i, k in enumerate(range(0, len(stream), 41)):
+        now += 0.1
+        if i == close_at:
+            events += s.close(now)
+        events += s.receive_data(stream[k : k + 41], now)
+        events += s.handle_timer(now)
+        for ev in events:
+            if isinstance(ev, RequestReceived) and answer:
+                s.send_response(ev.stream_id, 200, JSON, BODY)
+        events = []
+        s.data_to_send()
+    s.close(now + 1)
+    s.handle_timer(now + 2)
+    s.receive_data(b"", now + 3)

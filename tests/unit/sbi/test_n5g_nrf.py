@@ -201,3 +201,55 @@ def test_discovery_target_and_bad_search_results() -> None:
             read_search_result(bad)
     other = {"nfInstanceId": NF_ID, "nfType": "5G_EIR", "nfServices": [{"serviceName": "x"}]}
     assert read_search_result(json.dumps({"nfInstances": [other, 7]}).encode()) == []
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_ANSWER = st.one_of(
+    st.none(),
+    st.sampled_from([200, 201, 204, 400, 404, 500, 503]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from(["answer", "timer", "wait"]), _ANSWER, st.booleans()), max_size=40
+    )
+)
+def test_any_sequence_of_answers_and_timers_keeps_the_core_sane(
+    steps: list[tuple[str, int | None, bool]],
+) -> None:
+    """Whatever the NRF answers (or not) and whenever the timer fires: no exception, one request
+    outstanding at most, a timer whenever nothing is outstanding, back-off never above retry_max,
+    and stop() sends a DELETE exactly when the NRF may hold the profile."""
+    reg = registration(retry_max=8.0)
+    now = 0.0
+    outstanding = reg.start(now) is not None
+    for kind, status, good_body in steps:
+        if kind == "answer" and outstanding:
+            body = nrf_answer(4) if good_body else b"\xff"
+            for ev in reg.receive_response(status, body, now):
+                if isinstance(ev, RegistrationFailed):
+                    assert 0 <= ev.retry_in <= 8.0
+            outstanding = False
+        elif kind == "timer":
+            t = reg.get_timer()
+            if t is not None:
+                now = max(now, t)
+                req = reg.handle_timer(now)
+                if req is not None:
+                    assert not outstanding
+                    outstanding = True
+        else:
+            now += 0.5
+            if reg.handle_timer(now) is not None:  # safe to call at any time
+                assert not outstanding
+                outstanding = True
+        if not outstanding:
+            assert reg.get_timer() is not None
+    was_registered = reg.state in (NrfState.REGISTERED, NrfState.REGISTERING) or reg._was_registered
+    bye = reg.stop(now)
+    assert (bye is not None) == (was_registered and reg.state is NrfState.DEREGISTERING)
+    assert reg.get_timer() is None
