@@ -277,6 +277,8 @@ async def start(config: Config, checker: Checker, events: EventSink) -> N5gServe
         "non_imei_pei",
         "unauthorized",
         "forbidden",
+        "tls_handshake",
+        "sniff_overflow",
         # HTTP layer (eir.servers._http): h2 error codes and HTTP/1.1 parse errors
         "protocol_error",
         "frame_size_error",
