@@ -1,6 +1,7 @@
 """A simulated AMF asking the 5G-EIR (N5g-eir EquipmentIdentityCheck, TS 29.511) over HTTP/2 with
-prior knowledge, as the Open5GS AMF's libcurl client does. Built on python-hyper's sans-IO ``h2``
-(client side) and :mod:`protocols.sbi` (request target, reading answers).
+prior knowledge, as the Open5GS AMF's libcurl client does, or over TLS (``https://``, ALPN h2).
+Built on python-hyper's sans-IO ``h2`` (client side) and :mod:`protocols.sbi` (request target,
+reading answers).
 
 Library::
 
@@ -32,6 +33,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import ssl
 import sys
 import time
 from collections import Counter
@@ -98,8 +100,9 @@ class AmfResult:
 
 
 class _Client(asyncio.Protocol):
-    def __init__(self, authority: str, token: str | None = None) -> None:
+    def __init__(self, authority: str, token: str | None = None, scheme: str = "http") -> None:
         self.authority = authority.encode()
+        self.scheme = scheme.encode()
         self.extra: list[tuple[bytes, bytes]] = (
             [(b"authorization", b"Bearer " + token.encode())] if token else []
         )
@@ -177,7 +180,7 @@ class _Client(asyncio.Protocol):
             sid,
             [
                 (b":method", b"GET"),
-                (b":scheme", b"http"),
+                (b":scheme", self.scheme),
                 (b":authority", self.authority),
                 (b":path", target.encode()),
                 (b"accept", b"application/json,application/problem+json"),
@@ -234,17 +237,37 @@ class SimulatedAmf:
         unknown_action: Action = "allow",
         failure_action: Action = "allow",
         token: str | None = None,
+        cafile: str | None = None,
     ) -> SimulatedAmf:
+        """``http://``: HTTP/2 with prior knowledge; ``https://``: TLS with ALPN h2, the EIR's
+        certificate checked against ``cafile`` (else the system's CAs)."""
         u = urlsplit(url if "://" in url else f"http://{url}")
-        if u.scheme != "http":
-            raise ValueError(f"{url}: only http:// (h2c prior knowledge) for now")
+        if u.scheme not in ("http", "https"):
+            raise ValueError(f"{url}: http:// (h2c prior knowledge) or https:// (TLS, ALPN h2)")
         host = u.hostname or "127.0.0.1"
-        port = u.port or 80
+        port = u.port or (443 if u.scheme == "https" else 80)
         loop = asyncio.get_running_loop()
         authority = u.netloc
-        _t, proto = await asyncio.wait_for(
-            loop.create_connection(lambda: _Client(authority, token), host, port), timeout
+        ctx = None
+        if u.scheme == "https":
+            ctx = ssl.create_default_context(cafile=cafile)
+            ctx.set_alpn_protocols(["h2"])
+        t, proto = await asyncio.wait_for(
+            loop.create_connection(
+                lambda: _Client(authority, token, u.scheme),
+                host,
+                port,
+                ssl=ctx,
+                server_hostname=host if ctx else None,
+            ),
+            timeout,
         )
+        if ctx is not None:
+            tls = t.get_extra_info("ssl_object")
+            alpn = tls.selected_alpn_protocol() if tls is not None else None
+            if alpn != "h2":
+                t.close()
+                raise ConnectionError(f"{url}: the EIR did not agree to HTTP/2 over TLS (ALPN {alpn!r})")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proto.settings.wait(), timeout)
         return cls(proto, u.path, unknown_action, failure_action)
@@ -258,6 +281,7 @@ class SimulatedAmf:
         unknown_action: Action = "allow",
         failure_action: Action = "allow",
         token: str | None = None,
+        cafile: str | None = None,
     ) -> SimulatedAmf:
         """Connect to the 5G-EIR the NRF names first (:func:`find_eir`)."""
         roots = await find_eir(nrf, timeout=timeout)
@@ -267,6 +291,7 @@ class SimulatedAmf:
             unknown_action=unknown_action,
             failure_action=failure_action,
             token=token,
+            cafile=cafile,
         )
 
     async def ask(
@@ -378,6 +403,9 @@ def register(sim_subparsers: Any) -> None:
         help="discover the EIR through this NRF (http://HOST:PORT) instead of --connect",
     )
     p.add_argument("--token", default=None, help="OAuth2 access token (JWT) sent as Authorization: Bearer")
+    p.add_argument(
+        "--cacert", default=None, metavar="PEM", help="CA that signed an https:// EIR's certificate"
+    )
     add_config_options(p, "eir config file (for the default --connect)")
     p.add_argument("--pei", required=True, help="imei-<15 digits>, imeisv-<16 digits>, …")
     p.add_argument("--supi", default=None, help="imsi-<digits> or nai-…")
@@ -428,6 +456,7 @@ async def _run(args: argparse.Namespace) -> int:
         "unknown_action": args.unknown_action,
         "failure_action": args.failure_action,
         "token": args.token,
+        "cafile": args.cacert,
     }
     if args.nrf:
         roots = await find_eir(args.nrf, timeout=args.timeout)

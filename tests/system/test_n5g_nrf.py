@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
@@ -353,6 +354,41 @@ async def test_register_with_an_https_nrf_checked_against_nrf_ca(tmp_path: Path)
                 break
             await asyncio.sleep(0.005)
         assert eir.nrf.state.value == "retrying" and nrf.profiles == {}
+    finally:
+        await eir.shutdown(1.0)
+        await nrf.stop()
+
+
+async def test_sim_amf_discovers_a_tls_only_eir_and_asks_over_tls(tmp_path: Path) -> None:
+    """An EIR listening on TLS only registers scheme https; the simulated AMF discovers it and asks
+    over TLS (ALPN h2), the certificate checked against cafile."""
+    from tests.system.test_n5g_tls import self_signed
+
+    cert, key = self_signed(tmp_path, "localhost")
+    nrf = await SimulatedNrf.start(heartbeat=10)
+    n5g = N5gConfig(
+        listen=[],
+        tls_listen=["127.0.0.1:0"],
+        tls_cert=str(cert),
+        tls_key=str(key),
+        nrf=nrf.url,
+        nrf_advertise="localhost",
+    )
+    eir = await start(Config(n5g=n5g), FirstDigitChecker(), Events())
+    try:
+        await asyncio.wait_for(eir.nrf.registered.wait(), 30)
+        [(_h, tls_port, _t)] = eir.addresses()
+        [profile] = nrf.profiles.values()
+        svc = profile["nfServiceList"]["n5g-eir-eic"]
+        assert (svc["scheme"], svc["fqdn"], svc["ipEndPoints"][0]["port"]) == ("https", "localhost", tls_port)
+        assert await find_eir(nrf.url) == [f"https://localhost:{tls_port}"]
+        amf = await SimulatedAmf.discover(nrf.url, cafile=str(cert))
+        try:
+            assert (await amf.check("imei-300000000000000")).verdict == "black"
+        finally:
+            await amf.close()
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await SimulatedAmf.discover(nrf.url)  # the system's CAs do not know the lab's
     finally:
         await eir.shutdown(1.0)
         await nrf.stop()
