@@ -33,14 +33,13 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Final, Literal, cast
+from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from eir.config import Config
 from eir.events import EventSink
 from eir.logging import RateLimitedLog, get_logger
 from eir.metrics import CHECK_SECONDS, PROTOCOL_ERRORS, register_metrics
 from eir.model import Checker, Interface, Status, Verdict, request_factory
-from eir.nrf import NrfClient, advertised, from_config, instance_id
 from eir.servers._http import HttpConnection, HttpServer, server_tls_context
 from eir.servers._trust import ConnectionLimiter
 from protocols.http import HttpLimits, RequestReceived
@@ -58,7 +57,10 @@ from protocols.sbi import (
     parse_request,
     system_failure,
 )
-from protocols.sbi.oauth2 import TokenVerifier, load_key
+
+if TYPE_CHECKING:  # imported when used: httpx and PyJWT/cryptography cost start-up time otherwise
+    from eir.nrf import NrfClient
+    from protocols.sbi.oauth2 import TokenVerifier
 
 __all__ = ["N5gServer", "start"]
 
@@ -236,6 +238,8 @@ class N5gServer(HttpServer):
         self.cfg = cfg
 
     def enable_oauth2(self, nf_instance_id: str) -> None:
+        from protocols.sbi.oauth2 import TokenVerifier, load_key
+
         cfg = self.cfg
         assert cfg.oauth2_key is not None
         key, algorithms = load_key(Path(cfg.oauth2_key).read_bytes())
@@ -300,6 +304,8 @@ async def start(config: Config, checker: Checker, events: EventSink) -> N5gServe
         server.log.info("n5g_listening", host=host, port=port, api=f"{scheme}://{host}:{port}/n5g-eir-eic/v1")
     cfg = config.n5g
     if cfg.nrf is not None or cfg.oauth2_key is not None:
+        from eir.nrf import advertised, from_config, instance_id
+
         addrs = server.addresses()
         first = next((a for a in addrs if a[2] != "tls"), addrs[0])
         scheme = "https" if first[2] == "tls" else "http"
