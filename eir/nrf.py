@@ -157,6 +157,10 @@ class NrfClient:
             NRF_REQUESTS.labels(req.operation, "unreachable").inc()
             self.log.debug("nrf_request_failed", operation=req.operation, error=f"{type(e).__name__}: {e}")
             return None, b""
+        except Exception as e:  # anything else httpx may raise: the registration must go on
+            NRF_REQUESTS.labels(req.operation, "unreachable").inc()
+            self.log.warning("nrf_request_error", operation=req.operation, error=f"{type(e).__name__}: {e}")
+            return None, b""
         NRF_REQUESTS.labels(req.operation, str(r.status_code)).inc()
         return r.status_code, r.content
 
