@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocols.sbi import (
     Deregistered,
@@ -202,9 +204,6 @@ def test_discovery_target_and_bad_search_results() -> None:
     other = {"nfInstanceId": NF_ID, "nfType": "5G_EIR", "nfServices": [{"serviceName": "x"}]}
     assert read_search_result(json.dumps({"nfInstances": [other, 7]}).encode()) == []
 
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 _ANSWER = st.one_of(
     st.none(),
