@@ -33,7 +33,7 @@ EXIT_BIND = 3
 EXIT_STORE = 4
 
 _MODULES = ("eir.app", "eir.cli_lists", "simulations.replay", "simulations.scenario")
-_SIM_MODULES = ("simulations.mme", "simulations.msc", "simulations.amf")
+_SIM_MODULES = ("simulations.mme", "simulations.msc", "simulations.amf", "simulations.nrf")
 
 
 class Parser(argparse.ArgumentParser):

@@ -211,10 +211,38 @@ class N5gConfig:
     """PEM CA bundle: when set, clients must present a certificate it signed (mutual TLS)."""
     tls_keylog: str | None = None
     """Append the TLS session secrets here (NSS key log format) so that Wireshark can decrypt."""
+    tls_sniff: bool = False
+    """``listen`` addresses also take TLS: a connection whose first byte is 0x16 (a TLS handshake)
+    gets TLS with tls_cert/tls_key, any other is cleartext (h2c or HTTP/1.1) — one port for both."""
     max_connections: int = 4096
     """Client connections held at once (all sources, cleartext and TLS); more are closed at accept."""
     max_connections_per_source: int = 1024
     """Client connections held at once from one source address; more are closed at accept."""
+    nrf: str | None = None
+    """The NRF's apiRoot (``http://HOST:PORT``, HTTP/2 with prior knowledge; ``https://`` with ALPN
+    h2): the EIR registers there on start (TS 29.510 NFRegister), heartbeats, deregisters on stop.
+    None: no NRF."""
+    nrf_advertise: str | None = None
+    """HOST or HOST:PORT the NFProfile gives AMFs (address and ipEndPoints); default: the first
+    ``n5g.listen`` address as bound (a wildcard 0.0.0.0 / :: needs this set)."""
+    nf_instance_id: str | None = None
+    """The EIR's nfInstanceId (a UUID); default: derived from the advertised address, so it stays
+    the same across restarts."""
+    nrf_heartbeat: int = 10
+    """heartBeatTimer proposed in the NFProfile, seconds; the NRF's answer decides the interval."""
+    nrf_retry_max: float = 30.0
+    """Longest pause, seconds, between attempts while the NRF is away (1, 2, 4 … up to it)."""
+    nrf_ca: str | None = None
+    """PEM CA bundle that signed an ``https://`` NRF's certificate (a lab's own CA); None: the
+    system's CAs."""
+    oauth2_key: str | None = None
+    """OAuth2 (TS 29.500 §6.7.3): a file with the NRF's token key — a PEM public key or certificate
+    (RS256/PS256/ES256 …) or a shared secret (HS256); requests then need ``Authorization: Bearer``
+    with a JWT carrying scope ``n5g-eir-eic`` (401/403 otherwise). None: no OAuth2."""
+    oauth2_issuer: str | None = None
+    """The ``iss`` a token must carry (the NRF's nfInstanceId); None: any."""
+    oauth2_audience: list[str] = field(default_factory=list)
+    """``aud`` values accepted; empty: the EIR's nfInstanceId or its NF type ``5G_EIR``."""
 
 
 @dataclass(slots=True)
@@ -614,6 +642,42 @@ def parse_hostport(value: str, key: str = "address") -> tuple[str, int]:
     return host, int(port)
 
 
+def _validate_nrf(n5g: N5gConfig) -> None:
+    import uuid
+    from urllib.parse import urlsplit
+
+    if n5g.nrf is not None:
+        try:
+            u = urlsplit(n5g.nrf)
+            ok = u.scheme in ("http", "https") and bool(u.hostname) and (u.port is None or u.port > 0)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ConfigError(f"n5g.nrf: expected http://HOST:PORT or https://HOST:PORT, got {n5g.nrf!r}")
+    if n5g.nrf_advertise is not None and not n5g.nrf_advertise.strip():
+        raise ConfigError("n5g.nrf_advertise: empty")
+    if n5g.nf_instance_id is not None:
+        try:
+            uuid.UUID(n5g.nf_instance_id)
+        except ValueError:
+            raise ConfigError(f"n5g.nf_instance_id: not a UUID: {n5g.nf_instance_id!r}") from None
+    if n5g.nrf_heartbeat < 1:
+        raise ConfigError("n5g.nrf_heartbeat: must be at least 1 second")
+    if n5g.nrf_retry_max <= 0:
+        raise ConfigError("n5g.nrf_retry_max: must be a positive number of seconds")
+    if n5g.nrf_ca is not None and not Path(n5g.nrf_ca).is_file():
+        raise ConfigError(f"n5g.nrf_ca: no such file {n5g.nrf_ca}")
+    if n5g.oauth2_key is not None:
+        from protocols.sbi.oauth2 import load_key
+
+        try:
+            load_key(Path(n5g.oauth2_key).read_bytes())
+        except OSError as e:
+            raise ConfigError(f"n5g.oauth2_key: cannot read {n5g.oauth2_key}: {e.strerror or e}") from None
+        except ValueError as e:
+            raise ConfigError(f"n5g.oauth2_key: {n5g.oauth2_key}: {e}") from None
+
+
 def _validate(cfg: Config) -> None:
     for section, addrs in (
         ("diameter.listen", cfg.diameter.listen),
@@ -700,10 +764,13 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"n5g.{key}: must be at least 1")
     if cfg.n5g.tls_listen and not (cfg.n5g.tls_cert and cfg.n5g.tls_key):
         raise ConfigError("n5g.tls_listen: needs n5g.tls_cert and n5g.tls_key")
+    if cfg.n5g.tls_sniff and not (cfg.n5g.tls_cert and cfg.n5g.tls_key):
+        raise ConfigError("n5g.tls_sniff: needs n5g.tls_cert and n5g.tls_key")
     if cfg.n5g.idle_timeout < 0:
         raise ConfigError("n5g.idle_timeout: must be 0 (never) or a positive number of seconds")
     if cfg.n5g.retry_after < 0:
         raise ConfigError("n5g.retry_after: must be 0 or more seconds")
+    _validate_nrf(cfg.n5g)
     if cfg.workers < 1:
         raise ConfigError("workers: must be at least 1")
     if cfg.record.max_mb < 0:
