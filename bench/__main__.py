@@ -27,6 +27,9 @@ SECTIONS = (
     "store_remote",
     "n5g",
     "replay",
+    "openloop",
+    "limits",
+    "diameter_tls",
     "mqtt",
 )
 
@@ -102,6 +105,9 @@ def _summary(r: dict[str, object]) -> dict[str, object]:
         ("n5g_p99_ms_h2load_c4_m64", _get(r, "n5g", "eir", "p99_ms")),
         ("n5g_vs_nghttpd", _get(r, "n5g", "eir_vs_nghttpd")),
         ("n5g_vs_minimal_h2", _get(r, "n5g", "eir_vs_minimal_h2")),
+        ("openloop_s13_10k_p99_ms", _get(r, "openloop", "open", "p99_ms")),
+        ("openloop_s13_10k_send_rate", _get(r, "openloop", "open", "send_rate")),
+        ("openloop_vs_closed_paced_p99", _get(r, "openloop", "open_p99_vs_closed_paced_p99")),
     ):
         if val is not None:
             out[key] = val

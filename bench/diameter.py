@@ -132,6 +132,7 @@ def _start_eir(tmp: Path, clone: bool = True) -> tuple[subprocess.Popen[bytes], 
         "log": {"level": "info", "format": "json"},
         "diameter": {"listen": ["127.0.0.1:0"], "transports": ["tcp"]},
         "m3ua": {"enabled": False},
+        "n5g": {"enabled": False},  # its default port may be taken by another EIR on the machine
         "metrics": {"listen": "127.0.0.1:0"},
         "store": {"url": f"sqlite:///{tmp / 'data' / 'eir.db'}"},
         "shutdown_grace": 1.0,

@@ -6,6 +6,7 @@
 * ``sim msc``                    simulations.msc
 * ``sim amf``                    simulations.amf
 * ``replay``                     simulations.replay
+* ``scenario run``               simulations.scenario
 
 Each ``register(subparsers)`` adds its parsers with ``set_defaults(func=callable(args) -> int)``.
 Exit codes: 0 ok, 1 runtime failure, 2 usage / configuration error, 3 a port could not be bound,
@@ -31,8 +32,8 @@ EXIT_CONFIG = 2
 EXIT_BIND = 3
 EXIT_STORE = 4
 
-_MODULES = ("eir.app", "eir.cli_lists", "simulations.replay")
-_SIM_MODULES = ("simulations.mme", "simulations.msc", "simulations.amf")
+_MODULES = ("eir.app", "eir.cli_lists", "simulations.replay", "simulations.scenario")
+_SIM_MODULES = ("simulations.mme", "simulations.msc", "simulations.amf", "simulations.nrf")
 
 
 class Parser(argparse.ArgumentParser):

@@ -85,6 +85,25 @@ class DiameterConfig:
     """Connections held at once (all sources); more are closed at accept."""
     max_connections_per_source: int = 1024
     """Connections held at once from one source address; more are closed at accept."""
+    write_timeout: float = 30.0
+    """Seconds a peer may leave our answers unread once they fill ``write_buffer_limit`` (it has
+    stopped reading): then the connection is cut (eir_connections_closed reason write_stalled). 0:
+    never."""
+    write_buffer_limit: int = 262144
+    """Octets of answers queued for a peer (beyond the kernel's socket buffer) above which reading
+    from it pauses and the ``write_timeout`` clock runs."""
+    tls_listen: list[str] = field(default_factory=list)
+    """HOST:PORT addresses served over TLS/TCP (RFC 6733 §13: TLS from the first octet, on a port of
+    its own; 5658 is the IANA one); need tls_cert and tls_key."""
+    tls_cert: str | None = None
+    """PEM certificate chain of the EIR (for tls_listen)."""
+    tls_key: str | None = None
+    """PEM private key of tls_cert."""
+    tls_peer_ca: str | None = None
+    """PEM CA bundle: when set, peers must present a certificate it signed (RFC 6733 §13.1 mutual
+    authentication); else any peer completes the handshake and the allow-lists decide."""
+    tls_keylog: str | None = None
+    """Append the TLS session secrets here (NSS key log format) so that Wireshark can decrypt."""
 
 
 @dataclass(slots=True)
@@ -107,8 +126,20 @@ class M3uaConfig:
     """E.164 digits of the EIR's GT (used as calling address in answers)."""
     map_versions: list[int] = field(default_factory=lambda: [1, 2, 3])
     """equipmentMngtContext versions the EIR accepts; others get AC negotiation to the highest."""
-    beat_interval: float = 0.0
-    """Send M3UA BEAT every N seconds (0: never; answer peers' BEATs always)."""
+    beat_interval: float = 30.0
+    """Send M3UA BEAT every N seconds (0: never; answer peers' BEATs always); an association whose
+    peer leaves two BEATs unanswered is closed."""
+    setup_timeout: float = 30.0
+    """Seconds from connect to ASP-ACTIVE: an association still not active then is closed. 0: never."""
+    idle_timeout: float = 600.0
+    """Seconds without a whole message from the peer (BEAT ACKs count) before the association is
+    closed. 0: never."""
+    write_timeout: float = 30.0
+    """Seconds a peer may leave our messages unread once they fill ``write_buffer_limit``; then the
+    association is cut. 0: never."""
+    write_buffer_limit: int = 262144
+    """Octets queued for a peer (beyond the kernel's socket buffer) above which reading from it
+    pauses and the ``write_timeout`` clock runs."""
     dialogue_timeout: float = 30.0
     """Seconds a TCAP dialogue may wait for its verdict before it is aborted towards the MSC."""
     max_in_flight: int = 1024
@@ -125,6 +156,20 @@ class M3uaConfig:
     """Associations held at once (all sources); more are closed at accept."""
     max_connections_per_source: int = 1024
     """Associations held at once from one source address; more are closed at accept."""
+    accept_point_codes: list[int] = field(default_factory=list)
+    """DPCs answered besides ``point_code``; DATA for any other DPC gets M3UA DUNA naming it."""
+    network_indicators: list[int] = field(default_factory=list)
+    """MTP3 network indicators answered (0 international, 2 national …); empty: any. DATA with
+    another is discarded (counted, logged)."""
+    accept_global_titles: list[str] = field(default_factory=list)
+    """Called GTs answered besides ``global_title`` for messages routed on GT: digits, or a prefix
+    ending in ``*`` (``"*"``: any). Another gets UDTS no translation for this specific address."""
+    screen_opcs: list[int] = field(default_factory=list)
+    """Screening (GSMA FS.11 category 1): the OPCs allowed to ask; empty: any. Others: UDTS
+    unqualified when return on error is set, else discarded; counted and logged."""
+    screen_calling_gt_prefixes: list[str] = field(default_factory=list)
+    """Screening: calling GT prefixes allowed to ask (``"4917"``); empty: any. A message without a
+    calling GT fails a non-empty list."""
 
 
 @dataclass(slots=True)
@@ -169,10 +214,38 @@ class N5gConfig:
     """PEM CA bundle: when set, clients must present a certificate it signed (mutual TLS)."""
     tls_keylog: str | None = None
     """Append the TLS session secrets here (NSS key log format) so that Wireshark can decrypt."""
+    tls_sniff: bool = False
+    """``listen`` addresses also take TLS: a connection whose first byte is 0x16 (a TLS handshake)
+    gets TLS with tls_cert/tls_key, any other is cleartext (h2c or HTTP/1.1) — one port for both."""
     max_connections: int = 4096
     """Client connections held at once (all sources, cleartext and TLS); more are closed at accept."""
     max_connections_per_source: int = 1024
     """Client connections held at once from one source address; more are closed at accept."""
+    nrf: str | None = None
+    """The NRF's apiRoot (``http://HOST:PORT``, HTTP/2 with prior knowledge; ``https://`` with ALPN
+    h2): the EIR registers there on start (TS 29.510 NFRegister), heartbeats, deregisters on stop.
+    None: no NRF."""
+    nrf_advertise: str | None = None
+    """HOST or HOST:PORT the NFProfile gives AMFs (address and ipEndPoints); default: the first
+    ``n5g.listen`` address as bound (a wildcard 0.0.0.0 / :: needs this set)."""
+    nf_instance_id: str | None = None
+    """The EIR's nfInstanceId (a UUID); default: derived from the advertised address, so it stays
+    the same across restarts."""
+    nrf_heartbeat: int = 10
+    """heartBeatTimer proposed in the NFProfile, seconds; the NRF's answer decides the interval."""
+    nrf_retry_max: float = 30.0
+    """Longest pause, seconds, between attempts while the NRF is away (1, 2, 4 … up to it)."""
+    nrf_ca: str | None = None
+    """PEM CA bundle that signed an ``https://`` NRF's certificate (a lab's own CA); None: the
+    system's CAs."""
+    oauth2_key: str | None = None
+    """OAuth2 (TS 29.500 §6.7.3): a file with the NRF's token key — a PEM public key or certificate
+    (RS256/PS256/ES256 …) or a shared secret (HS256); requests then need ``Authorization: Bearer``
+    with a JWT carrying scope ``n5g-eir-eic`` (401/403 otherwise). None: no OAuth2."""
+    oauth2_issuer: str | None = None
+    """The ``iss`` a token must carry (the NRF's nfInstanceId); None: any."""
+    oauth2_audience: list[str] = field(default_factory=list)
+    """``aud`` values accepted; empty: the EIR's nfInstanceId or its NF type ``5G_EIR``."""
 
 
 @dataclass(slots=True)
@@ -607,6 +680,42 @@ def parse_hostport(value: str, key: str = "address") -> tuple[str, int]:
     return host, int(port)
 
 
+def _validate_nrf(n5g: N5gConfig) -> None:
+    import uuid
+    from urllib.parse import urlsplit
+
+    if n5g.nrf is not None:
+        try:
+            u = urlsplit(n5g.nrf)
+            ok = u.scheme in ("http", "https") and bool(u.hostname) and (u.port is None or u.port > 0)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ConfigError(f"n5g.nrf: expected http://HOST:PORT or https://HOST:PORT, got {n5g.nrf!r}")
+    if n5g.nrf_advertise is not None and not n5g.nrf_advertise.strip():
+        raise ConfigError("n5g.nrf_advertise: empty")
+    if n5g.nf_instance_id is not None:
+        try:
+            uuid.UUID(n5g.nf_instance_id)
+        except ValueError:
+            raise ConfigError(f"n5g.nf_instance_id: not a UUID: {n5g.nf_instance_id!r}") from None
+    if n5g.nrf_heartbeat < 1:
+        raise ConfigError("n5g.nrf_heartbeat: must be at least 1 second")
+    if n5g.nrf_retry_max <= 0:
+        raise ConfigError("n5g.nrf_retry_max: must be a positive number of seconds")
+    if n5g.nrf_ca is not None and not Path(n5g.nrf_ca).is_file():
+        raise ConfigError(f"n5g.nrf_ca: no such file {n5g.nrf_ca}")
+    if n5g.oauth2_key is not None:
+        from protocols.sbi.oauth2 import load_key
+
+        try:
+            load_key(Path(n5g.oauth2_key).read_bytes())
+        except OSError as e:
+            raise ConfigError(f"n5g.oauth2_key: cannot read {n5g.oauth2_key}: {e.strerror or e}") from None
+        except ValueError as e:
+            raise ConfigError(f"n5g.oauth2_key: {n5g.oauth2_key}: {e}") from None
+
+
 def _validate(cfg: Config) -> None:
     for section, addrs in (
         ("diameter.listen", cfg.diameter.listen),
@@ -614,6 +723,7 @@ def _validate(cfg: Config) -> None:
         ("m3ua.connect", cfg.m3ua.connect),
         ("n5g.listen", cfg.n5g.listen),
         ("n5g.tls_listen", cfg.n5g.tls_listen),
+        ("diameter.tls_listen", cfg.diameter.tls_listen),
     ):
         for i, a in enumerate(addrs):
             parse_hostport(a, f"{section}[{i}]")
@@ -631,6 +741,29 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"m3ua.map_versions: each must be 1, 2 or 3; got {cfg.m3ua.map_versions}")
     if not cfg.m3ua.global_title.isdigit():
         raise ConfigError("m3ua.global_title: must be E.164 digits")
+    for key in ("accept_point_codes", "screen_opcs"):
+        for i, pc in enumerate(getattr(cfg.m3ua, key)):
+            if not 0 <= pc < (1 << 24):
+                raise ConfigError(f"m3ua.{key}[{i}]: a point code is 0..16777215, got {pc}")
+    for i, ni in enumerate(cfg.m3ua.network_indicators):
+        if not 0 <= ni <= 3:
+            raise ConfigError(f"m3ua.network_indicators[{i}]: a network indicator is 0..3, got {ni}")
+    for key in ("accept_global_titles", "screen_calling_gt_prefixes"):
+        for i, gt in enumerate(getattr(cfg.m3ua, key)):
+            digits = gt[:-1] if key == "accept_global_titles" and gt.endswith("*") else gt
+            if not (digits.isdigit() or (digits == "" and gt == "*")):
+                raise ConfigError(f"m3ua.{key}[{i}]: expected digits (or a prefix ending in *), got {gt!r}")
+    for key in ("diameter", "m3ua"):
+        sect = getattr(cfg, key)
+        if sect.write_timeout < 0:
+            raise ConfigError(f"{key}.write_timeout: must be 0 (never) or a positive number of seconds")
+        if sect.write_buffer_limit < 1024:
+            raise ConfigError(f"{key}.write_buffer_limit: must be at least 1024 octets")
+    for key in ("beat_interval", "setup_timeout", "idle_timeout"):
+        if getattr(cfg.m3ua, key) < 0:
+            raise ConfigError(f"m3ua.{key}: must be 0 (never) or a positive number of seconds")
+    if cfg.diameter.tls_listen and not (cfg.diameter.tls_cert and cfg.diameter.tls_key):
+        raise ConfigError("diameter.tls_listen: needs diameter.tls_cert and diameter.tls_key")
     for i, t in enumerate(cfg.policy.reserved_tacs):
         if len(t) != 8 or not t.isdigit():
             raise ConfigError(f"policy.reserved_tacs[{i}]: a TAC is 8 digits, got {t!r}")
@@ -685,10 +818,13 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"n5g.{key}: must be at least 1")
     if cfg.n5g.tls_listen and not (cfg.n5g.tls_cert and cfg.n5g.tls_key):
         raise ConfigError("n5g.tls_listen: needs n5g.tls_cert and n5g.tls_key")
+    if cfg.n5g.tls_sniff and not (cfg.n5g.tls_cert and cfg.n5g.tls_key):
+        raise ConfigError("n5g.tls_sniff: needs n5g.tls_cert and n5g.tls_key")
     if cfg.n5g.idle_timeout < 0:
         raise ConfigError("n5g.idle_timeout: must be 0 (never) or a positive number of seconds")
     if cfg.n5g.retry_after < 0:
         raise ConfigError("n5g.retry_after: must be 0 or more seconds")
+    _validate_nrf(cfg.n5g)
     if cfg.workers < 1:
         raise ConfigError("workers: must be at least 1")
     if cfg.record.max_mb < 0:
