@@ -206,9 +206,10 @@ class MqttEvents:
 
         backoff = 0.5
         persistent = self.subscribe_topic is not None and self.client_id is not None
+        client: Any = None
         while True:
             try:
-                async with aiomqtt.Client(
+                client = aiomqtt.Client(
                     self.host,
                     self.port,
                     username=self.username,
@@ -222,7 +223,8 @@ class MqttEvents:
                     # a window of small PUBLISH packets behind Nagle waits for the broker's delayed
                     # ACK (40 ms a window: 800 events/s instead of thousands)
                     socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
-                ) as client:
+                )
+                async with client:
                     await client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
                     if self.subscribe_topic is not None:
                         await client.subscribe(self.subscribe_topic, qos=1)
@@ -238,6 +240,7 @@ class MqttEvents:
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # broker down, refused, dropped: keep the (bounded) buffer, retry
+                _retrieve_disconnect(client)
                 err = self.last_error = _reason(e)
                 self.failures += 1
                 if self.connected.is_set():
@@ -299,6 +302,14 @@ class MqttEvents:
             await self._task
         self._task = None
         MQTT_CONNECTED.set(0)
+
+
+def _retrieve_disconnect(client: Any) -> None:
+    """aiomqtt 2.5 leaves the exception of a lost connection in a future nobody reads (its
+    ``__aexit__`` returns early), and asyncio prints "Future exception was never retrieved" at exit."""
+    fut = getattr(client, "_disconnected", None)
+    if isinstance(fut, asyncio.Future) and fut.done() and not fut.cancelled():
+        fut.exception()
 
 
 def _reason(e: BaseException) -> str:
