@@ -101,7 +101,6 @@ class MqttEvents:
         subscribe: str | None = None,
         on_message: MessageHandler | None = None,
         mask: bool = False,
-        max_message: int = 16 * 1024 * 1024,
     ) -> None:
         u = urlparse(url)
         if u.scheme not in ("mqtt", "tcp", "mqtts", "ssl", ""):
@@ -119,13 +118,11 @@ class MqttEvents:
         self.subscribe_topic = subscribe
         self.on_message = on_message
         self.mask = mask
-        self.max_message = max_message
         self.buffer_size = max(1, queue_size)
         self._buffer: collections.deque[tuple[int, str, bytes, int, bool]] = collections.deque()
         self._seq = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._handlers: set[asyncio.Task[None]] = set()
         self._log = get_logger(component="mqtt")
         self.connected = asyncio.Event()
         self.connects = 0
@@ -166,7 +163,6 @@ class MqttEvents:
             subscribe=m.lists_topic if take_lists else None,
             on_message=on_message,
             mask=config.log.mask_identities,
-            max_message=m.max_update_bytes,
         )
 
     @property
