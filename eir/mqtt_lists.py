@@ -23,13 +23,14 @@ is not applied again; its acknowledgement is sent again, flagged ``duplicate``.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import csv
 import io
 import json
 from typing import Any
 
-from eir.lists import ListFileError, import_parsed, parse_csv
+from eir.lists import ListFileError, ParsedList, import_parsed, parse_csv
 from eir.logging import RateLimitedLog, get_logger
 from eir.metrics import LIST_ENTRIES, LIST_UPDATES
 from eir.store.base import IdentityStore
@@ -40,6 +41,14 @@ MAX_REPORTED = 100
 
 _EQUIPMENT_FIELDS = ("op", "imei", "status", "imsi", "reason")
 _PAIRING_FIELDS = ("op", "imsi", "imei", "reason")
+
+
+INLINE_PARSE = 65536
+"""Updates longer than this (characters) are parsed in a thread, so that checks keep flowing."""
+
+
+def _parse(text: str, kind: str, delta: bool | None) -> ParsedList:
+    return parse_csv(io.StringIO(text), kind=kind, delta=delta, max_reported=MAX_REPORTED)
 
 
 class UpdateError(ValueError):
@@ -141,7 +150,10 @@ class ListUpdates:
             LIST_UPDATES.labels("duplicate").inc()
             return {**self._done[uid], "duplicate": True}
         try:
-            parsed = parse_csv(io.StringIO(text), kind=kind, delta=delta, max_reported=MAX_REPORTED)
+            if len(text) > INLINE_PARSE:  # a whole national list: parsed off the event loop's thread
+                parsed = await asyncio.to_thread(_parse, text, kind, delta)
+            else:
+                parsed = _parse(text, kind, delta)
         except ListFileError as e:
             return self._rejected(uid, str(e).replace("<stream>: ", ""), [])
         if not parsed.ok:

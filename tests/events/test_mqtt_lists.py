@@ -239,3 +239,18 @@ def test_pairing_rows_become_a_pairing_csv() -> None:
     )
     assert (uid, kind, delta) == ("5", "pairing", True)
     assert text == "op,imsi,imei,reason\nadd,001010123456789,35394206000002,\n"
+
+
+async def test_a_large_file_is_parsed_off_the_loop_and_applied(
+    mosquitto: MosquittoServer, store: IdentityStore
+) -> None:
+    from eir.mqtt_lists import INLINE_PARSE
+
+    ev = await _eir(mosquitto.port, store)
+    rows = "".join(f"35{i:012d},grey\n" for i in range(6000))
+    body = f"imei,status\n{rows}".encode()
+    assert len(body) > INLINE_PARSE
+    (ack,) = await _publish_and_ack(mosquitto.port, [body])
+    assert ack["ok"] is True and ack["entries"] == 6000 and ack["rows"] == 6000
+    assert await _status(store, "35000000005999") == "grey"
+    await ev.close()
