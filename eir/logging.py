@@ -59,8 +59,16 @@ def mask_payload(fields: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _mask_processor(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
-    return mask_payload(dict(event_dict))
+_KEEP_KEYS = frozenset(_KEEP)
+
+
+def _mask_processor(
+    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    # in place and only the identity keys present: structlog hands each line its own dict
+    for k in _KEEP_KEYS.intersection(event_dict):
+        event_dict[k] = _mask_value(event_dict[k], _KEEP[k])
+    return event_dict
 
 
 def _drop_none(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
