@@ -71,9 +71,11 @@ def _mask_processor(
     return event_dict
 
 
-def _drop_none(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
+def _drop_none(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """No ``key=None`` clutter: a field that has no value is left out of the line."""
-    return {k: v for k, v in event_dict.items() if v is not None}
+    for k in [k for k, v in event_dict.items() if v is None]:
+        del event_dict[k]
+    return event_dict
 
 
 def setup_logging(
