@@ -192,8 +192,9 @@ class N5gConfig:
     max_in_flight: int = 1024
     """Per connection: reading pauses when this many checks wait for the store."""
     idle_timeout: float = 600.0
-    """Seconds without a byte from the client and no request in progress before the connection is
-    closed (HTTP/2: GOAWAY NO_ERROR); 0: never."""
+    """Seconds without a whole request from the client and none in progress before the connection
+    is closed (HTTP/2: GOAWAY NO_ERROR); bytes that complete no request — a head sent a byte at a
+    time, pings alone — do not count, so a slow-header client is closed too; 0: never."""
     overload_pending: int = 4096
     """Checks waiting for the store across the server from which new requests are answered
     ``overload_status`` instead of queueing."""

@@ -110,8 +110,9 @@ class HttpLimits:
     initial_window_size: int = 1 << 20
     """Our receive window per stream (and for the connection, by a WINDOW_UPDATE at start)."""
     idle_timeout: float = 0.0
-    """Seconds without a byte from the peer and no request in progress after which the connection
-    is closed (HTTP/2: GOAWAY NO_ERROR); 0: never."""
+    """Seconds without a whole request from the peer and none in progress after which the
+    connection is closed (HTTP/2: GOAWAY NO_ERROR); bytes that complete nothing (a head sent a
+    byte at a time, pings alone) do not count; 0: never."""
     drain_timeout: float = 1.0
     """Seconds between the two GOAWAYs of a graceful close when the PING's ACK does not come."""
     fast_path: bool = True
@@ -311,10 +312,18 @@ class HttpServerConnection:
         return out if out else [ConnectionClosed(reason="idle")]
 
     def receive_data(self, data: bytes, now: float = 0.0) -> list[Event]:
-        """Bytes from the peer (``b""``: the peer closed) → events."""
+        """Bytes from the peer (``b""``: the peer closed) → events.
+
+        Only bytes that make an event (a whole request, a reset, an error) restart the idle clock:
+        a head sent a byte at a time, or pings alone, do not keep a connection open."""
+        events = self._receive(data)
+        if events:
+            self._last_rx = now
+        return events
+
+    def _receive(self, data: bytes) -> list[Event]:
         if self._closed:
             return []
-        self._last_rx = now
         if self.version is HttpVersion.PENDING:
             if not data:
                 self._closed = True

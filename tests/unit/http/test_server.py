@@ -304,9 +304,11 @@ def test_idle_connection_is_closed_with_goaway_but_not_a_busy_one() -> None:
     s.receive_data(c.data_to_send(), 105.0)
     c.receive_data(s.data_to_send())
     s.receive_data(c.data_to_send(), 106.0)
-    assert s.get_timer() == 116.0 and s.handle_timer(110.0) == []  # early: nothing
+    # the preface and SETTINGS complete no request: the clock still runs from the accept
+    assert s.get_timer() == 110.0 and s.handle_timer(109.0) == []  # early: nothing
     sid = get(c)
     s.receive_data(c.data_to_send(), 107.0)
+    assert s.get_timer() == 117.0  # a whole request restarts it
     assert s.handle_timer(200.0) == [] and not s.closed  # a request in progress: not idle
     s.send_response(sid, 200, JSON, BODY)
     assert responses(c, s.data_to_send())
@@ -321,6 +323,32 @@ def test_idle_http11_connection_is_closed() -> None:
     s.start(0.0)
     s.receive_data(b"GET / HT", 0.5)  # a partial head: nothing in progress yet
     assert s.handle_timer(2.0) == [ConnectionClosed(reason="shutdown")] and s.closed
+
+
+def test_slow_head_does_not_keep_the_connection_open() -> None:
+    """A slowloris client (a request head a byte at a time, within every idle period) is closed once
+    idle_timeout has passed without a whole request, on HTTP/1.1 and on HTTP/2 (pings only)."""
+    s = HttpServerConnection(HttpLimits(idle_timeout=5.0))
+    s.start(0.0)
+    head = b"GET /n5g-eir-eic/v1/equipment-status?pei=imei-490154203237518 HTTP/1.1\r\nHost: x\r\n"
+    t = 0.0
+    closed: list[object] = []
+    for i in range(len(head)):
+        t += 1.0
+        s.receive_data(head[i : i + 1], t)
+        closed += s.handle_timer(t)
+        if s.closed:
+            break
+    assert closed == [ConnectionClosed(reason="shutdown")] and t == 5.0
+    c = client()
+    s2 = HttpServerConnection(HttpLimits(idle_timeout=5.0))
+    s2.start(0.0)
+    s2.receive_data(c.data_to_send(), 1.0)
+    for t in (2.0, 3.0, 4.0, 5.0):
+        c.ping(b"12345678")
+        s2.receive_data(c.data_to_send(), t)
+        assert s2.data_to_send()  # answered (PING ACK) ...
+    assert s2.handle_timer(5.0) == [ConnectionClosed(reason="shutdown")]  # ... but no request: idle
 
 
 def test_continuation_flood_ends_with_goaway() -> None:
