@@ -93,6 +93,9 @@ class HttpLimits:
     """Octets, as SETTINGS_MAX_HEADER_LIST_SIZE counts them (RFC 9113 §6.5.2); also the HTTP/1.1
     head size bound."""
     max_body: int = 65536
+    too_large: tuple[tuple[tuple[bytes, bytes], ...], bytes] = ((), b"")
+    """Header fields and body of the 413 answer to a body over ``max_body`` (the service's own
+    error format, e.g. ProblemDetails); default: no body."""
     initial_window_size: int = 1 << 20
     """Our receive window per stream (and for the connection, by a WINDOW_UPDATE at start)."""
     idle_timeout: float = 0.0
@@ -751,7 +754,7 @@ class HttpServerConnection:
                 regular.append((name, value))
         self._open.add(sid)
         if st.too_large:
-            self._respond_h2(sid, 413, (), b"", False)
+            self._respond_h2(sid, 413, *self.limits.too_large, False)
             self._open.discard(sid)
             return ProtocolErrorOccurred(
                 error="body_too_large", detail=f"over {self.limits.max_body}", fatal=False
@@ -870,7 +873,7 @@ class HttpServerConnection:
                 sid = self._h1_counter
                 self._open.add(sid)
                 if self._h1_too_large:
-                    self._respond_h1(413, (), b"", False)
+                    self._respond_h1(413, *self.limits.too_large, False)
                     self._open.discard(sid)
                     out.append(
                         ProtocolErrorOccurred(
