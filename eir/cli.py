@@ -6,6 +6,7 @@
 * ``sim msc``                    simulations.msc
 * ``sim amf``                    simulations.amf
 * ``replay``                     simulations.replay
+* ``admin …``, ``faults …``      eir.cli_remote (through a running server's admin API)
 
 Each ``register(subparsers)`` adds its parsers with ``set_defaults(func=callable(args) -> int)``.
 Exit codes: 0 ok, 1 runtime failure, 2 usage / configuration error, 3 a port could not be bound,
@@ -31,7 +32,7 @@ EXIT_CONFIG = 2
 EXIT_BIND = 3
 EXIT_STORE = 4
 
-_MODULES = ("eir.app", "eir.cli_lists", "simulations.replay")
+_MODULES = ("eir.app", "eir.cli_lists", "eir.cli_remote", "simulations.replay")
 _SIM_MODULES = ("simulations.mme", "simulations.msc", "simulations.amf")
 
 

@@ -3,7 +3,9 @@ HTTP/2 with prior knowledge on one port, as N5g-eir uses it) in front of :class:
 
 Each request is answered by :meth:`AdminApi.handle`, started eagerly: an endpoint that does not
 suspend (a check on SQLite or memory, health, faults) is answered within the same
-``data_received``; one that waits for a store continues under a Task held by the connection.
+``data_received``; one that waits for a store continues under a Task held by the connection. With a
+store whose client needs a Task from the start (``IdentityStore.needs_task``: PostgreSQL, Redis)
+every request runs under one.
 
 Bodies over ``admin.max_import_body`` are refused by the HTTP core itself (413, with our
 ProblemDetails body); JSON bodies over ``admin.max_body`` by :class:`AdminApi` (413 too).
@@ -38,6 +40,9 @@ class _AdminConnection(HttpConnection):
 
     def on_request(self, ev: RequestReceived) -> None:
         coro = self.server.api.handle(ev.method, ev.target, ev.headers, ev.body, self.peer_host)
+        if not self.server.eager:  # the store's client must run inside a Task (IdentityStore.needs_task)
+            self._track(self.loop.create_task(self._run(ev, coro)))
+            return
         try:
             first = coro.send(None)
         except StopIteration as done:
@@ -57,6 +62,17 @@ class _AdminConnection(HttpConnection):
             return
         self._schedule_flush()
 
+    async def _run(self, ev: RequestReceived, coro: Coroutine[Any, Any, Response]) -> None:
+        resp = await coro
+        if self.failed:
+            return
+        try:
+            self._send(ev, resp)
+        except Exception:
+            self._internal_error(b"")
+            return
+        self._schedule_flush()
+
     def _send(self, ev: RequestReceived, resp: Response) -> None:
         self.respond(ev, resp.status, resp.fields(), resp.body)
 
@@ -66,7 +82,7 @@ class AdminServer(HttpServer):
 
     def __init__(self, config: Config, api: AdminApi) -> None:
         cfg = config.admin
-        too_large = problem(413, f"request body over {cfg.max_import_body} octets")
+        too_large = problem(413, f"request body over {cfg.max_import_body} octets", cause="body_too_large")
         super().__init__(
             "admin",
             IFACE,
@@ -91,6 +107,9 @@ class AdminServer(HttpServer):
             ),
         )
         self.api = api
+        self.eager = not api.store.needs_task
+        """Requests take their first step in ``data_received`` (module docstring), unless the store's
+        client library needs a Task (PostgreSQL, Redis)."""
 
     def peers(self) -> list[dict[str, Any]]:
         return []  # admin clients are not network peers (GET /peers lists S13, MAP and N5g ones)

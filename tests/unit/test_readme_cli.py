@@ -62,6 +62,26 @@ def test_the_walk_finds_every_command() -> None:
         "eir sim msc",
         "eir sim amf",
         "eir replay",
+        *(
+            f"eir admin {c}"
+            for c in (
+                "check",
+                "lists add",
+                "lists remove",
+                "lists import",
+                "lists versions",
+                "lists rollback",
+                "faults set",
+                "faults clear",
+                "faults list",
+                "peers",
+                "sightings",
+                "config",
+            )
+        ),
+        "eir faults set",
+        "eir faults clear",
+        "eir faults list",
     }
 
 
