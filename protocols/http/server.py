@@ -179,11 +179,17 @@ class _H2(H2Connection):
 
 _REASONS = {
     200: b"OK",
+    201: b"Created",
+    204: b"No Content",
     400: b"Bad Request",
+    401: b"Unauthorized",
+    403: b"Forbidden",
     404: b"Not Found",
     405: b"Method Not Allowed",
     413: b"Content Too Large",
     414: b"URI Too Long",
+    409: b"Conflict",
+    422: b"Unprocessable Content",
     429: b"Too Many Requests",
     431: b"Request Header Fields Too Large",
     500: b"Internal Server Error",
