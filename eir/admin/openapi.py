@@ -59,6 +59,7 @@ def _op(
         if write:
             r["403"] = _problem("The token is read-only")
     r.setdefault("413", _problem("The body is too large"))
+    r.setdefault("503", _problem("The store is unavailable (nothing was changed)"))
     op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": r}
     if public:
         op["security"] = []

@@ -41,6 +41,7 @@ from eir.store.base import (
     Pairing,
     PairingKind,
     Sightings,
+    StoreError,
     VersionNotFoundError,
 )
 
@@ -200,6 +201,18 @@ class AdminApi:
                 peer=peer,
             )
             return e.response(target.split("?", 1)[0][:256])
+        except (StoreError, OSError, TimeoutError) as e:
+            # the store is down or refused the change: the previous version stays active
+            self.error_counter("store_unavailable").inc()
+            self.limited.warning(
+                self.log,
+                "admin_store_error",
+                "admin_store_error",
+                method=method[:16],
+                path=target.split("?", 1)[0][:128],
+                error=f"{type(e).__name__}: {e}"[:200],
+            )
+            return problem(503, f"the store failed: {type(e).__name__}: {e}"[:300], cause="store_unavailable")
         except Exception as e:
             self.error_counter("internal").inc()
             self.log.exception("admin_internal_error", method=method[:16], path=target.split("?", 1)[0][:128])

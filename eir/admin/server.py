@@ -143,6 +143,7 @@ async def start(
         "bad_imei",
         "bad_csv",
         "bad_rows",
+        "store_unavailable",
         "internal",
     ):
         PROTOCOL_ERRORS.labels(IFACE, label)
