@@ -71,11 +71,11 @@ def _op(
 
 
 _LIMIT = _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "page size")
-_OFFSET = _q("offset", {"type": "integer", "minimum": 0, "default": 0}, "rows to skip")
+_OFFSET = _q("offset", {"type": "integer", "minimum": 0, "maximum": 1 << 40, "default": 0}, "rows to skip")
 _IMEI = _p(
     "imei",
     "IMEI (14 or 15 digits), IMEISV (16), TAC (8) or a range FIRST-LAST of two IMEIs",
-    r"^[0-9]{8,16}(-[0-9]{14,15})?$",
+    r"^([0-9]{8}|[0-9]{14,16}|[0-9]{14,15}-[0-9]{14,15})$",
 )
 _IMSI = _p("imsi", "IMSI (5 to 15 digits)", r"^[0-9]{5,15}$")
 _PIMEI = _p("imei", "IMEI (14 or 15 digits)", r"^[0-9]{14,15}$")
@@ -144,11 +144,18 @@ def build() -> dict[str, Any]:
         "required": ["kind"],
         "additionalProperties": False,
         "properties": {
-            "id": {"type": "string", "pattern": r"^[A-Za-z0-9._:-]{0,64}$"},
+            "id": {"type": ["string", "null"], "pattern": r"^[A-Za-z0-9._:-]{0,64}$"},
             "kind": {"enum": list(FAULT_KINDS)},
             "interfaces": {"type": "array", "items": {"enum": list(INTERFACES)}},
-            "imei": {"type": "string", "description": "glob (35693803*) or LOW-HIGH"},
-            "peer": {"type": "string", "description": "glob over Origin-Host, pc:OPC, gt:GT, address"},
+            "imei": {
+                "type": ["string", "null"],
+                "pattern": r"^([0-9*?\[\]]*|[0-9]{1,16}-[0-9]{1,16})$",
+                "description": "glob (35693803*) or LOW-HIGH",
+            },
+            "peer": {
+                "type": ["string", "null"],
+                "description": "glob over Origin-Host, pc:OPC, gt:GT, address",
+            },
             "probability": {"type": "number", "minimum": 0, "maximum": 1},
             "count": {"type": ["integer", "null"], "minimum": 1},
             "delay_ms": {"type": "number", "minimum": 0, "maximum": 600000},
@@ -276,9 +283,18 @@ def build() -> dict[str, Any]:
                 "One check with its explanation, exactly as `eir check --explain --json`",
                 {"200": _json(explanation)},
                 params=[
-                    _q("imei", {"type": "string"}, "14, 15 or 16 digits (dashes and spaces dropped)", True),
-                    _q("imsi", {"type": "string"}, "IMSI (pairings, locks, clone detection)"),
-                    _q("sv", {"type": "string"}, "2-digit software version"),
+                    _q(
+                        "imei",
+                        {"type": "string", "pattern": r"^[0-9][0-9 -]{12,30}[0-9]$"},
+                        "14, 15 or 16 digits (dashes and spaces dropped)",
+                        True,
+                    ),
+                    _q(
+                        "imsi",
+                        {"type": "string", "pattern": r"^[0-9]{5,15}$"},
+                        "IMSI (pairings, locks, clone detection)",
+                    ),
+                    _q("sv", {"type": "string", "pattern": r"^[0-9]{2}$"}, "2-digit software version"),
                     _q(
                         "origin", {"type": "string", "maxLength": 255}, "who asks (clone detection by origin)"
                     ),
@@ -390,7 +406,10 @@ def build() -> dict[str, Any]:
                         "import the good rows even if some are bad",
                     ),
                 ],
-                body={"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}},
+                body={
+                    "required": True,
+                    "content": {"text/csv": {"schema": {"type": "string", "minLength": 1}}},
+                },
                 write=True,
             )
         },

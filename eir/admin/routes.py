@@ -512,6 +512,8 @@ class AdminApi:
     async def rollback(self, req: ApiRequest) -> Response:
         body = _json_object(req.body, {"version"}, set())
         vid = body["version"]
+        if isinstance(vid, float) and vid.is_integer():
+            vid = int(vid)  # JSON has one number type: 5.0 is the integer 5
         if isinstance(vid, bool) or not isinstance(vid, int) or vid < 1:
             raise ApiError(400, "version: a positive integer")
         async with self._write_lock:
@@ -657,6 +659,15 @@ class AdminApi:
             raise ApiError(400, "the body is a JSON object (a fault rule)")
         if "injected" in spec:
             raise ApiError(400, "unknown field(s): injected (read-only)")
+        for name in ("imei", "peer"):
+            if spec.get(name) is not None and not isinstance(spec[name], str):
+                raise ApiError(400, f"{name}: a string", cause="bad_fault")
+        for name in ("result_code", "map_error", "http_status", "count"):
+            v = spec.get(name)
+            if isinstance(v, float) and v.is_integer():
+                spec[name] = int(v)
+            elif v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+                raise ApiError(400, f"{name}: an integer", cause="bad_fault")
         rid = spec.get("id")
         if rid is not None and (not isinstance(rid, str) or (rid and not _FAULT_ID.fullmatch(rid))):
             raise ApiError(400, "id: 1 to 64 of A-Z a-z 0-9 . _ : -", cause="bad_fault")
