@@ -241,6 +241,27 @@ def test_health_ready_openapi_config_peers(eir: EirProcess) -> None:
         s13.close()
 
 
+async def test_peers_lists_m3ua_associations_and_n5g_clients(eir: EirProcess) -> None:
+    from simulations.msc import SimulatedMsc
+
+    msc = await SimulatedMsc.connect(*eir.m3ua)
+    try:
+        assert (await msc.check(LISTED, version=2)).verdict == "black"
+        async with httpx.AsyncClient(base_url=eir.n5g_url, http1=False, http2=True) as amf:
+            r = await amf.get("/n5g-eir-eic/v1/equipment-status", params={"pei": f"imei-{LISTED}9"})
+            assert r.status_code == 200
+            async with httpx.AsyncClient(
+                base_url=eir.admin_url, headers={"authorization": f"Bearer {READ}"}
+            ) as c:
+                peers = (await c.get("/peers")).json()
+    finally:
+        await msc.close()
+    (assoc,) = peers["m3ua"]
+    assert assoc["state"] == "ACTIVE" and assoc["role"] == "sg" and assoc["checks"] == 1, assoc
+    (client,) = peers["n5g"]
+    assert client["protocol"] == "h2c" and client["requests"] == 1, client
+
+
 def test_check_is_eir_check_explain_json(eir: EirProcess) -> None:
     with _client(eir, READ) as c:
         r = c.get("/check", params={"imei": "35-394206-000002-0", "imsi": "001010123456789"})
