@@ -155,6 +155,37 @@ def test_body_over_the_limit_gets_413() -> None:
     assert responses(c, s.data_to_send()) == {sid: (413, b"")}
 
 
+def test_the_413_carries_the_services_own_body_on_both_versions() -> None:
+    """``HttpLimits.too_large``: the admin API answers 413 with ProblemDetails like every error."""
+    import h11
+
+    problem = b'{"status":413}'
+    limits = HttpLimits(max_body=10, too_large=(((b"content-type", b"application/problem+json"),), problem))
+    c, s = pair()
+    s.limits = limits
+    sid = c.get_next_available_stream_id()
+    c.send_headers(sid, [(":method", "POST"), (":scheme", "http"), (":authority", "e"), (":path", "/")])
+    c.send_data(sid, b"x" * 100, end_stream=True)
+    s.receive_data(c.data_to_send())
+    evs = c.receive_data(s.data_to_send())
+    (resp,) = [e for e in evs if isinstance(e, h2.events.ResponseReceived)]
+    assert (b":status", b"413") in resp.headers and (
+        b"content-type",
+        b"application/problem+json",
+    ) in resp.headers
+    assert b"".join(e.data for e in evs if isinstance(e, h2.events.DataReceived)) == problem
+    # HTTP/1.1, read back by h11's client
+    s1 = HttpServerConnection(limits)
+    s1.receive_data(b"POST / HTTP/1.1\r\nHost: e\r\nContent-Length: 100\r\n\r\n" + b"x" * 100)
+    cl = h11.Connection(h11.CLIENT)
+    cl.send(h11.Request(method="POST", target="/", headers=[("Host", "e"), ("Content-Length", "100")]))
+    cl.receive_data(s1.data_to_send())
+    r = cl.next_event()
+    assert isinstance(r, h11.Response) and r.status_code == 413 and r.reason == b"Content Too Large"
+    assert (b"content-type", b"application/problem+json") in list(r.headers)
+    assert cl.next_event().data == problem  # type: ignore[union-attr]
+
+
 def test_peer_reset_drops_the_answer() -> None:
     c, s = pair()
     sid = get(c)
