@@ -20,10 +20,10 @@ import io
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from eir.admin.auth import Role, TokenTable
@@ -58,6 +58,7 @@ _SECRET_KEY = re.compile(r"(^|_)(token|tokens|password|secret|key)$")
 _URL_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/@]*:)([^@]*)(@)", re.IGNORECASE)
 
 Handler = Callable[["ApiRequest"], Awaitable[Response]]
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -350,7 +351,7 @@ class AdminApi:
         limit, offset = _paging(p)
         page: list[dict[str, Any]] = []
         total = 0
-        async for e in self.store.export():
+        async for e in _yielding(self.store.export()):
             if not isinstance(e, ListEntry):
                 continue
             if prefix and not e.key.startswith(prefix):
@@ -378,7 +379,7 @@ class AdminApi:
             look = await self.store.lookup(e.key[:14], e.key)
             exact, covered = look.imeisv, look.imei or look.range
         else:
-            async for x in self.store.export():
+            async for x in _yielding(self.store.export()):
                 if isinstance(x, ListEntry) and (x.kind, x.key, x.last) == (e.kind, e.key, e.last):
                     exact = x
                     break
@@ -531,7 +532,7 @@ class AdminApi:
         if kind not in ("all", "equipment", "pairing", "lock"):
             raise ApiError(400, "kind: one of all, equipment, pairing, lock")
         out = io.StringIO()
-        await export_csv(self.store.export(), out, kind=kind)
+        await export_csv(_yielding(self.store.export()), out, kind=kind)
         return Response(200, out.getvalue().encode(), b"text/csv; charset=utf-8")
 
     # --- pairings and locks ----------------------------------------------------------------------------
@@ -707,6 +708,17 @@ _LABELS = {
     413: "body_too_large",
     422: "bad_rows",
 }
+
+
+async def _yielding(items: AsyncIterator[T]) -> AsyncIterator[T]:
+    """``items``, giving the event loop a turn every few thousand: a scan of a million-entry list
+    (search, export) must not hold up the checks the same loop answers."""
+    n = 0
+    async for x in items:
+        yield x
+        n += 1
+        if n % 2000 == 0:
+            await asyncio.sleep(0)
 
 
 def redact(value: Any, key: str = "") -> Any:
