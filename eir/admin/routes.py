@@ -171,13 +171,15 @@ class AdminApi:
             c = self._errors[label] = PROTOCOL_ERRORS.labels(IFACE, label)
         return c
 
-    def max_request_body(self, target: str) -> int:
-        """The body limit of a request target (the CSV import takes larger bodies)."""
-        return (
-            self.config.admin.max_import_body
-            if target.startswith(API_PREFIX + "/lists/import")
-            else self.max_body
-        )
+    def body_limit(self, method: str, target: str, headers: Sequence[tuple[bytes, bytes]]) -> int:
+        """The body limit of one request, from its head (``HttpLimits.body_limit``): a CSV import
+        with a write token may send ``admin.max_import_body``; anything else ``admin.max_body``, so
+        that nobody without a write token makes the server hold a large body."""
+        if method == "POST" and target.startswith(API_PREFIX + "/lists/import"):
+            auth = next((v for n, v in headers if n == b"authorization"), None)
+            if self.tokens.role(auth) == "write":
+                return self.config.admin.max_import_body
+        return self.max_body
 
     async def handle(
         self, method: str, target: str, headers: Sequence[tuple[bytes, bytes]], body: bytes, peer: str = ""

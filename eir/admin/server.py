@@ -82,7 +82,12 @@ class AdminServer(HttpServer):
 
     def __init__(self, config: Config, api: AdminApi) -> None:
         cfg = config.admin
-        too_large = problem(413, f"request body over {cfg.max_import_body} octets", cause="body_too_large")
+        too_large = problem(
+            413,
+            f"request body too large (at most {cfg.max_body} octets; a CSV import with a write token: "
+            f"{cfg.max_import_body})",
+            cause="body_too_large",
+        )
         super().__init__(
             "admin",
             IFACE,
@@ -92,8 +97,9 @@ class AdminServer(HttpServer):
             limits=HttpLimits(
                 max_body=cfg.max_import_body,
                 idle_timeout=cfg.idle_timeout,
-                max_concurrent_streams=128,
+                max_concurrent_streams=32,
                 too_large=(tuple(too_large.fields()), too_large.body),
+                body_limit=api.body_limit,
             ),
             max_in_flight=256,
             reuse_port=False,

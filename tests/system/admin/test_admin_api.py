@@ -40,7 +40,7 @@ LISTED, IN_TAC, UNLISTED = "35394206000002", "35394207123456", "35394208000008"
 
 def _config(**over: Any) -> dict[str, Any]:
     cfg: dict[str, Any] = {
-        "admin": {"tokens": [{"token": READ, "role": "read"}], "token": WRITE, "max_import_body": 65536},
+        "admin": {"tokens": [{"token": READ, "role": "read"}], "token": WRITE, "max_import_body": 262144},
         "policy": {"unknown_equipment": "white"},
         "m3ua": {"enabled": True},
         "log": {"level": "info", "format": "json"},
@@ -422,11 +422,20 @@ def test_bad_input_is_problem_details(eir: EirProcess) -> None:
         _problem(c.get("/../metrics"), 404)
         r = _problem(c.post("/peers"), 405, "method_not_allowed")
         assert r["instance"] == "/api/v1/peers"
-        # a JSON body over admin.max_body (64 KiB) and a CSV over admin.max_import_body (64 KiB here)
+        # a JSON body over admin.max_body (64 KiB); a CSV over it is taken only with a write token,
+        # up to admin.max_import_body (256 KiB here)
         huge = json.dumps({"status": "black", "reason": "x" * 70_000})
         _problem(c.put(f"/lists/entries/{UNLISTED}", content=huge.encode()), 413, "body_too_large")
-        r = c.post("/lists/import", content=b"imei,status\n" + b"35394206000002,black\n" * 4000)
-        _problem(r, 413)
+        csv_100k = b"imei,status\n" + b"35394206000002,black\n" * 5000
+        r = c.post("/lists/import", params={"dry_run": "true"}, content=csv_100k)
+        assert r.status_code == 200 and r.json()["rows"] == 5000
+        _problem(c.post("/lists/import", content=csv_100k * 3), 413, "body_too_large")
+        with _client(eir, READ) as ro:
+            _problem(
+                ro.post("/lists/import", params={"dry_run": "true"}, content=csv_100k), 413, "body_too_large"
+            )
+        with _client(eir, None) as anonymous:
+            _problem(anonymous.post("/lists/import", content=csv_100k), 413, "body_too_large")
         assert c.get("/health").status_code == 200  # the connection and server are fine
     metrics = eir.metrics_text()
     assert 'eir_protocol_errors_total{error="bad_imei",interface="admin"}' in metrics
@@ -438,7 +447,7 @@ def test_h2c_prior_knowledge_and_413_over_http2(eir: EirProcess) -> None:
         assert r.http_version == "HTTP/2" and r.json()["status"] == "black"
     curl = peer_program("curl", "curl", "an independent HTTP/2 client")
     body = eir.tmp / "big.csv"
-    body.write_bytes(b"imei,status\n" + b"35394206000002,black\n" * 4000)
+    body.write_bytes(b"imei,status\n" + b"35394206000002,black\n" * 15000)
     out = subprocess.run(
         [
             curl,

@@ -325,3 +325,42 @@ def test_continuation_flood_ends_with_goaway() -> None:
     evs = s.receive_data(frames + cont * 200)
     assert any(isinstance(e, ProtocolErrorOccurred) and e.fatal for e in evs), evs
     assert s.closed and len(s._fbuf) == 0
+
+
+def test_body_limit_is_decided_per_request_from_its_head() -> None:
+    """``HttpLimits.body_limit``: a small limit for one target, ``max_body`` caps the large one."""
+    seen: list[tuple[str, str, bool]] = []
+
+    def limit(method: str, target: str, fields: object) -> int:
+        seen.append((method, target, (b"x-big", b"1") in list(fields)))  # type: ignore[call-overload]
+        return 1000 if target == "/big" else 5
+
+    limits = HttpLimits(max_body=100, body_limit=limit)
+    for path, size, status in (
+        ("/small", 6, 413),
+        ("/small", 5, None),
+        ("/big", 100, None),
+        ("/big", 101, 413),
+    ):
+        c, s = pair()
+        s.limits = limits
+        sid = c.get_next_available_stream_id()
+        c.send_headers(
+            sid,
+            [(":method", "POST"), (":scheme", "http"), (":authority", "e"), (":path", path), ("x-big", "1")],
+        )
+        c.send_data(sid, b"x" * size, end_stream=True)
+        evs = s.receive_data(c.data_to_send())
+        if status is None:
+            assert [type(e) for e in evs] == [RequestReceived] and len(evs[0].body) == size  # type: ignore[union-attr]
+        else:
+            assert responses(c, s.data_to_send()) == {sid: (413, b"")}
+        # the same over HTTP/1.1
+        s1 = HttpServerConnection(limits)
+        head = f"POST {path} HTTP/1.1\r\nHost: e\r\nX-Big: 1\r\nContent-Length: {size}\r\n\r\n".encode()
+        evs = s1.receive_data(head + b"x" * size)
+        if status is None:
+            assert [type(e) for e in evs] == [RequestReceived]
+        else:
+            assert s1.data_to_send().startswith(b"HTTP/1.1 413 Content Too Large\r\n")
+    assert seen[0] == ("POST", "/small", True)
