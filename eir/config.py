@@ -279,7 +279,8 @@ class AdminConfig:
     max_body: int = 65536
     """Octets of a JSON request body; larger: 413 ProblemDetails."""
     max_import_body: int = 64 * 1024 * 1024
-    """Octets of a CSV body on ``POST /lists/import``; larger: 413 ProblemDetails."""
+    """Octets of a CSV body on ``POST /lists/import`` sent with a write token (other requests:
+    ``max_body``); larger: 413 ProblemDetails."""
     max_connections: int = 64
     """Connections held at once; more are closed at accept."""
     max_connections_per_source: int = 32
