@@ -640,6 +640,7 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(eir: EirProcess)
         text=True,
         timeout=120,
         env=clean_env(),
+        cwd=eir.tmp,  # schemathesis keeps a cache directory (.schemathesis/) in its working directory
     )
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
     assert "Tested: 24" in out.stdout or "24/24" in out.stdout, out.stdout[-3000:]
