@@ -338,6 +338,11 @@ class PolicyChecker:
         if v is not None:
             LIST_VERSION.set(v)
 
+    def lists_changed(self, version_id: int) -> None:
+        """This process changed the lists (the admin API): drop the cached answers now rather than
+        when the store's notification arrives, so that the next check sees the change."""
+        self._on_version(version_id)
+
     def _on_version(self, version_id: int) -> None:
         self._lookups.clear()
         self._rules.clear()

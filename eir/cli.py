@@ -7,6 +7,7 @@
 * ``sim amf``                    simulations.amf
 * ``replay``                     simulations.replay
 * ``scenario run``               simulations.scenario
+* ``admin …``, ``faults …``      eir.cli_remote (through a running server's admin API)
 
 Each ``register(subparsers)`` adds its parsers with ``set_defaults(func=callable(args) -> int)``.
 Exit codes: 0 ok, 1 runtime failure, 2 usage / configuration error, 3 a port could not be bound,
@@ -32,7 +33,7 @@ EXIT_CONFIG = 2
 EXIT_BIND = 3
 EXIT_STORE = 4
 
-_MODULES = ("eir.app", "eir.cli_lists", "simulations.replay", "simulations.scenario")
+_MODULES = ("eir.app", "eir.cli_lists", "eir.cli_remote", "simulations.replay", "simulations.scenario")
 _SIM_MODULES = ("simulations.mme", "simulations.msc", "simulations.amf", "simulations.nrf")
 
 

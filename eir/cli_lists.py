@@ -186,6 +186,7 @@ def check_command(args: argparse.Namespace) -> int:
 
     async def body(config: Config, store: Any) -> int:
         from eir.checker import build_checker
+        from eir.explain import explained_check, verdict_json
 
         observations = None
         if config.store.observations_url:
@@ -208,28 +209,13 @@ def check_command(args: argparse.Namespace) -> int:
                 origin=args.origin,
                 interface=Interface.CLI,
             )
-            steps = await checker.explain(req) if args.explain else None
-            verdict = await checker.check(req)
+            verdict, steps = await explained_check(checker, req, explain=args.explain)
         finally:
             if observations is not None:
                 with contextlib.suppress(Exception):
                     await observations.close()
         if args.json:
-            print(
-                json.dumps(
-                    {
-                        "status": verdict.status.value,
-                        "rule": verdict.rule,
-                        "list": verdict.list_name,
-                        "entry": verdict.entry,
-                        "detail": verdict.detail,
-                        "reason": verdict.reason,
-                        "steps": [
-                            {"rule": s.rule, "outcome": s.outcome, "detail": s.detail} for s in steps or []
-                        ],
-                    }
-                )
-            )
+            print(json.dumps(verdict_json(verdict, steps)))
         else:
             if steps:
                 for s in steps[:-1]:

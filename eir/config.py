@@ -331,6 +331,39 @@ class MetricsConfig:
 
 
 @dataclass(slots=True)
+class AdminToken:
+    token: str = ""
+    """The bearer token (``Authorization: Bearer <token>``); never logged."""
+    role: Literal["read", "write"] = "read"
+    """read: GET endpoints; write: also changes (lists, faults, rollback)."""
+
+
+@dataclass(slots=True)
+class AdminConfig:
+    """The admin API (``/api/v1``, README "Admin API"): HTTP/1.1 and HTTP/2 (h2c) on its own port."""
+
+    enabled: bool = True
+    listen: list[str] = field(default_factory=lambda: ["127.0.0.1:9465"])
+    """HOST:PORT addresses. A non-loopback address needs a token (else ``eir serve`` refuses to start)."""
+    token: str | None = None
+    """A read-write token (``EIR_ADMIN_TOKEN``). With no token at all the API answers every request
+    from loopback without authentication."""
+    tokens: list[AdminToken] = field(default_factory=list)
+    """More tokens, each with a role: ``[{token: ..., role: read}]``."""
+    max_body: int = 65536
+    """Octets of a JSON request body; larger: 413 ProblemDetails."""
+    max_import_body: int = 64 * 1024 * 1024
+    """Octets of a CSV body on ``POST /lists/import`` sent with a write token (other requests:
+    ``max_body``); larger: 413 ProblemDetails."""
+    max_connections: int = 64
+    """Connections held at once; more are closed at accept."""
+    max_connections_per_source: int = 32
+    """Connections held at once from one source address."""
+    idle_timeout: float = 60.0
+    """Seconds an idle connection is kept open (0: forever)."""
+
+
+@dataclass(slots=True)
 class MqttConfig:
     enabled: bool = False
     url: str = "mqtt://127.0.0.1:1883"
@@ -363,6 +396,7 @@ class Config:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     lists: ListsConfig = field(default_factory=ListsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
     workers: int = 1
@@ -691,6 +725,16 @@ def _validate(cfg: Config) -> None:
         for i, a in enumerate(addrs):
             parse_hostport(a, f"{section}[{i}]")
     parse_hostport(cfg.metrics.listen, "metrics.listen")
+    for i, a in enumerate(cfg.admin.listen):
+        parse_hostport(a, f"admin.listen[{i}]")
+    for i, tok in enumerate(cfg.admin.tokens):
+        if not tok.token.strip():
+            raise ConfigError(f"admin.tokens[{i}].token: must not be empty")
+    if cfg.admin.token is not None and not cfg.admin.token.strip():
+        raise ConfigError("admin.token: must not be empty (leave it unset for no token)")
+    for key in ("max_body", "max_import_body"):
+        if getattr(cfg.admin, key) < 1024:
+            raise ConfigError(f"admin.{key}: must be at least 1024 octets")
     if cfg.diameter.watchdog_interval < 6:
         raise ConfigError("diameter.watchdog_interval: RFC 3539 requires Tw >= 6 seconds")
     if not 0 <= cfg.m3ua.point_code < (1 << 24):
@@ -749,7 +793,7 @@ def _validate(cfg: Config) -> None:
                 ipaddress.ip_network(c.strip(), strict=False)
             except ValueError:
                 raise ConfigError(f"{section}[{i}]: expected an address or CIDR, got {c!r}") from None
-    for key in ("diameter", "m3ua", "metrics", "n5g"):
+    for key in ("diameter", "m3ua", "metrics", "n5g", "admin"):
         sect = getattr(cfg, key)
         for limit in ("max_connections", "max_connections_per_source"):
             if getattr(sect, limit) < 1:

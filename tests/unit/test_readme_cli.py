@@ -64,6 +64,26 @@ def test_the_walk_finds_every_command() -> None:
         "eir sim nrf",
         "eir replay",
         "eir scenario run",
+        *(
+            f"eir admin {c}"
+            for c in (
+                "check",
+                "lists add",
+                "lists remove",
+                "lists import",
+                "lists versions",
+                "lists rollback",
+                "faults set",
+                "faults clear",
+                "faults list",
+                "peers",
+                "sightings",
+                "config",
+            )
+        ),
+        "eir faults set",
+        "eir faults clear",
+        "eir faults list",
     }
 
 

@@ -155,6 +155,37 @@ def test_body_over_the_limit_gets_413() -> None:
     assert responses(c, s.data_to_send()) == {sid: (413, b"")}
 
 
+def test_the_413_carries_the_services_own_body_on_both_versions() -> None:
+    """``HttpLimits.too_large``: the admin API answers 413 with ProblemDetails like every error."""
+    import h11
+
+    problem = b'{"status":413}'
+    limits = HttpLimits(max_body=10, too_large=(((b"content-type", b"application/problem+json"),), problem))
+    c, s = pair()
+    s.limits = limits
+    sid = c.get_next_available_stream_id()
+    c.send_headers(sid, [(":method", "POST"), (":scheme", "http"), (":authority", "e"), (":path", "/")])
+    c.send_data(sid, b"x" * 100, end_stream=True)
+    s.receive_data(c.data_to_send())
+    evs = c.receive_data(s.data_to_send())
+    (resp,) = [e for e in evs if isinstance(e, h2.events.ResponseReceived)]
+    assert (b":status", b"413") in resp.headers and (
+        b"content-type",
+        b"application/problem+json",
+    ) in resp.headers
+    assert b"".join(e.data for e in evs if isinstance(e, h2.events.DataReceived)) == problem
+    # HTTP/1.1, read back by h11's client
+    s1 = HttpServerConnection(limits)
+    s1.receive_data(b"POST / HTTP/1.1\r\nHost: e\r\nContent-Length: 100\r\n\r\n" + b"x" * 100)
+    cl = h11.Connection(h11.CLIENT)
+    cl.send(h11.Request(method="POST", target="/", headers=[("Host", "e"), ("Content-Length", "100")]))
+    cl.receive_data(s1.data_to_send())
+    r = cl.next_event()
+    assert isinstance(r, h11.Response) and r.status_code == 413 and r.reason == b"Content Too Large"
+    assert (b"content-type", b"application/problem+json") in list(r.headers)
+    assert cl.next_event().data == problem  # type: ignore[union-attr]
+
+
 def test_peer_reset_drops_the_answer() -> None:
     c, s = pair()
     sid = get(c)
@@ -455,3 +486,42 @@ def test_after_an_h2c_upgrade_any_bytes_and_a_close_never_raise(
     s.close(now + 1)
     s.handle_timer(now + 2)
     s.receive_data(b"", now + 3)
+
+
+def test_body_limit_is_decided_per_request_from_its_head() -> None:
+    """``HttpLimits.body_limit``: a small limit for one target, ``max_body`` caps the large one."""
+    seen: list[tuple[str, str, bool]] = []
+
+    def limit(method: str, target: str, fields: object) -> int:
+        seen.append((method, target, (b"x-big", b"1") in list(fields)))  # type: ignore[call-overload]
+        return 1000 if target == "/big" else 5
+
+    limits = HttpLimits(max_body=100, body_limit=limit)
+    for path, size, status in (
+        ("/small", 6, 413),
+        ("/small", 5, None),
+        ("/big", 100, None),
+        ("/big", 101, 413),
+    ):
+        c, s = pair()
+        s.limits = limits
+        sid = c.get_next_available_stream_id()
+        c.send_headers(
+            sid,
+            [(":method", "POST"), (":scheme", "http"), (":authority", "e"), (":path", path), ("x-big", "1")],
+        )
+        c.send_data(sid, b"x" * size, end_stream=True)
+        evs = s.receive_data(c.data_to_send())
+        if status is None:
+            assert [type(e) for e in evs] == [RequestReceived] and len(evs[0].body) == size  # type: ignore[union-attr]
+        else:
+            assert responses(c, s.data_to_send()) == {sid: (413, b"")}
+        # the same over HTTP/1.1
+        s1 = HttpServerConnection(limits)
+        head = f"POST {path} HTTP/1.1\r\nHost: e\r\nX-Big: 1\r\nContent-Length: {size}\r\n\r\n".encode()
+        evs = s1.receive_data(head + b"x" * size)
+        if status is None:
+            assert [type(e) for e in evs] == [RequestReceived]
+        else:
+            assert s1.data_to_send().startswith(b"HTTP/1.1 413 Content Too Large\r\n")
+    assert seen[0] == ("POST", "/small", True)
