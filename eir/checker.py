@@ -70,7 +70,7 @@ class PolicyChecker:
         self._clock = clock
         self._wall = wall
         self.retry_after = retry_after
-        self.policy = Policy(config.policy)
+        self.policy = Policy(config.policy, wall=wall)
         self.store = store
         self.observations = observations or store
         self.events = events

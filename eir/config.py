@@ -198,6 +198,34 @@ class CloneConfig:
 
 
 @dataclass(slots=True)
+class TacRuleConfig:
+    enabled: bool = True
+    """Once a TAC reference table is loaded (``eir lists import --format gsma-tac|pyhss-tac``), an
+    IMEI whose TAC it lacks gets ``verdict`` (DIRBS ``gsma_not_found``). Silent with no table;
+    ranks below the explicit lists (a listed IMEI keeps its list's verdict)."""
+    verdict: VerdictName = "grey"
+
+
+@dataclass(slots=True)
+class RegistrationRuleConfig:
+    enabled: bool = True
+    """Once a registration list is loaded (``--format dirbs-registration``), an IMEI not on it gets
+    ``verdict`` (DIRBS ``not_on_registration_list``). Silent with no list; ranks below the explicit
+    lists."""
+    verdict: VerdictName = "grey"
+
+
+@dataclass(slots=True)
+class NotificationRuleConfig:
+    enabled: bool = True
+    """DIRBS notification-list entries: ``before`` until their block date, ``after`` from it (UTC
+    dates, against the EIR's clock). Off: they stay ``before`` (the status they were imported
+    with) whatever the date."""
+    before: VerdictName = "grey"
+    after: VerdictName = "black"
+
+
+@dataclass(slots=True)
 class PolicyConfig:
     unknown_equipment: UnknownPolicy = "white"
     """Verdict for equipment on no list, or ``unknown`` for the interface's own error
@@ -217,6 +245,9 @@ class PolicyConfig:
     lock_verdict: VerdictName = "black"
     """Verdict for an IMEI not listed for an IMSI that is locked to its IMEIs."""
     clone: CloneConfig = field(default_factory=CloneConfig)
+    tac_not_allocated: TacRuleConfig = field(default_factory=TacRuleConfig)
+    not_registered: RegistrationRuleConfig = field(default_factory=RegistrationRuleConfig)
+    notifications: NotificationRuleConfig = field(default_factory=NotificationRuleConfig)
 
 
 @dataclass(slots=True)

@@ -27,6 +27,15 @@ Order (the first rule that decides wins, except where a later rule may only make
    from two different origins, within ``window`` → ``policy.clone.verdict``, again only when that
    is stricter: a black entry stays black; white (or unknown) becomes grey. Clone suspicion never
    makes anything *more* permissive.
+   Reference rules, only for an IMEI that no list entry matched (an IMEI on a list keeps that
+   list's verdict) and no pairing excepted — the stricter of the two decides:
+   ``not_registered`` — a registration list is loaded and lacks the IMEI →
+   ``policy.not_registered.verdict`` (DIRBS ``not_on_registration_list``);
+   ``tac_not_allocated`` — a TAC reference table is loaded and lacks the IMEI's TAC →
+   ``policy.tac_not_allocated.verdict`` (DIRBS ``gsma_not_found``). Both silent without their table.
+   ``notification`` — an entry from a DIRBS notification list is ``policy.notifications.before``
+   (grey) until its block date and ``.after`` (black) from it: a time-dependent verdict, evaluated
+   against the injected wall clock (UTC dates).
 7. ``default`` — equipment on no list → ``policy.unknown_equipment`` (white, grey, black, or
    ``unknown`` = the interface's own "unknown equipment" error).
 
@@ -35,9 +44,14 @@ Strictness: white = unknown < grey < black.
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from eir.config import PolicyConfig
+from eir.formats._common import parse_tagged
 from eir.model import CheckRequest, Status, Verdict
 from eir.store.base import EntryKind, ImsiRules, ListEntry, Lookup, Sightings
 from protocols.imei import BadIdentity, IdentityForm, bad_check_digit_detail, parse_identity
@@ -67,11 +81,49 @@ def entry_text(e: ListEntry) -> str:
     return f"{e.key}-{e.last}" if e.kind is EntryKind.RANGE else e.key
 
 
+def reason_text(reason: str | None) -> str:
+    """An entry's reason for people: a tagged one (eir/formats) as ``[list] key value, …``."""
+    tagged = parse_tagged(reason)
+    if tagged is None:
+        return reason or ""
+    tag, meta = tagged
+    return f"[{tag}] " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in meta.items())
+
+
+_DEVICE_KEYS = ("brand_name", "make", "model_name", "model", "marketing_name", "manufacturer")
+
+
+def device_text(record: str | None) -> str:
+    """A TAC-table / registration record (JSON) as ``brand model (device type, OS)``."""
+    if not record:
+        return ""
+    try:
+        d = json.loads(record)
+    except ValueError:
+        return record[:200]
+    if not isinstance(d, dict):
+        return record[:200]
+    brand = d.get("brand_name") or d.get("make") or d.get("manufacturer") or ""
+    model = d.get("model_name") or d.get("model") or d.get("marketing_name") or ""
+    extra = [str(d[k]) for k in ("device_type", "operating_system", "radio_interface") if d.get(k)]
+    text = f"{brand} {model}".strip() or "(no name)"
+    return text + (f" ({', '.join(extra)})" if extra else "")
+
+
 class Policy:
     """The configured policy, with its constants resolved once (it runs on every check)."""
 
-    def __init__(self, cfg: PolicyConfig) -> None:
+    def __init__(self, cfg: PolicyConfig, *, wall: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
+        self.wall = wall
+        """UNIX time now (injected: tests move it; notification block dates are read against it)."""
+        n = cfg.notifications
+        self.notify_on = n.enabled
+        self.notify_before = Status(n.before)
+        self.notify_after = Status(n.after)
+        self.tac_rule = Status(cfg.tac_not_allocated.verdict) if cfg.tac_not_allocated.enabled else None
+        self.reg_rule = Status(cfg.not_registered.verdict) if cfg.not_registered.enabled else None
+        self._today: tuple[float, str] = (-1.0, "")
         self.malformed = Status(cfg.malformed)
         self.lock_status = Status(cfg.lock_verdict)
         self.clone_status = Status(cfg.clone.verdict)
@@ -155,6 +207,8 @@ class Policy:
     ) -> Verdict:
         """Apply rules 2-7. ``steps`` (for ``--explain``) collects what each rule found."""
         verdict: Verdict | None = None
+        if steps is not None and (lookup.tac_table or lookup.registration_list):
+            steps.append(self.device_step(imei, lookup))
         for rule, e in (("imeisv", lookup.imeisv), ("imei", lookup.imei), ("range", lookup.range)):
             if e is None:
                 if steps is not None:
@@ -162,6 +216,9 @@ class Policy:
                 continue
             if rule == "range" and e.kind is EntryKind.TAC:
                 rule = "tac"
+            if verdict is None and e.reason is not None and e.reason.startswith("dirbs-notifications"):
+                verdict = self._notification(e, rule, steps)
+                continue
             if verdict is None:
                 # Verdicts are immutable: one per (rule, entry) is shared rather than built per check.
                 key = (rule, e.kind, e.status, e.key, e.last, e.reason)
@@ -172,7 +229,7 @@ class Policy:
                         rule=rule,
                         list_name=e.status.value,
                         entry=entry_text(e),
-                        detail=e.reason or "",
+                        detail=reason_text(e.reason),
                     )
                     if len(self._list_verdicts) >= 4096:
                         self._list_verdicts.clear()
@@ -182,7 +239,7 @@ class Policy:
                         Step(
                             rule=rule,
                             outcome="matched",
-                            detail=f"{e.status.value} list: {entry_text(e)} {e.reason or ''}",
+                            detail=f"{e.status.value} list: {entry_text(e)} {reason_text(e.reason)}",
                         )
                     )
             elif steps is not None:
@@ -218,7 +275,11 @@ class Policy:
             )
 
         if verdict is None:
-            verdict = self.default
+            verdict = self._reference_rules(imei, lookup, steps) or self.default
+        elif steps is not None and (lookup.tac_table or lookup.registration_list):
+            steps.append(
+                Step(rule="reference", outcome="skipped", detail=f"listed: the {verdict.rule} entry decides")
+            )
         # 5. lock: only stricter
         if rules.locked and not rules.lock_allows:
             if RANK[self.lock_status] > RANK[verdict.status]:
@@ -284,6 +345,106 @@ class Policy:
                 )
             )
         return verdict
+
+    # --- reference data and grace dates -------------------------------------------------------------
+    def today(self) -> str:
+        """The wall clock's UTC date as YYYYMMDD (recomputed at most once a second)."""
+        now = self.wall()
+        if now - self._today[0] >= 1.0 or now < self._today[0]:
+            self._today = (now, datetime.fromtimestamp(now, UTC).strftime("%Y%m%d"))
+        return self._today[1]
+
+    def _notification(self, e: ListEntry, rule: str, steps: list[Step] | None) -> Verdict:
+        tagged = parse_tagged(e.reason)
+        meta = tagged[1] if tagged is not None else {}
+        block = meta.get("block_date", "")
+        amnesty = meta.get("amnesty") == "true"
+        today = self.today()
+        due = self.notify_on and bool(block) and today >= block and not amnesty
+        status = self.notify_after if due else (self.notify_before if self.notify_on else e.status)
+        when = f"{block[:4]}-{block[4:6]}-{block[6:]}" if len(block) == 8 else "none"
+        if amnesty:
+            why = f"amnesty granted (block date {when})"
+        elif not self.notify_on:
+            why = "policy.notifications disabled"
+        elif due:
+            why = f"block date {when} reached (today {today[:4]}-{today[4:6]}-{today[6:]})"
+        else:
+            why = f"{self.notify_before.value} until block date {when}"
+        reasons = meta.get("reasons", "")
+        detail = why + (f"; reasons {reasons}" if reasons else "")
+        if steps is not None:
+            steps.append(Step(rule="notification", outcome="decided", detail=f"{entry_text(e)}: {detail}"))
+        return Verdict(
+            status=status, rule="notification", list_name="notification", entry=entry_text(e), detail=detail
+        )
+
+    def _reference_rules(self, imei: str, lookup: Lookup, steps: list[Step] | None) -> Verdict | None:
+        """``not_registered`` and ``tac_not_allocated`` for an IMEI no list entry matched."""
+        found: Verdict | None = None
+        if lookup.registration_list and self.reg_rule is not None:
+            if lookup.registration is None:
+                found = Verdict(
+                    status=self.reg_rule,
+                    rule="not_registered",
+                    list_name="registration",
+                    entry=imei,
+                    detail="not on the registration list",
+                )
+                if steps is not None:
+                    steps.append(
+                        Step(
+                            rule="registered",
+                            outcome="no",
+                            detail=f"not on the registration list → {self.reg_rule.value}",
+                        )
+                    )
+            elif steps is not None:
+                steps.append(Step(rule="registered", outcome="yes", detail=device_text(lookup.registration)))
+        elif steps is not None and lookup.registration_list:
+            steps.append(Step(rule="registered", outcome="skipped", detail="policy.not_registered disabled"))
+        if lookup.tac_table and self.tac_rule is not None:
+            if lookup.device is None:
+                if found is None or RANK[self.tac_rule] > RANK[found.status]:
+                    found = Verdict(
+                        status=self.tac_rule,
+                        rule="tac_not_allocated",
+                        list_name="tac",
+                        entry=imei[:8],
+                        detail="TAC not in the TAC table",
+                    )
+                if steps is not None:
+                    steps.append(
+                        Step(
+                            rule="tac_alloc",
+                            outcome="no",
+                            detail=f"TAC {imei[:8]} not in the TAC table → {self.tac_rule.value}",
+                        )
+                    )
+            elif steps is not None:
+                steps.append(Step(rule="tac_alloc", outcome="yes", detail=f"TAC {imei[:8]} allocated"))
+        elif steps is not None and lookup.tac_table:
+            steps.append(
+                Step(rule="tac_alloc", outcome="skipped", detail="policy.tac_not_allocated disabled")
+            )
+        if found is not None and steps is not None:
+            steps.append(
+                Step(rule=found.rule, outcome="decided", detail=f"{found.detail} → {found.status.value}")
+            )
+        return found
+
+    @staticmethod
+    def device_step(imei: str, lookup: Lookup) -> Step:
+        """``--explain``: the device the TAC table (or the registration list) says this is."""
+        if lookup.device is not None:
+            return Step(
+                rule="device", outcome="tac table", detail=f"TAC {imei[:8]}: {device_text(lookup.device)}"
+            )
+        if lookup.registration is not None:
+            return Step(rule="device", outcome="registered", detail=device_text(lookup.registration))
+        if lookup.tac_table:
+            return Step(rule="device", outcome="unknown", detail=f"TAC {imei[:8]} is not in the TAC table")
+        return Step(rule="device", outcome="unknown", detail="no TAC table loaded")
 
     def clone_reason(self, s: Sightings | None) -> str | None:
         """``imsis`` / ``origins`` when the sightings make the IMEI a clone suspect."""

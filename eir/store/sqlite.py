@@ -52,6 +52,7 @@ from eir.store.base import (
     Lookup,
     Pairing,
     PairingKind,
+    ReferenceTable,
     Sighting,
     StoreError,
     StoreUnavailableError,
@@ -128,6 +129,7 @@ class SqliteStore(IdentityStore):
         self._prune_task: asyncio.Task[Any] | None = None
         self._prune_stop = threading.Event()
         self._write_lock = asyncio.Lock()
+        self._ref_loaded: frozenset[str] = frozenset()
 
     # --- connection ----------------------------------------------------------------------------
     async def open(self) -> None:
@@ -143,6 +145,15 @@ class SqliteStore(IdentityStore):
             db.execute(
                 "CREATE TABLE IF NOT EXISTS versions(id INTEGER PRIMARY KEY, created REAL, "
                 "source TEXT, entries INTEGER, pairings INTEGER)"
+            )
+            # reference tables (TAC → device, registered IMEIs): one table, replaced per name in a
+            # transaction; not versioned with the lists
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS ref(tbl TEXT, k TEXT, v TEXT, PRIMARY KEY(tbl, k)) WITHOUT ROWID"
+            )
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS ref_meta(tbl TEXT PRIMARY KEY, rows INTEGER, source TEXT, "
+                "created REAL)"
             )
             obs = _connect(self.obs_path)
             obs.execute("PRAGMA journal_mode = WAL")
@@ -197,6 +208,9 @@ class SqliteStore(IdentityStore):
 
     def _set_version(self, vid: int | None) -> None:
         self._version = vid
+        self._ref_loaded = frozenset(
+            r[0] for r in self._conn().execute("SELECT tbl FROM ref_meta WHERE rows > 0")
+        )
         if vid is None:
             self._has_pairs = False
             return
@@ -239,13 +253,16 @@ class SqliteStore(IdentityStore):
             if self._version is None:
                 return _NO_MATCH
             try:
-                return self._lookup(imei, imeisv)
+                found = self._lookup(imei, imeisv)
             except sqlite3.OperationalError:
                 # the version we cached may have been pruned by another process: re-read once
                 self._refresh()
                 if self._version is None:
                     return _NO_MATCH
-                return self._lookup(imei, imeisv)
+                found = self._lookup(imei, imeisv)
+            if self._ref_loaded:
+                return self._with_reference(found, imei)
+            return found
         except sqlite3.Error as e:
             raise StoreUnavailableError(f"sqlite lookup: {e}") from e
 
@@ -292,6 +309,74 @@ class SqliteStore(IdentityStore):
         if sv is None and ie is None and rng is None:
             return _NO_MATCH
         return Lookup(imeisv=sv, imei=ie, range=rng)
+
+    def _with_reference(self, found: Lookup, imei: str) -> Lookup:
+        device = registration = None
+        for tbl, v in self._conn().execute(
+            "SELECT tbl, v FROM ref WHERE (tbl = 'tac' AND k = ?1) OR (tbl = 'registration' AND k = ?2)",
+            (imei[:8], imei[:14]),
+        ):
+            if tbl == "tac":
+                device = v
+            else:
+                registration = v
+        return Lookup(
+            imeisv=found.imeisv,
+            imei=found.imei,
+            range=found.range,
+            tac_table="tac" in self._ref_loaded,
+            device=device,
+            registration_list="registration" in self._ref_loaded,
+            registration=registration,
+        )
+
+    # --- reference tables -----------------------------------------------------------------------
+    async def import_reference(
+        self, table: str, rows: Iterable[tuple[str, str]], *, source: str
+    ) -> ReferenceTable:
+        def run() -> ReferenceTable:
+            con = _connect(self.path)
+            try:
+                con.execute("BEGIN IMMEDIATE")
+                try:
+                    con.execute("DELETE FROM ref WHERE tbl = ?", (table,))
+                    con.executemany(
+                        "INSERT OR REPLACE INTO ref VALUES (?, ?, ?)", ((table, k, v) for k, v in rows)
+                    )
+                    n = con.execute("SELECT count(*) FROM ref WHERE tbl = ?", (table,)).fetchone()[0]
+                    meta = ReferenceTable(name=table, rows=n, source=source, created=time.time())
+                    con.execute(
+                        "INSERT OR REPLACE INTO ref_meta VALUES (?, ?, ?, ?)",
+                        (table, n, source, meta.created),
+                    )
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                return meta
+            except sqlite3.Error as e:
+                raise StoreUnavailableError(f"sqlite import_reference: {e}") from e
+            finally:
+                con.close()
+
+        async with self._write_lock:
+            meta = await asyncio.to_thread(run)
+        self._refresh()
+        return meta
+
+    async def reference_tables(self) -> list[ReferenceTable]:
+        try:
+            rows = self._conn().execute("SELECT tbl, rows, source, created FROM ref_meta WHERE rows > 0")
+            return [ReferenceTable(name=t, rows=n, source=s, created=c) for t, n, s, c in rows]
+        except sqlite3.Error as e:
+            raise StoreUnavailableError(f"sqlite reference_tables: {e}") from e
+
+    async def reference(self, table: str, key: str) -> str | None:
+        try:
+            row = self._conn().execute("SELECT v FROM ref WHERE tbl = ? AND k = ?", (table, key)).fetchone()
+        except sqlite3.Error as e:
+            raise StoreUnavailableError(f"sqlite reference: {e}") from e
+        return None if row is None else str(row[0])
 
     async def imsi_rules(self, imsi: str, imei: str) -> ImsiRules:
         try:
