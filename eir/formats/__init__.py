@@ -57,6 +57,8 @@ def detect_header(first_line: str, filename: str = "") -> str | None:
         return "gsma-tac" if cols and cols[0] == "tac" and "marketing name" in cols else None
     cols = [c.strip().strip('"').lower() for c in t.split(",")]
     s = set(cols)
+    if {"imei", "reporting_date"} <= s:  # before eir: a stolen list has a status column too
+        return "dirbs-stolen"
     if {"imei", "status"} <= s:
         return "eir"
     if {"imei", "block_date", "reasons"} <= s:
@@ -65,8 +67,6 @@ def detect_header(first_line: str, filename: str = "") -> str | None:
         if "change_type" in s or DELTA_NAME.search(os.path.basename(filename)):
             return "dirbs-blacklist-delta"
         return "dirbs-blacklist"
-    if {"imei", "reporting_date"} <= s:
-        return "dirbs-stolen"
     if "approved_imei" in s:
         return "dirbs-registration"
     if cols == ["golden_imei"]:
