@@ -327,7 +327,8 @@ async def test_barred_barred_tac_golden_and_open5gs(tmp_path: Path) -> None:
         ("golden.csv", f"golden_imei\n{B2}\n35693803-64380\n"),
         (
             "open5gs.json",
-            f'{{"_id": {{"$oid": "a"}}, "pei": "imei-{B3}5", "supi": "imsi-{IMSI}", "status": "greylisted"}}\n'
+            f'{{"_id": {{"$oid": "a"}}, "pei": "imei-{B3}5", "supi": "imsi-{IMSI}", '
+            '"status": "greylisted"}\n'
             '{"pei": "imeisv-3569380356439301", "status": "BLACK"}\n'
             "not json\n"
             '{"pei": "35693803564394", "status": "purple"}\n',
@@ -360,8 +361,8 @@ def gsma_file(tmp: Path) -> Path:
         tmp,
         "tac.txt",
         GSMA_HEADER + "\n"
-        "35693803|Galaxy X|SM-X100|Samsung Korea|GSM 900,LTE FDD BAND 1|01-Jan-2020|410|0|M1|LTE|Samsung|Galaxy X|"
-        "Android|Y|Y|Y|Smartphone\n"
+        "35693803|Galaxy X|SM-X100|Samsung Korea|GSM 900,LTE FDD BAND 1|01-Jan-2020|410|0|M1|LTE|"
+        "Samsung|Galaxy X|Android|Y|Y|Y|Smartphone\n"
         "86700000|Router|R1|Acme|LTE|02-Feb-2021|156|0|M2|LTE|Acme|R1||N|N|Y|Modem\n"
         "8670000|short|tac|x|x|x|x|x|x|x|x|x|x|x|x|x|x\n"  # line 4
         "35693803|dup|x|x|x|x|x|x|x|x|x|x|x|x|x|x|x\n"
@@ -384,7 +385,7 @@ async def test_gsma_tac_table_and_the_tac_not_allocated_rule(tmp_path: Path) -> 
 
     store = MemoryStore()
     await import_parsed(
-        store, as_list(parse_file(write(tmp_path, "bl.csv", f"imei,block_date,reasons\n35000000000001,,\n")))
+        store, as_list(parse_file(write(tmp_path, "bl.csv", "imei,block_date,reasons\n35000000000001,,\n")))
     )
     c = checker(store)
     unallocated = "35000000000002"
