@@ -56,6 +56,7 @@ def test_the_walk_finds_every_command() -> None:
         "eir check",
         "eir lists import",
         "eir lists export",
+        "eir lists observations",
         "eir lists versions",
         "eir lists rollback",
         "eir sim mme",
