@@ -373,7 +373,7 @@ async def _import_reference(
         )
         return EXIT_OK if parsed.ok else EXIT_FAILURE
     try:
-        table, v = await import_reference(
+        table = await import_reference(
             store, parsed, skip_bad=args.skip_bad, source="stdin" if args.path == "-" else None
         )
     except ListFileError as e:
@@ -382,7 +382,7 @@ async def _import_reference(
     t_all = time.monotonic() - t0
     print(
         f"imported the {table.name} table ({parsed.format} from {os.path.basename(args.path)}): "
-        f"{parsed.summary()}; now {table.rows} {table.name} records; list version {v.id} "
+        f"{parsed.summary()}; now {table.rows} {table.name} records "
         f"in {t_all:.2f}s ({_rate(parsed.rows, t_all)})"
     )
     return EXIT_OK

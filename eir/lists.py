@@ -639,18 +639,18 @@ async def slice_removals(store: IdentityStore, tag: str) -> list[ListEntry | Pai
 
 async def import_reference(
     store: IdentityStore, parsed: ParsedReference, *, source: str | None = None, skip_bad: bool = False
-) -> tuple[ReferenceTable, ListVersion]:
-    """Replace a reference table atomically, then start a new list version (the same lists) so
-    that every server drops the answers it cached and sees the table: the version flip is how all
-    backends already announce a change. The version's source names the table."""
+) -> ReferenceTable:
+    """Replace a reference table atomically; every server's watch drops its cached answers
+    (IdentityStore.import_reference). Into a store with no list version yet, an empty one is
+    made first, so that there is a version to announce."""
     if not parsed.ok and not skip_bad:
         raise ListFileError(
             f"{parsed.path}: {parsed.bad_count} bad rows, nothing imported\n{parsed.report()}"
         )
     src = source or os.path.basename(parsed.path)
-    table = await store.import_reference(parsed.table, parsed.items, source=f"{parsed.format}: {src}")
-    v = await store.import_version([], [], source=f"{parsed.table} table: {src}", delta=True)
-    return table, v
+    if await store.active_version() is None:
+        await store.import_version([], [], source="empty (before a reference table)")
+    return await store.import_reference(parsed.table, parsed.items, source=f"{parsed.format}: {src}")
 
 
 async def import_parsed(

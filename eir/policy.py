@@ -44,7 +44,6 @@ Strictness: white = unknown < grey < black.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +51,7 @@ from datetime import UTC, datetime
 
 from eir.config import PolicyConfig
 from eir.formats._common import parse_tagged
+from eir.formats.records import decode
 from eir.model import CheckRequest, Status, Verdict
 from eir.store.base import EntryKind, ImsiRules, ListEntry, Lookup, Sightings
 from protocols.imei import BadIdentity, IdentityForm, bad_check_digit_detail, parse_identity
@@ -90,22 +90,13 @@ def reason_text(reason: str | None) -> str:
     return f"[{tag}] " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in meta.items())
 
 
-_DEVICE_KEYS = ("brand_name", "make", "model_name", "model", "marketing_name", "manufacturer")
-
-
-def device_text(record: str | None) -> str:
-    """A TAC-table / registration record (JSON) as ``brand model (device type, OS)``."""
-    if not record:
-        return ""
-    try:
-        d = json.loads(record)
-    except ValueError:
-        return record[:200]
-    if not isinstance(d, dict):
-        return record[:200]
+def device_text(table: str, record: str | None) -> str:
+    """A TAC-table / registration record (eir/formats/records.py) as ``brand model (device type,
+    OS, radio)``."""
+    d = decode(table, record)
     brand = d.get("brand_name") or d.get("make") or d.get("manufacturer") or ""
     model = d.get("model_name") or d.get("model") or d.get("marketing_name") or ""
-    extra = [str(d[k]) for k in ("device_type", "operating_system", "radio_interface") if d.get(k)]
+    extra = [d[k] for k in ("device_type", "operating_system", "radio_interface") if d.get(k)]
     text = f"{brand} {model}".strip() or "(no name)"
     return text + (f" ({', '.join(extra)})" if extra else "")
 
@@ -400,7 +391,13 @@ class Policy:
                         )
                     )
             elif steps is not None:
-                steps.append(Step(rule="registered", outcome="yes", detail=device_text(lookup.registration)))
+                steps.append(
+                    Step(
+                        rule="registered",
+                        outcome="yes",
+                        detail=device_text("registration", lookup.registration),
+                    )
+                )
         elif steps is not None and lookup.registration_list:
             steps.append(Step(rule="registered", outcome="skipped", detail="policy.not_registered disabled"))
         if lookup.tac_table and self.tac_rule is not None:
@@ -438,10 +435,14 @@ class Policy:
         """``--explain``: the device the TAC table (or the registration list) says this is."""
         if lookup.device is not None:
             return Step(
-                rule="device", outcome="tac table", detail=f"TAC {imei[:8]}: {device_text(lookup.device)}"
+                rule="device",
+                outcome="tac table",
+                detail=f"TAC {imei[:8]}: {device_text('tac', lookup.device)}",
             )
         if lookup.registration is not None:
-            return Step(rule="device", outcome="registered", detail=device_text(lookup.registration))
+            return Step(
+                rule="device", outcome="registered", detail=device_text("registration", lookup.registration)
+            )
         if lookup.tac_table:
             return Step(rule="device", outcome="unknown", detail=f"TAC {imei[:8]} is not in the TAC table")
         return Step(rule="device", outcome="unknown", detail="no TAC table loaded")

@@ -30,13 +30,13 @@ list (their reason tag) and leaves the others: a blacklist import does not wipe 
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING
 
 from eir.formats._common import dirbs_date, format_tagged, imei_dirbs, rows_of
+from eir.formats.records import REGISTRATION_FIELDS, SEP
 from eir.model import Status
 from eir.store.base import EntryKind, ListEntry, Pairing, PairingKind
 
@@ -258,9 +258,6 @@ def _entry(key: str, status: Status, reason: str | None) -> ListEntry:
     return ListEntry(kind=EntryKind.IMEI, key=key, status=status, reason=reason)
 
 
-_REG_FIELDS = ("make", "model", "model_number", "brand_name", "device_type", "radio_interface", "device_id")
-
-
 def parse_registration(
     f: IO[str], name: str, out: ParsedReference, *, progress: Callable[[], None] | None = None
 ) -> None:
@@ -278,7 +275,8 @@ def parse_registration(
     ncols = len(header)
     norm = out.normalised
     seen = out.seen
-    fields = [(k, col[k]) for k in _REG_FIELDS if k in col]
+    where = [col.get(k, -1) for k in REGISTRATION_FIELDS]
+    join = SEP.join
     i_status = col.get("status")
     nrows = 0
     t0 = time.monotonic()
@@ -308,6 +306,6 @@ def parse_registration(
             out.duplicates += 1
             continue
         seen[key] = line
-        out.items.append((key, json.dumps({k: row[i].strip() for k, i in fields if row[i].strip()})))
+        out.items.append((key, join([row[i] if i >= 0 else "" for i in where])))
     out.rows = nrows
     out.seconds = time.monotonic() - t0

@@ -6,18 +6,18 @@
   tests write sample rows).
 * ``pyhss-tac``: ``tac,name,model`` (PyHSS's TAC database import), for users migrating from it.
 
-Both become the ``tac`` reference table (TAC → device, JSON with snake_case field names): not a
+Both become the ``tac`` reference table (TAC → device record, eir/formats/records.py): not a
 black/white list, but what the ``tac_not_allocated`` rule and ``eir check --explain`` read.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING
 
 from eir.formats._common import rows_of
+from eir.formats.records import SEP, TAC_FIELDS
 
 if TYPE_CHECKING:
     from eir.lists import ParsedReference
@@ -68,12 +68,15 @@ def parse_tac_table(
         )
     out.ignored_columns = [c for c in cols if c not in expected]
     i_tac = cols.index("tac")
-    fields = [
-        (_PYHSS_AS.get(c, c.replace(" ", "_")), i) for i, c in enumerate(cols) if c in expected and c != "tac"
-    ]
+    # the record: the file's cells in TAC_FIELDS order (eir/formats/records.py); a GSMA file in
+    # its standard column order is one slice and one join per row
+    names = [_PYHSS_AS.get(c, c.replace(" ", "_")) for c in cols]
+    where = [names.index(f) if f in names else -1 for f in TAC_FIELDS]
+    standard = i_tac == 0 and where == list(range(1, len(TAC_FIELDS) + 1))
     ncols = len(cols)
     seen = out.seen
-    dumps = json.dumps
+    append = out.items.append
+    join = SEP.join
     nrows = 0
     t0 = time.monotonic()
     for line, row in rows:
@@ -83,14 +86,16 @@ def parse_tac_table(
         if len(row) != ncols:
             out.bad_row(line, f"{len(row)} columns, the header has {ncols}", row)
             continue
-        tac = row[i_tac].strip()
+        tac = row[i_tac]
         if len(tac) != 8 or not tac.isdigit() or not tac.isascii():
-            out.bad_row(line, f"not a TAC (8 digits): {tac!r}", row)
-            continue
+            tac = tac.strip()
+            if len(tac) != 8 or not tac.isdigit() or not tac.isascii():
+                out.bad_row(line, f"not a TAC (8 digits): {tac!r}", row)
+                continue
         if tac in seen:
             out.duplicates += 1
             continue
         seen[tac] = line
-        out.items.append((tac, dumps({k: v for k, i in fields if (v := row[i].strip())})))
+        append((tac, join(row[1:]) if standard else join([row[i] if i >= 0 else "" for i in where])))
     out.rows = nrows
     out.seconds = time.monotonic() - t0

@@ -132,11 +132,11 @@ class Lookup:
     tac_table: bool = False
     """A ``tac`` reference table is loaded (the ``tac_not_allocated`` rule is silent without)."""
     device: str | None = None
-    """The ``tac`` table's record (JSON) of the IMEI's TAC, when the table has it."""
+    """The ``tac`` table's record of the IMEI's TAC, when the table has it."""
     registration_list: bool = False
     """A ``registration`` reference table is loaded."""
     registration: str | None = None
-    """The ``registration`` table's record (JSON) of the IMEI, when it is registered."""
+    """The ``registration`` table's record of the IMEI, when it is registered."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -168,7 +168,7 @@ class Sightings:
 REFERENCE_TABLES = ("tac", "registration")
 """Reference tables (not lists: data the rules and explanations read) — ``tac``: 8-digit TAC →
 device record (GSMA TAC database, PyHSS); ``registration``: 14-digit IMEI → device record (DIRBS
-registration list). Values are JSON text; the store keeps them opaque."""
+registration list). Values are records (eir/formats/records.py); the store keeps them opaque."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -266,8 +266,10 @@ class IdentityStore(abc.ABC):
     ) -> ReferenceTable:
         """Replace ``table`` with ``rows`` (key, value) atomically (a failure leaves the old one).
         An empty ``rows`` unloads the table. ``lookup`` answers from it (``Lookup.device``,
-        ``.registration``) at the latest once the next list version is active:
-        eir.lists.import_reference starts one, so that cached answers are dropped everywhere."""
+        ``.registration``) at once, and every ``watch`` callback (of this handle and, as for a
+        version flip, of the other processes) is called with the active version id — the same
+        id: the lists did not change, but answers cached per version must be dropped. The tables
+        are not versioned: a rollback leaves them."""
 
     @abc.abstractmethod
     async def reference_tables(self) -> list[ReferenceTable]:

@@ -143,6 +143,9 @@ class MemoryStore(IdentityStore):
             self._ref.pop(table, None)
         self._tac = self._ref["tac"][1] if "tac" in self._ref else None
         self._reg = self._ref["registration"][1] if "registration" in self._ref else None
+        if self._active is not None:
+            for cb in list(self._callbacks):
+                cb(self._active.meta.id)
         return meta
 
     async def reference_tables(self) -> list[ReferenceTable]:

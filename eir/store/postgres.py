@@ -376,10 +376,16 @@ class PostgresStore(PushedChanges, IdentityStore):
                     source,
                     created,
                 )
+                # the watchers of every process drop their cached answers (base.import_reference)
+                vid = await con.fetchval("SELECT version_id FROM eir_active")
+                if vid is not None:
+                    await con.execute("SELECT pg_notify($1, $2)", CHANNEL, f"{vid} {self._token}")
         except _UNAVAILABLE as e:
             raise self._unavailable(e) from e
         except asyncpg.PostgresError as e:
             raise StoreError(f"PostgreSQL import_reference: {type(e).__name__}: {e}") from e
+        if vid is not None:
+            self._fire(int(vid))
         return ReferenceTable(name=table, rows=n, source=source, created=created)
 
     async def reference_tables(self) -> list[ReferenceTable]:

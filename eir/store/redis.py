@@ -400,12 +400,18 @@ class RedisStore(PushedChanges, IdentityStore):
                 else:
                     pipe.delete(key, meta_key)
                 await pipe.execute()
+            # the watchers of every instance drop their cached answers (base.import_reference)
+            vid = await r.get(self._k("active"))
+            if vid is not None:
+                await r.publish(self.channel, f"{vid} {self._token}")
         except _UNAVAILABLE as e:
             raise self._unavailable(e) from e
         except RedisError as e:
             with contextlib.suppress(*_UNAVAILABLE, RedisError):
                 await r.delete(tmp)
             raise StoreError(f"Redis import_reference: {e}") from e
+        if vid is not None:
+            self._fire(int(vid))
         return ReferenceTable(name=table, rows=n, source=source, created=created)
 
     async def reference_tables(self) -> list[ReferenceTable]:

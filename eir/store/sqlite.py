@@ -43,6 +43,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from eir.model import Status
 from eir.store.base import (
+    REFERENCE_TABLES,
     EntryKind,
     EntryRows,
     IdentityStore,
@@ -130,6 +131,9 @@ class SqliteStore(IdentityStore):
         self._prune_stop = threading.Event()
         self._write_lock = asyncio.Lock()
         self._ref_loaded: frozenset[str] = frozenset()
+        self._sql_ref: tuple[str, str] = ("", "")
+        self._tac: dict[int, str] | None = None
+        self._ref_stamp: str | None = None
 
     # --- connection ----------------------------------------------------------------------------
     async def open(self) -> None:
@@ -148,9 +152,8 @@ class SqliteStore(IdentityStore):
             )
             # reference tables (TAC → device, registered IMEIs): one table, replaced per name in a
             # transaction; not versioned with the lists
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS ref(tbl TEXT, k TEXT, v TEXT, PRIMARY KEY(tbl, k)) WITHOUT ROWID"
-            )
+            for t in REFERENCE_TABLES:  # digit keys as integers: a lookup is one rowid seek
+                db.execute(f"CREATE TABLE IF NOT EXISTS ref_{t}(k INTEGER PRIMARY KEY, v TEXT)")
             db.execute(
                 "CREATE TABLE IF NOT EXISTS ref_meta(tbl TEXT PRIMARY KEY, rows INTEGER, source TEXT, "
                 "created REAL)"
@@ -202,7 +205,18 @@ class SqliteStore(IdentityStore):
         self._data_version = db.execute("PRAGMA data_version").fetchone()[0]
         row = db.execute("SELECT v FROM meta WHERE k = 'active_version'").fetchone()
         vid = None if row is None else int(row[0])
-        changed = vid != self._version
+        # a reference table replaced (by any process) counts as a change too: answers cached per
+        # version must be dropped though the version id stays
+        stamp = db.execute(
+            "SELECT group_concat(tbl || ':' || rows || ':' || created) FROM ref_meta"
+        ).fetchone()[0]
+        changed = vid != self._version or stamp != self._ref_stamp
+        if stamp != self._ref_stamp:
+            # The TAC table is held in memory (a GSMA file has a few hundred thousand TACs): a dict
+            # lookup instead of another arm in the lookup statement, which cost ~1.5 us a check.
+            has_tac = db.execute("SELECT 1 FROM ref_meta WHERE tbl = 'tac' AND rows > 0").fetchone()
+            self._tac = dict(db.execute("SELECT k, v FROM ref_tac").fetchall()) if has_tac else None
+        self._ref_stamp = stamp
         self._set_version(vid)
         return changed
 
@@ -231,6 +245,10 @@ class SqliteStore(IdentityStore):
             # without an IMEISV: one key, half the cost of the OR above (a point search, not two)
             f"SELECT 0, k, st, imsi, reason, NULL, NULL, NULL FROM x_{vid} WHERE k = ?1 {segment}",
         )
+        # with a registration list loaded: the same statements plus its row (tag 3), still one
+        # statement per lookup (the TAC table is in memory: _refresh)
+        ref = "UNION ALL SELECT 3, NULL, NULL, NULL, v, NULL, NULL, NULL FROM ref_registration WHERE k = ?3"
+        self._sql_ref = (f"{self._sql[0]} {ref}", f"{self._sql[2]} {ref}")
 
     def _poll(self) -> None:
         """Cheap change check: PRAGMA data_version first, the meta row only when it moved."""
@@ -251,7 +269,7 @@ class SqliteStore(IdentityStore):
         try:
             self._maybe_poll()
             if self._version is None:
-                return _NO_MATCH
+                return self._with_reference(_NO_MATCH, imei) if self._ref_loaded else _NO_MATCH
             try:
                 found = self._lookup(imei, imeisv)
             except sqlite3.OperationalError:
@@ -260,8 +278,6 @@ class SqliteStore(IdentityStore):
                 if self._version is None:
                     return _NO_MATCH
                 found = self._lookup(imei, imeisv)
-            if self._ref_loaded:
-                return self._with_reference(found, imei)
             return found
         except sqlite3.Error as e:
             raise StoreUnavailableError(f"sqlite lookup: {e}") from e
@@ -269,12 +285,21 @@ class SqliteStore(IdentityStore):
     def _lookup(self, imei: str, imeisv: str | None) -> Lookup:
         n = int(imei)
         sv = ie = rng = None
-        if imeisv is None:
+        loaded = self._ref_loaded
+        registration = None
+        if "registration" in loaded:
+            if imeisv is None:
+                rows = self._conn().execute(self._sql_ref[1], (n, None, n))
+            else:
+                rows = self._conn().execute(self._sql_ref[0], (n, SV_OFFSET + int(imeisv), n))
+        elif imeisv is None:
             rows = self._conn().execute(self._sql[2], (n,))
         else:
             rows = self._conn().execute(self._sql[0], (n, SV_OFFSET + int(imeisv)))
         for tag, k, st, imsi, reason, kind, first, last in rows:
-            if tag == 1:  # the segment with the greatest start <= n: does it reach n?
+            if tag == 3:
+                registration = reason
+            elif tag == 1:  # the segment with the greatest start <= n: does it reach n?
                 if k < n:
                     continue
                 if kind == 1:
@@ -306,20 +331,29 @@ class SqliteStore(IdentityStore):
                 ie = ListEntry(
                     kind=EntryKind.IMEI, key=f"{k:014d}", status=_ST_BACK[st], imsi=imsi, reason=reason
                 )
+        if loaded:
+            tac = self._tac
+            return Lookup(
+                imeisv=sv,
+                imei=ie,
+                range=rng,
+                tac_table=tac is not None,
+                device=tac.get(n // TAC_SPAN) if tac is not None else None,
+                registration_list="registration" in loaded,
+                registration=registration,
+            )
         if sv is None and ie is None and rng is None:
             return _NO_MATCH
         return Lookup(imeisv=sv, imei=ie, range=rng)
 
     def _with_reference(self, found: Lookup, imei: str) -> Lookup:
         device = registration = None
-        for tbl, v in self._conn().execute(
-            "SELECT tbl, v FROM ref WHERE (tbl = 'tac' AND k = ?1) OR (tbl = 'registration' AND k = ?2)",
-            (imei[:8], imei[:14]),
-        ):
-            if tbl == "tac":
-                device = v
-            else:
-                registration = v
+        con = self._conn()
+        if self._tac is not None:
+            device = self._tac.get(int(imei[:8]))
+        if "registration" in self._ref_loaded:
+            row = con.execute("SELECT v FROM ref_registration WHERE k = ?", (int(imei[:14]),)).fetchone()
+            registration = row and row[0]
         return Lookup(
             imeisv=found.imeisv,
             imei=found.imei,
@@ -334,16 +368,23 @@ class SqliteStore(IdentityStore):
     async def import_reference(
         self, table: str, rows: Iterable[tuple[str, str]], *, source: str
     ) -> ReferenceTable:
+        if table not in REFERENCE_TABLES:
+            raise StoreError(f"no reference table {table!r} (one of {', '.join(REFERENCE_TABLES)})")
+
+        def keyed() -> Iterator[tuple[int, str]]:
+            for k, v in rows:
+                if not (k.isdigit() and k.isascii()):
+                    raise StoreError(f"reference table {table}: key {k!r} is not digits")
+                yield int(k), v
+
         def run() -> ReferenceTable:
             con = _connect(self.path)
             try:
                 con.execute("BEGIN IMMEDIATE")
                 try:
-                    con.execute("DELETE FROM ref WHERE tbl = ?", (table,))
-                    con.executemany(
-                        "INSERT OR REPLACE INTO ref VALUES (?, ?, ?)", ((table, k, v) for k, v in rows)
-                    )
-                    n = con.execute("SELECT count(*) FROM ref WHERE tbl = ?", (table,)).fetchone()[0]
+                    con.execute(f"DELETE FROM ref_{table}")
+                    con.executemany(f"INSERT OR REPLACE INTO ref_{table} VALUES (?, ?)", keyed())
+                    n = con.execute(f"SELECT count(*) FROM ref_{table}").fetchone()[0]
                     meta = ReferenceTable(name=table, rows=n, source=source, created=time.time())
                     con.execute(
                         "INSERT OR REPLACE INTO ref_meta VALUES (?, ?, ?, ?)",
@@ -362,6 +403,9 @@ class SqliteStore(IdentityStore):
         async with self._write_lock:
             meta = await asyncio.to_thread(run)
         self._refresh()
+        if self._version is not None:
+            for cb in list(self._callbacks):
+                cb(self._version)
         return meta
 
     async def reference_tables(self) -> list[ReferenceTable]:
@@ -373,7 +417,9 @@ class SqliteStore(IdentityStore):
 
     async def reference(self, table: str, key: str) -> str | None:
         try:
-            row = self._conn().execute("SELECT v FROM ref WHERE tbl = ? AND k = ?", (table, key)).fetchone()
+            if table not in REFERENCE_TABLES or not (key.isdigit() and key.isascii()):
+                return None
+            row = self._conn().execute(f"SELECT v FROM ref_{table} WHERE k = ?", (int(key),)).fetchone()
         except sqlite3.Error as e:
             raise StoreUnavailableError(f"sqlite reference: {e}") from e
         return None if row is None else str(row[0])

@@ -6,7 +6,6 @@ checker — notifications with a moved clock — and exported back (a round trip
 from __future__ import annotations
 
 import io
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from eir.checker import PolicyChecker
 from eir.config import Config, load_config
 from eir.formats import detect, detect_header
 from eir.formats.export import day_bounds, export_dirbs, export_observations
+from eir.formats.records import decode, encode
 from eir.lists import (
     ListFileError,
     ParsedList,
@@ -377,7 +377,7 @@ async def test_gsma_tac_table_and_the_tac_not_allocated_rule(tmp_path: Path) -> 
         (4, "not a TAC (8 digits): '8670000'"),
         (6, "3 columns, the header has 17"),
     ]
-    device = json.loads(dict(parsed.items)["35693803"])
+    device = decode("tac", dict(parsed.items)["35693803"])
     assert device["brand_name"] == "Samsung" and device["device_type"] == "Smartphone"
     assert device["allocation_date"] == "01-Jan-2020" and "operating_system" in device
     with pytest.raises(ListFileError, match="2 bad rows, nothing imported"):
@@ -390,8 +390,8 @@ async def test_gsma_tac_table_and_the_tac_not_allocated_rule(tmp_path: Path) -> 
     c = checker(store)
     unallocated = "35000000000002"
     assert await verdict(c, unallocated) == ("white", "default")  # no table: the rule is silent
-    table, version = await import_reference(store, parsed, skip_bad=True)
-    assert table.rows == 2 and version.source == "tac table: tac.txt"
+    table = await import_reference(store, parsed, skip_bad=True)
+    assert (table.rows, table.source) == (2, "gsma-tac: tac.txt")
     assert await verdict(c, unallocated) == ("grey", "tac_not_allocated")  # the new version dropped the cache
     assert await verdict(c, "35000000000001") == ("black", "imei")  # a listed IMEI keeps its list verdict
     assert await verdict(c, B1) == ("white", "default")
@@ -526,3 +526,11 @@ def test_observations_as_a_dirbs_operator_dump() -> None:
     ]
     with pytest.raises(ValueError, match="before --since"):
         day_bounds("20260105", "20260101", 0)
+
+
+def test_records_round_trip_and_refuse_unknown_fields() -> None:
+    rec = encode("registration", {"make": "Nokia", "model": "3310", "device_id": "d1"})
+    assert decode("registration", rec) == {"make": "Nokia", "model": "3310", "device_id": "d1"}
+    assert decode("tac", None) == {}
+    with pytest.raises(ValueError, match="no field colour"):
+        encode("tac", {"colour": "red"})
