@@ -58,6 +58,7 @@ __all__ = [
     "import_files",
     "import_parsed",
     "import_reference",
+    "import_text",
     "parse_csv",
     "parse_file",
     "report_dict",
@@ -680,6 +681,41 @@ async def import_parsed(
     pk = _PAIR_STATUS[parsed.kind]
     old = [p for p in await store.pairings() if p.kind is pk]
     return await store.import_version([], parsed.pairings, source=src, delta=True, removals=old)
+
+
+async def import_text(
+    store: IdentityStore,
+    text: str,
+    *,
+    fmt: str | None = None,
+    kind: str = "equipment",
+    dry_run: bool = False,
+    skip_bad: bool = False,
+    name: str = "upload",
+) -> dict[str, Any]:
+    """Validate and import a list file given as text (the admin API's ``POST /lists/import`` and
+    other in-process callers): any format of :func:`parse_file`, recognised by its header when
+    ``fmt`` is None. Returns :func:`report_dict` plus ``version`` (the new list version id, None
+    on a dry run or when bad rows stopped it), ``table`` for a reference table and ``imported``.
+    Raises ListFileError for a file that cannot be used at all."""
+    import io
+
+    buf = io.StringIO(text)
+    buf.name = name
+    parsed = parse_file(buf, fmt=fmt, kind=kind)
+    out = report_dict(parsed)
+    out.update(version=None, imported=False)
+    if isinstance(parsed, ParsedReference):
+        out["table"] = parsed.table
+    if dry_run or (not parsed.ok and not skip_bad):
+        return out
+    if isinstance(parsed, ParsedReference):
+        await import_reference(store, parsed, skip_bad=skip_bad, source=name)
+        out["version"] = await store.active_version()
+    else:
+        out["version"] = (await import_parsed(store, parsed, skip_bad=skip_bad, source=name)).id
+    out["imported"] = True
+    return out
 
 
 def removal_text(r: ListEntry | Pairing) -> str:

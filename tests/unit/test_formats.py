@@ -23,6 +23,7 @@ from eir.lists import (
     ParsedReference,
     import_parsed,
     import_reference,
+    import_text,
     parse_file,
     report_dict,
 )
@@ -534,3 +535,21 @@ def test_records_round_trip_and_refuse_unknown_fields() -> None:
     assert decode("tac", None) == {}
     with pytest.raises(ValueError, match="no field colour"):
         encode("tac", {"colour": "red"})
+
+
+async def test_import_text_for_the_admin_api() -> None:
+    store = MemoryStore()
+    bad = await import_text(store, f"imei,block_date,reasons\n{B1},20260101,a\nzz,,\n", name="bl.csv")
+    assert (bad["format"], bad["version"], bad["imported"]) == ("dirbs-blacklist", None, False)
+    assert bad["errors"] == [
+        {"line": 3, "reason": "not a DIRBS IMEI (1-16 hex digits, * or #): 'zz'", "text": "zz,,"}
+    ]
+    dry = await import_text(store, f"imei,block_date,reasons\n{B1},20260101,a\n", dry_run=True)
+    assert dry["imported"] is False and await store.active_version() is None
+    ok = await import_text(store, f"imei,block_date,reasons\n{B1},20260101,a\n")
+    assert ok["imported"] and ok["version"] == await store.active_version()
+    tac = await import_text(store, "tac,name,model\n35693803,Samsung,Galaxy X\n", fmt="pyhss-tac")
+    assert (tac["table"], tac["version"]) == ("tac", ok["version"])
+    assert (await store.lookup(B1)).device is not None
+    with pytest.raises(ListFileError):
+        await import_text(store, "", fmt="gsma-tac")
