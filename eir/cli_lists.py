@@ -115,6 +115,21 @@ def register(sub: Any) -> None:
     common(p)
     p.set_defaults(func=export_command, read_only=True)
 
+    p = ls.add_parser("sync", help="follow a central list: fetch a URL (if changed) and import it")
+    p.add_argument("--from", dest="url", help="http(s) URL of a list file (default: lists.sync_from)")
+    p.add_argument(
+        "--format", dest="fmt", choices=FORMATS, metavar="NAME", help="its format (default: by its header)"
+    )
+    p.add_argument(
+        "--every",
+        type=float,
+        metavar="SECONDS",
+        help="fetch again every SECONDS until stopped (default: lists.sync_interval; 0 = once)",
+    )
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds per request (30)")
+    common(p)
+    p.set_defaults(func=sync_command)
+
     p = ls.add_parser(
         "observations",
         help="write what the EIR saw as a DIRBS operator dump (date,imei,imsi,msisdn,rat)",
@@ -421,6 +436,57 @@ def export_command(args: argparse.Namespace) -> int:
                 return EXIT_FAILURE
             print(f"exported {n} rows to {args.path}", file=sys.stderr)
         return EXIT_OK
+
+    return _run(args, body)
+
+
+def sync_command(args: argparse.Namespace) -> int:
+    from eir.formats.sync import SyncError, fetch, remember
+    from eir.lists import ListFileError, ParsedReference, import_parsed, import_reference, parse_file
+
+    async def once(config: Config, store: Any, url: str) -> int:
+        try:
+            got = await asyncio.to_thread(fetch, url, config.data_dir, timeout=args.timeout)
+        except SyncError as e:
+            _err(str(e))
+            return EXIT_FAILURE
+        if got.status == 304 or got.path is None:
+            print(f"{url}: not modified")
+            return EXIT_OK
+        try:
+            parsed = parse_file(got.path, fmt=args.fmt)
+        except ListFileError as e:
+            _err(str(e))
+            return EXIT_FAILURE
+        if not parsed.ok:
+            _err(f"{url}: {parsed.bad_count} bad rows, nothing imported\n{parsed.report(20)}")
+            return EXIT_FAILURE
+        src = f"sync {got.path.name}"
+        if isinstance(parsed, ParsedReference):
+            table = await import_reference(store, parsed, source=src)
+            print(f"{url}: imported the {table.name} table ({parsed.format}): {parsed.summary()}")
+        else:
+            v = await import_parsed(store, parsed, source=src)
+            what = "delta" if parsed.delta else "full"
+            print(f"{url}: imported version {v.id} ({what} {parsed.format} list): {parsed.summary()}")
+        remember(url, config.data_dir, got)
+        return EXIT_OK
+
+    async def body(config: Config, store: Any) -> int:
+        url = args.url or config.lists.sync_from
+        if not url:
+            _err("no URL: give --from URL or set lists.sync_from")
+            return EXIT_CONFIG
+        every = config.lists.sync_interval if args.every is None else args.every
+        if every < 0:
+            _err("--every must be >= 0")
+            return EXIT_CONFIG
+        rc = await once(config, store, url)
+        while every > 0:
+            await asyncio.sleep(every)
+            rc = await once(config, store, url)
+            sys.stdout.flush()
+        return rc
 
     return _run(args, body)
 

@@ -272,6 +272,11 @@ class StoreConfig:
 class ListsConfig:
     import_on_start: list[str] = field(default_factory=list)
     """CSV files imported at start when the store holds no list yet (demo lists for ``make run``)."""
+    sync_from: str | None = None
+    """URL ``eir lists sync`` follows when it is given no ``--from`` (a central list: full or
+    DIRBS delta, any ``eir lists import`` format)."""
+    sync_interval: float = 0.0
+    """Seconds between ``eir lists sync`` fetches (conditional GETs); 0: fetch once and exit."""
 
 
 @dataclass(slots=True)

@@ -57,6 +57,7 @@ def test_the_walk_finds_every_command() -> None:
         "eir lists import",
         "eir lists export",
         "eir lists observations",
+        "eir lists sync",
         "eir lists versions",
         "eir lists rollback",
         "eir sim mme",
