@@ -304,14 +304,18 @@ def import_command(args: argparse.Namespace) -> int:
         t0 = time.monotonic()
         try:
             source: Any = sys.stdin if args.path == "-" else args.path
+            if source is sys.stdin and args.fmt is None:
+                # stdin cannot be peeked at: read it so that its header can say its format
+                import io
+
+                source = io.StringIO(sys.stdin.read())
+                source.name = "stdin"
             parsed = parse_file(
                 source,
                 fmt=args.fmt,
                 kind=args.kind,
                 delta=True if args.delta else None,
-                progress=None
-                if source is sys.stdin
-                else progress_bar(f"reading {os.path.basename(args.path)}"),
+                progress=None if args.path == "-" else progress_bar(f"reading {os.path.basename(args.path)}"),
             )
         except ListFileError as e:
             _err(str(e))
@@ -357,8 +361,9 @@ def import_command(args: argparse.Namespace) -> int:
             _err(str(e))
             return EXIT_FAILURE
         t_all = time.monotonic() - t0
+        listed = parsed.kind if parsed.format == "eir" else parsed.format
         print(
-            f"imported version {v.id} ({what} {parsed.kind} list from {os.path.basename(args.path)}): "
+            f"imported version {v.id} ({what} {listed} list from {os.path.basename(args.path)}): "
             f"{parsed.summary()}; now {counted(v.entries, 'entry', 'entries')}, "
             f"{counted(v.pairings, 'pairing/lock row')} "
             f"in {t_all:.2f}s ({_rate(parsed.rows, t_all)}; store {time.monotonic() - t1:.2f}s)"

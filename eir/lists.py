@@ -769,17 +769,33 @@ async def find_absent_removals(
 
 
 async def import_files(store: IdentityStore, paths: Iterable[str | Path]) -> ListVersion:
-    """Import equipment files as ONE version (``lists.import_on_start``); any bad row aborts."""
-    merged = ParsedList(path="+".join(str(p) for p in paths), kind="equipment", delta=False)
-    for p in paths:
-        parsed = parse_csv(p, kind="equipment", delta=False)
+    """Import list files at start (``lists.import_on_start``); any bad row aborts before anything
+    is imported. Files of our own format go in as ONE version; files of other formats (recognised
+    by their headers: a DIRBS list, a TAC table …) are then applied one after another, each the way
+    ``eir lists import`` applies it."""
+    paths = list(paths)
+    parsed_all = [(p, parse_file(p)) for p in paths]
+    for p, parsed in parsed_all:
         if not parsed.ok:
             raise ListFileError(f"{p}: {parsed.bad_count} bad rows, nothing imported\n{parsed.report(10)}")
+    own = [(p, x) for p, x in parsed_all if isinstance(x, ParsedList) and x.format == "eir"]
+    others = [x for _, x in parsed_all if x.format != "eir"]
+    merged = ParsedList(path="+".join(str(p) for p, _ in own), kind="equipment", delta=False)
+    for p, parsed in own:
+        if parsed.kind != "equipment" or parsed.delta:
+            raise ListFileError(f"{p}: lists.import_on_start takes full equipment files (imei,status,…)")
         merged.rows_.rows.extend(parsed.rows_.rows)
         merged.pairings.extend(parsed.pairings)
         merged.pairing_kinds |= parsed.pairing_kinds
         merged.rows += parsed.rows
-    return await import_parsed(store, merged, source=",".join(os.path.basename(str(p)) for p in paths))
+    names = ",".join(os.path.basename(str(p)) for p, _ in own) or "empty (before the other files)"
+    version = await import_parsed(store, merged, source=names)
+    for parsed in others:
+        if isinstance(parsed, ParsedReference):
+            await import_reference(store, parsed)
+        else:
+            version = await import_parsed(store, parsed)
+    return version
 
 
 # --- exporting ----------------------------------------------------------------------------------------

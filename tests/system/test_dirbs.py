@@ -115,3 +115,24 @@ def test_explain_shows_device_and_list_metadata(eir: Any) -> None:
         f"{BLACK},20250101,LOCAL STOLEN",
         f"{EXCEPTED},20250101,DUPLICATE",
     ]
+
+
+def test_stdin_is_recognised_by_its_header(tmp_path: Path) -> None:
+    import subprocess
+
+    from testkit.eirproc import clean_env, eir_command
+    from tests.system.test_cli_lists import Cli
+
+    cli = Cli(tmp_path)
+    r = subprocess.run(
+        [*eir_command(), "lists", "import", "-", "--config", str(cli.config)],
+        input=FILES["notifications.csv"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=clean_env(),
+    )
+    assert r.returncode == 0, r.stderr
+    assert "(full dirbs-notifications list from -)" in r.stdout
+    assert cli.ok("check", NOTIFIED_PAST).startswith("black  notification:notification:")

@@ -553,3 +553,22 @@ async def test_import_text_for_the_admin_api() -> None:
     assert (await store.lookup(B1)).device is not None
     with pytest.raises(ListFileError):
         await import_text(store, "", fmt="gsma-tac")
+
+
+async def test_import_on_start_takes_any_format(tmp_path: Path) -> None:
+    from eir.lists import import_files
+
+    own = write(tmp_path, "own.csv", f"imei,status\n{B2},white\n")
+    bl = write(tmp_path, "bl.csv", f"imei,block_date,reasons\n{B1},20260101,a\n")
+    tac = write(tmp_path, "tac.csv", "tac,name,model\n35693803,Samsung,Galaxy X\n")
+    store = MemoryStore()
+    await import_files(store, [tac, bl, own])
+    c = checker(store)
+    assert await verdict(c, B1) == ("black", "imei")
+    assert await verdict(c, B2) == ("white", "imei")
+    assert await verdict(c, "49015420323751") == ("grey", "tac_not_allocated")
+    bad = write(tmp_path, "bad.csv", "imei,block_date,reasons\nzz,20260101,a\n")
+    empty = MemoryStore()
+    with pytest.raises(ListFileError, match="1 bad rows, nothing imported"):
+        await import_files(empty, [own, bad])
+    assert await empty.versions() == []
