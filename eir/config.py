@@ -271,7 +271,8 @@ class StoreConfig:
 @dataclass(slots=True)
 class ListsConfig:
     import_on_start: list[str] = field(default_factory=list)
-    """CSV files imported at start when the store holds no list yet (demo lists for ``make run``)."""
+    """List files imported at start when the store holds no list yet (demo lists for ``make run``):
+    any ``eir lists import`` format, recognised by its header (a DIRBS list, a GSMA TAC file …)."""
     sync_from: str | None = None
     """URL ``eir lists sync`` follows when it is given no ``--from`` (a central list: full or
     DIRBS delta, any ``eir lists import`` format)."""
