@@ -18,24 +18,24 @@ Order (the first rule that decides wins, except where a later rule may only make
 3. ``imei`` — an exact IMEI entry.
 4. ``range`` / ``tac`` — the narrowest range or TAC containing the IMEI.
    (Steps 2-4 pick the most specific list entry; when none matches, step 7's default stands in.)
+   ``notification`` — when that entry came from a DIRBS notification list: ``policy.notifications.
+   before`` (grey) until its block date and ``.after`` (black) from it — a time-dependent verdict,
+   evaluated against the injected wall clock (UTC dates).
 5. ``pairing`` — the IMSI is paired with this IMEI (an exception list, as DIRBS has): white
    whatever the lists said. Final: a pairing is an operator's explicit word on this IMSI+IMEI, so
    neither a lock nor a clone suspicion overrides it.
    ``lock`` — the IMSI is locked to its listed IMEIs and this IMEI is not one of them →
    ``policy.lock_verdict``, unless the lists already gave something as strict or stricter.
-6. ``clone`` — the IMEI was seen with ≥ ``max_imsis`` distinct IMSIs, or (``distinct_origins``)
-   from two different origins, within ``window`` → ``policy.clone.verdict``, again only when that
-   is stricter: a black entry stays black; white (or unknown) becomes grey. Clone suspicion never
-   makes anything *more* permissive.
-   Reference rules, only for an IMEI that no list entry matched (an IMEI on a list keeps that
-   list's verdict) and no pairing excepted — the stricter of the two decides:
+   Before the lock, the reference rules, only for an IMEI that no list entry matched (an IMEI
+   on a list keeps that list's verdict) and no pairing excepted — the stricter of the two decides:
    ``not_registered`` — a registration list is loaded and lacks the IMEI →
    ``policy.not_registered.verdict`` (DIRBS ``not_on_registration_list``);
    ``tac_not_allocated`` — a TAC reference table is loaded and lacks the IMEI's TAC →
    ``policy.tac_not_allocated.verdict`` (DIRBS ``gsma_not_found``). Both silent without their table.
-   ``notification`` — an entry from a DIRBS notification list is ``policy.notifications.before``
-   (grey) until its block date and ``.after`` (black) from it: a time-dependent verdict, evaluated
-   against the injected wall clock (UTC dates).
+6. ``clone`` — the IMEI was seen with ≥ ``max_imsis`` distinct IMSIs, or (``distinct_origins``)
+   from two different origins, within ``window`` → ``policy.clone.verdict``, again only when that
+   is stricter: a black entry stays black; white (or unknown) becomes grey. Clone suspicion never
+   makes anything *more* permissive.
 7. ``default`` — equipment on no list → ``policy.unknown_equipment`` (white, grey, black, or
    ``unknown`` = the interface's own "unknown equipment" error).
 
@@ -365,7 +365,9 @@ class Policy:
         reasons = meta.get("reasons", "")
         detail = why + (f"; reasons {reasons}" if reasons else "")
         if steps is not None:
-            steps.append(Step(rule="notification", outcome="decided", detail=f"{entry_text(e)}: {detail}"))
+            steps.append(
+                Step(rule="notification", outcome="decided", detail=f"{rule} entry {entry_text(e)}: {detail}")
+            )
         return Verdict(
             status=status, rule="notification", list_name="notification", entry=entry_text(e), detail=detail
         )
