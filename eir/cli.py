@@ -5,6 +5,7 @@
 * ``sim mme``                    simulations.mme
 * ``sim msc``                    simulations.msc
 * ``sim amf``                    simulations.amf
+* ``sim handle``                 simulations.handle
 * ``replay``                     simulations.replay
 
 Each ``register(subparsers)`` adds its parsers with ``set_defaults(func=callable(args) -> int)``.
@@ -32,7 +33,7 @@ EXIT_BIND = 3
 EXIT_STORE = 4
 
 _MODULES = ("eir.app", "eir.cli_lists", "simulations.replay")
-_SIM_MODULES = ("simulations.mme", "simulations.msc", "simulations.amf")
+_SIM_MODULES = ("simulations.mme", "simulations.msc", "simulations.amf", "simulations.handle")
 
 
 class Parser(argparse.ArgumentParser):

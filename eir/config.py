@@ -226,6 +226,22 @@ class NotificationRuleConfig:
 
 
 @dataclass(slots=True)
+class HandleConfig:
+    enabled: bool = False
+    """Resolve the record of an IMEI no list entry matched through an X.1255 Handle REST API
+    (``GET {url}/api/handles/{prefix}/imei-<14 digits>``; record layout: protocols/handle.py)."""
+    url: str = "http://127.0.0.1:8009"
+    """http://HOST:PORT of the handle server (``eir sim handle`` serves one from a CSV)."""
+    prefix: str = "20.500.12345"
+    timeout: float = 0.5
+    """Seconds a look-up may take; then ``on_failure`` (a check is never held longer)."""
+    ttl: float = 300.0
+    """Seconds an answer (found or not found) is cached; failures are cached for a tenth of it."""
+    on_failure: Literal["skip", "white", "grey", "black"] = "skip"
+    """A time-out or a bad answer: ``skip`` (the rule says nothing) or a verdict."""
+
+
+@dataclass(slots=True)
 class PolicyConfig:
     unknown_equipment: UnknownPolicy = "white"
     """Verdict for equipment on no list, or ``unknown`` for the interface's own error
@@ -248,6 +264,7 @@ class PolicyConfig:
     tac_not_allocated: TacRuleConfig = field(default_factory=TacRuleConfig)
     not_registered: RegistrationRuleConfig = field(default_factory=RegistrationRuleConfig)
     notifications: NotificationRuleConfig = field(default_factory=NotificationRuleConfig)
+    handle: HandleConfig = field(default_factory=HandleConfig)
 
 
 @dataclass(slots=True)

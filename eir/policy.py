@@ -48,6 +48,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from eir.config import PolicyConfig
 from eir.formats._common import parse_tagged
@@ -55,6 +56,9 @@ from eir.formats.records import decode
 from eir.model import CheckRequest, Status, Verdict
 from eir.store.base import EntryKind, ImsiRules, ListEntry, Lookup, Sightings
 from protocols.imei import BadIdentity, IdentityForm, bad_check_digit_detail, parse_identity
+
+if TYPE_CHECKING:
+    from eir.handle import HandleAnswer
 
 __all__ = ["CLONE_REASONS", "Policy", "Step", "entry_text"]
 
@@ -115,6 +119,8 @@ class Policy:
         self.tac_rule = Status(cfg.tac_not_allocated.verdict) if cfg.tac_not_allocated.enabled else None
         self.reg_rule = Status(cfg.not_registered.verdict) if cfg.not_registered.enabled else None
         self._today: tuple[float, str] = (-1.0, "")
+        of = cfg.handle.on_failure
+        self.handle_failure = None if of == "skip" else Status(of)
         self.malformed = Status(cfg.malformed)
         self.lock_status = Status(cfg.lock_verdict)
         self.clone_status = Status(cfg.clone.verdict)
@@ -195,6 +201,7 @@ class Policy:
         rules: ImsiRules,
         sightings: Sightings | None,
         steps: list[Step] | None = None,
+        handle: HandleAnswer | None = None,
     ) -> Verdict:
         """Apply rules 2-7. ``steps`` (for ``--explain``) collects what each rule found."""
         verdict: Verdict | None = None
@@ -265,6 +272,8 @@ class Policy:
                 )
             )
 
+        if verdict is None and handle is not None:
+            verdict = self._handle_rule(handle, steps)
         if verdict is None:
             verdict = self._reference_rules(imei, lookup, steps) or self.default
         elif steps is not None and (lookup.tac_table or lookup.registration_list):
@@ -370,6 +379,48 @@ class Policy:
             )
         return Verdict(
             status=status, rule="notification", list_name="notification", entry=entry_text(e), detail=detail
+        )
+
+    def _handle_rule(self, h: HandleAnswer, steps: list[Step] | None) -> Verdict | None:
+        """X.1255: the record's EIR.STATUS decides; no record → nothing; a failure →
+        ``policy.handle.on_failure``."""
+        cached = " (cached)" if h.cached else ""
+        if h.result == "found" and h.record is not None:
+            st = h.record.status
+            if st in ("white", "grey", "black"):
+                reason = h.record.values.get("EIR.REASON", "")
+                if steps is not None:
+                    steps.append(
+                        Step(rule="handle", outcome="decided", detail=f"{h.handle}: {st}{cached} {reason}")
+                    )
+                return Verdict(
+                    status=Status(st), rule="handle", list_name="x1255", entry=h.handle, detail=reason
+                )
+            if steps is not None:
+                steps.append(
+                    Step(rule="handle", outcome="no status", detail=f"{h.handle}: EIR.STATUS {st!r}{cached}")
+                )
+            return None
+        if h.result == "not_found":
+            if steps is not None:
+                steps.append(Step(rule="handle", outcome="no record", detail=f"{h.handle}{cached}"))
+            return None
+        if self.handle_failure is None:
+            if steps is not None:
+                steps.append(
+                    Step(rule="handle", outcome=h.result, detail=f"{h.handle}: {h.detail}; skipped{cached}")
+                )
+            return None
+        if steps is not None:
+            steps.append(
+                Step(
+                    rule="handle",
+                    outcome=h.result,
+                    detail=f"{h.handle}: {h.detail} → on_failure {self.handle_failure.value}{cached}",
+                )
+            )
+        return Verdict(
+            status=self.handle_failure, rule="handle", list_name="x1255", entry=h.handle, detail=h.result
         )
 
     def _reference_rules(self, imei: str, lookup: Lookup, steps: list[Step] | None) -> Verdict | None:

@@ -63,6 +63,7 @@ def test_the_walk_finds_every_command() -> None:
         "eir sim mme",
         "eir sim msc",
         "eir sim amf",
+        "eir sim handle",
         "eir replay",
     }
 
