@@ -137,6 +137,11 @@ def register(sub: Any) -> None:
     p.add_argument("path", nargs="?", default="-", help="output file, - for stdout (default)")
     p.add_argument("--since", help="first day (YYYY-MM-DD or YYYYMMDD, UTC; default: all kept)")
     p.add_argument("--until", help="last day, inclusive (default: today)")
+    p.add_argument(
+        "--daily",
+        action="store_true",
+        help="PATH is a directory: one file per day, <PATH>/<YYYYMMDD>_observations.csv",
+    )
     common(p)
     p.set_defaults(func=observations_command, read_only=True)
 
@@ -497,7 +502,7 @@ def sync_command(args: argparse.Namespace) -> int:
 
 
 def observations_command(args: argparse.Namespace) -> int:
-    from eir.formats.export import day_bounds, export_observations
+    from eir.formats.export import day_bounds, export_observations, write_daily
 
     try:
         since, until = day_bounds(args.since, args.until, time.time())
@@ -521,6 +526,17 @@ def observations_command(args: argparse.Namespace) -> int:
             if obs is not store:
                 with contextlib.suppress(Exception):
                     await obs.close()
+        if args.daily:
+            if args.path == "-":
+                return usage_error("eir lists observations", "--daily needs a directory as PATH")
+            try:
+                files = write_daily(rows, args.path, since=since, until=until)
+            except OSError as e:
+                _err(f"cannot write {args.path}: {e.strerror or e}")
+                return EXIT_FAILURE
+            for name, n in files:
+                print(f"{name}: {n} observations")
+            return EXIT_OK
         if args.path == "-":
             n = export_observations(rows, sys.stdout, until=until)
             sys.stdout.flush()

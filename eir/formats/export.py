@@ -7,8 +7,10 @@
   date, reasons, MSISDN) goes back out; for entries of our own CSV the reason becomes ``reasons``.
   Ranges and TACs have no DIRBS row form: they are left out and counted.
 * ``export_observations``: what the EIR saw, as DIRBS's operator data dump ``date,imei,imsi,msisdn,
-  rat``. The EIR keeps one sighting per (IMEI, IMSI) with the time last seen (eir/sightings.py), so
-  a pair is one row dated the day it was last seen; MSISDN and RAT are not kept and stay empty.
+  rat`` (``write_daily``: one file per day). The EIR keeps one sighting per (IMEI, IMSI) with the
+  time last seen (eir/sightings.py), for as long as the clone rule keeps them
+  (``policy.clone.window``), so a pair is one row dated the day it was last seen; MSISDN and RAT
+  are not kept and stay empty.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from __future__ import annotations
 import csv
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO
 
 from eir.formats._common import dirbs_date, parse_tagged
 from eir.model import Status
 from eir.store.base import EntryKind, ListEntry, Pairing, Sighting
 
-__all__ = ["day_bounds", "export_dirbs", "export_observations"]
+__all__ = ["day_bounds", "export_dirbs", "export_observations", "write_daily"]
 
 HEADERS = {
     "dirbs-blacklist": ["imei", "block_date", "reasons"],
@@ -100,3 +103,25 @@ def export_observations(rows: Sequence[Sighting], out: IO[str], *, until: float 
     picked.sort()
     w.writerows([d, imei, imsi, "", ""] for d, imei, imsi in picked)
     return len(picked)
+
+
+def write_daily(
+    rows: Sequence[Sighting], directory: str | Path, *, since: float, until: float
+) -> list[tuple[str, int]]:
+    """One ``<YYYYMMDD>_observations.csv`` per UTC day with sightings in ``[since, until)`` (each
+    written to a temporary name and renamed); returns (file name, rows) per file."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    by_day: dict[int, list[Sighting]] = {}
+    for r in rows:
+        if r[1] == "i" and since <= r[3] < until:
+            by_day.setdefault(int(r[3] // 86400), []).append(r)
+    out = []
+    for day in sorted(by_day):
+        name = datetime.fromtimestamp(day * 86400, UTC).strftime("%Y%m%d") + "_observations.csv"
+        tmp = d / (name + ".tmp")
+        with tmp.open("w", newline="", encoding="utf-8") as f:
+            n = export_observations(by_day[day], f)
+        tmp.replace(d / name)
+        out.append((name, n))
+    return out

@@ -572,3 +572,20 @@ async def test_import_on_start_takes_any_format(tmp_path: Path) -> None:
     with pytest.raises(ListFileError, match="1 bad rows, nothing imported"):
         await import_files(empty, [own, bad])
     assert await empty.versions() == []
+
+
+def test_observations_in_daily_files(tmp_path: Path) -> None:
+    from eir.formats.export import write_daily
+
+    rows = [
+        (B1, "i", IMSI, ts("2026-01-01") + 50),
+        (B2, "i", IMSI, ts("2026-01-02") + 10),
+        (B1, "o", "mme.example", ts("2026-01-02") + 60),
+        (B3, "i", IMSI, ts("2026-01-05") + 1),  # after --until
+    ]
+    files = write_daily(rows, tmp_path / "out", since=ts("2026-01-01"), until=ts("2026-01-03"))
+    assert files == [("20260101_observations.csv", 1), ("20260102_observations.csv", 1)]
+    assert (tmp_path / "out" / "20260102_observations.csv").read_text().splitlines() == [
+        "date,imei,imsi,msisdn,rat",
+        f"20260102,{B2},{IMSI},,",
+    ]
