@@ -558,7 +558,9 @@ def parse_file(
     from eir.formats import FORMATS, REFERENCE_FORMATS, detect
 
     if fmt is None:
-        fmt = detect(source) or "eir"
+        # --kind pairing|lock names our own format (an imei,imsi pairing file looks like a DIRBS
+        # exception list otherwise)
+        fmt = "eir" if kind in ("pairing", "lock") else detect(source) or "eir"
     if fmt not in FORMATS:
         raise ListFileError(f"unknown list format {fmt!r} (one of {', '.join(FORMATS)})")
     if fmt == "eir":

@@ -589,3 +589,10 @@ def test_observations_in_daily_files(tmp_path: Path) -> None:
         "date,imei,imsi,msisdn,rat",
         f"20260102,{B2},{IMSI},,",
     ]
+
+
+def test_kind_pairing_keeps_our_own_format(tmp_path: Path) -> None:
+    p = write(tmp_path, "pairs.csv", f"imei,imsi\n{B1},{IMSI}\n")
+    assert as_list(parse_file(p)).format == "dirbs-exceptions"
+    ours = as_list(parse_file(p, kind="lock"))
+    assert (ours.format, ours.kind, ours.pairings[0].kind) == ("eir", "lock", PairingKind.LOCK)
