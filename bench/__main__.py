@@ -31,6 +31,7 @@ SECTIONS = (
     "openloop",
     "limits",
     "diameter_tls",
+    "import",
 )
 
 

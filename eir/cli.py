@@ -5,6 +5,7 @@
 * ``sim mme``                    simulations.mme
 * ``sim msc``                    simulations.msc
 * ``sim amf``                    simulations.amf
+* ``sim handle``                 simulations.handle
 * ``replay``                     simulations.replay
 * ``scenario run``               simulations.scenario
 * ``admin …``, ``faults …``      eir.cli_remote (through a running server's admin API)
@@ -34,7 +35,13 @@ EXIT_BIND = 3
 EXIT_STORE = 4
 
 _MODULES = ("eir.app", "eir.cli_lists", "eir.cli_remote", "simulations.replay", "simulations.scenario")
-_SIM_MODULES = ("simulations.mme", "simulations.msc", "simulations.amf", "simulations.nrf")
+_SIM_MODULES = (
+    "simulations.mme",
+    "simulations.msc",
+    "simulations.amf",
+    "simulations.nrf",
+    "simulations.handle",
+)
 
 
 class Parser(argparse.ArgumentParser):

@@ -272,6 +272,50 @@ class CloneConfig:
 
 
 @dataclass(slots=True)
+class TacRuleConfig:
+    enabled: bool = True
+    """Once a TAC reference table is loaded (``eir lists import --format gsma-tac|pyhss-tac``), an
+    IMEI whose TAC it lacks gets ``verdict`` (DIRBS ``gsma_not_found``). Silent with no table;
+    ranks below the explicit lists (a listed IMEI keeps its list's verdict)."""
+    verdict: VerdictName = "grey"
+
+
+@dataclass(slots=True)
+class RegistrationRuleConfig:
+    enabled: bool = True
+    """Once a registration list is loaded (``--format dirbs-registration``), an IMEI not on it gets
+    ``verdict`` (DIRBS ``not_on_registration_list``). Silent with no list; ranks below the explicit
+    lists."""
+    verdict: VerdictName = "grey"
+
+
+@dataclass(slots=True)
+class NotificationRuleConfig:
+    enabled: bool = True
+    """DIRBS notification-list entries: ``before`` until their block date, ``after`` from it (UTC
+    dates, against the EIR's clock). Off: they stay ``before`` (the status they were imported
+    with) whatever the date."""
+    before: VerdictName = "grey"
+    after: VerdictName = "black"
+
+
+@dataclass(slots=True)
+class HandleConfig:
+    enabled: bool = False
+    """Resolve the record of an IMEI no list entry matched through an X.1255 Handle REST API
+    (``GET {url}/api/handles/{prefix}/imei-<14 digits>``; record layout: protocols/handle.py)."""
+    url: str = "http://127.0.0.1:8009"
+    """http://HOST:PORT of the handle server (``eir sim handle`` serves one from a CSV)."""
+    prefix: str = "20.500.12345"
+    timeout: float = 0.5
+    """Seconds a look-up may take; then ``on_failure`` (a check is never held longer)."""
+    ttl: float = 300.0
+    """Seconds an answer (found or not found) is cached; failures are cached for a tenth of it."""
+    on_failure: Literal["skip", "white", "grey", "black"] = "skip"
+    """A time-out or a bad answer: ``skip`` (the rule says nothing) or a verdict."""
+
+
+@dataclass(slots=True)
 class PolicyConfig:
     unknown_equipment: UnknownPolicy = "white"
     """Verdict for equipment on no list, or ``unknown`` for the interface's own error
@@ -291,6 +335,10 @@ class PolicyConfig:
     lock_verdict: VerdictName = "black"
     """Verdict for an IMEI not listed for an IMSI that is locked to its IMEIs."""
     clone: CloneConfig = field(default_factory=CloneConfig)
+    tac_not_allocated: TacRuleConfig = field(default_factory=TacRuleConfig)
+    not_registered: RegistrationRuleConfig = field(default_factory=RegistrationRuleConfig)
+    notifications: NotificationRuleConfig = field(default_factory=NotificationRuleConfig)
+    handle: HandleConfig = field(default_factory=HandleConfig)
 
 
 @dataclass(slots=True)
@@ -314,7 +362,13 @@ class StoreConfig:
 @dataclass(slots=True)
 class ListsConfig:
     import_on_start: list[str] = field(default_factory=list)
-    """CSV files imported at start when the store holds no list yet (demo lists for ``make run``)."""
+    """List files imported at start when the store holds no list yet (demo lists for ``make run``):
+    any ``eir lists import`` format, recognised by its header (a DIRBS list, a GSMA TAC file …)."""
+    sync_from: str | None = None
+    """URL ``eir lists sync`` follows when it is given no ``--from`` (a central list: full or
+    DIRBS delta, any ``eir lists import`` format)."""
+    sync_interval: float = 0.0
+    """Seconds between ``eir lists sync`` fetches (conditional GETs); 0: fetch once and exit."""
 
 
 @dataclass(slots=True)
