@@ -5,6 +5,7 @@
 * ``sim mme``                    simulations.mme
 * ``sim msc``                    simulations.msc
 * ``sim amf``                    simulations.amf
+* ``sim nrf``                    simulations.nrf
 * ``sim handle``                 simulations.handle
 * ``replay``                     simulations.replay
 * ``scenario run``               simulations.scenario

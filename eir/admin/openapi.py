@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from eir.faults import FAULT_KINDS, INTERFACES
+from eir.formats import FORMATS
 
 __all__ = ["build", "render"]
 
@@ -388,7 +389,12 @@ def build() -> dict[str, Any]:
                     },
                 },
                 params=[
-                    _q("format", {"enum": ["eir"], "default": "eir"}, "imei,status[,imsi][,reason][,op]"),
+                    _q(
+                        "format",
+                        {"enum": ["auto", *FORMATS], "default": "eir"},
+                        "eir: imei,status[,imsi][,reason][,op]; the DIRBS, GSMA TAC, PyHSS and Open5GS"
+                        " formats of `eir lists import --format`; auto: recognised by the header",
+                    ),
                     _q("dry_run", {"type": "boolean", "default": False}, "validate only"),
                     _q(
                         "kind",

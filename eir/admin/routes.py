@@ -440,14 +440,13 @@ class AdminApi:
 
     # --- import, versions, rollback, export -------------------------------------------------------------
     async def import_csv(self, req: ApiRequest) -> Response:
+        from eir.formats import FORMATS
         from eir.lists import ListFileError, find_absent_removals, import_parsed, parse_csv, removal_text
 
         p = req.params
         fmt = p.get("format", "eir")
-        if fmt != "eir":
-            raise ApiError(
-                400, f"format: only 'eir' (imei,status[,imsi][,reason][,op]) is served; got {fmt!r}"
-            )
+        if fmt != "auto" and fmt not in FORMATS:
+            raise ApiError(400, f"format: one of auto, {', '.join(FORMATS)}; got {fmt!r}")
         dry_run = _bool(p, "dry_run", False)
         skip_bad = _bool(p, "skip_bad", False)
         delta = _bool(p, "delta", None)
@@ -462,6 +461,8 @@ class AdminApi:
             ) from None
         if not text.strip():
             raise ApiError(400, "the CSV body is empty", cause="bad_csv")
+        if fmt != "eir":
+            return await self._import_other(text, None if fmt == "auto" else fmt, kind, dry_run, skip_bad)
         stream = io.StringIO(text, newline="")
         stream.name = "body"
 
@@ -507,6 +508,36 @@ class AdminApi:
                 raise ApiError(422, str(e), cause="bad_rows", extra=report) from None
             self._changed(v, "admin: import")
         report["version"] = v.id
+        return json_response(200, report)
+
+    async def _import_other(
+        self, text: str, fmt: str | None, kind: str, dry_run: bool, skip_bad: bool
+    ) -> Response:
+        """A national or vendor format (eir/formats: DIRBS, GSMA TAC, PyHSS, Open5GS), or ``auto``
+        (recognised by its header): the same validation and report as ``eir lists import --format``."""
+        from eir.lists import ListFileError, import_text
+
+        async with self._write_lock:
+            try:
+                report = await import_text(
+                    self.store,
+                    text,
+                    fmt=fmt,
+                    kind=kind,
+                    dry_run=dry_run,
+                    skip_bad=skip_bad,
+                    name="admin: import",
+                )
+            except ListFileError as e:
+                raise ApiError(400, str(e), cause="bad_csv") from None
+            report["dry_run"] = dry_run
+            if not dry_run and report.get("version") is None and not report.get("imported"):
+                raise ApiError(422, "bad rows, nothing imported", cause="bad_rows", extra=report)
+            if not dry_run and report.get("version") is not None:
+                changed = getattr(self.checker, "lists_changed", None)
+                if changed is not None:
+                    changed(report["version"])
+                self.log.info("admin_lists_changed", version=report["version"], source="admin: import")
         return json_response(200, report)
 
     async def versions(self, req: ApiRequest) -> Response:

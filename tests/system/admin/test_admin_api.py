@@ -364,6 +364,32 @@ def test_import_report_dry_run_and_bad_rows(eir: EirProcess) -> None:
         _problem(r, 400, "bad_csv")
         _problem(c.post("/lists/import", content=b"\xff\xfe\x00bad"), 400, "bad_csv")
         _problem(c.post("/lists/import", params={"format": "gsma-tac"}, content=good), 400)
+        _problem(c.post("/lists/import", params={"format": "nosuch"}, content=good), 400)
+
+
+def test_import_of_national_formats(eir: EirProcess) -> None:
+    """The formats of ``eir lists import --format`` through the API: a DIRBS blacklist recognised by
+    its header (format=auto) turns its IMEI black at once, named in the explanation; a GSMA TAC file
+    fills the TAC reference table without a new list version."""
+    dirbs = "imei,block_date,reasons\n35394206000093,20260101,IMEI not in GSMA|duplicate\n"
+    tac = (
+        "TAC|Marketing Name|Internal Model Name|Manufacturer|Bands|Allocation Date|Country Code|"
+        "Fixed Code|Manufacturer Code|Radio Interface|Brand Name|Model Name|Operating System|NFC|"
+        "Bluetooth|WLAN|Device Type\n"
+        "35394206|Lab Phone|LP1|Lab Devices|GSM 900|01-Jan-2020|840|0|M1|LTE|LabBrand|LP One|"
+        "Android|Y|Y|Y|Smartphone\n"
+    )
+    with _client(eir) as c:
+        r = c.post("/lists/import", params={"format": "auto", "dry_run": "true"}, content=dirbs)
+        assert r.status_code == 200 and r.json()["version"] is None, r.text
+        r = c.post("/lists/import", params={"format": "auto"}, content=dirbs)
+        assert r.status_code == 200 and r.json()["version"] is not None, r.text
+        check = c.get("/check", params={"imei": "35394206000093"}).json()
+        assert check["status"] == "black", check
+        versions = len(c.get("/lists/versions").json()["versions"])
+        r = c.post("/lists/import", params={"format": "gsma-tac"}, content=tac)
+        assert r.status_code == 200 and r.json()["table"] == "tac", r.text
+        assert len(c.get("/lists/versions").json()["versions"]) == versions
 
 
 def test_sightings_and_clone_state(eir: EirProcess) -> None:
