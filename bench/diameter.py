@@ -134,6 +134,7 @@ def _start_eir(tmp: Path, clone: bool = True) -> tuple[subprocess.Popen[bytes], 
         "m3ua": {"enabled": False},
         "n5g": {"enabled": False},  # its default port may be taken by another EIR on the machine
         "metrics": {"listen": "127.0.0.1:0"},
+        "admin": {"listen": ["127.0.0.1:0"]},
         "store": {"url": f"sqlite:///{tmp / 'data' / 'eir.db'}"},
         "shutdown_grace": 1.0,
         "policy": {"clone": {"enabled": clone}},

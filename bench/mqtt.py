@@ -144,7 +144,7 @@ async def _aggregated_scrape(n: int) -> dict[str, Any]:
         peer = MetricsServer(cfg)
         await peer.listen_unix(str(Path(tmp) / "w1.sock"))
         agg = MetricsServer(cfg)
-        agg.peers = [(1, str(Path(tmp) / "w1.sock"))]
+        agg.worker_sockets = [(1, str(Path(tmp) / "w1.sock"))]
         size = len(await agg.aggregated())
         c0 = time.process_time()
         for _ in range(n):

@@ -175,6 +175,7 @@ def _eir(tmp: Path, n5g: dict[str, Any] | None = None) -> tuple[subprocess.Popen
                 "diameter": {"enabled": False},
                 "m3ua": {"enabled": False},
                 "metrics": {"listen": "127.0.0.1:0"},
+                "admin": {"listen": ["127.0.0.1:0"]},
                 "n5g": {"listen": ["127.0.0.1:0"], **(n5g or {})},
                 "store": {"url": f"sqlite:///{tmp / 'data' / 'eir.db'}"},
                 "lists": {"import_on_start": [str(ROOT / "config" / "lists" / "demo.csv")]},

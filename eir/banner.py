@@ -42,16 +42,23 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def admin_url(config: Config) -> str | None:
-    """``http://HOST:PORT/api/v1`` from ``admin.listen`` when the config has an admin section."""
+def admin_url(config: Config, bound: list[Any] | None = None) -> str | None:
+    """``http://HOST:PORT/api/v1`` of the admin API: its first bound address (``bound``, from the
+    ready file), else the first of ``admin.listen``; None when the config has no enabled admin API."""
     admin = getattr(config, "admin", None)
-    listen = getattr(admin, "listen", None)
-    if not listen or getattr(admin, "enabled", True) is False:
+    if admin is None or getattr(admin, "enabled", True) is False:
         return None
-    try:
-        host, port = parse_hostport(str(listen), "admin.listen")
-    except ValueError:
-        return None
+    if bound:
+        host, port = str(bound[0][0]), int(bound[0][1])
+    else:
+        listen = getattr(admin, "listen", None)
+        first = listen[0] if isinstance(listen, list | tuple) and listen else listen
+        if not first:
+            return None
+        try:
+            host, port = parse_hostport(str(first), "admin.listen")
+        except ValueError:
+            return None
     scheme = "https" if getattr(admin, "tls_cert", None) else "http"
     return f"{scheme}://{_url_host(host)}:{port}/api/v1"
 
@@ -64,6 +71,7 @@ def fields(
     listeners: list[tuple[str, str, int, str]],
     metrics_url: str | None,
     mqtt_broker: str | None = None,
+    admin_bound: list[Any] | None = None,
 ) -> dict[str, Any]:
     """The banner's content. ``listeners``: (interface, host, port, transport)."""
     out: dict[str, Any] = {
@@ -77,7 +85,7 @@ def fields(
             {"interface": i, "address": f"{_url_host(h)}:{p}", "transport": t} for i, h, p, t in listeners
         ],
         "metrics": metrics_url,
-        "admin": admin_url(config),
+        "admin": admin_url(config, admin_bound),
         "mqtt": mqtt_broker,
     }
     if config.workers > 1:
@@ -159,6 +167,7 @@ async def announce_start(
         listeners=listeners,
         metrics_url=metrics_url,
         mqtt_broker=getattr(events, "broker", None),
+        admin_bound=ready.get("admin"),
     )
     tty = sys.stderr.isatty() and config.log.format != "json"
     announce(log, f if tty else {"pid": os.getpid(), **f}, tty=tty)

@@ -195,8 +195,9 @@ class N5gConfig:
     max_in_flight: int = 1024
     """Per connection: reading pauses when this many checks wait for the store."""
     idle_timeout: float = 600.0
-    """Seconds without a byte from the client and no request in progress before the connection is
-    closed (HTTP/2: GOAWAY NO_ERROR); 0: never."""
+    """Seconds without a whole request from the client and none in progress before the connection
+    is closed (HTTP/2: GOAWAY NO_ERROR); bytes that complete no request — a head sent a byte at a
+    time, pings alone — do not count, so a slow-header client is closed too; 0: never."""
     overload_pending: int = 4096
     """Checks waiting for the store across the server from which new requests are answered
     ``overload_status`` instead of queueing."""
@@ -274,6 +275,50 @@ class CloneConfig:
 
 
 @dataclass(slots=True)
+class TacRuleConfig:
+    enabled: bool = True
+    """Once a TAC reference table is loaded (``eir lists import --format gsma-tac|pyhss-tac``), an
+    IMEI whose TAC it lacks gets ``verdict`` (DIRBS ``gsma_not_found``). Silent with no table;
+    ranks below the explicit lists (a listed IMEI keeps its list's verdict)."""
+    verdict: VerdictName = "grey"
+
+
+@dataclass(slots=True)
+class RegistrationRuleConfig:
+    enabled: bool = True
+    """Once a registration list is loaded (``--format dirbs-registration``), an IMEI not on it gets
+    ``verdict`` (DIRBS ``not_on_registration_list``). Silent with no list; ranks below the explicit
+    lists."""
+    verdict: VerdictName = "grey"
+
+
+@dataclass(slots=True)
+class NotificationRuleConfig:
+    enabled: bool = True
+    """DIRBS notification-list entries: ``before`` until their block date, ``after`` from it (UTC
+    dates, against the EIR's clock). Off: they stay ``before`` (the status they were imported
+    with) whatever the date."""
+    before: VerdictName = "grey"
+    after: VerdictName = "black"
+
+
+@dataclass(slots=True)
+class HandleConfig:
+    enabled: bool = False
+    """Resolve the record of an IMEI no list entry matched through an X.1255 Handle REST API
+    (``GET {url}/api/handles/{prefix}/imei-<14 digits>``; record layout: protocols/handle.py)."""
+    url: str = "http://127.0.0.1:8009"
+    """http://HOST:PORT of the handle server (``eir sim handle`` serves one from a CSV)."""
+    prefix: str = "20.500.12345"
+    timeout: float = 0.5
+    """Seconds a look-up may take; then ``on_failure`` (a check is never held longer)."""
+    ttl: float = 300.0
+    """Seconds an answer (found or not found) is cached; failures are cached for a tenth of it."""
+    on_failure: Literal["skip", "white", "grey", "black"] = "skip"
+    """A time-out or a bad answer: ``skip`` (the rule says nothing) or a verdict."""
+
+
+@dataclass(slots=True)
 class PolicyConfig:
     unknown_equipment: UnknownPolicy = "white"
     """Verdict for equipment on no list, or ``unknown`` for the interface's own error
@@ -293,6 +338,10 @@ class PolicyConfig:
     lock_verdict: VerdictName = "black"
     """Verdict for an IMEI not listed for an IMSI that is locked to its IMEIs."""
     clone: CloneConfig = field(default_factory=CloneConfig)
+    tac_not_allocated: TacRuleConfig = field(default_factory=TacRuleConfig)
+    not_registered: RegistrationRuleConfig = field(default_factory=RegistrationRuleConfig)
+    notifications: NotificationRuleConfig = field(default_factory=NotificationRuleConfig)
+    handle: HandleConfig = field(default_factory=HandleConfig)
 
 
 @dataclass(slots=True)
@@ -316,7 +365,13 @@ class StoreConfig:
 @dataclass(slots=True)
 class ListsConfig:
     import_on_start: list[str] = field(default_factory=list)
-    """CSV files imported at start when the store holds no list yet (demo lists for ``make run``)."""
+    """List files imported at start when the store holds no list yet (demo lists for ``make run``):
+    any ``eir lists import`` format, recognised by its header (a DIRBS list, a GSMA TAC file …)."""
+    sync_from: str | None = None
+    """URL ``eir lists sync`` follows when it is given no ``--from`` (a central list: full or
+    DIRBS delta, any ``eir lists import`` format)."""
+    sync_interval: float = 0.0
+    """Seconds between ``eir lists sync`` fetches (conditional GETs); 0: fetch once and exit."""
 
 
 @dataclass(slots=True)
@@ -340,6 +395,39 @@ class MetricsConfig:
     """PEM certificate chain: the metrics listener speaks HTTPS only."""
     tls_key: str | None = None
     """PEM private key of ``tls_cert``."""
+
+
+@dataclass(slots=True)
+class AdminToken:
+    token: str = ""
+    """The bearer token (``Authorization: Bearer <token>``); never logged."""
+    role: Literal["read", "write"] = "read"
+    """read: GET endpoints; write: also changes (lists, faults, rollback)."""
+
+
+@dataclass(slots=True)
+class AdminConfig:
+    """The admin API (``/api/v1``, README "Admin API"): HTTP/1.1 and HTTP/2 (h2c) on its own port."""
+
+    enabled: bool = True
+    listen: list[str] = field(default_factory=lambda: ["127.0.0.1:9465"])
+    """HOST:PORT addresses. A non-loopback address needs a token (else ``eir serve`` refuses to start)."""
+    token: str | None = None
+    """A read-write token (``EIR_ADMIN_TOKEN``). With no token at all the API answers every request
+    from loopback without authentication."""
+    tokens: list[AdminToken] = field(default_factory=list)
+    """More tokens, each with a role: ``[{token: ..., role: read}]``."""
+    max_body: int = 65536
+    """Octets of a JSON request body; larger: 413 ProblemDetails."""
+    max_import_body: int = 64 * 1024 * 1024
+    """Octets of a CSV body on ``POST /lists/import`` sent with a write token (other requests:
+    ``max_body``); larger: 413 ProblemDetails."""
+    max_connections: int = 64
+    """Connections held at once; more are closed at accept."""
+    max_connections_per_source: int = 32
+    """Connections held at once from one source address."""
+    idle_timeout: float = 60.0
+    """Seconds an idle connection is kept open (0: forever)."""
 
 
 @dataclass(slots=True)
@@ -400,6 +488,7 @@ class Config:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     lists: ListsConfig = field(default_factory=ListsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
     workers: int = 1
@@ -728,6 +817,16 @@ def _validate(cfg: Config) -> None:
         for i, a in enumerate(addrs):
             parse_hostport(a, f"{section}[{i}]")
     parse_hostport(cfg.metrics.listen, "metrics.listen")
+    for i, a in enumerate(cfg.admin.listen):
+        parse_hostport(a, f"admin.listen[{i}]")
+    for i, tok in enumerate(cfg.admin.tokens):
+        if not tok.token.strip():
+            raise ConfigError(f"admin.tokens[{i}].token: must not be empty")
+    if cfg.admin.token is not None and not cfg.admin.token.strip():
+        raise ConfigError("admin.token: must not be empty (leave it unset for no token)")
+    for key in ("max_body", "max_import_body"):
+        if getattr(cfg.admin, key) < 1024:
+            raise ConfigError(f"admin.{key}: must be at least 1024 octets")
     if cfg.diameter.watchdog_interval < 6:
         raise ConfigError("diameter.watchdog_interval: RFC 3539 requires Tw >= 6 seconds")
     if not 0 <= cfg.m3ua.point_code < (1 << 24):
@@ -786,7 +885,7 @@ def _validate(cfg: Config) -> None:
                 ipaddress.ip_network(c.strip(), strict=False)
             except ValueError:
                 raise ConfigError(f"{section}[{i}]: expected an address or CIDR, got {c!r}") from None
-    for key in ("diameter", "m3ua", "metrics", "n5g"):
+    for key in ("diameter", "m3ua", "metrics", "n5g", "admin"):
         sect = getattr(cfg, key)
         for limit in ("max_connections", "max_connections_per_source"):
             if getattr(sect, limit) < 1:

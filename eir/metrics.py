@@ -192,6 +192,12 @@ STORE_SECONDS = _LoopHistogram(
     registry=None,
     buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0, 5.0),
 )
+HANDLE_LOOKUPS = Counter(
+    "eir_handle_lookups",
+    "X.1255 handle look-ups (policy.handle) by result: found, not_found, timeout, error, cached",
+    ["result"],
+    registry=None,
+)
 
 
 _OWN: tuple[Collector, ...] = (
@@ -217,6 +223,7 @@ _OWN: tuple[Collector, ...] = (
     LIST_ENTRIES,
     FAULTS_INJECTED,
     STORE_SECONDS,
+    HANDLE_LOOKUPS,
 )
 _registered: set[int] = set()
 

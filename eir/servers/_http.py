@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -72,6 +73,9 @@ class HttpConnection(CoreProtocol):
         self._counted = False
         self.admitted = False
         self.source: str | None = None
+        self.connected_at = 0.0
+        self.requests = 0
+        """Requests received on this connection (reported by the admin API's peers)."""
 
     def _core(self) -> HttpServerConnection | None:
         return self.core
@@ -140,7 +144,8 @@ class HttpConnection(CoreProtocol):
         self.core.start(self.loop.time())
         self.log = self.server.log.bind(peer=self.peer)
         self.server.connections.add(self)
-        self.server.peers.inc()
+        self.server.peer_gauge.inc()
+        self.connected_at = time.time()
         self._counted = True
         self.server.peer_events("connected").inc()
         if self.server.debug:
@@ -183,7 +188,7 @@ class HttpConnection(CoreProtocol):
             t.cancel()
         self.server.connections.discard(self)
         if self._counted:
-            self.server.peers.dec()
+            self.server.peer_gauge.dec()
             self._counted = False
         self.server.peer_events("disconnected").inc()
         if self.server.debug:
@@ -203,6 +208,7 @@ class HttpConnection(CoreProtocol):
         for ev in events:
             t = type(ev)
             if t is RequestReceived:
+                self.requests += 1
                 self.on_request(ev)
             elif t is StreamReset:
                 pass  # the answer, if it comes, is dropped by the core
@@ -296,7 +302,7 @@ class HttpServer:
         self.listeners: Listeners = []
         self.connections: set[HttpConnection] = set()
         self.closing = False
-        self.peers = PEERS.labels(interface)
+        self.peer_gauge = PEERS.labels(interface)
         self._errors: dict[str, Any] = {}
         self._peer_events: dict[str, Any] = {}
 
@@ -314,6 +320,19 @@ class HttpServer:
 
     def addresses(self) -> list[tuple[str, int, str]]:
         return bound_addresses(self.listeners)
+
+    def peers(self) -> list[dict[str, Any]]:
+        """The clients connected now (the admin API's ``GET /peers``)."""
+        return [
+            {
+                "address": c.peer,
+                "protocol": "h2c" if c.core is not None and c.core.version is HttpVersion.H2 else "http/1.1",
+                "connected_at": c.connected_at,
+                "requests": c.requests,
+                "in_flight": len(c.tasks),
+            }
+            for c in list(self.connections)
+        ]
 
     async def listen(self) -> None:
         loop = asyncio.get_running_loop()

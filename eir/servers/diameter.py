@@ -120,6 +120,9 @@ class _PeerConnection(CoreProtocol):
         self.source: str | None = None
         cfg = server.config.diameter
         self.write_guard = WriteStallGuard(cfg.write_timeout, cfg.write_buffer_limit, self._write_stalled)
+        self.connected_at = 0.0
+        self.checks = 0
+        """ECRs received (reported by the admin API's peers)."""
 
     def _core(self) -> DiameterPeer | None:
         return self.core
@@ -170,6 +173,7 @@ class _PeerConnection(CoreProtocol):
         )
         self.log = get_logger(interface=IFACE, peer=self.peer, transport=self.transport_name)
         self.server.connections.add(self)
+        self.connected_at = time.time()
         PEER_EVENTS.labels(IFACE, "connected").inc()
         self.log.debug("diameter_connected")  # diameter_peer_open says who, once the CER is in
         self.server.publish_peer(self, "connected")
@@ -347,6 +351,7 @@ class _PeerConnection(CoreProtocol):
             # WatchdogAnswered: the core's bookkeeping is enough.
 
     def _check(self, ev: EquipmentCheckRequested) -> None:
+        self.checks += 1
         imei = ev.imei
         if imei is None:
             # Only a 3GPP2-MEID (TS 29.272 §7.3.2 allows it instead of an IMEI): the policy decides.
@@ -407,7 +412,7 @@ class _PeerConnection(CoreProtocol):
 class DiameterServer:
     """The running S13 interface: its listeners and peer connections."""
 
-    name = IFACE  # s13: the interface name of logs and metrics
+    name = "diameter"
 
     def __init__(self, config: Config, checker: Checker, events: EventSink) -> None:
         self.config = config
@@ -468,6 +473,25 @@ class DiameterServer:
 
     def addresses(self) -> list[tuple[str, int, str]]:
         return bound_addresses(self.listeners)
+
+    def peers(self) -> list[dict[str, Any]]:
+        """The peer connections now: state (RFC 6733 §5.6), identity and counters."""
+        out = []
+        for c in list(self.connections):
+            core = c.core
+            out.append(
+                {
+                    "address": c.peer,
+                    "transport": c.transport_name,
+                    "state": core.state.name if core is not None else "CLOSED",
+                    "origin_host": c.peer_host,
+                    "origin_realm": core.peer_realm if core is not None else None,
+                    "connected_at": c.connected_at,
+                    "checks": c.checks,
+                    "in_flight": len(c.tasks),
+                }
+            )
+        return out
 
     async def listen(self) -> None:
         cfg = self.config.diameter

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import dataclasses
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any, Final
 
@@ -281,6 +282,9 @@ class _Association(CoreProtocol):
         self.closed = asyncio.Event()
         self.was_active = False
         """The ASP reached ASP-ACTIVE at least once: the peer took us (the connector's back-off)."""
+        self.connected_at = 0.0
+        self.checks = 0
+        """checkIMEI invokes received (reported by the admin API's peers)."""
         self.admitted = role is m3ua.Role.ASP
         """Accepted associations count against the connection limits once admitted."""
         self.source: str | None = None
@@ -300,6 +304,7 @@ class _Association(CoreProtocol):
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.log = get_logger(interface=IFACE, peer=self.peer, transport=self.transport_name)
         self.server.associations.add(self)
+        self.connected_at = time.time()
         TCAP_STATS.attach(self.stack)
         PEER_EVENTS.labels(IFACE, "connected").inc()
         self.log.debug("m3ua_connected", role=self.role.name.lower())  # m3ua_asp_state ACTIVE says it
@@ -526,6 +531,7 @@ class _Association(CoreProtocol):
         self.server.publish_peer(self, state, asp_id=ev.asp_id)
 
     def _check(self, ev: CheckImeiRequested) -> None:
+        self.checks += 1
         inv = ev.invoke
         key = (inv.version, inv.vendor)
         extras = _EXTRAS.get(key)
@@ -590,7 +596,7 @@ class _Association(CoreProtocol):
 class M3uaServer:
     """The running M3UA interface: listeners, outbound associations, and the associations."""
 
-    name = IFACE  # map: the interface name of logs and metrics
+    name = "m3ua"
 
     def __init__(
         self,
@@ -640,6 +646,26 @@ class M3uaServer:
 
     def addresses(self) -> list[tuple[str, int, str]]:
         return bound_addresses(self.listeners)
+
+    def peers(self) -> list[dict[str, Any]]:
+        """The associations now: role, ASP state (RFC 4666 §4.3.1), ASP id, routing contexts, counters."""
+        out = []
+        for a in list(self.associations):
+            conn = a.stack.m3ua
+            out.append(
+                {
+                    "address": a.peer,
+                    "transport": a.transport_name,
+                    "role": a.role.name.lower(),
+                    "state": conn.state.name,
+                    "asp_id": conn.asp_id,
+                    "routing_context": list(conn.peer_routing_context),
+                    "connected_at": a.connected_at,
+                    "checks": a.checks,
+                    "in_flight": len(a.tasks),
+                }
+            )
+        return out
 
     async def listen(self) -> None:
         cfg = self.config.m3ua

@@ -37,6 +37,7 @@ import os
 import ssl
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -158,7 +159,7 @@ class _MetricsConnection(asyncio.Protocol):
             self._respond(405, b"only GET and HEAD\n", keep_alive=keep_alive, allow=True)
         elif path != "/metrics":
             self._respond(404, b"not found: try /metrics\n", keep_alive=keep_alive, head=method == "HEAD")
-        elif self.server.peers:
+        elif self.server.worker_sockets:
             # worker 0 of --workers: the other workers' series are read first; the requests after
             # this one on the connection wait for it (HTTP/1.1 answers in order)
             self.pending = True
@@ -241,7 +242,7 @@ class MetricsServer:
         if cfg.tls_cert and cfg.tls_key:
             self.ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             self.ssl.load_cert_chain(cfg.tls_cert, cfg.tls_key)
-        self.peers: list[tuple[int, str]] = []
+        self.worker_sockets: list[tuple[int, str]] = []
         """(worker index, Unix socket path) of the other workers, read at each scrape (worker 0)."""
         self.worker_index = 0
         for reason in ("read_timeout", "not_found", "method", "bad_request", "unauthorized"):
@@ -278,6 +279,9 @@ class MetricsServer:
             os.unlink(path)
         self.server = await loop.create_unix_server(lambda: _MetricsConnection(self), path, backlog=16)
 
+    def peers(self) -> list[dict[str, Any]]:
+        return []  # scrapers are not peers
+
     def addresses(self) -> list[tuple[str, int, str]]:
         if self.server is None:
             return []
@@ -289,10 +293,10 @@ class MetricsServer:
 
     async def aggregated(self) -> bytes:
         """This worker's series and every other worker's, each labelled with its worker."""
-        texts = await asyncio.gather(*(_fetch_unix(path) for _, path in self.peers))
+        texts = await asyncio.gather(*(_fetch_unix(path) for _, path in self.worker_sockets))
         parts = [(self.worker_index, generate_latest(REGISTRY).decode())]
         up = [(self.worker_index, True)]
-        for (i, _), text in zip(self.peers, texts, strict=True):
+        for (i, _), text in zip(self.worker_sockets, texts, strict=True):
             up.append((i, text is not None))
             if text is not None:
                 parts.append((i, text))
@@ -373,5 +377,5 @@ async def start(config: Config, worker_index: int = 0) -> tuple[MetricsServer, t
         if worker_index:
             await server.listen_unix(str(Path(wdir) / f"w{worker_index}.sock"))
             return server, ("", 0)
-        server.peers = [(i, str(Path(wdir) / f"w{i}.sock")) for i in range(1, config.workers)]
+        server.worker_sockets = [(i, str(Path(wdir) / f"w{i}.sock")) for i in range(1, config.workers)]
     return server, await server.listen(host, port)

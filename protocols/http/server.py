@@ -44,7 +44,7 @@ import base64
 import binascii
 import contextlib
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -107,11 +107,20 @@ class HttpLimits:
     """Octets, as SETTINGS_MAX_HEADER_LIST_SIZE counts them (RFC 9113 §6.5.2); also the HTTP/1.1
     head size bound."""
     max_body: int = 65536
+    too_large: tuple[tuple[tuple[bytes, bytes], ...], bytes] = ((), b"")
+    """Header fields and body of the 413 answer to a body over ``max_body`` (the service's own
+    error format, e.g. ProblemDetails); default: no body."""
+    body_limit: Callable[[str, str, Sequence[tuple[bytes, bytes]]], int] | None = None
+    """``(method, target, regular header fields) -> octets``: the body limit of one request, decided
+    from its head before any of its body is kept (at most ``max_body``), so that a service can keep
+    large bodies for the requests that may send them (the admin API: CSV imports with a write
+    token) and small ones for everything else. None: ``max_body`` for every request."""
     initial_window_size: int = 1 << 20
     """Our receive window per stream (and for the connection, by a WINDOW_UPDATE at start)."""
     idle_timeout: float = 0.0
-    """Seconds without a byte from the peer and no request in progress after which the connection
-    is closed (HTTP/2: GOAWAY NO_ERROR); 0: never."""
+    """Seconds without a whole request from the peer and none in progress after which the
+    connection is closed (HTTP/2: GOAWAY NO_ERROR); bytes that complete nothing (a head sent a
+    byte at a time, pings alone) do not count; 0: never."""
     drain_timeout: float = 1.0
     """Seconds between the two GOAWAYs of a graceful close when the PING's ACK does not come."""
     fast_path: bool = True
@@ -192,11 +201,17 @@ class _H2(H2Connection):
 
 _REASONS = {
     200: b"OK",
+    201: b"Created",
+    204: b"No Content",
     400: b"Bad Request",
+    401: b"Unauthorized",
+    403: b"Forbidden",
     404: b"Not Found",
     405: b"Method Not Allowed",
     413: b"Content Too Large",
     414: b"URI Too Long",
+    409: b"Conflict",
+    422: b"Unprocessable Content",
     429: b"Too Many Requests",
     431: b"Request Header Fields Too Large",
     500: b"Internal Server Error",
@@ -205,12 +220,13 @@ _REASONS = {
 
 
 class _Stream:
-    __slots__ = ("body", "headers", "too_large")
+    __slots__ = ("body", "headers", "limit", "too_large")
 
-    def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
+    def __init__(self, headers: list[tuple[bytes, bytes]], limit: int) -> None:
         self.headers = headers
         self.body = bytearray()
         self.too_large = False
+        self.limit = limit
 
 
 class HttpServerConnection:
@@ -254,6 +270,7 @@ class HttpServerConnection:
         self._h1_req: h11.Request | None = None
         self._h1_body = bytearray()
         self._h1_too_large = False
+        self._h1_limit = self.limits.max_body
 
     # -- the core API ----------------------------------------------------------------------------
     @property
@@ -311,10 +328,18 @@ class HttpServerConnection:
         return out if out else [ConnectionClosed(reason="idle")]
 
     def receive_data(self, data: bytes, now: float = 0.0) -> list[Event]:
-        """Bytes from the peer (``b""``: the peer closed) → events."""
+        """Bytes from the peer (``b""``: the peer closed) → events.
+
+        Only bytes that make an event (a whole request, a reset, an error) restart the idle clock:
+        a head sent a byte at a time, or pings alone, do not keep a connection open."""
+        events = self._receive(data)
+        if events:
+            self._last_rx = now
+        return events
+
+    def _receive(self, data: bytes) -> list[Event]:
         if self._closed:
             return []
-        self._last_rx = now
         if self.version is HttpVersion.PENDING:
             if not data:
                 self._closed = True
@@ -737,7 +762,8 @@ class HttpServerConnection:
                     # after our GOAWAY: not processed (the client may retry it elsewhere)
                     self._h2_safe(lambda h, s=sid: h.reset_stream(s, ErrorCodes.REFUSED_STREAM))
                     continue
-                st = _Stream(list(ev.headers or ()))
+                fields = list(ev.headers or ())
+                st = _Stream(fields, self._body_limit_h2(fields) if ev.stream_ended is None else 0)
                 self._streams[sid] = st
                 if ev.stream_ended is not None:
                     out.append(self._h2_request(sid, st))
@@ -749,7 +775,7 @@ class HttpServerConnection:
                     self._h2_safe(lambda h, n=n, s=sid: h.acknowledge_received_data(n, s))
                 if st2 is not None and not st2.too_large:
                     st2.body += ev.data or b""
-                    if len(st2.body) > self.limits.max_body:
+                    if len(st2.body) > st2.limit:
                         st2.too_large = True
                 if ev.stream_ended is not None and st2 is not None:
                     out.append(self._h2_request(sid, st2))
@@ -793,6 +819,26 @@ class HttpServerConnection:
                 return out
         return out
 
+    def _body_limit(self, method: str, target: str, fields: Sequence[tuple[bytes, bytes]]) -> int:
+        decide = self.limits.body_limit
+        if decide is None:
+            return self.limits.max_body
+        return min(self.limits.max_body, decide(method, target, fields))
+
+    def _body_limit_h2(self, fields: list[tuple[bytes, bytes]]) -> int:
+        if self.limits.body_limit is None:
+            return self.limits.max_body
+        method = target = ""
+        regular = []
+        for name, value in fields:
+            if name == b":method":
+                method = value.decode("latin-1")
+            elif name == b":path":
+                target = value.decode("latin-1")
+            elif name[:1] != b":":
+                regular.append((name, value))
+        return self._body_limit(method, target, regular)
+
     def _h2_request(self, sid: int, st: _Stream) -> Event | ProtocolErrorOccurred:
         if self._streams.pop(sid, None) is None:
             return ProtocolErrorOccurred(error="internal", detail="stream ended twice", fatal=False)
@@ -810,11 +856,9 @@ class HttpServerConnection:
                 regular.append((name, value))
         self._open.add(sid)
         if st.too_large:
-            self._respond_h2(sid, 413, (), b"", False)
+            self._respond_h2(sid, 413, *self.limits.too_large, False)
             self._open.discard(sid)
-            return ProtocolErrorOccurred(
-                error="body_too_large", detail=f"over {self.limits.max_body}", fatal=False
-            )
+            return ProtocolErrorOccurred(error="body_too_large", detail=f"over {st.limit}", fatal=False)
         return RequestReceived(
             stream_id=sid,
             method=method,
@@ -917,10 +961,15 @@ class HttpServerConnection:
                 self._h1_req = ev  # type: ignore[assignment]
                 self._h1_body = bytearray()
                 self._h1_too_large = False
+                self._h1_limit = self._body_limit(
+                    ev.method.decode("latin-1"),  # type: ignore[union-attr]
+                    ev.target.decode("latin-1"),  # type: ignore[union-attr]
+                    list(ev.headers),  # type: ignore[union-attr]
+                )
             elif t is h11.Data:
                 if not self._h1_too_large:
                     self._h1_body += ev.data  # type: ignore[union-attr]
-                    if len(self._h1_body) > self.limits.max_body:
+                    if len(self._h1_body) > self._h1_limit:
                         self._h1_too_large = True
             elif t is h11.EndOfMessage:
                 req = self._h1_req
@@ -929,11 +978,11 @@ class HttpServerConnection:
                 sid = self._h1_counter
                 self._open.add(sid)
                 if self._h1_too_large:
-                    self._respond_h1(413, (), b"", False)
+                    self._respond_h1(413, *self.limits.too_large, False)
                     self._open.discard(sid)
                     out.append(
                         ProtocolErrorOccurred(
-                            error="body_too_large", detail=f"over {self.limits.max_body}", fatal=False
+                            error="body_too_large", detail=f"over {self._h1_limit}", fatal=False
                         )
                     )
                     continue

@@ -44,7 +44,7 @@ async def test_two_workers_one_exposition(servers: list[MetricsServer], tmp_path
     w1 = MetricsServer(cfg)
     await w1.listen_unix(str(tmp_path / "w1.sock"))
     w0 = MetricsServer(cfg)
-    w0.peers = [(1, str(tmp_path / "w1.sock")), (2, str(tmp_path / "w2.sock"))]  # worker 2 is gone
+    w0.worker_sockets = [(1, str(tmp_path / "w1.sock")), (2, str(tmp_path / "w2.sock"))]  # worker 2 is gone
     host, port = await w0.listen("127.0.0.1", 0)
     servers += [w1, w0]
     text = await _curl(f"http://{host}:{port}/metrics")
@@ -66,7 +66,7 @@ async def test_a_hung_worker_does_not_hang_the_scrape(servers: list[MetricsServe
 
     hung = await asyncio.start_unix_server(never_answer, str(tmp_path / "w1.sock"))
     w0 = MetricsServer(Config(workers=2, metrics=MetricsConfig(listen="127.0.0.1:0")))
-    w0.peers = [(1, str(tmp_path / "w1.sock"))]
+    w0.worker_sockets = [(1, str(tmp_path / "w1.sock"))]
     host, port = await w0.listen("127.0.0.1", 0)
     servers.append(w0)
     try:

@@ -37,7 +37,8 @@ def test_banner_line_names_every_listener_store_lists_and_metrics(eir_factory) -
     }
     assert got == want
     assert ev["metrics"] == "http://{}:{}/metrics".format(*eir.metrics)
-    assert "admin" not in ev and "mqtt" not in ev
+    assert ev["admin"] == eir.admin_url, "the admin API's bound address"
+    assert "mqtt" not in ev
     names = [e["event"] for e in eir.log_events()]
     assert "listening" not in names, "the banner replaced the per-interface lines"
     assert eir.stop() == 0
@@ -113,6 +114,6 @@ def test_banner_block_on_a_terminal(tmp_path: Any, eir_factory) -> None:  # type
     text = out.decode(errors="replace").replace("\r\n", "\n")
     assert "eir-emulator " in text and " ready\n" in text, text
     block = text[text.index("eir-emulator ") :]
-    for label in ("config", "store", "lists", "s13", "map", "n5g", "metrics"):
+    for label in ("config", "store", "lists", "s13", "map", "n5g", "metrics", "admin"):
         assert f"\n  {label} " in block, (label, block)
     assert '"event"' not in block, "a block for a person, not JSON"

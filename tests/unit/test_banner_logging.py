@@ -44,16 +44,19 @@ def test_fields_name_everything_and_mask_the_store_password() -> None:
         {"interface": "n5g", "address": "0.0.0.0:8000", "transport": "tcp"},
     ]
     assert f["metrics"] == "https://127.0.0.1:9464/metrics" and f["mqtt"] == "mqtts://broker.lab:8883"
-    assert "admin" not in f, "no admin section in this config: no admin URL"
+    assert f["admin"] == "http://127.0.0.1:9465/api/v1", "admin.listen's default"
     assert "workers" not in f
 
 
 def test_admin_url_when_the_config_has_admin_listen() -> None:
     cfg: Any = SimpleNamespace(**{k: getattr(Config(), k) for k in Config.__slots__})  # type: ignore[attr-defined]
-    cfg.admin = SimpleNamespace(listen="127.0.0.1:9465", token="secret-token")
+    cfg.admin = SimpleNamespace(enabled=True, listen=["127.0.0.1:9465"], token="secret-token")
     f = _fields(cfg)
     assert f["admin"] == "http://127.0.0.1:9465/api/v1"
     assert "secret-token" not in json.dumps(f)
+    assert banner.admin_url(cfg, [["::1", 40001, "tcp"]]) == "http://[::1]:40001/api/v1", "the bound port"
+    cfg.admin.enabled = False
+    assert "admin" not in _fields(cfg)
 
 
 def test_block_on_a_terminal_and_one_structured_line_otherwise() -> None:

@@ -56,14 +56,37 @@ def test_the_walk_finds_every_command() -> None:
         "eir check",
         "eir lists import",
         "eir lists export",
+        "eir lists observations",
+        "eir lists sync",
         "eir lists versions",
         "eir lists rollback",
         "eir sim mme",
         "eir sim msc",
         "eir sim amf",
         "eir sim nrf",
+        "eir sim handle",
         "eir replay",
         "eir scenario run",
+        *(
+            f"eir admin {c}"
+            for c in (
+                "check",
+                "lists add",
+                "lists remove",
+                "lists import",
+                "lists versions",
+                "lists rollback",
+                "faults set",
+                "faults clear",
+                "faults list",
+                "peers",
+                "sightings",
+                "config",
+            )
+        ),
+        "eir faults set",
+        "eir faults clear",
+        "eir faults list",
     }
 
 

@@ -155,6 +155,37 @@ def test_body_over_the_limit_gets_413() -> None:
     assert responses(c, s.data_to_send()) == {sid: (413, b"")}
 
 
+def test_the_413_carries_the_services_own_body_on_both_versions() -> None:
+    """``HttpLimits.too_large``: the admin API answers 413 with ProblemDetails like every error."""
+    import h11
+
+    problem = b'{"status":413}'
+    limits = HttpLimits(max_body=10, too_large=(((b"content-type", b"application/problem+json"),), problem))
+    c, s = pair()
+    s.limits = limits
+    sid = c.get_next_available_stream_id()
+    c.send_headers(sid, [(":method", "POST"), (":scheme", "http"), (":authority", "e"), (":path", "/")])
+    c.send_data(sid, b"x" * 100, end_stream=True)
+    s.receive_data(c.data_to_send())
+    evs = c.receive_data(s.data_to_send())
+    (resp,) = [e for e in evs if isinstance(e, h2.events.ResponseReceived)]
+    assert (b":status", b"413") in resp.headers and (
+        b"content-type",
+        b"application/problem+json",
+    ) in resp.headers
+    assert b"".join(e.data for e in evs if isinstance(e, h2.events.DataReceived)) == problem
+    # HTTP/1.1, read back by h11's client
+    s1 = HttpServerConnection(limits)
+    s1.receive_data(b"POST / HTTP/1.1\r\nHost: e\r\nContent-Length: 100\r\n\r\n" + b"x" * 100)
+    cl = h11.Connection(h11.CLIENT)
+    cl.send(h11.Request(method="POST", target="/", headers=[("Host", "e"), ("Content-Length", "100")]))
+    cl.receive_data(s1.data_to_send())
+    r = cl.next_event()
+    assert isinstance(r, h11.Response) and r.status_code == 413 and r.reason == b"Content Too Large"
+    assert (b"content-type", b"application/problem+json") in list(r.headers)
+    assert cl.next_event().data == problem  # type: ignore[union-attr]
+
+
 def test_peer_reset_drops_the_answer() -> None:
     c, s = pair()
     sid = get(c)
@@ -304,9 +335,11 @@ def test_idle_connection_is_closed_with_goaway_but_not_a_busy_one() -> None:
     s.receive_data(c.data_to_send(), 105.0)
     c.receive_data(s.data_to_send())
     s.receive_data(c.data_to_send(), 106.0)
-    assert s.get_timer() == 116.0 and s.handle_timer(110.0) == []  # early: nothing
+    # the preface and SETTINGS complete no request: the clock still runs from the accept
+    assert s.get_timer() == 110.0 and s.handle_timer(109.0) == []  # early: nothing
     sid = get(c)
     s.receive_data(c.data_to_send(), 107.0)
+    assert s.get_timer() == 117.0  # a whole request restarts it
     assert s.handle_timer(200.0) == [] and not s.closed  # a request in progress: not idle
     s.send_response(sid, 200, JSON, BODY)
     assert responses(c, s.data_to_send())
@@ -321,6 +354,32 @@ def test_idle_http11_connection_is_closed() -> None:
     s.start(0.0)
     s.receive_data(b"GET / HT", 0.5)  # a partial head: nothing in progress yet
     assert s.handle_timer(2.0) == [ConnectionClosed(reason="shutdown")] and s.closed
+
+
+def test_slow_head_does_not_keep_the_connection_open() -> None:
+    """A slowloris client (a request head a byte at a time, within every idle period) is closed once
+    idle_timeout has passed without a whole request, on HTTP/1.1 and on HTTP/2 (pings only)."""
+    s = HttpServerConnection(HttpLimits(idle_timeout=5.0))
+    s.start(0.0)
+    head = b"GET /n5g-eir-eic/v1/equipment-status?pei=imei-490154203237518 HTTP/1.1\r\nHost: x\r\n"
+    t = 0.0
+    closed: list[object] = []
+    for i in range(len(head)):
+        t += 1.0
+        s.receive_data(head[i : i + 1], t)
+        closed += s.handle_timer(t)
+        if s.closed:
+            break
+    assert closed == [ConnectionClosed(reason="shutdown")] and t == 5.0
+    c = client()
+    s2 = HttpServerConnection(HttpLimits(idle_timeout=5.0))
+    s2.start(0.0)
+    s2.receive_data(c.data_to_send(), 1.0)
+    for t in (2.0, 3.0, 4.0, 5.0):
+        c.ping(b"12345678")
+        s2.receive_data(c.data_to_send(), t)
+        assert s2.data_to_send()  # answered (PING ACK) ...
+    assert s2.handle_timer(5.0) == [ConnectionClosed(reason="shutdown")]  # ... but no request: idle
 
 
 def test_continuation_flood_ends_with_goaway() -> None:
@@ -427,3 +486,42 @@ def test_after_an_h2c_upgrade_any_bytes_and_a_close_never_raise(
     s.close(now + 1)
     s.handle_timer(now + 2)
     s.receive_data(b"", now + 3)
+
+
+def test_body_limit_is_decided_per_request_from_its_head() -> None:
+    """``HttpLimits.body_limit``: a small limit for one target, ``max_body`` caps the large one."""
+    seen: list[tuple[str, str, bool]] = []
+
+    def limit(method: str, target: str, fields: object) -> int:
+        seen.append((method, target, (b"x-big", b"1") in list(fields)))  # type: ignore[call-overload]
+        return 1000 if target == "/big" else 5
+
+    limits = HttpLimits(max_body=100, body_limit=limit)
+    for path, size, status in (
+        ("/small", 6, 413),
+        ("/small", 5, None),
+        ("/big", 100, None),
+        ("/big", 101, 413),
+    ):
+        c, s = pair()
+        s.limits = limits
+        sid = c.get_next_available_stream_id()
+        c.send_headers(
+            sid,
+            [(":method", "POST"), (":scheme", "http"), (":authority", "e"), (":path", path), ("x-big", "1")],
+        )
+        c.send_data(sid, b"x" * size, end_stream=True)
+        evs = s.receive_data(c.data_to_send())
+        if status is None:
+            assert [type(e) for e in evs] == [RequestReceived] and len(evs[0].body) == size  # type: ignore[union-attr]
+        else:
+            assert responses(c, s.data_to_send()) == {sid: (413, b"")}
+        # the same over HTTP/1.1
+        s1 = HttpServerConnection(limits)
+        head = f"POST {path} HTTP/1.1\r\nHost: e\r\nX-Big: 1\r\nContent-Length: {size}\r\n\r\n".encode()
+        evs = s1.receive_data(head + b"x" * size)
+        if status is None:
+            assert [type(e) for e in evs] == [RequestReceived]
+        else:
+            assert s1.data_to_send().startswith(b"HTTP/1.1 413 Content Too Large\r\n")
+    assert seen[0] == ("POST", "/small", True)
