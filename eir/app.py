@@ -325,7 +325,8 @@ async def _shutdown(
     log = get_logger()
     for s, r in zip(servers, results, strict=True):
         if isinstance(r, BaseException):
-            log.warning("shutdown_error", interface=s.name, error=repr(r))
+            iface = {"diameter": "s13", "m3ua": "map"}.get(s.name, s.name)  # the names logs use
+            log.warning("shutdown_error", interface=iface, error=repr(r))
     try:
         await checker.close()  # the sightings still queued go to the store before it closes
     except Exception as e:
