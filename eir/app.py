@@ -283,6 +283,14 @@ async def _main(
         await _shutdown(servers, checker, store, observations, events, config.shutdown_grace)
         raise
 
+    follower: asyncio.Task[None] | None = None
+    if worker_index == 0 and config.lists.sync_from and config.lists.sync_interval > 0:
+        from eir.list_sync import periodic
+
+        follower = asyncio.create_task(
+            periodic(store, config.lists.sync_from, config.data_dir, config.lists.sync_interval, log)
+        )
+
     if ready_file:
         tmp = Path(ready_file + ".tmp")
         tmp.write_text(json.dumps(ready))
@@ -308,6 +316,10 @@ async def _main(
     for s in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(s, on_signal, s)
     await stop.wait()
+    if follower is not None:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
     await _shutdown(servers, checker, store, observations, events, config.shutdown_grace)
     log.info("stopped")
     return EXIT_OK

@@ -368,10 +368,12 @@ class ListsConfig:
     """List files imported at start when the store holds no list yet (demo lists for ``make run``):
     any ``eir lists import`` format, recognised by its header (a DIRBS list, a GSMA TAC file …)."""
     sync_from: str | None = None
-    """URL ``eir lists sync`` follows when it is given no ``--from`` (a central list: full or
-    DIRBS delta, any ``eir lists import`` format)."""
+    """URL of a central list (full or DIRBS delta, any ``eir lists import`` format) that ``eir lists
+    sync`` follows when given no ``--from``, and that ``eir serve`` follows on its own when
+    ``sync_interval`` is above 0."""
     sync_interval: float = 0.0
-    """Seconds between ``eir lists sync`` fetches (conditional GETs); 0: fetch once and exit."""
+    """Seconds between fetches (conditional GETs) of ``sync_from``: by ``eir serve`` (worker 0) and by
+    ``eir lists sync``; 0: ``eir serve`` does not fetch, ``eir lists sync`` fetches once."""
 
 
 @dataclass(slots=True)
