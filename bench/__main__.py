@@ -32,6 +32,7 @@ SECTIONS = (
     "limits",
     "diameter_tls",
     "import",
+    "mqtt",
 )
 
 

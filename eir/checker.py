@@ -30,12 +30,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any
 
 from eir.config import Config
 from eir.events import EventSink
 from eir.logging import get_logger
-from eir.metrics import CLONE_SUSPICIONS, LIST_VERSION, REQUESTS, STORE_ERRORS, VERDICTS
+from eir.metrics import (
+    CLONE_SUSPICIONS,
+    LIST_ENTRIES,
+    LIST_VERSION,
+    REQUESTS,
+    STORE_ERRORS,
+    STORE_SECONDS,
+    VERDICTS,
+)
 from eir.model import CheckRequest, Interface, Status, Verdict
 from eir.policy import CLONE_REASONS, Policy, Step
 from eir.sightings import SightingTracker
@@ -50,6 +59,8 @@ CACHE_SIZE = 100_000
 
 _OUTAGE_ERRORS: tuple[type[BaseException], ...] = (StoreError, OSError, TimeoutError, ConnectionError)
 _NO_RULES = ImsiRules()
+_STORE_LOOKUP = STORE_SECONDS.labels("lookup")
+_STORE_RULES = STORE_SECONDS.labels("imsi_rules")
 
 
 class PolicyChecker:
@@ -90,6 +101,7 @@ class PolicyChecker:
         self._rules: dict[tuple[str, str], ImsiRules] = {}
         self._watching = False
         self._watch_registered = False
+        self._size_tasks: set[asyncio.Task[None]] = set()
         self._down_until = 0.0
         self._down: dict[str, bool] = {}
         self._requests: dict[Interface, Any] = {}
@@ -143,6 +155,7 @@ class PolicyChecker:
                 "check",
                 interface=iface.value,
                 imei=request.imei[:32],
+                sv=request.software_version,
                 imsi=request.imsi,
                 origin=request.origin,
                 status=verdict.status.value,
@@ -212,7 +225,9 @@ class PolicyChecker:
             if lookup is None:
                 if self._store_needs_task and asyncio.current_task() is None:
                     await asyncio.sleep(0)  # continue under the server's Task (module docstring)
+                t0 = perf_counter()
                 lookup = await self.store.lookup(imei, imeisv)
+                _STORE_LOOKUP.observe(perf_counter() - t0)
                 if self._cache_on:
                     if len(self._lookups) >= CACHE_SIZE:
                         self._lookups.clear()
@@ -224,7 +239,9 @@ class PolicyChecker:
                 if r is None:
                     if self._store_needs_task and asyncio.current_task() is None:
                         await asyncio.sleep(0)
+                    t0 = perf_counter()
                     r = await self.store.imsi_rules(imsi, imei)
+                    _STORE_RULES.observe(perf_counter() - t0)
                     if self._cache_on and len(imsi) <= 16:
                         if len(self._rules) >= CACHE_SIZE:
                             self._rules.clear()
@@ -341,6 +358,7 @@ class PolicyChecker:
         self._watching = True
         if v is not None:
             LIST_VERSION.set(v)
+            self._refresh_sizes()
 
     def lists_changed(self, version_id: int) -> None:
         """This process changed the lists (the admin API): drop the cached answers now rather than
@@ -353,6 +371,28 @@ class PolicyChecker:
         LIST_VERSION.set(version_id)
         self._log.info("list_version_active", version=version_id)
         self.events.publish("lists", {"version": version_id})
+        self._refresh_sizes()
+
+    def _refresh_sizes(self) -> None:
+        """eir_list_entries from the active version's counts (one versions() call, in a task)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        task = loop.create_task(_set_list_sizes(self.store))
+        self._size_tasks.add(task)
+        task.add_done_callback(self._size_tasks.discard)
+
+
+async def _set_list_sizes(store: IdentityStore) -> None:
+    try:
+        versions = await store.versions()
+    except Exception:  # the store is down: the gauge keeps its last value, the checks say why
+        return
+    for v in versions:
+        if v.active:
+            LIST_ENTRIES.labels("equipment").set(v.entries)
+            LIST_ENTRIES.labels("pairing").set(v.pairings)
 
 
 def _handle_resolver(config: Config, clock: Callable[[], float]) -> Any:

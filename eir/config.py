@@ -40,6 +40,9 @@ class LogConfig:
     N of each kind per ``rate_limit_interval`` are logged, the rest counted in eir_log_suppressed."""
     rate_limit_interval: float = 60.0
     """Seconds; at its end one ``log_suppressed`` line per kind says how many were left out."""
+    mask_identities: bool = False
+    """Mask IMEI/IMSI/MSISDN digits in log lines and MQTT events: an IMEI keeps its TAC (8 digits), an
+    IMSI its MCC+MNC (5 digits), the rest become ``*``."""
 
 
 @dataclass(slots=True)
@@ -384,6 +387,16 @@ class MetricsConfig:
     """Scrape connections held at once; more are closed at accept."""
     max_connections_per_source: int = 16
     """Scrape connections held at once from one source address."""
+    username: str | None = None
+    """With ``password``: scrapes must send HTTP basic auth (else 401)."""
+    password: str | None = None
+    token: str | None = None
+    """Scrapes may send ``Authorization: Bearer <token>`` (else 401). With username/password too,
+    either is accepted."""
+    tls_cert: str | None = None
+    """PEM certificate chain: the metrics listener speaks HTTPS only."""
+    tls_key: str | None = None
+    """PEM private key of ``tls_cert``."""
 
 
 @dataclass(slots=True)
@@ -428,6 +441,31 @@ class MqttConfig:
     ``<prefix>/lists``."""
     publish_verdicts: bool = False
     """Publish every verdict (heavy under load); clone suspicions, peer and list events are always sent."""
+    qos: int = 1
+    """QoS of the events (0 or 1); the status and list acknowledgements are always QoS 1."""
+    client_id: str | None = None
+    """MQTT client identifier (worker i of ``--workers`` appends ``-w<i>``). None: ``eir-<origin_host>``
+    with ``lists_in`` — fixed, so that the broker keeps the session and the list updates queued for it
+    across reconnects (give each instance its own) — else ``eir-<origin_host>-<pid>``."""
+    username: str | None = None
+    """Broker user (the URL's user part works too)."""
+    password: str | None = None
+    """Broker password (``EIR_MQTT_PASSWORD``); never logged."""
+    tls_ca: str | None = None
+    """PEM CA bundle that signed the broker's certificate (``mqtts://`` URLs; None: the system's)."""
+    tls_cert: str | None = None
+    """PEM client certificate, for brokers that require one."""
+    tls_key: str | None = None
+    buffer_size: int = 10000
+    """Events held while the broker is away, sent in order after reconnect; past it the oldest are
+    dropped and counted in eir_events_dropped_total."""
+    lists_in: bool = False
+    """Apply list updates published on ``lists_topic`` (a central EIR / CEIR) as new list versions."""
+    lists_topic: str = "eir/lists/update"
+    """Where list updates arrive (JSON rows, or a whole CSV file); the acknowledgement goes to
+    ``<topic_prefix>/lists/ack``."""
+    max_update_bytes: int = 16777216
+    """Larger list updates are refused (acknowledged with an error)."""
 
 
 @dataclass(slots=True)
@@ -854,6 +892,22 @@ def _validate(cfg: Config) -> None:
         for limit in ("max_connections", "max_connections_per_source"):
             if getattr(sect, limit) < 1:
                 raise ConfigError(f"{key}.{limit}: must be at least 1")
+    if bool(cfg.metrics.username) != bool(cfg.metrics.password):
+        raise ConfigError("metrics.username / metrics.password: give both or neither")
+    if bool(cfg.metrics.tls_cert) != bool(cfg.metrics.tls_key):
+        raise ConfigError("metrics.tls_cert / metrics.tls_key: give both or neither")
+    if cfg.mqtt.qos not in (0, 1):
+        raise ConfigError(f"mqtt.qos: must be 0 or 1; got {cfg.mqtt.qos}")
+    if cfg.mqtt.buffer_size < 1 or cfg.mqtt.max_update_bytes < 1:
+        raise ConfigError("mqtt.buffer_size / mqtt.max_update_bytes: must be at least 1")
+    if cfg.mqtt.url.split(":", 1)[0] not in ("mqtt", "mqtts", "tcp", "ssl"):
+        raise ConfigError(f"mqtt.url: use mqtt://HOST:PORT or mqtts://HOST:PORT; got {cfg.mqtt.url!r}")
+    if (cfg.mqtt.tls_ca or cfg.mqtt.tls_cert) and not cfg.mqtt.url.startswith(("mqtts:", "ssl:")):
+        raise ConfigError("mqtt.tls_ca / mqtt.tls_cert: TLS needs an mqtts://HOST:PORT mqtt.url")
+    if bool(cfg.mqtt.tls_cert) != bool(cfg.mqtt.tls_key):
+        raise ConfigError("mqtt.tls_cert / mqtt.tls_key: give both or neither")
+    if not cfg.mqtt.lists_topic or any(c in cfg.mqtt.lists_topic for c in "#+"):
+        raise ConfigError("mqtt.lists_topic: a topic name without wildcards")
     if cfg.metrics.read_timeout <= 0:
         raise ConfigError("metrics.read_timeout: must be a positive number of seconds")
     if cfg.log.rate_limit_burst < 0 or cfg.log.rate_limit_interval <= 0:

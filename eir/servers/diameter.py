@@ -175,7 +175,7 @@ class _PeerConnection(CoreProtocol):
         self.server.connections.add(self)
         self.connected_at = time.time()
         PEER_EVENTS.labels(IFACE, "connected").inc()
-        self.log.info("diameter_connected")
+        self.log.debug("diameter_connected")  # diameter_peer_open says who, once the CER is in
         self.server.publish_peer(self, "connected")
         self.core.start(self.loop.time())
         self._flush()
@@ -278,7 +278,11 @@ class _PeerConnection(CoreProtocol):
         self.write_guard.cancel()  # after the events above: their close arms nothing that outlives us
         self.server.connections.discard(self)
         PEER_EVENTS.labels(IFACE, "disconnected").inc()
-        self.log.info("diameter_disconnected", peer_host=self.peer_host, error=str(exc) if exc else None)
+        # a peer that was open has had its diameter_peer_closed line; a connection that never
+        # became a peer is worth an info line
+        (self.log.debug if self.peer_host else self.log.info)(
+            "diameter_disconnected", peer_host=self.peer_host, error=str(exc) if exc else None
+        )
         self.server.publish_peer(self, "disconnected")
         self.closed.set()
 
@@ -322,7 +326,7 @@ class _PeerConnection(CoreProtocol):
                 )
             elif t is DisconnectRequested:
                 PEER_EVENTS.labels(IFACE, "dpr").inc()
-                self.log.info("diameter_peer_dpr", peer_host=self.peer_host, cause=ev.cause)
+                self.log.debug("diameter_peer_dpr", peer_host=self.peer_host, cause=ev.cause)
             elif t is WatchdogSuspect:
                 PEER_EVENTS.labels(IFACE, "suspect").inc()
                 self.log.info("diameter_peer_suspect", peer_host=self.peer_host)
@@ -378,17 +382,7 @@ class _PeerConnection(CoreProtocol):
                     result_code=ResultCode.DIAMETER_UNABLE_TO_COMPLY,
                     error_message="equipment check failed",
                 )
-        if self.server.debug:
-            self.log.debug(
-                "check",
-                imei=ev.imei,
-                sv=ev.software_version,
-                imsi=ev.imsi,
-                origin=ev.origin_host,
-                session_id=ev.session_id,
-                status=status.value,
-                reason=verdict.reason,
-            )
+        # (the checker writes the one debug line per check)
 
     async def close(self, grace: float) -> None:
         """Graceful: DPR when OPEN, wait for DPA and outstanding checks, close; cut after ``grace``."""
@@ -523,7 +517,7 @@ class DiameterServer:
                 ("allow_sources", "allow_hosts", "allow_realms"),
             )
         for host, port, transport in self.addresses():
-            self.log.info(
+            self.log.debug(  # the start-up banner lists every listener
                 "diameter_listening",
                 host=host,
                 port=port,

@@ -307,7 +307,7 @@ class _Association(CoreProtocol):
         self.connected_at = time.time()
         TCAP_STATS.attach(self.stack)
         PEER_EVENTS.labels(IFACE, "connected").inc()
-        self.log.info("m3ua_connected", role=self.role.name.lower())
+        self.log.debug("m3ua_connected", role=self.role.name.lower())  # m3ua_asp_state ACTIVE says it
         self.server.publish_peer(self, "connected")
         self._handle(self.stack.start(self.loop.time()))
         self._flush()
@@ -390,7 +390,7 @@ class _Association(CoreProtocol):
         self.server.associations.discard(self)
         TCAP_STATS.detach(self.stack)
         PEER_EVENTS.labels(IFACE, "disconnected").inc()
-        self.log.info("m3ua_disconnected", error=str(exc) if exc else None)
+        self.log.debug("m3ua_disconnected", error=str(exc) if exc else None)  # after m3ua_closing
         self.server.publish_peer(self, "disconnected")
         self.closed.set()
 
@@ -516,7 +516,12 @@ class _Association(CoreProtocol):
         elif ev.new is not m3ua.AspState.ACTIVE and self.counted_active:
             _PEERS.dec()
             self.counted_active = False
-        self.log.info(
+        # a person wants ACTIVE and leaving ACTIVE; DOWN→INACTIVE and the way down at the close
+        # (m3ua_closing gives the reason) are detail
+        loud = ev.new is m3ua.AspState.ACTIVE or (
+            ev.old is m3ua.AspState.ACTIVE and ev.new is m3ua.AspState.INACTIVE
+        )
+        (self.log.info if loud else self.log.debug)(
             "m3ua_asp_state",
             old=ev.old.name,
             new=ev.new.name,

@@ -186,8 +186,6 @@ class _N5gConnection(HttpConnection):
         else:
             w = _FAILURE
         self.respond(ev, w.status, w.fields, w.body)
-        if self.server.debug:
-            self.log.debug("check", target=ev.target[:256], status=s.value, reason=verdict.reason)
 
 
 class N5gServer(HttpServer):
