@@ -212,6 +212,13 @@ def build() -> dict[str, Any]:
             "absent_removals": {"type": "array", "items": {"type": "string"}},
             "ignored_columns": {"type": "array", "items": {"type": "string"}},
             "summary": {"type": "string"},
+            "format": {"type": "string", "description": "the file's format (given or recognised)"},
+            "normalised": {
+                "type": "object",
+                "description": "DIRBS-style IMEI normalisations applied (hex digits, * and #, 14-digit keys)",
+            },
+            "table": {"type": "string", "description": "a reference table filled (tac, registration)"},
+            "imported": {"type": "boolean"},
         },
     }
     explanation = {

@@ -531,6 +531,11 @@ class AdminApi:
             except ListFileError as e:
                 raise ApiError(400, str(e), cause="bad_csv") from None
             report["dry_run"] = dry_run
+            report["valid"] = report["bad_rows"] == 0
+            report["summary"] = (
+                f"{report['rows']} rows ({report['format']}), {report['bad_rows']} bad, "
+                f"{report['duplicates']} duplicates"
+            )
             if not dry_run and report.get("version") is None and not report.get("imported"):
                 raise ApiError(422, "bad rows, nothing imported", cause="bad_rows", extra=report)
             if not dry_run and report.get("version") is not None:
