@@ -510,10 +510,10 @@ def build() -> dict[str, Any]:
                     "200": _json(
                         {
                             "type": "object",
-                            "required": ["diameter", "m3ua", "n5g"],
+                            "required": ["s13", "map", "n5g"],
                             "properties": {
                                 k: {"type": "array", "items": {"type": "object"}}
-                                for k in ("diameter", "m3ua", "n5g")
+                                for k in ("s13", "map", "n5g")
                             },
                         }
                     )

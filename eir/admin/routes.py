@@ -61,6 +61,10 @@ Handler = Callable[["ApiRequest"], Awaitable[Response]]
 T = TypeVar("T")
 
 
+_INTERFACE = {"diameter": "s13", "m3ua": "map", "n5g": "n5g", "metrics": "metrics", "admin": "admin"}
+"""Server name → the interface name used everywhere a person reads it (logs, metrics, CLI, this API)."""
+
+
 @dataclass(slots=True)
 class ApiRequest:
     method: str
@@ -295,7 +299,7 @@ class AdminApi:
         except Exception as e:
             store_ok, store_detail = False, f"{type(e).__name__}: {e}"[:200]
         listeners = {
-            s.name: [f"{h}:{p}/{t}" for h, p, t in s.addresses()]
+            _INTERFACE.get(s.name, s.name): [f"{h}:{p}/{t}" for h, p, t in s.addresses()]
             for s in self.servers
             if getattr(s, "name", None)
         }
@@ -682,9 +686,9 @@ class AdminApi:
 
     # --- peers, faults, config ------------------------------------------------------------------------------
     async def peers(self, req: ApiRequest) -> Response:
-        out: dict[str, list[dict[str, Any]]] = {"diameter": [], "m3ua": [], "n5g": []}
+        out: dict[str, list[dict[str, Any]]] = {"s13": [], "map": [], "n5g": []}
         for s in self.servers:
-            name = getattr(s, "name", "")
+            name = _INTERFACE.get(getattr(s, "name", ""), "")
             if name in out and hasattr(s, "peers"):
                 out[name] = s.peers()
         return json_response(200, out)
