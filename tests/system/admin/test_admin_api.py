@@ -600,7 +600,7 @@ def test_cli_commands_use_the_api(eir: EirProcess) -> None:
         assert [x["id"] for x in json.loads(r.stdout)] == ["cli"]
         assert _eir_cli(eir, *prefix, "clear", "cli").returncode == 0
         assert _eir_cli(eir, *prefix, "clear").stdout.strip() == "0 fault rules cleared"
-    assert set(json.loads(_eir_cli(eir, "admin", "peers").stdout)) == {"diameter", "m3ua", "n5g"}
+    assert set(json.loads(_eir_cli(eir, "admin", "peers").stdout)) == {"s13", "map", "n5g"}
     assert json.loads(_eir_cli(eir, "admin", "sightings", LISTED).stdout)["imei"] == LISTED
     r = _eir_cli(eir, "admin", "config")
     assert json.loads(r.stdout)["admin"]["token"] == "***" and WRITE not in r.stdout
