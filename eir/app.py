@@ -202,6 +202,11 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
         events = NullEvents()
     await events.start()
     register_metrics()
+    from eir.faults import REGISTRY as FAULTS
+
+    FAULTS.load(config.faults)  # validated with the config; changed at run time by the admin API
+    if config.faults:
+        log.warning("faults_configured", rules=[r.to_dict() for r in FAULTS.rules()])
     checker = build_checker(config, store, events, observations)
     await checker.start()
 

@@ -8,6 +8,9 @@ On the hot path of every interface (~20k checks/s per process), so it stays lean
 * Stores that set ``cache_lookups`` (remote ones, where a round trip costs far more than a dict
   lookup) get their answers cached per active version; the cache is dropped whenever ``watch``
   reports a new version.
+* A store that suspends (PostgreSQL, Redis) gets ``store.call_timeout`` seconds per check, connecting
+  included: a hung server (or one stopped with SIGSTOP) costs each check that long, not the
+  client library's connect + command timeouts (8 s by default).
 * A store outage (StoreUnavailableError, connection errors, timeouts) becomes the configured
   ``store.on_unavailable`` answer (FAILURE = the interface's system-failure error, or a verdict),
   one log line when it starts and one when it ends, and ``eir_store_errors``. After a failure the
@@ -28,6 +31,7 @@ On the hot path of every interface (~20k checks/s per process), so it stays lean
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -70,6 +74,9 @@ class PolicyChecker:
         self._clock = clock
         self._wall = wall
         self.retry_after = retry_after
+        self.call_timeout = config.store.call_timeout
+        """Seconds one check may wait for a store that suspends (PostgreSQL, Redis) before it
+        gets the ``on_unavailable`` answer (``store.call_timeout``)."""
         self.policy = Policy(config.policy)
         self.store = store
         self.observations = observations or store
@@ -206,29 +213,19 @@ class PolicyChecker:
                 if steps is not None:
                     steps.append(Step(rule="store", outcome="failed", detail="unavailable"))
                 return self._fallback
+        imsi = req.imsi
         try:
             lookup = self._lookups.get((imei, imeisv)) if self._cache_on else None
-            if lookup is None:
-                if self._store_needs_task and asyncio.current_task() is None:
-                    await asyncio.sleep(0)  # continue under the server's Task (module docstring)
-                lookup = await self.store.lookup(imei, imeisv)
-                if self._cache_on:
-                    if len(self._lookups) >= CACHE_SIZE:
-                        self._lookups.clear()
-                    self._lookups[(imei, imeisv)] = lookup
-            rules = _NO_RULES
-            imsi = req.imsi
-            if imsi:
-                r = self._rules.get((imsi, imei)) if self._cache_on else None
-                if r is None:
-                    if self._store_needs_task and asyncio.current_task() is None:
-                        await asyncio.sleep(0)
-                    r = await self.store.imsi_rules(imsi, imei)
-                    if self._cache_on and len(imsi) <= 16:
-                        if len(self._rules) >= CACHE_SIZE:
-                            self._rules.clear()
-                        self._rules[(imsi, imei)] = r
-                rules = r
+            r = self._rules.get((imsi, imei)) if self._cache_on and imsi else None
+            if lookup is None or (imsi and r is None):
+                if self._store_needs_task:
+                    if asyncio.current_task() is None:
+                        await asyncio.sleep(0)  # continue under the server's Task (module docstring)
+                    async with asyncio.timeout(self.call_timeout):
+                        lookup, r = await self._fetch(imei, imeisv, imsi, lookup, r)
+                else:
+                    lookup, r = await self._fetch(imei, imeisv, imsi, lookup, r)
+            rules = r if imsi and r is not None else _NO_RULES
         except _OUTAGE_ERRORS as e:
             self._store_failed("store", self._store_name, e)
             if steps is not None:
@@ -252,6 +249,24 @@ class PolicyChecker:
             if reason is not None:
                 self._clone_suspected(imei, req, sightings, reason, verdict)
         return verdict
+
+    async def _fetch(
+        self, imei: str, imeisv: str | None, imsi: str | None, lookup: Lookup | None, rules: ImsiRules | None
+    ) -> tuple[Lookup, ImsiRules | None]:
+        """The store's answers the cache did not have (filling the cache)."""
+        if lookup is None:
+            lookup = await self.store.lookup(imei, imeisv)
+            if self._cache_on:
+                if len(self._lookups) >= CACHE_SIZE:
+                    self._lookups.clear()
+                self._lookups[(imei, imeisv)] = lookup
+        if imsi and rules is None:
+            rules = await self.store.imsi_rules(imsi, imei)
+            if self._cache_on and len(imsi) <= 16:
+                if len(self._rules) >= CACHE_SIZE:
+                    self._rules.clear()
+                self._rules[(imsi, imei)] = rules
+        return lookup, rules
 
     def _observe(self, tracker: SightingTracker, imei: str, req: CheckRequest) -> Sightings:
         imsi = req.imsi
@@ -317,6 +332,11 @@ class PolicyChecker:
         self._down[which] = False
         self._log.info(f"{which}_recovered", store=name)
 
+    def _time_limit(self) -> Any:
+        """``store.call_timeout`` around a call to a store that may suspend (they run in a Task);
+        SQLite and memory answer inline and get none (a timeout could not interrupt them)."""
+        return asyncio.timeout(self.call_timeout) if self._store_needs_task else contextlib.nullcontext()
+
     async def _start_watch(self) -> None:
         # Register the callback once: a store that is down when asked for its active version must
         # not collect a second callback on the next check.
@@ -324,13 +344,15 @@ class PolicyChecker:
             await asyncio.sleep(0)
         if not self._watch_registered:
             try:
-                await self.store.watch(self._on_version)
+                async with self._time_limit():
+                    await self.store.watch(self._on_version)
             except _OUTAGE_ERRORS as e:
                 self._store_failed("store", self._store_name, e)
                 return  # try again once the retry delay has passed
             self._watch_registered = True
         try:
-            v = await self.store.active_version()
+            async with self._time_limit():
+                v = await self.store.active_version()
         except _OUTAGE_ERRORS as e:
             self._store_failed("store", self._store_name, e)
             return

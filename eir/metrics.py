@@ -154,6 +154,24 @@ LOG_SUPPRESSED = Counter(
 EVENTS_DROPPED = Counter(
     "eir_events_dropped", "MQTT events dropped (broker down or queue full)", registry=None
 )
+FAULTS_INJECTED = Counter(
+    "eir_faults_injected",
+    "Faults injected on purpose (eir/faults.py rules from faults: or the admin API), by kind",
+    ["kind"],
+    registry=None,
+)
+OVERLOAD_REFUSED = Counter(
+    "eir_overload_refused",
+    "Checks refused by the overload control (overload.*) instead of waiting for the store, by "
+    "interface and scope (global: the process budget; peer: the peer's budget or fair share)",
+    ["interface", "scope"],
+    registry=None,
+)
+CHECKS_IN_FLIGHT = Gauge(
+    "eir_checks_in_flight",
+    "Checks waiting for the store (or a delay fault), whole process: what overload.max_in_flight bounds",
+    registry=None,
+)
 
 
 _OWN: tuple[Collector, ...] = (
@@ -172,6 +190,9 @@ _OWN: tuple[Collector, ...] = (
     REFUSED,
     LOG_SUPPRESSED,
     EVENTS_DROPPED,
+    FAULTS_INJECTED,
+    OVERLOAD_REFUSED,
+    CHECKS_IN_FLIGHT,
 )
 _registered: set[int] = set()
 
