@@ -152,10 +152,10 @@ class FaultRule:
             return False
         if interface not in KIND_INTERFACES[self.kind]:
             return False
-        if self._imei_re is not None:
-            # as received: 14 digits, or 15 (check or spare digit) on MAP and N5g-eir, 16 (an IMEISV)
-            if not self._imei_re.match(imei) and not (len(imei) > 14 and self._imei_re.match(imei[:14])):
-                return False
+        # as received: 14 digits, or 15 (check or spare digit) on MAP and N5g-eir, 16 (an IMEISV)
+        pat = self._imei_re
+        if pat is not None and not pat.match(imei) and not (len(imei) > 14 and pat.match(imei[:14])):
+            return False
         if self._imei_range is not None:
             n, lo, hi = self._imei_range
             head = imei[:n]
