@@ -27,6 +27,7 @@ SECTIONS = (
     "store_remote",
     "n5g",
     "replay",
+    "overload",
 )
 
 
