@@ -21,11 +21,20 @@ from pycrate_mobile.M3UA import parse_M3UA
 from pycrate_mobile.SCCP import parse_SCCP
 
 from eir.checker import PolicyChecker
-from eir.config import CloneConfig, Config, DiameterConfig, M3uaConfig, N5gConfig, PolicyConfig
+from eir.config import (
+    CloneConfig,
+    Config,
+    DiameterConfig,
+    M3uaConfig,
+    N5gConfig,
+    OverloadConfig,
+    PolicyConfig,
+)
 from eir.events import NullEvents
 from eir.faults import REGISTRY
-from eir.metrics import FAULTS_INJECTED
+from eir.metrics import FAULTS_INJECTED, OVERLOAD_REFUSED
 from eir.model import Status
+from eir.overload import ADMISSION
 from eir.servers import diameter, m3ua, n5g
 from eir.store.base import EntryKind, ListEntry
 from eir.store.memory import MemoryStore
@@ -407,3 +416,64 @@ def test_faults_from_config_counted_in_metrics(eir_factory: Any) -> None:
     assert any(e.get("event") == "fault_injected" and e.get("rule") == "cfg" for e in events)
     assert any(e.get("event") == "faults_configured" for e in events)
     json.dumps(events[-1])  # the log stays JSON lines
+
+
+# --- the overload answers, with delay faults holding the budget's slots ------------------------
+
+
+@pytest.fixture
+def small_budget() -> Any:
+    yield OverloadConfig(max_in_flight=2, max_in_flight_per_peer=2)
+    ADMISSION.configure_from(OverloadConfig())  # the defaults again for the tests that follow
+
+
+async def test_overload_answers_on_every_interface(checker: PolicyChecker, small_budget: Any) -> None:
+    cfg = config(overload=small_budget)
+    s13_server = await diameter.start(cfg, checker, NullEvents())
+    host, port, _ = s13_server.addresses()[0]
+    tap = await Tap((host, port)).start()
+    REGISTRY.add({"kind": "delay", "delay_ms": 60_000, "imei": OTHER, "interfaces": ["s13"]})
+    mme = await SimulatedMme.connect("127.0.0.1", tap.port, origin_host="mme.lab", origin_realm="lab")
+    held = [asyncio.ensure_future(mme.check(OTHER, timeout=120)) for _ in range(2)]
+    await until(lambda: ADMISSION.in_flight == 2, "two delayed checks hold the budget")
+    try:
+        assert (await mme.check(WHITE)).verdict == "error 3004"
+        busy = ecas(tap)[-1]  # python-diameter
+        assert result_code(busy) == 3004 and busy.header.is_error
+        # MAP: systemFailure by default; a TC-U-Abort with overload.map_answer: tc_abort
+        for answer, expected in (("system_failure", "error:system_failure"), ("tc_abort", "aborted")):
+            cfg.overload.map_answer = answer  # type: ignore[assignment]
+            m3ua_server = await m3ua.start(cfg, checker, NullEvents())
+            mh, mp, _ = m3ua_server.addresses()[0]
+            mtap = await Tap((mh, mp)).start()
+            msc = await SimulatedMsc.connect("127.0.0.1", mtap.port)
+            try:
+                assert (await msc.check(WHITE)).verdict == expected
+            finally:
+                await msc.close()
+                await mtap.close()
+                await m3ua_server.shutdown(1.0)
+            last = tcap_answers(mtap)[-1]
+            if answer == "tc_abort":
+                assert last[0] == "abort" and last[1]["reason"][0] == "u-abortCause"
+            else:
+                assert last[0] == "end" and components(last)[0][1]["errcode"][1] == 34
+        # N5g-eir: 503 NF_CONGESTION with Retry-After
+        n5g_server = await n5g.start(config(overload=small_budget), checker, NullEvents())
+        nh, np_, _ = n5g_server.addresses()[0]
+        try:
+            async with httpx.AsyncClient(base_url=f"http://{nh}:{np_}") as client:
+                r = await client.get("/n5g-eir-eic/v1/equipment-status", params={"pei": f"imei-{WHITE}0"})
+        finally:
+            await n5g_server.shutdown(1.0)
+        assert (r.status_code, r.headers["retry-after"], r.json()["cause"]) == (503, "1", "NF_CONGESTION")
+        refused = OVERLOAD_REFUSED.labels("s13", "global")._value.get()
+        assert refused >= 1
+    finally:
+        REGISTRY.clear()
+        for t in held:
+            t.cancel()
+        await mme.close()
+        await tap.close()
+        await s13_server.shutdown(1.0)
+    assert ADMISSION.in_flight == 0  # the slots came back when the connection went
