@@ -52,7 +52,7 @@ _INJECTED = {kind: FAULTS_INJECTED.labels(kind) for kind in FAULT_KINDS}
 _REFUSED: dict[tuple[str, str], Any] = {}
 
 
-def prepare(config: Any) -> None:
+def prepare(config: Any, interface: str) -> None:
     """At an interface's start: the overload budget from ``overload:``, the rate limit of the fault
     and overload warnings from ``log:``, and the series that must read 0 before the first event."""
     ADMISSION.configure_from(config.overload)
@@ -61,6 +61,8 @@ def prepare(config: Any) -> None:
     CHECKS_IN_FLIGHT.set_function(lambda: ADMISSION.in_flight)
     for kind in FAULT_KINDS:
         FAULTS_INJECTED.labels(kind)
+    for scope in ("global", "peer"):
+        refused_counter(interface, scope)
 
 
 def refused_counter(interface: str, scope: str) -> Any:

@@ -504,7 +504,7 @@ class DiameterServer:
 async def start(config: Config, checker: Checker, events: EventSink) -> DiameterServer:
     """Start the S13 interface (see the module docstring)."""
     register_metrics()
-    prepare(config)
+    prepare(config, IFACE)
     for code in ResultCode:
         if code >= 3000:  # the errors the core answers with, 0 until they happen (eir.metrics)
             PROTOCOL_ERRORS.labels(IFACE, _error_label(code))

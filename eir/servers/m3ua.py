@@ -678,7 +678,7 @@ class M3uaServer:
 
 async def start(config: Config, checker: Checker, events: EventSink) -> M3uaServer:
     register_metrics(TCAP_STATS)
-    prepare(config)
+    prepare(config, IFACE)
     for label in _ERROR_LABELS:
         PROTOCOL_ERRORS.labels(IFACE, label)  # 0 until it happens (eir.metrics)
     for reason in ("source_address", "asp_id", "routing_context"):

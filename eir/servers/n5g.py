@@ -243,7 +243,7 @@ class N5gServer(HttpServer):
 async def start(config: Config, checker: Checker, events: EventSink) -> N5gServer:
     """Start the N5g-eir interface (see the module docstring)."""
     register_metrics()
-    prepare(config)
+    prepare(config, IFACE)
     for label in (
         "not_found",
         "method_not_allowed",

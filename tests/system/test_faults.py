@@ -412,6 +412,10 @@ def test_faults_from_config_counted_in_metrics(eir_factory: Any) -> None:
     assert 'eir_faults_injected_total{kind="result_code"} 1.0' in text
     for kind in ("delay", "no_answer", "map_error", "tcap_abort", "http_status", "close", "dwr_silence"):
         assert f'eir_faults_injected_total{{kind="{kind}"}} 0.0' in text
+    for iface in ("s13", "map", "n5g"):
+        for scope in ("global", "peer"):
+            assert f'eir_overload_refused_total{{interface="{iface}",scope="{scope}"}} 0.0' in text
+    assert "eir_checks_in_flight 0.0" in text
     events = eir.log_events()
     assert any(e.get("event") == "fault_injected" and e.get("rule") == "cfg" for e in events)
     assert any(e.get("event") == "faults_configured" for e in events)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from simulations.mme import SimulatedMme
 from testkit.flood import flood_s13, signal_tree
 from testkit.services import PostgresServer, start_postgres
 
@@ -71,3 +72,20 @@ def test_flood_with_store_paused_leaves_the_legitimate_mme_answered(
     assert metric(text, "eir_checks_in_flight") == 0  # every slot given back
     events = [e.get("event") for e in eir.log_events()]
     assert "overload_refused" in events and "store_unavailable" in events
+
+    # the store back (SIGCONT above): checks get their verdicts again, from the same connections pool
+    async def recovered() -> list[str]:
+        mme = await SimulatedMme.connect(host, port, origin_host="mme.legit.lab", origin_realm="lab")
+        got = []
+        try:
+            for _ in range(100):  # bounded: the store is retried after store failures
+                got.append((await mme.check(WHITE)).verdict)
+                if got[-1] == "white":
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            await mme.close()
+        return got
+
+    assert asyncio.run(recovered())[-1] == "white"
+    assert "store_recovered" in [e.get("event") for e in eir.log_events()]
