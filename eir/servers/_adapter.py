@@ -17,8 +17,7 @@ events in ``_handle``, turns each request into a :class:`~eir.model.CheckRequest
   when off) gets the bytes in (the subclass's ``data_received`` calls ``recorder.received``) and
   the bytes out (here, in ``_flush``); :mod:`eir.recording`;
 * applies back-pressure: reading pauses while the transport asks us to stop writing or
-  ``max_in_flight`` checks are waiting for the store, and resumes at half that.
-
+  ``max_in_flight`` checks are waiting for the store, and resumes at half that;
 * applies the global overload control (:mod:`eir.overload`): before a check starts, the process's
   and the peer's budgets of checks in flight are asked; a refused check gets the subclass's
   ``_overloaded`` answer at once (never queued) and counts in ``eir_overload_refused``; a check
@@ -208,7 +207,8 @@ class CoreProtocol(asyncio.Protocol):
         )
 
     def _fault_close(self) -> None:
-        """The ``close`` fault: the transport is closed, nothing more is sent."""
+        """The ``close`` fault: answers already made leave, then the transport is closed (no DPR,
+        ASPDN or GOAWAY first) and this request is never answered."""
         self._flush()
         self._close_transport()
 
