@@ -10,7 +10,8 @@ On the hot path of every interface (~20k checks/s per process), so it stays lean
   reports a new version.
 * A store that suspends (PostgreSQL, Redis) gets ``store.call_timeout`` seconds per check, connecting
   included: a hung server (or one stopped with SIGSTOP) costs each check that long, not the
-  client library's connect + command timeouts (8 s by default).
+  client library's connect + command timeouts (8 s by default). The call runs as its own Task so
+  that the limit holds even when the library delays its cancellation (:meth:`_limited`).
 * A store outage (StoreUnavailableError, connection errors, timeouts) becomes the configured
   ``store.on_unavailable`` answer (FAILURE = the interface's system-failure error, or a verdict),
   one log line when it starts and one when it ends, and ``eir_store_errors``. After a failure the
@@ -31,10 +32,9 @@ On the hot path of every interface (~20k checks/s per process), so it stays lean
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from eir.config import Config
 from eir.events import EventSink
@@ -54,6 +54,7 @@ CACHE_SIZE = 100_000
 
 _OUTAGE_ERRORS: tuple[type[BaseException], ...] = (StoreError, OSError, TimeoutError, ConnectionError)
 _NO_RULES = ImsiRules()
+_T = TypeVar("_T")
 
 
 class PolicyChecker:
@@ -75,6 +76,9 @@ class PolicyChecker:
         self._wall = wall
         self.retry_after = retry_after
         self.call_timeout = config.store.call_timeout
+        self._abandoned: set[asyncio.Future[Any]] = set()
+        """Store calls cut by call_timeout, still finishing in the background (held: a Task nobody
+        references may be garbage-collected mid-flight)."""
         """Seconds one check may wait for a store that suspends (PostgreSQL, Redis) before it
         gets the ``on_unavailable`` answer (``store.call_timeout``)."""
         self.policy = Policy(config.policy)
@@ -221,11 +225,12 @@ class PolicyChecker:
                 if self._store_needs_task:
                     if asyncio.current_task() is None:
                         await asyncio.sleep(0)  # continue under the server's Task (module docstring)
-                    async with asyncio.timeout(self.call_timeout):
-                        lookup, r = await self._fetch(imei, imeisv, imsi, lookup, r)
+                    lookup, r = await self._limited(self._fetch(imei, imeisv, imsi, lookup, r))
                 else:
                     lookup, r = await self._fetch(imei, imeisv, imsi, lookup, r)
             rules = r if imsi and r is not None else _NO_RULES
+            if lookup is None:  # never: _fetch fills it (said for the type checker)
+                raise StoreError("store gave no lookup")
         except _OUTAGE_ERRORS as e:
             self._store_failed("store", self._store_name, e)
             if steps is not None:
@@ -332,10 +337,35 @@ class PolicyChecker:
         self._down[which] = False
         self._log.info(f"{which}_recovered", store=name)
 
-    def _time_limit(self) -> Any:
-        """``store.call_timeout`` around a call to a store that may suspend (they run in a Task);
-        SQLite and memory answer inline and get none (a timeout could not interrupt them)."""
-        return asyncio.timeout(self.call_timeout) if self._store_needs_task else contextlib.nullcontext()
+    async def _limited(self, call: Coroutine[Any, Any, _T]) -> _T:
+        """``call`` (a call to a store that suspends) within ``store.call_timeout``: past it, a
+        TimeoutError now, and the call is cancelled and left to finish in the background.
+
+        Not ``asyncio.timeout``: a client library may hold up its own cancellation — asyncpg, for
+        one, waits for the server to acknowledge a cancelled query, up to its command timeout, and
+        a server stopped with SIGSTOP never does. A separate Task makes the limit hold whatever
+        the library does; what is abandoned meanwhile is bounded by the library's pool."""
+        task = asyncio.ensure_future(call)
+        try:
+            done, _ = await asyncio.wait((task,), timeout=self.call_timeout)
+        except asyncio.CancelledError:  # our own check was cancelled (its connection went away)
+            task.cancel()
+            self._abandon(task)
+            raise
+        if not done:
+            task.cancel()
+            self._abandon(task)
+            raise TimeoutError(f"no answer within store.call_timeout ({self.call_timeout:g} s)")
+        return task.result()
+
+    def _abandon(self, task: asyncio.Future[Any]) -> None:
+        self._abandoned.add(task)
+        task.add_done_callback(self._abandoned_done)
+
+    def _abandoned_done(self, task: asyncio.Future[Any]) -> None:
+        self._abandoned.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: the failure was already answered and counted
 
     async def _start_watch(self) -> None:
         # Register the callback once: a store that is down when asked for its active version must
@@ -344,14 +374,18 @@ class PolicyChecker:
             await asyncio.sleep(0)
         if not self._watch_registered:
             try:
-                async with self._time_limit():
+                if self._store_needs_task:
+                    await self._limited(self.store.watch(self._on_version))
+                else:
                     await self.store.watch(self._on_version)
             except _OUTAGE_ERRORS as e:
                 self._store_failed("store", self._store_name, e)
                 return  # try again once the retry delay has passed
             self._watch_registered = True
         try:
-            async with self._time_limit():
+            if self._store_needs_task:
+                v = await self._limited(self.store.active_version())
+            else:
                 v = await self.store.active_version()
         except _OUTAGE_ERRORS as e:
             self._store_failed("store", self._store_name, e)
