@@ -38,14 +38,14 @@ from typing import Any, TypeVar
 
 from eir.config import Config
 from eir.events import EventSink
-from eir.logging import get_logger
+from eir.logging import RateLimitedLog, get_logger
 from eir.metrics import CLONE_SUSPICIONS, LIST_VERSION, REQUESTS, STORE_ERRORS, VERDICTS
 from eir.model import CheckRequest, Interface, Status, Verdict
 from eir.policy import CLONE_REASONS, Policy, Step
 from eir.sightings import SightingTracker
 from eir.store.base import IdentityStore, ImsiRules, Lookup, Sightings, StoreError
 
-__all__ = ["PolicyChecker", "build_checker"]
+__all__ = ["CallTimeoutError", "PolicyChecker", "build_checker"]
 
 RETRY_AFTER = 0.25
 """Seconds a failed store is not asked again (fallback answers meanwhile)."""
@@ -55,6 +55,17 @@ CACHE_SIZE = 100_000
 _OUTAGE_ERRORS: tuple[type[BaseException], ...] = (StoreError, OSError, TimeoutError, ConnectionError)
 _NO_RULES = ImsiRules()
 _T = TypeVar("_T")
+
+
+class CallTimeoutError(TimeoutError):
+    """A store call went past ``store.call_timeout``. ``alive``: the store answered other calls
+    since this one started — the delay was this process's (an event loop busy with a flood), so
+    only this check gets the fallback; otherwise the store counts as down for ``retry_after``
+    (every check answered the fallback at once meanwhile, as for any outage)."""
+
+    def __init__(self, limit: float, *, alive: bool) -> None:
+        super().__init__(f"no answer within store.call_timeout ({limit:g} s)")
+        self.alive = alive
 
 
 class PolicyChecker:
@@ -76,6 +87,10 @@ class PolicyChecker:
         self._wall = wall
         self.retry_after = retry_after
         self.call_timeout = config.store.call_timeout
+        self._store_answers = 0
+        self._slow_log = RateLimitedLog(config.log.rate_limit_burst, config.log.rate_limit_interval)
+        """Store calls answered in time: a call that times out while others were answered found
+        the store alive (this process was too busy), not down (:class:`CallTimeoutError`)."""
         self._abandoned: set[asyncio.Future[Any]] = set()
         """Store calls cut by call_timeout, still finishing in the background (held: a Task nobody
         references may be garbage-collected mid-flight)."""
@@ -322,6 +337,12 @@ class PolicyChecker:
 
     def _store_failed(self, which: str, name: str, e: BaseException) -> None:
         STORE_ERRORS.labels(name).inc()
+        if isinstance(e, CallTimeoutError) and e.alive:
+            # the store answered other calls meanwhile: this check's fallback, no outage
+            self._slow_log.warning(
+                self._log, "store_call_timeout", "store_call_timeout", store=name, error=str(e)
+            )
+            return
         if which == "store":
             # From the moment of failure: a store that takes longer than RETRY_AFTER to fail (a
             # black-holed server, a connect timeout) must still be left alone for RETRY_AFTER.
@@ -345,6 +366,7 @@ class PolicyChecker:
         one, waits for the server to acknowledge a cancelled query, up to its command timeout, and
         a server stopped with SIGSTOP never does. A separate Task makes the limit hold whatever
         the library does; what is abandoned meanwhile is bounded by the library's pool."""
+        answered = self._store_answers
         task = asyncio.ensure_future(call)
         try:
             done, _ = await asyncio.wait((task,), timeout=self.call_timeout)
@@ -355,8 +377,10 @@ class PolicyChecker:
         if not done:
             task.cancel()
             self._abandon(task)
-            raise TimeoutError(f"no answer within store.call_timeout ({self.call_timeout:g} s)")
-        return task.result()
+            raise CallTimeoutError(self.call_timeout, alive=self._store_answers != answered)
+        result = task.result()
+        self._store_answers += 1
+        return result
 
     def _abandon(self, task: asyncio.Future[Any]) -> None:
         self._abandoned.add(task)
