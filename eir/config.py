@@ -248,11 +248,13 @@ class OverloadConfig:
     per peer. Above the budget a check is answered at once — S13 3004 DIAMETER_TOO_BUSY, MAP
     ``map_answer``, N5g-eir ``n5g.overload_status`` with Retry-After — never queued."""
 
-    max_in_flight: int = 8192
-    """Checks waiting for the store (or a delay fault) in the whole process, all interfaces."""
-    max_in_flight_per_peer: int = 4096
+    max_in_flight: int = 2048
+    """Checks waiting for the store (or a delay fault) in the whole process, all interfaces: bounds
+    memory whatever the number of connections."""
+    max_in_flight_per_peer: int = 256
     """The same for one peer (S13: the CER Origin-Host; MAP: the calling GT or pc:OPC; N5g-eir: the
-    client address)."""
+    client address). What waits here queues for the store's connections: size it to what the store
+    answers well within the peers' request timeout (README "Overload control")."""
     fair_share_above: float = 0.5
     """Fraction of max_in_flight above which a peer already holding its fair share (max_in_flight /
     peers holding slots) is refused: a flooding peer cannot take the whole budget."""

@@ -36,7 +36,7 @@ class Admission:
     """Counts of checks in flight, in total and per peer; see the module docstring."""
 
     def __init__(
-        self, max_in_flight: int = 8192, max_in_flight_per_peer: int = 4096, fair_share_above: float = 0.5
+        self, max_in_flight: int = 2048, max_in_flight_per_peer: int = 256, fair_share_above: float = 0.5
     ) -> None:
         self.in_flight = 0
         self.per_peer: dict[str, int] = {}

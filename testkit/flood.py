@@ -78,6 +78,35 @@ async def flood_s13(
             await m.close()
 
 
+async def flood_only(
+    host: str, port: int, *, connections: int, seconds: float, window: int, chunk: int = 2000
+) -> dict[str, int]:
+    """The flood alone for ``seconds`` (``python -m testkit.flood``: in a process of its own, so
+    that the legitimate MME's latency is not the flood client's event loop lag); the answer mix."""
+    flood = [
+        await SimulatedMme.connect(host, port, origin_host="flood.lab", origin_realm="lab")
+        for _ in range(connections)
+    ]
+    totals: dict[str, int] = {}
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+
+    async def one(i: int, m: SimulatedMme) -> None:
+        while loop.time() < end:
+            s = await m.load(
+                f"35{i:02d}0000000000", count=chunk, window=window, timeout=120, population=(1_000_000, 1)
+            )
+            for k, v in s.verdicts.items():
+                totals[k] = totals.get(k, 0) + v
+
+    try:
+        await asyncio.gather(*(one(i, m) for i, m in enumerate(flood)))
+    finally:
+        for m in flood:
+            await m.close()
+    return totals
+
+
 def process_tree(pid: int) -> list[int]:
     """``pid`` and its children. PostgreSQL backends call setsid(), so a signal to the postmaster's
     process group would miss them: SIGSTOP goes to each of these instead."""
@@ -101,3 +130,12 @@ def signal_tree(pid: int, sig: int) -> None:
     for p in process_tree(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(p, sig)
+
+
+if __name__ == "__main__":  # python -m testkit.flood HOST PORT CONNECTIONS SECONDS WINDOW
+    import json
+    import sys
+
+    h, p, c, secs, w = sys.argv[1:6]
+    out = asyncio.run(flood_only(h, int(p), connections=int(c), seconds=float(secs), window=int(w)))
+    print(json.dumps(out), flush=True)

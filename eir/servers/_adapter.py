@@ -20,8 +20,9 @@ events in ``_handle``, turns each request into a :class:`~eir.model.CheckRequest
   ``max_in_flight`` checks are waiting for the store, and resumes at half that;
 * applies the global overload control (:mod:`eir.overload`): before a check starts, the process's
   and the peer's budgets of checks in flight are asked; a refused check gets the subclass's
-  ``_overloaded`` answer at once (never queued) and counts in ``eir_overload_refused``; a check
-  that waits (store, delay fault) holds a slot until it is answered or cancelled;
+  ``_overloaded`` answer at once (never queued) and counts in ``eir_overload_refused``, and that
+  connection is not read for ``OVERLOAD_PAUSE``; a check that waits (store, delay fault) holds a
+  slot until it is answered or cancelled;
 * injects faults (:mod:`eir.faults`): while any rule is set, each request is matched against the
   registry; a rule that fires is counted in ``eir_faults_injected{kind}``, logged (rate-limited)
   and acted out here (delay, no answer, close) or by the subclass's ``_fault`` (the interface's
@@ -44,6 +45,11 @@ from eir.metrics import CHECKS_IN_FLIGHT, FAULTS_INJECTED, OVERLOAD_REFUSED
 from eir.model import Checker, CheckRequest, Verdict
 from eir.overload import ADMISSION
 from eir.servers._eager import Started, check_failed, resume, start
+
+OVERLOAD_PAUSE = 0.05
+"""Seconds a connection is not read after one of its checks was refused for overload (what it
+already sent is still answered; TCP holds the rest): the flooding connections slow down, the
+event loop stays free for the others."""
 
 _LIMITED = RateLimitedLog()
 """Fault and overload warnings: bounded like every warning a peer can cause (log.rate_limit_*)."""
@@ -93,6 +99,8 @@ class CoreProtocol(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at: float | None = None
         self.reading_paused = False
+        self.overload_paused = False
+        """A check of this connection was refused for overload: reading paused for OVERLOAD_PAUSE."""
         self.writing_paused = False
         self.failed = False
         """The core raised something unexpected: it is never called again."""
@@ -170,6 +178,16 @@ class CoreProtocol(asyncio.Protocol):
             max_in_flight=ADMISSION.max_in_flight,
         )
         self._overloaded(ctx)
+        if not self.overload_paused:
+            # Back-pressure on the connection that pushes: refusing costs CPU too, and a flood
+            # refused at full speed would still starve the other peers of the event loop.
+            self.overload_paused = True
+            self._update_reading()
+            self.loop.call_later(OVERLOAD_PAUSE, self._overload_resume)
+
+    def _overload_resume(self) -> None:
+        self.overload_paused = False
+        self._update_reading()
 
     def _inject(self, rule: FaultRule, request: CheckRequest, ctx: Any) -> bool:
         """Act out ``rule`` for this request. True: handled (answered, dropped, closed or delayed)."""
@@ -284,7 +302,7 @@ class CoreProtocol(asyncio.Protocol):
         if tr is None or tr.is_closing():
             return
         waiting = len(self.tasks)
-        want_pause = self.writing_paused or waiting >= self.max_in_flight
+        want_pause = self.writing_paused or waiting >= self.max_in_flight or self.overload_paused
         if want_pause and not self.reading_paused:
             tr.pause_reading()
             self.reading_paused = True
