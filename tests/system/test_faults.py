@@ -481,3 +481,35 @@ async def test_overload_answers_on_every_interface(checker: PolicyChecker, small
         await tap.close()
         await s13_server.shutdown(1.0)
     assert ADMISSION.in_flight == 0  # the slots came back when the connection went
+
+
+async def test_n5g_no_answer_and_map_delay(checker: PolicyChecker, sbi: tuple[Any, str]) -> None:
+    _, base = sbi
+    REGISTRY.add({"kind": "no_answer", "interfaces": ["n5g"], "imei": OTHER, "count": 1})
+    amf = await SimulatedAmf.connect(base)  # HTTP/2: the two requests on one connection
+    try:
+        lost = asyncio.ensure_future(amf.check(f"imei-{OTHER}0", timeout=60))
+        await until(lambda: REGISTRY.rules() == [], "the no_answer rule fired")
+        assert (await amf.check(f"imei-{WHITE}0")).verdict == "white"
+        assert not lost.done()
+        lost.cancel()
+    finally:
+        await amf.close()
+    server = await m3ua.start(config(), checker, NullEvents())
+    host, port, _ = server.addresses()[0]
+    tap = await Tap((host, port)).start()
+    REGISTRY.add({"kind": "delay", "delay_ms": 300, "interfaces": ["map"], "imei": BLACK, "count": 1})
+    msc = await SimulatedMsc.connect("127.0.0.1", tap.port)
+    try:
+        slow = asyncio.ensure_future(msc.check(BLACK))
+        await until(lambda: REGISTRY.rules() == [], "the delay rule fired")
+        assert (await msc.check(WHITE)).verdict == "white"
+        assert not slow.done()
+        assert (await slow).verdict == "black"
+    finally:
+        await msc.close()
+        await tap.close()
+        await server.shutdown(1.0)
+    ends = tcap_answers(tap)  # pycrate: the delayed dialogue's End came second
+    statuses = [components(e)[0][1]["result"]["result"][1]["equipmentStatus"] for e in ends]
+    assert statuses == ["whiteListed", "blackListed"], statuses
