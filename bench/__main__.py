@@ -33,6 +33,7 @@ SECTIONS = (
     "diameter_tls",
     "import",
     "mqtt",
+    "overload",
 )
 
 

@@ -223,6 +223,11 @@ async def _main(
     events = MqttEvents.from_config(config, worker_index, store) if config.mqtt.enabled else NullEvents()
     await events.start()
     register_metrics()
+    from eir.faults import REGISTRY as FAULTS
+
+    FAULTS.load(config.faults)  # validated with the config; changed at run time by the admin API
+    if config.faults:
+        log.warning("faults_configured", rules=[r.to_dict() for r in FAULTS.rules()])
     checker = build_checker(config, store, events, observations)
     await checker.start()
 

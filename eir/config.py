@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import os
 import types
 import typing
@@ -360,6 +361,30 @@ class StoreConfig:
     """PostgreSQL / Redis: seconds to wait for a connection before the store counts as unavailable."""
     command_timeout: float = 5.0
     """PostgreSQL / Redis: seconds a lookup or write may take before the store counts as unavailable."""
+    call_timeout: float = 1.0
+    """PostgreSQL / Redis: seconds one check may wait for the store in all (connecting included)
+    before it gets the ``on_unavailable`` answer; a hung server then costs each check this long, not
+    ``connect_timeout`` + ``command_timeout``."""
+
+
+@dataclass(slots=True)
+class OverloadConfig:
+    """Global overload control (eir/overload.py): checks waiting for the store, for the process and
+    per peer. Above the budget a check is answered at once — S13 3004 DIAMETER_TOO_BUSY, MAP
+    ``map_answer``, N5g-eir ``n5g.overload_status`` with Retry-After — never queued."""
+
+    max_in_flight: int = 2048
+    """Checks waiting for the store (or a delay fault) in the whole process, all interfaces: bounds
+    memory whatever the number of connections."""
+    max_in_flight_per_peer: int = 256
+    """The same for one peer (S13: the CER Origin-Host; MAP: the calling GT or pc:OPC; N5g-eir: the
+    client address). What waits here queues for the store's connections: size it to what the store
+    answers well within the peers' request timeout (README "Overload control")."""
+    fair_share_above: float = 0.5
+    """Fraction of max_in_flight above which a peer already holding its fair share (max_in_flight /
+    peers holding slots) is refused: a flooding peer cannot take the whole budget."""
+    map_answer: Literal["system_failure", "tc_abort"] = "system_failure"
+    """MAP checkIMEI refused for overload: ReturnError systemFailure (34), or a TC-U-Abort."""
 
 
 @dataclass(slots=True)
@@ -493,6 +518,10 @@ class Config:
     admin: AdminConfig = field(default_factory=AdminConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
+    overload: OverloadConfig = field(default_factory=OverloadConfig)
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    """Fault-injection rules in force from start (eir/faults.py, README "Fault injection"); the
+    admin API changes them at run time. Environment: EIR_FAULTS as a JSON list."""
     workers: int = 1
     """Processes sharing the listening ports (SO_REUSEPORT)."""
     shutdown_grace: float = 5.0
@@ -528,8 +557,17 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if sval not in args:
             raise ConfigError(f"{key}: must be one of {', '.join(map(str, args))}; got {value!r}")
         return sval
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
+        return dict(value)
     if origin is list:
-        if isinstance(value, str):
+        if isinstance(value, str) and typing.get_origin(args[0]) is dict:
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ConfigError(f"{key}: expected a JSON list of mappings") from None
+        elif isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, list):
             raise ConfigError(f"{key}: expected a list, got {type(value).__name__}")
@@ -934,7 +972,19 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("record.keep: must be at least 1")
     if cfg.store.keep_versions < 1:
         raise ConfigError("store.keep_versions: must be at least 1")
-    for key in ("connect_timeout", "command_timeout", "poll_interval"):
+    ov = cfg.overload
+    if ov.max_in_flight < 1 or ov.max_in_flight_per_peer < 1:
+        raise ConfigError("overload.max_in_flight / overload.max_in_flight_per_peer: must be at least 1")
+    if not 0 < ov.fair_share_above <= 1:
+        raise ConfigError("overload.fair_share_above: must be more than 0 and at most 1")
+    from eir.faults import FaultRule, FaultSpecError
+
+    for i, spec in enumerate(cfg.faults):
+        try:
+            FaultRule.from_dict(spec)
+        except FaultSpecError as e:
+            raise ConfigError(f"faults[{i}]: {e}") from None
+    for key in ("connect_timeout", "command_timeout", "poll_interval", "call_timeout"):
         if getattr(cfg.store, key) <= 0:
             raise ConfigError(f"store.{key}: must be a positive number of seconds")
     scheme = cfg.store.url.split(":", 1)[0]

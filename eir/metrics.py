@@ -198,6 +198,18 @@ HANDLE_LOOKUPS = Counter(
     ["result"],
     registry=None,
 )
+OVERLOAD_REFUSED = Counter(
+    "eir_overload_refused",
+    "Checks refused by the overload control (overload.*) instead of waiting for the store, by "
+    "interface and scope (global: the process budget; peer: the peer's budget or fair share)",
+    ["interface", "scope"],
+    registry=None,
+)
+CHECKS_IN_FLIGHT = Gauge(
+    "eir_checks_in_flight",
+    "Checks waiting for the store (or a delay fault), whole process: what overload.max_in_flight bounds",
+    registry=None,
+)
 
 
 _OWN: tuple[Collector, ...] = (
@@ -224,6 +236,8 @@ _OWN: tuple[Collector, ...] = (
     FAULTS_INJECTED,
     STORE_SECONDS,
     HANDLE_LOOKUPS,
+    OVERLOAD_REFUSED,
+    CHECKS_IN_FLIGHT,
 )
 _registered: set[int] = set()
 
