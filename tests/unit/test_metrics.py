@@ -134,6 +134,7 @@ BOUNDED_LABELS = {
     "component",
     "type",
     "le",
+    "scope",  # eir_overload_refused: global | peer (never the peer itself)
 }
 """Label names whose values come from fixed sets. Never an IMEI, TAC, IMSI, MSISDN or peer address
 (PyHSS's per-TAC labels are the warning: one series per handset model)."""
