@@ -135,6 +135,7 @@ BOUNDED_LABELS = {
     "type",
     "le",
     "scope",  # eir_overload_refused: global | peer (never the peer itself)
+    "state",  # eir_nrf_state: the NRF client's states (registering, registered, …)
 }
 """Label names whose values come from fixed sets. Never an IMEI, TAC, IMSI, MSISDN or peer address
 (PyHSS's per-TAC labels are the warning: one series per handset model)."""
