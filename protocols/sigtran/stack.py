@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from . import m3ua, sccp
 from ._map_fast import BeginMemo, BeginShape, learn
 from ._tcap_fast import match_check_imei_begin
-from .map_checkimei import EquipmentStatus, MapError, MapParameterError, decode_check_imei_arg
+from .map_checkimei import CheckImeiArg, EquipmentStatus, MapError, MapParameterError, decode_check_imei_arg
 from .map_client import CheckImeiOutcome, decode_check_imei_reply, encode_check_imei_begin
 from .tcap_dialogues import (
     CheckImeiInvoked,
@@ -212,7 +212,7 @@ class EirSigtranStack:
         got = memo.match(data, off, length)
         if got is None:
             return False
-        shape, imei = got
+        shape, imei, imsi = got
         sls = data[off + shape.sls_at]
         route = shape.routes[sls]
         if route is None:
@@ -221,6 +221,34 @@ class EirSigtranStack:
                 opc=opc, dpc=dpc, ni=ni, sls=sls, routing_context=rc, request=shape.request, shape=shape
             )
         iid = data[off + shape.iid_at]
+        variant = shape.variant
+        if variant is not None:  # a vendor form: the general path's argument with this IMEI and IMSI
+            arg = CheckImeiArg(
+                imei=imei,
+                imsi=imsi if shape.imsi_len else variant.imsi,
+                msisdn=variant.msisdn,
+                requested_equipment_status=variant.requested_equipment_status,
+                requested_bmuef=variant.requested_bmuef,
+                vendor=variant.vendor,
+                sequence_form=variant.sequence_form,
+                deviations=variant.deviations,
+            )
+            got_variant = self.tcap.receive_variant_begin(
+                data[off + shape.otid_at : off + shape.otid_end],
+                shape.ac_version,
+                iid - 256 if iid > 127 else iid,
+                arg,
+                shape.variant_detail,
+                now,
+                shape.peer,
+                route,
+            )
+            if got_variant is None:
+                return False
+            accepted, opened = got_variant
+            out.append(accepted)
+            out.append(CheckImeiRequested(invoke=opened, origin=shape.origin, route=route))
+            return True
         inv = self.tcap.receive_canonical_begin(
             data[off + shape.otid_at : off + shape.otid_end],
             shape.ac_version,
@@ -313,9 +341,7 @@ class EirSigtranStack:
             arg = decode_check_imei_arg(fast[3])
         except MapParameterError:
             return
-        if arg.deviations or arg.vendor is not None:
-            return
-        shape = learn(raw, request.data, fast, (arg.requested_equipment_status, arg.requested_bmuef))
+        shape = learn(raw, request.data, fast, arg)
         if shape is None:
             return
         pd = ev.data

@@ -550,6 +550,29 @@ class TcapEirCore(Generic[R]):
             otid, ac_version, invoke_id, imei, requested_equipment_status, requested_bmuef, now, peer, route
         )
 
+    def receive_variant_begin(
+        self,
+        otid: bytes,
+        ac_version: int | None,
+        invoke_id: int,
+        arg: CheckImeiArg,
+        detail: str,
+        now: float,
+        peer: Hashable | None,
+        route: R | None,
+    ) -> tuple[MapVendorVariantAccepted, CheckImeiInvoked] | None:
+        """As :meth:`receive_canonical_begin`, for a Begin of the same canonical TCAP shape whose
+        argument is a vendor form (``arg``, as ``decode_check_imei_arg`` read it; ``detail``: its
+        deviations ``; ``-joined): counted, reported and opened as ``receive_tcap`` does it (the
+        variant counted, :class:`MapVendorVariantAccepted` before the invoke). None, with nothing
+        counted, when ``receive_tcap`` must decide."""
+        if not self._can_open(ac_version or 1, (peer, otid)):
+            return None
+        self.stats.messages += 1
+        vendor = self._count_variant(arg)
+        inv = self._open_canonical(otid, ac_version, invoke_id, arg.imei, True, False, now, peer, route, arg)
+        return MapVendorVariantAccepted(vendor=vendor, detail=detail, dialogue_id=inv.dialogue_id), inv
+
     def _can_open(self, version: int, key: DialogueKey) -> bool:
         return (
             version in self.supported_versions
@@ -568,7 +591,10 @@ class TcapEirCore(Generic[R]):
         now: float,
         peer: Hashable | None,
         route: R | None,
+        arg: CheckImeiArg | None = None,
     ) -> CheckImeiInvoked:
+        """Open the dialogue of a one-invoke Begin; the invoke of the standard form, or of ``arg``
+        (a vendor form: :meth:`receive_variant_begin`)."""
         stats = self.stats
         stats.begins += 1
         stats.invokes += 1
@@ -584,6 +610,8 @@ class TcapEirCore(Generic[R]):
             generation=gen,
             route=route,
         )
+        if arg is not None:
+            return _invoked(arg, int.from_bytes(otid, "big"), iid, version, otid, peer, gen)
         return _new_invoked(
             int.from_bytes(otid, "big"),
             iid,
