@@ -30,11 +30,11 @@ class CountingStore(MemoryStore):
         self.batches: list[int] = []
         self.fail = False
 
-    async def write_sightings(self, rows: Sequence[Sighting]) -> None:
+    async def write_sightings(self, rows: Sequence[Sighting], *, writer: str = "") -> None:
         if self.fail:
             raise StoreUnavailableError("down")
         self.batches.append(len(rows))
-        await super().write_sightings(rows)
+        await super().write_sightings(rows, writer=writer)
 
 
 async def tracker(
@@ -173,7 +173,7 @@ async def test_a_tracker_that_is_not_running_records_nothing() -> None:
     t = SightingTracker(store, 60.0, clock=Clock())
     await t.load_imei(IMEI)
     assert t.observe(IMEI, IMSI[3], None, 1_000_000.0).distinct_imsis == 2
-    assert t.stats() == {"imeis": 1, "pending": 0, "written": 0, "dropped": 0}
+    assert t.stats() == {"imeis": 1, "pending": 0, "written": 0, "dropped": 0, "evicted": 0}
     await t.close()
     assert store.batches == []
 
