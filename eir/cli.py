@@ -2,6 +2,7 @@
 
 * ``serve``                      eir.app
 * ``check``, ``lists …``         eir.cli_lists
+* ``sightings clear|show``       eir.cli_sightings
 * ``sim mme``                    simulations.mme
 * ``sim msc``                    simulations.msc
 * ``sim amf``                    simulations.amf
@@ -31,7 +32,7 @@ EXIT_CONFIG = 2
 EXIT_BIND = 3
 EXIT_STORE = 4
 
-_MODULES = ("eir.app", "eir.cli_lists", "simulations.replay")
+_MODULES = ("eir.app", "eir.cli_lists", "eir.cli_sightings", "simulations.replay")
 _SIM_MODULES = ("simulations.mme", "simulations.msc", "simulations.amf")
 
 
