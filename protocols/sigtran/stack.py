@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from . import m3ua, sccp
 from ._map_fast import BeginMemo, BeginShape, learn
 from ._tcap_fast import match_check_imei_begin
-from .map_checkimei import CheckImeiArg, EquipmentStatus, MapError, MapParameterError, decode_check_imei_arg
+from .map_checkimei import EquipmentStatus, MapError, MapParameterError, decode_check_imei_arg
 from .map_client import CheckImeiOutcome, decode_check_imei_reply, encode_check_imei_begin
 from .tcap_dialogues import (
     CheckImeiInvoked,
@@ -222,22 +222,14 @@ class EirSigtranStack:
             )
         iid = data[off + shape.iid_at]
         variant = shape.variant
-        if variant is not None:  # a vendor form: the general path's argument with this IMEI and IMSI
-            arg = CheckImeiArg(
-                imei=imei,
-                imsi=imsi if shape.imsi_len else variant.imsi,
-                msisdn=variant.msisdn,
-                requested_equipment_status=variant.requested_equipment_status,
-                requested_bmuef=variant.requested_bmuef,
-                vendor=variant.vendor,
-                sequence_form=variant.sequence_form,
-                deviations=variant.deviations,
-            )
+        if variant is not None:  # a vendor form: the general path's argument but for IMEI and IMSI
             got_variant = self.tcap.receive_variant_begin(
                 data[off + shape.otid_at : off + shape.otid_end],
                 shape.ac_version,
                 iid - 256 if iid > 127 else iid,
-                arg,
+                imei,
+                imsi if shape.imsi_len else variant.imsi,
+                variant,
                 shape.variant_detail,
                 now,
                 shape.peer,
