@@ -182,6 +182,13 @@ class SightingTracker:
             if values is None:
                 if len(self._imsis) >= self.max_imeis:
                     _evict(self._imsis, self.max_imeis)
+                if not self._budgets and not origin and not self._origins:
+                    # the common case of a population load, a first sighting of the IMEI and no
+                    # origins: _note's work without its tests (nothing to forget, nothing counted)
+                    self._imsis[imei] = {imsi: now}
+                    if self.running:
+                        self._queue((imei, IMSI, imsi, now))
+                    return _ONE_IMSI
                 values = self._imsis[imei] = {}
             self._note(values, imei, IMSI, imsi, now, peer)
         if not values:
@@ -253,13 +260,17 @@ class SightingTracker:
             del values[min(values, key=values.__getitem__)]  # forget the oldest of this IMEI
         values[value] = now if last is None else max(last, now)
         if self.running:
-            if len(self._pending) >= self.max_pending:
-                self._pending.popleft()
-                self.dropped += 1
-                SIGHTINGS_DROPPED.inc()
-            self._pending.append((imei, kind, value, now))
-            if len(self._pending) >= self.batch_size:
-                self._wake.set()
+            self._queue((imei, kind, value, now))
+
+    def _queue(self, row: Sighting) -> None:
+        pending = self._pending
+        if len(pending) >= self.max_pending:
+            pending.popleft()
+            self.dropped += 1
+            SIGHTINGS_DROPPED.inc()
+        pending.append(row)
+        if len(pending) >= self.batch_size:
+            self._wake.set()
 
     # --- loading and merging ---------------------------------------------------------------------
     def merge(self, rows: list[Sighting]) -> None:
@@ -457,6 +468,7 @@ class SightingTracker:
 
 
 _SIGHTINGS: dict[tuple[int, int], Sightings] = {}
+_ONE_IMSI = _SIGHTINGS[(1, 0)] = Sightings(distinct_imsis=1, distinct_origins=0)
 
 
 def _inside(values: dict[str, float], cutoff: float) -> int:
