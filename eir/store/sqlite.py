@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from eir.model import Status
@@ -89,6 +89,23 @@ def _connect(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connectio
     )
     con.execute("PRAGMA busy_timeout = 5000")
     return con
+
+
+T = TypeVar("T")
+
+
+async def _uncancelled_thread(fn: Callable[[], T]) -> T:
+    """``fn()`` in a worker thread that holds the sightings' write connection: when the awaiting
+    task is cancelled (``SightingTracker.close`` stops its write-behind), the thread runs on, so
+    the lock on that connection is kept until it ends, then the cancellation goes on. (Released at
+    once, the next batch began a transaction inside the running one: "cannot start a transaction
+    within a transaction", and lost its rows at shutdown.)"""
+    fut = asyncio.ensure_future(asyncio.to_thread(fn))
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        await asyncio.wait([fut])
+        raise
 
 
 _KIND_CODE = {"i": 0, "o": 1, "c": 2}
@@ -345,7 +362,7 @@ class SqliteStore(IdentityStore):
 
         try:
             async with self._obs_lock:
-                await asyncio.to_thread(run)
+                await _uncancelled_thread(run)
         except sqlite3.Error as e:
             raise StoreUnavailableError(f"sqlite write_sightings: {e}") from e
 
@@ -430,7 +447,7 @@ class SqliteStore(IdentityStore):
             raise StoreUnavailableError("sqlite store is not open")
         try:
             async with self._obs_lock:
-                return await asyncio.to_thread(lambda: fn(self._obs_writer()))
+                return await _uncancelled_thread(lambda: fn(self._obs_writer()))
         except sqlite3.Error as e:
             raise StoreUnavailableError(f"sqlite sightings: {e}") from e
 
