@@ -200,11 +200,13 @@ class CloneConfig:
     (``eir_sightings_evicted_total``). 0: no cap."""
     trusted_origins: list[str] = field(default_factory=list)
     """Origins whose checks record sightings (patterns, case-insensitive: a Diameter Origin-Host
-    ``mme*.epc.lab``, a MAP calling GT ``4917*`` or ``pc:<OPC>``, ``n5g`` clients); empty: every
-    peer the interfaces admit. Others are answered as usual, but their IMSIs never count."""
+    ``mme*.epc.lab``, a MAP calling GT ``4917*`` or ``pc:<OPC>``, an N5g-eir client's IP address
+    ``10.1.*``); empty: every peer the interfaces admit. Others are answered as usual, but their
+    IMSIs never count."""
     max_new_per_origin: float = 0.0
     """New sightings (an IMSI or origin not yet seen with the IMEI) recorded per second from one
-    origin (bucket of one second's worth); the excess is counted, not recorded. 0: no limit."""
+    origin (a bucket of one second's worth, at least one); the excess is counted, not recorded.
+    0: no limit."""
     max_new_per_second: float = 0.0
     """The same budget for all origins together. 0: no limit."""
     half_life: float = 0.0

@@ -141,7 +141,7 @@ class SightingTracker:
         self._budgets = bool(self.per_origin or self.per_second)
         self._buckets: dict[str | None, list[float]] = {}
         """origin → [tokens, time of the last refill]."""
-        self._all = [self.per_second, 0.0]
+        self._all = [max(1.0, self.per_second), 0.0]
         self._decay = math.log(2) / half_life if half_life > 0 else 0.0
         self._cleared: dict[str, float] = {}
         """IMEI → time an operator cleared it: older rows merged later are ignored."""
@@ -224,12 +224,13 @@ class SightingTracker:
         """One new sighting from ``peer``: False when a budget is spent (counted)."""
         if self.per_origin:
             b = self._buckets.get(peer)
+            burst = max(1.0, self.per_origin)  # a budget below 1/s still lets one through now and then
             if b is None:
                 if len(self._buckets) >= MAX_BUCKETS:
                     self._buckets.clear()
-                b = self._buckets[peer] = [self.per_origin, now]
+                b = self._buckets[peer] = [burst, now]
             else:
-                b[0] = min(self.per_origin, b[0] + (now - b[1]) * self.per_origin)
+                b[0] = min(burst, b[0] + max(0.0, now - b[1]) * self.per_origin)
                 b[1] = now
             if b[0] < 1.0:
                 self._refused["peer_budget"].inc()
@@ -238,7 +239,7 @@ class SightingTracker:
             b = None
         if self.per_second:
             a = self._all
-            a[0] = min(self.per_second, a[0] + max(0.0, now - a[1]) * self.per_second)
+            a[0] = min(max(1.0, self.per_second), a[0] + max(0.0, now - a[1]) * self.per_second)
             a[1] = now
             if a[0] < 1.0:
                 self._refused["global_budget"].inc()

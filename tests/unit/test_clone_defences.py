@@ -97,6 +97,21 @@ async def test_budgets_of_new_sightings_per_origin_and_in_total() -> None:
         await t.close()
 
 
+async def test_a_budget_below_one_a_second_lets_one_through_now_and_then() -> None:
+    t, s, c = await _tracker(max_new_per_origin=0.5)
+    try:
+        got = [t.observe(f"3520990017{i:04d}", IMSI[0], None, c.now, "a").distinct_imsis for i in range(3)]
+        assert got == [1, 0, 0]
+        c.now += 1.0
+        assert t.observe("35209900179999", IMSI[0], None, c.now, "a").distinct_imsis == 0
+        c.now += 1.0
+        assert t.observe("35209900179999", IMSI[0], None, c.now, "a").distinct_imsis == 1
+        await t.flush()
+        assert len(await s.read_sightings(0.0)) == 2
+    finally:
+        await t.close()
+
+
 async def test_a_suspicion_decays_with_the_half_life() -> None:
     """Three IMSIs at once count 3 and then decay: the rounded-up sum of 2^(-age/half_life) drops to
     2 after log2(3/2) ≈ 0.58 half-lives; renewed evidence keeps the count up; the window still
