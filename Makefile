@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= config/eir.yaml
 
-.PHONY: run test lint bench setup setup-unpinned clean deps test-sctp
+.PHONY: run test lint bench setup setup-unpinned clean deps test-sctp fuzz fuzz-smoke soak
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,9 +44,26 @@ test-sctp: $(STAMP)
 	@bash .ci/sctp-vm
 
 lint: $(STAMP)
-	$(BIN)/ruff check eir protocols netio simulations testkit tests bench
-	$(BIN)/ruff format --check eir protocols netio simulations testkit tests bench
+	$(BIN)/ruff check eir protocols netio simulations testkit tests bench fuzz
+	$(BIN)/ruff format --check eir protocols netio simulations testkit tests bench fuzz
 	$(BIN)/mypy
+
+## Fuzzing (fuzz/, README "Fuzzing"): every decoder and state machine a peer reaches, 1M inputs per
+## target (coverage-guided with atheris/libFuzzer; long: run it overnight). fuzz-smoke: 30 s per
+## target, two at a time, as CI runs it. Corpora in .fuzz/corpus, failing inputs in .fuzz/artifacts.
+FUZZ_DEPS := [ -n "$$($(BIN)/pip list 2>/dev/null | grep -i '^atheris ')" ] || $(BIN)/pip install -q -c constraints.txt -e '.[dev,fuzz]'
+fuzz: $(STAMP)
+	@$(FUZZ_DEPS)
+	$(BIN)/python -m fuzz run all --runs 1000000 --jobs 2
+
+fuzz-smoke: $(STAMP)
+	@$(FUZZ_DEPS)
+	$(BIN)/python -m fuzz run all --seconds 30 --jobs 2
+
+## Soak (bench/soak.py): S13 and MAP together at 80 % of their combined maximum for 10 minutes;
+## fails on any unanswered request, RSS growth >= 5 % or a p99 drifting past 3 x its median
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak --out bench/soak.json
 
 ## Benchmarks: print figures and write bench/results.json
 bench: $(STAMP)

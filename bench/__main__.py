@@ -26,7 +26,12 @@ SECTIONS = (
     "store",
     "store_remote",
     "n5g",
+    "admin",
     "replay",
+    "openloop",
+    "limits",
+    "diameter_tls",
+    "import",
 )
 
 
@@ -101,6 +106,16 @@ def _summary(r: dict[str, object]) -> dict[str, object]:
         ("n5g_p99_ms_h2load_c4_m64", _get(r, "n5g", "eir", "p99_ms")),
         ("n5g_vs_nghttpd", _get(r, "n5g", "eir_vs_nghttpd")),
         ("n5g_vs_minimal_h2", _get(r, "n5g", "eir_vs_minimal_h2")),
+        ("openloop_s13_10k_p99_ms", _get(r, "openloop", "open", "p99_ms")),
+        ("openloop_s13_10k_send_rate", _get(r, "openloop", "open", "send_rate")),
+        ("openloop_vs_closed_paced_p99", _get(r, "openloop", "open_p99_vs_closed_paced_p99")),
+        ("admin_check_req_per_s_h2c", _get(r, "admin", "check", "h2c", "req_per_s")),
+        ("admin_check_req_per_s_http1", _get(r, "admin", "check", "http1_keepalive", "req_per_s")),
+        ("admin_change_visible_p99_ms_sqlite", _get(r, "admin", "change_to_visible", "sqlite", "p99_ms")),
+        (
+            "admin_change_visible_p99_ms_postgresql",
+            _get(r, "admin", "change_to_visible", "postgresql", "p99_ms"),
+        ),
     ):
         if val is not None:
             out[key] = val

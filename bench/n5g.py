@@ -2,6 +2,8 @@
 after the other in the same run:
 
 * ``eir serve`` (N5g-eir only, the real checker and SQLite store, demo lists, clone detection on),
+  and the same with OAuth2 on (``n5g.oauth2_key``, HS256; every request carries one bearer JWT,
+  as an AMF repeats its token until it expires),
 * nghttpd (nghttp2-server, C) serving a static file with the same JSON body,
 * a minimal asyncio server on the plain ``h2`` library answering every request with that body
   (no policy at all) — the stack the issue measured at ≈ 8.3k req/s.
@@ -94,11 +96,14 @@ def _cpu_checked(pid: int) -> float:
     return cpu
 
 
-def _h2load(url: str, n: int, pid: int, tmp: Path, name: str) -> dict[str, Any]:
+def _h2load(
+    url: str, n: int, pid: int, tmp: Path, name: str, headers: tuple[str, ...] = ()
+) -> dict[str, Any]:
     log = tmp / f"{name}.log"
     cpu0 = _cpu_checked(pid)
+    extra = [a for h in headers for a in ("-H", h)]
     res = subprocess.run(
-        ["h2load", "-c", "4", "-m", "64", "-n", str(n), "--log-file", str(log), url],
+        ["h2load", "-c", "4", "-m", "64", "-n", str(n), *extra, "--log-file", str(log), url],
         capture_output=True,
         text=True,
         timeout=600,
@@ -158,7 +163,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(5)
 
 
-def _eir(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
+def _eir(tmp: Path, n5g: dict[str, Any] | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    tmp = tmp / ("eir-oauth2" if n5g else "eir")
+    tmp.mkdir()
     conf = tmp / "eir.yaml"
     conf.write_text(
         yaml.safe_dump(
@@ -168,7 +175,8 @@ def _eir(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
                 "diameter": {"enabled": False},
                 "m3ua": {"enabled": False},
                 "metrics": {"listen": "127.0.0.1:0"},
-                "n5g": {"listen": ["127.0.0.1:0"]},
+                "admin": {"listen": ["127.0.0.1:0"]},
+                "n5g": {"listen": ["127.0.0.1:0"], **(n5g or {})},
                 "store": {"url": f"sqlite:///{tmp / 'data' / 'eir.db'}"},
                 "lists": {"import_on_start": [str(ROOT / "config" / "lists" / "demo.csv")]},
             }
@@ -210,6 +218,25 @@ def run(quick: bool = False) -> dict[str, Any]:
             assert check == BODY, check
             _h2load(url, 2000, proc.pid, tmp, "warmup")
             out["eir"] = _h2load(url, n, proc.pid, tmp, "eir")
+        finally:
+            _stop(proc)
+        # the EIR with OAuth2
+        import jwt
+
+        secret = b"bench-only shared secret, 32 bytes or more"
+        (tmp / "oauth2.key").write_bytes(secret)
+        proc, port = _eir(tmp, {"oauth2_key": str(tmp / "oauth2.key")})
+        try:
+            claims = {"iss": "nrf", "sub": "amf", "aud": "5G_EIR", "scope": "n5g-eir-eic"}
+            token = jwt.encode({**claims, "exp": int(time.time()) + 3600}, secret, algorithm="HS256")
+            auth = (f"authorization: Bearer {token}",)
+            url = f"http://127.0.0.1:{port}{PATH}?pei={PEI}"
+            check = subprocess.run(
+                ["curl", "-s", "--http2-prior-knowledge", "-H", auth[0], url], capture_output=True, timeout=10
+            ).stdout
+            assert check == BODY, check
+            _h2load(url, 2000, proc.pid, tmp, "warmup-oauth2", auth)
+            out["eir_oauth2"] = _h2load(url, n, proc.pid, tmp, "eir-oauth2", auth)
         finally:
             _stop(proc)
         # nghttpd with a static file of the same body

@@ -259,6 +259,7 @@ def _serve_rss(db: str, tmp: Path) -> dict[str, Any]:
         "diameter": {"listen": ["127.0.0.1:0"], "transports": ["tcp"]},
         "m3ua": {"listen": ["127.0.0.1:0"], "transports": ["tcp"]},
         "metrics": {"listen": "127.0.0.1:0"},
+        "admin": {"listen": ["127.0.0.1:0"]},
         "lists": {"import_on_start": []},
     }
     (d / "eir.yaml").write_text(yaml.safe_dump(cfg))

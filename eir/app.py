@@ -174,6 +174,14 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
 
         structlog.contextvars.bind_contextvars(worker=worker_index)
     log = get_logger()
+    admin_here = config.admin.enabled and worker_index == 0
+    if admin_here:
+        from eir.admin import AdminConfigError, check_exposure
+
+        try:
+            check_exposure(config)
+        except AdminConfigError as e:
+            raise StartupError(str(e), EXIT_CONFIG) from e
     Path(config.data_dir).mkdir(parents=True, exist_ok=True)
 
     from eir.checker import build_checker
@@ -248,6 +256,17 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
             servers.append(srv)
             ready[name] = [list(a) for a in srv.addresses()]
             log.info("listening", interface=name, addresses=[f"{h}:{p}/{t}" for h, p, t in srv.addresses()])
+        if admin_here:
+            # worker 0 only: faults and sightings are per process, and the API must reach the same
+            # one every time (list changes reach the other workers through the store)
+            from eir import admin
+
+            try:
+                admin_server = await admin.start(config, checker, store, list(servers))
+            except OSError as e:
+                raise StartupError(f"admin.listen: cannot bind ({e.strerror or e})", EXIT_BIND) from e
+            servers.append(admin_server)
+            ready["admin"] = [list(a) for a in admin_server.addresses()]
     except BaseException:
         await _shutdown(servers, checker, store, observations, events, config.shutdown_grace)
         raise

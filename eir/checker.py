@@ -70,7 +70,8 @@ class PolicyChecker:
         self._clock = clock
         self._wall = wall
         self.retry_after = retry_after
-        self.policy = Policy(config.policy)
+        self.policy = Policy(config.policy, wall=wall)
+        self.handle = _handle_resolver(config, clock)
         self.store = store
         self.observations = observations or store
         self.events = events
@@ -258,7 +259,10 @@ class PolicyChecker:
                 except _OUTAGE_ERRORS as e:
                     self._store_failed("observations", self._obs_name, e)
             sightings = self._observe(tracker, imei, req)
-        verdict = self.policy.decide(req, imei, lookup, rules, sightings, steps)
+        handle = None
+        if self.handle is not None and lookup.imei is None and lookup.imeisv is None and lookup.range is None:
+            handle = await self.handle.resolve(imei)  # bounded by policy.handle.timeout (eir/handle.py)
+        verdict = self.policy.decide(req, imei, lookup, rules, sightings, steps, handle)
         if sightings is not None:
             reason = self.policy.clone_reason(sightings)
             if reason is not None:
@@ -372,6 +376,11 @@ class PolicyChecker:
         if v is not None:
             LIST_VERSION.set(v)
 
+    def lists_changed(self, version_id: int) -> None:
+        """This process changed the lists (the admin API): drop the cached answers now rather than
+        when the store's notification arrives, so that the next check sees the change."""
+        self._on_version(version_id)
+
     def _on_version(self, version_id: int) -> None:
         self._lookups.clear()
         self._rules.clear()
@@ -387,6 +396,15 @@ def _exempt(lookup: Lookup, rules: ImsiRules) -> bool:
     if entry is not None and entry.status is Status.WHITE:
         return True
     return rules.pairing is not None or (rules.locked and rules.lock_allows)
+
+
+def _handle_resolver(config: Config, clock: Callable[[], float]) -> Any:
+    h = config.policy.handle
+    if not h.enabled:
+        return None
+    from eir.handle import HandleResolver
+
+    return HandleResolver(h.url, h.prefix, timeout=h.timeout, ttl=h.ttl, clock=clock)
 
 
 def build_checker(

@@ -6,7 +6,11 @@
 * ``sim mme``                    simulations.mme
 * ``sim msc``                    simulations.msc
 * ``sim amf``                    simulations.amf
+* ``sim nrf``                    simulations.nrf
+* ``sim handle``                 simulations.handle
 * ``replay``                     simulations.replay
+* ``scenario run``               simulations.scenario
+* ``admin …``, ``faults …``      eir.cli_remote (through a running server's admin API)
 
 Each ``register(subparsers)`` adds its parsers with ``set_defaults(func=callable(args) -> int)``.
 Exit codes: 0 ok, 1 runtime failure, 2 usage / configuration error, 3 a port could not be bound,
@@ -32,8 +36,21 @@ EXIT_CONFIG = 2
 EXIT_BIND = 3
 EXIT_STORE = 4
 
-_MODULES = ("eir.app", "eir.cli_lists", "eir.cli_sightings", "simulations.replay")
-_SIM_MODULES = ("simulations.mme", "simulations.msc", "simulations.amf")
+_MODULES = (
+    "eir.app",
+    "eir.cli_lists",
+    "eir.cli_remote",
+    "eir.cli_sightings",
+    "simulations.replay",
+    "simulations.scenario",
+)
+_SIM_MODULES = (
+    "simulations.mme",
+    "simulations.msc",
+    "simulations.amf",
+    "simulations.nrf",
+    "simulations.handle",
+)
 
 
 class Parser(argparse.ArgumentParser):

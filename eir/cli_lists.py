@@ -72,9 +72,20 @@ def register(sub: Any) -> None:
     ls = lists.add_subparsers(dest="lists_command", metavar="ACTION")
     lists.set_defaults(func=help_command(lists))
 
-    p = ls.add_parser("import", help="validate a CSV file and swap it in atomically")
+    from eir.formats import FORMATS
+
+    p = ls.add_parser("import", help="validate a list file and swap it in atomically")
     p.add_argument(
-        "path", help="CSV file (- for stdin): imei,status[,imsi][,reason][,op] or imsi,imei[,reason][,op]"
+        "path",
+        help="list file (- for stdin): imei,status[,imsi][,reason][,op] or imsi,imei[,reason][,op], "
+        "or a --format file",
+    )
+    p.add_argument(
+        "--format",
+        dest="fmt",
+        choices=FORMATS,
+        metavar="NAME",
+        help="file format: " + ", ".join(FORMATS) + " (default: recognised by its header, else eir)",
     )
     p.add_argument("--dry-run", action="store_true", help="validate only; import nothing")
     p.add_argument(
@@ -93,8 +104,46 @@ def register(sub: Any) -> None:
     p = ls.add_parser("export", help="write the active version as CSV (re-importable)")
     p.add_argument("path", nargs="?", default="-", help="output file, - for stdout (default)")
     p.add_argument("--kind", choices=["all", "equipment", "pairing", "lock"], default="all")
+    p.add_argument(
+        "--format",
+        dest="fmt",
+        choices=["eir", "dirbs-blacklist", "dirbs-notifications", "dirbs-exceptions"],
+        default="eir",
+        help="eir (default), or a DIRBS list another EIR or a CEIR imports: the black entries "
+        "(dirbs-blacklist), the notification entries (dirbs-notifications) or the pairings",
+    )
     common(p)
     p.set_defaults(func=export_command, read_only=True)
+
+    p = ls.add_parser("sync", help="follow a central list: fetch a URL (if changed) and import it")
+    p.add_argument("--from", dest="url", help="http(s) URL of a list file (default: lists.sync_from)")
+    p.add_argument(
+        "--format", dest="fmt", choices=FORMATS, metavar="NAME", help="its format (default: by its header)"
+    )
+    p.add_argument(
+        "--every",
+        type=float,
+        metavar="SECONDS",
+        help="fetch again every SECONDS until stopped (default: lists.sync_interval; 0 = once)",
+    )
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds per request (30)")
+    common(p)
+    p.set_defaults(func=sync_command)
+
+    p = ls.add_parser(
+        "observations",
+        help="write what the EIR saw as a DIRBS operator dump (date,imei,imsi,msisdn,rat)",
+    )
+    p.add_argument("path", nargs="?", default="-", help="output file, - for stdout (default)")
+    p.add_argument("--since", help="first day (YYYY-MM-DD or YYYYMMDD, UTC; default: all kept)")
+    p.add_argument("--until", help="last day, inclusive (default: today)")
+    p.add_argument(
+        "--daily",
+        action="store_true",
+        help="PATH is a directory: one file per day, <PATH>/<YYYYMMDD>_observations.csv",
+    )
+    common(p)
+    p.set_defaults(func=observations_command, read_only=True)
 
     p = ls.add_parser("versions", help="the list versions kept (the active one marked *)")
     common(p)
@@ -186,6 +235,7 @@ def check_command(args: argparse.Namespace) -> int:
 
     async def body(config: Config, store: Any) -> int:
         from eir.checker import build_checker
+        from eir.explain import explained_check, verdict_json
 
         observations = None
         if config.store.observations_url:
@@ -208,28 +258,13 @@ def check_command(args: argparse.Namespace) -> int:
                 origin=args.origin,
                 interface=Interface.CLI,
             )
-            steps = await checker.explain(req) if args.explain else None
-            verdict = await checker.check(req)
+            verdict, steps = await explained_check(checker, req, explain=args.explain)
         finally:
             if observations is not None:
                 with contextlib.suppress(Exception):
                     await observations.close()
         if args.json:
-            print(
-                json.dumps(
-                    {
-                        "status": verdict.status.value,
-                        "rule": verdict.rule,
-                        "list": verdict.list_name,
-                        "entry": verdict.entry,
-                        "detail": verdict.detail,
-                        "reason": verdict.reason,
-                        "steps": [
-                            {"rule": s.rule, "outcome": s.outcome, "detail": s.detail} for s in steps or []
-                        ],
-                    }
-                )
-            )
+            print(json.dumps(verdict_json(verdict, steps)))
         else:
             if steps:
                 for s in steps[:-1]:
@@ -247,10 +282,11 @@ def check_command(args: argparse.Namespace) -> int:
 def import_command(args: argparse.Namespace) -> int:
     from eir.lists import (
         ListFileError,
+        ParsedReference,
         counted,
         find_absent_removals,
         import_parsed,
-        parse_csv,
+        parse_file,
         progress_bar,
         removal_text,
     )
@@ -259,18 +295,28 @@ def import_command(args: argparse.Namespace) -> int:
         t0 = time.monotonic()
         try:
             source: Any = sys.stdin if args.path == "-" else args.path
-            parsed = parse_csv(
+            if source is sys.stdin and args.fmt is None:
+                # stdin cannot be peeked at: read it so that its header can say its format
+                import io
+
+                source = io.StringIO(sys.stdin.read())
+                source.name = "stdin"
+            parsed = parse_file(
                 source,
+                fmt=args.fmt,
                 kind=args.kind,
                 delta=True if args.delta else None,
-                progress=None
-                if source is sys.stdin
-                else progress_bar(f"reading {os.path.basename(args.path)}"),
+                progress=None if args.path == "-" else progress_bar(f"reading {os.path.basename(args.path)}"),
             )
         except ListFileError as e:
             _err(str(e))
             return EXIT_FAILURE
         t_parse = time.monotonic() - t0
+        if isinstance(parsed, ParsedReference):
+            return await _import_reference(args, store, parsed, t0, t_parse)
+        if args.delta and not parsed.delta:
+            parsed.delta = True
+            parsed.slice_tag = None
         if parsed.ignored_columns:
             _err(f"{args.path}: ignoring unknown columns {', '.join(parsed.ignored_columns)}")
         if not parsed.ok:
@@ -306,8 +352,9 @@ def import_command(args: argparse.Namespace) -> int:
             _err(str(e))
             return EXIT_FAILURE
         t_all = time.monotonic() - t0
+        listed = parsed.kind if parsed.format == "eir" else parsed.format
         print(
-            f"imported version {v.id} ({what} {parsed.kind} list from {os.path.basename(args.path)}): "
+            f"imported version {v.id} ({what} {listed} list from {os.path.basename(args.path)}): "
             f"{parsed.summary()}; now {counted(v.entries, 'entry', 'entries')}, "
             f"{counted(v.pairings, 'pairing/lock row')} "
             f"in {t_all:.2f}s ({_rate(parsed.rows, t_all)}; store {time.monotonic() - t1:.2f}s)"
@@ -317,25 +364,66 @@ def import_command(args: argparse.Namespace) -> int:
     return _run(args, body)
 
 
+async def _import_reference(
+    args: argparse.Namespace, store: Any, parsed: Any, t0: float, t_parse: float
+) -> int:
+    from eir.lists import ListFileError, import_reference
+
+    if parsed.ignored_columns:
+        _err(f"{args.path}: ignoring unknown columns {', '.join(parsed.ignored_columns)}")
+    if not parsed.ok:
+        print(f"{args.path}: {parsed.bad_count} bad rows:", file=sys.stderr)
+        print(parsed.report(), file=sys.stderr)
+        if not args.skip_bad:
+            print(f"{args.path}: nothing imported ({parsed.summary()})", file=sys.stderr)
+            return EXIT_FAILURE
+    if args.dry_run:
+        print(
+            f"{args.path}: valid {parsed.format} file ({parsed.table} table): {parsed.summary()} "
+            f"({_rate(parsed.rows, t_parse)}); dry run, nothing imported"
+        )
+        return EXIT_OK if parsed.ok else EXIT_FAILURE
+    try:
+        table = await import_reference(
+            store, parsed, skip_bad=args.skip_bad, source="stdin" if args.path == "-" else None
+        )
+    except ListFileError as e:
+        _err(str(e))
+        return EXIT_FAILURE
+    t_all = time.monotonic() - t0
+    print(
+        f"imported the {table.name} table ({parsed.format} from {os.path.basename(args.path)}): "
+        f"{parsed.summary()}; now {table.rows} {table.name} records "
+        f"in {t_all:.2f}s ({_rate(parsed.rows, t_all)})"
+    )
+    return EXIT_OK
+
+
 def _rate(rows: int, seconds: float) -> str:
     return f"{rows / seconds:,.0f} rows/s" if seconds > 0 and rows else f"{seconds:.2f}s"
 
 
 def export_command(args: argparse.Namespace) -> int:
+    from eir.formats.export import export_dirbs
     from eir.lists import export_csv
+
+    async def write(out: Any, store: Any) -> int:
+        if args.fmt == "eir":
+            return await export_csv(store.export(), out, kind=args.kind)
+        return await export_dirbs(args.fmt, store.export(), out)
 
     async def body(config: Config, store: Any) -> int:
         if await store.active_version() is None:
             _err("no list version yet (eir lists import FILE)")
             return EXIT_FAILURE
         if args.path == "-":
-            n = await export_csv(store.export(), sys.stdout, kind=args.kind)
+            n = await write(sys.stdout, store)
             sys.stdout.flush()
         else:
             tmp = args.path + ".tmp"
             try:
                 with open(tmp, "w", newline="", encoding="utf-8") as f:
-                    n = await export_csv(store.export(), f, kind=args.kind)
+                    n = await write(f, store)
                 os.replace(tmp, args.path)
             except OSError as e:
                 with contextlib.suppress(OSError):
@@ -348,9 +436,116 @@ def export_command(args: argparse.Namespace) -> int:
     return _run(args, body)
 
 
+def sync_command(args: argparse.Namespace) -> int:
+    from eir.formats.sync import SyncError, fetch, remember
+    from eir.lists import ListFileError, ParsedReference, import_parsed, import_reference, parse_file
+
+    async def once(config: Config, store: Any, url: str) -> int:
+        try:
+            got = await asyncio.to_thread(fetch, url, config.data_dir, timeout=args.timeout)
+        except SyncError as e:
+            _err(str(e))
+            return EXIT_FAILURE
+        if got.status == 304 or got.path is None:
+            print(f"{url}: not modified")
+            return EXIT_OK
+        try:
+            parsed = parse_file(got.path, fmt=args.fmt)
+        except ListFileError as e:
+            _err(str(e))
+            return EXIT_FAILURE
+        if not parsed.ok:
+            _err(f"{url}: {parsed.bad_count} bad rows, nothing imported\n{parsed.report(20)}")
+            return EXIT_FAILURE
+        src = f"sync {got.path.name}"
+        if isinstance(parsed, ParsedReference):
+            table = await import_reference(store, parsed, source=src)
+            print(f"{url}: imported the {table.name} table ({parsed.format}): {parsed.summary()}")
+        else:
+            v = await import_parsed(store, parsed, source=src)
+            what = "delta" if parsed.delta else "full"
+            print(f"{url}: imported version {v.id} ({what} {parsed.format} list): {parsed.summary()}")
+        remember(url, config.data_dir, got)
+        return EXIT_OK
+
+    async def body(config: Config, store: Any) -> int:
+        url = args.url or config.lists.sync_from
+        if not url:
+            _err("no URL: give --from URL or set lists.sync_from")
+            return EXIT_CONFIG
+        every = config.lists.sync_interval if args.every is None else args.every
+        if every < 0:
+            _err("--every must be >= 0")
+            return EXIT_CONFIG
+        rc = await once(config, store, url)
+        while every > 0:
+            await asyncio.sleep(every)
+            rc = await once(config, store, url)
+            sys.stdout.flush()
+        return rc
+
+    return _run(args, body)
+
+
+def observations_command(args: argparse.Namespace) -> int:
+    from eir.formats.export import day_bounds, export_observations, write_daily
+
+    try:
+        since, until = day_bounds(args.since, args.until, time.time())
+    except ValueError as e:
+        return usage_error("eir lists observations", str(e))
+
+    async def body(config: Config, store: Any) -> int:
+        obs = store
+        if config.store.observations_url:
+            from eir.store import create_store, store_options
+
+            obs = create_store(config.store.observations_url, config.data_dir, **store_options(config.store))
+            try:
+                await obs.open()
+            except Exception as e:
+                _err(f"observations store {config.store.observations_url}: cannot open ({e})")
+                return EXIT_STORE
+        try:
+            # without the clear markers an operator's `eir sightings clear` leaves (eir/sightings.py)
+            rows = [r for r in await obs.read_sightings(since) if r[1] != "c"]
+        finally:
+            if obs is not store:
+                with contextlib.suppress(Exception):
+                    await obs.close()
+        if args.daily:
+            if args.path == "-":
+                return usage_error("eir lists observations", "--daily needs a directory as PATH")
+            try:
+                files = write_daily(rows, args.path, since=since, until=until)
+            except OSError as e:
+                _err(f"cannot write {args.path}: {e.strerror or e}")
+                return EXIT_FAILURE
+            for name, n in files:
+                print(f"{name}: {n} observations")
+            return EXIT_OK
+        if args.path == "-":
+            n = export_observations(rows, sys.stdout, until=until)
+            sys.stdout.flush()
+        else:
+            try:
+                with open(args.path, "w", newline="", encoding="utf-8") as f:
+                    n = export_observations(rows, f, until=until)
+            except OSError as e:
+                _err(f"cannot write {args.path}: {e.strerror or e}")
+                return EXIT_FAILURE
+            print(f"exported {n} observations to {args.path}", file=sys.stderr)
+        return EXIT_OK
+
+    return _run(args, body)
+
+
 def versions_command(args: argparse.Namespace) -> int:
     async def body(config: Config, store: Any) -> int:
         vs = await store.versions()
+        for t in await store.reference_tables():
+            loaded = datetime.fromtimestamp(t.created, UTC).strftime("%Y-%m-%d %H:%M:%S")
+            print(f"{t.name} table: {t.rows} records, loaded {loaded} UTC from {t.source}")
         if not vs:
             print("no list versions yet (eir lists import FILE)")
             return EXIT_OK

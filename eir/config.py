@@ -82,6 +82,25 @@ class DiameterConfig:
     """Connections held at once (all sources); more are closed at accept."""
     max_connections_per_source: int = 1024
     """Connections held at once from one source address; more are closed at accept."""
+    write_timeout: float = 30.0
+    """Seconds a peer may leave our answers unread once they fill ``write_buffer_limit`` (it has
+    stopped reading): then the connection is cut (eir_connections_closed reason write_stalled). 0:
+    never."""
+    write_buffer_limit: int = 262144
+    """Octets of answers queued for a peer (beyond the kernel's socket buffer) above which reading
+    from it pauses and the ``write_timeout`` clock runs."""
+    tls_listen: list[str] = field(default_factory=list)
+    """HOST:PORT addresses served over TLS/TCP (RFC 6733 §13: TLS from the first octet, on a port of
+    its own; 5658 is the IANA one); need tls_cert and tls_key."""
+    tls_cert: str | None = None
+    """PEM certificate chain of the EIR (for tls_listen)."""
+    tls_key: str | None = None
+    """PEM private key of tls_cert."""
+    tls_peer_ca: str | None = None
+    """PEM CA bundle: when set, peers must present a certificate it signed (RFC 6733 §13.1 mutual
+    authentication); else any peer completes the handshake and the allow-lists decide."""
+    tls_keylog: str | None = None
+    """Append the TLS session secrets here (NSS key log format) so that Wireshark can decrypt."""
 
 
 @dataclass(slots=True)
@@ -104,8 +123,20 @@ class M3uaConfig:
     """E.164 digits of the EIR's GT (used as calling address in answers)."""
     map_versions: list[int] = field(default_factory=lambda: [1, 2, 3])
     """equipmentMngtContext versions the EIR accepts; others get AC negotiation to the highest."""
-    beat_interval: float = 0.0
-    """Send M3UA BEAT every N seconds (0: never; answer peers' BEATs always)."""
+    beat_interval: float = 30.0
+    """Send M3UA BEAT every N seconds (0: never; answer peers' BEATs always); an association whose
+    peer leaves two BEATs unanswered is closed."""
+    setup_timeout: float = 30.0
+    """Seconds from connect to ASP-ACTIVE: an association still not active then is closed. 0: never."""
+    idle_timeout: float = 600.0
+    """Seconds without a whole message from the peer (BEAT ACKs count) before the association is
+    closed. 0: never."""
+    write_timeout: float = 30.0
+    """Seconds a peer may leave our messages unread once they fill ``write_buffer_limit``; then the
+    association is cut. 0: never."""
+    write_buffer_limit: int = 262144
+    """Octets queued for a peer (beyond the kernel's socket buffer) above which reading from it
+    pauses and the ``write_timeout`` clock runs."""
     dialogue_timeout: float = 30.0
     """Seconds a TCAP dialogue may wait for its verdict before it is aborted towards the MSC."""
     max_in_flight: int = 1024
@@ -122,6 +153,20 @@ class M3uaConfig:
     """Associations held at once (all sources); more are closed at accept."""
     max_connections_per_source: int = 1024
     """Associations held at once from one source address; more are closed at accept."""
+    accept_point_codes: list[int] = field(default_factory=list)
+    """DPCs answered besides ``point_code``; DATA for any other DPC gets M3UA DUNA naming it."""
+    network_indicators: list[int] = field(default_factory=list)
+    """MTP3 network indicators answered (0 international, 2 national …); empty: any. DATA with
+    another is discarded (counted, logged)."""
+    accept_global_titles: list[str] = field(default_factory=list)
+    """Called GTs answered besides ``global_title`` for messages routed on GT: digits, or a prefix
+    ending in ``*`` (``"*"``: any). Another gets UDTS no translation for this specific address."""
+    screen_opcs: list[int] = field(default_factory=list)
+    """Screening (GSMA FS.11 category 1): the OPCs allowed to ask; empty: any. Others: UDTS
+    unqualified when return on error is set, else discarded; counted and logged."""
+    screen_calling_gt_prefixes: list[str] = field(default_factory=list)
+    """Screening: calling GT prefixes allowed to ask (``"4917"``); empty: any. A message without a
+    calling GT fails a non-empty list."""
 
 
 @dataclass(slots=True)
@@ -147,8 +192,9 @@ class N5gConfig:
     max_in_flight: int = 1024
     """Per connection: reading pauses when this many checks wait for the store."""
     idle_timeout: float = 600.0
-    """Seconds without a byte from the client and no request in progress before the connection is
-    closed (HTTP/2: GOAWAY NO_ERROR); 0: never."""
+    """Seconds without a whole request from the client and none in progress before the connection
+    is closed (HTTP/2: GOAWAY NO_ERROR); bytes that complete no request — a head sent a byte at a
+    time, pings alone — do not count, so a slow-header client is closed too; 0: never."""
     overload_pending: int = 4096
     """Checks waiting for the store across the server from which new requests are answered
     ``overload_status`` instead of queueing."""
@@ -166,10 +212,38 @@ class N5gConfig:
     """PEM CA bundle: when set, clients must present a certificate it signed (mutual TLS)."""
     tls_keylog: str | None = None
     """Append the TLS session secrets here (NSS key log format) so that Wireshark can decrypt."""
+    tls_sniff: bool = False
+    """``listen`` addresses also take TLS: a connection whose first byte is 0x16 (a TLS handshake)
+    gets TLS with tls_cert/tls_key, any other is cleartext (h2c or HTTP/1.1) — one port for both."""
     max_connections: int = 4096
     """Client connections held at once (all sources, cleartext and TLS); more are closed at accept."""
     max_connections_per_source: int = 1024
     """Client connections held at once from one source address; more are closed at accept."""
+    nrf: str | None = None
+    """The NRF's apiRoot (``http://HOST:PORT``, HTTP/2 with prior knowledge; ``https://`` with ALPN
+    h2): the EIR registers there on start (TS 29.510 NFRegister), heartbeats, deregisters on stop.
+    None: no NRF."""
+    nrf_advertise: str | None = None
+    """HOST or HOST:PORT the NFProfile gives AMFs (address and ipEndPoints); default: the first
+    ``n5g.listen`` address as bound (a wildcard 0.0.0.0 / :: needs this set)."""
+    nf_instance_id: str | None = None
+    """The EIR's nfInstanceId (a UUID); default: derived from the advertised address, so it stays
+    the same across restarts."""
+    nrf_heartbeat: int = 10
+    """heartBeatTimer proposed in the NFProfile, seconds; the NRF's answer decides the interval."""
+    nrf_retry_max: float = 30.0
+    """Longest pause, seconds, between attempts while the NRF is away (1, 2, 4 … up to it)."""
+    nrf_ca: str | None = None
+    """PEM CA bundle that signed an ``https://`` NRF's certificate (a lab's own CA); None: the
+    system's CAs."""
+    oauth2_key: str | None = None
+    """OAuth2 (TS 29.500 §6.7.3): a file with the NRF's token key — a PEM public key or certificate
+    (RS256/PS256/ES256 …) or a shared secret (HS256); requests then need ``Authorization: Bearer``
+    with a JWT carrying scope ``n5g-eir-eic`` (401/403 otherwise). None: no OAuth2."""
+    oauth2_issuer: str | None = None
+    """The ``iss`` a token must carry (the NRF's nfInstanceId); None: any."""
+    oauth2_audience: list[str] = field(default_factory=list)
+    """``aud`` values accepted; empty: the EIR's nfInstanceId or its NF type ``5G_EIR``."""
 
 
 @dataclass(slots=True)
@@ -219,6 +293,50 @@ class CloneConfig:
 
 
 @dataclass(slots=True)
+class TacRuleConfig:
+    enabled: bool = True
+    """Once a TAC reference table is loaded (``eir lists import --format gsma-tac|pyhss-tac``), an
+    IMEI whose TAC it lacks gets ``verdict`` (DIRBS ``gsma_not_found``). Silent with no table;
+    ranks below the explicit lists (a listed IMEI keeps its list's verdict)."""
+    verdict: VerdictName = "grey"
+
+
+@dataclass(slots=True)
+class RegistrationRuleConfig:
+    enabled: bool = True
+    """Once a registration list is loaded (``--format dirbs-registration``), an IMEI not on it gets
+    ``verdict`` (DIRBS ``not_on_registration_list``). Silent with no list; ranks below the explicit
+    lists."""
+    verdict: VerdictName = "grey"
+
+
+@dataclass(slots=True)
+class NotificationRuleConfig:
+    enabled: bool = True
+    """DIRBS notification-list entries: ``before`` until their block date, ``after`` from it (UTC
+    dates, against the EIR's clock). Off: they stay ``before`` (the status they were imported
+    with) whatever the date."""
+    before: VerdictName = "grey"
+    after: VerdictName = "black"
+
+
+@dataclass(slots=True)
+class HandleConfig:
+    enabled: bool = False
+    """Resolve the record of an IMEI no list entry matched through an X.1255 Handle REST API
+    (``GET {url}/api/handles/{prefix}/imei-<14 digits>``; record layout: protocols/handle.py)."""
+    url: str = "http://127.0.0.1:8009"
+    """http://HOST:PORT of the handle server (``eir sim handle`` serves one from a CSV)."""
+    prefix: str = "20.500.12345"
+    timeout: float = 0.5
+    """Seconds a look-up may take; then ``on_failure`` (a check is never held longer)."""
+    ttl: float = 300.0
+    """Seconds an answer (found or not found) is cached; failures are cached for a tenth of it."""
+    on_failure: Literal["skip", "white", "grey", "black"] = "skip"
+    """A time-out or a bad answer: ``skip`` (the rule says nothing) or a verdict."""
+
+
+@dataclass(slots=True)
 class PolicyConfig:
     unknown_equipment: UnknownPolicy = "white"
     """Verdict for equipment on no list, or ``unknown`` for the interface's own error
@@ -238,6 +356,10 @@ class PolicyConfig:
     lock_verdict: VerdictName = "black"
     """Verdict for an IMEI not listed for an IMSI that is locked to its IMEIs."""
     clone: CloneConfig = field(default_factory=CloneConfig)
+    tac_not_allocated: TacRuleConfig = field(default_factory=TacRuleConfig)
+    not_registered: RegistrationRuleConfig = field(default_factory=RegistrationRuleConfig)
+    notifications: NotificationRuleConfig = field(default_factory=NotificationRuleConfig)
+    handle: HandleConfig = field(default_factory=HandleConfig)
 
 
 @dataclass(slots=True)
@@ -261,7 +383,13 @@ class StoreConfig:
 @dataclass(slots=True)
 class ListsConfig:
     import_on_start: list[str] = field(default_factory=list)
-    """CSV files imported at start when the store holds no list yet (demo lists for ``make run``)."""
+    """List files imported at start when the store holds no list yet (demo lists for ``make run``):
+    any ``eir lists import`` format, recognised by its header (a DIRBS list, a GSMA TAC file …)."""
+    sync_from: str | None = None
+    """URL ``eir lists sync`` follows when it is given no ``--from`` (a central list: full or
+    DIRBS delta, any ``eir lists import`` format)."""
+    sync_interval: float = 0.0
+    """Seconds between ``eir lists sync`` fetches (conditional GETs); 0: fetch once and exit."""
 
 
 @dataclass(slots=True)
@@ -275,6 +403,39 @@ class MetricsConfig:
     """Scrape connections held at once; more are closed at accept."""
     max_connections_per_source: int = 16
     """Scrape connections held at once from one source address."""
+
+
+@dataclass(slots=True)
+class AdminToken:
+    token: str = ""
+    """The bearer token (``Authorization: Bearer <token>``); never logged."""
+    role: Literal["read", "write"] = "read"
+    """read: GET endpoints; write: also changes (lists, faults, rollback)."""
+
+
+@dataclass(slots=True)
+class AdminConfig:
+    """The admin API (``/api/v1``, README "Admin API"): HTTP/1.1 and HTTP/2 (h2c) on its own port."""
+
+    enabled: bool = True
+    listen: list[str] = field(default_factory=lambda: ["127.0.0.1:9465"])
+    """HOST:PORT addresses. A non-loopback address needs a token (else ``eir serve`` refuses to start)."""
+    token: str | None = None
+    """A read-write token (``EIR_ADMIN_TOKEN``). With no token at all the API answers every request
+    from loopback without authentication."""
+    tokens: list[AdminToken] = field(default_factory=list)
+    """More tokens, each with a role: ``[{token: ..., role: read}]``."""
+    max_body: int = 65536
+    """Octets of a JSON request body; larger: 413 ProblemDetails."""
+    max_import_body: int = 64 * 1024 * 1024
+    """Octets of a CSV body on ``POST /lists/import`` sent with a write token (other requests:
+    ``max_body``); larger: 413 ProblemDetails."""
+    max_connections: int = 64
+    """Connections held at once; more are closed at accept."""
+    max_connections_per_source: int = 32
+    """Connections held at once from one source address."""
+    idle_timeout: float = 60.0
+    """Seconds an idle connection is kept open (0: forever)."""
 
 
 @dataclass(slots=True)
@@ -310,6 +471,7 @@ class Config:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     lists: ListsConfig = field(default_factory=ListsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
     workers: int = 1
@@ -590,6 +752,42 @@ def parse_hostport(value: str, key: str = "address") -> tuple[str, int]:
     return host, int(port)
 
 
+def _validate_nrf(n5g: N5gConfig) -> None:
+    import uuid
+    from urllib.parse import urlsplit
+
+    if n5g.nrf is not None:
+        try:
+            u = urlsplit(n5g.nrf)
+            ok = u.scheme in ("http", "https") and bool(u.hostname) and (u.port is None or u.port > 0)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ConfigError(f"n5g.nrf: expected http://HOST:PORT or https://HOST:PORT, got {n5g.nrf!r}")
+    if n5g.nrf_advertise is not None and not n5g.nrf_advertise.strip():
+        raise ConfigError("n5g.nrf_advertise: empty")
+    if n5g.nf_instance_id is not None:
+        try:
+            uuid.UUID(n5g.nf_instance_id)
+        except ValueError:
+            raise ConfigError(f"n5g.nf_instance_id: not a UUID: {n5g.nf_instance_id!r}") from None
+    if n5g.nrf_heartbeat < 1:
+        raise ConfigError("n5g.nrf_heartbeat: must be at least 1 second")
+    if n5g.nrf_retry_max <= 0:
+        raise ConfigError("n5g.nrf_retry_max: must be a positive number of seconds")
+    if n5g.nrf_ca is not None and not Path(n5g.nrf_ca).is_file():
+        raise ConfigError(f"n5g.nrf_ca: no such file {n5g.nrf_ca}")
+    if n5g.oauth2_key is not None:
+        from protocols.sbi.oauth2 import load_key
+
+        try:
+            load_key(Path(n5g.oauth2_key).read_bytes())
+        except OSError as e:
+            raise ConfigError(f"n5g.oauth2_key: cannot read {n5g.oauth2_key}: {e.strerror or e}") from None
+        except ValueError as e:
+            raise ConfigError(f"n5g.oauth2_key: {n5g.oauth2_key}: {e}") from None
+
+
 def _validate(cfg: Config) -> None:
     for section, addrs in (
         ("diameter.listen", cfg.diameter.listen),
@@ -597,10 +795,21 @@ def _validate(cfg: Config) -> None:
         ("m3ua.connect", cfg.m3ua.connect),
         ("n5g.listen", cfg.n5g.listen),
         ("n5g.tls_listen", cfg.n5g.tls_listen),
+        ("diameter.tls_listen", cfg.diameter.tls_listen),
     ):
         for i, a in enumerate(addrs):
             parse_hostport(a, f"{section}[{i}]")
     parse_hostport(cfg.metrics.listen, "metrics.listen")
+    for i, a in enumerate(cfg.admin.listen):
+        parse_hostport(a, f"admin.listen[{i}]")
+    for i, tok in enumerate(cfg.admin.tokens):
+        if not tok.token.strip():
+            raise ConfigError(f"admin.tokens[{i}].token: must not be empty")
+    if cfg.admin.token is not None and not cfg.admin.token.strip():
+        raise ConfigError("admin.token: must not be empty (leave it unset for no token)")
+    for key in ("max_body", "max_import_body"):
+        if getattr(cfg.admin, key) < 1024:
+            raise ConfigError(f"admin.{key}: must be at least 1024 octets")
     if cfg.diameter.watchdog_interval < 6:
         raise ConfigError("diameter.watchdog_interval: RFC 3539 requires Tw >= 6 seconds")
     if not 0 <= cfg.m3ua.point_code < (1 << 24):
@@ -614,6 +823,29 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"m3ua.map_versions: each must be 1, 2 or 3; got {cfg.m3ua.map_versions}")
     if not cfg.m3ua.global_title.isdigit():
         raise ConfigError("m3ua.global_title: must be E.164 digits")
+    for key in ("accept_point_codes", "screen_opcs"):
+        for i, pc in enumerate(getattr(cfg.m3ua, key)):
+            if not 0 <= pc < (1 << 24):
+                raise ConfigError(f"m3ua.{key}[{i}]: a point code is 0..16777215, got {pc}")
+    for i, ni in enumerate(cfg.m3ua.network_indicators):
+        if not 0 <= ni <= 3:
+            raise ConfigError(f"m3ua.network_indicators[{i}]: a network indicator is 0..3, got {ni}")
+    for key in ("accept_global_titles", "screen_calling_gt_prefixes"):
+        for i, gt in enumerate(getattr(cfg.m3ua, key)):
+            digits = gt[:-1] if key == "accept_global_titles" and gt.endswith("*") else gt
+            if not (digits.isdigit() or (digits == "" and gt == "*")):
+                raise ConfigError(f"m3ua.{key}[{i}]: expected digits (or a prefix ending in *), got {gt!r}")
+    for key in ("diameter", "m3ua"):
+        sect = getattr(cfg, key)
+        if sect.write_timeout < 0:
+            raise ConfigError(f"{key}.write_timeout: must be 0 (never) or a positive number of seconds")
+        if sect.write_buffer_limit < 1024:
+            raise ConfigError(f"{key}.write_buffer_limit: must be at least 1024 octets")
+    for key in ("beat_interval", "setup_timeout", "idle_timeout"):
+        if getattr(cfg.m3ua, key) < 0:
+            raise ConfigError(f"m3ua.{key}: must be 0 (never) or a positive number of seconds")
+    if cfg.diameter.tls_listen and not (cfg.diameter.tls_cert and cfg.diameter.tls_key):
+        raise ConfigError("diameter.tls_listen: needs diameter.tls_cert and diameter.tls_key")
     for i, t in enumerate(cfg.policy.reserved_tacs):
         if len(t) != 8 or not t.isdigit():
             raise ConfigError(f"policy.reserved_tacs[{i}]: a TAC is 8 digits, got {t!r}")
@@ -639,7 +871,7 @@ def _validate(cfg: Config) -> None:
                 ipaddress.ip_network(c.strip(), strict=False)
             except ValueError:
                 raise ConfigError(f"{section}[{i}]: expected an address or CIDR, got {c!r}") from None
-    for key in ("diameter", "m3ua", "metrics", "n5g"):
+    for key in ("diameter", "m3ua", "metrics", "n5g", "admin"):
         sect = getattr(cfg, key)
         for limit in ("max_connections", "max_connections_per_source"):
             if getattr(sect, limit) < 1:
@@ -655,10 +887,13 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"n5g.{key}: must be at least 1")
     if cfg.n5g.tls_listen and not (cfg.n5g.tls_cert and cfg.n5g.tls_key):
         raise ConfigError("n5g.tls_listen: needs n5g.tls_cert and n5g.tls_key")
+    if cfg.n5g.tls_sniff and not (cfg.n5g.tls_cert and cfg.n5g.tls_key):
+        raise ConfigError("n5g.tls_sniff: needs n5g.tls_cert and n5g.tls_key")
     if cfg.n5g.idle_timeout < 0:
         raise ConfigError("n5g.idle_timeout: must be 0 (never) or a positive number of seconds")
     if cfg.n5g.retry_after < 0:
         raise ConfigError("n5g.retry_after: must be 0 or more seconds")
+    _validate_nrf(cfg.n5g)
     if cfg.workers < 1:
         raise ConfigError("workers: must be at least 1")
     if cfg.record.max_mb < 0:

@@ -34,19 +34,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from eir.formats._common import Normalised, parse_tagged
 from eir.model import Status
-from eir.store.base import EntryKind, EntryRows, IdentityStore, ListEntry, ListVersion, Pairing, PairingKind
+from eir.store.base import (
+    EntryKind,
+    EntryRows,
+    IdentityStore,
+    ListEntry,
+    ListVersion,
+    Pairing,
+    PairingKind,
+    ReferenceTable,
+)
 from protocols.imei import check_digit_ok, luhn_check_digit
 
 __all__ = [
     "BadRow",
     "ListFileError",
     "ParsedList",
+    "ParsedReference",
     "export_csv",
     "find_absent_removals",
     "import_files",
     "import_parsed",
+    "import_reference",
+    "import_text",
     "parse_csv",
+    "parse_file",
+    "report_dict",
 ]
 
 EQUIPMENT_COLUMNS: tuple[str, ...] = ("imei", "status", "imsi", "reason", "op")
@@ -93,6 +108,18 @@ class ParsedList:
     absent_removals: list[ListEntry | Pairing] | None = None
     """The removals that name nothing on the active lists (set by :func:`find_absent_removals`;
     None: not looked up)."""
+    format: str = "eir"
+    slice_tag: str | None = None
+    """A full import of an external list (eir/formats) replaces only the entries whose reason
+    carries this tag — the entries of the same list — and leaves the other lists alone."""
+    normalised: Normalised = field(default_factory=Normalised)
+    seen: dict[Any, Any] = field(default_factory=dict, repr=False)
+    max_reported: int = 1000
+
+    def bad_row(self, line: int, reason: str, row: list[str]) -> None:
+        self.bad_count += 1
+        if len(self.bad) < self.max_reported:
+            self.bad.append(BadRow(line, reason, ",".join(row)))
 
     @property
     def entries(self) -> EntryRows:
@@ -116,6 +143,8 @@ class ParsedList:
             parts.append(counted(self.duplicates, "duplicate") + " skipped")
         if self.bad_count:
             parts.append(counted(self.bad_count, "bad row"))
+        if self.normalised:
+            parts.append(f"normalised: {self.normalised.summary()}")
         return ", ".join(parts)
 
     def report(self, limit: int = 50) -> str:
@@ -124,6 +153,67 @@ class ParsedList:
         if self.bad_count > limit:
             lines.append(f"... and {self.bad_count - limit} more bad rows")
         return "\n".join(lines)
+
+
+@dataclass(slots=True)
+class ParsedReference:
+    """One validated reference file (eir/formats: GSMA or PyHSS TAC table, DIRBS registration
+    list), ready for :func:`import_reference`: ``items`` are ``(key, JSON value)`` rows of
+    ``table`` (``tac``: 8-digit TAC; ``registration``: 14-digit IMEI)."""
+
+    path: str
+    format: str
+    table: str
+    items: list[tuple[str, str]] = field(default_factory=list)
+    bad: list[BadRow] = field(default_factory=list)
+    bad_count: int = 0
+    rows: int = 0
+    duplicates: int = 0
+    ignored_columns: list[str] = field(default_factory=list)
+    normalised: Normalised = field(default_factory=Normalised)
+    seen: dict[Any, Any] = field(default_factory=dict, repr=False)
+    max_reported: int = 1000
+    seconds: float = 0.0
+    delta: bool = False
+    kind: str = "reference"
+
+    def bad_row(self, line: int, reason: str, row: list[str]) -> None:
+        self.bad_count += 1
+        if len(self.bad) < self.max_reported:
+            self.bad.append(BadRow(line, reason, ",".join(row)))
+
+    @property
+    def ok(self) -> bool:
+        return self.bad_count == 0
+
+    def summary(self) -> str:
+        parts = [counted(self.rows, "row"), f"{len(self.items)} {self.table} records"]
+        if self.duplicates:
+            parts.append(counted(self.duplicates, "duplicate") + " skipped")
+        if self.bad_count:
+            parts.append(counted(self.bad_count, "bad row"))
+        if self.normalised:
+            parts.append(f"normalised: {self.normalised.summary()}")
+        return ", ".join(parts)
+
+    def report(self, limit: int = 50) -> str:
+        lines = [str(b) for b in self.bad[:limit]]
+        if self.bad_count > limit:
+            lines.append(f"... and {self.bad_count - limit} more bad rows")
+        return "\n".join(lines)
+
+
+def report_dict(parsed: ParsedList | ParsedReference, limit: int = 1000) -> dict[str, Any]:
+    """The validation report as JSON-able data (the admin API's import answer)."""
+    return {
+        "format": parsed.format,
+        "rows": parsed.rows,
+        "duplicates": parsed.duplicates,
+        "bad_rows": parsed.bad_count,
+        "errors": [{"line": b.line, "reason": b.reason, "text": b.text[:200]} for b in parsed.bad[:limit]],
+        "normalised": parsed.normalised.to_dict(),
+        "ignored_columns": list(parsed.ignored_columns),
+    }
 
 
 def counted(n: int, one: str, many: str | None = None) -> str:
@@ -454,7 +544,116 @@ class _RowState:
         out.rows_.rows.append((e.kind, e.key, e.last, status, imsi or None, reason or None))
 
 
+def parse_file(
+    source: str | Path | IO[str],
+    *,
+    fmt: str | None = None,
+    kind: str = "equipment",
+    delta: bool | None = None,
+    max_reported: int = 1000,
+    progress: Callable[[int, int], None] | None = None,
+) -> ParsedList | ParsedReference:
+    """Read and validate a list file of any format (eir/formats); ``fmt=None``: recognised by its
+    header (:func:`eir.formats.detect`), ``eir`` when nothing gives it away."""
+    from eir.formats import FORMATS, REFERENCE_FORMATS, detect
+
+    if fmt is None:
+        # --kind pairing|lock names our own format (an imei,imsi pairing file looks like a DIRBS
+        # exception list otherwise)
+        fmt = "eir" if kind in ("pairing", "lock") else detect(source) or "eir"
+    if fmt not in FORMATS:
+        raise ListFileError(f"unknown list format {fmt!r} (one of {', '.join(FORMATS)})")
+    if fmt == "eir":
+        parsed = parse_csv(source, kind=kind, delta=delta, max_reported=max_reported, progress=progress)
+        return parsed
+    if kind not in ("equipment", "auto"):
+        raise ListFileError(f"--kind {kind} is for eir files; a {fmt} file says what it lists")
+    f, size, name = _open_text(source)
+    tick = None
+    if progress is not None:
+        report = progress
+
+        def tick() -> None:
+            report(_position(f), size)
+
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        out: ParsedList | ParsedReference
+        if fmt in REFERENCE_FORMATS:
+            out = ParsedReference(
+                path=name, format=fmt, table=REFERENCE_FORMATS[fmt], max_reported=max_reported
+            )
+            if fmt == "dirbs-registration":
+                from eir.formats.dirbs import parse_registration
+
+                parse_registration(f, name, out, progress=tick)
+            else:
+                from eir.formats.gsma import parse_tac_table
+
+                parse_tac_table(fmt, f, name, out, progress=tick)
+        else:
+            is_delta = fmt == "dirbs-blacklist-delta"
+            lst = ParsedList(
+                path=name,
+                kind="pairing" if fmt == "dirbs-exceptions" else "equipment",
+                delta=is_delta,
+                format=fmt,
+                max_reported=max_reported,
+            )
+            if fmt == "open5gs-eir":
+                from eir.formats.open5gs import parse_open5gs
+
+                parse_open5gs(f, name, lst, progress=tick)
+            else:
+                from eir.formats.dirbs import parse_dirbs
+
+                parse_dirbs(fmt, f, name, lst, progress=tick)
+            out = lst
+        out.seen.clear()
+        if progress is not None:
+            progress(size, size)
+        return out
+    except UnicodeDecodeError as e:
+        raise ListFileError(f"{name}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except csv.Error as e:
+        raise ListFileError(f"{name}: not a CSV file ({e})") from None
+    finally:
+        if gc_was:
+            gc.enable()
+        if isinstance(source, str | Path):
+            f.close()
+
+
 # --- importing --------------------------------------------------------------------------------------
+
+
+async def slice_removals(store: IdentityStore, tag: str) -> list[ListEntry | Pairing]:
+    """The active entries an external list of ``tag`` put there (what its next full import
+    replaces)."""
+    out: list[ListEntry | Pairing] = []
+    async for x in store.export():
+        if isinstance(x, ListEntry) and x.reason and x.reason.startswith(tag):
+            t = parse_tagged(x.reason)
+            if t is not None and t[0] == tag:
+                out.append(x)
+    return out
+
+
+async def import_reference(
+    store: IdentityStore, parsed: ParsedReference, *, source: str | None = None, skip_bad: bool = False
+) -> ReferenceTable:
+    """Replace a reference table atomically; every server's watch drops its cached answers
+    (IdentityStore.import_reference). Into a store with no list version yet, an empty one is
+    made first, so that there is a version to announce."""
+    if not parsed.ok and not skip_bad:
+        raise ListFileError(
+            f"{parsed.path}: {parsed.bad_count} bad rows, nothing imported\n{parsed.report()}"
+        )
+    src = source or os.path.basename(parsed.path)
+    if await store.active_version() is None:
+        await store.import_version([], [], source="empty (before a reference table)")
+    return await store.import_reference(parsed.table, parsed.items, source=f"{parsed.format}: {src}")
 
 
 async def import_parsed(
@@ -466,6 +665,14 @@ async def import_parsed(
             f"{parsed.path}: {parsed.bad_count} bad rows, nothing imported\n{parsed.report()}"
         )
     src = source or os.path.basename(parsed.path)
+    if parsed.format != "eir":
+        src = f"{parsed.format}: {src}"
+    if parsed.slice_tag is not None:
+        # a full external list: replaces the entries of the same list only
+        removals = await slice_removals(store, parsed.slice_tag)
+        return await store.import_version(
+            parsed.entries, parsed.pairings, source=src, delta=True, removals=removals
+        )
     if parsed.delta:
         return await store.import_version(
             parsed.entries, parsed.pairings, source=src, delta=True, removals=parsed.removals
@@ -476,6 +683,41 @@ async def import_parsed(
     pk = _PAIR_STATUS[parsed.kind]
     old = [p for p in await store.pairings() if p.kind is pk]
     return await store.import_version([], parsed.pairings, source=src, delta=True, removals=old)
+
+
+async def import_text(
+    store: IdentityStore,
+    text: str,
+    *,
+    fmt: str | None = None,
+    kind: str = "equipment",
+    dry_run: bool = False,
+    skip_bad: bool = False,
+    name: str = "upload",
+) -> dict[str, Any]:
+    """Validate and import a list file given as text (the admin API's ``POST /lists/import`` and
+    other in-process callers): any format of :func:`parse_file`, recognised by its header when
+    ``fmt`` is None. Returns :func:`report_dict` plus ``version`` (the new list version id, None
+    on a dry run or when bad rows stopped it), ``table`` for a reference table and ``imported``.
+    Raises ListFileError for a file that cannot be used at all."""
+    import io
+
+    buf = io.StringIO(text)
+    buf.name = name
+    parsed = parse_file(buf, fmt=fmt, kind=kind)
+    out = report_dict(parsed)
+    out.update(version=None, imported=False)
+    if isinstance(parsed, ParsedReference):
+        out["table"] = parsed.table
+    if dry_run or (not parsed.ok and not skip_bad):
+        return out
+    if isinstance(parsed, ParsedReference):
+        await import_reference(store, parsed, skip_bad=skip_bad, source=name)
+        out["version"] = await store.active_version()
+    else:
+        out["version"] = (await import_parsed(store, parsed, skip_bad=skip_bad, source=name)).id
+    out["imported"] = True
+    return out
 
 
 def removal_text(r: ListEntry | Pairing) -> str:
@@ -529,17 +771,33 @@ async def find_absent_removals(
 
 
 async def import_files(store: IdentityStore, paths: Iterable[str | Path]) -> ListVersion:
-    """Import equipment files as ONE version (``lists.import_on_start``); any bad row aborts."""
-    merged = ParsedList(path="+".join(str(p) for p in paths), kind="equipment", delta=False)
-    for p in paths:
-        parsed = parse_csv(p, kind="equipment", delta=False)
+    """Import list files at start (``lists.import_on_start``); any bad row aborts before anything
+    is imported. Files of our own format go in as ONE version; files of other formats (recognised
+    by their headers: a DIRBS list, a TAC table …) are then applied one after another, each the way
+    ``eir lists import`` applies it."""
+    paths = list(paths)
+    parsed_all = [(p, parse_file(p)) for p in paths]
+    for p, parsed in parsed_all:
         if not parsed.ok:
             raise ListFileError(f"{p}: {parsed.bad_count} bad rows, nothing imported\n{parsed.report(10)}")
+    own = [(p, x) for p, x in parsed_all if isinstance(x, ParsedList) and x.format == "eir"]
+    others = [x for _, x in parsed_all if x.format != "eir"]
+    merged = ParsedList(path="+".join(str(p) for p, _ in own), kind="equipment", delta=False)
+    for p, parsed in own:
+        if parsed.kind != "equipment" or parsed.delta:
+            raise ListFileError(f"{p}: lists.import_on_start takes full equipment files (imei,status,…)")
         merged.rows_.rows.extend(parsed.rows_.rows)
         merged.pairings.extend(parsed.pairings)
         merged.pairing_kinds |= parsed.pairing_kinds
         merged.rows += parsed.rows
-    return await import_parsed(store, merged, source=",".join(os.path.basename(str(p)) for p in paths))
+    names = ",".join(os.path.basename(str(p)) for p, _ in own) or "empty (before the other files)"
+    version = await import_parsed(store, merged, source=names)
+    for parsed in others:
+        if isinstance(parsed, ParsedReference):
+            await import_reference(store, parsed)
+        else:
+            version = await import_parsed(store, parsed)
+    return version
 
 
 # --- exporting ----------------------------------------------------------------------------------------

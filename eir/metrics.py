@@ -169,6 +169,12 @@ LOG_SUPPRESSED = Counter(
 EVENTS_DROPPED = Counter(
     "eir_events_dropped", "MQTT events dropped (broker down or queue full)", registry=None
 )
+HANDLE_LOOKUPS = Counter(
+    "eir_handle_lookups",
+    "X.1255 handle look-ups (policy.handle) by result: found, not_found, timeout, error, cached",
+    ["result"],
+    registry=None,
+)
 
 
 _OWN: tuple[Collector, ...] = (
@@ -190,6 +196,7 @@ _OWN: tuple[Collector, ...] = (
     REFUSED,
     LOG_SUPPRESSED,
     EVENTS_DROPPED,
+    HANDLE_LOOKUPS,
 )
 _registered: set[int] = set()
 

@@ -18,11 +18,20 @@ Order (the first rule that decides wins, except where a later rule may only make
 3. ``imei`` — an exact IMEI entry.
 4. ``range`` / ``tac`` — the narrowest range or TAC containing the IMEI.
    (Steps 2-4 pick the most specific list entry; when none matches, step 7's default stands in.)
+   ``notification`` — when that entry came from a DIRBS notification list: ``policy.notifications.
+   before`` (grey) until its block date and ``.after`` (black) from it — a time-dependent verdict,
+   evaluated against the injected wall clock (UTC dates).
 5. ``pairing`` — the IMSI is paired with this IMEI (an exception list, as DIRBS has): white
    whatever the lists said. Final: a pairing is an operator's explicit word on this IMSI+IMEI, so
    neither a lock nor a clone suspicion overrides it.
    ``lock`` — the IMSI is locked to its listed IMEIs and this IMEI is not one of them →
    ``policy.lock_verdict``, unless the lists already gave something as strict or stricter.
+   Before the lock, the reference rules, only for an IMEI that no list entry matched (an IMEI
+   on a list keeps that list's verdict) and no pairing excepted — the stricter of the two decides:
+   ``not_registered`` — a registration list is loaded and lacks the IMEI →
+   ``policy.not_registered.verdict`` (DIRBS ``not_on_registration_list``);
+   ``tac_not_allocated`` — a TAC reference table is loaded and lacks the IMEI's TAC →
+   ``policy.tac_not_allocated.verdict`` (DIRBS ``gsma_not_found``). Both silent without their table.
 6. ``clone`` — the IMEI was seen with ≥ ``max_imsis`` distinct IMSIs, or (``distinct_origins``)
    from two different origins, within ``window`` → ``policy.clone.verdict``, again only when that
    is stricter: a black entry stays black; white (or unknown) becomes grey. Clone suspicion never
@@ -35,12 +44,21 @@ Strictness: white = unknown < grey < black.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from eir.config import PolicyConfig
+from eir.formats._common import parse_tagged
+from eir.formats.records import decode
 from eir.model import CheckRequest, Status, Verdict
 from eir.store.base import EntryKind, ImsiRules, ListEntry, Lookup, Sightings
 from protocols.imei import BadIdentity, IdentityForm, bad_check_digit_detail, parse_identity
+
+if TYPE_CHECKING:
+    from eir.handle import HandleAnswer
 
 __all__ = ["CLONE_REASONS", "Policy", "Step", "entry_text"]
 
@@ -67,11 +85,42 @@ def entry_text(e: ListEntry) -> str:
     return f"{e.key}-{e.last}" if e.kind is EntryKind.RANGE else e.key
 
 
+def reason_text(reason: str | None) -> str:
+    """An entry's reason for people: a tagged one (eir/formats) as ``[list] key value, …``."""
+    tagged = parse_tagged(reason)
+    if tagged is None:
+        return reason or ""
+    tag, meta = tagged
+    return f"[{tag}] " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in meta.items())
+
+
+def device_text(table: str, record: str | None) -> str:
+    """A TAC-table / registration record (eir/formats/records.py) as ``brand model (device type,
+    OS, radio)``."""
+    d = decode(table, record)
+    brand = d.get("brand_name") or d.get("make") or d.get("manufacturer") or ""
+    model = d.get("model_name") or d.get("model") or d.get("marketing_name") or ""
+    extra = [d[k] for k in ("device_type", "operating_system", "radio_interface") if d.get(k)]
+    text = f"{brand} {model}".strip() or "(no name)"
+    return text + (f" ({', '.join(extra)})" if extra else "")
+
+
 class Policy:
     """The configured policy, with its constants resolved once (it runs on every check)."""
 
-    def __init__(self, cfg: PolicyConfig) -> None:
+    def __init__(self, cfg: PolicyConfig, *, wall: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
+        self.wall = wall
+        """UNIX time now (injected: tests move it; notification block dates are read against it)."""
+        n = cfg.notifications
+        self.notify_on = n.enabled
+        self.notify_before = Status(n.before)
+        self.notify_after = Status(n.after)
+        self.tac_rule = Status(cfg.tac_not_allocated.verdict) if cfg.tac_not_allocated.enabled else None
+        self.reg_rule = Status(cfg.not_registered.verdict) if cfg.not_registered.enabled else None
+        self._today: tuple[float, str] = (-1.0, "")
+        of = cfg.handle.on_failure
+        self.handle_failure = None if of == "skip" else Status(of)
         self.malformed = Status(cfg.malformed)
         self.lock_status = Status(cfg.lock_verdict)
         self.clone_status = Status(cfg.clone.verdict)
@@ -152,9 +201,12 @@ class Policy:
         rules: ImsiRules,
         sightings: Sightings | None,
         steps: list[Step] | None = None,
+        handle: HandleAnswer | None = None,
     ) -> Verdict:
         """Apply rules 2-7. ``steps`` (for ``--explain``) collects what each rule found."""
         verdict: Verdict | None = None
+        if steps is not None and (lookup.tac_table or lookup.registration_list):
+            steps.append(self.device_step(imei, lookup))
         for rule, e in (("imeisv", lookup.imeisv), ("imei", lookup.imei), ("range", lookup.range)):
             if e is None:
                 if steps is not None:
@@ -162,6 +214,9 @@ class Policy:
                 continue
             if rule == "range" and e.kind is EntryKind.TAC:
                 rule = "tac"
+            if verdict is None and e.reason is not None and e.reason.startswith("dirbs-notifications"):
+                verdict = self._notification(e, rule, steps)
+                continue
             if verdict is None:
                 # Verdicts are immutable: one per (rule, entry) is shared rather than built per check.
                 key = (rule, e.kind, e.status, e.key, e.last, e.reason)
@@ -172,7 +227,7 @@ class Policy:
                         rule=rule,
                         list_name=e.status.value,
                         entry=entry_text(e),
-                        detail=e.reason or "",
+                        detail=reason_text(e.reason),
                     )
                     if len(self._list_verdicts) >= 4096:
                         self._list_verdicts.clear()
@@ -182,7 +237,7 @@ class Policy:
                         Step(
                             rule=rule,
                             outcome="matched",
-                            detail=f"{e.status.value} list: {entry_text(e)} {e.reason or ''}",
+                            detail=f"{e.status.value} list: {entry_text(e)} {reason_text(e.reason)}",
                         )
                     )
             elif steps is not None:
@@ -217,8 +272,14 @@ class Policy:
                 )
             )
 
+        if verdict is None and handle is not None:
+            verdict = self._handle_rule(handle, steps)
         if verdict is None:
-            verdict = self.default
+            verdict = self._reference_rules(imei, lookup, steps) or self.default
+        elif steps is not None and (lookup.tac_table or lookup.registration_list):
+            steps.append(
+                Step(rule="reference", outcome="skipped", detail=f"listed: the {verdict.rule} entry decides")
+            )
         # 5. lock: only stricter
         if rules.locked and not rules.lock_allows:
             if RANK[self.lock_status] > RANK[verdict.status]:
@@ -284,6 +345,160 @@ class Policy:
                 )
             )
         return verdict
+
+    # --- reference data and grace dates -------------------------------------------------------------
+    def today(self) -> str:
+        """The wall clock's UTC date as YYYYMMDD (recomputed at most once a second)."""
+        now = self.wall()
+        if now - self._today[0] >= 1.0 or now < self._today[0]:
+            self._today = (now, datetime.fromtimestamp(now, UTC).strftime("%Y%m%d"))
+        return self._today[1]
+
+    def _notification(self, e: ListEntry, rule: str, steps: list[Step] | None) -> Verdict:
+        tagged = parse_tagged(e.reason)
+        meta = tagged[1] if tagged is not None else {}
+        block = meta.get("block_date", "")
+        amnesty = meta.get("amnesty") == "true"
+        today = self.today()
+        due = self.notify_on and bool(block) and today >= block and not amnesty
+        status = self.notify_after if due else (self.notify_before if self.notify_on else e.status)
+        when = f"{block[:4]}-{block[4:6]}-{block[6:]}" if len(block) == 8 else "none"
+        if amnesty:
+            why = f"amnesty granted (block date {when})"
+        elif not self.notify_on:
+            why = "policy.notifications disabled"
+        elif due:
+            why = f"block date {when} reached (today {today[:4]}-{today[4:6]}-{today[6:]})"
+        else:
+            why = f"{self.notify_before.value} until block date {when}"
+        reasons = meta.get("reasons", "")
+        detail = why + (f"; reasons {reasons}" if reasons else "")
+        if steps is not None:
+            steps.append(
+                Step(rule="notification", outcome="decided", detail=f"{rule} entry {entry_text(e)}: {detail}")
+            )
+        return Verdict(
+            status=status, rule="notification", list_name="notification", entry=entry_text(e), detail=detail
+        )
+
+    def _handle_rule(self, h: HandleAnswer, steps: list[Step] | None) -> Verdict | None:
+        """X.1255: the record's EIR.STATUS decides; no record → nothing; a failure →
+        ``policy.handle.on_failure``."""
+        cached = " (cached)" if h.cached else ""
+        if h.result == "found" and h.record is not None:
+            st = h.record.status
+            if st in ("white", "grey", "black"):
+                reason = h.record.values.get("EIR.REASON", "")
+                if steps is not None:
+                    steps.append(
+                        Step(rule="handle", outcome="decided", detail=f"{h.handle}: {st}{cached} {reason}")
+                    )
+                return Verdict(
+                    status=Status(st), rule="handle", list_name="x1255", entry=h.handle, detail=reason
+                )
+            if steps is not None:
+                steps.append(
+                    Step(rule="handle", outcome="no status", detail=f"{h.handle}: EIR.STATUS {st!r}{cached}")
+                )
+            return None
+        if h.result == "not_found":
+            if steps is not None:
+                steps.append(Step(rule="handle", outcome="no record", detail=f"{h.handle}{cached}"))
+            return None
+        if self.handle_failure is None:
+            if steps is not None:
+                steps.append(
+                    Step(rule="handle", outcome=h.result, detail=f"{h.handle}: {h.detail}; skipped{cached}")
+                )
+            return None
+        if steps is not None:
+            steps.append(
+                Step(
+                    rule="handle",
+                    outcome=h.result,
+                    detail=f"{h.handle}: {h.detail} → on_failure {self.handle_failure.value}{cached}",
+                )
+            )
+        return Verdict(
+            status=self.handle_failure, rule="handle", list_name="x1255", entry=h.handle, detail=h.result
+        )
+
+    def _reference_rules(self, imei: str, lookup: Lookup, steps: list[Step] | None) -> Verdict | None:
+        """``not_registered`` and ``tac_not_allocated`` for an IMEI no list entry matched."""
+        found: Verdict | None = None
+        if lookup.registration_list and self.reg_rule is not None:
+            if lookup.registration is None:
+                found = Verdict(
+                    status=self.reg_rule,
+                    rule="not_registered",
+                    list_name="registration",
+                    entry=imei,
+                    detail="not on the registration list",
+                )
+                if steps is not None:
+                    steps.append(
+                        Step(
+                            rule="registered",
+                            outcome="no",
+                            detail=f"not on the registration list → {self.reg_rule.value}",
+                        )
+                    )
+            elif steps is not None:
+                steps.append(
+                    Step(
+                        rule="registered",
+                        outcome="yes",
+                        detail=device_text("registration", lookup.registration),
+                    )
+                )
+        elif steps is not None and lookup.registration_list:
+            steps.append(Step(rule="registered", outcome="skipped", detail="policy.not_registered disabled"))
+        if lookup.tac_table and self.tac_rule is not None:
+            if lookup.device is None:
+                if found is None or RANK[self.tac_rule] > RANK[found.status]:
+                    found = Verdict(
+                        status=self.tac_rule,
+                        rule="tac_not_allocated",
+                        list_name="tac",
+                        entry=imei[:8],
+                        detail="TAC not in the TAC table",
+                    )
+                if steps is not None:
+                    steps.append(
+                        Step(
+                            rule="tac_alloc",
+                            outcome="no",
+                            detail=f"TAC {imei[:8]} not in the TAC table → {self.tac_rule.value}",
+                        )
+                    )
+            elif steps is not None:
+                steps.append(Step(rule="tac_alloc", outcome="yes", detail=f"TAC {imei[:8]} allocated"))
+        elif steps is not None and lookup.tac_table:
+            steps.append(
+                Step(rule="tac_alloc", outcome="skipped", detail="policy.tac_not_allocated disabled")
+            )
+        if found is not None and steps is not None:
+            steps.append(
+                Step(rule=found.rule, outcome="decided", detail=f"{found.detail} → {found.status.value}")
+            )
+        return found
+
+    @staticmethod
+    def device_step(imei: str, lookup: Lookup) -> Step:
+        """``--explain``: the device the TAC table (or the registration list) says this is."""
+        if lookup.device is not None:
+            return Step(
+                rule="device",
+                outcome="tac table",
+                detail=f"TAC {imei[:8]}: {device_text('tac', lookup.device)}",
+            )
+        if lookup.registration is not None:
+            return Step(
+                rule="device", outcome="registered", detail=device_text("registration", lookup.registration)
+            )
+        if lookup.tac_table:
+            return Step(rule="device", outcome="unknown", detail=f"TAC {imei[:8]} is not in the TAC table")
+        return Step(rule="device", outcome="unknown", detail="no TAC table loaded")
 
     def clone_reason(self, s: Sightings | None) -> str | None:
         """``imsis`` / ``origins`` when the sightings make the IMEI a clone suspect."""

@@ -273,6 +273,11 @@ class SightingTracker:
         if len(pending) >= self.batch_size:
             self._wake.set()
 
+    def seen(self, imei: str) -> tuple[dict[str, float], dict[str, float]]:
+        """Copies of what this process holds for ``imei``: IMSI → newest time, origin → newest time
+        (the admin API's ``GET /sightings/{imei}``)."""
+        return dict(self._imsis.get(imei) or {}), dict(self._origins.get(imei) or {})
+
     # --- loading and merging ---------------------------------------------------------------------
     def merge(self, rows: list[Sighting]) -> None:
         """Take sightings read from the store (newest time wins; a clear row drops what is older

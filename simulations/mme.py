@@ -9,7 +9,8 @@ Library::
     s = await mme.load("35123456789012", count=10000, window=128)   # rate, p50/p99
     await mme.close()                           # DPR / DPA
 
-CLI: ``eir sim mme --connect HOST:PORT --imei IMEI [--imsi] [--sv] [--count N --window W] [--sctp]``.
+CLI: ``eir sim mme --connect HOST:PORT --imei IMEI [--imsi] [--sv] [--count N --window W | --rate R
+--duration S] [--peers N] [--imei-file F] [--sctp]`` (load runs: :mod:`simulations.load`).
 
 ``load`` is a pipeline that does not go through the core per message: one ECR is encoded once and
 its hop-by-hop / end-to-end identifiers and Session-Id suffix are patched in place, and answers are
@@ -26,10 +27,11 @@ import itertools
 import json
 import os
 import socket
+import ssl
 import struct
 import sys
 import time
-from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -48,7 +50,7 @@ from protocols.diameter import (
 )
 from protocols.diameter.codec import decode_message
 from protocols.diameter.s13 import decode_eca
-from simulations.load import LoadSummary
+from simulations.load import LoadRun, LoadSummary, drive, load_plan
 
 __all__ = ["CheckResult", "LoadSummary", "SimulatedMme", "register", "verdict_of"]
 
@@ -166,25 +168,18 @@ class _MmeProtocol(asyncio.Protocol):
 
 
 class _Pipeline:
-    """Pre-encoded ECRs, ``window`` outstanding, answers matched by hop-by-hop from the header."""
+    """Pre-encoded ECRs for a load run (a :class:`simulations.load.LoadSender`): answers matched by
+    hop-by-hop from the header; in a closed loop each answer lets the next request go."""
 
-    def __init__(
-        self, proto: _MmeProtocol, template: bytes, count: int, window: int, first_id: int, tally: bool
-    ) -> None:
+    def __init__(self, proto: _MmeProtocol, template: bytes, first_id: int, tally: bool) -> None:
         self.proto = proto
         self.template = bytearray(template)
-        self.count = count
-        self.window = window
         self.next_id = first_id
         self.first_id = first_id
-        self.sent = 0
-        self.received = 0
         self.buf = bytearray()
         self.start_times: dict[int, float] = {}
-        self.latencies: list[float] = []
-        self.verdicts: Counter[str] = Counter()
         self.tally = tally
-        self.done: asyncio.Future[None] = proto.loop.create_future()
+        self.run: LoadRun | None = None
         self.population: tuple[int, int, int, int] | None = None
         self.imei_at = self.imsi_at = -1
         self.imei_fmt = self.imsi_fmt = b""
@@ -192,6 +187,7 @@ class _Pipeline:
         # the Session-Id value ends with 10 digits we rewrite per request (its AVP starts at 20)
         sid_len = struct.unpack_from(">I", template, 24)[0] & 0xFFFFFF
         self.sid_end = 20 + sid_len
+        self.mix: list[tuple[bytearray, int, bytes]] | None = None
 
     def vary(self, imei: str, imsi: str | None, n_imeis: int, n_imsis: int) -> None:
         """Rewrite the IMEI (and IMSI) digits of every request (``SimulatedMme.load``'s population)."""
@@ -204,10 +200,19 @@ class _Pipeline:
         self.imei_fmt, self.imsi_fmt = b"%%0%dd" % len(imei), b"%%0%dd" % len(imsi or "")
         self.population = (int(imei), max(1, n_imeis), int(imsi or 0), max(1, n_imsis))
 
-    def _one(self) -> bytes:
+    def cycle(self, imeis: list[str], templates: dict[int, tuple[bytes, int]]) -> None:
+        """Request *i* carries ``imeis[i % len]``: one template per IMEI length (14, 15, 16 digits),
+        the digits patched in place."""
+        by_len = {n: bytearray(t) for n, (t, _at) in templates.items()}
+        self.mix = [(by_len[len(i)], templates[len(i)][1], i.encode()) for i in imeis]
+
+    def _one(self, intended: float) -> bytes:
         i = self.next_id
         self.next_id = (i + 1) & 0xFFFFFFFF
         t = self.template
+        if self.mix is not None:
+            t, at, digits = self.mix[(i - self.first_id) % len(self.mix)]
+            t[at : at + len(digits)] = digits
         struct.pack_into(">II", t, 12, i, i)
         t[self.sid_end - 10 : self.sid_end] = b"%010d" % (i % 10_000_000_000)
         if self.population is not None:
@@ -217,13 +222,31 @@ class _Pipeline:
             t[a : a + self.imei_len] = self.imei_fmt % (imei0 + k % n_imeis)
             if b >= 0:
                 t[b : b + self.imsi_len] = self.imsi_fmt % (imsi0 + (k >> 20) % n_imsis)
-        self.start_times[i] = time.perf_counter()
+        self.start_times[i] = intended
         return bytes(t)
 
-    def start(self) -> bytes:
-        n = min(self.window, self.count)
-        self.sent = n
-        return b"".join(self._one() for _ in range(n))
+    # --- LoadSender ---
+    def attach(self, run: LoadRun) -> None:
+        self.run = run
+        self.proto.raw = self
+
+    def send(self, intended: Sequence[float]) -> None:
+        tr = self.proto.transport
+        if tr is None or tr.is_closing():
+            raise ConnectionError(self.proto.close_reason or "not connected")
+        tr.write(b"".join([self._one(t) for t in intended]))
+
+    def outstanding(self) -> list[float]:
+        return list(self.start_times.values())
+
+    def in_flight(self) -> int:
+        return len(self.start_times)
+
+    def detach(self) -> None:
+        self.run = None
+        if self.proto.raw is self:
+            self.proto.raw = None
+        self.start_times.clear()
 
     def feed(self, data: bytes) -> bytes:
         """Consume ECAs; return bytes meant for the core (DWR, DPA, errors…)."""
@@ -235,6 +258,7 @@ class _Pipeline:
         more = 0
         now = time.perf_counter()
         st = self.start_times
+        run = self.run
         while n - pos >= 20:
             w0, w1, _app, hbh, _e2e = _HDR.unpack_from(buf, pos)
             length = w0 & 0xFFFFFF
@@ -244,30 +268,29 @@ class _Pipeline:
                     pos = n
                 break
             if w1 & 0xFFFFFF == 324 and not (w1 >> 24) & 0x80 and hbh in st:
-                self.latencies.append(now - st.pop(hbh))
-                self.received += 1
+                latency = now - st.pop(hbh)
+                verdict = "answered"
                 if self.tally:
                     try:
-                        ans = decode_eca(decode_message(bytes(buf[pos : pos + length])))
-                        self.verdicts[verdict_of(ans)] += 1
+                        verdict = verdict_of(decode_eca(decode_message(bytes(buf[pos : pos + length]))))
                     except RemoteProtocolError:
-                        self.verdicts["malformed"] += 1
-                if self.sent < self.count:
+                        verdict = "malformed"
+                if run is not None:
                     more += 1
-                    self.sent += 1
+                    run.answered(latency, verdict)
             else:
                 other.append(bytes(buf[pos : pos + length]))
             pos += length
         del buf[:pos]
-        if more and self.proto.transport is not None:
-            self.proto.transport.write(b"".join(self._one() for _ in range(more)))
-        if self.received >= self.count and not self.done.done():
-            self.done.set_result(None)
+        if more and run is not None and run.mode == "closed":
+            k = run.take(more)
+            if k:
+                self.send([now] * k)
         return b"".join(other)
 
     def fail(self, exc: BaseException) -> None:
-        if not self.done.done():
-            self.done.set_exception(exc)
+        if self.run is not None:
+            self.run.fail(exc)
 
 
 class SimulatedMme:
@@ -296,9 +319,13 @@ class SimulatedMme:
         watchdog_interval: float = 30.0,
         timeout: float = 5.0,
         sctp: bool = False,
+        tls: ssl.SSLContext | None = None,
+        tls_server_name: str | None = None,
     ) -> SimulatedMme:
         """Open TCP (or SCTP: PPID 46, one Diameter message per SCTP message), exchange capabilities;
-        raises ConnectionError when CEA is not a success."""
+        raises ConnectionError when CEA is not a success. ``tls``: TLS/TCP from the first octet
+        (RFC 6733 §13, the EIR's ``diameter.tls_listen``), the certificate checked against
+        ``tls_server_name`` (default: the host)."""
         loop = asyncio.get_running_loop()
         core = DiameterPeer(
             role=Role.INITIATOR,
@@ -321,7 +348,14 @@ class SimulatedMme:
             proto = p  # type: ignore[assignment]
         else:
             _, proto = await asyncio.wait_for(
-                loop.create_connection(lambda: _MmeProtocol(core), host, port), timeout
+                loop.create_connection(
+                    lambda: _MmeProtocol(core),
+                    host,
+                    port,
+                    ssl=tls,
+                    server_hostname=(tls_server_name or host) if tls is not None else None,
+                ),
+                timeout,
             )
         try:
             await asyncio.wait_for(proto.open.wait(), timeout)
@@ -410,46 +444,57 @@ class SimulatedMme:
         ones starting at ``imei`` and, when ``imsi`` is given, an IMSI from ``imsis`` starting there,
         spread by a multiplicative hash of the request number — a fresh IMEI/IMSI pair for most
         requests, as a population of subscribers gives."""
+        if count <= 0:
+            return LoadSummary(0, window, 0.0, 0.0, 0.0, 0.0)
+        pipe = self.sender(imei, software_version=software_version, imsi=imsi, tally=tally)
+        if population is not None:
+            pipe.vary(imei, imsi, *population)
+        return await drive(
+            [pipe], load_plan(count=count, window=window, rate=None, duration=None, timeout=timeout)
+        )
+
+    def sender(
+        self,
+        imei: str,
+        *,
+        software_version: str | None = None,
+        imsi: str | None = None,
+        tally: bool = True,
+        imeis: list[str] | None = None,
+    ) -> _Pipeline:
+        """A :class:`simulations.load.LoadSender` over this connection (:func:`simulations.load.drive`
+        runs it): the ECR for ``imei`` encoded once, or with ``imeis`` one request per IMEI in turn."""
         p = self._proto
         if p.raw is not None:
             raise RuntimeError("a load is already running")
-        if count <= 0:
-            return LoadSummary(0, window, 0.0, 0.0, 0.0, 0.0)
         # The identifiers of the pipeline live far from the core's own (DWR/DPR) sequence.
         first = (self.core._hbh + 0x40000000) & 0xFFFFFFFF
         session = f"{self.origin_host};{self._session_hi};{0:010d}"
-        template = encode_message(
-            build_ecr(
-                session_id=session,
-                origin_host=self.origin_host,
-                origin_realm=self.core.origin_realm,
-                destination_realm=self.destination_realm,
-                imei=imei,
-                software_version=software_version,
-                imsi=imsi,
-                hop_by_hop=first,
-                end_to_end=first,
+
+        def encode(digits: str) -> bytes:
+            return encode_message(
+                build_ecr(
+                    session_id=session,
+                    origin_host=self.origin_host,
+                    origin_realm=self.core.origin_realm,
+                    destination_realm=self.destination_realm,
+                    imei=digits,
+                    software_version=software_version,
+                    imsi=imsi,
+                    hop_by_hop=first,
+                    end_to_end=first,
+                )
             )
-        )
-        pipe = _Pipeline(p, template, count, max(1, window), first, tally)
-        if population is not None:
-            pipe.vary(imei, imsi, *population)
-        p.raw = pipe
-        if p.transport is None:
-            raise ConnectionError("not connected")
-        t0 = time.perf_counter()
-        p.transport.write(pipe.start())
-        try:
-            await asyncio.wait_for(asyncio.shield(pipe.done), timeout)
-        finally:
-            p.raw = None
-        return LoadSummary.measure(
-            count=count,
-            window=window,
-            seconds=time.perf_counter() - t0,
-            latencies=pipe.latencies,
-            verdicts=pipe.verdicts,
-        )
+
+        pipe = _Pipeline(p, encode(imei), first, tally)
+        if imeis:
+            templates: dict[int, tuple[bytes, int]] = {}
+            for digits in imeis:
+                if len(digits) not in templates:
+                    t = encode(digits)
+                    templates[len(digits)] = (t, t.find(digits.encode(), pipe.sid_end))
+            pipe.cycle(imeis, templates)
+        return pipe
 
     async def close(self, timeout: float = 5.0) -> None:
         """DPR, wait for DPA (or the EIR closing), then close."""
@@ -479,7 +524,8 @@ class SimulatedMme:
 
 
 def register(sim_subparsers: Any) -> None:
-    from eir.cli import add_config_options, host_port, imsi_text, int_range, positive_float, software_version
+    from eir.cli import add_config_options, host_port, imsi_text, positive_float, software_version
+    from simulations.load import add_load_options
 
     p = sim_subparsers.add_parser("mme", help="simulated MME sending S13 ME-Identity-Check requests")
     p.add_argument(
@@ -497,10 +543,7 @@ def register(sim_subparsers: Any) -> None:
     )
     p.add_argument("--imsi", type=imsi_text, default=None, help="User-Name")
     p.add_argument("--sv", type=software_version, default=None, help="Software-Version (2 digits)")
-    p.add_argument("--count", type=int_range(1), default=1, help="requests to send (a load run when > 1)")
-    p.add_argument(
-        "--window", type=int_range(1), default=1, help="requests outstanding at once (with --count)"
-    )
+    add_load_options(p, unit="ECR")
     p.add_argument("--origin-host", default="mme.sim.localdomain")
     p.add_argument("--origin-realm", default="sim.localdomain")
     p.add_argument("--destination-realm", default="localdomain")
@@ -517,6 +560,10 @@ def _command(args: argparse.Namespace) -> int:
     if imei is None:
         return EXIT_CONFIG
     args.imei = imei
+    from simulations.load import load_args
+
+    if not load_args(args, "eir sim mme"):
+        return EXIT_CONFIG
     address = default_address(args, "diameter.listen", "127.0.0.1:3868")
     if address is None:
         return EXIT_CONFIG
@@ -536,37 +583,36 @@ def _command(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     from eir.config import parse_hostport
+    from simulations.load import peer_names, progress_from_args, report
 
     host, port = parse_hostport(args.connect)
-    mme = await SimulatedMme.connect(
-        host,
-        port,
-        origin_host=args.origin_host,
-        origin_realm=args.origin_realm,
-        destination_realm=args.destination_realm,
-        timeout=args.timeout,
-        sctp=args.sctp,
-    )
+    mmes: list[SimulatedMme] = []
     try:
-        if args.count <= 1:
+        for name in peer_names(args.origin_host, args.plan.peers if args.plan else 1):
+            mmes.append(
+                await SimulatedMme.connect(
+                    host,
+                    port,
+                    origin_host=name,
+                    origin_realm=args.origin_realm,
+                    destination_realm=args.destination_realm,
+                    timeout=args.timeout,
+                    sctp=args.sctp,
+                )
+            )
+        mme = mmes[0]
+        if args.plan is None:
             r = await mme.check(args.imei, software_version=args.sv, imsi=args.imsi, timeout=args.timeout)
             if args.json:
                 print(json.dumps(asdict(r)))
             else:
                 print(f"{r.imei}: {r.verdict} [{r.latency * 1000:.2f} ms]")
             return 0
-        s = await mme.load(
-            args.imei,
-            count=args.count,
-            window=args.window,
-            software_version=args.sv,
-            imsi=args.imsi,
-            timeout=max(args.timeout, args.timeout * args.count / 1000),
-        )
-        if args.json:
-            print(json.dumps(asdict(s)))
-        else:
-            print(s.line("ECR"))
-        return 0
+        senders = [
+            m.sender(args.imei, software_version=args.sv, imsi=args.imsi, imeis=args.imeis) for m in mmes
+        ]
+        s = await drive(senders, args.plan, progress=progress_from_args(args, "ECR"))
+        return report(s, "ECR", args.json)
     finally:
-        await mme.close()
+        for m in mmes:
+            await m.close()

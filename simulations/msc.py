@@ -7,7 +7,8 @@ Library use (tests, benchmark)::
     summary = await msc.load(imei, count=10000, window=128)
     await msc.close()
 
-CLI: ``eir sim msc --connect HOST:PORT --imei IMEI [--map-version 1|2|3] [--count N --window W]``.
+CLI: ``eir sim msc --connect HOST:PORT --imei IMEI [--map-version 1|2|3] [--count N --window W | --rate R
+--duration S] [--peers N] [--imei-file F]`` (load runs: :mod:`simulations.load`).
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import contextlib
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from netio.sctp import SCTP_PPID_M3UA, m3ua_framer, sctp_create_connection
 from protocols.sigtran import EquipmentStatus, MapError, m3ua, sccp
 from protocols.sigtran.stack import CheckImeiAnswered, CheckImeiClient
-from simulations.load import LoadSummary
+from simulations.load import LoadRun, LoadSummary, drive, load_plan
 
 __all__ = ["CheckResult", "LoadSummary", "SimulatedMsc", "register"]
 
@@ -84,6 +86,8 @@ class _MscProtocol(asyncio.Protocol):
         self.waiters: dict[int, asyncio.Future[CheckImeiAnswered]] = {}
         self.on_answer: Any = None
         """Load mode: a callable(CheckImeiAnswered) taking every answer (no futures)."""
+        self.on_lost: Any = None
+        """Load mode: a callable(exception) told when the association is lost."""
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at: float | None = None
         self.errors: list[str] = []
@@ -120,6 +124,8 @@ class _MscProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.client.connection_lost(self.loop.time())
+        if self.on_lost is not None:
+            self.on_lost(ConnectionError("M3UA association closed"))
         self.closed.set()
         self.active.clear()
         for fut in self.waiters.values():
@@ -146,6 +152,82 @@ class _MscProtocol(asyncio.Protocol):
             if type(ev) is m3ua.ConnectionTerminated and self.transport is not None:
                 self.transport.close()
         self.flush()
+
+
+class _MscSender:
+    """checkIMEI Begins for a load run; answers matched by OTID (the client's TCAP core encodes each
+    Begin from a cached template)."""
+
+    def __init__(
+        self,
+        p: _MscProtocol,
+        imei: str,
+        version: int,
+        imsi: str | None,
+        vendor: str | None,
+        population: tuple[int, int] | None,
+        imeis: list[str] | None,
+    ) -> None:
+        self.p = p
+        self.imei, self.version, self.imsi, self.vendor = imei, version, imsi, vendor
+        self.population = population
+        self.imeis = imeis
+        self.starts: dict[int, float] = {}
+        self.n = 0
+        self.run: LoadRun | None = None
+
+    def attach(self, run: LoadRun) -> None:
+        self.run = run
+        self.p.on_answer = self._on_answer
+        self.p.on_lost = run.fail
+
+    def _next(self) -> tuple[str, str | None]:
+        self.n = n = self.n + 1
+        if self.imeis is not None:
+            return self.imeis[(n - 1) % len(self.imeis)], self.imsi
+        if self.population is None:
+            return self.imei, self.imsi
+        imei, imsi = self.imei, self.imsi
+        k = (n * 2654435761) & 0xFFFFFFFFFFFF  # spread, repeatable (SimulatedMme.load)
+        a = f"{int(imei) + k % self.population[0]:0{len(imei)}d}"
+        b = f"{int(imsi) + (k >> 20) % self.population[1]:0{len(imsi)}d}" if imsi else None
+        return a, b
+
+    def send(self, intended: Sequence[float]) -> None:
+        p = self.p
+        if not p.active.is_set():
+            raise ConnectionError("M3UA association is not active")
+        client = p.client
+        for t in intended:
+            a, b = self._next()
+            tid = client.send_check_imei(0.0, imei=a, version=self.version, imsi=b, vendor=self.vendor)
+            self.starts[tid] = t
+        p.flush()
+
+    def _on_answer(self, ev: CheckImeiAnswered) -> None:
+        t0 = self.starts.pop(ev.otid, None)
+        run = self.run
+        if t0 is None or run is None:
+            return
+        now = time.perf_counter()
+        run.answered(now - t0, _verdict(ev)[0])
+        if run.mode == "closed" and run.take(1):
+            self.send([now])
+
+    def outstanding(self) -> list[float]:
+        return list(self.starts.values())
+
+    def in_flight(self) -> int:
+        return len(self.starts)
+
+    def detach(self) -> None:
+        self.run = None
+        self.p.on_answer = None
+        self.p.on_lost = None
+        client = self.p.client
+        for tid in self.starts:
+            client.outstanding.pop(tid, None)
+        self.starts.clear()
 
 
 class SimulatedMsc:
@@ -310,55 +392,24 @@ class SimulatedMsc:
         ``population=(imeis, imsis)``: as ``SimulatedMme.load`` — each request an IMEI and an IMSI
         (carried in the vendor form, Huawei by default) drawn from consecutive ranges starting at
         ``imei`` and ``imsi``."""
-        p = self._p
+        sender = self.sender(imei, version=version, imsi=imsi, vendor=vendor, population=population)
+        plan = load_plan(count=count, window=window, rate=None, duration=None, timeout=timeout)
+        return await drive([sender], plan)
+
+    def sender(
+        self,
+        imei: str,
+        *,
+        version: int = 2,
+        imsi: str | None = None,
+        vendor: str | None = None,
+        population: tuple[int, int] | None = None,
+        imeis: list[str] | None = None,
+    ) -> _MscSender:
+        """A :class:`simulations.load.LoadSender` over this association (:func:`simulations.load.drive`)."""
         if imsi and vendor is None:
             vendor = "huawei"
-        latencies: list[float] = []
-        verdicts: dict[str, int] = {}
-        sent = 0
-        done = p.loop.create_future()
-        client = self.client
-        clock = time.perf_counter
-
-        imei0, imsi0 = int(imei), int(imsi or 0)
-        n_imeis, n_imsis = population or (1, 1)
-
-        def send_one() -> None:
-            nonlocal sent
-            sent += 1
-            a, b = imei, imsi
-            if population is not None:
-                k = (sent * 2654435761) & 0xFFFFFFFFFFFF  # spread, repeatable (SimulatedMme.load)
-                a = f"{imei0 + k % n_imeis:0{len(imei)}d}"
-                b = f"{imsi0 + (k >> 20) % n_imsis:0{len(imsi)}d}" if imsi else None
-            tid = client.send_check_imei(0.0, imei=a, version=version, imsi=b, vendor=vendor)
-            starts[tid] = clock()
-
-        starts: dict[int, float] = {}
-
-        def on_answer(ev: CheckImeiAnswered) -> None:
-            t0 = starts.pop(ev.otid, None)
-            if t0 is not None:
-                latencies.append(clock() - t0)
-            v, _ = _verdict(ev)
-            verdicts[v] = verdicts.get(v, 0) + 1
-            if sent < count:
-                send_one()
-            elif not starts and not done.done():
-                done.set_result(None)
-
-        p.on_answer = on_answer
-        t_start = clock()
-        try:
-            for _ in range(min(window, count)):
-                send_one()
-            p.flush()
-            await asyncio.wait_for(done, timeout)
-        finally:
-            p.on_answer = None
-        return LoadSummary.measure(
-            count=count, window=window, seconds=clock() - t_start, latencies=latencies, verdicts=verdicts
-        )
+        return _MscSender(self._p, imei, version, imsi, vendor, population, imeis)
 
     async def close(self, timeout: float = 2.0) -> None:
         """ASPDN, wait for its ACK (the core then asks to close), close."""
@@ -381,6 +432,7 @@ class SimulatedMsc:
 
 def register(sim_subparsers: Any) -> None:
     from eir.cli import add_config_options, digits_text, host_port, imsi_text, int_range, positive_float
+    from simulations.load import add_load_options
 
     p = sim_subparsers.add_parser("msc", help="simulated MSC/SGSN sending MAP checkIMEI over M3UA")
     p.add_argument(
@@ -401,8 +453,7 @@ def register(sim_subparsers: Any) -> None:
     )
     p.add_argument("--vendor", choices=["huawei", "ericsson"], default=None)
     p.add_argument("--map-version", type=int, choices=[1, 2, 3], default=3)
-    p.add_argument("--count", type=int_range(1), default=1, help="checks to send (a load run when > 1)")
-    p.add_argument("--window", type=int_range(1), default=1, help="checks outstanding at once (with --count)")
+    add_load_options(p, unit="checkIMEI")
     p.add_argument("--role", choices=["msc", "sgsn"], default="msc", help="calling SSN 8 (msc) or 149 (sgsn)")
     p.add_argument("--opc", type=int_range(0, 2**24 - 1), default=1, help="our point code")
     p.add_argument("--dpc", type=int_range(0, 2**24 - 1), default=2, help="the EIR's point code")
@@ -425,6 +476,10 @@ def _command(args: argparse.Namespace) -> int:
     if imei is None:
         return EXIT_CONFIG
     args.imei = imei
+    from simulations.load import load_args
+
+    if not load_args(args, "eir sim msc"):
+        return EXIT_CONFIG
     address = default_address(args, "m3ua.listen", "127.0.0.1:2905")
     if address is None:
         return EXIT_CONFIG
@@ -447,23 +502,30 @@ def _command(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     from eir.config import parse_hostport
+    from simulations.load import progress_from_args, report
 
     host, port = parse_hostport(args.connect)
-    msc = await SimulatedMsc.connect(
-        host,
-        port,
-        role=args.role,
-        opc=args.opc,
-        dpc=args.dpc,
-        routing_context=args.routing_context,
-        gt=args.gt,
-        eir_gt=args.eir_gt,
-        extended=args.xudt,
-        sctp=args.sctp,
-        timeout=args.timeout,
-    )
+    mscs: list[SimulatedMsc] = []
     try:
-        if args.count <= 1:
+        for k in range(args.plan.peers if args.plan else 1):
+            # one ASP per peer, each its own point code (--opc, --opc + 1, …)
+            mscs.append(
+                await SimulatedMsc.connect(
+                    host,
+                    port,
+                    role=args.role,
+                    opc=(args.opc + k) % 2**24,
+                    dpc=args.dpc,
+                    routing_context=args.routing_context,
+                    gt=args.gt,
+                    eir_gt=args.eir_gt,
+                    extended=args.xudt,
+                    sctp=args.sctp,
+                    timeout=args.timeout,
+                )
+            )
+        msc = mscs[0]
+        if args.plan is None:
             r = await msc.check(
                 args.imei, version=args.map_version, imsi=args.imsi, vendor=args.vendor, timeout=args.timeout
             )
@@ -476,23 +538,18 @@ async def _run(args: argparse.Namespace) -> int:
                     + (f" {r.detail}" if r.detail else "")
                 )
             return 0 if not r.verdict.startswith(("timeout", "aborted", "rejected", "returned")) else 1
-        version = args.map_version
+        # one check first: it settles the version (an EIR that refuses v3 makes us fall back)
         probe = await msc.check(
-            args.imei, version=version, imsi=args.imsi, vendor=args.vendor, timeout=args.timeout
+            args.imei, version=args.map_version, imsi=args.imsi, vendor=args.vendor, timeout=args.timeout
         )
         version = probe.version
-        s = await msc.load(
-            args.imei,
-            count=args.count,
-            window=args.window,
-            version=version,
-            imsi=args.imsi,
-            vendor=args.vendor,
-        )
-        if args.json:
-            print(json.dumps(asdict(s)))
-        else:
-            print(s.line(f"checkIMEI (MAP v{version})"))
-        return 0
+        senders = [
+            m.sender(args.imei, version=version, imsi=args.imsi, vendor=args.vendor, imeis=args.imeis)
+            for m in mscs
+        ]
+        unit = f"checkIMEI (MAP v{version})"
+        s = await drive(senders, args.plan, progress=progress_from_args(args, "checkIMEI"))
+        return report(s, unit, args.json)
     finally:
-        await msc.close()
+        for m in mscs:
+            await m.close()

@@ -50,6 +50,7 @@ def test_config(tmp: Path) -> dict[str, Any]:
         "m3ua": {"listen": ["127.0.0.1:0"], "transports": ["tcp"]},
         "n5g": {"listen": ["127.0.0.1:0"]},
         "metrics": {"listen": "127.0.0.1:0"},
+        "admin": {"listen": ["127.0.0.1:0"]},
         "store": {"url": f"sqlite:///{tmp / 'data' / 'eir.db'}", "poll_interval": 0.2},
         "shutdown_grace": 2.0,
     }
@@ -160,6 +161,12 @@ class EirProcess:
         """The apiRoot of the N5g-eir interface (``http://HOST:PORT``)."""
         h, p = self.n5g
         return f"http://[{h}]:{p}" if ":" in h else f"http://{h}:{p}"
+
+    @property
+    def admin_url(self) -> str:
+        """The admin API's base URL (``http://HOST:PORT/api/v1``)."""
+        h, p = self._first("admin")
+        return f"http://[{h}]:{p}/api/v1" if ":" in h else f"http://{h}:{p}/api/v1"
 
     @property
     def metrics(self) -> tuple[str, int]:

@@ -6,7 +6,7 @@ and keeps protocol logic in ``protocols/`` (these adapters are thin)."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class RunningServer(Protocol):
@@ -15,6 +15,11 @@ class RunningServer(Protocol):
 
     def addresses(self) -> list[tuple[str, int, str]]:
         """Bound (host, port, transport) — port 0 in the config resolves here."""
+        ...
+
+    def peers(self) -> list[dict[str, Any]]:
+        """The peers connected now, with their state and counters (the admin API's ``GET /peers``):
+        JSON-ready dicts, one per Diameter peer / M3UA association / HTTP client."""
         ...
 
     async def shutdown(self, grace: float) -> None:

@@ -13,8 +13,11 @@ every adapter. This layer:
   (never a crash: an unexpected exception closes that connection, logged and counted ``internal``);
 * drops answers to streams the client reset;
 * on HTTP/1.1 hands up the next pipelined request once the previous one is answered;
-* shutdown: stop listening, GOAWAY on every connection (the streams already received are answered),
-  wait until they are or ``grace`` ends, then close.
+* with ``sniff_tls`` (``n5g.tls_sniff``) the cleartext addresses also take TLS: the first byte of
+  a connection decides (0x16, a TLS handshake record, RFC 8446 §5.1; a cleartext HTTP request or
+  the HTTP/2 preface never starts with it), peeked before any protocol sees the connection;
+* shutdown: stop listening, GOAWAY on every connection in RFC 9113 §6.8's two steps (the streams
+  received before the final one are answered), wait until they are or ``grace`` ends, then close.
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ import asyncio
 import contextlib
 import socket
 import ssl
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from eir.config import parse_hostport
-from eir.logging import get_logger
+from eir.logging import RateLimitedLog, get_logger
 from eir.metrics import PEER_EVENTS, PEERS, PROTOCOL_ERRORS
 from eir.model import Checker
 from eir.servers._adapter import CoreProtocol
@@ -43,7 +47,13 @@ from protocols.http import (
     StreamReset,
 )
 
-__all__ = ["HttpConnection", "HttpServer", "server_tls_context"]
+__all__ = ["HttpConnection", "HttpServer", "SniffingListener", "server_tls_context"]
+
+_TLS_HANDSHAKE = 0x16
+_SNIFF_TIMEOUT = 10.0
+"""Seconds an accepted connection may stay silent before its first byte decides TLS or not."""
+_SNIFF_PENDING = 1024
+"""Connections waiting for their first byte at once; more are closed at accept."""
 
 
 class HttpConnection(CoreProtocol):
@@ -63,6 +73,9 @@ class HttpConnection(CoreProtocol):
         self._counted = False
         self.admitted = False
         self.source: str | None = None
+        self.connected_at = 0.0
+        self.requests = 0
+        """Requests received on this connection (reported by the admin API's peers)."""
 
     def _core(self) -> HttpServerConnection | None:
         return self.core
@@ -131,7 +144,8 @@ class HttpConnection(CoreProtocol):
         self.core.start(self.loop.time())
         self.log = self.server.log.bind(peer=self.peer)
         self.server.connections.add(self)
-        self.server.peers.inc()
+        self.server.peer_gauge.inc()
+        self.connected_at = time.time()
         self._counted = True
         self.server.peer_events("connected").inc()
         if self.server.debug:
@@ -174,7 +188,7 @@ class HttpConnection(CoreProtocol):
             t.cancel()
         self.server.connections.discard(self)
         if self._counted:
-            self.server.peers.dec()
+            self.server.peer_gauge.dec()
             self._counted = False
         self.server.peer_events("disconnected").inc()
         if self.server.debug:
@@ -194,6 +208,7 @@ class HttpConnection(CoreProtocol):
         for ev in events:
             t = type(ev)
             if t is RequestReceived:
+                self.requests += 1
                 self.on_request(ev)
             elif t is StreamReset:
                 pass  # the answer, if it comes, is dropped by the core
@@ -212,7 +227,9 @@ class HttpConnection(CoreProtocol):
         deadline = self.loop.time() + grace
         self._handle(core.close(self.loop.time()))
         self._flush()
-        while not core.idle and self.loop.time() < deadline and not self.closed.is_set():
+        # until every received stream is answered and the final GOAWAY is out (RFC 9113 §6.8: it
+        # follows the client's PING ACK, or the core's drain timer)
+        while (not core.idle or core.draining) and self.loop.time() < deadline and not self.closed.is_set():
             if self.tasks:
                 await asyncio.wait(set(self.tasks), timeout=max(0.0, deadline - self.loop.time()))
             else:
@@ -262,12 +279,15 @@ class HttpServer:
         tls_listen: Sequence[str] = (),
         ssl_context: ssl.SSLContext | None = None,
         limiter: ConnectionLimiter | None = None,
+        sniff_tls: bool = False,
     ) -> None:
         self.name = key
         self.limiter = limiter
         """Connections held at once, in total and per source address (None: unbounded)."""
         self.tls_listen = list(tls_listen)
         self.ssl_context = ssl_context
+        self.sniff_tls = sniff_tls and ssl_context is not None
+        """``listen`` addresses take TLS and cleartext (module docstring)."""
         self.key = key
         self.interface = interface
         self.listen_addresses = list(listen)
@@ -278,10 +298,11 @@ class HttpServer:
         self.reuse_port = reuse_port
         self.debug = debug
         self.log = get_logger(interface=interface)
+        self.rate_log = RateLimitedLog()
         self.listeners: Listeners = []
         self.connections: set[HttpConnection] = set()
         self.closing = False
-        self.peers = PEERS.labels(interface)
+        self.peer_gauge = PEERS.labels(interface)
         self._errors: dict[str, Any] = {}
         self._peer_events: dict[str, Any] = {}
 
@@ -300,19 +321,45 @@ class HttpServer:
     def addresses(self) -> list[tuple[str, int, str]]:
         return bound_addresses(self.listeners)
 
+    def peers(self) -> list[dict[str, Any]]:
+        """The clients connected now (the admin API's ``GET /peers``)."""
+        return [
+            {
+                "address": c.peer,
+                "protocol": "h2c" if c.core is not None and c.core.version is HttpVersion.H2 else "http/1.1",
+                "connected_at": c.connected_at,
+                "requests": c.requests,
+                "in_flight": len(c.tasks),
+            }
+            for c in list(self.connections)
+        ]
+
     async def listen(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            self.listeners += await open_listeners(
-                self.log,
-                self.key,
-                self.listen_addresses,
-                ["tcp"],
-                lambda _t: self.factory(self),
-                ppid=0,
-                reuse_port=self.reuse_port,
-                backlog=512,
-            )
-            loop = asyncio.get_running_loop()
+            if self.sniff_tls:
+                assert self.ssl_context is not None
+                for i, addr in enumerate(self.listen_addresses):
+                    host, port = parse_hostport(addr, f"{self.key}.listen[{i}]")
+                    self.listeners.append(
+                        (
+                            SniffingListener.open(
+                                loop, host, port, lambda: self.factory(self), self, reuse_port=self.reuse_port
+                            ),
+                            "tcp",
+                        )
+                    )
+            else:
+                self.listeners += await open_listeners(
+                    self.log,
+                    self.key,
+                    self.listen_addresses,
+                    ["tcp"],
+                    lambda _t: self.factory(self),
+                    ppid=0,
+                    reuse_port=self.reuse_port,
+                    backlog=512,
+                )
             for i, addr in enumerate(self.tls_listen):
                 host, port = parse_hostport(addr, f"{self.key}.tls_listen[{i}]")
                 srv = await loop.create_server(
@@ -338,3 +385,125 @@ class HttpServer:
         for srv, _ in self.listeners:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(srv.wait_closed(), 1.0)
+
+
+class SniffingListener:
+    """A TCP listener whose connections are TLS or cleartext by their first byte (module
+    docstring). Implements what the servers use of a listener (``sockets``, ``close``,
+    ``wait_closed``): accepted sockets wait (at most :data:`_SNIFF_TIMEOUT` s, at most
+    :data:`_SNIFF_PENDING` at once) for one byte, peeked with ``MSG_PEEK`` so that it is still
+    there for the TLS layer or the HTTP core, then go to ``loop.connect_accepted_socket`` with or
+    without the server's TLS context. A failed TLS handshake is counted
+    (``eir_protocol_errors{error="tls_handshake"}``) and logged at a bounded rate."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        factory: Callable[[], asyncio.Protocol],
+        server: HttpServer,
+    ) -> None:
+        self.loop = loop
+        self.sock = sock
+        self.factory = factory
+        self.server = server
+        self.pending: dict[socket.socket, asyncio.TimerHandle] = {}
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.closed = False
+        loop.add_reader(sock.fileno(), self._accept)
+
+    @classmethod
+    def open(
+        cls,
+        loop: asyncio.AbstractEventLoop,
+        host: str,
+        port: int,
+        factory: Callable[[], asyncio.Protocol],
+        server: HttpServer,
+        *,
+        reuse_port: bool,
+    ) -> SniffingListener:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.create_server((host, port), family=family, backlog=512, reuse_port=reuse_port)
+        sock.setblocking(False)
+        return cls(loop, sock, factory, server)
+
+    @property
+    def sockets(self) -> Sequence[socket.socket]:
+        return [] if self.closed else [self.sock]
+
+    def _accept(self) -> None:
+        for _ in range(64):  # a bounded batch per readiness event
+            try:
+                conn, _addr = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:  # EMFILE and the like: logged, the listener stays
+                self.server.log.warning("http_accept_failed", error=str(e))
+                return
+            if len(self.pending) >= _SNIFF_PENDING:
+                self.server.protocol_error("sniff_overflow").inc()
+                conn.close()
+                continue
+            conn.setblocking(False)
+            self.pending[conn] = self.loop.call_later(_SNIFF_TIMEOUT, self._drop, conn)
+            self.loop.add_reader(conn.fileno(), self._sniff, conn)
+
+    def _forget(self, conn: socket.socket) -> None:
+        timer = self.pending.pop(conn, None)
+        if timer is not None:
+            timer.cancel()
+        with contextlib.suppress(Exception):
+            self.loop.remove_reader(conn.fileno())
+
+    def _drop(self, conn: socket.socket) -> None:
+        self._forget(conn)
+        conn.close()
+
+    def _sniff(self, conn: socket.socket) -> None:
+        try:
+            first = conn.recv(1, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(conn)
+            return
+        self._forget(conn)
+        if not first:  # closed before a byte
+            conn.close()
+            return
+        tls = first[0] == _TLS_HANDSHAKE
+        task = self.loop.create_task(self._connect(conn, tls))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _connect(self, conn: socket.socket, tls: bool) -> None:
+        try:
+            await self.loop.connect_accepted_socket(
+                self.factory,
+                conn,
+                ssl=self.server.ssl_context if tls else None,
+                ssl_handshake_timeout=_SNIFF_TIMEOUT if tls else None,
+            )
+        except (OSError, ssl.SSLError, TimeoutError, ConnectionError) as e:
+            self.server.protocol_error("tls_handshake").inc()
+            self.server.rate_log.warning(
+                self.server.log, "tls_handshake", "tls_handshake_failed", error=str(e)[:200]
+            )
+            conn.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(Exception):
+            self.loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+        for conn in list(self.pending):
+            self._drop(conn)
+        for t in self.tasks:
+            t.cancel()
+
+    async def wait_closed(self) -> None:
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)

@@ -22,6 +22,10 @@
   (3003 / 3002) and the Origin-Host rule (5012; see :class:`protocols.diameter.DiameterPeer`);
   every refusal counts in ``eir_refused`` and its warning goes through
   :class:`eir.logging.RateLimitedLog`, like every protocol-error warning;
+* TLS (RFC 6733 §13): ``diameter.tls_listen`` ports speak TLS from the first octet; with
+  ``diameter.tls_peer_ca`` the peer's certificate must come from that CA and name the CER's
+  Origin-Host (else 3010). A peer leaving ``diameter.write_buffer_limit`` unread for
+  ``diameter.write_timeout`` is cut; that and the core's Tw closes count in ``eir_connections_closed``;
 * metrics: ``eir_protocol_errors``, ``eir_peers``, ``eir_peer_events``, ``eir_refused`` here;
   ``eir_check_duration_seconds`` in the dispatch path; ``eir_check_requests`` and ``eir_verdicts``
   in the checker;
@@ -39,7 +43,7 @@ import socket
 import time
 from typing import Any, Final
 
-from eir.config import Config
+from eir.config import Config, parse_hostport
 from eir.events import EventSink
 from eir.logging import RateLimitedLog, get_logger
 from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS, REFUSED, register_metrics
@@ -47,7 +51,11 @@ from eir.model import Checker, CheckRequest, Interface, Status, Verdict, request
 from eir.servers._adapter import CoreProtocol
 from eir.servers._listen import Listeners, bound_addresses, open_listeners, publish_peer
 from eir.servers._trust import (
+    CLOSED,
     ConnectionLimiter,
+    WriteStallGuard,
+    certificate_names,
+    diameter_tls_context,
     name_matcher,
     networks,
     source_allowed,
@@ -82,6 +90,11 @@ _s13_request: Final = request_factory(Interface.S13)
 _NO_EXTRAS: Final[dict[str, Any]] = {}
 
 
+_CLOSED_BY_TIMER: Final = {"timeout": "setup_timeout", "watchdog": "heartbeat_timeout"}
+"""ConnectionClosed reasons that are a time limit (no CER within Tw; DWR unanswered for 2·Tw)
+→ their eir_connections_closed reason (the names M3UA uses for the same limits)."""
+
+
 def _error_label(code: int) -> str:
     try:
         return ResultCode(code).name.lower().removeprefix("diameter_")
@@ -105,6 +118,11 @@ class _PeerConnection(CoreProtocol):
         self.closed = asyncio.Event()
         self.admitted = False
         self.source: str | None = None
+        cfg = server.config.diameter
+        self.write_guard = WriteStallGuard(cfg.write_timeout, cfg.write_buffer_limit, self._write_stalled)
+        self.connected_at = 0.0
+        self.checks = 0
+        """ECRs received (reported by the admin API's peers)."""
 
     def _core(self) -> DiameterPeer | None:
         return self.core
@@ -122,6 +140,7 @@ class _PeerConnection(CoreProtocol):
             return
         self.admitted = True
         self._record_open("diameter")
+        self.write_guard.install(transport)
         peer = transport.get_extra_info("peername")
         self.peer = (
             f"[{peer[0]}]:{peer[1]}"
@@ -132,7 +151,7 @@ class _PeerConnection(CoreProtocol):
         local_ip = sock[0] if isinstance(sock, tuple) and sock[0] not in ("0.0.0.0", "::") else "127.0.0.1"
         with contextlib.suppress(OSError, AttributeError):
             s = transport.get_extra_info("socket")
-            if s is not None and self.transport_name == "tcp":
+            if s is not None and self.transport_name in ("tcp", "tls"):
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.core = DiameterPeer(
             role=Role.RESPONDER,
@@ -149,11 +168,12 @@ class _PeerConnection(CoreProtocol):
             identifier_seed=int.from_bytes(os.urandom(4), "big"),
             served_realms=cfg.accept_realms,
             served_hosts=cfg.accept_hosts,
-            authorize_peer=server.authorizer(ip),
+            authorize_peer=server.authorizer(ip, certificate_names(transport)),
             origin_host_check=server.may_forward if cfg.check_origin_host else None,
         )
         self.log = get_logger(interface=IFACE, peer=self.peer, transport=self.transport_name)
         self.server.connections.add(self)
+        self.connected_at = time.time()
         PEER_EVENTS.labels(IFACE, "connected").inc()
         self.log.info("diameter_connected")
         self.server.publish_peer(self, "connected")
@@ -182,12 +202,35 @@ class _PeerConnection(CoreProtocol):
                 self._handle(e.events)
                 self._flush()
                 self._close_transport()
+                self.write_guard.closing(self.loop, self.transport)
                 return
             if events:
                 self._handle(events)
             self._flush()
         except Exception:  # a bug, not bad input (the core answers that): never asyncio's
             self._internal_error(data)  # "Fatal error: protocol.data_received() call failed"
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.write_guard.paused(self.loop)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.write_guard.resumed()
+
+    def _write_stalled(self) -> None:
+        """The peer left our answers unread past diameter.write_timeout (:class:`WriteStallGuard`)."""
+        CLOSED.labels(IFACE, "write_stalled").inc()
+        self.server.limited.warning(
+            self.log,
+            "diameter_closed:write_stalled",
+            "diameter_closed_by_limit",
+            reason="write_stalled",
+            peer_host=self.peer_host,
+            detail=f"peer read nothing for {self.write_guard.timeout:g} s with our buffer full",
+        )
+        if self.transport is not None:
+            self.transport.abort()
 
     def eof_received(self) -> bool | None:
         if self.core is not None and not self.failed:
@@ -232,6 +275,7 @@ class _PeerConnection(CoreProtocol):
                 events = []
             with contextlib.suppress(Exception):
                 self._handle([ev for ev in events if type(ev) is not EquipmentCheckRequested])
+        self.write_guard.cancel()  # after the events above: their close arms nothing that outlives us
         self.server.connections.discard(self)
         PEER_EVENTS.labels(IFACE, "disconnected").inc()
         self.log.info("diameter_disconnected", peer_host=self.peer_host, error=str(exc) if exc else None)
@@ -287,6 +331,9 @@ class _PeerConnection(CoreProtocol):
                     _PEERS.dec()
                     self.open = False
                 PEER_EVENTS.labels(IFACE, f"closed_{ev.reason}").inc()
+                limit = _CLOSED_BY_TIMER.get(str(ev.reason))
+                if limit is not None:
+                    CLOSED.labels(IFACE, limit).inc()
                 self.log.info(
                     "diameter_peer_closed",
                     peer_host=self.peer_host,
@@ -296,9 +343,11 @@ class _PeerConnection(CoreProtocol):
                 self.server.publish_peer(self, "closed", reason=ev.reason, peer_host=self.peer_host)
                 self._flush()
                 self._close_transport()
+                self.write_guard.closing(self.loop, self.transport)
             # WatchdogAnswered: the core's bookkeeping is enough.
 
     def _check(self, ev: EquipmentCheckRequested) -> None:
+        self.checks += 1
         imei = ev.imei
         if imei is None:
             # Only a 3GPP2-MEID (TS 29.272 §7.3.2 allows it instead of an IMEI): the policy decides.
@@ -395,10 +444,14 @@ class DiameterServer:
         """The peer (by its CER Origin-Host) may send ECRs of other origins (``forwarding_peers``)."""
         return self.forwarders is not None and self.forwarders(cer_host)
 
-    def authorizer(self, ip: str | None) -> Any:
+    def authorizer(self, ip: str | None, cert_names: frozenset[str] | None = None) -> Any:
         """The core's ``authorize_peer`` for a connection from ``ip``: None when no allow-list is set.
-        Every list that is set must match; the reason goes into the CEA's Error-Message."""
-        if not (self.allow_sources or self.allow_hosts or self.allow_realms):
+        Every list that is set must match; the reason goes into the CEA's Error-Message.
+
+        ``cert_names``: the DNS names of the peer's verified TLS certificate (diameter.tls_peer_ca
+        set): the CER's Origin-Host must be one of them (RFC 6733 §13.1: the TLS identity is the
+        Diameter identity; a certificate for one MME must not open a peer for another)."""
+        if not (self.allow_sources or self.allow_hosts or self.allow_realms or cert_names is not None):
             return None
         src_ok = source_allowed(self.allow_sources, ip)
         hosts, realms = self.allow_hosts, self.allow_realms
@@ -406,6 +459,8 @@ class DiameterServer:
         def authorize(host: str, realm: str) -> str | None:
             if not src_ok:
                 why = f"source address {ip} not allowed"
+            elif cert_names is not None and host.lower() not in cert_names:
+                why = f"Origin-Host {host} is not a name of the peer's TLS certificate"
             elif hosts is not None and not hosts(host):
                 why = f"Origin-Host {host} not allowed"
             elif realms is not None and not realms(realm):
@@ -425,6 +480,25 @@ class DiameterServer:
     def addresses(self) -> list[tuple[str, int, str]]:
         return bound_addresses(self.listeners)
 
+    def peers(self) -> list[dict[str, Any]]:
+        """The peer connections now: state (RFC 6733 §5.6), identity and counters."""
+        out = []
+        for c in list(self.connections):
+            core = c.core
+            out.append(
+                {
+                    "address": c.peer,
+                    "transport": c.transport_name,
+                    "state": core.state.name if core is not None else "CLOSED",
+                    "origin_host": c.peer_host,
+                    "origin_realm": core.peer_realm if core is not None else None,
+                    "connected_at": c.connected_at,
+                    "checks": c.checks,
+                    "in_flight": len(c.tasks),
+                }
+            )
+        return out
+
     async def listen(self) -> None:
         cfg = self.config.diameter
         # RFC 6733 §2.1.1: one-to-one SCTP sockets, PPID 46 on every message
@@ -439,9 +513,14 @@ class DiameterServer:
             reuse_port=self.config.workers > 1,
             backlog=512,
         )
+        if cfg.tls_listen and cfg.tls_cert and cfg.tls_key:
+            await self._listen_tls()
         if not (cfg.allow_sources or cfg.allow_hosts or cfg.allow_realms):
             warn_if_exposed(
-                self.log, "diameter", cfg.listen, ("allow_sources", "allow_hosts", "allow_realms")
+                self.log,
+                "diameter",
+                [*cfg.listen, *cfg.tls_listen],
+                ("allow_sources", "allow_hosts", "allow_realms"),
             )
         for host, port, transport in self.addresses():
             self.log.info(
@@ -452,6 +531,27 @@ class DiameterServer:
                 origin_host=cfg.origin_host,
                 origin_realm=cfg.origin_realm,
             )
+
+    async def _listen_tls(self) -> None:
+        """RFC 6733 §13: TLS/TCP on ports of their own, TLS from the first octet (no in-band
+        Inband-Security-Id negotiation). The handshake must complete within Tw, the limit a
+        plain-TCP peer has for its CER."""
+        cfg = self.config.diameter
+        assert cfg.tls_cert is not None and cfg.tls_key is not None
+        ctx = diameter_tls_context(cfg.tls_cert, cfg.tls_key, cfg.tls_peer_ca, cfg.tls_keylog)
+        loop = asyncio.get_running_loop()
+        for i, addr in enumerate(cfg.tls_listen):
+            host, port = parse_hostport(addr, f"diameter.tls_listen[{i}]")
+            srv = await loop.create_server(
+                lambda: _PeerConnection(self, "tls"),
+                host,
+                port,
+                ssl=ctx,
+                ssl_handshake_timeout=cfg.watchdog_interval,
+                reuse_port=self.config.workers > 1 or None,
+                backlog=512,
+            )
+            self.listeners.append((srv, "tls"))
 
     async def shutdown(self, grace: float) -> None:
         for srv, _ in self.listeners:
@@ -466,7 +566,9 @@ class DiameterServer:
 
 async def start(config: Config, checker: Checker, events: EventSink) -> DiameterServer:
     """Start the S13 interface (see the module docstring)."""
-    register_metrics()
+    register_metrics(CLOSED)
+    for reason in (*_CLOSED_BY_TIMER.values(), "write_stalled"):
+        CLOSED.labels(IFACE, reason)
     for code in ResultCode:
         if code >= 3000:  # the errors the core answers with, 0 until they happen (eir.metrics)
             PROTOCOL_ERRORS.labels(IFACE, _error_label(code))

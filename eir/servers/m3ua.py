@@ -9,6 +9,12 @@
 * metrics, one log line per ASP state change and per protocol error, ``peer`` events; the TCAP/MAP
   core's own counters (:class:`~protocols.sigtran.tcap_dialogues.TcapStats`) are read at scrape time by
   :class:`TcapStatsCollector` (``eir_tcap_*`` / ``eir_map_*``), so the hot path pays nothing;
+* limits (issue 10): the core ends an association with no ASP-ACTIVE within ``m3ua.setup_timeout``,
+  idle for ``m3ua.idle_timeout`` or leaving two BEATs unanswered; a peer that leaves
+  ``m3ua.write_buffer_limit`` unread for ``m3ua.write_timeout`` is cut (:class:`WriteStallGuard`);
+  each counted in ``eir_connections_closed{interface="map", reason}``. The stack answers only for our
+  point codes, NI and called GT and applies the OPC / calling-GT screening (``MessageRefused``:
+  ``eir_refused``);
 * shutdown: stop listening, wait until no check is in flight (those accepted meanwhile included),
   ASPDN on outbound associations, close, cut what remains after ``grace`` seconds (logged).
 """
@@ -19,6 +25,7 @@ import asyncio
 import contextlib
 import dataclasses
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any, Final
 
@@ -31,7 +38,15 @@ from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS, REFU
 from eir.model import Checker, Interface, Status, Verdict, request_factory
 from eir.servers._adapter import CoreProtocol
 from eir.servers._listen import Listeners, bound_addresses, open_listeners, publish_peer
-from eir.servers._trust import ConnectionLimiter, networks, source_allowed, source_ip, warn_if_exposed
+from eir.servers._trust import (
+    CLOSED,
+    ConnectionLimiter,
+    WriteStallGuard,
+    networks,
+    source_allowed,
+    source_ip,
+    warn_if_exposed,
+)
 from netio.sctp import SCTP_PPID_M3UA, m3ua_framer, sctp_available, sctp_create_connection
 from protocols.sigtran import (
     EquipmentStatus,
@@ -45,6 +60,7 @@ from protocols.sigtran import (
 from protocols.sigtran.stack import (
     CheckImeiRequested,
     EirSigtranStack,
+    MessageRefused,
     SccpDiscarded,
     SccpReturned,
     TcapProtocolErrorOccurred,
@@ -80,6 +96,12 @@ _REFUSALS: Final = {
 }
 """ERRs that refuse an ASP (m3ua.allow_asp_ids / allow_routing_contexts, or a message naming an RC
 other than m3ua.routing_context): counted in eir_refused{interface="map", reason}."""
+
+_ADDRESS_CHECKS: Final = ("dpc", "ni", "screen_opc", "screen_calling_gt")
+"""eir_refused reasons of :class:`MessageRefused` (a called GT not ours is an SCCP return: counted
+in eir_protocol_errors as sccp_no_translation_for_*)."""
+
+_CLOSE_REASONS: Final = ("setup_timeout", "idle_timeout", "heartbeat_timeout", "ack_timeout", "write_stalled")
 
 _map_request: Final = request_factory(Interface.MAP)
 _EXTRAS: dict[tuple[int, str | None], dict[str, Any]] = {}
@@ -232,6 +254,8 @@ class _Association(CoreProtocol):
                 routing_context=cfg.routing_context,
                 network_appearance=cfg.network_appearance,
                 beat_interval=cfg.beat_interval,
+                setup_timeout=cfg.setup_timeout,
+                idle_timeout=cfg.idle_timeout,
                 info_string="eir-emulator",
                 asp_id=cfg.asp_id,
                 allowed_asp_ids=frozenset(cfg.allow_asp_ids) or None,
@@ -243,7 +267,13 @@ class _Association(CoreProtocol):
             map_versions=tuple(cfg.map_versions),
             max_dialogues=max(cfg.max_in_flight * 4, 1024),
             dialogue_timeout=server.dialogue_timeout,
+            point_codes=frozenset((cfg.point_code, *cfg.accept_point_codes)),
+            network_indicators=frozenset(cfg.network_indicators) or None,
+            accept_global_titles=(cfg.global_title, *cfg.accept_global_titles),
+            screen_opcs=frozenset(cfg.screen_opcs) or None,
+            screen_calling_gt_prefixes=tuple(cfg.screen_calling_gt_prefixes) or None,
         )
+        self.write_guard = WriteStallGuard(cfg.write_timeout, cfg.write_buffer_limit, self._write_stalled)
         self.role = role
         self.transport_name = transport_name
         self.peer = "?"
@@ -252,6 +282,9 @@ class _Association(CoreProtocol):
         self.closed = asyncio.Event()
         self.was_active = False
         """The ASP reached ASP-ACTIVE at least once: the peer took us (the connector's back-off)."""
+        self.connected_at = 0.0
+        self.checks = 0
+        """checkIMEI invokes received (reported by the admin API's peers)."""
         self.admitted = role is m3ua.Role.ASP
         """Accepted associations count against the connection limits once admitted."""
         self.source: str | None = None
@@ -268,10 +301,12 @@ class _Association(CoreProtocol):
         if self.role is m3ua.Role.SG and not self.server.admit(self, transport):
             return
         self._record_open("m3ua")
+        self.write_guard.install(transport)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.log = get_logger(interface=IFACE, peer=self.peer, transport=self.transport_name)
         self.server.associations.add(self)
+        self.connected_at = time.time()
         TCAP_STATS.attach(self.stack)
         PEER_EVENTS.labels(IFACE, "connected").inc()
         self.log.info("m3ua_connected", role=self.role.name.lower())
@@ -281,6 +316,27 @@ class _Association(CoreProtocol):
 
     def data_received(self, data: bytes) -> None:
         self.sctp_data_received(data, None)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.write_guard.paused(self.loop)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.write_guard.resumed()
+
+    def _write_stalled(self) -> None:
+        """The peer left our messages unread past m3ua.write_timeout (:class:`WriteStallGuard`)."""
+        CLOSED.labels(IFACE, "write_stalled").inc()
+        self.server.limited.warning(
+            self.log,
+            "m3ua_closed:write_stalled",
+            "m3ua_closed_by_limit",
+            reason="write_stalled",
+            detail=f"peer read nothing for {self.write_guard.timeout:g} s with our buffer full",
+        )
+        if self.transport is not None:
+            self.transport.abort()
 
     def sctp_data_received(self, data: bytes, stream: int | None) -> None:
         """One SCTP message and the stream it came on (RFC 4666 §1.4.7: the core checks it); from
@@ -324,6 +380,7 @@ class _Association(CoreProtocol):
         if self.role is m3ua.Role.SG:
             self.server.limiter.release(self.source)
         self._cancel_timer()
+        self.write_guard.cancel()
         self._record_close()
         # cut without ASPDN: the ASP is down all the same (the core reports it)
         self._handle(self.stack.connection_lost(self.loop.time()))
@@ -382,10 +439,22 @@ class _Association(CoreProtocol):
                     diagnostic=ev.diagnostic.hex() or None,
                 )
             elif t is m3ua.ConnectionTerminated:
-                self.log.info("m3ua_closing", reason=ev.reason)
+                if ev.timer is not None:
+                    reason = f"{ev.timer}_timeout"
+                    CLOSED.labels(IFACE, reason).inc()
+                    self.server.limited.warning(
+                        self.log,
+                        f"m3ua_closed:{reason}",
+                        "m3ua_closed_by_limit",
+                        reason=reason,
+                        detail=ev.reason,
+                    )
+                else:
+                    self.log.info("m3ua_closing", reason=ev.reason)
                 self._flush()
                 if self.transport is not None:
                     self.transport.close()
+                    self.write_guard.closing(self.loop, self.transport)
             elif t is SccpReturned:
                 label = f"sccp_{ev.cause.name.lower()}"
                 PROTOCOL_ERRORS.labels(IFACE, label).inc()
@@ -397,6 +466,18 @@ class _Association(CoreProtocol):
                     called_ssn=ev.called_ssn,
                     udts_sent=ev.sent,
                     opc=ev.opc,
+                )
+            elif t is MessageRefused:
+                REFUSED.labels(IFACE, ev.check).inc()
+                self.server.limited.warning(
+                    self.log,
+                    f"m3ua_refused:{ev.check}",
+                    "map_message_refused",
+                    check=ev.check,
+                    detail=ev.detail,
+                    opc=ev.opc,
+                    answer=ev.answer,
+                    cause=ev.cause.name if ev.cause is not None else None,
                 )
             elif t is SccpDiscarded:
                 PROTOCOL_ERRORS.labels(IFACE, "sccp_discarded").inc()
@@ -451,6 +532,7 @@ class _Association(CoreProtocol):
         self.server.publish_peer(self, state, asp_id=ev.asp_id)
 
     def _check(self, ev: CheckImeiRequested) -> None:
+        self.checks += 1
         inv = ev.invoke
         key = (inv.version, inv.vendor)
         extras = _EXTRAS.get(key)
@@ -566,6 +648,26 @@ class M3uaServer:
     def addresses(self) -> list[tuple[str, int, str]]:
         return bound_addresses(self.listeners)
 
+    def peers(self) -> list[dict[str, Any]]:
+        """The associations now: role, ASP state (RFC 4666 §4.3.1), ASP id, routing contexts, counters."""
+        out = []
+        for a in list(self.associations):
+            conn = a.stack.m3ua
+            out.append(
+                {
+                    "address": a.peer,
+                    "transport": a.transport_name,
+                    "role": a.role.name.lower(),
+                    "state": conn.state.name,
+                    "asp_id": conn.asp_id,
+                    "routing_context": list(conn.peer_routing_context),
+                    "connected_at": a.connected_at,
+                    "checks": a.checks,
+                    "in_flight": len(a.tasks),
+                }
+            )
+        return out
+
     async def listen(self) -> None:
         cfg = self.config.m3ua
         loop = asyncio.get_running_loop()
@@ -648,11 +750,13 @@ class M3uaServer:
 
 
 async def start(config: Config, checker: Checker, events: EventSink) -> M3uaServer:
-    register_metrics(TCAP_STATS)
+    register_metrics(TCAP_STATS, CLOSED)
     for label in _ERROR_LABELS:
         PROTOCOL_ERRORS.labels(IFACE, label)  # 0 until it happens (eir.metrics)
-    for reason in ("source_address", "asp_id", "routing_context"):
+    for reason in ("source_address", "asp_id", "routing_context", *_ADDRESS_CHECKS):
         REFUSED.labels(IFACE, reason)
+    for reason in _CLOSE_REASONS:
+        CLOSED.labels(IFACE, reason)
     server = M3uaServer(config, checker, events, dialogue_timeout=config.m3ua.dialogue_timeout)
     try:
         await server.listen()

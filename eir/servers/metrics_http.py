@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -193,6 +194,9 @@ class MetricsServer:
         self.server = await loop.create_server(lambda: _MetricsConnection(self), host, port, backlog=64)
         bound = self.server.sockets[0].getsockname()
         return str(bound[0]), int(bound[1])
+
+    def peers(self) -> list[dict[str, Any]]:
+        return []  # scrapers are not peers
 
     def addresses(self) -> list[tuple[str, int, str]]:
         if self.server is None:

@@ -17,14 +17,23 @@ it, and HTTP/1.1 for curl and humans, on ``n5g.listen``, default 127.0.0.1:8000)
   requests are answered ``n5g.overload_status`` (503 NF_CONGESTION, or 429 NF_CONGESTION_RISK)
   with ``Retry-After: n5g.retry_after`` (TS 29.500 §6.4) instead of queueing;
 * request targets already parsed are remembered (a bounded map: the same PEI is asked again and
-  again) and every answer's header fields and body are built once.
+  again) and every answer's header fields and body are built once;
+* OAuth2 (``n5g.oauth2_key``): every request needs a bearer JWT with scope ``n5g-eir-eic``
+  (:class:`protocols.sbi.oauth2.TokenVerifier`), else 401/403 ProblemDetails with
+  ``WWW-Authenticate``, counted as ``unauthorized`` / ``forbidden``;
+* NRF (``n5g.nrf``): once listening, the EIR registers its NFProfile and heartbeats
+  (:mod:`eir.nrf`); on shutdown it deregisters before the listeners close, so AMFs stop
+  discovering it first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, Final, Literal, cast
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from eir.config import Config
 from eir.events import EventSink
@@ -35,6 +44,8 @@ from eir.servers._http import HttpConnection, HttpServer, server_tls_context
 from eir.servers._trust import ConnectionLimiter
 from protocols.http import HttpLimits, RequestReceived
 from protocols.sbi import (
+    EIR_SERVICE,
+    NF_TYPE_EIR,
     Answer,
     Cause,
     EquipmentStatus,
@@ -46,6 +57,10 @@ from protocols.sbi import (
     parse_request,
     system_failure,
 )
+
+if TYPE_CHECKING:  # imported when used: httpx and PyJWT/cryptography cost start-up time otherwise
+    from eir.nrf import NrfClient
+    from protocols.sbi.oauth2 import TokenVerifier
 
 __all__ = ["N5gServer", "start"]
 
@@ -108,6 +123,8 @@ class _N5gConnection(HttpConnection):
 
     def on_request(self, ev: RequestReceived) -> None:
         srv = self.server
+        if srv.verifier is not None and not self._authorized(ev):
+            return
         key = (ev.method, ev.target)
         parsed = srv.memo.get(key)
         if parsed is None:
@@ -128,6 +145,27 @@ class _N5gConnection(HttpConnection):
             self.respond(ev, w.status, w.fields, w.body)
             return
         self._dispatch(_n5g_request(q.digits, None, q.imsi, q.msisdn, self.peer_host, _NO_EXTRAS), ev)
+
+    def _authorized(self, ev: RequestReceived) -> bool:
+        """OAuth2 (module docstring): False when refused (answered here)."""
+        srv = self.server
+        assert srv.verifier is not None
+        auth = None
+        for name, value in ev.headers:
+            if name == b"authorization":
+                auth = value
+                break
+        refusal = srv.verifier.verify(auth, time.time())
+        if refusal is None:
+            return True
+        label = "unauthorized" if refusal.status == 401 else "forbidden"
+        srv.protocol_error(label).inc()
+        srv.rate_log.warning(
+            self.log, label, "n5g_oauth2_refused", status=refusal.status, detail=_detail(refusal)
+        )
+        w = _Wire(refusal)
+        self.respond(ev, w.status, w.fields, w.body)
+        return False
 
     def _track(self, task: asyncio.Task[None]) -> None:
         """A check that waits for the store: counted server-wide for the overload answer."""
@@ -174,8 +212,9 @@ class N5gServer(HttpServer):
             debug=config.log.level.lower() == "debug",
             tls_listen=cfg.tls_listen,
             ssl_context=server_tls_context(cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca, cfg.tls_keylog)
-            if cfg.tls_listen and cfg.tls_cert and cfg.tls_key
+            if (cfg.tls_listen or cfg.tls_sniff) and cfg.tls_cert and cfg.tls_key
             else None,
+            sniff_tls=cfg.tls_sniff,
             limiter=ConnectionLimiter(
                 IFACE,
                 cfg.max_connections,
@@ -193,9 +232,42 @@ class N5gServer(HttpServer):
         self.overload_pending = cfg.overload_pending
         status = cast(Literal[429, 503], cfg.overload_status)
         self.overload = _Wire(overloaded(status, cfg.retry_after))
+        self.rate_log = RateLimitedLog(config.log.rate_limit_burst, config.log.rate_limit_interval)
+        self.verifier: TokenVerifier | None = None
+        self.nrf: NrfClient | None = None
+        self.cfg = cfg
+
+    def enable_oauth2(self, nf_instance_id: str) -> None:
+        from protocols.sbi.oauth2 import TokenVerifier, load_key
+
+        cfg = self.cfg
+        assert cfg.oauth2_key is not None
+        key, algorithms = load_key(Path(cfg.oauth2_key).read_bytes())
+        self.verifier = TokenVerifier(
+            key,
+            algorithms,
+            audiences=tuple(cfg.oauth2_audience) or (nf_instance_id, NF_TYPE_EIR),
+            scope=EIR_SERVICE,
+            issuer=cfg.oauth2_issuer,
+        )
 
     def pending_done(self, _task: Any) -> None:
         self.pending -= 1
+
+    async def shutdown(self, grace: float) -> None:
+        if self.nrf is not None:  # deregister first: AMFs stop discovering the EIR before it goes
+            try:
+                await asyncio.wait_for(self.nrf.stop(), max(0.5, grace / 2))
+            except TimeoutError:
+                self.log.warning("nrf_deregister_timeout")
+        await super().shutdown(grace)
+
+
+def _detail(a: Answer) -> str:
+    try:
+        return str(json.loads(a.body).get("detail", ""))[:200]
+    except ValueError:
+        return ""
 
 
 async def start(config: Config, checker: Checker, events: EventSink) -> N5gServer:
@@ -207,6 +279,10 @@ async def start(config: Config, checker: Checker, events: EventSink) -> N5gServe
         "uri_too_long",
         "overload",
         "non_imei_pei",
+        "unauthorized",
+        "forbidden",
+        "tls_handshake",
+        "sniff_overflow",
         # HTTP layer (eir.servers._http): h2 error codes and HTTP/1.1 parse errors
         "protocol_error",
         "frame_size_error",
@@ -226,4 +302,19 @@ async def start(config: Config, checker: Checker, events: EventSink) -> N5gServe
     for host, port, t in server.addresses():
         scheme = "https" if t == "tls" else "http"
         server.log.info("n5g_listening", host=host, port=port, api=f"{scheme}://{host}:{port}/n5g-eir-eic/v1")
+    cfg = config.n5g
+    if cfg.nrf is not None or cfg.oauth2_key is not None:
+        from eir.nrf import advertised, from_config, instance_id
+
+        addrs = server.addresses()
+        first = next((a for a in addrs if a[2] != "tls"), addrs[0])
+        scheme = "https" if first[2] == "tls" else "http"
+        host, port = advertised(cfg, (first[0], first[1]))
+        nf_id = instance_id(cfg, host, port)
+        if cfg.oauth2_key is not None:
+            server.enable_oauth2(nf_id)
+        # with --workers, worker 0 speaks for the instance (they share one address and profile)
+        if cfg.nrf is not None and os.environ.get("_EIR_WORKER_INDEX", "0") == "0":
+            server.nrf = from_config(cfg, (first[0], first[1]), scheme)
+            server.nrf.start()
     return server

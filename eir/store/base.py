@@ -129,6 +129,14 @@ class Lookup:
     imei: ListEntry | None = None
     range: ListEntry | None = None
     """The narrowest range or TAC entry containing the IMEI."""
+    tac_table: bool = False
+    """A ``tac`` reference table is loaded (the ``tac_not_allocated`` rule is silent without)."""
+    device: str | None = None
+    """The ``tac`` table's record of the IMEI's TAC, when the table has it."""
+    registration_list: bool = False
+    """A ``registration`` reference table is loaded."""
+    registration: str | None = None
+    """The ``registration`` table's record of the IMEI, when it is registered."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -155,6 +163,20 @@ class Sightings:
 
     distinct_imsis: int
     distinct_origins: int
+
+
+REFERENCE_TABLES = ("tac", "registration")
+"""Reference tables (not lists: data the rules and explanations read) — ``tac``: 8-digit TAC →
+device record (GSMA TAC database, PyHSS); ``registration``: 14-digit IMEI → device record (DIRBS
+registration list). Values are records (eir/formats/records.py); the store keeps them opaque."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReferenceTable:
+    name: str
+    rows: int
+    source: str
+    created: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -257,6 +279,26 @@ class IdentityStore(abc.ABC):
         """Call ``callback(version_id)`` whenever the active version changes (from any process).
 
         Registers and returns at once; notifications run until ``close()``."""
+
+    # --- reference tables (REFERENCE_TABLES) ----------------------------------------------------
+    @abc.abstractmethod
+    async def import_reference(
+        self, table: str, rows: Iterable[tuple[str, str]], *, source: str
+    ) -> ReferenceTable:
+        """Replace ``table`` with ``rows`` (key, value) atomically (a failure leaves the old one).
+        An empty ``rows`` unloads the table. ``lookup`` answers from it (``Lookup.device``,
+        ``.registration``) at once, and every ``watch`` callback (of this handle and, as for a
+        version flip, of the other processes) is called with the active version id — the same
+        id: the lists did not change, but answers cached per version must be dropped. The tables
+        are not versioned: a rollback leaves them."""
+
+    @abc.abstractmethod
+    async def reference_tables(self) -> list[ReferenceTable]:
+        """The loaded reference tables."""
+
+    @abc.abstractmethod
+    async def reference(self, table: str, key: str) -> str | None:
+        """One record of a reference table."""
 
     # --- helpers with default implementations ---------------------------------------------------
     async def active_version(self) -> int | None:

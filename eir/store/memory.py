@@ -22,6 +22,7 @@ from eir.store.base import (
     Lookup,
     Pairing,
     PairingKind,
+    ReferenceTable,
     Sighting,
     StoreError,
     VersionNotFoundError,
@@ -93,6 +94,9 @@ class MemoryStore(IdentityStore):
         self._obs_writer: dict[tuple[str, str, str], str] = {}
         self._lock = asyncio.Lock()
         self._empty = _Version(ListVersion(id=0, created=0.0, source="", entries=0))
+        self._ref: dict[str, tuple[ReferenceTable, dict[str, str]]] = {}
+        self._tac: dict[str, str] | None = None
+        self._reg: dict[str, str] | None = None
 
     async def open(self) -> None:
         return None
@@ -113,9 +117,44 @@ class MemoryStore(IdentityStore):
             i = bisect_right(starts, n) - 1
             if i >= 0 and v.seg_ends[i] >= n:
                 rng = v.seg_entries[i]
+        tac, reg = self._tac, self._reg
+        if tac is not None or reg is not None:
+            return Lookup(
+                imeisv=sv,
+                imei=ie,
+                range=rng,
+                tac_table=tac is not None,
+                device=tac.get(imei[:8]) if tac is not None else None,
+                registration_list=reg is not None,
+                registration=reg.get(imei) if reg is not None else None,
+            )
         if sv is None and ie is None and rng is None:
             return _NO_MATCH
         return Lookup(imeisv=sv, imei=ie, range=rng)
+
+    # --- reference tables ---------------------------------------------------------------------
+    async def import_reference(
+        self, table: str, rows: Iterable[tuple[str, str]], *, source: str
+    ) -> ReferenceTable:
+        data = dict(rows)
+        meta = ReferenceTable(name=table, rows=len(data), source=source, created=time.time())
+        if data:
+            self._ref[table] = (meta, data)
+        else:
+            self._ref.pop(table, None)
+        self._tac = self._ref["tac"][1] if "tac" in self._ref else None
+        self._reg = self._ref["registration"][1] if "registration" in self._ref else None
+        if self._active is not None:
+            for cb in list(self._callbacks):
+                cb(self._active.meta.id)
+        return meta
+
+    async def reference_tables(self) -> list[ReferenceTable]:
+        return [m for m, _ in self._ref.values()]
+
+    async def reference(self, table: str, key: str) -> str | None:
+        t = self._ref.get(table)
+        return t[1].get(key) if t is not None else None
 
     async def imsi_rules(self, imsi: str, imei: str) -> ImsiRules:
         v = self._active or self._empty

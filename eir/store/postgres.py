@@ -57,6 +57,7 @@ from eir.store.base import (
     Pairing,
     PairingKind,
     PushedChanges,
+    ReferenceTable,
     Sighting,
     StoreError,
     StoreUnavailableError,
@@ -118,6 +119,17 @@ _MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX IF NOT EXISTS eir_observations_seen ON eir_observations (seen)",
         ],
     ),
+    (
+        2,
+        [
+            # reference tables (TAC → device, registered IMEIs), replaced per name; not versioned
+            """CREATE TABLE IF NOT EXISTS eir_reference (
+               tbl text NOT NULL, k text NOT NULL, v text NOT NULL, PRIMARY KEY (tbl, k))""",
+            """CREATE TABLE IF NOT EXISTS eir_reference_meta (
+               tbl text PRIMARY KEY, rows bigint NOT NULL, source text NOT NULL,
+               created double precision NOT NULL)""",
+        ],
+    ),
 ]
 
 _ACTIVE = "(SELECT version_id FROM eir_active)"
@@ -130,6 +142,11 @@ SELECT * FROM (
   SELECT 1, kind, key, last, status, imsi, reason FROM eir_ranges
    WHERE version_id = {_ACTIVE} AND int8range(lo, hi, '[]') @> $2::bigint
    ORDER BY hi - lo, lo LIMIT 1) AS r
+UNION ALL
+SELECT 2, tbl, k, NULL, '', NULL, v FROM eir_reference
+ WHERE (tbl = 'tac' AND k = $3) OR (tbl = 'registration' AND k = $4)
+UNION ALL
+SELECT 3, tbl, '', NULL, '', NULL, NULL FROM eir_reference_meta WHERE rows > 0
 """
 
 _RULES_SQL = f"""
@@ -324,17 +341,84 @@ class PostgresStore(PushedChanges, IdentityStore):
             n = int(imei14)
         except ValueError:
             raise StoreError(f"not an IMEI: {imei!r}") from None
-        rows = await self._read(lambda con: con.fetch(_LOOKUP_SQL, keys, n))
+        rows = await self._read(lambda con: con.fetch(_LOOKUP_SQL, keys, n, imei14[:8], imei14))
         sv = ie = rng = None
+        device = registration = None
+        loaded: set[str] = set()
         for r in rows:
+            slot = r["slot"]
+            if slot == 2:
+                if r["kind"] == "tac":
+                    device = r["reason"]
+                else:
+                    registration = r["reason"]
+                continue
+            if slot == 3:
+                loaded.add(r["kind"])
+                continue
             e = _entry(r)
-            if r["slot"] == 1:
+            if slot == 1:
                 rng = e
             elif e.kind is EntryKind.IMEISV:
                 sv = e
             else:
                 ie = e
-        return Lookup(imeisv=sv, imei=ie, range=rng)
+        return Lookup(
+            imeisv=sv,
+            imei=ie,
+            range=rng,
+            tac_table="tac" in loaded,
+            device=device,
+            registration_list="registration" in loaded,
+            registration=registration,
+        )
+
+    # --- reference tables -----------------------------------------------------------------------
+    async def import_reference(
+        self, table: str, rows: Iterable[tuple[str, str]], *, source: str
+    ) -> ReferenceTable:
+        created = time.time()
+        try:
+            async with self._get_pool().acquire(timeout=self.connect_timeout) as con, con.transaction():
+                await con.execute("DELETE FROM eir_reference WHERE tbl = $1", table)
+                n = 0
+                for chunk in _chunks(((table, k, v) for k, v in rows), 50_000):
+                    await con.copy_records_to_table("eir_reference", records=chunk, columns=["tbl", "k", "v"])
+                    n += len(chunk)
+                await con.execute(
+                    "INSERT INTO eir_reference_meta VALUES ($1, $2, $3, $4) ON CONFLICT (tbl) DO UPDATE "
+                    "SET rows = EXCLUDED.rows, source = EXCLUDED.source, created = EXCLUDED.created",
+                    table,
+                    n,
+                    source,
+                    created,
+                )
+                # the watchers of every process drop their cached answers (base.import_reference)
+                vid = await con.fetchval("SELECT version_id FROM eir_active")
+                if vid is not None:
+                    await con.execute("SELECT pg_notify($1, $2)", CHANNEL, f"{vid} {self._token}")
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+        except asyncpg.PostgresError as e:
+            raise StoreError(f"PostgreSQL import_reference: {type(e).__name__}: {e}") from e
+        if vid is not None:
+            self._fire(int(vid))
+        return ReferenceTable(name=table, rows=n, source=source, created=created)
+
+    async def reference_tables(self) -> list[ReferenceTable]:
+        rows = await self._read(
+            lambda con: con.fetch("SELECT tbl, rows, source, created FROM eir_reference_meta WHERE rows > 0")
+        )
+        return [
+            ReferenceTable(name=r["tbl"], rows=int(r["rows"]), source=r["source"], created=r["created"])
+            for r in rows
+        ]
+
+    async def reference(self, table: str, key: str) -> str | None:
+        v = await self._read(
+            lambda con: con.fetchval("SELECT v FROM eir_reference WHERE tbl = $1 AND k = $2", table, key)
+        )
+        return None if v is None else str(v)
 
     async def imsi_rules(self, imsi: str, imei: str) -> ImsiRules:
         r = await self._read(lambda con: con.fetchrow(_RULES_SQL, imsi, imei[:14]))

@@ -19,6 +19,9 @@ derive key names from the active version):
 ``P:v:<id>:s``              sorted set of elementary segments: member ``start:end:rangeid``,
                             score = start
 ``P:v:<id>:p``              hash: ``P:imsi:imei`` / ``L:imsi:imei`` → reason; ``L:imsi`` → 1
+``P:ref:<table>``            hash: reference table (``tac``: TAC → device, ``registration``:
+                            IMEI → device), replaced by RENAME; ``P:refmeta:<table>`` its
+                            rows, source, created
 ``P:o:<imei>``              sorted set of sightings: member ``i<imsi>`` / ``o<origin>``, score = time
 ``P:obs:w:<writer>``        sorted set of the sightings one instance wrote: member
                             ``<imei>|i<imsi>`` / ``<imei>|o<origin>``, score = time (read by time)
@@ -67,6 +70,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from eir.logging import get_logger
 from eir.model import Status
 from eir.store.base import (
+    REFERENCE_TABLES,
     EntryKind,
     IdentityStore,
     ImsiRules,
@@ -76,6 +80,7 @@ from eir.store.base import (
     Pairing,
     PairingKind,
     PushedChanges,
+    ReferenceTable,
     Sighting,
     StoreError,
     StoreUnavailableError,
@@ -105,7 +110,13 @@ _NONE = "\x00"
 _LOOKUP_LUA = """
 local p = ARGV[1]
 local v = redis.call('GET', p .. ':active')
-if not v then return {false, false, false, false} end
+local tl = redis.call('EXISTS', p .. ':ref:tac')
+local rl = redis.call('EXISTS', p .. ':ref:registration')
+local tv = false
+local rv = false
+if tl == 1 then tv = redis.call('HGET', p .. ':ref:tac', ARGV[7]) end
+if rl == 1 then rv = redis.call('HGET', p .. ':ref:registration', ARGV[2]) end
+if not v then return {false, false, false, false, tl, tv, rl, rv} end
 local base = p .. ':v:' .. v
 local x = {redis.call('HGET', base .. ':x:' .. ARGV[5], ARGV[2]), false}
 if ARGV[3] ~= '' then x[2] = redis.call('HGET', base .. ':x:' .. ARGV[6], ARGV[3]) end
@@ -115,7 +126,7 @@ if seg[1] then
   local s, e, rid = string.match(seg[1], '^(%d+):(%d+):(.*)$')
   if tonumber(e) >= tonumber(ARGV[4]) then r = redis.call('HGET', base .. ':r', rid) end
 end
-return {v, x[1], x[2], r}
+return {v, x[1], x[2], r, tl, tv, rl, rv}
 """
 
 _RULES_LUA = """
@@ -357,15 +368,93 @@ class RedisStore(PushedChanges, IdentityStore):
             n,
             n % BUCKETS,
             int(sv) % BUCKETS if sv else 0,
+            imei14[:8],
         ]
-        _v, ie, sv_e, rng = await self._script("lookup", [], args)
-        if ie is None and sv_e is None and rng is None:
+        _v, ie, sv_e, rng, tl, tv, rl, rv = await self._script("lookup", [], args)
+        if ie is None and sv_e is None and rng is None and not tl and not rl:
             return _NO_MATCH
         return Lookup(
             imei=unpack(ie) if ie else None,
             imeisv=unpack(sv_e) if sv_e else None,
             range=unpack(rng) if rng else None,
+            tac_table=bool(tl),
+            device=tv or None,
+            registration_list=bool(rl),
+            registration=rv or None,
         )
+
+    # --- reference tables -----------------------------------------------------------------------
+    async def import_reference(
+        self, table: str, rows: Iterable[tuple[str, str]], *, source: str
+    ) -> ReferenceTable:
+        """Written under a temporary key, then swapped in with RENAME in one MULTI (readers see
+        the old table or the new one, never half of it)."""
+        r = self.redis
+        key, tmp, meta_key = (
+            self._k("ref", table),
+            self._k("ref", table, "new", self._token),
+            self._k("refmeta", table),
+        )
+        created = time.time()
+        n = 0
+        try:
+            await r.delete(tmp)
+            batch: dict[str, str] = {}
+            for k, v in rows:
+                batch[k] = v
+                if len(batch) >= 10_000:
+                    await r.hset(tmp, mapping=batch)
+                    n += len(batch)
+                    batch = {}
+            if batch:
+                await r.hset(tmp, mapping=batch)
+                n += len(batch)
+            n = int(await r.hlen(tmp)) if n else 0
+            async with r.pipeline(transaction=True) as pipe:
+                if n:
+                    pipe.rename(tmp, key)
+                    pipe.hset(meta_key, mapping={"rows": n, "source": source, "created": repr(created)})
+                else:
+                    pipe.delete(key, meta_key)
+                await pipe.execute()
+            # the watchers of every instance drop their cached answers (base.import_reference)
+            vid = await r.get(self._k("active"))
+            if vid is not None:
+                await r.publish(self.channel, f"{vid} {self._token}")
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+        except RedisError as e:
+            with contextlib.suppress(*_UNAVAILABLE, RedisError):
+                await r.delete(tmp)
+            raise StoreError(f"Redis import_reference: {e}") from e
+        if vid is not None:
+            self._fire(int(vid))
+        return ReferenceTable(name=table, rows=n, source=source, created=created)
+
+    async def reference_tables(self) -> list[ReferenceTable]:
+        out = []
+        try:
+            for t in REFERENCE_TABLES:
+                m = await self.redis.hgetall(self._k("refmeta", t))
+                if m and int(m.get("rows", 0)):
+                    out.append(
+                        ReferenceTable(
+                            name=t,
+                            rows=int(m["rows"]),
+                            source=m.get("source", ""),
+                            created=float(m["created"]),
+                        )
+                    )
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+        return out
+
+    async def reference(self, table: str, key: str) -> str | None:
+        try:
+            v = await self.redis.hget(self._k("ref", table), key)
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+        return None if v is None else str(v)
 
     async def imsi_rules(self, imsi: str, imei: str) -> ImsiRules:
         imei14 = imei[:14]

@@ -43,6 +43,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from eir.model import Status
 from eir.store.base import (
+    REFERENCE_TABLES,
     EntryKind,
     EntryRows,
     IdentityStore,
@@ -52,6 +53,7 @@ from eir.store.base import (
     Lookup,
     Pairing,
     PairingKind,
+    ReferenceTable,
     Sighting,
     StoreError,
     StoreUnavailableError,
@@ -145,6 +147,10 @@ class SqliteStore(IdentityStore):
         self._prune_task: asyncio.Task[Any] | None = None
         self._prune_stop = threading.Event()
         self._write_lock = asyncio.Lock()
+        self._ref_loaded: frozenset[str] = frozenset()
+        self._sql_ref: tuple[str, str] = ("", "")
+        self._tac: dict[int, str] | None = None
+        self._ref_stamp: str | None = None
 
     # --- connection ----------------------------------------------------------------------------
     async def open(self) -> None:
@@ -160,6 +166,14 @@ class SqliteStore(IdentityStore):
             db.execute(
                 "CREATE TABLE IF NOT EXISTS versions(id INTEGER PRIMARY KEY, created REAL, "
                 "source TEXT, entries INTEGER, pairings INTEGER)"
+            )
+            # reference tables (TAC → device, registered IMEIs): one table, replaced per name in a
+            # transaction; not versioned with the lists
+            for t in REFERENCE_TABLES:  # digit keys as integers: a lookup is one rowid seek
+                db.execute(f"CREATE TABLE IF NOT EXISTS ref_{t}(k INTEGER PRIMARY KEY, v TEXT)")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS ref_meta(tbl TEXT PRIMARY KEY, rows INTEGER, source TEXT, "
+                "created REAL)"
             )
             obs = _connect(self.obs_path)
             obs.execute("PRAGMA journal_mode = WAL")
@@ -214,12 +228,26 @@ class SqliteStore(IdentityStore):
         self._data_version = db.execute("PRAGMA data_version").fetchone()[0]
         row = db.execute("SELECT v FROM meta WHERE k = 'active_version'").fetchone()
         vid = None if row is None else int(row[0])
-        changed = vid != self._version
+        # a reference table replaced (by any process) counts as a change too: answers cached per
+        # version must be dropped though the version id stays
+        stamp = db.execute(
+            "SELECT group_concat(tbl || ':' || rows || ':' || created) FROM ref_meta"
+        ).fetchone()[0]
+        changed = vid != self._version or stamp != self._ref_stamp
+        if stamp != self._ref_stamp:
+            # The TAC table is held in memory (a GSMA file has a few hundred thousand TACs): a dict
+            # lookup instead of another arm in the lookup statement, which cost ~1.5 us a check.
+            has_tac = db.execute("SELECT 1 FROM ref_meta WHERE tbl = 'tac' AND rows > 0").fetchone()
+            self._tac = dict(db.execute("SELECT k, v FROM ref_tac").fetchall()) if has_tac else None
+        self._ref_stamp = stamp
         self._set_version(vid)
         return changed
 
     def _set_version(self, vid: int | None) -> None:
         self._version = vid
+        self._ref_loaded = frozenset(
+            r[0] for r in self._conn().execute("SELECT tbl FROM ref_meta WHERE rows > 0")
+        )
         if vid is None:
             self._has_pairs = False
             return
@@ -240,6 +268,10 @@ class SqliteStore(IdentityStore):
             # without an IMEISV: one key, half the cost of the OR above (a point search, not two)
             f"SELECT 0, k, st, imsi, reason, NULL, NULL, NULL FROM x_{vid} WHERE k = ?1 {segment}",
         )
+        # with a registration list loaded: the same statements plus its row (tag 3), still one
+        # statement per lookup (the TAC table is in memory: _refresh)
+        ref = "UNION ALL SELECT 3, NULL, NULL, NULL, v, NULL, NULL, NULL FROM ref_registration WHERE k = ?3"
+        self._sql_ref = (f"{self._sql[0]} {ref}", f"{self._sql[2]} {ref}")
 
     def _poll(self) -> None:
         """Cheap change check: PRAGMA data_version first, the meta row only when it moved."""
@@ -260,27 +292,37 @@ class SqliteStore(IdentityStore):
         try:
             self._maybe_poll()
             if self._version is None:
-                return _NO_MATCH
+                return self._with_reference(_NO_MATCH, imei) if self._ref_loaded else _NO_MATCH
             try:
-                return self._lookup(imei, imeisv)
+                found = self._lookup(imei, imeisv)
             except sqlite3.OperationalError:
                 # the version we cached may have been pruned by another process: re-read once
                 self._refresh()
                 if self._version is None:
                     return _NO_MATCH
-                return self._lookup(imei, imeisv)
+                found = self._lookup(imei, imeisv)
+            return found
         except sqlite3.Error as e:
             raise StoreUnavailableError(f"sqlite lookup: {e}") from e
 
     def _lookup(self, imei: str, imeisv: str | None) -> Lookup:
         n = int(imei)
         sv = ie = rng = None
-        if imeisv is None:
+        loaded = self._ref_loaded
+        registration = None
+        if "registration" in loaded:
+            if imeisv is None:
+                rows = self._conn().execute(self._sql_ref[1], (n, None, n))
+            else:
+                rows = self._conn().execute(self._sql_ref[0], (n, SV_OFFSET + int(imeisv), n))
+        elif imeisv is None:
             rows = self._conn().execute(self._sql[2], (n,))
         else:
             rows = self._conn().execute(self._sql[0], (n, SV_OFFSET + int(imeisv)))
         for tag, k, st, imsi, reason, kind, first, last in rows:
-            if tag == 1:  # the segment with the greatest start <= n: does it reach n?
+            if tag == 3:
+                registration = reason
+            elif tag == 1:  # the segment with the greatest start <= n: does it reach n?
                 if k < n:
                     continue
                 if kind == 1:
@@ -312,9 +354,98 @@ class SqliteStore(IdentityStore):
                 ie = ListEntry(
                     kind=EntryKind.IMEI, key=f"{k:014d}", status=_ST_BACK[st], imsi=imsi, reason=reason
                 )
+        if loaded:
+            tac = self._tac
+            return Lookup(
+                imeisv=sv,
+                imei=ie,
+                range=rng,
+                tac_table=tac is not None,
+                device=tac.get(n // TAC_SPAN) if tac is not None else None,
+                registration_list="registration" in loaded,
+                registration=registration,
+            )
         if sv is None and ie is None and rng is None:
             return _NO_MATCH
         return Lookup(imeisv=sv, imei=ie, range=rng)
+
+    def _with_reference(self, found: Lookup, imei: str) -> Lookup:
+        device = registration = None
+        con = self._conn()
+        if self._tac is not None:
+            device = self._tac.get(int(imei[:8]))
+        if "registration" in self._ref_loaded:
+            row = con.execute("SELECT v FROM ref_registration WHERE k = ?", (int(imei[:14]),)).fetchone()
+            registration = row and row[0]
+        return Lookup(
+            imeisv=found.imeisv,
+            imei=found.imei,
+            range=found.range,
+            tac_table="tac" in self._ref_loaded,
+            device=device,
+            registration_list="registration" in self._ref_loaded,
+            registration=registration,
+        )
+
+    # --- reference tables -----------------------------------------------------------------------
+    async def import_reference(
+        self, table: str, rows: Iterable[tuple[str, str]], *, source: str
+    ) -> ReferenceTable:
+        if table not in REFERENCE_TABLES:
+            raise StoreError(f"no reference table {table!r} (one of {', '.join(REFERENCE_TABLES)})")
+
+        def keyed() -> Iterator[tuple[int, str]]:
+            for k, v in rows:
+                if not (k.isdigit() and k.isascii()):
+                    raise StoreError(f"reference table {table}: key {k!r} is not digits")
+                yield int(k), v
+
+        def run() -> ReferenceTable:
+            con = _connect(self.path)
+            try:
+                con.execute("BEGIN IMMEDIATE")
+                try:
+                    con.execute(f"DELETE FROM ref_{table}")
+                    con.executemany(f"INSERT OR REPLACE INTO ref_{table} VALUES (?, ?)", keyed())
+                    n = con.execute(f"SELECT count(*) FROM ref_{table}").fetchone()[0]
+                    meta = ReferenceTable(name=table, rows=n, source=source, created=time.time())
+                    con.execute(
+                        "INSERT OR REPLACE INTO ref_meta VALUES (?, ?, ?, ?)",
+                        (table, n, source, meta.created),
+                    )
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                return meta
+            except sqlite3.Error as e:
+                raise StoreUnavailableError(f"sqlite import_reference: {e}") from e
+            finally:
+                con.close()
+
+        async with self._write_lock:
+            meta = await asyncio.to_thread(run)
+        self._refresh()
+        if self._version is not None:
+            for cb in list(self._callbacks):
+                cb(self._version)
+        return meta
+
+    async def reference_tables(self) -> list[ReferenceTable]:
+        try:
+            rows = self._conn().execute("SELECT tbl, rows, source, created FROM ref_meta WHERE rows > 0")
+            return [ReferenceTable(name=t, rows=n, source=s, created=c) for t, n, s, c in rows]
+        except sqlite3.Error as e:
+            raise StoreUnavailableError(f"sqlite reference_tables: {e}") from e
+
+    async def reference(self, table: str, key: str) -> str | None:
+        try:
+            if table not in REFERENCE_TABLES or not (key.isdigit() and key.isascii()):
+                return None
+            row = self._conn().execute(f"SELECT v FROM ref_{table} WHERE k = ?", (int(key),)).fetchone()
+        except sqlite3.Error as e:
+            raise StoreUnavailableError(f"sqlite reference: {e}") from e
+        return None if row is None else str(row[0])
 
     async def imsi_rules(self, imsi: str, imei: str) -> ImsiRules:
         try:

@@ -24,17 +24,27 @@ Bounds and bad input (never an exception out of :meth:`receive_data`):
 * any h2 protocol error → the GOAWAY h2 queued, a :class:`ProtocolErrorOccurred` and a
   :class:`ConnectionClosed`; an HTTP/1.1 parse error → 400 (or h11's hint) and close.
 
-Shutdown (:meth:`close`): GOAWAY naming the last stream received; streams already received are
-still answered (h2 forbids sending after its own GOAWAY, so the frame is written here without
-moving h2's connection state, as RFC 9113 §6.8 allows); :attr:`idle` tells the adapter when every
-one has been answered.
+Shutdown (:meth:`close`), in RFC 9113 §6.8's two steps: a PING and a GOAWAY with the largest
+stream id (2^31-1), so that requests already on the wire are still taken; when the PING's ACK
+comes back (one round trip later; at the latest ``HttpLimits.drain_timeout`` after), the final
+GOAWAY naming the last stream received. Streams received before it are still answered (h2 forbids
+sending after its own GOAWAY, so the frames are written here without moving h2's connection
+state); :attr:`idle` tells the adapter when every one has been answered and :attr:`draining` while
+the final GOAWAY is still to come. An idle-timeout close is one step (nothing is in flight).
+
+HTTP/1.1 with ``Upgrade: h2c`` (RFC 7540 §3.2, what ``curl --http2`` sends on ``http://``; RFC 9113
+deprecates it, clients still send it): ``101 Switching Protocols``, then HTTP/2 with the request
+as stream 1 (its settings from ``HTTP2-Settings``); a request without a valid ``HTTP2-Settings``
+is answered over HTTP/1.1 as if it had not asked.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -46,6 +56,7 @@ from h2.errors import ErrorCodes
 from h2.events import (
     ConnectionTerminated,
     DataReceived,
+    PingAckReceived,
     RemoteSettingsChanged,
     StreamEnded,
     WindowUpdated,
@@ -60,7 +71,7 @@ from h2.exceptions import ProtocolError as H2ProtocolError
 from h2.exceptions import StreamClosedError
 from h2.settings import SettingCodes
 from h2.stream import StreamClosedBy
-from hyperframe.frame import GoAwayFrame, HeadersFrame, RstStreamFrame
+from hyperframe.frame import GoAwayFrame, HeadersFrame, PingFrame, RstStreamFrame
 
 from protocols.http._fast import CountingTable, encode_response_block, request_problem
 
@@ -75,6 +86,9 @@ __all__ = [
 ]
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+_MAX_STREAM_ID = (1 << 31) - 1
+_DRAIN_PING = b"eirdrain"
+"""Opaque data of the PING that ends the first step of a graceful shutdown."""
 """RFC 9113 §3.4: the client connection preface; a connection that starts with it is HTTP/2."""
 
 
@@ -93,11 +107,22 @@ class HttpLimits:
     """Octets, as SETTINGS_MAX_HEADER_LIST_SIZE counts them (RFC 9113 §6.5.2); also the HTTP/1.1
     head size bound."""
     max_body: int = 65536
+    too_large: tuple[tuple[tuple[bytes, bytes], ...], bytes] = ((), b"")
+    """Header fields and body of the 413 answer to a body over ``max_body`` (the service's own
+    error format, e.g. ProblemDetails); default: no body."""
+    body_limit: Callable[[str, str, Sequence[tuple[bytes, bytes]]], int] | None = None
+    """``(method, target, regular header fields) -> octets``: the body limit of one request, decided
+    from its head before any of its body is kept (at most ``max_body``), so that a service can keep
+    large bodies for the requests that may send them (the admin API: CSV imports with a write
+    token) and small ones for everything else. None: ``max_body`` for every request."""
     initial_window_size: int = 1 << 20
     """Our receive window per stream (and for the connection, by a WINDOW_UPDATE at start)."""
     idle_timeout: float = 0.0
-    """Seconds without a byte from the peer and no request in progress after which the connection
-    is closed (HTTP/2: GOAWAY NO_ERROR); 0: never."""
+    """Seconds without a whole request from the peer and none in progress after which the
+    connection is closed (HTTP/2: GOAWAY NO_ERROR); bytes that complete nothing (a head sent a
+    byte at a time, pings alone) do not count; 0: never."""
+    drain_timeout: float = 1.0
+    """Seconds between the two GOAWAYs of a graceful close when the PING's ACK does not come."""
     fast_path: bool = True
     """HTTP/2: serve simple requests (one HEADERS frame with END_STREAM) without h2's stream
     machinery (:mod:`protocols.http._fast`); False: every frame through h2 (the general path the
@@ -176,11 +201,17 @@ class _H2(H2Connection):
 
 _REASONS = {
     200: b"OK",
+    201: b"Created",
+    204: b"No Content",
     400: b"Bad Request",
+    401: b"Unauthorized",
+    403: b"Forbidden",
     404: b"Not Found",
     405: b"Method Not Allowed",
     413: b"Content Too Large",
     414: b"URI Too Long",
+    409: b"Conflict",
+    422: b"Unprocessable Content",
     429: b"Too Many Requests",
     431: b"Request Header Fields Too Large",
     500: b"Internal Server Error",
@@ -189,12 +220,13 @@ _REASONS = {
 
 
 class _Stream:
-    __slots__ = ("body", "headers", "too_large")
+    __slots__ = ("body", "headers", "limit", "too_large")
 
-    def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
+    def __init__(self, headers: list[tuple[bytes, bytes]], limit: int) -> None:
         self.headers = headers
         self.body = bytearray()
         self.too_large = False
+        self.limit = limit
 
 
 class HttpServerConnection:
@@ -212,6 +244,8 @@ class HttpServerConnection:
         self._open: set[int] = set()
         """Requests handed up and not answered yet."""
         self._goaway_last: int | None = None
+        self._drain_at: float | None = None
+        """First GOAWAY sent, final one due at this time (or at the PING's ACK)."""
         self._closed = False
         # the HTTP/2 fast path (module docstring of protocols.http._fast)
         self._fast_on = self.limits.fast_path
@@ -236,6 +270,7 @@ class HttpServerConnection:
         self._h1_req: h11.Request | None = None
         self._h1_body = bytearray()
         self._h1_too_large = False
+        self._h1_limit = self.limits.max_body
 
     # -- the core API ----------------------------------------------------------------------------
     @property
@@ -246,6 +281,11 @@ class HttpServerConnection:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def draining(self) -> bool:
+        """Between the two GOAWAYs of a graceful close (module docstring)."""
+        return self._drain_at is not None
 
     def data_to_send(self) -> bytes:
         if self._h2 is not None:
@@ -261,30 +301,45 @@ class HttpServerConnection:
         self._last_rx = now
 
     def get_timer(self) -> float | None:
-        """The idle deadline (``HttpLimits.idle_timeout``), or None."""
-        t = self.limits.idle_timeout
-        if not t or self._closed:
+        """The idle deadline (``HttpLimits.idle_timeout``) or the final GOAWAY's, or None."""
+        if self._closed:
             return None
-        return self._last_rx + t
+        t = self.limits.idle_timeout
+        idle_at = self._last_rx + t if t else None
+        if self._drain_at is not None:
+            return self._drain_at if idle_at is None else min(idle_at, self._drain_at)
+        return idle_at
 
     def handle_timer(self, now: float) -> list[Event]:
-        """Close an idle connection; safe to call early (nothing happens before the deadline), and a
-        connection with requests in progress is not idle."""
-        at = self.get_timer()
+        """Close an idle connection; send the final GOAWAY when its time has come. Safe to call
+        early (nothing happens before the deadline); a connection with requests in progress is not
+        idle."""
+        if self._drain_at is not None and now >= self._drain_at and not self._closed:
+            return self._final_goaway()
+        t = self.limits.idle_timeout
+        at = None if self._closed or not t else self._last_rx + t
         if at is None or now < at:
             return []
         if not self.idle:
             self._last_rx = now  # busy: the deadline moves on
             return []
-        out = self.close(now)
+        out = self.close(now, two_step=False)
         self._closed = True
         return out if out else [ConnectionClosed(reason="idle")]
 
     def receive_data(self, data: bytes, now: float = 0.0) -> list[Event]:
-        """Bytes from the peer (``b""``: the peer closed) → events."""
+        """Bytes from the peer (``b""``: the peer closed) → events.
+
+        Only bytes that make an event (a whole request, a reset, an error) restart the idle clock:
+        a head sent a byte at a time, or pings alone, do not keep a connection open."""
+        events = self._receive(data)
+        if events:
+            self._last_rx = now
+        return events
+
+    def _receive(self, data: bytes) -> list[Event]:
         if self._closed:
             return []
-        self._last_rx = now
         if self.version is HttpVersion.PENDING:
             if not data:
                 self._closed = True
@@ -340,16 +395,26 @@ class HttpServerConnection:
             self._h1_closing = True
             self._closed = True
 
-    def close(self, now: float = 0.0) -> list[Event]:
-        """Graceful close: HTTP/2 GOAWAY NO_ERROR naming the last stream received (the received ones
-        are still answered); HTTP/1.1: close once the current answer is sent."""
+    def close(self, now: float = 0.0, *, two_step: bool = True) -> list[Event]:
+        """Graceful close. HTTP/2: a PING and the first GOAWAY (2^31-1) (module docstring), or with
+        ``two_step`` False — or when called again while draining — the final GOAWAY NO_ERROR naming
+        the last stream received (the received ones are still answered). HTTP/1.1: close once the
+        current answer is sent."""
         if self._closed:
             return []
-        if self._h2 is not None:
-            if self._goaway_last is None:
-                self._goaway_last = self._h2.highest_inbound_stream_id
-                f = GoAwayFrame(stream_id=0, last_stream_id=self._goaway_last, error_code=0)
-                self._out += self._h2.data_to_send() + f.serialize()
+        h = self._h2
+        if h is not None:
+            if self._goaway_last is None and two_step:
+                self._goaway_last = _MAX_STREAM_ID
+                self._drain_at = now + self.limits.drain_timeout
+                f = GoAwayFrame(stream_id=0, last_stream_id=_MAX_STREAM_ID, error_code=0)
+                ping = PingFrame(stream_id=0, opaque_data=_DRAIN_PING)
+                # the PING first: python-hyper h2 as a client refuses every frame after a GOAWAY, so it
+                # at least acknowledges the PING and reports the GOAWAY (RFC 9113 §6.8 sets no order)
+                self._out += h.data_to_send() + ping.serialize() + f.serialize()
+                return []
+            if self._goaway_last is None or self._drain_at is not None:
+                return self._final_goaway()
             if self.idle:
                 self._closed = True
                 return [ConnectionClosed(reason="shutdown")]
@@ -360,8 +425,21 @@ class HttpServerConnection:
             return [ConnectionClosed(reason="shutdown")]
         return []
 
+    def _final_goaway(self) -> list[Event]:
+        h = self._h2
+        if h is None or self._closed:  # pragma: no cover - guarded by the callers
+            return []
+        self._drain_at = None
+        self._goaway_last = h.highest_inbound_stream_id
+        f = GoAwayFrame(stream_id=0, last_stream_id=self._goaway_last, error_code=0)
+        self._out += h.data_to_send() + f.serialize()
+        if self.idle:
+            self._closed = True
+            return [ConnectionClosed(reason="shutdown")]
+        return []
+
     # -- HTTP/2 --------------------------------------------------------------------------------------
-    def _start_h2(self) -> None:
+    def _start_h2(self, upgrade_settings: bytes | None = None) -> None:
         self.version = HttpVersion.H2
         cfg = H2Configuration(client_side=False, header_encoding=None)
         h = self._h2 = _H2(config=cfg)
@@ -378,7 +456,10 @@ class HttpServerConnection:
         if self._fast_on:
             h.decoder.header_table = CountingTable()
             h.fast_open = self._fast
-        h.initiate_connection()
+        if upgrade_settings is None:
+            h.initiate_connection()
+        else:  # h2c upgrade: the client's settings from HTTP2-Settings, stream 1 half-closed (remote)
+            h.initiate_upgrade_connection(upgrade_settings)
         # our decoder enforces the bound we advertise from the start, not after the SETTINGS ACK
         h.decoder.max_header_list_size = lim.max_header_list_size
         if lim.initial_window_size > 65535:
@@ -681,7 +762,8 @@ class HttpServerConnection:
                     # after our GOAWAY: not processed (the client may retry it elsewhere)
                     self._h2_safe(lambda h, s=sid: h.reset_stream(s, ErrorCodes.REFUSED_STREAM))
                     continue
-                st = _Stream(list(ev.headers or ()))
+                fields = list(ev.headers or ())
+                st = _Stream(fields, self._body_limit_h2(fields) if ev.stream_ended is None else 0)
                 self._streams[sid] = st
                 if ev.stream_ended is not None:
                     out.append(self._h2_request(sid, st))
@@ -693,7 +775,7 @@ class HttpServerConnection:
                     self._h2_safe(lambda h, n=n, s=sid: h.acknowledge_received_data(n, s))
                 if st2 is not None and not st2.too_large:
                     st2.body += ev.data or b""
-                    if len(st2.body) > self.limits.max_body:
+                    if len(st2.body) > st2.limit:
                         st2.too_large = True
                 if ev.stream_ended is not None and st2 is not None:
                     out.append(self._h2_request(sid, st2))
@@ -720,6 +802,9 @@ class HttpServerConnection:
                 if self._fast_body and not ev.stream_id:
                     for fsid in list(self._fast_body):
                         self._fast_send_body(h, fsid)
+            elif isinstance(ev, PingAckReceived):
+                if ev.ping_data == _DRAIN_PING and self._drain_at is not None:
+                    out += self._final_goaway()
             elif isinstance(ev, ConnectionTerminated):
                 self._closed = True
                 self._open.clear()
@@ -733,6 +818,26 @@ class HttpServerConnection:
                 out.append(ConnectionClosed(reason="goaway"))
                 return out
         return out
+
+    def _body_limit(self, method: str, target: str, fields: Sequence[tuple[bytes, bytes]]) -> int:
+        decide = self.limits.body_limit
+        if decide is None:
+            return self.limits.max_body
+        return min(self.limits.max_body, decide(method, target, fields))
+
+    def _body_limit_h2(self, fields: list[tuple[bytes, bytes]]) -> int:
+        if self.limits.body_limit is None:
+            return self.limits.max_body
+        method = target = ""
+        regular = []
+        for name, value in fields:
+            if name == b":method":
+                method = value.decode("latin-1")
+            elif name == b":path":
+                target = value.decode("latin-1")
+            elif name[:1] != b":":
+                regular.append((name, value))
+        return self._body_limit(method, target, regular)
 
     def _h2_request(self, sid: int, st: _Stream) -> Event | ProtocolErrorOccurred:
         if self._streams.pop(sid, None) is None:
@@ -751,11 +856,9 @@ class HttpServerConnection:
                 regular.append((name, value))
         self._open.add(sid)
         if st.too_large:
-            self._respond_h2(sid, 413, (), b"", False)
+            self._respond_h2(sid, 413, *self.limits.too_large, False)
             self._open.discard(sid)
-            return ProtocolErrorOccurred(
-                error="body_too_large", detail=f"over {self.limits.max_body}", fatal=False
-            )
+            return ProtocolErrorOccurred(error="body_too_large", detail=f"over {st.limit}", fatal=False)
         return RequestReceived(
             stream_id=sid,
             method=method,
@@ -858,10 +961,15 @@ class HttpServerConnection:
                 self._h1_req = ev  # type: ignore[assignment]
                 self._h1_body = bytearray()
                 self._h1_too_large = False
+                self._h1_limit = self._body_limit(
+                    ev.method.decode("latin-1"),  # type: ignore[union-attr]
+                    ev.target.decode("latin-1"),  # type: ignore[union-attr]
+                    list(ev.headers),  # type: ignore[union-attr]
+                )
             elif t is h11.Data:
                 if not self._h1_too_large:
                     self._h1_body += ev.data  # type: ignore[union-attr]
-                    if len(self._h1_body) > self.limits.max_body:
+                    if len(self._h1_body) > self._h1_limit:
                         self._h1_too_large = True
             elif t is h11.EndOfMessage:
                 req = self._h1_req
@@ -870,29 +978,19 @@ class HttpServerConnection:
                 sid = self._h1_counter
                 self._open.add(sid)
                 if self._h1_too_large:
-                    self._respond_h1(413, (), b"", False)
+                    self._respond_h1(413, *self.limits.too_large, False)
                     self._open.discard(sid)
                     out.append(
                         ProtocolErrorOccurred(
-                            error="body_too_large", detail=f"over {self.limits.max_body}", fatal=False
+                            error="body_too_large", detail=f"over {self._h1_limit}", fatal=False
                         )
                     )
                     continue
-                authority = ""
-                for n, v in req.headers:
-                    if n == b"host":
-                        authority = v.decode("latin-1")
-                out.append(
-                    RequestReceived(
-                        stream_id=sid,
-                        method=req.method.decode("latin-1"),
-                        target=req.target.decode("latin-1"),
-                        headers=tuple((bytes(n), bytes(v)) for n, v in req.headers),
-                        body=bytes(self._h1_body),
-                        version=HttpVersion.HTTP11,
-                        authority=authority,
-                    )
-                )
+                settings = _h2c_settings(req)
+                if settings is not None:
+                    out += self._upgrade_h2c(req, settings)
+                    return out
+                out.append(self._h1_request_event(req))
             elif t is h11.ConnectionClosed:
                 self._closed = True
                 self._open.clear()
@@ -900,7 +998,59 @@ class HttpServerConnection:
                 return out
         return out
 
-    def _h1_send(self, ev: h11.Response | h11.Data | h11.EndOfMessage) -> None:
+    def _upgrade_h2c(self, req: h11.Request, settings: bytes) -> list[Event]:
+        """101, then HTTP/2 with ``req`` as stream 1 (module docstring)."""
+        c = self._h1
+        assert c is not None
+        try:
+            self._h1_send(
+                h11.InformationalResponse(
+                    status_code=101,
+                    headers=[(b"connection", b"Upgrade"), (b"upgrade", b"h2c")],
+                    reason=b"Switching Protocols",
+                )
+            )
+        except h11.LocalProtocolError:  # h11 did not see an upgrade offer: answer over HTTP/1.1
+            return [self._h1_request_event(req)]
+        rest, _closed = c.trailing_data
+        self._h1 = None
+        self._open.clear()
+        try:
+            self._start_h2(settings)
+        except H2ProtocolError as e:  # settings out of range (RFC 9113 §6.5.2)
+            self._closed = True
+            return [
+                ProtocolErrorOccurred(error="protocol_error", detail=f"HTTP2-Settings: {e}", fatal=True),
+                ConnectionClosed(reason="protocol_error"),
+            ]
+        self.version = HttpVersion.H2
+        self._open.add(1)
+        out: list[Event] = [self._h1_request_event(req, stream_id=1)]
+        if rest:
+            out += self._receive_h2(bytes(rest))
+        return out
+
+    def _h1_request_event(self, req: h11.Request, stream_id: int | None = None) -> RequestReceived:
+        """The request h11 read; ``stream_id`` given: it became that HTTP/2 stream (h2c upgrade),
+        without the HTTP/1.1 connection-specific fields (RFC 9113 §8.2.2)."""
+        authority = ""
+        for n, v in req.headers:
+            if n == b"host":
+                authority = v.decode("latin-1")
+        headers = tuple((bytes(n), bytes(v)) for n, v in req.headers)
+        if stream_id is not None:
+            headers = tuple((n, v) for n, v in headers if n not in _H1_ONLY)
+        return RequestReceived(
+            stream_id=self._h1_counter if stream_id is None else stream_id,
+            method=req.method.decode("latin-1"),
+            target=req.target.decode("latin-1"),
+            headers=headers,
+            body=bytes(self._h1_body),
+            version=HttpVersion.HTTP11 if stream_id is None else HttpVersion.H2,
+            authority=authority,
+        )
+
+    def _h1_send(self, ev: h11.Response | h11.InformationalResponse | h11.Data | h11.EndOfMessage) -> None:
         c = self._h1
         if c is None:  # pragma: no cover
             return
@@ -940,6 +1090,46 @@ class HttpServerConnection:
             return []
         self._h1_followup = False
         return self._h1_events()
+
+
+_H1_ONLY = frozenset(
+    (
+        b"connection",
+        b"upgrade",
+        b"http2-settings",
+        b"host",
+        b"keep-alive",
+        b"proxy-connection",
+        b"transfer-encoding",
+    )
+)
+
+
+def _h2c_settings(req: h11.Request) -> bytes | None:
+    """The ``HTTP2-Settings`` (padded base64url) of an HTTP/1.1 request offering ``Upgrade: h2c``
+    (RFC 7540 §3.2: exactly one such field, named in Connection with ``Upgrade``), else None."""
+    upgrade = connection = b""
+    settings: list[bytes] = []
+    for n, v in req.headers:
+        if n == b"upgrade":
+            upgrade += b"," + v.lower()
+        elif n == b"connection":
+            connection += b"," + v.lower()
+        elif n == b"http2-settings":
+            settings.append(bytes(v))
+    if b"h2c" not in [t.strip() for t in upgrade.split(b",")] or len(settings) != 1:
+        return None
+    tokens = [t.strip() for t in connection.split(b",")]
+    if b"upgrade" not in tokens or b"http2-settings" not in tokens:
+        return None
+    value = settings[0].strip()
+    try:  # token68 base64url, padding optional (RFC 7540 §3.2.1)
+        raw = base64.urlsafe_b64decode(value + b"=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) % 6:
+        return None
+    return value + b"=" * (-len(value) % 4)
 
 
 _Parsed = tuple[str, str, tuple[tuple[bytes, bytes], ...], str]

@@ -645,9 +645,12 @@ class HeartbeatAcked:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectionTerminated:
     """The association must be closed by the adapter (framing lost, heartbeat lost, peer ASPDN ACK
-    after our ``stop``)."""
+    after our ``stop``, a time limit passed)."""
 
     reason: str
+    timer: str | None = None
+    """The time limit that ended it — ``"setup"`` (no ASP-ACTIVE in time), ``"idle"`` (no message in
+    time), ``"heartbeat"`` (BEATs unanswered), ``"ack"`` (T(ack) retransmissions exhausted) — or None."""
 
 
 Event = (
@@ -677,6 +680,14 @@ class M3uaSettings:
     asp_id: int | None = None
     beat_interval: float = 0.0
     """Send BEAT every N seconds while up (0: never). Two unanswered BEATs end the association."""
+    setup_timeout: float = 0.0
+    """Seconds from ``start`` to the first ASP-ACTIVE (0: no limit). A peer that connects and never
+    brings its ASP up (no ASPUP, or ASPUP but no ASPAC) is terminated when it passes: it would hold a
+    file descriptor for nothing. Once ACTIVE, an ASP may go INACTIVE (an override standby) freely."""
+    idle_timeout: float = 0.0
+    """Seconds without a whole message from the peer (any message: DATA, BEAT ACK, BEAT …) before
+    the association is terminated (0: no limit). Counted on whole messages, so a peer dribbling one
+    message a byte at a time is not kept alive by it."""
     ack_timeout: float = 2.0
     """T(ack), §4.3.4.1: resend ASPUP/ASPAC/ASPDN when unacknowledged (ASP role)."""
     max_retransmits: int = 5
@@ -715,11 +726,23 @@ class M3uaConnection:
         self._beats_unanswered = 0
         self._beat_seq = 0
         self._stopping = False
+        self._setup_deadline: float | None = None
+        self._idle_deadline: float | None = None
+        self.last_received = 0.0
+        """When the last whole message arrived (the idle limit counts from it). Read and written by
+        a caller that frames messages itself (the EIR stack's fast path) too."""
 
     # -- commands -------------------------------------------------------------------------------------
 
     def start(self, now: float) -> list[Event]:
-        """ASP role: send ASPUP (§4.3.4.1). SG role: arms the BEAT timer only."""
+        """ASP role: send ASPUP (§4.3.4.1). SG role: arms the BEAT timer only. Both: the set-up and
+        idle limits start counting (:class:`M3uaSettings`)."""
+        s = self.settings
+        self.last_received = now
+        if s.setup_timeout > 0:
+            self._setup_deadline = now + s.setup_timeout
+        if s.idle_timeout > 0:
+            self._idle_deadline = now + s.idle_timeout
         return self._local(_I.START, now)
 
     def stop(self, now: float) -> list[Event]:
@@ -764,7 +787,7 @@ class M3uaConnection:
         self.closed = True
         self._buf.clear()
         self._out.clear()
-        self._beat_deadline = self._pending_deadline = None
+        self._clear_timers()
         self._pending = None
         self._set_state(AspState.DOWN, events)
         return events
@@ -777,22 +800,34 @@ class M3uaConnection:
         return out
 
     def get_timer(self) -> float | None:
-        return _earlier(self._pending_deadline, self._beat_deadline)
+        t = _earlier(self._pending_deadline, self._beat_deadline)
+        t = _earlier(t, self._setup_deadline)
+        return _earlier(t, self._idle_deadline)
 
     def handle_timer(self, now: float) -> list[Event]:
         events: list[Event] = []
+        s = self.settings
+        if self._setup_deadline is not None and now >= self._setup_deadline:
+            events.append(self._terminate(f"no ASP-ACTIVE within {s.setup_timeout:g} s", timer="setup"))
+            return events
+        if self._idle_deadline is not None and now >= self._idle_deadline:
+            due = self.last_received + s.idle_timeout
+            if now >= due:
+                events.append(self._terminate(f"no message for {s.idle_timeout:g} s", timer="idle"))
+                return events
+            self._idle_deadline = due  # a message came meanwhile: re-arm from it
         if self._pending_deadline is not None and now >= self._pending_deadline and self._pending is not None:
             if self._retransmits >= self.settings.max_retransmits:
                 name = self._pending.name
                 self._pending = self._pending_deadline = None
-                events.append(self._terminate(f"no acknowledgement of {name}"))
+                events.append(self._terminate(f"no acknowledgement of {name}", timer="ack"))
                 return events
             self._retransmits += 1
             self._send_pending(self._pending, now)
         if self._beat_deadline is not None and now >= self._beat_deadline:
             if self._beats_unanswered >= 2:
                 self._beat_deadline = None
-                events.append(self._terminate("two BEATs unanswered"))
+                events.append(self._terminate("two BEATs unanswered", timer="heartbeat"))
                 return events
             self._beats_unanswered += 1
             self._beat_seq += 1
@@ -811,6 +846,7 @@ class M3uaConnection:
             old = self.state
             self.state = AspState.DOWN
             self.closed = True
+            self._clear_timers()
             ev: list[Event] = []
             if old is not AspState.DOWN:
                 ev.append(AspStateChanged(old=old, new=AspState.DOWN, asp_id=self.asp_id))
@@ -865,6 +901,7 @@ class M3uaConnection:
         return events
 
     def _handle_message(self, raw: bytes, now: float, stream: int | None, events: list[Event]) -> None:
+        self.last_received = now
         try:
             msg = decode_message(raw)
             self._dispatch(msg, raw, now, stream, events)
@@ -1129,6 +1166,8 @@ class M3uaConnection:
         self._out.append(encode_message(MessageType.NTFY, params))
 
     def _set_state(self, new: AspState, events: list[Event]) -> None:
+        if new is AspState.ACTIVE:
+            self._setup_deadline = None
         if new is not self.state:
             old, self.state = self.state, new
             events.append(
@@ -1149,11 +1188,15 @@ class M3uaConnection:
         )
         events.append(ErrorSent(code=e.code, detail=e.detail))
 
-    def _terminate(self, reason: str) -> ConnectionTerminated:
+    def _terminate(self, reason: str, timer: str | None = None) -> ConnectionTerminated:
         self.closed = True
         self.state = AspState.DOWN
+        self._clear_timers()
+        return ConnectionTerminated(reason=reason, timer=timer)
+
+    def _clear_timers(self) -> None:
         self._beat_deadline = self._pending_deadline = None
-        return ConnectionTerminated(reason=reason)
+        self._setup_deadline = self._idle_deadline = None
 
 
 def _earlier(a: float | None, b: float | None) -> float | None:

@@ -18,6 +18,7 @@ addresses swapped and our own SSN and GT as calling party.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import IntEnum
 
@@ -478,9 +479,13 @@ class SccpEndpoint:
         gt_translation_type: int = 0,
         gt_numbering_plan: int = 1,
         gt_nature_of_address: int = 4,
+        accept_global_titles: tuple[str, ...] | None = None,
     ) -> None:
         self.ssns = ssns
         self.point_code = point_code
+        self._accept_gts = _gt_matcher(accept_global_titles)
+        """None: any called GT is ours (no check). Else a test of the digits: a message routed on GT
+        (routing indicator 0) whose called GT fails it is returned (Q.714 §2.4 GT translation)."""
         self._gt = (
             GlobalTitle(
                 digits=global_title,
@@ -521,6 +526,16 @@ class SccpEndpoint:
             return self._return(msg, ReturnCause.SEGMENTATION_NOT_SUPPORTED)
         if msg.is_extended and msg.hop_counter == 0:
             return self._return(msg, ReturnCause.HOP_COUNTER_VIOLATION)
+        accept = self._accept_gts
+        called = msg.called
+        if accept is not None and not called.route_on_ssn and called.gt is not None:
+            # Q.714 §2.4.1: routed on GT, the GT must translate to this node. We translate one
+            # translation type (0, the E.164 / E.214 GTs of MAP): another has no translation for an
+            # address of such nature (cause 0); digits that are not ours none for this address (1).
+            if called.gt.translation_type != 0:
+                return self._return(msg, ReturnCause.NO_TRANSLATION_FOR_NATURE)
+            if not accept(called.gt.digits):
+                return self._return(msg, ReturnCause.NO_TRANSLATION_FOR_ADDRESS)
         if ssn is not None and ssn not in self.ssns:
             return self._return(msg, ReturnCause.UNEQUIPPED_USER)
         return UnitdataReceived(message=msg)
@@ -568,6 +583,20 @@ class SccpEndpoint:
             extended=request.is_extended,
             importance=request.importance,
         )
+
+
+def _gt_matcher(patterns: tuple[str, ...] | None) -> Callable[[str], bool] | None:
+    """Digits → ours? from exact digit strings and prefixes (``"4917*"``; ``"*"``: any); None: no
+    check at all."""
+    if patterns is None:
+        return None
+    exact = frozenset(p for p in patterns if not p.endswith("*"))
+    prefixes = tuple(p[:-1] for p in patterns if p.endswith("*"))
+
+    def match(digits: str) -> bool:
+        return digits in exact or digits.startswith(prefixes)
+
+    return match
 
 
 def make_address(

@@ -44,6 +44,7 @@ __all__ = [
     "ClientEvent",
     "EirSigtranStack",
     "MapVendorVariantAccepted",
+    "MessageRefused",
     "Route",
     "SccpDiscarded",
     "SccpReturned",
@@ -101,11 +102,29 @@ class SccpReturned:
     opc: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageRefused:
+    """A DATA the EIR does not answer for: not addressed to it (``check`` ``"dpc"``, ``"ni"``) or
+    screened out (``"screen_opc"``, ``"screen_calling_gt"``: the basics of GSMA FS.11 category 1,
+    an allow-list of the nodes and GT ranges allowed to ask). ``answer`` says what went back:
+    ``"duna"`` (M3UA DUNA naming the DPC, RFC 4666 §3.4.1: the destination is not reachable here),
+    ``"udts"`` (returned with cause ``cause`` because the sender asked for return on error), or None
+    (discarded: MTP3 discards a message of another network indicator, Q.704 §2.4.3 — and a UDT
+    without return on error is discarded, Q.714 §4.2)."""
+
+    check: str
+    detail: str
+    opc: int
+    answer: str | None
+    cause: sccp.ReturnCause | None = None
+
+
 StackEvent = (
     m3ua.Event
     | CheckImeiRequested
     | SccpDiscarded
     | SccpReturned
+    | MessageRefused
     | TcapProtocolErrorOccurred
     | MapVendorVariantAccepted
 )
@@ -124,9 +143,28 @@ class EirSigtranStack:
         map_versions: tuple[int, ...] = (1, 2, 3),
         max_dialogues: int = 10000,
         dialogue_timeout: float = 30.0,
+        point_codes: frozenset[int] | None = None,
+        network_indicators: frozenset[int] | None = None,
+        accept_global_titles: tuple[str, ...] | None = None,
+        screen_opcs: frozenset[int] | None = None,
+        screen_calling_gt_prefixes: tuple[str, ...] | None = None,
     ) -> None:
+        """Addressing (None: no check): ``point_codes`` the DPCs answered (others: DUNA),
+        ``network_indicators`` the NIs (others: discarded), ``accept_global_titles`` the called GTs
+        of messages routed on GT (digits or ``prefix*``; others: UDTS no translation). Screening
+        (None: none): ``screen_opcs`` the OPCs and ``screen_calling_gt_prefixes`` the calling GT
+        prefixes allowed to ask (others: UDTS unqualified, or discarded)."""
         self.m3ua = m3ua.M3uaConnection(m3ua_settings)
-        self.sccp = sccp.SccpEndpoint(ssns=(ssn,), point_code=point_code, global_title=global_title)
+        self.sccp = sccp.SccpEndpoint(
+            ssns=(ssn,),
+            point_code=point_code,
+            global_title=global_title,
+            accept_global_titles=accept_global_titles,
+        )
+        self.point_codes = point_codes
+        self.network_indicators = network_indicators
+        self.screen_opcs = screen_opcs
+        self.screen_calling_gt_prefixes = screen_calling_gt_prefixes
         self.tcap: TcapEirCore[Route] = TcapEirCore(
             supported_versions=tuple(map_versions),
             max_dialogues=max_dialogues,
@@ -136,7 +174,7 @@ class EirSigtranStack:
         self.memo: BeginMemo | None = BeginMemo()
         """The fast path's shapes (:mod:`._map_fast`); None turns the fast path off (the tests
         compare the two)."""
-        self._deferred: list[tuple[int, int, int, int, int | None, bytes]] | None = None
+        self._deferred: list[tuple[int, int, int, int, int | None, bytes] | bytes] | None = None
 
     # -- input -------------------------------------------------------------------------------------
 
@@ -159,14 +197,18 @@ class EirSigtranStack:
         partial = conn.take_partial()
         if partial:
             data = partial + data
-        deferred: list[tuple[int, int, int, int, int | None, bytes]] = []
+        deferred: list[tuple[int, int, int, int, int | None, bytes] | bytes] = []
         self._deferred = deferred
         try:
             return self._receive_framed(self.memo, data, now, stream)
         finally:
             self._deferred = None
             for args in deferred:
-                self._send_pd(*args)
+                if type(args) is bytes:
+                    if conn.state is m3ua.AspState.ACTIVE:
+                        conn.send_raw(args)
+                else:
+                    self._send_pd(*args)
 
     def _receive_framed(
         self, memo: BeginMemo, data: bytes, now: float, stream: int | None
@@ -192,6 +234,8 @@ class EirSigtranStack:
                 if conn.closed:
                     return out
             off += length
+        if off:
+            conn.last_received = now  # whole messages the fast path read keep the idle limit away
         if off < n:
             out.extend(self._receive_general(data[off:] if off else data, now, stream))
         return out
@@ -262,6 +306,19 @@ class EirSigtranStack:
         self, ev: m3ua.DataReceived, now: float, out: list[StackEvent], raw: bytes | None = None
     ) -> None:
         pd = ev.data
+        nis = self.network_indicators
+        if nis is not None and pd.ni not in nis:
+            out.append(
+                MessageRefused(check="ni", detail=f"network indicator {pd.ni}", opc=pd.opc, answer=None)
+            )
+            return
+        pcs = self.point_codes
+        if pcs is not None and pd.dpc not in pcs:
+            self._send_duna(pd.dpc, ev)
+            out.append(
+                MessageRefused(check="dpc", detail=f"DPC {pd.dpc} is not ours", opc=pd.opc, answer="duna")
+            )
+            return
         if pd.si != 3:
             out.append(SccpDiscarded(reason=f"service indicator {pd.si} is not SCCP", opc=pd.opc))
             return
@@ -270,6 +327,18 @@ class EirSigtranStack:
         except sccp.SccpDecodeError as e:
             out.append(SccpDiscarded(reason=f"SCCP: {e}", opc=pd.opc))
             return
+        screen = self.screen_opcs
+        if screen is not None and pd.opc not in screen:
+            self._screened(pd, ev, sev, "screen_opc", f"OPC {pd.opc} not allowed", out)
+            return
+        if type(sev) is sccp.UnitdataReceived and self.screen_calling_gt_prefixes is not None:
+            gt = sev.message.calling.gt
+            digits = gt.digits if gt is not None else ""
+            if not digits or not digits.startswith(self.screen_calling_gt_prefixes):
+                self._screened(
+                    pd, ev, sev, "screen_calling_gt", f"calling GT {digits or '(none)'} not allowed", out
+                )
+                return
         if type(sev) is not sccp.UnitdataReceived:
             if isinstance(sev, sccp.UnitdataReturned):
                 if sev.reply is not None:
@@ -297,7 +366,12 @@ class EirSigtranStack:
         request = sev.message
         header = replace(request, data=b"")
         route = Route(
-            opc=pd.opc, dpc=pd.dpc, ni=pd.ni, sls=pd.sls, routing_context=ev.routing_context, request=header
+            opc=pd.opc,
+            dpc=self._own_pc(pd.dpc),
+            ni=pd.ni,
+            sls=pd.sls,
+            routing_context=ev.routing_context,
+            request=header,
         )
         # The calling address scopes the transaction ids: several MSCs may sit behind one STP.
         # The route is kept with the dialogue the message opens (replaced or expired with it).
@@ -344,7 +418,7 @@ class EirSigtranStack:
         shape.origin = origin
         shape.peer = request.raw_calling
         shape.request = header
-        shape.route_fields = (pd.opc, pd.dpc, pd.ni, ev.routing_context)
+        shape.route_fields = (pd.opc, self._own_pc(pd.dpc), pd.ni, ev.routing_context)
         memo.add(shape)
 
     # -- commands ----------------------------------------------------------------------------------
@@ -422,7 +496,61 @@ class EirSigtranStack:
         )
 
     def _send(self, pd: m3ua.ProtocolData, rc: int | None, sccp_data: bytes) -> None:
-        self._send_pd(pd.opc, pd.dpc, pd.ni, pd.sls, rc, sccp_data)
+        self._send_pd(pd.opc, self._own_pc(pd.dpc), pd.ni, pd.sls, rc, sccp_data)
+
+    def _own_pc(self, dpc: int) -> int:
+        """The OPC of what we send back: the DPC asked when it is one of ours, else our point code
+        — never a point code the peer made up."""
+        pcs = self.point_codes
+        if dpc == self.point_code or (pcs is not None and dpc in pcs):
+            return dpc
+        return self.point_code
+
+    def _send_duna(self, dpc: int, ev: m3ua.DataReceived) -> None:
+        """RFC 4666 §3.4.1 / §4.5.1: DATA for a destination this node does not reach is answered
+        with DUNA naming it (what an STP's TFP is in MTP3), with the DATA's RC / NA."""
+        conn = self.m3ua
+        params: list[tuple[int, bytes]] = []
+        na = conn.settings.network_appearance
+        if na is not None:
+            params.append((m3ua.Tag.NETWORK_APPEARANCE, na.to_bytes(4, "big")))
+        rc = conn.routing_context_for_data(ev.routing_context)
+        if rc is not None:
+            params.append((m3ua.Tag.ROUTING_CONTEXT, rc.to_bytes(4, "big")))
+        params.append((m3ua.Tag.AFFECTED_POINT_CODE, (dpc & 0xFFFFFF).to_bytes(4, "big")))
+        duna = m3ua.encode_message(m3ua.MessageType.DUNA, params)
+        if self._deferred is not None:  # after M3UA's own replies, as the UDTS are
+            self._deferred.append(duna)
+        elif conn.state is m3ua.AspState.ACTIVE:
+            conn.send_raw(duna)
+
+    def _screened(
+        self,
+        pd: m3ua.ProtocolData,
+        ev: m3ua.DataReceived,
+        sev: sccp.SccpEvent,
+        check: str,
+        detail: str,
+        out: list[StackEvent],
+    ) -> None:
+        """A message screening refused: a UDT/XUDT asking for return on error gets its UDTS with
+        cause unqualified (Q.713 §3.12: no cause fits a policy refusal better, and it tells a
+        hostile sender nothing); anything else is discarded. Either way reported."""
+        answer: str | None = None
+        cause: sccp.ReturnCause | None = None
+        msg = sev.message
+        if msg.return_cause is None and msg.return_on_error and msg.called.ssn != 1:
+            cause = sccp.ReturnCause.UNQUALIFIED
+            reply = sccp.encode_unitdata_service(
+                called=msg.raw_calling,
+                calling=msg.raw_called,
+                data=msg.data,
+                cause=cause,
+                extended=msg.is_extended,
+            )
+            self._send(pd, ev.routing_context, reply)
+            answer = "udts"
+        out.append(MessageRefused(check=check, detail=detail, opc=pd.opc, answer=answer, cause=cause))
 
     def _send_pd(self, opc: int, dpc: int, ni: int, sls: int, rc: int | None, data: bytes) -> None:
         if self._deferred is not None:

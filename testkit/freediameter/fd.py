@@ -258,8 +258,15 @@ def write_config(
     dest_realm: str = "localdomain",
     dest_host: str | None = "eir.localdomain",
     relay: bool = False,
+    tls: tuple[Path, Path, Path] | None = None,
+    tls_prio: str | None = None,
 ) -> Path:
-    """Write ``freeDiameter.conf``, ``s13_mme.conf`` and ``requests.csv``; returns the daemon conf."""
+    """Write ``freeDiameter.conf``, ``s13_mme.conf`` and ``requests.csv``; returns the daemon conf.
+
+    ``tls``: (certificate, key, CA) — the peer is then reached over TLS from the first octet
+    (RFC 6733 §13, freeDiameter's default when the peer has no ``No_TLS``): freeDiameter presents
+    the certificate and checks the EIR's against the CA and against the peer's Diameter identity.
+    ``tls_prio``: a GnuTLS priority string (``TLS_Prio``)."""
     if tw_timer < 6:
         raise ValueError("freeDiameter requires TwTimer >= 6 (RFC 3539 §3.4.1)")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -299,8 +306,15 @@ def write_config(
         f"TcTimer = {tc_timer};",
         f"TwTimer = {tw_timer};",
         f'LoadExtension = "{extension}" : "{ext_conf}";',
-        f'ConnectPeer = "{_ident(peer)}" {{ ConnectTo = "{host}"; Port = {port}; No_TLS; }};',
     ]
+    if tls is None:
+        daemon.append(f'ConnectPeer = "{_ident(peer)}" {{ ConnectTo = "{host}"; Port = {port}; No_TLS; }};')
+    else:
+        cert, key, ca = tls
+        daemon += [f'TLS_Cred = "{cert}", "{key}";', f'TLS_CA = "{ca}";']
+        if tls_prio:
+            daemon.append(f'TLS_Prio = "{tls_prio}";')
+        daemon.append(f'ConnectPeer = "{_ident(peer)}" {{ ConnectTo = "{host}"; Port = {port}; }};')
     conf.write_text("\n".join(daemon) + "\n")
     return conf
 

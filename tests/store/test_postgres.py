@@ -14,7 +14,7 @@ from eir.config import Config
 from eir.events import NullEvents
 from eir.model import CheckRequest, Interface, Status
 from eir.store.base import EntryKind, ListEntry, StoreError
-from eir.store.postgres import PostgresStore
+from eir.store.postgres import _MIGRATIONS, PostgresStore
 from testkit.services import (
     PostgresServer,
     import_in_other_process,
@@ -54,7 +54,7 @@ async def test_migrations_are_idempotent_and_safe_concurrently(postgres_url: str
     for s in stores:
         await s.close()
     rows = await _sql(postgres_url, "SELECT version FROM eir_schema")
-    assert [r["version"] for r in rows] == [1]
+    assert [r["version"] for r in rows] == [v for v, _ in _MIGRATIONS]  # each applied once
 
 
 async def test_import_in_another_process_is_seen_at_once(store: PostgresStore) -> None:
@@ -172,3 +172,29 @@ async def test_open_without_rights_is_a_clear_store_error(postgres_server: Postg
     with pytest.raises(StoreError, match="cannot set up the schema"):
         await s.open()
     await s.close()
+
+
+async def test_a_schema_1_database_gains_the_reference_tables(postgres_url: str) -> None:
+    """A database made before the reference tables (schema 1, lists imported) is migrated to 2 at
+    open and keeps its lists."""
+    from eir.store import postgres as pg
+
+    old = PostgresStore(postgres_url)
+    saved = pg._MIGRATIONS[:]
+    pg._MIGRATIONS[:] = saved[:1]
+    try:
+        await old.open()
+        await old.import_version([imei("35209900176148")], [], source="before")
+    finally:
+        pg._MIGRATIONS[:] = saved
+        await old.close()
+    store = PostgresStore(postgres_url)
+    await store.open()
+    try:
+        assert (await store.lookup("35209900176148")).imei is not None
+        await store.import_reference("tac", [("35209900", "x")], source="t")
+        assert (await store.lookup("35209900176148")).device == "x"
+    finally:
+        await store.close()
+    rows = await _sql(postgres_url, "SELECT version FROM eir_schema ORDER BY version")
+    assert [r["version"] for r in rows] == [1, 2]

@@ -56,6 +56,8 @@ def test_the_walk_finds_every_command() -> None:
         "eir check",
         "eir lists import",
         "eir lists export",
+        "eir lists observations",
+        "eir lists sync",
         "eir lists versions",
         "eir lists rollback",
         "eir sightings clear",
@@ -63,7 +65,30 @@ def test_the_walk_finds_every_command() -> None:
         "eir sim mme",
         "eir sim msc",
         "eir sim amf",
+        "eir sim nrf",
+        "eir sim handle",
         "eir replay",
+        "eir scenario run",
+        *(
+            f"eir admin {c}"
+            for c in (
+                "check",
+                "lists add",
+                "lists remove",
+                "lists import",
+                "lists versions",
+                "lists rollback",
+                "faults set",
+                "faults clear",
+                "faults list",
+                "peers",
+                "sightings",
+                "config",
+            )
+        ),
+        "eir faults set",
+        "eir faults clear",
+        "eir faults list",
     }
 
 
@@ -71,7 +96,8 @@ def test_the_walk_finds_every_command() -> None:
 def test_every_option_is_in_the_readme_row_of_its_command(command: str) -> None:
     row = _row(command)
     options = _options(COMMANDS[command])
-    if command != "eir replay":  # replay reads a capture and talks to a target: no config, no store
+    # replay reads a capture and talks to a target, sim nrf is a stand-alone NRF: no config, no store
+    if command not in ("eir replay", "eir sim nrf"):
         assert options >= COMMON, f"{command} lacks the common options"
     missing = sorted(o for o in options - COMMON if not _mentions(row, o))
     assert not missing, f"README.md's row for {command} does not mention {missing}"

@@ -21,6 +21,7 @@ from protocols.sigtran import (
     EirSigtranStack,
     EquipmentStatus,
     MapError,
+    MessageRefused,
     encode_check_imei_begin,
     m3ua,
     sccp,
@@ -43,7 +44,20 @@ def _up(eir: EirSigtranStack, rc: int | None) -> None:
     assert eir.m3ua.state is m3ua.AspState.ACTIVE
 
 
-def _twins(rc: int | None = 5, max_dialogues: int = 10000) -> tuple[EirSigtranStack, EirSigtranStack]:
+_ADDRESSING: dict[str, Any] = {
+    "point_codes": frozenset({2}),
+    "network_indicators": frozenset({2}),
+    "accept_global_titles": (EIR_GT,),
+    "screen_opcs": frozenset({1}),
+    "screen_calling_gt_prefixes": ("4917",),
+}
+"""Addressing and screening on (issue 10): a mutated DPC, NI, OPC or GT is refused (DUNA, UDTS or
+dropped) — by the general path before the memo may learn the shape, in the same order either way."""
+
+
+def _twins(
+    rc: int | None = 5, max_dialogues: int = 10000, addressing: bool = False
+) -> tuple[EirSigtranStack, EirSigtranStack]:
     pair = []
     for memo in (True, False):
         eir = EirSigtranStack(
@@ -53,6 +67,7 @@ def _twins(rc: int | None = 5, max_dialogues: int = 10000) -> tuple[EirSigtranSt
             global_title=EIR_GT,
             max_dialogues=max_dialogues,
             dialogue_timeout=5.0,
+            **(_ADDRESSING if addressing else {}),
         )
         if not memo:
             eir.memo = None
@@ -255,6 +270,7 @@ def _same_state(a: EirSigtranStack, b: EirSigtranStack) -> None:
     cuts=st.lists(st.integers(0, 2000), max_size=6),
     rc=st.sampled_from([5, None]),
     max_dialogues=st.sampled_from([10000, 10000, 10000, 3]),
+    addressing=st.booleans(),
 )
 def test_memo_agrees_with_the_general_path(
     messages: list[tuple[int, list[tuple[int, int]], list[tuple[str, int, int]], bool]],
@@ -263,12 +279,13 @@ def test_memo_agrees_with_the_general_path(
     cuts: list[int],
     rc: int | None,
     max_dialogues: int,
+    addressing: bool,
 ) -> None:
     """The same stream, in the same chunks, into a stack with the memo and one without: after
     every chunk the same events (routes and invokes included), the same bytes out, counters, open
     dialogues, ASP state and timer; then each request answered (a status, an error, or not at all,
     in stream order) gives the same bytes, and so does letting the dialogues expire."""
-    fast, general = _twins(rc, max_dialogues)
+    fast, general = _twins(rc, max_dialogues, addressing)
     stream = b""
     for i, (seed, edits, mutations, framed) in enumerate(messages):
         msg = _SEEDS[seed]
@@ -284,6 +301,7 @@ def test_memo_agrees_with_the_general_path(
     now = 0.0
     pending: list[tuple[CheckImeiRequested, CheckImeiRequested]] = []
     took = 0
+    refused: set[str] = set()
     for lo, hi in itertools.pairwise(bounds):
         chunk = stream[lo:hi]
         ea = fast.receive_data(chunk, now)
@@ -291,9 +309,12 @@ def test_memo_agrees_with_the_general_path(
         assert ea == eb
         _same_state(fast, general)
         took += sum(1 for x in ea if isinstance(x, CheckImeiRequested) and x.route.shape is not None)
+        refused |= {x.check for x in ea if isinstance(x, MessageRefused)}
         pending += [(x, y) for x, y in zip(ea, eb, strict=True) if isinstance(x, CheckImeiRequested)]
         now += 1.0
     event(f"fast path took {min(took, 3)}{'+' if took >= 3 else ''}")
+    if addressing:
+        event(f"refused {'+'.join(sorted(refused)) or 'nothing'}")
     for (x, y), how in zip(pending, actions * (1 + len(pending)), strict=False):
         if how == "timer":
             now += 3.0

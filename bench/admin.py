@@ -1,0 +1,247 @@
+"""The admin API (issue 9): how fast it answers checks, and how soon a list change made through it
+is what an S13 check answers.
+
+* ``check``: h2load against ``GET /api/v1/check?imei=…`` (the whole explanation, as ``eir check
+  --explain --json`` gives it, with a bearer token) of an ``eir serve`` on SQLite with the demo
+  lists: h2c (``-c 4 -m 64``) and HTTP/1.1 keep-alive (``--h1 -c 16 -m 1``). Figures: req/s,
+  p50/p99, the server's CPU time per request (utime+stime from /proc; the wall clock is shared
+  with the client on this machine). Target ≥ 5,000 req/s.
+* ``change_to_visible``: ``PUT /api/v1/lists/entries/{imei}`` (alternately black and grey) and
+  then S13 ECRs from the simulated MME on a connection kept open, until the ECA carries the new
+  Equipment-Status; the time from sending the PUT to that ECA, p50/p99 over the rounds, on SQLite
+  and on PostgreSQL (the suite's ephemeral server). On PostgreSQL also the time until a *second*
+  instance on the same database answers the new status (through LISTEN/NOTIFY). Target ≤ 50 ms p99.
+
+``python -m bench.admin [--quick]`` runs this section alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from testkit.proc import cpu_seconds
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "bench-admin-token"
+IMEI = "490154203237518"  # white in the demo lists
+
+
+def _eir(
+    tmp: Path, name: str, store_url: str | None, diameter: bool
+) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    d = tmp / name
+    d.mkdir()
+    conf = d / "eir.yaml"
+    conf.write_text(
+        yaml.safe_dump(
+            {
+                "data_dir": str(d / "data"),
+                "log": {"level": "warning", "format": "json"},
+                "diameter": {"enabled": diameter, "listen": ["127.0.0.1:0"], "transports": ["tcp"]},
+                "m3ua": {"enabled": False},
+                "n5g": {"enabled": False},
+                "metrics": {"enabled": False},
+                "admin": {"listen": ["127.0.0.1:0"], "token": TOKEN},
+                "policy": {"unknown_equipment": "white"},
+                "store": {"url": store_url or f"sqlite:///{d / 'data' / 'eir.db'}"},
+                "lists": {"import_on_start": [str(ROOT / "config" / "lists" / "demo.csv")]},
+            }
+        )
+    )
+    ready = d / "ready.json"
+    exe = Path(sys.executable).parent / "eir"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "eir.cli"]
+    log = (d / "eir.log").open("wb")
+    proc = subprocess.Popen(
+        [*cmd, "serve", "-q", "--config", str(conf), "--ready-file", str(ready)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    deadline = time.monotonic() + 30
+    while not ready.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"eir serve did not start: {(d / 'eir.log').read_text()[-2000:]}")
+        time.sleep(0.05)
+    return proc, json.loads(ready.read_text())
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return round(s[min(len(s) - 1, int(q * len(s)))], 3)
+
+
+def _h2load(url: str, n: int, pid: int, tmp: Path, name: str, args: list[str]) -> dict[str, Any]:
+    log = tmp / f"{name}.log"
+    cpu0 = cpu_seconds(pid) or 0.0
+    res = subprocess.run(
+        ["h2load", *args, "-n", str(n), "-H", f"authorization: Bearer {TOKEN}", "--log-file", str(log), url],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    cpu = (cpu_seconds(pid) or 0.0) - cpu0
+    done = ok = 0
+    rps = 0.0
+    for line in res.stdout.splitlines():
+        if line.startswith("finished in"):
+            rps = float(line.split(",")[1].split()[0])
+        elif line.startswith("requests:"):
+            parts = line.replace(",", "").split()
+            done = int(parts[parts.index("done") - 1])
+        elif line.startswith("status codes:"):
+            ok = int(line.split()[2])
+    durations = [
+        int(f[2]) / 1000
+        for f in (ln.split("\t") for ln in log.read_text().splitlines())
+        if len(f) == 3 and f[2].isdigit()
+    ]
+    return {
+        "h2load": " ".join(args),
+        "requests": n,
+        "done": done,
+        "status_2xx": ok,
+        "req_per_s": round(rps),
+        "p50_ms": _pct(durations, 0.50),
+        "p99_ms": _pct(durations, 0.99),
+        "server_cpu_us_per_req": round(cpu / max(done, 1) * 1e6, 1),
+        "h2load_rc": res.returncode,
+    }
+
+
+def _check_rate(tmp: Path, quick: bool) -> dict[str, Any]:
+    proc, ready = _eir(tmp, "rate", None, diameter=False)
+    try:
+        host, port, _ = ready["admin"][0]
+        url = f"http://{host}:{port}/api/v1/check?imei={IMEI}"
+        n = 20_000 if quick else 100_000
+        _h2load(url, 2000, proc.pid, tmp, "warmup", ["-c", "4", "-m", "64"])
+        return {
+            "url": "/api/v1/check?imei=" + IMEI,
+            "h2c": _h2load(url, n, proc.pid, tmp, "h2c", ["-c", "4", "-m", "64"]),
+            "http1_keepalive": _h2load(url, n // 2, proc.pid, tmp, "h1", ["--h1", "-c", "16", "-m", "1"]),
+            "target_req_per_s": 5000,
+        }
+    finally:
+        _stop(proc)
+
+
+async def _visible(ready: dict[str, Any], others: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
+    import httpx
+
+    from simulations.mme import SimulatedMme
+
+    host, port, _ = ready["admin"][0]
+    code = {"black": "black", "grey": "grey"}
+    own: list[float] = []
+    other: list[float] = []
+    put: list[float] = []
+    mmes = [await SimulatedMme.connect(r["diameter"][0][0], r["diameter"][0][1]) for r in [ready, *others]]
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://{host}:{port}/api/v1", headers={"authorization": f"Bearer {TOKEN}"}
+        ) as c:
+            imei = "35394206000093"
+            for i in range(rounds):
+                status = "black" if i % 2 == 0 else "grey"
+                t0 = time.perf_counter()
+                r = await c.put(f"/lists/entries/{imei}", json={"status": status})
+                r.raise_for_status()
+                put.append((time.perf_counter() - t0) * 1000)
+                for k, mme in enumerate(mmes):
+                    for _ in range(2000):  # bounded: 2,000 checks
+                        res = await mme.check(imei)
+                        if res.verdict == code[status]:
+                            break
+                        await asyncio.sleep(0.001)
+                    else:
+                        raise RuntimeError(f"instance {k} never answered {status}")
+                    (own if k == 0 else other).append((time.perf_counter() - t0) * 1000)
+    finally:
+        for mme in mmes:
+            await mme.close()
+    out: dict[str, Any] = {
+        "rounds": rounds,
+        "p50_ms": _pct(own, 0.5),
+        "p99_ms": _pct(own, 0.99),
+        "max_ms": _pct(own, 1.0),
+        "put_answered": {"p50_ms": _pct(put, 0.5), "p99_ms": _pct(put, 0.99)},
+    }
+    if other:
+        out["second_instance"] = {
+            "p50_ms": _pct(other, 0.5),
+            "p99_ms": _pct(other, 0.99),
+            "max_ms": _pct(other, 1.0),
+        }
+    return out
+
+
+def _change_to_visible(tmp: Path, quick: bool) -> dict[str, Any]:
+    rounds = 50 if quick else 300
+    out: dict[str, Any] = {"target_p99_ms": 50}
+    proc, ready = _eir(tmp, "sqlite", None, diameter=True)
+    try:
+        out["sqlite"] = asyncio.run(_visible(ready, [], rounds))
+    finally:
+        _stop(proc)
+    from testkit.services import start_postgres
+
+    pg = start_postgres()
+    url = pg.new_database()
+    a, ra = _eir(tmp, "pg-a", url, diameter=True)
+    try:
+        b, rb = _eir(tmp, "pg-b", url, diameter=True)
+        try:
+            out["postgresql"] = asyncio.run(_visible(ra, [rb], rounds))
+        finally:
+            _stop(b)
+    finally:
+        _stop(a)
+    return out
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-admin-") as d:
+        tmp = Path(d)
+        if shutil.which("h2load") is None:
+            out["check"] = {"skipped": "h2load missing (Debian nghttp2-client)"}
+        else:
+            out["check"] = _check_rate(tmp, quick)
+        out["change_to_visible"] = _change_to_visible(tmp, quick)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.admin")
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args(argv)
+    print(json.dumps(run(args.quick), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,298 @@
+"""National list formats (eir/formats): import rates and the cost of the reference rules.
+
+* ``dirbs_blacklist``: a DIRBS blacklist of ``n`` rows (``imei,block_date,reasons``; a tenth of the
+  IMEIs with 15 digits, so normalisation is on the path) — parse + validate (``parse_rows_per_s``)
+  and the whole ``eir lists import`` path into SQLite (``total_rows_per_s``). Goal ≥ 200k rows/s.
+* ``gsma_tac``: a GSMA TAC file of ``n_tac`` rows (the 17 pipe-separated columns) — parse and load
+  the TAC reference table into SQLite.
+* ``check_rate``: the real checker over SQLite (100k listed IMEIs), each of ``CHECKS`` distinct
+  IMEIs checked once (cold: every check reaches the store), first with no reference tables
+  (``off``), then with a TAC table and a registration table loaded and both rules on (``on``).
+  CPU time of the process (``time.process_time``): the machine is shared and its wall clock
+  noisy; wall figures are printed too. This isolates the store and policy (a check is ~6 us there),
+  so it shows the rules' own cost at its largest.
+* ``s13_check_rate``: the same comparison end to end — a real ``eir serve`` (SQLite, clone rule
+  off) answering a pipelined S13 load of fresh IMEIs (a 1M-IMEI population, window 128) from the
+  simulated MME, ``eir serve``'s CPU time per ECR from /proc: ``off`` with the 100k-row blacklist
+  only, ``on`` with a 100k-TAC table and a 333k-IMEI registration list loaded and both rules on.
+  Goal: ``on`` ≥ 0.9 x ``off`` in ECRs per CPU-second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BASE = 35_000_000_000_000
+CHECKS = 50_000
+GSMA_HEADER = (
+    "TAC|Marketing Name|Internal Model Name|Manufacturer|Bands|Allocation Date|Country Code|Fixed Code|"
+    "Manufacturer Code|Radio Interface|Brand Name|Model Name|Operating System|NFC|Bluetooth|WLAN|Device Type"
+)
+
+
+def _timed(fn: Any) -> tuple[Any, float, float]:
+    c0, w0 = time.process_time(), time.perf_counter()
+    out = fn()
+    return out, time.process_time() - c0, time.perf_counter() - w0
+
+
+def _write_blacklist(path: Path, n: int) -> None:
+    reasons = ["LOCAL STOLEN", "DUPLICATE|GSMA NOT FOUND", "NOT ON REGISTRATION LIST"]
+    with path.open("w") as f:
+        f.write("imei,block_date,reasons\n")
+        for i in range(n):
+            imei = str(BASE + i * 37)
+            if i % 10 == 0:
+                imei += "0"
+            f.write(f"{imei},2026{1 + i % 12:02d}{1 + i % 28:02d},{reasons[i % 3]}\n")
+
+
+def _write_gsma(path: Path, n: int) -> None:
+    with path.open("w") as f:
+        f.write(GSMA_HEADER + "\n")
+        for i in range(n):
+            tac = 35_000_000 + i
+            f.write(
+                f"{tac}|Phone {i}|M{i}|Maker {i % 500}|GSM 900,LTE FDD BAND 1|01-Jan-2020|410|0|M{i % 500}|"
+                f"LTE|Brand {i % 500}|Model {i}|Android|Y|Y|Y|Smartphone\n"
+            )
+
+
+async def _import_bench(tmp: Path, n: int, n_tac: int) -> dict[str, Any]:
+    from eir.lists import ParsedList, ParsedReference, import_parsed, import_reference, parse_file
+    from eir.store.sqlite import SqliteStore
+
+    res: dict[str, Any] = {}
+    bl = tmp / "blacklist.csv"
+    _write_blacklist(bl, n)
+    store = SqliteStore(f"sqlite:///{tmp / 'imp.db'}", str(tmp), keep_versions=1)
+    await store.open()
+    try:
+        parsed, cpu_p, wall_p = _timed(lambda: parse_file(bl))
+        assert isinstance(parsed, ParsedList) and parsed.ok and len(parsed.entries) == n
+        c0, w0 = time.process_time(), time.perf_counter()
+        await import_parsed(store, parsed)
+        cpu_i, wall_i = time.process_time() - c0, time.perf_counter() - w0
+        res["dirbs_blacklist"] = {
+            "rows": n,
+            "normalised": parsed.normalised.counts,
+            "parse_cpu_s": round(cpu_p, 3),
+            "parse_rows_per_s": round(n / cpu_p),
+            "import_cpu_s": round(cpu_i, 3),
+            "total_rows_per_s": round(n / (cpu_p + cpu_i)),
+            "total_rows_per_s_wall": round(n / (wall_p + wall_i)),
+        }
+        print(f"  dirbs blacklist: {res['dirbs_blacklist']}", flush=True)
+        # `eir lists import` reads one file per process: drop the 1M parsed rows, which the cyclic
+        # GC would otherwise walk again and again during the next import
+        del parsed
+        gc.collect()
+
+        tac = tmp / "tac.txt"
+        _write_gsma(tac, n_tac)
+        ref, cpu_p, wall_p = _timed(lambda: parse_file(tac))
+        assert isinstance(ref, ParsedReference) and ref.ok and len(ref.items) == n_tac
+        c0, w0 = time.process_time(), time.perf_counter()
+        await import_reference(store, ref)
+        cpu_i, wall_i = time.process_time() - c0, time.perf_counter() - w0
+        res["gsma_tac"] = {
+            "rows": n_tac,
+            "parse_rows_per_s": round(n_tac / cpu_p),
+            "load_cpu_s": round(cpu_i, 3),
+            "total_rows_per_s": round(n_tac / (cpu_p + cpu_i)),
+            "total_rows_per_s_wall": round(n_tac / (wall_p + wall_i)),
+            "note": "load: the table replaced in one transaction and read back into memory (the SQLite "
+            "store holds the TAC table in memory)",
+        }
+        print(f"  gsma tac: {res['gsma_tac']}", flush=True)
+    finally:
+        await store.close()
+    return res
+
+
+async def _check_rate(tmp: Path, checks: int) -> dict[str, Any]:
+    from eir.checker import PolicyChecker
+    from eir.config import load_config
+    from eir.model import CheckRequest, Interface, Status
+    from eir.store.base import EntryKind, EntryRows
+    from eir.store.sqlite import SqliteStore
+
+    class NoEvents:
+        def publish(self, topic: str, payload: dict[str, Any]) -> None:
+            return None
+
+    store = SqliteStore(f"sqlite:///{tmp / 'rate.db'}", str(tmp), keep_versions=1)
+    await store.open()
+    res: dict[str, Any] = {"checks": checks, "listed": 100_000}
+    try:
+        await store.import_version(
+            EntryRows(
+                [(EntryKind.IMEI, str(BASE + i * 37), None, Status.BLACK, None, "x") for i in range(100_000)]
+            ),
+            [],
+            source="bench",
+        )
+        rng = random.Random(7)
+
+        async def rate(label: str, cfg: Any) -> float:
+            c = PolicyChecker(cfg, store, NoEvents())
+            reqs = [
+                CheckRequest(
+                    imei=str(BASE + rng.randrange(0, 10_000_000) * 7), imsi=None, interface=Interface.S13
+                )
+                for _ in range(checks)
+            ]
+            await c.check(reqs[0])  # the watch is set up on the first check
+            c0, w0 = time.process_time(), time.perf_counter()
+            for r in reqs:
+                await c.check(r)
+            cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+            res[label] = {"checks_per_s_cpu": round(checks / cpu), "checks_per_s_wall": round(checks / wall)}
+            print(f"  check rate {label}: {res[label]}", flush=True)
+            return checks / cpu
+
+        base_cfg = load_config(None, environ={}, overrides={"policy": {"clone": {"enabled": False}}})
+        off = await rate("off", base_cfg)
+        await store.import_reference(
+            "tac",
+            ((str(35_000_000 + i), '{"brand_name": "B"}') for i in range(0, 100_000, 2)),
+            source="bench",
+        )
+        await store.import_reference(
+            "registration", ((str(BASE + i * 7), "{}") for i in range(0, 1_000_000, 3)), source="bench"
+        )
+        await store.import_version([], [], source="tables", delta=True)
+        on = await rate("on", base_cfg)
+        res["on_vs_off"] = round(on / off, 3)
+        print(f"  on/off: {res['on_vs_off']} (goal >= 0.9)", flush=True)
+    finally:
+        await store.close()
+    return res
+
+
+def _serve(tmp: Path, files: list[Path]) -> tuple[Any, tuple[str, int]]:
+    import os
+    import subprocess
+
+    import yaml
+
+    from bench.diameter import ROOT, _wait_for
+
+    cfg = {
+        "data_dir": str(tmp / "data"),
+        "log": {"level": "warning", "format": "json"},
+        "diameter": {"listen": ["127.0.0.1:0"], "transports": ["tcp"]},
+        "m3ua": {"enabled": False},
+        "n5g": {"enabled": False},
+        "metrics": {"listen": "127.0.0.1:0"},
+        "store": {"url": f"sqlite:///{tmp / 'data' / 'eir.db'}"},
+        "shutdown_grace": 1.0,
+        "policy": {"clone": {"enabled": False}},
+    }
+    (tmp / "data").mkdir(parents=True, exist_ok=True)
+    conf = tmp / "eir.yaml"
+    conf.write_text(yaml.safe_dump(cfg))
+    eir = [sys.executable, "-m", "eir.cli"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for f in files:
+        subprocess.run(
+            [*eir, "lists", "import", str(f), "-q", "--config", str(conf)],
+            check=True,
+            cwd=tmp,
+            env=env,
+            capture_output=True,
+            timeout=300,
+        )
+    ready = tmp / "ready.json"
+    log = (tmp / "eir.log").open("wb")
+    proc = subprocess.Popen(
+        [*eir, "serve", "--config", str(conf), "--ready-file", str(ready)],
+        cwd=tmp,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    info = json.loads(_wait_for(ready, proc, "eir serve"))
+    host, port = info["diameter"][0][:2]
+    return proc, (host, int(port))
+
+
+async def _s13_load(addr: tuple[str, int], pid: int, count: int, repeat: int) -> dict[str, Any]:
+    from simulations.mme import SimulatedMme
+    from testkit.proc import cpu_seconds
+
+    mme = await SimulatedMme.connect(*addr)
+    try:
+        first = str(BASE + 3)
+        await mme.load(first, count=2000, window=64, tally=False, population=(1_000_000, 1))
+        best_cpu: float | None = None
+        verdicts: dict[str, int] = {}
+        for _ in range(repeat):
+            c0 = cpu_seconds(pid)
+            s = await mme.load(first, count=count, window=128, tally=True, population=(1_000_000, 1))
+            c1 = cpu_seconds(pid)
+            verdicts = dict(s.verdicts)
+            if c0 is not None and c1 is not None and c1 > c0:
+                us = (c1 - c0) / count * 1e6
+                best_cpu = us if best_cpu is None else min(best_cpu, us)
+        return {"count": count, "eir_cpu_us_per_ecr": round(best_cpu or 0.0, 2), "verdicts": verdicts}
+    finally:
+        await mme.close()
+
+
+def _s13_rate(tmp: Path, quick: bool) -> dict[str, Any]:
+    from bench.diameter import _stop
+
+    bl = tmp / "s13-blacklist.csv"
+    with bl.open("w") as f:
+        f.write("imei,block_date,reasons\n")
+        for i in range(100_000):
+            f.write(f"{BASE + i * 37},20260101,LOCAL STOLEN\n")
+    tac = tmp / "s13-tac.txt"
+    _write_gsma(tac, 100_000)
+    reg = tmp / "s13-registration.csv"
+    with reg.open("w") as f:
+        f.write(
+            "approved_imei,make,model,status,model_number,brand_name,device_type,radio_interface,device_id\n"
+        )
+        for i in range(0, 1_000_000, 3):
+            f.write(f"{BASE + 3 + i},Maker,Model,whitelist,M1,Brand,Smartphone,LTE,d{i}\n")
+    count, repeat = (20_000, 2) if quick else (60_000, 3)
+    res: dict[str, Any] = {}
+    for label, files in (("off", [bl]), ("on", [bl, tac, reg])):
+        proc, addr = _serve(tmp / f"s13-{label}", files)
+        try:
+            res[label] = asyncio.run(_s13_load(addr, proc.pid, count, repeat))
+        finally:
+            _stop(proc)
+        print(f"  s13 {label}: {res[label]}", flush=True)
+    off, on = res["off"]["eir_cpu_us_per_ecr"], res["on"]["eir_cpu_us_per_ecr"]
+    res["on_vs_off"] = round(off / on, 3) if on else None
+    print(f"  s13 on/off (ECRs per CPU-second): {res['on_vs_off']} (goal >= 0.9)", flush=True)
+    return res
+
+
+def run(quick: bool) -> dict[str, Any]:
+    from eir.logging import setup_logging
+
+    setup_logging("error")
+    n = 1_000_000
+    n_tac = 100_000
+    with tempfile.TemporaryDirectory(prefix="eir-bench-import-") as td:
+        tmp = Path(td)
+        res = asyncio.run(_import_bench(tmp, n, n_tac))
+        res["check_rate"] = asyncio.run(_check_rate(tmp, CHECKS // 5 if quick else CHECKS))
+        res["s13_check_rate"] = _s13_rate(tmp, quick)
+    return res
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(quick="--quick" in sys.argv), indent=2))

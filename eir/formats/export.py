@@ -1,0 +1,127 @@
+"""Information sharing out: lists in DIRBS formats and observations as a DIRBS operator dump.
+
+* ``export_dirbs``: the black IMEI entries as a DIRBS blacklist (``imei,block_date,reasons``), the
+  notification entries as a DIRBS notification list (``imei,imsi,msisdn,block_date,reasons,
+  amnesty_granted``) or the pairings as a DIRBS exception list (``imei,imsi,msisdn``) — what
+  another EIR (``eir lists import``) or a CEIR reads back. Metadata kept from a DIRBS import (block
+  date, reasons, MSISDN) goes back out; for entries of our own CSV the reason becomes ``reasons``.
+  Ranges and TACs have no DIRBS row form: they are left out and counted.
+* ``export_observations``: what the EIR saw, as DIRBS's operator data dump ``date,imei,imsi,msisdn,
+  rat`` (``write_daily``: one file per day). The EIR keeps one sighting per (IMEI, IMSI) with the
+  time last seen (eir/sightings.py), for as long as the clone rule keeps them
+  (``policy.clone.window``), so a pair is one row dated the day it was last seen; MSISDN and RAT
+  are not kept and stay empty.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from eir.formats._common import dirbs_date, parse_tagged
+from eir.model import Status
+from eir.store.base import EntryKind, ListEntry, Pairing, Sighting
+
+__all__ = ["day_bounds", "export_dirbs", "export_observations", "write_daily"]
+
+HEADERS = {
+    "dirbs-blacklist": ["imei", "block_date", "reasons"],
+    "dirbs-notifications": ["imei", "imsi", "msisdn", "block_date", "reasons", "amnesty_granted"],
+    "dirbs-exceptions": ["imei", "imsi", "msisdn"],
+}
+
+
+async def export_dirbs(fmt: str, items: AsyncIterator[ListEntry | Pairing], out: IO[str]) -> int:
+    """Write one DIRBS list from the active version; returns the rows written."""
+    if fmt not in HEADERS:
+        raise ValueError(f"no DIRBS export format {fmt!r} (one of {', '.join(HEADERS)})")
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(HEADERS[fmt])
+    n = 0
+    async for x in items:
+        if isinstance(x, Pairing):
+            if fmt == "dirbs-exceptions" and x.kind.value == "pairing":
+                meta = (parse_tagged(x.reason) or ("", {}))[1]
+                w.writerow([x.imei, x.imsi, meta.get("msisdn", "")])
+                n += 1
+            continue
+        if x.kind not in (EntryKind.IMEI, EntryKind.IMEISV):
+            continue
+        tagged = parse_tagged(x.reason)
+        tag, meta = tagged if tagged is not None else ("", {})
+        if fmt == "dirbs-blacklist" and x.status is Status.BLACK:
+            reasons = meta.get("reasons", "") if tagged is not None else (x.reason or "")
+            w.writerow([x.key[:14], meta.get("block_date", ""), reasons])
+            n += 1
+        elif fmt == "dirbs-notifications" and tag == "dirbs-notifications":
+            w.writerow(
+                [
+                    x.key[:14],
+                    x.imsi or "",
+                    meta.get("msisdn", ""),
+                    meta.get("block_date", ""),
+                    meta.get("reasons", ""),
+                    "True" if meta.get("amnesty") == "true" else "False",
+                ]
+            )
+            n += 1
+    return n
+
+
+def day_bounds(since: str | None, until: str | None, now: float) -> tuple[float, float]:
+    """``--since``/``--until`` days (UTC, inclusive) → ``[start, end)`` UNIX times."""
+
+    def day(text: str, what: str) -> float:
+        d = dirbs_date(text, what)
+        return datetime(int(d[:4]), int(d[4:6]), int(d[6:]), tzinfo=UTC).timestamp()
+
+    start = day(since, "--since") if since else 0.0
+    end = day(until, "--until") + 86400.0 if until else now + 86400.0
+    if end <= start:
+        raise ValueError("--until is before --since")
+    return start, end
+
+
+def export_observations(rows: Sequence[Sighting], out: IO[str], *, until: float | None = None) -> int:
+    """Write ``date,imei,imsi,msisdn,rat`` rows (IMSI sightings only; origins are not IMSIs),
+    sorted by date then IMEI; returns the rows written."""
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["date", "imei", "imsi", "msisdn", "rat"])
+    days: dict[int, str] = {}
+    picked = []
+    for imei, kind, value, seen in rows:
+        if kind != "i" or (until is not None and seen >= until):
+            continue
+        d = int(seen // 86400)
+        text = days.get(d)
+        if text is None:
+            text = days[d] = datetime.fromtimestamp(d * 86400, UTC).strftime("%Y%m%d")
+        picked.append((text, imei, value))
+    picked.sort()
+    w.writerows([d, imei, imsi, "", ""] for d, imei, imsi in picked)
+    return len(picked)
+
+
+def write_daily(
+    rows: Sequence[Sighting], directory: str | Path, *, since: float, until: float
+) -> list[tuple[str, int]]:
+    """One ``<YYYYMMDD>_observations.csv`` per UTC day with sightings in ``[since, until)`` (each
+    written to a temporary name and renamed); returns (file name, rows) per file."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    by_day: dict[int, list[Sighting]] = {}
+    for r in rows:
+        if r[1] == "i" and since <= r[3] < until:
+            by_day.setdefault(int(r[3] // 86400), []).append(r)
+    out = []
+    for day in sorted(by_day):
+        name = datetime.fromtimestamp(day * 86400, UTC).strftime("%Y%m%d") + "_observations.csv"
+        tmp = d / (name + ".tmp")
+        with tmp.open("w", newline="", encoding="utf-8") as f:
+            n = export_observations(by_day[day], f)
+        tmp.replace(d / name)
+        out.append((name, n))
+    return out
