@@ -32,6 +32,8 @@ SECTIONS = (
     "limits",
     "diameter_tls",
     "import",
+    "mqtt",
+    "overload",
 )
 
 

@@ -7,8 +7,9 @@ close listeners, close each association gracefully (Diameter DPR/DPA, M3UA ASP-D
 then write the queued clone sightings, close the store and MQTT; a second signal forces the exit.
 
 ``--workers N`` starts N-1 more processes on the same ports (SO_REUSEPORT): the kernel spreads new
-connections across them, and they share the store (SQLite WAL file, PostgreSQL or Redis). Worker i
-serves its own metrics on the metrics port + i; a worker that dies is started again.
+connections across them, and they share the store (SQLite WAL file, PostgreSQL or Redis). Worker 0
+serves one /metrics for all, each series labelled with its worker (eir/servers/metrics_http.py); a
+worker that dies is started again.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ import contextlib
 import importlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -87,16 +90,24 @@ def serve_command(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"eir: configuration error: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    setup_logging(config.log.level, config.log.format)
+    setup_logging(config.log.level, config.log.format, mask_identities=config.log.mask_identities)
     worker_index = int(os.environ.get("_EIR_WORKER_INDEX", "0"))
     workers = _Workers(args, config.workers) if config.workers > 1 and worker_index == 0 else None
+    metrics_dir = None
     if workers is not None:
+        # the other workers serve their metrics on Unix sockets here; worker 0 aggregates them
+        from eir.servers.metrics_http import WORKER_DIR_ENV
+
+        metrics_dir = tempfile.mkdtemp(prefix="eir-metrics-")
+        os.environ[WORKER_DIR_ENV] = metrics_dir
         workers.start()
     try:
-        return run(config, ready_file=args.ready_file, worker_index=worker_index)
+        return run(config, ready_file=args.ready_file, worker_index=worker_index, config_path=args.config)
     finally:
         if workers is not None:
             workers.stop(config.shutdown_grace + 5)
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 class _Workers:
@@ -153,7 +164,9 @@ class _Workers:
                 p.kill()
 
 
-def run(config: Config, *, ready_file: str | None = None, worker_index: int = 0) -> int:
+def run(
+    config: Config, *, ready_file: str | None = None, worker_index: int = 0, config_path: str | None = None
+) -> int:
     """Run the EIR until SIGINT/SIGTERM. Returns the process exit code."""
     try:
         import uvloop
@@ -162,13 +175,15 @@ def run(config: Config, *, ready_file: str | None = None, worker_index: int = 0)
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         runner = asyncio.run
     try:
-        return int(runner(_main(config, ready_file, worker_index)))
+        return int(runner(_main(config, ready_file, worker_index, config_path)))
     except StartupError as e:
         get_logger().error("startup_failed", error=str(e), exit_code=e.exit_code)
         return e.exit_code
 
 
-async def _main(config: Config, ready_file: str | None, worker_index: int) -> int:
+async def _main(
+    config: Config, ready_file: str | None, worker_index: int, config_path: str | None = None
+) -> int:
     if config.workers > 1:  # every log line of this process says which worker wrote it
         import structlog
 
@@ -204,12 +219,15 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
         await _import_on_start(config, store, log)
 
     events: MqttEvents | NullEvents
-    if config.mqtt.enabled:
-        events = MqttEvents(config.mqtt.url, config.mqtt.topic_prefix, client_id=f"eir-{os.getpid()}")
-    else:
-        events = NullEvents()
+    # (the store: mqtt.lists_in applies list updates to it)
+    events = MqttEvents.from_config(config, worker_index, store) if config.mqtt.enabled else NullEvents()
     await events.start()
     register_metrics()
+    from eir.faults import REGISTRY as FAULTS
+
+    FAULTS.load(config.faults)  # validated with the config; changed at run time by the admin API
+    if config.faults:
+        log.warning("faults_configured", rules=[r.to_dict() for r in FAULTS.rules()])
     checker = build_checker(config, store, events, observations)
     await checker.start()
 
@@ -222,8 +240,8 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
             metrics_server, (mhost, mport) = await metrics_http.start(config, worker_index)
         except OSError as e:
             raise StartupError(f"metrics.listen {config.metrics.listen}: {e.strerror}", EXIT_BIND) from e
-        ready["metrics"] = [mhost, mport]
-        log.info("metrics_listening", address=f"{mhost}:{mport}")
+        if mport:  # (under --workers, only worker 0 listens; the others answer it on a Unix socket)
+            ready["metrics"] = [mhost, mport]
 
     if config.record.pcap:
         from eir import recording
@@ -255,7 +273,6 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
                 raise StartupError(f"{name}.listen: cannot bind ({e.strerror or e})", EXIT_BIND) from e
             servers.append(srv)
             ready[name] = [list(a) for a in srv.addresses()]
-            log.info("listening", interface=name, addresses=[f"{h}:{p}/{t}" for h, p, t in srv.addresses()])
         if admin_here:
             # worker 0 only: faults and sightings are per process, and the API must reach the same
             # one every time (list changes reach the other workers through the store)
@@ -271,11 +288,21 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
         await _shutdown(servers, checker, store, observations, events, config.shutdown_grace)
         raise
 
+    follower: asyncio.Task[None] | None = None
+    if worker_index == 0 and config.lists.sync_from and config.lists.sync_interval > 0:
+        from eir.list_sync import periodic
+
+        follower = asyncio.create_task(
+            periodic(store, config.lists.sync_from, config.data_dir, config.lists.sync_interval, log)
+        )
+
     if ready_file:
         tmp = Path(ready_file + ".tmp")
         tmp.write_text(json.dumps(ready))
         tmp.replace(ready_file)
-    log.info("eir_ready", pid=os.getpid())
+    from eir.banner import announce_start
+
+    await announce_start(config, config_path, store, ready, metrics_server, events, worker_index, log)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -294,6 +321,10 @@ async def _main(config: Config, ready_file: str | None, worker_index: int) -> in
     for s in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(s, on_signal, s)
     await stop.wait()
+    if follower is not None:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
     await _shutdown(servers, checker, store, observations, events, config.shutdown_grace)
     log.info("stopped")
     return EXIT_OK
@@ -311,7 +342,8 @@ async def _shutdown(
     log = get_logger()
     for s, r in zip(servers, results, strict=True):
         if isinstance(r, BaseException):
-            log.warning("shutdown_error", interface=s.name, error=repr(r))
+            iface = {"diameter": "s13", "m3ua": "map"}.get(s.name, s.name)  # the names logs use
+            log.warning("shutdown_error", interface=iface, error=repr(r))
     try:
         await checker.close()  # the sightings still queued go to the store before it closes
     except Exception as e:

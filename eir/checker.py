@@ -8,6 +8,10 @@ On the hot path of every interface (~20k checks/s per process), so it stays lean
 * Stores that set ``cache_lookups`` (remote ones, where a round trip costs far more than a dict
   lookup) get their answers cached per active version; the cache is dropped whenever ``watch``
   reports a new version.
+* A store that suspends (PostgreSQL, Redis) gets ``store.call_timeout`` seconds per check, connecting
+  included: a hung server (or one stopped with SIGSTOP) costs each check that long, not the
+  client library's connect + command timeouts (8 s by default). The call runs as its own Task so
+  that the limit holds even when the library delays its cancellation (:meth:`_limited`).
 * A store outage (StoreUnavailableError, connection errors, timeouts) becomes the configured
   ``store.on_unavailable`` answer (FAILURE = the interface's system-failure error, or a verdict),
   one log line when it starts and one when it ends, and ``eir_store_errors``. After a failure the
@@ -29,19 +33,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from time import perf_counter
+from typing import Any, TypeVar
 
 from eir.config import Config
 from eir.events import EventSink
-from eir.logging import get_logger
-from eir.metrics import CLONE_SUSPICIONS, LIST_VERSION, REQUESTS, STORE_ERRORS, VERDICTS
+from eir.logging import RateLimitedLog, get_logger
+from eir.metrics import (
+    CLONE_SUSPICIONS,
+    LIST_ENTRIES,
+    LIST_VERSION,
+    REQUESTS,
+    STORE_ERRORS,
+    STORE_SECONDS,
+    VERDICTS,
+)
 from eir.model import CheckRequest, Interface, Status, Verdict
 from eir.policy import CLONE_REASONS, Policy, Step
 from eir.sightings import SightingTracker
 from eir.store.base import IdentityStore, ImsiRules, Lookup, Sightings, StoreError
 
-__all__ = ["PolicyChecker", "build_checker"]
+__all__ = ["CallTimeoutError", "PolicyChecker", "build_checker"]
 
 RETRY_AFTER = 0.25
 """Seconds a failed store is not asked again (fallback answers meanwhile)."""
@@ -50,6 +63,22 @@ CACHE_SIZE = 100_000
 
 _OUTAGE_ERRORS: tuple[type[BaseException], ...] = (StoreError, OSError, TimeoutError, ConnectionError)
 _NO_RULES = ImsiRules()
+_STORE_LOOKUP = STORE_SECONDS.labels("lookup")
+_STORE_RULES = STORE_SECONDS.labels("imsi_rules")
+
+
+_T = TypeVar("_T")
+
+
+class CallTimeoutError(TimeoutError):
+    """A store call went past ``store.call_timeout``. ``alive``: the store answered other calls
+    since this one started — the delay was this process's (an event loop busy with a flood), so
+    only this check gets the fallback; otherwise the store counts as down for ``retry_after``
+    (every check answered the fallback at once meanwhile, as for any outage)."""
+
+    def __init__(self, limit: float, *, alive: bool) -> None:
+        super().__init__(f"no answer within store.call_timeout ({limit:g} s)")
+        self.alive = alive
 
 
 class PolicyChecker:
@@ -70,6 +99,16 @@ class PolicyChecker:
         self._clock = clock
         self._wall = wall
         self.retry_after = retry_after
+        self.call_timeout = config.store.call_timeout
+        """Seconds one check may wait for a store that suspends (PostgreSQL, Redis) before it
+        gets the ``on_unavailable`` answer (``store.call_timeout``)."""
+        self._store_answers = 0
+        """Store calls answered in time: a call that times out while others were answered found
+        the store alive (this process was too busy), not down (:class:`CallTimeoutError`)."""
+        self._slow_log = RateLimitedLog(config.log.rate_limit_burst, config.log.rate_limit_interval)
+        self._abandoned: set[asyncio.Future[Any]] = set()
+        """Store calls cut by call_timeout, still finishing in the background (held: a Task nobody
+        references may be garbage-collected mid-flight)."""
         self.policy = Policy(config.policy, wall=wall)
         self.handle = _handle_resolver(config, clock)
         self.store = store
@@ -90,6 +129,7 @@ class PolicyChecker:
         self._rules: dict[tuple[str, str], ImsiRules] = {}
         self._watching = False
         self._watch_registered = False
+        self._size_tasks: set[asyncio.Task[None]] = set()
         self._down_until = 0.0
         self._down: dict[str, bool] = {}
         self._requests: dict[Interface, Any] = {}
@@ -149,6 +189,7 @@ class PolicyChecker:
                 "check",
                 interface=iface.value,
                 imei=request.imei[:32],
+                sv=request.software_version,
                 imsi=request.imsi,
                 origin=request.origin,
                 status=verdict.status.value,
@@ -213,29 +254,20 @@ class PolicyChecker:
                 if steps is not None:
                     steps.append(Step(rule="store", outcome="failed", detail="unavailable"))
                 return self._fallback
+        imsi = req.imsi
         try:
             lookup = self._lookups.get((imei, imeisv)) if self._cache_on else None
-            if lookup is None:
-                if self._store_needs_task and asyncio.current_task() is None:
-                    await asyncio.sleep(0)  # continue under the server's Task (module docstring)
-                lookup = await self.store.lookup(imei, imeisv)
-                if self._cache_on:
-                    if len(self._lookups) >= CACHE_SIZE:
-                        self._lookups.clear()
-                    self._lookups[(imei, imeisv)] = lookup
-            rules = _NO_RULES
-            imsi = req.imsi
-            if imsi:
-                r = self._rules.get((imsi, imei)) if self._cache_on else None
-                if r is None:
-                    if self._store_needs_task and asyncio.current_task() is None:
-                        await asyncio.sleep(0)
-                    r = await self.store.imsi_rules(imsi, imei)
-                    if self._cache_on and len(imsi) <= 16:
-                        if len(self._rules) >= CACHE_SIZE:
-                            self._rules.clear()
-                        self._rules[(imsi, imei)] = r
-                rules = r
+            r = self._rules.get((imsi, imei)) if self._cache_on and imsi else None
+            if lookup is None or (imsi and r is None):
+                if self._store_needs_task:
+                    if asyncio.current_task() is None:
+                        await asyncio.sleep(0)  # continue under the server's Task (module docstring)
+                    lookup, r = await self._limited(self._fetch(imei, imeisv, imsi, lookup, r))
+                else:
+                    lookup, r = await self._fetch(imei, imeisv, imsi, lookup, r)
+            rules = r if imsi and r is not None else _NO_RULES
+            if lookup is None:  # never: _fetch fills it (said for the type checker)
+                raise StoreError("store gave no lookup")
         except _OUTAGE_ERRORS as e:
             self._store_failed("store", self._store_name, e)
             if steps is not None:
@@ -268,6 +300,28 @@ class PolicyChecker:
             if reason is not None:
                 self._clone_suspected(imei, req, sightings, reason, verdict)
         return verdict
+
+    async def _fetch(
+        self, imei: str, imeisv: str | None, imsi: str | None, lookup: Lookup | None, rules: ImsiRules | None
+    ) -> tuple[Lookup, ImsiRules | None]:
+        """The store's answers the cache did not have (filling the cache)."""
+        if lookup is None:
+            t0 = perf_counter()
+            lookup = await self.store.lookup(imei, imeisv)
+            _STORE_LOOKUP.observe(perf_counter() - t0)
+            if self._cache_on:
+                if len(self._lookups) >= CACHE_SIZE:
+                    self._lookups.clear()
+                self._lookups[(imei, imeisv)] = lookup
+        if imsi and rules is None:
+            t0 = perf_counter()
+            rules = await self.store.imsi_rules(imsi, imei)
+            _STORE_RULES.observe(perf_counter() - t0)
+            if self._cache_on and len(imsi) <= 16:
+                if len(self._rules) >= CACHE_SIZE:
+                    self._rules.clear()
+                self._rules[(imsi, imei)] = rules
+        return lookup, rules
 
     def _observe(self, tracker: SightingTracker, imei: str, req: CheckRequest) -> Sightings:
         imsi = req.imsi
@@ -340,6 +394,12 @@ class PolicyChecker:
 
     def _store_failed(self, which: str, name: str, e: BaseException) -> None:
         STORE_ERRORS.labels(name).inc()
+        if isinstance(e, CallTimeoutError) and e.alive:
+            # the store answered other calls meanwhile: this check's fallback, no outage
+            self._slow_log.warning(
+                self._log, "store_call_timeout", "store_call_timeout", store=name, error=str(e)
+            )
+            return
         if which == "store":
             # From the moment of failure: a store that takes longer than RETRY_AFTER to fail (a
             # black-holed server, a connect timeout) must still be left alone for RETRY_AFTER.
@@ -355,6 +415,39 @@ class PolicyChecker:
         self._down[which] = False
         self._log.info(f"{which}_recovered", store=name)
 
+    async def _limited(self, call: Coroutine[Any, Any, _T]) -> _T:
+        """``call`` (a call to a store that suspends) within ``store.call_timeout``: past it, a
+        TimeoutError now, and the call is cancelled and left to finish in the background.
+
+        Not ``asyncio.timeout``: a client library may hold up its own cancellation — asyncpg, for
+        one, waits for the server to acknowledge a cancelled query, up to its command timeout, and
+        a server stopped with SIGSTOP never does. A separate Task makes the limit hold whatever
+        the library does; what is abandoned meanwhile is bounded by the library's pool."""
+        answered = self._store_answers
+        task = asyncio.ensure_future(call)
+        try:
+            done, _ = await asyncio.wait((task,), timeout=self.call_timeout)
+        except asyncio.CancelledError:  # our own check was cancelled (its connection went away)
+            task.cancel()
+            self._abandon(task)
+            raise
+        if not done:
+            task.cancel()
+            self._abandon(task)
+            raise CallTimeoutError(self.call_timeout, alive=self._store_answers != answered)
+        result = task.result()
+        self._store_answers += 1
+        return result
+
+    def _abandon(self, task: asyncio.Future[Any]) -> None:
+        self._abandoned.add(task)
+        task.add_done_callback(self._abandoned_done)
+
+    def _abandoned_done(self, task: asyncio.Future[Any]) -> None:
+        self._abandoned.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: the failure was already answered and counted
+
     async def _start_watch(self) -> None:
         # Register the callback once: a store that is down when asked for its active version must
         # not collect a second callback on the next check.
@@ -362,19 +455,26 @@ class PolicyChecker:
             await asyncio.sleep(0)
         if not self._watch_registered:
             try:
-                await self.store.watch(self._on_version)
+                if self._store_needs_task:
+                    await self._limited(self.store.watch(self._on_version))
+                else:
+                    await self.store.watch(self._on_version)
             except _OUTAGE_ERRORS as e:
                 self._store_failed("store", self._store_name, e)
                 return  # try again once the retry delay has passed
             self._watch_registered = True
         try:
-            v = await self.store.active_version()
+            if self._store_needs_task:
+                v = await self._limited(self.store.active_version())
+            else:
+                v = await self.store.active_version()
         except _OUTAGE_ERRORS as e:
             self._store_failed("store", self._store_name, e)
             return
         self._watching = True
         if v is not None:
             LIST_VERSION.set(v)
+            self._refresh_sizes()
 
     def lists_changed(self, version_id: int) -> None:
         """This process changed the lists (the admin API): drop the cached answers now rather than
@@ -387,6 +487,28 @@ class PolicyChecker:
         LIST_VERSION.set(version_id)
         self._log.info("list_version_active", version=version_id)
         self.events.publish("lists", {"version": version_id})
+        self._refresh_sizes()
+
+    def _refresh_sizes(self) -> None:
+        """eir_list_entries from the active version's counts (one versions() call, in a task)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        task = loop.create_task(_set_list_sizes(self.store))
+        self._size_tasks.add(task)
+        task.add_done_callback(self._size_tasks.discard)
+
+
+async def _set_list_sizes(store: IdentityStore) -> None:
+    try:
+        versions = await store.versions()
+    except Exception:  # the store is down: the gauge keeps its last value, the checks say why
+        return
+    for v in versions:
+        if v.active:
+            LIST_ENTRIES.labels("equipment").set(v.entries)
+            LIST_ENTRIES.labels("pairing").set(v.pairings)
 
 
 def _exempt(lookup: Lookup, rules: ImsiRules) -> bool:

@@ -437,35 +437,14 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 def sync_command(args: argparse.Namespace) -> int:
-    from eir.formats.sync import SyncError, fetch, remember
-    from eir.lists import ListFileError, ParsedReference, import_parsed, import_reference, parse_file
+    from eir.list_sync import sync_once
 
     async def once(config: Config, store: Any, url: str) -> int:
-        try:
-            got = await asyncio.to_thread(fetch, url, config.data_dir, timeout=args.timeout)
-        except SyncError as e:
-            _err(str(e))
+        out = await sync_once(store, url, config.data_dir, fmt=args.fmt, timeout=args.timeout)
+        if not out.ok:
+            _err(out.message)
             return EXIT_FAILURE
-        if got.status == 304 or got.path is None:
-            print(f"{url}: not modified")
-            return EXIT_OK
-        try:
-            parsed = parse_file(got.path, fmt=args.fmt)
-        except ListFileError as e:
-            _err(str(e))
-            return EXIT_FAILURE
-        if not parsed.ok:
-            _err(f"{url}: {parsed.bad_count} bad rows, nothing imported\n{parsed.report(20)}")
-            return EXIT_FAILURE
-        src = f"sync {got.path.name}"
-        if isinstance(parsed, ParsedReference):
-            table = await import_reference(store, parsed, source=src)
-            print(f"{url}: imported the {table.name} table ({parsed.format}): {parsed.summary()}")
-        else:
-            v = await import_parsed(store, parsed, source=src)
-            what = "delta" if parsed.delta else "full"
-            print(f"{url}: imported version {v.id} ({what} {parsed.format} list): {parsed.summary()}")
-        remember(url, config.data_dir, got)
+        print(out.message)
         return EXIT_OK
 
     async def body(config: Config, store: Any) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import os
 import types
 import typing
@@ -40,6 +41,9 @@ class LogConfig:
     N of each kind per ``rate_limit_interval`` are logged, the rest counted in eir_log_suppressed."""
     rate_limit_interval: float = 60.0
     """Seconds; at its end one ``log_suppressed`` line per kind says how many were left out."""
+    mask_identities: bool = False
+    """Mask IMEI/IMSI/MSISDN digits in log lines and MQTT events: an IMEI keeps its TAC (8 digits), an
+    IMSI its MCC+MNC (5 digits), the rest become ``*``."""
 
 
 @dataclass(slots=True)
@@ -378,6 +382,30 @@ class StoreConfig:
     """PostgreSQL / Redis: seconds to wait for a connection before the store counts as unavailable."""
     command_timeout: float = 5.0
     """PostgreSQL / Redis: seconds a lookup or write may take before the store counts as unavailable."""
+    call_timeout: float = 1.0
+    """PostgreSQL / Redis: seconds one check may wait for the store in all (connecting included)
+    before it gets the ``on_unavailable`` answer; a hung server then costs each check this long, not
+    ``connect_timeout`` + ``command_timeout``."""
+
+
+@dataclass(slots=True)
+class OverloadConfig:
+    """Global overload control (eir/overload.py): checks waiting for the store, for the process and
+    per peer. Above the budget a check is answered at once — S13 3004 DIAMETER_TOO_BUSY, MAP
+    ``map_answer``, N5g-eir ``n5g.overload_status`` with Retry-After — never queued."""
+
+    max_in_flight: int = 2048
+    """Checks waiting for the store (or a delay fault) in the whole process, all interfaces: bounds
+    memory whatever the number of connections."""
+    max_in_flight_per_peer: int = 256
+    """The same for one peer (S13: the CER Origin-Host; MAP: the calling GT or pc:OPC; N5g-eir: the
+    client address). What waits here queues for the store's connections: size it to what the store
+    answers well within the peers' request timeout (README "Overload control")."""
+    fair_share_above: float = 0.5
+    """Fraction of max_in_flight above which a peer already holding its fair share (max_in_flight /
+    peers holding slots) is refused: a flooding peer cannot take the whole budget."""
+    map_answer: Literal["system_failure", "tc_abort"] = "system_failure"
+    """MAP checkIMEI refused for overload: ReturnError systemFailure (34), or a TC-U-Abort."""
 
 
 @dataclass(slots=True)
@@ -386,10 +414,12 @@ class ListsConfig:
     """List files imported at start when the store holds no list yet (demo lists for ``make run``):
     any ``eir lists import`` format, recognised by its header (a DIRBS list, a GSMA TAC file …)."""
     sync_from: str | None = None
-    """URL ``eir lists sync`` follows when it is given no ``--from`` (a central list: full or
-    DIRBS delta, any ``eir lists import`` format)."""
+    """URL of a central list (full or DIRBS delta, any ``eir lists import`` format) that ``eir lists
+    sync`` follows when given no ``--from``, and that ``eir serve`` follows on its own when
+    ``sync_interval`` is above 0."""
     sync_interval: float = 0.0
-    """Seconds between ``eir lists sync`` fetches (conditional GETs); 0: fetch once and exit."""
+    """Seconds between fetches (conditional GETs) of ``sync_from``: by ``eir serve`` (worker 0) and by
+    ``eir lists sync``; 0: ``eir serve`` does not fetch, ``eir lists sync`` fetches once."""
 
 
 @dataclass(slots=True)
@@ -403,6 +433,16 @@ class MetricsConfig:
     """Scrape connections held at once; more are closed at accept."""
     max_connections_per_source: int = 16
     """Scrape connections held at once from one source address."""
+    username: str | None = None
+    """With ``password``: scrapes must send HTTP basic auth (else 401)."""
+    password: str | None = None
+    token: str | None = None
+    """Scrapes may send ``Authorization: Bearer <token>`` (else 401). With username/password too,
+    either is accepted."""
+    tls_cert: str | None = None
+    """PEM certificate chain: the metrics listener speaks HTTPS only."""
+    tls_key: str | None = None
+    """PEM private key of ``tls_cert``."""
 
 
 @dataclass(slots=True)
@@ -447,6 +487,31 @@ class MqttConfig:
     ``<prefix>/lists``."""
     publish_verdicts: bool = False
     """Publish every verdict (heavy under load); clone suspicions, peer and list events are always sent."""
+    qos: int = 1
+    """QoS of the events (0 or 1); the status and list acknowledgements are always QoS 1."""
+    client_id: str | None = None
+    """MQTT client identifier (worker i of ``--workers`` appends ``-w<i>``). None: ``eir-<origin_host>``
+    with ``lists_in`` — fixed, so that the broker keeps the session and the list updates queued for it
+    across reconnects (give each instance its own) — else ``eir-<origin_host>-<pid>``."""
+    username: str | None = None
+    """Broker user (the URL's user part works too)."""
+    password: str | None = None
+    """Broker password (``EIR_MQTT_PASSWORD``); never logged."""
+    tls_ca: str | None = None
+    """PEM CA bundle that signed the broker's certificate (``mqtts://`` URLs; None: the system's)."""
+    tls_cert: str | None = None
+    """PEM client certificate, for brokers that require one."""
+    tls_key: str | None = None
+    buffer_size: int = 10000
+    """Events held while the broker is away, sent in order after reconnect; past it the oldest are
+    dropped and counted in eir_events_dropped_total."""
+    lists_in: bool = False
+    """Apply list updates published on ``lists_topic`` (a central EIR / CEIR) as new list versions."""
+    lists_topic: str = "eir/lists/update"
+    """Where list updates arrive (JSON rows, or a whole CSV file); the acknowledgement goes to
+    ``<topic_prefix>/lists/ack``."""
+    max_update_bytes: int = 16777216
+    """Larger list updates are refused (acknowledged with an error)."""
 
 
 @dataclass(slots=True)
@@ -474,6 +539,10 @@ class Config:
     admin: AdminConfig = field(default_factory=AdminConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
+    overload: OverloadConfig = field(default_factory=OverloadConfig)
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    """Fault-injection rules in force from start (eir/faults.py, README "Fault injection"); the
+    admin API changes them at run time. Environment: EIR_FAULTS as a JSON list."""
     workers: int = 1
     """Processes sharing the listening ports (SO_REUSEPORT)."""
     shutdown_grace: float = 5.0
@@ -509,8 +578,17 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if sval not in args:
             raise ConfigError(f"{key}: must be one of {', '.join(map(str, args))}; got {value!r}")
         return sval
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
+        return dict(value)
     if origin is list:
-        if isinstance(value, str):
+        if isinstance(value, str) and typing.get_origin(args[0]) is dict:
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ConfigError(f"{key}: expected a JSON list of mappings") from None
+        elif isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, list):
             raise ConfigError(f"{key}: expected a list, got {type(value).__name__}")
@@ -876,6 +954,22 @@ def _validate(cfg: Config) -> None:
         for limit in ("max_connections", "max_connections_per_source"):
             if getattr(sect, limit) < 1:
                 raise ConfigError(f"{key}.{limit}: must be at least 1")
+    if bool(cfg.metrics.username) != bool(cfg.metrics.password):
+        raise ConfigError("metrics.username / metrics.password: give both or neither")
+    if bool(cfg.metrics.tls_cert) != bool(cfg.metrics.tls_key):
+        raise ConfigError("metrics.tls_cert / metrics.tls_key: give both or neither")
+    if cfg.mqtt.qos not in (0, 1):
+        raise ConfigError(f"mqtt.qos: must be 0 or 1; got {cfg.mqtt.qos}")
+    if cfg.mqtt.buffer_size < 1 or cfg.mqtt.max_update_bytes < 1:
+        raise ConfigError("mqtt.buffer_size / mqtt.max_update_bytes: must be at least 1")
+    if cfg.mqtt.url.split(":", 1)[0] not in ("mqtt", "mqtts", "tcp", "ssl"):
+        raise ConfigError(f"mqtt.url: use mqtt://HOST:PORT or mqtts://HOST:PORT; got {cfg.mqtt.url!r}")
+    if (cfg.mqtt.tls_ca or cfg.mqtt.tls_cert) and not cfg.mqtt.url.startswith(("mqtts:", "ssl:")):
+        raise ConfigError("mqtt.tls_ca / mqtt.tls_cert: TLS needs an mqtts://HOST:PORT mqtt.url")
+    if bool(cfg.mqtt.tls_cert) != bool(cfg.mqtt.tls_key):
+        raise ConfigError("mqtt.tls_cert / mqtt.tls_key: give both or neither")
+    if not cfg.mqtt.lists_topic or any(c in cfg.mqtt.lists_topic for c in "#+"):
+        raise ConfigError("mqtt.lists_topic: a topic name without wildcards")
     if cfg.metrics.read_timeout <= 0:
         raise ConfigError("metrics.read_timeout: must be a positive number of seconds")
     if cfg.log.rate_limit_burst < 0 or cfg.log.rate_limit_interval <= 0:
@@ -902,7 +996,19 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("record.keep: must be at least 1")
     if cfg.store.keep_versions < 1:
         raise ConfigError("store.keep_versions: must be at least 1")
-    for key in ("connect_timeout", "command_timeout", "poll_interval"):
+    ov = cfg.overload
+    if ov.max_in_flight < 1 or ov.max_in_flight_per_peer < 1:
+        raise ConfigError("overload.max_in_flight / overload.max_in_flight_per_peer: must be at least 1")
+    if not 0 < ov.fair_share_above <= 1:
+        raise ConfigError("overload.fair_share_above: must be more than 0 and at most 1")
+    from eir.faults import FaultRule, FaultSpecError
+
+    for i, spec in enumerate(cfg.faults):
+        try:
+            FaultRule.from_dict(spec)
+        except FaultSpecError as e:
+            raise ConfigError(f"faults[{i}]: {e}") from None
+    for key in ("connect_timeout", "command_timeout", "poll_interval", "call_timeout"):
         if getattr(cfg.store, key) <= 0:
             raise ConfigError(f"store.{key}: must be a positive number of seconds")
     scheme = cfg.store.url.split(":", 1)[0]

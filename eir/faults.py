@@ -33,6 +33,19 @@ FaultKind = Literal[
 ]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 INTERFACES = ("s13", "map", "n5g")
+KIND_INTERFACES: dict[str, tuple[str, ...]] = {
+    "delay": INTERFACES,
+    "no_answer": INTERFACES,
+    "close": INTERFACES,
+    "result_code": ("s13",),
+    "dwr_silence": ("s13",),
+    "map_error": ("map",),
+    "tcap_abort": ("map",),
+    "asp_down": ("map",),
+    "http_status": ("n5g",),
+}
+"""The interfaces a kind can apply to: a rule never matches a request of another interface (a
+``result_code`` rule without ``interfaces`` is an S13 rule), and naming only others is refused."""
 
 
 class FaultSpecError(ValueError):
@@ -46,8 +59,9 @@ class FaultRule:
     interfaces: list[str] = field(default_factory=list)
     """s13 / map / n5g; empty: every interface."""
     imei: str = ""
-    """Glob over the 14- or 15-digit IMEI (``35693803*``), or ``LOW-HIGH`` (inclusive, compared on
-    the first len(LOW) digits); empty: any."""
+    """Glob over the IMEI as received (``35693803*``; a 14-digit pattern also matches the 15- or
+    16-digit forms of that IMEI), or ``LOW-HIGH`` (inclusive, compared on the first len(LOW)
+    digits); empty: any."""
     peer: str = ""
     """Glob over the peer's names: Diameter Origin-Host, ``pc:<OPC>``, ``gt:<calling GT>``, the remote
     ``address`` (host without port); empty: any peer."""
@@ -81,9 +95,14 @@ class FaultRule:
             interfaces = [interfaces]
         if not isinstance(interfaces, list) or any(i not in INTERFACES for i in interfaces):
             raise FaultSpecError(f"interfaces: expected a list of {', '.join(INTERFACES)}")
+        possible = KIND_INTERFACES[kind]
+        if interfaces and not any(i in possible for i in interfaces):
+            raise FaultSpecError(f"interfaces: kind {kind} applies to {', '.join(possible)} only")
         rule = cls(kind=cast(FaultKind, kind), interfaces=list(interfaces))
         rule.id = _str(d, "id", "")
         rule.imei = _str(d, "imei", "")
+        if kind == "dwr_silence" and rule.imei:
+            raise FaultSpecError("imei: a DWR carries no IMEI (dwr_silence is matched by peer)")
         rule.peer = _str(d, "peer", "")
         rule.probability = _num(d, "probability", 1.0, 0.0, 1.0)
         count = d.get("count")
@@ -131,7 +150,11 @@ class FaultRule:
     def matches(self, interface: str, imei: str, peers: Iterable[str]) -> bool:
         if self.interfaces and interface not in self.interfaces:
             return False
-        if self._imei_re is not None and not self._imei_re.match(imei):
+        if interface not in KIND_INTERFACES[self.kind]:
+            return False
+        # as received: 14 digits, or 15 (check or spare digit) on MAP and N5g-eir, 16 (an IMEISV)
+        pat = self._imei_re
+        if pat is not None and not pat.match(imei) and not (len(imei) > 14 and pat.match(imei[:14])):
             return False
         if self._imei_range is not None:
             n, lo, hi = self._imei_range
@@ -205,13 +228,20 @@ class FaultRegistry:
     def rules(self) -> list[FaultRule]:
         return list(self._rules.values())
 
-    def match(self, interface: str, imei: str, peers: Iterable[str] = ()) -> FaultRule | None:
+    def match(
+        self, interface: str, imei: str, peers: Iterable[str] = (), *, watchdog: bool = False
+    ) -> FaultRule | None:
         """The first rule that applies to this request and wins its probability draw; it is counted
-        as injected (and removed once its ``count`` is used up). None: answer normally."""
+        as injected (and removed once its ``count`` is used up). None: answer normally.
+
+        ``watchdog``: the question is about a Diameter DWR (``imei`` is then ""): only
+        ``dwr_silence`` rules apply to DWRs, and they apply to nothing else."""
         if not self.active:
             return None
         peers = tuple(peers)
         for rule in list(self._rules.values()):
+            if (rule.kind == "dwr_silence") is not watchdog:
+                continue
             if not rule.matches(interface, imei, peers):
                 continue
             if rule.probability < 1.0 and self._rng.random() >= rule.probability:

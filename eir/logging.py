@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 import time
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -15,7 +16,71 @@ from eir.metrics import LOG_SUPPRESSED
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
-def setup_logging(level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
+_KEEP = {"imei": 8, "imeisv": 8, "pei": 8, "tac": 8, "imsi": 5, "supi": 5, "imsis": 5, "msisdn": 0, "gpsi": 0}
+"""Identity fields masked by ``log.mask_identities`` and the digits each keeps: an IMEI its TAC (the
+model, what a lab needs), an IMSI its MCC+MNC (the network)."""
+
+
+def mask_digits(value: str, keep: int) -> str:
+    """``35394206000002`` → ``35394206******``: the first ``keep`` digits of the digit run stay, the
+    other digits become ``*`` (a prefix such as ``imei-`` or ``imsi-`` is kept as it is)."""
+    head, sep, tail = value.rpartition("-")
+    digits = tail if sep else value
+    kept = 0
+    out = []
+    for ch in digits:
+        if ch.isdigit():
+            out.append(ch if kept < keep else "*")
+            kept += 1
+        else:
+            out.append(ch)
+    return (head + sep if sep else "") + "".join(out)
+
+
+def _mask_value(value: Any, keep: int) -> Any:
+    if isinstance(value, str):
+        return mask_digits(value, keep)
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_mask_value(v, keep) for v in value]
+    return value
+
+
+def mask_payload(fields: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``fields`` with the identity fields (and those inside nested dicts) masked."""
+    out: dict[str, Any] = {}
+    for k, v in fields.items():
+        keep = _KEEP.get(k)
+        if keep is not None:
+            out[k] = _mask_value(v, keep)
+        elif isinstance(v, dict):
+            out[k] = mask_payload(v)
+        else:
+            out[k] = v
+    return out
+
+
+_KEEP_KEYS = frozenset(_KEEP)
+
+
+def _mask_processor(
+    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    # in place and only the identity keys present: structlog hands each line its own dict
+    for k in _KEEP_KEYS.intersection(event_dict):
+        event_dict[k] = _mask_value(event_dict[k], _KEEP[k])
+    return event_dict
+
+
+def _drop_none(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """No ``key=None`` clutter: a field that has no value is left out of the line."""
+    for k in [k for k, v in event_dict.items() if v is None]:
+        del event_dict[k]
+    return event_dict
+
+
+def setup_logging(
+    level: str = "info", fmt: str = "auto", stream: Any = None, *, mask_identities: bool = False
+) -> None:
     """Configure structlog (and the stdlib root logger, for libraries) once at start-up."""
     stream = stream or sys.stderr
     lvl = _LEVELS.get(level.lower(), logging.INFO)
@@ -29,6 +94,8 @@ def setup_logging(level: str = "info", fmt: str = "auto", stream: Any = None) ->
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            _drop_none,
+            *([_mask_processor] if mask_identities else []),
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,

@@ -167,12 +167,62 @@ LOG_SUPPRESSED = Counter(
     registry=None,
 )
 EVENTS_DROPPED = Counter(
-    "eir_events_dropped", "MQTT events dropped (broker down or queue full)", registry=None
+    "eir_events_dropped",
+    "MQTT events dropped: the buffer (mqtt.buffer_size) overflowed while the broker was away; the "
+    "oldest go first",
+    registry=None,
+)
+EVENTS_PUBLISHED = Counter(
+    "eir_events_published", "MQTT messages the broker acknowledged (or sent, at QoS 0)", registry=None
+)
+MQTT_CONNECTED = Gauge("eir_mqtt_connected", "1 while connected to the MQTT broker", registry=None)
+MQTT_BUFFERED = Gauge(
+    "eir_mqtt_buffered", "MQTT events waiting to be sent (the broker away or slow)", registry=None
+)
+LIST_UPDATES = Counter(
+    "eir_list_updates",
+    "List updates received over MQTT, by result: applied (a new version), rejected (validation "
+    "errors, nothing applied), duplicate (an id already applied: acknowledged again)",
+    ["result"],
+    registry=None,
+)
+LIST_ENTRIES = Gauge(
+    "eir_list_entries",
+    "Entries of the active list version by kind (equipment, pairing) — set at start and on each "
+    "list change this process makes or sees",
+    ["kind"],
+    registry=None,
+)
+FAULTS_INJECTED = Counter(
+    "eir_faults_injected",
+    "Faults injected on purpose (eir/faults.py rules from faults: or the admin API), by kind",
+    ["kind"],
+    registry=None,
+)
+STORE_SECONDS = _LoopHistogram(
+    "eir_store_duration_seconds",
+    "Time a store call of a check took (a cached answer is not counted), by operation: lookup "
+    "(equipment lists), imsi_rules (pairings and locks)",
+    ["operation"],
+    registry=None,
+    buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0, 5.0),
 )
 HANDLE_LOOKUPS = Counter(
     "eir_handle_lookups",
     "X.1255 handle look-ups (policy.handle) by result: found, not_found, timeout, error, cached",
     ["result"],
+    registry=None,
+)
+OVERLOAD_REFUSED = Counter(
+    "eir_overload_refused",
+    "Checks refused by the overload control (overload.*) instead of waiting for the store, by "
+    "interface and scope (global: the process budget; peer: the peer's budget or fair share)",
+    ["interface", "scope"],
+    registry=None,
+)
+CHECKS_IN_FLIGHT = Gauge(
+    "eir_checks_in_flight",
+    "Checks waiting for the store (or a delay fault), whole process: what overload.max_in_flight bounds",
     registry=None,
 )
 
@@ -196,7 +246,16 @@ _OWN: tuple[Collector, ...] = (
     REFUSED,
     LOG_SUPPRESSED,
     EVENTS_DROPPED,
+    EVENTS_PUBLISHED,
+    MQTT_CONNECTED,
+    MQTT_BUFFERED,
+    LIST_UPDATES,
+    LIST_ENTRIES,
+    FAULTS_INJECTED,
+    STORE_SECONDS,
     HANDLE_LOOKUPS,
+    OVERLOAD_REFUSED,
+    CHECKS_IN_FLIGHT,
 )
 _registered: set[int] = set()
 

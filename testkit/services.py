@@ -1,4 +1,4 @@
-"""Ephemeral real PostgreSQL and Redis servers for tests (no mocks).
+"""Ephemeral real PostgreSQL, Redis and Mosquitto servers for tests (no mocks).
 
 Both run from the installed Debian binaries on a free loopback port, in a temporary directory,
 with durability off (fsync=off, safe unless the OS itself crashes; no RDB/AOF): they start in about
@@ -16,6 +16,9 @@ Fixtures:
 * ``postgres_url`` (function): a DSN to a fresh, empty database on it.
 * ``redis_server`` (session): the shared :class:`RedisServer`.
 * ``redis_url`` (function): a URL to an emptied database on it (FLUSHALL before the test).
+* ``mosquitto`` (function): a private :class:`MosquittoServer` (tests stop and restart brokers, so
+  each test has its own; one starts in ~50 ms). ``MosquittoServer(tls=True, users={…})`` adds a
+  TLS listener with certificates made for the test (:func:`make_certificates`) and password auth.
 """
 
 from __future__ import annotations
@@ -393,6 +396,115 @@ def redis_server() -> RedisServer:
 def redis_url(redis_server: RedisServer) -> str:
     redis_server.flushall()
     return redis_server.url
+
+
+# --- Mosquitto ------------------------------------------------------------------------------------
+
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def make_certificates(directory: Path, host: str = "127.0.0.1") -> dict[str, Path]:
+    """A CA and a server certificate for ``host`` (IP SAN and ``localhost``), made with openssl:
+    ``{"ca": …, "cert": …, "key": …}``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = directory / "ca.pem", directory / "ca.key"
+    cert, key, csr = directory / "server.pem", directory / "server.key", directory / "server.csr"
+    ext = directory / "san.ext"
+    ext.write_text(f"subjectAltName=IP:{host},DNS:localhost\nbasicConstraints=CA:FALSE\n")
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca),
+        "-days", "2", "-subj", "/CN=eir-test-ca")  # fmt: skip
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={host}")
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+        "-out", str(cert), "-days", "2", "-extfile", str(ext))  # fmt: skip
+    return {"ca": ca, "cert": cert, "key": key}
+
+
+class MosquittoServer:
+    """A throw-away ``mosquitto`` on a free loopback port. ``persistence``: sessions and queued
+    QoS 1 messages survive a restart (what a production broker does). ``tls``: the listener speaks
+    TLS with a certificate made here (``self.certs["ca"]`` for clients). ``users``: password auth,
+    anonymous clients refused. :meth:`stop` and :meth:`start` again keep the port."""
+
+    def __init__(
+        self, *, persistence: bool = True, tls: bool = False, users: dict[str, str] | None = None
+    ) -> None:
+        if not Path(MOSQUITTO).exists():
+            raise FileNotFoundError("mosquitto not found (apt-get install mosquitto)")
+        self.port = free_port()
+        self.tmp = Path(tempfile.mkdtemp(prefix="eir-mosquitto-"))
+        self.log = self.tmp / "mosquitto.log"
+        self.tls = tls
+        self.certs: dict[str, Path] = make_certificates(self.tmp / "certs") if tls else {}
+        # as root, mosquitto would switch to the mosquitto user, who cannot read this private dir
+        lines = [
+            f"user {pwd.getpwuid(os.getuid()).pw_name}",
+            f"listener {self.port} 127.0.0.1",
+            f"persistence {'true' if persistence else 'false'}",
+            # small PUBACKs behind Nagle wait for the client's delayed ACK: 40 ms per window
+            "set_tcp_nodelay true",
+        ]
+        if persistence:
+            lines += [f"persistence_location {self.tmp}/", "autosave_interval 1"]
+        if tls:
+            lines += [f"certfile {self.certs['cert']}", f"keyfile {self.certs['key']}"]
+        if users:
+            pw = self.tmp / "passwd"
+            pw.write_text("")
+            for u, p in users.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(pw), u, p], check=True, capture_output=True)
+            lines += ["allow_anonymous false", f"password_file {pw}"]
+        else:
+            lines.append("allow_anonymous true")
+        self.conf = self.tmp / "mosquitto.conf"
+        self.conf.write_text("\n".join(lines) + "\n")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        logf = open(self.log, "ab")  # noqa: SIM115 - handed to the child
+        try:
+            self.proc = subprocess.Popen(
+                [MOSQUITTO, "-c", str(self.conf), "-v"],
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            logf.close()
+        _wait(lambda: _port_open(self.port), "mosquitto", self.proc, self.log)
+
+    def stop(self) -> None:
+        """SIGTERM: the broker saves its sessions (persistence) and exits."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def mosquitto() -> Iterator[MosquittoServer]:
+    require_peer("mosquitto", "MQTT is tested against a real broker")
+    srv = MosquittoServer()
+    srv.start()
+    yield srv
+    srv.destroy()
 
 
 # --- another OS process using the same server ----------------------------------------------------

@@ -212,6 +212,13 @@ def build() -> dict[str, Any]:
             "absent_removals": {"type": "array", "items": {"type": "string"}},
             "ignored_columns": {"type": "array", "items": {"type": "string"}},
             "summary": {"type": "string"},
+            "format": {"type": "string", "description": "the file's format (given or recognised)"},
+            "normalised": {
+                "type": "object",
+                "description": "DIRBS-style IMEI normalisations applied (hex digits, * and #, 14-digit keys)",
+            },
+            "table": {"type": "string", "description": "a reference table filled (tac, registration)"},
+            "imported": {"type": "boolean"},
         },
     }
     explanation = {
@@ -522,10 +529,10 @@ def build() -> dict[str, Any]:
                     "200": _json(
                         {
                             "type": "object",
-                            "required": ["diameter", "m3ua", "n5g"],
+                            "required": ["s13", "map", "n5g"],
                             "properties": {
                                 k: {"type": "array", "items": {"type": "object"}}
-                                for k in ("diameter", "m3ua", "n5g")
+                                for k in ("s13", "map", "n5g")
                             },
                         }
                     )

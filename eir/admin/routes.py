@@ -61,6 +61,10 @@ Handler = Callable[["ApiRequest"], Awaitable[Response]]
 T = TypeVar("T")
 
 
+_INTERFACE = {"diameter": "s13", "m3ua": "map", "n5g": "n5g", "metrics": "metrics", "admin": "admin"}
+"""Server name → the interface name used everywhere a person reads it (logs, metrics, CLI, this API)."""
+
+
 @dataclass(slots=True)
 class ApiRequest:
     method: str
@@ -296,7 +300,7 @@ class AdminApi:
         except Exception as e:
             store_ok, store_detail = False, f"{type(e).__name__}: {e}"[:200]
         listeners = {
-            s.name: [f"{h}:{p}/{t}" for h, p, t in s.addresses()]
+            _INTERFACE.get(s.name, s.name): [f"{h}:{p}/{t}" for h, p, t in s.addresses()]
             for s in self.servers
             if getattr(s, "name", None)
         }
@@ -532,6 +536,11 @@ class AdminApi:
             except ListFileError as e:
                 raise ApiError(400, str(e), cause="bad_csv") from None
             report["dry_run"] = dry_run
+            report["valid"] = report["bad_rows"] == 0
+            report["summary"] = (
+                f"{report['rows']} rows ({report['format']}), {report['bad_rows']} bad, "
+                f"{report['duplicates']} duplicates"
+            )
             if not dry_run and report.get("version") is None and not report.get("imported"):
                 raise ApiError(422, "bad rows, nothing imported", cause="bad_rows", extra=report)
             if not dry_run and report.get("version") is not None:
@@ -680,9 +689,9 @@ class AdminApi:
 
     # --- peers, faults, config ------------------------------------------------------------------------------
     async def peers(self, req: ApiRequest) -> Response:
-        out: dict[str, list[dict[str, Any]]] = {"diameter": [], "m3ua": [], "n5g": []}
+        out: dict[str, list[dict[str, Any]]] = {"s13": [], "map": [], "n5g": []}
         for s in self.servers:
-            name = getattr(s, "name", "")
+            name = _INTERFACE.get(getattr(s, "name", ""), "")
             if name in out and hasattr(s, "peers"):
                 out[name] = s.peers()
         return json_response(200, out)

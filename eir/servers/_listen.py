@@ -23,6 +23,8 @@ class Listener(Protocol):
 
 
 Listeners = list[tuple[Listener, str]]
+_sctp_noted: object = None
+"""The event loop on which the missing SCTP was last logged."""
 
 
 async def open_listeners(
@@ -43,8 +45,12 @@ async def open_listeners(
     transport name. ``key`` names the config section in errors and logs."""
     loop = asyncio.get_running_loop()
     sctp_reason = sctp_available() if "sctp" in transports else None
-    if sctp_reason is not None:
-        log.warning("sctp_unavailable", reason=sctp_reason, detail=f"{key} listens on TCP only")
+    global _sctp_noted
+    if sctp_reason is not None and _sctp_noted is not loop:
+        # once per running server (event loop), not once per interface: the kernel is the same for
+        # all of them (the banner shows each listener's transport)
+        _sctp_noted = loop
+        log.warning("sctp_unavailable", reason=sctp_reason, detail="listeners use TCP only")
     out: Listeners = []
     for i, addr in enumerate(listen):
         host, port = parse_hostport(addr, f"{key}.listen[{i}]")

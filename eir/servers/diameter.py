@@ -29,6 +29,11 @@
 * metrics: ``eir_protocol_errors``, ``eir_peers``, ``eir_peer_events``, ``eir_refused`` here;
   ``eir_check_duration_seconds`` in the dispatch path; ``eir_check_requests`` and ``eir_verdicts``
   in the checker;
+* overload (:mod:`eir.overload`): an ECR refused by the process's or the peer's budget (the peer is
+  the CER Origin-Host) gets 3004 DIAMETER_TOO_BUSY with the E bit (RFC 6733 §7.1.3: try another
+  EIR); faults (:mod:`eir.faults`): ``result_code`` answers with the rule's code, ``dwr_silence``
+  leaves the peer's DWRs unanswered (the core asks ``answer_watchdog``), the rest is the dispatch
+  path's;
 * one info log line per peer state change, one debug line per check;
 * shutdown: stop listening, DPR to each OPEN peer, wait for DPA (and outstanding checks) up to
   ``grace``, then cut the rest.
@@ -45,10 +50,11 @@ from typing import Any, Final
 
 from eir.config import Config, parse_hostport
 from eir.events import EventSink
+from eir.faults import REGISTRY, FaultRule
 from eir.logging import RateLimitedLog, get_logger
 from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS, REFUSED, register_metrics
 from eir.model import Checker, CheckRequest, Interface, Status, Verdict, request_factory
-from eir.servers._adapter import CoreProtocol
+from eir.servers._adapter import CoreProtocol, prepare
 from eir.servers._listen import Listeners, bound_addresses, open_listeners, publish_peer
 from eir.servers._trust import (
     CLOSED,
@@ -171,11 +177,12 @@ class _PeerConnection(CoreProtocol):
             authorize_peer=server.authorizer(ip, certificate_names(transport)),
             origin_host_check=server.may_forward if cfg.check_origin_host else None,
         )
+        self.core.answer_watchdog = self._answer_dwr
         self.log = get_logger(interface=IFACE, peer=self.peer, transport=self.transport_name)
         self.server.connections.add(self)
         self.connected_at = time.time()
         PEER_EVENTS.labels(IFACE, "connected").inc()
-        self.log.info("diameter_connected")
+        self.log.debug("diameter_connected")  # diameter_peer_open says who, once the CER is in
         self.server.publish_peer(self, "connected")
         self.core.start(self.loop.time())
         self._flush()
@@ -278,7 +285,11 @@ class _PeerConnection(CoreProtocol):
         self.write_guard.cancel()  # after the events above: their close arms nothing that outlives us
         self.server.connections.discard(self)
         PEER_EVENTS.labels(IFACE, "disconnected").inc()
-        self.log.info("diameter_disconnected", peer_host=self.peer_host, error=str(exc) if exc else None)
+        # a peer that was open has had its diameter_peer_closed line; a connection that never
+        # became a peer is worth an info line
+        (self.log.debug if self.peer_host else self.log.info)(
+            "diameter_disconnected", peer_host=self.peer_host, error=str(exc) if exc else None
+        )
         self.server.publish_peer(self, "disconnected")
         self.closed.set()
 
@@ -322,7 +333,7 @@ class _PeerConnection(CoreProtocol):
                 )
             elif t is DisconnectRequested:
                 PEER_EVENTS.labels(IFACE, "dpr").inc()
-                self.log.info("diameter_peer_dpr", peer_host=self.peer_host, cause=ev.cause)
+                self.log.debug("diameter_peer_dpr", peer_host=self.peer_host, cause=ev.cause)
             elif t is WatchdogSuspect:
                 PEER_EVENTS.labels(IFACE, "suspect").inc()
                 self.log.info("diameter_peer_suspect", peer_host=self.peer_host)
@@ -359,6 +370,36 @@ class _PeerConnection(CoreProtocol):
             req = _s13_request(imei, ev.software_version, ev.imsi, None, ev.origin_host, _NO_EXTRAS)
         self._dispatch(req, ev)
 
+    # -- overload control and fault injection (eir.overload, eir.faults; issue 7 §4, issue 10) --
+
+    def _peer_key(self, request: CheckRequest) -> str:
+        return self.peer_host or self.peer
+
+    def _fault_peers(self, request: CheckRequest, ctx: Any) -> tuple[str, ...]:
+        return (request.origin or "", self.peer_host or "", self.source or "")
+
+    def _overloaded(self, ev: EquipmentCheckRequested) -> None:
+        # RFC 6733 §7.1.3: 3004 asks the client to try another peer; with the E bit (s13.py)
+        if self.core is not None:
+            self.core.send_eca(ev, result_code=ResultCode.DIAMETER_TOO_BUSY, error_message="overloaded")
+
+    def _fault(self, rule: FaultRule, ev: EquipmentCheckRequested) -> bool:
+        if rule.kind != "result_code":
+            return False
+        if self.core is not None:
+            self.core.send_eca(ev, result_code=rule.result_code, error_message="fault injected")
+        return True
+
+    def _answer_dwr(self) -> bool:
+        """The core asks before each DWA: a ``dwr_silence`` rule for this peer leaves it unanswered."""
+        if not REGISTRY.active:
+            return True
+        rule = REGISTRY.match(IFACE, "", (self.peer_host or "", self.source or ""), watchdog=True)
+        if rule is None:
+            return True
+        self._fault_injected(rule, IFACE, peer_host=self.peer_host)
+        return False
+
     def _answer(self, ev: EquipmentCheckRequested, verdict: Verdict) -> None:
         core = self.core
         status = verdict.status
@@ -378,17 +419,7 @@ class _PeerConnection(CoreProtocol):
                     result_code=ResultCode.DIAMETER_UNABLE_TO_COMPLY,
                     error_message="equipment check failed",
                 )
-        if self.server.debug:
-            self.log.debug(
-                "check",
-                imei=ev.imei,
-                sv=ev.software_version,
-                imsi=ev.imsi,
-                origin=ev.origin_host,
-                session_id=ev.session_id,
-                status=status.value,
-                reason=verdict.reason,
-            )
+        # (the checker writes the one debug line per check)
 
     async def close(self, grace: float) -> None:
         """Graceful: DPR when OPEN, wait for DPA and outstanding checks, close; cut after ``grace``."""
@@ -523,7 +554,7 @@ class DiameterServer:
                 ("allow_sources", "allow_hosts", "allow_realms"),
             )
         for host, port, transport in self.addresses():
-            self.log.info(
+            self.log.debug(  # the start-up banner lists every listener
                 "diameter_listening",
                 host=host,
                 port=port,
@@ -569,6 +600,7 @@ async def start(config: Config, checker: Checker, events: EventSink) -> Diameter
     register_metrics(CLOSED)
     for reason in (*_CLOSED_BY_TIMER.values(), "write_stalled"):
         CLOSED.labels(IFACE, reason)
+    prepare(config, IFACE)
     for code in ResultCode:
         if code >= 3000:  # the errors the core answers with, 0 until they happen (eir.metrics)
             PROTOCOL_ERRORS.labels(IFACE, _error_label(code))

@@ -6,6 +6,11 @@
 * each checkIMEI becomes a :class:`~eir.model.CheckRequest` (interface MAP, origin = the calling GT
   or ``pc:<OPC>``); the verdict goes back as equipmentStatus, UNKNOWN as unknownEquipment and
   FAILURE as systemFailure;
+* overload (:mod:`eir.overload`; the peer is the calling GT or ``pc:<OPC>``): a refused checkIMEI
+  gets systemFailure, or a TC-U-Abort (``overload.map_answer``); faults (:mod:`eir.faults`, peer
+  names ``gt:<GT>``, ``pc:<OPC>``, the remote address): ``map_error``, ``tcap_abort`` and
+  ``asp_down`` (an unsolicited ASP Down Ack, the ASP considered down) here, the rest in the
+  dispatch path;
 * metrics, one log line per ASP state change and per protocol error, ``peer`` events; the TCAP/MAP
   core's own counters (:class:`~protocols.sigtran.tcap_dialogues.TcapStats`) are read at scrape time by
   :class:`TcapStatsCollector` (``eir_tcap_*`` / ``eir_map_*``), so the hot path pays nothing;
@@ -27,16 +32,17 @@ import dataclasses
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from eir.config import Config, parse_hostport
 from eir.events import EventSink
+from eir.faults import FaultRule
 from eir.logging import RateLimitedLog, get_logger
 from eir.metrics import CHECK_SECONDS, PEER_EVENTS, PEERS, PROTOCOL_ERRORS, REFUSED, register_metrics
-from eir.model import Checker, Interface, Status, Verdict, request_factory
-from eir.servers._adapter import CoreProtocol
+from eir.model import Checker, CheckRequest, Interface, Status, Verdict, request_factory
+from eir.servers._adapter import CoreProtocol, prepare
 from eir.servers._listen import Listeners, bound_addresses, open_listeners, publish_peer
 from eir.servers._trust import (
     CLOSED,
@@ -309,7 +315,7 @@ class _Association(CoreProtocol):
         self.connected_at = time.time()
         TCAP_STATS.attach(self.stack)
         PEER_EVENTS.labels(IFACE, "connected").inc()
-        self.log.info("m3ua_connected", role=self.role.name.lower())
+        self.log.debug("m3ua_connected", role=self.role.name.lower())  # m3ua_asp_state ACTIVE says it
         self.server.publish_peer(self, "connected")
         self._handle(self.stack.start(self.loop.time()))
         self._flush()
@@ -392,7 +398,7 @@ class _Association(CoreProtocol):
         self.server.associations.discard(self)
         TCAP_STATS.detach(self.stack)
         PEER_EVENTS.labels(IFACE, "disconnected").inc()
-        self.log.info("m3ua_disconnected", error=str(exc) if exc else None)
+        self.log.debug("m3ua_disconnected", error=str(exc) if exc else None)  # after m3ua_closing
         self.server.publish_peer(self, "disconnected")
         self.closed.set()
 
@@ -522,7 +528,12 @@ class _Association(CoreProtocol):
         elif ev.new is not m3ua.AspState.ACTIVE and self.counted_active:
             _PEERS.dec()
             self.counted_active = False
-        self.log.info(
+        # a person wants ACTIVE and leaving ACTIVE; DOWN→INACTIVE and the way down at the close
+        # (m3ua_closing gives the reason) are detail
+        loud = ev.new is m3ua.AspState.ACTIVE or (
+            ev.old is m3ua.AspState.ACTIVE and ev.new is m3ua.AspState.INACTIVE
+        )
+        (self.log.info if loud else self.log.debug)(
             "m3ua_asp_state",
             old=ev.old.name,
             new=ev.new.name,
@@ -542,6 +553,35 @@ class _Association(CoreProtocol):
         # The IMEI goes as received: a 15th digit is the spare digit or a CD, and the one
         # normaliser (protocols.imei.parse_identity, via the policy) tells them apart.
         self._dispatch(_map_request(inv.imei, None, inv.imsi, inv.msisdn, ev.origin, extras), ev)
+
+    # -- overload control and fault injection (eir.overload, eir.faults; issue 7 §4, issue 10) --
+
+    def _peer_key(self, request: CheckRequest) -> str:
+        return request.origin or self.peer
+
+    def _fault_peers(self, request: CheckRequest, ctx: Any) -> tuple[str, ...]:
+        origin = request.origin or ""
+        ev: CheckImeiRequested = ctx
+        gt = origin if origin.startswith("pc:") else f"gt:{origin}"
+        return (gt, f"pc:{ev.route.opc}", self.source or self.peer.rpartition(":")[0])
+
+    def _overloaded(self, ev: CheckImeiRequested) -> None:
+        if self.server.config.overload.map_answer == "tc_abort":
+            self.stack.abort(ev)
+        else:
+            self.stack.answer_error(ev, MapError.SYSTEM_FAILURE)
+
+    def _fault(self, rule: FaultRule, ev: CheckImeiRequested) -> bool:
+        kind = rule.kind
+        if kind == "map_error":
+            self.stack.answer_error(ev, cast(MapError, rule.map_error))
+        elif kind == "tcap_abort":
+            self.stack.abort(ev)
+        elif kind == "asp_down":
+            self._handle(self.stack.take_down(self.loop.time()))
+        else:
+            return False
+        return True
 
     def _answer(self, ev: CheckImeiRequested, verdict: Verdict) -> None:
         status = verdict.status
@@ -751,6 +791,7 @@ class M3uaServer:
 
 async def start(config: Config, checker: Checker, events: EventSink) -> M3uaServer:
     register_metrics(TCAP_STATS, CLOSED)
+    prepare(config, IFACE)
     for label in _ERROR_LABELS:
         PROTOCOL_ERRORS.labels(IFACE, label)  # 0 until it happens (eir.metrics)
     for reason in ("source_address", "asp_id", "routing_context", *_ADDRESS_CHECKS):

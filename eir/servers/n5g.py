@@ -16,6 +16,9 @@ it, and HTTP/1.1 for curl and humans, on ``n5g.listen``, default 127.0.0.1:8000)
 * overload: while ``n5g.overload_pending`` checks wait for the store across the server, new
   requests are answered ``n5g.overload_status`` (503 NF_CONGESTION, or 429 NF_CONGESTION_RISK)
   with ``Retry-After: n5g.retry_after`` (TS 29.500 §6.4) instead of queueing;
+* the global overload control (:mod:`eir.overload`, the peer being the client address) refuses with
+  the same ``overload_status`` answer; the ``http_status`` fault (:mod:`eir.faults`) answers with
+  the rule's status as ProblemDetails (Retry-After for 503/429);
 * request targets already parsed are remembered (a bounded map: the same PEI is asked again and
   again) and every answer's header fields and body are built once;
 * OAuth2 (``n5g.oauth2_key``): every request needs a bearer JWT with scope ``n5g-eir-eic``
@@ -37,9 +40,11 @@ from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from eir.config import Config
 from eir.events import EventSink
+from eir.faults import FaultRule
 from eir.logging import RateLimitedLog, get_logger
 from eir.metrics import CHECK_SECONDS, PROTOCOL_ERRORS, register_metrics
-from eir.model import Checker, Interface, Status, Verdict, request_factory
+from eir.model import Checker, CheckRequest, Interface, Status, Verdict, request_factory
+from eir.servers._adapter import prepare
 from eir.servers._http import HttpConnection, HttpServer, server_tls_context
 from eir.servers._trust import ConnectionLimiter
 from protocols.http import HttpLimits, RequestReceived
@@ -55,6 +60,7 @@ from protocols.sbi import (
     equipment_unknown,
     overloaded,
     parse_request,
+    problem,
     system_failure,
 )
 
@@ -173,6 +179,27 @@ class _N5gConnection(HttpConnection):
         self.server.pending += 1
         task.add_done_callback(self.server.pending_done)
 
+    # -- overload control and fault injection (eir.overload, eir.faults; issue 7 §4, issue 10) --
+
+    def _peer_key(self, request: CheckRequest) -> str:
+        return self.peer_host
+
+    def _fault_peers(self, request: CheckRequest, ctx: Any) -> tuple[str, ...]:
+        return (self.peer_host,)
+
+    def _overloaded(self, ev: RequestReceived) -> None:
+        srv = self.server
+        srv.protocol_error("overload").inc()
+        w = srv.overload
+        self.respond(ev, w.status, w.fields, w.body)
+
+    def _fault(self, rule: FaultRule, ev: RequestReceived) -> bool:
+        if rule.kind != "http_status":
+            return False
+        w = self.server.fault_answer(rule.http_status)
+        self.respond(ev, w.status, w.fields, w.body)
+        return True
+
     def _answer(self, ev: RequestReceived, verdict: Verdict) -> None:
         s = verdict.status
         if s is Status.WHITE:
@@ -186,8 +213,6 @@ class _N5gConnection(HttpConnection):
         else:
             w = _FAILURE
         self.respond(ev, w.status, w.fields, w.body)
-        if self.server.debug:
-            self.log.debug("check", target=ev.target[:256], status=s.value, reason=verdict.reason)
 
 
 class N5gServer(HttpServer):
@@ -236,6 +261,8 @@ class N5gServer(HttpServer):
         self.verifier: TokenVerifier | None = None
         self.nrf: NrfClient | None = None
         self.cfg = cfg
+        self.retry_after = cfg.retry_after
+        self._fault_answers: dict[int, _Wire] = {}
 
     def enable_oauth2(self, nf_instance_id: str) -> None:
         from protocols.sbi.oauth2 import TokenVerifier, load_key
@@ -250,6 +277,19 @@ class N5gServer(HttpServer):
             scope=EIR_SERVICE,
             issuer=cfg.oauth2_issuer,
         )
+
+    def fault_answer(self, status: int) -> _Wire:
+        """The ``http_status`` fault's answer: ProblemDetails; 503 NF_CONGESTION / 429
+        NF_CONGESTION_RISK with Retry-After as for overload, 500 SYSTEM_FAILURE, others no cause."""
+        w = self._fault_answers.get(status)
+        if w is None:
+            if status in (429, 503):
+                a = overloaded(cast(Literal[429, 503], status), self.retry_after)
+            else:
+                cause = Cause.SYSTEM_FAILURE if status == 500 else None
+                a = problem(status, cause, "fault injected")
+            w = self._fault_answers[status] = _Wire(a)
+        return w
 
     def pending_done(self, _task: Any) -> None:
         self.pending -= 1
@@ -273,6 +313,7 @@ def _detail(a: Answer) -> str:
 async def start(config: Config, checker: Checker, events: EventSink) -> N5gServer:
     """Start the N5g-eir interface (see the module docstring)."""
     register_metrics()
+    prepare(config, IFACE)
     for label in (
         "not_found",
         "method_not_allowed",

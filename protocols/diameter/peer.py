@@ -334,6 +334,9 @@ class DiameterPeer:
         self._peer_product: str | None = None
         self._peer_apps: tuple[int, ...] = ()
         self._dpr_cause = d.DisconnectCause.REBOOTING
+        self.answer_watchdog: Callable[[], bool] | None = None
+        """Asked before each DWA: False leaves that DWR unanswered (fault injection, so that a peer's
+        RFC 3539 failover can be tested). None: every DWR is answered."""
 
     # --- public API -------------------------------------------------------------------------
 
@@ -968,6 +971,8 @@ class DiameterPeer:
 
     def _do_send_dwa(self, msg: Message | None, now: float) -> None:
         if msg is None:  # pragma: no cover
+            return
+        if self.answer_watchdog is not None and not self.answer_watchdog():
             return
         body = d.RESULT_CODE.encode(ResultCode.DIAMETER_SUCCESS) + self._base_avps
         if self._osi is not None:

@@ -433,6 +433,19 @@ class EirSigtranStack:
         if data is not None:
             self._send_answer(req.route, data)
 
+    def abort(self, req: CheckImeiRequested) -> None:
+        """TC-U-Abort ``req``'s dialogue instead of answering (:meth:`TcapEirCore.abort`)."""
+        data = self.tcap.abort(req.invoke)
+        if data is not None:
+            self._send_answer(req.route, data)
+
+    def take_down(self, now: float) -> list[m3ua.Event]:
+        """SG role: consider the ASP down and tell it with an unsolicited ASP Down Ack (RFC 4666
+        §4.3.4.2, as for management blocking); it must send ASPUP again before any DATA."""
+        if self.m3ua.state is not m3ua.AspState.DOWN:
+            self.m3ua.send_raw(m3ua.encode_message(m3ua.MessageType.ASPDN_ACK))
+        return self.m3ua.stop(now)
+
     def start(self, now: float) -> list[m3ua.Event]:
         return self.m3ua.start(now)
 

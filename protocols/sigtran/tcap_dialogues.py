@@ -828,6 +828,20 @@ class TcapEirCore(Generic[R]):
         """Answer ``ev`` with a ReturnError (no parameter: all three are optional in TS 29.002)."""
         return self._fill(ev, error_component(ev.invoke_id, int(error)), error=True)
 
+    def abort(self, ev: CheckImeiInvoked) -> bytes | None:
+        """End ``ev``'s dialogue with a TC-U-Abort instead of an answer (overload, fault injection):
+        ABRT dialogue-service-user when the dialogue has an AC, a bare Abort for v1 (the timer's
+        Abort). None when the dialogue is gone (expired or replaced: a late answer)."""
+        key = (ev.peer, ev.otid)
+        d = self._dialogues.get(key)
+        if d is None or d.generation != ev.generation:
+            self.stats.late_answers += 1
+            return None
+        del self._dialogues[key]
+        self.stats.aborts_sent += 1
+        dialogue = Abrt(source=AbortSource.DIALOGUE_SERVICE_USER) if d.acn is not None else None
+        return encode_tcap(TcapMessage(type=MessageType.ABORT, dtid=d.otid, dialogue=dialogue))
+
     def _fill(self, ev: CheckImeiInvoked, comp: bytes, *, error: bool) -> bytes | None:
         key = (ev.peer, ev.otid)
         d = self._dialogues.get(key)

@@ -112,3 +112,44 @@ def test_sync_failures_import_nothing(tmp_path: Path, server: tuple[str, Files])
     assert r.returncode == 2 and "no URL" in r.stderr
     r = cli("lists", "sync", "--from", "ftp://example/x.csv")
     assert r.returncode == 1 and "only http" in r.stderr
+
+
+def test_eir_serve_follows_the_central_list(server: tuple[str, Files], tmp_path: Path) -> None:
+    """``lists.sync_from`` with ``sync_interval`` > 0: the running EIR fetches the list itself, and a
+    change on the server reaches its checks; between changes its GETs are conditional (304)."""
+    import time
+
+    import httpx
+
+    from testkit.eirproc import EirProcess
+
+    url, files = server
+    files.files["/national.csv"] = (f"imei,block_date,reasons\n{B1},20260101,stolen\n", '"v1"')
+    eir = EirProcess(
+        tmp_path / "eir",
+        {"lists": {"import_on_start": [], "sync_from": url + "/national.csv", "sync_interval": 0.2}},
+    ).start()
+    try:
+
+        def status(imei: str) -> str:
+            r = httpx.get(eir.admin_url + "/check", params={"imei": imei}, timeout=5)
+            return str(r.json()["status"])
+
+        def wait_for(imei: str, want: str) -> None:
+            for _ in range(100):  # bounded: 100 x 0.1 s
+                if status(imei) == want:
+                    return
+                time.sleep(0.1)
+            raise AssertionError(f"{imei} never became {want} (last: {status(imei)}); {eir.log()[-2000:]}")
+
+        wait_for(B1, "black")
+        for _ in range(50):  # a conditional GET has come back 304 meanwhile
+            if any(etag == '"v1"' for _, etag in files.requests):
+                break
+            time.sleep(0.1)
+        assert any(etag == '"v1"' for _, etag in files.requests)
+        files.files["/national.csv"] = (f"imei,block_date,reasons\n{B2},20260101,stolen\n", '"v2"')
+        wait_for(B2, "black")
+        assert status(B1) != "black"  # a full DIRBS blacklist replaces the previous one
+    finally:
+        eir.stop()

@@ -13,22 +13,6 @@ from testkit.services import free_port
 pytestmark = pytest.mark.system
 
 
-def _two_free_ports() -> int:
-    """A port p with p + 1 also free (worker 1 serves its metrics on p + 1)."""
-    import socket
-
-    for _ in range(50):
-        p = free_port()
-        with socket.socket() as a, socket.socket() as b:
-            try:
-                a.bind(("127.0.0.1", p))
-                b.bind(("127.0.0.1", p + 1))
-            except OSError:
-                continue
-            return p
-    raise RuntimeError("no two adjacent free ports")
-
-
 def _children(pid: int) -> list[int]:
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -51,7 +35,7 @@ async def _check_many(host: str, port: int, imei: str, n: int) -> list[str]:
 
 
 def test_two_workers_share_the_port_and_the_lists(eir_factory) -> None:  # type: ignore[no-untyped-def]
-    port, metrics_port = free_port(), _two_free_ports()
+    port, metrics_port = free_port(), free_port()
     eir = eir_factory(
         {
             "workers": 2,
@@ -67,18 +51,23 @@ def test_two_workers_share_the_port_and_the_lists(eir_factory) -> None:  # type:
     assert set(verdicts) == {"black"}
     workers = {e.get("worker") for e in eir.log_events() if e.get("event") == "diameter_peer_open"}
     assert workers == {0, 1}, "the kernel spread 24 connections over both processes"
-    # each worker serves its own counters on metrics port + index; together they count every check
+    # one /metrics for both: every series once per worker, labelled; together they count every check
     import re
     import urllib.request
 
-    total = 0.0
-    for i in (0, 1):
-        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port + i}/metrics", timeout=5) as r:
-            text = r.read().decode()
-        m = re.search(r'^eir_check_requests_total\{interface="s13"\} (\S+)$', text, re.M)
-        assert m is not None, text[:500]
-        total += float(m.group(1))
-    assert total == 24
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    per_worker = {
+        m.group(1): float(m.group(2))
+        for m in re.finditer(
+            r'^eir_check_requests_total\{interface="s13",worker="(\d+)"\} (\S+)$', text, re.M
+        )
+    }
+    assert set(per_worker) == {"0", "1"}, text[:800]
+    assert sum(per_worker.values()) == 24
+    assert per_worker["0"] > 0 and per_worker["1"] > 0
+    assert re.search(r'^eir_worker_up\{worker="1"\} 1\.0$', text, re.M)
+    assert text.count("# TYPE eir_check_requests_total counter") == 1, "one family, both workers' samples"
     child = _children(eir.proc.pid)[0]
     assert eir.stop() == 0
     assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text()

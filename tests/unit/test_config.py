@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,28 @@ def test_poll_interval_in_the_url_wins_and_the_checker_leaves_it(tmp_path: Path)
     store = create_store(url, str(tmp_path), **store_options(cfg.store))
     build_checker(cfg, store, NullEvents())
     assert store.poll_interval == 0.2  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("mqtt:\n  qos: 2\n", "mqtt.qos: must be 0 or 1"),
+        ("mqtt:\n  url: http://broker:1883\n", "mqtt.url: use mqtt://"),
+        ("mqtt:\n  tls_ca: /ca.pem\n", "TLS needs an mqtts://"),
+        ("mqtt:\n  url: mqtts://b:8883\n  tls_cert: /c.pem\n", "mqtt.tls_cert / mqtt.tls_key"),
+        ("mqtt:\n  lists_topic: eir/#\n", "mqtt.lists_topic: a topic name without wildcards"),
+        ("mqtt:\n  buffer_size: 0\n", "mqtt.buffer_size"),
+        ("metrics:\n  username: prom\n", "metrics.username / metrics.password"),
+        ("metrics:\n  tls_cert: /c.pem\n", "metrics.tls_cert / metrics.tls_key"),
+    ],
+)
+def test_mqtt_and_metrics_mistakes_name_the_key(tmp_path: Path, yaml_text: str, message: str) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(f, environ={})
+
+
+def test_secrets_come_from_the_environment() -> None:
+    cfg = load_config(None, environ={"EIR_MQTT_PASSWORD": "s3cret", "EIR_METRICS_TOKEN": "t0k"})
+    assert (cfg.mqtt.password, cfg.metrics.token) == ("s3cret", "t0k")

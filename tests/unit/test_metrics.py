@@ -117,3 +117,35 @@ async def test_alerting_series_exist_at_zero_from_start_up(tmp_path: object) -> 
         for s in servers:
             await s.shutdown(0.1)
         await store.close()
+
+
+BOUNDED_LABELS = {
+    "interface",
+    "status",
+    "rule",
+    "error",
+    "event",
+    "store",
+    "reason",
+    "kind",
+    "result",
+    "operation",
+    "vendor",
+    "component",
+    "type",
+    "le",
+    "scope",  # eir_overload_refused: global | peer (never the peer itself)
+}
+"""Label names whose values come from fixed sets. Never an IMEI, TAC, IMSI, MSISDN or peer address
+(PyHSS's per-TAC labels are the warning: one series per handset model)."""
+
+
+def test_every_metric_label_is_from_a_bounded_set() -> None:
+    import eir.servers.m3ua  # noqa: F401 - registers its collectors at start; import for the names
+
+    for m in REGISTRY.collect():
+        for s in m.samples:
+            assert set(s.labels) <= BOUNDED_LABELS, f"{s.name} has labels {set(s.labels) - BOUNDED_LABELS}"
+    for c in REGISTRY._collector_to_names:
+        names = set(getattr(c, "_labelnames", ()))
+        assert names <= BOUNDED_LABELS, f"{c}: {names - BOUNDED_LABELS}"

@@ -227,16 +227,16 @@ def test_health_ready_openapi_config_peers(eir: EirProcess) -> None:
             assert c.get("/health").json()["status"] == "ok"
             ready = c.get("/ready").json()
             assert ready["ready"] is True and ready["store"] == "ok" and ready["list_version"] >= 1
-            assert set(ready["listeners"]) >= {"diameter", "m3ua", "n5g", "admin"}
+            assert set(ready["listeners"]) >= {"s13", "map", "n5g", "admin"}
             doc = c.get("/openapi.json").json()
             assert doc["openapi"] == "3.1.0" and "/lists/entries/{imei}" in doc["paths"]
             cfg = c.get("/config")
             assert cfg.status_code == 200 and WRITE not in cfg.text and READ not in cfg.text
             assert cfg.json()["admin"]["token"] == "***"
             peers = c.get("/peers").json()
-            (peer,) = peers["diameter"]
+            (peer,) = peers["s13"]
             assert peer["state"] == "OPEN" and peer["origin_host"] == "mme.pd.lab" and peer["checks"] == 1
-            assert peers["m3ua"] == []
+            assert peers["map"] == []
     finally:
         s13.close()
 
@@ -256,7 +256,7 @@ async def test_peers_lists_m3ua_associations_and_n5g_clients(eir: EirProcess) ->
                 peers = (await c.get("/peers")).json()
     finally:
         await msc.close()
-    (assoc,) = peers["m3ua"]
+    (assoc,) = peers["map"]
     assert assoc["state"] == "ACTIVE" and assoc["role"] == "sg" and assoc["checks"] == 1, assoc
     (client,) = peers["n5g"]
     assert client["protocol"] == "h2c" and client["requests"] == 1, client
@@ -600,7 +600,7 @@ def test_cli_commands_use_the_api(eir: EirProcess) -> None:
         assert [x["id"] for x in json.loads(r.stdout)] == ["cli"]
         assert _eir_cli(eir, *prefix, "clear", "cli").returncode == 0
         assert _eir_cli(eir, *prefix, "clear").stdout.strip() == "0 fault rules cleared"
-    assert set(json.loads(_eir_cli(eir, "admin", "peers").stdout)) == {"diameter", "m3ua", "n5g"}
+    assert set(json.loads(_eir_cli(eir, "admin", "peers").stdout)) == {"s13", "map", "n5g"}
     assert json.loads(_eir_cli(eir, "admin", "sightings", LISTED).stdout)["imei"] == LISTED
     r = _eir_cli(eir, "admin", "config")
     assert json.loads(r.stdout)["admin"]["token"] == "***" and WRITE not in r.stdout
