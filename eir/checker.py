@@ -151,8 +151,14 @@ class PolicyChecker:
                 max_values_per_imei=clone.max_values_per_imei,
                 flush_interval=clone.flush_interval,
                 share_interval=clone.share_interval if shared else None,
+                max_stored=clone.max_stored,
+                trusted_origins=clone.trusted_origins,
+                max_new_per_origin=clone.max_new_per_origin,
+                max_new_per_second=clone.max_new_per_second,
+                half_life=clone.half_life,
                 clock=wall,
             )
+        self._exempt_white = clone.exempt_white
         # Every series exists from start-up (0 until it happens), so rate() and alerts work at once.
         STORE_ERRORS.labels(self._store_name)
         STORE_ERRORS.labels(self._obs_name)
@@ -272,6 +278,12 @@ class PolicyChecker:
 
         sightings = None
         tracker = self.sightings
+        if tracker is not None and self._exempt_white and _exempt(lookup, rules):
+            tracker = None  # policy.clone.exempt_white: nothing recorded, never suspected
+            if steps is not None:
+                steps.append(
+                    Step(rule="clone", outcome="exempt", detail="white-listed or paired (exempt_white)")
+                )
         if tracker is not None and (req.imsi or (self._track_origins and req.origin)):
             if not tracker.running:  # `eir check`: the stored sightings of this IMEI, nothing recorded
                 try:
@@ -320,7 +332,29 @@ class PolicyChecker:
             imsi = imsi[:32]
         if origin is not None and len(origin) > 255:
             origin = origin[:255]
-        return tracker.observe(imei, imsi, origin, self._wall())
+        peer = req.origin
+        if peer is not None and len(peer) > 255:
+            peer = peer[:255]
+        return tracker.observe(imei, imsi, origin, self._wall(), peer)
+
+    async def clear_sightings(self, imei: str) -> int:
+        """An operator clears a clone suspicion (the admin API calls this; ``eir sightings clear``
+        does the store's part from the CLI): the IMEI's sightings go from memory and from the
+        observations store, and a clear row tells instances sharing the store to drop theirs
+        (within ``share_interval``). The next check of the IMEI starts from nothing. Returns how
+        many stored rows went. Raises StoreError / ValueError (not an IMEI)."""
+        imei14 = imei[:14]
+        if len(imei14) != 14 or not imei14.isdigit():
+            raise ValueError(f"not an IMEI: {imei!r}")
+        now = self._wall()
+        tracker = self.sightings
+        if tracker is None:  # the rule is off: the store only
+            tracker = SightingTracker(self.observations, self.config.policy.clone.window, clock=self._wall)
+        tracker.clear(imei14, now)
+        self._clone_seen.pop(imei14, None)
+        gone = await tracker.clear_stored(imei14, now)
+        self._log.info("sightings_cleared", imei=imei14, rows=gone)
+        return gone
 
     async def start(self) -> None:
         """Start the background work of a serving checker: the clone sightings' read-back,
@@ -475,6 +509,15 @@ async def _set_list_sizes(store: IdentityStore) -> None:
         if v.active:
             LIST_ENTRIES.labels("equipment").set(v.entries)
             LIST_ENTRIES.labels("pairing").set(v.pairings)
+
+
+def _exempt(lookup: Lookup, rules: ImsiRules) -> bool:
+    """policy.clone.exempt_white: the IMEI's most specific list entry is white, or the IMSI is
+    paired with it (an exception, or a lock that lists it)."""
+    entry = lookup.imeisv or lookup.imei or lookup.range
+    if entry is not None and entry.status is Status.WHITE:
+        return True
+    return rules.pairing is not None or (rules.locked and rules.lock_allows)
 
 
 def _handle_resolver(config: Config, clock: Callable[[], float]) -> Any:

@@ -2,6 +2,7 @@
 
 * ``serve``                      eir.app
 * ``check``, ``lists …``         eir.cli_lists
+* ``sightings clear|show``       eir.cli_sightings
 * ``sim mme``                    simulations.mme
 * ``sim msc``                    simulations.msc
 * ``sim amf``                    simulations.amf
@@ -35,7 +36,14 @@ EXIT_CONFIG = 2
 EXIT_BIND = 3
 EXIT_STORE = 4
 
-_MODULES = ("eir.app", "eir.cli_lists", "eir.cli_remote", "simulations.replay", "simulations.scenario")
+_MODULES = (
+    "eir.app",
+    "eir.cli_lists",
+    "eir.cli_remote",
+    "eir.cli_sightings",
+    "simulations.replay",
+    "simulations.scenario",
+)
 _SIM_MODULES = (
     "simulations.mme",
     "simulations.msc",

@@ -486,7 +486,8 @@ def observations_command(args: argparse.Namespace) -> int:
                 _err(f"observations store {config.store.observations_url}: cannot open ({e})")
                 return EXIT_STORE
         try:
-            rows = await obs.read_sightings(since)
+            # without the clear markers an operator's `eir sightings clear` leaves (eir/sightings.py)
+            rows = [r for r in await obs.read_sightings(since) if r[1] != "c"]
         finally:
             if obs is not store:
                 with contextlib.suppress(Exception):

@@ -273,6 +273,27 @@ class CloneConfig:
     share_interval: float = 1.0
     """Seconds between reads of the sightings other instances wrote (PostgreSQL, Redis, or an SQLite
     file shared by ``--workers``)."""
+    max_stored: int = 2_000_000
+    """Sightings kept in the store (rows, about 95 B each on disk); beyond it the oldest are deleted
+    (``eir_sightings_evicted_total``). 0: no cap."""
+    trusted_origins: list[str] = field(default_factory=list)
+    """Origins whose checks record sightings (patterns, case-insensitive: a Diameter Origin-Host
+    ``mme*.epc.lab``, a MAP calling GT ``4917*`` or ``pc:<OPC>``, an N5g-eir client's IP address
+    ``10.1.*``); empty: every peer the interfaces admit. Others are answered as usual, but their
+    IMSIs never count."""
+    max_new_per_origin: float = 0.0
+    """New sightings (an IMSI or origin not yet seen with the IMEI) recorded per second from one
+    origin (a bucket of one second's worth, at least one); the excess is counted, not recorded.
+    0: no limit."""
+    max_new_per_second: float = 0.0
+    """The same budget for all origins together. 0: no limit."""
+    half_life: float = 0.0
+    """Seconds: each sighting's weight halves with this age, and an IMEI counts the rounded-up sum
+    of its weights, so a suspicion decays unless fresh sightings keep it (three IMSIs at once:
+    suspect for about 0.58 half-lives). 0: every sighting in the window counts fully."""
+    exempt_white: bool = False
+    """An IMEI whose list entry is white, or which is paired with (or allowed for) the IMSI
+    checked, records no sightings and is never suspected."""
 
 
 @dataclass(slots=True)
@@ -916,6 +937,9 @@ def _validate(cfg: Config) -> None:
     for key in ("flush_interval", "share_interval", "window"):
         if getattr(clone, key) <= 0:
             raise ConfigError(f"policy.clone.{key}: must be a positive number of seconds")
+    for key in ("max_stored", "max_new_per_origin", "max_new_per_second", "half_life"):
+        if getattr(clone, key) < 0:
+            raise ConfigError(f"policy.clone.{key}: must be 0 (off) or more")
     for section, cidrs in (
         ("diameter.allow_sources", cfg.diameter.allow_sources),
         ("m3ua.allow_sources", cfg.m3ua.allow_sources),

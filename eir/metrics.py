@@ -137,6 +137,21 @@ SIGHTINGS_DROPPED = Counter(
 SIGHTINGS_TRACKED = Gauge(
     "eir_sightings_tracked_imeis", "IMEIs whose clone sightings are held in memory", registry=None
 )
+SIGHTINGS_REFUSED = Counter(
+    "eir_sightings_refused",
+    "New clone sightings not recorded (policy.clone: untrusted = from an origin outside "
+    "trusted_origins; peer_budget / global_budget = over max_new_per_origin / max_new_per_second)",
+    ["reason"],
+    registry=None,
+)
+SIGHTINGS_EVICTED = Counter(
+    "eir_sightings_evicted",
+    "Stored clone sightings deleted, oldest first, to keep the store under policy.clone.max_stored",
+    registry=None,
+)
+SIGHTINGS_CLEARED = Counter(
+    "eir_sightings_cleared", "IMEIs whose clone sightings an operator cleared", registry=None
+)
 REFUSED = Counter(
     "eir_refused",
     "Connections, peers and requests refused by an allow-list, an addressing rule or a connection "
@@ -225,6 +240,9 @@ _OWN: tuple[Collector, ...] = (
     SIGHTINGS_WRITTEN,
     SIGHTINGS_DROPPED,
     SIGHTINGS_TRACKED,
+    SIGHTINGS_REFUSED,
+    SIGHTINGS_EVICTED,
+    SIGHTINGS_CLEARED,
     REFUSED,
     LOG_SUPPRESSED,
     EVENTS_DROPPED,

@@ -29,6 +29,31 @@ answering made it the dominant cost of a realistic load (a fresh IMEI/IMSI pair 
 * ``eir check`` (the CLI) records nothing: :meth:`SightingTracker.load_imei` reads the one IMEI's
   stored sightings and the rule is evaluated against them plus the request itself.
 
+* **Own rows**: each tracker has a writer id (:attr:`SightingTracker.writer`, new at every start)
+  that the store keeps with the rows it writes; sharing reads only the rows other writers wrote
+  last (``read_sightings(exclude_writer=…)``), so an instance does not read its own back.
+* **Storage cap** (``max_stored`` rows): every :data:`CAP_INTERVAL` seconds the store's rows are
+  counted and, above the cap, the oldest deleted down to 90 % of it
+  (``eir_sightings_evicted_total``, one log line per eviction).
+
+Poisoning defences (issue 10; README "Clone rule: the threat"). Any peer that may send checks can
+send IMSIs, and three IMSIs make an IMEI grey for every peer for the window. So:
+
+* ``trusted_origins``: only checks from matching origins record sightings; others are answered
+  against the sightings recorded so far, and counted (``eir_sightings_refused_total{reason=
+  "untrusted"}``).
+* ``max_new_per_origin`` / ``max_new_per_second``: token buckets (one second's worth) of *new*
+  sightings — a value not yet seen with the IMEI — per origin and in total; the excess is counted
+  (``peer_budget`` / ``global_budget``), not recorded. A sighting seen again costs nothing.
+* ``half_life``: a sighting's weight halves with its age, and the count is the rounded-up sum of
+  weights: evidence decays unless it is renewed.
+* :meth:`SightingTracker.clear` (``checker.clear_sightings``, the admin API, ``eir sightings
+  clear``): the IMEI's sightings are deleted here and in the store, and a *clear* row (kind ``c``)
+  is written so that other instances drop what they hold of it, and rows older than the clear that
+  reach them later.
+* ``exempt_white`` is the checker's (eir/checker.py): an IMEI listed white or paired with the IMSI
+  records nothing.
+
 Times are wall-clock seconds (the store shares them between processes); the clock is injected.
 """
 
@@ -36,20 +61,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import itertools
+import math
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from eir.logging import get_logger
-from eir.metrics import SIGHTINGS_DROPPED, SIGHTINGS_TRACKED, SIGHTINGS_WRITTEN
+from eir.metrics import (
+    SIGHTINGS_CLEARED,
+    SIGHTINGS_DROPPED,
+    SIGHTINGS_EVICTED,
+    SIGHTINGS_REFUSED,
+    SIGHTINGS_TRACKED,
+    SIGHTINGS_WRITTEN,
+)
 from eir.store.base import IdentityStore, Sighting, Sightings
 
 __all__ = ["SightingTracker"]
 
-IMSI, ORIGIN = "i", "o"
-"""The two kinds of value a sighting records (the store's ``kind`` column)."""
+IMSI, ORIGIN, CLEARED = "i", "o", "c"
+"""The two kinds of value a sighting records (the store's ``kind`` column), and the row an
+operator's clear leaves (value empty, time of the clear)."""
+CAP_INTERVAL = 10.0
+"""Seconds between two counts of the stored rows against ``max_stored``."""
+MAX_BUCKETS = 10_000
+"""Origins with a budget bucket of their own; beyond it the buckets are simply reset."""
 
 
 class SightingTracker:
@@ -66,6 +106,11 @@ class SightingTracker:
         share_interval: float | None = 1.0,
         batch_size: int = 5_000,
         max_pending: int = 100_000,
+        max_stored: int = 0,
+        trusted_origins: list[str] | None = None,
+        max_new_per_origin: float = 0.0,
+        max_new_per_second: float = 0.0,
+        half_life: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -85,6 +130,26 @@ class SightingTracker:
         longest)."""
         self._origins: dict[str, dict[str, float]] = {}
         """IMEI → origin → newest time (only filled when origins are recorded)."""
+        self.max_stored = max(0, max_stored)
+        """Rows kept in the store; 0: no cap."""
+        self.writer = secrets.token_hex(4)
+        """This instance's name on the rows it writes (module docstring)."""
+        self._trusted = [p.lower() for p in trusted_origins or []]
+        self._trust: dict[str | None, bool] = {}
+        self.per_origin = max(0.0, max_new_per_origin)
+        self.per_second = max(0.0, max_new_per_second)
+        self._budgets = bool(self.per_origin or self.per_second)
+        self._buckets: dict[str | None, list[float]] = {}
+        """origin → [tokens, time of the last refill]."""
+        self._all = [max(1.0, self.per_second), 0.0]
+        self._decay = math.log(2) / half_life if half_life > 0 else 0.0
+        self._cleared: dict[str, float] = {}
+        """IMEI → time an operator cleared it: older rows merged later are ignored."""
+        self._refused = {
+            r: SIGHTINGS_REFUSED.labels(r) for r in ("untrusted", "peer_budget", "global_budget")
+        }
+        self._last_cap = 0.0
+        self.evicted = 0
         self._pending: deque[Sighting] = deque()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -97,46 +162,116 @@ class SightingTracker:
         self._log = get_logger(component="sightings")
 
     # --- the hot path ----------------------------------------------------------------------------
-    def observe(self, imei: str, imsi: str | None, origin: str | None, now: float) -> Sightings:
-        """Record one sighting and count the distinct IMSIs and origins inside the window."""
+    def observe(
+        self, imei: str, imsi: str | None, origin: str | None, now: float, peer: str | None = None
+    ) -> Sightings:
+        """Record one sighting and count the distinct IMSIs and origins inside the window.
+        ``peer`` is the request's origin, for ``trusted_origins`` and the budgets (``origin`` is
+        None when the origins rule is off)."""
+        if self._trusted and (imsi or origin):
+            trusted = self._trust.get(peer)
+            if trusted is None:
+                trusted = self._is_trusted(peer)
+            if not trusted:
+                self._refused["untrusted"].inc()
+                imsi = origin = None  # answered against what trusted peers recorded
         cutoff = now - self.window
+        decay = self._decay
         values = self._imsis.get(imei)
         if imsi:
             if values is None:
                 if len(self._imsis) >= self.max_imeis:
                     _evict(self._imsis, self.max_imeis)
+                if not self._budgets and not origin and not self._origins:
+                    # the common case of a population load, a first sighting of the IMEI and no
+                    # origins: _note's work without its tests (nothing to forget, nothing counted)
+                    self._imsis[imei] = {imsi: now}
+                    if self.running:
+                        self._queue((imei, IMSI, imsi, now))
+                    return _ONE_IMSI
                 values = self._imsis[imei] = {}
-            self._note(values, imei, IMSI, imsi, now)
-        n_imsis = _inside(values, cutoff) if values else 0
+            self._note(values, imei, IMSI, imsi, now, peer)
+        if not values:
+            n_imsis = 0
+        else:
+            n_imsis = _weighed(values, cutoff, now, decay) if decay else _inside(values, cutoff)
         values = self._origins.get(imei)
         if origin:
             if values is None:
                 if len(self._origins) >= self.max_imeis:
                     _evict(self._origins, self.max_imeis)
                 values = self._origins[imei] = {}
-            self._note(values, imei, ORIGIN, origin, now)
-        n_origins = _inside(values, cutoff) if values else 0
+            self._note(values, imei, ORIGIN, origin, now, peer)
+        if not values:
+            n_origins = 0
+        else:
+            n_origins = _weighed(values, cutoff, now, decay) if decay else _inside(values, cutoff)
         key = (n_imsis, n_origins)
         s = _SIGHTINGS.get(key)
         if s is None:  # immutable and few (counts are bounded): one object per pair of counts
             s = _SIGHTINGS[key] = Sightings(distinct_imsis=n_imsis, distinct_origins=n_origins)
         return s
 
-    def _note(self, values: dict[str, float], imei: str, kind: str, value: str, now: float) -> None:
+    def _is_trusted(self, peer: str | None) -> bool:
+        low = (peer or "").lower()
+        ok = any(fnmatch.fnmatchcase(low, p) for p in self._trusted)
+        if len(self._trust) >= MAX_BUCKETS:
+            self._trust.clear()
+        self._trust[peer] = ok
+        return ok
+
+    def _spend(self, peer: str | None, now: float) -> bool:
+        """One new sighting from ``peer``: False when a budget is spent (counted)."""
+        if self.per_origin:
+            b = self._buckets.get(peer)
+            burst = max(1.0, self.per_origin)  # a budget below 1/s still lets one through now and then
+            if b is None:
+                if len(self._buckets) >= MAX_BUCKETS:
+                    self._buckets.clear()
+                b = self._buckets[peer] = [burst, now]
+            else:
+                b[0] = min(burst, b[0] + max(0.0, now - b[1]) * self.per_origin)
+                b[1] = now
+            if b[0] < 1.0:
+                self._refused["peer_budget"].inc()
+                return False
+        else:
+            b = None
+        if self.per_second:
+            a = self._all
+            a[0] = min(max(1.0, self.per_second), a[0] + max(0.0, now - a[1]) * self.per_second)
+            a[1] = now
+            if a[0] < 1.0:
+                self._refused["global_budget"].inc()
+                return False
+            a[0] -= 1.0
+        if b is not None:
+            b[0] -= 1.0
+        return True
+
+    def _note(
+        self, values: dict[str, float], imei: str, kind: str, value: str, now: float, peer: str | None
+    ) -> None:
         last = values.get(value)
         if last is not None and 0 <= now - last < self.fresh:
             return  # seen a moment ago: counted already, written already (or queued)
+        if last is None and self._budgets and not self._spend(peer, now):
+            return  # over a budget: counted, not recorded
         if last is None and len(values) >= self.max_values:
             del values[min(values, key=values.__getitem__)]  # forget the oldest of this IMEI
         values[value] = now if last is None else max(last, now)
         if self.running:
-            if len(self._pending) >= self.max_pending:
-                self._pending.popleft()
-                self.dropped += 1
-                SIGHTINGS_DROPPED.inc()
-            self._pending.append((imei, kind, value, now))
-            if len(self._pending) >= self.batch_size:
-                self._wake.set()
+            self._queue((imei, kind, value, now))
+
+    def _queue(self, row: Sighting) -> None:
+        pending = self._pending
+        if len(pending) >= self.max_pending:
+            pending.popleft()
+            self.dropped += 1
+            SIGHTINGS_DROPPED.inc()
+        pending.append(row)
+        if len(pending) >= self.batch_size:
+            self._wake.set()
 
     def seen(self, imei: str) -> tuple[dict[str, float], dict[str, float]]:
         """Copies of what this process holds for ``imei``: IMSI → newest time, origin → newest time
@@ -145,7 +280,14 @@ class SightingTracker:
 
     # --- loading and merging ---------------------------------------------------------------------
     def merge(self, rows: list[Sighting]) -> None:
-        """Take sightings read from the store (newest time wins); queues nothing."""
+        """Take sightings read from the store (newest time wins; a clear row drops what is older
+        for its IMEI); queues nothing."""
+        cleared = self._cleared
+        if cleared or any(r[1] == CLEARED for r in rows):
+            for imei, kind, _value, ts in rows:
+                if kind == CLEARED and ts > cleared.get(imei, -math.inf):
+                    self._forget(imei, ts)
+            rows = [r for r in rows if r[1] != CLEARED and r[3] > cleared.get(r[0], -math.inf)]
         for imei, kind, value, ts in rows:
             table = self._imsis if kind == IMSI else self._origins
             values = table.get(imei)
@@ -161,6 +303,36 @@ class SightingTracker:
             elif ts > last:
                 values[value] = ts
         SIGHTINGS_TRACKED.set(len(self._imsis))
+
+    def _forget(self, imei: str, at: float) -> None:
+        """Drop the IMEI's sightings up to ``at`` (a clear), and ignore older ones merged later."""
+        for table in (self._imsis, self._origins):
+            values = table.get(imei)
+            if values is not None:
+                for v in [v for v, ts in values.items() if ts <= at]:
+                    del values[v]
+                if not values:
+                    del table[imei]
+        if imei not in self._cleared and len(self._cleared) >= self.max_imeis:
+            _evict_one(self._cleared)
+        self._cleared[imei] = at
+
+    def clear(self, imei: str, at: float) -> int:
+        """An operator's clear of one IMEI (``checker.clear_sightings``): what this instance holds
+        and has queued of it goes; the store's rows and the clear row are the caller's
+        (:meth:`clear_stored`). How many values were held."""
+        held = len(self._imsis.get(imei, ())) + len(self._origins.get(imei, ()))
+        self._forget(imei, at)
+        if any(r[0] == imei for r in self._pending):
+            self._pending = deque(r for r in self._pending if r[0] != imei)
+        SIGHTINGS_CLEARED.inc()
+        return held
+
+    async def clear_stored(self, imei: str, at: float) -> int:
+        """Delete the IMEI's rows in the store and write the clear row other instances read."""
+        gone = await self.store.clear_sightings(imei)
+        await self.store.write_sightings([(imei, CLEARED, "", at)], writer=self.writer)
+        return gone
 
     async def load_imei(self, imei: str) -> None:
         """Read one IMEI's stored sightings inside the window (``eir check``, ``--explain``)."""
@@ -215,6 +387,25 @@ class SightingTracker:
             if now - self._last_sweep >= max(1.0, self.window / 4):
                 self._last_sweep = now
                 await self._sweep(now - self.window)
+            if self.max_stored and now - self._last_cap >= CAP_INTERVAL:
+                self._last_cap = now
+                await self.cap()
+
+    async def cap(self) -> int:
+        """Keep the store under ``max_stored`` rows: above it, delete the oldest down to 90 % of
+        it. How many rows went (counted and logged)."""
+        try:
+            if await self.store.count_sightings() <= self.max_stored:
+                return 0
+            gone = await self.store.evict_sightings(self.max_stored * 9 // 10)
+        except Exception as e:
+            self._log.debug("sightings_not_capped", error=f"{type(e).__name__}: {e}")
+            return 0
+        if gone:
+            self.evicted += gone
+            SIGHTINGS_EVICTED.inc(gone)
+            self._log.warning("sightings_evicted", rows=gone, max_stored=self.max_stored)
+        return gone
 
     async def _flush_once(self) -> bool:
         """Write one batch; False when there was nothing to write or the store failed."""
@@ -223,7 +414,7 @@ class SightingTracker:
         n = min(len(self._pending), self.batch_size)
         batch = [self._pending.popleft() for _ in range(n)]
         try:
-            await self.store.write_sightings(batch)
+            await self.store.write_sightings(batch, writer=self.writer)
         except Exception as e:
             self.dropped += n
             SIGHTINGS_DROPPED.inc(n)
@@ -246,11 +437,13 @@ class SightingTracker:
             now = self.clock()
             # Rows are stamped by their writer before its write-behind delay: read back far enough
             # to take a row written late with an early time (another writer's flush interval, taken
-            # as ours, and half a second for the write itself). Reading our own rows back too is the
-            # price of a store without writer ids: merged, they change nothing.
+            # as ours, and half a second for the write itself). Our own rows are left out by the
+            # store (writer ids).
             since = self._shared_until - self.flush_interval - 0.5
             try:
-                rows = await self.store.read_sightings(max(since, now - self.window))
+                rows = await self.store.read_sightings(
+                    max(since, now - self.window), exclude_writer=self.writer
+                )
             except Exception as e:
                 self._log.debug("sightings_not_shared", error=f"{type(e).__name__}: {e}")
                 continue
@@ -262,6 +455,8 @@ class SightingTracker:
         for table in (self._imsis, self._origins):
             for imei in [k for k, v in table.items() if not any(ts >= cutoff for ts in v.values())]:
                 del table[imei]
+        for imei in [k for k, ts in self._cleared.items() if ts < cutoff]:
+            del self._cleared[imei]
         SIGHTINGS_TRACKED.set(len(self._imsis))
         try:
             await self.store.prune_sightings(cutoff)
@@ -274,10 +469,12 @@ class SightingTracker:
             "pending": len(self._pending),
             "written": self.written,
             "dropped": self.dropped,
+            "evicted": self.evicted,
         }
 
 
 _SIGHTINGS: dict[tuple[int, int], Sightings] = {}
+_ONE_IMSI = _SIGHTINGS[(1, 0)] = Sightings(distinct_imsis=1, distinct_origins=0)
 
 
 def _inside(values: dict[str, float], cutoff: float) -> int:
@@ -291,6 +488,20 @@ def _inside(values: dict[str, float], cutoff: float) -> int:
         if ts >= cutoff:
             n += 1
     return n
+
+
+def _weighed(values: dict[str, float], cutoff: float, now: float, decay: float) -> int:
+    """The rounded-up sum of the weights ``2 ** (-age / half_life)`` inside the window (a value
+    stamped ahead of ``now`` by another instance's clock weighs 1)."""
+    score = 0.0
+    for ts in values.values():
+        if ts >= cutoff:
+            score += math.exp(-decay * (now - ts)) if ts < now else 1.0
+    return math.ceil(score - 1e-9)
+
+
+def _evict_one(table: dict[str, float]) -> None:
+    del table[next(iter(table))]
 
 
 def _evict(table: dict[str, dict[str, float]], max_imeis: int) -> None:

@@ -501,7 +501,26 @@ def build() -> dict[str, Any]:
                 },
                 params=[_p("imei", "IMEI (14 or 15 digits) or IMEISV (16)", r"^[0-9]{14,16}$")],
                 tag="sightings",
-            )
+            ),
+            "delete": _op(
+                "Clear a clone suspicion: the IMEI's sightings go from this process and the store, "
+                "and instances sharing the store drop theirs within policy.clone.share_interval",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["imei", "cleared"],
+                            "properties": {
+                                "imei": {"type": "string"},
+                                "cleared": {"type": "integer", "description": "stored sightings deleted"},
+                            },
+                        }
+                    )
+                },
+                params=[_p("imei", "IMEI (14 or 15 digits) or IMEISV (16)", r"^[0-9]{14,16}$")],
+                write=True,
+                tag="sightings",
+            ),
         },
         "/peers": {
             "get": _op(

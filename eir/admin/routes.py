@@ -160,6 +160,7 @@ class AdminApi:
             r("PUT", "/lists/locks/{imsi}/{imei}", self.put_lock, body="json"),
             r("DELETE", "/lists/locks/{imsi}/{imei}", self.delete_lock),
             r("GET", "/sightings/{imei}", self.sightings),
+            r("DELETE", "/sightings/{imei}", self.clear_sightings),
             r("GET", "/peers", self.peers),
             r("GET", "/faults", self.list_faults),
             r("POST", "/faults", self.add_fault, body="json"),
@@ -653,6 +654,8 @@ class AdminApi:
             rows = []
             stored_error = f"{type(e).__name__}: {e}"[:200]
         for _imei, kind, value, ts in rows:
+            if kind == "c":  # an operator's clear (eir/sightings.py): a marker, not a sighting
+                continue
             table = imsis if kind == "i" else origins
             old = table.get(value)
             if old is None:
@@ -722,6 +725,14 @@ class AdminApi:
             raise ApiError(400, str(e), cause="bad_fault") from None
         self.log.info("admin_fault_set", id=rule.id, kind=rule.kind)
         return json_response(201, rule.to_dict())
+
+    async def clear_sightings(self, req: ApiRequest) -> Response:
+        """An operator clears a clone suspicion: ``checker.clear_sightings`` (eir/checker.py) — this
+        process's memory, the store, and a clear marker other instances apply."""
+        imei = _imei14_arg(req.args[0], allow_sv=True)
+        n = await self.checker.clear_sightings(imei)
+        self.log.info("admin_sightings_cleared", imei=imei, rows=n)
+        return json_response(200, {"imei": imei, "cleared": n})
 
     async def delete_fault(self, req: ApiRequest) -> Response:
         if not self.faults.remove(req.args[0]):

@@ -294,6 +294,8 @@ class _Association(CoreProtocol):
         self.admitted = role is m3ua.Role.ASP
         """Accepted associations count against the connection limits once admitted."""
         self.source: str | None = None
+        self.variants_logged: set[str] = set()
+        """The vendor forms this association's log has named (once each)."""
 
     def _core(self) -> EirSigtranStack:
         return self.stack
@@ -504,7 +506,11 @@ class _Association(CoreProtocol):
                     detail=ev.detail,
                     dialogue_id=ev.dialogue_id,
                 )
-            elif t is MapVendorVariantAccepted:
+            elif t is MapVendorVariantAccepted and ev.vendor not in self.variants_logged:
+                # Once per association and vendor form: an MSC of that vendor sends the form in
+                # every check (an IMSI-carrying load wrote an info line per check); every one is
+                # counted in eir_map_vendor_variants_total.
+                self.variants_logged.add(ev.vendor)
                 detail = f"{ev.vendor}: {ev.detail}"  # the log line's detail as it was
                 self.log.info(
                     "map_vendor_variant", vendor=ev.vendor, detail=detail, dialogue_id=ev.dialogue_id

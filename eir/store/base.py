@@ -215,20 +215,41 @@ class IdentityStore(abc.ABC):
 
     # --- clone sightings (eir/sightings.py keeps them in memory; the store is the shared copy) ---
     @abc.abstractmethod
-    async def write_sightings(self, rows: Sequence[Sighting]) -> None:
+    async def write_sightings(self, rows: Sequence[Sighting], *, writer: str = "") -> None:
         """Upsert a batch of ``(imei, kind, value, seen)``: one row per (imei, kind, value), the
-        newest ``seen`` wins. One transaction / round trip per call."""
+        newest ``seen`` wins. One transaction / round trip per call. ``writer`` names the instance
+        that writes (``SightingTracker.writer``), so that it can leave its own rows out when it
+        reads what the others wrote."""
 
     @abc.abstractmethod
     async def read_sightings(
-        self, since: float, *, imei: str | None = None, limit: int | None = None
+        self,
+        since: float,
+        *,
+        imei: str | None = None,
+        limit: int | None = None,
+        exclude_writer: str | None = None,
     ) -> list[Sighting]:
         """Rows seen at or after ``since`` (of one IMEI when given), newest first, at most
-        ``limit``."""
+        ``limit``; without the rows ``exclude_writer`` wrote last (when given). ``imei`` and
+        ``exclude_writer`` are not combined."""
 
     @abc.abstractmethod
     async def prune_sightings(self, before: float) -> None:
         """Delete rows last seen before ``before``."""
+
+    @abc.abstractmethod
+    async def clear_sightings(self, imei: str) -> int:
+        """Delete every row of ``imei`` (an operator clears a clone suspicion); how many went."""
+
+    @abc.abstractmethod
+    async def count_sightings(self) -> int:
+        """How many rows are stored (the storage cap; may count a row twice where writers
+        overlap)."""
+
+    @abc.abstractmethod
+    async def evict_sightings(self, keep: int) -> int:
+        """Delete the oldest rows so that at most about ``keep`` remain; how many went."""
 
     # --- lists --------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -91,6 +91,7 @@ class MemoryStore(IdentityStore):
         self._next_id = 1
         self._callbacks: list[Callable[[int], None]] = []
         self._obs: dict[tuple[str, str, str], float] = {}
+        self._obs_writer: dict[tuple[str, str, str], str] = {}
         self._lock = asyncio.Lock()
         self._empty = _Version(ListVersion(id=0, created=0.0, source="", entries=0))
         self._ref: dict[str, tuple[ReferenceTable, dict[str, str]]] = {}
@@ -165,19 +166,30 @@ class MemoryStore(IdentityStore):
             return _NO_RULES
         return ImsiRules(pairing=p, locked=locked is not None, lock_allows=bool(locked and imei in locked))
 
-    async def write_sightings(self, rows: Sequence[Sighting]) -> None:
-        obs = self._obs
+    async def write_sightings(self, rows: Sequence[Sighting], *, writer: str = "") -> None:
+        obs, writers = self._obs, self._obs_writer
         for imei, kind, value, seen in rows:
             key = (imei, kind, value)
             last = obs.get(key)
             if last is None or seen > last:
                 obs[key] = seen
+                writers[key] = writer
 
     async def read_sightings(
-        self, since: float, *, imei: str | None = None, limit: int | None = None
+        self,
+        since: float,
+        *,
+        imei: str | None = None,
+        limit: int | None = None,
+        exclude_writer: str | None = None,
     ) -> list[Sighting]:
+        writers = self._obs_writer
         rows = [
-            (i, k, v, t) for (i, k, v), t in self._obs.items() if t >= since and (imei is None or i == imei)
+            (i, k, v, t)
+            for (i, k, v), t in self._obs.items()
+            if t >= since
+            and (imei is None or i == imei)
+            and (exclude_writer is None or writers.get((i, k, v)) != exclude_writer)
         ]
         rows.sort(key=lambda r: r[3], reverse=True)
         return rows[:limit] if limit is not None else rows
@@ -185,6 +197,26 @@ class MemoryStore(IdentityStore):
     async def prune_sightings(self, before: float) -> None:
         for key in [k for k, t in self._obs.items() if t < before]:
             del self._obs[key]
+            self._obs_writer.pop(key, None)
+
+    async def clear_sightings(self, imei: str) -> int:
+        keys = [k for k in self._obs if k[0] == imei]
+        for key in keys:
+            del self._obs[key]
+            self._obs_writer.pop(key, None)
+        return len(keys)
+
+    async def count_sightings(self) -> int:
+        return len(self._obs)
+
+    async def evict_sightings(self, keep: int) -> int:
+        excess = len(self._obs) - max(0, keep)
+        if excess <= 0:
+            return 0
+        for key in sorted(self._obs, key=self._obs.__getitem__)[:excess]:
+            del self._obs[key]
+            self._obs_writer.pop(key, None)
+        return excess
 
     # --- lists --------------------------------------------------------------------------------
     async def import_version(

@@ -157,14 +157,29 @@ SELECT bool_or(kind = 'pairing' AND imei = $2) AS paired,
   FROM eir_pairings WHERE version_id = {_ACTIVE} AND imsi = $1
 """
 
-# A batch of sightings: folded to one row per key (newest time), then upserted (newest time wins).
+# Outside the numbered migrations (idempotent, run at every open): the writer of each sighting, so
+# that an instance sharing the table leaves its own rows out when it reads the others'.
+_SIGHTINGS_SCHEMA = [
+    "ALTER TABLE eir_observations ADD COLUMN IF NOT EXISTS writer text NOT NULL DEFAULT ''",
+]
+
+# A batch of sightings: folded to one row per key (newest time), then upserted (newest time wins,
+# and with it its writer).
 _WRITE_SIGHTINGS_SQL = """
-INSERT INTO eir_observations (imei, what, value, seen)
-SELECT imei, what::"char", value, max(seen)
+INSERT INTO eir_observations (imei, what, value, seen, writer)
+SELECT imei, what::"char", value, max(seen), $5
   FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[]) AS b(imei, what, value, seen)
  GROUP BY imei, what, value
-ON CONFLICT (imei, what, value) DO UPDATE SET seen = GREATEST(eir_observations.seen, EXCLUDED.seen)
+ON CONFLICT (imei, what, value) DO UPDATE
+   SET seen = EXCLUDED.seen, writer = EXCLUDED.writer WHERE eir_observations.seen < EXCLUDED.seen
 """
+
+
+def _rowcount(status: str) -> int:
+    """The row count of a command status (``DELETE 12``)."""
+    tail = status.rpartition(" ")[2]
+    return int(tail) if tail.isdigit() else 0
+
 
 _EXACT_COLS = ["key", "kind", "status", "imsi", "reason"]
 _RANGE_COLS = ["lo", "hi", "kind", "key", "last", "status", "imsi", "reason"]
@@ -271,6 +286,8 @@ class PostgresStore(PushedChanges, IdentityStore):
                     await con.execute(sql)
                 await con.execute("INSERT INTO eir_schema (version) VALUES ($1)", version)
                 _log.info("store_migrated", schema_version=version)
+            for sql in _SIGHTINGS_SCHEMA:
+                await con.execute(sql)
 
     async def close(self) -> None:
         self._closed = True
@@ -414,30 +431,34 @@ class PostgresStore(PushedChanges, IdentityStore):
         )
         return ImsiRules(pairing=pairing, locked=bool(r["locked"]), lock_allows=bool(r["allows"]))
 
-    async def write_sightings(self, rows: Sequence[Sighting]) -> None:
+    async def write_sightings(self, rows: Sequence[Sighting], *, writer: str = "") -> None:
         """One statement per batch (arrays unnested server-side; duplicates folded first, as one
         INSERT … ON CONFLICT may not touch a row twice)."""
         if not rows:
             return
         imeis, kinds, values, seen = (list(c) for c in zip(*rows, strict=True))
-        try:
-            async with self._get_pool().acquire(timeout=self.connect_timeout) as con:
-                await con.execute(_WRITE_SIGHTINGS_SQL, imeis, kinds, values, seen)
-        except _UNAVAILABLE as e:
-            raise self._unavailable(e) from e
+        await self._obs_execute(_WRITE_SIGHTINGS_SQL, imeis, kinds, values, seen, writer)
 
     async def read_sightings(
-        self, since: float, *, imei: str | None = None, limit: int | None = None
+        self,
+        since: float,
+        *,
+        imei: str | None = None,
+        limit: int | None = None,
+        exclude_writer: str | None = None,
     ) -> list[Sighting]:
         sql = "SELECT imei, what::text, value, seen FROM eir_observations WHERE seen >= $1"
         args: list[Any] = [since]
         if imei is not None:
-            sql += " AND imei = $2"
             args.append(imei)
+            sql += f" AND imei = ${len(args)}"
+        if exclude_writer is not None:
+            args.append(exclude_writer)
+            sql += f" AND writer <> ${len(args)}"
         sql += " ORDER BY seen DESC"
         if limit is not None:
-            sql += f" LIMIT ${len(args) + 1}"
             args.append(limit)
+            sql += f" LIMIT ${len(args)}"
         try:
             async with self._get_pool().acquire(timeout=self.connect_timeout) as con:
                 records = await con.fetch(sql, *args)
@@ -446,9 +467,33 @@ class PostgresStore(PushedChanges, IdentityStore):
         return [(r[0], r[1], r[2], r[3]) for r in records]
 
     async def prune_sightings(self, before: float) -> None:
+        await self._obs_execute("DELETE FROM eir_observations WHERE seen < $1", before)
+
+    async def clear_sightings(self, imei: str) -> int:
+        return _rowcount(await self._obs_execute("DELETE FROM eir_observations WHERE imei = $1", imei))
+
+    async def count_sightings(self) -> int:
         try:
             async with self._get_pool().acquire(timeout=self.connect_timeout) as con:
-                await con.execute("DELETE FROM eir_observations WHERE seen < $1", before)
+                return int(await con.fetchval("SELECT count(*) FROM eir_observations"))
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+
+    async def evict_sightings(self, keep: int) -> int:
+        """The oldest rows beyond ``keep`` (by the time index), in one statement."""
+        return _rowcount(
+            await self._obs_execute(
+                """DELETE FROM eir_observations WHERE ctid = ANY(ARRAY(
+                     SELECT ctid FROM eir_observations ORDER BY seen
+                      LIMIT GREATEST(0, (SELECT count(*) FROM eir_observations) - $1)))""",
+                max(0, keep),
+            )
+        )
+
+    async def _obs_execute(self, sql: str, *args: Any) -> str:
+        try:
+            async with self._get_pool().acquire(timeout=self.connect_timeout) as con:
+                return str(await con.execute(sql, *args))
         except _UNAVAILABLE as e:
             raise self._unavailable(e) from e
 

@@ -23,6 +23,10 @@ derive key names from the active version):
                             IMEI → device), replaced by RENAME; ``P:refmeta:<table>`` its
                             rows, source, created
 ``P:o:<imei>``              sorted set of sightings: member ``i<imsi>`` / ``o<origin>``, score = time
+``P:obs:w:<writer>``        sorted set of the sightings one instance wrote: member
+                            ``<imei>|i<imsi>`` / ``<imei>|o<origin>``, score = time (read by time)
+``P:obs:writers``           set of the writers that have such a key
+``P:obs:t``                 the same for sightings of no named writer (and of earlier versions)
 channel ``P:lists``         ``<id> <token>`` on every flip (token: the publishing store object)
 ==========================  ===================================================================
 
@@ -133,33 +137,46 @@ return redis.call('HMGET', p .. ':v:' .. v .. ':p', 'P:' .. ARGV[2] .. ':' .. AR
                   'L:' .. ARGV[2] .. ':' .. ARGV[3])
 """
 
-# Clone sightings: a global sorted set <p>:obs:t of "imei|<kind><value>" scored by the time last seen
-# (read by time: restarts and other instances), and one per IMEI, <p>:o:<imei>, of "<kind><value>"
-# (read by IMEI: `eir check`). ARGV: prefix, then (imei, kind, value, seen) for each row. Newest time wins.
+# Clone sightings, per writer (module docstring): a sorted set per writer of "imei|<kind><value>"
+# scored by the time last seen (read by time: restarts and other instances, each leaving out its
+# own), and one per IMEI, <p>:o:<imei>, of "<kind><value>" (read by IMEI: `eir check`). Newest time
+# wins. ARGV: prefix, writer key, writer ('' = none), then one string of rows, each
+# "<seen> <length> <imei>|<kind><value>" (length in octets): one argument per batch, not four per
+# row, is what makes the client's side cheap (bench/clone.py, the closing note of issue 13).
 _WRITE_SIGHTINGS_LUA = """
-local p = ARGV[1]
-local t = p .. ':obs:t'
-for i = 2, #ARGV, 4 do
-  local imei, kv, seen = ARGV[i], ARGV[i + 1] .. ARGV[i + 2], ARGV[i + 3]
-  redis.call('ZADD', t, 'GT', seen, imei .. '|' .. kv)
-  redis.call('ZADD', p .. ':o:' .. imei, 'GT', seen, kv)
+local p, t, rows = ARGV[1], ARGV[2], ARGV[4]
+if ARGV[3] ~= '' then redis.call('SADD', p .. ':obs:writers', ARGV[3]) end
+local i, n = 1, #rows
+while i <= n do
+  local a = string.find(rows, ' ', i, true)
+  local b = string.find(rows, ' ', a + 1, true)
+  local seen = string.sub(rows, i, a - 1)
+  local e = b + tonumber(string.sub(rows, a + 1, b - 1))
+  local m = string.sub(rows, b + 1, e)
+  i = e + 1
+  local bar = string.find(m, '|', 1, true)
+  redis.call('ZADD', t, 'GT', seen, m)
+  redis.call('ZADD', p .. ':o:' .. string.sub(m, 1, bar - 1), 'GT', seen, string.sub(m, bar + 1))
 end
 return 0
 """
 
-# ARGV: prefix, before (exclusive), chunk. Removes up to chunk rows last seen before `before`;
-# returns how many it removed (the caller repeats while a whole chunk went).
+# KEYS: one writer's key. ARGV: prefix, a time, 'before' (rows seen before it) or 'upto' (at or
+# before it), chunk. Removes up to chunk of those rows, and from the IMEI's own set those not seen
+# again since; returns how many it removed.
 _PRUNE_SIGHTINGS_LUA = """
-local p = ARGV[1]
-local t = p .. ':obs:t'
-local old = redis.call('ZRANGEBYSCORE', t, '-inf', '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, m in ipairs(old) do
+local p, t = ARGV[1], KEYS[1]
+local max = ARGV[3] == 'before' and '(' .. ARGV[2] or ARGV[2]
+local old = redis.call('ZRANGEBYSCORE', t, '-inf', max, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[4]))
+for j = 1, #old, 2 do
+  local m, seen = old[j], tonumber(old[j + 1])
   local bar = string.find(m, '|', 1, true)
-  local k = p .. ':o:' .. string.sub(m, 1, bar - 1)
-  redis.call('ZREM', k, string.sub(m, bar + 1))
+  local k, kv = p .. ':o:' .. string.sub(m, 1, bar - 1), string.sub(m, bar + 1)
+  local cur = redis.call('ZSCORE', k, kv)
+  if cur and tonumber(cur) <= seen then redis.call('ZREM', k, kv) end
   redis.call('ZREM', t, m)
 end
-return #old
+return #old / 2
 """
 
 # KEYS: active, versions, building, meta. ARGV: id, expected base ('' = any), channel, payload
@@ -451,36 +468,140 @@ class RedisStore(PushedChanges, IdentityStore):
         )
         return ImsiRules(pairing=pairing, locked=locked is not None, lock_allows=allows is not None)
 
-    async def write_sightings(self, rows: Sequence[Sighting]) -> None:
-        if not rows:
-            return
-        args: list[Any] = [self.prefix]
-        for imei, kind, value, seen in rows:
-            args += (imei, kind, value, repr(float(seen)))  # repr: no precision lost on the way
-        await self._script("write_sightings", [], args)
+    def _writer_key(self, writer: str) -> str:
+        return self._k("obs", "w", writer) if writer else self._k("obs", "t")
 
-    async def read_sightings(
-        self, since: float, *, imei: str | None = None, limit: int | None = None
-    ) -> list[Sighting]:
-        key = self._k("o", imei) if imei is not None else self._k("obs", "t")
+    async def _writer_keys(self, exclude: str | None = None) -> list[str]:
+        """Every writer's sightings key (the unnamed one included), but ``exclude``'s."""
         try:
-            got = await self.redis.zrevrangebyscore(
-                key, "+inf", repr(float(since)), start=0 if limit else None, num=limit, withscores=True
-            )
+            writers = await self.redis.smembers(self._k("obs", "writers"))
         except _UNAVAILABLE as e:
             raise self._unavailable(e) from e
+        return [self._writer_key(w) for w in ["", *sorted(writers)] if w != exclude or exclude is None]
+
+    async def write_sightings(self, rows: Sequence[Sighting], *, writer: str = "") -> None:
+        if not rows:
+            return
+        parts = []
+        for imei, kind, value, seen in rows:
+            m = f"{imei}|{kind}{value}"
+            n = len(m) if m.isascii() else len(m.encode())
+            parts.append(f"{float(seen)!r} {n} {m}")  # repr: no precision lost on the way
+        await self._script(
+            "write_sightings", [], [self.prefix, self._writer_key(writer), writer, "".join(parts)]
+        )
+
+    async def read_sightings(
+        self,
+        since: float,
+        *,
+        imei: str | None = None,
+        limit: int | None = None,
+        exclude_writer: str | None = None,
+    ) -> list[Sighting]:
+        lo = repr(float(since))
         out: list[Sighting] = []
-        for member, score in got:
-            if imei is not None:
-                out.append((imei, member[0], member[1:], float(score)))
-            else:
-                i, _, kv = member.partition("|")
-                out.append((i, kv[0], kv[1:], float(score)))
+        if imei is not None:
+            try:
+                got = await self.redis.zrevrangebyscore(
+                    self._k("o", imei), "+inf", lo, start=0 if limit else None, num=limit, withscores=True
+                )
+            except _UNAVAILABLE as e:
+                raise self._unavailable(e) from e
+            return [(imei, member[0], member[1:], float(score)) for member, score in got]
+        keys = await self._writer_keys(exclude_writer)
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.zrevrangebyscore(
+                        key, "+inf", lo, start=0 if limit else None, num=limit, withscores=True
+                    )
+                results = await pipe.execute()
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+        newest: dict[str, float] = {}
+        for got in results:
+            for member, score in got:
+                if newest.get(member, -1.0) < score:
+                    newest[member] = score
+        for member, score in sorted(newest.items(), key=lambda kv: kv[1], reverse=True)[:limit]:
+            i, _, kv = member.partition("|")
+            out.append((i, kv[0], kv[1:], float(score)))
         return out
 
     async def prune_sightings(self, before: float) -> None:
-        while await self._script("prune_sightings", [], [self.prefix, repr(float(before)), 5000]) >= 5000:
-            pass
+        for key in await self._writer_keys():
+            while (
+                await self._script(
+                    "prune_sightings", [key], [self.prefix, repr(float(before)), "before", 5000]
+                )
+                >= 5000
+            ):
+                pass
+        await self._forget_empty_writers()
+
+    async def _forget_empty_writers(self) -> None:
+        try:
+            for w in await self.redis.smembers(self._k("obs", "writers")):
+                if not await self.redis.exists(self._writer_key(w)):
+                    await self.redis.srem(self._k("obs", "writers"), w)
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+
+    async def clear_sightings(self, imei: str) -> int:
+        """The IMEI's own set lists what to remove from every writer's set."""
+        try:
+            kvs = await self.redis.zrange(self._k("o", imei), 0, -1)
+            keys = await self._writer_keys()
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    if kvs:
+                        pipe.zrem(key, *(f"{imei}|{kv}" for kv in kvs))
+                pipe.delete(self._k("o", imei))
+                await pipe.execute()
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+        return len(kvs)
+
+    async def count_sightings(self) -> int:
+        keys = await self._writer_keys()
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.zcard(key)
+                return int(sum(await pipe.execute()))
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+
+    async def evict_sightings(self, keep: int) -> int:
+        """The oldest rows over all writers: the time of the ``excess``-th oldest is found from
+        each writer's oldest rows, then every writer's rows up to it go (ties may take a few
+        more)."""
+        keys = await self._writer_keys()
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.zcard(key)
+                cards = [int(c) for c in await pipe.execute()]
+                excess = sum(cards) - max(0, keep)
+                if excess <= 0:
+                    return 0
+                for key in keys:
+                    pipe.zrange(key, 0, excess - 1, withscores=True)
+                oldest = sorted(score for got in await pipe.execute() for _m, score in got)
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+        upto = repr(float(oldest[excess - 1]))
+        gone = 0
+        for key in keys:
+            while (
+                n := int(await self._script("prune_sightings", [key], [self.prefix, upto, "upto", 5000]))
+            ) > 0:
+                gone += n
+                if n < 5000:
+                    break
+        await self._forget_empty_writers()
+        return gone
 
     # --- lists --------------------------------------------------------------------------------
     def _vkeys(self, vid: int | str) -> list[str]:

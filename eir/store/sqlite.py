@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from eir.model import Status
@@ -93,11 +93,28 @@ def _connect(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connectio
     return con
 
 
-_KIND_CODE = {"i": 0, "o": 1}
+T = TypeVar("T")
+
+
+async def _uncancelled_thread(fn: Callable[[], T]) -> T:
+    """``fn()`` in a worker thread that holds the sightings' write connection: when the awaiting
+    task is cancelled (``SightingTracker.close`` stops its write-behind), the thread runs on, so
+    the lock on that connection is kept until it ends, then the cancellation goes on. (Released at
+    once, the next batch began a transaction inside the running one: "cannot start a transaction
+    within a transaction", and lost its rows at shutdown.)"""
+    fut = asyncio.ensure_future(asyncio.to_thread(fn))
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        await asyncio.wait([fut])
+        raise
+
+
+_KIND_CODE = {"i": 0, "o": 1, "c": 2}
 _INTERLEAVE = 10.0
 """Seconds by which rows of several writers (workers) may be out of time order in the log: their
 batch delays, with a wide margin."""
-_KIND_NAME = {0: "i", 1: "o"}
+_KIND_NAME = {0: "i", 1: "o", 2: "c"}
 
 
 class SqliteStore(IdentityStore):
@@ -164,11 +181,17 @@ class SqliteStore(IdentityStore):
             # An append-only log (rowid order is write order, hence roughly time order): no primary
             # key or index to maintain per row (3 us a row against 14 for an upsert into a keyed
             # table with a time index, measured here). Readers fold duplicates (newest time wins).
-            obs.execute("CREATE TABLE IF NOT EXISTS sightings(imei TEXT, kind INTEGER, value TEXT, ts REAL)")
+            # w: the writer (an instance's SightingTracker.writer), so that --workers sharing the
+            # file leave their own rows out when they read each other's.
+            obs.execute(
+                "CREATE TABLE IF NOT EXISTS sightings(imei TEXT, kind INTEGER, value TEXT, ts REAL, w TEXT)"
+            )
+            if "w" not in {r[1] for r in obs.execute("PRAGMA table_info(sightings)")}:
+                obs.execute("ALTER TABLE sightings ADD COLUMN w TEXT")  # a log of an earlier version
             if obs.execute("SELECT 1 FROM sqlite_master WHERE name = 'obs'").fetchone():
                 # the keyed table of earlier versions: keep its rows, oldest first
                 obs.execute("BEGIN IMMEDIATE")
-                obs.execute("INSERT INTO sightings SELECT imei, kind, value, ts FROM obs ORDER BY ts")
+                obs.execute("INSERT INTO sightings SELECT imei, kind, value, ts, '' FROM obs ORDER BY ts")
                 obs.execute("DROP TABLE obs")
                 obs.execute("COMMIT")
         except (sqlite3.Error, OSError) as e:
@@ -451,18 +474,18 @@ class SqliteStore(IdentityStore):
                 locked = True
         return ImsiRules(pairing=pairing, locked=locked, lock_allows=locked and allows)
 
-    async def write_sightings(self, rows: Sequence[Sighting]) -> None:
+    async def write_sightings(self, rows: Sequence[Sighting], *, writer: str = "") -> None:
         """One transaction per batch, appended in a worker thread on a connection of its own: the
         event loop never waits for the write lock (other workers, the pruning) or for the disk."""
         if self._obs is None:
             raise StoreUnavailableError("sqlite store is not open")
-        data = [(imei, _KIND_CODE[kind], value, seen) for imei, kind, value, seen in rows]
+        data = [(imei, _KIND_CODE[kind], value, seen, writer) for imei, kind, value, seen in rows]
 
         def run() -> None:
             con = self._obs_writer()
             con.execute("BEGIN IMMEDIATE")
             try:
-                con.executemany("INSERT INTO sightings VALUES (?, ?, ?, ?)", data)
+                con.executemany("INSERT INTO sightings VALUES (?, ?, ?, ?, ?)", data)
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
@@ -470,12 +493,17 @@ class SqliteStore(IdentityStore):
 
         try:
             async with self._obs_lock:
-                await asyncio.to_thread(run)
+                await _uncancelled_thread(run)
         except sqlite3.Error as e:
             raise StoreUnavailableError(f"sqlite write_sightings: {e}") from e
 
     async def read_sightings(
-        self, since: float, *, imei: str | None = None, limit: int | None = None
+        self,
+        since: float,
+        *,
+        imei: str | None = None,
+        limit: int | None = None,
+        exclude_writer: str | None = None,
     ) -> list[Sighting]:
         """Newest rows first, read backwards in write order until well before ``since`` (rows of
         several writers interleave by at most their batch delay): the cost follows what is new, not
@@ -483,15 +511,16 @@ class SqliteStore(IdentityStore):
         if self._obs is None:
             raise StoreUnavailableError("sqlite store is not open")
         stop = since - _INTERLEAVE
+        own = exclude_writer
 
         def run() -> list[Sighting]:
             con = _connect(self.obs_path)
             newest: dict[tuple[str, int, str], float] = {}
             try:
-                cur = con.execute("SELECT imei, kind, value, ts FROM sightings ORDER BY rowid DESC")
+                cur = con.execute("SELECT imei, kind, value, ts, w FROM sightings ORDER BY rowid DESC")
                 while batch := cur.fetchmany(4096):
-                    for i, k, v, t in batch:
-                        if t >= since and (imei is None or i == imei):
+                    for i, k, v, t, w in batch:
+                        if t >= since and (imei is None or i == imei) and (own is None or w != own):
                             key = (i, k, v)
                             if newest.get(key, -1.0) < t:
                                 newest[key] = t
@@ -508,6 +537,50 @@ class SqliteStore(IdentityStore):
             return await asyncio.to_thread(run)
         except sqlite3.Error as e:
             raise StoreUnavailableError(f"sqlite read_sightings: {e}") from e
+
+    async def clear_sightings(self, imei: str) -> int:
+        return await self._obs_change(
+            lambda con: con.execute("DELETE FROM sightings WHERE imei = ?", (imei,)).rowcount
+        )
+
+    async def count_sightings(self) -> int:
+        """The log's length (rowids are consecutive from its head, which pruning and eviction cut)."""
+
+        def run(con: sqlite3.Connection) -> int:
+            lo, hi = con.execute("SELECT min(rowid), max(rowid) FROM sightings").fetchone()
+            return 0 if lo is None else hi - lo + 1
+
+        return await self._obs_change(run)
+
+    async def evict_sightings(self, keep: int) -> int:
+        """Cut the log's head (its oldest rows), in chunks of 10,000 rows."""
+
+        def run(con: sqlite3.Connection) -> int:
+            lo, hi = con.execute("SELECT min(rowid), max(rowid) FROM sightings").fetchone()
+            if lo is None or hi - lo + 1 <= keep:
+                return 0
+            end, gone = hi + 1 - max(0, keep), 0
+            while lo < end:
+                upto = min(end, lo + 10_000)
+                con.execute("BEGIN IMMEDIATE")
+                gone += con.execute(
+                    "DELETE FROM sightings WHERE rowid >= ? AND rowid < ?", (lo, upto)
+                ).rowcount
+                con.execute("COMMIT")
+                lo = upto
+            return gone
+
+        return await self._obs_change(run)
+
+    async def _obs_change(self, fn: Callable[[sqlite3.Connection], int]) -> int:
+        """``fn`` on the write-behind connection, in a worker thread (autocommit statements)."""
+        if self._obs is None:
+            raise StoreUnavailableError("sqlite store is not open")
+        try:
+            async with self._obs_lock:
+                return await _uncancelled_thread(lambda: fn(self._obs_writer()))
+        except sqlite3.Error as e:
+            raise StoreUnavailableError(f"sqlite sightings: {e}") from e
 
     def _obs_writer(self) -> sqlite3.Connection:
         """The write-behind connection (used from worker threads, one at a time: ``_obs_lock``)."""

@@ -21,6 +21,15 @@ a Begin it declines (OTID pending, no dialogue free, version not served) takes t
 checked: a stack with the memo and one without, fed the same mutated messages in the same random
 chunks, give equal events, bytes, counters and dialogues.
 
+The vendor forms that carry an IMSI (Huawei v2/v3, Ericsson EnhancedCheckIMEI-Arg; see
+:mod:`.map_checkimei`) are how a real MSC sends the IMSI with checkIMEI — the standard
+CheckIMEI-Arg of TS 29.002 (v3) has no IMSI, only an extensionContainer — so a population load
+(an IMSI per request) is made of them. A shape of such a form has a fifth variable field, the
+IMSI element's digits; :func:`_imsi_field` finds it and checks with the general decoder itself that
+other digits there change the argument's IMSI and nothing else. The invoke is opened by
+:meth:`.TcapEirCore.receive_variant_begin` (the variant counted and reported as the general path
+does); an IMSI digit that is not decimal (a deviation for the general path) leaves the fast path.
+
 The answer side: the DATA(UDT(End)) to a Begin of a shape differs between answers only in the SLS
 and the TCAP End; :meth:`BeginShape.answer_template` builds it once per End length and routing
 context *with the general encoders* (``SccpEndpoint.answer``, ``encode_data``), then splits it at
@@ -31,9 +40,12 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Hashable
+from dataclasses import replace
 from typing import Any
 
 from ..imei import tbcd_decode
+from ._ber import BerError, read_tlv
+from .map_checkimei import CheckImeiArg, MapParameterError, decode_check_imei_arg
 
 __all__ = ["BeginMemo", "BeginShape", "learn"]
 
@@ -56,8 +68,11 @@ class BeginShape:
         "c2",
         "c3",
         "c4",
+        "c5",
         "iid_at",
         "imei_at",
+        "imsi_at",
+        "imsi_len",
         "length",
         "origin",
         "otid_at",
@@ -66,6 +81,7 @@ class BeginShape:
         "p2",
         "p3",
         "p4",
+        "p5",
         "peer",
         "request",
         "requested_bmuef",
@@ -73,6 +89,8 @@ class BeginShape:
         "route_fields",
         "routes",
         "sls_at",
+        "variant",
+        "variant_detail",
     )
 
     def __init__(
@@ -83,6 +101,8 @@ class BeginShape:
         otid_end: int,
         iid_at: int,
         imei_at: int,
+        imsi_at: int = -1,
+        imsi_len: int = 0,
     ) -> None:
         self.length = len(raw)
         self.sls_at = sls_at
@@ -90,12 +110,22 @@ class BeginShape:
         self.otid_end = otid_end
         self.iid_at = iid_at
         self.imei_at = imei_at
+        if imsi_at < 0:  # the standard form: nothing variable after the IMEI
+            imsi_at = self.length
+        self.imsi_at = imsi_at
+        self.imsi_len = imsi_len
         # The constant runs between the variable fields, and where each starts.
         self.c0 = raw[:sls_at]
         self.p1, self.c1 = sls_at + 1, raw[sls_at + 1 : otid_at]
         self.p2, self.c2 = otid_end, raw[otid_end:iid_at]
         self.p3, self.c3 = iid_at + 1, raw[iid_at + 1 : imei_at]
-        self.p4, self.c4 = imei_at + 8, raw[imei_at + 8 :]
+        self.p4, self.c4 = imei_at + 8, raw[imei_at + 8 : imsi_at]
+        self.p5, self.c5 = imsi_at + imsi_len, raw[imsi_at + imsi_len :]
+        self.variant: CheckImeiArg | None = None
+        """A vendor form's argument as the general path read it (IMSI, MSISDN, vendor,
+        deviations); a message of the shape differs only in the IMEI and the IMSI digits."""
+        self.variant_detail = ""
+        """The ``MapVendorVariantAccepted`` detail the general path reports for the variant."""
         self.ac_version: int | None = None
         self.requested_equipment_status = True
         self.requested_bmuef = False
@@ -152,8 +182,9 @@ class BeginMemo:
         self.by_length.setdefault(shape.length, []).append(shape)
         self.count += 1
 
-    def match(self, data: bytes, off: int, length: int) -> tuple[BeginShape, str] | None:
-        """The shape of the message at ``data[off:off+length]`` and its IMEI digits, or None."""
+    def match(self, data: bytes, off: int, length: int) -> tuple[BeginShape, str, str | None] | None:
+        """The shape of the message at ``data[off:off+length]``, its IMEI digits and (vendor forms)
+        its IMSI digits, or None."""
         shapes = self.by_length.get(length)
         if shapes is None:
             return None
@@ -164,26 +195,32 @@ class BeginMemo:
                 and data.startswith(s.c2, off + s.p2)
                 and data.startswith(s.c3, off + s.p3)
                 and data.startswith(s.c4, off + s.p4)
+                and data.startswith(s.c5, off + s.p5)
             ):
                 at = off + s.imei_at
                 imei = tbcd_decode(data[at : at + 8])
                 if not imei.isdigit():  # as map_checkimei._tbcd_digits: the general path rejects it
                     return None
-                return s, imei
+                if not s.imsi_len:
+                    return s, imei, None
+                at = off + s.imsi_at
+                imsi = tbcd_decode(data[at : at + s.imsi_len])
+                if not imsi.isdigit():  # as map_checkimei._safe_digits: a deviation, not this shape
+                    return None
+                return s, imei, imsi
         return None
 
 
 def learn(
-    raw: bytes,
-    tcap_data: bytes,
-    fast: tuple[bytes, int | None, int, bytes],
-    requested: tuple[bool, bool],
+    raw: bytes, tcap_data: bytes, fast: tuple[bytes, int | None, int, bytes], arg: CheckImeiArg
 ) -> BeginShape | None:
     """The shape of ``raw``, one M3UA DATA the general path delivered whose SCCP user data
     ``tcap_data`` ``match_check_imei_begin`` read as ``fast`` and whose argument
-    ``decode_check_imei_arg`` read in the standard form (``requested``: equipment status, bmuef) —
-    or None when the IMEI is not 8 octets at a fixed place (a v1/v2 bare IMEI, a v3 SEQUENCE
-    starting with it)."""
+    ``decode_check_imei_arg`` read as ``arg`` — or None when the IMEI is not 8 octets at a fixed
+    place (a v1/v2 bare IMEI, a v3 SEQUENCE starting with it), or the argument deviates from
+    TS 29.002 other than as a known vendor form carrying at most one IMSI (:func:`_imsi_field`)."""
+    if arg.deviations and arg.vendor is None:
+        return None
     _otid, ac_version, _iid, param = fast
     # M3UA (RFC 4666 §3.3.1): the Protocol Data parameter; the SLS is its 12th octet.
     off, end = 8, len(raw)
@@ -216,15 +253,79 @@ def learn(
     iid_at = param_at - 4
     if raw[iid_at - 2 : iid_at] != b"\x02\x01" or raw[iid_at + 1 : param_at] != b"\x02\x01\x2b":
         return None
-    if len(param) == 10 and param[:2] == b"\x04\x08":
+    if param[:2] == b"\x04\x08" and (len(param) == 10 or arg.vendor is not None):
         imei_at = param_at + 2
     elif len(param) >= 12 and param[0] == 0x30 and param[2:4] == b"\x04\x08":
         imei_at = param_at + 4
     else:
         return None
+    imsi_at, imsi_len = -1, 0
+    if arg.vendor is not None:
+        field = _imsi_field(param, arg)
+        if field is None:
+            return None
+        if field[1]:
+            imsi_at, imsi_len = param_at + field[0], field[1]
+            if imsi_at < imei_at + 8:
+                return None
     if not sls_at < otid_at < otid_end <= iid_at < imei_at:
         return None
-    shape = BeginShape(raw, sls_at, otid_at, otid_end, iid_at, imei_at)
+    shape = BeginShape(raw, sls_at, otid_at, otid_end, iid_at, imei_at, imsi_at, imsi_len)
     shape.ac_version = ac_version
-    shape.requested_equipment_status, shape.requested_bmuef = requested
+    shape.requested_equipment_status, shape.requested_bmuef = (
+        arg.requested_equipment_status,
+        arg.requested_bmuef,
+    )
+    if arg.vendor is not None:
+        shape.variant = arg
+        shape.variant_detail = "; ".join(arg.deviations)
     return shape
+
+
+_SAMPLE_DIGITS = 0x21
+"""Octet of TBCD digits "12": what :func:`_imsi_field` writes over an IMSI to test the field."""
+
+
+def _imsi_field(param: bytes, arg: CheckImeiArg) -> tuple[int, int] | None:
+    """Where a vendor form's IMSI digits lie in ``param`` — (offset, length), (0, 0) when there is
+    no IMSI — such that every other octet is read the same whatever those digits are; or None.
+
+    The one IMSI element of the form (Huawei v2 ``00``/``01`` after the IMEI, Huawei v3 ``[0]``,
+    Ericsson ``[PRIVATE 1]``) is found by walking the argument's elements; then the claim is
+    checked with the general decoder itself: the argument with other decimal digits in that
+    field must decode to ``arg`` with only the IMSI changed. A form with a second IMSI element
+    (the decoder keeps the last), or an IMSI the decoder did not take, is not learnt."""
+    end = len(param)
+    try:
+        tag, vs, ve, pos = read_tlv(param, 0, end)
+        spans: list[tuple[int, int]]
+        if tag == 0x04:
+            spans, tags, stop = [], (0x00, 0x01), end
+            p = pos
+        else:
+            spans, tags, stop = [], (0x80, 0xC1), ve
+            p = vs
+        while p < stop:
+            try:
+                t, s, e, p = read_tlv(param, p, stop)
+            except BerError:
+                if tag == 0x04:
+                    break  # trailing octets: the decoder stops there too
+                return None
+            if t in tags and e > s:
+                spans.append((s, e - s))
+    except BerError:
+        return None
+    if arg.imsi is None:
+        return (0, 0) if not spans else None
+    if len(spans) != 1:
+        return None
+    at, n = spans[0]
+    probe = param[:at] + bytes((_SAMPLE_DIGITS,)) * n + param[at + n :]
+    try:
+        got = decode_check_imei_arg(probe)
+    except MapParameterError:
+        return None
+    if got != replace(arg, imsi="12" * n):
+        return None
+    return at, n

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from ..imei import tbcd_encode as _tbcd_encode
 from . import m3ua, sccp
 from ._map_fast import BeginMemo, BeginShape, learn
 from ._tcap_fast import match_check_imei_begin
-from .map_checkimei import EquipmentStatus, MapError, MapParameterError, decode_check_imei_arg
+from .map_checkimei import EquipmentStatus, MapError, MapParameterError, _imei_octets, decode_check_imei_arg
 from .map_client import CheckImeiOutcome, decode_check_imei_reply, encode_check_imei_begin
 from .tcap_dialogues import (
     CheckImeiInvoked,
@@ -256,7 +257,7 @@ class EirSigtranStack:
         got = memo.match(data, off, length)
         if got is None:
             return False
-        shape, imei = got
+        shape, imei, imsi = got
         sls = data[off + shape.sls_at]
         route = shape.routes[sls]
         if route is None:
@@ -265,6 +266,26 @@ class EirSigtranStack:
                 opc=opc, dpc=dpc, ni=ni, sls=sls, routing_context=rc, request=shape.request, shape=shape
             )
         iid = data[off + shape.iid_at]
+        variant = shape.variant
+        if variant is not None:  # a vendor form: the general path's argument but for IMEI and IMSI
+            got_variant = self.tcap.receive_variant_begin(
+                data[off + shape.otid_at : off + shape.otid_end],
+                shape.ac_version,
+                iid - 256 if iid > 127 else iid,
+                imei,
+                imsi if shape.imsi_len else variant.imsi,
+                variant,
+                shape.variant_detail,
+                now,
+                shape.peer,
+                route,
+            )
+            if got_variant is None:
+                return False
+            accepted, opened = got_variant
+            out.append(accepted)
+            out.append(CheckImeiRequested(invoke=opened, origin=shape.origin, route=route))
+            return True
         inv = self.tcap.receive_canonical_begin(
             data[off + shape.otid_at : off + shape.otid_end],
             shape.ac_version,
@@ -387,9 +408,7 @@ class EirSigtranStack:
             arg = decode_check_imei_arg(fast[3])
         except MapParameterError:
             return
-        if arg.deviations or arg.vendor is not None:
-            return
-        shape = learn(raw, request.data, fast, (arg.requested_equipment_status, arg.requested_bmuef))
+        shape = learn(raw, request.data, fast, arg)
         if shape is None:
             return
         pd = ev.data
@@ -604,7 +623,7 @@ class CheckImeiClient:
         self.return_on_error = return_on_error
         self._next_tid = 1
         self.outstanding: dict[int, tuple[float, int]] = {}
-        self._begin_cache: dict[tuple[object, ...], tuple[bytes, bytes]] = {}
+        self._begin_cache: dict[tuple[object, ...], tuple[bytes, bytes, bytes, bytes] | None] = {}
         self._reply_cache: dict[bytes, CheckImeiOutcome] = {}
 
     def start(self, now: float) -> list[m3ua.Event]:
@@ -635,37 +654,55 @@ class CheckImeiClient:
         """Queue a Begin with one checkIMEI invoke; returns its originating transaction id."""
         tid = self._next_tid
         self._next_tid = tid + 1 if tid < 0xFFFFFFFF else 1
-        key = (imei, version, imsi, requested_bmuef, vendor, invoke_id)
-        template = self._begin_cache.get(key)
-        if template is None:
-            # A load generator sends the same Begin again and again but for the OTID: encode it once
-            # and patch the 4 OTID octets (found by encoding with two different OTIDs).
-            a = encode_check_imei_begin(
-                otid=0,
-                version=version,
-                invoke_id=invoke_id,
-                imei=imei,
-                imsi=imsi,
-                requested_bmuef=requested_bmuef,
-                vendor=vendor,
-            )
-            b = encode_check_imei_begin(
-                otid=0xFFFFFFFF,
-                version=version,
-                invoke_id=invoke_id,
-                imei=imei,
-                imsi=imsi,
-                requested_bmuef=requested_bmuef,
-                vendor=vendor,
-            )
-            at = next(i for i in range(len(a)) if a[i] != b[i])
-            template = (a[:at], a[at + 4 :])
-            if len(self._begin_cache) >= 64:
-                self._begin_cache.clear()
-            self._begin_cache[key] = template
-        self.send_tcap(template[0] + tid.to_bytes(4, "big") + template[1])
+        self.send_tcap(self.encode_begin(tid, imei, version, imsi, requested_bmuef, vendor, invoke_id))
         self.outstanding[tid] = (now, version)
         return tid
+
+    def encode_begin(
+        self,
+        tid: int,
+        imei: str,
+        version: int,
+        imsi: str | None,
+        requested_bmuef: bool,
+        vendor: str | None,
+        invoke_id: int,
+    ) -> bytes:
+        """The Begin's octets, as ``encode_check_imei_begin`` gives them (a test compares the two).
+
+        A load generator sends Begins that differ only in the OTID, the IMEI and the IMSI: the
+        Begin of each shape (lengths, version, vendor form) is encoded once and those fields
+        patched in (:func:`_begin_shape`); anything else goes through the encoder."""
+        shape = None
+        if imei.isdigit() and 14 <= len(imei) <= 16 and (imsi is None or (imsi.isdigit() and imsi)):
+            key = (
+                len(imei),
+                version,
+                None if imsi is None else len(imsi),
+                requested_bmuef,
+                vendor,
+                invoke_id,
+            )
+            if key in self._begin_cache:
+                shape = self._begin_cache[key]
+            else:
+                shape = _begin_shape(version, len(imei), imsi, requested_bmuef, vendor, invoke_id)
+                if len(self._begin_cache) >= 64:
+                    self._begin_cache.clear()
+                self._begin_cache[key] = shape
+        if shape is not None:
+            pre, mid, post, tail = shape
+            tcap = pre + tid.to_bytes(4, "big") + mid + _imei_octets(imei)
+            return tcap + post + _tbcd_encode(imsi) + tail if imsi else tcap + post
+        return encode_check_imei_begin(
+            otid=tid,
+            version=version,
+            invoke_id=invoke_id,
+            imei=imei,
+            imsi=imsi,
+            requested_bmuef=requested_bmuef,
+            vendor=vendor,
+        )
 
     def send_tcap(self, tcap_data: bytes, sls: int | None = None) -> None:
         data = sccp.encode_unitdata(
@@ -778,3 +815,68 @@ def _dtid_of(tcap_data: bytes) -> int | None:
 
 def _otid_of(tcap_data: bytes) -> int | None:
     return _tid_field(tcap_data, 0x48)
+
+
+def _begin_shape(
+    version: int, imei_len: int, imsi: str | None, bmuef: bool, vendor: str | None, invoke_id: int
+) -> tuple[bytes, bytes, bytes, bytes] | None:
+    """The checkIMEI Begin of one shape cut around its OTID, IMEI and IMSI octets: ``(before the
+    OTID, between OTID and IMEI, between IMEI and IMSI, after the IMSI)`` — found by encoding with
+    every octet of those fields different, then checked on a third encoding; None when the
+    encoding does not split so (the client then encodes every Begin)."""
+    imsi_len = None if imsi is None else len(imsi)
+
+    def enc(otid: int, digit: str) -> bytes:
+        return encode_check_imei_begin(
+            otid=otid,
+            version=version,
+            invoke_id=invoke_id,
+            imei=digit * imei_len,
+            imsi=None if imsi_len is None else digit * imsi_len,
+            requested_bmuef=bmuef,
+            vendor=vendor,
+        )
+
+    try:
+        a, b = enc(0, "0"), enc(0xFFFFFFFF, "9")
+    except ValueError:
+        return None
+    if len(a) != len(b):
+        return None
+    # where each field's octets lie: found in the first encoding, the second's differ only there
+    imei0, imei9 = _imei_octets("0" * imei_len), _imei_octets("9" * imei_len)
+    diff = [i for i in range(len(a)) if a[i] != b[i]]
+    if not diff:
+        return None
+    o = diff[0]
+    o_end = o + 4
+    i = a.find(imei0, o_end)
+    i_end = i + len(imei0)
+    if a[o:o_end] != bytes(4) or b[o:o_end] != b"\xff" * 4 or i < 0 or b[i:i_end] != imei9:
+        return None
+    s_at = s_end = len(a)
+    if imsi_len is not None:
+        imsi0 = _tbcd_encode("0" * imsi_len)
+        s_at = a.find(imsi0, i_end)
+        s_end = s_at + len(imsi0)
+        if s_at < 0 or b[s_at:s_end] != _tbcd_encode("9" * imsi_len):
+            return None
+    if any(not (o <= d < o_end or i <= d < i_end or s_at <= d < s_end) for d in diff):
+        return None
+    shape = (a[:o], a[o_end:i], a[i_end:s_at], a[s_end:])
+    # check: a third Begin patched from the shape is the encoder's
+    imei3 = ("1234567890123456" * 2)[:imei_len]
+    imsi3 = None if imsi_len is None else ("2620112345678901" * 2)[:imsi_len]
+    c = encode_check_imei_begin(
+        otid=0x01020304,
+        version=version,
+        invoke_id=invoke_id,
+        imei=imei3,
+        imsi=imsi3,
+        requested_bmuef=bmuef,
+        vendor=vendor,
+    )
+    patched = shape[0] + b"\x01\x02\x03\x04" + shape[1] + _imei_octets(imei3) + shape[2]
+    if imsi3:
+        patched += _tbcd_encode(imsi3) + shape[3]
+    return shape if patched == c else None

@@ -333,13 +333,18 @@ def _invoked(
     )
 
 
+_Variant = tuple[str | None, str | None, str | None, tuple[str, ...]]
+"""A vendor form's (IMSI, MSISDN, vendor, deviations) for :data:`_new_invoked`."""
+_STANDARD: _Variant = (None, None, None, ())
+
+
 def _invoked_constructor() -> Callable[
-    [int, int, int, str, bool, bool, bytes, Hashable | None, int], CheckImeiInvoked
+    [int, int, int, str, bool, bool, bytes, Hashable | None, int, _Variant], CheckImeiInvoked
 ]:
-    """A :class:`CheckImeiInvoked` of the standard form (no IMSI, MSISDN, vendor or deviation),
-    filled through the slot descriptors: the frozen dataclass ``__init__`` costs an
-    ``object.__setattr__`` per field (as ``diameter.s13._new_ecr``). The same object, field for
-    field (the differential tests compare them with ``==``)."""
+    """A :class:`CheckImeiInvoked` of the standard form (no IMSI, MSISDN, vendor or deviation), or
+    of a vendor form (``variant``), filled through the slot descriptors: the frozen dataclass
+    ``__init__`` costs an ``object.__setattr__`` per field (as ``diameter.s13._new_ecr``). The
+    same object, field for field (the differential tests compare them with ``==``)."""
     names = [f.name for f in fields(CheckImeiInvoked)]
     if names != [
         "dialogue_id",
@@ -373,20 +378,22 @@ def _invoked_constructor() -> Callable[
         otid: bytes,
         peer: Hashable | None,
         generation: int,
+        variant: _Variant = _STANDARD,
     ) -> CheckImeiInvoked:
         ev = new(cls)
+        imsi, msisdn, vendor, deviations = variant
         s0(ev, dialogue_id)
         s1(ev, invoke_id)
         s2(ev, version)
         s3(ev, imei)
-        s4(ev, None)
-        s5(ev, None)
+        s4(ev, imsi)
+        s5(ev, msisdn)
         s6(ev, requested_equipment_status)
         s7(ev, requested_bmuef)
-        s8(ev, None)
+        s8(ev, vendor)
         s9(ev, otid)
         s10(ev, peer)
-        s11(ev, ())
+        s11(ev, deviations)
         s12(ev, generation)
         return ev
 
@@ -550,6 +557,42 @@ class TcapEirCore(Generic[R]):
             otid, ac_version, invoke_id, imei, requested_equipment_status, requested_bmuef, now, peer, route
         )
 
+    def receive_variant_begin(
+        self,
+        otid: bytes,
+        ac_version: int | None,
+        invoke_id: int,
+        imei: str,
+        imsi: str | None,
+        form: CheckImeiArg,
+        detail: str,
+        now: float,
+        peer: Hashable | None,
+        route: R | None,
+    ) -> tuple[MapVendorVariantAccepted, CheckImeiInvoked] | None:
+        """As :meth:`receive_canonical_begin`, for a Begin of the same canonical TCAP shape whose
+        argument is a vendor form: ``decode_check_imei_arg`` read it as ``form`` but for ``imei``
+        and ``imsi`` (``detail``: its deviations ``; ``-joined). Counted, reported and opened as
+        ``receive_tcap`` does it (the variant counted, :class:`MapVendorVariantAccepted` before
+        the invoke). None, with nothing counted, when ``receive_tcap`` must decide."""
+        if not self._can_open(ac_version or 1, (peer, otid)):
+            return None
+        self.stats.messages += 1
+        vendor = self._count_variant(form)
+        inv = self._open_canonical(
+            otid,
+            ac_version,
+            invoke_id,
+            imei,
+            form.requested_equipment_status,
+            form.requested_bmuef,
+            now,
+            peer,
+            route,
+            (imsi, form.msisdn, form.vendor, form.deviations),
+        )
+        return MapVendorVariantAccepted(vendor=vendor, detail=detail, dialogue_id=inv.dialogue_id), inv
+
     def _can_open(self, version: int, key: DialogueKey) -> bool:
         return (
             version in self.supported_versions
@@ -568,7 +611,10 @@ class TcapEirCore(Generic[R]):
         now: float,
         peer: Hashable | None,
         route: R | None,
+        variant: _Variant = _STANDARD,
     ) -> CheckImeiInvoked:
+        """Open the dialogue of a one-invoke Begin; the invoke of the standard form, or of a
+        vendor form (``variant``: :meth:`receive_variant_begin`)."""
         stats = self.stats
         stats.begins += 1
         stats.invokes += 1
@@ -594,6 +640,7 @@ class TcapEirCore(Generic[R]):
             otid,
             peer,
             gen,
+            variant,
         )
 
     def _on_begin(

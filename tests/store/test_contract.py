@@ -272,6 +272,61 @@ async def test_sightings_pruned_before_a_time(store: IdentityStore) -> None:
     assert await store.read_sightings(0.0, imei=a) == []
 
 
+async def test_sightings_read_without_a_writers_own_rows(store: IdentityStore) -> None:
+    """An instance sharing the store reads what the others wrote, not its own rows back; a row
+    another writer touched last is theirs; without ``exclude_writer`` every row is read."""
+    t = 4_000_000.0
+    a, b = "35209900176148", "35209900176155"
+    await store.write_sightings([(a, "i", "262010000000001", t), (b, "i", "262010000000002", t)], writer="w1")
+    await store.write_sightings([(a, "i", "262010000000003", t + 1)], writer="w2")
+    await store.write_sightings([(b, "i", "262010000000002", t + 2)], writer="w2")  # now w2's
+    await store.write_sightings([(a, "i", "262010000000001", t - 9)], writer="w1")  # older: no change
+    await store.write_sightings([(a, "o", "mme", t + 3)])  # no writer named
+    assert await store.read_sightings(t - 100, exclude_writer="w1") == [
+        (a, "o", "mme", t + 3),
+        (b, "i", "262010000000002", t + 2),
+        (a, "i", "262010000000003", t + 1),
+    ]
+    rows = await store.read_sightings(t - 100, exclude_writer="w2")
+    older_copy = (b, "i", "262010000000002", t)  # w1's, which w2 wrote again later
+    assert [r for r in rows if r != older_copy] == [(a, "o", "mme", t + 3), (a, "i", "262010000000001", t)]
+    assert len(await store.read_sightings(t - 100)) == 4
+    assert await store.read_sightings(t - 100, exclude_writer="w3", limit=1) == [(a, "o", "mme", t + 3)]
+
+
+async def test_sightings_cleared_for_one_imei(store: IdentityStore) -> None:
+    """An operator's clear deletes one IMEI's rows, from every writer, by time and by IMEI."""
+    t = 5_000_000.0
+    a, b = "35209900176148", "35209900176155"
+    await store.write_sightings([(a, "i", "262010000000001", t), (b, "i", "262010000000009", t)], writer="w1")
+    await store.write_sightings([(a, "i", "262010000000002", t + 1), (a, "o", "mme", t + 1)], writer="w2")
+    assert await store.clear_sightings(a) >= 2
+    assert await store.read_sightings(0.0) == [(b, "i", "262010000000009", t)]
+    assert await store.read_sightings(0.0, imei=a) == []
+    assert await store.clear_sightings(a) == 0
+    # a clear row (kind c) is a row like the others
+    await store.write_sightings([(a, "c", "", t + 2)], writer="w1")
+    assert await store.read_sightings(t + 1, imei=a) == [(a, "c", "", t + 2)]
+
+
+async def test_sightings_counted_and_the_oldest_evicted(store: IdentityStore) -> None:
+    """The storage cap: count the rows, evict the oldest down to a number (over all writers)."""
+    t = 6_000_000.0
+    rows = [(f"352099001761{i:02d}", "i", f"2620100000000{i:02d}", t + i) for i in range(30)]
+    # in time order, by batches, as write-behind does it
+    await store.write_sightings(rows[0:10], writer="w1")
+    await store.write_sightings(rows[10:20], writer="w2")
+    await store.write_sightings(rows[20:30], writer="w1")
+    assert await store.count_sightings() == 30
+    assert await store.evict_sightings(30) == 0
+    gone = await store.evict_sightings(10)
+    assert 20 <= gone <= 21 and await store.count_sightings() == 30 - gone
+    left = await store.read_sightings(0.0)
+    assert {r[3] for r in left} == {t + i for i in range(gone, 30)}, "the oldest went"
+    assert await store.read_sightings(0.0, imei=rows[0][0]) == [], "by IMEI too"
+    assert await store.read_sightings(0.0, imei=rows[29][0]) == [rows[29]]
+
+
 # --- imports -----------------------------------------------------------------------------------------
 
 

@@ -36,6 +36,42 @@ async def test_instances_see_each_others_sightings_within_the_bound(
         await b.close()
 
 
+async def test_an_instance_does_not_read_its_own_rows_back(
+    store: IdentityStore, second_handle: IdentityStore
+) -> None:
+    """Sharing reads only what the other instances wrote (writer ids): with a lone writer, every
+    share reads nothing, however many sightings it wrote."""
+    a = SightingTracker(store, 3600.0, flush_interval=FLUSH, share_interval=SHARE)
+    b = SightingTracker(second_handle, 3600.0, flush_interval=FLUSH, share_interval=SHARE)
+    reads: list[int] = []
+    shared = b.store.read_sightings
+
+    async def counted(since: float, **kw: object) -> list[tuple[str, str, str, float]]:
+        rows = await shared(since, **kw)  # type: ignore[arg-type]
+        if kw.get("exclude_writer") == b.writer:
+            reads.append(len(rows))
+        return rows
+
+    b.store.read_sightings = counted  # type: ignore[method-assign]
+    await a.start()
+    await b.start()
+    try:
+        for i in range(50):
+            b.observe(f"3520990017{i:04d}", "262010000000001", None, time.time())
+        deadline = time.monotonic() + 10 * (FLUSH + SHARE) + 5
+        while (len(reads) < 3 or b.written < 50) and time.monotonic() < deadline:
+            await asyncio.sleep(SHARE / 2)
+        assert b.written == 50 and len(reads) >= 3
+        assert set(reads) == {0}, "b read none of its own 50 rows back"
+        a.observe(IMEI, "262010000000002", None, time.time())
+        while (not reads or reads[-1] == 0) and time.monotonic() < deadline:
+            await asyncio.sleep(SHARE / 2)
+        assert reads[-1] == 1, "and reads a's row"
+    finally:
+        await a.close()
+        await b.close()
+
+
 async def test_a_restarted_instance_reads_the_window_back(store: IdentityStore) -> None:
     a = SightingTracker(store, 3600.0, share_interval=None)
     await a.start()

@@ -60,6 +60,8 @@ def test_the_walk_finds_every_command() -> None:
         "eir lists sync",
         "eir lists versions",
         "eir lists rollback",
+        "eir sightings clear",
+        "eir sightings show",
         "eir sim mme",
         "eir sim msc",
         "eir sim amf",

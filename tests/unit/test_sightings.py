@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -30,11 +32,11 @@ class CountingStore(MemoryStore):
         self.batches: list[int] = []
         self.fail = False
 
-    async def write_sightings(self, rows: Sequence[Sighting]) -> None:
+    async def write_sightings(self, rows: Sequence[Sighting], *, writer: str = "") -> None:
         if self.fail:
             raise StoreUnavailableError("down")
         self.batches.append(len(rows))
-        await super().write_sightings(rows)
+        await super().write_sightings(rows, writer=writer)
 
 
 async def tracker(
@@ -173,7 +175,7 @@ async def test_a_tracker_that_is_not_running_records_nothing() -> None:
     t = SightingTracker(store, 60.0, clock=Clock())
     await t.load_imei(IMEI)
     assert t.observe(IMEI, IMSI[3], None, 1_000_000.0).distinct_imsis == 2
-    assert t.stats() == {"imeis": 1, "pending": 0, "written": 0, "dropped": 0}
+    assert t.stats() == {"imeis": 1, "pending": 0, "written": 0, "dropped": 0, "evicted": 0}
     await t.close()
     assert store.batches == []
 
@@ -201,3 +203,27 @@ async def test_the_checker_answers_clone_from_memory_and_writes_on_close(n: int)
     assert (verdicts[-1].status, verdicts[-1].rule) == (
         (Status.GREY, "clone") if n == 3 else (Status.WHITE, "default")
     )
+
+
+async def test_close_during_a_sqlite_batch_writes_everything(tmp_path: Path) -> None:
+    """close() cancels the write-behind task while its batch runs in a worker thread: the thread
+    keeps the write connection until it ends, then close() writes the rest — all rows on disk,
+    nothing dropped (it used to begin a transaction inside the running one and drop the rest)."""
+    from eir.store.sqlite import SqliteStore
+
+    store = SqliteStore(f"sqlite:///{tmp_path / 'eir.db'}", str(tmp_path))
+    await store.open()
+    t = SightingTracker(store, 3600.0, share_interval=None, flush_interval=3600.0, batch_size=20_000)
+    await t.start()
+    n = 60_000
+    for i in range(n):
+        t.observe(f"{35209900000000 + i}", IMSI[i % 10], None, 1_000_000.0)
+    for _ in range(100):  # until the woken writer's batch is in its thread
+        await asyncio.sleep(0.001)
+        if len(t._pending) < n:
+            break
+    assert len(t._pending) < n
+    await t.close()
+    assert (t.dropped, t.stats()["pending"]) == (0, 0)
+    assert len(await store.read_sightings(0.0)) == n
+    await store.close()

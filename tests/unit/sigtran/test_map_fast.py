@@ -110,6 +110,16 @@ def _begin(
     return encode_check_imei_begin(otid=otid, version=version, invoke_id=invoke_id, imei=imei, **kw)
 
 
+def _trailer(tcap_data: bytes, extra: bytes) -> bytes:
+    """The Begin with ``extra`` octets after the argument (all lengths short-form)."""
+    data = bytearray(tcap_data + extra)
+    data[1] += len(extra)
+    comps = data.index(0x6C, 4 + data[3])
+    data[comps + 1] += len(extra)
+    data[comps + 3] += len(extra)
+    return bytes(data)
+
+
 _SEEDS = [
     _data(_begin()),
     _data(_begin(version=3), sls=7),
@@ -119,8 +129,16 @@ _SEEDS = [
     _data(_begin(version=2), calling=_SGSN_PC, called=_EIR_PC, opc=77),
     _data(_begin(version=3), extended=True),
     _data(_begin(version=2), extended=True, importance=3),
+    # the vendor forms that carry an IMSI (the fast path learns them too: _map_fast._imsi_field)
     _data(_begin(version=2, imsi="724340300385763", vendor="huawei")),
     _data(_begin(version=3, imsi="724340300385763", vendor="ericsson")),
+    _data(_begin(version=3, imsi="262019876543210", vendor="huawei"), sls=3),
+    _data(_begin(version=3, imsi="26201987654", msisdn="4917012345", vendor="huawei", otid=b"\x05")),
+    _data(_begin(version=2, imsi="262019876543210", msisdn="491701234567", vendor="huawei")),
+    _data(_begin(version=3, imsi="724340300385763", vendor="ericsson", requested_bmuef=True), rc=None),
+    _data(_begin(version=3, msisdn="491701234567", vendor="huawei")),  # no IMSI: only the IMEI varies
+    # Huawei v3 with the trailing 00 00 of the jSS7 trace (a deviation of the vendor form)
+    _data(_trailer(_begin(version=3, imsi="262019876543210", vendor="huawei"), b"\x00\x00")),
     _data(_begin(version=2), called=sccp.make_address(ssn=6, gt=EIR_GT).encode()),  # not our SSN: UDTS
     _data(b"\x62\x03\x48\x01\x01"),  # a Begin without components
     _data(b"\x65\x06\x48\x01\x01\x49\x01\x02"),  # a Continue: P-Abort
@@ -132,8 +150,9 @@ _SEEDS = [
 ]
 
 _DATA_SEEDS = [i for i, s in enumerate(_SEEDS) if s[2:4] == b"\x01\x01" and len(s) > 40]
-_CANONICAL_SEEDS = _DATA_SEEDS[:8]
-"""The seeds of the standard form (no vendor variant, our SSN, components): the fast path's shapes."""
+_CANONICAL_SEEDS = _DATA_SEEDS[:16]
+"""The seeds of the standard form and of the vendor forms (our SSN, components): the fast path's
+shapes."""
 
 
 def _variable_edit(seed: bytes, field: int, value: int, *, last_otid_octet: bool = False) -> bytes:
@@ -150,13 +169,20 @@ def _variable_edit(seed: bytes, field: int, value: int, *, last_otid_octet: bool
     otid_len = data[tcap_at + 3]
     tcap_end = tcap_at + tcap_len
     spots = [pd + 11, *range(tcap_at + 4, tcap_at + 4 + otid_len)]
-    # the invoke id and the IMEI: last 4 octets of the TCAP before the argument, IMEI after 04 08
-    imei = bytes(data[tcap_at:tcap_end]).rfind(b"\x04\x08")
+    # the invoke id before the opcode, the IMEI (the first 04 08 of the argument) and, in the
+    # vendor forms, the IMSI element's digits after it
+    tcap = bytes(data[tcap_at:tcap_end])
+    op = tcap.rfind(b"\x02\x01\x2b")
+    imei = tcap.find(b"\x04\x08", op + 3) if op > 3 else -1
     if imei > 0:
         spots += range(tcap_at + imei + 2, tcap_at + imei + 10)
-        op = bytes(data[tcap_at:tcap_end]).rfind(b"\x02\x01\x2b")
-        if op > 3:
-            spots.append(tcap_at + op - 1)
+        spots.append(tcap_at + op - 1)
+        q = imei + 10
+        while q + 2 <= len(tcap):
+            t, n = tcap[q], tcap[q + 1]
+            if t in (0x00, 0x01, 0x80, 0xC1) and n:
+                spots += range(tcap_at + q + 2, min(tcap_at + q + 2 + n, tcap_end))
+            q += 2 + n
     at = tcap_at + 3 + otid_len if last_otid_octet else spots[field % len(spots)]
     data[at] = value
     return bytes(data)
@@ -372,3 +398,79 @@ def test_a_begin_the_memo_declines_is_not_learnt_twice() -> None:
         assert fast.receive_data(msg, 0.0) == general.receive_data(msg, 0.0)
         _same_state(fast, general)
     assert fast.memo.count == 1 and fast.tcap.stats.replaced == 2
+
+
+_VENDOR_FORMS = [
+    {"version": 3, "vendor": "huawei"},
+    {"version": 3, "vendor": "ericsson"},
+    {"version": 2, "vendor": "huawei"},
+    {"version": 3, "vendor": "huawei", "msisdn": "491701234567"},
+    {"version": 3, "vendor": "ericsson", "requested_bmuef": True},
+]
+
+
+def test_the_vendor_forms_carrying_an_imsi_take_the_fast_path() -> None:
+    """A population load sends an IMSI in every checkIMEI, which only the vendor forms carry: after
+    the first Begin of a form, the next ones (new OTID, IMEI and IMSI) are read by the memo, with
+    the same events (the vendor variant reported first, the IMSI in the invoke) and answers. The
+    IMSIs of the requests are read back independently, by pycrate."""
+    from pycrate_asn1dir import TCAP_MAPv2v3
+
+    for form in _VENDOR_FORMS:
+        fast, general = _twins()
+        assert fast.memo is not None
+        imsis = ["262010000000001", "262019999999999", "724340300385763"]
+        for i, imsi in enumerate(imsis):
+            tcap_data = _begin(otid=100 + i, imei=f"3580910168535{i}", imsi=imsi, **form)  # type: ignore[arg-type]
+            msg = _data(tcap_data, sls=i)
+            ea, eb = fast.receive_data(msg, 0.0), general.receive_data(msg, 0.0)
+            assert ea == eb, form
+            accepted, req = ea
+            assert accepted.vendor == form["vendor"]
+            assert isinstance(req, CheckImeiRequested)
+            assert (req.route.shape is not None) == (i > 0), form
+            assert req.invoke.imsi == imsi and req.invoke.imei.startswith(f"3580910168535{i}")
+            assert req.invoke.msisdn == form.get("msisdn")
+            # pycrate reads the message independently: the Ericsson argument with its
+            # EnhancedCheckIMEI-Arg type; the Huawei forms (not in its modules) as an argument of
+            # unknown type whose octets carry the IMSI element
+            pdu = TCAP_MAPv2v3.TCAP_MAP_Messages.TCAP_MAP_Message
+            pdu.from_ber(tcap_data)
+            ((_, (_, invoke)),) = pdu.get_val()[1]["components"]
+            assert invoke["opcode"] == ("local", 43)
+            argument = invoke["argument"][1]
+            if form["vendor"] == "ericsson":
+                t = TCAP_MAPv2v3.EricssonMAP_Extensions.EnhancedCheckIMEI_Arg
+                t.from_ber(tcap_data[tcap_data.rfind(b"\x02\x01\x2b") + 3 :])
+                assert t.get_val()["imsi"] == _tbcd(imsi)
+            elif form["version"] == 3:  # an argument of unknown type: its octets
+                assert b"\x80\x08" + _tbcd(imsi) in argument
+            else:  # pycrate reads the IMEI and stops; the IMSI element follows it
+                imei_tlv = b"\x04\x08" + argument
+                assert argument == _tbcd(f"3580910168535{i}0")
+                assert imei_tlv + b"\x00\x08" + _tbcd(imsi) in tcap_data
+            fast.answer(req, EquipmentStatus.GREY_LISTED)
+            general.answer(eb[1], EquipmentStatus.GREY_LISTED)  # type: ignore[arg-type]
+            _same_state(fast, general)
+        assert fast.memo.count == 1
+        assert fast.tcap.stats.vendor_variants == {form["vendor"]: 3}
+
+
+def _tbcd(digits: str) -> bytes:
+    digits += "f" * (len(digits) % 2)
+    return bytes(int(digits[i + 1] + digits[i], 16) for i in range(0, len(digits), 2))
+
+
+def test_an_imsi_with_a_non_decimal_digit_leaves_the_fast_path() -> None:
+    """The general path reads a non-decimal IMSI as a deviation (no IMSI): the memo declines it."""
+    fast, general = _twins()
+    good = _data(_begin(otid=1, imsi="262010000000001", version=3, vendor="huawei"))
+    bad = _data(_begin(otid=2, imsi="262010000000001", version=3, vendor="huawei"))
+    bad = bad.replace(_tbcd("262010000000001"), b"\x62\x02\xc1" + _tbcd("262010000000001")[3:])
+    assert len(bad) == len(good)
+    for msg in (good, bad):
+        ea, eb = fast.receive_data(msg, 0.0), general.receive_data(msg, 0.0)
+        assert ea == eb
+        _same_state(fast, general)
+    assert all(not isinstance(x, CheckImeiRequested) or x.route.shape is None for x in ea)
+    assert isinstance(ea[-1], CheckImeiRequested) and ea[-1].invoke.imsi is None

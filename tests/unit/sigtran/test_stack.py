@@ -13,6 +13,7 @@ from pycrate_asn1dir import TCAP_MAPv2v3
 from pycrate_mobile.M3UA import parse_M3UA
 from pycrate_mobile.SCCP import parse_SCCP
 
+from protocols.imei import tbcd_encode
 from protocols.sigtran import (
     CheckImeiAnswered,
     CheckImeiClient,
@@ -469,3 +470,62 @@ def test_each_reply_takes_its_own_dialogues_route(ops: list[tuple[str, int, int,
         eir.answer(req, EquipmentStatus.GREY_LISTED)
     eir.data_to_send()
     assert eir.tcap.active_dialogues == 0
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    requests=st.lists(
+        st.tuples(
+            st.integers(14, 16).flatmap(lambda n: st.text("0123456789", min_size=n, max_size=n)),
+            st.sampled_from([1, 2, 3]),
+            st.one_of(st.none(), st.text("0123456789", min_size=5, max_size=15)),
+            st.booleans(),
+            st.sampled_from([None, "huawei", "ericsson"]),
+            st.integers(-128, 127),
+            st.integers(1, 0xFFFFFFFF),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_the_clients_patched_begins_are_the_encoders(requests: list[tuple]) -> None:  # type: ignore[type-arg]
+    """The simulated MSC patches OTID, IMEI and IMSI into a Begin of each shape (a population load
+    changes all three in every request): the octets equal encode_check_imei_begin's, for every
+    version, vendor form, length and invoke id — requests of one shape meeting the cache."""
+    client = CheckImeiClient(
+        m3ua_settings=m3ua.M3uaSettings(role=m3ua.Role.ASP),
+        opc=1,
+        dpc=2,
+        calling=sccp.make_address(ssn=8, gt="491700000008"),
+        called=sccp.make_address(ssn=9, gt=EIR_GT),
+    )
+    for imei, version, imsi, bmuef, vendor, iid, otid in requests * 2:
+        if vendor is None:
+            imsi = None
+        if vendor == "ericsson" and version < 3:
+            vendor = None
+            imsi = None
+        want = encode_check_imei_begin(
+            otid=otid,
+            version=version,
+            invoke_id=iid,
+            imei=imei,
+            imsi=imsi,
+            requested_bmuef=bmuef,
+            vendor=vendor,
+        )
+        assert client.encode_begin(otid, imei, version, imsi, bmuef, vendor, iid) == want
+
+
+def test_a_population_load_is_encoded_from_one_shape_and_read_by_pycrate() -> None:
+    """What the sim sends under `bench.clone`'s population run: pycrate reads each request's IMEI."""
+    client, _eir = make_pair()
+    for i in range(3):
+        imei, imsi = f"3520990000{i:04d}", f"26201000000{i:04d}"
+        client.send_check_imei(0.0, imei=imei, version=3, imsi=imsi, vendor="huawei")
+        _pd, _s, tcap = decode_with_pycrate(client.data_to_send())
+        ((_, (_, invoke)),) = tcap[1]["components"]
+        assert invoke["opcode"] == ("local", 43)
+        assert invoke["argument"][1][:10] == b"\x04\x08" + tbcd_encode(imei + "0")
+        assert b"\x80\x08" + tbcd_encode(imsi) in invoke["argument"][1]
+    assert len(client._begin_cache) == 1
