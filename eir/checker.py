@@ -32,6 +32,7 @@ On the hot path of every interface (~20k checks/s per process), so it stays lean
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Coroutine
 from time import perf_counter
@@ -52,7 +53,7 @@ from eir.metrics import (
 from eir.model import CheckRequest, Interface, Status, Verdict
 from eir.policy import CLONE_REASONS, Policy, Step
 from eir.sightings import SightingTracker
-from eir.store.base import IdentityStore, ImsiRules, Lookup, Sightings, StoreError
+from eir.store.base import REGISTERED, IdentityStore, ImsiRules, Lookup, Sightings, StoreError
 
 __all__ = ["CallTimeoutError", "PolicyChecker", "build_checker"]
 
@@ -291,6 +292,14 @@ class PolicyChecker:
                 except _OUTAGE_ERRORS as e:
                     self._store_failed("observations", self._obs_name, e)
             sightings = self._observe(tracker, imei, req)
+        if steps is not None and lookup.registration == REGISTERED:
+            # the store left the record out on the hot path: the explanation shows it
+            try:
+                record = await self.store.reference("registration", imei)
+            except _OUTAGE_ERRORS:
+                record = None
+            if record:
+                lookup = dataclasses.replace(lookup, registration=record)
         handle = None
         if self.handle is not None and lookup.imei is None and lookup.imeisv is None and lookup.range is None:
             handle = await self.handle.resolve(imei)  # bounded by policy.handle.timeout (eir/handle.py)

@@ -119,6 +119,19 @@ class Policy:
         self.tac_rule = Status(cfg.tac_not_allocated.verdict) if cfg.tac_not_allocated.enabled else None
         self.reg_rule = Status(cfg.not_registered.verdict) if cfg.not_registered.enabled else None
         self._today: tuple[float, str] = (-1.0, "")
+        self._reg_verdict = Verdict(
+            status=self.reg_rule or Status.GREY,
+            rule="not_registered",
+            list_name="registration",
+            detail="not on the registration list",
+        )
+        """Shared, as ``default`` is (no entry: what is missing is the IMEI the request names)."""
+        self._reg_first = (
+            self.reg_rule is not None
+            and self.tac_rule is not None
+            and RANK[self.reg_rule] >= RANK[self.tac_rule]
+        )
+        """Both reference rules fire: ``not_registered`` decides unless ``tac_not_allocated`` is stricter."""
         of = cfg.handle.on_failure
         self.handle_failure = None if of == "skip" else Status(of)
         self.malformed = Status(cfg.malformed)
@@ -137,6 +150,7 @@ class Policy:
         self._bad_cd_status = None if mode in ("malformed", "ignore") else Status(mode)
         self.reserved = frozenset(cfg.reserved_tacs)
         self.default = Verdict(status=Status(cfg.unknown_equipment), rule="default", detail="on no list")
+        self._tac_verdicts: dict[str, Verdict] = {}
         self._list_verdicts: dict[tuple[str, EntryKind, Status, str, str | None, str | None], Verdict] = {}
 
     # --- 1. validity ------------------------------------------------------------------------------
@@ -425,16 +439,18 @@ class Policy:
 
     def _reference_rules(self, imei: str, lookup: Lookup, steps: list[Step] | None) -> Verdict | None:
         """``not_registered`` and ``tac_not_allocated`` for an IMEI no list entry matched."""
+        if steps is None:  # the hot path: the same answer as below, built cheaply
+            reg = lookup.registration_list and self.reg_rule is not None and lookup.registration is None
+            tac = lookup.tac_table and self.tac_rule is not None and lookup.device is None
+            if not (reg or tac):
+                return None
+            if tac and not (reg and self._reg_first):
+                return self._tac_verdict(imei)
+            return self._reg_verdict
         found: Verdict | None = None
         if lookup.registration_list and self.reg_rule is not None:
             if lookup.registration is None:
-                found = Verdict(
-                    status=self.reg_rule,
-                    rule="not_registered",
-                    list_name="registration",
-                    entry=imei,
-                    detail="not on the registration list",
-                )
+                found = self._reg_verdict
                 if steps is not None:
                     steps.append(
                         Step(
@@ -456,13 +472,7 @@ class Policy:
         if lookup.tac_table and self.tac_rule is not None:
             if lookup.device is None:
                 if found is None or RANK[self.tac_rule] > RANK[found.status]:
-                    found = Verdict(
-                        status=self.tac_rule,
-                        rule="tac_not_allocated",
-                        list_name="tac",
-                        entry=imei[:8],
-                        detail="TAC not in the TAC table",
-                    )
+                    found = self._tac_verdict(imei)
                 if steps is not None:
                     steps.append(
                         Step(
@@ -482,6 +492,23 @@ class Policy:
                 Step(rule=found.rule, outcome="decided", detail=f"{found.detail} → {found.status.value}")
             )
         return found
+
+    def _tac_verdict(self, imei: str) -> Verdict:
+        """The ``tac_not_allocated`` verdict of ``imei``'s TAC (one per TAC, shared)."""
+        tac = imei[:8]
+        v = self._tac_verdicts.get(tac)
+        if v is None:
+            assert self.tac_rule is not None
+            if len(self._tac_verdicts) >= 4096:
+                self._tac_verdicts.clear()
+            v = self._tac_verdicts[tac] = Verdict(
+                status=self.tac_rule,
+                rule="tac_not_allocated",
+                list_name="tac",
+                entry=tac,
+                detail="TAC not in the TAC table",
+            )
+        return v
 
     @staticmethod
     def device_step(imei: str, lookup: Lookup) -> Step:

@@ -136,7 +136,14 @@ class Lookup:
     registration_list: bool = False
     """A ``registration`` reference table is loaded."""
     registration: str | None = None
-    """The ``registration`` table's record of the IMEI, when it is registered."""
+    """The ``registration`` table's record of the IMEI, when it is registered — or
+    :data:`REGISTERED` from a store that does not read the record on the hot path (the checker
+    reads it with ``reference`` for an explanation)."""
+
+
+REGISTERED = ""
+"""``Lookup.registration`` of a registered IMEI whose record was not read (an empty record: it
+decodes to no fields)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
