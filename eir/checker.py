@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 
 from eir.config import Config
 from eir.events import EventSink
+from eir.first_seen import FirstSeen
 from eir.logging import RateLimitedLog, get_logger
 from eir.metrics import (
     CLONE_SUSPICIONS,
@@ -160,6 +161,11 @@ class PolicyChecker:
                 clock=wall,
             )
         self._exempt_white = clone.exempt_white
+        self.first_seen: FirstSeen | None = None
+        if self.policy.tac_grace > 0:
+            self.first_seen = FirstSeen(
+                self.observations, max_imeis=config.policy.tac_not_allocated.max_first_seen, clock=wall
+            )
         # Every series exists from start-up (0 until it happens), so rate() and alerts work at once.
         STORE_ERRORS.labels(self._store_name)
         STORE_ERRORS.labels(self._obs_name)
@@ -303,7 +309,20 @@ class PolicyChecker:
         handle = None
         if self.handle is not None and lookup.imei is None and lookup.imeisv is None and lookup.range is None:
             handle = await self.handle.resolve(imei)  # bounded by policy.handle.timeout (eir/handle.py)
-        verdict = self.policy.decide(req, imei, lookup, rules, sightings, steps, handle)
+        first = None
+        fs = self.first_seen
+        if (
+            fs is not None
+            and lookup.tac_table
+            and lookup.device is None
+            and lookup.imei is None
+            and lookup.imeisv is None
+            and lookup.range is None
+        ):
+            # the grace clock of an unallocated TAC (policy.tac_not_allocated.grace_days): a dict
+            # look-up, a new IMEI recorded and written behind (eir/first_seen.py)
+            first = fs.first_seen(imei, self._wall())
+        verdict = self.policy.decide(req, imei, lookup, rules, sightings, steps, handle, first)
         if sightings is not None:
             reason = self.policy.clone_reason(sightings)
             if reason is not None:
@@ -370,11 +389,15 @@ class PolicyChecker:
         write-behind and sharing (eir/sightings.py). ``eir check`` never starts it."""
         if self.sightings is not None:
             await self.sightings.start()
+        if self.first_seen is not None:
+            await self.first_seen.start()
 
     async def close(self) -> None:
         """Write the sightings still queued (before the stores close)."""
         if self.sightings is not None:
             await self.sightings.close()
+        if self.first_seen is not None:
+            await self.first_seen.close()
 
     def _clone_suspected(self, imei: str, req: CheckRequest, s: Sightings, reason: str, v: Verdict) -> None:
         """Event + metric once per IMEI per window, not on every check of a suspect IMEI."""

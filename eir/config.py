@@ -303,6 +303,13 @@ class TacRuleConfig:
     IMEI whose TAC it lacks gets ``verdict`` (DIRBS ``gsma_not_found``). Silent with no table;
     ranks below the explicit lists (a listed IMEI keeps its list's verdict)."""
     verdict: VerdictName = "grey"
+    grace_days: float = 0.0
+    """Days, counted from the IMEI's first sighting with an unallocated TAC, during which
+    ``verdict`` applies; then ``after_grace``. 0: ``verdict`` for good."""
+    after_grace: VerdictName = "black"
+    max_first_seen: int = 1_000_000
+    """IMEIs whose first sighting is remembered (in memory and in the observations store; the
+    oldest first sighting is forgotten first)."""
 
 
 @dataclass(slots=True)

@@ -307,6 +307,23 @@ class IdentityStore(abc.ABC):
     async def reference(self, table: str, key: str) -> str | None:
         """One record of a reference table."""
 
+    # --- first sightings (the tac_not_allocated grace period; eir/first_seen.py) -----------------
+    async def write_first_seen(self, rows: Sequence[tuple[str, float]]) -> None:
+        """Record ``(imei, first_seen)`` rows; an IMEI already recorded keeps its earlier time.
+
+        The default keeps them in this handle's memory only (a restart forgets them); SQLite keeps
+        them in its observations file."""
+        mem: dict[str, float] = self.__dict__.setdefault("_first_seen_mem", {})
+        for imei, ts in rows:
+            old = mem.get(imei)
+            if old is None or ts < old:
+                mem[imei] = ts
+
+    async def read_first_seen(self, limit: int) -> list[tuple[str, float]]:
+        """The ``limit`` most recent ``(imei, first_seen)`` rows (read at start-up)."""
+        mem: dict[str, float] = self.__dict__.get("_first_seen_mem", {})
+        return sorted(mem.items(), key=lambda r: r[1])[-limit:] if limit > 0 else []
+
     # --- helpers with default implementations ---------------------------------------------------
     async def active_version(self) -> int | None:
         """The id of the active version, or None before the first import."""

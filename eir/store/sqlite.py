@@ -190,6 +190,8 @@ class SqliteStore(IdentityStore):
             obs.execute(
                 "CREATE TABLE IF NOT EXISTS sightings(imei TEXT, kind INTEGER, value TEXT, ts REAL, w TEXT)"
             )
+            # first sightings of IMEIs with an unallocated TAC (policy.tac_not_allocated.grace_days)
+            obs.execute("CREATE TABLE IF NOT EXISTS first_seen(imei INTEGER PRIMARY KEY, ts REAL)")
             if "w" not in {r[1] for r in obs.execute("PRAGMA table_info(sightings)")}:
                 obs.execute("ALTER TABLE sightings ADD COLUMN w TEXT")  # a log of an earlier version
             if obs.execute("SELECT 1 FROM sqlite_master WHERE name = 'obs'").fetchone():
@@ -472,6 +474,42 @@ class SqliteStore(IdentityStore):
             else:
                 locked = True
         return ImsiRules(pairing=pairing, locked=locked, lock_allows=locked and allows)
+
+    async def write_first_seen(self, rows: Sequence[tuple[str, float]]) -> None:
+        """One transaction per batch on the observations writer connection, in a worker thread."""
+        if self._obs is None:
+            raise StoreUnavailableError("sqlite store is not open")
+        batch = [(int(imei[:14]), ts) for imei, ts in rows]
+
+        def run(con: sqlite3.Connection) -> int:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                # an earlier time wins: a row is never made younger
+                con.executemany(
+                    "INSERT INTO first_seen VALUES (?, ?) ON CONFLICT(imei) DO UPDATE SET ts = "
+                    "min(ts, excluded.ts)",
+                    batch,
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            return len(batch)
+
+        await self._obs_change(run)
+
+    async def read_first_seen(self, limit: int) -> list[tuple[str, float]]:
+        try:
+            con = self._obs
+            if con is None:
+                raise StoreUnavailableError("sqlite store is not open")
+            rows = con.execute(
+                "SELECT imei, ts FROM (SELECT imei, ts FROM first_seen ORDER BY ts DESC LIMIT ?) ORDER BY ts",
+                (max(limit, 0),),
+            ).fetchall()
+        except sqlite3.Error as e:
+            raise StoreUnavailableError(f"sqlite read_first_seen: {e}") from e
+        return [(f"{k:014d}", ts) for k, ts in rows]
 
     async def write_sightings(self, rows: Sequence[Sighting], *, writer: str = "") -> None:
         """One transaction per batch, appended in a worker thread on a connection of its own: the
