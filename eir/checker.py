@@ -39,6 +39,7 @@ from time import perf_counter
 from typing import Any, TypeVar
 
 from eir.config import Config
+from eir.duplicates import DuplicateTracker
 from eir.events import EventSink
 from eir.first_seen import FirstSeen
 from eir.logging import RateLimitedLog, get_logger
@@ -161,6 +162,9 @@ class PolicyChecker:
                 clock=wall,
             )
         self._exempt_white = clone.exempt_white
+        self.duplicates: DuplicateTracker | None = None
+        if config.policy.duplicate.enabled:
+            self.duplicates = DuplicateTracker(self.observations, config.policy.duplicate, clock=wall)
         self.first_seen: FirstSeen | None = None
         if self.policy.tac_grace > 0:
             self.first_seen = FirstSeen(
@@ -322,7 +326,18 @@ class PolicyChecker:
             # the grace clock of an unallocated TAC (policy.tac_not_allocated.grace_days): a dict
             # look-up, a new IMEI recorded and written behind (eir/first_seen.py)
             first = fs.first_seen(imei, self._wall())
-        verdict = self.policy.decide(req, imei, lookup, rules, sightings, steps, handle, first)
+        dup = self.duplicates
+        duplicated = None
+        if dup is not None:
+            if req.imsi and dup.running:
+                dup.observe(imei, req.imsi[:32], self._wall())  # written behind (eir/duplicates.py)
+            elif not dup.running and not dup.loaded:  # `eir check`: the stored flags, nothing recorded
+                try:
+                    await dup.load()
+                except _OUTAGE_ERRORS as e:
+                    self._store_failed("observations", self._obs_name, e)
+            duplicated = imei in dup.flagged
+        verdict = self.policy.decide(req, imei, lookup, rules, sightings, steps, handle, first, duplicated)
         if sightings is not None:
             reason = self.policy.clone_reason(sightings)
             if reason is not None:
@@ -391,6 +406,8 @@ class PolicyChecker:
             await self.sightings.start()
         if self.first_seen is not None:
             await self.first_seen.start()
+        if self.duplicates is not None:
+            await self.duplicates.start()
 
     async def close(self) -> None:
         """Write the sightings still queued (before the stores close)."""
@@ -398,6 +415,8 @@ class PolicyChecker:
             await self.sightings.close()
         if self.first_seen is not None:
             await self.first_seen.close()
+        if self.duplicates is not None:
+            await self.duplicates.close()
 
     def _clone_suspected(self, imei: str, req: CheckRequest, s: Sightings, reason: str, v: Verdict) -> None:
         """Event + metric once per IMEI per window, not on every check of a suspect IMEI."""

@@ -38,6 +38,9 @@ Order (the first rule that decides wins, except where a later rule may only make
    from two different origins, within ``window`` → ``policy.clone.verdict``, again only when that
    is stricter: a black entry stays black; white (or unknown) becomes grey. Clone suspicion never
    makes anything *more* permissive.
+   ``duplicate`` — DIRBS ``duplicate_mk1`` flagged the IMEI on the per-day observation history
+   (eir/duplicates.py: ≥ N IMSIs over D days and a daily average ≥ A over W days; sticky) →
+   ``policy.duplicate.verdict``, again only when stricter.
 7. ``default`` — equipment on no list → ``policy.unknown_equipment`` (white, grey, black, or
    ``unknown`` = the interface's own "unknown equipment" error).
 
@@ -140,6 +143,16 @@ class Policy:
         """Both reference rules fire: ``not_registered`` decides unless ``tac_not_allocated`` is stricter."""
         of = cfg.handle.on_failure
         self.handle_failure = None if of == "skip" else Status(of)
+        d = cfg.duplicate
+        self.dup_status = Status(d.verdict)
+        self._dup_params = (
+            f">= {d.threshold} IMSIs over {d.period_days} days and a daily average >= {d.daily_avg:g} "
+            f"over {d.daily_avg_days} days, seen on >= {d.min_seen_days} days"
+        )
+        self._dup_detail = f"flagged by duplicate_mk1 ({self._dup_params}; sticky)"
+        self._dup_verdict = Verdict(
+            status=self.dup_status, rule="duplicate", list_name="observations", detail=self._dup_detail
+        )
         self.malformed = Status(cfg.malformed)
         self.lock_status = Status(cfg.lock_verdict)
         self.clone_status = Status(cfg.clone.verdict)
@@ -223,10 +236,12 @@ class Policy:
         steps: list[Step] | None = None,
         handle: HandleAnswer | None = None,
         first_seen: float | None = None,
+        duplicated: bool | None = None,
     ) -> Verdict:
         """Apply rules 2-7. ``steps`` (for ``--explain``) collects what each rule found.
         ``first_seen``: the IMEI's first sighting (UNIX time), for the ``tac_not_allocated`` grace
-        period (eir/first_seen.py)."""
+        period (eir/first_seen.py). ``duplicated``: the IMEI is flagged by DIRBS duplicate_mk1
+        (eir/duplicates.py; None: the rule is off)."""
         verdict: Verdict | None = None
         if steps is not None and (lookup.tac_table or lookup.registration_list):
             steps.append(self.device_step(imei, lookup))
@@ -358,6 +373,25 @@ class Policy:
                 steps.append(Step(rule="clone", outcome="skipped", detail=why))
             else:
                 steps.append(Step(rule="clone", outcome="no match", detail=self.clone_detail(sightings)))
+
+        # 6b. duplicate_mk1 (the history's clone rule): only stricter
+        if duplicated:
+            if RANK[self.dup_status] > RANK[verdict.status]:
+                verdict = self._dup_verdict
+                if steps is not None:
+                    steps.append(Step(rule="duplicate", outcome="decided", detail=self._dup_detail))
+            elif steps is not None:
+                steps.append(
+                    Step(
+                        rule="duplicate",
+                        outcome="flagged",
+                        detail=f"{self._dup_detail}; {verdict.status.value} already as strict",
+                    )
+                )
+        elif steps is not None and duplicated is not None:
+            steps.append(
+                Step(rule="duplicate", outcome="no match", detail=f"not flagged ({self._dup_params})")
+            )
 
         if steps is not None and verdict is self.default:
             steps.append(

@@ -192,6 +192,14 @@ class SqliteStore(IdentityStore):
             )
             # first sightings of IMEIs with an unallocated TAC (policy.tac_not_allocated.grace_days)
             obs.execute("CREATE TABLE IF NOT EXISTS first_seen(imei INTEGER PRIMARY KEY, ts REAL)")
+            # the per-day observation history of DIRBS duplicate_mk1 (eir/duplicates.py), and the
+            # IMEIs it flagged (sticky)
+            obs.execute(
+                "CREATE TABLE IF NOT EXISTS daily(imei INTEGER, day INTEGER, imsi TEXT, "
+                "PRIMARY KEY (imei, day, imsi)) WITHOUT ROWID"
+            )
+            obs.execute("CREATE INDEX IF NOT EXISTS daily_day ON daily(day)")
+            obs.execute("CREATE TABLE IF NOT EXISTS duplicates(imei INTEGER PRIMARY KEY, ts REAL)")
             if "w" not in {r[1] for r in obs.execute("PRAGMA table_info(sightings)")}:
                 obs.execute("ALTER TABLE sightings ADD COLUMN w TEXT")  # a log of an earlier version
             if obs.execute("SELECT 1 FROM sqlite_master WHERE name = 'obs'").fetchone():
@@ -510,6 +518,85 @@ class SqliteStore(IdentityStore):
         except sqlite3.Error as e:
             raise StoreUnavailableError(f"sqlite read_first_seen: {e}") from e
         return [(f"{k:014d}", ts) for k, ts in rows]
+
+    async def write_daily(self, rows: Sequence[tuple[str, int, str]]) -> None:
+        batch = [(int(imei[:14]), day, imsi) for imei, day, imsi in rows]
+
+        def run(con: sqlite3.Connection) -> int:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                con.executemany("INSERT OR IGNORE INTO daily VALUES (?, ?, ?)", batch)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            return len(batch)
+
+        await self._obs_change(run)
+
+    async def classify_duplicates(
+        self,
+        *,
+        today: int,
+        threshold: int,
+        period_days: int,
+        daily_avg: float,
+        daily_avg_days: int,
+        min_seen_days: int,
+    ) -> set[str]:
+        # rows are unique per (imei, day, imsi): count(*) over the average window is the sum of
+        # each day's distinct IMSIs, count(DISTINCT day) the days seen
+        sql = (
+            "SELECT t.imei FROM (SELECT imei FROM daily WHERE day > ?1 - ?2 AND day <= ?1 "
+            "GROUP BY imei HAVING count(DISTINCT imsi) >= ?3) t JOIN (SELECT imei FROM daily "
+            "WHERE day > ?1 - ?4 AND day <= ?1 GROUP BY imei HAVING count(DISTINCT day) >= ?5 "
+            "AND count(*) * 1.0 / count(DISTINCT day) >= ?6) a ON a.imei = t.imei"
+        )
+        args = (today, period_days, threshold, daily_avg_days, max(min_seen_days, 1), daily_avg)
+
+        def run() -> set[str]:
+            con = _connect(self.obs_path)
+            try:
+                return {f"{k:014d}" for (k,) in con.execute(sql, args)}
+            finally:
+                con.close()
+
+        try:
+            return await asyncio.to_thread(run)
+        except sqlite3.Error as e:
+            raise StoreUnavailableError(f"sqlite classify_duplicates: {e}") from e
+
+    async def flag_duplicates(self, imeis: Sequence[str], ts: float) -> None:
+        batch = [(int(i[:14]), ts) for i in imeis]
+
+        def run(con: sqlite3.Connection) -> int:
+            con.executemany("INSERT OR IGNORE INTO duplicates VALUES (?, ?)", batch)
+            return len(batch)
+
+        await self._obs_change(run)
+
+    async def duplicates(self) -> dict[str, float]:
+        try:
+            con = self._obs
+            if con is None:
+                raise StoreUnavailableError("sqlite store is not open")
+            return {f"{k:014d}": ts for k, ts in con.execute("SELECT imei, ts FROM duplicates")}
+        except sqlite3.Error as e:
+            raise StoreUnavailableError(f"sqlite duplicates: {e}") from e
+
+    async def prune_daily(self, before_day: int, max_rows: int) -> int:
+        def run(con: sqlite3.Connection) -> int:
+            gone = con.execute("DELETE FROM daily WHERE day <= ?", (before_day,)).rowcount
+            if max_rows > 0:
+                n = con.execute("SELECT count(*) FROM daily").fetchone()[0]
+                while n > max_rows:  # whole days, oldest first (bounded: one day a round)
+                    day = con.execute("SELECT min(day) FROM daily").fetchone()[0]
+                    went = con.execute("DELETE FROM daily WHERE day = ?", (day,)).rowcount
+                    gone += went
+                    n -= went
+            return int(gone)
+
+        return await self._obs_change(run)
 
     async def write_sightings(self, rows: Sequence[Sighting], *, writer: str = "") -> None:
         """One transaction per batch, appended in a worker thread on a connection of its own: the
