@@ -33,7 +33,7 @@ from typing import Any
 
 BASE = 35_000_000_000_000
 CHECKS = 50_000
-RATE_RUNS = 3
+RATE_RUNS = 5
 GSMA_HEADER = (
     "TAC|Marketing Name|Internal Model Name|Manufacturer|Bands|Allocation Date|Country Code|Fixed Code|"
     "Manufacturer Code|Radio Interface|Brand Name|Model Name|Operating System|NFC|Bluetooth|WLAN|Device Type"
