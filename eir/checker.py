@@ -325,6 +325,11 @@ class PolicyChecker:
         ):
             # the grace clock of an unallocated TAC (policy.tac_not_allocated.grace_days): a dict
             # look-up, a new IMEI recorded and written behind (eir/first_seen.py)
+            if not fs.running and not fs.loaded:  # `eir check`: the stored clocks, nothing recorded
+                try:
+                    await fs.load()
+                except _OUTAGE_ERRORS as e:
+                    self._store_failed("observations", self._obs_name, e)
             first = fs.first_seen(imei, self._wall())
         dup = self.duplicates
         duplicated = None

@@ -40,6 +40,7 @@ class FirstSeen:
         self._log = get_logger(component="first_seen")
         self._rl = RateLimitedLog(5, 60.0)
         self.running = False
+        self.loaded = False
         self.dropped = 0
         """First sightings not written because ``max_imeis`` were already waiting."""
 
@@ -65,6 +66,7 @@ class FirstSeen:
 
     async def load(self) -> None:
         """The stored first sightings (the most recent ``max_imeis``), oldest first."""
+        self.loaded = True
         rows = await self.store.read_first_seen(self.max_imeis)
         for imei, ts in rows:
             old = self._seen.get(imei)

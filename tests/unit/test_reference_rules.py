@@ -88,9 +88,11 @@ async def test_grace_period_from_the_first_sighting_with_a_moved_clock(tmp_path:
     await c2.close()
     await store.close()
 
-    # and so does a new process on the same file
+    # and so does a new process on the same file, `eir check` (which starts nothing) included
     store2 = SqliteStore(f"sqlite:///{tmp_path / 'eir.db'}", str(tmp_path))
     await store2.open()
+    cli = PolicyChecker(cfg(grace_days=2, after_grace="black"), store2, NoEvents(), wall=clock)
+    assert (await verdict(cli, UNALLOCATED))[:2] == ("black", "tac_not_allocated")
     assert dict(await store2.read_first_seen(10)) == {UNALLOCATED: T0, "35000000000003": T0 + 2 * DAY - 1}
     await store2.close()
 
