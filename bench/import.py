@@ -12,6 +12,8 @@
   CPU time of the process (``time.process_time``): the machine is shared and its wall clock
   noisy; wall figures are printed too. This isolates the store and policy (a check is ~6 us there),
   so it shows the rules' own cost at its largest.
+* ``history_rules``: the hot-path cost of ``policy.duplicate`` (DIRBS duplicate_mk1) and of the
+  ``tac_not_allocated`` grace clock, checks with an IMSI (``_history_rate``).
 * ``s13_check_rate``: the same comparison end to end — a real ``eir serve`` (SQLite, clone rule
   off) answering a pipelined S13 load of fresh IMEIs (a 1M-IMEI population, window 128) from the
   simulated MME, ``eir serve``'s CPU time per ECR from /proc: ``off`` with the 100k-row blacklist
@@ -199,6 +201,70 @@ async def _check_rate(tmp: Path, checks: int) -> dict[str, Any]:
     return res
 
 
+async def _history_rate(tmp: Path, checks: int) -> dict[str, Any]:
+    """The hot-path cost of the history rules: checks with an IMSI (clone rule off), ``off`` with
+    both off, ``duplicate`` with ``policy.duplicate`` on (a set probe + the day's pair recorded,
+    written behind); ``tac`` with a TAC table that lacks every TAC (grey, no grace) and ``grace``
+    the same with ``grace_days`` on (each IMEI's first sighting recorded). CPU time, alternating
+    runs, best of RATE_RUNS; the flushes run outside the timed loop (the write-behind is a
+    background task in ``eir serve``)."""
+    from eir.checker import PolicyChecker
+    from eir.config import load_config
+    from eir.model import CheckRequest, Interface
+    from eir.store.sqlite import SqliteStore
+
+    class NoEvents:
+        def publish(self, topic: str, payload: dict[str, Any]) -> None:
+            return None
+
+    store = SqliteStore(f"sqlite:///{tmp / 'history.db'}", str(tmp), keep_versions=1)
+    await store.open()
+    await store.import_version([], [], source="bench")
+    grace_store = SqliteStore(f"sqlite:///{tmp / 'history-grace.db'}", str(tmp), keep_versions=1)
+    await grace_store.open()
+    await grace_store.import_version([], [], source="bench")
+    await grace_store.import_reference("tac", [("99999999", "x")], source="bench")
+    rng = random.Random(11)
+    reqs = [
+        CheckRequest(
+            imei=str(BASE + rng.randrange(0, 10_000_000) * 7),
+            imsi=f"41001{rng.randrange(10**9, 10**10)}",
+            interface=Interface.S13,
+        )
+        for _ in range(checks)
+    ]
+    configs = {
+        "off": (store, {"clone": {"enabled": False}}),
+        "duplicate": (store, {"clone": {"enabled": False}, "duplicate": {"enabled": True}}),
+        "tac": (grace_store, {"clone": {"enabled": False}}),
+        "grace": (grace_store, {"clone": {"enabled": False}, "tac_not_allocated": {"grace_days": 30}}),
+    }
+    best: dict[str, float] = {}
+    try:
+        for _ in range(RATE_RUNS):
+            for label, (st, policy) in configs.items():
+                c = PolicyChecker(load_config(None, environ={}, overrides={"policy": policy}), st, NoEvents())
+                await c.start()
+                await c.check(reqs[0])
+                gc.collect()
+                c0 = time.process_time()
+                for r in reqs:
+                    await c.check(r)
+                cpu = time.process_time() - c0
+                await c.close()
+                best[label] = max(best.get(label, 0.0), checks / cpu)
+    finally:
+        await store.close()
+        await grace_store.close()
+    res: dict[str, Any] = {"checks": checks, "runs": RATE_RUNS}
+    for label, per_s in best.items():
+        res[label] = {"checks_per_s_cpu": round(per_s), "us_per_check_cpu": round(1e6 / per_s, 2)}
+    res["duplicate_vs_off"] = round(best["duplicate"] / best["off"], 3)
+    res["grace_vs_tac"] = round(best["grace"] / best["tac"], 3)
+    print(f"  history rules: {res}", flush=True)
+    return res
+
+
 def _serve(tmp: Path, files: list[Path]) -> tuple[Any, tuple[str, int]]:
     import os
     import subprocess
@@ -311,6 +377,7 @@ def run(quick: bool) -> dict[str, Any]:
         tmp = Path(td)
         res = asyncio.run(_import_bench(tmp, n, n_tac))
         res["check_rate"] = asyncio.run(_check_rate(tmp, CHECKS // 5 if quick else CHECKS))
+        res["history_rules"] = asyncio.run(_history_rate(tmp, CHECKS // 5 if quick else CHECKS))
         res["s13_check_rate"] = _s13_rate(tmp, quick)
     return res
 
