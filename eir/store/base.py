@@ -311,8 +311,8 @@ class IdentityStore(abc.ABC):
     async def write_first_seen(self, rows: Sequence[tuple[str, float]]) -> None:
         """Record ``(imei, first_seen)`` rows; an IMEI already recorded keeps its earlier time.
 
-        The default keeps them in this handle's memory only (a restart forgets them); SQLite keeps
-        them in its observations file."""
+        The default (the memory store) keeps them in this handle's memory; SQLite keeps them in
+        its observations file, PostgreSQL and Redis in their server."""
         mem: dict[str, float] = self.__dict__.setdefault("_first_seen_mem", {})
         for imei, ts in rows:
             old = mem.get(imei)
@@ -325,8 +325,8 @@ class IdentityStore(abc.ABC):
         return sorted(mem.items(), key=lambda r: r[1])[-limit:] if limit > 0 else []
 
     # --- per-day observation history (DIRBS duplicate_mk1; eir/duplicates.py) ---------------------
-    # The defaults keep it in this handle's memory (a restart forgets it); SQLite keeps it in its
-    # observations file.
+    # The defaults (the memory store) keep it in this handle's memory; SQLite keeps it in its
+    # observations file, PostgreSQL and Redis in their server.
     def _daily_mem(self) -> tuple[set[tuple[str, int, str]], dict[str, float]]:
         d = self.__dict__.get("_daily_mem_")
         if d is None:

@@ -9,8 +9,8 @@ from eir.duplicates import duplicate_mk1
 from eir.store.base import IdentityStore
 from tests.unit.test_reference_rules import DUP, T0, TODAY, synthetic_history
 
-DURABLE = {"sqlite", "postgres"}
-"""Backends whose second handle (another process) sees the history; the others keep it per handle."""
+DURABLE = {"sqlite", "postgres", "redis"}
+"""Backends whose second handle (another process) sees the history."""
 
 
 async def test_first_seen_keeps_the_earliest(store: IdentityStore) -> None:
@@ -47,7 +47,7 @@ async def test_duplicate_history_classify_flag_prune(store: IdentityStore) -> No
 
 async def test_a_second_handle_sees_the_history(store: IdentityStore, second_handle: IdentityStore) -> None:
     if store.backend not in DURABLE:  # type: ignore[attr-defined]
-        return  # Redis keeps it per handle (not durable yet)
+        return  # the memory store: every handle is its own store
     await store.write_daily(synthetic_history())
     await store.flag_duplicates(["35000000000010"], T0)
     await store.write_first_seen([("35000000000001", T0)])
