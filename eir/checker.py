@@ -164,7 +164,9 @@ class PolicyChecker:
         self._exempt_white = clone.exempt_white
         self.duplicates: DuplicateTracker | None = None
         if config.policy.duplicate.enabled:
-            self.duplicates = DuplicateTracker(self.observations, config.policy.duplicate, clock=wall)
+            self.duplicates = DuplicateTracker(
+                self.observations, config.policy.duplicate, clock=wall, trusted_origins=clone.trusted_origins
+            )
         self.first_seen: FirstSeen | None = None
         if self.policy.tac_grace > 0:
             self.first_seen = FirstSeen(
@@ -335,7 +337,9 @@ class PolicyChecker:
         duplicated = None
         if dup is not None:
             if req.imsi and dup.running:
-                dup.observe(imei, req.imsi[:32], self._wall())  # written behind (eir/duplicates.py)
+                # written behind (eir/duplicates.py); origins outside policy.clone.trusted_origins
+                # are not recorded
+                dup.observe(imei, req.imsi[:32], self._wall(), req.origin)
             elif not dup.running and not dup.loaded:  # `eir check`: the stored flags, nothing recorded
                 try:
                     await dup.load()

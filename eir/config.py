@@ -355,7 +355,8 @@ class DuplicateConfig:
     >= ``daily_avg`` IMSIs over ``daily_avg_days`` (averaged over the days it was seen, at least
     ``min_seen_days`` of them) is flagged — for good (sticky) — and gets ``verdict`` when that is
     stricter. A second clone rule beside the real-time ``clone``, classified in the background
-    every ``classify_interval`` seconds, not per check."""
+    every ``classify_interval`` seconds, not per check. Only checks from
+    ``policy.clone.trusted_origins`` (when set) feed the history."""
     verdict: VerdictName = "grey"
     threshold: int = 10
     period_days: int = 120

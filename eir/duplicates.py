@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import time
 from collections.abc import Callable, Iterable
 
@@ -74,9 +75,20 @@ class DuplicateTracker:
     """The day's (IMEI, IMSI) pairs written behind, background classification, flagged IMEIs."""
 
     def __init__(
-        self, store: IdentityStore, cfg: DuplicateConfig, *, clock: Callable[[], float] = time.time
+        self,
+        store: IdentityStore,
+        cfg: DuplicateConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        trusted_origins: list[str] | None = None,
     ) -> None:
         self.store = store
+        self._trusted = [p.lower() for p in trusted_origins or []]
+        """``policy.clone.trusted_origins``: the same defence against a poisoned history as for the
+        real-time clone rule — only checks from these origins are recorded (empty: every one)."""
+        self._trust: dict[str | None, bool] = {}
+        self.untrusted = 0
+        """Pairs not recorded: their check came from an origin outside ``trusted_origins``."""
         self.cfg = cfg
         self.clock = clock
         self.flagged: dict[str, float] = {}
@@ -90,7 +102,18 @@ class DuplicateTracker:
         self._rl = RateLimitedLog(5, 60.0)
 
     # --- hot path ----------------------------------------------------------------------------------
-    def observe(self, imei: str, imsi: str, now: float) -> None:
+    def observe(self, imei: str, imsi: str, now: float, peer: str | None = None) -> None:
+        if self._trusted:
+            ok = self._trust.get(peer)
+            if ok is None:
+                low = (peer or "").lower()
+                ok = any(fnmatch.fnmatchcase(low, p) for p in self._trusted)
+                if len(self._trust) >= 10_000:
+                    self._trust.clear()
+                self._trust[peer] = ok
+            if not ok:
+                self.untrusted += 1
+                return
         pending = self._pending
         if len(pending) < self.cfg.max_pending:
             pending.add((imei, int(now // DAY), imsi))

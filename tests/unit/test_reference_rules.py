@@ -244,3 +244,36 @@ async def test_a_black_listed_duplicate_stays_black() -> None:
     assert (await verdict(c, "35000000000010"))[:2] == ("black", "imei")
     steps = {s.rule: s for s in await c.explain(CheckRequest(imei="35000000000010", interface=Interface.CLI))}
     assert steps["duplicate"].outcome == "flagged"
+
+
+async def test_duplicate_history_records_only_trusted_origins() -> None:
+    """policy.clone.trusted_origins guards the history as it guards the real-time clone rule."""
+    store = MemoryStore()
+    await store.import_version([], [], source="t")
+    config = load_config(
+        None,
+        environ={},
+        overrides={"policy": {"duplicate": {"enabled": True}, "clone": {"trusted_origins": ["mme*.lab"]}}},
+    )
+    c = PolicyChecker(config, store, NoEvents(), wall=Clock())
+    await c.start()
+    for i, origin in enumerate(("mme1.lab", "evil.example", None, "MME2.LAB")):
+        await c.check(
+            CheckRequest(
+                imei="35000000000010", imsi=f"41001000000000{i}", origin=origin, interface=Interface.S13
+            )
+        )
+    assert c.duplicates is not None and c.duplicates.untrusted == 2
+    await c.close()
+    assert await store.classify_duplicates(
+        today=TODAY, threshold=1, period_days=1, daily_avg=0.0, daily_avg_days=1, min_seen_days=1
+    ) == {"35000000000010"}
+    assert await store.classify_duplicates(
+        today=TODAY, threshold=2, period_days=1, daily_avg=0.0, daily_avg_days=1, min_seen_days=1
+    ) == {"35000000000010"}
+    assert (
+        await store.classify_duplicates(
+            today=TODAY, threshold=3, period_days=1, daily_avg=0.0, daily_avg_days=1, min_seen_days=1
+        )
+        == set()
+    )
