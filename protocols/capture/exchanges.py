@@ -2,7 +2,9 @@
 
 Diameter S13 (TS 29.272 §5.3 / §7.2.19-20): an ME-Identity-Check-Request (command 324, R bit) is
 paired with the answer that carries the same hop-by-hop and end-to-end identifiers on the same
-connection (RFC 6733 §3). Other commands (CER, DWR, DPR …) are not exchanges to replay.
+connection (RFC 6733 §3). Other requests are not replayed but counted per kind
+(:attr:`ExchangeFinder.not_replayed`): the base protocol's session plumbing (CER, DWR, DPR) by name,
+anything else by application and command ("S6a command 316", "application 4 command 272").
 
 MAP checkIMEI (TS 29.002 §8.7.1) over TCAP (Q.773): a Begin whose components hold an Invoke of
 opcode 43 is paired with the End / Abort / Continue whose DTID is the Begin's OTID (and whose
@@ -52,6 +54,7 @@ __all__ = [
     "ExchangeFinder",
     "find_exchanges",
     "map_verdict",
+    "request_kind",
     "rewrite_diameter_request",
     "rewrite_otid",
     "s13_verdict",
@@ -64,6 +67,38 @@ VENDOR_3GPP = 10415
 _HDR = struct.Struct(">IIIII")
 _U32 = struct.Struct(">I")
 _STATUS = {0: "white", 1: "black", 2: "grey"}
+
+PLUMBING = {257: "CER", 280: "DWR", 282: "DPR"}
+"""Base-protocol requests that only keep a session up (RFC 6733 §5): never replayed as checks."""
+_APPLICATIONS = {
+    0: "base",
+    3: "base accounting",
+    4: "Gy/Ro",
+    16777216: "Cx",
+    16777217: "Sh",
+    16777236: "Rx",
+    16777238: "Gx",
+    16777251: "S6a",
+    16777252: "S13",
+    16777255: "SLg",
+    16777264: "SWm",
+    16777265: "SWx",
+    16777272: "S6b",
+    16777291: "SLh",
+    16777308: "S6c",
+    16777310: "S6t",
+}
+_BASE_COMMANDS = {258: "RAR", 271: "ACR", 274: "ASR", 275: "STR"}
+
+
+def request_kind(app: int, command: int) -> str:
+    """A short name for a Diameter request that is not an S13 ECR (for "N not replayed: …")."""
+    if command in PLUMBING:
+        return PLUMBING[command]
+    if app in (0, 3) and command in _BASE_COMMANDS:
+        return _BASE_COMMANDS[command]
+    name = _APPLICATIONS.get(app)
+    return f"{name} command {command}" if name else f"application {app} command {command}"
 
 
 @dataclass(slots=True, kw_only=True)
@@ -323,6 +358,8 @@ class ExchangeFinder:
         self._map: OrderedDict[bytes, _Pending] = OrderedDict()
         self.max_pending = max_pending
         self.other_diameter = 0
+        self.not_replayed: dict[str, int] = {}
+        """Diameter requests that are not S13 ECRs, per :func:`request_kind`."""
         self.other_m3ua = 0
         self.undecodable = 0
 
@@ -334,9 +371,12 @@ class ExchangeFinder:
 
     def _add_diameter(self, msg: CapturedMessage) -> None:
         data = msg.data
-        w0, w1, _app, hbh, e2e = _HDR.unpack_from(data, 0)
+        w0, w1, app, hbh, e2e = _HDR.unpack_from(data, 0)
         if w1 & 0xFFFFFF != ECR_COMMAND:
             self.other_diameter += 1
+            if w1 & 0x80000000:
+                kind = request_kind(app, w1 & 0xFFFFFF)
+                self.not_replayed[kind] = self.not_replayed.get(kind, 0) + 1
             return
         key = (msg.connection, hbh, e2e)
         if w1 >> 24 & 0x80:

@@ -34,10 +34,22 @@ def _m3ua_rows(path: Path) -> list[list[str]]:
     """(message class, type, error code, diagnostic) of every M3UA message in the file, per tshark."""
     out = subprocess.run(
         [
-            "tshark", "-r", str(path), "-Y", "m3ua", "-T", "fields",
-            "-e", "m3ua.message_class", "-e", "m3ua.message_type",
-            "-e", "m3ua.error_code", "-e", "m3ua.diagnostic_information",
-        ],  # fmt: skip
+            "tshark",
+            "-r",
+            str(path),
+            "-Y",
+            "m3ua",
+            "-T",
+            "fields",
+            "-e",
+            "m3ua.message_class",
+            "-e",
+            "m3ua.message_type",
+            "-e",
+            "m3ua.error_code",
+            "-e",
+            "m3ua.diagnostic_information",
+        ],
         capture_output=True,
         text=True,
         timeout=60,
