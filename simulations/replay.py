@@ -212,7 +212,8 @@ def not_replayed_line(counts: dict[str, int]) -> str:
         parts.append(", ".join(plumbing) + " (session plumbing)")
     if other:
         parts.append(", ".join(other))
-    return f"{sum(counts.values())} Diameter requests not replayed: " + "; ".join(parts)
+    total = sum(counts.values())
+    return f"{total} Diameter request{'s' if total != 1 else ''} not replayed: " + "; ".join(parts)
 
 
 def load_exchanges(
