@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import mmap
 import os
@@ -223,21 +224,30 @@ def load_exchanges(
     m3ua_ports: set[int] | None = None,
     on_message: Callable[[CapturedMessage], None] | None = None,
 ) -> Loaded:
+    """Read, reassemble and pair. The cyclic garbage collector is paused meanwhile: what is built
+    (messages, exchanges, bytes) holds no reference cycles, and its collections, rescanning the
+    growing lists of exchanges, were a third of the CPU time (6.6 → 4.5 µs per message)."""
     dec = CaptureDecoder(diameter_ports=diameter_ports or set(), m3ua_ports=m3ua_ports or set())
     finder = ExchangeFinder()
     n = 0
-    for linktype, ts, frame in read_frames(path):
-        for m in dec.receive_frame(linktype, ts, frame):
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for linktype, ts, frame in read_frames(path):
+            for m in dec.receive_frame(linktype, ts, frame):
+                n += 1
+                finder.add(m)
+                if on_message is not None:
+                    on_message(m)
+        for m in dec.finish():
             n += 1
             finder.add(m)
             if on_message is not None:
                 on_message(m)
-    for m in dec.finish():
-        n += 1
-        finder.add(m)
-        if on_message is not None:
-            on_message(m)
-    return Loaded(finder.exchanges(), dec.stats, n, dict(finder.not_replayed))
+        return Loaded(finder.exchanges(), dec.stats, n, dict(finder.not_replayed))
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 # --- results ---------------------------------------------------------------------------------------
@@ -271,6 +281,12 @@ class ReplayReport:
     seconds: float = 0.0
     not_replayed: dict[str, int] = field(default_factory=dict)
     """From :attr:`Loaded.not_replayed`: shown after the summary, never silently left out."""
+
+    def __repr__(self) -> str:
+        # Short on purpose: asyncio.Runner.run (3.11) reprs the main task, and with it its result,
+        # when it checks the SIGINT handler on the way out; the dataclass repr of 100k results (each
+        # with its request's bytes) took longer than replaying them.
+        return f"<ReplayReport {len(self.results)} results, {self.seconds:.3f} s>"
 
     def counts(self) -> dict[str, int]:
         c = {"matched": 0, "differed": 0, "no expectation": 0}
