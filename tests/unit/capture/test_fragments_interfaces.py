@@ -12,6 +12,8 @@ from pathlib import Path
 
 import dpkt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocols.capture import CaptureDecoder, request_kind
 from protocols.capture.ipfrag import IpReassembler, ip_fragment
@@ -312,3 +314,71 @@ def test_requests_that_are_not_ecrs_are_reported_per_kind(tmp_path: Path) -> Non
         "1 S6a command 316, 1 application 4242 command 999"
     )
     assert request_kind(0, 282) == "DPR" and request_kind(4, 272) == "Gy/Ro command 272"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cuts=st.lists(st.integers(1, 90), max_size=6),
+    order=st.randoms(use_true_random=False),
+    dups=st.integers(0, 3),
+    drop=st.booleans(),
+    v6=st.booleans(),
+)
+def test_any_cut_order_and_duplicates_give_back_the_datagram(
+    cuts: list[int], order: random.Random, dups: int, drop: bool, v6: bool
+) -> None:
+    pkts, at = session(MME6, EIR6) if v6 else session(MME, EIR)
+    dgram = pkts[at]
+    offsets = sorted({8 * c for c in cuts if 8 * c < len(dgram) - (40 if v6 else 20)}) or [8]
+    frags = (frag6 if v6 else frag4)(dgram, offsets)
+    feed = frags + [order.choice(frags) for _ in range(dups)]
+    if drop:
+        feed = [f for f in feed if f != frags[-1]]
+    order.shuffle(feed)
+    r = IpReassembler()
+    got = []
+    for f in feed:
+        frag = ip_fragment(f)
+        assert frag is not None
+        pkt = r.receive(frag, 0.0)
+        if pkt is not None:
+            got.append(pkt)
+    assert r.stats.overlaps == 0
+    if drop:
+        assert got == [] and len(r) == 1
+    else:  # duplicates that come after the datagram was made whole may make it whole again
+        assert len(got) >= 1 and r.stats.reassembled == len(got)
+        assert all(p.proto == 6 and p.payload == dgram[40 if v6 else 20 :] for p in got)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 8191), st.booleans(), st.binary(max_size=64), st.integers(0, 3)), max_size=40
+    )
+)
+def test_garbage_fragments_never_raise_and_stay_bounded(items: list[tuple[int, bool, bytes, int]]) -> None:
+    r = IpReassembler(max_datagrams=4)
+    for i, (off, more, data, ident) in enumerate(items):
+        h = bytearray(
+            struct.pack(
+                ">BBHHHBBH4s4s",
+                0x45,
+                0,
+                20 + len(data),
+                ident,
+                (0x2000 if more else 0) | off,
+                64,
+                6,
+                0,
+                b"\x0a\0\0\x01",
+                b"\x0a\0\0\x02",
+            )
+        )
+        frag = ip_fragment(bytes(h) + data)
+        if frag is None:
+            assert not more and off == 0
+            continue
+        pkt = r.receive(frag, i * 0.5)
+        assert pkt is None or len(pkt.payload) <= 65535
+        assert len(r) <= 4
