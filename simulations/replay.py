@@ -748,6 +748,10 @@ def _speed(value: str) -> float | None:
     return s
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _show(loaded: Loaded) -> None:
     ts0 = min((e.request.ts for e in loaded.exchanges), default=0.0)
     for ex in loaded.exchanges:
@@ -772,8 +776,8 @@ def _show(loaded: Loaded) -> None:
         f"{s.frames} frames, {loaded.messages} Diameter/M3UA messages"
         + (f", {s.retransmitted} retransmissions" if s.retransmitted else "")
         + (f", {s.gaps} gaps" if s.gaps else "")
-        + (f", {s.ip_reassembled} IP datagrams reassembled" if s.ip_reassembled else "")
-        + (f", {s.ip_fragments_dropped} IP fragments dropped" if s.ip_fragments_dropped else "")
+        + (f", {_n(s.ip_reassembled, 'IP datagram')} reassembled" if s.ip_reassembled else "")
+        + (f", {_n(s.ip_fragments_dropped, 'IP fragment')} dropped" if s.ip_fragments_dropped else "")
     )
     other = not_replayed_line(loaded.not_replayed)
     if other:

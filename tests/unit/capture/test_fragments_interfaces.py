@@ -382,3 +382,37 @@ def test_garbage_fragments_never_raise_and_stay_bounded(items: list[tuple[int, b
         pkt = r.receive(frag, i * 0.5)
         assert pkt is None or len(pkt.payload) <= 65535
         assert len(r) <= 4
+
+
+def test_the_cli_names_what_it_does_not_replay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from eir.cli import main
+
+    s = TcpSynth(EIR, MME)
+    body = encode_avp(264, b"mme.lab") + encode_avp(296, b"lab")
+    plumbing = encode_raw(257, 0x80, 0, 1, 1, body) + encode_raw(280, 0x80, 0, 2, 2, body)
+    only_plumbing = s.open() + s.data(True, plumbing) + s.close()
+    path = tmp_path / "plumbing.pcapng"
+    path.write_bytes(
+        section_header_block()
+        + interface_description_block()
+        + b"".join(enhanced_packet_block(1.0 + i / 10, p) for i, p in enumerate(only_plumbing))
+    )
+    assert main(["replay", str(path), "--show"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no S13 ME-Identity-Check or MAP checkIMEI" in err
+    assert "2 Diameter requests not replayed: 1 CER, 1 DWR (session plumbing)" in err
+
+    s = TcpSynth(EIR, MME)
+    pkts = s.open() + s.data(True, plumbing + ecr(1)) + s.data(False, eca(1)) + s.close()
+    frags = frag4(pkts[3], [64])
+    path.write_bytes(
+        section_header_block()
+        + interface_description_block()
+        + b"".join(
+            enhanced_packet_block(1.0 + i / 10, p) for i, p in enumerate([*pkts[:3], *frags, *pkts[4:]])
+        )
+    )
+    assert main(["replay", str(path), "--show"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2].endswith(", 1 IP datagram reassembled")
+    assert out[-1] == "2 Diameter requests not replayed: 1 CER, 1 DWR (session plumbing)"
