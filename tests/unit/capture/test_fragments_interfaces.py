@@ -416,3 +416,13 @@ def test_the_cli_names_what_it_does_not_replay(tmp_path: Path, capsys: pytest.Ca
     out = capsys.readouterr().out.splitlines()
     assert out[-2].endswith(", 1 IP datagram reassembled")
     assert out[-1] == "2 Diameter requests not replayed: 1 CER, 1 DWR (session plumbing)"
+
+
+def test_rewrite_keeps_an_avp_with_the_vendor_bit_and_vendor_0_whole() -> None:
+    """Such an AVP (odd, but well-formed) was cut 4 octets short by the previous rewrite."""
+    from protocols.capture import rewrite_diameter_request
+
+    odd = struct.pack(">IIII", 283, (0x80 << 24) | 16, 0, 0x61626364)  # V bit, vendor 0, 4 octets
+    req = encode_raw(324, 0x80, 16777252, 1, 2, encode_avp(264, b"mme.lab") + odd)
+    out = rewrite_diameter_request(req, hop_by_hop=5, end_to_end=6, origin_host=b"replay.x")
+    assert out.endswith(odd) and out[20:].startswith(encode_avp(264, b"replay.x"))
