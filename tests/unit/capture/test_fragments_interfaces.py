@@ -426,3 +426,20 @@ def test_rewrite_keeps_an_avp_with_the_vendor_bit_and_vendor_0_whole() -> None:
     req = encode_raw(324, 0x80, 16777252, 1, 2, encode_avp(264, b"mme.lab") + odd)
     out = rewrite_diameter_request(req, hop_by_hop=5, end_to_end=6, origin_host=b"replay.x")
     assert out.endswith(odd) and out[20:].startswith(encode_avp(264, b"replay.x"))
+
+
+def test_a_big_endian_section_and_a_simple_packet_block() -> None:
+    def block(e: str, btype: int, body: bytes) -> bytes:
+        body += b"\0" * (-len(body) % 4)
+        return struct.pack(e + "II", btype, len(body) + 12) + body + struct.pack(e + "I", len(body) + 12)
+
+    be = (
+        block(">", 0x0A0D0D0A, struct.pack(">IHHq", 0x1A2B3C4D, 1, 0, -1))
+        + block(">", 1, struct.pack(">HHI", 113, 0, 0))
+        + block(">", 6, struct.pack(">IIIII", 0, 0, 2_500_000, 3, 3) + b"abc")
+        + block(">", 3, struct.pack(">I", 2) + b"de")  # SPB: interface 0, no timestamp
+    )
+    assert list(read_pcapng(be)) == [(113, 2.5, b"abc"), (113, 0.0, b"de")]
+    assert pcapng_linktypes(be) == [113]
+    with pytest.raises(ValueError, match="corrupt block"):
+        list(read_pcapng(be[:-4]))  # the last block cut short
