@@ -11,6 +11,8 @@ is what an S13 check answers.
   Equipment-Status; the time from sending the PUT to that ECA, p50/p99 over the rounds, on SQLite
   and on PostgreSQL (the suite's ephemeral server). On PostgreSQL also the time until a *second*
   instance on the same database answers the new status (through LISTEN/NOTIFY). Target ≤ 50 ms p99.
+* ``delta_on_large_sqlite_list``: the same one-entry change straight on a 200k-entry SQLite store:
+  wall/CPU ms per change and the rows it wrote (an overlay: a few; a copy: the whole list).
 
 ``python -m bench.admin [--quick]`` runs this section alone.
 """
@@ -223,6 +225,53 @@ def _change_to_visible(tmp: Path, quick: bool) -> dict[str, Any]:
     return out
 
 
+def _delta_on_large_list(tmp: Path, quick: bool) -> dict[str, Any]:
+    """A one-entry delta (what ``PUT /lists/entries/{imei}`` does) on a 200k-entry SQLite list,
+    straight on the store: wall and CPU time per change and the rows it wrote (SQLite's
+    ``total_changes``): an overlay writes a few rows, a copy the whole list."""
+    from eir.model import Status
+    from eir.store.base import EntryKind, EntryRows, ListEntry
+    from eir.store.sqlite import SqliteStore
+
+    n, rounds = 200_000, 20 if quick else 100
+
+    async def go() -> dict[str, Any]:
+        s = SqliteStore(f"sqlite:///{tmp / 'large.db'}", str(tmp))
+        await s.open()
+        try:
+            big = EntryRows(
+                [
+                    (EntryKind.IMEI, f"{35000000000000 + i:014d}", None, Status.BLACK, None, None)
+                    for i in range(n)
+                ]
+            )
+            await s.import_version(big, [], source="large")
+            wall: list[float] = []
+            cpu: list[float] = []
+            written: list[float] = []
+            for i in range(rounds):
+                e = ListEntry(
+                    kind=EntryKind.IMEI, key="35394206000093", status=Status.GREY if i % 2 else Status.BLACK
+                )
+                t0, c0 = time.perf_counter(), time.process_time()
+                await s.import_version([e], [], source="put", delta=True)
+                wall.append((time.perf_counter() - t0) * 1000)
+                cpu.append((time.process_time() - c0) * 1000)
+                written.append(s.last_import_changes)
+            return {
+                "entries": n,
+                "rounds": rounds,
+                "wall_p50_ms": _pct(wall, 0.5),
+                "wall_p99_ms": _pct(wall, 0.99),
+                "cpu_p50_ms": _pct(cpu, 0.5),
+                "rows_written_max": max(written),
+            }
+        finally:
+            await s.close()
+
+    return asyncio.run(go())
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-admin-") as d:
@@ -231,6 +280,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             out["check"] = {"skipped": "h2load missing (Debian nghttp2-client)"}
         else:
             out["check"] = _check_rate(tmp, quick)
+        out["delta_on_large_sqlite_list"] = _delta_on_large_list(tmp, quick)
         out["change_to_visible"] = _change_to_visible(tmp, quick)
     return out
 
