@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import sqlite3
 import threading
 import time
@@ -67,6 +66,7 @@ from eir.store.base import (
     StoreError,
     StoreUnavailableError,
     VersionNotFoundError,
+    peek_small_delta,
 )
 from eir.store.ranges import TAC_SPAN, flatten
 
@@ -731,7 +731,7 @@ class SqliteStore(IdentityStore):
         if base is not None:
             b = con.execute("SELECT base FROM versions WHERE id = ?", (base,)).fetchone()
             cur_overlay = None if b is None or b[0] is None else int(b[0])
-            entries, pairings, removals, small = _peek_small(entries, pairings, removals)
+            entries, pairings, removals, small = peek_small_delta(entries, pairings, removals, OVERLAY_MAX)
             if small is not None:
                 n_over = (
                     0 if cur_overlay is None else con.execute(f"SELECT count(*) FROM d_{base}").fetchone()[0]
@@ -1063,37 +1063,6 @@ def _exact_rows(
 OVERLAY_MAX = 4096
 """A delta of exact entries becomes an overlay (no copy of the list) while the overlay, the changes
 accumulated since the last full version, stays at most this many rows; the next one folds it."""
-
-
-def _peek_small(
-    entries: Iterable[ListEntry], pairings: Iterable[Pairing], removals: Iterable[ListEntry | Pairing]
-) -> tuple[
-    Iterable[ListEntry],
-    Iterable[Pairing],
-    Iterable[ListEntry | Pairing],
-    tuple[list[ListEntry], list[ListEntry]] | None,
-]:
-    """Read at most OVERLAY_MAX + 1 items of each iterable (an import may be a huge generator) and
-    give them back whole (the read part chained in front); the last item is ``(additions,
-    removals)`` when the delta is small and of exact entries only (an overlay can hold it)."""
-    exact = (EntryKind.IMEI, EntryKind.IMEISV)
-    if isinstance(entries, EntryRows) and len(entries) > OVERLAY_MAX:
-        return entries, pairings, removals, None  # a bulk delta: keep its tuple fast path
-    head_p = list(itertools.islice(pairings, 1))
-    pairings = itertools.chain(head_p, pairings)
-    head_e = list(itertools.islice(entries, OVERLAY_MAX + 1))
-    entries = itertools.chain(head_e, entries) if len(head_e) > OVERLAY_MAX else head_e
-    head_r = list(itertools.islice(removals, OVERLAY_MAX + 1))
-    removals = itertools.chain(head_r, removals) if len(head_r) > OVERLAY_MAX else head_r
-    small = (
-        not head_p
-        and len(head_e) + len(head_r) <= OVERLAY_MAX
-        and all(isinstance(e, ListEntry) and e.kind in exact for e in head_e)
-        and all(isinstance(r, ListEntry) and r.kind in exact for r in head_r)
-    )
-    if not small:
-        return entries, pairings, removals, None
-    return entries, pairings, removals, (head_e, [r for r in head_r if isinstance(r, ListEntry)])
 
 
 def _tracked(rows: Iterable[tuple[Any, ...]], last_row: list[Any]) -> Iterator[tuple[Any, ...]]:

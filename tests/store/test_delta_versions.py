@@ -30,9 +30,11 @@ async def _exact_state(store: IdentityStore) -> dict[tuple[str, str], tuple[Stat
 async def test_a_run_of_small_deltas_keeps_every_version_exact(
     store: IdentityStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import eir.store.postgres as postgres_store
     import eir.store.sqlite as sqlite_store
 
-    monkeypatch.setattr(sqlite_store, "OVERLAY_MAX", 6)  # several folds within the run
+    for m in (sqlite_store, postgres_store):
+        monkeypatch.setattr(m, "OVERLAY_MAX", 6)  # several folds within the run
     rnd = random.Random(9)
     model: dict[tuple[str, str], tuple[Status, str | None]] = {("imei", k): (B, "base") for k in KEYS[:20]}
     await store.import_version(
@@ -145,4 +147,62 @@ async def test_sqlite_small_delta_on_a_large_version_writes_only_the_change(tmp_
         assert (await s.lookup("35000000000003")).imei is None
         assert (await s.lookup("35394206000093")).imei.status is G  # type: ignore[union-attr]
     finally:
+        await s.close()
+
+
+async def test_postgres_small_delta_creates_no_partitions_and_writes_only_the_change(
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL's catalog and tables, read on a connection of their own: a one-entry change on a
+    50k-entry list adds no partition (a full version adds three, each a copy of the list) and
+    leaves the overlay holding exactly the changes since the full version; a big delta folds it."""
+    import asyncpg
+
+    from eir.store.postgres import OVERLAY_MAX, PostgresStore
+    from testkit.services import shared_postgres
+
+    url = shared_postgres().new_database()
+    s = PostgresStore(url, keep_versions=3)
+    await s.open()
+    con = await asyncpg.connect(url)
+    parts = "SELECT count(*) FROM pg_inherits WHERE inhparent = 'eir_exact'::regclass"
+    try:
+        n = 50_000
+        rows = EntryRows(
+            [(EntryKind.IMEI, f"{35000000000000 + i:014d}", None, B, None, None) for i in range(n)]
+        )
+        await s.import_version(rows, [], source="big")
+        assert await con.fetchval(parts) == 1
+        for i in range(10):
+            v = await s.import_version(
+                [imei("35394206000093", G if i % 2 else B)],
+                [],
+                source="put",
+                delta=True,
+                removals=[imei(f"{35000000000000 + i:014d}")],
+            )
+            assert v.entries == n + 1 - (i + 1)
+            assert await con.fetchval(parts) == 1
+            assert await con.fetchval("SELECT count(*) FROM eir_overlay WHERE version_id = $1", v.id) == i + 2
+        assert s.last_import_rows == 12  # the 10 rows of the overlay carried over, the 2 changes
+        assert len(await s.versions()) == 3  # pruned; the full version's partition is still read
+        assert (await s.lookup("35394206000093")).imei.status is G  # type: ignore[union-attr]
+        assert (await s.lookup("35000000000003")).imei is None
+        assert (await s.lookup("35000000000010")).imei is not None
+        await s.import_version(
+            [imei(f"{36000000000000 + i:014d}", W) for i in range(OVERLAY_MAX + 1)],
+            [],
+            source="big delta",
+            delta=True,
+        )
+        assert s.last_import_rows >= n
+        assert (await s.lookup("35000000000003")).imei is None
+        assert (await s.lookup("35394206000093")).imei.status is G  # type: ignore[union-attr]
+        # three more small deltas prune the overlays on the first full version: its partition goes
+        for _ in range(3):
+            await s.import_version([imei("35394206000093", W)], [], source="put", delta=True)
+        assert await con.fetchval(parts) == 1
+        assert await con.fetchval("SELECT count(DISTINCT version_id) FROM eir_overlay") == 3
+    finally:
+        await con.close()
         await s.close()
