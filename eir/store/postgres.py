@@ -6,6 +6,12 @@ processes by an advisory lock):
 * ``eir_exact`` (IMEI and IMEISV rows), ``eir_ranges`` (ranges and TACs as ``lo``/``hi`` integers)
   and ``eir_pairings`` are *partitioned by list version*: every version is one partition of each.
 * ``eir_active`` is a one-row table naming the active version; ``eir_versions`` its metadata.
+* A small delta of exact entries (an admin API change; at most ``OVERLAY_MAX`` rows with the changes
+  it builds on) creates no partitions: the new version is an *overlay* that reads the partitions of
+  the full version under it (``eir_versions.base``, copied to ``eir_active.base`` for the hot path)
+  and owns only its changes since then in ``eir_overlay`` (a NULL status is a removal). A larger
+  delta, or one with ranges or pairings, folds the overlay into a new full version. A full version's
+  partitions stay while a kept overlay reads them.
 
 Import builds the new version's partitions as plain tables inside ONE transaction: ``COPY``
 (``copy_records_to_table``) into unindexed tables, indexes built afterwards (far faster than
