@@ -598,18 +598,22 @@ class PostgresStore(PushedChanges, IdentityStore):
             cur = await con.fetchval("SELECT version_id FROM eir_active FOR UPDATE", timeout=t)
             cur_base: int | None = None  # the active version is an overlay on this one
             if delta and cur is not None:
-                cur_base = await con.fetchval("SELECT base FROM eir_versions WHERE id = $1", cur)
+                # one round trip for what the overlay path needs to know of the active version
+                prev = await con.fetchrow(
+                    "SELECT base, entries, pairings, CASE WHEN base IS NULL THEN 0 ELSE "
+                    "(SELECT count(*) FROM eir_overlay WHERE version_id = $1) END AS n_over "
+                    "FROM eir_versions WHERE id = $1",
+                    cur,
+                    timeout=t,
+                )
+                cur_base = None if prev is None else prev["base"]
                 entries, pairings, removals, small = peek_small_delta(
                     entries, pairings, removals, OVERLAY_MAX
                 )
-                if small is not None:
-                    n_over = (
-                        0
-                        if cur_base is None
-                        else await con.fetchval("SELECT count(*) FROM eir_overlay WHERE version_id = $1", cur)
-                    )
+                if small is not None and prev is not None:
+                    n_over = int(prev["n_over"])
                     if n_over + len(small[0]) + len(small[1]) <= OVERLAY_MAX:
-                        meta = await self._overlay(con, int(cur), cur_base, small[0], small[1], source)
+                        meta = await self._overlay(con, int(cur), prev, small[0], small[1], source)
                         self.last_import_rows = len(small[0]) + len(small[1]) + n_over
                         return meta
             vid = int(await con.fetchval("SELECT nextval('eir_version_seq')"))
@@ -722,19 +726,27 @@ class PostgresStore(PushedChanges, IdentityStore):
         self,
         con: asyncpg.Connection,
         cur: int,
-        cur_base: int | None,
+        prev: asyncpg.Record,
         entries: list[ListEntry],
         removals: list[ListEntry],
         source: str,
     ) -> ListVersion:
         """A small delta of exact entries (inside the import's transaction, the active row locked):
         a version that reads the partitions of the full version ``base`` under the active one and
-        owns only its changes since then in ``eir_overlay`` — a few rows, no DDL."""
+        owns only its changes since then in ``eir_overlay`` — a few rows, no DDL. ``prev``: the
+        active version's base, entries and pairings. Few round trips: the change is visible when
+        the transaction commits, and on a loaded host each one costs."""
         t = self.import_timeout
-        base = cur if cur_base is None else cur_base
+        cur_base = prev["base"]
+        base = cur if cur_base is None else int(cur_base)
         for e in entries:
             check_entry(e)
-        vid = int(await con.fetchval("SELECT nextval('eir_version_seq')"))
+        keys = sorted({e.key for e in (*removals, *entries)})
+        # the changed keys the active version lists: the new entry count follows from them
+        r = await con.fetchrow(
+            f"SELECT nextval('eir_version_seq') AS vid, ({_LISTED_SQL}) AS was", cur, base, keys, timeout=t
+        )
+        vid, was = int(r["vid"]), int(r["was"])
         if cur_base is not None:
             await con.execute(
                 "INSERT INTO eir_overlay SELECT $1, key, kind, status, imsi, reason FROM eir_overlay "
@@ -743,9 +755,6 @@ class PostgresStore(PushedChanges, IdentityStore):
                 cur,
                 timeout=t,
             )
-        keys = sorted({e.key for e in (*removals, *entries)})
-        # the changed keys the active version lists: the new entry count follows from them
-        was = await con.fetchval(_LISTED_SQL, cur, base, keys, timeout=t)
         upsert = (
             "INSERT INTO eir_overlay VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (version_id, key) DO "
             "UPDATE SET kind = excluded.kind, status = excluded.status, imsi = excluded.imsi, "
@@ -757,21 +766,23 @@ class PostgresStore(PushedChanges, IdentityStore):
         rows += [(vid, e.key, e.kind.value, e.status.value, e.imsi, e.reason) for e in entries]
         await con.executemany(upsert, rows, timeout=t)  # in order: removals first, last one wins
         now = await con.fetchval(_LISTED_SQL, vid, base, keys, timeout=t)
-        prev = await con.fetchrow("SELECT entries, pairings FROM eir_versions WHERE id = $1", cur)
         created = time.time()
-        n_entries = int(prev["entries"]) - int(was) + int(now)
+        n_entries = int(prev["entries"]) - was + int(now)
         await con.execute(
-            "INSERT INTO eir_versions (id, created, source, entries, pairings, base) "
-            "VALUES ($1, $2, $3, $4, $5, $6)",
+            "WITH v AS (INSERT INTO eir_versions (id, created, source, entries, pairings, base) "
+            "VALUES ($1, $2, $3, $4, $5, $6)), "
+            "a AS (UPDATE eir_active SET version_id = $1, base = $6) "
+            "SELECT pg_notify($7, $8)",
             vid,
             created,
             source,
             n_entries,
             prev["pairings"],
             base,
+            CHANNEL,
+            f"{vid} {self._token}",
+            timeout=t,
         )
-        await con.execute("UPDATE eir_active SET version_id = $1, base = $2", vid, base)
-        await con.execute("SELECT pg_notify($1, $2)", CHANNEL, f"{vid} {self._token}")
         _log.info("lists_imported", version=vid, entries=n_entries, source=source, delta=True, overlay=base)
         return ListVersion(
             id=vid,
