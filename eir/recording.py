@@ -11,8 +11,9 @@ size: ``FILE`` → ``FILE.1`` → ``FILE.2`` …, ``keep`` files in all; each ne
 own section and interface blocks (a connection in progress continues with its sequence numbers).
 
 A write that fails (disk full) is logged once and recording stops; the EIR keeps answering.
-Not recorded: the M3UA ERR an association's ``_internal_error`` writes directly before closing (a
-bug path, logged with the input instead).
+Every byte written goes through the recorder, the M3UA ERR of an association's internal-error path
+included (it writes to the transport directly, then records); the Diameter internal-error path sends
+nothing (it closes, recorded as FIN/ACK).
 
 Cost: none when off (the adapters test a class attribute that is None); on, at 20k ECR/s with a
 window of 128 the S13 rate was the same within noise (20.4k off, 20.6k on: pipelined chunks are
@@ -116,7 +117,7 @@ class ConnectionRecorder:
             owner.write_packets(self.tcp.open())
         else:  # M3UA as SCTP DATA, one chunk per message, whatever the real transport
             self.sctp = SctpSynth(local, peer)
-            self.framers = (StreamFramer(Protocol.M3UA), StreamFramer(Protocol.M3UA))
+            self.framers = (_m3ua_framer(), _m3ua_framer())
 
     def _record(self, from_peer: bool, data: bytes) -> None:
         if self.tcp is not None:
@@ -136,6 +137,16 @@ class ConnectionRecorder:
     def closed(self) -> None:
         if self.tcp is not None:
             self.owner.write_packets(self.tcp.close())
+
+
+def _m3ua_framer() -> StreamFramer:
+    """A framer locked to M3UA from the first octet: the recorder sees each stream from its start,
+    so messages are split by their length alone — an 8-octet ASPUP or a 16-octet ERR is recorded at
+    once, not held until the sync rule (a header and a parameter, 28 octets) can judge it."""
+    f = StreamFramer(Protocol.M3UA)
+    f.protocol = Protocol.M3UA
+    f.synced = True
+    return f
 
 
 def _address(value: Any, default_port: int) -> tuple[str, int]:

@@ -294,6 +294,85 @@ def n5g_request(data: bytes) -> None:
     assert isinstance(got, EquipmentStatusQuery | Answer)
 
 
+# --- captures (eir replay reads files a lab hands it) -------------------------------------------
+
+
+_LINKTYPES = (0, 1, 101, 113, 228, 229, 276)
+
+
+def capture_frames(data: bytes) -> None:
+    """Frames of any link type through the capture decoder (IP fragments, TCP reassembly, SCTP
+    chunks, Diameter/M3UA framing) and the request/answer pairing: never an exception. The selector
+    picks the link type; each frame is prefixed by a length octet."""
+    from protocols.capture.decoder import CaptureDecoder
+    from protocols.capture.exchanges import find_exchanges
+
+    if not data:
+        return
+    linktype = _LINKTYPES[data[0] % len(_LINKTYPES)]
+    dec = CaptureDecoder(max_pending=1 << 16, max_flows=64, max_tsns=64, max_ip_datagrams=16)
+    messages = []
+    pos, ts = 1, 0.0
+    while pos < len(data):
+        n = data[pos]
+        frame = data[pos + 1 : pos + 1 + n]
+        pos += 1 + n
+        ts += 0.5
+        messages += dec.receive_frame(linktype, ts, frame)
+    messages += dec.finish()
+    find_exchanges(messages)
+
+
+def pcapng_file(data: bytes) -> None:
+    """The pcapng reader: frames, or PcapngError for a block it cannot read — nothing else."""
+    from protocols.capture.pcapng import PcapngError, read_pcapng
+
+    try:
+        for _ in read_pcapng(data):
+            pass
+    except PcapngError:
+        pass
+
+
+def _capture_seeds(name: str) -> Iterator[bytes]:
+    import struct
+
+    def ipv4_tcp(payload: bytes, sport: int = 40000, dport: int = 3868, seq: int = 1) -> bytes:
+        tcp = struct.pack(">HHIIBBHHH", sport, dport, seq, 0, 0x50, 0x18, 65535, 0, 0) + payload
+        ip = struct.pack(
+            ">BBHHHBBH4s4s",
+            0x45,
+            0,
+            20 + len(tcp),
+            1,
+            0,
+            64,
+            6,
+            0,
+            bytes([127, 0, 0, 1]),
+            bytes([127, 0, 0, 2]),
+        )
+        return ip + tcp
+
+    ecr = _ecr()
+    frames = [ipv4_tcp(ecr[:120], seq=1), ipv4_tcp(ecr[120:], seq=121)]
+    if name == "capture_frames":
+        yield bytes([2]) + b"".join(bytes([len(f)]) + f for f in frames if len(f) < 256)
+        yield bytes([2]) + bytes([len(frames[0])]) + frames[0]
+        return
+    from protocols.capture.pcapng import (
+        enhanced_packet_block,
+        interface_description_block,
+        section_header_block,
+    )
+
+    yield (
+        section_header_block()
+        + interface_description_block()
+        + b"".join(enhanced_packet_block(i * 1.0, f) for i, f in enumerate(frames))
+    )
+
+
 # --- seeds -----------------------------------------------------------------------------------------
 
 
@@ -374,6 +453,9 @@ def seeds(name: str) -> Iterator[bytes]:
         yield b"\x00" + _h2_request(_PATH)
         yield b"\x00" + f"GET {_PATH} HTTP/1.1\r\nHost: eir\r\n\r\n".encode()
         return
+    if name in ("capture_frames", "pcapng_file"):
+        yield from _capture_seeds(name)
+        return
     if name == "n5g_request":
         yield b"\x00" + _PATH.encode()
         yield b"\x80" + b"/n5g-eir-eic/v1/equipment-status?pei=imeisv-4370816125816151"
@@ -392,4 +474,6 @@ TARGETS: dict[str, Target] = {
     "map_argument": map_argument,
     "http_server": http_server,
     "n5g_request": n5g_request,
+    "capture_frames": capture_frames,
+    "pcapng_file": pcapng_file,
 }

@@ -36,6 +36,7 @@ from typing import Any, Final, cast
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from eir import recording
 from eir.config import Config, parse_hostport
 from eir.events import EventSink
 from eir.faults import FaultRule
@@ -376,8 +377,11 @@ class _Association(CoreProtocol):
         tr = self.transport
         if tr is None or tr.is_closing():
             return
+        err = m3ua.encode_error(m3ua.ErrorCode.PROTOCOL_ERROR, data)
         with contextlib.suppress(Exception):
-            tr.write(m3ua.encode_error(m3ua.ErrorCode.PROTOCOL_ERROR, data))
+            tr.write(err)
+            if self.recorder is not None:  # --pcap: the capture shows everything on the wire
+                self.recorder.sent(err)
         tr.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -670,10 +674,12 @@ class M3uaServer:
         if not source_allowed(self.allow_sources, ip):
             REFUSED.labels(IFACE, "source_address").inc()
             self.limited.warning(self.log, "m3ua_source_refused", "m3ua_source_refused", source=ip)
+            err = m3ua.encode_error(m3ua.ErrorCode.REFUSED_MANAGEMENT_BLOCKING, b"")
             with contextlib.suppress(Exception):
-                transport.write(  # type: ignore[attr-defined]
-                    m3ua.encode_error(m3ua.ErrorCode.REFUSED_MANAGEMENT_BLOCKING, b"")
-                )
+                transport.write(err)  # type: ignore[attr-defined]
+                rec = recording.connection("m3ua", transport)  # --pcap: refusals are on the wire too
+                if rec is not None:
+                    rec.sent(err)
             transport.close()
             return False
         if not self.limiter.admit(ip):

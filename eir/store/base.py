@@ -37,6 +37,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -394,6 +395,41 @@ class IdentityStore(abc.ABC):
     async def pairings(self) -> list[Pairing]:
         """The pairing and lock rows of the active version."""
         return [p async for p in self.export() if isinstance(p, Pairing)]
+
+
+def peek_small_delta(
+    entries: Iterable[ListEntry],
+    pairings: Iterable[Pairing],
+    removals: Iterable[ListEntry | Pairing],
+    limit: int,
+) -> tuple[
+    Iterable[ListEntry],
+    Iterable[Pairing],
+    Iterable[ListEntry | Pairing],
+    tuple[list[ListEntry], list[ListEntry]] | None,
+]:
+    """For a store's light path for small deltas: read at most ``limit`` + 1 items of each
+    iterable (an import may be a huge generator) and give them back whole (the read part chained in
+    front); the last item is ``(additions, removals)`` when the delta has at most ``limit`` items,
+    no pairings and only exact (IMEI, IMEISV) entries — what an overlay version can hold."""
+    exact = (EntryKind.IMEI, EntryKind.IMEISV)
+    if isinstance(entries, EntryRows) and len(entries) > limit:
+        return entries, pairings, removals, None  # a bulk delta: keep its tuple fast path
+    head_p = list(itertools.islice(pairings, 1))
+    pairings = itertools.chain(head_p, pairings)
+    head_e = list(itertools.islice(entries, limit + 1))
+    entries = itertools.chain(head_e, entries) if len(head_e) > limit else head_e
+    head_r = list(itertools.islice(removals, limit + 1))
+    removals = itertools.chain(head_r, removals) if len(head_r) > limit else head_r
+    small = (
+        not head_p
+        and len(head_e) + len(head_r) <= limit
+        and all(isinstance(e, ListEntry) and e.kind in exact for e in head_e)
+        and all(isinstance(r, ListEntry) and r.kind in exact for r in head_r)
+    )
+    if not small:
+        return entries, pairings, removals, None
+    return entries, pairings, removals, (head_e, [r for r in head_r if isinstance(r, ListEntry)])
 
 
 class PushedChanges:

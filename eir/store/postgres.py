@@ -6,6 +6,12 @@ processes by an advisory lock):
 * ``eir_exact`` (IMEI and IMEISV rows), ``eir_ranges`` (ranges and TACs as ``lo``/``hi`` integers)
   and ``eir_pairings`` are *partitioned by list version*: every version is one partition of each.
 * ``eir_active`` is a one-row table naming the active version; ``eir_versions`` its metadata.
+* A small delta of exact entries (an admin API change; at most ``OVERLAY_MAX`` rows with the changes
+  it builds on) creates no partitions: the new version is an *overlay* that reads the partitions of
+  the full version under it (``eir_versions.base``, copied to ``eir_active.base`` for the hot path)
+  and owns only its changes since then in ``eir_overlay`` (a NULL status is a removal). A larger
+  delta, or one with ranges or pairings, folds the overlay into a new full version. A full version's
+  partitions stay while a kept overlay reads them.
 
 Import builds the new version's partitions as plain tables inside ONE transaction: ``COPY``
 (``copy_records_to_table``) into unindexed tables, indexes built afterwards (far faster than
@@ -62,6 +68,7 @@ from eir.store.base import (
     StoreError,
     StoreUnavailableError,
     VersionNotFoundError,
+    peek_small_delta,
 )
 from eir.store.memory import check_entry, check_pairing
 from eir.store.ranges import bounds
@@ -133,6 +140,18 @@ _MIGRATIONS: list[tuple[int, list[str]]] = [
     (
         3,
         [
+            # A small delta is an overlay (module docstring): the version whose partitions it reads
+            # (NULL: its own), and its changes since that version (a NULL status is a removal).
+            "ALTER TABLE eir_versions ADD COLUMN IF NOT EXISTS base bigint",
+            "ALTER TABLE eir_active ADD COLUMN IF NOT EXISTS base bigint",
+            """CREATE TABLE IF NOT EXISTS eir_overlay (
+               version_id bigint NOT NULL, key text NOT NULL, kind text NOT NULL, status text,
+               imsi text, reason text, PRIMARY KEY (version_id, key))""",
+        ],
+    ),
+    (
+        4,
+        [
             # first sightings of IMEIs with an unallocated TAC (eir/first_seen.py), the per-day
             # history of DIRBS duplicate_mk1 and the IMEIs it flagged (eir/duplicates.py)
             """CREATE TABLE IF NOT EXISTS eir_first_seen (
@@ -148,15 +167,25 @@ _MIGRATIONS: list[tuple[int, list[str]]] = [
     ),
 ]
 
+OVERLAY_MAX = 4096
+"""A delta of at most this many exact entries (with the overlay it builds on) is an overlay: no
+partitions created, a few rows written; past it, or with ranges or pairings, a full version."""
+
 _ACTIVE = "(SELECT version_id FROM eir_active)"
+_BASE = "(SELECT coalesce(base, version_id) FROM eir_active)"
+"""The version whose partitions the active one reads (itself unless it is an overlay)."""
 
 _LOOKUP_SQL = f"""
 SELECT 0 AS slot, kind, key, NULL::text AS last, status, imsi, reason
-  FROM eir_exact WHERE version_id = {_ACTIVE} AND key = ANY($1::text[])
+  FROM eir_overlay WHERE version_id = {_ACTIVE} AND key = ANY($1::text[]) AND status IS NOT NULL
+UNION ALL
+SELECT 0, kind, key, NULL, status, imsi, reason
+  FROM eir_exact e WHERE version_id = {_BASE} AND key = ANY($1::text[])
+   AND NOT EXISTS (SELECT 1 FROM eir_overlay o WHERE o.version_id = {_ACTIVE} AND o.key = e.key)
 UNION ALL
 SELECT * FROM (
   SELECT 1, kind, key, last, status, imsi, reason FROM eir_ranges
-   WHERE version_id = {_ACTIVE} AND int8range(lo, hi, '[]') @> $2::bigint
+   WHERE version_id = {_BASE} AND int8range(lo, hi, '[]') @> $2::bigint
    ORDER BY hi - lo, lo LIMIT 1) AS r
 UNION ALL
 SELECT 2, tbl, k, NULL, '', NULL, v FROM eir_reference
@@ -165,12 +194,27 @@ UNION ALL
 SELECT 3, tbl, '', NULL, '', NULL, NULL FROM eir_reference_meta WHERE rows > 0
 """
 
+_EFFECTIVE = """
+SELECT key, kind, status, imsi, reason FROM eir_exact e WHERE e.version_id = $2
+   AND NOT EXISTS (SELECT 1 FROM eir_overlay d WHERE d.version_id = $1 AND d.key = e.key)
+UNION ALL
+SELECT key, kind, status, imsi, reason FROM eir_overlay d WHERE d.version_id = $1 AND d.status IS NOT NULL
+"""
+"""The exact rows of version $1 that reads the partitions of $2 (the same id for a full version)."""
+
+_LISTED_SQL = """
+SELECT count(*) FROM unnest($3::text[]) AS k(key) WHERE coalesce(
+  (SELECT d.status IS NOT NULL FROM eir_overlay d WHERE d.version_id = $1 AND d.key = k.key),
+  EXISTS (SELECT 1 FROM eir_exact e WHERE e.version_id = $2 AND e.key = k.key))
+"""
+"""How many of the keys $3 version $1 (reading the partitions of $2) lists."""
+
 _RULES_SQL = f"""
 SELECT bool_or(kind = 'pairing' AND imei = $2) AS paired,
        max(reason) FILTER (WHERE kind = 'pairing' AND imei = $2) AS reason,
        bool_or(kind = 'lock') AS locked,
        bool_or(kind = 'lock' AND imei = $2) AS allows
-  FROM eir_pairings WHERE version_id = {_ACTIVE} AND imsi = $1
+  FROM eir_pairings WHERE version_id = {_BASE} AND imsi = $1
 """
 
 # Outside the numbered migrations (idempotent, run at every open): the writer of each sighting, so
@@ -215,6 +259,16 @@ _TABLES: list[tuple[str, str, str]] = [
         "a.imsi = b.imsi AND a.imei = b.imei AND a.kind = b.kind",
     ),
 ]
+
+
+_ORPHANS_SQL = """
+SELECT substring(c.relname from 'eir_exact_v([0-9]+)$')::bigint AS vid
+  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+ WHERE i.inhparent = 'eir_exact'::regclass
+EXCEPT SELECT id FROM eir_versions EXCEPT SELECT base FROM eir_versions
+EXCEPT SELECT version_id FROM eir_active EXCEPT SELECT base FROM eir_active
+"""
+"""Versions whose partitions no kept version reads."""
 
 
 async def _no_reset(_con: asyncpg.Connection) -> None:
@@ -263,6 +317,8 @@ class PostgresStore(PushedChanges, IdentityStore):
         # Our own changes are reported to our callbacks at once (before import/rollback returns);
         # the notification carries this token so that its echo is not reported twice.
         self._token = uuid.uuid4().hex
+        self.last_import_rows = 0
+        """List rows the last import wrote (an overlay: its rows; a full version: all of them)."""
 
     # --- connection handling ------------------------------------------------------------------
     async def open(self) -> None:
@@ -649,6 +705,26 @@ class PostgresStore(PushedChanges, IdentityStore):
             # Serialise imports (and rollbacks): a delta must build on the version that is active
             # when it commits. Readers never lock this row, so they are not held up.
             cur = await con.fetchval("SELECT version_id FROM eir_active FOR UPDATE", timeout=t)
+            cur_base: int | None = None  # the active version is an overlay on this one
+            if delta and cur is not None:
+                # one round trip for what the overlay path needs to know of the active version
+                prev = await con.fetchrow(
+                    "SELECT base, entries, pairings, CASE WHEN base IS NULL THEN 0 ELSE "
+                    "(SELECT count(*) FROM eir_overlay WHERE version_id = $1) END AS n_over "
+                    "FROM eir_versions WHERE id = $1",
+                    cur,
+                    timeout=t,
+                )
+                cur_base = None if prev is None else prev["base"]
+                entries, pairings, removals, small = peek_small_delta(
+                    entries, pairings, removals, OVERLAY_MAX
+                )
+                if small is not None and prev is not None:
+                    n_over = int(prev["n_over"])
+                    if n_over + len(small[0]) + len(small[1]) <= OVERLAY_MAX:
+                        meta = await self._overlay(con, int(cur), prev, small[0], small[1], source)
+                        self.last_import_rows = len(small[0]) + len(small[1]) + n_over
+                        return meta
             vid = int(await con.fetchval("SELECT nextval('eir_version_seq')"))
             names = {parent: f"{parent}_v{vid}" for parent, _i, _d in _TABLES}
             for parent, child in names.items():
@@ -701,7 +777,7 @@ class PostgresStore(PushedChanges, IdentityStore):
             if delta and cur is not None:
                 for parent, _index, same in _TABLES:  # the additions of a delta are few: just dedupe
                     await self._dedupe(con, names[parent], same)
-                await self._carry_over(con, names, int(cur), removals)
+                await self._carry_over(con, names, int(cur), cur_base, removals)
                 for parent, index, _same in _TABLES:
                     await con.execute(index.format(t=names[parent]), timeout=t)
             else:
@@ -740,8 +816,9 @@ class PostgresStore(PushedChanges, IdentityStore):
                 n_entries,
                 n_pairings,
             )
-            await con.execute("UPDATE eir_active SET version_id = $1", vid)
+            await con.execute("UPDATE eir_active SET version_id = $1, base = NULL", vid)
             await con.execute("SELECT pg_notify($1, $2)", CHANNEL, f"{vid} {self._token}")
+        self.last_import_rows = int(n_entries) + int(n_pairings)
         _log.info(
             "lists_imported", version=vid, entries=n_entries, pairings=n_pairings, source=source, delta=delta
         )
@@ -751,6 +828,77 @@ class PostgresStore(PushedChanges, IdentityStore):
             source=source,
             entries=int(n_entries),
             pairings=int(n_pairings),
+            active=True,
+        )
+
+    async def _overlay(
+        self,
+        con: asyncpg.Connection,
+        cur: int,
+        prev: asyncpg.Record,
+        entries: list[ListEntry],
+        removals: list[ListEntry],
+        source: str,
+    ) -> ListVersion:
+        """A small delta of exact entries (inside the import's transaction, the active row locked):
+        a version that reads the partitions of the full version ``base`` under the active one and
+        owns only its changes since then in ``eir_overlay`` — a few rows, no DDL. ``prev``: the
+        active version's base, entries and pairings. Few round trips: the change is visible when
+        the transaction commits, and on a loaded host each one costs."""
+        t = self.import_timeout
+        cur_base = prev["base"]
+        base = cur if cur_base is None else int(cur_base)
+        for e in entries:
+            check_entry(e)
+        keys = sorted({e.key for e in (*removals, *entries)})
+        # the changed keys the active version lists: the new entry count follows from them
+        r = await con.fetchrow(
+            f"SELECT nextval('eir_version_seq') AS vid, ({_LISTED_SQL}) AS was", cur, base, keys, timeout=t
+        )
+        vid, was = int(r["vid"]), int(r["was"])
+        if cur_base is not None:
+            await con.execute(
+                "INSERT INTO eir_overlay SELECT $1, key, kind, status, imsi, reason FROM eir_overlay "
+                "WHERE version_id = $2",
+                vid,
+                cur,
+                timeout=t,
+            )
+        upsert = (
+            "INSERT INTO eir_overlay VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (version_id, key) DO "
+            "UPDATE SET kind = excluded.kind, status = excluded.status, imsi = excluded.imsi, "
+            "reason = excluded.reason"
+        )
+        rows: list[tuple[int, str, str, str | None, str | None, str | None]] = [
+            (vid, r.key, r.kind.value, None, None, None) for r in removals
+        ]
+        rows += [(vid, e.key, e.kind.value, e.status.value, e.imsi, e.reason) for e in entries]
+        await con.executemany(upsert, rows, timeout=t)  # in order: removals first, last one wins
+        now = await con.fetchval(_LISTED_SQL, vid, base, keys, timeout=t)
+        created = time.time()
+        n_entries = int(prev["entries"]) - was + int(now)
+        await con.execute(
+            "WITH v AS (INSERT INTO eir_versions (id, created, source, entries, pairings, base) "
+            "VALUES ($1, $2, $3, $4, $5, $6)), "
+            "a AS (UPDATE eir_active SET version_id = $1, base = $6) "
+            "SELECT pg_notify($7, $8)",
+            vid,
+            created,
+            source,
+            n_entries,
+            prev["pairings"],
+            base,
+            CHANNEL,
+            f"{vid} {self._token}",
+            timeout=t,
+        )
+        _log.info("lists_imported", version=vid, entries=n_entries, source=source, delta=True, overlay=base)
+        return ListVersion(
+            id=vid,
+            created=created,
+            source=source,
+            entries=n_entries,
+            pairings=int(prev["pairings"]),
             active=True,
         )
 
@@ -765,9 +913,13 @@ class PostgresStore(PushedChanges, IdentityStore):
         con: asyncpg.Connection,
         names: dict[str, str],
         cur: int,
+        cur_base: int | None,
         removals: Iterable[ListEntry | Pairing],
     ) -> None:
+        """Copy the active version ``cur`` (an overlay on ``cur_base`` is folded in) into the new
+        partitions, without what the delta removes or replaces."""
         t = self.import_timeout
+        base = cur if cur_base is None else cur_base
         await con.execute(
             "CREATE TEMP TABLE eir_rm_exact (kind text, key text) ON COMMIT DROP;"
             "CREATE TEMP TABLE eir_rm_ranges (kind text, lo bigint, hi bigint) ON COMMIT DROP;"
@@ -795,10 +947,12 @@ class PostgresStore(PushedChanges, IdentityStore):
                 await con.copy_records_to_table(table, records=rows, timeout=t)
         ex, rg, pa = names["eir_exact"], names["eir_ranges"], names["eir_pairings"]
         await con.execute(
-            f"INSERT INTO {ex} ({', '.join(_EXACT_COLS)}) SELECT {', '.join(_EXACT_COLS)} FROM eir_exact o "
-            f"WHERE o.version_id = $1 AND NOT EXISTS (SELECT 1 FROM {ex} c WHERE c.key = o.key) "
+            f"INSERT INTO {ex} ({', '.join(_EXACT_COLS)}) "
+            f"SELECT {', '.join(_EXACT_COLS)} FROM ({_EFFECTIVE}) o "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {ex} c WHERE c.key = o.key) "
             f"AND NOT EXISTS (SELECT 1 FROM eir_rm_exact r WHERE r.key = o.key AND r.kind = o.kind)",
             cur,
+            base,
             timeout=t,
         )
         await con.execute(
@@ -807,7 +961,7 @@ class PostgresStore(PushedChanges, IdentityStore):
             f"(SELECT 1 FROM {rg} c WHERE c.kind = o.kind AND c.lo = o.lo AND c.hi = o.hi) "
             f"AND NOT EXISTS (SELECT 1 FROM eir_rm_ranges r "
             f"WHERE r.kind = o.kind AND r.lo = o.lo AND r.hi = o.hi)",
-            cur,
+            base,
             timeout=t,
         )
         await con.execute(
@@ -816,7 +970,7 @@ class PostgresStore(PushedChanges, IdentityStore):
             f"(SELECT 1 FROM {pa} c WHERE c.kind = o.kind AND c.imsi = o.imsi AND c.imei = o.imei) "
             f"AND NOT EXISTS (SELECT 1 FROM eir_rm_pairings r "
             f"WHERE r.kind = o.kind AND r.imsi = o.imsi AND r.imei = o.imei)",
-            cur,
+            base,
             timeout=t,
         )
 
@@ -833,12 +987,17 @@ class PostgresStore(PushedChanges, IdentityStore):
                     "(SELECT version_id FROM eir_active) ORDER BY id DESC OFFSET $1",
                     max(self.keep_versions - 1, 0),
                 )
-                for r in old:
-                    vid = int(r["id"])
+                gone = [int(r["id"]) for r in old]
+                if not gone:
+                    return
+                await con.execute("DELETE FROM eir_versions WHERE id = ANY($1::bigint[])", gone)
+                await con.execute("DELETE FROM eir_overlay WHERE version_id = ANY($1::bigint[])", gone)
+                # a full version's partitions stay while a kept overlay reads them
+                for r in await con.fetch(_ORPHANS_SQL):
+                    vid = int(r["vid"])
                     await con.execute(
                         f"DROP TABLE IF EXISTS eir_exact_v{vid}, eir_ranges_v{vid}, eir_pairings_v{vid}"
                     )
-                    await con.execute("DELETE FROM eir_versions WHERE id = $1", vid)
         except _UNAVAILABLE_OR_SQL as e:
             _log.warning("prune_versions_failed", error=str(e))
 
@@ -873,7 +1032,7 @@ class PostgresStore(PushedChanges, IdentityStore):
                 r = await con.fetchrow("SELECT * FROM eir_versions WHERE id = $1", version_id)
                 if r is None:
                     raise VersionNotFoundError(f"no list version {version_id}")
-                await con.execute("UPDATE eir_active SET version_id = $1", version_id)
+                await con.execute("UPDATE eir_active SET version_id = $1, base = $2", version_id, r["base"])
                 await con.execute("SELECT pg_notify($1, $2)", CHANNEL, f"{version_id} {self._token}")
         except _UNAVAILABLE as e:
             raise self._unavailable(e) from e
@@ -891,7 +1050,7 @@ class PostgresStore(PushedChanges, IdentityStore):
     async def pairings(self) -> list[Pairing]:
         rows = await self._read(
             lambda con: con.fetch(
-                f"SELECT kind, imsi, imei, reason FROM eir_pairings WHERE version_id = {_ACTIVE} "
+                f"SELECT kind, imsi, imei, reason FROM eir_pairings WHERE version_id = {_BASE} "
                 "ORDER BY imsi, imei, kind"
             )
         )
@@ -904,12 +1063,14 @@ class PostgresStore(PushedChanges, IdentityStore):
                 pool.acquire(timeout=self.connect_timeout) as con,
                 con.transaction(isolation="repeatable_read", readonly=True),
             ):
-                vid = await con.fetchval("SELECT version_id FROM eir_active")
-                if vid is None:
+                act = await con.fetchrow("SELECT version_id, coalesce(base, version_id) AS t FROM eir_active")
+                if act is None or act["version_id"] is None:
                     return
+                vid = act["t"]  # ranges and pairings: the partitions an overlay reads
                 async for r in con.cursor(
-                    "SELECT kind, key, NULL::text AS last, status, imsi, reason FROM eir_exact "
-                    "WHERE version_id = $1 ORDER BY key",
+                    f"SELECT kind, key, NULL::text AS last, status, imsi, reason FROM ({_EFFECTIVE}) x "
+                    "ORDER BY key",
+                    act["version_id"],
                     vid,
                     prefetch=5000,
                 ):

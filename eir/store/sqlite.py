@@ -12,6 +12,14 @@ Layout. Every list version has its own immutable tables, written once by the imp
 * ``p_<v>(imsi, kind, imei, reason)`` pairings (kind 0) and locks (kind 1), primary key
   ``(imsi, kind, imei)`` so every question about an IMSI is a point seek.
 
+A small delta of exact entries (an admin API change: one IMEI) is an *overlay* instead: the new
+version shares the x/r/s/p tables of the full version under it (``versions.base``) and owns only
+``d_<v>(k INTEGER PRIMARY KEY, st, imsi, reason)``, the changes accumulated since that full version
+(a NULL ``st`` is a removal), so it writes a few rows, not a copy of the list; a lookup reads
+``d_<v>`` first (two more seeks). The overlay is folded into a full copy once it would exceed
+``OVERLAY_MAX`` rows, or when the delta holds ranges, TACs or pairings. A full version that a kept
+overlay builds on keeps its tables until no kept version needs them.
+
 An import creates the new tables, fills them (``executemany``) and moves ``meta.active_version``
 in ONE transaction: a failure anywhere rolls everything back and the previous version stays in
 force; readers (WAL) are never blocked. Old versions are kept for rollback and pruned to
@@ -59,6 +67,7 @@ from eir.store.base import (
     StoreError,
     StoreUnavailableError,
     VersionNotFoundError,
+    peek_small_delta,
 )
 from eir.store.ranges import TAC_SPAN, flatten
 
@@ -155,6 +164,8 @@ class SqliteStore(IdentityStore):
         """The answers for an unlisted IMEI with reference tables loaded, one per TAC,
         [registered]: shared, as a Lookup costs ~1 us to build (at most 1M TACs each, then cleared)."""
         self._ref_stamp: str | None = None
+        self.last_import_changes = 0
+        """Rows the last import wrote (inserted, replaced, deleted: SQLite's own count)."""
 
     # --- connection ----------------------------------------------------------------------------
     async def open(self) -> None:
@@ -171,6 +182,9 @@ class SqliteStore(IdentityStore):
                 "CREATE TABLE IF NOT EXISTS versions(id INTEGER PRIMARY KEY, created REAL, "
                 "source TEXT, entries INTEGER, pairings INTEGER)"
             )
+            if "base" not in {r[1] for r in db.execute("PRAGMA table_info(versions)")}:
+                # a small delta is an overlay on a full version (the module docstring)
+                db.execute("ALTER TABLE versions ADD COLUMN base INTEGER")
             # reference tables (TAC → device, registered IMEIs): one table, replaced per name in a
             # transaction; not versioned with the lists
             for t in REFERENCE_TABLES:  # digit keys as integers: a lookup is one rowid seek
@@ -271,22 +285,35 @@ class SqliteStore(IdentityStore):
         if vid is None:
             self._has_pairs = False
             return
-        row = self._conn().execute("SELECT pairings FROM versions WHERE id = ?", (vid,)).fetchone()
+        row = self._conn().execute("SELECT pairings, base FROM versions WHERE id = ?", (vid,)).fetchone()
         self._has_pairs = bool(row and row[0])
+        base = row[1] if row and row[1] is not None else None
+        t = vid if base is None else int(base)
         # One statement per lookup (the exact keys and the segment together): the per-statement
         # overhead of the sqlite3 module (~5 us here) dominates a point seek, so two statements
         # would cost nearly twice as much. ``k = ?1 OR k = ?2`` is two rowid seeks (an IN list
         # builds a temporary index and is slower); ?2 = -1 when there is no IMEISV.
         segment = (
-            f"UNION ALL SELECT * FROM (SELECT 1, end, st, imsi, reason, kind, first, last FROM s_{vid} "
+            f"UNION ALL SELECT * FROM (SELECT 1, end, st, imsi, reason, kind, first, last FROM s_{t} "
             f"WHERE start <= ?1 ORDER BY start DESC LIMIT 1)"
         )
+        exact = "SELECT 0, k, st, imsi, reason, NULL, NULL, NULL FROM {} WHERE {}"
+        if base is None:
+            both, one = exact.format(f"x_{t}", "k = ?1 OR k = ?2"), exact.format(f"x_{t}", "k = ?1")
+        else:
+            # an overlay: its row (a NULL status is a removal) hides the base's, two more seeks
+            hidden = f"NOT EXISTS (SELECT 1 FROM d_{vid} d WHERE d.k = x_{t}.k)"
+            both, one = (
+                f"{exact.format(f'd_{vid}', f'({cond}) AND st IS NOT NULL')} "
+                f"UNION ALL {exact.format(f'x_{t}', f'({cond}) AND {hidden}')}"
+                for cond in ("k = ?1 OR k = ?2", "k = ?1")
+            )
         self._sql = (
-            f"SELECT 0, k, st, imsi, reason, NULL, NULL, NULL FROM x_{vid} WHERE k = ?1 OR k = ?2 {segment}",
-            f"SELECT kind, reason FROM p_{vid} WHERE imsi = ?1 AND kind IN (0, 1) AND imei = ?2 "
-            f"UNION ALL SELECT 2, NULL FROM (SELECT 1 FROM p_{vid} WHERE imsi = ?1 AND kind = 1 LIMIT 1)",
+            f"{both} {segment}",
+            f"SELECT kind, reason FROM p_{t} WHERE imsi = ?1 AND kind IN (0, 1) AND imei = ?2 "
+            f"UNION ALL SELECT 2, NULL FROM (SELECT 1 FROM p_{t} WHERE imsi = ?1 AND kind = 1 LIMIT 1)",
             # without an IMEISV: one key, half the cost of the OR above (a point search, not two)
-            f"SELECT 0, k, st, imsi, reason, NULL, NULL, NULL FROM x_{vid} WHERE k = ?1 {segment}",
+            f"{one} {segment}",
         )
 
     def _poll(self) -> None:
@@ -798,17 +825,26 @@ class SqliteStore(IdentityStore):
         con = _connect(self.path)
         try:
             con.execute("PRAGMA cache_size = -262144")  # 256 MiB while building
+            # as the readers' connection: in WAL mode a commit is atomic and survives a crash of
+            # the process without an fsync of its own; the WAL is synced at the checkpoint (at
+            # once after a large import, below). An fsync per admin change cost 10-100 ms of wall
+            # time on a busy disk; a power cut may now lose the newest small changes, never mix
+            # versions.
+            con.execute("PRAGMA synchronous = NORMAL")
             con.execute("BEGIN IMMEDIATE")
             try:
-                vid = self._build(con, entries, pairings, source, delta, removals)
+                vid, small = self._build(con, entries, pairings, source, delta, removals)
+                self.last_import_changes = con.total_changes
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
             self._prune(con, vid)
-            # fold the (large) WAL of a big import back into the file and truncate it
-            with contextlib.suppress(sqlite3.Error):
-                con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            if not small:
+                # fold the (large) WAL of a big import back into the file and truncate it (an
+                # overlay's few pages are left to the automatic checkpoint)
+                with contextlib.suppress(sqlite3.Error):
+                    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             return vid
         except sqlite3.Error as e:
             raise StoreUnavailableError(f"sqlite import: {e}") from e
@@ -823,9 +859,21 @@ class SqliteStore(IdentityStore):
         source: str,
         delta: bool,
         removals: Iterable[ListEntry | Pairing],
-    ) -> int:
+    ) -> tuple[int, bool]:
+        """Build the new version; returns its id and whether it is an overlay (a small delta)."""
         row = con.execute("SELECT v FROM meta WHERE k = 'active_version'").fetchone()
         base = int(row[0]) if (delta and row is not None) else None
+        cur_overlay: int | None = None  # the active version is an overlay on this full version
+        if base is not None:
+            b = con.execute("SELECT base FROM versions WHERE id = ?", (base,)).fetchone()
+            cur_overlay = None if b is None or b[0] is None else int(b[0])
+            entries, pairings, removals, small = peek_small_delta(entries, pairings, removals, OVERLAY_MAX)
+            if small is not None:
+                n_over = (
+                    0 if cur_overlay is None else con.execute(f"SELECT count(*) FROM d_{base}").fetchone()[0]
+                )
+                if n_over + len(small[0]) + len(small[1]) <= OVERLAY_MAX:
+                    return self._build_overlay(con, base, cur_overlay, small[0], small[1], source), True
         vid = con.execute(
             "INSERT INTO versions(created, source, entries, pairings) VALUES (?, ?, 0, 0)",
             (time.time(), source),
@@ -846,7 +894,15 @@ class SqliteStore(IdentityStore):
             f"CREATE TABLE p_{vid}(imsi TEXT, kind INTEGER, imei INTEGER, reason TEXT, "
             f"PRIMARY KEY(imsi, kind, imei)) WITHOUT ROWID"
         )
-        if base is not None:
+        if base is not None and cur_overlay is not None:
+            # the active version is an overlay: fold it into this full copy
+            con.execute(
+                f"INSERT INTO x_{vid} SELECT * FROM x_{cur_overlay} WHERE k NOT IN (SELECT k FROM d_{base})"
+            )
+            con.execute(f"INSERT INTO x_{vid} SELECT * FROM d_{base} WHERE st IS NOT NULL")
+            for t in "rp":
+                con.execute(f"INSERT INTO {t}_{vid} SELECT * FROM {t}_{cur_overlay}")
+        elif base is not None:
             for t in "xrp":
                 con.execute(f"INSERT INTO {t}_{vid} SELECT * FROM {t}_{base}")
         rm_exact: list[tuple[int]] = []
@@ -882,25 +938,87 @@ class SqliteStore(IdentityStore):
             "UPDATE versions SET entries = ?, pairings = ? WHERE id = ?", (nx + len(allr), npairs, vid)
         )
         con.execute("INSERT OR REPLACE INTO meta VALUES ('active_version', ?)", (vid,))
+        return int(vid), False
+
+    def _build_overlay(
+        self,
+        con: sqlite3.Connection,
+        cur: int,
+        cur_overlay: int | None,
+        entries: list[ListEntry],
+        removals: list[ListEntry],
+        source: str,
+    ) -> int:
+        """A small delta of exact entries: a new version that shares the tables of the full
+        version ``t`` under the active one and holds only its changes since ``t`` in ``d_<v>``
+        (``k`` → row; a NULL status is a removal). Rows written: the overlay, not the list."""
+        t = cur if cur_overlay is None else cur_overlay
+        prev = con.execute("SELECT entries, pairings FROM versions WHERE id = ?", (cur,)).fetchone()
+        vid = con.execute(
+            "INSERT INTO versions(created, source, entries, pairings, base) VALUES (?, ?, 0, ?, ?)",
+            (time.time(), source, prev[1], t),
+        ).lastrowid
+        assert vid is not None
+        con.execute(f"CREATE TABLE d_{vid}(k INTEGER PRIMARY KEY, st INTEGER, imsi TEXT, reason TEXT)")
+        if cur_overlay is not None:
+            con.execute(f"INSERT INTO d_{vid} SELECT * FROM d_{cur}")
+        ranges: list[Any] = []
+        lr: list[Any] = [None]
+        rm = [(int(r.key) if r.kind is EntryKind.IMEI else SV_OFFSET + int(r.key),) for r in removals]
+        adds = list(_exact_rows(entries, ranges, lr))  # validates
+        assert not ranges
+        keys = {int(k[0]) for k in rm} | {a[0] for a in adds}
+        # how many of the changed keys the active version lists: the new entry count follows
+        was = sum(self._listed(con, cur, cur_overlay, k) for k in keys)
+        con.executemany(f"INSERT OR REPLACE INTO d_{vid} VALUES (?, NULL, NULL, NULL)", rm)
+        con.executemany(f"INSERT OR REPLACE INTO d_{vid} VALUES (?, ?, ?, ?)", adds)
+        now = sum(self._listed(con, vid, t, k) for k in keys)
+        con.execute("UPDATE versions SET entries = ? WHERE id = ?", (prev[0] - was + now, vid))
+        con.execute("INSERT OR REPLACE INTO meta VALUES ('active_version', ?)", (vid,))
         return int(vid)
 
+    @staticmethod
+    def _listed(con: sqlite3.Connection, vid: int, overlay_of: int | None, k: int) -> int:
+        """1 when version ``vid`` lists the exact key ``k``."""
+        if overlay_of is not None:
+            row = con.execute(f"SELECT st FROM d_{vid} WHERE k = ?", (k,)).fetchone()
+            if row is not None:
+                return 0 if row[0] is None else 1
+            vid = overlay_of
+        return 1 if con.execute(f"SELECT 1 FROM x_{vid} WHERE k = ?", (k,)).fetchone() else 0
+
     def _prune(self, con: sqlite3.Connection, active: int) -> None:
+        """Keep the newest ``keep_versions`` versions (and the active one). A full version that a
+        kept overlay builds on keeps its tables (not its listing) until no kept overlay needs it."""
         ids = [r[0] for r in con.execute("SELECT id FROM versions ORDER BY id DESC")]
         old = [i for i in ids[self.keep_versions :] if i != active]
-        for vid in old:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                cur = con.execute("SELECT v FROM meta WHERE k = 'active_version'").fetchone()
-                if cur is not None and int(cur[0]) == vid:  # rolled back to meanwhile
-                    con.execute("ROLLBACK")
-                    continue
-                for t in "xrsp":
-                    con.execute(f"DROP TABLE IF EXISTS {t}_{vid}")
-                con.execute("DELETE FROM versions WHERE id = ?", (vid,))
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        if not old:
+            return
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            cur = con.execute("SELECT v FROM meta WHERE k = 'active_version'").fetchone()
+            active_now = None if cur is None else int(cur[0])  # rolled back to meanwhile: kept
+            for vid in old:
+                if vid != active_now:
+                    con.execute("DELETE FROM versions WHERE id = ?", (vid,))
+            needed = {i for r in con.execute("SELECT id, base FROM versions") for i in r if i is not None}
+            for (name,) in con.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name GLOB '[xrspd]_[0-9]*'"
+            ).fetchall():
+                if name[2:].isdigit() and int(name[2:]) not in needed:
+                    con.execute(f"DROP TABLE IF EXISTS {name}")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def _tables(self, vid: int, con: sqlite3.Connection | None = None) -> tuple[int, int | None]:
+        """The version whose x/r/s/p tables ``vid`` reads, and ``vid`` again when it is an overlay
+        (``d_<vid>``), else None."""
+        row = (con or self._conn()).execute("SELECT base FROM versions WHERE id = ?", (vid,)).fetchone()
+        if row is None or row[0] is None:
+            return vid, None
+        return int(row[0]), vid
 
     async def _version_meta(self, vid: int) -> ListVersion:
         for v in await self.versions():
@@ -955,7 +1073,9 @@ class SqliteStore(IdentityStore):
         vid = await self.active_version()
         if vid is None:
             return []
-        rows = self._conn().execute(f"SELECT imsi, kind, imei, reason FROM p_{vid}").fetchall()
+        rows = (
+            self._conn().execute(f"SELECT imsi, kind, imei, reason FROM p_{self._tables(vid)[0]}").fetchall()
+        )
         return [Pairing(kind=_PK_BACK[k], imsi=s, imei=f"{i:014d}", reason=r) for s, k, i, r in rows]
 
     async def export(self) -> AsyncIterator[ListEntry | Pairing]:
@@ -966,7 +1086,13 @@ class SqliteStore(IdentityStore):
         con = _connect(self.path)
         try:
             con.execute("BEGIN")  # one snapshot even if a prune runs meanwhile
-            cur = con.execute(f"SELECT k, st, imsi, reason FROM x_{vid}")
+            t, overlay = self._tables(vid, con)
+            cur = con.execute(
+                f"SELECT k, st, imsi, reason FROM x_{t}"
+                if overlay is None
+                else f"SELECT k, st, imsi, reason FROM x_{t} WHERE k NOT IN (SELECT k FROM d_{overlay}) "
+                f"UNION ALL SELECT k, st, imsi, reason FROM d_{overlay} WHERE st IS NOT NULL"
+            )
             while batch := cur.fetchmany(10_000):
                 for k, st, imsi, reason in batch:
                     if k >= SV_OFFSET:
@@ -986,7 +1112,7 @@ class SqliteStore(IdentityStore):
                             reason=reason,
                         )
             for kind, first, last, st, imsi, reason in con.execute(
-                f"SELECT kind, first, last, st, imsi, reason FROM r_{vid}"
+                f"SELECT kind, first, last, st, imsi, reason FROM r_{t}"
             ).fetchall():
                 if kind == 1:
                     yield ListEntry(
@@ -1006,7 +1132,7 @@ class SqliteStore(IdentityStore):
                         reason=reason,
                     )
             for imsi, kind, imei, reason in con.execute(
-                f"SELECT imsi, kind, imei, reason FROM p_{vid}"
+                f"SELECT imsi, kind, imei, reason FROM p_{t}"
             ).fetchall():
                 yield Pairing(kind=_PK_BACK[kind], imsi=imsi, imei=f"{imei:014d}", reason=reason)
             con.execute("COMMIT")
@@ -1068,6 +1194,11 @@ def _exact_rows(
             yield t
         else:
             ranges.append(_range_row(e))
+
+
+OVERLAY_MAX = 4096
+"""A delta of exact entries becomes an overlay (no copy of the list) while the overlay, the changes
+accumulated since the last full version, stays at most this many rows; the next one folds it."""
 
 
 def _tracked(rows: Iterable[tuple[Any, ...]], last_row: list[Any]) -> Iterator[tuple[Any, ...]]:

@@ -2,8 +2,9 @@
 framing by header on any port, request/answer pairing and the normalised verdict (for ``eir
 replay``); synthesised IPv4/IPv6 + TCP / SCTP packets in pcapng blocks (for ``eir serve --pcap``).
 
-The file formats' readers live with the I/O (``simulations.replay`` uses dpkt); here, frames come in
-with their link type and timestamp.
+Frames come in with their link type and timestamp: ``simulations.replay`` reads pcap with dpkt and
+pcapng with :func:`.pcapng.read_pcapng` (bytes in, frames out: each interface's own link type). IP
+fragments are reassembled by :mod:`.ipfrag` before TCP and SCTP.
 """
 
 from ._link import SUPPORTED_LINKTYPES, LinkType
@@ -13,6 +14,7 @@ from .exchanges import (
     ExchangeFinder,
     find_exchanges,
     map_verdict,
+    request_kind,
     rewrite_diameter_request,
     rewrite_otid,
     s13_verdict,
@@ -32,6 +34,7 @@ __all__ = [
     "detect",
     "find_exchanges",
     "map_verdict",
+    "request_kind",
     "rewrite_diameter_request",
     "rewrite_otid",
     "s13_verdict",

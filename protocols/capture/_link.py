@@ -5,9 +5,8 @@ Link types (tcpdump.org LINKTYPE_* numbers): NULL 0 (BSD loopback, host byte ord
 byte order family), LINUX_SLL 113, LINUX_SLL2 276, IPV4 228, IPV6 229.
 
 IP: IPv4 (options skipped, payload cut to Total Length so Ethernet padding never reaches TCP) and
-IPv6 (hop-by-hop, routing and destination-option headers skipped). Fragmented datagrams are counted
-and dropped: signalling messages fit in one datagram on every capture seen so far, and reassembling
-IP fragments would need bounded per-datagram state this reader does not keep.
+IPv6 (hop-by-hop, routing and destination-option headers skipped). Fragments are not decoded here:
+:func:`ip_payload` returns None for them and :mod:`.ipfrag` reassembles them (bounded state).
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 :class:`CaptureDecoder` is sans-IO: the caller reads the capture file and hands in each frame with
 its link type and timestamp; ``receive_frame`` returns the whole messages that frame completed.
 
+IP fragments (IPv4 and IPv6) are reassembled first, bounded (:mod:`.ipfrag`: a cap on datagrams
+held, a time-out in capture time, overlapping fragments discard the datagram as RFC 5722 says).
+
 TCP (RFC 9293): per direction, bytes are delivered in sequence order. A segment that repeats bytes
 already delivered (a retransmission, or one that overlaps) is trimmed; a segment ahead of the next
 expected sequence number waits (bounded by ``max_pending`` octets per direction); when more than
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 
 from ._link import ip_payload, link_payload
 from .framing import Protocol, StreamFramer, detect, diameter_length, m3ua_length
+from .ipfrag import IpReassembler, ip_fragment
 
 __all__ = ["CaptureDecoder", "CaptureStats", "CapturedMessage"]
 
@@ -66,6 +70,10 @@ class CaptureStats:
     frames: int = 0
     not_ip: int = 0
     ip_fragments: int = 0
+    ip_reassembled: int = 0
+    """Datagrams made whole from ``ip_fragments``."""
+    ip_fragments_dropped: int = 0
+    """Fragments of datagrams never made whole: overlaps (RFC 5722), time-outs, the cap on held ones."""
     tcp_segments: int = 0
     retransmitted: int = 0
     out_of_order: int = 0
@@ -126,6 +134,8 @@ class CaptureDecoder:
         max_pending: int = 1 << 20,
         max_flows: int = 100_000,
         max_tsns: int = 4096,
+        max_ip_datagrams: int = 4096,
+        ip_timeout: float = 30.0,
     ) -> None:
         self.diameter_ports = DIAMETER_PORTS | frozenset(diameter_ports)
         self.m3ua_ports = (M3UA_PORTS - frozenset(diameter_ports)) | frozenset(m3ua_ports)
@@ -134,6 +144,7 @@ class CaptureDecoder:
         self.max_flows = max_flows
         self.max_tsns = max_tsns
         self.stats = CaptureStats()
+        self.fragments = IpReassembler(max_datagrams=max_ip_datagrams, timeout=ip_timeout)
         self._tcp: OrderedDict[tuple[bytes, int, bytes, int], _Direction] = OrderedDict()
         self._sctp: OrderedDict[tuple[bytes, int, bytes, int], _SctpDirection] = OrderedDict()
         self._next_conn = 0
@@ -147,22 +158,21 @@ class CaptureDecoder:
         datagram = link_payload(linktype, frame)
         pkt = ip_payload(datagram) if datagram is not None else None
         if pkt is None:
-            if datagram is not None and len(datagram) >= 20 and self._is_fragment(datagram):
-                st.ip_fragments += 1
-            else:
+            frag = ip_fragment(datagram) if datagram is not None else None
+            if frag is None:
                 st.not_ip += 1
-            return []
+                return []
+            fs = self.fragments.stats
+            pkt = self.fragments.receive(frag, ts)
+            st.ip_fragments, st.ip_reassembled = fs.fragments, fs.reassembled
+            st.ip_fragments_dropped = fs.dropped_fragments
+            if pkt is None:
+                return []
         if pkt.proto == 6:
             return self._tcp_segment(ts, pkt.src, pkt.dst, pkt.payload)
         if pkt.proto == 132:
             return self._sctp_packet(ts, pkt.src, pkt.dst, pkt.payload)
         return []
-
-    @staticmethod
-    def _is_fragment(datagram: bytes) -> bool:
-        if datagram[0] >> 4 == 4:
-            return bool(struct.unpack_from(">H", datagram, 6)[0] & 0x3FFF)
-        return datagram[0] >> 4 == 6 and len(datagram) >= 40 and datagram[6] == 44
 
     def _hint(self, sport: int, dport: int) -> Protocol | None:
         if dport in self.diameter_ports or sport in self.diameter_ports:

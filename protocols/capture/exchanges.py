@@ -2,7 +2,9 @@
 
 Diameter S13 (TS 29.272 §5.3 / §7.2.19-20): an ME-Identity-Check-Request (command 324, R bit) is
 paired with the answer that carries the same hop-by-hop and end-to-end identifiers on the same
-connection (RFC 6733 §3). Other commands (CER, DWR, DPR …) are not exchanges to replay.
+connection (RFC 6733 §3). Other requests are not replayed but counted per kind
+(:attr:`ExchangeFinder.not_replayed`): the base protocol's session plumbing (CER, DWR, DPR) by name,
+anything else by application and command ("S6a command 316", "application 4 command 272").
 
 MAP checkIMEI (TS 29.002 §8.7.1) over TCAP (Q.773): a Begin whose components hold an Invoke of
 opcode 43 is paired with the End / Abort / Continue whose DTID is the Begin's OTID (and whose
@@ -52,6 +54,7 @@ __all__ = [
     "ExchangeFinder",
     "find_exchanges",
     "map_verdict",
+    "request_kind",
     "rewrite_diameter_request",
     "rewrite_otid",
     "s13_verdict",
@@ -64,6 +67,38 @@ VENDOR_3GPP = 10415
 _HDR = struct.Struct(">IIIII")
 _U32 = struct.Struct(">I")
 _STATUS = {0: "white", 1: "black", 2: "grey"}
+
+PLUMBING = {257: "CER", 280: "DWR", 282: "DPR"}
+"""Base-protocol requests that only keep a session up (RFC 6733 §5): never replayed as checks."""
+_APPLICATIONS = {
+    0: "base",
+    3: "base accounting",
+    4: "Gy/Ro",
+    16777216: "Cx",
+    16777217: "Sh",
+    16777236: "Rx",
+    16777238: "Gx",
+    16777251: "S6a",
+    16777252: "S13",
+    16777255: "SLg",
+    16777264: "SWm",
+    16777265: "SWx",
+    16777272: "S6b",
+    16777291: "SLh",
+    16777308: "S6c",
+    16777310: "S6t",
+}
+_BASE_COMMANDS = {258: "RAR", 271: "ACR", 274: "ASR", 275: "STR"}
+
+
+def request_kind(app: int, command: int) -> str:
+    """A short name for a Diameter request that is not an S13 ECR (for "N not replayed: …")."""
+    if command in PLUMBING:
+        return PLUMBING[command]
+    if app in (0, 3) and command in _BASE_COMMANDS:
+        return _BASE_COMMANDS[command]
+    name = _APPLICATIONS.get(app)
+    return f"{name} command {command}" if name else f"application {app} command {command}"
 
 
 @dataclass(slots=True, kw_only=True)
@@ -203,18 +238,29 @@ def rewrite_diameter_request(
     if not any(v is not None for v in replace.values()) and not drop_destination_host:
         body = request[20:length]
     else:
+        # One flat walk copying runs of untouched AVPs whole (the replayer's hot path: no generator,
+        # no slice per AVP). A malformed AVP ends the message there, as before.
         parts = []
-        for code, vendor, s, e in _avps(request, 20, length):
-            hdr_start = s - (12 if vendor else 8)
-            if vendor == 0 and code == 293 and drop_destination_host:
-                continue
-            new = replace.get(code) if vendor == 0 else None
-            if new is not None:
-                flags = request[hdr_start + 4]
-                alen = 8 + len(new)
-                parts.append(struct.pack(">II", code, (flags << 24) | alen) + new + b"\0" * (-alen % 4))
-            else:
-                parts.append(request[hdr_start : min((e + 3) & ~3, length)])
+        unpack = _AVP_HDR.unpack_from
+        end = min(length, len(request))
+        p = run = 20
+        while end - p >= 8:
+            code, w = unpack(request, p)
+            alen = w & 0xFFFFFF
+            plain = not w & 0x80000000
+            if alen < (8 if plain else 12) or p + alen > end:
+                break
+            nxt = p + ((alen + 3) & ~3)
+            if plain and (code == 293 or code in replace):
+                new = None if code == 293 else replace[code]
+                if new is not None or (code == 293 and drop_destination_host):
+                    parts.append(request[run:p])
+                    if new is not None:
+                        n = 8 + len(new)
+                        parts.append(struct.pack(">II", code, (w & 0xFF000000) | n) + new + b"\0" * (-n % 4))
+                    run = nxt
+            p = nxt
+        parts.append(request[run : min(p, end)])
         body = b"".join(parts)
     w1 = _U32.unpack_from(request, 4)[0] & ~(0x10 << 24)  # a replay is not a retransmission (T bit)
     return (
@@ -297,19 +343,11 @@ def _m3ua_tcap(data: bytes) -> tuple[bytes, sccp.Unitdata] | None:
 # --- pairing -------------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _Pending:
-    request: CapturedMessage
-    payload: bytes
-    imei: str | None
-    sv: str | None
-    imsi: str | None
-    version: int | None
-    vendor: str | None
-    ident: str
+@dataclass(slots=True, kw_only=True)
+class _MapExchange(Exchange):
+    """A checkIMEI exchange, with the invoke id its reply must carry."""
+
     invoke_id: int | None = None
-    answer: CapturedMessage | None = None
-    expected: str | None = None
 
 
 class ExchangeFinder:
@@ -318,11 +356,14 @@ class ExchangeFinder:
     reported unanswered)."""
 
     def __init__(self, max_pending: int = 1_000_000) -> None:
-        self._all: list[_Pending] = []
-        self._diameter: OrderedDict[tuple[int, int, int], _Pending] = OrderedDict()
-        self._map: OrderedDict[bytes, _Pending] = OrderedDict()
+        self._all: list[Exchange] = []
+        """Built once, as the requests come (no second object per exchange at the end)."""
+        self._diameter: OrderedDict[tuple[int, int, int], Exchange] = OrderedDict()
+        self._map: OrderedDict[bytes, _MapExchange] = OrderedDict()
         self.max_pending = max_pending
         self.other_diameter = 0
+        self.not_replayed: dict[str, int] = {}
+        """Diameter requests that are not S13 ECRs, per :func:`request_kind`."""
         self.other_m3ua = 0
         self.undecodable = 0
 
@@ -334,16 +375,28 @@ class ExchangeFinder:
 
     def _add_diameter(self, msg: CapturedMessage) -> None:
         data = msg.data
-        w0, w1, _app, hbh, e2e = _HDR.unpack_from(data, 0)
+        w0, w1, app, hbh, e2e = _HDR.unpack_from(data, 0)
         if w1 & 0xFFFFFF != ECR_COMMAND:
             self.other_diameter += 1
+            if w1 & 0x80000000:
+                kind = request_kind(app, w1 & 0xFFFFFF)
+                self.not_replayed[kind] = self.not_replayed.get(kind, 0) + 1
             return
         key = (msg.connection, hbh, e2e)
         if w1 >> 24 & 0x80:
             if key in self._diameter:  # a retransmission (T bit) of a request still pending
                 return
             imei, sv, imsi = _ecr_fields(data, w0 & 0xFFFFFF)
-            p = _Pending(msg, data, imei, sv, imsi, None, None, f"hbh=0x{hbh:08x} e2e=0x{e2e:08x}")
+            p = Exchange(
+                interface="s13",
+                request=msg,
+                answer=None,
+                payload=data,
+                imei=imei,
+                software_version=sv,
+                imsi=imsi,
+                ident=f"hbh=0x{hbh:08x} e2e=0x{e2e:08x}",
+            )
             self._all.append(p)
             self._diameter[key] = p
             if len(self._diameter) > self.max_pending:
@@ -364,7 +417,7 @@ class ExchangeFinder:
         if ud.return_cause is not None:  # UDTS: a Begin came back
             span = _tid_span(tcap, 0x48)
             if span is not None:
-                p: _Pending | None = self._map.pop(tcap[span[0] : span[0] + span[1]], None)
+                p: _MapExchange | None = self._map.pop(tcap[span[0] : span[0] + span[1]], None)
                 if p is not None:
                     p.answer = msg
                     p.expected = map_verdict(None, ud.return_cause)
@@ -395,19 +448,21 @@ class ExchangeFinder:
                 imei, sv = imei[:14], imei[14:]
             elif imei is not None and len(imei) == 15:  # check digit or spare digit
                 imei = imei[:14]
-            p = _Pending(
-                msg,
-                tcap,
-                imei,
-                sv,
-                imsi,
-                version,
-                vendor,
-                f"otid=0x{t.otid.hex()} invoke={inv.invoke_id}",
+            mp = _MapExchange(
+                interface="map",
+                request=msg,
+                answer=None,
+                payload=tcap,
+                imei=imei,
+                software_version=sv,
+                imsi=imsi,
+                map_version=version,
+                vendor=vendor,
+                ident=f"otid=0x{t.otid.hex()} invoke={inv.invoke_id}",
                 invoke_id=inv.invoke_id,
             )
-            self._all.append(p)
-            self._map[t.otid] = p
+            self._all.append(mp)
+            self._map[t.otid] = mp
             if len(self._map) > self.max_pending:
                 self._map.popitem(last=False)
             return
@@ -423,22 +478,8 @@ class ExchangeFinder:
         p.expected = map_verdict(outcome)
 
     def exchanges(self) -> list[Exchange]:
-        return [
-            Exchange(
-                interface="s13" if p.version is None else "map",
-                request=p.request,
-                answer=p.answer,
-                payload=p.payload,
-                imei=p.imei,
-                software_version=p.sv,
-                imsi=p.imsi,
-                map_version=p.version,
-                vendor=p.vendor,
-                expected=p.expected,
-                ident=p.ident,
-            )
-            for p in self._all
-        ]
+        """The requests found so far, in capture order (the finder's own objects: read-only)."""
+        return list(self._all)
 
 
 def find_exchanges(messages: Iterable[CapturedMessage]) -> list[Exchange]:

@@ -1,4 +1,11 @@
-"""Writing pcapng (draft-ietf-opsawg-pcapng) with synthesised IP/TCP and IP/SCTP packets — sans-IO.
+"""Writing pcapng (draft-ietf-opsawg-pcapng) with synthesised IP/TCP and IP/SCTP packets, and reading
+pcapng with every interface's own link type — sans-IO.
+
+Reading (:func:`read_pcapng`, bytes or a memory map in, ``(link type, timestamp, frame)`` out): each
+Interface Description Block's link type, ``if_tsresol`` and ``if_tsoffset`` apply to the packets that
+name its interface — a file merged by mergecap from an Ethernet and a Linux-cooked capture has two.
+A new Section Header Block starts a new list of interfaces (and may change the byte order). Enhanced,
+Simple and the obsolete Packet Blocks carry packets; other blocks are skipped.
 
 What ``eir serve --pcap`` records is what the EIR's sockets carried, not packets: the kernel's
 headers are not visible to an asyncio protocol. So each connection gets made-up but consistent
@@ -18,14 +25,19 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from collections.abc import Iterator
+from typing import Any
 
 __all__ = [
     "LINKTYPE_RAW",
+    "PcapngError",
     "SctpSynth",
     "TcpSynth",
     "crc32c",
     "enhanced_packet_block",
     "interface_description_block",
+    "pcapng_linktypes",
+    "read_pcapng",
     "section_header_block",
 ]
 
@@ -57,6 +69,107 @@ def enhanced_packet_block(ts: float, packet: bytes, interface: int = 0) -> bytes
     us = int(ts * 1_000_000)
     n = len(packet)
     return _block(0x00000006, struct.pack("<IIIII", interface, us >> 32, us & 0xFFFFFFFF, n, n) + packet)
+
+
+# --- reading --------------------------------------------------------------------------------------
+
+_SHB, _IDB, _PB, _SPB, _EPB = 0x0A0D0D0A, 1, 2, 3, 6
+
+
+class PcapngError(ValueError):
+    """A block that cannot be read (the message says which and why)."""
+
+
+def _interface(data: Any, pos: int, blen: int, e: str) -> tuple[int, int, float, float]:
+    """(link type, snaplen, seconds per tick, offset) of the IDB at ``pos``."""
+    linktype, _r, snaplen = struct.unpack_from(e + "HHI", data, pos + 8)
+    per_tick, offset = 1e-6, 0.0
+    p, end = pos + 16, pos + blen - 4
+    while end - p >= 4:
+        code, olen = struct.unpack_from(e + "HH", data, p)
+        if code == 0:
+            break
+        if p + 4 + olen > end:
+            break
+        if code == 9 and olen >= 1:  # if_tsresol: 10^-v, or 2^-v with the top bit
+            v = data[p + 4]
+            per_tick = 2.0 ** -(v & 0x7F) if v & 0x80 else 10.0**-v
+        elif code == 14 and olen == 8:  # if_tsoffset: seconds added to every timestamp
+            offset = float(struct.unpack_from(e + "q", data, p + 4)[0])
+        p += 4 + ((olen + 3) & ~3)
+    return linktype, snaplen, per_tick, offset
+
+
+def _byte_order(data: Any, pos: int) -> str:
+    bom = bytes(data[pos + 8 : pos + 12])
+    if bom == b"\x4d\x3c\x2b\x1a":
+        return "<"
+    if bom == b"\x1a\x2b\x3c\x4d":
+        return ">"
+    raise PcapngError("corrupt section header (byte-order magic)")
+
+
+def read_pcapng(data: Any) -> Iterator[tuple[int, float, bytes]]:
+    """(link type, timestamp, frame) of every packet of a pcapng file held in ``data`` (bytes or a
+    memory map); :class:`PcapngError` for a block that cannot be read."""
+    n = len(data)
+    pos = 0
+    e = "<"
+    ifaces: list[tuple[int, int, float, float]] = []
+    u32 = struct.Struct("<I")
+    while n - pos >= 12:
+        if bytes(data[pos : pos + 4]) == b"\x0a\x0d\x0d\x0a":
+            e = _byte_order(data, pos)
+            u32 = struct.Struct(e + "I")
+            ifaces = []
+        btype = u32.unpack_from(data, pos)[0]
+        blen = u32.unpack_from(data, pos + 4)[0]
+        if blen < 12 or blen % 4 or pos + blen > n:
+            raise PcapngError(f"corrupt block at offset {pos} (length {blen})")
+        if btype == _IDB:
+            if blen < 20:
+                raise PcapngError(f"corrupt interface block at offset {pos}")
+            ifaces.append(_interface(data, pos, blen, e))
+        elif btype in (_EPB, _PB):
+            if blen < 32:
+                raise PcapngError(f"corrupt packet block at offset {pos}")
+            if btype == _EPB:
+                iface, hi, lo, caplen = struct.unpack_from(e + "IIII", data, pos + 8)
+            else:
+                iface, _drops, hi, lo, caplen = struct.unpack_from(e + "HHIII", data, pos + 8)
+            if iface >= len(ifaces):
+                raise PcapngError(f"packet block at offset {pos} names interface {iface}, not described")
+            if 28 + caplen > blen - 4:
+                raise PcapngError(f"corrupt packet block at offset {pos} (captured length {caplen})")
+            linktype, _snap, per_tick, offset = ifaces[iface]
+            yield linktype, ((hi << 32) | lo) * per_tick + offset, bytes(data[pos + 28 : pos + 28 + caplen])
+        elif btype == _SPB:
+            if not ifaces:
+                raise PcapngError(f"simple packet block at offset {pos} before any interface")
+            linktype, snap, _t, _o = ifaces[0]
+            origlen = u32.unpack_from(data, pos + 8)[0]
+            caplen = min(origlen, blen - 16, snap or origlen)
+            yield linktype, 0.0, bytes(data[pos + 12 : pos + 12 + caplen])
+        pos += blen
+
+
+def pcapng_linktypes(data: Any) -> list[int]:
+    """The link type of every interface described in the file (all sections), in order."""
+    out = []
+    n, pos = len(data), 0
+    u32 = struct.Struct("<I")
+    e = "<"
+    while n - pos >= 12:
+        if bytes(data[pos : pos + 4]) == b"\x0a\x0d\x0d\x0a":
+            e = _byte_order(data, pos)
+            u32 = struct.Struct(e + "I")
+        btype, blen = u32.unpack_from(data, pos)[0], u32.unpack_from(data, pos + 4)[0]
+        if blen < 12 or pos + blen > n:
+            break
+        if btype == _IDB and blen >= 20:
+            out.append(struct.unpack_from(e + "H", data, pos + 8)[0])
+        pos += blen
+    return out
 
 
 # --- checksums ------------------------------------------------------------------------------------

@@ -176,8 +176,8 @@ async def test_open_without_rights_is_a_clear_store_error(postgres_server: Postg
 
 async def test_a_schema_1_database_gains_the_reference_tables(postgres_url: str) -> None:
     """A database made before the reference tables (schema 1, lists imported) is migrated to the
-    current schema at open (2: reference tables; 3: the first-sighting and duplicate history) and
-    keeps its lists."""
+    current schema at open (2: reference tables, 3: overlay versions, 4: the first-sighting and
+    duplicate history) and keeps its lists."""
     from eir.store import postgres as pg
 
     old = PostgresStore(postgres_url)
@@ -185,10 +185,17 @@ async def test_a_schema_1_database_gains_the_reference_tables(postgres_url: str)
     pg._MIGRATIONS[:] = saved[:1]
     try:
         await old.open()
-        await old.import_version([imei("35209900176148")], [], source="before")
     finally:
         pg._MIGRATIONS[:] = saved
         await old.close()
+    # a version as schema 1's code left it (today's code writes columns schema 1 lacks)
+    for t in ("eir_exact", "eir_ranges", "eir_pairings"):
+        await _sql(postgres_url, f"CREATE TABLE {t}_v1 PARTITION OF {t} FOR VALUES IN (1)")
+    await _sql(
+        postgres_url, "INSERT INTO eir_exact VALUES (1, '35209900176148', 'imei', 'black', NULL, NULL)"
+    )
+    await _sql(postgres_url, "INSERT INTO eir_versions VALUES (1, 0, 'before', 1, 0)")
+    await _sql(postgres_url, "UPDATE eir_active SET version_id = 1")
     store = PostgresStore(postgres_url)
     await store.open()
     try:
@@ -198,4 +205,4 @@ async def test_a_schema_1_database_gains_the_reference_tables(postgres_url: str)
     finally:
         await store.close()
     rows = await _sql(postgres_url, "SELECT version FROM eir_schema ORDER BY version")
-    assert [r["version"] for r in rows] == [1, 2, 3]
+    assert [r["version"] for r in rows] == [1, 2, 3, 4]

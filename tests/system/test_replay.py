@@ -4,6 +4,8 @@
   (Ethernet framing); the sim MSC → ``eir serve`` captured on ``any`` as pcapng (Linux cooked).
   Replayed against a second EIR with the same lists: nothing differs; against one with one entry
   changed: exactly that IMEI's requests differ, exit 1, and the JUnit file says so.
+* The sims' S13 session captured on ``lo`` (Ethernet) and their MAP session on ``any`` (Linux cooked),
+  merged by mergecap into one pcapng with two interfaces: each packet read with its own link type.
 * The EIR's own recording: tshark dissects every ECR/ECA and checkIMEI/result with the right fields and
   no malformed packet or expert warning — from a process killed with SIGKILL — and it replays with
   no difference.
@@ -153,6 +155,39 @@ async def sims_session(eir: Any) -> int:
     finally:
         await msc.close()
     return 4 + 200 + 12
+
+
+def test_replay_a_capture_merged_from_interfaces_of_different_link_types(
+    eir_factory: Any, tmp_path: Path
+) -> None:
+    require(missing("dumpcap", "mergecap"))
+    from protocols.capture.pcapng import pcapng_linktypes
+
+    eir = eir_factory(eir_config(tmp_path, LISTS, "orig"))
+    eth, cooked = tmp_path / "s13-lo.pcapng", tmp_path / "map-any.pcapng"
+    with (
+        dumpcap(eth, f"tcp port {eir.diameter[1]}", interface="lo", pcap=False),
+        dumpcap(cooked, f"tcp port {eir.m3ua[1]}", interface="any", pcap=False),
+    ):
+        n = asyncio.run(sims_session(eir))
+    merged = tmp_path / "merged.pcapng"
+    subprocess.run(["mergecap", "-w", str(merged), str(eth), str(cooked)], check=True, timeout=60)
+    types = set(pcapng_linktypes(merged.read_bytes()))
+    assert 1 in types and types & {113, 276}, types  # Ethernet, and Linux cooked (v1 or v2)
+
+    show = replay(merged, "--show")
+    assert show.returncode == 0, show.stderr
+    assert f"{n} exchanges ({n} answered)" in show.stdout, show.stdout[-2000:]
+    assert "2 Diameter requests not replayed: 1 CER, 1 DPR (session plumbing)" in show.stdout, show.stdout[
+        -500:
+    ]
+    other = eir_factory(eir_config(tmp_path, LISTS, "same"))
+    (dh, dp), (mh, mp) = other.diameter, other.m3ua
+    r = replay(merged, "--target", f"s13={dh}:{dp}", "--target", f"map={mh}:{mp}", "--json")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr
+    res = json.loads(r.stdout)
+    assert res["summary"] == {"matched": n, "differed": 0, "no expectation": 0}
+    assert res["not_replayed"] == {"CER": 1, "DPR": 1}
 
 
 def tshark(*args: str) -> str:

@@ -135,6 +135,7 @@ BOUNDED_LABELS = {
     "type",
     "le",
     "scope",  # eir_overload_refused: global | peer (never the peer itself)
+    "outcome",  # eir_nrf_requests_total: the HTTP status or the error kind (never a URL)
     "state",  # eir_nrf_state: the NRF client's states (registering, registered, …)
 }
 """Label names whose values come from fixed sets. Never an IMEI, TAC, IMSI, MSISDN or peer address
