@@ -32,13 +32,16 @@ On the hot path of every interface (~20k checks/s per process), so it stays lean
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Coroutine
 from time import perf_counter
 from typing import Any, TypeVar
 
 from eir.config import Config
+from eir.duplicates import DuplicateTracker
 from eir.events import EventSink
+from eir.first_seen import FirstSeen
 from eir.logging import RateLimitedLog, get_logger
 from eir.metrics import (
     CLONE_SUSPICIONS,
@@ -52,7 +55,7 @@ from eir.metrics import (
 from eir.model import CheckRequest, Interface, Status, Verdict
 from eir.policy import CLONE_REASONS, Policy, Step
 from eir.sightings import SightingTracker
-from eir.store.base import IdentityStore, ImsiRules, Lookup, Sightings, StoreError
+from eir.store.base import REGISTERED, IdentityStore, ImsiRules, Lookup, Sightings, StoreError
 
 __all__ = ["CallTimeoutError", "PolicyChecker", "build_checker"]
 
@@ -159,6 +162,16 @@ class PolicyChecker:
                 clock=wall,
             )
         self._exempt_white = clone.exempt_white
+        self.duplicates: DuplicateTracker | None = None
+        if config.policy.duplicate.enabled:
+            self.duplicates = DuplicateTracker(
+                self.observations, config.policy.duplicate, clock=wall, trusted_origins=clone.trusted_origins
+            )
+        self.first_seen: FirstSeen | None = None
+        if self.policy.tac_grace > 0:
+            self.first_seen = FirstSeen(
+                self.observations, max_imeis=config.policy.tac_not_allocated.max_first_seen, clock=wall
+            )
         # Every series exists from start-up (0 until it happens), so rate() and alerts work at once.
         STORE_ERRORS.labels(self._store_name)
         STORE_ERRORS.labels(self._obs_name)
@@ -291,10 +304,49 @@ class PolicyChecker:
                 except _OUTAGE_ERRORS as e:
                     self._store_failed("observations", self._obs_name, e)
             sightings = self._observe(tracker, imei, req)
+        if steps is not None and lookup.registration == REGISTERED:
+            # the store left the record out on the hot path: the explanation shows it
+            try:
+                record = await self.store.reference("registration", imei)
+            except _OUTAGE_ERRORS:
+                record = None
+            if record:
+                lookup = dataclasses.replace(lookup, registration=record)
         handle = None
         if self.handle is not None and lookup.imei is None and lookup.imeisv is None and lookup.range is None:
             handle = await self.handle.resolve(imei)  # bounded by policy.handle.timeout (eir/handle.py)
-        verdict = self.policy.decide(req, imei, lookup, rules, sightings, steps, handle)
+        first = None
+        fs = self.first_seen
+        if (
+            fs is not None
+            and lookup.tac_table
+            and lookup.device is None
+            and lookup.imei is None
+            and lookup.imeisv is None
+            and lookup.range is None
+        ):
+            # the grace clock of an unallocated TAC (policy.tac_not_allocated.grace_days): a dict
+            # look-up, a new IMEI recorded and written behind (eir/first_seen.py)
+            if not fs.running and not fs.loaded:  # `eir check`: the stored clocks, nothing recorded
+                try:
+                    await fs.load()
+                except _OUTAGE_ERRORS as e:
+                    self._store_failed("observations", self._obs_name, e)
+            first = fs.first_seen(imei, self._wall())
+        dup = self.duplicates
+        duplicated = None
+        if dup is not None:
+            if req.imsi and dup.running:
+                # written behind (eir/duplicates.py); origins outside policy.clone.trusted_origins
+                # are not recorded
+                dup.observe(imei, req.imsi[:32], self._wall(), req.origin)
+            elif not dup.running and not dup.loaded:  # `eir check`: the stored flags, nothing recorded
+                try:
+                    await dup.load()
+                except _OUTAGE_ERRORS as e:
+                    self._store_failed("observations", self._obs_name, e)
+            duplicated = imei in dup.flagged
+        verdict = self.policy.decide(req, imei, lookup, rules, sightings, steps, handle, first, duplicated)
         if sightings is not None:
             reason = self.policy.clone_reason(sightings)
             if reason is not None:
@@ -361,11 +413,19 @@ class PolicyChecker:
         write-behind and sharing (eir/sightings.py). ``eir check`` never starts it."""
         if self.sightings is not None:
             await self.sightings.start()
+        if self.first_seen is not None:
+            await self.first_seen.start()
+        if self.duplicates is not None:
+            await self.duplicates.start()
 
     async def close(self) -> None:
         """Write the sightings still queued (before the stores close)."""
         if self.sightings is not None:
             await self.sightings.close()
+        if self.first_seen is not None:
+            await self.first_seen.close()
+        if self.duplicates is not None:
+            await self.duplicates.close()
 
     def _clone_suspected(self, imei: str, req: CheckRequest, s: Sightings, reason: str, v: Verdict) -> None:
         """Event + metric once per IMEI per window, not on every check of a suspect IMEI."""

@@ -303,6 +303,13 @@ class TacRuleConfig:
     IMEI whose TAC it lacks gets ``verdict`` (DIRBS ``gsma_not_found``). Silent with no table;
     ranks below the explicit lists (a listed IMEI keeps its list's verdict)."""
     verdict: VerdictName = "grey"
+    grace_days: float = 0.0
+    """Days, counted from the IMEI's first sighting with an unallocated TAC, during which
+    ``verdict`` applies; then ``after_grace``. 0: ``verdict`` for good."""
+    after_grace: VerdictName = "black"
+    max_first_seen: int = 1_000_000
+    """IMEIs whose first sighting is remembered (in memory and in the observations store; the
+    oldest first sighting is forgotten first)."""
 
 
 @dataclass(slots=True)
@@ -341,6 +348,32 @@ class HandleConfig:
 
 
 @dataclass(slots=True)
+class DuplicateConfig:
+    enabled: bool = False
+    """DIRBS ``duplicate_mk1`` on the per-day observation history (eir/duplicates.py): an IMEI
+    seen with >= ``threshold`` distinct IMSIs over ``period_days`` *and* with a daily average of
+    >= ``daily_avg`` IMSIs over ``daily_avg_days`` (averaged over the days it was seen, at least
+    ``min_seen_days`` of them) is flagged — for good (sticky) — and gets ``verdict`` when that is
+    stricter. A second clone rule beside the real-time ``clone``, classified in the background
+    every ``classify_interval`` seconds, not per check. Only checks from
+    ``policy.clone.trusted_origins`` (when set) feed the history."""
+    verdict: VerdictName = "grey"
+    threshold: int = 10
+    period_days: int = 120
+    daily_avg: float = 4.0
+    daily_avg_days: int = 30
+    min_seen_days: int = 5
+    classify_interval: float = 3600.0
+    """Seconds between classifications (and prunings of the history)."""
+    flush_interval: float = 1.0
+    """Seconds between write-behind batches of the day's (IMEI, IMSI) pairs."""
+    max_pending: int = 200_000
+    """Pairs waiting for the store; beyond, new ones are counted and logged, not recorded."""
+    max_rows: int = 5_000_000
+    """History rows kept (IMEI, day, IMSI); beyond, the oldest days go first."""
+
+
+@dataclass(slots=True)
 class PolicyConfig:
     unknown_equipment: UnknownPolicy = "white"
     """Verdict for equipment on no list, or ``unknown`` for the interface's own error
@@ -364,6 +397,7 @@ class PolicyConfig:
     not_registered: RegistrationRuleConfig = field(default_factory=RegistrationRuleConfig)
     notifications: NotificationRuleConfig = field(default_factory=NotificationRuleConfig)
     handle: HandleConfig = field(default_factory=HandleConfig)
+    duplicate: DuplicateConfig = field(default_factory=DuplicateConfig)
 
 
 @dataclass(slots=True)

@@ -31,11 +31,16 @@ Order (the first rule that decides wins, except where a later rule may only make
    ``not_registered`` — a registration list is loaded and lacks the IMEI →
    ``policy.not_registered.verdict`` (DIRBS ``not_on_registration_list``);
    ``tac_not_allocated`` — a TAC reference table is loaded and lacks the IMEI's TAC →
-   ``policy.tac_not_allocated.verdict`` (DIRBS ``gsma_not_found``). Both silent without their table.
+   ``policy.tac_not_allocated.verdict`` (DIRBS ``gsma_not_found``); with ``grace_days`` > 0 that
+   verdict holds for that long from the IMEI's first sighting (eir/first_seen.py), then
+   ``after_grace`` — against the injected wall clock. Both silent without their table.
 6. ``clone`` — the IMEI was seen with ≥ ``max_imsis`` distinct IMSIs, or (``distinct_origins``)
    from two different origins, within ``window`` → ``policy.clone.verdict``, again only when that
    is stricter: a black entry stays black; white (or unknown) becomes grey. Clone suspicion never
    makes anything *more* permissive.
+   ``duplicate`` — DIRBS ``duplicate_mk1`` flagged the IMEI on the per-day observation history
+   (eir/duplicates.py: ≥ N IMSIs over D days and a daily average ≥ A over W days; sticky) →
+   ``policy.duplicate.verdict``, again only when stricter.
 7. ``default`` — equipment on no list → ``policy.unknown_equipment`` (white, grey, black, or
    ``unknown`` = the interface's own "unknown equipment" error).
 
@@ -117,10 +122,37 @@ class Policy:
         self.notify_before = Status(n.before)
         self.notify_after = Status(n.after)
         self.tac_rule = Status(cfg.tac_not_allocated.verdict) if cfg.tac_not_allocated.enabled else None
+        t = cfg.tac_not_allocated
+        self.tac_grace = t.grace_days * 86400.0 if t.enabled else 0.0
+        """Seconds of ``tac_not_allocated`` grace from an IMEI's first sighting (0: none)."""
+        self.tac_after = Status(t.after_grace)
         self.reg_rule = Status(cfg.not_registered.verdict) if cfg.not_registered.enabled else None
         self._today: tuple[float, str] = (-1.0, "")
+        self._reg_verdict = Verdict(
+            status=self.reg_rule or Status.GREY,
+            rule="not_registered",
+            list_name="registration",
+            detail="not on the registration list",
+        )
+        """Shared, as ``default`` is (no entry: what is missing is the IMEI the request names)."""
+        self._reg_first = (
+            self.reg_rule is not None
+            and self.tac_rule is not None
+            and RANK[self.reg_rule] >= RANK[self.tac_rule]
+        )
+        """Both reference rules fire: ``not_registered`` decides unless ``tac_not_allocated`` is stricter."""
         of = cfg.handle.on_failure
         self.handle_failure = None if of == "skip" else Status(of)
+        d = cfg.duplicate
+        self.dup_status = Status(d.verdict)
+        self._dup_params = (
+            f">= {d.threshold} IMSIs over {d.period_days} days and a daily average >= {d.daily_avg:g} "
+            f"over {d.daily_avg_days} days, seen on >= {d.min_seen_days} days"
+        )
+        self._dup_detail = f"flagged by duplicate_mk1 ({self._dup_params}; sticky)"
+        self._dup_verdict = Verdict(
+            status=self.dup_status, rule="duplicate", list_name="observations", detail=self._dup_detail
+        )
         self.malformed = Status(cfg.malformed)
         self.lock_status = Status(cfg.lock_verdict)
         self.clone_status = Status(cfg.clone.verdict)
@@ -137,6 +169,7 @@ class Policy:
         self._bad_cd_status = None if mode in ("malformed", "ignore") else Status(mode)
         self.reserved = frozenset(cfg.reserved_tacs)
         self.default = Verdict(status=Status(cfg.unknown_equipment), rule="default", detail="on no list")
+        self._tac_verdicts: tuple[dict[str, Verdict], dict[str, Verdict]] = ({}, {})
         self._list_verdicts: dict[tuple[str, EntryKind, Status, str, str | None, str | None], Verdict] = {}
 
     # --- 1. validity ------------------------------------------------------------------------------
@@ -202,8 +235,13 @@ class Policy:
         sightings: Sightings | None,
         steps: list[Step] | None = None,
         handle: HandleAnswer | None = None,
+        first_seen: float | None = None,
+        duplicated: bool | None = None,
     ) -> Verdict:
-        """Apply rules 2-7. ``steps`` (for ``--explain``) collects what each rule found."""
+        """Apply rules 2-7. ``steps`` (for ``--explain``) collects what each rule found.
+        ``first_seen``: the IMEI's first sighting (UNIX time), for the ``tac_not_allocated`` grace
+        period (eir/first_seen.py). ``duplicated``: the IMEI is flagged by DIRBS duplicate_mk1
+        (eir/duplicates.py; None: the rule is off)."""
         verdict: Verdict | None = None
         if steps is not None and (lookup.tac_table or lookup.registration_list):
             steps.append(self.device_step(imei, lookup))
@@ -275,7 +313,7 @@ class Policy:
         if verdict is None and handle is not None:
             verdict = self._handle_rule(handle, steps)
         if verdict is None:
-            verdict = self._reference_rules(imei, lookup, steps) or self.default
+            verdict = self._reference_rules(imei, lookup, steps, first_seen) or self.default
         elif steps is not None and (lookup.tac_table or lookup.registration_list):
             steps.append(
                 Step(rule="reference", outcome="skipped", detail=f"listed: the {verdict.rule} entry decides")
@@ -335,6 +373,25 @@ class Policy:
                 steps.append(Step(rule="clone", outcome="skipped", detail=why))
             else:
                 steps.append(Step(rule="clone", outcome="no match", detail=self.clone_detail(sightings)))
+
+        # 6b. duplicate_mk1 (the history's clone rule): only stricter
+        if duplicated:
+            if RANK[self.dup_status] > RANK[verdict.status]:
+                verdict = self._dup_verdict
+                if steps is not None:
+                    steps.append(Step(rule="duplicate", outcome="decided", detail=self._dup_detail))
+            elif steps is not None:
+                steps.append(
+                    Step(
+                        rule="duplicate",
+                        outcome="flagged",
+                        detail=f"{self._dup_detail}; {verdict.status.value} already as strict",
+                    )
+                )
+        elif steps is not None and duplicated is not None:
+            steps.append(
+                Step(rule="duplicate", outcome="no match", detail=f"not flagged ({self._dup_params})")
+            )
 
         if steps is not None and verdict is self.default:
             steps.append(
@@ -423,18 +480,22 @@ class Policy:
             status=self.handle_failure, rule="handle", list_name="x1255", entry=h.handle, detail=h.result
         )
 
-    def _reference_rules(self, imei: str, lookup: Lookup, steps: list[Step] | None) -> Verdict | None:
+    def _reference_rules(
+        self, imei: str, lookup: Lookup, steps: list[Step] | None, first_seen: float | None = None
+    ) -> Verdict | None:
         """``not_registered`` and ``tac_not_allocated`` for an IMEI no list entry matched."""
+        if steps is None:  # the hot path: the same answer as below, built cheaply
+            reg = lookup.registration_list and self.reg_rule is not None and lookup.registration is None
+            tac = lookup.tac_table and self.tac_rule is not None and lookup.device is None
+            if not (reg or tac):
+                return None
+            if tac and not (reg and self._reg_first):
+                return self._tac_verdict(imei, self.grace_over(first_seen))
+            return self._reg_verdict
         found: Verdict | None = None
         if lookup.registration_list and self.reg_rule is not None:
             if lookup.registration is None:
-                found = Verdict(
-                    status=self.reg_rule,
-                    rule="not_registered",
-                    list_name="registration",
-                    entry=imei,
-                    detail="not on the registration list",
-                )
+                found = self._reg_verdict
                 if steps is not None:
                     steps.append(
                         Step(
@@ -455,20 +516,16 @@ class Policy:
             steps.append(Step(rule="registered", outcome="skipped", detail="policy.not_registered disabled"))
         if lookup.tac_table and self.tac_rule is not None:
             if lookup.device is None:
-                if found is None or RANK[self.tac_rule] > RANK[found.status]:
-                    found = Verdict(
-                        status=self.tac_rule,
-                        rule="tac_not_allocated",
-                        list_name="tac",
-                        entry=imei[:8],
-                        detail="TAC not in the TAC table",
-                    )
+                tv = self._tac_verdict(imei, self.grace_over(first_seen))
+                if found is None or RANK[tv.status] > RANK[found.status]:
+                    found = tv
                 if steps is not None:
                     steps.append(
                         Step(
                             rule="tac_alloc",
                             outcome="no",
-                            detail=f"TAC {imei[:8]} not in the TAC table → {self.tac_rule.value}",
+                            detail=f"TAC {imei[:8]} not in the TAC table → {tv.status.value}"
+                            + self.grace_text(first_seen),
                         )
                     )
             elif steps is not None:
@@ -482,6 +539,40 @@ class Policy:
                 Step(rule=found.rule, outcome="decided", detail=f"{found.detail} → {found.status.value}")
             )
         return found
+
+    def grace_over(self, first_seen: float | None) -> bool:
+        """The ``tac_not_allocated`` grace period of an IMEI first seen then is over (by the
+        injected wall clock). No grace configured, or no first sighting known: False."""
+        return self.tac_grace > 0 and first_seen is not None and self.wall() >= first_seen + self.tac_grace
+
+    def grace_text(self, first_seen: float | None) -> str:
+        if self.tac_grace <= 0:
+            return ""
+        if first_seen is None:
+            return " (grace period: no first sighting known)"
+        end = datetime.fromtimestamp(first_seen + self.tac_grace, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        first = datetime.fromtimestamp(first_seen, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        state = "over" if self.grace_over(first_seen) else "until"
+        return f" (first seen {first}; grace {state} {end}, then {self.tac_after.value})"
+
+    def _tac_verdict(self, imei: str, due: bool = False) -> Verdict:
+        """The ``tac_not_allocated`` verdict of ``imei``'s TAC (one per TAC and grace state,
+        shared)."""
+        tac = imei[:8]
+        cache = self._tac_verdicts[due]
+        v = cache.get(tac)
+        if v is None:
+            assert self.tac_rule is not None
+            if len(cache) >= 4096:
+                cache.clear()
+            v = cache[tac] = Verdict(
+                status=self.tac_after if due else self.tac_rule,
+                rule="tac_not_allocated",
+                list_name="tac",
+                entry=tac,
+                detail="TAC not in the TAC table" + ("; grace period over" if due else ""),
+            )
+        return v
 
     @staticmethod
     def device_step(imei: str, lookup: Lookup) -> Step:

@@ -137,7 +137,14 @@ class Lookup:
     registration_list: bool = False
     """A ``registration`` reference table is loaded."""
     registration: str | None = None
-    """The ``registration`` table's record of the IMEI, when it is registered."""
+    """The ``registration`` table's record of the IMEI, when it is registered — or
+    :data:`REGISTERED` from a store that does not read the record on the hot path (the checker
+    reads it with ``reference`` for an explanation)."""
+
+
+REGISTERED = ""
+"""``Lookup.registration`` of a registered IMEI whose record was not read (an empty record: it
+decodes to no fields)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -300,6 +307,82 @@ class IdentityStore(abc.ABC):
     @abc.abstractmethod
     async def reference(self, table: str, key: str) -> str | None:
         """One record of a reference table."""
+
+    # --- first sightings (the tac_not_allocated grace period; eir/first_seen.py) -----------------
+    async def write_first_seen(self, rows: Sequence[tuple[str, float]]) -> None:
+        """Record ``(imei, first_seen)`` rows; an IMEI already recorded keeps its earlier time.
+
+        The default (the memory store) keeps them in this handle's memory; SQLite keeps them in
+        its observations file, PostgreSQL and Redis in their server."""
+        mem: dict[str, float] = self.__dict__.setdefault("_first_seen_mem", {})
+        for imei, ts in rows:
+            old = mem.get(imei)
+            if old is None or ts < old:
+                mem[imei] = ts
+
+    async def read_first_seen(self, limit: int) -> list[tuple[str, float]]:
+        """The ``limit`` most recent ``(imei, first_seen)`` rows (read at start-up)."""
+        mem: dict[str, float] = self.__dict__.get("_first_seen_mem", {})
+        return sorted(mem.items(), key=lambda r: r[1])[-limit:] if limit > 0 else []
+
+    # --- per-day observation history (DIRBS duplicate_mk1; eir/duplicates.py) ---------------------
+    # The defaults (the memory store) keep it in this handle's memory; SQLite keeps it in its
+    # observations file, PostgreSQL and Redis in their server.
+    def _daily_mem(self) -> tuple[set[tuple[str, int, str]], dict[str, float]]:
+        d = self.__dict__.get("_daily_mem_")
+        if d is None:
+            d = self.__dict__["_daily_mem_"] = (set(), {})
+        return d
+
+    async def write_daily(self, rows: Sequence[tuple[str, int, str]]) -> None:
+        """Record ``(imei, day, imsi)`` rows (day: days since the epoch, UTC); repeats are one row."""
+        self._daily_mem()[0].update(rows)
+
+    async def classify_duplicates(
+        self,
+        *,
+        today: int,
+        threshold: int,
+        period_days: int,
+        daily_avg: float,
+        daily_avg_days: int,
+        min_seen_days: int,
+    ) -> set[str]:
+        """The IMEIs of the history that meet duplicate_mk1 on ``today``
+        (:func:`eir.duplicates.duplicate_mk1` says how)."""
+        from eir.duplicates import duplicate_mk1
+
+        return duplicate_mk1(
+            self._daily_mem()[0],
+            today=today,
+            threshold=threshold,
+            period_days=period_days,
+            daily_avg=daily_avg,
+            daily_avg_days=daily_avg_days,
+            min_seen_days=min_seen_days,
+        )
+
+    async def flag_duplicates(self, imeis: Sequence[str], ts: float) -> None:
+        """Flag ``imeis`` for good (sticky); an IMEI already flagged keeps its time."""
+        flagged = self._daily_mem()[1]
+        for imei in imeis:
+            flagged.setdefault(imei, ts)
+
+    async def duplicates(self) -> dict[str, float]:
+        """The flagged IMEIs and when they were flagged."""
+        return dict(self._daily_mem()[1])
+
+    async def prune_daily(self, before_day: int, max_rows: int) -> int:
+        """Delete the history of days <= ``before_day``, then the oldest days beyond ``max_rows``
+        rows; how many went."""
+        rows = self._daily_mem()[0]
+        n = len(rows)
+        keep = sorted((r for r in rows if r[1] > before_day), key=lambda r: r[1])
+        if max_rows > 0 and len(keep) > max_rows:
+            keep = keep[len(keep) - max_rows :]
+        rows.clear()
+        rows.update(keep)
+        return n - len(rows)
 
     # --- helpers with default implementations ---------------------------------------------------
     async def active_version(self) -> int | None:

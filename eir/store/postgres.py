@@ -149,6 +149,22 @@ _MIGRATIONS: list[tuple[int, list[str]]] = [
                imsi text, reason text, PRIMARY KEY (version_id, key))""",
         ],
     ),
+    (
+        4,
+        [
+            # first sightings of IMEIs with an unallocated TAC (eir/first_seen.py), the per-day
+            # history of DIRBS duplicate_mk1 and the IMEIs it flagged (eir/duplicates.py)
+            """CREATE TABLE IF NOT EXISTS eir_first_seen (
+               imei text PRIMARY KEY, ts double precision NOT NULL)""",
+            "CREATE INDEX IF NOT EXISTS eir_first_seen_ts ON eir_first_seen (ts)",
+            """CREATE TABLE IF NOT EXISTS eir_daily (
+               imei text NOT NULL, day integer NOT NULL, imsi text NOT NULL,
+               PRIMARY KEY (imei, day, imsi))""",
+            "CREATE INDEX IF NOT EXISTS eir_daily_day ON eir_daily (day)",
+            """CREATE TABLE IF NOT EXISTS eir_duplicates (
+               imei text PRIMARY KEY, ts double precision NOT NULL)""",
+        ],
+    ),
 ]
 
 OVERLAY_MAX = 4096
@@ -552,6 +568,99 @@ class PostgresStore(PushedChanges, IdentityStore):
                 return str(await con.execute(sql, *args))
         except _UNAVAILABLE as e:
             raise self._unavailable(e) from e
+
+    # --- first sightings and the per-day history (eir/first_seen.py, eir/duplicates.py) --------
+    async def write_first_seen(self, rows: Sequence[tuple[str, float]]) -> None:
+        first: dict[str, float] = {}
+        for imei, ts in rows:  # one row each: ON CONFLICT may not touch a row twice
+            first[imei] = min(ts, first.get(imei, ts))
+        if first:
+            await self._obs_execute(
+                "INSERT INTO eir_first_seen SELECT * FROM unnest($1::text[], $2::float8[]) "
+                "ON CONFLICT (imei) DO UPDATE SET ts = least(eir_first_seen.ts, excluded.ts)",
+                list(first),
+                list(first.values()),
+            )
+
+    async def read_first_seen(self, limit: int) -> list[tuple[str, float]]:
+        async def run(con: asyncpg.Connection) -> list[tuple[str, float]]:
+            rows = await con.fetch(
+                "SELECT imei, ts FROM (SELECT imei, ts FROM eir_first_seen ORDER BY ts DESC LIMIT $1) r "
+                "ORDER BY ts",
+                max(limit, 0),
+            )
+            return [(r[0], r[1]) for r in rows]
+
+        return await self._read(run)
+
+    async def write_daily(self, rows: Sequence[tuple[str, int, str]]) -> None:
+        if rows:
+            imeis, days, imsis = (list(c) for c in zip(*set(rows), strict=True))
+            await self._obs_execute(
+                "INSERT INTO eir_daily SELECT * FROM unnest($1::text[], $2::int[], $3::text[]) "
+                "ON CONFLICT DO NOTHING",
+                imeis,
+                days,
+                imsis,
+            )
+
+    async def classify_duplicates(
+        self,
+        *,
+        today: int,
+        threshold: int,
+        period_days: int,
+        daily_avg: float,
+        daily_avg_days: int,
+        min_seen_days: int,
+    ) -> set[str]:
+        async def run(con: asyncpg.Connection) -> set[str]:
+            rows = await con.fetch(
+                "SELECT t.imei FROM (SELECT imei FROM eir_daily WHERE day > $1::int - $2::int "
+                "AND day <= $1::int GROUP BY imei HAVING count(DISTINCT imsi) >= $3::int) t JOIN "
+                "(SELECT imei FROM eir_daily WHERE day > $1::int - $4::int AND day <= $1::int "
+                "GROUP BY imei HAVING count(DISTINCT day) >= $5::int "
+                "AND count(*)::float8 / count(DISTINCT day) >= $6::float8) a ON a.imei = t.imei",
+                today,
+                period_days,
+                threshold,
+                daily_avg_days,
+                max(min_seen_days, 1),
+                float(daily_avg),
+            )
+            return {r[0] for r in rows}
+
+        return await self._read(run)
+
+    async def flag_duplicates(self, imeis: Sequence[str], ts: float) -> None:
+        if imeis:
+            await self._obs_execute(
+                "INSERT INTO eir_duplicates SELECT i, $2 FROM unnest($1::text[]) i ON CONFLICT DO NOTHING",
+                sorted(set(imeis)),
+                ts,
+            )
+
+    async def duplicates(self) -> dict[str, float]:
+        async def run(con: asyncpg.Connection) -> dict[str, float]:
+            return {r[0]: r[1] for r in await con.fetch("SELECT imei, ts FROM eir_duplicates")}
+
+        return await self._read(run)
+
+    async def prune_daily(self, before_day: int, max_rows: int) -> int:
+        gone = int((await self._obs_execute("DELETE FROM eir_daily WHERE day <= $1", before_day)).split()[-1])
+        if max_rows > 0:
+            for _ in range(10_000):  # whole days, oldest first (bounded)
+
+                async def count(con: asyncpg.Connection) -> int:
+                    return int(await con.fetchval("SELECT count(*) FROM eir_daily"))
+
+                if await self._read(count) <= max_rows:
+                    break
+                tag = await self._obs_execute(
+                    "DELETE FROM eir_daily WHERE day = (SELECT min(day) FROM eir_daily)"
+                )
+                gone += int(tag.split()[-1])
+        return gone
 
     # --- lists --------------------------------------------------------------------------------
     async def import_version(

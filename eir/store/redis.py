@@ -603,6 +603,109 @@ class RedisStore(PushedChanges, IdentityStore):
         await self._forget_empty_writers()
         return gone
 
+    # --- first sightings and the per-day history (eir/first_seen.py, eir/duplicates.py) --------
+    # first sightings: one sorted set (score = time; ZADD LT keeps the earliest); the history: a
+    # set of "imei|imsi" per day plus the set of days; the flags: a hash imei → time (HSETNX).
+    async def _pipe(self, build: Callable[[Any], object]) -> list[Any]:
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                build(pipe)
+                return list(await pipe.execute())
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+
+    async def write_first_seen(self, rows: Sequence[tuple[str, float]]) -> None:
+        first: dict[str, float] = {}
+        for imei, ts in rows:
+            first[imei] = min(ts, first.get(imei, ts))
+        if first:
+            await self._pipe(lambda p: p.zadd(self._k("first_seen"), first, lt=True))
+
+    async def read_first_seen(self, limit: int) -> list[tuple[str, float]]:
+        if limit <= 0:
+            return []
+        (got,) = await self._pipe(lambda p: p.zrange(self._k("first_seen"), -limit, -1, withscores=True))
+        return [(m, float(sc)) for m, sc in got]
+
+    async def write_daily(self, rows: Sequence[tuple[str, int, str]]) -> None:
+        by_day: dict[int, set[str]] = {}
+        for imei, day, imsi in rows:
+            by_day.setdefault(day, set()).add(f"{imei}|{imsi}")
+        if not by_day:
+            return
+
+        def build(p: Any) -> None:
+            for day, members in by_day.items():
+                p.sadd(self._k("daily", day), *members)
+            p.sadd(self._k("days"), *by_day)
+
+        await self._pipe(build)
+
+    async def _days(self) -> list[int]:
+        (days,) = await self._pipe(lambda p: p.smembers(self._k("days")))
+        return sorted(int(d) for d in days)
+
+    async def classify_duplicates(
+        self,
+        *,
+        today: int,
+        threshold: int,
+        period_days: int,
+        daily_avg: float,
+        daily_avg_days: int,
+        min_seen_days: int,
+    ) -> set[str]:
+        from eir.duplicates import duplicate_mk1
+
+        span = max(period_days, daily_avg_days)
+        days = [d for d in await self._days() if today - span < d <= today]
+        sets = await self._pipe(lambda p: [p.smembers(self._k("daily", d)) for d in days])
+        history = (
+            (imei, day, imsi)
+            for day, members in zip(days, sets, strict=True)
+            for imei, _, imsi in (m.partition("|") for m in members)
+        )
+        return duplicate_mk1(
+            history,
+            today=today,
+            threshold=threshold,
+            period_days=period_days,
+            daily_avg=daily_avg,
+            daily_avg_days=daily_avg_days,
+            min_seen_days=min_seen_days,
+        )
+
+    async def flag_duplicates(self, imeis: Sequence[str], ts: float) -> None:
+        if imeis:
+            await self._pipe(lambda p: [p.hsetnx(self._k("duplicates"), i, repr(float(ts))) for i in imeis])
+
+    async def duplicates(self) -> dict[str, float]:
+        (got,) = await self._pipe(lambda p: p.hgetall(self._k("duplicates")))
+        return {k: float(v) for k, v in got.items()}
+
+    async def prune_daily(self, before_day: int, max_rows: int) -> int:
+        days = await self._days()
+        sizes = dict(
+            zip(days, await self._pipe(lambda p: [p.scard(self._k("daily", d)) for d in days]), strict=True)
+        )
+        drop = [d for d in days if d <= before_day]
+        left = sum(n for d, n in sizes.items() if d > before_day)
+        for d in days:  # whole days, oldest first
+            if max_rows <= 0 or left <= max_rows:
+                break
+            if d > before_day:
+                drop.append(d)
+                left -= sizes[d]
+        if not drop:
+            return 0
+
+        def build(p: Any) -> None:
+            p.delete(*(self._k("daily", d) for d in drop))
+            p.srem(self._k("days"), *drop)
+
+        await self._pipe(build)
+        return sum(int(sizes[d]) for d in drop)
+
     # --- lists --------------------------------------------------------------------------------
     def _vkeys(self, vid: int | str) -> list[str]:
         """meta, r, s, p, then the BUCKETS exact-entry hashes."""

@@ -176,7 +176,8 @@ async def test_open_without_rights_is_a_clear_store_error(postgres_server: Postg
 
 async def test_a_schema_1_database_gains_the_reference_tables(postgres_url: str) -> None:
     """A database made before the reference tables (schema 1, lists imported) is migrated to the
-    current schema at open (2: reference tables, 3: overlay versions) and keeps its lists."""
+    current schema at open (2: reference tables, 3: overlay versions, 4: the first-sighting and
+    duplicate history) and keeps its lists."""
     from eir.store import postgres as pg
 
     old = PostgresStore(postgres_url)
@@ -204,4 +205,4 @@ async def test_a_schema_1_database_gains_the_reference_tables(postgres_url: str)
     finally:
         await store.close()
     rows = await _sql(postgres_url, "SELECT version FROM eir_schema ORDER BY version")
-    assert [r["version"] for r in rows] == [1, 2, 3]
+    assert [r["version"] for r in rows] == [1, 2, 3, 4]

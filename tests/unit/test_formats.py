@@ -409,7 +409,10 @@ async def test_gsma_tac_table_and_the_tac_not_allocated_rule(tmp_path: Path) -> 
     assert steps["tac_not_allocated"].outcome == "decided"
 
 
-async def test_registration_list_and_pyhss_tac(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+async def test_registration_list_and_pyhss_tac(tmp_path: Path, backend: str) -> None:
+    """SQLite answers registered IMEIs from an in-memory set with the record left out
+    (``REGISTERED``): the explanation still shows the record, read for it."""
     reg = write(
         tmp_path,
         "registration.csv",
@@ -423,7 +426,11 @@ async def test_registration_list_and_pyhss_tac(tmp_path: Path) -> None:
     assert parsed.table == "registration" and [k for k, _ in parsed.items] == [B1, B2]
     assert [b.line for b in parsed.bad] == [5]
     assert parsed.normalised.counts["truncated to 14 digits"] == 1
-    store = MemoryStore()
+    store: IdentityStore = MemoryStore()
+    if backend == "sqlite":
+        store = SqliteStore(f"sqlite:///{tmp_path / 'reg.db'}", str(tmp_path))
+        await store.open()
+        await store.import_version([], [], source="empty")
     await import_reference(store, parsed, skip_bad=True)
     c = checker(store)
     assert await verdict(c, B1) == ("white", "default")
@@ -448,6 +455,8 @@ async def test_registration_list_and_pyhss_tac(tmp_path: Path) -> None:
     assert await verdict(strict, B3) == ("grey", "not_registered")
     steps = {s.rule: s for s in await strict.explain(CheckRequest(imei=B1, interface=Interface.CLI))}
     assert steps["device"].detail == "TAC 35693803: Samsung Galaxy X"
+    assert steps["registered"].detail == "Samsung Galaxy X (Smartphone, LTE)"
+    await store.close()
 
 
 # --- information sharing out ---------------------------------------------------------------------------

@@ -1,0 +1,56 @@
+"""The observation history each backend keeps for the reference rules (issue 11): first
+sightings (the tac_not_allocated grace clock) and the per-day (IMEI, day, IMSI) history of DIRBS
+duplicate_mk1 with its sticky flags — the stores' own queries against the reference
+:func:`eir.duplicates.duplicate_mk1` on one synthetic history."""
+
+from __future__ import annotations
+
+from eir.duplicates import duplicate_mk1
+from eir.store.base import IdentityStore
+from tests.unit.test_reference_rules import DUP, T0, TODAY, synthetic_history
+
+DURABLE = {"sqlite", "postgres", "redis"}
+"""Backends whose second handle (another process) sees the history."""
+
+
+async def test_first_seen_keeps_the_earliest(store: IdentityStore) -> None:
+    await store.write_first_seen([("35000000000001", T0 + 5), ("35000000000002", T0 + 1)])
+    await store.write_first_seen([("35000000000001", T0), ("35000000000001", T0 + 9)])
+    assert await store.read_first_seen(10) == [("35000000000001", T0), ("35000000000002", T0 + 1)]
+    assert await store.read_first_seen(1) == [("35000000000002", T0 + 1)]  # the most recent
+
+
+async def test_duplicate_history_classify_flag_prune(store: IdentityStore) -> None:
+    history = synthetic_history()
+    await store.write_daily(history[: len(history) // 2])
+    await store.write_daily(history[len(history) // 2 :])
+    await store.write_daily(history[:3])  # repeats are one row
+    for params in (DUP, {**DUP, "period_days": 30}, {**DUP, "min_seen_days": 2}, {**DUP, "daily_avg": 1.0}):
+        want = duplicate_mk1(history, today=TODAY, **params)
+        assert await store.classify_duplicates(today=TODAY, **params) == want, params
+    await store.flag_duplicates(["35000000000010"], T0)
+    await store.flag_duplicates(["35000000000010", "35000000000011"], T0 + 1)  # the first time stays
+    assert await store.duplicates() == {"35000000000010": T0, "35000000000011": T0 + 1}
+    # pruning: days up to TODAY - 3 go; then whole oldest days until at most 6 rows remain
+    gone = await store.prune_daily(TODAY - 3, 0)
+    assert gone == sum(1 for r in set(history) if r[1] <= TODAY - 3)
+    assert await store.classify_duplicates(today=TODAY, **DUP) == duplicate_mk1(
+        [r for r in history if r[1] > TODAY - 3], today=TODAY, **DUP
+    )
+    await store.prune_daily(TODAY - 3, 6)
+    left = [r for r in set(history) if r[1] > TODAY - 3]
+    assert await store.classify_duplicates(
+        today=TODAY + 3, **{**DUP, "threshold": 1, "daily_avg": 0.0, "min_seen_days": 1}
+    ) <= {r[0] for r in left}
+    assert await store.duplicates() == {"35000000000010": T0, "35000000000011": T0 + 1}  # sticky
+
+
+async def test_a_second_handle_sees_the_history(store: IdentityStore, second_handle: IdentityStore) -> None:
+    if store.backend not in DURABLE:  # type: ignore[attr-defined]
+        return  # the memory store: every handle is its own store
+    await store.write_daily(synthetic_history())
+    await store.flag_duplicates(["35000000000010"], T0)
+    await store.write_first_seen([("35000000000001", T0)])
+    assert await second_handle.classify_duplicates(today=TODAY, **DUP) == {"35000000000010"}
+    assert await second_handle.duplicates() == {"35000000000010": T0}
+    assert await second_handle.read_first_seen(5) == [("35000000000001", T0)]
