@@ -30,7 +30,10 @@ from collections.abc import Callable, Iterable
 
 from eir.config import DuplicateConfig
 from eir.logging import RateLimitedLog, get_logger
+from eir.metrics import DUPLICATES_FLAGGED, HISTORY_DROPPED
 from eir.store.base import IdentityStore
+
+_DROPPED = HISTORY_DROPPED.labels("duplicate_history")
 
 __all__ = ["DAY", "DuplicateTracker", "duplicate_mk1"]
 
@@ -119,6 +122,7 @@ class DuplicateTracker:
             pending.add((imei, int(now // DAY), imsi))
         else:  # the store has been failing (or is slow): counted and logged, never silent
             self.dropped += 1
+            _DROPPED.inc()
             self._rl.warning(
                 self._log, "duplicates_dropped", "duplicate_history_dropped", dropped=self.dropped
             )
@@ -165,6 +169,7 @@ class DuplicateTracker:
             await self.store.flag_duplicates(new, now)
             for imei in new:
                 self.flagged[imei] = now
+            DUPLICATES_FLAGGED.set(len(self.flagged))
             self._log.warning("duplicates_flagged", count=len(new), first=new[0])
         await self.store.prune_daily(today - max(c.period_days, c.daily_avg_days), c.max_rows)
         return new
@@ -172,6 +177,7 @@ class DuplicateTracker:
     async def load(self) -> None:
         self.loaded = True
         self.flagged.update(await self.store.duplicates())
+        DUPLICATES_FLAGGED.set(len(self.flagged))
 
     async def start(self) -> None:
         try:

@@ -15,7 +15,10 @@ import time
 from collections.abc import Callable
 
 from eir.logging import RateLimitedLog, get_logger
+from eir.metrics import HISTORY_DROPPED
 from eir.store.base import IdentityStore
+
+_DROPPED = HISTORY_DROPPED.labels("first_seen")
 
 __all__ = ["FirstSeen"]
 
@@ -58,6 +61,7 @@ class FirstSeen:
                 self._pending.append((imei, now))
             else:  # the store has been failing for a while: counted and logged, never silent
                 self.dropped += 1
+                _DROPPED.inc()
                 self._rl.warning(self._log, "first_seen_dropped", "first_seen_dropped", dropped=self.dropped)
         return now
 

@@ -226,6 +226,21 @@ CHECKS_IN_FLIGHT = Gauge(
     registry=None,
 )
 
+DUPLICATES_FLAGGED = Gauge(
+    "eir_duplicates_flagged",
+    "IMEIs the DIRBS duplicate_mk1 rule (policy.duplicate) has flagged; sticky, so it only grows",
+    registry=None,
+)
+HISTORY_DROPPED = Counter(
+    "eir_history_dropped",
+    "Observations not kept because a bound was reached, by kind: first_seen (policy.tac_not_allocated "
+    "grace: max_first_seen) or duplicate_history (policy.duplicate: max_pending)",
+    ["kind"],
+    registry=None,
+)
+for _kind in ("first_seen", "duplicate_history"):  # exported at 0 from start
+    HISTORY_DROPPED.labels(_kind)
+
 
 _OWN: tuple[Collector, ...] = (
     REQUESTS,
@@ -256,6 +271,8 @@ _OWN: tuple[Collector, ...] = (
     HANDLE_LOOKUPS,
     OVERLOAD_REFUSED,
     CHECKS_IN_FLIGHT,
+    DUPLICATES_FLAGGED,
+    HISTORY_DROPPED,
 )
 _registered: set[int] = set()
 
