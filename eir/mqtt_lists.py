@@ -11,6 +11,10 @@ A message on ``mqtt.lists_topic`` is one update, in one of three shapes:
 * the bytes of a CSV file itself (what ``eir lists import`` reads): a full replacement unless it
   has an ``op`` column.
 
+A file (raw, or in ``csv`` with an optional ``"format"``) may be in any format of ``eir lists import
+--format`` — DIRBS lists, GSMA / PyHSS TAC tables, Open5GS eird JSON lines — named by ``format`` or
+recognised by its header, and is imported as that command does (eir/formats).
+
 Each is turned into the CSV text ``eir lists import`` reads and validated by the same parser
 (:func:`eir.lists.parse_csv`), then applied as one new list version by :func:`eir.lists.import_parsed`
 (deltas through ``store.import_version(delta=True, removals=…)``). Nothing is applied when a row is
@@ -51,6 +55,19 @@ def _parse(text: str, kind: str, delta: bool | None) -> ParsedList:
     return parse_csv(io.StringIO(text), kind=kind, delta=delta, max_reported=MAX_REPORTED)
 
 
+_FORMAT_MARK = "\x00format="
+"""Prefix update_to_csv puts before a file whose format the message named (never in a real file)."""
+
+
+def _first_line_format(text: str) -> str | None:
+    from eir.formats import detect_header
+
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            return detect_header(line)
+    return None
+
+
 class UpdateError(ValueError):
     """The message is not an update at all (not JSON nor CSV, wrong shape, too large)."""
 
@@ -65,7 +82,7 @@ def update_to_csv(payload: bytes, max_bytes: int) -> tuple[str, str, str, bool |
         text = payload.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise UpdateError(f"not UTF-8 ({e.reason} at byte {e.start})") from None
-    if not text.lstrip().startswith("{"):
+    if not text.lstrip().startswith("{") or _first_line_format(text) == "open5gs-eir":
         if not text.strip():
             raise UpdateError("empty message")
         return "", "equipment", text, None
@@ -84,15 +101,25 @@ def update_to_csv(payload: bytes, max_bytes: int) -> tuple[str, str, str, bool |
     delta = doc.get("delta")
     if delta is not None and not isinstance(delta, bool):
         raise UpdateError("delta: true or false")
-    unknown = sorted(set(doc) - {"id", "kind", "delta", "rows", "csv"})
+    unknown = sorted(set(doc) - {"id", "kind", "delta", "rows", "csv", "format"})
     if unknown:
-        raise UpdateError(f"unknown field {', '.join(unknown)} (id, kind, delta, rows, csv)")
+        raise UpdateError(f"unknown field {', '.join(unknown)} (id, kind, delta, rows, csv, format)")
     if ("rows" in doc) == ("csv" in doc):
         raise UpdateError("give either rows (a list of row objects) or csv (the text of a list file)")
     if "csv" in doc:
         if not isinstance(doc["csv"], str):
             raise UpdateError("csv: the text of a list file")
+        fmt = doc.get("format")
+        if fmt is not None:
+            from eir.formats import FORMATS
+
+            if fmt not in FORMATS:
+                raise UpdateError(f"format: one of {', '.join(FORMATS)}")
+            if fmt != "eir":
+                return str(uid), kind, _FORMAT_MARK + fmt + "\n" + doc["csv"], delta
         return str(uid), kind, doc["csv"], delta
+    if "format" in doc:
+        raise UpdateError("format: only with csv (rows are always the eir columns)")
     rows = doc["rows"]
     if not isinstance(rows, list) or not rows:
         raise UpdateError("rows: a non-empty list of row objects")
@@ -149,6 +176,13 @@ class ListUpdates:
         if uid and uid in self._done:
             LIST_UPDATES.labels("duplicate").inc()
             return {**self._done[uid], "duplicate": True}
+        fmt: str | None = None
+        if text.startswith(_FORMAT_MARK):
+            fmt, _, text = text[len(_FORMAT_MARK) :].partition("\n")
+        elif kind == "equipment":
+            fmt = _first_line_format(text)
+        if fmt not in (None, "eir"):
+            return await self._apply_other(uid, text, fmt)
         try:
             if len(text) > INLINE_PARSE:  # a whole national list: parsed off the event loop's thread
                 parsed = await asyncio.to_thread(_parse, text, kind, delta)
@@ -180,6 +214,41 @@ class ListUpdates:
         self._log.info(
             "list_update_applied", id=uid or None, version=version.id, rows=parsed.rows, delta=parsed.delta
         )
+        if uid:
+            self._done[uid] = ack
+            while len(self._done) > self._remember:
+                self._done.popitem(last=False)
+        return ack
+
+    async def _apply_other(self, uid: str, text: str, fmt: str | None) -> dict[str, Any]:
+        """A national or vendor format (DIRBS, GSMA TAC, PyHSS, Open5GS; eir/formats), named by the
+        message's ``format`` or recognised by its header: validated and imported as ``eir lists
+        import --format`` does (a reference table, or a new list version)."""
+        from eir.lists import import_text
+
+        source = f"mqtt:{uid}" if uid else "mqtt"
+        try:
+            report = await import_text(self.store, text, fmt=fmt, name=source)
+        except ListFileError as e:
+            return self._rejected(uid, str(e), [])
+        except Exception as e:  # the store refused or is down: the previous version stays
+            return self._rejected(uid, f"not applied: {type(e).__name__}: {e}", [])
+        if not report.get("imported"):
+            errors = list(report.get("errors", []))[:MAX_REPORTED]
+            bad = int(report.get("bad_rows", 0))
+            return self._rejected(uid, f"{bad} bad rows, nothing applied", errors, bad)
+        LIST_UPDATES.labels("applied").inc()
+        ack: dict[str, Any] = {
+            "id": uid,
+            "ok": True,
+            "version": report.get("version"),
+            "rows": report.get("rows"),
+            "format": report.get("format"),
+            "summary": f"{report.get('rows')} rows ({report.get('format')})",
+        }
+        if report.get("table"):
+            ack["table"] = report["table"]
+        self._log.info("list_update_applied", id=uid or None, version=ack["version"], format=ack["format"])
         if uid:
             self._done[uid] = ack
             while len(self._done) > self._remember:

@@ -158,6 +158,33 @@ async def test_a_whole_csv_file_replaces_the_list(mosquitto: MosquittoServer, st
     await ev.close()
 
 
+async def test_national_formats_over_mqtt(mosquitto: MosquittoServer, store: IdentityStore) -> None:
+    """The formats of ``eir lists import --format`` come in too: a DIRBS blacklist recognised by its
+    header, Open5GS eird JSON lines sent raw, and a GSMA TAC table named by ``format`` (a reference
+    table, no new list version); a bad DIRBS row is refused with its line."""
+    ev = await _eir(mosquitto.port, store)
+    dirbs = b"imei,block_date,reasons\n35394206000002,20260101,stolen|duplicate\n"
+    open5gs = b'{"pei": "imei-490154203237518", "status": "BLACKLISTED"}\n'
+    tac = {
+        "id": "tac-1",
+        "format": "gsma-tac",
+        "csv": "TAC|Marketing Name|Internal Model Name|Manufacturer|Bands|Allocation Date|Country Code|"
+        "Fixed Code|Manufacturer Code|Radio Interface|Brand Name|Model Name|Operating System|NFC|"
+        "Bluetooth|WLAN|Device Type\n35394206|Lab Phone|LP1|Lab|GSM|01-Jan-2020|840|0|M1|LTE|Lab|LP|"
+        "Android|Y|Y|Y|Smartphone\n",
+    }
+    bad = b"imei,block_date,reasons\nnot-an-imei,20260101,stolen\n"
+    a1, a2, a3, a4 = await _publish_and_ack(mosquitto.port, [dirbs, open5gs, json.dumps(tac).encode(), bad])
+    assert a1["ok"] and a1["format"] == "dirbs-blacklist", a1
+    assert await _status(store, "35394206000002") == "black"
+    assert a2["ok"] and a2["format"] == "open5gs-eir", a2
+    assert await _status(store, "49015420323751") == "black"
+    assert a3["ok"] and a3["table"] == "tac" and a3["version"] == a2["version"], a3
+    assert not a4["ok"] and a4["errors"] and a4["errors"][0]["line"] == 2, a4
+    assert await store.active_version() == a2["version"]
+    await ev.close()
+
+
 async def test_bad_rows_are_reported_and_nothing_is_applied(
     mosquitto: MosquittoServer, store: IdentityStore
 ) -> None:
