@@ -60,7 +60,7 @@ fuzz-smoke: $(STAMP)
 	@$(FUZZ_DEPS)
 	$(BIN)/python -m fuzz run all --seconds 30 --jobs 2
 
-## Soak (bench/soak.py): S13 and MAP together at 80 % of their combined maximum for 10 minutes;
+## Soak (bench/soak.py): S13 and MAP together for 10 minutes at 80 % of what the machine does (half each);
 ## fails on any unanswered request, RSS growth >= 5 % or a p99 drifting past 3 x its median
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak --out bench/soak.json
