@@ -15,7 +15,12 @@ most IMEI/IMSI pairs are fresh, so the clone rule records a new sighting per che
 
 Run alone: ``.venv/bin/python -m bench.clone [--quick] [--stores sqlite,postgres,redis]``. Besides
 the rate ratios it prints the same ratios from the EIR's CPU per check (``…_cpu``), steadier on a
-shared machine.
+shared machine. ``--profile DIR`` runs each ``eir serve`` under cProfile (``DIR/<store>.prof``, read
+with ``python -m pstats``): what a check and the write-behind cost inside the EIR.
+
+``--write-cost`` measures instead what the write-behind costs the EIR per sighting: batches of
+5,000 rows (the default ``batch_size``) of fresh pairs written by ``write_sightings`` to each store,
+and the writing process's CPU time (its threads included: SQLite writes in a worker thread) per row.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import functools
 import json
 import sys
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +42,7 @@ if str(ROOT) not in sys.path:
 
 from simulations.mme import SimulatedMme  # noqa: E402
 from simulations.msc import SimulatedMsc  # noqa: E402
+import testkit.eirproc  # noqa: E402
 from testkit.eirproc import EirProcess  # noqa: E402
 from testkit.proc import cpu_seconds  # noqa: E402
 
@@ -119,7 +126,16 @@ async def _one_store(tmp: Path, name: str, observations_url: str | None, count: 
         tmp / name,
         {"log": {"level": "warning"}, "lists": {"import_on_start": []}, "store": store},
     )
-    eir.start()
+    if PROFILE is not None:
+        out = str(PROFILE / f"{name}.prof")
+        command = testkit.eirproc.eir_command
+        testkit.eirproc.eir_command = lambda: [sys.executable, "-m", "cProfile", "-o", out, "-m", "eir.cli"]
+        try:
+            eir.start(timeout=60)
+        finally:
+            testkit.eirproc.eir_command = command
+    else:
+        eir.start()
     try:
         r = await _s13(eir, count)
         r |= await _map(eir, count)
@@ -139,6 +155,78 @@ async def _one_store(tmp: Path, name: str, observations_url: str | None, count: 
 
 
 STORES = ("sqlite", "postgres", "redis")
+PROFILE: Path | None = None
+"""``--profile``: the directory of each ``eir serve``'s cProfile output."""
+WRITE_BATCH, WRITE_BATCHES = 5_000, 20
+
+
+async def _write_cost(store: Any) -> dict[str, Any]:
+    """The writer's CPU per row of ``write_sightings``, batches as the write-behind sends them."""
+    now = time.time()
+    n = WRITE_BATCH * WRITE_BATCHES
+    rows = [
+        (f"35{k * 7919 % POPULATION[0]:012d}", "i", f"26201{k % POPULATION[1]:010d}", now + k * 1e-5)
+        for k in range(n)
+    ]
+    await store.write_sightings(rows[:WRITE_BATCH], writer="warm")  # connections, scripts, plans
+    c0, t0 = time.process_time(), time.perf_counter()
+    for i in range(0, n, WRITE_BATCH):
+        await store.write_sightings(rows[i : i + WRITE_BATCH], writer="bench")
+    c1, t1 = time.process_time(), time.perf_counter()
+    fig = {
+        "rows": n,
+        "client_cpu_us_per_row": round((c1 - c0) / n * 1e6, 2),
+        "rows_per_s": round(n / (t1 - t0)),
+    }
+    print(f"    write_sightings: {fig}", flush=True)
+    return fig
+
+
+def write_cost(stores: tuple[str, ...] = STORES) -> dict[str, Any]:
+    async def main() -> dict[str, Any]:
+        from testkit.services import PostgresServer, RedisServer
+
+        out: dict[str, Any] = {}
+        with tempfile.TemporaryDirectory(prefix="bench-clone-") as td:
+            for kind in stores:
+                store: Any
+                if kind == "sqlite":
+                    from eir.store.sqlite import SqliteStore
+
+                    store = SqliteStore(f"sqlite:///{Path(td) / 'eir.db'}")
+                    await store.open()
+                    try:
+                        print(f"  {kind}:", flush=True)
+                        out[kind] = await _write_cost(store)
+                    finally:
+                        await store.close()
+                    continue
+                try:
+                    srv = PostgresServer() if kind == "postgres" else RedisServer()
+                except FileNotFoundError as e:
+                    out[kind] = {"skipped": str(e)}
+                    continue
+                srv.start()
+                try:
+                    if isinstance(srv, PostgresServer):
+                        from eir.store.postgres import PostgresStore
+
+                        store = PostgresStore(srv.new_database())
+                    else:
+                        from eir.store.redis import RedisStore
+
+                        store = RedisStore(srv.url)
+                    await store.open()
+                    try:
+                        print(f"  {kind}:", flush=True)
+                        out[kind] = await _write_cost(store)
+                    finally:
+                        await store.close()
+                finally:
+                    srv.destroy()
+        return out
+
+    return asyncio.run(main())
 
 
 def run(quick: bool, stores: tuple[str, ...] = STORES) -> dict[str, Any]:
@@ -178,5 +266,14 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(prog="python -m bench.clone", description=__doc__)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--stores", default=",".join(STORES), help="comma-separated: sqlite,postgres,redis")
+    p.add_argument("--profile", metavar="DIR", help="run each eir serve under cProfile, DIR/<store>.prof")
+    p.add_argument("--write-cost", action="store_true", help="only the write-behind's CPU per row")
     a = p.parse_args()
-    print(json.dumps(run(a.quick, tuple(a.stores.split(","))), indent=2))
+    stores = tuple(a.stores.split(","))
+    if a.write_cost:
+        print(json.dumps(write_cost(stores), indent=2))
+        sys.exit()
+    if a.profile:
+        PROFILE = Path(a.profile).resolve()
+        PROFILE.mkdir(parents=True, exist_ok=True)
+    print(json.dumps(run(a.quick, stores), indent=2))
