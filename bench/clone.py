@@ -50,20 +50,40 @@ IMEI, IMSI = "35209900000000", "262010000000000"
 POPULATION = (1_000_000, 100_000)
 
 
-def _figure(name: str, count: int, seconds: float, cpu: float | None) -> dict[str, Any]:
+def tree_cpu(pid: int | None) -> float | None:
+    """CPU seconds of a process and its children (a PostgreSQL server's backends), from /proc."""
+    if pid is None:
+        return None
+    pids = {pid}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                pids.add(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    total = [c for c in (cpu_seconds(p) for p in pids) if c is not None]
+    return sum(total) if total else None
+
+
+def _figure(
+    name: str, count: int, seconds: float, cpu: float | None, server_cpu: float | None = None
+) -> dict[str, Any]:
     fig: dict[str, Any] = {"checks": count, "checks_per_s": round(count / seconds, 1)}
     if cpu:
         fig["eir_us_per_check"] = round(cpu / count * 1e6, 1)
+    if server_cpu is not None:
+        fig["store_server_us_per_check"] = round(server_cpu / count * 1e6, 1)
     print(
         f"    {name:16s} {fig['checks_per_s']:9.1f}/s  "
-        f"{fig.get('eir_us_per_check', '?')} us EIR CPU per check",
+        f"{fig.get('eir_us_per_check', '?')} us EIR CPU per check"
+        + (f", {fig['store_server_us_per_check']} us store server CPU" if server_cpu is not None else ""),
         flush=True,
     )
     return fig
 
 
 async def _measure(
-    eir: EirProcess, iface: str, count: int, load: Callable[..., Awaitable[Any]]
+    eir: EirProcess, iface: str, count: int, load: Callable[..., Awaitable[Any]], server: int | None = None
 ) -> dict[str, Any]:
     """The three runs of one interface: one IMEI without IMSI, IMEIs spread without IMSI, and the
     same spread each with an IMSI; the EIR's CPU per check from /proc."""
@@ -74,29 +94,35 @@ async def _measure(
         (f"{iface}_population", {"imsi": IMSI, "population": POPULATION}),
     ):
         assert eir.proc is not None
-        c0 = cpu_seconds(eir.proc.pid)
+        c0, s0 = cpu_seconds(eir.proc.pid), tree_cpu(server)
         s = await load(IMEI, count=count, window=128, **kw)
-        c1 = cpu_seconds(eir.proc.pid)
+        c1, s1 = cpu_seconds(eir.proc.pid), tree_cpu(server)
         if sum(s.verdicts.values()) != count or set(s.verdicts) - {"white", "grey"}:
             raise RuntimeError(f"{name}: unexpected verdicts {dict(s.verdicts)}")
-        out[name] = _figure(name, count, s.seconds, c1 - c0 if c0 is not None and c1 is not None else None)
+        out[name] = _figure(
+            name,
+            count,
+            s.seconds,
+            c1 - c0 if c0 is not None and c1 is not None else None,
+            s1 - s0 if s0 is not None and s1 is not None else None,
+        )
     return out
 
 
-async def _s13(eir: EirProcess, count: int) -> dict[str, Any]:
+async def _s13(eir: EirProcess, count: int, server: int | None = None) -> dict[str, Any]:
     mme = await SimulatedMme.connect(*eir.diameter)
     try:
         await mme.load(IMEI, count=2000, window=64)  # warm-up
-        return await _measure(eir, "s13", count, mme.load)
+        return await _measure(eir, "s13", count, mme.load, server)
     finally:
         await mme.close()
 
 
-async def _map(eir: EirProcess, count: int) -> dict[str, Any]:
+async def _map(eir: EirProcess, count: int, server: int | None = None) -> dict[str, Any]:
     msc = await SimulatedMsc.connect(*eir.m3ua)
     try:
         await msc.load(IMEI, count=2000, window=64, version=3)  # warm-up
-        return await _measure(eir, "map", count, functools.partial(msc.load, version=3))
+        return await _measure(eir, "map", count, functools.partial(msc.load, version=3), server)
     finally:
         await msc.close()
 
@@ -118,7 +144,9 @@ def _ratios(r: dict[str, Any]) -> None:
             r[f"{iface}_population_vs_same_imeis_no_imsi"] = round(b["checks_per_s"] / m["checks_per_s"], 3)
 
 
-async def _one_store(tmp: Path, name: str, observations_url: str | None, count: int) -> dict[str, Any]:
+async def _one_store(
+    tmp: Path, name: str, observations_url: str | None, count: int, server: int | None = None
+) -> dict[str, Any]:
     store: dict[str, Any] = {}
     if observations_url:
         store["observations_url"] = observations_url
@@ -137,8 +165,8 @@ async def _one_store(tmp: Path, name: str, observations_url: str | None, count: 
     else:
         eir.start()
     try:
-        r = await _s13(eir, count)
-        r |= await _map(eir, count)
+        r = await _s13(eir, count, server)
+        r |= await _map(eir, count, server)
     finally:
         eir.stop()
     _ratios(r)
@@ -160,7 +188,7 @@ PROFILE: Path | None = None
 WRITE_BATCH, WRITE_BATCHES = 5_000, 20
 
 
-async def _write_cost(store: Any) -> dict[str, Any]:
+async def _write_cost(store: Any, server: int | None = None) -> dict[str, Any]:
     """The writer's CPU per row of ``write_sightings``, batches as the write-behind sends them."""
     now = time.time()
     n = WRITE_BATCH * WRITE_BATCHES
@@ -169,15 +197,17 @@ async def _write_cost(store: Any) -> dict[str, Any]:
         for k in range(n)
     ]
     await store.write_sightings(rows[:WRITE_BATCH], writer="warm")  # connections, scripts, plans
-    c0, t0 = time.process_time(), time.perf_counter()
+    c0, t0, s0 = time.process_time(), time.perf_counter(), tree_cpu(server)
     for i in range(0, n, WRITE_BATCH):
         await store.write_sightings(rows[i : i + WRITE_BATCH], writer="bench")
-    c1, t1 = time.process_time(), time.perf_counter()
-    fig = {
+    c1, t1, s1 = time.process_time(), time.perf_counter(), tree_cpu(server)
+    fig: dict[str, Any] = {
         "rows": n,
         "client_cpu_us_per_row": round((c1 - c0) / n * 1e6, 2),
         "rows_per_s": round(n / (t1 - t0)),
     }
+    if s0 is not None and s1 is not None:
+        fig["server_cpu_us_per_row"] = round((s1 - s0) / n * 1e6, 2)
     print(f"    write_sightings: {fig}", flush=True)
     return fig
 
@@ -219,7 +249,7 @@ def write_cost(stores: tuple[str, ...] = STORES) -> dict[str, Any]:
                     await store.open()
                     try:
                         print(f"  {kind}:", flush=True)
-                        out[kind] = await _write_cost(store)
+                        out[kind] = await _write_cost(store, srv.proc.pid if srv.proc else None)
                     finally:
                         await store.close()
                 finally:
@@ -249,7 +279,8 @@ def run(quick: bool, stores: tuple[str, ...] = STORES) -> dict[str, Any]:
                 srv.start()
                 try:
                     url = srv.new_database() if isinstance(srv, PostgresServer) else srv.url
-                    out[kind] = await _one_store(tmp, kind, url, count)
+                    pid = srv.proc.pid if srv.proc is not None else None
+                    out[kind] = await _one_store(tmp, kind, url, count, pid)
                 finally:
                     srv.destroy()
         return out
