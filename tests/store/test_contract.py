@@ -255,6 +255,17 @@ async def test_sightings_values_and_times_round_trip_exactly(store: IdentityStor
     assert await store.read_sightings(t - 1, imei=a, exclude_writer="w2", limit=1) == [(a, "o", "mme2", t + 0.1)]
 
 
+async def test_sightings_a_large_batch_arrives_whole(store: IdentityStore) -> None:
+    """A batch of several statements' worth of rows (SQLite writes 500 to an INSERT) and an odd
+    remainder: every row stored once, with its own time."""
+    t = 2_000_000.0
+    rows = [(f"{35209900000000 + i}", "i", f"26201{i:010d}", t + i / 8) for i in range(1234)]
+    await store.write_sightings(rows, writer="w1")
+    back = await store.read_sightings(t)
+    assert len(back) == 1234
+    assert sorted(back) == sorted(rows)
+
+
 async def test_sightings_read_by_time_imei_and_limit(store: IdentityStore) -> None:
     t = 2_000_000.0
     a, b = "35209900176148", "35209900176155"
