@@ -40,9 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import testkit.eirproc  # noqa: E402
 from simulations.mme import SimulatedMme  # noqa: E402
 from simulations.msc import SimulatedMsc  # noqa: E402
-import testkit.eirproc  # noqa: E402
 from testkit.eirproc import EirProcess  # noqa: E402
 from testkit.proc import cpu_seconds  # noqa: E402
 

@@ -252,7 +252,9 @@ async def test_sightings_values_and_times_round_trip_exactly(store: IdentityStor
         (a, "i", "262010000000001", t + 1e-6),
         (a, "o", odd, t),
     ]
-    assert await store.read_sightings(t - 1, imei=a, exclude_writer="w2", limit=1) == [(a, "o", "mme2", t + 0.1)]
+    assert await store.read_sightings(t - 1, imei=a, exclude_writer="w2", limit=1) == [
+        (a, "o", "mme2", t + 0.1)
+    ]
 
 
 async def test_sightings_a_large_batch_arrives_whole(store: IdentityStore) -> None:
