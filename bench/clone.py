@@ -15,7 +15,12 @@ most IMEI/IMSI pairs are fresh, so the clone rule records a new sighting per che
 
 Run alone: ``.venv/bin/python -m bench.clone [--quick] [--stores sqlite,postgres,redis]``. Besides
 the rate ratios it prints the same ratios from the EIR's CPU per check (``…_cpu``), steadier on a
-shared machine.
+shared machine. ``--profile DIR`` runs each ``eir serve`` under cProfile (``DIR/<store>.prof``, read
+with ``python -m pstats``): what a check and the write-behind cost inside the EIR.
+
+``--write-cost`` measures instead what the write-behind costs the EIR per sighting: batches of
+5,000 rows (the default ``batch_size``) of fresh pairs written by ``write_sightings`` to each store,
+and the writing process's CPU time (its threads included: SQLite writes in a worker thread) per row.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import functools
 import json
 import sys
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import testkit.eirproc  # noqa: E402
 from simulations.mme import SimulatedMme  # noqa: E402
 from simulations.msc import SimulatedMsc  # noqa: E402
 from testkit.eirproc import EirProcess  # noqa: E402
@@ -43,20 +50,40 @@ IMEI, IMSI = "35209900000000", "262010000000000"
 POPULATION = (1_000_000, 100_000)
 
 
-def _figure(name: str, count: int, seconds: float, cpu: float | None) -> dict[str, Any]:
+def tree_cpu(pid: int | None) -> float | None:
+    """CPU seconds of a process and its children (a PostgreSQL server's backends), from /proc."""
+    if pid is None:
+        return None
+    pids = {pid}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                pids.add(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    total = [c for c in (cpu_seconds(p) for p in pids) if c is not None]
+    return sum(total) if total else None
+
+
+def _figure(
+    name: str, count: int, seconds: float, cpu: float | None, server_cpu: float | None = None
+) -> dict[str, Any]:
     fig: dict[str, Any] = {"checks": count, "checks_per_s": round(count / seconds, 1)}
     if cpu:
         fig["eir_us_per_check"] = round(cpu / count * 1e6, 1)
+    if server_cpu is not None:
+        fig["store_server_us_per_check"] = round(server_cpu / count * 1e6, 1)
     print(
         f"    {name:16s} {fig['checks_per_s']:9.1f}/s  "
-        f"{fig.get('eir_us_per_check', '?')} us EIR CPU per check",
+        f"{fig.get('eir_us_per_check', '?')} us EIR CPU per check"
+        + (f", {fig['store_server_us_per_check']} us store server CPU" if server_cpu is not None else ""),
         flush=True,
     )
     return fig
 
 
 async def _measure(
-    eir: EirProcess, iface: str, count: int, load: Callable[..., Awaitable[Any]]
+    eir: EirProcess, iface: str, count: int, load: Callable[..., Awaitable[Any]], server: int | None = None
 ) -> dict[str, Any]:
     """The three runs of one interface: one IMEI without IMSI, IMEIs spread without IMSI, and the
     same spread each with an IMSI; the EIR's CPU per check from /proc."""
@@ -67,29 +94,35 @@ async def _measure(
         (f"{iface}_population", {"imsi": IMSI, "population": POPULATION}),
     ):
         assert eir.proc is not None
-        c0 = cpu_seconds(eir.proc.pid)
+        c0, s0 = cpu_seconds(eir.proc.pid), tree_cpu(server)
         s = await load(IMEI, count=count, window=128, **kw)
-        c1 = cpu_seconds(eir.proc.pid)
+        c1, s1 = cpu_seconds(eir.proc.pid), tree_cpu(server)
         if sum(s.verdicts.values()) != count or set(s.verdicts) - {"white", "grey"}:
             raise RuntimeError(f"{name}: unexpected verdicts {dict(s.verdicts)}")
-        out[name] = _figure(name, count, s.seconds, c1 - c0 if c0 is not None and c1 is not None else None)
+        out[name] = _figure(
+            name,
+            count,
+            s.seconds,
+            c1 - c0 if c0 is not None and c1 is not None else None,
+            s1 - s0 if s0 is not None and s1 is not None else None,
+        )
     return out
 
 
-async def _s13(eir: EirProcess, count: int) -> dict[str, Any]:
+async def _s13(eir: EirProcess, count: int, server: int | None = None) -> dict[str, Any]:
     mme = await SimulatedMme.connect(*eir.diameter)
     try:
         await mme.load(IMEI, count=2000, window=64)  # warm-up
-        return await _measure(eir, "s13", count, mme.load)
+        return await _measure(eir, "s13", count, mme.load, server)
     finally:
         await mme.close()
 
 
-async def _map(eir: EirProcess, count: int) -> dict[str, Any]:
+async def _map(eir: EirProcess, count: int, server: int | None = None) -> dict[str, Any]:
     msc = await SimulatedMsc.connect(*eir.m3ua)
     try:
         await msc.load(IMEI, count=2000, window=64, version=3)  # warm-up
-        return await _measure(eir, "map", count, functools.partial(msc.load, version=3))
+        return await _measure(eir, "map", count, functools.partial(msc.load, version=3), server)
     finally:
         await msc.close()
 
@@ -111,7 +144,9 @@ def _ratios(r: dict[str, Any]) -> None:
             r[f"{iface}_population_vs_same_imeis_no_imsi"] = round(b["checks_per_s"] / m["checks_per_s"], 3)
 
 
-async def _one_store(tmp: Path, name: str, observations_url: str | None, count: int) -> dict[str, Any]:
+async def _one_store(
+    tmp: Path, name: str, observations_url: str | None, count: int, server: int | None = None
+) -> dict[str, Any]:
     store: dict[str, Any] = {}
     if observations_url:
         store["observations_url"] = observations_url
@@ -119,10 +154,19 @@ async def _one_store(tmp: Path, name: str, observations_url: str | None, count: 
         tmp / name,
         {"log": {"level": "warning"}, "lists": {"import_on_start": []}, "store": store},
     )
-    eir.start()
+    if PROFILE is not None:
+        out = str(PROFILE / f"{name}.prof")
+        command = testkit.eirproc.eir_command
+        testkit.eirproc.eir_command = lambda: [sys.executable, "-m", "cProfile", "-o", out, "-m", "eir.cli"]
+        try:
+            eir.start(timeout=60)
+        finally:
+            testkit.eirproc.eir_command = command
+    else:
+        eir.start()
     try:
-        r = await _s13(eir, count)
-        r |= await _map(eir, count)
+        r = await _s13(eir, count, server)
+        r |= await _map(eir, count, server)
     finally:
         eir.stop()
     _ratios(r)
@@ -139,6 +183,80 @@ async def _one_store(tmp: Path, name: str, observations_url: str | None, count: 
 
 
 STORES = ("sqlite", "postgres", "redis")
+PROFILE: Path | None = None
+"""``--profile``: the directory of each ``eir serve``'s cProfile output."""
+WRITE_BATCH, WRITE_BATCHES = 5_000, 20
+
+
+async def _write_cost(store: Any, server: int | None = None) -> dict[str, Any]:
+    """The writer's CPU per row of ``write_sightings``, batches as the write-behind sends them."""
+    now = time.time()
+    n = WRITE_BATCH * WRITE_BATCHES
+    rows = [
+        (f"35{k * 7919 % POPULATION[0]:012d}", "i", f"26201{k % POPULATION[1]:010d}", now + k * 1e-5)
+        for k in range(n)
+    ]
+    await store.write_sightings(rows[:WRITE_BATCH], writer="warm")  # connections, scripts, plans
+    c0, t0, s0 = time.process_time(), time.perf_counter(), tree_cpu(server)
+    for i in range(0, n, WRITE_BATCH):
+        await store.write_sightings(rows[i : i + WRITE_BATCH], writer="bench")
+    c1, t1, s1 = time.process_time(), time.perf_counter(), tree_cpu(server)
+    fig: dict[str, Any] = {
+        "rows": n,
+        "client_cpu_us_per_row": round((c1 - c0) / n * 1e6, 2),
+        "rows_per_s": round(n / (t1 - t0)),
+    }
+    if s0 is not None and s1 is not None:
+        fig["server_cpu_us_per_row"] = round((s1 - s0) / n * 1e6, 2)
+    print(f"    write_sightings: {fig}", flush=True)
+    return fig
+
+
+def write_cost(stores: tuple[str, ...] = STORES) -> dict[str, Any]:
+    async def main() -> dict[str, Any]:
+        from testkit.services import PostgresServer, RedisServer
+
+        out: dict[str, Any] = {}
+        with tempfile.TemporaryDirectory(prefix="bench-clone-") as td:
+            for kind in stores:
+                store: Any
+                if kind == "sqlite":
+                    from eir.store.sqlite import SqliteStore
+
+                    store = SqliteStore(f"sqlite:///{Path(td) / 'eir.db'}")
+                    await store.open()
+                    try:
+                        print(f"  {kind}:", flush=True)
+                        out[kind] = await _write_cost(store)
+                    finally:
+                        await store.close()
+                    continue
+                try:
+                    srv = PostgresServer() if kind == "postgres" else RedisServer()
+                except FileNotFoundError as e:
+                    out[kind] = {"skipped": str(e)}
+                    continue
+                srv.start()
+                try:
+                    if isinstance(srv, PostgresServer):
+                        from eir.store.postgres import PostgresStore
+
+                        store = PostgresStore(srv.new_database())
+                    else:
+                        from eir.store.redis import RedisStore
+
+                        store = RedisStore(srv.url)
+                    await store.open()
+                    try:
+                        print(f"  {kind}:", flush=True)
+                        out[kind] = await _write_cost(store, srv.proc.pid if srv.proc else None)
+                    finally:
+                        await store.close()
+                finally:
+                    srv.destroy()
+        return out
+
+    return asyncio.run(main())
 
 
 def run(quick: bool, stores: tuple[str, ...] = STORES) -> dict[str, Any]:
@@ -161,7 +279,8 @@ def run(quick: bool, stores: tuple[str, ...] = STORES) -> dict[str, Any]:
                 srv.start()
                 try:
                     url = srv.new_database() if isinstance(srv, PostgresServer) else srv.url
-                    out[kind] = await _one_store(tmp, kind, url, count)
+                    pid = srv.proc.pid if srv.proc is not None else None
+                    out[kind] = await _one_store(tmp, kind, url, count, pid)
                 finally:
                     srv.destroy()
         return out
@@ -178,5 +297,14 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(prog="python -m bench.clone", description=__doc__)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--stores", default=",".join(STORES), help="comma-separated: sqlite,postgres,redis")
+    p.add_argument("--profile", metavar="DIR", help="run each eir serve under cProfile, DIR/<store>.prof")
+    p.add_argument("--write-cost", action="store_true", help="only the write-behind's CPU per row")
     a = p.parse_args()
-    print(json.dumps(run(a.quick, tuple(a.stores.split(","))), indent=2))
+    stores = tuple(a.stores.split(","))
+    if a.write_cost:
+        print(json.dumps(write_cost(stores), indent=2))
+        sys.exit()
+    if a.profile:
+        PROFILE = Path(a.profile).resolve()
+        PROFILE.mkdir(parents=True, exist_ok=True)
+    print(json.dumps(run(a.quick, stores), indent=2))

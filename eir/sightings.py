@@ -122,6 +122,8 @@ class SightingTracker:
         """None: this instance is the only writer (nothing to read back)."""
         self.batch_size = max(1, batch_size)
         self.max_pending = max(1, max_pending)
+        self._wake_at = min(self.batch_size, self.max_pending) - 1
+        """Below this many queued rows a new one is simply appended (no drop, no wake-up due)."""
         self.clock = clock
         self.fresh = min(1.0, window / 100)
         """A value seen again within this many seconds is not written again."""
@@ -175,22 +177,28 @@ class SightingTracker:
             if not trusted:
                 self._refused["untrusted"].inc()
                 imsi = origin = None  # answered against what trusted peers recorded
-        cutoff = now - self.window
-        decay = self._decay
-        values = self._imsis.get(imei)
+        imsis = self._imsis
+        values = imsis.get(imei)
         if imsi:
             if values is None:
-                if len(self._imsis) >= self.max_imeis:
-                    _evict(self._imsis, self.max_imeis)
+                if len(imsis) >= self.max_imeis:
+                    _evict(imsis, self.max_imeis)
                 if not self._budgets and not origin and not self._origins:
                     # the common case of a population load, a first sighting of the IMEI and no
-                    # origins: _note's work without its tests (nothing to forget, nothing counted)
-                    self._imsis[imei] = {imsi: now}
+                    # origins: _note's and _queue's work without their tests (nothing to forget,
+                    # nothing counted; the queue's bound still holds)
+                    imsis[imei] = {imsi: now}
                     if self.running:
-                        self._queue((imei, IMSI, imsi, now))
+                        pending = self._pending
+                        if len(pending) >= self._wake_at:
+                            self._queue((imei, IMSI, imsi, now))
+                        else:
+                            pending.append((imei, IMSI, imsi, now))
                     return _ONE_IMSI
-                values = self._imsis[imei] = {}
+                values = imsis[imei] = {}
             self._note(values, imei, IMSI, imsi, now, peer)
+        cutoff = now - self.window
+        decay = self._decay
         if not values:
             n_imsis = 0
         else:
@@ -411,8 +419,13 @@ class SightingTracker:
         """Write one batch; False when there was nothing to write or the store failed."""
         if not self._pending:
             return False
-        n = min(len(self._pending), self.batch_size)
-        batch = [self._pending.popleft() for _ in range(n)]
+        pending = self._pending
+        n = min(len(pending), self.batch_size)
+        if n == len(pending):  # the usual case: the whole queue, in one C-level copy
+            batch = list(pending)
+            pending.clear()
+        else:
+            batch = [pending.popleft() for _ in range(n)]
         try:
             await self.store.write_sightings(batch, writer=self.writer)
         except Exception as e:

@@ -41,6 +41,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import itertools
 import sqlite3
 import threading
 import time
@@ -121,6 +123,15 @@ async def _uncancelled_thread(fn: Callable[[], T]) -> T:
 
 
 _KIND_CODE = {"i": 0, "o": 1, "c": 2}
+_ROWS_PER_INSERT = 500
+"""Sightings per INSERT statement (2,500 parameters; fewer when the library allows fewer)."""
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_rows(n: int) -> str:
+    return "INSERT INTO sightings VALUES " + ",".join(["(?, ?, ?, ?, ?)"] * n)
+
+
 _INTERLEAVE = 10.0
 """Seconds by which rows of several writers (workers) may be out of time order in the log: their
 batch delays, with a wide margin."""
@@ -633,16 +644,27 @@ class SqliteStore(IdentityStore):
 
     async def write_sightings(self, rows: Sequence[Sighting], *, writer: str = "") -> None:
         """One transaction per batch, appended in a worker thread on a connection of its own: the
-        event loop never waits for the write lock (other workers, the pruning) or for the disk."""
+        event loop never waits for the write lock (other workers, the pruning) or for the disk.
+        Rows go :data:`_ROWS_PER_INSERT` to a statement: ``executemany`` released and took back
+        the GIL for every row, which with the event loop busy made the writer as slow as the
+        switch interval allows and cost the loop a hand-over per row (bench/clone.py)."""
         if self._obs is None:
             raise StoreUnavailableError("sqlite store is not open")
         data = [(imei, _KIND_CODE[kind], value, seen, writer) for imei, kind, value, seen in rows]
 
         def run() -> None:
             con = self._obs_writer()
+            per = max(1, min(_ROWS_PER_INSERT, con.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 5))
+            full = len(data) - len(data) % per
             con.execute("BEGIN IMMEDIATE")
             try:
-                con.executemany("INSERT INTO sightings VALUES (?, ?, ?, ?, ?)", data)
+                if full:
+                    sql = _insert_rows(per)
+                    for i in range(0, full, per):
+                        con.execute(sql, list(itertools.chain.from_iterable(data[i : i + per])))
+                if full < len(data):
+                    rest = data[full:]
+                    con.execute(_insert_rows(len(rest)), list(itertools.chain.from_iterable(rest)))
             except BaseException:
                 con.execute("ROLLBACK")
                 raise

@@ -238,6 +238,36 @@ async def test_sightings_upsert_newest_wins(store: IdentityStore) -> None:
     assert [r[3] for r in rows] == sorted((r[3] for r in rows), reverse=True), "newest first"
 
 
+async def test_sightings_values_and_times_round_trip_exactly(store: IdentityStore) -> None:
+    """What the wire sent comes back unchanged: an origin with quotes, a backslash, a bar, spaces, a
+    newline and non-ASCII letters, and times at full float precision (the PostgreSQL batch travels
+    as one JSON text, the Redis one as one string of rows); a batch may be any sequence."""
+    t = 1_796_152_417.652501
+    a = "35209900176148"
+    odd = 'mme|1 "q" \\ x\nÿ-é-\u4e2d'
+    rows = ((a, "o", odd, t), (a, "i", "262010000000001", t + 1e-6), (a, "o", "mme2", t + 0.1))
+    await store.write_sightings(rows, writer="w1")
+    assert await store.read_sightings(t - 1) == [
+        (a, "o", "mme2", t + 0.1),
+        (a, "i", "262010000000001", t + 1e-6),
+        (a, "o", odd, t),
+    ]
+    assert await store.read_sightings(t - 1, imei=a, exclude_writer="w2", limit=1) == [
+        (a, "o", "mme2", t + 0.1)
+    ]
+
+
+async def test_sightings_a_large_batch_arrives_whole(store: IdentityStore) -> None:
+    """A batch of several statements' worth of rows (SQLite writes 500 to an INSERT) and an odd
+    remainder: every row stored once, with its own time."""
+    t = 2_000_000.0
+    rows = [(f"{35209900000000 + i}", "i", f"26201{i:010d}", t + i / 8) for i in range(1234)]
+    await store.write_sightings(rows, writer="w1")
+    back = await store.read_sightings(t)
+    assert len(back) == 1234
+    assert sorted(back) == sorted(rows)
+
+
 async def test_sightings_read_by_time_imei_and_limit(store: IdentityStore) -> None:
     t = 2_000_000.0
     a, b = "35209900176148", "35209900176155"

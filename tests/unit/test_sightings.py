@@ -107,6 +107,22 @@ async def test_a_batch_is_sent_as_soon_as_batch_size_rows_wait() -> None:
         await t.close()
 
 
+async def test_a_queue_longer_than_a_batch_goes_in_batch_size_pieces_in_order() -> None:
+    """The whole queue is taken at once when it fits a batch, else batch_size rows at a time,
+    oldest first; nothing lost, nothing written twice."""
+    t, s, c = await tracker(batch_size=3)
+    try:
+        imeis = [f"{35209900000000 + i}" for i in range(7)]
+        for i, imei in enumerate(imeis):
+            t.observe(imei, IMSI[i], None, c.now + i)
+        await t.flush()
+        assert sorted(s.batches) == [1, 3, 3]
+        assert t.written == 7 and t.dropped == 0 and t.stats()["pending"] == 0
+        assert [r[0] for r in await s.read_sightings(0.0)] == imeis[::-1], "newest first"
+    finally:
+        await t.close()
+
+
 async def test_the_oldest_unwritten_are_dropped_and_counted_when_the_queue_is_full() -> None:
     t, s, c = await tracker(max_pending=3, batch_size=100)
     try:
