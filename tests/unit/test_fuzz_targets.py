@@ -45,3 +45,11 @@ def test_main_writes_results_and_exit_code(tmp_path: Path, monkeypatch: pytest.M
     out = json.loads((tmp_path / "results.json").read_text())
     assert [t["target"] for t in out["targets"]] == ["n5g_request", "tcap_begin"]
     assert all(t["ok"] and t["inputs"] == 100 for t in out["targets"])
+
+
+def test_sigtran_stack_target_takes_tcap_longer_than_a_udt() -> None:
+    """Found by the first CI fuzz smoke: a fuzzed TCAP of more than 255 octets made the harness's
+    own client refuse to encode the UDT (a harness error, not the EIR's); the target cuts it."""
+    from fuzz.targets import sigtran_stack
+
+    sigtran_stack(b"\x02" + b"\x62\x81\xff" + b"\xab" * 400)
