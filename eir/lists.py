@@ -86,8 +86,33 @@ class BadRow:
         return f"line {self.line}: {self.reason}: {self.text[:120]}"
 
 
+class _Validated:
+    """What ParsedList and ParsedReference share: the bad rows, kept up to ``max_reported``, all
+    counted, and their report for people."""
+
+    bad: list[BadRow]
+    bad_count: int
+    max_reported: int
+
+    def bad_row(self, line: int, reason: str, row: list[str]) -> None:
+        self.bad_count += 1
+        if len(self.bad) < self.max_reported:
+            self.bad.append(BadRow(line, reason, ",".join(row)))
+
+    @property
+    def ok(self) -> bool:
+        return self.bad_count == 0
+
+    def report(self, limit: int = 50) -> str:
+        """The bad rows, one per line (first ``limit``), for people."""
+        lines = [str(b) for b in self.bad[:limit]]
+        if self.bad_count > limit:
+            lines.append(f"... and {self.bad_count - limit} more bad rows")
+        return "\n".join(lines)
+
+
 @dataclass(slots=True)
-class ParsedList:
+class ParsedList(_Validated):
     """One validated file, ready for :func:`import_parsed`."""
 
     path: str
@@ -116,18 +141,9 @@ class ParsedList:
     seen: dict[Any, Any] = field(default_factory=dict, repr=False)
     max_reported: int = 1000
 
-    def bad_row(self, line: int, reason: str, row: list[str]) -> None:
-        self.bad_count += 1
-        if len(self.bad) < self.max_reported:
-            self.bad.append(BadRow(line, reason, ",".join(row)))
-
     @property
     def entries(self) -> EntryRows:
         return self.rows_
-
-    @property
-    def ok(self) -> bool:
-        return self.bad_count == 0
 
     def summary(self) -> str:
         parts = [counted(self.rows, "row"), counted(len(self.entries), "entry", "entries")]
@@ -147,16 +163,9 @@ class ParsedList:
             parts.append(f"normalised: {self.normalised.summary()}")
         return ", ".join(parts)
 
-    def report(self, limit: int = 50) -> str:
-        """The bad rows, one per line (first ``limit``), for people."""
-        lines = [str(b) for b in self.bad[:limit]]
-        if self.bad_count > limit:
-            lines.append(f"... and {self.bad_count - limit} more bad rows")
-        return "\n".join(lines)
-
 
 @dataclass(slots=True)
-class ParsedReference:
+class ParsedReference(_Validated):
     """One validated reference file (eir/formats: GSMA or PyHSS TAC table, DIRBS registration
     list), ready for :func:`import_reference`: ``items`` are ``(key, JSON value)`` rows of
     ``table`` (``tac``: 8-digit TAC; ``registration``: 14-digit IMEI)."""
@@ -177,15 +186,6 @@ class ParsedReference:
     delta: bool = False
     kind: str = "reference"
 
-    def bad_row(self, line: int, reason: str, row: list[str]) -> None:
-        self.bad_count += 1
-        if len(self.bad) < self.max_reported:
-            self.bad.append(BadRow(line, reason, ",".join(row)))
-
-    @property
-    def ok(self) -> bool:
-        return self.bad_count == 0
-
     def summary(self) -> str:
         parts = [counted(self.rows, "row"), f"{len(self.items)} {self.table} records"]
         if self.duplicates:
@@ -195,12 +195,6 @@ class ParsedReference:
         if self.normalised:
             parts.append(f"normalised: {self.normalised.summary()}")
         return ", ".join(parts)
-
-    def report(self, limit: int = 50) -> str:
-        lines = [str(b) for b in self.bad[:limit]]
-        if self.bad_count > limit:
-            lines.append(f"... and {self.bad_count - limit} more bad rows")
-        return "\n".join(lines)
 
 
 def report_dict(parsed: ParsedList | ParsedReference, limit: int = 1000) -> dict[str, Any]:
