@@ -88,6 +88,9 @@ class CoreProtocol(asyncio.Protocol):
     log: Any
     recorder: Any = None
     """An :class:`eir.recording.ConnectionRecorder` while recording, else None (the class default)."""
+    write_guard: Any = None
+    """A :class:`eir.servers._trust.WriteStallGuard` (Diameter, M3UA): told when the transport stops
+    and resumes taking our writes, it cuts a peer that reads nothing for ``*.write_timeout``."""
 
     def _init_plumbing(self, max_in_flight: int, checker: Checker) -> None:
         self.checker = checker
@@ -280,10 +283,14 @@ class CoreProtocol(asyncio.Protocol):
     def pause_writing(self) -> None:
         self.writing_paused = True
         self._update_reading()
+        if self.write_guard is not None:
+            self.write_guard.paused(self.loop)
 
     def resume_writing(self) -> None:
         self.writing_paused = False
         self._update_reading()
+        if self.write_guard is not None:
+            self.write_guard.resumed()
 
     def _track(self, task: asyncio.Task[None]) -> None:
         """Hold a check that waits for the store; stop reading when too many wait."""

@@ -217,14 +217,6 @@ class _PeerConnection(CoreProtocol):
         except Exception:  # a bug, not bad input (the core answers that): never asyncio's
             self._internal_error(data)  # "Fatal error: protocol.data_received() call failed"
 
-    def pause_writing(self) -> None:
-        super().pause_writing()
-        self.write_guard.paused(self.loop)
-
-    def resume_writing(self) -> None:
-        super().resume_writing()
-        self.write_guard.resumed()
-
     def _write_stalled(self) -> None:
         """The peer left our answers unread past diameter.write_timeout (:class:`WriteStallGuard`)."""
         CLOSED.labels(IFACE, "write_stalled").inc()

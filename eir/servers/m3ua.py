@@ -324,14 +324,6 @@ class _Association(CoreProtocol):
     def data_received(self, data: bytes) -> None:
         self.sctp_data_received(data, None)
 
-    def pause_writing(self) -> None:
-        super().pause_writing()
-        self.write_guard.paused(self.loop)
-
-    def resume_writing(self) -> None:
-        super().resume_writing()
-        self.write_guard.resumed()
-
     def _write_stalled(self) -> None:
         """The peer left our messages unread past m3ua.write_timeout (:class:`WriteStallGuard`)."""
         CLOSED.labels(IFACE, "write_stalled").inc()
