@@ -437,12 +437,7 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 def sync_command(args: argparse.Namespace) -> int:
-    from urllib.parse import urlsplit
-
     from eir.list_sync import sync_once
-
-    if args.url and urlsplit(args.url).scheme not in ("http", "https"):
-        return usage_error("eir lists sync", f"--from: an http:// or https:// URL, got {args.url!r}")
 
     async def once(config: Config, store: Any, url: str) -> int:
         out = await sync_once(store, url, config.data_dir, fmt=args.fmt, timeout=args.timeout)

@@ -126,12 +126,11 @@ CASES: list[tuple[list[str], int, str]] = [
     # the command itself
     (["frobnicate"], 2, "argument COMMAND: invalid choice: 'frobnicate'"),
     (["check", BLACK, "--no-such-option"], 2, "unrecognized arguments: --no-such-option"),
-    # commands added with the admin API, scenarios, sightings, NRF and list sync
+    # commands added with the admin API, scenarios, sightings and the NRF
     (["scenario", "run", "{tmp}/nonexistent.yaml"], 2, "nonexistent.yaml: No such file or directory"),
     (["admin", "check", "12"], 2, "'12' is not an IMEI: 2 digits"),
     (["faults", "set", "--kind", "bogus"], 2, "invalid choice: 'bogus'"),
     (["sightings", "clear", "notanimei"], 2, "'notanimei' is not an IMEI"),
-    (["lists", "sync", "--from", "ftp://x"], 2, "--from: an http:// or https:// URL"),
     (["sim", "nrf", "--listen", "bad"], 2, "--listen: expected HOST:PORT"),
 ]
 
