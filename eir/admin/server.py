@@ -35,7 +35,12 @@ from eir.servers._trust import ConnectionLimiter
 from eir.store.base import IdentityStore
 from protocols.http import HttpLimits, RequestReceived, RequestStarted
 
-__all__ = ["AdminConfigError", "AdminServer", "start"]
+__all__ = ["MAX_STREAMS", "AdminConfigError", "AdminServer", "start"]
+
+
+MAX_STREAMS = 32
+"""SETTINGS_MAX_CONCURRENT_STREAMS of an admin connection (a client that opens more before it has
+read our SETTINGS gets RST_STREAM REFUSED_STREAM for the extra ones, RFC 9113 §5.1.2)."""
 
 
 class AdminConfigError(Exception):
@@ -108,7 +113,7 @@ class AdminServer(HttpServer):
             limits=HttpLimits(
                 max_body=cfg.max_import_body,
                 idle_timeout=cfg.idle_timeout,
-                max_concurrent_streams=32,
+                max_concurrent_streams=MAX_STREAMS,
                 too_large=(tuple(too_large.fields()), too_large.body),
                 body_limit=api.body_limit,
                 stream_body=api.stream_body,
