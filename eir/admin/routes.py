@@ -141,6 +141,9 @@ class AdminApi:
         self.limited = RateLimitedLog(config.log.rate_limit_burst, config.log.rate_limit_interval)
         self._errors: dict[str, Any] = {}
         self._openapi: bytes | None = None
+        self.control: Any = None
+        """The workers' control channel (eir/control.py) under ``--workers``: fault and sightings
+        changes made here are sent to every worker. None: one process."""
         self._write_lock = asyncio.Lock()
         """List changes one at a time (each builds on the version before it)."""
         r = _route
@@ -782,6 +785,8 @@ class AdminApi:
         except FaultSpecError as e:
             raise ApiError(400, str(e), cause="bad_fault") from None
         self.log.info("admin_fault_set", id=rule.id, kind=rule.kind)
+        if self.control is not None:
+            self.control.faults_changed()
         return json_response(201, rule.to_dict())
 
     async def clear_sightings(self, req: ApiRequest) -> Response:
@@ -790,17 +795,23 @@ class AdminApi:
         imei = _imei14_arg(req.args[0], allow_sv=True)
         n = await self.checker.clear_sightings(imei)
         self.log.info("admin_sightings_cleared", imei=imei, rows=n)
+        if self.control is not None:
+            self.control.sightings_cleared(imei)
         return json_response(200, {"imei": imei, "cleared": n})
 
     async def delete_fault(self, req: ApiRequest) -> Response:
         if not self.faults.remove(req.args[0]):
             raise ApiError(404, f"no fault rule {req.args[0]!r}", cause="not_found")
         self.log.info("admin_fault_cleared", id=req.args[0][:64])
+        if self.control is not None:
+            self.control.faults_changed()
         return Response(204)
 
     async def clear_faults(self, req: ApiRequest) -> Response:
         n = self.faults.clear()
         self.log.info("admin_faults_cleared", cleared=n)
+        if self.control is not None:
+            self.control.faults_changed()
         return json_response(200, {"cleared": n})
 
     async def effective_config(self, req: ApiRequest) -> Response:
