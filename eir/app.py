@@ -230,6 +230,10 @@ async def _main(
         log.warning("faults_configured", rules=[r.to_dict() for r in FAULTS.rules()])
     checker = build_checker(config, store, events, observations)
     await checker.start()
+    from eir.control import open_channel
+
+    # under --workers: the admin API's fault and sightings changes reach every worker (eir/control.py)
+    control = open_channel(worker_index, config.workers, forget_sightings=checker.forget_sightings)
 
     ready: dict[str, Any] = {"pid": os.getpid()}
     metrics_server = None
@@ -274,8 +278,8 @@ async def _main(
             servers.append(srv)
             ready[name] = [list(a) for a in srv.addresses()]
         if admin_here:
-            # worker 0 only: faults and sightings are per process, and the API must reach the same
-            # one every time (list changes reach the other workers through the store)
+            # worker 0 only; its fault and sightings changes go to the other workers through the
+            # control channel (eir/control.py), list changes through the store
             from eir import admin
 
             try:
@@ -283,6 +287,7 @@ async def _main(
             except OSError as e:
                 raise StartupError(f"admin.listen: cannot bind ({e.strerror or e})", EXIT_BIND) from e
             servers.append(admin_server)
+            admin_server.api.control = control
             ready["admin"] = [list(a) for a in admin_server.addresses()]
     except BaseException:
         await _shutdown(servers, checker, store, observations, events, config.shutdown_grace)
@@ -325,6 +330,8 @@ async def _main(
         follower.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await follower
+    if control is not None:
+        control.close()
     await _shutdown(servers, checker, store, observations, events, config.shutdown_grace)
     log.info("stopped")
     return EXIT_OK

@@ -408,6 +408,14 @@ class PolicyChecker:
         self._log.info("sightings_cleared", imei=imei14, rows=gone)
         return gone
 
+    def forget_sightings(self, imei: str) -> None:
+        """Another worker cleared this IMEI's clone suspicion (eir/control.py): drop it from this
+        process's memory (the store's part was done there)."""
+        imei14 = imei[:14]
+        if self.sightings is not None:
+            self.sightings.clear(imei14, self._wall())
+        self._clone_seen.pop(imei14, None)
+
     async def start(self) -> None:
         """Start the background work of a serving checker: the clone sightings' read-back,
         write-behind and sharing (eir/sightings.py). ``eir check`` never starts it."""

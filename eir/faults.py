@@ -200,6 +200,7 @@ class FaultRegistry:
         self._rules.clear()
         for r in rules:
             self._insert(r)
+        self.active = bool(self._rules)  # (an empty set: the hot path's one attribute test again)
 
     def add(self, spec: Mapping[str, Any]) -> FaultRule:
         rule = FaultRule.from_dict(spec)

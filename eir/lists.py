@@ -681,24 +681,34 @@ async def import_parsed(
 
 async def import_text(
     store: IdentityStore,
-    text: str,
+    text: str | IO[str],
     *,
     fmt: str | None = None,
     kind: str = "equipment",
     dry_run: bool = False,
     skip_bad: bool = False,
     name: str = "upload",
+    in_thread: bool = False,
 ) -> dict[str, Any]:
-    """Validate and import a list file given as text (the admin API's ``POST /lists/import`` and
-    other in-process callers): any format of :func:`parse_file`, recognised by its header when
-    ``fmt`` is None. Returns :func:`report_dict` plus ``version`` (the new list version id, None
-    on a dry run or when bad rows stopped it), ``table`` for a reference table and ``imported``.
-    Raises ListFileError for a file that cannot be used at all."""
+    """Validate and import a list file given as text, or as a text stream that can seek (the admin
+    API's ``POST /lists/import``, spooled; other in-process callers): any format of
+    :func:`parse_file`, recognised by its header when ``fmt`` is None. Returns :func:`report_dict`
+    plus ``version`` (the new list version id, None on a dry run or when bad rows stopped it),
+    ``table`` for a reference table and ``imported``. ``in_thread``: parse in a worker thread (a
+    large file would hold the event loop). Raises ListFileError for a file that cannot be used at
+    all."""
+    import asyncio
     import io
 
-    buf = io.StringIO(text)
-    buf.name = name
-    parsed = parse_file(buf, fmt=fmt, kind=kind)
+    if isinstance(text, str):
+        buf: IO[str] = io.StringIO(text)
+        buf.name = name  # type: ignore[misc]
+    else:
+        buf = text
+    if in_thread:
+        parsed = await asyncio.to_thread(parse_file, buf, fmt=fmt, kind=kind)
+    else:
+        parsed = parse_file(buf, fmt=fmt, kind=kind)
     out = report_dict(parsed)
     out.update(version=None, imported=False)
     if isinstance(parsed, ParsedReference):

@@ -19,11 +19,12 @@ import dataclasses
 import io
 import json
 import re
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from eir.admin.auth import Role, TokenTable
@@ -33,6 +34,7 @@ from eir.faults import REGISTRY, FaultRegistry, FaultSpecError
 from eir.logging import RateLimitedLog, get_logger
 from eir.metrics import PROTOCOL_ERRORS, REFUSED
 from eir.model import CheckRequest, Interface, Status
+from eir.servers._http import BodyAbortedError
 from eir.store.base import (
     EntryKind,
     IdentityStore,
@@ -65,6 +67,17 @@ _INTERFACE = {"diameter": "s13", "m3ua": "map", "n5g": "n5g", "metrics": "metric
 """Server name → the interface name used everywhere a person reads it (logs, metrics, CLI, this API)."""
 
 
+class BodyStream(Protocol):
+    """A request body read as it arrives (:class:`eir.servers._http.RequestBody`)."""
+
+    @property
+    def done(self) -> bool: ...
+
+    async def read(self) -> bytes: ...
+
+    async def drain(self) -> None: ...
+
+
 @dataclass(slots=True)
 class ApiRequest:
     method: str
@@ -73,6 +86,8 @@ class ApiRequest:
     args: tuple[str, ...]
     body: bytes
     role: Role | None
+    stream: BodyStream | None = None
+    """The body as it arrives (a CSV import with a write token), instead of ``body``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +141,9 @@ class AdminApi:
         self.limited = RateLimitedLog(config.log.rate_limit_burst, config.log.rate_limit_interval)
         self._errors: dict[str, Any] = {}
         self._openapi: bytes | None = None
+        self.control: Any = None
+        """The workers' control channel (eir/control.py) under ``--workers``: fault and sightings
+        changes made here are sent to every worker. None: one process."""
         self._write_lock = asyncio.Lock()
         """List changes one at a time (each builds on the version before it)."""
         r = _route
@@ -180,18 +198,42 @@ class AdminApi:
         """The body limit of one request, from its head (``HttpLimits.body_limit``): a CSV import
         with a write token may send ``admin.max_import_body``; anything else ``admin.max_body``, so
         that nobody without a write token makes the server hold a large body."""
-        if method == "POST" and target.startswith(API_PREFIX + "/lists/import"):
-            auth = next((v for n, v in headers if n == b"authorization"), None)
-            if self.tokens.role(auth) == "write":
-                return self.config.admin.max_import_body
+        if self.stream_body(method, target, headers):
+            return self.config.admin.max_import_body
         return self.max_body
 
+    def stream_body(self, method: str, target: str, headers: Sequence[tuple[bytes, bytes]]) -> bool:
+        """``HttpLimits.stream_body``: a CSV import with a write token is handed up at its head and
+        its body spooled to a temporary file as it arrives (:meth:`import_csv`); every other body
+        is at most ``admin.max_body`` and gathered."""
+        if method == "POST" and target.startswith(API_PREFIX + "/lists/import"):
+            auth = next((v for n, v in headers if n == b"authorization"), None)
+            return self.tokens.role(auth) == "write"
+        return False
+
     async def handle(
-        self, method: str, target: str, headers: Sequence[tuple[bytes, bytes]], body: bytes, peer: str = ""
+        self,
+        method: str,
+        target: str,
+        headers: Sequence[tuple[bytes, bytes]],
+        body: bytes,
+        peer: str = "",
+        stream: BodyStream | None = None,
     ) -> Response:
-        """One request → one answer; never raises."""
+        """One request → one answer; never raises. ``stream``: the body arrives through it (a
+        streamed import); whatever of it the endpoint did not read is read and dropped before the
+        answer (so that a refusal does not stall the connection's flow control)."""
         try:
-            return await self._handle(method, target, headers, body)
+            try:
+                return await self._handle(method, target, headers, body, stream)
+            finally:
+                if stream is not None and not stream.done:
+                    await stream.drain()
+        except BodyAbortedError as e:
+            # over the limit (the HTTP core answers 413 itself and counts it) or the client went
+            # (counted by the HTTP layer): nothing changed, and this answer goes nowhere
+            label = "body_too_large" if e.reason == "too_large" else "body_aborted"
+            return problem(413 if e.reason == "too_large" else 400, f"body {e.reason}", cause=label)
         except ApiError as e:
             label = e.cause or _LABELS.get(e.status, "bad_request")
             if e.status in (401, 403):
@@ -227,7 +269,12 @@ class AdminApi:
             return problem(500, f"internal error ({type(e).__name__})")
 
     async def _handle(
-        self, method: str, target: str, headers: Sequence[tuple[bytes, bytes]], body: bytes
+        self,
+        method: str,
+        target: str,
+        headers: Sequence[tuple[bytes, bytes]],
+        body: bytes,
+        stream: BodyStream | None = None,
     ) -> Response:
         try:
             parts = urlsplit(target)
@@ -247,13 +294,15 @@ class AdminApi:
                 allowed.append(route.method)
                 continue
             role = self._authorize(route, method, headers)
+            if stream is not None and route.body != "csv":
+                raise ApiError(400, f"{method} {sub} takes no streamed body")  # pragma: no cover
             if route.body == "none" and body:
                 raise ApiError(400, f"{method} {sub} takes no request body")
             if route.body != "csv" and len(body) > self.max_body:
                 raise ApiError(413, f"request body over {self.max_body} octets", cause="body_too_large")
             args = tuple(unquote(a) for a in m.groups())
             params = _query(parts.query, route.params)
-            return await route.handler(ApiRequest(method, sub, params, args, body, role))
+            return await route.handler(ApiRequest(method, sub, params, args, body, role, stream))
         if allowed:
             if "GET" in allowed:
                 allowed.append("HEAD")
@@ -446,7 +495,7 @@ class AdminApi:
     # --- import, versions, rollback, export -------------------------------------------------------------
     async def import_csv(self, req: ApiRequest) -> Response:
         from eir.formats import FORMATS
-        from eir.lists import ListFileError, find_absent_removals, import_parsed, parse_csv, removal_text
+        from eir.lists import ListFileError, parse_csv
 
         p = req.params
         fmt = p.get("format", "eir")
@@ -458,26 +507,33 @@ class AdminApi:
         kind = p.get("kind", "equipment")
         if kind not in ("equipment", "pairing", "lock"):
             raise ApiError(400, "kind: one of equipment, pairing, lock")
-        try:
-            text = req.body.decode("utf-8-sig")
-        except UnicodeDecodeError as e:
-            raise ApiError(
-                400, f"the CSV body is not UTF-8 text ({e.reason} at byte {e.start})", cause="bad_csv"
-            ) from None
-        if not text.strip():
-            raise ApiError(400, "the CSV body is empty", cause="bad_csv")
-        if fmt != "eir":
-            return await self._import_other(text, None if fmt == "auto" else fmt, kind, dry_run, skip_bad)
-        stream = io.StringIO(text, newline="")
-        stream.name = "body"
+        raw, size, blank = await _spool(req) if req.stream is not None else _gathered(req.body)
+        with raw:
+            if blank:
+                raise ApiError(400, "the CSV body is empty", cause="bad_csv")
+            stream = _BodyText(raw)
+            big = size > (1 << 20)
+            if fmt != "eir":
+                return await self._import_other(
+                    stream, None if fmt == "auto" else fmt, kind, dry_run, skip_bad, big
+                )
 
-        def parse() -> Any:
-            return parse_csv(stream, kind=kind, delta=delta, max_reported=MAX_REPORTED)
+            def parse() -> Any:
+                return parse_csv(stream, kind=kind, delta=delta, max_reported=MAX_REPORTED)
 
-        try:
-            parsed = await asyncio.to_thread(parse) if len(text) > (1 << 20) else parse()
-        except ListFileError as e:
-            raise ApiError(400, str(e), cause="bad_csv") from None
+            try:
+                parsed = await asyncio.to_thread(parse) if big else parse()
+            except ListFileError as e:
+                raise ApiError(400, str(e), cause="bad_csv") from None
+            except UnicodeDecodeError as e:  # pragma: no cover - parse_csv reports it as ListFileError
+                raise ApiError(
+                    400, f"the CSV body is not UTF-8 text ({e.reason} at byte {e.start})", cause="bad_csv"
+                ) from None
+        return await self._import_parsed(parsed, dry_run, skip_bad)
+
+    async def _import_parsed(self, parsed: Any, dry_run: bool, skip_bad: bool) -> Response:
+        from eir.lists import ListFileError, find_absent_removals, import_parsed, removal_text
+
         async with self._write_lock:
             if parsed.removals:
                 parsed.absent_removals = await find_absent_removals(self.store, parsed.removals)
@@ -516,7 +572,7 @@ class AdminApi:
         return json_response(200, report)
 
     async def _import_other(
-        self, text: str, fmt: str | None, kind: str, dry_run: bool, skip_bad: bool
+        self, text: IO[str], fmt: str | None, kind: str, dry_run: bool, skip_bad: bool, big: bool
     ) -> Response:
         """A national or vendor format (eir/formats: DIRBS, GSMA TAC, PyHSS, Open5GS), or ``auto``
         (recognised by its header): the same validation and report as ``eir lists import --format``."""
@@ -532,9 +588,14 @@ class AdminApi:
                     dry_run=dry_run,
                     skip_bad=skip_bad,
                     name="admin: import",
+                    in_thread=big,
                 )
             except ListFileError as e:
                 raise ApiError(400, str(e), cause="bad_csv") from None
+            except UnicodeDecodeError as e:  # the format's header, read before the parse proper
+                raise ApiError(
+                    400, f"the CSV body is not UTF-8 text ({e.reason} at byte {e.start})", cause="bad_csv"
+                ) from None
             report["dry_run"] = dry_run
             report["valid"] = report["bad_rows"] == 0
             report["summary"] = (
@@ -724,6 +785,8 @@ class AdminApi:
         except FaultSpecError as e:
             raise ApiError(400, str(e), cause="bad_fault") from None
         self.log.info("admin_fault_set", id=rule.id, kind=rule.kind)
+        if self.control is not None:
+            self.control.faults_changed()
         return json_response(201, rule.to_dict())
 
     async def clear_sightings(self, req: ApiRequest) -> Response:
@@ -732,17 +795,23 @@ class AdminApi:
         imei = _imei14_arg(req.args[0], allow_sv=True)
         n = await self.checker.clear_sightings(imei)
         self.log.info("admin_sightings_cleared", imei=imei, rows=n)
+        if self.control is not None:
+            self.control.sightings_cleared(imei)
         return json_response(200, {"imei": imei, "cleared": n})
 
     async def delete_fault(self, req: ApiRequest) -> Response:
         if not self.faults.remove(req.args[0]):
             raise ApiError(404, f"no fault rule {req.args[0]!r}", cause="not_found")
         self.log.info("admin_fault_cleared", id=req.args[0][:64])
+        if self.control is not None:
+            self.control.faults_changed()
         return Response(204)
 
     async def clear_faults(self, req: ApiRequest) -> Response:
         n = self.faults.clear()
         self.log.info("admin_faults_cleared", cleared=n)
+        if self.control is not None:
+            self.control.faults_changed()
         return json_response(200, {"cleared": n})
 
     async def effective_config(self, req: ApiRequest) -> Response:
@@ -761,6 +830,46 @@ _LABELS = {
     413: "body_too_large",
     422: "bad_rows",
 }
+
+
+class _BodyText(io.TextIOWrapper):
+    """The import body as UTF-8 text (a byte-order mark skipped), named ``body`` in reports."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        super().__init__(raw, encoding="utf-8-sig", newline="")
+
+    @property
+    def name(self) -> str:
+        return "body"
+
+
+_SPOOL_MEMORY = 1 << 20
+"""Octets of a streamed import body kept in memory before the spool moves to a temporary file."""
+
+
+async def _spool(req: ApiRequest) -> tuple[IO[bytes], int, bool]:
+    """Read a streamed body to its end into a spool (memory up to :data:`_SPOOL_MEMORY`, then a
+    temporary file under ``$TMPDIR``, deleted on close): (the spool at its start, size, blank)."""
+    stream = req.stream
+    assert stream is not None
+    f = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY, prefix="eir-import-")  # noqa: SIM115 - closed by the caller
+    size = 0
+    blank = True
+    try:
+        while chunk := await stream.read():
+            f.write(chunk)
+            size += len(chunk)
+            if blank and chunk.strip():
+                blank = False
+        f.seek(0)
+    except BaseException:
+        f.close()
+        raise
+    return f, size, blank
+
+
+def _gathered(body: bytes) -> tuple[IO[bytes], int, bool]:
+    return io.BytesIO(body), len(body), not body.strip()
 
 
 async def _yielding(items: AsyncIterator[T]) -> AsyncIterator[T]:

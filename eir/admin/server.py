@@ -9,6 +9,13 @@ every request runs under one.
 
 Bodies over ``admin.max_import_body`` are refused by the HTTP core itself (413, with our
 ProblemDetails body); JSON bodies over ``admin.max_body`` by :class:`AdminApi` (413 too).
+
+A CSV import with a write token is streamed (``HttpLimits.stream_body``): it is handed to
+:meth:`AdminApi.handle` at its head, under a Task, and its body is spooled as it arrives (memory up
+to 1 MiB, then a temporary file), so that what the server holds of a body in flight is bounded by
+flow control (HTTP/2: the stream window, ``initial_window_size`` 1 MiB; HTTP/1.1: reading pauses
+above :data:`eir.servers._http.BODY_HIGH_WATER`) plus the spool's memory part, whatever the body's
+size. A client that goes away mid-body changes nothing.
 """
 
 from __future__ import annotations
@@ -23,12 +30,17 @@ from eir.config import Config
 from eir.logging import RateLimitedLog, get_logger
 from eir.metrics import PROTOCOL_ERRORS, REFUSED, register_metrics
 from eir.servers._eager import resume
-from eir.servers._http import HttpConnection, HttpServer
+from eir.servers._http import HttpConnection, HttpServer, RequestBody
 from eir.servers._trust import ConnectionLimiter
 from eir.store.base import IdentityStore
-from protocols.http import HttpLimits, RequestReceived
+from protocols.http import HttpLimits, RequestReceived, RequestStarted
 
-__all__ = ["AdminConfigError", "AdminServer", "start"]
+__all__ = ["MAX_STREAMS", "AdminConfigError", "AdminServer", "start"]
+
+
+MAX_STREAMS = 32
+"""SETTINGS_MAX_CONCURRENT_STREAMS of an admin connection (a client that opens more before it has
+read our SETTINGS gets RST_STREAM REFUSED_STREAM for the extra ones, RFC 9113 §5.1.2)."""
 
 
 class AdminConfigError(Exception):
@@ -51,6 +63,10 @@ class _AdminConnection(HttpConnection):
         task = self.loop.create_task(self._finish(ev, coro, first))
         self._track(task)
 
+    def on_request_started(self, ev: RequestStarted, body: RequestBody) -> None:
+        coro = self.server.api.handle(ev.method, ev.target, ev.headers, b"", self.peer_host, body)
+        self._track(self.loop.create_task(self._run(ev, coro)))
+
     async def _finish(self, ev: RequestReceived, coro: Coroutine[Any, Any, Response], first: Any) -> None:  # type: ignore[override]
         resp: Response = await resume(coro, first)  # type: ignore[arg-type,assignment]
         if self.failed:
@@ -62,7 +78,7 @@ class _AdminConnection(HttpConnection):
             return
         self._schedule_flush()
 
-    async def _run(self, ev: RequestReceived, coro: Coroutine[Any, Any, Response]) -> None:
+    async def _run(self, ev: RequestReceived | RequestStarted, coro: Coroutine[Any, Any, Response]) -> None:
         resp = await coro
         if self.failed:
             return
@@ -73,7 +89,7 @@ class _AdminConnection(HttpConnection):
             return
         self._schedule_flush()
 
-    def _send(self, ev: RequestReceived, resp: Response) -> None:
+    def _send(self, ev: RequestReceived | RequestStarted, resp: Response) -> None:
         self.respond(ev, resp.status, resp.fields(), resp.body)
 
 
@@ -97,9 +113,10 @@ class AdminServer(HttpServer):
             limits=HttpLimits(
                 max_body=cfg.max_import_body,
                 idle_timeout=cfg.idle_timeout,
-                max_concurrent_streams=32,
+                max_concurrent_streams=MAX_STREAMS,
                 too_large=(tuple(too_large.fields()), too_large.body),
                 body_limit=api.body_limit,
+                stream_body=api.stream_body,
             ),
             max_in_flight=256,
             reuse_port=False,
@@ -144,6 +161,7 @@ async def start(
         "not_found",
         "method_not_allowed",
         "body_too_large",
+        "body_aborted",
         "unknown_parameter",
         "unknown_field",
         "bad_imei",

@@ -105,6 +105,8 @@ class CoreProtocol(asyncio.Protocol):
         self.overload_paused = False
         """A check of this connection was refused for overload: reading paused for OVERLOAD_PAUSE."""
         self.writing_paused = False
+        self.body_paused = False
+        """A streamed request body has more waiting than the service has read (HTTP adapters)."""
         self.failed = False
         """The core raised something unexpected: it is never called again."""
 
@@ -309,7 +311,9 @@ class CoreProtocol(asyncio.Protocol):
         if tr is None or tr.is_closing():
             return
         waiting = len(self.tasks)
-        want_pause = self.writing_paused or waiting >= self.max_in_flight or self.overload_paused
+        want_pause = (
+            self.writing_paused or waiting >= self.max_in_flight or self.overload_paused or self.body_paused
+        )
         if want_pause and not self.reading_paused:
             tr.pause_reading()
             self.reading_paused = True

@@ -12,6 +12,11 @@ every adapter. This layer:
 * counts refused input in ``eir_protocol_errors{interface, error}`` with one warning log line each
   (never a crash: an unexpected exception closes that connection, logged and counted ``internal``);
 * drops answers to streams the client reset;
+* streamed request bodies (``HttpLimits.stream_body``): :meth:`HttpConnection.on_request_started`
+  gets a :class:`RequestBody` to read the chunks from as they arrive. At most
+  :data:`BODY_HIGH_WATER` octets wait in it per connection on HTTP/1.1 (reading is paused above
+  it, resumed below half), and on HTTP/2 at most the stream's flow-control window
+  (``initial_window_size``): the window reopens only as the service reads;
 * on HTTP/1.1 hands up the next pipelined request once the previous one is answered;
 * with ``sniff_tls`` (``n5g.tls_sniff``) the cleartext addresses also take TLS: the first byte of
   a connection decides (0x16, a TLS handshake record, RFC 8446 §5.1; a cleartext HTTP request or
@@ -27,6 +32,7 @@ import contextlib
 import socket
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -38,22 +44,115 @@ from eir.servers._adapter import CoreProtocol
 from eir.servers._listen import Listeners, bound_addresses, open_listeners
 from eir.servers._trust import ConnectionLimiter, source_ip
 from protocols.http import (
+    BodyAborted,
+    BodyEnded,
+    BodyReceived,
     ConnectionClosed,
     HttpLimits,
     HttpServerConnection,
     HttpVersion,
     ProtocolErrorOccurred,
     RequestReceived,
+    RequestStarted,
     StreamReset,
 )
 
-__all__ = ["HttpConnection", "HttpServer", "SniffingListener", "server_tls_context"]
+__all__ = [
+    "BODY_HIGH_WATER",
+    "BodyAbortedError",
+    "HttpConnection",
+    "HttpServer",
+    "RequestBody",
+    "SniffingListener",
+    "server_tls_context",
+]
+
+BODY_HIGH_WATER = 256 * 1024
+"""Octets of a streamed HTTP/1.1 body waiting to be read above which the connection stops reading."""
 
 _TLS_HANDSHAKE = 0x16
 _SNIFF_TIMEOUT = 10.0
 """Seconds an accepted connection may stay silent before its first byte decides TLS or not."""
 _SNIFF_PENDING = 1024
 """Connections waiting for their first byte at once; more are closed at accept."""
+
+
+class BodyAbortedError(Exception):
+    """A streamed request body will not be complete: ``reason`` is ``too_large`` (the core answers
+    413), ``reset`` (the client cancelled the stream) or ``closed`` (the connection went)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RequestBody:
+    """The body of one streamed request, read chunk by chunk (:meth:`read`) as it arrives. What is
+    queued is bounded by the flow control of the connection (module docstring); each chunk read is
+    given back to the core (HTTP/2 WINDOW_UPDATE) or lets the connection read again (HTTP/1.1)."""
+
+    def __init__(self, conn: HttpConnection, stream_id: int) -> None:
+        self._conn = conn
+        self.stream_id = stream_id
+        self._chunks: deque[bytes] = deque()
+        self.queued = 0
+        """Octets received and not read yet."""
+        self.received = 0
+        self.ended = False
+        self.error: str | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _feed(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self.queued += len(data)
+        self.received += len(data)
+        self._wake()
+
+    def _end(self) -> None:
+        self.ended = True
+        self._wake()
+
+    def _abort(self, reason: str) -> None:
+        if self.error is None and not self.ended:
+            self.error = reason
+        self._chunks.clear()
+        self.queued = 0
+        self._wake()
+
+    @property
+    def done(self) -> bool:
+        """Ended or aborted: nothing more will come."""
+        return self.ended or self.error is not None
+
+    async def read(self) -> bytes:
+        """The next chunk; ``b""`` once the body is complete. Raises :class:`BodyAbortedError`."""
+        while True:
+            if self.error is not None:
+                raise BodyAbortedError(self.error)
+            if self._chunks:
+                data = self._chunks.popleft()
+                self.queued -= len(data)
+                self._conn._body_taken(self, len(data))
+                return data
+            if self.ended:
+                return b""
+            self._waiter = self._conn.loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    async def drain(self) -> None:
+        """Read and drop the rest (an answer made before the body was read), so that the
+        connection's flow control keeps moving."""
+        with contextlib.suppress(BodyAbortedError):
+            while await self.read():
+                pass
 
 
 class HttpConnection(CoreProtocol):
@@ -76,6 +175,8 @@ class HttpConnection(CoreProtocol):
         self.connected_at = 0.0
         self.requests = 0
         """Requests received on this connection (reported by the admin API's peers)."""
+        self.bodies: dict[int, RequestBody] = {}
+        """Streamed request bodies still arriving."""
 
     def _core(self) -> HttpServerConnection | None:
         return self.core
@@ -84,9 +185,55 @@ class HttpConnection(CoreProtocol):
     def on_request(self, ev: RequestReceived) -> None:
         raise NotImplementedError
 
+    def on_request_started(self, ev: RequestStarted, body: RequestBody) -> None:
+        """A request whose body is streamed (``HttpLimits.stream_body``): answer with
+        :meth:`respond` once ``body`` is read. Default: refused (the service streams nothing)."""
+        core = self.core
+        if core is not None:
+            core.reset_stream(ev.stream_id)
+
+    # -- streamed bodies ------------------------------------------------------------------------
+    def _body_taken(self, body: RequestBody, n: int) -> None:
+        core = self.core
+        if core is None or self.failed:
+            return
+        core.body_consumed(body.stream_id, n)
+        if core.version is HttpVersion.H2:
+            self._schedule_flush()  # the WINDOW_UPDATE, if h2 made one
+        elif self.body_paused and self._body_queued() <= BODY_HIGH_WATER // 2:
+            self.body_paused = False
+            self._update_reading()
+
+    def _body_queued(self) -> int:
+        return sum(b.queued for b in self.bodies.values())
+
+    def _abort_bodies(self, reason: str) -> None:
+        for body in self.bodies.values():
+            self._body_gone(body, reason)
+        self.bodies.clear()
+
+    def _body_gone(self, body: RequestBody, reason: str) -> None:
+        """The client gave up on a streamed body (reset, or the connection went): counted
+        (``eir_protocol_errors{error="body_aborted"}``) and logged; its reader gets
+        :class:`BodyAbortedError`."""
+        body._abort(reason)
+        self.server.protocol_error("body_aborted").inc()
+        self.server.rate_log.warning(
+            self.log,
+            "body_aborted",
+            "http_body_aborted",
+            reason=reason,
+            stream=body.stream_id,
+            received=body.received,
+        )
+
     # -- answering ------------------------------------------------------------------------------
     def respond(
-        self, ev: RequestReceived, status: int, headers: Sequence[tuple[bytes, bytes]], body: bytes
+        self,
+        ev: RequestReceived | RequestStarted,
+        status: int,
+        headers: Sequence[tuple[bytes, bytes]],
+        body: bytes,
     ) -> None:
         core = self.core
         if core is None or self.failed:
@@ -184,6 +331,7 @@ class HttpConnection(CoreProtocol):
         if self.server.limiter is not None:
             self.server.limiter.release(self.source)
         self._cancel_timer()
+        self._abort_bodies("closed")
         for t in self.tasks:
             t.cancel()
         self.server.connections.discard(self)
@@ -210,13 +358,45 @@ class HttpConnection(CoreProtocol):
             if t is RequestReceived:
                 self.requests += 1
                 self.on_request(ev)
+            elif t is BodyReceived:
+                body = self.bodies.get(ev.stream_id)
+                if body is not None:
+                    body._feed(ev.data)
+                    core = self.core
+                    if (
+                        core is not None
+                        and core.version is HttpVersion.HTTP11
+                        and not self.body_paused
+                        and self._body_queued() > BODY_HIGH_WATER
+                    ):
+                        self.body_paused = True
+                        self._update_reading()
+                elif self.core is not None:
+                    self.core.body_consumed(ev.stream_id, len(ev.data))
+            elif t is BodyEnded:
+                body = self.bodies.pop(ev.stream_id, None)
+                if body is not None:
+                    body._end()
+            elif t is RequestStarted:
+                self.requests += 1
+                body = RequestBody(self, ev.stream_id)
+                self.bodies[ev.stream_id] = body
+                self.on_request_started(ev, body)
+            elif t is BodyAborted:
+                body = self.bodies.pop(ev.stream_id, None)
+                if body is not None:
+                    body._abort(ev.reason)
             elif t is StreamReset:
-                pass  # the answer, if it comes, is dropped by the core
+                body = self.bodies.pop(ev.stream_id, None)
+                if body is not None:
+                    self._body_gone(body, "reset")
             elif t is ProtocolErrorOccurred:
                 self.server.protocol_error(ev.error).inc()
                 self.log.warning("http_protocol_error", error=ev.error, detail=ev.detail, fatal=ev.fatal)
-            elif t is ConnectionClosed and self.server.debug:
-                self.log.debug("http_closing", reason=ev.reason)
+            elif t is ConnectionClosed:
+                self._abort_bodies("closed")
+                if self.server.debug:
+                    self.log.debug("http_closing", reason=ev.reason)
 
     async def close(self, grace: float) -> None:
         """GOAWAY; answer what was received; close when done or after ``grace``."""

@@ -277,6 +277,12 @@ async def _no_reset(_con: asyncpg.Connection) -> None:
     return None
 
 
+def _retrieved(t: asyncio.Task[None]) -> None:
+    """(An exception of a background task is read, logged, and not reported again by asyncio.)"""
+    if not t.cancelled() and t.exception() is not None:
+        _log.warning("prune_versions_failed", error=repr(t.exception())[:200])
+
+
 def _chunks(it: Iterable[T], n: int) -> Iterator[list[T]]:
     i = iter(it)
     while chunk := list(islice(i, n)):
@@ -321,6 +327,8 @@ class PostgresStore(PushedChanges, IdentityStore):
         self._token = uuid.uuid4().hex
         self.last_import_rows = 0
         """List rows the last import wrote (an overlay: its rows; a full version: all of them)."""
+        self._prune_task: asyncio.Task[None] | None = None
+        """The pruning of old versions after the last import (:meth:`_pruned`)."""
 
     # --- connection handling ------------------------------------------------------------------
     async def open(self) -> None:
@@ -364,6 +372,7 @@ class PostgresStore(PushedChanges, IdentityStore):
                 await con.execute(sql)
 
     async def close(self) -> None:
+        await self._pruned()
         self._closed = True
         self._callbacks.clear()
         tasks = [t for t in (self._listener,) if t is not None]
@@ -674,6 +683,7 @@ class PostgresStore(PushedChanges, IdentityStore):
         delta: bool = False,
         removals: Iterable[ListEntry | Pairing] = (),
     ) -> ListVersion:
+        await self._pruned()
         pool = self._get_pool()
         try:
             async with pool.acquire(timeout=self.connect_timeout) as con:
@@ -690,8 +700,22 @@ class PostgresStore(PushedChanges, IdentityStore):
         except asyncpg.PostgresError as e:
             raise StoreError(f"import failed: {e}") from e
         self._fire(meta.id)
-        await self._prune_versions()
+        # Old versions go after the import has returned: the change is visible at COMMIT, and the
+        # pruning (its own transaction and commit, up to 100 ms waiting for a lock) kept an admin
+        # API change from being answered — half of its p99 on a loaded host. Every call that could
+        # tell (versions, rollback, the next import, close) waits for it first, so what they see
+        # is what they saw when the pruning was inside the import.
+        t = self._prune_task = asyncio.get_running_loop().create_task(self._prune_versions())
+        t.add_done_callback(_retrieved)
         return meta
+
+    async def _pruned(self) -> None:
+        """Wait for the pruning started by the last import, if it is still running (it is best
+        effort and bounded by its own timeouts; a caller cancelled meanwhile leaves it running)."""
+        t = self._prune_task
+        if t is not None and not t.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(t)
 
     async def _import(
         self,
@@ -709,7 +733,9 @@ class PostgresStore(PushedChanges, IdentityStore):
             cur = await con.fetchval("SELECT version_id FROM eir_active FOR UPDATE", timeout=t)
             cur_base: int | None = None  # the active version is an overlay on this one
             if delta and cur is not None:
-                # one round trip for what the overlay path needs to know of the active version
+                # one round trip for what the overlay path needs to know of the active version (a
+                # statement of its own: in READ COMMITTED it sees what a concurrent import, which we
+                # waited for on the lock above, committed; a join under the lock would not)
                 prev = await con.fetchrow(
                     "SELECT base, entries, pairings, CASE WHEN base IS NULL THEN 0 ELSE "
                     "(SELECT count(*) FROM eir_overlay WHERE version_id = $1) END AS n_over "
@@ -858,29 +884,27 @@ class PostgresStore(PushedChanges, IdentityStore):
             f"SELECT nextval('eir_version_seq') AS vid, ({_LISTED_SQL}) AS was", cur, base, keys, timeout=t
         )
         vid, was = int(r["vid"]), int(r["was"])
-        if cur_base is not None:
-            await con.execute(
-                "INSERT INTO eir_overlay SELECT $1, key, kind, status, imsi, reason FROM eir_overlay "
-                "WHERE version_id = $2",
-                vid,
-                cur,
-                timeout=t,
-            )
-        upsert = (
-            "INSERT INTO eir_overlay VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (version_id, key) DO "
-            "UPDATE SET kind = excluded.kind, status = excluded.status, imsi = excluded.imsi, "
-            "reason = excluded.reason"
-        )
-        rows: list[tuple[int, str, str, str | None, str | None, str | None]] = [
-            (vid, r.key, r.kind.value, None, None, None) for r in removals
-        ]
-        rows += [(vid, e.key, e.kind.value, e.status.value, e.imsi, e.reason) for e in entries]
-        await con.executemany(upsert, rows, timeout=t)  # in order: removals first, last one wins
-        now = await con.fetchval(_LISTED_SQL, vid, base, keys, timeout=t)
+        # The new overlay: the changes, last one per key winning (removals first: a NULL status),
+        # and the rows of the overlay it replaces for every other key. Computed here, written with
+        # the version row, the active pointer and the notification in ONE statement: each round
+        # trip costs a wake-up of the server process, and on a loaded host those add up to most
+        # of the time from an admin API change to its answer.
+        final: dict[str, tuple[str, str | None, str | None, str | None]] = {}
+        for rm in removals:
+            final[rm.key] = (rm.kind.value, None, None, None)
+        for e in entries:
+            final[e.key] = (e.kind.value, e.status.value, e.imsi, e.reason)
+        now = sum(1 for row in final.values() if row[1] is not None)  # every changed key has a row
         created = time.time()
-        n_entries = int(prev["entries"]) - was + int(now)
+        n_entries = int(prev["entries"]) - was + now
+        ks = list(final)
         await con.execute(
-            "WITH v AS (INSERT INTO eir_versions (id, created, source, entries, pairings, base) "
+            "WITH o AS (INSERT INTO eir_overlay "
+            "SELECT $1::bigint, key, kind, status, imsi, reason FROM eir_overlay "
+            "WHERE $9::boolean AND version_id = $10::bigint AND NOT (key = ANY($11::text[])) "
+            "UNION ALL SELECT $1::bigint, * FROM unnest($11::text[], $12::text[], $13::text[], "
+            "$14::text[], $15::text[])), "
+            "v AS (INSERT INTO eir_versions (id, created, source, entries, pairings, base) "
             "VALUES ($1, $2, $3, $4, $5, $6)), "
             "a AS (UPDATE eir_active SET version_id = $1, base = $6) "
             "SELECT pg_notify($7, $8)",
@@ -892,6 +916,13 @@ class PostgresStore(PushedChanges, IdentityStore):
             base,
             CHANNEL,
             f"{vid} {self._token}",
+            cur_base is not None,
+            cur,
+            ks,
+            [final[k][0] for k in ks],
+            [final[k][1] for k in ks],
+            [final[k][2] for k in ks],
+            [final[k][3] for k in ks],
             timeout=t,
         )
         _log.info("lists_imported", version=vid, entries=n_entries, source=source, delta=True, overlay=base)
@@ -1004,6 +1035,7 @@ class PostgresStore(PushedChanges, IdentityStore):
             _log.warning("prune_versions_failed", error=str(e))
 
     async def versions(self) -> list[ListVersion]:
+        await self._pruned()
         rows = await self._read(
             lambda con: con.fetch(
                 "SELECT v.*, v.id = a.version_id AS active FROM eir_versions v "
@@ -1027,6 +1059,7 @@ class PostgresStore(PushedChanges, IdentityStore):
         return None if v is None else int(v)
 
     async def rollback(self, version_id: int) -> ListVersion:
+        await self._pruned()
         pool = self._get_pool()
         try:
             async with pool.acquire(timeout=self.connect_timeout) as con, con.transaction():

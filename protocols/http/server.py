@@ -11,8 +11,15 @@ core puts one shape over both for the servers (N5g-eir, the admin API)::
     conn.data_to_send() -> bytes
     conn.close(now)                            # GOAWAY (h2) / close after the answer (HTTP/1.1)
 
-Requests are handed up whole (headers and a bounded body). Answers may be sent in any order on
-HTTP/2; HTTP/1.1 has one request at a time (h11 holds pipelined requests until the answer is sent).
+Requests are handed up whole (headers and a bounded body), except those ``HttpLimits.stream_body``
+picks from their head: they are handed up at once as :class:`RequestStarted`, their body follows as
+:class:`BodyReceived` chunks as they arrive and a :class:`BodyEnded` (or :class:`BodyAborted` when it
+goes over the body limit, answered 413 by the core at its end, as a gathered body is). The caller
+says when it has taken a chunk (:meth:`HttpServerConnection.body_consumed`): on HTTP/2 only then does
+the stream's and the connection's window reopen (WINDOW_UPDATE), so the peer can have at most
+``initial_window_size`` octets of body unconsumed; on HTTP/1.1 the adapter stops reading while too
+much is unconsumed. Answers may be sent in any order on HTTP/2; HTTP/1.1 has one request at a time
+(h11 holds pipelined requests until the answer is sent).
 
 Bounds and bad input (never an exception out of :meth:`receive_data`):
 
@@ -76,12 +83,16 @@ from hyperframe.frame import GoAwayFrame, HeadersFrame, PingFrame, RstStreamFram
 from protocols.http._fast import CountingTable, encode_response_block, request_problem
 
 __all__ = [
+    "BodyAborted",
+    "BodyEnded",
+    "BodyReceived",
     "ConnectionClosed",
     "HttpLimits",
     "HttpServerConnection",
     "HttpVersion",
     "ProtocolErrorOccurred",
     "RequestReceived",
+    "RequestStarted",
     "StreamReset",
 ]
 
@@ -115,6 +126,11 @@ class HttpLimits:
     from its head before any of its body is kept (at most ``max_body``), so that a service can keep
     large bodies for the requests that may send them (the admin API: CSV imports with a write
     token) and small ones for everything else. None: ``max_body`` for every request."""
+    stream_body: Callable[[str, str, Sequence[tuple[bytes, bytes]]], bool] | None = None
+    """``(method, target, regular header fields) -> bool``: True hands the request up at its head
+    (:class:`RequestStarted`) and its body in chunks as they arrive (module docstring), for a
+    service that spools or parses a large body as it comes; the body limit still applies. None:
+    every body is gathered."""
     initial_window_size: int = 1 << 20
     """Our receive window per stream (and for the connection, by a WINDOW_UPDATE at start)."""
     idle_timeout: float = 0.0
@@ -144,6 +160,45 @@ class RequestReceived:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RequestStarted:
+    """The head of a request whose body is streamed (``HttpLimits.stream_body``): its body follows
+    as :class:`BodyReceived` events and ends with :class:`BodyEnded` or :class:`BodyAborted` (or a
+    :class:`StreamReset` / :class:`ConnectionClosed`, when the peer gives up)."""
+
+    stream_id: int
+    method: str
+    target: str
+    headers: tuple[tuple[bytes, bytes], ...]
+    version: HttpVersion
+    authority: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BodyReceived:
+    """A chunk of a streamed request body; give it back with
+    :meth:`HttpServerConnection.body_consumed` once taken (HTTP/2 flow control)."""
+
+    stream_id: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BodyEnded:
+    """The streamed request body is complete: answer with :meth:`HttpServerConnection.send_response`."""
+
+    stream_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BodyAborted:
+    """The streamed request body went over its limit (``reason`` ``too_large``): what came is to be
+    dropped; the core answers 413 itself when the body ends (an answer sent for it is ignored)."""
+
+    stream_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StreamReset:
     """The client cancelled a stream (RST_STREAM): its answer is not wanted."""
 
@@ -169,7 +224,16 @@ class ConnectionClosed:
     reason: str
 
 
-Event = RequestReceived | StreamReset | ProtocolErrorOccurred | ConnectionClosed
+Event = (
+    RequestReceived
+    | RequestStarted
+    | BodyReceived
+    | BodyEnded
+    | BodyAborted
+    | StreamReset
+    | ProtocolErrorOccurred
+    | ConnectionClosed
+)
 
 
 class _H2(H2Connection):
@@ -220,13 +284,16 @@ _REASONS = {
 
 
 class _Stream:
-    __slots__ = ("body", "headers", "limit", "too_large")
+    __slots__ = ("body", "headers", "limit", "received", "streamed", "too_large")
 
     def __init__(self, headers: list[tuple[bytes, bytes]], limit: int) -> None:
         self.headers = headers
         self.body = bytearray()
         self.too_large = False
         self.limit = limit
+        self.streamed = False
+        self.received = 0
+        """Octets of a streamed body so far."""
 
 
 class HttpServerConnection:
@@ -271,6 +338,9 @@ class HttpServerConnection:
         self._h1_body = bytearray()
         self._h1_too_large = False
         self._h1_limit = self.limits.max_body
+        self._h1_streaming = False
+        """The current HTTP/1.1 request's body is streamed and not finished."""
+        self._h1_received = 0
 
     # -- the core API ----------------------------------------------------------------------------
     @property
@@ -379,6 +449,13 @@ class HttpServerConnection:
             self._respond_h2(stream_id, status, headers, body, head)
         elif self._h1 is not None:
             self._respond_h1(status, headers, body, head)
+
+    def body_consumed(self, stream_id: int, n: int) -> None:
+        """``n`` octets of a streamed body (:class:`BodyReceived`) were taken by the service: on
+        HTTP/2 they go back to the peer's flow-control windows (WINDOW_UPDATE, when h2 finds the
+        increment worth a frame); nothing to do on HTTP/1.1 (the adapter paused reading)."""
+        if self._h2 is not None and n > 0:
+            self._h2_safe(lambda h: h.acknowledge_received_data(n, stream_id))
 
     def reset_stream(self, stream_id: int, error_code: int = ErrorCodes.INTERNAL_ERROR) -> None:
         """Give up on a request (HTTP/2: RST_STREAM; HTTP/1.1: close the connection)."""
@@ -767,10 +844,17 @@ class HttpServerConnection:
                 self._streams[sid] = st
                 if ev.stream_ended is not None:
                     out.append(self._h2_request(sid, st))
+                elif self.limits.stream_body is not None:
+                    started = self._h2_started(sid, st)
+                    if started is not None:
+                        out.append(started)
             elif isinstance(ev, DataReceived):
                 sid = ev.stream_id or 0
                 n = ev.flow_controlled_length or 0
                 st2 = self._streams.get(sid)
+                if st2 is not None and st2.streamed:
+                    out += self._h2_body(sid, st2, ev.data or b"", n, ev.stream_ended is not None)
+                    continue
                 if n:
                     self._h2_safe(lambda h, n=n, s=sid: h.acknowledge_received_data(n, s))
                 if st2 is not None and not st2.too_large:
@@ -839,9 +923,54 @@ class HttpServerConnection:
                 regular.append((name, value))
         return self._body_limit(method, target, regular)
 
+    def _h2_started(self, sid: int, st: _Stream) -> RequestStarted | None:
+        """A request whose body follows: handed up now when ``stream_body`` picks it."""
+        decide = self.limits.stream_body
+        method, target, regular, authority = _split_request(st.headers)
+        if decide is None or not decide(method, target, regular):
+            return None
+        st.streamed = True
+        self._open.add(sid)
+        return RequestStarted(
+            stream_id=sid,
+            method=method,
+            target=target,
+            headers=regular,
+            version=HttpVersion.H2,
+            authority=authority,
+        )
+
+    def _h2_body(self, sid: int, st: _Stream, data: bytes, n: int, ended: bool) -> list[Event]:
+        """A DATA frame of a streamed body. Its octets are acknowledged (window reopened) only when
+        the service has taken them (:meth:`body_consumed`); padding, bodies over the limit and
+        bodies nobody waits for any more (answered early) at once."""
+        out: list[Event] = []
+        wanted = sid in self._open and not st.too_large
+        if wanted:
+            st.received += len(data)
+            if st.received > st.limit:
+                st.too_large = True
+                wanted = False
+                out.append(BodyAborted(stream_id=sid, reason="too_large"))
+        ack = n - len(data) if wanted else n
+        if ack > 0:
+            self._h2_safe(lambda h: h.acknowledge_received_data(ack, sid))
+        if wanted and data:
+            out.append(BodyReceived(stream_id=sid, data=data))
+        if ended:
+            out.append(self._h2_request(sid, st))
+        return out
+
     def _h2_request(self, sid: int, st: _Stream) -> Event | ProtocolErrorOccurred:
         if self._streams.pop(sid, None) is None:
             return ProtocolErrorOccurred(error="internal", detail="stream ended twice", fatal=False)
+        if st.streamed:
+            if st.too_large:
+                if sid in self._open:
+                    self._respond_h2(sid, 413, *self.limits.too_large, False)
+                    self._open.discard(sid)
+                return ProtocolErrorOccurred(error="body_too_large", detail=f"over {st.limit}", fatal=False)
+            return BodyEnded(stream_id=sid)
         method = target = authority = ""
         regular: list[tuple[bytes, bytes]] = []
         for name, value in st.headers:
@@ -926,7 +1055,7 @@ class HttpServerConnection:
         if c is None:  # pragma: no cover
             return out
         while not self._closed:
-            if self._open:
+            if self._open and not self._h1_streaming:
                 return out  # one request at a time: the rest waits in h11's buffer
             try:
                 ev = c.next_event()
@@ -966,6 +1095,19 @@ class HttpServerConnection:
                     ev.target.decode("latin-1"),  # type: ignore[union-attr]
                     list(ev.headers),  # type: ignore[union-attr]
                 )
+                started = self._h1_started(ev)  # type: ignore[arg-type]
+                if started is not None:
+                    out.append(started)
+            elif t is h11.Data and self._h1_streaming:
+                sid = self._h1_counter
+                if sid in self._open and not self._h1_too_large:
+                    data = bytes(ev.data)  # type: ignore[union-attr]
+                    self._h1_received += len(data)
+                    if self._h1_received > self._h1_limit:
+                        self._h1_too_large = True
+                        out.append(BodyAborted(stream_id=sid, reason="too_large"))
+                    elif data:
+                        out.append(BodyReceived(stream_id=sid, data=data))
             elif t is h11.Data:
                 if not self._h1_too_large:
                     self._h1_body += ev.data  # type: ignore[union-attr]
@@ -976,6 +1118,13 @@ class HttpServerConnection:
                 if req is None:  # pragma: no cover - h11 sends Request before EndOfMessage
                     continue
                 sid = self._h1_counter
+                if self._h1_streaming:
+                    self._h1_streaming = False
+                    if not self._h1_too_large:
+                        out.append(BodyEnded(stream_id=sid))
+                        continue
+                    if sid not in self._open:  # answered before its body was over
+                        continue
                 self._open.add(sid)
                 if self._h1_too_large:
                     self._respond_h1(413, *self.limits.too_large, False)
@@ -997,6 +1146,33 @@ class HttpServerConnection:
                 out.append(ConnectionClosed(reason="eof"))
                 return out
         return out
+
+    def _h1_started(self, req: h11.Request) -> RequestStarted | None:
+        """A request with a body that ``stream_body`` picks: handed up at its head (a client
+        waiting for ``100 Continue`` gets it). An offer to upgrade to h2c is not taken."""
+        decide = self.limits.stream_body
+        c = self._h1
+        if decide is None or c is None or c.their_state is not h11.SEND_BODY:
+            return None
+        method = req.method.decode("latin-1")
+        target = req.target.decode("latin-1")
+        if not decide(method, target, list(req.headers)):
+            return None
+        self._h1_streaming = True
+        self._h1_received = 0
+        sid = self._h1_counter
+        self._open.add(sid)
+        if c.they_are_waiting_for_100_continue:
+            self._h1_send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
+        authority = next((v.decode("latin-1") for n, v in req.headers if n == b"host"), "")
+        return RequestStarted(
+            stream_id=sid,
+            method=method,
+            target=target,
+            headers=tuple((bytes(n), bytes(v)) for n, v in req.headers),
+            version=HttpVersion.HTTP11,
+            authority=authority,
+        )
 
     def _upgrade_h2c(self, req: h11.Request, settings: bytes) -> list[Event]:
         """101, then HTTP/2 with ``req`` as stream 1 (module docstring)."""

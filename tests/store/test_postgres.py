@@ -74,12 +74,12 @@ async def test_old_versions_are_dropped_whole(store: PostgresStore) -> None:
     ids = [(await store.import_version([imei(f"3520990000000{i}")], [], source=f"v{i}")).id for i in range(4)]
     await store.rollback(ids[2])
     await store.import_version([imei("35209900176148")], [], source="v4")
+    versions = [v.id for v in await store.versions()]  # (waits for the pruning after the import)
     rows = await _sql(
         store.url,
         "SELECT relname FROM pg_class WHERE relkind = 'r' "
         "AND relname ~ '^eir_exact_v[0-9]+$' ORDER BY relname",
     )
-    versions = [v.id for v in await store.versions()]
     assert sorted(int(r["relname"].rsplit("_v", 1)[1]) for r in rows) == sorted(versions)
     assert len(versions) == 2
 
@@ -141,7 +141,7 @@ async def test_checks_started_outside_a_task(store: PostgresStore) -> None:
 async def test_imports_during_a_long_export(store: PostgresStore) -> None:
     """An export holds its snapshot (and locks that a partition DROP must wait for): imports still
     complete, lookups still answer, the export still sees its own version; the old versions are
-    dropped at a later import."""
+    dropped after a later import."""
     await store.import_version([imei(f"3520990000{i:04d}") for i in range(3000)], [], source="big")
     export = store.export()
     first = await anext(export)
@@ -152,6 +152,7 @@ async def test_imports_during_a_long_export(store: PostgresStore) -> None:
     rest = [x async for x in export]
     assert len(rest) == 2999  # the export's version, whole, though it is no longer active
     v = await store.import_version([imei("35209900176148", Status.BLACK)], [], source="after")
+    await store.versions()  # the pruning runs after the import has returned; versions() waits for it
     rows = await _sql(
         store.url,
         "SELECT count(*) AS n FROM pg_class WHERE relkind = 'r' AND relname ~ '^eir_exact_v[0-9]+$'",
