@@ -372,6 +372,21 @@ class IdentityStore(abc.ABC):
         """The flagged IMEIs and when they were flagged."""
         return dict(self._daily_mem()[1])
 
+    async def daily_history(self, imei: str, limit: int = 10_000) -> list[tuple[int, str]]:
+        """The ``(day, imsi)`` history of one IMEI, oldest day first, at most ``limit`` rows (what
+        ``eir duplicates show`` and the admin API explain a flag with)."""
+        rows = sorted((d, s) for i, d, s in self._daily_mem()[0] if i == imei)
+        return rows[: max(limit, 0)]
+
+    async def clear_duplicate(self, imei: str) -> tuple[bool, int]:
+        """An operator clears a duplicate_mk1 flag: delete the flag and the IMEI's whole history, so
+        that only observations made after the clear can flag it again. Returns (a flag was
+        there, history rows deleted)."""
+        rows, flagged = self._daily_mem()
+        mine = {r for r in rows if r[0] == imei}
+        rows.difference_update(mine)
+        return flagged.pop(imei, None) is not None, len(mine)
+
     async def prune_daily(self, before_day: int, max_rows: int) -> int:
         """Delete the history of days <= ``before_day``, then the oldest days beyond ``max_rows``
         rows; how many went."""

@@ -648,6 +648,26 @@ class PostgresStore(PushedChanges, IdentityStore):
 
         return await self._read(run)
 
+    async def daily_history(self, imei: str, limit: int = 10_000) -> list[tuple[int, str]]:
+        async def run(con: asyncpg.Connection) -> list[tuple[int, str]]:
+            rows = await con.fetch(
+                "SELECT day, imsi FROM eir_daily WHERE imei = $1 ORDER BY day, imsi LIMIT $2",
+                imei,
+                max(limit, 0),
+            )
+            return [(int(r[0]), str(r[1])) for r in rows]
+
+        return await self._read(run)
+
+    async def clear_duplicate(self, imei: str) -> tuple[bool, int]:
+        try:
+            async with self._get_pool().acquire(timeout=self.connect_timeout) as con, con.transaction():
+                flag = await con.execute("DELETE FROM eir_duplicates WHERE imei = $1", imei)
+                gone = await con.execute("DELETE FROM eir_daily WHERE imei = $1", imei)
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+        return int(flag.split()[-1]) > 0, int(gone.split()[-1])
+
     async def prune_daily(self, before_day: int, max_rows: int) -> int:
         gone = int((await self._obs_execute("DELETE FROM eir_daily WHERE day <= $1", before_day)).split()[-1])
         if max_rows > 0:

@@ -683,6 +683,39 @@ class RedisStore(PushedChanges, IdentityStore):
         (got,) = await self._pipe(lambda p: p.hgetall(self._k("duplicates")))
         return {k: float(v) for k, v in got.items()}
 
+    async def _imei_members(self, imei: str, limit: int) -> list[tuple[int, str]]:
+        """``(day, "imei|imsi")`` of one IMEI: an SSCAN with MATCH over each day's set (the
+        history has no per-IMEI index; an operator's call, not the hot path), at most ``limit``."""
+        out: list[tuple[int, str]] = []
+        pattern = f"{_glob_escape(imei)}|*"
+        try:
+            for day in await self._days():
+                async for m in self.redis.sscan_iter(self._k("daily", day), match=pattern, count=1000):
+                    out.append((day, m))
+                    if len(out) >= limit:
+                        return out
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+        return out
+
+    async def daily_history(self, imei: str, limit: int = 10_000) -> list[tuple[int, str]]:
+        got = await self._imei_members(imei, max(limit, 0))
+        return sorted((day, m.partition("|")[2]) for day, m in got)
+
+    async def clear_duplicate(self, imei: str) -> tuple[bool, int]:
+        mine = await self._imei_members(imei, 1 << 31)
+        by_day: dict[int, list[str]] = {}
+        for day, m in mine:
+            by_day.setdefault(day, []).append(m)
+
+        def build(p: Any) -> None:
+            p.hdel(self._k("duplicates"), imei)
+            for day, members in by_day.items():
+                p.srem(self._k("daily", day), *members)
+
+        got = await self._pipe(build)
+        return bool(got[0]), len(mine)
+
     async def prune_daily(self, before_day: int, max_rows: int) -> int:
         days = await self._days()
         sizes = dict(
@@ -1000,3 +1033,8 @@ class RedisStore(PushedChanges, IdentityStore):
 
 _NO_MATCH = Lookup()
 _NO_RULES = ImsiRules()
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` as a literal in a Redis glob pattern (SCAN MATCH)."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)

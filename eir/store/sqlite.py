@@ -628,6 +628,38 @@ class SqliteStore(IdentityStore):
         except sqlite3.Error as e:
             raise StoreUnavailableError(f"sqlite duplicates: {e}") from e
 
+    async def daily_history(self, imei: str, limit: int = 10_000) -> list[tuple[int, str]]:
+        try:
+            con = self._obs
+            if con is None:
+                raise StoreUnavailableError("sqlite store is not open")
+            rows = con.execute(
+                "SELECT day, imsi FROM daily WHERE imei = ? ORDER BY day, imsi LIMIT ?",
+                (int(imei[:14]), max(limit, 0)),
+            ).fetchall()
+        except sqlite3.Error as e:
+            raise StoreUnavailableError(f"sqlite daily_history: {e}") from e
+        return [(int(d), str(s)) for d, s in rows]
+
+    async def clear_duplicate(self, imei: str) -> tuple[bool, int]:
+        key = int(imei[:14])
+        flagged = 0
+
+        def run(con: sqlite3.Connection) -> int:
+            nonlocal flagged
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                flagged = con.execute("DELETE FROM duplicates WHERE imei = ?", (key,)).rowcount
+                gone = con.execute("DELETE FROM daily WHERE imei = ?", (key,)).rowcount
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            return int(gone)
+
+        gone = await self._obs_change(run)
+        return flagged > 0, gone
+
     async def prune_daily(self, before_day: int, max_rows: int) -> int:
         def run(con: sqlite3.Connection) -> int:
             gone = con.execute("DELETE FROM daily WHERE day <= ?", (before_day,)).rowcount
