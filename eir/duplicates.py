@@ -9,7 +9,13 @@ DIRBS-Core classifies an IMEI as ``duplicate_mk1`` when two dimensions both hold
   for an IMEI seen on at least ``min_seen_days`` of those days (so a little data does not
   condemn it).
 
-The condition is sticky: once flagged, an IMEI stays flagged.
+The condition is sticky: once flagged, an IMEI stays flagged — until an operator clears it
+(``eir duplicates clear IMEI``, ``DELETE /api/v1/duplicates/{imei}``). A clear deletes the flag *and
+the IMEI's history*, so a cleared IMEI stays cleared until the rule triggers again on observations
+made after the clear (with the history that flagged it kept, the next classification would flag it
+again at once). The clearing process drops the flag from its memory at once; other instances
+sharing the store (and a running ``eir serve`` when the CLI clears) drop it at their next
+classification, which reads the store's flags back.
 
 Here the history is ``(imei, day, imsi)`` rows (day: days since the UNIX epoch, UTC) kept by the
 observations store: the checker records each (IMEI, IMSI) of the day in memory, at most once per
@@ -35,7 +41,7 @@ from eir.store.base import IdentityStore
 
 _DROPPED = HISTORY_DROPPED.labels("duplicate_history")
 
-__all__ = ["DAY", "DuplicateTracker", "duplicate_mk1"]
+__all__ = ["DAY", "DuplicateTracker", "duplicate_inputs", "duplicate_mk1"]
 
 DAY = 86400.0
 
@@ -72,6 +78,42 @@ def duplicate_mk1(
         if sum(len(s) for s in days.values()) / len(days) >= daily_avg:
             out.add(imei)
     return out
+
+
+def duplicate_inputs(
+    history: Iterable[tuple[int, str]], *, today: int, cfg: DuplicateConfig, max_imsis: int = 100
+) -> dict[str, object]:
+    """What duplicate_mk1 saw of one IMEI on ``today`` (for a flagged IMEI: the day it was
+    flagged): its ``(day, imsi)`` history (what the store still holds of it) folded into both
+    dimensions, with the configured thresholds beside each input. ``imsis`` lists at most
+    ``max_imsis`` of the distinct IMSIs (``distinct_imsis`` counts them all)."""
+    imsis: set[str] = set()
+    per_day: dict[int, set[str]] = {}
+    for day, imsi in history:
+        if day > today:
+            continue
+        if day > today - cfg.period_days:
+            imsis.add(imsi)
+        if day > today - cfg.daily_avg_days:
+            per_day.setdefault(day, set()).add(imsi)
+    seen_days = len(per_day)
+    avg = sum(len(s) for s in per_day.values()) / seen_days if seen_days else 0.0
+    return {
+        "day": today,
+        "period_days": cfg.period_days,
+        "distinct_imsis": len(imsis),
+        "threshold": cfg.threshold,
+        "daily_avg_days": cfg.daily_avg_days,
+        "days_seen": seen_days,
+        "min_seen_days": cfg.min_seen_days,
+        "daily_average": round(avg, 3),
+        "daily_avg": cfg.daily_avg,
+        "per_day": {str(d): len(s) for d, s in sorted(per_day.items())},
+        "imsis": sorted(imsis)[:max_imsis],
+        "meets_rule": len(imsis) >= cfg.threshold
+        and seen_days >= max(cfg.min_seen_days, 1)
+        and avg >= cfg.daily_avg,
+    }
 
 
 class DuplicateTracker:
@@ -164,15 +206,26 @@ class DuplicateTracker:
             daily_avg_days=c.daily_avg_days,
             min_seen_days=c.min_seen_days,
         )
+        # the store's flags are the shared truth: read back, they carry the clears (and flags)
+        # other processes made since the last round
+        self.flagged = await self.store.duplicates()
         new = sorted(i for i in found if i not in self.flagged)
         if new:
             await self.store.flag_duplicates(new, now)
             for imei in new:
                 self.flagged[imei] = now
-            DUPLICATES_FLAGGED.set(len(self.flagged))
             self._log.warning("duplicates_flagged", count=len(new), first=new[0])
+        DUPLICATES_FLAGGED.set(len(self.flagged))
         await self.store.prune_daily(today - max(c.period_days, c.daily_avg_days), c.max_rows)
         return new
+
+    async def clear(self, imei: str) -> tuple[bool, int]:
+        """An operator clears ``imei``'s flag (module docstring): this process's memory — the
+        flag and the day's pairs not yet written — and the store's flag and history."""
+        self.flagged.pop(imei, None)
+        self._pending = {r for r in self._pending if r[0] != imei}
+        DUPLICATES_FLAGGED.set(len(self.flagged))
+        return await self.store.clear_duplicate(imei)
 
     async def load(self) -> None:
         self.loaded = True
