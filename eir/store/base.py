@@ -140,6 +140,8 @@ class Lookup:
     """The ``registration`` table's record of the IMEI, when it is registered — or
     :data:`REGISTERED` from a store that does not read the record on the hot path (the checker
     reads it with ``reference`` for an explanation)."""
+    golden: bool = False
+    """The IMEI is on the ``golden`` reference table (the ``golden`` rule: white, above the lists)."""
 
 
 REGISTERED = ""
@@ -173,10 +175,12 @@ class Sightings:
     distinct_origins: int
 
 
-REFERENCE_TABLES = ("tac", "registration")
+REFERENCE_TABLES = ("tac", "registration", "golden")
 """Reference tables (not lists: data the rules and explanations read) — ``tac``: 8-digit TAC →
 device record (GSMA TAC database, PyHSS); ``registration``: 14-digit IMEI → device record (DIRBS
-registration list). Values are records (eir/formats/records.py); the store keeps them opaque."""
+registration list); ``golden``: 14-digit IMEI → ``""`` (DIRBS golden list: IMEIs never blocked,
+kept apart from the lists so that no list import can overwrite them). Values are records
+(eir/formats/records.py); the store keeps them opaque."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -189,7 +189,7 @@ SELECT * FROM (
    ORDER BY hi - lo, lo LIMIT 1) AS r
 UNION ALL
 SELECT 2, tbl, k, NULL, '', NULL, v FROM eir_reference
- WHERE (tbl = 'tac' AND k = $3) OR (tbl = 'registration' AND k = $4)
+ WHERE (tbl = 'tac' AND k = $3) OR (tbl IN ('registration', 'golden') AND k = $4)
 UNION ALL
 SELECT 3, tbl, '', NULL, '', NULL, NULL FROM eir_reference_meta WHERE rows > 0
 """
@@ -418,12 +418,15 @@ class PostgresStore(PushedChanges, IdentityStore):
         rows = await self._read(lambda con: con.fetch(_LOOKUP_SQL, keys, n, imei14[:8], imei14))
         sv = ie = rng = None
         device = registration = None
+        golden = False
         loaded: set[str] = set()
         for r in rows:
             slot = r["slot"]
             if slot == 2:
                 if r["kind"] == "tac":
                     device = r["reason"]
+                elif r["kind"] == "golden":
+                    golden = True
                 else:
                     registration = r["reason"]
                 continue
@@ -445,6 +448,7 @@ class PostgresStore(PushedChanges, IdentityStore):
             device=device,
             registration_list="registration" in loaded,
             registration=registration,
+            golden=golden,
         )
 
     # --- reference tables -----------------------------------------------------------------------

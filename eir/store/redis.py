@@ -116,7 +116,8 @@ local tv = false
 local rv = false
 if tl == 1 then tv = redis.call('HGET', p .. ':ref:tac', ARGV[7]) end
 if rl == 1 then rv = redis.call('HGET', p .. ':ref:registration', ARGV[2]) end
-if not v then return {false, false, false, false, tl, tv, rl, rv} end
+local gl = redis.call('HEXISTS', p .. ':ref:golden', ARGV[2])
+if not v then return {false, false, false, false, tl, tv, rl, rv, gl} end
 local base = p .. ':v:' .. v
 local x = {redis.call('HGET', base .. ':x:' .. ARGV[5], ARGV[2]), false}
 if ARGV[3] ~= '' then x[2] = redis.call('HGET', base .. ':x:' .. ARGV[6], ARGV[3]) end
@@ -126,7 +127,7 @@ if seg[1] then
   local s, e, rid = string.match(seg[1], '^(%d+):(%d+):(.*)$')
   if tonumber(e) >= tonumber(ARGV[4]) then r = redis.call('HGET', base .. ':r', rid) end
 end
-return {v, x[1], x[2], r, tl, tv, rl, rv}
+return {v, x[1], x[2], r, tl, tv, rl, rv, gl}
 """
 
 _RULES_LUA = """
@@ -370,8 +371,8 @@ class RedisStore(PushedChanges, IdentityStore):
             int(sv) % BUCKETS if sv else 0,
             imei14[:8],
         ]
-        _v, ie, sv_e, rng, tl, tv, rl, rv = await self._script("lookup", [], args)
-        if ie is None and sv_e is None and rng is None and not tl and not rl:
+        _v, ie, sv_e, rng, tl, tv, rl, rv, gl = await self._script("lookup", [], args)
+        if ie is None and sv_e is None and rng is None and not tl and not rl and not gl:
             return _NO_MATCH
         return Lookup(
             imei=unpack(ie) if ie else None,
@@ -381,6 +382,7 @@ class RedisStore(PushedChanges, IdentityStore):
             device=tv or None,
             registration_list=bool(rl),
             registration=rv or None,
+            golden=bool(gl),
         )
 
     # --- reference tables -----------------------------------------------------------------------

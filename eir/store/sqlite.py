@@ -171,6 +171,8 @@ class SqliteStore(IdentityStore):
         self._ref_loaded: frozenset[str] = frozenset()
         self._tac: dict[int, str] | None = None
         self._reg: set[int] | None = None
+        self._golden: set[int] | None = None
+        """The golden list (DIRBS: never blocked), as a set like ``_reg``."""
         self._ref_lookups: tuple[dict[int, Lookup], dict[int, Lookup]] = ({}, {})
         """The answers for an unlisted IMEI with reference tables loaded, one per TAC,
         [registered]: shared, as a Lookup costs ~1 us to build (at most 1M TACs each, then cleared)."""
@@ -283,6 +285,8 @@ class SqliteStore(IdentityStore):
             # itself is read only for an explanation (Lookup.registration is REGISTERED).
             has_reg = db.execute("SELECT 1 FROM ref_meta WHERE tbl = 'registration' AND rows > 0").fetchone()
             self._reg = {k for (k,) in db.execute("SELECT k FROM ref_registration")} if has_reg else None
+            has_gold = db.execute("SELECT 1 FROM ref_meta WHERE tbl = 'golden' AND rows > 0").fetchone()
+            self._golden = {k for (k,) in db.execute("SELECT k FROM ref_golden")} if has_gold else None
             self._ref_lookups = ({}, {})
         self._ref_stamp = stamp
         self._set_version(vid)
@@ -403,6 +407,9 @@ class SqliteStore(IdentityStore):
             if not self._ref_loaded:
                 return _NO_MATCH
             # inline (a call costs ~0.1 us): the shared answer per TAC and registered-or-not
+            gold = self._golden
+            if gold is not None and n in gold:
+                return self._with_reference(_NO_MATCH, n)
             reg = self._reg
             cache = self._ref_lookups[reg is not None and n in reg]
             shared = cache.get(n // TAC_SPAN)
@@ -414,10 +421,11 @@ class SqliteStore(IdentityStore):
     def _with_reference(self, found: Lookup, n: int) -> Lookup:
         """``found`` with the reference tables' answers for IMEI ``n`` (in memory: _refresh). An
         unlisted IMEI gets a shared Lookup (``_ref_lookups``), so the rules allocate nothing."""
-        tac, reg = self._tac, self._reg
+        tac, reg, gold = self._tac, self._reg, self._golden
         device = tac.get(n // TAC_SPAN) if tac is not None else None
         registered = reg is not None and n in reg
-        if found is _NO_MATCH:
+        golden = gold is not None and n in gold
+        if found is _NO_MATCH and not golden:
             cache = self._ref_lookups[registered]
             shared = cache.get(n // TAC_SPAN)
             if shared is None:
@@ -438,6 +446,7 @@ class SqliteStore(IdentityStore):
             device=device,
             registration_list=reg is not None,
             registration=REGISTERED if registered else None,
+            golden=golden,
         )
 
     # --- reference tables -----------------------------------------------------------------------
