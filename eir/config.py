@@ -392,6 +392,11 @@ class PolicyConfig:
     """TACs treated as malformed (test / reserved)."""
     lock_verdict: VerdictName = "black"
     """Verdict for an IMEI not listed for an IMSI that is locked to its IMEIs."""
+    golden: bool = True
+    """The DIRBS golden list (``dirbs-golden``, the ``golden`` reference table): an IMEI on it is
+    white whatever the lists (blacklist, notifications, stolen, barred — or the operator's own) and
+    the later rules (lock, clone, duplicate, reference rules, handle) say — DIRBS never blocks a
+    golden IMEI. Only validity ranks above it. ``false``: the table is kept but ignored."""
     clone: CloneConfig = field(default_factory=CloneConfig)
     tac_not_allocated: TacRuleConfig = field(default_factory=TacRuleConfig)
     not_registered: RegistrationRuleConfig = field(default_factory=RegistrationRuleConfig)
