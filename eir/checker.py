@@ -336,10 +336,11 @@ class PolicyChecker:
         dup = self.duplicates
         duplicated = None
         if dup is not None:
-            if req.imsi and dup.running:
+            subscriber = req.msisdn if dup.use_msisdn else req.imsi
+            if subscriber and dup.running:
                 # written behind (eir/duplicates.py); origins outside policy.clone.trusted_origins
                 # are not recorded
-                dup.observe(imei, req.imsi[:32], self._wall(), req.origin)
+                dup.observe(imei, subscriber[:32], self._wall(), req.origin)
             elif not dup.running and not dup.loaded:  # `eir check`: the stored flags, nothing recorded
                 try:
                     await dup.load()

@@ -90,7 +90,8 @@ def show_command(args: argparse.Namespace) -> int:
             return EXIT_OK
         print(f"{imei} flagged {_when(ts)}")
         print(
-            f"  distinct IMSIs over {inputs['period_days']} days: {inputs['distinct_imsis']} "
+            f"  distinct {'MSISDNs' if inputs['counts'] == 'msisdns' else 'IMSIs'} over "
+            f"{inputs['period_days']} days: {inputs['distinct_imsis']} "
             f"(threshold {inputs['threshold']})"
         )
         print(

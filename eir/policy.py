@@ -148,8 +148,10 @@ class Policy:
         self.handle_failure = None if of == "skip" else Status(of)
         d = cfg.duplicate
         self.dup_status = Status(d.verdict)
+        over = f"{d.period_months} months" if d.period_months is not None else f"{d.period_days} days"
+        who = "MSISDNs" if d.use_msisdn else "IMSIs"
         self._dup_params = (
-            f">= {d.threshold} IMSIs over {d.period_days} days and a daily average >= {d.daily_avg:g} "
+            f">= {d.threshold} {who} over {over} and a daily average >= {d.daily_avg:g} "
             f"over {d.daily_avg_days} days, seen on >= {d.min_seen_days} days"
         )
         self._dup_detail = f"flagged by duplicate_mk1 ({self._dup_params}; sticky)"

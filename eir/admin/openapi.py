@@ -572,6 +572,11 @@ def build() -> dict[str, Any]:
                                     "properties": {
                                         "day": {"type": "integer", "description": "days since the epoch"},
                                         "period_days": {"type": "integer"},
+                                        "counts": {
+                                            "enum": ["imsis", "msisdns"],
+                                            "description": "what distinct_imsis and imsis count "
+                                            "(policy.duplicate.use_msisdn)",
+                                        },
                                         "distinct_imsis": {"type": "integer"},
                                         "threshold": {"type": "integer"},
                                         "daily_avg_days": {"type": "integer"},
