@@ -313,7 +313,13 @@ class PolicyChecker:
             if record:
                 lookup = dataclasses.replace(lookup, registration=record)
         handle = None
-        if self.handle is not None and lookup.imei is None and lookup.imeisv is None and lookup.range is None:
+        if (
+            self.handle is not None
+            and lookup.imei is None
+            and lookup.imeisv is None
+            and lookup.range is None
+            and not (lookup.golden and self.policy.golden)  # golden decides: no look-up to wait for
+        ):
             handle = await self.handle.resolve(imei)  # bounded by policy.handle.timeout (eir/handle.py)
         first = None
         fs = self.first_seen
