@@ -689,6 +689,8 @@ class RedisStore(PushedChanges, IdentityStore):
         """``(day, "imei|imsi")`` of one IMEI: an SSCAN with MATCH over each day's set (the
         history has no per-IMEI index; an operator's call, not the hot path), at most ``limit``."""
         out: list[tuple[int, str]] = []
+        if limit <= 0:
+            return out
         pattern = f"{_glob_escape(imei)}|*"
         try:
             for day in await self._days():
