@@ -313,7 +313,13 @@ class PolicyChecker:
             if record:
                 lookup = dataclasses.replace(lookup, registration=record)
         handle = None
-        if self.handle is not None and lookup.imei is None and lookup.imeisv is None and lookup.range is None:
+        if (
+            self.handle is not None
+            and lookup.imei is None
+            and lookup.imeisv is None
+            and lookup.range is None
+            and not (lookup.golden and self.policy.golden)  # golden decides: no look-up to wait for
+        ):
             handle = await self.handle.resolve(imei)  # bounded by policy.handle.timeout (eir/handle.py)
         first = None
         fs = self.first_seen
@@ -336,10 +342,11 @@ class PolicyChecker:
         dup = self.duplicates
         duplicated = None
         if dup is not None:
-            if req.imsi and dup.running:
+            subscriber = req.msisdn if dup.use_msisdn else req.imsi
+            if subscriber and dup.running:
                 # written behind (eir/duplicates.py); origins outside policy.clone.trusted_origins
                 # are not recorded
-                dup.observe(imei, req.imsi[:32], self._wall(), req.origin)
+                dup.observe(imei, subscriber[:32], self._wall(), req.origin)
             elif not dup.running and not dup.loaded:  # `eir check`: the stored flags, nothing recorded
                 try:
                     await dup.load()

@@ -3,6 +3,7 @@
 * ``serve``                      eir.app
 * ``check``, ``lists …``         eir.cli_lists
 * ``sightings clear|show``       eir.cli_sightings
+* ``duplicates list|show|clear``  eir.cli_duplicates
 * ``sim mme``                    simulations.mme
 * ``sim msc``                    simulations.msc
 * ``sim amf``                    simulations.amf
@@ -41,6 +42,7 @@ _MODULES = (
     "eir.cli_lists",
     "eir.cli_remote",
     "eir.cli_sightings",
+    "eir.cli_duplicates",
     "simulations.replay",
     "simulations.scenario",
 )

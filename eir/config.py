@@ -360,6 +360,15 @@ class DuplicateConfig:
     verdict: VerdictName = "grey"
     threshold: int = 10
     period_days: int = 120
+    period_months: int | None = None
+    """DIRBS's other way of giving the ``threshold`` window: this many calendar months back from
+    the day of the classification (so 28 to 31 days a month); when set it wins over
+    ``period_days``."""
+    use_msisdn: bool = False
+    """DIRBS ``use_msisdn``: count distinct MSISDNs instead of IMSIs. Only checks that carry an
+    MSISDN (Huawei's MAP checkIMEI forms, an N5g-eir ``msisdn-`` GPSI) feed the history then; S13
+    and a standard checkIMEI carry none. The history holds what the option names when the pair was
+    recorded: after switching it, the old values age out of the windows."""
     daily_avg: float = 4.0
     daily_avg_days: int = 30
     min_seen_days: int = 5
@@ -392,6 +401,11 @@ class PolicyConfig:
     """TACs treated as malformed (test / reserved)."""
     lock_verdict: VerdictName = "black"
     """Verdict for an IMEI not listed for an IMSI that is locked to its IMEIs."""
+    golden: bool = True
+    """The DIRBS golden list (``dirbs-golden``, the ``golden`` reference table): an IMEI on it is
+    white whatever the lists (blacklist, notifications, stolen, barred — or the operator's own) and
+    the later rules (lock, clone, duplicate, reference rules, handle) say — DIRBS never blocks a
+    golden IMEI. Only validity ranks above it. ``false``: the table is kept but ignored."""
     clone: CloneConfig = field(default_factory=CloneConfig)
     tac_not_allocated: TacRuleConfig = field(default_factory=TacRuleConfig)
     not_registered: RegistrationRuleConfig = field(default_factory=RegistrationRuleConfig)
@@ -961,6 +975,11 @@ def _validate(cfg: Config) -> None:
     for i, t in enumerate(cfg.policy.reserved_tacs):
         if len(t) != 8 or not t.isdigit():
             raise ConfigError(f"policy.reserved_tacs[{i}]: a TAC is 8 digits, got {t!r}")
+    pm = cfg.policy.duplicate.period_months
+    if pm is not None and not 1 <= pm <= 1200:
+        raise ConfigError(
+            f"policy.duplicate.period_months: 1 to 1200 months (or null for period_days), got {pm}"
+        )
     clone = cfg.policy.clone
     if clone.max_imsis < 2:
         raise ConfigError("policy.clone.max_imsis: must be at least 2")

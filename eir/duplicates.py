@@ -9,7 +9,17 @@ DIRBS-Core classifies an IMEI as ``duplicate_mk1`` when two dimensions both hold
   for an IMEI seen on at least ``min_seen_days`` of those days (so a little data does not
   condemn it).
 
-The condition is sticky: once flagged, an IMEI stays flagged.
+DIRBS's options: ``period_months`` gives the threshold window in calendar months instead of
+``period_days``; ``use_msisdn`` counts MSISDNs instead of IMSIs (the history's ``imsi`` column then
+holds MSISDNs).
+
+The condition is sticky: once flagged, an IMEI stays flagged — until an operator clears it
+(``eir duplicates clear IMEI``, ``DELETE /api/v1/duplicates/{imei}``). A clear deletes the flag *and
+the IMEI's history*, so a cleared IMEI stays cleared until the rule triggers again on observations
+made after the clear (with the history that flagged it kept, the next classification would flag it
+again at once). The clearing process drops the flag from its memory at once; other instances
+sharing the store (and a running ``eir serve`` when the CLI clears) drop it at their next
+classification, which reads the store's flags back.
 
 Here the history is ``(imei, day, imsi)`` rows (day: days since the UNIX epoch, UTC) kept by the
 observations store: the checker records each (IMEI, IMSI) of the day in memory, at most once per
@@ -23,10 +33,12 @@ store call. The rule (eir/policy.py, ``duplicate``) only ever makes a verdict st
 from __future__ import annotations
 
 import asyncio
+import calendar
 import contextlib
 import fnmatch
 import time
 from collections.abc import Callable, Iterable
+from datetime import date, timedelta
 
 from eir.config import DuplicateConfig
 from eir.logging import RateLimitedLog, get_logger
@@ -35,9 +47,22 @@ from eir.store.base import IdentityStore
 
 _DROPPED = HISTORY_DROPPED.labels("duplicate_history")
 
-__all__ = ["DAY", "DuplicateTracker", "duplicate_mk1"]
+__all__ = ["DAY", "DuplicateTracker", "duplicate_inputs", "duplicate_mk1", "threshold_days"]
 
 DAY = 86400.0
+
+
+def threshold_days(cfg: DuplicateConfig, today: int) -> int:
+    """The ``threshold`` window in days on ``today``: ``period_days``, or with ``period_months``
+    the days back to the same day of the month that many calendar months before (DIRBS's
+    ``relativedelta(months=N)``: a day past the end of a shorter month is its last day)."""
+    months = cfg.period_months
+    if months is None:
+        return cfg.period_days
+    d = date(1970, 1, 1) + timedelta(days=today)
+    y, m = divmod(d.year * 12 + d.month - 1 - months, 12)
+    start = date(y, m + 1, min(d.day, calendar.monthrange(y, m + 1)[1]))
+    return (d - start).days
 
 
 def duplicate_mk1(
@@ -74,6 +99,44 @@ def duplicate_mk1(
     return out
 
 
+def duplicate_inputs(
+    history: Iterable[tuple[int, str]], *, today: int, cfg: DuplicateConfig, max_imsis: int = 100
+) -> dict[str, object]:
+    """What duplicate_mk1 saw of one IMEI on ``today`` (for a flagged IMEI: the day it was
+    flagged): its ``(day, imsi)`` history (what the store still holds of it) folded into both
+    dimensions, with the configured thresholds beside each input. ``imsis`` lists at most
+    ``max_imsis`` of the distinct IMSIs (``distinct_imsis`` counts them all)."""
+    imsis: set[str] = set()
+    per_day: dict[int, set[str]] = {}
+    period_days = threshold_days(cfg, today)
+    for day, imsi in history:
+        if day > today:
+            continue
+        if day > today - period_days:
+            imsis.add(imsi)
+        if day > today - cfg.daily_avg_days:
+            per_day.setdefault(day, set()).add(imsi)
+    seen_days = len(per_day)
+    avg = sum(len(s) for s in per_day.values()) / seen_days if seen_days else 0.0
+    return {
+        "day": today,
+        "period_days": period_days,
+        "counts": "msisdns" if cfg.use_msisdn else "imsis",
+        "distinct_imsis": len(imsis),
+        "threshold": cfg.threshold,
+        "daily_avg_days": cfg.daily_avg_days,
+        "days_seen": seen_days,
+        "min_seen_days": cfg.min_seen_days,
+        "daily_average": round(avg, 3),
+        "daily_avg": cfg.daily_avg,
+        "per_day": {str(d): len(s) for d, s in sorted(per_day.items())},
+        "imsis": sorted(imsis)[:max_imsis],
+        "meets_rule": len(imsis) >= cfg.threshold
+        and seen_days >= max(cfg.min_seen_days, 1)
+        and avg >= cfg.daily_avg,
+    }
+
+
 class DuplicateTracker:
     """The day's (IMEI, IMSI) pairs written behind, background classification, flagged IMEIs."""
 
@@ -93,6 +156,8 @@ class DuplicateTracker:
         self.untrusted = 0
         """Pairs not recorded: their check came from an origin outside ``trusted_origins``."""
         self.cfg = cfg
+        self.use_msisdn = cfg.use_msisdn
+        """Record the check's MSISDN instead of its IMSI (``policy.duplicate.use_msisdn``)."""
         self.clock = clock
         self.flagged: dict[str, float] = {}
         """IMEI → when it was flagged (sticky)."""
@@ -156,23 +221,35 @@ class DuplicateTracker:
         now = self.clock()
         c = self.cfg
         today = int(now // DAY)
+        period_days = threshold_days(c, today)
         found = await self.store.classify_duplicates(
             today=today,
             threshold=c.threshold,
-            period_days=c.period_days,
+            period_days=period_days,
             daily_avg=c.daily_avg,
             daily_avg_days=c.daily_avg_days,
             min_seen_days=c.min_seen_days,
         )
+        # the store's flags are the shared truth: read back, they carry the clears (and flags)
+        # other processes made since the last round
+        self.flagged = await self.store.duplicates()
         new = sorted(i for i in found if i not in self.flagged)
         if new:
             await self.store.flag_duplicates(new, now)
             for imei in new:
                 self.flagged[imei] = now
-            DUPLICATES_FLAGGED.set(len(self.flagged))
             self._log.warning("duplicates_flagged", count=len(new), first=new[0])
-        await self.store.prune_daily(today - max(c.period_days, c.daily_avg_days), c.max_rows)
+        DUPLICATES_FLAGGED.set(len(self.flagged))
+        await self.store.prune_daily(today - max(period_days, c.daily_avg_days), c.max_rows)
         return new
+
+    async def clear(self, imei: str) -> tuple[bool, int]:
+        """An operator clears ``imei``'s flag (module docstring): this process's memory — the
+        flag and the day's pairs not yet written — and the store's flag and history."""
+        self.flagged.pop(imei, None)
+        self._pending = {r for r in self._pending if r[0] != imei}
+        DUPLICATES_FLAGGED.set(len(self.flagged))
+        return await self.store.clear_duplicate(imei)
 
     async def load(self) -> None:
         self.loaded = True

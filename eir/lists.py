@@ -167,8 +167,8 @@ class ParsedList(_Validated):
 @dataclass(slots=True)
 class ParsedReference(_Validated):
     """One validated reference file (eir/formats: GSMA or PyHSS TAC table, DIRBS registration
-    list), ready for :func:`import_reference`: ``items`` are ``(key, JSON value)`` rows of
-    ``table`` (``tac``: 8-digit TAC; ``registration``: 14-digit IMEI)."""
+    list, DIRBS golden list), ready for :func:`import_reference`: ``items`` are ``(key, record)``
+    rows of ``table`` (``tac``: 8-digit TAC; ``registration``, ``golden``: 14-digit IMEI)."""
 
     path: str
     format: str
@@ -582,6 +582,10 @@ def parse_file(
                 from eir.formats.dirbs import parse_registration
 
                 parse_registration(f, name, out, progress=tick)
+            elif fmt == "dirbs-golden":
+                from eir.formats.dirbs import parse_golden
+
+                parse_golden(f, name, out, progress=tick)
             else:
                 from eir.formats.gsma import parse_tac_table
 
@@ -647,7 +651,16 @@ async def import_reference(
     src = source or os.path.basename(parsed.path)
     if await store.active_version() is None:
         await store.import_version([], [], source="empty (before a reference table)")
-    return await store.import_reference(parsed.table, parsed.items, source=f"{parsed.format}: {src}")
+    table = await store.import_reference(parsed.table, parsed.items, source=f"{parsed.format}: {src}")
+    if parsed.table == "golden":
+        # earlier versions imported the golden list as white list entries, which a later blocking
+        # list overwrote: the table replaces them
+        old = await slice_removals(store, "dirbs-golden")
+        if old:
+            await store.import_version(
+                [], [], source="dirbs-golden: entries moved to the golden table", delta=True, removals=old
+            )
+    return table
 
 
 async def import_parsed(

@@ -14,6 +14,9 @@ Order (the first rule that decides wins, except where a later rule may only make
    ``ignore`` (the default: the 14 digits go on to the lists like any IMEI; UERANSIM's stock UE
    IMEI 356938035643803 fails the check and a stock lab must register), or a verdict (final,
    rule ``check_digit``).
+   ``golden`` — the IMEI is on the DIRBS golden list (the ``golden`` reference table,
+   ``policy.golden``): white, final — above every list entry and every later rule, whatever the
+   order the lists were imported in (DIRBS never blocks a golden IMEI).
 2. ``imeisv`` — an exact IMEISV entry (14 digits + SVN) decides the list status.
 3. ``imei`` — an exact IMEI entry.
 4. ``range`` / ``tac`` — the narrowest range or TAC containing the IMEI.
@@ -145,14 +148,17 @@ class Policy:
         self.handle_failure = None if of == "skip" else Status(of)
         d = cfg.duplicate
         self.dup_status = Status(d.verdict)
+        over = f"{d.period_months} months" if d.period_months is not None else f"{d.period_days} days"
+        who = "MSISDNs" if d.use_msisdn else "IMSIs"
         self._dup_params = (
-            f">= {d.threshold} IMSIs over {d.period_days} days and a daily average >= {d.daily_avg:g} "
+            f">= {d.threshold} {who} over {over} and a daily average >= {d.daily_avg:g} "
             f"over {d.daily_avg_days} days, seen on >= {d.min_seen_days} days"
         )
         self._dup_detail = f"flagged by duplicate_mk1 ({self._dup_params}; sticky)"
         self._dup_verdict = Verdict(
             status=self.dup_status, rule="duplicate", list_name="observations", detail=self._dup_detail
         )
+        self.golden = cfg.golden
         self.malformed = Status(cfg.malformed)
         self.lock_status = Status(cfg.lock_verdict)
         self.clone_status = Status(cfg.clone.verdict)
@@ -245,6 +251,11 @@ class Policy:
         verdict: Verdict | None = None
         if steps is not None and (lookup.tac_table or lookup.registration_list):
             steps.append(self.device_step(imei, lookup))
+        if lookup.golden:
+            if self.golden:
+                return self._golden_verdict(imei, lookup, steps)
+            if steps is not None:
+                steps.append(Step(rule="golden", outcome="skipped", detail="policy.golden disabled"))
         for rule, e in (("imeisv", lookup.imeisv), ("imei", lookup.imei), ("range", lookup.range)):
             if e is None:
                 if steps is not None:
@@ -402,6 +413,19 @@ class Policy:
                 )
             )
         return verdict
+
+    def _golden_verdict(self, imei: str, lookup: Lookup, steps: list[Step] | None) -> Verdict:
+        """1b. A golden IMEI is white: what the lists said is overridden (``--explain`` names it)."""
+        over = [
+            f"the {e.status.value} list's {entry_text(e)} {reason_text(e.reason)}".rstrip()
+            for e in (lookup.imeisv, lookup.imei, lookup.range)
+            if e is not None and e.status is not Status.WHITE
+        ]
+        detail = "on the DIRBS golden list: never blocked"
+        if steps is not None:
+            was = f" (overrides {'; '.join(over)})" if over else ""
+            steps.append(Step(rule="golden", outcome="decided", detail=detail + was))
+        return Verdict(status=Status.WHITE, rule="golden", list_name="golden", entry=imei, detail=detail)
 
     # --- reference data and grace dates -------------------------------------------------------------
     def today(self) -> str:

@@ -522,6 +522,106 @@ def build() -> dict[str, Any]:
                 tag="sightings",
             ),
         },
+        "/duplicates": {
+            "get": _op(
+                "The IMEIs DIRBS duplicate_mk1 flagged (policy.duplicate), by IMEI, paged",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["duplicates", "total", "offset", "limit"],
+                            "properties": {
+                                "duplicates": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["imei", "flagged"],
+                                        "properties": {
+                                            "imei": {"type": "string"},
+                                            "flagged": {"type": "number", "description": "UNIX time"},
+                                        },
+                                    },
+                                },
+                                "total": {"type": "integer"},
+                                "offset": {"type": "integer"},
+                                "limit": {"type": "integer"},
+                            },
+                        }
+                    )
+                },
+                params=[_LIMIT, _OFFSET],
+                tag="duplicates",
+            )
+        },
+        "/duplicates/{imei}": {
+            "get": _op(
+                "One duplicate_mk1 flag with the rule's inputs on the day it was flagged (from the "
+                "history the store still holds)",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["imei", "flagged", "rule_enabled", "verdict", "inputs"],
+                            "properties": {
+                                "imei": {"type": "string"},
+                                "flagged": {"type": "number"},
+                                "rule_enabled": {"type": "boolean"},
+                                "verdict": {"type": "string"},
+                                "inputs": {
+                                    "type": "object",
+                                    "properties": {
+                                        "day": {"type": "integer", "description": "days since the epoch"},
+                                        "period_days": {"type": "integer"},
+                                        "counts": {
+                                            "enum": ["imsis", "msisdns"],
+                                            "description": "what distinct_imsis and imsis count "
+                                            "(policy.duplicate.use_msisdn)",
+                                        },
+                                        "distinct_imsis": {"type": "integer"},
+                                        "threshold": {"type": "integer"},
+                                        "daily_avg_days": {"type": "integer"},
+                                        "days_seen": {"type": "integer"},
+                                        "min_seen_days": {"type": "integer"},
+                                        "daily_average": {"type": "number"},
+                                        "daily_avg": {"type": "number"},
+                                        "per_day": {
+                                            "type": "object",
+                                            "additionalProperties": {"type": "integer"},
+                                        },
+                                        "imsis": {"type": "array", "items": {"type": "string"}},
+                                        "meets_rule": {"type": "boolean"},
+                                    },
+                                },
+                            },
+                        }
+                    ),
+                    "404": _problem("Not flagged"),
+                },
+                params=[_p("imei", "IMEI (14 or 15 digits) or IMEISV (16)", r"^[0-9]{14,16}$")],
+                tag="duplicates",
+            ),
+            "delete": _op(
+                "Clear a duplicate_mk1 flag: the flag and the IMEI's history go, so only observations "
+                "after the clear can flag it again (other instances drop it at their next classification)",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["imei", "cleared", "history_rows"],
+                            "properties": {
+                                "imei": {"type": "string"},
+                                "cleared": {"type": "boolean"},
+                                "history_rows": {"type": "integer", "description": "history rows deleted"},
+                            },
+                        }
+                    ),
+                    "404": _problem("Not flagged (nothing changed)"),
+                },
+                params=[_p("imei", "IMEI (14 or 15 digits) or IMEISV (16)", r"^[0-9]{14,16}$")],
+                write=True,
+                tag="duplicates",
+            ),
+        },
         "/peers": {
             "get": _op(
                 "Diameter peers, M3UA associations and N5g-eir clients, with state and counters",

@@ -179,6 +179,9 @@ class AdminApi:
             r("DELETE", "/lists/locks/{imsi}/{imei}", self.delete_lock),
             r("GET", "/sightings/{imei}", self.sightings),
             r("DELETE", "/sightings/{imei}", self.clear_sightings),
+            r("GET", "/duplicates", self.list_duplicates, ("limit", "offset")),
+            r("GET", "/duplicates/{imei}", self.get_duplicate),
+            r("DELETE", "/duplicates/{imei}", self.clear_duplicate),
             r("GET", "/peers", self.peers),
             r("GET", "/faults", self.list_faults),
             r("POST", "/faults", self.add_fault, body="json"),
@@ -747,6 +750,58 @@ class AdminApi:
                 "store_error": stored_error,
             },
         )
+
+    # --- duplicate_mk1 flags (eir/duplicates.py) ---------------------------------------------------
+    def _dup_store(self) -> IdentityStore:
+        """The store of the flags: the observations store (where the classifier keeps them)."""
+        return getattr(self.checker, "observations", None) or self.store
+
+    async def list_duplicates(self, req: ApiRequest) -> Response:
+        limit, offset = _paging(req.params)
+        flags = sorted((await self._dup_store().duplicates()).items())
+        page = [{"imei": i, "flagged": ts} for i, ts in flags[offset : offset + limit]]
+        return json_response(200, {"duplicates": page, "total": len(flags), "offset": offset, "limit": limit})
+
+    async def get_duplicate(self, req: ApiRequest) -> Response:
+        """One flag with what duplicate_mk1 saw of the IMEI on the day it was flagged (the history
+        the store still holds: it is pruned once both windows have passed)."""
+        from eir.duplicates import DAY, duplicate_inputs
+
+        imei = _imei14_arg(req.args[0], allow_sv=True)
+        obs = self._dup_store()
+        ts = (await obs.duplicates()).get(imei)
+        if ts is None:
+            raise ApiError(404, f"{imei} is not flagged as duplicated", cause="not_flagged")
+        history = await obs.daily_history(imei)
+        cfg = self.config.policy.duplicate
+        inputs = duplicate_inputs(history, today=int(ts // DAY), cfg=cfg)
+        return json_response(
+            200,
+            {
+                "imei": imei,
+                "flagged": ts,
+                "rule_enabled": cfg.enabled,
+                "verdict": cfg.verdict,
+                "inputs": inputs,
+            },
+        )
+
+    async def clear_duplicate(self, req: ApiRequest) -> Response:
+        """An operator clears a duplicate_mk1 flag: the flag and the IMEI's history go (this
+        process's memory at once; other instances sharing the store at their next classification),
+        so only new observations can flag it again."""
+        imei = _imei14_arg(req.args[0], allow_sv=True)
+        tracker = getattr(self.checker, "duplicates", None)
+        if imei not in await self._dup_store().duplicates():  # nothing changes: not even its history
+            raise ApiError(404, f"{imei} is not flagged as duplicated", cause="not_flagged")
+        if tracker is not None:
+            was, rows = await tracker.clear(imei)
+        else:
+            was, rows = await self._dup_store().clear_duplicate(imei)
+        if not was:
+            raise ApiError(404, f"{imei} is not flagged as duplicated", cause="not_flagged")
+        self.log.info("admin_duplicate_cleared", imei=imei, history_rows=rows)
+        return json_response(200, {"imei": imei, "cleared": True, "history_rows": rows})
 
     # --- peers, faults, config ------------------------------------------------------------------------------
     async def peers(self, req: ApiRequest) -> Response:

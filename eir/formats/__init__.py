@@ -38,11 +38,15 @@ LIST_FORMATS = (
     "dirbs-stolen",
     "dirbs-barred",
     "dirbs-barred-tac",
-    "dirbs-golden",
     "open5gs-eir",
 )
 """Formats whose rows become list entries or pairings (a new list version)."""
-REFERENCE_FORMATS = {"dirbs-registration": "registration", "gsma-tac": "tac", "pyhss-tac": "tac"}
+REFERENCE_FORMATS = {
+    "dirbs-registration": "registration",
+    "dirbs-golden": "golden",
+    "gsma-tac": "tac",
+    "pyhss-tac": "tac",
+}
 """Formats that fill a reference table (format → table)."""
 FORMATS = (*LIST_FORMATS, *REFERENCE_FORMATS)
 

@@ -20,8 +20,14 @@ dirbs-stolen            ``imei,reporting_date,status``                  black (s
 dirbs-registration      ``approved_imei,make,model,status,…``           the registration reference table
 dirbs-barred            ``imei``                                        black
 dirbs-barred-tac        ``tac``                                         black TAC entries
-dirbs-golden            ``golden_imei``                                 white
+dirbs-golden            ``golden_imei``                                 the golden reference table: white
+                                                                        above every list (eir/policy.py)
 ======================  ==============================================  ==================================
+
+The golden list is a reference table, not list entries: an IMEI on it and on a blocking list
+(blacklist, notifications, stolen, barred) is white whatever the order of the imports, as DIRBS
+excludes golden IMEIs from its blacklist and notifications — one entry per IMEI on the lists would
+keep only the last import's word.
 
 IMEIs are normalised as DIRBS does (:func:`eir.formats._common.imei_dirbs`) and the import report
 says what was. A full import of one of these lists replaces the entries that came from the same
@@ -43,7 +49,7 @@ from eir.store.base import EntryKind, ListEntry, Pairing, PairingKind
 if TYPE_CHECKING:
     from eir.lists import ParsedList, ParsedReference
 
-__all__ = ["DELTA_NAME", "HEADERS", "parse_dirbs", "parse_registration"]
+__all__ = ["DELTA_NAME", "HEADERS", "parse_dirbs", "parse_golden", "parse_registration"]
 
 HEADERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # format: (required columns, optional columns)
@@ -307,5 +313,48 @@ def parse_registration(
             continue
         seen[key] = line
         out.items.append((key, join([row[i] if i >= 0 else "" for i in where])))
+    out.rows = nrows
+    out.seconds = time.monotonic() - t0
+
+
+def parse_golden(
+    f: IO[str], name: str, out: ParsedReference, *, progress: Callable[[], None] | None = None
+) -> None:
+    """A DIRBS golden list (``golden_imei``) → the ``golden`` reference table (IMEI → ``""``)."""
+    from eir.lists import ListFileError
+
+    fmt = "dirbs-golden"
+    rows = rows_of(f)
+    first = next(rows, None)
+    if first is None:
+        raise ListFileError(f"{name}: empty file (a {fmt} file starts with its header)")
+    line, header = first
+    col, ignored = _header(fmt, line, header, name)
+    out.ignored_columns = ignored
+    ncols = len(header)
+    norm = out.normalised
+    seen = out.seen
+    i_imei = col["golden_imei"]
+    nrows = 0
+    t0 = time.monotonic()
+    for line, row in rows:
+        nrows += 1
+        if progress is not None and nrows % 65536 == 0:
+            progress()
+        if len(row) > ncols:
+            out.bad_row(line, f"{len(row)} columns, the header has {ncols}", row)
+            continue
+        try:
+            key = imei_dirbs(row[i_imei] if len(row) > i_imei else "", line, norm)
+        except ValueError as e:
+            out.bad_row(line, str(e), row)
+            continue
+        if key is None:
+            continue
+        if key in seen:
+            out.duplicates += 1
+            continue
+        seen[key] = line
+        out.items.append((key, ""))
     out.rows = nrows
     out.seconds = time.monotonic() - t0

@@ -140,6 +140,8 @@ class Lookup:
     """The ``registration`` table's record of the IMEI, when it is registered — or
     :data:`REGISTERED` from a store that does not read the record on the hot path (the checker
     reads it with ``reference`` for an explanation)."""
+    golden: bool = False
+    """The IMEI is on the ``golden`` reference table (the ``golden`` rule: white, above the lists)."""
 
 
 REGISTERED = ""
@@ -173,10 +175,12 @@ class Sightings:
     distinct_origins: int
 
 
-REFERENCE_TABLES = ("tac", "registration")
+REFERENCE_TABLES = ("tac", "registration", "golden")
 """Reference tables (not lists: data the rules and explanations read) — ``tac``: 8-digit TAC →
 device record (GSMA TAC database, PyHSS); ``registration``: 14-digit IMEI → device record (DIRBS
-registration list). Values are records (eir/formats/records.py); the store keeps them opaque."""
+registration list); ``golden``: 14-digit IMEI → ``""`` (DIRBS golden list: IMEIs never blocked,
+kept apart from the lists so that no list import can overwrite them). Values are records
+(eir/formats/records.py); the store keeps them opaque."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -371,6 +375,21 @@ class IdentityStore(abc.ABC):
     async def duplicates(self) -> dict[str, float]:
         """The flagged IMEIs and when they were flagged."""
         return dict(self._daily_mem()[1])
+
+    async def daily_history(self, imei: str, limit: int = 10_000) -> list[tuple[int, str]]:
+        """The ``(day, imsi)`` history of one IMEI, oldest day first, at most ``limit`` rows (what
+        ``eir duplicates show`` and the admin API explain a flag with)."""
+        rows = sorted((d, s) for i, d, s in self._daily_mem()[0] if i == imei)
+        return rows[: max(limit, 0)]
+
+    async def clear_duplicate(self, imei: str) -> tuple[bool, int]:
+        """An operator clears a duplicate_mk1 flag: delete the flag and the IMEI's whole history, so
+        that only observations made after the clear can flag it again. Returns (a flag was
+        there, history rows deleted)."""
+        rows, flagged = self._daily_mem()
+        mine = {r for r in rows if r[0] == imei}
+        rows.difference_update(mine)
+        return flagged.pop(imei, None) is not None, len(mine)
 
     async def prune_daily(self, before_day: int, max_rows: int) -> int:
         """Delete the history of days <= ``before_day``, then the oldest days beyond ``max_rows``

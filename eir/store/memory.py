@@ -97,6 +97,7 @@ class MemoryStore(IdentityStore):
         self._ref: dict[str, tuple[ReferenceTable, dict[str, str]]] = {}
         self._tac: dict[str, str] | None = None
         self._reg: dict[str, str] | None = None
+        self._golden: dict[str, str] | None = None
 
     async def open(self) -> None:
         return None
@@ -117,8 +118,8 @@ class MemoryStore(IdentityStore):
             i = bisect_right(starts, n) - 1
             if i >= 0 and v.seg_ends[i] >= n:
                 rng = v.seg_entries[i]
-        tac, reg = self._tac, self._reg
-        if tac is not None or reg is not None:
+        tac, reg, gold = self._tac, self._reg, self._golden
+        if tac is not None or reg is not None or gold is not None:
             return Lookup(
                 imeisv=sv,
                 imei=ie,
@@ -127,6 +128,7 @@ class MemoryStore(IdentityStore):
                 device=tac.get(imei[:8]) if tac is not None else None,
                 registration_list=reg is not None,
                 registration=reg.get(imei) if reg is not None else None,
+                golden=gold is not None and imei in gold,
             )
         if sv is None and ie is None and rng is None:
             return _NO_MATCH
@@ -144,6 +146,7 @@ class MemoryStore(IdentityStore):
             self._ref.pop(table, None)
         self._tac = self._ref["tac"][1] if "tac" in self._ref else None
         self._reg = self._ref["registration"][1] if "registration" in self._ref else None
+        self._golden = self._ref["golden"][1] if "golden" in self._ref else None
         if self._active is not None:
             for cb in list(self._callbacks):
                 cb(self._active.meta.id)

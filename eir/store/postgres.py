@@ -189,7 +189,7 @@ SELECT * FROM (
    ORDER BY hi - lo, lo LIMIT 1) AS r
 UNION ALL
 SELECT 2, tbl, k, NULL, '', NULL, v FROM eir_reference
- WHERE (tbl = 'tac' AND k = $3) OR (tbl = 'registration' AND k = $4)
+ WHERE (tbl = 'tac' AND k = $3) OR (tbl IN ('registration', 'golden') AND k = $4)
 UNION ALL
 SELECT 3, tbl, '', NULL, '', NULL, NULL FROM eir_reference_meta WHERE rows > 0
 """
@@ -427,12 +427,15 @@ class PostgresStore(PushedChanges, IdentityStore):
         rows = await self._read(lambda con: con.fetch(_LOOKUP_SQL, keys, n, imei14[:8], imei14))
         sv = ie = rng = None
         device = registration = None
+        golden = False
         loaded: set[str] = set()
         for r in rows:
             slot = r["slot"]
             if slot == 2:
                 if r["kind"] == "tac":
                     device = r["reason"]
+                elif r["kind"] == "golden":
+                    golden = True
                 else:
                     registration = r["reason"]
                 continue
@@ -454,6 +457,7 @@ class PostgresStore(PushedChanges, IdentityStore):
             device=device,
             registration_list="registration" in loaded,
             registration=registration,
+            golden=golden,
         )
 
     # --- reference tables -----------------------------------------------------------------------
@@ -656,6 +660,26 @@ class PostgresStore(PushedChanges, IdentityStore):
             return {r[0]: r[1] for r in await con.fetch("SELECT imei, ts FROM eir_duplicates")}
 
         return await self._read(run)
+
+    async def daily_history(self, imei: str, limit: int = 10_000) -> list[tuple[int, str]]:
+        async def run(con: asyncpg.Connection) -> list[tuple[int, str]]:
+            rows = await con.fetch(
+                "SELECT day, imsi FROM eir_daily WHERE imei = $1 ORDER BY day, imsi LIMIT $2",
+                imei,
+                max(limit, 0),
+            )
+            return [(int(r[0]), str(r[1])) for r in rows]
+
+        return await self._read(run)
+
+    async def clear_duplicate(self, imei: str) -> tuple[bool, int]:
+        try:
+            async with self._get_pool().acquire(timeout=self.connect_timeout) as con, con.transaction():
+                flag = await con.execute("DELETE FROM eir_duplicates WHERE imei = $1", imei)
+                gone = await con.execute("DELETE FROM eir_daily WHERE imei = $1", imei)
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+        return int(flag.split()[-1]) > 0, int(gone.split()[-1])
 
     async def prune_daily(self, before_day: int, max_rows: int) -> int:
         gone = int((await self._obs_execute("DELETE FROM eir_daily WHERE day <= $1", before_day)).split()[-1])

@@ -116,7 +116,8 @@ local tv = false
 local rv = false
 if tl == 1 then tv = redis.call('HGET', p .. ':ref:tac', ARGV[7]) end
 if rl == 1 then rv = redis.call('HGET', p .. ':ref:registration', ARGV[2]) end
-if not v then return {false, false, false, false, tl, tv, rl, rv} end
+local gl = redis.call('HEXISTS', p .. ':ref:golden', ARGV[2])
+if not v then return {false, false, false, false, tl, tv, rl, rv, gl} end
 local base = p .. ':v:' .. v
 local x = {redis.call('HGET', base .. ':x:' .. ARGV[5], ARGV[2]), false}
 if ARGV[3] ~= '' then x[2] = redis.call('HGET', base .. ':x:' .. ARGV[6], ARGV[3]) end
@@ -126,7 +127,7 @@ if seg[1] then
   local s, e, rid = string.match(seg[1], '^(%d+):(%d+):(.*)$')
   if tonumber(e) >= tonumber(ARGV[4]) then r = redis.call('HGET', base .. ':r', rid) end
 end
-return {v, x[1], x[2], r, tl, tv, rl, rv}
+return {v, x[1], x[2], r, tl, tv, rl, rv, gl}
 """
 
 _RULES_LUA = """
@@ -370,8 +371,8 @@ class RedisStore(PushedChanges, IdentityStore):
             int(sv) % BUCKETS if sv else 0,
             imei14[:8],
         ]
-        _v, ie, sv_e, rng, tl, tv, rl, rv = await self._script("lookup", [], args)
-        if ie is None and sv_e is None and rng is None and not tl and not rl:
+        _v, ie, sv_e, rng, tl, tv, rl, rv, gl = await self._script("lookup", [], args)
+        if ie is None and sv_e is None and rng is None and not tl and not rl and not gl:
             return _NO_MATCH
         return Lookup(
             imei=unpack(ie) if ie else None,
@@ -381,6 +382,7 @@ class RedisStore(PushedChanges, IdentityStore):
             device=tv or None,
             registration_list=bool(rl),
             registration=rv or None,
+            golden=bool(gl),
         )
 
     # --- reference tables -----------------------------------------------------------------------
@@ -682,6 +684,41 @@ class RedisStore(PushedChanges, IdentityStore):
     async def duplicates(self) -> dict[str, float]:
         (got,) = await self._pipe(lambda p: p.hgetall(self._k("duplicates")))
         return {k: float(v) for k, v in got.items()}
+
+    async def _imei_members(self, imei: str, limit: int) -> list[tuple[int, str]]:
+        """``(day, "imei|imsi")`` of one IMEI: an SSCAN with MATCH over each day's set (the
+        history has no per-IMEI index; an operator's call, not the hot path), at most ``limit``."""
+        out: list[tuple[int, str]] = []
+        if limit <= 0:
+            return out
+        pattern = f"{_glob_escape(imei)}|*"
+        try:
+            for day in await self._days():
+                async for m in self.redis.sscan_iter(self._k("daily", day), match=pattern, count=1000):
+                    out.append((day, m))
+                    if len(out) >= limit:
+                        return out
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+        return out
+
+    async def daily_history(self, imei: str, limit: int = 10_000) -> list[tuple[int, str]]:
+        got = await self._imei_members(imei, max(limit, 0))
+        return sorted((day, m.partition("|")[2]) for day, m in got)
+
+    async def clear_duplicate(self, imei: str) -> tuple[bool, int]:
+        mine = await self._imei_members(imei, 1 << 31)
+        by_day: dict[int, list[str]] = {}
+        for day, m in mine:
+            by_day.setdefault(day, []).append(m)
+
+        def build(p: Any) -> None:
+            p.hdel(self._k("duplicates"), imei)
+            for day, members in by_day.items():
+                p.srem(self._k("daily", day), *members)
+
+        got = await self._pipe(build)
+        return bool(got[0]), len(mine)
 
     async def prune_daily(self, before_day: int, max_rows: int) -> int:
         days = await self._days()
@@ -1000,3 +1037,8 @@ class RedisStore(PushedChanges, IdentityStore):
 
 _NO_MATCH = Lookup()
 _NO_RULES = ImsiRules()
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` as a literal in a Redis glob pattern (SCAN MATCH)."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)

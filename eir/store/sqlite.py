@@ -171,6 +171,8 @@ class SqliteStore(IdentityStore):
         self._ref_loaded: frozenset[str] = frozenset()
         self._tac: dict[int, str] | None = None
         self._reg: set[int] | None = None
+        self._golden: set[int] | None = None
+        """The golden list (DIRBS: never blocked), as a set like ``_reg``."""
         self._ref_lookups: tuple[dict[int, Lookup], dict[int, Lookup]] = ({}, {})
         """The answers for an unlisted IMEI with reference tables loaded, one per TAC,
         [registered]: shared, as a Lookup costs ~1 us to build (at most 1M TACs each, then cleared)."""
@@ -283,6 +285,8 @@ class SqliteStore(IdentityStore):
             # itself is read only for an explanation (Lookup.registration is REGISTERED).
             has_reg = db.execute("SELECT 1 FROM ref_meta WHERE tbl = 'registration' AND rows > 0").fetchone()
             self._reg = {k for (k,) in db.execute("SELECT k FROM ref_registration")} if has_reg else None
+            has_gold = db.execute("SELECT 1 FROM ref_meta WHERE tbl = 'golden' AND rows > 0").fetchone()
+            self._golden = {k for (k,) in db.execute("SELECT k FROM ref_golden")} if has_gold else None
             self._ref_lookups = ({}, {})
         self._ref_stamp = stamp
         self._set_version(vid)
@@ -403,6 +407,9 @@ class SqliteStore(IdentityStore):
             if not self._ref_loaded:
                 return _NO_MATCH
             # inline (a call costs ~0.1 us): the shared answer per TAC and registered-or-not
+            gold = self._golden
+            if gold is not None and n in gold:
+                return self._with_reference(_NO_MATCH, n)
             reg = self._reg
             cache = self._ref_lookups[reg is not None and n in reg]
             shared = cache.get(n // TAC_SPAN)
@@ -414,10 +421,11 @@ class SqliteStore(IdentityStore):
     def _with_reference(self, found: Lookup, n: int) -> Lookup:
         """``found`` with the reference tables' answers for IMEI ``n`` (in memory: _refresh). An
         unlisted IMEI gets a shared Lookup (``_ref_lookups``), so the rules allocate nothing."""
-        tac, reg = self._tac, self._reg
+        tac, reg, gold = self._tac, self._reg, self._golden
         device = tac.get(n // TAC_SPAN) if tac is not None else None
         registered = reg is not None and n in reg
-        if found is _NO_MATCH:
+        golden = gold is not None and n in gold
+        if found is _NO_MATCH and not golden:
             cache = self._ref_lookups[registered]
             shared = cache.get(n // TAC_SPAN)
             if shared is None:
@@ -438,6 +446,7 @@ class SqliteStore(IdentityStore):
             device=device,
             registration_list=reg is not None,
             registration=REGISTERED if registered else None,
+            golden=golden,
         )
 
     # --- reference tables -----------------------------------------------------------------------
@@ -627,6 +636,38 @@ class SqliteStore(IdentityStore):
             return {f"{k:014d}": ts for k, ts in con.execute("SELECT imei, ts FROM duplicates")}
         except sqlite3.Error as e:
             raise StoreUnavailableError(f"sqlite duplicates: {e}") from e
+
+    async def daily_history(self, imei: str, limit: int = 10_000) -> list[tuple[int, str]]:
+        try:
+            con = self._obs
+            if con is None:
+                raise StoreUnavailableError("sqlite store is not open")
+            rows = con.execute(
+                "SELECT day, imsi FROM daily WHERE imei = ? ORDER BY day, imsi LIMIT ?",
+                (int(imei[:14]), max(limit, 0)),
+            ).fetchall()
+        except sqlite3.Error as e:
+            raise StoreUnavailableError(f"sqlite daily_history: {e}") from e
+        return [(int(d), str(s)) for d, s in rows]
+
+    async def clear_duplicate(self, imei: str) -> tuple[bool, int]:
+        key = int(imei[:14])
+        flagged = 0
+
+        def run(con: sqlite3.Connection) -> int:
+            nonlocal flagged
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                flagged = con.execute("DELETE FROM duplicates WHERE imei = ?", (key,)).rowcount
+                gone = con.execute("DELETE FROM daily WHERE imei = ?", (key,)).rowcount
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            return int(gone)
+
+        gone = await self._obs_change(run)
+        return flagged > 0, gone
 
     async def prune_daily(self, before_day: int, max_rows: int) -> int:
         def run(con: sqlite3.Connection) -> int:

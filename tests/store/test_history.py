@@ -54,3 +54,35 @@ async def test_a_second_handle_sees_the_history(store: IdentityStore, second_han
     assert await second_handle.classify_duplicates(today=TODAY, **DUP) == {"35000000000010"}
     assert await second_handle.duplicates() == {"35000000000010": T0}
     assert await second_handle.read_first_seen(5) == [("35000000000001", T0)]
+
+
+async def test_a_cleared_duplicate_flag_loses_its_history(
+    store: IdentityStore, second_handle: IdentityStore
+) -> None:
+    """``clear_duplicate`` deletes the flag and the IMEI's whole history (only observations after
+    the clear count again), and nothing of the other IMEIs; ``daily_history`` reads one IMEI's."""
+    history = synthetic_history()
+    await store.write_daily(history)
+    await store.flag_duplicates(["35000000000010", "35000000000011"], T0)
+    mine = sorted({(d, i) for imei, d, i in history if imei == "35000000000010"})
+    assert await store.daily_history("35000000000010") == mine
+    assert await store.daily_history("35000000000010", limit=2) == mine[:2]
+    assert await store.daily_history("35000000000099") == []
+
+    assert await store.clear_duplicate("35000000000010") == (True, len(mine))
+    assert await store.duplicates() == {"35000000000011": T0}
+    assert await store.daily_history("35000000000010") == []
+    others = [r for r in history if r[0] != "35000000000010"]
+    assert await store.classify_duplicates(today=TODAY, **DUP) == duplicate_mk1(others, today=TODAY, **DUP)
+    assert "35000000000010" not in await store.classify_duplicates(today=TODAY, **DUP)
+    assert await store.daily_history("35000000000012") == sorted(
+        (d, i) for imei, d, i in set(history) if imei == "35000000000012"
+    )
+    assert await store.clear_duplicate("35000000000010") == (False, 0)  # nothing left
+
+    # new observations flag it again
+    await store.write_daily([(r[0], r[1], r[2] + "-new") for r in history if r[0] == "35000000000010"])
+    assert "35000000000010" in await store.classify_duplicates(today=TODAY, **DUP)
+    if store.backend in DURABLE:  # type: ignore[attr-defined]
+        assert await second_handle.duplicates() == {"35000000000011": T0}
+        assert len(await second_handle.daily_history("35000000000010")) == len(mine)

@@ -101,3 +101,44 @@ async def test_another_handle_sees_the_tables(backend: str, tmp_path: Path) -> N
             await b.close()
     finally:
         await a.close()
+
+
+GOLDEN_BLACK = ListEntry(kind=EntryKind.IMEI, key=IMEI, status=Status.BLACK, reason="dirbs-blacklist")
+
+
+async def _golden(store: IdentityStore) -> None:
+    await store.import_version([GOLDEN_BLACK], [], source="t")
+    await store.import_reference("golden", [(IMEI, ""), ("35693803564381", "")], source="dirbs-golden: g")
+
+
+async def test_another_handle_sees_the_golden_table(
+    store: IdentityStore, second_handle: IdentityStore
+) -> None:
+    await _golden(store)
+    await asyncio.sleep(0.2)  # SQLite's poll (0.05 s in these tests)
+    lk = await second_handle.lookup(IMEI)
+    assert lk.golden and lk.imei == GOLDEN_BLACK
+    assert not (await second_handle.lookup("35693803564382")).golden
+
+
+async def test_the_golden_table_marks_its_imeis_beside_the_lists(store: IdentityStore) -> None:
+    """``Lookup.golden`` for an IMEI on the golden table, whatever the lists hold for it (the list
+    entry is still answered: the policy decides), with or without the other tables; an empty
+    import unloads it."""
+    black = GOLDEN_BLACK
+    await _golden(store)
+    for handle in (store,):
+        lk = await handle.lookup(IMEI)
+        assert lk.golden and lk.imei == black, handle
+        assert (await handle.lookup("35693803564381")).golden  # on no list
+        assert not (await handle.lookup("35693803564382")).golden
+    await store.import_reference("tac", [(IMEI[:8], DEVICE)], source="gsma-tac: a")
+    await store.import_reference("registration", [("35693803564382", "")], source="reg")
+    lk = await store.lookup("35693803564381")
+    assert lk.golden and lk.tac_table and lk.registration is None
+    assert not (await store.lookup("35693803564382")).golden
+    assert not (await store.lookup("35693803564383")).golden
+    assert {x.name: x.rows for x in await store.reference_tables()}["golden"] == 2
+    await store.import_reference("golden", [], source="empty")
+    assert not (await store.lookup(IMEI)).golden
+    assert not (await store.lookup("35693803564381")).golden

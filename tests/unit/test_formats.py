@@ -325,7 +325,6 @@ async def test_barred_barred_tac_golden_and_open5gs(tmp_path: Path) -> None:
     for name, text in (
         ("barred.csv", f"IMEI\n{B1}\n12345678901234567\n"),
         ("barred_tac.csv", "TAC\n86700000\n8670000\n"),
-        ("golden.csv", f"golden_imei\n{B2}\n35693803-64380\n"),
         (
             "open5gs.json",
             f'{{"_id": {{"$oid": "a"}}, "pei": "imei-{B3}5", "supi": "imsi-{IMSI}", '
@@ -338,6 +337,9 @@ async def test_barred_barred_tac_golden_and_open5gs(tmp_path: Path) -> None:
         parsed = as_list(parse_file(write(tmp_path, name, text)))
         assert parsed.bad_count == (2 if name.endswith(".json") else 1), (name, parsed.bad)
         await import_parsed(store, parsed, skip_bad=True)
+    golden = as_ref(parse_file(write(tmp_path, "golden.csv", f"golden_imei\n{B2}\n35693803-64380\n")))
+    assert (golden.table, golden.items, golden.bad_count) == ("golden", [(B2, "")], 1)
+    await import_reference(store, golden, skip_bad=True)
     bad = as_list(parse_file(tmp_path / "open5gs.json")).bad
     assert [(b.line, b.reason.split(" (")[0]) for b in bad] == [
         (3, "not JSON"),
@@ -346,12 +348,68 @@ async def test_barred_barred_tac_golden_and_open5gs(tmp_path: Path) -> None:
     c = checker(store)
     assert await verdict(c, B1) == ("black", "imei")
     assert await verdict(c, "86700000123456") == ("black", "tac")
-    assert await verdict(c, B2) == ("white", "imei")
+    assert await verdict(c, B2) == ("white", "golden")
     assert await verdict(c, B3) == ("grey", "imei")
     v = await c.check(CheckRequest(imei="35693803564393", software_version="01", interface=Interface.S13))
     assert (v.status, v.rule) == (Status.BLACK, "imeisv")
     e = (await store.lookup(B3)).imei
     assert e is not None and e.imsi == IMSI and e.reason == "open5gs-eir"
+
+
+@pytest.mark.parametrize("golden_first", [True, False])
+async def test_golden_beats_the_blocking_lists_in_either_import_order(
+    tmp_path: Path, golden_first: bool
+) -> None:
+    """DIRBS never blocks a golden IMEI: the golden table is white above every list entry and rule,
+    whether the golden list came before or after the blacklist, notifications, stolen and barred
+    lists; a full blocking-list re-import leaves it; emptying the golden list lets the lists decide."""
+    store = MemoryStore()
+    golden = as_ref(parse_file(write(tmp_path, "golden.csv", f"golden_imei\n{B1}\n{B2}\n{N_PAST}5\n")))
+    blocking = [
+        ("blacklist.csv", f"imei,block_date,reasons\n{B1},20250101,LOCAL STOLEN\n{B3},20250101,X\n"),
+        ("notifications.csv", f"imei,imsi,msisdn,block_date,reasons\n{N_PAST},{IMSI},92300,20200101,dup\n"),
+        ("stolen.csv", f"imei,reporting_date,status\n{B2},20250101,\n"),
+        ("barred.csv", f"imei\n{B2}\n"),
+    ]
+    if golden_first:
+        await import_reference(store, golden)
+    for name, text in blocking:
+        await import_parsed(store, as_list(parse_file(write(tmp_path, name, text))))
+    if not golden_first:
+        await import_reference(store, golden)
+    c = checker(store, Clock("2026-06-01"))
+    for imei in (B1, B2, N_PAST):
+        assert await verdict(c, imei) == ("white", "golden"), imei
+        assert await verdict(c, imei, IMSI) == ("white", "golden"), imei
+    assert await verdict(c, B3) == ("black", "imei")  # not golden: the blacklist decides
+    steps = {s.rule: s for s in await c.explain(CheckRequest(imei=B1, interface=Interface.CLI))}
+    assert steps["golden"].outcome == "decided"
+    assert steps["golden"].detail == (
+        "on the DIRBS golden list: never blocked "
+        f"(overrides the black list's {B1} [dirbs-blacklist] block date 20250101, reasons LOCAL STOLEN)"
+    )
+    # the blacklist re-imported in full: still golden
+    await import_parsed(store, as_list(parse_file(tmp_path / "blacklist.csv")))
+    assert await verdict(c, B1) == ("white", "golden")
+    # policy.golden off: the table is ignored and the lists decide
+    off = checker(store, Clock("2026-06-01"), cfg(golden=False))
+    assert await verdict(off, B1) == ("black", "imei")
+    # an empty golden list unloads the table: the lists decide again
+    await import_reference(store, as_ref(parse_file(write(tmp_path, "g0.csv", "golden_imei\n"))))
+    assert await verdict(c, B1) == ("black", "imei")
+    assert await verdict(c, B2) == ("black", "imei")
+
+
+async def test_golden_entries_of_earlier_versions_move_to_the_table(tmp_path: Path) -> None:
+    """Earlier versions imported the golden list as white list entries; importing it now replaces
+    them by the table."""
+    store = MemoryStore()
+    await store.import_version(
+        [ListEntry(kind=EntryKind.IMEI, key=B2, status=Status.WHITE, reason="dirbs-golden")], [], source="old"
+    )
+    await import_reference(store, as_ref(parse_file(write(tmp_path, "g.csv", f"golden_imei\n{B1}\n"))))
+    assert [e async for e in store.export()] == []
+    assert await verdict(checker(store), B1) == ("white", "golden")
 
 
 # --- reference tables and their rules ---------------------------------------------------------------

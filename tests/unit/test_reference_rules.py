@@ -277,3 +277,91 @@ async def test_duplicate_history_records_only_trusted_origins() -> None:
         )
         == set()
     )
+
+
+# --- DIRBS's period_months and use_msisdn ---------------------------------------------------------
+
+
+def _day(text: str) -> int:
+    from datetime import date
+
+    return (date.fromisoformat(text) - date(1970, 1, 1)).days
+
+
+def test_period_months_counts_calendar_months_back() -> None:
+    """relativedelta(months=N) as DIRBS-Core's analysis window: the same day N months before, the
+    last day of that month when it is shorter."""
+    from eir.config import DuplicateConfig
+    from eir.duplicates import threshold_days
+
+    assert threshold_days(DuplicateConfig(period_days=7), _day("2026-03-31")) == 7
+    for today, months, days in (
+        ("2026-03-31", 1, 31),  # back to 2026-02-28
+        ("2026-05-15", 1, 30),  # 2026-04-15
+        ("2026-05-31", 3, 92),  # 2026-02-28
+        ("2024-03-30", 1, 30),  # 2024-02-29 (leap year)
+        ("2026-01-10", 2, 61),  # 2025-11-10, across the year
+        ("2026-06-01", 12, 365),
+    ):
+        cfg = DuplicateConfig(period_days=7, period_months=months)
+        assert threshold_days(cfg, _day(today)) == days, (today, months)
+
+
+async def test_period_months_and_use_msisdn_in_the_tracker() -> None:
+    """``period_months`` widens the threshold window to the calendar months (a 31-day month
+    counts an IMSI seen 30 days ago that ``period_days: 30`` leaves out); ``use_msisdn`` records
+    and counts the checks' MSISDNs, so checks without one (S13) feed nothing."""
+    today = _day("2026-03-31")
+    imei = "35000000000010"
+    params = {"threshold": 3, "daily_avg": 1.0, "daily_avg_days": 40, "min_seen_days": 1}
+    history = [(imei, today - 30, "a"), (imei, today - 1, "b"), (imei, today, "c")]
+
+    async def flagged(**dup: Any) -> list[str]:
+        store = MemoryStore()
+        await store.write_daily(history)
+        config = load_config(
+            None, environ={}, overrides={"policy": {"duplicate": {"enabled": True, **params, **dup}}}
+        )
+        c = PolicyChecker(config, store, NoEvents(), wall=lambda: today * DAY + 60)
+        assert c.duplicates is not None
+        return await c.duplicates.classify()
+
+    assert await flagged(period_days=30) == []
+    assert await flagged(period_days=30, period_months=1) == [imei]
+
+    clock = Clock()
+    clock.now = today * DAY + 60
+    store = MemoryStore()
+    config = load_config(
+        None,
+        environ={},
+        overrides={
+            "policy": {
+                "duplicate": {"enabled": True, "use_msisdn": True, **params},
+                "clone": {"enabled": False},
+            }
+        },
+    )
+    c = PolicyChecker(config, store, NoEvents(), wall=clock)
+    dup = c.duplicates
+    assert dup is not None
+    await dup.start()
+    try:
+        other = "35000000000011"
+        for i in range(3):  # one IMSI, three MSISDNs (MAP, Huawei forms): counted as 3
+            await c.check(
+                CheckRequest(
+                    imei=imei, imsi="262010000000001", msisdn=f"4917000000{i}", interface=Interface.MAP
+                )
+            )
+            # three IMSIs and no MSISDN (S13): nothing recorded
+            await c.check(CheckRequest(imei=other, imsi=f"26201000000000{i}", interface=Interface.S13))
+        await dup.flush()
+        assert sorted(await store.daily_history(imei)) == [(today, f"4917000000{i}") for i in range(3)]
+        assert await store.daily_history(other) == []
+        assert await dup.classify() == [imei]
+        v = await c.check(CheckRequest(imei=imei, interface=Interface.S13))
+        assert (v.status.value, v.rule) == ("grey", "duplicate")
+        assert v.detail.startswith("flagged by duplicate_mk1 (>= 3 MSISDNs over 120 days")
+    finally:
+        await dup.close()
