@@ -31,6 +31,13 @@ def missing(*tools: str) -> str | None:
     return None
 
 
+def _has_header(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
+
+
 @contextmanager
 def dumpcap(
     path: Path, bpf: str, *, interface: str = "lo", pcap: bool = True, linktype: str | None = None
@@ -47,10 +54,12 @@ def dumpcap(
         proc = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
-        while "Capturing on" not in log.read_text(errors="replace"):
+        # dumpcap prints "Capturing on" before it opens the interface; it writes the file's header
+        # only once the interface is open with the filter set, so that is the moment to go on
+        while "Capturing on" not in log.read_text(errors="replace") or not _has_header(path):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"dumpcap did not start: {log.read_text(errors='replace')}")
-            time.sleep(0.05)
+            time.sleep(0.02)
         yield path
         time.sleep(0.3)  # the last packets reach the capture buffer
     finally:

@@ -62,7 +62,8 @@ class Capture:
         t0 = time.monotonic()
         deadline = t0 + timeout
         while time.monotonic() < deadline:
-            if b"Capturing on" in self.err.read_bytes():
+            # "Capturing on" comes before the interface is open; the file's header comes after
+            if b"Capturing on" in self.err.read_bytes() and self.path.exists() and self.path.stat().st_size:
                 print(f"dumpcap capturing after {time.monotonic() - t0:.1f} s")
                 return
             if self.proc.poll() is not None:
