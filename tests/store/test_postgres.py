@@ -224,7 +224,8 @@ async def test_the_keyed_sightings_of_schema_4_carry_over_into_the_log(postgres_
     a = "35209900176148"
     await _sql(
         postgres_url,
-        f"INSERT INTO eir_observations VALUES ('{a}', 'i', '262010000000001', 100.5), ('{a}', 'o', 'mme1', 101.0)",
+        f"INSERT INTO eir_observations VALUES ('{a}', 'i', '262010000000001', 100.5), "
+        f"('{a}', 'o', 'mme1', 101.0)",
     )
     store = PostgresStore(postgres_url)
     await store.open()
