@@ -235,14 +235,12 @@ SELECT bool_or(kind = 'pairing' AND imei = $2) AS paired,
   FROM eir_pairings WHERE version_id = {_BASE} AND imsi = $1
 """
 
-# A batch of sightings: appended as it comes (the log, migration 5), in one statement. Measured
-# against one JSON parameter (json_array_elements): that saves the EIR ≈ 0.6 µs per row of
-# asyncpg's array encoding but costs the server ≈ 1-2 µs more (python -m bench.clone --write-cost).
-_WRITE_SIGHTINGS_SQL = """
-INSERT INTO eir_sightings (imei, what, value, seen, writer)
-SELECT imei, what::"char", value, seen, $5
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[]) AS b(imei, what, value, seen)
-"""
+# A batch of sightings is appended as it comes (the log, migration 5) by one binary COPY: asyncpg
+# encodes the records in C, ≈ 0.8-0.95 µs of the EIR's CPU per row against 1.7 for the arrays of an
+# INSERT … SELECT FROM unnest(…), with the same server cost (python -m bench.clone --write-cost).
+_SIGHTING_COLUMNS = ["imei", "what", "value", "seen", "writer"]
+_KIND_BYTES = {"i": b"i", "o": b"o", "c": b"c"}
+"""The ``"char"`` column's binary form is one octet."""
 
 
 def _rowcount(status: str) -> int:
@@ -512,11 +510,18 @@ class PostgresStore(PushedChanges, IdentityStore):
         return ImsiRules(pairing=pairing, locked=bool(r["locked"]), lock_allows=bool(r["allows"]))
 
     async def write_sightings(self, rows: Sequence[Sighting], *, writer: str = "") -> None:
-        """One statement per batch, appended to the log (arrays unnested server-side)."""
+        """One binary COPY per batch, appended to the log."""
         if not rows:
             return
-        imeis, kinds, values, seen = (list(c) for c in zip(*rows, strict=True))
-        await self._obs_execute(_WRITE_SIGHTINGS_SQL, imeis, kinds, values, seen, writer)
+        kinds = _KIND_BYTES
+        records = [
+            (imei, kinds.get(kind) or kind.encode(), value, seen, writer) for imei, kind, value, seen in rows
+        ]
+        try:
+            async with self._get_pool().acquire(timeout=self.connect_timeout) as con:
+                await con.copy_records_to_table("eir_sightings", records=records, columns=_SIGHTING_COLUMNS)
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
 
     async def read_sightings(
         self,
