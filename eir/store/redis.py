@@ -1,7 +1,8 @@
 """Redis identity store (``redis://host:port/db[?prefix=eir]``), shared by several EIR instances.
 
 Also the natural home of clone *observations* when instances share them (``store.observations_url``):
-each IMEI's recent sightings are one sorted set, so every instance counts the same IMSIs and origins.
+each instance's sightings are one sorted set by time, which the others read every share interval
+(eir/sightings.py), so every instance counts the same IMSIs and origins.
 
 Keyspace (``P`` = prefix, default ``eir``; one Redis database, not Redis Cluster — the Lua scripts
 derive key names from the active version):
@@ -488,11 +489,11 @@ class RedisStore(PushedChanges, IdentityStore):
         out: list[Sighting] = []
         keys = await self._writer_keys(exclude_writer)
         if imei is not None:
-            newest: dict[str, float] = {}
+            mine: dict[str, float] = {}
             for member, score in await self._scan_imei(keys, imei):
-                if score >= since and newest.get(member, -1.0) < score:
-                    newest[member] = score
-            got = sorted(newest.items(), key=lambda kv: kv[1], reverse=True)[:limit]
+                if score >= since and mine.get(member, -1.0) < score:
+                    mine[member] = score
+            got = sorted(mine.items(), key=lambda kv: kv[1], reverse=True)[:limit]
             return [(imei, m[len(imei) + 1], m[len(imei) + 2 :], float(score)) for m, score in got]
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
