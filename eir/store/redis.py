@@ -538,7 +538,7 @@ class RedisStore(PushedChanges, IdentityStore):
     async def _scan_imei(self, keys: list[str], imei: str) -> list[tuple[str, float]]:
         """One IMEI's members (``imei|<kind><value>``) and scores in ``keys``: a ZSCAN of each, in
         steps that keep the server free for other commands (an operator's clear, ``eir check``)."""
-        pattern = _glob(imei) + "|*"
+        pattern = _glob_escape(imei) + "|*"
         out: list[tuple[str, float]] = []
         try:
             for key in keys:
@@ -564,7 +564,8 @@ class RedisStore(PushedChanges, IdentityStore):
         try:
             for key in keys:
                 members = [
-                    m async for m, _ in self.redis.zscan_iter(key, match=_glob(imei) + "|*", count=5000)
+                    m
+                    async for m, _ in self.redis.zscan_iter(key, match=_glob_escape(imei) + "|*", count=5000)
                 ]
                 for i in range(0, len(members), 5000):
                     gone += int(await self.redis.zrem(key, *members[i : i + 5000]))
@@ -1002,6 +1003,6 @@ _NO_MATCH = Lookup()
 _NO_RULES = ImsiRules()
 
 
-def _glob(text: str) -> str:
-    """``text`` as a literal in a Redis MATCH pattern."""
+def _glob_escape(text: str) -> str:
+    """``text`` as a literal in a Redis glob pattern (SCAN MATCH)."""
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
