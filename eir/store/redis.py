@@ -1,7 +1,8 @@
 """Redis identity store (``redis://host:port/db[?prefix=eir]``), shared by several EIR instances.
 
 Also the natural home of clone *observations* when instances share them (``store.observations_url``):
-each IMEI's recent sightings are one sorted set, so every instance counts the same IMSIs and origins.
+each instance's sightings are one sorted set by time, which the others read every share interval
+(eir/sightings.py), so every instance counts the same IMSIs and origins.
 
 Keyspace (``P`` = prefix, default ``eir``; one Redis database, not Redis Cluster — the Lua scripts
 derive key names from the active version):
@@ -22,9 +23,9 @@ derive key names from the active version):
 ``P:ref:<table>``            hash: reference table (``tac``: TAC → device, ``registration``:
                             IMEI → device), replaced by RENAME; ``P:refmeta:<table>`` its
                             rows, source, created
-``P:o:<imei>``              sorted set of sightings: member ``i<imsi>`` / ``o<origin>``, score = time
 ``P:obs:w:<writer>``        sorted set of the sightings one instance wrote: member
-                            ``<imei>|i<imsi>`` / ``<imei>|o<origin>``, score = time (read by time)
+                            ``<imei>|i<imsi>`` / ``<imei>|o<origin>``, score = time (read by time;
+                            one IMEI's by ``ZSCAN … MATCH <imei>|*``)
 ``P:obs:writers``           set of the writers that have such a key
 ``P:obs:t``                 the same for sightings of no named writer (and of earlier versions)
 channel ``P:lists``         ``<id> <token>`` on every flip (token: the publishing store object)
@@ -139,45 +140,31 @@ return redis.call('HMGET', p .. ':v:' .. v .. ':p', 'P:' .. ARGV[2] .. ':' .. AR
 """
 
 # Clone sightings, per writer (module docstring): a sorted set per writer of "imei|<kind><value>"
-# scored by the time last seen (read by time: restarts and other instances, each leaving out its
-# own), and one per IMEI, <p>:o:<imei>, of "<kind><value>" (read by IMEI: `eir check`). Newest time
-# wins. ARGV: prefix, writer key, writer ('' = none), then one string of rows, each
-# "<seen> <length> <imei>|<kind><value>" (length in octets): one argument per batch, not four per
-# row, is what makes the client's side cheap (bench/clone.py, the closing note of issue 13).
+# scored by the time last seen. Newest time wins (ZADD GT). ARGV: prefix, writer key, writer ('' =
+# none), then one string of rows, each "<seen> <length> <imei>|<kind><value>" (length in octets): one
+# argument per batch, not four per row, is what makes the client's side cheap, and one ZADD per 500
+# rows the server's (bench/clone.py, issue 13). Earlier versions also kept a sorted set per IMEI
+# (P:o:<imei>, for `eir check`): a new key per fresh IMEI cost the server ≈ 3.5 µs of its ≈ 5.8 µs
+# per row; one IMEI's rows are now found by scanning (read_sightings, clear_sightings).
 _WRITE_SIGHTINGS_LUA = """
 local p, t, rows = ARGV[1], ARGV[2], ARGV[4]
 if ARGV[3] ~= '' then redis.call('SADD', p .. ':obs:writers', ARGV[3]) end
-local i, n = 1, #rows
+local i, n, args, k = 1, #rows, {}, 0
 while i <= n do
   local a = string.find(rows, ' ', i, true)
   local b = string.find(rows, ' ', a + 1, true)
-  local seen = string.sub(rows, i, a - 1)
   local e = b + tonumber(string.sub(rows, a + 1, b - 1))
-  local m = string.sub(rows, b + 1, e)
+  args[k + 1] = string.sub(rows, i, a - 1)
+  args[k + 2] = string.sub(rows, b + 1, e)
+  k = k + 2
   i = e + 1
-  local bar = string.find(m, '|', 1, true)
-  redis.call('ZADD', t, 'GT', seen, m)
-  redis.call('ZADD', p .. ':o:' .. string.sub(m, 1, bar - 1), 'GT', seen, string.sub(m, bar + 1))
+  if k >= 1000 then
+    redis.call('ZADD', t, 'GT', unpack(args, 1, k))
+    k = 0
+  end
 end
+if k > 0 then redis.call('ZADD', t, 'GT', unpack(args, 1, k)) end
 return 0
-"""
-
-# KEYS: one writer's key. ARGV: prefix, a time, 'before' (rows seen before it) or 'upto' (at or
-# before it), chunk. Removes up to chunk of those rows, and from the IMEI's own set those not seen
-# again since; returns how many it removed.
-_PRUNE_SIGHTINGS_LUA = """
-local p, t = ARGV[1], KEYS[1]
-local max = ARGV[3] == 'before' and '(' .. ARGV[2] or ARGV[2]
-local old = redis.call('ZRANGEBYSCORE', t, '-inf', max, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[4]))
-for j = 1, #old, 2 do
-  local m, seen = old[j], tonumber(old[j + 1])
-  local bar = string.find(m, '|', 1, true)
-  local k, kv = p .. ':o:' .. string.sub(m, 1, bar - 1), string.sub(m, bar + 1)
-  local cur = redis.call('ZSCORE', k, kv)
-  if cur and tonumber(cur) <= seen then redis.call('ZREM', k, kv) end
-  redis.call('ZREM', t, m)
-end
-return #old / 2
 """
 
 # KEYS: active, versions, building, meta. ARGV: id, expected base ('' = any), channel, payload
@@ -309,7 +296,6 @@ class RedisStore(PushedChanges, IdentityStore):
             ("lookup", _LOOKUP_LUA),
             ("rules", _RULES_LUA),
             ("write_sightings", _WRITE_SIGHTINGS_LUA),
-            ("prune_sightings", _PRUNE_SIGHTINGS_LUA),
             ("flip", _FLIP_LUA),
             ("rollback", _ROLLBACK_LUA),
         ):
@@ -503,15 +489,14 @@ class RedisStore(PushedChanges, IdentityStore):
     ) -> list[Sighting]:
         lo = repr(float(since))
         out: list[Sighting] = []
-        if imei is not None:
-            try:
-                got = await self.redis.zrevrangebyscore(
-                    self._k("o", imei), "+inf", lo, start=0 if limit else None, num=limit, withscores=True
-                )
-            except _UNAVAILABLE as e:
-                raise self._unavailable(e) from e
-            return [(imei, member[0], member[1:], float(score)) for member, score in got]
         keys = await self._writer_keys(exclude_writer)
+        if imei is not None:
+            mine: dict[str, float] = {}
+            for member, score in await self._scan_imei(keys, imei):
+                if score >= since and mine.get(member, -1.0) < score:
+                    mine[member] = score
+            got = sorted(mine.items(), key=lambda kv: kv[1], reverse=True)[:limit]
+            return [(imei, m[len(imei) + 1], m[len(imei) + 2 :], float(score)) for m, score in got]
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for key in keys:
@@ -532,15 +517,38 @@ class RedisStore(PushedChanges, IdentityStore):
         return out
 
     async def prune_sightings(self, before: float) -> None:
-        for key in await self._writer_keys():
-            while (
-                await self._script(
-                    "prune_sightings", [key], [self.prefix, repr(float(before)), "before", 5000]
-                )
-                >= 5000
-            ):
-                pass
+        await self._cut(f"({float(before)!r}")
+
+    async def _cut(self, upto: str) -> int:
+        """Remove every writer's rows scored up to ``upto`` (a ZRANGEBYSCORE bound), in chunks of
+        5,000 so that no one command holds the server long; how many went."""
+        gone = 0
+        try:
+            for key in await self._writer_keys():
+                while True:
+                    old = await self.redis.zrangebyscore(key, "-inf", upto, start=0, num=5000)
+                    if not old:
+                        break
+                    gone += int(await self.redis.zrem(key, *old))
+                    if len(old) < 5000:
+                        break
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
         await self._forget_empty_writers()
+        return gone
+
+    async def _scan_imei(self, keys: list[str], imei: str) -> list[tuple[str, float]]:
+        """One IMEI's members (``imei|<kind><value>``) and scores in ``keys``: a ZSCAN of each, in
+        steps that keep the server free for other commands (an operator's clear, ``eir check``)."""
+        pattern = _glob_escape(imei) + "|*"
+        out: list[tuple[str, float]] = []
+        try:
+            for key in keys:
+                async for member, score in self.redis.zscan_iter(key, match=pattern, count=5000):
+                    out.append((member, float(score)))
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+        return out
 
     async def _forget_empty_writers(self) -> None:
         try:
@@ -551,19 +559,22 @@ class RedisStore(PushedChanges, IdentityStore):
             raise self._unavailable(e) from e
 
     async def clear_sightings(self, imei: str) -> int:
-        """The IMEI's own set lists what to remove from every writer's set."""
+        """The IMEI's rows in every writer's set (found by scanning), and the per-IMEI set earlier
+        versions kept."""
+        keys = await self._writer_keys()
+        gone = 0
         try:
-            kvs = await self.redis.zrange(self._k("o", imei), 0, -1)
-            keys = await self._writer_keys()
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    if kvs:
-                        pipe.zrem(key, *(f"{imei}|{kv}" for kv in kvs))
-                pipe.delete(self._k("o", imei))
-                await pipe.execute()
+            for key in keys:
+                members = [
+                    m
+                    async for m, _ in self.redis.zscan_iter(key, match=_glob_escape(imei) + "|*", count=5000)
+                ]
+                for i in range(0, len(members), 5000):
+                    gone += int(await self.redis.zrem(key, *members[i : i + 5000]))
+            await self.redis.delete(self._k("o", imei))
         except _UNAVAILABLE as e:
             raise self._unavailable(e) from e
-        return len(kvs)
+        return gone
 
     async def count_sightings(self) -> int:
         keys = await self._writer_keys()
@@ -593,17 +604,7 @@ class RedisStore(PushedChanges, IdentityStore):
                 oldest = sorted(score for got in await pipe.execute() for _m, score in got)
         except _UNAVAILABLE as e:
             raise self._unavailable(e) from e
-        upto = repr(float(oldest[excess - 1]))
-        gone = 0
-        for key in keys:
-            while (
-                n := int(await self._script("prune_sightings", [key], [self.prefix, upto, "upto", 5000]))
-            ) > 0:
-                gone += n
-                if n < 5000:
-                    break
-        await self._forget_empty_writers()
-        return gone
+        return await self._cut(repr(float(oldest[excess - 1])))
 
     # --- first sightings and the per-day history (eir/first_seen.py, eir/duplicates.py) --------
     # first sightings: one sorted set (score = time; ZADD LT keeps the earliest); the history: a

@@ -178,7 +178,7 @@ async def test_open_without_rights_is_a_clear_store_error(postgres_server: Postg
 async def test_a_schema_1_database_gains_the_reference_tables(postgres_url: str) -> None:
     """A database made before the reference tables (schema 1, lists imported) is migrated to the
     current schema at open (2: reference tables, 3: overlay versions, 4: the first-sighting and
-    duplicate history) and keeps its lists."""
+    duplicate history, 5: the sightings log) and keeps its lists."""
     from eir.store import postgres as pg
 
     old = PostgresStore(postgres_url)
@@ -206,4 +206,41 @@ async def test_a_schema_1_database_gains_the_reference_tables(postgres_url: str)
     finally:
         await store.close()
     rows = await _sql(postgres_url, "SELECT version FROM eir_schema ORDER BY version")
-    assert [r["version"] for r in rows] == [1, 2, 3, 4]
+    assert [r["version"] for r in rows] == [1, 2, 3, 4, 5]
+
+
+async def test_the_keyed_sightings_of_schema_4_carry_over_into_the_log(postgres_url: str) -> None:
+    """Schema 4 kept sightings in a keyed table (one row per IMEI and value, upserted); schema 5's
+    append-only log takes its rows, their writers (or none, from before writer ids) included."""
+    from eir.store import postgres as pg
+
+    old = PostgresStore(postgres_url)
+    saved = pg._MIGRATIONS[:]
+    pg._MIGRATIONS[:] = saved[:4]
+    try:
+        await old.open()
+    finally:
+        pg._MIGRATIONS[:] = saved
+        await old.close()
+    a = "35209900176148"
+    await _sql(
+        postgres_url,
+        f"INSERT INTO eir_observations VALUES ('{a}', 'i', '262010000000001', 100.5), "
+        f"('{a}', 'o', 'mme1', 101.0)",
+    )
+    store = PostgresStore(postgres_url)
+    await store.open()
+    try:
+        assert await store.read_sightings(0.0) == [
+            (a, "o", "mme1", 101.0),
+            (a, "i", "262010000000001", 100.5),
+        ]
+        await store.write_sightings([(a, "i", "262010000000001", 102.0)], writer="w1")
+        assert await store.read_sightings(0.0, exclude_writer="w1") == [
+            (a, "o", "mme1", 101.0),
+            (a, "i", "262010000000001", 100.5),
+        ]
+        assert (await store.read_sightings(0.0))[0] == (a, "i", "262010000000001", 102.0)
+    finally:
+        await store.close()
+    assert not await _sql(postgres_url, "SELECT 1 FROM pg_tables WHERE tablename = 'eir_observations'")

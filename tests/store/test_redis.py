@@ -65,12 +65,36 @@ async def test_nested_ranges_make_at_most_2n_minus_1_segments(store: RedisStore)
 
 
 async def test_sightings_keys(store: RedisStore) -> None:
-    """One sorted set by time for all IMEIs, one per IMEI; pruning empties both."""
-    await store.write_sightings([("35209900176148", "i", "262010000000001", 1000.0)])
-    assert await store.redis.zscore("eir:obs:t", "35209900176148|i262010000000001") == 1000.0
-    assert await store.redis.zscore("eir:o:35209900176148", "i262010000000001") == 1000.0
+    """One sorted set by time per writer for all IMEIs and no key per IMEI (a new key per fresh
+    IMEI was most of the server's cost per row); pruning empties it. A clear also removes the
+    per-IMEI set that earlier versions kept."""
+    a = "35209900176148"
+    await store.write_sightings([(a, "i", "262010000000001", 1000.0)])
+    assert await store.redis.zscore("eir:obs:t", f"{a}|i262010000000001") == 1000.0
+    assert await store.redis.keys("eir:o:*") == []
+    assert await store.read_sightings(0.0, imei=a) == [(a, "i", "262010000000001", 1000.0)]
     await store.prune_sightings(1001.0)
-    assert await store.redis.exists("eir:obs:t", "eir:o:35209900176148") == 0
+    assert await store.redis.exists("eir:obs:t") == 0
+    await store.redis.zadd(f"eir:o:{a}", {"i262010000000002": 900.0})  # an earlier version's
+    await store.write_sightings([(a, "i", "262010000000002", 1002.0)], writer="w1")
+    assert await store.clear_sightings(a) == 1
+    assert await store.redis.exists(f"eir:o:{a}", "eir:obs:w:w1") == 0
+
+
+async def test_one_imeis_sightings_are_found_among_many(store: RedisStore) -> None:
+    """``read_sightings(imei=…)`` and ``clear_sightings`` scan the writers' sets (ZSCAN with the
+    IMEI as a literal prefix): found among 20,000 other rows, whatever the set's encoding."""
+    a = "35209900176148"
+    rows = [(f"3520990{i:07d}", "i", f"26201{i:010d}", 2000.0 + i * 1e-3) for i in range(20_000)]
+    await store.write_sightings(rows, writer="w1")
+    await store.write_sightings([(a, "o", "mme*1", 2001.0), (a, "i", "262010000000009", 2100.0)], writer="w2")
+    assert await store.read_sightings(2000.5, imei=a) == [
+        (a, "i", "262010000000009", 2100.0),
+        (a, "o", "mme*1", 2001.0),
+    ]
+    assert await store.read_sightings(0.0, imei=a, exclude_writer="w2") == []
+    assert await store.clear_sightings(a) == 2
+    assert await store.count_sightings() == 20_000
 
 
 async def test_prefix_from_the_url_separates_keyspaces(redis_url: str) -> None:

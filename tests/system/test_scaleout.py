@@ -107,8 +107,12 @@ def test_two_instances_share_lists_and_clone_sightings(
     # the sightings are in Redis (not only in either process)
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        members = r.zrange(f"eir:o:{CLONED}", 0, -1)
-        assert sorted(m for m in members if m.startswith("i")) == ["i001010000000001", "i001010000000002"]
+        # one sorted set per writer (eir/store/redis.py): the two instances' rows of this IMEI
+        members = [m for k in r.scan_iter("eir:obs:w:*") for m in r.zrange(k, 0, -1)]
+        assert sorted(m for m in members if m.startswith(f"{CLONED}|i")) == [
+            f"{CLONED}|i001010000000001",
+            f"{CLONED}|i001010000000002",
+        ]
     finally:
         r.close()
 

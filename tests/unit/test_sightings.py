@@ -243,3 +243,39 @@ async def test_close_during_a_sqlite_batch_writes_everything(tmp_path: Path) -> 
     assert (t.dropped, t.stats()["pending"]) == (0, 0)
     assert len(await store.read_sightings(0.0)) == n
     await store.close()
+
+
+async def test_an_imei_with_one_imsi_is_held_as_a_pair_and_counted_alike() -> None:
+    """Most IMEIs of a population load are seen with one IMSI: they are held as an (IMSI, time)
+    pair, not a dict (eir/sightings.py), and counted, renewed, written, merged, cleared and swept
+    exactly as the dict form is."""
+    t, s, c = await tracker()
+    try:
+        now = c.now
+        assert t.observe(IMEI, IMSI[1], None, now).distinct_imsis == 1
+        assert t._imsis[IMEI] == (IMSI[1], now)
+        assert t.observe(IMEI, IMSI[1], None, now + 0.5).distinct_imsis == 1  # seen a moment ago
+        assert t.observe(IMEI, IMSI[1], None, now + 5).distinct_imsis == 1  # renewed, written again
+        assert t._imsis[IMEI] == (IMSI[1], now + 5)
+        assert t.seen(IMEI) == ({IMSI[1]: now + 5}, {})
+        assert t.observe(IMEI, None, None, now + 6).distinct_imsis == 1  # no IMSI: counted only
+        assert t.observe(IMEI, None, None, now + 66).distinct_imsis == 0  # out of the 60 s window
+        assert t.observe(IMEI, IMSI[2], None, now + 7).distinct_imsis == 2  # becomes a dict
+        assert t.seen(IMEI) == ({IMSI[1]: now + 5, IMSI[2]: now + 7}, {})
+        await t.flush()
+        assert [(r[2], r[3]) for r in await s.read_sightings(0.0, imei=IMEI)] == [
+            (IMSI[2], now + 7),
+            (IMSI[1], now + 5),
+        ]
+        assert s.batches == [3]
+        # merged into a pair, cleared from a pair, swept as a pair
+        t.observe(OTHER, IMSI[3], None, now)
+        t.merge([(OTHER, "i", IMSI[3], now + 2)])
+        assert t.seen(OTHER) == ({IMSI[3]: now + 2}, {})
+        assert t.clear(OTHER, now + 3) == 1 and t.seen(OTHER) == ({}, {})
+        t.observe(OTHER, IMSI[4], None, now + 4)
+        c.now = now + 100
+        await t._sweep(c.now - 60)
+        assert OTHER not in t._imsis and IMEI not in t._imsis
+    finally:
+        await t.close()
