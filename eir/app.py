@@ -225,6 +225,7 @@ async def _main(
     register_metrics()
     from eir.faults import REGISTRY as FAULTS
 
+    FAULTS.max_rules = config.admin.max_fault_rules
     FAULTS.load(config.faults)  # validated with the config; changed at run time by the admin API
     if config.faults:
         log.warning("faults_configured", rules=[r.to_dict() for r in FAULTS.rules()])

@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from eir.admin.auth import Role, TokenTable
 from eir.admin.problems import ApiError, Response, json_response, problem
 from eir.config import Config
-from eir.faults import REGISTRY, FaultRegistry, FaultSpecError
+from eir.faults import REGISTRY, FaultLimitError, FaultRegistry, FaultSpecError
 from eir.logging import RateLimitedLog, get_logger
 from eir.metrics import PROTOCOL_ERRORS, REFUSED
 from eir.model import CheckRequest, Interface, Status
@@ -837,6 +837,8 @@ class AdminApi:
             raise ApiError(409, f"a fault rule with id {spec['id']!r} exists", cause="conflict")
         try:
             rule = self.faults.add(spec)
+        except FaultLimitError as e:  # the set must fit one control datagram (eir/control.py)
+            raise ApiError(400, str(e), cause="too_many_faults") from None
         except FaultSpecError as e:
             raise ApiError(400, str(e), cause="bad_fault") from None
         self.log.info("admin_fault_set", id=rule.id, kind=rule.kind)
