@@ -246,10 +246,16 @@ class DuplicateTracker:
     async def clear(self, imei: str) -> tuple[bool, int]:
         """An operator clears ``imei``'s flag (module docstring): this process's memory — the
         flag and the day's pairs not yet written — and the store's flag and history."""
-        self.flagged.pop(imei, None)
-        self._pending = {r for r in self._pending if r[0] != imei}
-        DUPLICATES_FLAGGED.set(len(self.flagged))
+        self.forget(imei)
         return await self.store.clear_duplicate(imei)
+
+    def forget(self, imei: str) -> None:
+        """The memory part of a clear: the flag and the pairs not yet written (under ``--workers``
+        the other workers do this on worker 0's ``duplicate_clear``, eir/control.py)."""
+        self.flagged.pop(imei, None)
+        if any(r[0] == imei for r in self._pending):
+            self._pending = {r for r in self._pending if r[0] != imei}
+        DUPLICATES_FLAGGED.set(len(self.flagged))
 
     async def load(self) -> None:
         self.loaded = True

@@ -788,8 +788,8 @@ class AdminApi:
 
     async def clear_duplicate(self, req: ApiRequest) -> Response:
         """An operator clears a duplicate_mk1 flag: the flag and the IMEI's history go (this
-        process's memory at once; other instances sharing the store at their next classification),
-        so only new observations can flag it again."""
+        process's memory at once, the other workers' over the control channel; other instances
+        sharing the store at their next classification), so only new observations can flag it again."""
         imei = _imei14_arg(req.args[0], allow_sv=True)
         tracker = getattr(self.checker, "duplicates", None)
         if imei not in await self._dup_store().duplicates():  # nothing changes: not even its history
@@ -801,6 +801,8 @@ class AdminApi:
         if not was:
             raise ApiError(404, f"{imei} is not flagged as duplicated", cause="not_flagged")
         self.log.info("admin_duplicate_cleared", imei=imei, history_rows=rows)
+        if self.control is not None:  # the other workers' flags and pairs not yet written
+            self.control.duplicate_cleared(imei)
         return json_response(200, {"imei": imei, "cleared": True, "history_rows": rows})
 
     # --- peers, faults, config ------------------------------------------------------------------------------

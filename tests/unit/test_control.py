@@ -147,3 +147,47 @@ def test_clears_are_owed_in_order_and_given_up_when_nobody_reads(
         w1.close()
 
     asyncio.run(main())
+
+
+def test_a_duplicate_clear_reaches_the_other_workers_tracker(tmp_path: Path) -> None:
+    """F6: under --workers the admin API (worker 0) clears the store and its own tracker; worker 1
+    drops the flag at once (not at its next classification) and its pairs not yet written behind
+    (else its write-behind would put the pre-clear history back)."""
+    from eir.config import DuplicateConfig
+    from eir.duplicates import DAY, DuplicateTracker
+    from eir.store.memory import MemoryStore
+
+    imei, other = "35394206000002", "35394206000010"
+
+    async def main() -> None:
+        store = MemoryStore()
+        await store.open()
+        cfg = DuplicateConfig(enabled=True, threshold=2, daily_avg=1.0, min_seen_days=1)
+        now = 400 * DAY
+        t0 = DuplicateTracker(store, cfg, clock=lambda: now)
+        t1 = DuplicateTracker(store, cfg, clock=lambda: now)
+        for t in (t0, t1):
+            t.observe(imei, "001010000000001", now)
+            t.observe(imei, "001010000000002", now)
+            t.observe(other, "001010000000003", now)
+        await t0.classify()
+        await t1.load()
+        assert t0.is_flagged(imei) and t1.is_flagged(imei)
+        t1.observe(imei, "001010000000009", now)  # a pair worker 1 has not written yet
+        w0 = ControlChannel(tmp_path, 0, faults=FaultRegistry(), forget_duplicate=t0.forget)
+        w0.open()
+        w1 = ControlChannel(tmp_path, 1, faults=FaultRegistry(), forget_duplicate=t1.forget)
+        w1.open()
+        await _settle()
+        assert await t0.clear(imei) == (True, 2)  # what the admin route does in worker 0 …
+        w0.duplicate_cleared(imei)  # … then it tells the others
+        await _settle()
+        assert not t1.is_flagged(imei)
+        assert await t1.flush() == 1  # only the other IMEI's pair is written: nothing pre-clear
+        assert await store.daily_history(imei) == []
+        assert [r[0] for r in await store.daily_history(other)] == [400]
+        w0.close()
+        w1.close()
+        await store.close()
+
+    asyncio.run(main())
