@@ -17,7 +17,10 @@ The condition is sticky: once flagged, an IMEI stays flagged — until an operat
 (``eir duplicates clear IMEI``, ``DELETE /api/v1/duplicates/{imei}``). A clear deletes the flag *and
 the IMEI's history*, so a cleared IMEI stays cleared until the rule triggers again on observations
 made after the clear (with the history that flagged it kept, the next classification would flag it
-again at once). The clearing process drops the flag from its memory at once; other instances
+again at once; and a classification counting meanwhile does not flag it back: the stores'
+``flag_duplicates`` flags only an IMEI that still has history). The clearing process drops the
+flag from its memory at once (under ``--workers`` every worker, eir/control.py
+``duplicate_clear``); other instances
 sharing the store (and a running ``eir serve`` when the CLI clears) drop it at their next
 classification, which reads the store's flags back.
 

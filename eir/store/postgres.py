@@ -649,8 +649,13 @@ class PostgresStore(PushedChanges, IdentityStore):
 
     async def flag_duplicates(self, imeis: Sequence[str], ts: float) -> None:
         if imeis:
+            # only an IMEI that still has history: FOR KEY SHARE waits for a clear deleting its
+            # rows and then skips them (clear_duplicate deletes the history before the flag, so
+            # the two lock in the same order and cannot deadlock)
             await self._obs_execute(
-                "INSERT INTO eir_duplicates SELECT i, $2 FROM unnest($1::text[]) i ON CONFLICT DO NOTHING",
+                "INSERT INTO eir_duplicates SELECT i, $2 FROM unnest($1::text[]) i"
+                " WHERE EXISTS (SELECT 1 FROM eir_daily d WHERE d.imei = i FOR KEY SHARE)"
+                " ON CONFLICT DO NOTHING",
                 sorted(set(imeis)),
                 ts,
             )
@@ -675,8 +680,9 @@ class PostgresStore(PushedChanges, IdentityStore):
     async def clear_duplicate(self, imei: str) -> tuple[bool, int]:
         try:
             async with self._get_pool().acquire(timeout=self.connect_timeout) as con, con.transaction():
-                flag = await con.execute("DELETE FROM eir_duplicates WHERE imei = $1", imei)
+                # the history first: flag_duplicates locks it before it inserts the flag
                 gone = await con.execute("DELETE FROM eir_daily WHERE imei = $1", imei)
+                flag = await con.execute("DELETE FROM eir_duplicates WHERE imei = $1", imei)
         except _UNAVAILABLE as e:
             raise self._unavailable(e) from e
         return int(flag.split()[-1]) > 0, int(gone.split()[-1])

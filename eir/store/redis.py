@@ -181,6 +181,20 @@ return #old / 2
 """
 
 # KEYS: active, versions, building, meta. ARGV: id, expected base ('' = any), channel, payload
+_FLAG_DUPLICATES_LUA = """
+-- KEYS[1] the flags hash; KEYS[2..] a day set each; ARGV[1] ts, then per IMEI: imei, member of
+-- KEYS[i+1] that witnessed its history. Flag only while the witness is still there (a clear
+-- removes every member of the IMEI): the check and the insert in one step.
+local n = 0
+for i = 2, #KEYS do
+  local imei, member = ARGV[2 * i - 2], ARGV[2 * i - 1]
+  if redis.call('SISMEMBER', KEYS[i], member) == 1 then
+    n = n + redis.call('HSETNX', KEYS[1], imei, ARGV[1])
+  end
+end
+return n
+"""
+
 _FLIP_LUA = """
 local cur = redis.call('GET', KEYS[1])
 if ARGV[2] ~= '' and cur ~= ARGV[2] then
@@ -292,6 +306,8 @@ class RedisStore(PushedChanges, IdentityStore):
         # the published message carries this token so that its echo is not reported twice.
         self._token = uuid.uuid4().hex
         self._scripts: dict[str, Any] = {}
+        self._witness: dict[str, tuple[int, str]] = {}
+        """One ``(day, "imei|imsi")`` history row of each IMEI the last classification found."""
 
     # --- connection handling ------------------------------------------------------------------
     async def open(self) -> None:
@@ -312,6 +328,7 @@ class RedisStore(PushedChanges, IdentityStore):
             ("prune_sightings", _PRUNE_SIGHTINGS_LUA),
             ("flip", _FLIP_LUA),
             ("rollback", _ROLLBACK_LUA),
+            ("flag_duplicates", _FLAG_DUPLICATES_LUA),
         ):
             self._scripts[name] = self._r.register_script(src)
         try:
@@ -667,7 +684,7 @@ class RedisStore(PushedChanges, IdentityStore):
             for day, members in zip(days, sets, strict=True)
             for imei, _, imsi in (m.partition("|") for m in members)
         )
-        return duplicate_mk1(
+        found = duplicate_mk1(
             history,
             today=today,
             threshold=threshold,
@@ -676,10 +693,32 @@ class RedisStore(PushedChanges, IdentityStore):
             daily_avg_days=daily_avg_days,
             min_seen_days=min_seen_days,
         )
+        # one history row of each found IMEI: flag_duplicates flags it only while that row is there
+        witness: dict[str, tuple[int, str]] = {}
+        for day, members in zip(days, sets, strict=True):
+            for m in members:
+                imei = m.partition("|")[0]
+                if imei in found and imei not in witness:
+                    witness[imei] = (day, m)
+        self._witness = witness
+        return found
 
     async def flag_duplicates(self, imeis: Sequence[str], ts: float) -> None:
-        if imeis:
-            await self._pipe(lambda p: [p.hsetnx(self._k("duplicates"), i, repr(float(ts))) for i in imeis])
+        """The base class's contract: only an IMEI whose history row (the last classification's
+        witness, else one found by a scan) is still there, checked and flagged in one script."""
+        keys, args = [self._k("duplicates")], [repr(float(ts))]
+        known = self._witness
+        for imei in dict.fromkeys(imeis):
+            w = known.get(imei)
+            if w is None:
+                got = await self._imei_members(imei, 1)
+                if not got:
+                    continue
+                w = got[0]
+            keys.append(self._k("daily", w[0]))
+            args += [imei, w[1]]
+        if len(keys) > 1:
+            await self._script("flag_duplicates", keys, args)
 
     async def duplicates(self) -> dict[str, float]:
         (got,) = await self._pipe(lambda p: p.hgetall(self._k("duplicates")))

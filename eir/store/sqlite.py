@@ -620,10 +620,16 @@ class SqliteStore(IdentityStore):
             raise StoreUnavailableError(f"sqlite classify_duplicates: {e}") from e
 
     async def flag_duplicates(self, imeis: Sequence[str], ts: float) -> None:
-        batch = [(int(i[:14]), ts) for i in imeis]
+        batch = [(int(i[:14]), ts, int(i[:14])) for i in imeis]
 
         def run(con: sqlite3.Connection) -> int:
-            con.executemany("INSERT OR IGNORE INTO duplicates VALUES (?, ?)", batch)
+            # only an IMEI that still has history (a clear committed since the classification
+            # counted it deleted both): one statement, so the check and the insert are atomic
+            con.executemany(
+                "INSERT OR IGNORE INTO duplicates SELECT ?, ? WHERE EXISTS "
+                "(SELECT 1 FROM daily WHERE imei = ?)",
+                batch,
+            )
             return len(batch)
 
         await self._obs_change(run)
