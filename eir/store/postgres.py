@@ -1045,6 +1045,10 @@ class PostgresStore(PushedChanges, IdentityStore):
         try:
             async with self._get_pool().acquire(timeout=self.connect_timeout) as con, con.transaction():
                 await con.execute("SET LOCAL lock_timeout = '100ms'")
+                # the active version cannot change until this commits: a rollback (FOR UPDATE) to a
+                # version chosen below waits, then finds it gone; one already under way makes this
+                # wait (at most lock_timeout) and try again at the next import
+                await con.execute("SELECT version_id FROM eir_active FOR SHARE")
                 old = await con.fetch(
                     "SELECT id FROM eir_versions WHERE id IS DISTINCT FROM "
                     "(SELECT version_id FROM eir_active) ORDER BY id DESC OFFSET $1",
