@@ -758,9 +758,9 @@ class AdminApi:
 
     async def list_duplicates(self, req: ApiRequest) -> Response:
         limit, offset = _paging(req.params)
-        flags = sorted((await self._dup_store().duplicates()).items())
-        page = [{"imei": i, "flagged": ts} for i, ts in flags[offset : offset + limit]]
-        return json_response(200, {"duplicates": page, "total": len(flags), "offset": offset, "limit": limit})
+        flags, total = await self._dup_store().duplicates_page(limit, offset)  # paged by the store
+        page = [{"imei": i, "flagged": ts} for i, ts in flags]
+        return json_response(200, {"duplicates": page, "total": total, "offset": offset, "limit": limit})
 
     async def get_duplicate(self, req: ApiRequest) -> Response:
         """One flag with what duplicate_mk1 saw of the IMEI on the day it was flagged (the history
@@ -769,7 +769,7 @@ class AdminApi:
 
         imei = _imei14_arg(req.args[0], allow_sv=True)
         obs = self._dup_store()
-        ts = (await obs.duplicates()).get(imei)
+        ts = await obs.duplicate_flag(imei)
         if ts is None:
             raise ApiError(404, f"{imei} is not flagged as duplicated", cause="not_flagged")
         history = await obs.daily_history(imei)
@@ -792,7 +792,7 @@ class AdminApi:
         sharing the store at their next classification), so only new observations can flag it again."""
         imei = _imei14_arg(req.args[0], allow_sv=True)
         tracker = getattr(self.checker, "duplicates", None)
-        if imei not in await self._dup_store().duplicates():  # nothing changes: not even its history
+        if await self._dup_store().duplicate_flag(imei) is None:  # nothing changes: not even its history
             raise ApiError(404, f"{imei} is not flagged as duplicated", cause="not_flagged")
         if tracker is not None:
             was, rows = await tracker.clear(imei)

@@ -384,6 +384,16 @@ class IdentityStore(abc.ABC):
         """The flagged IMEIs and when they were flagged."""
         return dict(self._daily_mem()[1])
 
+    async def duplicates_page(self, limit: int, offset: int) -> tuple[list[tuple[str, float]], int]:
+        """One page of the flags in IMEI order (``GET /duplicates``) and how many there are; the
+        SQL and Redis stores page on their side."""
+        flags = sorted((await self.duplicates()).items())
+        return flags[offset : offset + max(limit, 0)], len(flags)
+
+    async def duplicate_flag(self, imei: str) -> float | None:
+        """When ``imei`` was flagged; None: it is not."""
+        return (await self.duplicates()).get(imei)
+
     async def daily_history(self, imei: str, limit: int = 10_000) -> list[tuple[int, str]]:
         """The ``(day, imsi)`` history of one IMEI, oldest day first, at most ``limit`` rows (what
         ``eir duplicates show`` and the admin API explain a flag with)."""

@@ -666,6 +666,23 @@ class PostgresStore(PushedChanges, IdentityStore):
 
         return await self._read(run)
 
+    async def duplicates_page(self, limit: int, offset: int) -> tuple[list[tuple[str, float]], int]:
+        async def run(con: asyncpg.Connection) -> tuple[list[tuple[str, float]], int]:
+            rows = await con.fetch(
+                "SELECT imei, ts FROM eir_duplicates ORDER BY imei LIMIT $1 OFFSET $2", max(limit, 0), offset
+            )
+            total = await con.fetchval("SELECT count(*) FROM eir_duplicates")
+            return [(str(r[0]), float(r[1])) for r in rows], int(total)
+
+        return await self._read(run)
+
+    async def duplicate_flag(self, imei: str) -> float | None:
+        async def run(con: asyncpg.Connection) -> float | None:
+            ts = await con.fetchval("SELECT ts FROM eir_duplicates WHERE imei = $1", imei)
+            return None if ts is None else float(ts)
+
+        return await self._read(run)
+
     async def daily_history(self, imei: str, limit: int = 10_000) -> list[tuple[int, str]]:
         async def run(con: asyncpg.Connection) -> list[tuple[int, str]]:
             rows = await con.fetch(

@@ -182,14 +182,16 @@ return #old / 2
 
 # KEYS: active, versions, building, meta. ARGV: id, expected base ('' = any), channel, payload
 _FLAG_DUPLICATES_LUA = """
--- KEYS[1] the flags hash; KEYS[2..] a day set each; ARGV[1] ts, then per IMEI: imei, member of
--- KEYS[i+1] that witnessed its history. Flag only while the witness is still there (a clear
+-- KEYS[1] the flags hash; KEYS[3..] a day set each; ARGV[1] ts, then per IMEI: imei, member of
+-- its day set that witnessed its history. Flag only while the witness is still there (a clear
 -- removes every member of the IMEI): the check and the insert in one step.
+-- KEYS[2] the IMEI-ordered index of the flags (a sorted set, every score 0), the days from KEYS[3].
 local n = 0
-for i = 2, #KEYS do
-  local imei, member = ARGV[2 * i - 2], ARGV[2 * i - 1]
-  if redis.call('SISMEMBER', KEYS[i], member) == 1 then
-    n = n + redis.call('HSETNX', KEYS[1], imei, ARGV[1])
+for i = 3, #KEYS do
+  local imei, member = ARGV[2 * i - 4], ARGV[2 * i - 3]
+  if redis.call('SISMEMBER', KEYS[i], member) == 1 and redis.call('HSETNX', KEYS[1], imei, ARGV[1]) == 1 then
+    redis.call('ZADD', KEYS[2], 0, imei)
+    n = n + 1
   end
 end
 return n
@@ -706,7 +708,7 @@ class RedisStore(PushedChanges, IdentityStore):
     async def flag_duplicates(self, imeis: Sequence[str], ts: float) -> None:
         """The base class's contract: only an IMEI whose history row (the last classification's
         witness, else one found by a scan) is still there, checked and flagged in one script."""
-        keys, args = [self._k("duplicates")], [repr(float(ts))]
+        keys, args = [self._k("duplicates"), self._k("duplicates", "index")], [repr(float(ts))]
         known = self._witness
         for imei in dict.fromkeys(imeis):
             w = known.get(imei)
@@ -717,12 +719,38 @@ class RedisStore(PushedChanges, IdentityStore):
                 w = got[0]
             keys.append(self._k("daily", w[0]))
             args += [imei, w[1]]
-        if len(keys) > 1:
+        if len(keys) > 2:
             await self._script("flag_duplicates", keys, args)
 
     async def duplicates(self) -> dict[str, float]:
         (got,) = await self._pipe(lambda p: p.hgetall(self._k("duplicates")))
         return {k: float(v) for k, v in got.items()}
+
+    async def duplicates_page(self, limit: int, offset: int) -> tuple[list[tuple[str, float]], int]:
+        """From the IMEI-ordered index (a sorted set beside the flags hash: ZRANGE by rank); flags
+        written before the index existed are indexed once, when the counts differ."""
+        flags, index = self._k("duplicates"), self._k("duplicates", "index")
+        total, indexed = await self._pipe(lambda p: [p.hlen(flags), p.zcard(index)])
+        if indexed != total:  # rebuilt in one pass over the flags, then in step again
+            (keys,) = await self._pipe(lambda p: p.hkeys(flags))
+
+            def rebuild(p: Any) -> None:
+                p.delete(index)
+                if keys:
+                    p.zadd(index, dict.fromkeys(keys, 0))
+
+            await self._pipe(rebuild)
+        if limit <= 0:
+            return [], int(total)
+        (imeis,) = await self._pipe(lambda p: p.zrange(index, offset, offset + limit - 1))
+        if not imeis:
+            return [], int(total)
+        (got,) = await self._pipe(lambda p: p.hmget(flags, imeis))
+        return [(i, float(v)) for i, v in zip(imeis, got, strict=True) if v is not None], int(total)
+
+    async def duplicate_flag(self, imei: str) -> float | None:
+        (v,) = await self._pipe(lambda p: p.hget(self._k("duplicates"), imei))
+        return None if v is None else float(v)
 
     async def _imei_members(self, imei: str, limit: int) -> list[tuple[int, str]]:
         """``(day, "imei|imsi")`` of one IMEI: an SSCAN with MATCH over each day's set (the
@@ -753,6 +781,7 @@ class RedisStore(PushedChanges, IdentityStore):
 
         def build(p: Any) -> None:
             p.hdel(self._k("duplicates"), imei)
+            p.zrem(self._k("duplicates", "index"), imei)
             for day, members in by_day.items():
                 p.srem(self._k("daily", day), *members)
 

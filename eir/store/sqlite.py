@@ -643,6 +643,29 @@ class SqliteStore(IdentityStore):
         except sqlite3.Error as e:
             raise StoreUnavailableError(f"sqlite duplicates: {e}") from e
 
+    async def duplicates_page(self, limit: int, offset: int) -> tuple[list[tuple[str, float]], int]:
+        try:
+            con = self._obs
+            if con is None:
+                raise StoreUnavailableError("sqlite store is not open")
+            rows = con.execute(
+                "SELECT imei, ts FROM duplicates ORDER BY imei LIMIT ? OFFSET ?", (max(limit, 0), offset)
+            ).fetchall()
+            total = con.execute("SELECT count(*) FROM duplicates").fetchone()[0]
+        except sqlite3.Error as e:
+            raise StoreUnavailableError(f"sqlite duplicates: {e}") from e
+        return [(f"{k:014d}", ts) for k, ts in rows], int(total)
+
+    async def duplicate_flag(self, imei: str) -> float | None:
+        try:
+            con = self._obs
+            if con is None:
+                raise StoreUnavailableError("sqlite store is not open")
+            row = con.execute("SELECT ts FROM duplicates WHERE imei = ?", (int(imei[:14]),)).fetchone()
+        except sqlite3.Error as e:
+            raise StoreUnavailableError(f"sqlite duplicates: {e}") from e
+        return None if row is None else float(row[0])
+
     async def daily_history(self, imei: str, limit: int = 10_000) -> list[tuple[int, str]]:
         try:
             con = self._obs
