@@ -225,6 +225,7 @@ async def _main(
     register_metrics()
     from eir.faults import REGISTRY as FAULTS
 
+    FAULTS.max_rules = config.admin.max_fault_rules
     FAULTS.load(config.faults)  # validated with the config; changed at run time by the admin API
     if config.faults:
         log.warning("faults_configured", rules=[r.to_dict() for r in FAULTS.rules()])
@@ -232,8 +233,15 @@ async def _main(
     await checker.start()
     from eir.control import open_channel
 
-    # under --workers: the admin API's fault and sightings changes reach every worker (eir/control.py)
-    control = open_channel(worker_index, config.workers, forget_sightings=checker.forget_sightings)
+    # under --workers: the admin API's fault, sightings and duplicate changes reach every worker
+    # (eir/control.py)
+    dup = checker.duplicates
+    control = open_channel(
+        worker_index,
+        config.workers,
+        forget_sightings=checker.forget_sightings,
+        forget_duplicate=dup.forget if dup is not None else None,
+    )
 
     ready: dict[str, Any] = {"pid": os.getpid()}
     metrics_server = None

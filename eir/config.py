@@ -518,6 +518,10 @@ class AdminConfig:
     max_import_body: int = 64 * 1024 * 1024
     """Octets of a CSV body on ``POST /lists/import`` sent with a write token (other requests:
     ``max_body``); larger: 413 ProblemDetails."""
+    max_fault_rules: int = 100
+    """Fault rules in force at once (``faults:`` and ``POST /faults``; more: refused, 400), 1 to 1000;
+    whatever the count, the rule set as JSON stays within 60000 octets (under ``--workers`` it goes
+    to every worker in one control datagram)."""
     max_connections: int = 64
     """Connections held at once; more are closed at accept."""
     max_connections_per_source: int = 32
@@ -1054,13 +1058,19 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("overload.max_in_flight / overload.max_in_flight_per_peer: must be at least 1")
     if not 0 < ov.fair_share_above <= 1:
         raise ConfigError("overload.fair_share_above: must be more than 0 and at most 1")
-    from eir.faults import FaultRule, FaultSpecError
+    from eir.faults import MAX_RULES_LIMIT, FaultRegistry, FaultRule, FaultSpecError
 
+    if not 1 <= cfg.admin.max_fault_rules <= MAX_RULES_LIMIT:
+        raise ConfigError(f"admin.max_fault_rules: must be from 1 to {MAX_RULES_LIMIT}")
     for i, spec in enumerate(cfg.faults):
         try:
             FaultRule.from_dict(spec)
         except FaultSpecError as e:
             raise ConfigError(f"faults[{i}]: {e}") from None
+    try:
+        FaultRegistry(max_rules=cfg.admin.max_fault_rules).load(cfg.faults)
+    except FaultSpecError as e:
+        raise ConfigError(f"faults: {e}") from None
     for key in ("connect_timeout", "command_timeout", "poll_interval", "call_timeout"):
         if getattr(cfg.store, key) <= 0:
             raise ConfigError(f"store.{key}: must be a positive number of seconds")

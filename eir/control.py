@@ -8,13 +8,22 @@ sends one JSON datagram to every other worker's socket after:
 * a fault rule set, removed or cleared — ``{"op": "faults", "rules": [...]}``: the whole rule set,
   replacing the worker's (idempotent; a rule's ``count`` is then counted by each worker);
 * a clone suspicion cleared — ``{"op": "sightings_clear", "imei": "..."}``: the worker drops that
-  IMEI's sightings from memory (the store's part is done once, by worker 0).
+  IMEI's sightings from memory (the store's part is done once, by worker 0);
+* a duplicate_mk1 flag cleared — ``{"op": "duplicate_clear", "imei": "..."}``: the worker drops the
+  flag and the IMEI's pairs not yet written behind (eir/duplicates.py; the store's part is done
+  once, by worker 0), so it stops answering "flagged" at once and does not write pre-clear history
+  back.
 
 A worker that starts (or is started again after dying) sends ``{"op": "hello"}`` to worker 0, which
 answers with the fault rules in force. Messages are small (at most :data:`MAX_MESSAGE` octets; the
-rule set is bounded by that) and sent without blocking: a worker that is not there (restarting)
-misses the message, logged, and gets the faults again with its hello. A bad datagram is logged
-and dropped.
+registry caps the rule set below that, eir/faults.py ``RULES_MAX_OCTETS``) and sent without
+blocking. A message a worker's socket refuses (its queue is full: EAGAIN) is owed to that worker:
+the channel retries every :data:`RETRY_INTERVAL` s, for at most :data:`RETRY_ROUNDS` rounds, the
+*latest* fault rule set (a newer state replaces an older one owed) and the clears owed (at most
+:data:`MAX_OWED` per worker), in order, then gives up with a ``control_given_up`` warning and
+``eir_control_undelivered_total``. A worker that is not there (restarting: no socket, or nobody
+reading it) is owed nothing: it gets the faults again with its hello (and reads the store's flags
+and sightings when it starts). A bad datagram is logged and dropped.
 """
 
 from __future__ import annotations
@@ -24,18 +33,37 @@ import contextlib
 import json
 import os
 import socket
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from eir.faults import REGISTRY, FaultRegistry, FaultSpecError
 from eir.logging import RateLimitedLog, get_logger
+from eir.metrics import CONTROL_UNDELIVERED
 
 __all__ = ["MAX_MESSAGE", "ControlChannel", "open_channel"]
 
 MAX_MESSAGE = 65536
+RETRY_INTERVAL = 0.02
+"""Seconds between two attempts to deliver what a worker is owed."""
+RETRY_ROUNDS = 250
+"""Attempts (5 s at :data:`RETRY_INTERVAL`) before what a worker is owed is given up."""
+MAX_OWED = 1024
+"""Clears owed to one worker at most (the oldest go first, counted)."""
 _log = get_logger(component="control")
 _limited = RateLimitedLog()
+
+
+@dataclass(slots=True)
+class _Owed:
+    """What one worker's socket refused and is retried (module docstring)."""
+
+    faults: bool = False
+    """The latest fault rule set (read from the registry when sent)."""
+    events: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_OWED))
+    rounds: int = 0
 
 
 class ControlChannel:
@@ -48,14 +76,19 @@ class ControlChannel:
         *,
         faults: FaultRegistry = REGISTRY,
         forget_sightings: Callable[[str], None] | None = None,
+        forget_duplicate: Callable[[str], None] | None = None,
     ) -> None:
         self.dir = directory
         self.worker = worker
         self.faults = faults
         self.forget_sightings = forget_sightings
+        self.forget_duplicate = forget_duplicate
         self.path = directory / f"control-{worker}.sock"
         self.sock: socket.socket | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.owed: dict[Path, _Owed] = {}
+        """Workers whose socket refused a message (queue full), with what they are owed."""
+        self._retry: asyncio.TimerHandle | None = None
 
     def open(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -70,6 +103,9 @@ class ControlChannel:
             self._send(self.dir / "control-0.sock", {"op": "hello", "worker": self.worker})
 
     def close(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
         s = self.sock
         if s is None:
             return
@@ -84,31 +120,90 @@ class ControlChannel:
     # -- sending (worker 0) --------------------------------------------------------------------
     def faults_changed(self) -> None:
         """Worker 0: the admin API changed the fault rules."""
-        self.broadcast({"op": "faults", "rules": [_spec(r.to_dict()) for r in self.faults.rules()]})
+        for path in self._peers():
+            owed = self.owed.get(path)
+            if owed is not None:  # behind already: the latest set goes with the retries, in order
+                owed.faults = True
+            elif self._send(path, self._faults_msg()) == "full":
+                self._owe(path).faults = True
 
     def sightings_cleared(self, imei: str) -> None:
-        self.broadcast({"op": "sightings_clear", "imei": imei})
+        self._event({"op": "sightings_clear", "imei": imei})
+
+    def duplicate_cleared(self, imei: str) -> None:
+        """Worker 0: the admin API cleared ``imei``'s duplicate_mk1 flag."""
+        self._event({"op": "duplicate_clear", "imei": imei})
 
     def broadcast(self, msg: dict[str, Any]) -> int:
-        """Send ``msg`` to every other worker's socket; returns how many took it."""
-        n = 0
-        for path in sorted(self.dir.glob("control-*.sock")):
-            if path != self.path and self._send(path, msg):
-                n += 1
-        return n
+        """Send ``msg`` to every other worker's socket, once; returns how many took it."""
+        return sum(self._send(path, msg) == "sent" for path in self._peers())
 
-    def _send(self, path: Path, msg: dict[str, Any]) -> bool:
+    def _peers(self) -> list[Path]:
+        return [p for p in sorted(self.dir.glob("control-*.sock")) if p != self.path]
+
+    def _faults_msg(self) -> dict[str, Any]:
+        return {"op": "faults", "rules": self.faults.specs()}
+
+    def _event(self, msg: dict[str, Any]) -> None:
+        for path in self._peers():
+            owed = self.owed.get(path)
+            if owed is not None:
+                _queue(owed, msg, path)
+            elif self._send(path, msg) == "full":
+                _queue(self._owe(path), msg, path)
+
+    def _owe(self, path: Path) -> _Owed:
+        owed = self.owed[path] = _Owed()
+        if self._retry is None and self.loop is not None:
+            self._retry = self.loop.call_later(RETRY_INTERVAL, self._resend)
+        return owed
+
+    def _resend(self) -> None:
+        """Timer: what each worker is owed, in order, until its socket refuses again (bounded)."""
+        self._retry = None
+        for path, owed in list(self.owed.items()):
+            owed.rounds += 1
+            outcome = "sent"
+            if owed.faults:
+                outcome = self._send(path, self._faults_msg())
+                if outcome == "sent":
+                    owed.faults = False
+            while outcome == "sent" and owed.events:
+                outcome = self._send(path, owed.events[0])
+                if outcome == "sent":
+                    owed.events.popleft()
+            if outcome == "full" and owed.rounds < RETRY_ROUNDS:
+                continue
+            del self.owed[path]
+            if outcome == "full" or outcome == "failed":
+                lost = len(owed.events) + owed.faults
+                CONTROL_UNDELIVERED.inc(lost)
+                _log.warning("control_given_up", to=path.name, messages=lost, rounds=owed.rounds)
+        if self.owed and self.loop is not None:
+            self._retry = self.loop.call_later(RETRY_INTERVAL, self._resend)
+
+    def _send(self, path: Path, msg: dict[str, Any]) -> str:
+        """sent; full (the socket's queue is full: try again); gone (no worker there: it asks
+        again on start); failed (logged, counted by the caller)."""
         s = self.sock
         data = json.dumps(msg, separators=(",", ":")).encode()
         if s is None or len(data) > MAX_MESSAGE:
             _log.warning("control_not_sent", to=path.name, op=msg.get("op"), size=len(data))
-            return False
+            CONTROL_UNDELIVERED.inc()
+            return "failed"
         try:
             s.sendto(data, str(path))
-        except OSError as e:  # not there (restarting) or its queue is full: it asks again on start
+        except (BlockingIOError, InterruptedError):  # its queue is full: owed, retried
+            _limited.warning(_log, "control_full", "control_deferred", to=path.name, op=msg.get("op"))
+            return "full"
+        except (FileNotFoundError, ConnectionRefusedError):  # restarting: it asks again on start
+            _limited.warning(_log, "control_send", "control_not_sent", to=path.name, reason="not_there")
+            return "gone"
+        except OSError as e:
             _limited.warning(_log, "control_send", "control_not_sent", to=path.name, error=str(e))
-            return False
-        return True
+            CONTROL_UNDELIVERED.inc()
+            return "failed"
+        return "sent"
 
     # -- receiving ---------------------------------------------------------------------------------
     def _readable(self) -> None:
@@ -130,13 +225,18 @@ class ControlChannel:
             msg = json.loads(data)
             op = msg["op"]
             if op == "faults":
-                self.faults.load(msg["rules"])
+                self.faults.load(msg["rules"], capped=False)  # worker 0 checked the cap
                 _log.info("control_faults_applied", rules=len(msg["rules"]))
             elif op == "sightings_clear":
                 imei = str(msg["imei"])[:16]
                 if self.forget_sightings is not None:
                     self.forget_sightings(imei)
                 _log.info("control_sightings_cleared", imei=imei)
+            elif op == "duplicate_clear":
+                imei = str(msg["imei"])[:16]
+                if self.forget_duplicate is not None:
+                    self.forget_duplicate(imei)
+                _log.info("control_duplicate_cleared", imei=imei)
             elif op == "hello" and self.worker == 0:
                 self.faults_changed()
             else:
@@ -145,10 +245,11 @@ class ControlChannel:
             _limited.warning(_log, "control_bad", "control_bad_message", error=str(e)[:200], size=len(data))
 
 
-def _spec(d: dict[str, Any]) -> dict[str, Any]:
-    d = dict(d)
-    d.pop("injected", None)
-    return d
+def _queue(owed: _Owed, msg: dict[str, Any], path: Path) -> None:
+    if len(owed.events) == MAX_OWED:  # the deque drops the oldest: counted, logged
+        CONTROL_UNDELIVERED.inc()
+        _limited.warning(_log, "control_owed", "control_given_up", to=path.name, messages=1)
+    owed.events.append(msg)
 
 
 def open_channel(worker: int, workers: int, **kw: Any) -> ControlChannel | None:

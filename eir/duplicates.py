@@ -17,7 +17,10 @@ The condition is sticky: once flagged, an IMEI stays flagged — until an operat
 (``eir duplicates clear IMEI``, ``DELETE /api/v1/duplicates/{imei}``). A clear deletes the flag *and
 the IMEI's history*, so a cleared IMEI stays cleared until the rule triggers again on observations
 made after the clear (with the history that flagged it kept, the next classification would flag it
-again at once). The clearing process drops the flag from its memory at once; other instances
+again at once; and a classification counting meanwhile does not flag it back: the stores'
+``flag_duplicates`` flags only an IMEI that still has history). The clearing process drops the
+flag from its memory at once (under ``--workers`` every worker, eir/control.py
+``duplicate_clear``); other instances
 sharing the store (and a running ``eir serve`` when the CLI clears) drop it at their next
 classification, which reads the store's flags back.
 
@@ -246,10 +249,16 @@ class DuplicateTracker:
     async def clear(self, imei: str) -> tuple[bool, int]:
         """An operator clears ``imei``'s flag (module docstring): this process's memory — the
         flag and the day's pairs not yet written — and the store's flag and history."""
-        self.flagged.pop(imei, None)
-        self._pending = {r for r in self._pending if r[0] != imei}
-        DUPLICATES_FLAGGED.set(len(self.flagged))
+        self.forget(imei)
         return await self.store.clear_duplicate(imei)
+
+    def forget(self, imei: str) -> None:
+        """The memory part of a clear: the flag and the pairs not yet written (under ``--workers``
+        the other workers do this on worker 0's ``duplicate_clear``, eir/control.py)."""
+        self.flagged.pop(imei, None)
+        if any(r[0] == imei for r in self._pending):
+            self._pending = {r for r in self._pending if r[0] != imei}
+        DUPLICATES_FLAGGED.set(len(self.flagged))
 
     async def load(self) -> None:
         self.loaded = True

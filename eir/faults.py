@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
+import json
 import random
 import re
 from collections.abc import Iterable, Mapping
@@ -50,6 +51,24 @@ KIND_INTERFACES: dict[str, tuple[str, ...]] = {
 
 class FaultSpecError(ValueError):
     """A fault rule is malformed; the message names the field."""
+
+
+class FaultLimitError(FaultSpecError):
+    """One rule more would pass the registry's cap (:data:`MAX_RULES_LIMIT`, ``RULES_MAX_OCTETS``)."""
+
+
+DEFAULT_MAX_RULES = 100
+"""``admin.max_fault_rules``: rules in force at once (config and admin API refuse more)."""
+MAX_RULES_LIMIT = 1000
+"""The highest ``admin.max_fault_rules`` accepted."""
+RULES_MAX_OCTETS = 60_000
+"""The rule set as JSON (:meth:`FaultRegistry.specs`) never passes this many octets, whatever the rule
+count: under ``--workers`` it travels whole in one control datagram (eir/control.py, 64 KiB)."""
+
+
+def specs_octets(specs: list[dict[str, Any]]) -> int:
+    """The octets of ``specs`` as the control channel encodes them."""
+    return len(json.dumps(specs, separators=(",", ":")).encode())
 
 
 @dataclass(slots=True)
@@ -188,32 +207,59 @@ class FaultRegistry:
     """The rules in force in this process. ``active`` is False while there are none, so the hot path
     pays one attribute test."""
 
-    def __init__(self, rng: random.Random | None = None) -> None:
+    def __init__(self, rng: random.Random | None = None, *, max_rules: int = DEFAULT_MAX_RULES) -> None:
         self._rules: dict[str, FaultRule] = {}
         self._ids = itertools.count(1)
         self._rng = rng or random.Random()
         self.active = False
+        self.max_rules = max_rules
+        """At most this many rules (``admin.max_fault_rules``); and their JSON within
+        :data:`RULES_MAX_OCTETS`. :meth:`add` and :meth:`load` refuse past either."""
 
-    def load(self, specs: Iterable[Mapping[str, Any]]) -> None:
-        """Replace every rule (config load)."""
+    def load(self, specs: Iterable[Mapping[str, Any]], *, capped: bool = True) -> None:
+        """Replace every rule (config load; a control message from worker 0, ``capped=False``: worker
+        0 checked the cap); past the cap: FaultLimitError and nothing changes."""
         rules = [FaultRule.from_dict(s) for s in specs]
+        if capped:
+            self._check_cap(rules)
         self._rules.clear()
         for r in rules:
             self._insert(r)
         self.active = bool(self._rules)  # (an empty set: the hot path's one attribute test again)
 
     def add(self, spec: Mapping[str, Any]) -> FaultRule:
+        """One rule more; past the cap (``max_rules``, :data:`RULES_MAX_OCTETS`): FaultLimitError."""
         rule = FaultRule.from_dict(spec)
+        if not rule.id:
+            rule.id = self._new_id()
+        self._check_cap([*self._rules.values(), rule])
         return self._insert(rule)
+
+    def _check_cap(self, rules: list[FaultRule]) -> None:
+        if len(rules) > self.max_rules:
+            raise FaultLimitError(f"at most {self.max_rules} fault rules at once (admin.max_fault_rules)")
+        size = specs_octets([spec_of(r) for r in rules])
+        if size > RULES_MAX_OCTETS:
+            raise FaultLimitError(
+                f"the fault rules would take {size} octets as JSON, more than {RULES_MAX_OCTETS}"
+            )
+
+    def specs(self) -> list[dict[str, Any]]:
+        """The rules as specs (what :meth:`load` takes; no ``injected``)."""
+        return [spec_of(r) for r in self._rules.values()]
 
     def _insert(self, rule: FaultRule) -> FaultRule:
         if not rule.id:
-            rule.id = f"f{next(self._ids)}"
-            while rule.id in self._rules:
-                rule.id = f"f{next(self._ids)}"
+            rule.id = self._new_id()
         self._rules[rule.id] = rule
         self.active = True
         return rule
+
+    def _new_id(self) -> str:
+        rid = f"f{next(self._ids)}"
+        while rid in self._rules:
+            rid = f"f{next(self._ids)}"
+        return rid
 
     def remove(self, rule_id: str) -> bool:
         found = self._rules.pop(rule_id, None) is not None
@@ -252,6 +298,12 @@ class FaultRegistry:
                 self.remove(rule.id)
             return rule
         return None
+
+
+def spec_of(rule: FaultRule) -> dict[str, Any]:
+    d = rule.to_dict()
+    d.pop("injected", None)
+    return d
 
 
 REGISTRY = FaultRegistry()

@@ -238,6 +238,12 @@ HISTORY_DROPPED = Counter(
     ["kind"],
     registry=None,
 )
+CONTROL_UNDELIVERED = Counter(
+    "eir_control_undelivered",
+    "Control messages between workers (--workers: fault rules, clears) never delivered: given up "
+    "after the retries, too large, or a send error (eir/control.py)",
+    registry=None,
+)
 for _kind in ("first_seen", "duplicate_history"):  # exported at 0 from start
     HISTORY_DROPPED.labels(_kind)
 
@@ -273,6 +279,7 @@ _OWN: tuple[Collector, ...] = (
     CHECKS_IN_FLIGHT,
     DUPLICATES_FLAGGED,
     HISTORY_DROPPED,
+    CONTROL_UNDELIVERED,
 )
 _registered: set[int] = set()
 

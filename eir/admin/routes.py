@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from eir.admin.auth import Role, TokenTable
 from eir.admin.problems import ApiError, Response, json_response, problem
 from eir.config import Config
-from eir.faults import REGISTRY, FaultRegistry, FaultSpecError
+from eir.faults import REGISTRY, FaultLimitError, FaultRegistry, FaultSpecError
 from eir.logging import RateLimitedLog, get_logger
 from eir.metrics import PROTOCOL_ERRORS, REFUSED
 from eir.model import CheckRequest, Interface, Status
@@ -758,9 +758,9 @@ class AdminApi:
 
     async def list_duplicates(self, req: ApiRequest) -> Response:
         limit, offset = _paging(req.params)
-        flags = sorted((await self._dup_store().duplicates()).items())
-        page = [{"imei": i, "flagged": ts} for i, ts in flags[offset : offset + limit]]
-        return json_response(200, {"duplicates": page, "total": len(flags), "offset": offset, "limit": limit})
+        flags, total = await self._dup_store().duplicates_page(limit, offset)  # paged by the store
+        page = [{"imei": i, "flagged": ts} for i, ts in flags]
+        return json_response(200, {"duplicates": page, "total": total, "offset": offset, "limit": limit})
 
     async def get_duplicate(self, req: ApiRequest) -> Response:
         """One flag with what duplicate_mk1 saw of the IMEI on the day it was flagged (the history
@@ -769,7 +769,7 @@ class AdminApi:
 
         imei = _imei14_arg(req.args[0], allow_sv=True)
         obs = self._dup_store()
-        ts = (await obs.duplicates()).get(imei)
+        ts = await obs.duplicate_flag(imei)
         if ts is None:
             raise ApiError(404, f"{imei} is not flagged as duplicated", cause="not_flagged")
         history = await obs.daily_history(imei)
@@ -788,11 +788,11 @@ class AdminApi:
 
     async def clear_duplicate(self, req: ApiRequest) -> Response:
         """An operator clears a duplicate_mk1 flag: the flag and the IMEI's history go (this
-        process's memory at once; other instances sharing the store at their next classification),
-        so only new observations can flag it again."""
+        process's memory at once, the other workers' over the control channel; other instances
+        sharing the store at their next classification), so only new observations can flag it again."""
         imei = _imei14_arg(req.args[0], allow_sv=True)
         tracker = getattr(self.checker, "duplicates", None)
-        if imei not in await self._dup_store().duplicates():  # nothing changes: not even its history
+        if await self._dup_store().duplicate_flag(imei) is None:  # nothing changes: not even its history
             raise ApiError(404, f"{imei} is not flagged as duplicated", cause="not_flagged")
         if tracker is not None:
             was, rows = await tracker.clear(imei)
@@ -801,6 +801,8 @@ class AdminApi:
         if not was:
             raise ApiError(404, f"{imei} is not flagged as duplicated", cause="not_flagged")
         self.log.info("admin_duplicate_cleared", imei=imei, history_rows=rows)
+        if self.control is not None:  # the other workers' flags and pairs not yet written
+            self.control.duplicate_cleared(imei)
         return json_response(200, {"imei": imei, "cleared": True, "history_rows": rows})
 
     # --- peers, faults, config ------------------------------------------------------------------------------
@@ -837,6 +839,8 @@ class AdminApi:
             raise ApiError(409, f"a fault rule with id {spec['id']!r} exists", cause="conflict")
         try:
             rule = self.faults.add(spec)
+        except FaultLimitError as e:  # the set must fit one control datagram (eir/control.py)
+            raise ApiError(400, str(e), cause="too_many_faults") from None
         except FaultSpecError as e:
             raise ApiError(400, str(e), cause="bad_fault") from None
         self.log.info("admin_fault_set", id=rule.id, kind=rule.kind)

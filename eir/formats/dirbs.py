@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING
 
 from eir.formats._common import dirbs_date, format_tagged, imei_dirbs, rows_of
@@ -113,14 +113,7 @@ def parse_dirbs(
     from eir.lists import ListFileError
 
     norm = out.normalised
-    rows = rows_of(f)
-    first = next(rows, None)
-    if first is None:
-        raise ListFileError(f"{name}: empty file (a {fmt} file starts with its header)")
-    line, header = first
-    col, ignored = _header(fmt, line, header, name)
-    out.ignored_columns = ignored
-    ncols = len(header)
+    rows, col, ncols = _reference_rows(f, name, fmt, out)
     change_of_file: str | None = None
     if fmt == "dirbs-blacklist-delta":
         m = DELTA_NAME.search(name)
@@ -264,13 +257,13 @@ def _entry(key: str, status: Status, reason: str | None) -> ListEntry:
     return ListEntry(kind=EntryKind.IMEI, key=key, status=status, reason=reason)
 
 
-def parse_registration(
-    f: IO[str], name: str, out: ParsedReference, *, progress: Callable[[], None] | None = None
-) -> None:
-    """A DIRBS registration list → the ``registration`` reference table (IMEI → device)."""
+def _reference_rows(
+    f: IO[str], name: str, fmt: str, out: ParsedList | ParsedReference
+) -> tuple[Iterator[tuple[int, list[str]]], dict[str, int], int]:
+    """The skeleton the DIRBS parsers share, outside their per-row loops: the rows after the
+    header, its column positions and width (its ignored columns go to ``out``)."""
     from eir.lists import ListFileError
 
-    fmt = "dirbs-registration"
     rows = rows_of(f)
     first = next(rows, None)
     if first is None:
@@ -278,7 +271,14 @@ def parse_registration(
     line, header = first
     col, ignored = _header(fmt, line, header, name)
     out.ignored_columns = ignored
-    ncols = len(header)
+    return rows, col, len(header)
+
+
+def parse_registration(
+    f: IO[str], name: str, out: ParsedReference, *, progress: Callable[[], None] | None = None
+) -> None:
+    """A DIRBS registration list → the ``registration`` reference table (IMEI → device)."""
+    rows, col, ncols = _reference_rows(f, name, "dirbs-registration", out)
     norm = out.normalised
     seen = out.seen
     where = [col.get(k, -1) for k in REGISTRATION_FIELDS]
@@ -321,17 +321,7 @@ def parse_golden(
     f: IO[str], name: str, out: ParsedReference, *, progress: Callable[[], None] | None = None
 ) -> None:
     """A DIRBS golden list (``golden_imei``) → the ``golden`` reference table (IMEI → ``""``)."""
-    from eir.lists import ListFileError
-
-    fmt = "dirbs-golden"
-    rows = rows_of(f)
-    first = next(rows, None)
-    if first is None:
-        raise ListFileError(f"{name}: empty file (a {fmt} file starts with its header)")
-    line, header = first
-    col, ignored = _header(fmt, line, header, name)
-    out.ignored_columns = ignored
-    ncols = len(header)
+    rows, col, ncols = _reference_rows(f, name, "dirbs-golden", out)
     norm = out.normalised
     seen = out.seen
     i_imei = col["golden_imei"]

@@ -367,14 +367,32 @@ class IdentityStore(abc.ABC):
         )
 
     async def flag_duplicates(self, imeis: Sequence[str], ts: float) -> None:
-        """Flag ``imeis`` for good (sticky); an IMEI already flagged keeps its time."""
-        flagged = self._daily_mem()[1]
+        """Flag ``imeis`` for good (sticky); an IMEI already flagged keeps its time. Only an IMEI
+        that still has daily history is flagged, checked atomically with the insert: a clear
+        (:meth:`clear_duplicate`) committed between a classification's count and this call must
+        not be undone by it (the IMEI would be flagged again with no history to explain it)."""
+        rows, flagged = self._daily_mem()
+        wanted = set(imeis) - flagged.keys()
+        if not wanted:
+            return
+        seen = {r[0] for r in rows if r[0] in wanted}  # no await in between: atomic here
         for imei in imeis:
-            flagged.setdefault(imei, ts)
+            if imei in seen:
+                flagged.setdefault(imei, ts)
 
     async def duplicates(self) -> dict[str, float]:
         """The flagged IMEIs and when they were flagged."""
         return dict(self._daily_mem()[1])
+
+    async def duplicates_page(self, limit: int, offset: int) -> tuple[list[tuple[str, float]], int]:
+        """One page of the flags in IMEI order (``GET /duplicates``) and how many there are; the
+        SQL and Redis stores page on their side."""
+        flags = sorted((await self.duplicates()).items())
+        return flags[offset : offset + max(limit, 0)], len(flags)
+
+    async def duplicate_flag(self, imei: str) -> float | None:
+        """When ``imei`` was flagged; None: it is not."""
+        return (await self.duplicates()).get(imei)
 
     async def daily_history(self, imei: str, limit: int = 10_000) -> list[tuple[int, str]]:
         """The ``(day, imsi)`` history of one IMEI, oldest day first, at most ``limit`` rows (what

@@ -663,8 +663,13 @@ class PostgresStore(PushedChanges, IdentityStore):
 
     async def flag_duplicates(self, imeis: Sequence[str], ts: float) -> None:
         if imeis:
+            # only an IMEI that still has history: FOR KEY SHARE waits for a clear deleting its
+            # rows and then skips them (clear_duplicate deletes the history before the flag, so
+            # the two lock in the same order and cannot deadlock)
             await self._obs_execute(
-                "INSERT INTO eir_duplicates SELECT i, $2 FROM unnest($1::text[]) i ON CONFLICT DO NOTHING",
+                "INSERT INTO eir_duplicates SELECT i, $2 FROM unnest($1::text[]) i"
+                " WHERE EXISTS (SELECT 1 FROM eir_daily d WHERE d.imei = i FOR KEY SHARE)"
+                " ON CONFLICT DO NOTHING",
                 sorted(set(imeis)),
                 ts,
             )
@@ -672,6 +677,23 @@ class PostgresStore(PushedChanges, IdentityStore):
     async def duplicates(self) -> dict[str, float]:
         async def run(con: asyncpg.Connection) -> dict[str, float]:
             return {r[0]: r[1] for r in await con.fetch("SELECT imei, ts FROM eir_duplicates")}
+
+        return await self._read(run)
+
+    async def duplicates_page(self, limit: int, offset: int) -> tuple[list[tuple[str, float]], int]:
+        async def run(con: asyncpg.Connection) -> tuple[list[tuple[str, float]], int]:
+            rows = await con.fetch(
+                "SELECT imei, ts FROM eir_duplicates ORDER BY imei LIMIT $1 OFFSET $2", max(limit, 0), offset
+            )
+            total = await con.fetchval("SELECT count(*) FROM eir_duplicates")
+            return [(str(r[0]), float(r[1])) for r in rows], int(total)
+
+        return await self._read(run)
+
+    async def duplicate_flag(self, imei: str) -> float | None:
+        async def run(con: asyncpg.Connection) -> float | None:
+            ts = await con.fetchval("SELECT ts FROM eir_duplicates WHERE imei = $1", imei)
+            return None if ts is None else float(ts)
 
         return await self._read(run)
 
@@ -689,8 +711,9 @@ class PostgresStore(PushedChanges, IdentityStore):
     async def clear_duplicate(self, imei: str) -> tuple[bool, int]:
         try:
             async with self._get_pool().acquire(timeout=self.connect_timeout) as con, con.transaction():
-                flag = await con.execute("DELETE FROM eir_duplicates WHERE imei = $1", imei)
+                # the history first: flag_duplicates locks it before it inserts the flag
                 gone = await con.execute("DELETE FROM eir_daily WHERE imei = $1", imei)
+                flag = await con.execute("DELETE FROM eir_duplicates WHERE imei = $1", imei)
         except _UNAVAILABLE as e:
             raise self._unavailable(e) from e
         return int(flag.split()[-1]) > 0, int(gone.split()[-1])
@@ -1053,6 +1076,10 @@ class PostgresStore(PushedChanges, IdentityStore):
         try:
             async with self._get_pool().acquire(timeout=self.connect_timeout) as con, con.transaction():
                 await con.execute("SET LOCAL lock_timeout = '100ms'")
+                # the active version cannot change until this commits: a rollback (FOR UPDATE) to a
+                # version chosen below waits, then finds it gone; one already under way makes this
+                # wait (at most lock_timeout) and try again at the next import
+                await con.execute("SELECT version_id FROM eir_active FOR SHARE")
                 old = await con.fetch(
                     "SELECT id FROM eir_versions WHERE id IS DISTINCT FROM "
                     "(SELECT version_id FROM eir_active) ORDER BY id DESC OFFSET $1",

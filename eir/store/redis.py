@@ -168,6 +168,22 @@ return 0
 """
 
 # KEYS: active, versions, building, meta. ARGV: id, expected base ('' = any), channel, payload
+_FLAG_DUPLICATES_LUA = """
+-- KEYS[1] the flags hash; KEYS[3..] a day set each; ARGV[1] ts, then per IMEI: imei, member of
+-- its day set that witnessed its history. Flag only while the witness is still there (a clear
+-- removes every member of the IMEI): the check and the insert in one step.
+-- KEYS[2] the IMEI-ordered index of the flags (a sorted set, every score 0), the days from KEYS[3].
+local n = 0
+for i = 3, #KEYS do
+  local imei, member = ARGV[2 * i - 4], ARGV[2 * i - 3]
+  if redis.call('SISMEMBER', KEYS[i], member) == 1 and redis.call('HSETNX', KEYS[1], imei, ARGV[1]) == 1 then
+    redis.call('ZADD', KEYS[2], 0, imei)
+    n = n + 1
+  end
+end
+return n
+"""
+
 _FLIP_LUA = """
 local cur = redis.call('GET', KEYS[1])
 if ARGV[2] ~= '' and cur ~= ARGV[2] then
@@ -279,6 +295,8 @@ class RedisStore(PushedChanges, IdentityStore):
         # the published message carries this token so that its echo is not reported twice.
         self._token = uuid.uuid4().hex
         self._scripts: dict[str, Any] = {}
+        self._witness: dict[str, tuple[int, str]] = {}
+        """One ``(day, "imei|imsi")`` history row of each IMEI the last classification found."""
 
     # --- connection handling ------------------------------------------------------------------
     async def open(self) -> None:
@@ -298,6 +316,7 @@ class RedisStore(PushedChanges, IdentityStore):
             ("write_sightings", _WRITE_SIGHTINGS_LUA),
             ("flip", _FLIP_LUA),
             ("rollback", _ROLLBACK_LUA),
+            ("flag_duplicates", _FLAG_DUPLICATES_LUA),
         ):
             self._scripts[name] = self._r.register_script(src)
         try:
@@ -668,7 +687,7 @@ class RedisStore(PushedChanges, IdentityStore):
             for day, members in zip(days, sets, strict=True)
             for imei, _, imsi in (m.partition("|") for m in members)
         )
-        return duplicate_mk1(
+        found = duplicate_mk1(
             history,
             today=today,
             threshold=threshold,
@@ -677,14 +696,62 @@ class RedisStore(PushedChanges, IdentityStore):
             daily_avg_days=daily_avg_days,
             min_seen_days=min_seen_days,
         )
+        # one history row of each found IMEI: flag_duplicates flags it only while that row is there
+        witness: dict[str, tuple[int, str]] = {}
+        for day, members in zip(days, sets, strict=True):
+            for m in members:
+                imei = m.partition("|")[0]
+                if imei in found and imei not in witness:
+                    witness[imei] = (day, m)
+        self._witness = witness
+        return found
 
     async def flag_duplicates(self, imeis: Sequence[str], ts: float) -> None:
-        if imeis:
-            await self._pipe(lambda p: [p.hsetnx(self._k("duplicates"), i, repr(float(ts))) for i in imeis])
+        """The base class's contract: only an IMEI whose history row (the last classification's
+        witness, else one found by a scan) is still there, checked and flagged in one script."""
+        keys, args = [self._k("duplicates"), self._k("duplicates", "index")], [repr(float(ts))]
+        known = self._witness
+        for imei in dict.fromkeys(imeis):
+            w = known.get(imei)
+            if w is None:
+                got = await self._imei_members(imei, 1)
+                if not got:
+                    continue
+                w = got[0]
+            keys.append(self._k("daily", w[0]))
+            args += [imei, w[1]]
+        if len(keys) > 2:
+            await self._script("flag_duplicates", keys, args)
 
     async def duplicates(self) -> dict[str, float]:
         (got,) = await self._pipe(lambda p: p.hgetall(self._k("duplicates")))
         return {k: float(v) for k, v in got.items()}
+
+    async def duplicates_page(self, limit: int, offset: int) -> tuple[list[tuple[str, float]], int]:
+        """From the IMEI-ordered index (a sorted set beside the flags hash: ZRANGE by rank); flags
+        written before the index existed are indexed once, when the counts differ."""
+        flags, index = self._k("duplicates"), self._k("duplicates", "index")
+        total, indexed = await self._pipe(lambda p: [p.hlen(flags), p.zcard(index)])
+        if indexed != total:  # rebuilt in one pass over the flags, then in step again
+            (keys,) = await self._pipe(lambda p: p.hkeys(flags))
+
+            def rebuild(p: Any) -> None:
+                p.delete(index)
+                if keys:
+                    p.zadd(index, dict.fromkeys(keys, 0))
+
+            await self._pipe(rebuild)
+        if limit <= 0:
+            return [], int(total)
+        (imeis,) = await self._pipe(lambda p: p.zrange(index, offset, offset + limit - 1))
+        if not imeis:
+            return [], int(total)
+        (got,) = await self._pipe(lambda p: p.hmget(flags, imeis))
+        return [(i, float(v)) for i, v in zip(imeis, got, strict=True) if v is not None], int(total)
+
+    async def duplicate_flag(self, imei: str) -> float | None:
+        (v,) = await self._pipe(lambda p: p.hget(self._k("duplicates"), imei))
+        return None if v is None else float(v)
 
     async def _imei_members(self, imei: str, limit: int) -> list[tuple[int, str]]:
         """``(day, "imei|imsi")`` of one IMEI: an SSCAN with MATCH over each day's set (the
@@ -715,6 +782,7 @@ class RedisStore(PushedChanges, IdentityStore):
 
         def build(p: Any) -> None:
             p.hdel(self._k("duplicates"), imei)
+            p.zrem(self._k("duplicates", "index"), imei)
             for day, members in by_day.items():
                 p.srem(self._k("daily", day), *members)
 

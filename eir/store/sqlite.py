@@ -620,10 +620,16 @@ class SqliteStore(IdentityStore):
             raise StoreUnavailableError(f"sqlite classify_duplicates: {e}") from e
 
     async def flag_duplicates(self, imeis: Sequence[str], ts: float) -> None:
-        batch = [(int(i[:14]), ts) for i in imeis]
+        batch = [(int(i[:14]), ts, int(i[:14])) for i in imeis]
 
         def run(con: sqlite3.Connection) -> int:
-            con.executemany("INSERT OR IGNORE INTO duplicates VALUES (?, ?)", batch)
+            # only an IMEI that still has history (a clear committed since the classification
+            # counted it deleted both): one statement, so the check and the insert are atomic
+            con.executemany(
+                "INSERT OR IGNORE INTO duplicates SELECT ?, ? WHERE EXISTS "
+                "(SELECT 1 FROM daily WHERE imei = ?)",
+                batch,
+            )
             return len(batch)
 
         await self._obs_change(run)
@@ -636,6 +642,29 @@ class SqliteStore(IdentityStore):
             return {f"{k:014d}": ts for k, ts in con.execute("SELECT imei, ts FROM duplicates")}
         except sqlite3.Error as e:
             raise StoreUnavailableError(f"sqlite duplicates: {e}") from e
+
+    async def duplicates_page(self, limit: int, offset: int) -> tuple[list[tuple[str, float]], int]:
+        try:
+            con = self._obs
+            if con is None:
+                raise StoreUnavailableError("sqlite store is not open")
+            rows = con.execute(
+                "SELECT imei, ts FROM duplicates ORDER BY imei LIMIT ? OFFSET ?", (max(limit, 0), offset)
+            ).fetchall()
+            total = con.execute("SELECT count(*) FROM duplicates").fetchone()[0]
+        except sqlite3.Error as e:
+            raise StoreUnavailableError(f"sqlite duplicates: {e}") from e
+        return [(f"{k:014d}", ts) for k, ts in rows], int(total)
+
+    async def duplicate_flag(self, imei: str) -> float | None:
+        try:
+            con = self._obs
+            if con is None:
+                raise StoreUnavailableError("sqlite store is not open")
+            row = con.execute("SELECT ts FROM duplicates WHERE imei = ?", (int(imei[:14]),)).fetchone()
+        except sqlite3.Error as e:
+            raise StoreUnavailableError(f"sqlite duplicates: {e}") from e
+        return None if row is None else float(row[0])
 
     async def daily_history(self, imei: str, limit: int = 10_000) -> list[tuple[int, str]]:
         try:

@@ -55,7 +55,9 @@ async def _flags_listed_explained_and_cleared(
     api = AdminApi(cfg, checker, store, faults=FaultRegistry())
     await store.write_daily(synthetic_history())
     assert await tracker.classify() == [DUPED]
-    await store.flag_duplicates(["35000000000001", "35000000000002"], T0 - 5)  # two more to page
+    # two more to page (flag_duplicates flags only an IMEI with history)
+    await store.write_daily([("35000000000001", TODAY, "a"), ("35000000000002", TODAY, "a")])
+    await store.flag_duplicates(["35000000000001", "35000000000002"], T0 - 5)
 
     async def status(imei: str) -> tuple[str, str]:
         v = await checker.check(CheckRequest(imei=imei, interface=Interface.S13))

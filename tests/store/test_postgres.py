@@ -244,3 +244,31 @@ async def test_the_keyed_sightings_of_schema_4_carry_over_into_the_log(postgres_
     finally:
         await store.close()
     assert not await _sql(postgres_url, "SELECT 1 FROM pg_tables WHERE tablename = 'eir_observations'")
+
+
+async def test_pruning_never_drops_a_version_a_rollback_is_activating(
+    store: PostgresStore, postgres_url: str
+) -> None:
+    """The deferred prune reads which version is active; a rollback from another process to a
+    version the prune chose, committing meanwhile, must not leave the active version dropped."""
+    for key in ("35209900176148", "35209900176155"):  # versions 1 and 2 (keep_versions=2: both kept)
+        await store.import_version([imei(key)], [], source="t")
+    await store._pruned()
+    versions = {v.id: v for v in await store.versions()}
+    old = min(versions)
+    assert versions[old].active is False
+    store.keep_versions = 1  # the prune now drops every version but the active one: old included
+    con = await asyncpg.connect(postgres_url)
+    try:
+        tr = con.transaction()
+        await tr.start()  # another process's rollback to `old`, not yet committed
+        await con.execute("SELECT version_id FROM eir_active FOR UPDATE")
+        await con.execute("UPDATE eir_active SET version_id = $1, base = NULL", old)
+        await store._prune_versions()  # waits for the rollback's lock (at most 100 ms): drops nothing
+        await tr.commit()
+    finally:
+        await con.close()
+    rows = await _sql(postgres_url, "SELECT version_id FROM eir_active")
+    assert rows[0]["version_id"] == old
+    assert old in {v.id for v in await store.versions()}
+    assert await _sql(postgres_url, f"SELECT count(*) AS n FROM eir_exact_v{old}")  # its table is there

@@ -79,6 +79,11 @@ def test_environment_beats_file_and_overrides_beat_environment(tmp_path: Path) -
         ("mqtt:\n  enabled: maybe\n", "mqtt.enabled: expected true or false"),
         ("- a list\n", "top level must be a mapping"),
         ("diameter: [1\n", "not valid YAML"),
+        ("admin:\n  max_fault_rules: 0\n", "admin.max_fault_rules: must be from 1 to 1000"),
+        (
+            "admin:\n  max_fault_rules: 2\nfaults: [{kind: delay}, {kind: close}, {kind: no_answer}]\n",
+            "faults: at most 2 fault rules at once",
+        ),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, yaml_text: str, message: str) -> None:

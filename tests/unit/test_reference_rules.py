@@ -238,6 +238,7 @@ async def test_a_black_listed_duplicate_stays_black() -> None:
     await store.import_version(
         [ListEntry(kind=EntryKind.IMEI, key="35000000000010", status=Status.BLACK)], [], source="t"
     )
+    await store.write_daily([("35000000000010", TODAY, "a")])  # a flag needs history
     await store.flag_duplicates(["35000000000010"], T0)
     config = load_config(None, environ={}, overrides={"policy": {"duplicate": {"enabled": True}}})
     c = PolicyChecker(config, store, NoEvents())

@@ -421,6 +421,14 @@ def test_faults_set_list_clear(eir: EirProcess) -> None:
         c.post("/faults", json={"kind": "delay", "delay_ms": 2})
         assert c.delete("/faults").json() == {"cleared": 2}
         assert c.get("/faults").json() == {"faults": []}
+        # admin.max_fault_rules (100): one more is refused, so the set always fits a control datagram
+        for i in range(100):
+            assert (
+                c.post("/faults", json={"kind": "delay", "delay_ms": 1, "id": f"cap{i}"}).status_code == 201
+            )
+        _problem(c.post("/faults", json={"kind": "delay", "delay_ms": 1}), 400, "too_many_faults")
+        assert len(c.get("/faults").json()["faults"]) == 100
+        assert c.delete("/faults").json() == {"cleared": 100}
 
 
 # --- bad input ----------------------------------------------------------------------------------------
