@@ -120,8 +120,13 @@ class RequestBody:
     def _abort(self, reason: str) -> None:
         if self.error is None and not self.ended:
             self.error = reason
+        dropped = self.queued
         self._chunks.clear()
         self.queued = 0
+        if dropped:
+            # given back as if read: else the HTTP/2 connection window shrinks for good, or
+            # HTTP/1.1 reading stays paused
+            self._conn._body_taken(self, dropped)
         self._wake()
 
     @property
