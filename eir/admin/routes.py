@@ -233,8 +233,9 @@ class AdminApi:
                 if stream is not None and not stream.done:
                     await stream.drain()
         except BodyAbortedError as e:
-            # over the limit (the HTTP core answers 413 itself and counts it) or the client went
-            # (counted by the HTTP layer): nothing changed, and this answer goes nowhere
+            # over the limit (the HTTP core answers 413 itself and counts it), stalled (the core
+            # answered 408) or the client went (counted by the HTTP layer): nothing changed, and
+            # this answer goes nowhere (the core ignores answers to such a stream)
             label = "body_too_large" if e.reason == "too_large" else "body_aborted"
             return problem(413 if e.reason == "too_large" else 400, f"body {e.reason}", cause=label)
         except ApiError as e:
