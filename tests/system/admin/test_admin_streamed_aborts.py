@@ -325,3 +325,36 @@ def _too_large_lines(eir: EirProcess) -> int:
         for e in eir.log_events()
         if e.get("event") == "http_protocol_error" and e.get("error") == "body_too_large"
     )
+
+
+def test_imports_in_flight_are_bounded(eir: EirProcess) -> None:
+    """``admin.max_imports_in_flight`` (2): a third import while two are spooling gets 503
+    ProblemDetails with Retry-After, counted; once they are done imports are taken again."""
+    busy = _errors(eir, "imports_busy")
+    with _H2Client(eir) as cl:
+        held = [cl.start(), cl.start()]
+        for sid in held:
+            cl.c.send_data(sid, b"imei,status\n")
+        cl.sock.sendall(cl.c.data_to_send())
+        cl.pump_until(lambda evs: False, timeout=0.3)  # both are being spooled
+        third = cl.start()
+        cl.c.send_data(third, b"imei,status\n35394206000012,grey\n", end_stream=True)
+        cl.sock.sendall(cl.c.data_to_send())
+        evs = cl.pump_until(lambda evs: any(isinstance(e, h2.events.StreamEnded) for e in evs))
+        assert _status(evs, third) == 503
+        fields = next(dict(e.headers) for e in evs if isinstance(e, h2.events.ResponseReceived))
+        assert fields[b"retry-after"] == b"1"
+        assert fields[b"content-type"] == b"application/problem+json"
+        body = b"".join(e.data for e in evs if isinstance(e, h2.events.DataReceived))
+        assert b'"cause":"imports_busy"' in body
+        for i, sid in enumerate(held):
+            cl.c.send_data(sid, f"3539420600002{i},grey\n".encode(), end_stream=True)
+        cl.sock.sendall(cl.c.data_to_send())
+        evs = cl.pump_until(lambda evs: sum(isinstance(e, h2.events.StreamEnded) for e in evs) == 2)
+        assert [_status(evs, sid) for sid in held] == [200, 200]
+        again = cl.start()
+        cl.c.send_data(again, b"imei,status\n35394206000012,grey\n", end_stream=True)
+        cl.sock.sendall(cl.c.data_to_send())
+        evs = cl.pump_until(lambda evs: any(isinstance(e, h2.events.StreamEnded) for e in evs))
+        assert _status(evs, again) == 200
+    assert _errors(eir, "imports_busy") == busy + 1
