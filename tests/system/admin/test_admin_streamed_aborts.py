@@ -236,9 +236,11 @@ def test_h2_cut_off_bodies_give_the_connection_window_back(eir: EirProcess, tmp_
         assert len(resets) == rounds
 
 
-def test_h2_stalled_body_is_timed_out_and_the_connection_stays(eir: EirProcess) -> None:
+def test_h2_stalled_body_is_timed_out_and_the_connection_stays(eir: EirProcess, tmp_path: Path) -> None:
+    require(missing("tshark", "dumpcap"))
+    _host, port, _ = _hostport(eir)
     before = _errors(eir, "body_timeout")
-    with _H2Client(eir) as cl:
+    with dumpcap(tmp_path / "stall.pcap", f"tcp port {port}") as pcap, _H2Client(eir) as cl:
         sid = cl.start()
         cl.send(sid, 10_000)
         t0 = time.monotonic()
@@ -257,6 +259,35 @@ def test_h2_stalled_body_is_timed_out_and_the_connection_stays(eir: EirProcess) 
         assert _status(evs, sid2) == 200
     assert _errors(eir, "body_timeout") == before + 1
     assert eir.wait_for_log("http_body_timeout", reason="timeout")
+    # tshark reads the server's side: 408 on the stalled stream, then RST_STREAM NO_ERROR on it
+    out = subprocess.run(
+        [
+            "tshark",
+            "-r",
+            str(pcap),
+            "-d",
+            f"tcp.port=={port},http2",
+            "-Y",
+            f"tcp.srcport=={port} && http2.streamid=={sid} && (http2.type==1 || http2.type==3)",
+            "-T",
+            "fields",
+            "-e",
+            "http2.type",
+            "-e",
+            "http2.headers.status",
+            "-e",
+            "http2.rst_stream.error",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    rows = [[*line.split("\t"), "", "", ""][:3] for line in out.splitlines()]
+    statuses = ",".join(r[1] for r in rows if r[1]).split(",")
+    errors = ",".join(r[2] for r in rows if r[2]).split(",")
+    assert statuses == ["408"], out
+    assert errors == ["0"], out  # RST_STREAM NO_ERROR (RFC 9113 §8.1: the answer was complete)
 
 
 def test_http11_stalled_body_is_timed_out_and_closed(eir: EirProcess) -> None:
