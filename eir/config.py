@@ -527,7 +527,11 @@ class AdminConfig:
     max_connections_per_source: int = 32
     """Connections held at once from one source address."""
     idle_timeout: float = 60.0
-    """Seconds an idle connection is kept open (0: forever)."""
+    """Seconds an idle connection is kept open (0: forever); also the seconds a streamed import
+    body may go without an octet before it is answered 408."""
+    max_imports_in_flight: int = 2
+    """``POST /lists/import`` requests in progress at once (each spools up to 1 MiB in memory and
+    ``max_import_body`` on disk, and parses); more: 503 ProblemDetails with Retry-After."""
 
 
 @dataclass(slots=True)
@@ -940,6 +944,8 @@ def _validate(cfg: Config) -> None:
     for key in ("max_body", "max_import_body"):
         if getattr(cfg.admin, key) < 1024:
             raise ConfigError(f"admin.{key}: must be at least 1024 octets")
+    if cfg.admin.max_imports_in_flight < 1:
+        raise ConfigError("admin.max_imports_in_flight: must be at least 1")
     if cfg.diameter.watchdog_interval < 6:
         raise ConfigError("diameter.watchdog_interval: RFC 3539 requires Tw >= 6 seconds")
     if not 0 <= cfg.m3ua.point_code < (1 << 24):

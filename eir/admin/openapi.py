@@ -394,6 +394,10 @@ def build() -> dict[str, Any]:
                         "description": "Bad rows: nothing imported",
                         "content": {"application/problem+json": {"schema": _ref("ImportReport")}},
                     },
+                    "503": _problem(
+                        "The store is unavailable, or admin.max_imports_in_flight imports are in "
+                        "progress (cause imports_busy, with Retry-After): nothing was changed"
+                    ),
                 },
                 params=[
                     _q(

@@ -146,6 +146,9 @@ class AdminApi:
         changes made here are sent to every worker. None: one process."""
         self._write_lock = asyncio.Lock()
         """List changes one at a time (each builds on the version before it)."""
+        self.imports = 0
+        """``POST /lists/import`` requests in progress (spooling, parsing or waiting for the lock):
+        at most ``admin.max_imports_in_flight``."""
         r = _route
         self.routes: list[Route] = [
             r("GET", "/health", self.health, public=True),
@@ -233,8 +236,9 @@ class AdminApi:
                 if stream is not None and not stream.done:
                     await stream.drain()
         except BodyAbortedError as e:
-            # over the limit (the HTTP core answers 413 itself and counts it) or the client went
-            # (counted by the HTTP layer): nothing changed, and this answer goes nowhere
+            # over the limit (the HTTP core answers 413 itself and counts it), stalled (the core
+            # answered 408) or the client went (counted by the HTTP layer): nothing changed, and
+            # this answer goes nowhere (the core ignores answers to such a stream)
             label = "body_too_large" if e.reason == "too_large" else "body_aborted"
             return problem(413 if e.reason == "too_large" else 400, f"body {e.reason}", cause=label)
         except ApiError as e:
@@ -498,7 +502,6 @@ class AdminApi:
     # --- import, versions, rollback, export -------------------------------------------------------------
     async def import_csv(self, req: ApiRequest) -> Response:
         from eir.formats import FORMATS
-        from eir.lists import ListFileError, parse_csv
 
         p = req.params
         fmt = p.get("format", "eir")
@@ -510,6 +513,27 @@ class AdminApi:
         kind = p.get("kind", "equipment")
         if kind not in ("equipment", "pairing", "lock"):
             raise ApiError(400, "kind: one of equipment, pairing, lock")
+        limit = self.config.admin.max_imports_in_flight
+        if self.imports >= limit:
+            # each one spools (1 MiB in memory, up to max_import_body on disk) and parses outside
+            # the write lock: bounded, and the client told when to come back
+            raise ApiError(
+                503,
+                f"{limit} imports are in progress (admin.max_imports_in_flight); retry later",
+                cause="imports_busy",
+                headers=[(b"retry-after", _IMPORT_RETRY_AFTER)],
+            )
+        self.imports += 1
+        try:
+            return await self._import_csv(req, fmt, dry_run, skip_bad, delta, kind)
+        finally:
+            self.imports -= 1
+
+    async def _import_csv(
+        self, req: ApiRequest, fmt: str, dry_run: bool, skip_bad: bool, delta: bool | None, kind: str
+    ) -> Response:
+        from eir.lists import ListFileError, parse_csv
+
         raw, size, blank = await _spool(req) if req.stream is not None else _gathered(req.body)
         with raw:
             if blank:
@@ -878,6 +902,9 @@ class AdminApi:
 
 
 # --- helpers ------------------------------------------------------------------------------------------
+
+_IMPORT_RETRY_AFTER = b"1"
+"""Seconds (Retry-After, RFC 9110 §10.2.3) after which a refused import may be sent again."""
 
 _LABELS = {
     400: "bad_request",

@@ -79,7 +79,9 @@ _SNIFF_PENDING = 1024
 
 class BodyAbortedError(Exception):
     """A streamed request body will not be complete: ``reason`` is ``too_large`` (the core answers
-    413), ``reset`` (the client cancelled the stream) or ``closed`` (the connection went)."""
+    413 and ignores the service's answer), ``timeout`` (no octet of it for the idle timeout: the
+    core answered 408), ``reset`` (the client cancelled the stream) or ``closed`` (the connection
+    went)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -120,8 +122,13 @@ class RequestBody:
     def _abort(self, reason: str) -> None:
         if self.error is None and not self.ended:
             self.error = reason
+        dropped = self.queued
         self._chunks.clear()
         self.queued = 0
+        if dropped:
+            # given back as if read: else the HTTP/2 connection window shrinks for good, or
+            # HTTP/1.1 reading stays paused
+            self._conn._body_taken(self, dropped)
         self._wake()
 
     @property
@@ -213,15 +220,16 @@ class HttpConnection(CoreProtocol):
         self.bodies.clear()
 
     def _body_gone(self, body: RequestBody, reason: str) -> None:
-        """The client gave up on a streamed body (reset, or the connection went): counted
-        (``eir_protocol_errors{error="body_aborted"}``) and logged; its reader gets
-        :class:`BodyAbortedError`."""
+        """The client gave up on a streamed body (reset, or the connection went; counted
+        ``eir_protocol_errors{error="body_aborted"}``) or stalled it (``timeout``, counted
+        ``body_timeout``): logged at a bounded rate; its reader gets :class:`BodyAbortedError`."""
         body._abort(reason)
-        self.server.protocol_error("body_aborted").inc()
+        label = "body_timeout" if reason == "timeout" else "body_aborted"
+        self.server.protocol_error(label).inc()
         self.server.rate_log.warning(
             self.log,
-            "body_aborted",
-            "http_body_aborted",
+            label,
+            "http_" + label,
             reason=reason,
             stream=body.stream_id,
             received=body.received,
@@ -385,7 +393,10 @@ class HttpConnection(CoreProtocol):
             elif t is BodyAborted:
                 body = self.bodies.pop(ev.stream_id, None)
                 if body is not None:
-                    body._abort(ev.reason)
+                    if ev.reason == "too_large":  # counted by the ProtocolErrorOccurred after it
+                        body._abort(ev.reason)
+                    else:
+                        self._body_gone(body, ev.reason)
             elif t is StreamReset:
                 body = self.bodies.pop(ev.stream_id, None)
                 if body is not None:

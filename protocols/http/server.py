@@ -14,7 +14,8 @@ core puts one shape over both for the servers (N5g-eir, the admin API)::
 Requests are handed up whole (headers and a bounded body), except those ``HttpLimits.stream_body``
 picks from their head: they are handed up at once as :class:`RequestStarted`, their body follows as
 :class:`BodyReceived` chunks as they arrive and a :class:`BodyEnded` (or :class:`BodyAborted` when it
-goes over the body limit, answered 413 by the core at its end, as a gathered body is). The caller
+goes over the body limit, answered 413 by the core at its end, as a gathered body is, or when the
+client stalls it for ``idle_timeout``, answered 408). The caller
 says when it has taken a chunk (:meth:`HttpServerConnection.body_consumed`): on HTTP/2 only then does
 the stream's and the connection's window reopen (WINDOW_UPDATE), so the peer can have at most
 ``initial_window_size`` octets of body unconsumed; on HTTP/1.1 the adapter stops reading while too
@@ -136,7 +137,9 @@ class HttpLimits:
     idle_timeout: float = 0.0
     """Seconds without a whole request from the peer and none in progress after which the
     connection is closed (HTTP/2: GOAWAY NO_ERROR); bytes that complete nothing (a head sent a
-    byte at a time, pings alone) do not count; 0: never."""
+    byte at a time, pings alone) do not count; 0: never. Also the seconds a streamed body may go
+    without an octet (while none of it waits for the service) before it is answered 408
+    (:class:`BodyAborted` ``timeout``)."""
     drain_timeout: float = 1.0
     """Seconds between the two GOAWAYs of a graceful close when the PING's ACK does not come."""
     fast_path: bool = True
@@ -191,8 +194,12 @@ class BodyEnded:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BodyAborted:
-    """The streamed request body went over its limit (``reason`` ``too_large``): what came is to be
-    dropped; the core answers 413 itself when the body ends (an answer sent for it is ignored)."""
+    """The streamed request body will not be complete; what came of it is to be dropped (and given
+    back with :meth:`HttpServerConnection.body_consumed`, HTTP/2 flow control). ``reason``:
+    ``too_large``: it went over its limit (a :class:`ProtocolErrorOccurred` ``body_too_large``
+    follows, once); the core answers 413 itself when the body ends, and an answer sent for it is
+    ignored; ``timeout``: no octet of it came for ``HttpLimits.idle_timeout`` seconds (HTTP/2: the
+    core answered 408 and reset the stream; HTTP/1.1: 408 and a :class:`ConnectionClosed`)."""
 
     stream_id: int
     reason: str
@@ -272,6 +279,7 @@ _REASONS = {
     403: b"Forbidden",
     404: b"Not Found",
     405: b"Method Not Allowed",
+    408: b"Request Timeout",
     413: b"Content Too Large",
     414: b"URI Too Long",
     409: b"Conflict",
@@ -310,6 +318,16 @@ class HttpServerConnection:
         self._pending_data: dict[int, memoryview] = {}
         self._open: set[int] = set()
         """Requests handed up and not answered yet."""
+        self._refusing: set[int] = set()
+        """Streamed requests whose body went over its limit: answered 413 by the core when the body
+        ends (the service's answer is ignored)."""
+        self._body_at: dict[int, float] = {}
+        """Streamed bodies still arriving (stream id → when octets of it last came), for the stall
+        timeout (:meth:`handle_timer`)."""
+        self._body_held: dict[int, int] = {}
+        """Streamed body octets handed up and not yet consumed by the service, per stream: while any
+        are held the client may be waiting for us (flow control), so the stall clock does not run."""
+        self._now = 0.0
         self._goaway_last: int | None = None
         self._drain_at: float | None = None
         """First GOAWAY sent, final one due at this time (or at the PING's ACK)."""
@@ -346,7 +364,7 @@ class HttpServerConnection:
     @property
     def idle(self) -> bool:
         """No request waits for its answer (and no answer for flow-control window)."""
-        return not self._open and not self._pending_data and not self._fast_body
+        return not self._open and not self._pending_data and not self._fast_body and not self._refusing
 
     @property
     def closed(self) -> bool:
@@ -376,6 +394,8 @@ class HttpServerConnection:
             return None
         t = self.limits.idle_timeout
         idle_at = self._last_rx + t if t else None
+        if idle_at is not None and self._body_at:
+            idle_at = min(idle_at, min(self._body_at.values()) + t)
         if self._drain_at is not None:
             return self._drain_at if idle_at is None else min(idle_at, self._drain_at)
         return idle_at
@@ -387,6 +407,10 @@ class HttpServerConnection:
         if self._drain_at is not None and now >= self._drain_at and not self._closed:
             return self._final_goaway()
         t = self.limits.idle_timeout
+        if t and self._body_at and not self._closed:
+            stalled = self._stalled_bodies(now, t)
+            if stalled:
+                return stalled
         at = None if self._closed or not t else self._last_rx + t
         if at is None or now < at:
             return []
@@ -402,10 +426,49 @@ class HttpServerConnection:
 
         Only bytes that make an event (a whole request, a reset, an error) restart the idle clock:
         a head sent a byte at a time, or pings alone, do not keep a connection open."""
+        self._now = now
         events = self._receive(data)
         if events:
             self._last_rx = now
         return events
+
+    def _stalled_bodies(self, now: float, t: float) -> list[Event]:
+        """Streamed bodies that got no octet for ``t`` seconds while none of theirs waited for the
+        service (a client stalled mid-body): HTTP/2: 408 then RST_STREAM NO_ERROR (RFC 9113 §8.1),
+        the connection stays; HTTP/1.1: 408 and close (the rest of the body would come next on it).
+        Each gives :class:`BodyAborted` ``timeout`` (none for a body already aborted as too large)."""
+        out: list[Event] = []
+        for sid, at in list(self._body_at.items()):
+            if now - at < t:
+                continue
+            if any(self._body_held.values()):
+                # the client may be waiting for the service (flow control, one window for the
+                # connection on HTTP/2): not its stall
+                self._body_at[sid] = now
+                continue
+            self._body_done(sid)
+            self._last_rx = now  # busy until now: the idle clock starts again
+            was_open = sid in self._open
+            self._open.discard(sid)
+            self._refusing.discard(sid)
+            if was_open:
+                out.append(BodyAborted(stream_id=sid, reason="timeout"))
+            if self._h2 is not None:
+                self._streams.pop(sid, None)
+                self._respond_h2(sid, 408, (), b"", False)
+                self._h2_safe(lambda h, s=sid: h.reset_stream(s, ErrorCodes.NO_ERROR))
+            else:
+                self._h1_closing = True
+                self._h1_streaming = False
+                self._respond_h1(408, (), b"", False)
+                self._closed = True
+                out.append(ConnectionClosed(reason="body_timeout"))
+                return out
+        return out
+
+    def _body_done(self, sid: int) -> None:
+        self._body_at.pop(sid, None)
+        self._body_held.pop(sid, None)
 
     def _receive(self, data: bytes) -> list[Event]:
         if self._closed:
@@ -439,8 +502,10 @@ class HttpServerConnection:
     ) -> None:
         """Answer request ``stream_id``; content-length is added. ``head``: no body (HEAD)."""
         if stream_id not in self._open:
-            return  # reset by the peer meanwhile, or the connection failed
+            return  # reset by the peer meanwhile, the connection failed, or the core answers (413)
         self._open.discard(stream_id)
+        if self._body_at:  # answered before its body ended: the rest is not waited for
+            self._body_done(stream_id)
         if self._h2 is not None:
             if stream_id in self._fast:
                 if not self._closed:
@@ -454,6 +519,9 @@ class HttpServerConnection:
         """``n`` octets of a streamed body (:class:`BodyReceived`) were taken by the service: on
         HTTP/2 they go back to the peer's flow-control windows (WINDOW_UPDATE, when h2 finds the
         increment worth a frame); nothing to do on HTTP/1.1 (the adapter paused reading)."""
+        held = self._body_held.get(stream_id)
+        if held is not None:
+            self._body_held[stream_id] = max(0, held - n)
         if self._h2 is not None and n > 0:
             self._h2_safe(lambda h: h.acknowledge_received_data(n, stream_id))
 
@@ -461,6 +529,7 @@ class HttpServerConnection:
         """Give up on a request (HTTP/2: RST_STREAM; HTTP/1.1: close the connection)."""
         if stream_id not in self._open:
             return
+        self._body_done(stream_id)
         if self._h2 is not None:
             if stream_id in self._fast:
                 self._fast_reset(self._h2, stream_id, error_code)
@@ -725,6 +794,7 @@ class HttpServerConnection:
             h._terminate_connection(ErrorCodes(code) if code in ErrorCodes._value2member_map_ else code)  # type: ignore[arg-type]
         self._closed = True
         self._open.clear()
+        self._refusing.clear()
         self._pending_data.clear()
         self._fast.clear()
         self._fast_body.clear()
@@ -819,6 +889,7 @@ class HttpServerConnection:
             code = getattr(e, "error_code", ErrorCodes.PROTOCOL_ERROR)
             label = _code_label(code)
             self._open.clear()
+            self._refusing.clear()
             self._pending_data.clear()
             return [
                 ProtocolErrorOccurred(error=label, detail=str(e) or type(e).__name__, fatal=True),
@@ -843,7 +914,9 @@ class HttpServerConnection:
                 st = _Stream(fields, self._body_limit_h2(fields) if ev.stream_ended is None else 0)
                 self._streams[sid] = st
                 if ev.stream_ended is not None:
-                    out.append(self._h2_request(sid, st))
+                    done = self._h2_request(sid, st)
+                    if done is not None:
+                        out.append(done)
                 elif self.limits.stream_body is not None:
                     started = self._h2_started(sid, st)
                     if started is not None:
@@ -862,15 +935,22 @@ class HttpServerConnection:
                     if len(st2.body) > st2.limit:
                         st2.too_large = True
                 if ev.stream_ended is not None and st2 is not None:
-                    out.append(self._h2_request(sid, st2))
+                    done = self._h2_request(sid, st2)
+                    if done is not None:
+                        out.append(done)
             elif isinstance(ev, StreamEnded):
                 st3 = self._streams.get(ev.stream_id or 0)
                 if st3 is not None:
-                    out.append(self._h2_request(ev.stream_id or 0, st3))
+                    done = self._h2_request(ev.stream_id or 0, st3)
+                    if done is not None:
+                        out.append(done)
             elif isinstance(ev, H2StreamReset):
                 sid = ev.stream_id or 0
                 self._streams.pop(sid, None)
                 self._pending_data.pop(sid, None)
+                self._refusing.discard(sid)
+                if self._body_at:
+                    self._body_done(sid)
                 if sid in self._open:
                     self._open.discard(sid)
                     out.append(StreamReset(stream_id=sid, error_code=int(ev.error_code or 0)))
@@ -892,6 +972,7 @@ class HttpServerConnection:
             elif isinstance(ev, ConnectionTerminated):
                 self._closed = True
                 self._open.clear()
+                self._refusing.clear()
                 code = int(ev.error_code or 0)
                 if code:
                     out.append(
@@ -931,6 +1012,8 @@ class HttpServerConnection:
             return None
         st.streamed = True
         self._open.add(sid)
+        self._body_at[sid] = self._now
+        self._body_held[sid] = 0
         return RequestStarted(
             stream_id=sid,
             method=method,
@@ -951,25 +1034,41 @@ class HttpServerConnection:
             if st.received > st.limit:
                 st.too_large = True
                 wanted = False
-                out.append(BodyAborted(stream_id=sid, reason="too_large"))
+                out += self._refuse(sid, st.limit)
         ack = n - len(data) if wanted else n
         if ack > 0:
             self._h2_safe(lambda h: h.acknowledge_received_data(ack, sid))
+        if n and sid in self._body_at:
+            self._body_at[sid] = self._now
         if wanted and data:
+            self._body_held[sid] = self._body_held.get(sid, 0) + len(data)
             out.append(BodyReceived(stream_id=sid, data=data))
         if ended:
-            out.append(self._h2_request(sid, st))
+            done = self._h2_request(sid, st)
+            if done is not None:
+                out.append(done)
         return out
 
-    def _h2_request(self, sid: int, st: _Stream) -> Event | ProtocolErrorOccurred:
+    def _refuse(self, sid: int, limit: int) -> list[Event]:
+        """A streamed body went over its limit: from now on the core owns the answer (413 when the
+        body ends; the service's is ignored), and the refusal is reported once, now."""
+        self._open.discard(sid)
+        self._refusing.add(sid)
+        return [
+            BodyAborted(stream_id=sid, reason="too_large"),
+            ProtocolErrorOccurred(error="body_too_large", detail=f"over {limit}", fatal=False),
+        ]
+
+    def _h2_request(self, sid: int, st: _Stream) -> Event | None:
         if self._streams.pop(sid, None) is None:
             return ProtocolErrorOccurred(error="internal", detail="stream ended twice", fatal=False)
         if st.streamed:
-            if st.too_large:
-                if sid in self._open:
+            self._body_done(sid)
+            if st.too_large:  # reported when it went over (_refuse)
+                if sid in self._refusing:
+                    self._refusing.discard(sid)
                     self._respond_h2(sid, 413, *self.limits.too_large, False)
-                    self._open.discard(sid)
-                return ProtocolErrorOccurred(error="body_too_large", detail=f"over {st.limit}", fatal=False)
+                return None
             return BodyEnded(stream_id=sid)
         method = target = authority = ""
         regular: list[tuple[bytes, bytes]] = []
@@ -1100,13 +1199,16 @@ class HttpServerConnection:
                     out.append(started)
             elif t is h11.Data and self._h1_streaming:
                 sid = self._h1_counter
+                if sid in self._body_at:
+                    self._body_at[sid] = self._now
                 if sid in self._open and not self._h1_too_large:
                     data = bytes(ev.data)  # type: ignore[union-attr]
                     self._h1_received += len(data)
                     if self._h1_received > self._h1_limit:
                         self._h1_too_large = True
-                        out.append(BodyAborted(stream_id=sid, reason="too_large"))
+                        out += self._refuse(sid, self._h1_limit)
                     elif data:
+                        self._body_held[sid] = self._body_held.get(sid, 0) + len(data)
                         out.append(BodyReceived(stream_id=sid, data=data))
             elif t is h11.Data:
                 if not self._h1_too_large:
@@ -1120,11 +1222,13 @@ class HttpServerConnection:
                 sid = self._h1_counter
                 if self._h1_streaming:
                     self._h1_streaming = False
+                    self._body_done(sid)
                     if not self._h1_too_large:
                         out.append(BodyEnded(stream_id=sid))
-                        continue
-                    if sid not in self._open:  # answered before its body was over
-                        continue
+                    elif sid in self._refusing:  # reported when it went over (_refuse)
+                        self._refusing.discard(sid)
+                        self._respond_h1(413, *self.limits.too_large, False)
+                    continue  # (or answered before its body was over)
                 self._open.add(sid)
                 if self._h1_too_large:
                     self._respond_h1(413, *self.limits.too_large, False)
@@ -1143,6 +1247,7 @@ class HttpServerConnection:
             elif t is h11.ConnectionClosed:
                 self._closed = True
                 self._open.clear()
+                self._refusing.clear()
                 out.append(ConnectionClosed(reason="eof"))
                 return out
         return out
@@ -1162,6 +1267,8 @@ class HttpServerConnection:
         self._h1_received = 0
         sid = self._h1_counter
         self._open.add(sid)
+        self._body_at[sid] = self._now
+        self._body_held[sid] = 0
         if c.they_are_waiting_for_100_continue:
             self._h1_send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
         authority = next((v.decode("latin-1") for n, v in req.headers if n == b"host"), "")
@@ -1191,6 +1298,7 @@ class HttpServerConnection:
         rest, _closed = c.trailing_data
         self._h1 = None
         self._open.clear()
+        self._refusing.clear()
         try:
             self._start_h2(settings)
         except H2ProtocolError as e:  # settings out of range (RFC 9113 §6.5.2)

@@ -136,18 +136,41 @@ def test_a_50mb_import_is_streamed_with_bounded_memory(
 
 @pytest.mark.parametrize(("proto", "opt"), [("1.1", "--http1.1"), ("2", "--http2-prior-knowledge")])
 def test_over_the_import_limit_is_413(eir: EirProcess, tmp_path: Path, proto: str, opt: str) -> None:
+    """413 (the HTTP core's answer, whatever the service answered when its reader saw the abort),
+    counted once in ``eir_protocol_errors{error="body_too_large"}`` and logged once, on both
+    HTTP versions."""
     body = tmp_path / "over.csv"
     with body.open("wb") as f:
         f.write(b"imei,status\n")
         for _ in range((64 << 20) // (len(ROW) * 1000) + 1):
             f.write(ROW * 1000)
     before = _versions(eir)
+    counted = _errors(eir, "body_too_large")
+    logged = _too_large_lines(eir)
     out = _curl(eir, body, opt)
     payload, _, tail = out.stdout.rpartition("\n")
     assert tail == f"{proto} 413", (tail, payload[:300], out.stderr)
     problem = json.loads(payload)
     assert problem["status"] == 413 and problem["cause"] == "body_too_large"
+    assert problem["detail"].startswith("request body too large")  # the core's answer, not the service's
     assert _versions(eir) == before
+    assert _errors(eir, "body_too_large") == counted + 1
+    assert _too_large_lines(eir) == logged + 1
+
+
+def _errors(eir: EirProcess, label: str) -> float:
+    for line in eir.metrics_text().splitlines():
+        if line.startswith(f'eir_protocol_errors_total{{error="{label}",interface="admin"}}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def _too_large_lines(eir: EirProcess) -> int:
+    return sum(
+        1
+        for e in eir.log_events()
+        if e.get("event") == "http_protocol_error" and e.get("error") == "body_too_large"
+    )
 
 
 @pytest.mark.parametrize(("proto", "opt"), [("1.1", "--http1.1"), ("2", "--http2-prior-knowledge")])
