@@ -795,8 +795,8 @@ class RedisStore(PushedChanges, IdentityStore):
         removals: Iterable[ListEntry | Pairing],
     ) -> ListVersion:
         r = self.redis
-        kmeta, kr, ks, kp = self._vkeys(vid)[:4]
-        kx = self._xkeys(vid)
+        kmeta, kr, ks, kp = (self._k("v", vid, t) for t in ("meta", "r", "s", "p"))
+        kx: list[str] = []  # the bucket keys: made after the overlay decision (an overlay has none)
         try:
             pipe = r.pipeline(transaction=False)
             base = await r.get(self._k("active")) if delta else None
@@ -813,6 +813,7 @@ class RedisStore(PushedChanges, IdentityStore):
                         return await self._build_overlay(vid, base, full, small[0], small[1], source)
                 # server-side copies of the exact-entry buckets (each small, so no COPY holds Redis
                 # for long) of the full version; ranges and pairings are rebuilt here
+                kx = self._xkeys(vid)
                 src_v = base if full is None else full
                 _ob, orr, _os, op = self._vkeys(src_v)[:4]
                 for i in range(0, BUCKETS, PIPELINE):
@@ -845,6 +846,7 @@ class RedisStore(PushedChanges, IdentityStore):
                         pipe.hdel(kx[b], *keys[i : i + BATCH])
                 await pipe.execute()
 
+            kx = kx or self._xkeys(vid)
             # additions: exact rows to their bucket hashes in pipelined batches; HSET upserts, so
             # the last duplicate wins
             pending: dict[int, dict[str, str]] = {}
@@ -1011,6 +1013,8 @@ class RedisStore(PushedChanges, IdentityStore):
             for v in old:
                 if v in needed:
                     await r.zadd(self._k("retained"), {v: int(v)})
+                elif await self._full_of(v) is not None:  # an overlay: its meta and overlay only
+                    await r.unlink(self._k("v", v, "meta"), self._k("v", v, "o"))
                 else:
                     await r.unlink(*self._vkeys(v))
             for v in retained - needed - kept:
