@@ -31,12 +31,14 @@ async def _exact_state(store: IdentityStore) -> dict[tuple[str, str], tuple[Stat
 async def test_a_run_of_small_deltas_keeps_every_version_exact(
     store: IdentityStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import eir.store.memory as memory_store
     import eir.store.postgres as postgres_store
     import eir.store.redis as redis_store
     import eir.store.sqlite as sqlite_store
 
     for m in (sqlite_store, postgres_store, redis_store):
         monkeypatch.setattr(m, "OVERLAY_MAX", 6)  # several folds within the run
+    monkeypatch.setattr(memory_store, "SMALL_DELTA", 6)
     rnd = random.Random(9)
     model: dict[tuple[str, str], tuple[Status, str | None]] = {("imei", k): (B, "base") for k in KEYS[:20]}
     await store.import_version(
