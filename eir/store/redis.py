@@ -135,23 +135,25 @@ if rl == 1 then rv = redis.call('HGET', p .. ':ref:registration', ARGV[2]) end
 if not v then return {false, false, false, false, tl, tv, rl, rv} end
 local base = p .. ':v:' .. v
 local full = redis.call('HGET', base .. ':meta', 'base')
-local ov = false
+local x = {false, false}
 if full then
-  ov = base .. ':o'
+  local ov = base .. ':o'
   base = p .. ':v:' .. full
+  x[1] = redis.call('HGET', ov, ARGV[2])
+  if ARGV[3] ~= '' then x[2] = redis.call('HGET', ov, ARGV[3]) end
 end
-local function exact(k, b)
-  if ov then
-    local o = redis.call('HGET', ov, k)
-    if o then
-      if o == '' then return false end
-      return o
-    end
+if x[1] == false then
+  x[1] = redis.call('HGET', base .. ':x:' .. ARGV[5], ARGV[2])
+elseif x[1] == '' then
+  x[1] = false
+end
+if ARGV[3] ~= '' then
+  if x[2] == false then
+    x[2] = redis.call('HGET', base .. ':x:' .. ARGV[6], ARGV[3])
+  elseif x[2] == '' then
+    x[2] = false
   end
-  return redis.call('HGET', base .. ':x:' .. b, k)
 end
-local x = {exact(ARGV[2], ARGV[5]), false}
-if ARGV[3] ~= '' then x[2] = exact(ARGV[3], ARGV[6]) end
 local r = false
 local seg = redis.call('ZREVRANGEBYSCORE', base .. ':s', ARGV[4], '-inf', 'LIMIT', 0, 1)
 if seg[1] then
