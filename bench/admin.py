@@ -17,6 +17,10 @@ is what an S13 check answers.
   instance on the same database answers the new status (through LISTEN/NOTIFY). Target ≤ 50 ms p99.
 * ``delta_on_large_sqlite_list``: the same one-entry change straight on a 200k-entry SQLite store:
   wall/CPU ms per change and the rows it wrote (an overlay: a few; a copy: the whole list).
+* ``delta_on_large_redis_list``: the same on a 200k-entry Redis store (a throw-away
+  ``redis-server``), as an overlay and as a full copy (``OVERLAY_MAX`` 0: what every delta did
+  before the overlays): wall and client CPU ms per change, the Redis server's CPU ms per change
+  (``INFO cpu``) and the octets of the new version's keys (``MEMORY USAGE``).
 
 ``python -m bench.admin [--quick]`` runs this section alone.
 """
@@ -324,6 +328,74 @@ def _delta_on_large_list(tmp: Path, quick: bool) -> dict[str, Any]:
     return asyncio.run(go())
 
 
+def _delta_on_large_redis_list(quick: bool) -> dict[str, Any]:
+    """``delta_on_large_redis_list`` (module docstring)."""
+    import eir.store.redis as redis_store
+    from eir.model import Status
+    from eir.store.base import EntryKind, EntryRows, ListEntry
+    from testkit.services import start_redis
+
+    n, rounds = 200_000, 10 if quick else 50
+    srv = start_redis()
+
+    async def server_cpu(r: Any) -> float:
+        info = await r.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+    async def go(overlay_max: int) -> dict[str, Any]:
+        s = redis_store.RedisStore(srv.url, prefix=f"bench{overlay_max}", keep_versions=3)
+        await s.open()
+        saved = redis_store.OVERLAY_MAX
+        redis_store.OVERLAY_MAX = overlay_max
+        try:
+            big = EntryRows(
+                [
+                    (EntryKind.IMEI, f"{35000000000000 + i:014d}", None, Status.BLACK, None, None)
+                    for i in range(n)
+                ]
+            )
+            await s.import_version(big, [], source="large")
+            wall: list[float] = []
+            cpu: list[float] = []
+            server: list[float] = []
+            octets: list[float] = []
+            for i in range(rounds):
+                e = ListEntry(
+                    kind=EntryKind.IMEI, key="35394206000093", status=Status.GREY if i % 2 else Status.BLACK
+                )
+                s0 = await server_cpu(s.redis)
+                t0, c0 = time.perf_counter(), time.process_time()
+                v = await s.import_version([e], [], source="put", delta=True)
+                wall.append((time.perf_counter() - t0) * 1000)
+                cpu.append((time.process_time() - c0) * 1000)
+                server.append((await server_cpu(s.redis) - s0) * 1000)
+                pipe = s.redis.pipeline(transaction=False)
+                for k in s._vkeys(v.id):
+                    pipe.memory_usage(k)
+                octets.append(sum(int(x or 0) for x in await pipe.execute()))
+            return {
+                "wall_p50_ms": _pct(wall, 0.5),
+                "wall_p99_ms": _pct(wall, 0.99),
+                "client_cpu_p50_ms": _pct(cpu, 0.5),
+                "redis_cpu_p50_ms": _pct(server, 0.5),
+                "version_octets_p50": _pct(octets, 0.5),
+                "rows_written_max": s.last_import_changes,
+            }
+        finally:
+            redis_store.OVERLAY_MAX = saved
+            await s.close()
+
+    try:
+        return {
+            "entries": n,
+            "rounds": rounds,
+            "overlay": asyncio.run(go(redis_store.OVERLAY_MAX)),
+            "copy": asyncio.run(go(0)),
+        }
+    finally:
+        srv.destroy()
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-admin-") as d:
@@ -333,6 +405,12 @@ def run(quick: bool = False) -> dict[str, Any]:
         else:
             out["check"] = _check_rate(tmp, quick)
         out["delta_on_large_sqlite_list"] = _delta_on_large_list(tmp, quick)
+        from testkit.peers import missing
+
+        why = missing("redis-server")
+        out["delta_on_large_redis_list"] = (
+            {"skipped": f"redis-server missing: {why}"} if why else _delta_on_large_redis_list(quick)
+        )
         out["change_to_visible"] = _change_to_visible(tmp, quick)
     return out
 

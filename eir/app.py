@@ -301,6 +301,10 @@ async def _main(
         await _shutdown(servers, checker, store, observations, events, config.shutdown_grace)
         raise
 
+    if control is not None:  # what this worker answers to worker 0's peers requests (GET /peers)
+        from eir.control import local_peers
+
+        control.peers = lambda: local_peers(servers)
     follower: asyncio.Task[None] | None = None
     if worker_index == 0 and config.lists.sync_from and config.lists.sync_interval > 0:
         from eir.list_sync import periodic

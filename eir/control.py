@@ -24,6 +24,13 @@ the channel retries every :data:`RETRY_INTERVAL` s, for at most :data:`RETRY_ROU
 ``eir_control_undelivered_total``. A worker that is not there (restarting: no socket, or nobody
 reading it) is owed nothing: it gets the faults again with its hello (and reads the store's flags
 and sightings when it starts). A bad datagram is logged and dropped.
+
+The admin API's ``GET /peers`` asks too (:meth:`ControlChannel.gather_peers`): worker 0 sends
+``{"op": "peers", "id": n}`` to every other worker, each answers ``{"op": "peers_answer", "id": n,
+"worker": i, "peers": {"s13": [...], "map": [...], "n5g": [...]}}`` (cut to fit one datagram, then
+``"truncated": true``), and worker 0 waits for them at most :data:`PEERS_WAIT` seconds; a worker
+that did not answer in time is named in the result instead. At most :data:`MAX_ASKING` such
+requests wait at once.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import json
 import os
 import socket
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +50,7 @@ from eir.faults import REGISTRY, FaultRegistry, FaultSpecError
 from eir.logging import RateLimitedLog, get_logger
 from eir.metrics import CONTROL_UNDELIVERED
 
-__all__ = ["MAX_MESSAGE", "ControlChannel", "open_channel"]
+__all__ = ["MAX_MESSAGE", "PEERS_WAIT", "ControlChannel", "PeersGathered", "local_peers", "open_channel"]
 
 MAX_MESSAGE = 65536
 RETRY_INTERVAL = 0.02
@@ -52,6 +59,39 @@ RETRY_ROUNDS = 250
 """Attempts (5 s at :data:`RETRY_INTERVAL`) before what a worker is owed is given up."""
 MAX_OWED = 1024
 """Clears owed to one worker at most (the oldest go first, counted)."""
+PEERS_WAIT = 1.0
+"""Seconds worker 0 waits for the other workers' peers (``GET /peers``)."""
+MAX_ASKING = 8
+"""Peers requests waiting for answers at once; more are answered with worker 0's peers alone."""
+INTERFACES = ("s13", "map", "n5g")
+_SERVER_INTERFACE = {"diameter": "s13", "m3ua": "map", "n5g": "n5g"}
+
+PeersByInterface = dict[str, list[dict[str, Any]]]
+
+
+def local_peers(servers: Iterable[Any]) -> PeersByInterface:
+    """This process's peers by interface (the servers' ``peers()``), each entry without its worker."""
+    out: PeersByInterface = {k: [] for k in INTERFACES}
+    for s in servers:
+        name = _SERVER_INTERFACE.get(getattr(s, "name", ""), "")
+        if name in out and hasattr(s, "peers"):
+            out[name] = list(s.peers())
+    return out
+
+
+def fit_peers(peers: PeersByInterface, budget: int) -> tuple[PeersByInterface, bool]:
+    """``peers`` cut (the longest list halved, at most 32 times) until its JSON is at most
+    ``budget`` octets; True if anything was cut."""
+    cut = False
+    for _ in range(32):
+        if len(json.dumps(peers, separators=(",", ":"))) <= budget:
+            break
+        k = max(peers, key=lambda n: len(peers[n]))
+        peers = {**peers, k: peers[k][: len(peers[k]) // 2]}
+        cut = True
+    return peers, cut
+
+
 _log = get_logger(component="control")
 _limited = RateLimitedLog()
 
@@ -89,6 +129,10 @@ class ControlChannel:
         self.owed: dict[Path, _Owed] = {}
         """Workers whose socket refused a message (queue full), with what they are owed."""
         self._retry: asyncio.TimerHandle | None = None
+        self.peers: Callable[[], PeersByInterface] | None = None
+        """This worker's peers (set once its servers run): what it answers to a peers request."""
+        self._asking: dict[int, PeersGathered] = {}
+        self._next_id = 0
 
     def open(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -182,6 +226,53 @@ class ControlChannel:
         if self.owed and self.loop is not None:
             self._retry = self.loop.call_later(RETRY_INTERVAL, self._resend)
 
+    async def gather_peers(self, timeout: float = PEERS_WAIT) -> PeersGathered:
+        """Worker 0: every other worker's peers, waiting at most ``timeout`` (module docstring)."""
+        others = {
+            int(p.stem.rsplit("-", 1)[1]): p
+            for p in self.dir.glob("control-*.sock")
+            if p != self.path and p.stem.rsplit("-", 1)[1].isdigit()
+        }
+        g = PeersGathered(set(others))
+        if self.loop is None or not others or len(self._asking) >= MAX_ASKING:
+            return g
+        self._next_id += 1
+        rid = self._next_id
+        g.done = self.loop.create_future()
+        self._asking[rid] = g
+        try:
+            for w, path in sorted(others.items()):
+                if self._send(path, {"op": "peers", "id": rid}) != "sent":
+                    g.expected.discard(w)
+                    g.missing.add(w)
+            if g.expected - set(g.answers):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(g.done), timeout)
+        finally:
+            del self._asking[rid]
+        g.missing |= g.expected - set(g.answers)
+        return g
+
+    def _answer_peers(self, msg: dict[str, Any]) -> None:
+        peers = self.peers() if self.peers is not None else {k: [] for k in INTERFACES}
+        answer: dict[str, Any] = {"op": "peers_answer", "id": int(msg["id"]), "worker": self.worker}
+        answer["peers"], answer["truncated"] = fit_peers(peers, MAX_MESSAGE - 256)
+        self._send(self.dir / "control-0.sock", answer)
+
+    def _peers_answered(self, msg: dict[str, Any]) -> None:
+        g = self._asking.get(int(msg["id"]))
+        w = int(msg["worker"])
+        if g is None or w not in g.expected:
+            return  # too late (the request gave up waiting) or not asked
+        peers = msg["peers"]
+        if not isinstance(peers, dict):
+            raise TypeError("peers: not an object")
+        g.answers[w] = {k: [e for e in peers.get(k, []) if isinstance(e, dict)] for k in INTERFACES}
+        if msg.get("truncated"):
+            g.truncated.add(w)
+        if g.done is not None and not g.done.done() and not (g.expected - set(g.answers)):
+            g.done.set_result(None)
+
     def _send(self, path: Path, msg: dict[str, Any]) -> str:
         """sent; full (the socket's queue is full: try again); gone (no worker there: it asks
         again on start); failed (logged, counted by the caller)."""
@@ -239,6 +330,10 @@ class ControlChannel:
                 _log.info("control_duplicate_cleared", imei=imei)
             elif op == "hello" and self.worker == 0:
                 self.faults_changed()
+            elif op == "peers" and self.worker != 0:
+                self._answer_peers(msg)
+            elif op == "peers_answer" and self.worker == 0:
+                self._peers_answered(msg)
             else:
                 raise ValueError(f"unknown op {op!r}")
         except (ValueError, KeyError, TypeError, FaultSpecError) as e:
@@ -250,6 +345,18 @@ def _queue(owed: _Owed, msg: dict[str, Any], path: Path) -> None:
         CONTROL_UNDELIVERED.inc()
         _limited.warning(_log, "control_owed", "control_given_up", to=path.name, messages=1)
     owed.events.append(msg)
+
+
+class PeersGathered:
+    """What :meth:`ControlChannel.gather_peers` got: ``answers`` (worker → its peers by interface),
+    the workers that did not answer in time (``missing``), those whose list was cut (``truncated``)."""
+
+    def __init__(self, expected: set[int]) -> None:
+        self.expected = expected
+        self.answers: dict[int, PeersByInterface] = {}
+        self.missing: set[int] = set()
+        self.truncated: set[int] = set()
+        self.done: asyncio.Future[None] | None = None
 
 
 def open_channel(worker: int, workers: int, **kw: Any) -> ControlChannel | None:

@@ -628,15 +628,37 @@ def build() -> dict[str, Any]:
         },
         "/peers": {
             "get": _op(
-                "Diameter peers, M3UA associations and N5g-eir clients, with state and counters",
+                "Diameter peers, M3UA associations and N5g-eir clients, with state and counters, of "
+                "every worker (under --workers, the other workers' through the control channel, "
+                "waited for at most 1 s)",
                 {
                     "200": _json(
                         {
                             "type": "object",
-                            "required": ["s13", "map", "n5g"],
+                            "required": ["s13", "map", "n5g", "incomplete_workers"],
                             "properties": {
-                                k: {"type": "array", "items": {"type": "object"}}
-                                for k in ("s13", "map", "n5g")
+                                **{
+                                    k: {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "required": ["worker"],
+                                            "properties": {
+                                                "worker": {
+                                                    "type": "integer",
+                                                    "description": "the worker process holding it",
+                                                }
+                                            },
+                                        },
+                                    }
+                                    for k in ("s13", "map", "n5g")
+                                },
+                                "incomplete_workers": {
+                                    "type": "array",
+                                    "items": {"type": "integer"},
+                                    "description": "workers that did not answer in time or whose "
+                                    "list was cut to fit the control channel",
+                                },
                             },
                         }
                     )

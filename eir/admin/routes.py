@@ -831,11 +831,21 @@ class AdminApi:
 
     # --- peers, faults, config ------------------------------------------------------------------------------
     async def peers(self, req: ApiRequest) -> Response:
-        out: dict[str, list[dict[str, Any]]] = {"s13": [], "map": [], "n5g": []}
-        for s in self.servers:
-            name = _INTERFACE.get(getattr(s, "name", ""), "")
-            if name in out and hasattr(s, "peers"):
-                out[name] = s.peers()
+        """Every worker's peers, each entry naming its worker: this process's (worker 0), and under
+        ``--workers`` the others' through the control channel (a bounded wait: a worker that does
+        not answer in time is named in ``incomplete_workers``, as is one whose list was cut)."""
+        from eir.control import INTERFACES, local_peers
+
+        mine = local_peers(self.servers)
+        out: dict[str, Any] = {k: [{**e, "worker": 0} for e in mine[k]] for k in INTERFACES}
+        incomplete: set[int] = set()
+        if self.control is not None:
+            got = await self.control.gather_peers()
+            for w, peers in sorted(got.answers.items()):
+                for k in INTERFACES:
+                    out[k] += [{**e, "worker": w} for e in peers[k]]
+            incomplete = got.missing | got.truncated
+        out["incomplete_workers"] = sorted(incomplete)
         return json_response(200, out)
 
     async def list_faults(self, req: ApiRequest) -> Response:

@@ -26,6 +26,7 @@ from eir.store.base import (
     Sighting,
     StoreError,
     VersionNotFoundError,
+    peek_small_delta,
 )
 from eir.store.ranges import bounds, flatten
 
@@ -50,6 +51,11 @@ def check_entry(e: ListEntry) -> None:
 def check_pairing(p: Pairing) -> None:
     if not (len(p.imei) == 14 and p.imei.isdigit() and p.imsi.isdigit() and 5 <= len(p.imsi) <= 15):
         raise StoreError(f"invalid {p.kind} row imsi={p.imsi!r} imei={p.imei!r}")
+
+
+SMALL_DELTA = 4096
+"""A delta of at most this many exact rows (no ranges, TACs or pairings) shares the base version's
+ranges, pairings and range index instead of copying and rebuilding them (the exact dict is copied)."""
 
 
 def range_key(e: ListEntry) -> tuple[str, str, str | None]:
@@ -234,10 +240,21 @@ class MemoryStore(IdentityStore):
         async with self._lock:
             base = self._active if delta else None
             v = _Version(ListVersion(id=0, created=0.0, source=source, entries=0))
+            shared = False
             if base is not None:
+                entries, pairings, removals, small = peek_small_delta(
+                    entries, pairings, removals, SMALL_DELTA
+                )
                 v.exact = dict(base.exact)
-                v.ranges = dict(base.ranges)
-                v.pairs = dict(base.pairs)
+                if small is not None:
+                    # exact rows only: the ranges, pairings and their indexes are the base's, shared
+                    # (never changed once built: a later delta copies them), not copied and rebuilt
+                    shared = True
+                    v.ranges, v.pairs, v.locks = base.ranges, base.pairs, base.locks
+                    v.seg_starts, v.seg_ends, v.seg_entries = base.seg_starts, base.seg_ends, base.seg_entries
+                else:
+                    v.ranges = dict(base.ranges)
+                    v.pairs = dict(base.pairs)
             for r in removals:
                 if isinstance(r, Pairing):
                     v.pairs.pop((r.kind.value, r.imsi, r.imei), None)
@@ -254,7 +271,8 @@ class MemoryStore(IdentityStore):
             for p in pairings:
                 check_pairing(p)
                 v.pairs[(p.kind.value, p.imsi, p.imei)] = p
-            v.index()
+            if not shared:
+                v.index()
             vid = self._next_id
             self._next_id += 1
             v.meta = ListVersion(

@@ -20,6 +20,11 @@ derive key names from the active version):
 ``P:v:<id>:s``              sorted set of elementary segments: member ``start:end:rangeid``,
                             score = start
 ``P:v:<id>:p``              hash: ``P:imsi:imei`` / ``L:imsi:imei`` → reason; ``L:imsi`` → 1
+``P:v:<id>:o``              an *overlay* version's hash: IMEI / IMEISV digits → packed entry, or
+                            ``""`` (removed); its meta has ``base``: the full version whose
+                            ``x``/``r``/``s``/``p`` keys it reads under the overlay
+``P:retained``              sorted set of full versions pruned from ``P:versions`` whose keys are
+                            kept while a kept overlay version is built on them
 ``P:ref:<table>``            hash: reference table (``tac``: TAC → device, ``registration``:
                             IMEI → device), replaced by RENAME; ``P:refmeta:<table>`` its
                             rows, source, created
@@ -44,6 +49,14 @@ script reads ``P:active`` and the version's keys in one atomic step, so it never
 failed import deletes its half-written keys; a process killed mid-import leaves them in
 ``P:building``, which the next import's pruning removes after an hour. A delta import checks in the
 flip script that the version it built on is still active (else :class:`StoreError`, retry).
+
+A small delta of exact entries (an admin API change: one IMEI; at most :data:`OVERLAY_MAX` rows with
+the overlay it builds on, no ranges, TACs or pairings) is an *overlay* instead of a copy of the
+1,024 buckets: the new version's ``o`` hash holds the changed rows (the active overlay's rows copied
+first, so overlays never chain), and its meta names the full version under it. A lookup reads the
+overlay first (one more HGET, two with the meta's ``base``), the rest from the full version. A
+delta that would make the overlay bigger, or holds ranges or pairings, folds it into a full copy.
+Pruning keeps a full version's keys (in ``P:retained``) while a kept overlay builds on it.
 
 Outages: bounded socket timeouts, one retry on a fresh connection (a pooled connection that died
 with a server restart fails on first use), then :class:`StoreUnavailableError`; the same store
@@ -86,6 +99,7 @@ from eir.store.base import (
     StoreError,
     StoreUnavailableError,
     VersionNotFoundError,
+    peek_small_delta,
 )
 from eir.store.memory import check_entry, check_pairing
 from eir.store.ranges import bounds, flatten
@@ -104,6 +118,8 @@ FLUSH_ROWS = 50_000  # exact rows buffered before a pipelined write
 BATCH = 1000  # fields per HSET / members per ZADD
 PIPELINE = 50  # commands per pipeline round trip
 STALE_BUILD = 3600.0  # a version still "building" after this long was abandoned by a dead process
+OVERLAY_MAX = 4096
+"""Rows an overlay version may hold (module docstring); a delta that would go over folds it."""
 
 _SEP = "\x1f"
 _NONE = "\x00"
@@ -120,8 +136,26 @@ if rl == 1 then rv = redis.call('HGET', p .. ':ref:registration', ARGV[2]) end
 local gl = redis.call('HEXISTS', p .. ':ref:golden', ARGV[2])
 if not v then return {false, false, false, false, tl, tv, rl, rv, gl} end
 local base = p .. ':v:' .. v
-local x = {redis.call('HGET', base .. ':x:' .. ARGV[5], ARGV[2]), false}
-if ARGV[3] ~= '' then x[2] = redis.call('HGET', base .. ':x:' .. ARGV[6], ARGV[3]) end
+local full = redis.call('HGET', base .. ':meta', 'base')
+local x = {false, false}
+if full then
+  local ov = base .. ':o'
+  base = p .. ':v:' .. full
+  x[1] = redis.call('HGET', ov, ARGV[2])
+  if ARGV[3] ~= '' then x[2] = redis.call('HGET', ov, ARGV[3]) end
+end
+if x[1] == false then
+  x[1] = redis.call('HGET', base .. ':x:' .. ARGV[5], ARGV[2])
+elseif x[1] == '' then
+  x[1] = false
+end
+if ARGV[3] ~= '' then
+  if x[2] == false then
+    x[2] = redis.call('HGET', base .. ':x:' .. ARGV[6], ARGV[3])
+  elseif x[2] == '' then
+    x[2] = false
+  end
+end
 local r = false
 local seg = redis.call('ZREVRANGEBYSCORE', base .. ':s', ARGV[4], '-inf', 'LIMIT', 0, 1)
 if seg[1] then
@@ -135,6 +169,8 @@ _RULES_LUA = """
 local p = ARGV[1]
 local v = redis.call('GET', p .. ':active')
 if not v then return {false, false, false} end
+local full = redis.call('HGET', p .. ':v:' .. v .. ':meta', 'base')
+if full then v = full end
 return redis.call('HMGET', p .. ':v:' .. v .. ':p', 'P:' .. ARGV[2] .. ':' .. ARGV[3], 'L:' .. ARGV[2],
                   'L:' .. ARGV[2] .. ':' .. ARGV[3])
 """
@@ -297,6 +333,8 @@ class RedisStore(PushedChanges, IdentityStore):
         self._scripts: dict[str, Any] = {}
         self._witness: dict[str, tuple[int, str]] = {}
         """One ``(day, "imei|imsi")`` history row of each IMEI the last classification found."""
+        self.last_import_changes = 0
+        """Rows (hash fields) the last import wrote: an overlay its rows, a full version all of them."""
 
     # --- connection handling ------------------------------------------------------------------
     async def open(self) -> None:
@@ -814,8 +852,17 @@ class RedisStore(PushedChanges, IdentityStore):
 
     # --- lists --------------------------------------------------------------------------------
     def _vkeys(self, vid: int | str) -> list[str]:
-        """meta, r, s, p, then the BUCKETS exact-entry hashes."""
-        return [*(self._k("v", vid, s) for s in ("meta", "r", "s", "p")), *self._xkeys(vid)]
+        """meta, r, s, p, then the BUCKETS exact-entry hashes, then the overlay."""
+        return [
+            *(self._k("v", vid, s) for s in ("meta", "r", "s", "p")),
+            *self._xkeys(vid),
+            self._k("v", vid, "o"),
+        ]
+
+    async def _full_of(self, vid: int | str) -> str | None:
+        """The full version under ``vid`` if it is an overlay, else None."""
+        b = await self.redis.hget(self._k("v", vid, "meta"), "base")
+        return None if b is None else str(b)
 
     def _xkeys(self, vid: int | str) -> list[str]:
         return [self._k("v", vid, "x", b) for b in range(BUCKETS)]
@@ -856,22 +903,40 @@ class RedisStore(PushedChanges, IdentityStore):
         removals: Iterable[ListEntry | Pairing],
     ) -> ListVersion:
         r = self.redis
-        kmeta, kr, ks, kp = self._vkeys(vid)[:4]
-        kx = self._xkeys(vid)
+        kmeta, kr, ks, kp = (self._k("v", vid, t) for t in ("meta", "r", "s", "p"))
+        kx: list[str] = []  # the bucket keys: made after the overlay decision (an overlay has none)
         try:
             pipe = r.pipeline(transaction=False)
             base = await r.get(self._k("active")) if delta else None
             ranges: dict[str, ListEntry] = {}
             pairs: dict[tuple[str, str, str], Pairing] = {}
             if base is not None:
+                full = await self._full_of(base)
+                entries, pairings, removals, small = peek_small_delta(
+                    entries, pairings, removals, OVERLAY_MAX
+                )
+                if small is not None:
+                    n_over = int(await r.hlen(self._k("v", base, "o"))) if full is not None else 0
+                    if n_over + len(small[0]) + len(small[1]) <= OVERLAY_MAX:
+                        return await self._build_overlay(vid, base, full, small[0], small[1], source)
                 # server-side copies of the exact-entry buckets (each small, so no COPY holds Redis
-                # for long); ranges and pairings are rebuilt here
-                _ob, orr, _os, op = self._vkeys(base)[:4]
+                # for long) of the full version; ranges and pairings are rebuilt here
+                kx = self._xkeys(vid)
+                src_v = base if full is None else full
+                _ob, orr, _os, op = self._vkeys(src_v)[:4]
                 for i in range(0, BUCKETS, PIPELINE):
                     for src, dst in zip(
-                        self._xkeys(base)[i : i + PIPELINE], kx[i : i + PIPELINE], strict=True
+                        self._xkeys(src_v)[i : i + PIPELINE], kx[i : i + PIPELINE], strict=True
                     ):
                         pipe.copy(src, dst)
+                    await pipe.execute()
+                if full is not None:  # the active version is an overlay: fold it into the copy
+                    for k, packed in (await r.hgetall(self._k("v", base, "o"))).items():
+                        b = int(k) % BUCKETS
+                        if packed:
+                            pipe.hset(kx[b], k, packed)
+                        else:
+                            pipe.hdel(kx[b], k)
                     await pipe.execute()
                 ranges = {k: unpack(v) for k, v in (await r.hgetall(orr)).items()}
                 pairs = _parse_pairings(await r.hgetall(op))
@@ -889,6 +954,7 @@ class RedisStore(PushedChanges, IdentityStore):
                         pipe.hdel(kx[b], *keys[i : i + BATCH])
                 await pipe.execute()
 
+            kx = kx or self._xkeys(vid)
             # additions: exact rows to their bucket hashes in pipelined batches; HSET upserts, so
             # the last duplicate wins
             pending: dict[int, dict[str, str]] = {}
@@ -938,6 +1004,7 @@ class RedisStore(PushedChanges, IdentityStore):
             for k in kx:
                 pipe.hlen(k)
             n_entries = sum(map(int, await pipe.execute())) + len(ranges)
+            self.last_import_changes = n_entries + len(pf) + 1  # every row of the copy, and the meta
             created = time.time()
             await r.hset(
                 kmeta,
@@ -964,6 +1031,80 @@ class RedisStore(PushedChanges, IdentityStore):
             id=vid, created=created, source=source, entries=n_entries, pairings=len(pairs), active=True
         )
 
+    async def _build_overlay(
+        self,
+        vid: int,
+        base: str,
+        full: str | None,
+        adds: list[ListEntry],
+        rms: list[ListEntry],
+        source: str,
+    ) -> ListVersion:
+        """The new version ``vid`` as an overlay on the full version under the active ``base``
+        (module docstring): writes the changed rows (and copies ``base``'s own overlay), not the list."""
+        r = self.redis
+        under = base if full is None else full
+        ko, kmeta = self._k("v", vid, "o"), self._k("v", vid, "meta")
+        changed: dict[str, str] = {}
+        for x in rms:  # removals first: an addition of the same key wins (as on the full path)
+            if x.key.isdigit():
+                changed[x.key] = ""
+        for e in adds:
+            check_entry(e)
+            changed[e.key] = pack(e)
+        keys = list(changed)
+        pipe = r.pipeline(transaction=False)
+        pipe.hgetall(self._k("v", base, "meta"))
+        for k in keys:  # what the active version answers now for each changed key
+            pipe.hget(self._k("v", base, "o"), k)
+            pipe.hget(self._k("v", under, "x", int(k) % BUCKETS), k)
+        got = await pipe.execute()
+        bmeta: dict[str, str] = got[0]
+        before: set[str] = set()
+        for i, k in enumerate(keys):
+            o, x = got[1 + 2 * i], got[2 + 2 * i]
+            if bool(o) if o is not None else x is not None:
+                before.add(k)
+        if full is None:  # removing what is not there: nothing to hide
+            changed = {k: v for k, v in changed.items() if v or k in before}
+        n_entries = int(bmeta.get("entries", 0)) + sum(1 for v in changed.values() if v) - len(before)
+        n_over = 0
+        if full is not None:
+            n_over = int(await r.hlen(self._k("v", base, "o")))
+            await r.copy(self._k("v", base, "o"), ko)
+        if changed:
+            await r.hset(ko, mapping=changed)
+        created = time.time()
+        npairs = int(bmeta.get("pairings", 0))
+        await r.hset(
+            kmeta,
+            mapping={
+                "created": repr(created),
+                "source": source,
+                "entries": n_entries,
+                "pairings": npairs,
+                "base": under,
+            },
+        )
+        await self._scripts["flip"](
+            keys=[self._k("active"), self._k("versions"), self._k("building"), kmeta],
+            args=[vid, base, self.channel, f"{vid} {self._token}"],
+            client=r,
+        )
+        self.last_import_changes = n_over + len(changed) + 1  # the overlay's rows and the meta
+        _log.info(
+            "lists_imported",
+            version=vid,
+            entries=n_entries,
+            pairings=npairs,
+            source=source,
+            delta=True,
+            overlay=True,
+        )
+        return ListVersion(
+            id=vid, created=created, source=source, entries=n_entries, pairings=npairs, active=True
+        )
+
     async def _prune_versions(self) -> None:
         """Delete versions beyond the newest ``keep_versions`` (never the active one) and builds
         abandoned by a dead process. Best effort: what fails now goes next time."""
@@ -973,7 +1114,21 @@ class RedisStore(PushedChanges, IdentityStore):
             ids = await r.zrevrange(self._k("versions"), 0, -1)
             old = [v for v in ids[self.keep_versions :] if v != active]
             stale = await r.zrangebyscore(self._k("building"), "-inf", time.time() - STALE_BUILD)
-            for v in (*old, *stale):
+            kept = {*ids[: self.keep_versions], *([active] if active is not None else [])}
+            # full versions a kept overlay builds on keep their keys (module docstring)
+            needed = {b for b in [await self._full_of(v) for v in kept] if b is not None}
+            retained = set(await r.zrange(self._k("retained"), 0, -1))
+            for v in old:
+                if v in needed:
+                    await r.zadd(self._k("retained"), {v: int(v)})
+                elif await self._full_of(v) is not None:  # an overlay: its meta and overlay only
+                    await r.unlink(self._k("v", v, "meta"), self._k("v", v, "o"))
+                else:
+                    await r.unlink(*self._vkeys(v))
+            for v in retained - needed - kept:
+                await r.unlink(*self._vkeys(v))
+                await r.zrem(self._k("retained"), v)
+            for v in stale:
                 await r.unlink(*self._vkeys(v))
             if old:
                 await r.zrem(self._k("versions"), *old)
@@ -1037,7 +1192,8 @@ class RedisStore(PushedChanges, IdentityStore):
         if v is None:
             return []
         try:
-            fields = await self.redis.hgetall(self._k("v", v, "p"))
+            full = await self._full_of(v)
+            fields = await self.redis.hgetall(self._k("v", v if full is None else full, "p"))
         except _UNAVAILABLE as e:
             raise self._unavailable(e) from e
         return list(_parse_pairings(fields).values())
@@ -1048,9 +1204,20 @@ class RedisStore(PushedChanges, IdentityStore):
             return
         r = self.redis
         try:
-            for key in (*self._xkeys(v), self._k("v", v, "r")):
-                async for _f, packed in r.hscan_iter(key, count=5000):
+            full = await self._full_of(v)
+            over: dict[str, str] = {}
+            if full is not None:  # an overlay: its rows hide the full version's
+                over = await r.hgetall(self._k("v", v, "o"))
+                v = int(full)
+            for key in self._xkeys(v):
+                async for f, packed in r.hscan_iter(key, count=5000):
+                    if f not in over:
+                        yield unpack(packed)
+            for packed in over.values():
+                if packed:
                     yield unpack(packed)
+            async for _f, packed in r.hscan_iter(self._k("v", v, "r"), count=5000):
+                yield unpack(packed)
             for p in await self.pairings():
                 yield p
         except _UNAVAILABLE as e:

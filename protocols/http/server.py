@@ -20,7 +20,8 @@ says when it has taken a chunk (:meth:`HttpServerConnection.body_consumed`): on 
 the stream's and the connection's window reopen (WINDOW_UPDATE), so the peer can have at most
 ``initial_window_size`` octets of body unconsumed; on HTTP/1.1 the adapter stops reading while too
 much is unconsumed. Answers may be sent in any order on HTTP/2; HTTP/1.1 has one request at a time
-(h11 holds pipelined requests until the answer is sent).
+(h11 holds pipelined requests until the answer is sent). Simple requests skip h2's stream machinery
+and h11 (``HttpLimits.fast_path``; :mod:`protocols.http._fast`, :mod:`protocols.http._fast_h1`).
 
 Bounds and bad input (never an exception out of :meth:`receive_data`):
 
@@ -82,6 +83,7 @@ from h2.stream import StreamClosedBy
 from hyperframe.frame import GoAwayFrame, HeadersFrame, PingFrame, RstStreamFrame
 
 from protocols.http._fast import CountingTable, encode_response_block, request_problem
+from protocols.http._fast_h1 import Parsed, encode_response, parse_request
 
 __all__ = [
     "BodyAborted",
@@ -143,9 +145,10 @@ class HttpLimits:
     drain_timeout: float = 1.0
     """Seconds between the two GOAWAYs of a graceful close when the PING's ACK does not come."""
     fast_path: bool = True
-    """HTTP/2: serve simple requests (one HEADERS frame with END_STREAM) without h2's stream
-    machinery (:mod:`protocols.http._fast`); False: every frame through h2 (the general path the
-    fast one is tested equal to)."""
+    """Serve simple requests without the general machinery: on HTTP/2 one HEADERS frame with
+    END_STREAM without h2's stream state (:mod:`protocols.http._fast`), on HTTP/1.1 a whole head
+    without a body without h11 (:mod:`protocols.http._fast_h1`); False: everything through h2 and
+    h11 (the general paths the fast ones are tested equal to)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -359,6 +362,9 @@ class HttpServerConnection:
         self._h1_streaming = False
         """The current HTTP/1.1 request's body is streamed and not finished."""
         self._h1_received = 0
+        self._h1_fast: bytes | None = None
+        """The HTTP/1.1 fast path (:mod:`protocols.http._fast_h1`): the request taken and not
+        answered yet, as received (h11 has not seen it)."""
 
     # -- the core API ----------------------------------------------------------------------------
     @property
@@ -1145,8 +1151,65 @@ class HttpServerConnection:
         c = self._h1
         if c is None:  # pragma: no cover
             return []
-        c.receive_data(data)
+        if (
+            self._fast_on
+            and not self._open
+            and data
+            and c.our_state is h11.IDLE
+            and c.their_state is h11.IDLE
+            and not c.trailing_data[0]
+        ):
+            parsed = parse_request(data, self.limits.max_header_list_size)
+            if parsed is not None:
+                return [self._h1_fast_request(data, parsed)]
+        c.receive_data(data)  # (behind a fast request not answered yet: held by h11, IDLE)
         return self._h1_events()
+
+    def _h1_fast_request(self, data: bytes, parsed: Parsed) -> RequestReceived:
+        method, target, fields, host = parsed
+        self._h1_counter += 1
+        self._h1_fast = data
+        self._open.add(self._h1_counter)
+        return RequestReceived(
+            stream_id=self._h1_counter,
+            method=method.decode("latin-1"),
+            target=target.decode("latin-1"),
+            headers=fields,
+            body=b"",
+            version=HttpVersion.HTTP11,
+            authority=host.decode("latin-1"),
+        )
+
+    def _h1_fast_respond(
+        self, status: int, headers: Sequence[tuple[bytes, bytes]], body: bytes, head: bool
+    ) -> bool:
+        """Answer the fast request; False: h11 must write this answer, and now knows the request."""
+        req = self._h1_fast
+        c = self._h1
+        if req is None or c is None:  # pragma: no cover - guarded by the caller
+            return False
+        self._h1_fast = None
+        out = encode_response(
+            status, _REASONS.get(status, b""), headers, body, head=head, close=self._h1_closing
+        )
+        rest, eof = c.trailing_data
+        if out is None:
+            # replay: a fresh h11 reads the request (then what came behind it) and writes the answer
+            c = self._h1 = h11.Connection(
+                h11.SERVER, max_incomplete_event_size=self.limits.max_header_list_size
+            )
+            c.receive_data(req + rest)
+            if eof:
+                c.receive_data(b"")
+            c.next_event()  # the Request
+            c.next_event()  # its EndOfMessage
+            return False
+        self._out += out
+        if self._h1_closing:
+            self._closed = True
+        elif rest or eof:
+            self._h1_followup = True  # the next request, waiting in h11
+        return True
 
     def _h1_events(self) -> list[Event]:
         c = self._h1
@@ -1345,6 +1408,8 @@ class HttpServerConnection:
     def _respond_h1(
         self, status: int, headers: Sequence[tuple[bytes, bytes]], body: bytes, head: bool
     ) -> None:
+        if self._h1_fast is not None and self._h1_fast_respond(status, headers, body, head):
+            return
         c = self._h1
         if c is None or c.our_state != h11.SEND_RESPONSE:
             return

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,11 +31,14 @@ async def _exact_state(store: IdentityStore) -> dict[tuple[str, str], tuple[Stat
 async def test_a_run_of_small_deltas_keeps_every_version_exact(
     store: IdentityStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import eir.store.memory as memory_store
     import eir.store.postgres as postgres_store
+    import eir.store.redis as redis_store
     import eir.store.sqlite as sqlite_store
 
-    for m in (sqlite_store, postgres_store):
+    for m in (sqlite_store, postgres_store, redis_store):
         monkeypatch.setattr(m, "OVERLAY_MAX", 6)  # several folds within the run
+    monkeypatch.setattr(memory_store, "SMALL_DELTA", 6)
     rnd = random.Random(9)
     model: dict[tuple[str, str], tuple[Status, str | None]] = {("imei", k): (B, "base") for k in KEYS[:20]}
     await store.import_version(
@@ -205,4 +209,71 @@ async def test_postgres_small_delta_creates_no_partitions_and_writes_only_the_ch
         assert await con.fetchval("SELECT count(DISTINCT version_id) FROM eir_overlay") == 3
     finally:
         await con.close()
+        await s.close()
+
+
+async def _version_bytes(s: Any, vid: int) -> int:
+    """Redis's own account (MEMORY USAGE) of the keys of one version."""
+    r = s.redis
+    pipe = r.pipeline(transaction=False)
+    for k in s._vkeys(vid):
+        pipe.memory_usage(k)
+    return sum(int(x or 0) for x in await pipe.execute())
+
+
+async def test_redis_small_delta_on_a_large_version_writes_only_the_change(tmp_path: Path) -> None:
+    """Redis: a one-entry change on a 50k-entry list is an overlay of a few rows — the new version's
+    keys hold a few hundred octets (MEMORY USAGE) instead of a copy of the list; a kept overlay keeps
+    the full version under it after that left the listing; a big delta folds it into a copy."""
+    from eir.store.redis import OVERLAY_MAX, RedisStore
+    from testkit.services import shared_redis
+
+    s = RedisStore(shared_redis().url, prefix=f"t{random.randrange(1 << 30)}", keep_versions=3)
+    await s.open()
+    try:
+        n = 50_000
+        rows = EntryRows(
+            [(EntryKind.IMEI, f"{35000000000000 + i:014d}", None, B, None, None) for i in range(n)]
+        )
+        full = await s.import_version(rows, [pairing("262011234567890", "35000000000001")], source="big")
+        assert s.last_import_changes >= n
+        full_bytes = await _version_bytes(s, full.id)
+        assert full_bytes > 1_000_000
+        for i in range(10):
+            v = await s.import_version(
+                [imei("35394206000093", G if i % 2 else B)],
+                [],
+                source="put",
+                delta=True,
+                removals=[imei(f"{35000000000000 + i:014d}")],
+            )
+            assert s.last_import_changes <= 1 + 2 * (i + 1)  # the meta, the accumulated overlay
+            assert await _version_bytes(s, v.id) < 4096
+            assert v.entries == n + 1 - (i + 1) and v.pairings == 1
+        assert (await s.lookup("35394206000093")).imei.status is G  # type: ignore[union-attr]
+        assert (await s.lookup("35000000000003")).imei is None
+        assert (await s.lookup("35000000000010")).imei is not None
+        assert (await s.imsi_rules("262011234567890", "35000000000001")).pairing is not None
+        listed = [x.id for x in await s.versions()]
+        assert full.id not in listed  # pruned from the listing, its keys kept for the overlays
+        await s.rollback(listed[-1])
+        assert (await s.lookup("35000000000010")).imei is not None
+        # a delta too big for an overlay folds: a full copy
+        await s.import_version(
+            [imei(f"{36000000000000 + i:014d}", W) for i in range(OVERLAY_MAX + 1)],
+            [],
+            source="big delta",
+            delta=True,
+        )
+        assert s.last_import_changes >= n
+        # (on the rolled-back version: the 8th change's, removals 0-7)
+        assert (await s.lookup("35000000000007")).imei is None
+        assert (await s.lookup("35000000000008")).imei is not None
+        assert (await s.lookup("35394206000093")).imei.status is G  # type: ignore[union-attr]
+        assert (await s.lookup("36000000000000")).imei.status is W  # type: ignore[union-attr]
+        # three more versions: no kept version needs the first full one any more, its keys go
+        for i in range(3):
+            await s.import_version([imei("35394206000093", W)], [], source=f"more{i}", delta=True)
+        assert await _version_bytes(s, full.id) == 0
+    finally:
         await s.close()

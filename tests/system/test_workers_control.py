@@ -75,3 +75,40 @@ def test_a_fault_set_through_the_admin_api_reaches_every_worker(eir_factory) -> 
     workers = {e.get("worker") for e in eir.log_events() if e.get("event") == "diameter_peer_open"}
     assert workers == {0, 1}, "the kernel spread the connections over both processes"
     api.close()
+
+
+def test_peers_lists_the_connections_of_every_worker(eir_factory) -> None:  # type: ignore[no-untyped-def]
+    port = free_port()
+    eir = eir_factory(
+        {
+            "workers": 2,
+            "diameter": {"listen": [f"127.0.0.1:{port}"]},
+            "m3ua": {"enabled": False},
+            "admin": {"token": TOKEN},
+        },
+        lists=f"imei,status\n{IMEI},black\n",
+    )
+    eir.wait_for_log("eir_ready", worker=1, timeout=20)
+
+    async def main() -> tuple[dict[str, object], list[int]]:
+        mmes = [await SimulatedMme.connect("127.0.0.1", port) for _ in range(16)]
+        try:
+            for m in mmes:
+                assert (await m.check(IMEI)).result_code == 2001
+            async with httpx.AsyncClient(
+                base_url=eir.admin_url, headers={"authorization": f"Bearer {TOKEN}"}, timeout=10
+            ) as api:
+                r = await api.get("/peers")
+                assert r.status_code == 200, r.text
+                return r.json(), [m._proto.transport.get_extra_info("sockname")[1] for m in mmes]
+        finally:
+            for m in mmes:
+                await m.close()
+
+    peers, ports = asyncio.run(main())
+    s13 = peers["s13"]
+    assert isinstance(s13, list) and len(s13) == 16, peers
+    assert sorted(int(p["address"].rsplit(":", 1)[1]) for p in s13) == sorted(ports)
+    assert {p["worker"] for p in s13} == {0, 1}, "the kernel spread the 16 connections over both workers"
+    assert all(p["state"] == "OPEN" and p["checks"] == 1 for p in s13), s13
+    assert peers["map"] == [] and peers["n5g"] == [] and peers["incomplete_workers"] == []

@@ -110,6 +110,49 @@ def test_back_to_back_changes_all_reach_a_worker_whose_queue_fills(tmp_path: Pat
     asyncio.run(main())
 
 
+def test_peers_are_gathered_from_every_worker_with_a_bounded_wait(tmp_path: Path) -> None:
+    async def main() -> None:
+        w0 = ControlChannel(tmp_path, 0, faults=FaultRegistry())
+        w0.open()
+        w1 = ControlChannel(tmp_path, 1, faults=FaultRegistry())
+        w1.open()
+        w1.peers = lambda: {"s13": [{"address": "127.0.0.1:40000", "state": "OPEN"}], "map": [], "n5g": []}
+        got = await w0.gather_peers(timeout=2.0)
+        assert got.answers == {
+            1: {"s13": [{"address": "127.0.0.1:40000", "state": "OPEN"}], "map": [], "n5g": []}
+        }
+        assert got.missing == set() and got.truncated == set()
+        # a worker whose socket is there but which does not answer (busy, stopping): named, not waited for
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as mute:
+            mute.bind(str(tmp_path / "control-2.sock"))
+            t0 = asyncio.get_running_loop().time()
+            got = await w0.gather_peers(timeout=0.3)
+            assert 0.25 <= asyncio.get_running_loop().time() - t0 < 2.0
+            assert set(got.answers) == {1} and got.missing == {2}
+            # what it should have answered, late: dropped (the request is gone)
+            mute.sendto(
+                b'{"op":"peers_answer","id":2,"worker":2,"peers":{"s13":[],"map":[],"n5g":[]}}',
+                str(tmp_path / "control-0.sock"),
+            )
+            for junk in (b'{"op":"peers_answer","id":2,"worker":2,"peers":[1]}', b'{"op":"peers_answer"}'):
+                mute.sendto(junk, str(tmp_path / "control-0.sock"))
+            await _settle()
+        (tmp_path / "control-2.sock").unlink()
+        # more peers than one datagram holds: cut, and said so
+        many = [
+            {"address": f"10.0.{i // 250}.{i % 250}:3868", "state": "OPEN", "x": "y" * 200}
+            for i in range(2000)
+        ]
+        w1.peers = lambda: {"s13": many, "map": [], "n5g": []}
+        got = await w0.gather_peers(timeout=2.0)
+        assert got.truncated == {1} and 0 < len(got.answers[1]["s13"]) < 2000
+        assert got.answers[1]["s13"] == many[: len(got.answers[1]["s13"])]
+        w0.close()
+        w1.close()
+
+    asyncio.run(main())
+
+
 def test_clears_are_owed_in_order_and_given_up_when_nobody_reads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

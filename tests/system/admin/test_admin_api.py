@@ -236,6 +236,7 @@ def test_health_ready_openapi_config_peers(eir: EirProcess) -> None:
             peers = c.get("/peers").json()
             (peer,) = peers["s13"]
             assert peer["state"] == "OPEN" and peer["origin_host"] == "mme.pd.lab" and peer["checks"] == 1
+            assert peer["worker"] == 0 and peers["incomplete_workers"] == []
             assert peers["map"] == []
     finally:
         s13.close()
@@ -608,7 +609,12 @@ def test_cli_commands_use_the_api(eir: EirProcess) -> None:
         assert [x["id"] for x in json.loads(r.stdout)] == ["cli"]
         assert _eir_cli(eir, *prefix, "clear", "cli").returncode == 0
         assert _eir_cli(eir, *prefix, "clear").stdout.strip() == "0 fault rules cleared"
-    assert set(json.loads(_eir_cli(eir, "admin", "peers").stdout)) == {"s13", "map", "n5g"}
+    assert set(json.loads(_eir_cli(eir, "admin", "peers").stdout)) == {
+        "s13",
+        "map",
+        "n5g",
+        "incomplete_workers",
+    }
     assert json.loads(_eir_cli(eir, "admin", "sightings", LISTED).stdout)["imei"] == LISTED
     r = _eir_cli(eir, "admin", "config")
     assert json.loads(r.stdout)["admin"]["token"] == "***" and WRITE not in r.stdout
