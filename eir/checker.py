@@ -559,6 +559,8 @@ class PolicyChecker:
             if self._version_seen is None:
                 self._version_seen = v
             self._refresh_sizes()
+        elif self._cache_on and self._version_seen is None:
+            self._no_pairs = True  # no list at all (until a version is notified: _on_version)
 
     def lists_changed(self, version_id: int) -> None:
         """This process changed the lists (the admin API): drop the cached answers now rather than

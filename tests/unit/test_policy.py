@@ -549,6 +549,32 @@ async def test_no_pairing_lookup_while_the_active_version_has_none_until_another
     await serving.close()
 
 
+async def test_no_list_at_all_no_pairing_lookup_until_a_version_is_imported(tmp_path: Path) -> None:
+    """No list version yet (``lists.import_on_start: []``, as bench.clone runs): nothing to pair
+    with, so an IMSI costs no look-up — until a version with pairings is activated."""
+    import asyncio
+
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    serving = CountingSqlite(url, str(tmp_path), poll_interval=0.05)
+    other = SqliteStore(url, str(tmp_path))
+    await other.open()
+    checker, _s, _e = await make(store=serving)
+    for k in range(20):
+        assert (await checker.check(req(imsi=f"2620100000001{k:02d}"))).rule in ("default", "clone")
+    assert serving.rules_calls == 0 and not checker._rules
+    await other.import_version(
+        [E(EntryKind.IMEI, IMEI, B)], [Pairing(kind=PairingKind.PAIRING, imsi=IMSI1, imei=IMEI)], source="one"
+    )
+    for _ in range(250):
+        if (await checker.check(req(imsi=IMSI1))).rule == "pairing":
+            break
+        await asyncio.sleep(0.02)
+    assert (await checker.check(req(imsi=IMSI1))).rule == "pairing"
+    assert serving.rules_calls > 0
+    await other.close()
+    await serving.close()
+
+
 async def test_watch_is_registered_once_even_while_the_store_is_down() -> None:
     """A store down at start-up must not collect one callback per check; once it is back, a new
     list version clears the cache and is announced as a ``lists`` event."""
