@@ -130,6 +130,11 @@ class PolicyChecker:
         self._cache_on = bool(getattr(store, "cache_lookups", False))
         self._lookups: dict[tuple[str, str | None], Lookup] = {}
         self._rules: dict[tuple[str, str], ImsiRules] = {}
+        self._no_pairs = False
+        """The active list version holds no pairing or lock (its ``versions()`` count, read after
+        each version change): an IMSI's rules are known without asking the store or filling the
+        cache. False until known, and again from each new version until its count is read."""
+        self._version_seen: int | None = None
         self._watching = False
         self._watch_registered = False
         self._size_tasks: set[asyncio.Task[None]] = set()
@@ -270,6 +275,8 @@ class PolicyChecker:
         imsi = req.imsi
         try:
             lookup = self._lookups.get((imei, imeisv)) if self._cache_on else None
+            if imsi and self._no_pairs:
+                imsi = None  # no pairing list to ask (self._no_pairs): the rules are _NO_RULES
             r = self._rules.get((imsi, imei)) if self._cache_on and imsi else None
             if lookup is None or (imsi and r is None):
                 if self._store_needs_task:
@@ -549,7 +556,11 @@ class PolicyChecker:
         self._watching = True
         if v is not None:
             LIST_VERSION.set(v)
+            if self._version_seen is None:
+                self._version_seen = v
             self._refresh_sizes()
+        elif self._cache_on and self._version_seen is None:
+            self._no_pairs = True  # no list at all (until a version is notified: _on_version)
 
     def lists_changed(self, version_id: int) -> None:
         """This process changed the lists (the admin API): drop the cached answers now rather than
@@ -557,6 +568,8 @@ class PolicyChecker:
         self._on_version(version_id)
 
     def _on_version(self, version_id: int) -> None:
+        self._no_pairs = False  # until this version's pairing count is read (_refresh_sizes)
+        self._version_seen = version_id
         self._lookups.clear()
         self._rules.clear()
         LIST_VERSION.set(version_id)
@@ -570,20 +583,25 @@ class PolicyChecker:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        task = loop.create_task(_set_list_sizes(self.store))
+        task = loop.create_task(self._set_list_sizes(self._version_seen))
         self._size_tasks.add(task)
         task.add_done_callback(self._size_tasks.discard)
 
-
-async def _set_list_sizes(store: IdentityStore) -> None:
-    try:
-        versions = await store.versions()
-    except Exception:  # the store is down: the gauge keeps its last value, the checks say why
-        return
-    for v in versions:
-        if v.active:
-            LIST_ENTRIES.labels("equipment").set(v.entries)
-            LIST_ENTRIES.labels("pairing").set(v.pairings)
+    async def _set_list_sizes(self, seen: int | None) -> None:
+        """eir_list_entries, and whether the active version has pairings: when it has none (and
+        the cached answers are dropped on every new version, ``cache_lookups``), a check with an
+        IMSI skips the pairing look-up and its cache. Only for the version that was active when
+        asked: a newer one notified meanwhile leaves ``_no_pairs`` False until its own count."""
+        try:
+            versions = await self.store.versions()
+        except Exception:  # the store is down: the gauge keeps its last value, the checks say why
+            return
+        for v in versions:
+            if v.active:
+                LIST_ENTRIES.labels("equipment").set(v.entries)
+                LIST_ENTRIES.labels("pairing").set(v.pairings)
+                if self._cache_on and v.id == seen == self._version_seen and not v.pairings:
+                    self._no_pairs = True
 
 
 def _exempt(lookup: Lookup, rules: ImsiRules) -> bool:

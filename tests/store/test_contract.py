@@ -268,6 +268,19 @@ async def test_sightings_a_large_batch_arrives_whole(store: IdentityStore) -> No
     assert sorted(back) == sorted(rows)
 
 
+async def test_sightings_small_batches_of_every_length_arrive_whole(store: IdentityStore) -> None:
+    """The write-behind's small batches (a low rate flushes a few rows at a time; SQLite splits
+    them into statements of powers of two): every length, every row once."""
+    t = 2_000_000.0
+    rows = [(f"{35209900000000 + i}", "i", f"26201{i:010d}", t + i / 8) for i in range(sum(range(1, 34)))]
+    at = 0
+    for n in range(1, 34):
+        await store.write_sightings(rows[at : at + n], writer="w1")
+        at += n
+    back = await store.read_sightings(t)
+    assert sorted(back) == sorted(rows)
+
+
 async def test_sightings_read_by_time_imei_and_limit(store: IdentityStore) -> None:
     t = 2_000_000.0
     a, b = "35209900176148", "35209900176155"

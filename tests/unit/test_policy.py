@@ -500,6 +500,81 @@ async def test_sqlite_checker_sees_another_process_import(tmp_path: Path) -> Non
     await serving.close()
 
 
+class CountingSqlite(SqliteStore):
+    rules_calls = 0
+
+    async def imsi_rules(self, imsi: str, imei: str) -> ImsiRules:
+        self.rules_calls += 1
+        return await super().imsi_rules(imsi, imei)
+
+
+async def test_no_pairing_lookup_while_the_active_version_has_none_until_another_process_adds_one(
+    tmp_path: Path,
+) -> None:
+    """A population of IMSIs against lists without pairings: the checker asks the store for an
+    IMSI's rules only once it knows the active version's pairing count is 0 — and asks again from
+    the moment another process activates a version with pairings (the store's watch)."""
+    import asyncio
+
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    serving = CountingSqlite(url, str(tmp_path), poll_interval=0.05)
+    other = SqliteStore(url, str(tmp_path))
+    await other.open()
+    await other.import_version([E(EntryKind.IMEI, IMEI, B)], [], source="one")
+    checker, _s, _e = await make(store=serving)
+    assert (await checker.check(req(imsi=IMSI1))).status is B
+    for _ in range(100):  # the version's count is read in a task
+        if checker._no_pairs:
+            break
+        await asyncio.sleep(0.01)
+    asked = serving.rules_calls
+    for k in range(50):
+        assert (await checker.check(req(imsi=f"2620100000001{k:02d}"))).status is B
+    assert serving.rules_calls == asked  # not asked, nothing cached
+    assert list(checker._rules) == [(IMSI1, IMEI)]  # the one check before the count was known
+    await other.import_version(
+        [E(EntryKind.IMEI, IMEI, B)], [Pairing(kind=PairingKind.PAIRING, imsi=IMSI1, imei=IMEI)], source="two"
+    )
+    for _ in range(250):
+        if (await checker.check(req(imsi=IMSI1))).rule == "pairing":
+            break
+        await asyncio.sleep(0.02)
+    v = await checker.check(req(imsi=IMSI1))
+    assert (v.status, v.rule) == (W, "pairing")
+    assert serving.rules_calls > asked
+    await asyncio.sleep(0.1)  # the new version's count read: it has pairings, so still asked
+    assert not checker._no_pairs
+    assert (await checker.check(req(imsi=IMSI2))).status is B
+    await other.close()
+    await serving.close()
+
+
+async def test_no_list_at_all_no_pairing_lookup_until_a_version_is_imported(tmp_path: Path) -> None:
+    """No list version yet (``lists.import_on_start: []``, as bench.clone runs): nothing to pair
+    with, so an IMSI costs no look-up — until a version with pairings is activated."""
+    import asyncio
+
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    serving = CountingSqlite(url, str(tmp_path), poll_interval=0.05)
+    other = SqliteStore(url, str(tmp_path))
+    await other.open()
+    checker, _s, _e = await make(store=serving)
+    for k in range(20):
+        assert (await checker.check(req(imsi=f"2620100000001{k:02d}"))).rule in ("default", "clone")
+    assert serving.rules_calls == 0 and not checker._rules
+    await other.import_version(
+        [E(EntryKind.IMEI, IMEI, B)], [Pairing(kind=PairingKind.PAIRING, imsi=IMSI1, imei=IMEI)], source="one"
+    )
+    for _ in range(250):
+        if (await checker.check(req(imsi=IMSI1))).rule == "pairing":
+            break
+        await asyncio.sleep(0.02)
+    assert (await checker.check(req(imsi=IMSI1))).rule == "pairing"
+    assert serving.rules_calls > 0
+    await other.close()
+    await serving.close()
+
+
 async def test_watch_is_registered_once_even_while_the_store_is_down() -> None:
     """A store down at start-up must not collect one callback per check; once it is back, a new
     list version clears the cache and is announced as a ``lists`` event."""
