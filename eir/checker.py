@@ -54,7 +54,7 @@ from eir.metrics import (
 )
 from eir.model import CheckRequest, Interface, Status, Verdict
 from eir.policy import CLONE_REASONS, Policy, Step
-from eir.sightings import SightingTracker
+from eir.sightings import IMSI, IMSI_MAP, IMSI_N5G, IMSI_S13, SightingTracker
 from eir.store.base import REGISTERED, IdentityStore, ImsiRules, Lookup, Sightings, StoreError
 
 __all__ = ["CallTimeoutError", "PolicyChecker", "build_checker"]
@@ -69,6 +69,14 @@ _NO_RULES = ImsiRules()
 _STORE_LOOKUP = STORE_SECONDS.labels("lookup")
 _STORE_RULES = STORE_SECONDS.labels("imsi_rules")
 
+
+_IMSI_KIND = {
+    Interface.S13: IMSI_S13,
+    Interface.MAP: IMSI_MAP,
+    Interface.N5G: IMSI_N5G,
+    Interface.CLI: IMSI,
+}
+"""The sighting kind of an IMSI by the interface it came on (the observations dump's ``rat``)."""
 
 _T = TypeVar("_T")
 
@@ -394,7 +402,7 @@ class PolicyChecker:
         peer = req.origin
         if peer is not None and len(peer) > 255:
             peer = peer[:255]
-        return tracker.observe(imei, imsi, origin, self._wall(), peer)
+        return tracker.observe(imei, imsi, origin, self._wall(), peer, _IMSI_KIND[req.interface])
 
     async def clear_sightings(self, imei: str) -> int:
         """An operator clears a clone suspicion (the admin API calls this; ``eir sightings clear``

@@ -89,6 +89,11 @@ __all__ = ["SightingTracker"]
 IMSI, ORIGIN, CLEARED = "i", "o", "c"
 """The two kinds of value a sighting records (the store's ``kind`` column), and the row an
 operator's clear leaves (value empty, time of the clear)."""
+IMSI_S13, IMSI_MAP, IMSI_N5G = "e", "g", "n"
+"""An IMSI seen over S13 (E-UTRAN), MAP (GERAN/UTRAN) or N5g-eir: the interface rides in the kind
+(one character in every store, no column of its own) for the observations dump's ``rat``
+(eir/formats/export.py). Every kind but ORIGIN and CLEARED is an IMSI to the clone rule."""
+IMSI_KINDS = frozenset((IMSI, IMSI_S13, IMSI_MAP, IMSI_N5G))
 CAP_INTERVAL = 10.0
 """Seconds between two counts of the stored rows against ``max_stored``."""
 MAX_BUCKETS = 10_000
@@ -168,11 +173,18 @@ class SightingTracker:
 
     # --- the hot path ----------------------------------------------------------------------------
     def observe(
-        self, imei: str, imsi: str | None, origin: str | None, now: float, peer: str | None = None
+        self,
+        imei: str,
+        imsi: str | None,
+        origin: str | None,
+        now: float,
+        peer: str | None = None,
+        kind: str = IMSI,
     ) -> Sightings:
         """Record one sighting and count the distinct IMSIs and origins inside the window.
         ``peer`` is the request's origin, for ``trusted_origins`` and the budgets (``origin`` is
-        None when the origins rule is off)."""
+        None when the origins rule is off); ``kind`` the IMSI's kind (:data:`IMSI_KINDS`: the
+        interface it came on)."""
         if self._trusted and (imsi or origin):
             trusted = self._trust.get(peer)
             if trusted is None:
@@ -194,9 +206,9 @@ class SightingTracker:
                     if self.running:
                         pending = self._pending
                         if len(pending) >= self._wake_at:
-                            self._queue((imei, IMSI, imsi, now))
+                            self._queue((imei, kind, imsi, now))
                         else:
-                            pending.append((imei, IMSI, imsi, now))
+                            pending.append((imei, kind, imsi, now))
                     return _ONE_IMSI
                 values = imsis[imei] = {}
             elif isinstance(values, tuple):
@@ -205,11 +217,11 @@ class SightingTracker:
                     if not 0 <= now - last < self.fresh:
                         values = imsis[imei] = (imsi, max(last, now))
                         if self.running:
-                            self._queue((imei, IMSI, imsi, now))
+                            self._queue((imei, kind, imsi, now))
                 else:
                     values = imsis[imei] = {values[0]: values[1]}
             if not isinstance(values, tuple):
-                self._note(values, imei, IMSI, imsi, now, peer)
+                self._note(values, imei, kind, imsi, now, peer)
         cutoff = now - self.window
         decay = self._decay
         if not values:
@@ -313,7 +325,7 @@ class SightingTracker:
                     self._forget(imei, ts)
             rows = [r for r in rows if r[1] != CLEARED and r[3] > cleared.get(r[0], -math.inf)]
         for imei, kind, value, ts in rows:
-            table: dict[str, Any] = self._imsis if kind == IMSI else self._origins
+            table: dict[str, Any] = self._origins if kind == ORIGIN else self._imsis
             values = table.get(imei)
             if values is None:
                 if len(table) >= self.max_imeis:

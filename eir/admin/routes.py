@@ -720,7 +720,7 @@ class AdminApi:
         for _imei, kind, value, ts in rows:
             if kind == "c":  # an operator's clear (eir/sightings.py): a marker, not a sighting
                 continue
-            table = imsis if kind == "i" else origins
+            table = origins if kind == "o" else imsis  # the other kinds are IMSIs (eir/sightings.py)
             old = table.get(value)
             if old is None:
                 table[value] = (ts, "store")

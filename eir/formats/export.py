@@ -9,8 +9,12 @@
 * ``export_observations``: what the EIR saw, as DIRBS's operator data dump ``date,imei,imsi,msisdn,
   rat`` (``write_daily``: one file per day). The EIR keeps one sighting per (IMEI, IMSI) with the
   time last seen (eir/sightings.py), for as long as the clone rule keeps them
-  (``policy.clone.window``), so a pair is one row dated the day it was last seen; MSISDN and RAT
-  are not kept and stay empty.
+  (``policy.clone.window``), so a pair is one row dated the day it was last seen. ``rat`` comes
+  from the interface the IMSI was seen on, which the sighting's kind records: S13 → ``006``
+  (E-UTRAN), MAP → ``002`` (GERAN: the EIR cannot tell a GERAN from a UTRAN MSC/SGSN), N5g-eir →
+  empty (DIRBS has no NR code; the column is optional there); a pair seen on several interfaces the
+  same day gets their codes ``|``-joined, as DIRBS's OperatorImportSchema_v2 allows. MSISDN is not
+  kept with the sightings and stays empty.
 """
 
 from __future__ import annotations
@@ -26,6 +30,12 @@ from eir.model import Status
 from eir.store.base import EntryKind, ListEntry, Pairing, Sighting
 
 __all__ = ["day_bounds", "export_dirbs", "export_observations", "write_daily"]
+
+RAT = {"e": "006", "g": "002"}
+"""DIRBS operator-dump RAT codes (DIRBS-Core radio_access_technology_map) by sighting kind
+(eir/sightings.py): S13 E-UTRAN, MAP GERAN. The other IMSI kinds (N5g-eir, unknown) have none."""
+IMSI_KINDS = frozenset("iegn")
+"""eir/sightings.py's IMSI kinds (one per interface)."""
 
 HEADERS = {
     "dirbs-blacklist": ["imei", "block_date", "reasons"],
@@ -91,17 +101,21 @@ def export_observations(rows: Sequence[Sighting], out: IO[str], *, until: float 
     w = csv.writer(out, lineterminator="\n")
     w.writerow(["date", "imei", "imsi", "msisdn", "rat"])
     days: dict[int, str] = {}
-    picked = []
+    picked: dict[tuple[str, str, str], set[str]] = {}
     for imei, kind, value, seen in rows:
-        if kind != "i" or (until is not None and seen >= until):
+        if kind not in IMSI_KINDS or (until is not None and seen >= until):
             continue
         d = int(seen // 86400)
         text = days.get(d)
         if text is None:
             text = days[d] = datetime.fromtimestamp(d * 86400, UTC).strftime("%Y%m%d")
-        picked.append((text, imei, value))
-    picked.sort()
-    w.writerows([d, imei, imsi, "", ""] for d, imei, imsi in picked)
+        rats = picked.setdefault((text, imei, value), set())
+        rat = RAT.get(kind)
+        if rat:
+            rats.add(rat)
+    w.writerows(
+        [d, imei, imsi, "", "|".join(sorted(rats))] for (d, imei, imsi), rats in sorted(picked.items())
+    )
     return len(picked)
 
 
@@ -114,7 +128,7 @@ def write_daily(
     d.mkdir(parents=True, exist_ok=True)
     by_day: dict[int, list[Sighting]] = {}
     for r in rows:
-        if r[1] == "i" and since <= r[3] < until:
+        if r[1] in IMSI_KINDS and since <= r[3] < until:
             by_day.setdefault(int(r[3] // 86400), []).append(r)
     out = []
     for day in sorted(by_day):
