@@ -77,6 +77,8 @@ _IMSI_KIND = {
     Interface.CLI: IMSI,
 }
 """The sighting kind of an IMSI by the interface it came on (the observations dump's ``rat``)."""
+_WITH_MSISDN = (IMSI_MAP, IMSI_N5G)
+"""The kinds whose rows may carry the request's MSISDN (eir/sightings.py MSISDN_SEP)."""
 
 _T = TypeVar("_T")
 
@@ -402,7 +404,13 @@ class PolicyChecker:
         peer = req.origin
         if peer is not None and len(peer) > 255:
             peer = peer[:255]
-        return tracker.observe(imei, imsi, origin, self._wall(), peer, _IMSI_KIND[req.interface])
+        kind = _IMSI_KIND[req.interface]
+        msisdn = req.msisdn
+        if msisdn is not None and (
+            kind not in _WITH_MSISDN or not (len(msisdn) <= 15 and msisdn.isascii() and msisdn.isdigit())
+        ):
+            msisdn = None  # kept for the dump as DIRBS has it (E.164 digits), on MAP and N5g rows only
+        return tracker.observe(imei, imsi, origin, self._wall(), peer, kind, msisdn)
 
     async def clear_sightings(self, imei: str) -> int:
         """An operator clears a clone suspicion (the admin API calls this; ``eir sightings clear``

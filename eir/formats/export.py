@@ -13,8 +13,9 @@
   from the interface the IMSI was seen on, which the sighting's kind records: S13 → ``006``
   (E-UTRAN), MAP → ``002`` (GERAN: the EIR cannot tell a GERAN from a UTRAN MSC/SGSN), N5g-eir →
   empty (DIRBS has no NR code; the column is optional there); a pair seen on several interfaces the
-  same day gets their codes ``|``-joined, as DIRBS's OperatorImportSchema_v2 allows. MSISDN is not
-  kept with the sightings and stays empty.
+  same day gets their codes ``|``-joined, as DIRBS's OperatorImportSchema_v2 allows. ``msisdn``
+  is the one a MAP (Huawei forms) or N5g-eir (``msisdn-`` GPSI) request carried, kept in the
+  row's value; S13 carries none.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ RAT = {"e": "006", "g": "002"}
 (eir/sightings.py): S13 E-UTRAN, MAP GERAN. The other IMSI kinds (N5g-eir, unknown) have none."""
 IMSI_KINDS = frozenset("iegn")
 """eir/sightings.py's IMSI kinds (one per interface)."""
+_WITH_MSISDN = frozenset("gn")
+"""The kinds whose value may be ``"<imsi> <msisdn>"`` (eir/sightings.py MSISDN_SEP)."""
 
 HEADERS = {
     "dirbs-blacklist": ["imei", "block_date", "reasons"],
@@ -101,7 +104,7 @@ def export_observations(rows: Sequence[Sighting], out: IO[str], *, until: float 
     w = csv.writer(out, lineterminator="\n")
     w.writerow(["date", "imei", "imsi", "msisdn", "rat"])
     days: dict[int, str] = {}
-    picked: dict[tuple[str, str, str], set[str]] = {}
+    picked: dict[tuple[str, str, str], tuple[set[str], set[str]]] = {}
     for imei, kind, value, seen in rows:
         if kind not in IMSI_KINDS or (until is not None and seen >= until):
             continue
@@ -109,12 +112,20 @@ def export_observations(rows: Sequence[Sighting], out: IO[str], *, until: float 
         text = days.get(d)
         if text is None:
             text = days[d] = datetime.fromtimestamp(d * 86400, UTC).strftime("%Y%m%d")
-        rats = picked.setdefault((text, imei, value), set())
+        imsi, _, msisdn = value.partition(" ") if kind in _WITH_MSISDN else (value, "", "")
+        seen_as = picked.get((text, imei, imsi))
+        if seen_as is None:
+            seen_as = picked[(text, imei, imsi)] = (set(), set())
         rat = RAT.get(kind)
         if rat:
-            rats.add(rat)
+            seen_as[0].add(rat)
+        if msisdn:
+            seen_as[1].add(msisdn)
     w.writerows(
-        [d, imei, imsi, "", "|".join(sorted(rats))] for (d, imei, imsi), rats in sorted(picked.items())
+        # a pair seen with two MSISDNs the same day (a number moved within the day): the greatest,
+        # one row per pair and day as DIRBS's triplets have one msisdn
+        [d, imei, imsi, max(msisdns, default=""), "|".join(sorted(rats))]
+        for (d, imei, imsi), (rats, msisdns) in sorted(picked.items())
     )
     return len(picked)
 

@@ -630,6 +630,27 @@ def test_observations_rat_from_the_interface() -> None:
     assert all(DIRBS_OPERATOR_ROW.match(line) for line in lines[1:])
 
 
+def test_observations_msisdn_from_map_and_n5g_rows() -> None:
+    """A MAP or N5g-eir row's value carries the request's MSISDN after a space (eir/sightings.py):
+    the dump splits it out; an S13 row's value is the User-Name whole, space or not."""
+    day = ts("2026-01-01")
+    rows = [
+        (B1, "g", f"{IMSI} 923001234567", day + 1),
+        (B1, "e", IMSI, day + 2),  # the same pair over S13: no MSISDN there, the MAP one stays
+        (B2, "n", f"{IMSI} 4915112345678", day + 3),
+        (B3, "e", "odd user name", day + 4),
+    ]
+    out = io.StringIO()
+    assert export_observations(rows, out) == 3
+    lines = out.getvalue().splitlines()
+    assert lines[1:] == [
+        f"20260101,{B1},{IMSI},923001234567,002|006",
+        f"20260101,{B2},{IMSI},4915112345678,",
+        f"20260101,{B3},odd user name,,006",
+    ]
+    assert all(DIRBS_OPERATOR_ROW.match(line) for line in lines[1:3])
+
+
 def test_records_round_trip_and_refuse_unknown_fields() -> None:
     rec = encode("registration", {"make": "Nokia", "model": "3310", "device_id": "d1"})
     assert decode("registration", rec) == {"make": "Nokia", "model": "3310", "device_id": "d1"}
