@@ -54,7 +54,7 @@ from eir.metrics import (
 )
 from eir.model import CheckRequest, Interface, Status, Verdict
 from eir.policy import CLONE_REASONS, Policy, Step
-from eir.sightings import SightingTracker
+from eir.sightings import IMSI, IMSI_MAP, IMSI_N5G, IMSI_S13, SightingTracker
 from eir.store.base import REGISTERED, IdentityStore, ImsiRules, Lookup, Sightings, StoreError
 
 __all__ = ["CallTimeoutError", "PolicyChecker", "build_checker"]
@@ -69,6 +69,16 @@ _NO_RULES = ImsiRules()
 _STORE_LOOKUP = STORE_SECONDS.labels("lookup")
 _STORE_RULES = STORE_SECONDS.labels("imsi_rules")
 
+
+_IMSI_KIND = {
+    Interface.S13: IMSI_S13,
+    Interface.MAP: IMSI_MAP,
+    Interface.N5G: IMSI_N5G,
+    Interface.CLI: IMSI,
+}
+"""The sighting kind of an IMSI by the interface it came on (the observations dump's ``rat``)."""
+_WITH_MSISDN = (IMSI_MAP, IMSI_N5G)
+"""The kinds whose rows may carry the request's MSISDN (eir/sightings.py MSISDN_SEP)."""
 
 _T = TypeVar("_T")
 
@@ -401,7 +411,13 @@ class PolicyChecker:
         peer = req.origin
         if peer is not None and len(peer) > 255:
             peer = peer[:255]
-        return tracker.observe(imei, imsi, origin, self._wall(), peer)
+        kind = _IMSI_KIND[req.interface]
+        msisdn = req.msisdn
+        if msisdn is not None and (
+            kind not in _WITH_MSISDN or not (len(msisdn) <= 15 and msisdn.isascii() and msisdn.isdigit())
+        ):
+            msisdn = None  # kept for the dump as DIRBS has it (E.164 digits), on MAP and N5g rows only
+        return tracker.observe(imei, imsi, origin, self._wall(), peer, kind, msisdn)
 
     async def clear_sightings(self, imei: str) -> int:
         """An operator clears a clone suspicion (the admin API calls this; ``eir sightings clear``

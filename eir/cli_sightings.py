@@ -67,8 +67,10 @@ def show_command(args: argparse.Namespace) -> int:
         finally:
             if obs is not store:
                 await obs.close()
-        kinds = {"i": "imsi", "o": "origin", "c": "cleared"}
-        out = [{"kind": kinds.get(k, k), "value": v, "seen": t} for _i, k, v, t in rows]
+        from eir.sightings import imsi_of
+
+        kinds = {"i": "imsi", "e": "imsi", "g": "imsi", "n": "imsi", "o": "origin", "c": "cleared"}
+        out = [{"kind": kinds.get(k, k), "value": imsi_of(k, v), "seen": t} for _i, k, v, t in rows]
         if args.json:
             print(json.dumps({"imei": args.imei[:14], "sightings": out}))
         else:

@@ -84,11 +84,21 @@ from eir.metrics import (
 )
 from eir.store.base import IdentityStore, Sighting, Sightings
 
-__all__ = ["SightingTracker"]
+__all__ = ["SightingTracker", "imsi_of", "msisdn_of"]
 
 IMSI, ORIGIN, CLEARED = "i", "o", "c"
 """The two kinds of value a sighting records (the store's ``kind`` column), and the row an
 operator's clear leaves (value empty, time of the clear)."""
+IMSI_S13, IMSI_MAP, IMSI_N5G = "e", "g", "n"
+"""An IMSI seen over S13 (E-UTRAN), MAP (GERAN/UTRAN) or N5g-eir: the interface rides in the kind
+(one character in every store, no column of its own) for the observations dump's ``rat``
+(eir/formats/export.py). Every kind but ORIGIN and CLEARED is an IMSI to the clone rule."""
+IMSI_KINDS = frozenset((IMSI, IMSI_S13, IMSI_MAP, IMSI_N5G))
+MSISDN_SEP = " "
+"""A MAP or N5g-eir IMSI row's value may be ``"<imsi> <msisdn>"`` when the request carried an
+MSISDN (Huawei checkIMEI forms, an ``msisdn-`` GPSI): the observations dump's ``msisdn``. Those
+interfaces' IMSIs are digits, never a space (S13's User-Name is free text: its rows never carry
+one). :func:`imsi_of` / :func:`msisdn_of` read it back."""
 CAP_INTERVAL = 10.0
 """Seconds between two counts of the stored rows against ``max_stored``."""
 MAX_BUCKETS = 10_000
@@ -168,11 +178,20 @@ class SightingTracker:
 
     # --- the hot path ----------------------------------------------------------------------------
     def observe(
-        self, imei: str, imsi: str | None, origin: str | None, now: float, peer: str | None = None
+        self,
+        imei: str,
+        imsi: str | None,
+        origin: str | None,
+        now: float,
+        peer: str | None = None,
+        kind: str = IMSI,
+        msisdn: str | None = None,
     ) -> Sightings:
         """Record one sighting and count the distinct IMSIs and origins inside the window.
         ``peer`` is the request's origin, for ``trusted_origins`` and the budgets (``origin`` is
-        None when the origins rule is off)."""
+        None when the origins rule is off); ``kind`` the IMSI's kind (:data:`IMSI_KINDS`: the
+        interface it came on); ``msisdn`` rides in the stored row's value (:data:`MSISDN_SEP`),
+        never in what is counted."""
         if self._trusted and (imsi or origin):
             trusted = self._trust.get(peer)
             if trusted is None:
@@ -183,6 +202,7 @@ class SightingTracker:
         imsis = self._imsis
         values = imsis.get(imei)
         if imsi:
+            row = imsi if msisdn is None else imsi + MSISDN_SEP + msisdn
             if values is None:
                 if len(imsis) >= self.max_imeis:
                     _evict(imsis, self.max_imeis)
@@ -194,9 +214,9 @@ class SightingTracker:
                     if self.running:
                         pending = self._pending
                         if len(pending) >= self._wake_at:
-                            self._queue((imei, IMSI, imsi, now))
+                            self._queue((imei, kind, row, now))
                         else:
-                            pending.append((imei, IMSI, imsi, now))
+                            pending.append((imei, kind, row, now))
                     return _ONE_IMSI
                 values = imsis[imei] = {}
             elif isinstance(values, tuple):
@@ -205,11 +225,11 @@ class SightingTracker:
                     if not 0 <= now - last < self.fresh:
                         values = imsis[imei] = (imsi, max(last, now))
                         if self.running:
-                            self._queue((imei, IMSI, imsi, now))
+                            self._queue((imei, kind, row, now))
                 else:
                     values = imsis[imei] = {values[0]: values[1]}
             if not isinstance(values, tuple):
-                self._note(values, imei, IMSI, imsi, now, peer)
+                self._note(values, imei, kind, imsi, now, peer, row)
         cutoff = now - self.window
         decay = self._decay
         if not values:
@@ -274,7 +294,14 @@ class SightingTracker:
         return True
 
     def _note(
-        self, values: dict[str, float], imei: str, kind: str, value: str, now: float, peer: str | None
+        self,
+        values: dict[str, float],
+        imei: str,
+        kind: str,
+        value: str,
+        now: float,
+        peer: str | None,
+        row: str | None = None,
     ) -> None:
         last = values.get(value)
         if last is not None and 0 <= now - last < self.fresh:
@@ -285,7 +312,7 @@ class SightingTracker:
             del values[min(values, key=values.__getitem__)]  # forget the oldest of this IMEI
         values[value] = now if last is None else max(last, now)
         if self.running:
-            self._queue((imei, kind, value, now))
+            self._queue((imei, kind, value if row is None else row, now))
 
     def _queue(self, row: Sighting) -> None:
         pending = self._pending
@@ -313,7 +340,9 @@ class SightingTracker:
                     self._forget(imei, ts)
             rows = [r for r in rows if r[1] != CLEARED and r[3] > cleared.get(r[0], -math.inf)]
         for imei, kind, value, ts in rows:
-            table: dict[str, Any] = self._imsis if kind == IMSI else self._origins
+            table: dict[str, Any] = self._origins if kind == ORIGIN else self._imsis
+            if kind in _WITH_MSISDN:
+                value = value.partition(MSISDN_SEP)[0]
             values = table.get(imei)
             if values is None:
                 if len(table) >= self.max_imeis:
@@ -507,6 +536,19 @@ class SightingTracker:
             "dropped": self.dropped,
             "evicted": self.evicted,
         }
+
+
+_WITH_MSISDN = frozenset((IMSI_MAP, IMSI_N5G))
+
+
+def imsi_of(kind: str, value: str) -> str:
+    """A stored row's IMSI (its value without the MSISDN a MAP or N5g-eir row may carry)."""
+    return value.partition(MSISDN_SEP)[0] if kind in _WITH_MSISDN else value
+
+
+def msisdn_of(kind: str, value: str) -> str:
+    """The MSISDN a MAP or N5g-eir row carries, or ''."""
+    return value.partition(MSISDN_SEP)[2] if kind in _WITH_MSISDN else ""
 
 
 _SIGHTINGS: dict[tuple[int, int], Sightings] = {}

@@ -301,13 +301,15 @@ class SimulatedMsc:
         requested_bmuef: bool = False,
         timeout: float = 5.0,
         fallback: bool = True,
+        msisdn: str | None = None,
     ) -> CheckResult:
         """One checkIMEI dialogue. On an AC-negotiation abort that names a lower equipmentMngtContext
-        (TS 29.002 §12.1), the dialogue is retried with that version."""
+        (TS 29.002 §12.1), the dialogue is retried with that version. An ``imsi`` or ``msisdn``
+        travels in a vendor form (Huawei unless ``vendor`` says otherwise)."""
         first = version
         started = time.perf_counter()
         while True:
-            ev = await self._send_wait(imei, version, imsi, vendor, requested_bmuef, timeout)
+            ev = await self._send_wait(imei, version, imsi, vendor, requested_bmuef, timeout, msisdn)
             if ev is None:
                 return CheckResult(
                     imei=imei,
@@ -337,15 +339,28 @@ class SimulatedMsc:
             )
 
     async def _send_wait(
-        self, imei: str, version: int, imsi: str | None, vendor: str | None, bmuef: bool, timeout: float
+        self,
+        imei: str,
+        version: int,
+        imsi: str | None,
+        vendor: str | None,
+        bmuef: bool,
+        timeout: float,
+        msisdn: str | None = None,
     ) -> CheckImeiAnswered | None:
         p = self._p
         if not p.active.is_set():
             raise ConnectionError("M3UA association is not active")
-        if imsi and vendor is None:
+        if (imsi or msisdn) and vendor is None:
             vendor = "huawei"  # the only standard-compatible place for an IMSI is a vendor variant
         tid = self.client.send_check_imei(
-            p.loop.time(), imei=imei, version=version, imsi=imsi, vendor=vendor, requested_bmuef=bmuef
+            p.loop.time(),
+            imei=imei,
+            version=version,
+            imsi=imsi,
+            msisdn=msisdn,
+            vendor=vendor,
+            requested_bmuef=bmuef,
         )
         fut: asyncio.Future[CheckImeiAnswered] = p.loop.create_future()
         p.waiters[tid] = fut

@@ -35,6 +35,7 @@ from eir.logging import RateLimitedLog, get_logger
 from eir.metrics import PROTOCOL_ERRORS, REFUSED
 from eir.model import CheckRequest, Interface, Status
 from eir.servers._http import BodyAbortedError
+from eir.sightings import imsi_of
 from eir.store.base import (
     EntryKind,
     IdentityStore,
@@ -744,7 +745,8 @@ class AdminApi:
         for _imei, kind, value, ts in rows:
             if kind == "c":  # an operator's clear (eir/sightings.py): a marker, not a sighting
                 continue
-            table = imsis if kind == "i" else origins
+            table = origins if kind == "o" else imsis  # the other kinds are IMSIs (eir/sightings.py)
+            value = imsi_of(kind, value)
             old = table.get(value)
             if old is None:
                 table[value] = (ts, "store")

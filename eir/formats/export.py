@@ -9,8 +9,13 @@
 * ``export_observations``: what the EIR saw, as DIRBS's operator data dump ``date,imei,imsi,msisdn,
   rat`` (``write_daily``: one file per day). The EIR keeps one sighting per (IMEI, IMSI) with the
   time last seen (eir/sightings.py), for as long as the clone rule keeps them
-  (``policy.clone.window``), so a pair is one row dated the day it was last seen; MSISDN and RAT
-  are not kept and stay empty.
+  (``policy.clone.window``), so a pair is one row dated the day it was last seen. ``rat`` comes
+  from the interface the IMSI was seen on, which the sighting's kind records: S13 → ``006``
+  (E-UTRAN), MAP → ``002`` (GERAN: the EIR cannot tell a GERAN from a UTRAN MSC/SGSN), N5g-eir →
+  empty (DIRBS has no NR code; the column is optional there); a pair seen on several interfaces the
+  same day gets their codes ``|``-joined, as DIRBS's OperatorImportSchema_v2 allows. ``msisdn``
+  is the one a MAP (Huawei forms) or N5g-eir (``msisdn-`` GPSI) request carried, kept in the
+  row's value; S13 carries none.
 """
 
 from __future__ import annotations
@@ -26,6 +31,14 @@ from eir.model import Status
 from eir.store.base import EntryKind, ListEntry, Pairing, Sighting
 
 __all__ = ["day_bounds", "export_dirbs", "export_observations", "write_daily"]
+
+RAT = {"e": "006", "g": "002"}
+"""DIRBS operator-dump RAT codes (DIRBS-Core radio_access_technology_map) by sighting kind
+(eir/sightings.py): S13 E-UTRAN, MAP GERAN. The other IMSI kinds (N5g-eir, unknown) have none."""
+IMSI_KINDS = frozenset("iegn")
+"""eir/sightings.py's IMSI kinds (one per interface)."""
+_WITH_MSISDN = frozenset("gn")
+"""The kinds whose value may be ``"<imsi> <msisdn>"`` (eir/sightings.py MSISDN_SEP)."""
 
 HEADERS = {
     "dirbs-blacklist": ["imei", "block_date", "reasons"],
@@ -91,17 +104,29 @@ def export_observations(rows: Sequence[Sighting], out: IO[str], *, until: float 
     w = csv.writer(out, lineterminator="\n")
     w.writerow(["date", "imei", "imsi", "msisdn", "rat"])
     days: dict[int, str] = {}
-    picked = []
+    picked: dict[tuple[str, str, str], tuple[set[str], set[str]]] = {}
     for imei, kind, value, seen in rows:
-        if kind != "i" or (until is not None and seen >= until):
+        if kind not in IMSI_KINDS or (until is not None and seen >= until):
             continue
         d = int(seen // 86400)
         text = days.get(d)
         if text is None:
             text = days[d] = datetime.fromtimestamp(d * 86400, UTC).strftime("%Y%m%d")
-        picked.append((text, imei, value))
-    picked.sort()
-    w.writerows([d, imei, imsi, "", ""] for d, imei, imsi in picked)
+        imsi, _, msisdn = value.partition(" ") if kind in _WITH_MSISDN else (value, "", "")
+        seen_as = picked.get((text, imei, imsi))
+        if seen_as is None:
+            seen_as = picked[(text, imei, imsi)] = (set(), set())
+        rat = RAT.get(kind)
+        if rat:
+            seen_as[0].add(rat)
+        if msisdn:
+            seen_as[1].add(msisdn)
+    w.writerows(
+        # a pair seen with two MSISDNs the same day (a number moved within the day): the greatest,
+        # one row per pair and day as DIRBS's triplets have one msisdn
+        [d, imei, imsi, max(msisdns, default=""), "|".join(sorted(rats))]
+        for (d, imei, imsi), (rats, msisdns) in sorted(picked.items())
+    )
     return len(picked)
 
 
@@ -114,7 +139,7 @@ def write_daily(
     d.mkdir(parents=True, exist_ok=True)
     by_day: dict[int, list[Sighting]] = {}
     for r in rows:
-        if r[1] == "i" and since <= r[3] < until:
+        if r[1] in IMSI_KINDS and since <= r[3] < until:
             by_day.setdefault(int(r[3] // 86400), []).append(r)
     out = []
     for day in sorted(by_day):

@@ -122,7 +122,8 @@ async def _uncancelled_thread(fn: Callable[[], T]) -> T:
         raise
 
 
-_KIND_CODE = {"i": 0, "o": 1, "c": 2}
+_KIND_CODE = {"i": 0, "o": 1, "c": 2, "e": 3, "g": 4, "n": 5}
+"""eir/sightings.py's kinds (an IMSI's kind says the interface it came on)."""
 _ROWS_PER_INSERT = 500
 """Sightings per INSERT statement (2,500 parameters; fewer when the library allows fewer)."""
 
@@ -135,7 +136,7 @@ def _insert_rows(n: int) -> str:
 _INTERLEAVE = 10.0
 """Seconds by which rows of several writers (workers) may be out of time order in the log: their
 batch delays, with a wide margin."""
-_KIND_NAME = {0: "i", 1: "o", 2: "c"}
+_KIND_NAME = {v: k for k, v in _KIND_CODE.items()}
 
 
 class SqliteStore(IdentityStore):

@@ -650,11 +650,26 @@ class CheckImeiClient:
         requested_bmuef: bool = False,
         vendor: str | None = None,
         invoke_id: int = 1,
+        msisdn: str | None = None,
     ) -> int:
-        """Queue a Begin with one checkIMEI invoke; returns its originating transaction id."""
+        """Queue a Begin with one checkIMEI invoke; returns its originating transaction id. An
+        ``msisdn`` (a vendor form's) goes through the encoder, not the load generator's shapes."""
         tid = self._next_tid
         self._next_tid = tid + 1 if tid < 0xFFFFFFFF else 1
-        self.send_tcap(self.encode_begin(tid, imei, version, imsi, requested_bmuef, vendor, invoke_id))
+        if msisdn:
+            tcap = encode_check_imei_begin(
+                otid=tid,
+                version=version,
+                invoke_id=invoke_id,
+                imei=imei,
+                imsi=imsi,
+                msisdn=msisdn,
+                requested_bmuef=requested_bmuef,
+                vendor=vendor,
+            )
+        else:
+            tcap = self.encode_begin(tid, imei, version, imsi, requested_bmuef, vendor, invoke_id)
+        self.send_tcap(tcap)
         self.outstanding[tid] = (now, version)
         return tid
 

@@ -257,6 +257,18 @@ async def test_sightings_values_and_times_round_trip_exactly(store: IdentityStor
     ]
 
 
+async def test_sightings_keep_the_interface_kind_of_an_imsi(store: IdentityStore) -> None:
+    """An IMSI's kind names the interface it came on (eir/sightings.py: S13 e, MAP g, N5g n; i
+    unknown): each comes back as written, and the same IMSI on two interfaces is two rows (the
+    observations dump joins their RAT codes; the tracker's merge counts the IMSI once)."""
+    t = 1_796_152_417.5
+    a = "35209900176148"
+    rows = [(a, k, "262010000000001", t + n) for n, k in enumerate("iegn")]
+    await store.write_sightings(rows, writer="w1")
+    assert await store.read_sightings(t - 1) == rows[::-1]
+    assert await store.read_sightings(t - 1, imei=a, exclude_writer="w2") == rows[::-1]
+
+
 async def test_sightings_a_large_batch_arrives_whole(store: IdentityStore) -> None:
     """A batch of several statements' worth of rows (SQLite writes 500 to an INSERT) and an odd
     remainder: every row stored once, with its own time."""

@@ -95,7 +95,8 @@ async def test_verdicts_over_s13_and_map(eir: Any) -> None:
         await asyncio.sleep(0.1)
     assert dump[0] == "date,imei,imsi,msisdn,rat"
     assert sorted(row.split(",")[1:] for row in dump[1:]) == sorted(
-        [imei, IMSI, "", ""] for imei in EXPECTED_S13
+        [imei, IMSI, "", "006"]
+        for imei in EXPECTED_S13  # seen over S13: E-UTRAN
     )
     assert 'eir_verdicts_total{interface="map",rule="tac_not_allocated",status="grey"} 1.0' in metrics
 

@@ -109,9 +109,10 @@ def test_two_instances_share_lists_and_clone_sightings(
     try:
         # one sorted set per writer (eir/store/redis.py): the two instances' rows of this IMEI
         members = [m for k in r.scan_iter("eir:obs:w:*") for m in r.zrange(k, 0, -1)]
-        assert sorted(m for m in members if m.startswith(f"{CLONED}|i")) == [
-            f"{CLONED}|i001010000000001",
-            f"{CLONED}|i001010000000002",
+        # kind e: an IMSI seen over S13 (eir/sightings.py)
+        assert sorted(m for m in members if m.startswith(f"{CLONED}|e")) == [
+            f"{CLONED}|e001010000000001",
+            f"{CLONED}|e001010000000002",
         ]
     finally:
         r.close()

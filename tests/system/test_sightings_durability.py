@@ -19,7 +19,8 @@ def _imsi_rows(eir: Any) -> int:
     con = sqlite3.connect(path)
     try:
         return int(
-            con.execute("SELECT count(DISTINCT imei || value) FROM sightings WHERE kind = 0").fetchone()[0]
+            # kind 3: an IMSI seen over S13 (eir/store/sqlite.py _KIND_CODE)
+            con.execute("SELECT count(DISTINCT imei || value) FROM sightings WHERE kind = 3").fetchone()[0]
         )
     finally:
         con.close()

@@ -244,3 +244,39 @@ async def test_the_store_is_capped_oldest_first_with_a_metric() -> None:
         assert t.stats()["evicted"] == 16
     finally:
         await t.close()
+
+
+async def test_the_checker_records_the_interface_and_a_valid_msisdn() -> None:
+    """What the observations dump reads (eir/formats/export.py): the interface as the row's kind,
+    the MSISDN of a MAP or N5g-eir request (E.164 digits only) after the IMSI; S13 keeps none."""
+    store = MemoryStore()
+    await store.open()
+    checker = build_checker(cfg(), store, Events())
+    tracker = checker.sightings
+    assert tracker is not None
+    await tracker.start()
+    try:
+        reqs = [
+            CheckRequest(imei=IMEI, imsi=IMSI[0], msisdn="923001234567", interface=Interface.MAP),
+            CheckRequest(imei=IMEI, imsi=IMSI[1], msisdn="4915112345678", interface=Interface.N5G),
+            CheckRequest(imei=IMEI, imsi=IMSI[2], msisdn="923001234567", interface=Interface.S13),
+            CheckRequest(imei=OTHER, imsi=IMSI[3], msisdn="92300*123", interface=Interface.MAP),
+            CheckRequest(imei=OTHER, imsi=IMSI[4], msisdn="1" * 16, interface=Interface.N5G),
+            CheckRequest(imei=OTHER, imsi=IMSI[5], msisdn="٣٣٣", interface=Interface.MAP),  # not ASCII
+        ]
+        for r in reqs:
+            await checker.check(r)
+        await tracker.flush()
+        rows = sorted((r[0], r[1], r[2]) for r in await store.read_sightings(0.0))
+    finally:
+        await tracker.close()
+    assert rows == sorted(
+        [
+            (IMEI, "g", f"{IMSI[0]} 923001234567"),
+            (IMEI, "n", f"{IMSI[1]} 4915112345678"),
+            (IMEI, "e", IMSI[2]),
+            (OTHER, "g", IMSI[3]),
+            (OTHER, "n", IMSI[4]),
+            (OTHER, "g", IMSI[5]),
+        ]
+    )

@@ -6,6 +6,7 @@ checker — notifications with a moved clock — and exported back (a round trip
 from __future__ import annotations
 
 import io
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -594,6 +595,60 @@ def test_observations_as_a_dirbs_operator_dump() -> None:
     ]
     with pytest.raises(ValueError, match="before --since"):
         day_bounds("20260105", "20260101", 0)
+
+
+# DIRBS-Core etc/schema/OperatorImportSchema_v2.csvs: what its operator data import validates
+DIRBS_OPERATOR_ROW = re.compile(
+    r"^20[0-9]{6},[0-9A-Fa-f*#]{0,16},[0-9]{0,15},[0-9]{0,15},"
+    r"((00[1-7]|10[1-5])(\|(00[1-7]|10[1-5]))*)?$"
+)
+
+
+def test_observations_rat_from_the_interface() -> None:
+    """The sighting's kind says the interface: S13 → 006 (E-UTRAN), MAP → 002 (GERAN), N5g and
+    an unknown interface → empty; a pair seen on two interfaces the same day: both, |-joined."""
+    day = ts("2026-01-01")
+    rows = [
+        (B1, "e", IMSI, day + 1),  # S13
+        (B2, "g", IMSI, day + 2),  # MAP
+        (B3, "n", IMSI, day + 3),  # N5g-eir
+        (B3, "i", "410019999999999", day + 4),  # kind before interfaces were kept
+        (B1, "g", IMSI, day + 5),  # the same pair over MAP too
+        (B1, "e", IMSI, day + 86400 + 5),  # and over S13 the next day
+    ]
+    out = io.StringIO()
+    assert export_observations(rows, out) == 5
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "date,imei,imsi,msisdn,rat",
+        f"20260101,{B1},{IMSI},,002|006",
+        f"20260101,{B2},{IMSI},,002",
+        f"20260101,{B3},{IMSI},,",
+        f"20260101,{B3},410019999999999,,",
+        f"20260102,{B1},{IMSI},,006",
+    ]
+    assert all(DIRBS_OPERATOR_ROW.match(line) for line in lines[1:])
+
+
+def test_observations_msisdn_from_map_and_n5g_rows() -> None:
+    """A MAP or N5g-eir row's value carries the request's MSISDN after a space (eir/sightings.py):
+    the dump splits it out; an S13 row's value is the User-Name whole, space or not."""
+    day = ts("2026-01-01")
+    rows = [
+        (B1, "g", f"{IMSI} 923001234567", day + 1),
+        (B1, "e", IMSI, day + 2),  # the same pair over S13: no MSISDN there, the MAP one stays
+        (B2, "n", f"{IMSI} 4915112345678", day + 3),
+        (B3, "e", "odd user name", day + 4),
+    ]
+    out = io.StringIO()
+    assert export_observations(rows, out) == 3
+    lines = out.getvalue().splitlines()
+    assert lines[1:] == [
+        f"20260101,{B1},{IMSI},923001234567,002|006",
+        f"20260101,{B2},{IMSI},4915112345678,",
+        f"20260101,{B3},odd user name,,006",
+    ]
+    assert all(DIRBS_OPERATOR_ROW.match(line) for line in lines[1:3])
 
 
 def test_records_round_trip_and_refuse_unknown_fields() -> None:

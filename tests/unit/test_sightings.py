@@ -279,3 +279,57 @@ async def test_an_imei_with_one_imsi_is_held_as_a_pair_and_counted_alike() -> No
         assert OTHER not in t._imsis and IMEI not in t._imsis
     finally:
         await t.close()
+
+
+async def test_an_imsi_row_names_its_interface_and_counts_once() -> None:
+    """``kind`` (the interface's IMSI kind) goes to the store with the row, on the first-sighting
+    fast path and on the dict path; the same IMSI over two interfaces is one IMSI to the rule,
+    here and after a restart reads the rows back."""
+    t, s, c = await tracker()
+    try:
+        now = c.now
+        assert t.observe(IMEI, IMSI[1], None, now, None, "e").distinct_imsis == 1  # fast path
+        assert t.observe(IMEI, IMSI[1], None, now + 5, None, "g").distinct_imsis == 1  # the pair again
+        assert t.observe(IMEI, IMSI[2], None, now + 6, None, "n").distinct_imsis == 2  # dict path
+        assert t.observe(OTHER, IMSI[3], "mme1", now + 7).distinct_imsis == 1  # default kind: i
+        await t.flush()
+        rows = await s.read_sightings(now - 1)
+        assert sorted((r[0], r[1], r[2]) for r in rows) == sorted(
+            [
+                (IMEI, "e", IMSI[1]),
+                (IMEI, "g", IMSI[1]),
+                (IMEI, "n", IMSI[2]),
+                (OTHER, "i", IMSI[3]),
+                (OTHER, "o", "mme1"),
+            ]
+        )
+    finally:
+        await t.close()
+    again = SightingTracker(s, 60.0, share_interval=None, clock=c)
+    await again.start()
+    try:
+        assert again.observe(IMEI, None, None, c.now + 8).distinct_imsis == 2
+        assert again.seen(OTHER) == ({IMSI[3]: c.now + 7}, {"mme1": c.now + 7})
+    finally:
+        await again.close()
+
+
+async def test_an_msisdn_rides_in_the_row_not_in_the_count() -> None:
+    t, s, c = await tracker()
+    try:
+        now = c.now
+        assert t.observe(IMEI, IMSI[1], None, now, None, "g", "923001234567").distinct_imsis == 1
+        assert t.observe(IMEI, IMSI[2], None, now + 1, None, "n", "4915112345678").distinct_imsis == 2
+        assert t.observe(IMEI, IMSI[1], None, now + 2, None, "e").distinct_imsis == 2
+        assert t.seen(IMEI)[0] == {IMSI[1]: now + 2, IMSI[2]: now + 1}
+        await t.flush()
+        values = sorted((r[1], r[2]) for r in await s.read_sightings(now - 1))
+        assert values == [("e", IMSI[1]), ("g", f"{IMSI[1]} 923001234567"), ("n", f"{IMSI[2]} 4915112345678")]
+    finally:
+        await t.close()
+    again = SightingTracker(s, 60.0, share_interval=None, clock=c)
+    await again.start()  # reads back: the MSISDN is not an IMSI
+    try:
+        assert again.seen(IMEI)[0] == {IMSI[1]: c.now + 2, IMSI[2]: c.now + 1}
+    finally:
+        await again.close()
