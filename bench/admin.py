@@ -281,12 +281,22 @@ def _change_to_visible(tmp: Path, quick: bool) -> dict[str, Any]:
     return out
 
 
+def _large_list(n: int) -> Any:
+    """``n`` black IMEIs: the full version the delta benchmarks change one entry of."""
+    from eir.model import Status
+    from eir.store.base import EntryKind, EntryRows
+
+    return EntryRows(
+        [(EntryKind.IMEI, f"{35000000000000 + i:014d}", None, Status.BLACK, None, None) for i in range(n)]
+    )
+
+
 def _delta_on_large_list(tmp: Path, quick: bool) -> dict[str, Any]:
     """A one-entry delta (what ``PUT /lists/entries/{imei}`` does) on a 200k-entry SQLite list,
     straight on the store: wall and CPU time per change and the rows it wrote (SQLite's
     ``total_changes``): an overlay writes a few rows, a copy the whole list."""
     from eir.model import Status
-    from eir.store.base import EntryKind, EntryRows, ListEntry
+    from eir.store.base import EntryKind, ListEntry
     from eir.store.sqlite import SqliteStore
 
     n, rounds = 200_000, 20 if quick else 100
@@ -295,12 +305,7 @@ def _delta_on_large_list(tmp: Path, quick: bool) -> dict[str, Any]:
         s = SqliteStore(f"sqlite:///{tmp / 'large.db'}", str(tmp))
         await s.open()
         try:
-            big = EntryRows(
-                [
-                    (EntryKind.IMEI, f"{35000000000000 + i:014d}", None, Status.BLACK, None, None)
-                    for i in range(n)
-                ]
-            )
+            big = _large_list(n)
             await s.import_version(big, [], source="large")
             wall: list[float] = []
             cpu: list[float] = []
@@ -332,7 +337,7 @@ def _delta_on_large_redis_list(quick: bool) -> dict[str, Any]:
     """``delta_on_large_redis_list`` (module docstring)."""
     import eir.store.redis as redis_store
     from eir.model import Status
-    from eir.store.base import EntryKind, EntryRows, ListEntry
+    from eir.store.base import EntryKind, ListEntry
     from testkit.services import start_redis
 
     n, rounds = 200_000, 10 if quick else 50
@@ -348,12 +353,7 @@ def _delta_on_large_redis_list(quick: bool) -> dict[str, Any]:
         saved = redis_store.OVERLAY_MAX
         redis_store.OVERLAY_MAX = overlay_max
         try:
-            big = EntryRows(
-                [
-                    (EntryKind.IMEI, f"{35000000000000 + i:014d}", None, Status.BLACK, None, None)
-                    for i in range(n)
-                ]
-            )
+            big = _large_list(n)
             await s.import_version(big, [], source="large")
             wall: list[float] = []
             cpu: list[float] = []
