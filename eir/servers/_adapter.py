@@ -306,13 +306,21 @@ class CoreProtocol(asyncio.Protocol):
         if self.reading_paused:
             self._update_reading()
 
+    def _input_backlogged(self) -> bool:
+        """The core holds more unparsed input than it may (HTTP/1.1 pipelining): stop reading."""
+        return False
+
     def _update_reading(self) -> None:
         tr = self.transport
         if tr is None or tr.is_closing():
             return
         waiting = len(self.tasks)
         want_pause = (
-            self.writing_paused or waiting >= self.max_in_flight or self.overload_paused or self.body_paused
+            self.writing_paused
+            or waiting >= self.max_in_flight
+            or self.overload_paused
+            or self.body_paused
+            or self._input_backlogged()
         )
         if want_pause and not self.reading_paused:
             tr.pause_reading()

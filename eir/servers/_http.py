@@ -59,6 +59,7 @@ from protocols.http import (
 
 __all__ = [
     "BODY_HIGH_WATER",
+    "PIPELINE_HIGH_WATER",
     "BodyAbortedError",
     "HttpConnection",
     "HttpServer",
@@ -69,6 +70,9 @@ __all__ = [
 
 BODY_HIGH_WATER = 256 * 1024
 """Octets of a streamed HTTP/1.1 body waiting to be read above which the connection stops reading."""
+PIPELINE_HIGH_WATER = 64 * 1024
+"""Octets an HTTP/1.1 client may pipeline behind a request not answered yet before the connection
+stops reading (until the answer lets the core take the next request)."""
 
 _TLS_HANDSHAKE = 0x16
 _SNIFF_TIMEOUT = 10.0
@@ -320,8 +324,19 @@ class HttpConnection(CoreProtocol):
             self._flush()
             if core.closed and core.idle:
                 self._close_transport()
+            elif core.input_backlog > PIPELINE_HIGH_WATER:
+                self._update_reading()
         except Exception:
             self._internal_error(data)
+
+    def _input_backlogged(self) -> bool:
+        core = self.core
+        return core is not None and core.input_backlog > PIPELINE_HIGH_WATER
+
+    def _flush(self) -> None:
+        super()._flush()
+        if self.reading_paused and not self._input_backlogged():
+            self._update_reading()  # an answer let the core take the pipelined backlog
 
     def eof_received(self) -> bool | None:
         core = self.core

@@ -377,6 +377,17 @@ class HttpServerConnection:
         return self._closed
 
     @property
+    def input_backlog(self) -> int:
+        """Octets received and not yet parsed: on HTTP/1.1, what a client pipelined behind a request
+        not answered yet (h11 holds it unparsed, with no bound of its own). The adapter stops reading
+        above its high-water mark; 0 on HTTP/2 (frames are parsed as they come, flow control bounds
+        the bodies)."""
+        c = self._h1
+        if c is None or not self._open:
+            return 0
+        return len(c.trailing_data[0])
+
+    @property
     def draining(self) -> bool:
         """Between the two GOAWAYs of a graceful close (module docstring)."""
         return self._drain_at is not None

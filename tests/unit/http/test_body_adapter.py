@@ -12,8 +12,8 @@ import h2.config
 import h2.connection
 import h2.events
 
-from eir.servers._http import BODY_HIGH_WATER, HttpConnection, HttpServer, RequestBody
-from protocols.http import HttpLimits, RequestStarted
+from eir.servers._http import BODY_HIGH_WATER, PIPELINE_HIGH_WATER, HttpConnection, HttpServer, RequestBody
+from protocols.http import HttpLimits, RequestReceived, RequestStarted
 
 
 class _Transport(asyncio.Transport):
@@ -56,6 +56,17 @@ class _Service(HttpConnection):
     def on_request_started(self, ev: RequestStarted, body: RequestBody) -> None:
         self.started.append(body)
         self._track(self.loop.create_task(self._serve(ev, body)))
+
+    release = asyncio.Event()
+    """A gathered request (a GET) is answered 200 once this is set."""
+
+    def on_request(self, ev: RequestReceived) -> None:
+        self._track(self.loop.create_task(self._answer(ev)))
+
+    async def _answer(self, ev: RequestReceived) -> None:
+        await self.release.wait()
+        self.respond(ev, 200, [], b"ok")
+        self._schedule_flush()
 
     async def _serve(self, ev: RequestStarted, body: RequestBody) -> None:
         if any(n == b"x-hold" for n, _ in ev.headers):
@@ -162,4 +173,32 @@ async def test_http11_over_the_limit_after_pausing_reads_again() -> None:
     conn.data_received(chunk(5) + b"0\r\n\r\n")
     await _turns()
     assert tr.take().startswith(b"HTTP/1.1 413 ")
+    conn.connection_lost(None)
+
+
+async def test_http11_pipelined_bytes_behind_an_open_request_are_bounded() -> None:
+    """A client that pipelines behind a request not answered yet: h11 would hold it all unparsed;
+    above PIPELINE_HIGH_WATER the connection stops reading, and reads again once the answer lets the
+    core take the next request."""
+    server = _server(1 << 20)
+    conn = server.factory(server)
+    conn.release = asyncio.Event()  # type: ignore[attr-defined]
+    tr = _Transport()
+    conn.connection_made(tr)
+    get = b"GET /a HTTP/1.1\r\nhost: e\r\n\r\n"
+    conn.data_received(get)
+    await _turns()
+    sent = 0
+    while not tr.paused and sent < 4 * PIPELINE_HIGH_WATER:  # a well-behaved transport stops here
+        conn.data_received(get * 100)
+        sent += len(get) * 100
+    assert tr.paused
+    assert conn.core.input_backlog <= PIPELINE_HIGH_WATER + len(get) * 100  # type: ignore[union-attr]
+    conn.release.set()  # type: ignore[attr-defined]
+    for _ in range(50):  # each answer lets the core take the next pipelined request
+        await _turns()
+        if not tr.paused:
+            break
+    assert not tr.paused
+    assert tr.take().startswith(b"HTTP/1.1 200 ")
     conn.connection_lost(None)
