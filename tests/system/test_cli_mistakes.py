@@ -132,6 +132,10 @@ CASES: list[tuple[list[str], int, str]] = [
     (["faults", "set", "--kind", "bogus"], 2, "invalid choice: 'bogus'"),
     (["sightings", "clear", "notanimei"], 2, "'notanimei' is not an IMEI"),
     (["sim", "nrf", "--listen", "bad"], 2, "--listen: expected HOST:PORT"),
+    # duplicate_mk1 flags
+    (["duplicates", "show", "12x"], 2, "'12x' is not an IMEI"),
+    (["duplicates", "bogus"], 2, "invalid choice: 'bogus'"),
+    (["duplicates", "clear"], 2, "the following arguments are required: imei"),
 ]
 
 
