@@ -405,6 +405,17 @@ class _Association(CoreProtocol):
             t = type(ev)
             if t is CheckImeiRequested:
                 self._check(ev)
+            elif t is MapVendorVariantAccepted:
+                # second: a population load (an IMSI per Begin) sends a vendor form in every check
+                if ev.vendor not in self.variants_logged:
+                    # Once per association and vendor form: an MSC of that vendor sends the form in
+                    # every check (an IMSI-carrying load wrote an info line per check); every one is
+                    # counted in eir_map_vendor_variants_total.
+                    self.variants_logged.add(ev.vendor)
+                    detail = f"{ev.vendor}: {ev.detail}"  # the log line's detail as it was
+                    self.log.info(
+                        "map_vendor_variant", vendor=ev.vendor, detail=detail, dialogue_id=ev.dialogue_id
+                    )
             elif t is m3ua.AspStateChanged:
                 self._state_changed(ev)
             elif t is m3ua.ErrorSent:
@@ -501,15 +512,6 @@ class _Association(CoreProtocol):
                     kind=ev.kind,
                     detail=ev.detail,
                     dialogue_id=ev.dialogue_id,
-                )
-            elif t is MapVendorVariantAccepted and ev.vendor not in self.variants_logged:
-                # Once per association and vendor form: an MSC of that vendor sends the form in
-                # every check (an IMSI-carrying load wrote an info line per check); every one is
-                # counted in eir_map_vendor_variants_total.
-                self.variants_logged.add(ev.vendor)
-                detail = f"{ev.vendor}: {ev.detail}"  # the log line's detail as it was
-                self.log.info(
-                    "map_vendor_variant", vendor=ev.vendor, detail=detail, dialogue_id=ev.dialogue_id
                 )
             # HeartbeatAcked: nothing to do beyond the core's bookkeeping.
 
