@@ -225,7 +225,15 @@ class SightingTracker:
                     if not 0 <= now - last < self.fresh:
                         values = imsis[imei] = (imsi, max(last, now))
                         if self.running:
-                            self._queue((imei, kind, row, now))
+                            pending = self._pending
+                            if len(pending) >= self._wake_at:
+                                self._queue((imei, kind, row, now))
+                            else:
+                                pending.append((imei, kind, row, now))
+                    if not origin and not self._origins and not self._decay:
+                        # a subscriber's handset checked again (every attach, every location
+                        # update): one IMSI, seen now or within `fresh`, so inside the window
+                        return _ONE_IMSI
                 else:
                     values = imsis[imei] = {values[0]: values[1]}
             if not isinstance(values, tuple):

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from eir.sightings import SightingTracker
+from eir.sightings import SightingTracker, _inside, _weighed
 from eir.store.base import Sighting, StoreUnavailableError
 from eir.store.memory import MemoryStore
 
@@ -333,3 +336,45 @@ async def test_an_msisdn_rides_in_the_row_not_in_the_count() -> None:
         assert again.seen(IMEI)[0] == {IMSI[1]: c.now + 2, IMSI[2]: c.now + 1}
     finally:
         await again.close()
+
+
+_STEPS = st.lists(
+    st.tuples(
+        st.sampled_from([IMEI, OTHER]),
+        st.sampled_from([None, IMSI[1], IMSI[1], IMSI[2], IMSI[3]]),
+        st.sampled_from([None, None, "mme1", "mme2"]),
+        # a moment (inside `fresh`), seconds, past the 60 s window, and a clock stepping back
+        st.sampled_from([0.0, 0.2, 0.7, 3.0, 45.0, 70.0, -0.5, -5.0]),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=_STEPS, track_origins=st.booleans(), half_life=st.sampled_from([0.0, 20.0]))
+def test_every_count_is_what_the_held_values_give(
+    steps: list[tuple[str, str | None, str | None, float]], track_origins: bool, half_life: float
+) -> None:
+    """Whatever path observe takes — a fresh IMEI, the same pair again (returned early while no
+    origin is tracked and nothing decays), a pair turning into a dict — the counts it returns are
+    those of the values it then holds (``seen``), counted the general way."""
+
+    async def run() -> None:
+        t, _s, c = await tracker(half_life=half_life)
+        try:
+            now = c.now
+            for imei, imsi, origin, dt in steps:
+                now += dt
+                got = t.observe(imei, imsi, origin if track_origins else None, now)
+                imsis, origins = t.seen(imei)
+                cutoff = now - 60.0
+                if half_life:
+                    decay = math.log(2) / half_life
+                    want = (_weighed(imsis, cutoff, now, decay), _weighed(origins, cutoff, now, decay))
+                else:
+                    want = (_inside(imsis, cutoff), _inside(origins, cutoff))
+                assert (got.distinct_imsis, got.distinct_origins) == want, (imei, imsi, origin, now)
+        finally:
+            await t.close()
+
+    asyncio.run(run())
