@@ -37,7 +37,8 @@ answering made it the dominant cost of a realistic load (a fresh IMEI/IMSI pair 
   last (``read_sightings(exclude_writer=…)``), so an instance does not read its own back.
 * **Storage cap** (``max_stored`` rows): every :data:`CAP_INTERVAL` seconds the store's rows are
   counted and, above the cap, the oldest deleted down to 90 % of it
-  (``eir_sightings_evicted_total``, one log line per eviction).
+  (``eir_sightings_evicted_total``, one log line per eviction). A cap of :data:`ESTIMATE_ABOVE`
+  rows or more asks the store's cheap estimate first and counts only near the cap.
 
 Poisoning defences (issue 10; README "Clone rule: the threat"). Any peer that may send checks can
 send IMSIs, and three IMSIs make an IMEI grey for every peer for the window. So:
@@ -101,6 +102,11 @@ interfaces' IMSIs are digits, never a space (S13's User-Name is free text: its r
 one). :func:`imsi_of` / :func:`msisdn_of` read it back."""
 CAP_INTERVAL = 10.0
 """Seconds between two counts of the stored rows against ``max_stored``."""
+ESTIMATE_ABOVE = 100_000
+"""From this ``max_stored`` on, the cap asks the store's estimate first
+(``IdentityStore.estimate_sightings``: PostgreSQL's statistics instead of a ``count(*)`` of up to
+millions of rows) and counts exactly only when the estimate reaches 90 % of the cap; a smaller cap
+is counted exactly every time (cheap, and never late by the statistics' lag)."""
 MAX_BUCKETS = 10_000
 """Origins with a budget bucket of their own; beyond it the buckets are simply reset."""
 
@@ -461,6 +467,11 @@ class SightingTracker:
         """Keep the store under ``max_stored`` rows: above it, delete the oldest down to 90 % of
         it. How many rows went (counted and logged)."""
         try:
+            if (
+                self.max_stored >= ESTIMATE_ABOVE
+                and await self.store.estimate_sightings() < self.max_stored * 9 // 10
+            ):
+                return 0  # well below the cap by the store's cheap estimate: no count
             if await self.store.count_sightings() <= self.max_stored:
                 return 0
             gone = await self.store.evict_sightings(self.max_stored * 9 // 10)

@@ -259,6 +259,12 @@ class IdentityStore(abc.ABC):
         """How many rows are stored (the storage cap; may count a row twice where writers
         overlap)."""
 
+    async def estimate_sightings(self) -> int:
+        """About how many rows are stored, cheaply: the storage cap asks this first, every
+        ``CAP_INTERVAL``, and counts exactly only near the cap (eir/sightings.py). This default is
+        the exact count (cheap where the store counts without reading its rows)."""
+        return await self.count_sightings()
+
     @abc.abstractmethod
     async def evict_sightings(self, keep: int) -> int:
         """Delete the oldest rows so that at most about ``keep`` remain; how many went."""

@@ -580,6 +580,20 @@ class PostgresStore(PushedChanges, IdentityStore):
         except _UNAVAILABLE as e:
             raise self._unavailable(e) from e
 
+    async def estimate_sightings(self) -> int:
+        """The statistics' live-row count of the log (``pg_stat_user_tables.n_live_tup``, kept by
+        the server as rows come and go; it lags the writes by about a second): ``count(*)`` reads
+        every row — 80-90 ms of server CPU at the default cap of 2M rows, every ``CAP_INTERVAL``,
+        for every instance. No statistics yet: the exact count."""
+        try:
+            async with self._get_pool().acquire(timeout=self.connect_timeout) as con:
+                n = await con.fetchval(
+                    "SELECT n_live_tup FROM pg_stat_user_tables WHERE relid = 'eir_sightings'::regclass"
+                )
+        except _UNAVAILABLE as e:
+            raise self._unavailable(e) from e
+        return int(n) if n is not None else await self.count_sightings()
+
     async def evict_sightings(self, keep: int) -> int:
         """The oldest rows beyond ``keep`` (by the time index), in one statement."""
         return _rowcount(

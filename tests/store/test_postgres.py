@@ -272,3 +272,24 @@ async def test_pruning_never_drops_a_version_a_rollback_is_activating(
     assert rows[0]["version_id"] == old
     assert old in {v.id for v in await store.versions()}
     assert await _sql(postgres_url, f"SELECT count(*) AS n FROM eir_exact_v{old}")  # its table is there
+
+
+async def test_the_sightings_estimate_follows_the_log_from_the_statistics(store: PostgresStore) -> None:
+    """estimate_sightings reads the server's live-row statistics (no count(*) of the log): it
+    follows writes and evictions within the statistics' lag (polled, at most 20 s)."""
+    t = 1_000_000.0
+    rows = [(f"{35209900000000 + i}", "e", f"{262010000000000 + i}", t + i) for i in range(3000)]
+    await store.write_sightings(rows, writer="w")
+
+    async def settles_at(n: int) -> int:
+        got = -1
+        for _ in range(200):
+            got = await store.estimate_sightings()
+            if got == n:
+                break
+            await asyncio.sleep(0.1)
+        return got
+
+    assert await settles_at(3000) == 3000 == await store.count_sightings()
+    assert await store.evict_sightings(1000) == 2000
+    assert await settles_at(1000) == 1000 == await store.count_sightings()

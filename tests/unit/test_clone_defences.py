@@ -280,3 +280,39 @@ async def test_the_checker_records_the_interface_and_a_valid_msisdn() -> None:
             (OTHER, "g", IMSI[5]),
         ]
     )
+
+
+async def test_a_large_cap_counts_only_when_the_estimate_nears_it() -> None:
+    """From ESTIMATE_ABOVE rows on, cap() asks the store's cheap estimate and counts exactly only
+    when it reaches 90 % of the cap (PostgreSQL's count(*) reads every row); a small cap counts."""
+    from eir.sightings import ESTIMATE_ABOVE
+
+    class Estimating(MemoryStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.estimate, self.calls = 0, [0, 0]
+
+        async def estimate_sightings(self) -> int:
+            self.calls[0] += 1
+            return self.estimate
+
+        async def count_sightings(self) -> int:
+            self.calls[1] += 1
+            return await super().count_sightings()
+
+    store = Estimating()
+    cap = ESTIMATE_ABOVE
+    t, _s, _c = await _tracker(store, max_stored=cap)
+    try:
+        store.estimate = cap * 9 // 10 - 1
+        assert await t.cap() == 0 and store.calls == [1, 0], "well below: no count"
+        store.estimate = cap * 9 // 10
+        assert await t.cap() == 0 and store.calls == [2, 1], "near the cap: counted (0 rows)"
+    finally:
+        await t.close()
+    small, s2, _ = await _tracker(Estimating(), max_stored=10)
+    try:
+        assert await small.cap() == 0
+        assert s2.calls == [0, 1], "a small cap is counted every time"  # type: ignore[attr-defined]
+    finally:
+        await small.close()
