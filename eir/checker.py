@@ -55,7 +55,15 @@ from eir.metrics import (
 from eir.model import CheckRequest, Interface, Status, Verdict
 from eir.policy import CLONE_REASONS, Policy, Step
 from eir.sightings import IMSI, IMSI_MAP, IMSI_N5G, IMSI_S13, SightingTracker
-from eir.store.base import REGISTERED, IdentityStore, ImsiRules, Lookup, Sightings, StoreError
+from eir.store.base import (
+    REGISTERED,
+    IdentityStore,
+    ImsiRules,
+    Lookup,
+    Sightings,
+    StoreError,
+    answers_inline,
+)
 
 __all__ = ["CallTimeoutError", "PolicyChecker", "build_checker"]
 
@@ -154,6 +162,7 @@ class PolicyChecker:
         self._verdicts: dict[tuple[Interface, Status, str], Any] = {}
         self._clone_seen: dict[str, float] = {}
         self._store_needs_task = store.needs_task
+        self._lookup_inline = store.lookup_inline if answers_inline(store) else None
         clone = config.policy.clone
         self.sightings: SightingTracker | None = None
         self._track_origins = clone.distinct_origins
@@ -288,7 +297,15 @@ class PolicyChecker:
             if imsi and self._no_pairs:
                 imsi = None  # no pairing list to ask (self._no_pairs): the rules are _NO_RULES
             r = self._rules.get((imsi, imei)) if self._cache_on and imsi else None
-            if lookup is None or (imsi and r is None):
+            if lookup is None and not (imsi and r is None) and self._lookup_inline is not None:
+                # a fresh IMEI and nothing else to ask, from a store that answers inline: no
+                # coroutine (_fetch's work, called directly)
+                t0 = perf_counter()
+                lookup = self._lookup_inline(imei, imeisv)
+                _STORE_LOOKUP.observe(perf_counter() - t0)
+                if self._cache_on:
+                    self._remember(imei, imeisv, lookup)
+            elif lookup is None or (imsi and r is None):
                 if self._store_needs_task:
                     if asyncio.current_task() is None:
                         await asyncio.sleep(0)  # continue under the server's Task (module docstring)
@@ -386,9 +403,7 @@ class PolicyChecker:
             lookup = await self.store.lookup(imei, imeisv)
             _STORE_LOOKUP.observe(perf_counter() - t0)
             if self._cache_on:
-                if len(self._lookups) >= CACHE_SIZE:
-                    self._lookups.clear()
-                self._lookups[(imei, imeisv)] = lookup
+                self._remember(imei, imeisv, lookup)
         if imsi and rules is None:
             t0 = perf_counter()
             rules = await self.store.imsi_rules(imsi, imei)
@@ -398,6 +413,11 @@ class PolicyChecker:
                     self._rules.clear()
                 self._rules[(imsi, imei)] = rules
         return lookup, rules
+
+    def _remember(self, imei: str, imeisv: str | None, lookup: Lookup) -> None:
+        if len(self._lookups) >= CACHE_SIZE:
+            self._lookups.clear()
+        self._lookups[(imei, imeisv)] = lookup
 
     def _observe(self, tracker: SightingTracker, imei: str, req: CheckRequest) -> Sightings:
         imsi = req.imsi

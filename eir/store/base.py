@@ -41,7 +41,7 @@ import itertools
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from eir.model import Status
 
@@ -202,6 +202,24 @@ class ListVersion:
     active: bool = False
 
 
+_INLINE = "eir_inline_lookup"
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def inline_lookup(fn: _F) -> _F:
+    """Marks a store's ``lookup`` that only returns ``self.lookup_inline(...)`` (SQLite, memory)."""
+    setattr(fn, _INLINE, True)
+    return fn
+
+
+def answers_inline(store: IdentityStore) -> bool:
+    """True when ``store.lookup_inline`` answers as ``store.lookup`` does, without waiting: the
+    checker then calls it directly, with no coroutine of its own or of the store's — a population
+    load (a fresh IMEI per check) looks up nearly every check. A subclass that overrides ``lookup``
+    (a test's failing store, a wrapper) is awaited as before: its override has no mark."""
+    return bool(getattr(type(store).lookup, _INLINE, False))
+
+
 class IdentityStore(abc.ABC):
     """Async identity store. Constructors have no side effects; ``open`` connects."""
 
@@ -221,6 +239,10 @@ class IdentityStore(abc.ABC):
     @abc.abstractmethod
     async def lookup(self, imei: str, imeisv: str | None = None) -> Lookup:
         """Exact IMEISV (when given), exact IMEI (14 digits) and narrowest range/TAC."""
+
+    def lookup_inline(self, imei: str, imeisv: str | None = None) -> Lookup:
+        """:meth:`lookup`'s answer, synchronously; only where :func:`answers_inline` is True."""
+        raise NotImplementedError(f"{type(self).__name__} answers lookups by awaiting")
 
     @abc.abstractmethod
     async def imsi_rules(self, imsi: str, imei: str) -> ImsiRules: ...

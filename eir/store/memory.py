@@ -26,6 +26,7 @@ from eir.store.base import (
     Sighting,
     StoreError,
     VersionNotFoundError,
+    inline_lookup,
     peek_small_delta,
 )
 from eir.store.ranges import bounds, flatten
@@ -112,7 +113,11 @@ class MemoryStore(IdentityStore):
         self._callbacks.clear()
 
     # --- hot path -----------------------------------------------------------------------------
+    @inline_lookup
     async def lookup(self, imei: str, imeisv: str | None = None) -> Lookup:
+        return self.lookup_inline(imei, imeisv)
+
+    def lookup_inline(self, imei: str, imeisv: str | None = None) -> Lookup:
         v = self._active or self._empty
         exact = v.exact
         sv = exact.get(imeisv) if imeisv is not None else None

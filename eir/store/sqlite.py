@@ -69,6 +69,7 @@ from eir.store.base import (
     StoreError,
     StoreUnavailableError,
     VersionNotFoundError,
+    inline_lookup,
     peek_small_delta,
 )
 from eir.store.ranges import TAC_SPAN, flatten
@@ -352,7 +353,11 @@ class SqliteStore(IdentityStore):
             self._poll()
 
     # --- hot path -----------------------------------------------------------------------------
+    @inline_lookup
     async def lookup(self, imei: str, imeisv: str | None = None) -> Lookup:
+        return self.lookup_inline(imei, imeisv)
+
+    def lookup_inline(self, imei: str, imeisv: str | None = None) -> Lookup:
         try:
             self._maybe_poll()
             if self._version is None:

@@ -439,6 +439,45 @@ async def test_cache_is_dropped_when_the_version_changes() -> None:
     assert s.calls == 2
 
 
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_a_store_that_answers_inline_is_asked_without_a_coroutine(kind: str, tmp_path: Any) -> None:
+    """SQLite and memory answer a fresh IMEI through lookup_inline (no coroutine: a population
+    load looks up nearly every check); a store whose lookup is overridden (a failing store, a
+    wrapper) is awaited as before; both give the same verdicts (listed, ranged, unknown, IMEISV)."""
+    from eir.store.base import answers_inline
+    from eir.store.sqlite import SqliteStore
+
+    base = MemoryStore if kind == "memory" else SqliteStore
+
+    class Counting(base):  # type: ignore[valid-type,misc]
+        inline = 0
+
+        def lookup_inline(self, imei: str, imeisv: str | None = None) -> Lookup:
+            type(self).inline += 1
+            return super().lookup_inline(imei, imeisv)
+
+    def new() -> Any:
+        return Counting() if kind == "memory" else Counting(f"sqlite:///{tmp_path / 'eir.db'}", str(tmp_path))
+
+    entries = [
+        E(EntryKind.IMEI, IMEI, B),
+        E(EntryKind.TAC, "35209901", G),
+        E(EntryKind.IMEISV, "3520990217614801", W),
+    ]
+    checker, s, _e = await make(entries, store=new())
+    assert answers_inline(s) and not answers_inline(FlakyStore())
+    awaited, _s2, _e2 = await make(store=s)
+    awaited._lookup_inline = None  # the coroutine path, on the same store
+    imeis = [IMEI, "35209901000001", "35209902176148", "49015420323751"]
+    sent = [x for imei in imeis for x in (imei, imei + "01")]  # IMEIs and IMEISVs
+    got = [(v.status, v.rule) for v in [await checker.check(req(x)) for x in sent]]
+    assert Counting.inline == len(sent), "the inline path answered each fresh check"
+    assert got == [(v.status, v.rule) for v in [await awaited.check(req(x)) for x in sent]]
+    assert {st for st, _ in got} >= {W, G, B}, got
+    if kind == "sqlite":
+        await s.close()
+
+
 async def test_a_bug_becomes_a_failure_answer_not_a_crash() -> None:
     class Broken(MemoryStore):
         async def lookup(self, imei: str, imeisv: str | None = None) -> Lookup:
