@@ -38,7 +38,8 @@ answering made it the dominant cost of a realistic load (a fresh IMEI/IMSI pair 
 * **Storage cap** (``max_stored`` rows): every :data:`CAP_INTERVAL` seconds the store's rows are
   counted and, above the cap, the oldest deleted down to 90 % of it
   (``eir_sightings_evicted_total``, one log line per eviction). A cap of :data:`ESTIMATE_ABOVE`
-  rows or more asks the store's cheap estimate first and counts only near the cap.
+  rows or more asks the store's cheap estimate first and counts only near the cap (and every
+  :data:`EXACT_EVERY`-th time).
 
 Poisoning defences (issue 10; README "Clone rule: the threat"). Any peer that may send checks can
 send IMSIs, and three IMSIs make an IMEI grey for every peer for the window. So:
@@ -107,6 +108,9 @@ ESTIMATE_ABOVE = 100_000
 (``IdentityStore.estimate_sightings``: PostgreSQL's statistics instead of a ``count(*)`` of up to
 millions of rows) and counts exactly only when the estimate reaches 90 % of the cap; a smaller cap
 is counted exactly every time (cheap, and never late by the statistics' lag)."""
+EXACT_EVERY = 30
+"""Every 30th check of the cap (5 minutes at ``CAP_INTERVAL``) counts exactly whatever the estimate
+says: statistics can be wrong (reset by a crash restart, a failover) and are never trusted longer."""
 MAX_BUCKETS = 10_000
 """Origins with a budget bucket of their own; beyond it the buckets are simply reset."""
 
@@ -170,6 +174,7 @@ class SightingTracker:
             r: SIGHTINGS_REFUSED.labels(r) for r in ("untrusted", "peer_budget", "global_budget")
         }
         self._last_cap = 0.0
+        self._caps = 0
         self.evicted = 0
         self._pending: deque[Sighting] = deque()
         self._wake = asyncio.Event()
@@ -467,8 +472,10 @@ class SightingTracker:
         """Keep the store under ``max_stored`` rows: above it, delete the oldest down to 90 % of
         it. How many rows went (counted and logged)."""
         try:
+            self._caps += 1
             if (
                 self.max_stored >= ESTIMATE_ABOVE
+                and self._caps % EXACT_EVERY
                 and await self.store.estimate_sightings() < self.max_stored * 9 // 10
             ):
                 return 0  # well below the cap by the store's cheap estimate: no count

@@ -274,9 +274,12 @@ async def test_pruning_never_drops_a_version_a_rollback_is_activating(
     assert await _sql(postgres_url, f"SELECT count(*) AS n FROM eir_exact_v{old}")  # its table is there
 
 
-async def test_the_sightings_estimate_follows_the_log_from_the_statistics(store: PostgresStore) -> None:
-    """estimate_sightings reads the server's live-row statistics (no count(*) of the log): it
-    follows writes and evictions within the statistics' lag (polled, at most 20 s)."""
+async def test_the_sightings_estimate_follows_the_log_from_the_statistics(
+    store: PostgresStore, postgres_url: str
+) -> None:
+    """estimate_sightings reads the server's statistics (no count(*) of the log): it follows writes
+    and evictions within the statistics' lag (polled, at most 20 s), and a statistics reset (a crash
+    restart, a failover) does not make a full log look empty."""
     t = 1_000_000.0
     rows = [(f"{35209900000000 + i}", "e", f"{262010000000000 + i}", t + i) for i in range(3000)]
     await store.write_sightings(rows, writer="w")
@@ -291,5 +294,7 @@ async def test_the_sightings_estimate_follows_the_log_from_the_statistics(store:
         return got
 
     assert await settles_at(3000) == 3000 == await store.count_sightings()
+    await _sql(postgres_url, "SELECT pg_stat_reset()")  # n_live_tup back to 0
+    assert await store.estimate_sightings() == 3000, "not 0: the planner's count, or the exact one"
     assert await store.evict_sightings(1000) == 2000
     assert await settles_at(1000) == 1000 == await store.count_sightings()

@@ -285,7 +285,7 @@ async def test_the_checker_records_the_interface_and_a_valid_msisdn() -> None:
 async def test_a_large_cap_counts_only_when_the_estimate_nears_it() -> None:
     """From ESTIMATE_ABOVE rows on, cap() asks the store's cheap estimate and counts exactly only
     when it reaches 90 % of the cap (PostgreSQL's count(*) reads every row); a small cap counts."""
-    from eir.sightings import ESTIMATE_ABOVE
+    from eir.sightings import ESTIMATE_ABOVE, EXACT_EVERY
 
     class Estimating(MemoryStore):
         def __init__(self) -> None:
@@ -308,6 +308,10 @@ async def test_a_large_cap_counts_only_when_the_estimate_nears_it() -> None:
         assert await t.cap() == 0 and store.calls == [1, 0], "well below: no count"
         store.estimate = cap * 9 // 10
         assert await t.cap() == 0 and store.calls == [2, 1], "near the cap: counted (0 rows)"
+        store.estimate = 0  # statistics that say nothing (reset): an exact count now and then
+        for _ in range(EXACT_EVERY - 2):
+            await t.cap()
+        assert store.calls == [EXACT_EVERY - 1, 2], f"every {EXACT_EVERY}th check counts"
     finally:
         await t.close()
     small, s2, _ = await _tracker(Estimating(), max_stored=10)
