@@ -468,11 +468,20 @@ async def test_a_store_that_answers_inline_is_asked_without_a_coroutine(kind: st
     assert answers_inline(s) and not answers_inline(FlakyStore())
     awaited, _s2, _e2 = await make(store=s)
     awaited._lookup_inline = None  # the coroutine path, on the same store
+    coroutine = s.lookup
+    awaits = [0]
+
+    async def counted(imei: str, imeisv: str | None = None) -> Lookup:  # the awaited lookup, counted
+        awaits[0] += 1
+        return await coroutine(imei, imeisv)
+
+    s.lookup = counted  # on the instance: the type's lookup keeps its inline mark
     imeis = [IMEI, "35209901000001", "35209902176148", "49015420323751"]
     sent = [x for imei in imeis for x in (imei, imei + "01")]  # IMEIs and IMEISVs
     got = [(v.status, v.rule) for v in [await checker.check(req(x)) for x in sent]]
-    assert Counting.inline == len(sent), "the inline path answered each fresh check"
+    assert (Counting.inline, awaits[0]) == (len(sent), 0), "inline, no coroutine, for each fresh check"
     assert got == [(v.status, v.rule) for v in [await awaited.check(req(x)) for x in sent]]
+    assert awaits[0] == len(sent), "the coroutine path awaited the store's lookup"
     assert {st for st, _ in got} >= {W, G, B}, got
     if kind == "sqlite":
         await s.close()

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from eir.sightings import SightingTracker, _inside, _weighed
@@ -352,6 +352,12 @@ _STEPS = st.lists(
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=_STEPS, track_origins=st.booleans(), half_life=st.sampled_from([0.0, 20.0]))
+# the same pair again after an origin was recorded: the early return must not drop the origin count
+@example(
+    steps=[(IMEI, IMSI[1], None, 0.0), (IMEI, IMSI[1], "mme1", 0.0), (IMEI, IMSI[1], None, 0.0)],
+    track_origins=True,
+    half_life=0.0,
+)
 def test_every_count_is_what_the_held_values_give(
     steps: list[tuple[str, str | None, str | None, float]], track_origins: bool, half_life: float
 ) -> None:
