@@ -54,7 +54,7 @@ from eir.metrics import (
 )
 from eir.model import CheckRequest, Interface, Status, Verdict
 from eir.policy import CLONE_REASONS, Policy, Step
-from eir.sightings import IMSI, IMSI_MAP, IMSI_N5G, IMSI_S13, SightingTracker
+from eir.sightings import IMSI, IMSI_MAP, IMSI_N5G, IMSI_S13, MSISDN_KINDS, SightingTracker
 from eir.store.base import (
     REGISTERED,
     IdentityStore,
@@ -85,8 +85,6 @@ _IMSI_KIND = {
     Interface.CLI: IMSI,
 }
 """The sighting kind of an IMSI by the interface it came on (the observations dump's ``rat``)."""
-_WITH_MSISDN = (IMSI_MAP, IMSI_N5G)
-"""The kinds whose rows may carry the request's MSISDN (eir/sightings.py MSISDN_SEP)."""
 
 _T = TypeVar("_T")
 
@@ -434,7 +432,7 @@ class PolicyChecker:
         kind = _IMSI_KIND[req.interface]
         msisdn = req.msisdn
         if msisdn is not None and (
-            kind not in _WITH_MSISDN or not (len(msisdn) <= 15 and msisdn.isascii() and msisdn.isdigit())
+            kind not in MSISDN_KINDS or not (len(msisdn) <= 15 and msisdn.isascii() and msisdn.isdigit())
         ):
             msisdn = None  # kept for the dump as DIRBS has it (E.164 digits), on MAP and N5g rows only
         return tracker.observe(imei, imsi, origin, self._wall(), peer, kind, msisdn)

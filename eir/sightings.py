@@ -86,7 +86,7 @@ from eir.metrics import (
 )
 from eir.store.base import IdentityStore, Sighting, Sightings
 
-__all__ = ["SightingTracker", "imsi_of", "msisdn_of"]
+__all__ = ["IMSI_KINDS", "MSISDN_KINDS", "MSISDN_SEP", "SightingTracker", "imsi_of", "msisdn_of"]
 
 IMSI, ORIGIN, CLEARED = "i", "o", "c"
 """The two kinds of value a sighting records (the store's ``kind`` column), and the row an
@@ -96,6 +96,8 @@ IMSI_S13, IMSI_MAP, IMSI_N5G = "e", "g", "n"
 (one character in every store, no column of its own) for the observations dump's ``rat``
 (eir/formats/export.py). Every kind but ORIGIN and CLEARED is an IMSI to the clone rule."""
 IMSI_KINDS = frozenset((IMSI, IMSI_S13, IMSI_MAP, IMSI_N5G))
+MSISDN_KINDS = frozenset((IMSI_MAP, IMSI_N5G))
+"""The IMSI kinds whose rows may carry the request's MSISDN (:data:`MSISDN_SEP`)."""
 MSISDN_SEP = " "
 """A MAP or N5g-eir IMSI row's value may be ``"<imsi> <msisdn>"`` when the request carried an
 MSISDN (Huawei checkIMEI forms, an ``msisdn-`` GPSI): the observations dump's ``msisdn``. Those
@@ -236,11 +238,7 @@ class SightingTracker:
                     if not 0 <= now - last < self.fresh:
                         values = imsis[imei] = (imsi, max(last, now))
                         if self.running:
-                            pending = self._pending
-                            if len(pending) >= self._wake_at:
-                                self._queue((imei, kind, row, now))
-                            else:
-                                pending.append((imei, kind, row, now))
+                            self._queue((imei, kind, row, now))
                     if not origin and not self._origins and not self._decay:
                         # a subscriber's handset checked again (every attach, every location
                         # update): one IMSI, seen now or within `fresh`, so inside the window
@@ -360,7 +358,7 @@ class SightingTracker:
             rows = [r for r in rows if r[1] != CLEARED and r[3] > cleared.get(r[0], -math.inf)]
         for imei, kind, value, ts in rows:
             table: dict[str, Any] = self._origins if kind == ORIGIN else self._imsis
-            if kind in _WITH_MSISDN:
+            if kind in MSISDN_KINDS:
                 value = value.partition(MSISDN_SEP)[0]
             values = table.get(imei)
             if values is None:
@@ -564,17 +562,14 @@ class SightingTracker:
         }
 
 
-_WITH_MSISDN = frozenset((IMSI_MAP, IMSI_N5G))
-
-
 def imsi_of(kind: str, value: str) -> str:
     """A stored row's IMSI (its value without the MSISDN a MAP or N5g-eir row may carry)."""
-    return value.partition(MSISDN_SEP)[0] if kind in _WITH_MSISDN else value
+    return value.partition(MSISDN_SEP)[0] if kind in MSISDN_KINDS else value
 
 
 def msisdn_of(kind: str, value: str) -> str:
     """The MSISDN a MAP or N5g-eir row carries, or ''."""
-    return value.partition(MSISDN_SEP)[2] if kind in _WITH_MSISDN else ""
+    return value.partition(MSISDN_SEP)[2] if kind in MSISDN_KINDS else ""
 
 
 _SIGHTINGS: dict[tuple[int, int], Sightings] = {}

@@ -28,6 +28,7 @@ from typing import IO
 
 from eir.formats._common import dirbs_date, parse_tagged
 from eir.model import Status
+from eir.sightings import IMSI_KINDS, MSISDN_KINDS, MSISDN_SEP
 from eir.store.base import EntryKind, ListEntry, Pairing, Sighting
 
 __all__ = ["day_bounds", "export_dirbs", "export_observations", "write_daily"]
@@ -35,10 +36,6 @@ __all__ = ["day_bounds", "export_dirbs", "export_observations", "write_daily"]
 RAT = {"e": "006", "g": "002"}
 """DIRBS operator-dump RAT codes (DIRBS-Core radio_access_technology_map) by sighting kind
 (eir/sightings.py): S13 E-UTRAN, MAP GERAN. The other IMSI kinds (N5g-eir, unknown) have none."""
-IMSI_KINDS = frozenset("iegn")
-"""eir/sightings.py's IMSI kinds (one per interface)."""
-_WITH_MSISDN = frozenset("gn")
-"""The kinds whose value may be ``"<imsi> <msisdn>"`` (eir/sightings.py MSISDN_SEP)."""
 
 HEADERS = {
     "dirbs-blacklist": ["imei", "block_date", "reasons"],
@@ -112,7 +109,7 @@ def export_observations(rows: Sequence[Sighting], out: IO[str], *, until: float 
         text = days.get(d)
         if text is None:
             text = days[d] = datetime.fromtimestamp(d * 86400, UTC).strftime("%Y%m%d")
-        imsi, _, msisdn = value.partition(" ") if kind in _WITH_MSISDN else (value, "", "")
+        imsi, _, msisdn = value.partition(MSISDN_SEP) if kind in MSISDN_KINDS else (value, "", "")
         seen_as = picked.get((text, imei, imsi))
         if seen_as is None:
             seen_as = picked[(text, imei, imsi)] = (set(), set())
