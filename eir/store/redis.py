@@ -1005,20 +1005,8 @@ class RedisStore(PushedChanges, IdentityStore):
                 pipe.hlen(k)
             n_entries = sum(map(int, await pipe.execute())) + len(ranges)
             self.last_import_changes = n_entries + len(pf) + 1  # every row of the copy, and the meta
-            created = time.time()
-            await r.hset(
-                kmeta,
-                mapping={
-                    "created": repr(created),
-                    "source": source,
-                    "entries": n_entries,
-                    "pairings": len(pairs),
-                },
-            )
-            await self._scripts["flip"](
-                keys=[self._k("active"), self._k("versions"), self._k("building"), kmeta],
-                args=[vid, base or "", self.channel, f"{vid} {self._token}"],
-                client=r,
+            created = await self._activate(
+                r, vid, base or "", kmeta, {"source": source, "entries": n_entries, "pairings": len(pairs)}
             )
         except _UNAVAILABLE as e:
             raise self._unavailable(e) from e
@@ -1030,6 +1018,18 @@ class RedisStore(PushedChanges, IdentityStore):
         return ListVersion(
             id=vid, created=created, source=source, entries=n_entries, pairings=len(pairs), active=True
         )
+
+    async def _activate(self, r: Any, vid: int, base: str, kmeta: str, meta: dict[str, Any]) -> float:
+        """Write a built version's meta (with its creation time, returned) and make it the active
+        one (the flip script: refused when the active version is no longer ``base``, '' = any)."""
+        created = time.time()
+        await r.hset(kmeta, mapping={"created": repr(created), **meta})
+        await self._scripts["flip"](
+            keys=[self._k("active"), self._k("versions"), self._k("building"), kmeta],
+            args=[vid, base, self.channel, f"{vid} {self._token}"],
+            client=r,
+        )
+        return created
 
     async def _build_overlay(
         self,
@@ -1074,22 +1074,9 @@ class RedisStore(PushedChanges, IdentityStore):
             await r.copy(self._k("v", base, "o"), ko)
         if changed:
             await r.hset(ko, mapping=changed)
-        created = time.time()
         npairs = int(bmeta.get("pairings", 0))
-        await r.hset(
-            kmeta,
-            mapping={
-                "created": repr(created),
-                "source": source,
-                "entries": n_entries,
-                "pairings": npairs,
-                "base": under,
-            },
-        )
-        await self._scripts["flip"](
-            keys=[self._k("active"), self._k("versions"), self._k("building"), kmeta],
-            args=[vid, base, self.channel, f"{vid} {self._token}"],
-            client=r,
+        created = await self._activate(
+            r, vid, base, kmeta, {"source": source, "entries": n_entries, "pairings": npairs, "base": under}
         )
         self.last_import_changes = n_over + len(changed) + 1  # the overlay's rows and the meta
         _log.info(
