@@ -201,14 +201,17 @@ class PolicyChecker:
             CLONE_SUSPICIONS.labels(reason)
 
     # --- the Checker protocol ----------------------------------------------------------------------
-    async def check(self, request: CheckRequest) -> Verdict:
+    async def check(self, request: CheckRequest, steps: list[Step] | None = None) -> Verdict:
+        """The verdict, counted (and published); ``steps``, when given, receives the decision path
+        rule by rule from the same evaluation (``eir check --explain``, the admin API's check),
+        without its last ``verdict`` step (:func:`eir.explain.explained_check` adds it)."""
         iface = request.interface
         c = self._requests.get(iface)
         if c is None:
             c = self._requests[iface] = REQUESTS.labels(iface.value)
         c.inc()
         try:
-            verdict = await self._decide(request, None)
+            verdict = await self._decide(request, steps)
         except Exception as e:  # a bug must not take the server down: answer, log, count
             self._log.error(
                 "check_failed", imei=request.imei[:32], error=f"{type(e).__name__}: {e}", exc_info=True

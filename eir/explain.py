@@ -15,10 +15,13 @@ __all__ = ["explained_check", "verdict_json"]
 async def explained_check(
     checker: PolicyChecker, request: CheckRequest, *, explain: bool = True
 ) -> tuple[Verdict, list[Step] | None]:
-    """The decision path (when ``explain``) and then the check itself (counted, sightings noted),
-    as ``eir check`` runs them."""
-    steps = await checker.explain(request) if explain else None
-    verdict = await checker.check(request)
+    """The check (counted, sightings noted) and, when ``explain``, its decision path from the same
+    evaluation (the policy ran twice per explained check before: once to explain, once to count),
+    as ``eir check`` and the admin API run them."""
+    steps: list[Step] | None = [] if explain else None
+    verdict = await checker.check(request, steps)
+    if steps is not None:
+        steps.append(Step(rule="verdict", outcome=verdict.status.value, detail=verdict.reason))
     return verdict, steps
 
 

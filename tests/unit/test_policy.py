@@ -674,3 +674,24 @@ async def test_a_store_slow_to_fail_is_still_left_alone_for_the_retry_delay() ->
     clock.now += 0.5
     assert (await checker.check(req())).status is Status.FAILURE
     assert SlowToFail.calls == 2, "once the retry delay has passed the store is asked again"
+
+
+async def test_an_explained_check_evaluates_the_policy_once() -> None:
+    """``eir check --explain`` and the admin API's check: the steps come from the counted check's
+    own evaluation (one store look-up, one counted verdict), ending with the verdict step."""
+    from eir.explain import explained_check
+
+    class Counting(MemoryStore):
+        asked = 0
+
+        def lookup_inline(self, imei: str, imeisv: str | None = None) -> Lookup:
+            type(self).asked += 1
+            return super().lookup_inline(imei, imeisv)
+
+    checker, _s, _e = await make([E(EntryKind.IMEI, IMEI, B)], store=Counting())
+    verdict, steps = await explained_check(checker, req())
+    assert Counting.asked == 1, "one evaluation"
+    assert steps is not None and steps[-1].rule == "verdict" and steps[-1].outcome == verdict.status.value
+    assert verdict.status is B and any(s.rule != "verdict" for s in steps)
+    plain, none = await explained_check(checker, req(), explain=False)
+    assert (plain.status, none, Counting.asked) == (B, None, 2)
