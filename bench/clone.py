@@ -14,10 +14,17 @@ most IMEI/IMSI pairs are fresh, so the clone rule records a new sighting per che
   IMEI, which one repeated IMEI answers from the checker's cache) and population / same IMEIs
   without IMSI (what the sightings alone cost), and the EIR's CPU per check.
 
-Run alone: ``.venv/bin/python -m bench.clone [--quick] [--stores sqlite,postgres,redis]``. Besides
-the rate ratios it prints the same ratios from the EIR's CPU per check (``…_cpu``), steadier on a
-shared machine. ``--profile DIR`` runs each ``eir serve`` under cProfile (``DIR/<store>.prof``, read
-with ``python -m pstats``): what a check and the write-behind cost inside the EIR.
+Each interface's three runs go in :data:`REPEAT` rounds (``--repeat N``, 3 by default, 1 with
+``--quick``), each round over fresh IMEIs; a figure is the median of the rounds' and each ratio the
+median of the rounds' own ratios, its range in ``…_range`` (the per-round figures in
+``<iface>_rounds``): on a shared virtual machine the EIR's CPU per check drifts by a third within
+minutes, and a round's three runs, adjacent in time, share the drift.
+
+Run alone: ``.venv/bin/python -m bench.clone [--quick] [--repeat N]
+[--stores sqlite,postgres,redis]``. Besides the rate ratios it prints the same ratios from the
+EIR's CPU per check (``…_cpu``), steadier on a shared machine. ``--profile DIR`` runs each
+``eir serve`` under cProfile (``DIR/<store>.prof``, read with ``python -m pstats``): what a check
+and the write-behind cost inside the EIR.
 
 The CPU figures are load-independent enough to compare runs taken on a busy shared machine:
 ``eir_us_per_check`` (the EIR process, /proc), ``store_server_us_per_check`` (the PostgreSQL or Redis
@@ -44,6 +51,7 @@ import asyncio
 import functools
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -173,35 +181,57 @@ async def _measure(
     imei: str = IMEI,
 ) -> dict[str, Any]:
     """The three runs of one interface: one IMEI without IMSI, IMEIs spread without IMSI, and the
-    same spread each with an IMSI; the EIR's CPU per check from /proc."""
+    same spread each with an IMSI; the EIR's CPU per check from /proc. :data:`REPEAT` rounds of the
+    three, one after the other (a round's runs share the machine's state of the moment), each round
+    over IMEIs of its own (:data:`ROUND_SPAN`) so that its pairs are fresh: a figure is the median
+    of its rounds, and ``rounds`` keeps each round's (:func:`_ratios` takes a ratio per round)."""
+    rounds: list[dict[str, Any]] = []
+    for k in range(REPEAT):
+        spread = f"{int(imei) + k * ROUND_SPAN:014d}"
+        one: dict[str, Any] = {}
+        for name, first, kw in (
+            (f"{iface}_no_imsi", imei, {}),
+            (f"{iface}_imeis_no_imsi", spread, {"population": POPULATION}),
+            (f"{iface}_population", spread, {"imsi": IMSI, "population": POPULATION}),
+        ):
+            assert eir.proc is not None
+            await _settle(eir.proc.pid)
+            if CALLGRIND is not None:
+                _callgrind(eir.proc.pid, "zero")
+            c0, s0, k0 = cpu_seconds(eir.proc.pid), tree_cpu(server), _sys_seconds(eir.proc.pid)
+            s = await load(first, count=count, window=128, **kw)
+            c1, s1, k1 = cpu_seconds(eir.proc.pid), tree_cpu(server), _sys_seconds(eir.proc.pid)
+            instr = _callgrind(eir.proc.pid, "dump") if CALLGRIND is not None else None
+            if sum(s.verdicts.values()) != count or set(s.verdicts) - {"white", "grey"}:
+                raise RuntimeError(f"{name}: unexpected verdicts {dict(s.verdicts)}")
+            one[name] = _figure(
+                name,
+                count,
+                s.seconds,
+                c1 - c0 if c0 is not None and c1 is not None else None,
+                s1 - s0 if s0 is not None and s1 is not None else None,
+                instr,
+            )
+            if k0 is not None and k1 is not None and CALLGRIND is None:
+                # the kernel's part of the EIR's CPU (sockets, and the write-behind thread's GIL
+                # hand-overs and disk writes): no instruction count sees it
+                one[name]["eir_sys_us_per_check"] = round((k1 - k0) / count * 1e6, 2)
+        rounds.append(one)
+    out: dict[str, Any] = {name: _median_figure([r[name] for r in rounds]) for name in rounds[0]}
+    out[f"{iface}_rounds"] = rounds
+    return out
+
+
+def _median_figure(figs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One run's figures from several rounds: each number the median of the rounds'."""
     out: dict[str, Any] = {}
-    for name, kw in (
-        (f"{iface}_no_imsi", {}),
-        (f"{iface}_imeis_no_imsi", {"population": POPULATION}),
-        (f"{iface}_population", {"imsi": IMSI, "population": POPULATION}),
-    ):
-        assert eir.proc is not None
-        await _settle(eir.proc.pid)
-        if CALLGRIND is not None:
-            _callgrind(eir.proc.pid, "zero")
-        c0, s0, k0 = cpu_seconds(eir.proc.pid), tree_cpu(server), _sys_seconds(eir.proc.pid)
-        s = await load(imei, count=count, window=128, **kw)
-        c1, s1, k1 = cpu_seconds(eir.proc.pid), tree_cpu(server), _sys_seconds(eir.proc.pid)
-        instr = _callgrind(eir.proc.pid, "dump") if CALLGRIND is not None else None
-        if sum(s.verdicts.values()) != count or set(s.verdicts) - {"white", "grey"}:
-            raise RuntimeError(f"{name}: unexpected verdicts {dict(s.verdicts)}")
-        out[name] = _figure(
-            name,
-            count,
-            s.seconds,
-            c1 - c0 if c0 is not None and c1 is not None else None,
-            s1 - s0 if s0 is not None and s1 is not None else None,
-            instr,
-        )
-        if k0 is not None and k1 is not None and CALLGRIND is None:
-            # the kernel's part of the EIR's CPU (sockets, and the write-behind thread's GIL
-            # hand-overs and disk writes): no instruction count sees it
-            out[name]["eir_sys_us_per_check"] = round((k1 - k0) / count * 1e6, 2)
+    for key in figs[0]:
+        values = sorted(f[key] for f in figs if f.get(key) is not None)
+        if values:
+            m = statistics.median(values)
+            out[key] = int(m) if all(isinstance(v, int) for v in values) and m == int(m) else round(m, 2)
+    if len(figs) > 1:
+        out["rounds"] = len(figs)
     return out
 
 
@@ -223,30 +253,52 @@ async def _map(eir: EirProcess, count: int, server: int | None = None) -> dict[s
         await msc.close()
 
 
+_RATIOS = (
+    # name suffix, figure, population over no IMSI (rate) or no IMSI over population (CPU)
+    ("", "checks_per_s", False),
+    ("_cpu", "eir_us_per_check", True),
+    ("_cpu_total", "total_us_per_check", True),
+    ("_instr", "eir_instr_per_check", True),
+)
+
+
+def _ratio(a: dict[str, Any], b: dict[str, Any], key: str, inverse: bool) -> float | None:
+    if not a.get(key) or not b.get(key):
+        return None
+    return round(float(a[key] / b[key] if inverse else b[key] / a[key]), 3)
+
+
 def _ratios(r: dict[str, Any]) -> None:
+    """The ratios population / no IMSI (``…_cpu``: the EIR's CPU alone, what the rate ratio would
+    be with the EIR alone on the cores — the wall-clock rate also pays the client's CPU and every
+    other process's, on a shared machine most of the noise; ``…_cpu_total``: the EIR's and the store
+    server's CPU together, a single-box lab; ``…_instr``: instructions) and population / same IMEIs
+    without IMSI (what the clone rule's sightings cost). Each is the median of the rounds' ratios
+    (a round's three runs are adjacent in time), with their range in ``…_range``."""
     for iface in ("s13", "map"):
-        a, m, b = r.get(f"{iface}_no_imsi"), r.get(f"{iface}_imeis_no_imsi"), r.get(f"{iface}_population")
-        if a and b:
-            r[f"{iface}_population_vs_no_imsi"] = round(b["checks_per_s"] / a["checks_per_s"], 3)
-            if a.get("eir_us_per_check") and b.get("eir_us_per_check"):
-                # the same ratio from the EIR's CPU alone: what the rate ratio would be if the EIR
-                # were the only process on the cores (the wall-clock rate also pays the client's CPU
-                # and every other process's, which on a shared machine is most of the noise)
-                r[f"{iface}_population_vs_no_imsi_cpu"] = round(
-                    a["eir_us_per_check"] / b["eir_us_per_check"], 3
+        rounds = r.get(f"{iface}_rounds") or []
+        for suffix, key, inverse in _RATIOS:
+            per = [
+                x
+                for x in (
+                    _ratio(o[f"{iface}_no_imsi"], o[f"{iface}_population"], key, inverse) for o in rounds
                 )
-                # the EIR's and the store server's CPU together: what the rate ratio would be with
-                # both alone on the cores (a single-box lab), whatever else the machine runs
-                r[f"{iface}_population_vs_no_imsi_cpu_total"] = round(
-                    a["total_us_per_check"] / b["total_us_per_check"], 3
-                )
-            if a.get("eir_instr_per_check") and b.get("eir_instr_per_check"):
-                r[f"{iface}_population_vs_no_imsi_instr"] = round(
-                    a["eir_instr_per_check"] / b["eir_instr_per_check"], 3
-                )
-        if m and b:
-            # the same IMEI spread with and without IMSIs: what the clone rule's sightings cost
-            r[f"{iface}_population_vs_same_imeis_no_imsi"] = round(b["checks_per_s"] / m["checks_per_s"], 3)
+                if x is not None
+            ]
+            if per:
+                r[f"{iface}_population_vs_no_imsi{suffix}"] = round(statistics.median(per), 3)
+                if len(per) > 1:
+                    r[f"{iface}_population_vs_no_imsi{suffix}_range"] = [min(per), max(per)]
+        per = [
+            x
+            for x in (
+                _ratio(o[f"{iface}_imeis_no_imsi"], o[f"{iface}_population"], "checks_per_s", False)
+                for o in rounds
+            )
+            if x is not None
+        ]
+        if per:
+            r[f"{iface}_population_vs_same_imeis_no_imsi"] = round(statistics.median(per), 3)
 
 
 async def _one_store(
@@ -291,7 +343,10 @@ async def _one_store(
         f"MAP {r.get('map_population_vs_no_imsi')}x (by EIR CPU: S13 "
         f"{r.get('s13_population_vs_no_imsi_cpu')}x, MAP {r.get('map_population_vs_no_imsi_cpu')}x; "
         f"by EIR + store server CPU: S13 {r.get('s13_population_vs_no_imsi_cpu_total')}x, "
-        f"MAP {r.get('map_population_vs_no_imsi_cpu_total')}x; by EIR instructions: S13 "
+        f"MAP {r.get('map_population_vs_no_imsi_cpu_total')}x; rounds' range by EIR CPU: S13 "
+        f"{r.get('s13_population_vs_no_imsi_cpu_range')}, "
+        f"MAP {r.get('map_population_vs_no_imsi_cpu_range')}; "
+        "by EIR instructions: S13 "
         f"{r.get('s13_population_vs_no_imsi_instr')}x, MAP {r.get('map_population_vs_no_imsi_instr')}x); "
         "/ same IMEIs without IMSI: "
         f"S13 {r.get('s13_population_vs_same_imeis_no_imsi')}x, "
@@ -307,6 +362,13 @@ PROFILE: Path | None = None
 CALLGRIND: Path | None = None
 """``--callgrind``: the directory of each ``eir serve``'s callgrind dumps."""
 WRITE_BATCH, WRITE_BATCHES = 5_000, 20
+REPEAT = 3
+"""Rounds of each interface's three runs (``--repeat``; one under ``--quick`` and ``--callgrind``,
+whose counts repeat to a fraction of a percent). On a shared virtual machine the EIR's CPU per check
+drifts by a third within minutes: rounds interleaved and their medians make the ratios comparable."""
+ROUND_SPAN = 2_000_000
+"""IMEIs between two rounds' spreads: each round meets fresh pairs (the MAP runs' spread starts
+:data:`POPULATION` ``[0]`` after the S13 runs', so the two never overlap either)."""
 
 
 async def _write_cost(store: Any, server: int | None = None) -> dict[str, Any]:
@@ -380,13 +442,20 @@ def write_cost(stores: tuple[str, ...] = STORES) -> dict[str, Any]:
     return asyncio.run(main())
 
 
-def run(quick: bool, stores: tuple[str, ...] = STORES, count: int | None = None) -> dict[str, Any]:
+def run(
+    quick: bool, stores: tuple[str, ...] = STORES, count: int | None = None, repeat: int | None = None
+) -> dict[str, Any]:
+    global REPEAT
     count = count or (20_000 if quick else 100_000)
+    REPEAT = max(1, repeat or (1 if quick or CALLGRIND is not None else REPEAT))
 
     async def main() -> dict[str, Any]:
         from testkit.services import PostgresServer, RedisServer
 
-        out: dict[str, Any] = {"population": {"imeis": POPULATION[0], "imsis": POPULATION[1]}}
+        out: dict[str, Any] = {
+            "population": {"imeis": POPULATION[0], "imsis": POPULATION[1]},
+            "rounds": REPEAT,
+        }
         with tempfile.TemporaryDirectory(prefix="bench-clone-") as td:
             tmp = Path(td)
             if "sqlite" in stores:
@@ -424,6 +493,11 @@ if __name__ == "__main__":
         "--callgrind", metavar="DIR", help="run each eir serve under callgrind: instructions per check"
     )
     p.add_argument("--write-cost", action="store_true", help="only the write-behind's CPU per row")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        help=f"rounds of each interface's runs (default {REPEAT}; 1 with --quick, --callgrind)",
+    )
     a = p.parse_args()
     stores = tuple(a.stores.split(","))
     if a.write_cost:
@@ -435,4 +509,4 @@ if __name__ == "__main__":
     if a.callgrind:
         CALLGRIND = Path(a.callgrind).resolve()
         CALLGRIND.mkdir(parents=True, exist_ok=True)
-    print(json.dumps(run(a.quick, stores, a.count), indent=2))
+    print(json.dumps(run(a.quick, stores, a.count, a.repeat), indent=2))
