@@ -184,6 +184,7 @@ class PolicyChecker:
                 clock=wall,
             )
         self._exempt_white = clone.exempt_white
+        self._clone_max_imsis = self.policy.clone_max_imsis
         self.duplicates: DuplicateTracker | None = None
         if config.policy.duplicate.enabled:
             self.duplicates = DuplicateTracker(
@@ -294,7 +295,8 @@ class PolicyChecker:
                 return self._fallback
         imsi = req.imsi
         try:
-            lookup = self._lookups.get((imei, imeisv)) if self._cache_on else None
+            key = (imei, imeisv)
+            lookup = self._lookups.get(key) if self._cache_on else None
             if imsi and self._no_pairs:
                 imsi = None  # no pairing list to ask (self._no_pairs): the rules are _NO_RULES
             r = self._rules.get((imsi, imei)) if self._cache_on and imsi else None
@@ -304,8 +306,11 @@ class PolicyChecker:
                 t0 = perf_counter()
                 lookup = self._lookup_inline(imei, imeisv)
                 _STORE_LOOKUP.observe(perf_counter() - t0)
-                if self._cache_on:
-                    self._remember(imei, imeisv, lookup)
+                if self._cache_on:  # _remember's work, with the key already built
+                    lookups = self._lookups
+                    if len(lookups) >= CACHE_SIZE:
+                        lookups.clear()
+                    lookups[key] = lookup
             elif lookup is None or (imsi and r is None):
                 if self._store_needs_task:
                     if asyncio.current_task() is None:
@@ -389,7 +394,9 @@ class PolicyChecker:
                     self._store_failed("observations", self._obs_name, e)
             duplicated = imei in dup.flagged
         verdict = self.policy.decide(req, imei, lookup, rules, sightings, steps, handle, first, duplicated)
-        if sightings is not None:
+        if sightings is not None and (
+            sightings.distinct_imsis >= self._clone_max_imsis or sightings.distinct_origins >= 2
+        ):  # no call for the usual answer (one IMSI): clone_reason decides the rest
             reason = self.policy.clone_reason(sightings)
             if reason is not None:
                 self._clone_suspected(imei, req, sightings, reason, verdict)

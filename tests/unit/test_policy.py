@@ -289,10 +289,15 @@ async def test_clone_by_two_origins_and_disabled() -> None:
     checker, _s, _e = await make()  # by default two origins are normal (CSFB, MME pools)
     assert (await checker.check(req(imsi=IMSI1, origin="mme1.lab"))).status is W
     assert (await checker.check(req(imsi=IMSI1, origin="msc1.lab"))).status is W
-    checker, _s, _e = await make(config=cfg(clone={"distinct_origins": True}))
+    checker, _s, ev = await make(config=cfg(clone={"distinct_origins": True}))
+    before = _metric("eir_clone_suspicions_total", reason="origins")
     assert (await checker.check(req(imsi=IMSI1, origin="mme1.lab"))).status is W
     v = await checker.check(req(imsi=IMSI1, origin="mme2.lab"))
     assert (v.status, v.rule) == (G, "clone") and "2 origins" in v.detail
+    # one IMSI, two origins: the suspicion is reported (event and metric) by its reason
+    clones = [p for t, p in ev.sent if t == "clone"]
+    assert [(p["reason"], p["distinct_imsis"], p["distinct_origins"]) for p in clones] == [("origins", 1, 2)]
+    assert _metric("eir_clone_suspicions_total", reason="origins") == before + 1
     checker, _s, _e = await make(config=cfg(clone={"enabled": False}))
     for i in range(5):
         assert (await checker.check(req(imsi=f"26201000000000{i}", origin=f"m{i}"))).rule == "default"
