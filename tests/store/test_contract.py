@@ -349,6 +349,21 @@ async def test_sightings_read_without_a_writers_own_rows(store: IdentityStore) -
     assert await store.read_sightings(t - 100, exclude_writer="w3", limit=1) == [(a, "o", "mme", t + 3)]
 
 
+async def test_sightings_keep_every_kind_and_any_writer_name(store: IdentityStore) -> None:
+    """Every kind a tracker writes comes back as written, and a writer id is text like any other:
+    a quote in it is neither an error nor a way into a statement (SQLite writes it as a literal)."""
+    t = 4_500_000.0
+    a, b = "35209900176148", "35209900176155"
+    odd = "w'); DROP TABLE sightings; --"
+    kinds = [("i", "262010000000001"), ("o", "mme1.lab"), ("e", "262010000000002")]
+    kinds += [("g", "262010000000003 491700000001"), ("n", "262010000000004")]
+    rows = [(a, k, v, t + i) for i, (k, v) in enumerate(kinds)] + [(b, "c", "", t + 9)]
+    await store.write_sightings(rows, writer=odd)
+    assert await store.read_sightings(t - 1, exclude_writer="w1") == rows[::-1]
+    assert await store.read_sightings(t - 1, exclude_writer=odd) == []
+    assert await store.count_sightings() == len(rows)
+
+
 async def test_sightings_cleared_for_one_imei(store: IdentityStore) -> None:
     """An operator's clear deletes one IMEI's rows, from every writer, by time and by IMEI."""
     t = 5_000_000.0
