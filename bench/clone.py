@@ -181,12 +181,12 @@ async def _measure(
     imei: str = IMEI,
 ) -> dict[str, Any]:
     """The three runs of one interface: one IMEI without IMSI, IMEIs spread without IMSI, and the
-    same spread each with an IMSI; the EIR's CPU per check from /proc. :data:`REPEAT` rounds of the
+    same spread each with an IMSI; the EIR's CPU per check from /proc. ``--repeat`` rounds of the
     three, one after the other (a round's runs share the machine's state of the moment), each round
     over IMEIs of its own (:data:`ROUND_SPAN`) so that its pairs are fresh: a figure is the median
     of its rounds, and ``rounds`` keeps each round's (:func:`_ratios` takes a ratio per round)."""
     rounds: list[dict[str, Any]] = []
-    for k in range(REPEAT):
+    for k in range(_rounds):
         spread = f"{int(imei) + k * ROUND_SPAN:014d}"
         one: dict[str, Any] = {}
         for name, first, kw in (
@@ -366,9 +366,14 @@ REPEAT = 3
 """Rounds of each interface's three runs (``--repeat``; one under ``--quick`` and ``--callgrind``,
 whose counts repeat to a fraction of a percent). On a shared virtual machine the EIR's CPU per check
 drifts by a third within minutes: rounds interleaved and their medians make the ratios comparable."""
-ROUND_SPAN = 2_000_000
+ROUND_SPAN = 2 * POPULATION[0]
 """IMEIs between two rounds' spreads: each round meets fresh pairs (the MAP runs' spread starts
-:data:`POPULATION` ``[0]`` after the S13 runs', so the two never overlap either)."""
+:data:`POPULATION` ``[0]`` after the S13 runs', so the two never overlap either). The rounds do not
+start from the same state for all that: the tracker holds the rounds before (≈ 95k IMEIs more per
+population run, up to ``max_tracked_imeis``, 200k, then evicting), which adjacency in time does not
+cancel."""
+_rounds = REPEAT
+"""The rounds of the current :func:`run` (set from its arguments every time)."""
 
 
 async def _write_cost(store: Any, server: int | None = None) -> dict[str, Any]:
@@ -445,16 +450,16 @@ def write_cost(stores: tuple[str, ...] = STORES) -> dict[str, Any]:
 def run(
     quick: bool, stores: tuple[str, ...] = STORES, count: int | None = None, repeat: int | None = None
 ) -> dict[str, Any]:
-    global REPEAT
+    global _rounds
     count = count or (20_000 if quick else 100_000)
-    REPEAT = max(1, repeat or (1 if quick or CALLGRIND is not None else REPEAT))
+    _rounds = max(1, repeat or (1 if quick or CALLGRIND is not None else REPEAT))
 
     async def main() -> dict[str, Any]:
         from testkit.services import PostgresServer, RedisServer
 
         out: dict[str, Any] = {
             "population": {"imeis": POPULATION[0], "imsis": POPULATION[1]},
-            "rounds": REPEAT,
+            "rounds": _rounds,
         }
         with tempfile.TemporaryDirectory(prefix="bench-clone-") as td:
             tmp = Path(td)
