@@ -396,7 +396,7 @@ class PolicyChecker:
         verdict = self.policy.decide(req, imei, lookup, rules, sightings, steps, handle, first, duplicated)
         if sightings is not None and (
             sightings.distinct_imsis >= self._clone_max_imsis or sightings.distinct_origins >= 2
-        ):  # no call for the usual answer (one IMSI): clone_reason decides the rest
+        ):  # no call below policy.clone.max_imsis and two origins: clone_reason decides the rest
             reason = self.policy.clone_reason(sightings)
             if reason is not None:
                 self._clone_suspected(imei, req, sightings, reason, verdict)

@@ -349,9 +349,9 @@ async def test_sightings_read_without_a_writers_own_rows(store: IdentityStore) -
     assert await store.read_sightings(t - 100, exclude_writer="w3", limit=1) == [(a, "o", "mme", t + 3)]
 
 
-async def test_sightings_keep_every_kind_and_any_writer_name(store: IdentityStore) -> None:
-    """Every kind a tracker writes comes back as written, and a writer id is text like any other:
-    a quote in it is neither an error nor a way into a statement (SQLite writes it as a literal)."""
+async def test_sightings_keep_every_kind_and_a_quoted_writer_name(store: IdentityStore) -> None:
+    """Every kind a tracker writes comes back as written, and a quote in a writer id is neither an
+    error nor a way into a statement (SQLite writes the id as a literal)."""
     t = 4_500_000.0
     a, b = "35209900176148", "35209900176155"
     odd = "w'); DROP TABLE sightings; --"
