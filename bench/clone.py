@@ -5,11 +5,12 @@ A realistic load test simulates a population of subscribers: every check carries
 most IMEI/IMSI pairs are fresh, so the clone rule records a new sighting per check. The figures:
 
 * ``s13_no_imsi`` / ``s13_imeis_no_imsi`` / ``s13_population``: the simulated MME's pipeline,
-  window 128: one IMEI without an IMSI; IMEIs drawn from 1M without an IMSI; the same IMEIs each with
-  an IMSI drawn from 100k (a fresh pair for most requests);
+  window 128: one IMEI without an IMSI; IMEIs drawn from 1M without an IMSI; IMEIs drawn from the
+  next 1M each with an IMSI drawn from 100k (a fresh pair for most requests, and a fresh IMEI for the
+  checker's answer cache: :data:`ROUND_SPAN`);
 * ``map_no_imsi`` / ``map_imeis_no_imsi`` / ``map_population``: the simulated MSC, MAP v3, window
-  128, likewise over the next million IMEIs (:data:`MAP_IMEI`), so that its pairs are fresh too;
-  the IMSI travels in the Huawei form (the standard checkIMEI has none);
+  128, likewise over the two millions after those (:data:`MAP_IMEI`), so that its pairs are fresh
+  too; the IMSI travels in the Huawei form (the standard checkIMEI has none);
 * the ratios population / no-IMSI (the issue's target ≥ 0.8: it also pays a list lookup per fresh
   IMEI, which one repeated IMEI answers from the checker's cache) and population / same IMEIs
   without IMSI (what the sightings alone cost), and the EIR's CPU per check.
@@ -20,7 +21,7 @@ median of the rounds' own ratios, its range in ``…_range`` (the per-round figu
 ``<iface>_rounds``): on a shared virtual machine the EIR's CPU per check drifts by a third within
 minutes, and a round's three runs, adjacent in time, share the drift.
 
-Run alone: ``.venv/bin/python -m bench.clone [--quick] [--repeat N]
+Run alone: ``.venv/bin/python -m bench.clone [--quick] [--repeat N] [--list-entries N]
 [--stores sqlite,postgres,redis]``. Besides the rate ratios it prints the same ratios from the
 EIR's CPU per check (``…_cpu``), steadier on a shared machine. ``--profile DIR`` runs each
 ``eir serve`` under cProfile (``DIR/<store>.prof``, read with ``python -m pstats``): what a check
@@ -71,11 +72,11 @@ from testkit.eirproc import EirProcess  # noqa: E402
 from testkit.proc import cpu_seconds  # noqa: E402
 
 IMEI, IMSI = "35209900000000", "262010000000000"
-MAP_IMEI = "35209901000000"
-"""The MAP runs draw their IMEIs from the next million (another TAC): run after the S13 runs in the
-same EIR, with the same IMEIs they would meet the S13 population's pairs again — a sighting seen
-before, not the fresh pair for most requests the issue measures (nor a separate handset population,
-as an MSC's and an MME's are)."""
+MAP_IMEI = "35209902000000"
+"""The MAP runs' IMEI, and the start of their spreads, two millions after the S13 runs' (another
+TAC): run after the S13 runs in the same EIR, with the same IMEIs they would meet the S13
+population's pairs again — a sighting seen before, not the fresh pair for most requests the issue
+measures (nor a separate handset population, as an MSC's and an MME's are)."""
 POPULATION = (1_000_000, 100_000)
 
 
@@ -180,19 +181,24 @@ async def _measure(
     server: int | None = None,
     imei: str = IMEI,
 ) -> dict[str, Any]:
-    """The three runs of one interface: one IMEI without IMSI, IMEIs spread without IMSI, and the
-    same spread each with an IMSI; the EIR's CPU per check from /proc. ``--repeat`` rounds of the
-    three, one after the other (a round's runs share the machine's state of the moment), each round
-    over IMEIs of its own (:data:`ROUND_SPAN`) so that its pairs are fresh: a figure is the median
-    of its rounds, and ``rounds`` keeps each round's (:func:`_ratios` takes a ratio per round)."""
+    """The three runs of one interface: one IMEI without IMSI, IMEIs spread without IMSI, and
+    another spread as wide each with an IMSI; the EIR's CPU per check from /proc. ``--repeat`` rounds
+    of the three, one after the other (a round's runs share the machine's state of the moment),
+    each round over IMEIs of its own (:data:`ROUND_SPAN`) so that its pairs are fresh: a figure is
+    the median of its rounds, and ``rounds`` keeps each round's (:func:`_ratios` takes a ratio per
+    round)."""
     rounds: list[dict[str, Any]] = []
     for k in range(_rounds):
-        spread = f"{int(imei) + k * ROUND_SPAN:014d}"
+        spread = int(imei) + k * ROUND_SPAN
         one: dict[str, Any] = {}
         for name, first, kw in (
             (f"{iface}_no_imsi", imei, {}),
-            (f"{iface}_imeis_no_imsi", spread, {"population": POPULATION}),
-            (f"{iface}_population", spread, {"imsi": IMSI, "population": POPULATION}),
+            (f"{iface}_imeis_no_imsi", f"{spread:014d}", {"population": POPULATION}),
+            (
+                f"{iface}_population",
+                f"{spread + POPULATION[0]:014d}",
+                {"imsi": IMSI, "population": POPULATION},
+            ),
         ):
             assert eir.proc is not None
             await _settle(eir.proc.pid)
@@ -307,9 +313,10 @@ async def _one_store(
     store: dict[str, Any] = {}
     if observations_url:
         store["observations_url"] = observations_url
+    lists = [str(_list_file(tmp, LIST_ENTRIES))] if LIST_ENTRIES else []
     eir = EirProcess(
         tmp / name,
-        {"log": {"level": "warning"}, "lists": {"import_on_start": []}, "store": store},
+        {"log": {"level": "warning"}, "lists": {"import_on_start": lists}, "store": store},
     )
     wrapper: list[str] | None = None
     if PROFILE is not None:
@@ -366,14 +373,37 @@ REPEAT = 3
 """Rounds of each interface's three runs (``--repeat``; one under ``--quick`` and ``--callgrind``,
 whose counts repeat to a fraction of a percent). On a shared virtual machine the EIR's CPU per check
 drifts by a third within minutes: rounds interleaved and their medians make the ratios comparable."""
-ROUND_SPAN = 2 * POPULATION[0]
-"""IMEIs between two rounds' spreads: each round meets fresh pairs (the MAP runs' spread starts
-:data:`POPULATION` ``[0]`` after the S13 runs', so the two never overlap either). The rounds do not
+ROUND_SPAN = 4 * POPULATION[0]
+"""IMEIs between two rounds' spreads. Within a round, the S13 runs without and with IMSI draw from
+two millions of their own, the MAP runs from the next two (:data:`MAP_IMEI`): every round meets
+fresh pairs, and a population run meets IMEIs the checker has not just cached. (The two spreads
+used to be one: a load's requests follow the same sequence of IMEIs, so the population run met the
+IMEIs its no-IMSI run had just put in the checker's 100k answer cache — with a list loaded a
+population check then cost less than a check without IMSI.) The rounds do not
 start from the same state for all that: the tracker holds the rounds before (≈ 95k IMEIs more per
 population run, up to ``max_tracked_imeis``, 200k, then evicting), which adjacency in time does not
 cancel."""
 _rounds = REPEAT
 """The rounds of the current :func:`run` (set from its arguments every time)."""
+LIST_ENTRIES = 0
+"""``--list-entries N``: the EIR starts with a list of N exact IMEI entries (white and grey) spread
+over the populations' IMEIs, so that a fresh IMEI is looked up in SQLite as in a lab, instead of no
+list version at all (the default, and the figures quoted for issue 13): the single-IMEI run keeps
+answering from the checker's cache, the spread runs pay a look-up per fresh IMEI."""
+
+
+def _list_file(tmp: Path, n: int) -> Path:
+    """A CSV of ``n`` exact entries, evenly over every round's S13 and MAP IMEIs."""
+    path = tmp / f"list-{n}.csv"
+    if not path.exists():
+        span = _rounds * ROUND_SPAN
+        step = max(1, span // n)
+        with path.open("w") as f:
+            f.write("imei,status,imsi,reason\n")
+            for i in range(n):
+                imei = int(IMEI) + (i * step) % span
+                f.write(f"{imei:014d},{'grey' if i % 2 else 'white'},,bench\n")
+    return path
 
 
 async def _write_cost(store: Any, server: int | None = None) -> dict[str, Any]:
@@ -460,6 +490,7 @@ def run(
         out: dict[str, Any] = {
             "population": {"imeis": POPULATION[0], "imsis": POPULATION[1]},
             "rounds": _rounds,
+            "list_entries": LIST_ENTRIES,
         }
         with tempfile.TemporaryDirectory(prefix="bench-clone-") as td:
             tmp = Path(td)
@@ -499,6 +530,13 @@ if __name__ == "__main__":
     )
     p.add_argument("--write-cost", action="store_true", help="only the write-behind's CPU per row")
     p.add_argument(
+        "--list-entries",
+        type=int,
+        default=0,
+        metavar="N",
+        help="start with a list of N entries (default none)",
+    )
+    p.add_argument(
         "--repeat",
         type=int,
         help=f"rounds of each interface's runs (default {REPEAT}; 1 with --quick, --callgrind)",
@@ -508,6 +546,7 @@ if __name__ == "__main__":
     if a.write_cost:
         print(json.dumps(write_cost(stores), indent=2))
         sys.exit()
+    LIST_ENTRIES = max(0, a.list_entries)
     if a.profile:
         PROFILE = Path(a.profile).resolve()
         PROFILE.mkdir(parents=True, exist_ok=True)
