@@ -184,7 +184,6 @@ class PolicyChecker:
                 clock=wall,
             )
         self._exempt_white = clone.exempt_white
-        self._clone_max_imsis = self.policy.clone_max_imsis
         self.duplicates: DuplicateTracker | None = None
         if config.policy.duplicate.enabled:
             self.duplicates = DuplicateTracker(
@@ -306,11 +305,8 @@ class PolicyChecker:
                 t0 = perf_counter()
                 lookup = self._lookup_inline(imei, imeisv)
                 _STORE_LOOKUP.observe(perf_counter() - t0)
-                if self._cache_on:  # _remember's work, with the key already built
-                    lookups = self._lookups
-                    if len(lookups) >= CACHE_SIZE:
-                        lookups.clear()
-                    lookups[key] = lookup
+                if self._cache_on:
+                    self._remember(key, lookup)
             elif lookup is None or (imsi and r is None):
                 if self._store_needs_task:
                     if asyncio.current_task() is None:
@@ -395,7 +391,7 @@ class PolicyChecker:
             duplicated = imei in dup.flagged
         verdict = self.policy.decide(req, imei, lookup, rules, sightings, steps, handle, first, duplicated)
         if sightings is not None and (
-            sightings.distinct_imsis >= self._clone_max_imsis or sightings.distinct_origins >= 2
+            sightings.distinct_imsis >= self.policy.clone_max_imsis or sightings.distinct_origins >= 2
         ):  # no call below policy.clone.max_imsis and two origins: clone_reason decides the rest
             reason = self.policy.clone_reason(sightings)
             if reason is not None:
@@ -411,7 +407,7 @@ class PolicyChecker:
             lookup = await self.store.lookup(imei, imeisv)
             _STORE_LOOKUP.observe(perf_counter() - t0)
             if self._cache_on:
-                self._remember(imei, imeisv, lookup)
+                self._remember((imei, imeisv), lookup)
         if imsi and rules is None:
             t0 = perf_counter()
             rules = await self.store.imsi_rules(imsi, imei)
@@ -422,10 +418,11 @@ class PolicyChecker:
                 self._rules[(imsi, imei)] = rules
         return lookup, rules
 
-    def _remember(self, imei: str, imeisv: str | None, lookup: Lookup) -> None:
+    def _remember(self, key: tuple[str, str | None], lookup: Lookup) -> None:
+        """Cache an answer under ``(imei, imeisv)`` (the key the miss was looked up by)."""
         if len(self._lookups) >= CACHE_SIZE:
             self._lookups.clear()
-        self._lookups[(imei, imeisv)] = lookup
+        self._lookups[key] = lookup
 
     def _observe(self, tracker: SightingTracker, imei: str, req: CheckRequest) -> Sightings:
         imsi = req.imsi
