@@ -426,6 +426,10 @@ class StoreConfig:
     """SQLite: seconds between data-version polls that pick up list changes."""
     keep_versions: int = 5
     """List versions kept for ``eir lists rollback`` (older ones are pruned at import)."""
+    index_max_keys: int = 20_000_000
+    """SQLite: the active list version is held in memory as a filter of its exact keys (2 bytes a
+    key) and its range segments, up to this many of either, so that an unlisted IMEI is answered
+    without a statement (eir/store/listindex.py); 0: never."""
     connect_timeout: float = 3.0
     """PostgreSQL / Redis: seconds to wait for a connection before the store counts as unavailable."""
     command_timeout: float = 5.0
@@ -1059,6 +1063,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("record.keep: must be at least 1")
     if cfg.store.keep_versions < 1:
         raise ConfigError("store.keep_versions: must be at least 1")
+    if cfg.store.index_max_keys < 0:
+        raise ConfigError("store.index_max_keys: must be 0 (no index) or a number of keys")
     ov = cfg.overload
     if ov.max_in_flight < 1 or ov.max_in_flight_per_peer < 1:
         raise ConfigError("overload.max_in_flight / overload.max_in_flight_per_peer: must be at least 1")

@@ -17,7 +17,8 @@ def create_store(url: str, data_dir: str = "data", **options: Any) -> IdentitySt
     """``sqlite:///rel/path`` (relative to the working directory), ``sqlite:////abs/path``,
     ``sqlite://`` (``<data_dir>/eir.db``), ``memory://``, ``postgresql://…``, ``redis://…``.
 
-    ``options`` are backend keywords (``keep_versions``; SQLite ``poll_interval``; PostgreSQL and
+    ``options`` are backend keywords (``keep_versions``; SQLite ``poll_interval``,
+    ``index_max_keys``; PostgreSQL and
     Redis ``connect_timeout``, ``command_timeout``); each backend takes the ones it knows."""
     scheme = url.split(":", 1)[0].lower()
 
@@ -27,7 +28,7 @@ def create_store(url: str, data_dir: str = "data", **options: Any) -> IdentitySt
     if scheme == "sqlite":
         from eir.store.sqlite import SqliteStore
 
-        return SqliteStore(url, data_dir, **known("poll_interval", "keep_versions"))
+        return SqliteStore(url, data_dir, **known("poll_interval", "keep_versions", "index_max_keys"))
     if scheme == "memory":
         from eir.store.memory import MemoryStore
 
@@ -48,6 +49,7 @@ def store_options(config: Any) -> dict[str, Any]:
     return {
         "poll_interval": config.poll_interval,
         "keep_versions": config.keep_versions,
+        "index_max_keys": config.index_max_keys,
         "connect_timeout": config.connect_timeout,
         "command_timeout": config.command_timeout,
     }

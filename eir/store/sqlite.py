@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
+from eir.logging import get_logger
 from eir.model import Status
 from eir.store.base import (
     REFERENCE_TABLES,
@@ -71,6 +72,7 @@ from eir.store.base import (
     inline_lookup,
     peek_small_delta,
 )
+from eir.store.listindex import ListIndex, read_index
 from eir.store.ranges import TAC_SPAN, flatten
 
 SV_OFFSET = 10**17
@@ -81,6 +83,9 @@ _PK = {PairingKind.PAIRING: 0, PairingKind.LOCK: 1}
 _PK_BACK = (PairingKind.PAIRING, PairingKind.LOCK)
 _NO_MATCH = Lookup()
 _NO_RULES = ImsiRules()
+_log = get_logger(component="store.sqlite")
+INDEX_MAX_KEYS = 20_000_000
+"""Exact keys (or segments) up to which a version is indexed in memory: 40 MB of bitmap."""
 
 
 def sqlite_path(url: str, data_dir: str) -> Path:
@@ -156,7 +161,13 @@ class SqliteStore(IdentityStore):
     the same delay the store itself has)."""
 
     def __init__(
-        self, url: str, data_dir: str = "data", *, poll_interval: float = 1.0, keep_versions: int = 5
+        self,
+        url: str,
+        data_dir: str = "data",
+        *,
+        poll_interval: float = 1.0,
+        keep_versions: int = 5,
+        index_max_keys: int = INDEX_MAX_KEYS,
     ) -> None:
         q = parse_qs(urlsplit(url).query)
         self.url = url
@@ -164,6 +175,13 @@ class SqliteStore(IdentityStore):
         self.obs_path = Path(str(self.path) + "-obs")
         self.poll_interval = float(q.get("poll_interval", [poll_interval])[0])
         self.keep_versions = int(q.get("keep_versions", [keep_versions])[0])
+        self.index_max_keys = int(q.get("index_max_keys", [index_max_keys])[0])
+        """Exact keys (or range segments) up to which the active version is held in memory
+        (:mod:`eir.store.listindex`); 0: never, every lookup is a statement."""
+        self._index: ListIndex | None = None
+        self._index_due: tuple[int, int, int | None] | None = None
+        """The version to index (its id, table version, overlay) until a lookup starts the build."""
+        self._index_build: asyncio.Future[ListIndex | None] | None = None
         self._db: sqlite3.Connection | None = None
         self._obs: sqlite3.Connection | None = None
         self._version: int | None = None
@@ -263,6 +281,7 @@ class SqliteStore(IdentityStore):
                 await self._watch_task
             self._watch_task = None
         self._callbacks.clear()
+        self._index = self._index_build = self._index_due = None
         for con in (self._db, self._obs):
             if con is not None:
                 con.close()
@@ -303,6 +322,9 @@ class SqliteStore(IdentityStore):
         return changed
 
     def _set_version(self, vid: int | None) -> None:
+        new = vid != self._version
+        if new:
+            self._index = self._index_build = self._index_due = None
         self._version = vid
         self._ref_loaded = frozenset(
             r[0] for r in self._conn().execute("SELECT tbl FROM ref_meta WHERE rows > 0")
@@ -314,6 +336,8 @@ class SqliteStore(IdentityStore):
         self._has_pairs = bool(row and row[0])
         base = row[1] if row and row[1] is not None else None
         t = vid if base is None else int(base)
+        if new and self.index_max_keys > 0:
+            self._index_due = (vid, t, None if base is None else vid)
         # One statement per lookup (the exact keys and the segment together): the per-statement
         # overhead of the sqlite3 module (~5 us here) dominates a point seek, so two statements
         # would cost nearly twice as much. ``k = ?1 OR k = ?2`` is two rowid seeks (an IN list
@@ -341,6 +365,81 @@ class SqliteStore(IdentityStore):
             f"{one} {segment}",
         )
 
+    def _start_index(self) -> None:
+        """Build the index of the version due (module docstring of :mod:`eir.store.listindex`) in
+        a thread of its own; the SQL path answers until it is installed. Started by the first
+        lookup of a version, not by the version change: a CLI that imports a list and exits
+        never builds one. A daemon thread, not the loop's executor: a process that exits while
+        a large list is being indexed does not wait for it. Without a running event loop (a
+        synchronous caller) there is no index."""
+        due, self._index_due = self._index_due, None
+        if due is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        vid, t, overlay = due
+        path, limit = self.path, self.index_max_keys
+        fut: asyncio.Future[ListIndex | None] = loop.create_future()
+        self._index_build = fut
+        fut.add_done_callback(self._index_done)
+
+        def deliver(result: ListIndex | None, error: BaseException | None) -> None:
+            if fut.done():
+                return
+            if error is not None:
+                fut.set_exception(error)
+            else:
+                fut.set_result(result)
+
+        def build() -> None:
+            result, error = None, None
+            try:
+                con = _connect(path)
+                try:
+                    result = read_index(con, vid, t, overlay, limit)
+                finally:
+                    con.close()
+            except Exception as e:  # delivered to the loop, logged there
+                error = e
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody to tell
+                loop.call_soon_threadsafe(deliver, result, error)
+
+        threading.Thread(target=build, name=f"list-index-{vid}", daemon=True).start()
+
+    def _index_done(self, fut: asyncio.Future[ListIndex | None]) -> None:
+        if fut.cancelled():
+            return
+        e = fut.exception()
+        if e is not None:  # pruned meanwhile, the file gone: the SQL path answers, as before
+            _log.info("list_index_not_built", error=f"{type(e).__name__}: {e}")
+            return
+        idx = fut.result()
+        if idx is None:
+            _log.info("list_index_skipped", max_keys=self.index_max_keys)
+        elif fut is self._index_build and self._db is not None and idx.version == self._version:
+            self._index = idx
+            _log.info(
+                "list_index_built",
+                version=idx.version,
+                keys=idx.keys,
+                segments=len(idx.starts),
+                bytes=idx.nbytes,
+            )
+
+    async def list_index(self) -> ListIndex | None:
+        """The active version's index, built now if no lookup has started it yet; None when there
+        is none (too large, disabled)."""
+        self._maybe_poll()
+        if self._index_due is not None:
+            self._start_index()
+        fut = self._index_build
+        if fut is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(fut)
+        return self._index
+
     def _poll(self) -> None:
         """Cheap change check: PRAGMA data_version first, the meta row only when it moved."""
         db = self._conn()
@@ -365,6 +464,18 @@ class SqliteStore(IdentityStore):
             self._maybe_poll()
             if self._version is None:
                 return self._with_reference(_NO_MATCH, int(imei)) if self._ref_loaded else _NO_MATCH
+            idx = self._index
+            if idx is None:
+                if self._index_due is not None:
+                    self._start_index()
+            else:
+                n = int(imei)
+                if not idx.may_list(n) and (imeisv is None or not idx.may_list(SV_OFFSET + int(imeisv))):
+                    # no exact row: the answer from memory (listindex.py), no statement
+                    seg = idx.segment(n)
+                    if seg is None:
+                        return self._answer(n, None, None, None)
+                    return self._answer(n, None, None, _range_entry(*seg[1:]))
             try:
                 found = self._lookup(imei, imeisv)
             except sqlite3.OperationalError:
@@ -386,25 +497,8 @@ class SqliteStore(IdentityStore):
             rows = self._conn().execute(self._sql[0], (n, SV_OFFSET + int(imeisv)))
         for tag, k, st, imsi, reason, kind, first, last in rows:
             if tag == 1:  # the segment with the greatest start <= n: does it reach n?
-                if k < n:
-                    continue
-                if kind == 1:
-                    rng = ListEntry(
-                        kind=EntryKind.TAC,
-                        key=f"{first // TAC_SPAN:08d}",
-                        status=_ST_BACK[st],
-                        imsi=imsi,
-                        reason=reason,
-                    )
-                else:
-                    rng = ListEntry(
-                        kind=EntryKind.RANGE,
-                        key=f"{first:014d}",
-                        last=f"{last:014d}",
-                        status=_ST_BACK[st],
-                        imsi=imsi,
-                        reason=reason,
-                    )
+                if k >= n:
+                    rng = _range_entry(kind, first, last, st, imsi, reason)
             elif k >= SV_OFFSET:
                 sv = ListEntry(
                     kind=EntryKind.IMEISV,
@@ -417,6 +511,10 @@ class SqliteStore(IdentityStore):
                 ie = ListEntry(
                     kind=EntryKind.IMEI, key=f"{k:014d}", status=_ST_BACK[st], imsi=imsi, reason=reason
                 )
+        return self._answer(n, sv, ie, rng)
+
+    def _answer(self, n: int, sv: ListEntry | None, ie: ListEntry | None, rng: ListEntry | None) -> Lookup:
+        """The Lookup of IMEI ``n`` from the entries found (with the reference tables' answers)."""
         if sv is None and ie is None and rng is None:
             if not self._ref_loaded:
                 return _NO_MATCH
@@ -1275,6 +1373,24 @@ class SqliteStore(IdentityStore):
                 self._poll()
             except (sqlite3.Error, StoreError):
                 pass  # the next lookup reports the outage; keep watching
+
+
+def _range_entry(
+    kind: int, first: int, last: int, st: int, imsi: str | None, reason: str | None
+) -> ListEntry:
+    """The TAC or range entry of a segment row (``s_<v>``, or the list index's copy of it)."""
+    if kind == 1:
+        return ListEntry(
+            kind=EntryKind.TAC, key=f"{first // TAC_SPAN:08d}", status=_ST_BACK[st], imsi=imsi, reason=reason
+        )
+    return ListEntry(
+        kind=EntryKind.RANGE,
+        key=f"{first:014d}",
+        last=f"{last:014d}",
+        status=_ST_BACK[st],
+        imsi=imsi,
+        reason=reason,
+    )
 
 
 def _exact_rows(

@@ -1,0 +1,275 @@
+"""The SQLite store's in-memory list index (eir/store/listindex.py) against its SQL path.
+
+The index lets the store answer "not listed" (and a range's entry) without a statement. Its one
+duty is to change nothing: every lookup must equal what the SQL path answers on the same file. The
+differential tests below compare a store with the index installed against a second handle on the
+same file with the index disabled (``index_max_keys=0``), over random lists of exact IMEIs,
+IMEISVs, nested ranges and TACs, through overlays (small deltas with removals), full versions,
+rollbacks and a version imported by another handle; and they count the statements the indexed
+store runs, so that an index that silently fell back to SQL would fail too.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from eir.model import Status
+from eir.store.base import ListEntry, Pairing
+from eir.store.listindex import BITS_PER_KEY, ListIndex
+from eir.store.sqlite import SV_OFFSET, SqliteStore
+from tests.store.test_contract import imei, imeisv, rng, tac, wait_until
+
+W, G, B = Status.WHITE, Status.GREY, Status.BLACK
+TACS = ["35209900", "35209901", "86012345"]
+
+
+def _url(tmp: Path, **q: int) -> str:
+    query = "&".join(f"{k}={v}" for k, v in q.items())
+    return f"sqlite:///{tmp / 'eir.db'}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture
+async def pair(tmp_path: Path) -> AsyncIterator[tuple[SqliteStore, SqliteStore]]:
+    """(indexed store, the same file through the SQL path only)."""
+    a = SqliteStore(_url(tmp_path), str(tmp_path), poll_interval=0.02, keep_versions=10)
+    b = SqliteStore(_url(tmp_path, index_max_keys=0), str(tmp_path), poll_interval=0.02, keep_versions=10)
+    await a.open()
+    await b.open()
+    try:
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
+
+
+def _random_list(rnd: random.Random, n: int) -> list[ListEntry]:
+    entries: list[ListEntry] = []
+    for _ in range(n):
+        t = rnd.choice(TACS)
+        key = f"{t}{rnd.randrange(10**6):06d}"
+        r = rnd.random()
+        if r < 0.6:
+            entries.append(imei(key, rnd.choice([W, G, B]), reason=f"r{rnd.randrange(5)}"))
+        elif r < 0.8:
+            entries.append(imeisv(f"{key}{rnd.randrange(100):02d}", rnd.choice([W, G, B])))
+        elif r < 0.95:
+            last = int(key) + rnd.randrange(1, 5000)
+            entries.append(rng(key, f"{last:014d}", rnd.choice([W, G, B]), imsi="26201"))
+        else:
+            entries.append(tac(t, rnd.choice([W, G, B])))
+    return entries
+
+
+def _probes(rnd: random.Random, entries: list[ListEntry]) -> list[tuple[str, str | None]]:
+    """Every listed key and its neighbours, range bounds ±1, and random IMEIs of the same TACs,
+    each without an IMEISV, with a listed one and with an unlisted one."""
+    imeis: set[int] = set()
+    svs: list[str] = []
+    for e in entries:
+        if e.kind.value == "imeisv":
+            svs.append(e.key)
+            base = int(e.key[:14])
+        elif e.kind.value == "tac":
+            base = int(e.key) * 10**6
+            imeis.update((base - 1, base + 10**6 - 1, base + 10**6))
+        else:
+            base = int(e.key)
+        imeis.update((base - 1, base, base + 1))
+        if e.last is not None:
+            imeis.update((int(e.last) - 1, int(e.last), int(e.last) + 1))
+    for _ in range(400):
+        imeis.add(int(rnd.choice(TACS)) * 10**6 + rnd.randrange(10**6))
+    out: list[tuple[str, str | None]] = []
+    for n in sorted(imeis):
+        k = f"{n:014d}"
+        out.append((k, None))
+        out.append((k, f"{k}{rnd.randrange(100):02d}"))
+    out.extend((sv[:14], sv) for sv in svs)
+    return out
+
+
+async def _caught_up(b: SqliteStore, a: SqliteStore) -> None:
+    """``b`` has seen ``a``'s newest change (its own poll, as a lookup would run it)."""
+
+    async def same() -> bool:
+        b._poll()
+        return b._version == a._version and b._ref_stamp == a._ref_stamp
+
+    await wait_until(same)
+
+
+def _count_statements(store: SqliteStore) -> list[str]:
+    seen: list[str] = []
+    store._conn().set_trace_callback(seen.append)
+    return seen
+
+
+async def _assert_same(a: SqliteStore, b: SqliteStore, probes: list[tuple[str, str | None]]) -> int:
+    """Every probe answered alike by both; how many the indexed store answered without a
+    statement (its index is installed for the active version first)."""
+    idx = await a.list_index()
+    assert idx is not None and idx.version == a._version == b._version
+    statements = _count_statements(a)
+    from_memory = 0
+    for key, sv in probes:
+        before = len(statements)
+        got, want = a.lookup_inline(key, sv), b.lookup_inline(key, sv)
+        assert got == want, (key, sv)
+        from_memory += len(statements) == before
+    a._conn().set_trace_callback(None)
+    return from_memory
+
+
+async def test_the_index_answers_as_the_sql_path_over_random_lists(
+    pair: tuple[SqliteStore, SqliteStore],
+) -> None:
+    a, b = pair
+    rnd = random.Random(13)
+    entries = _random_list(rnd, 600)
+    await a.import_version(entries, [], source="full")
+    await _caught_up(b, a)
+    probes = _probes(rnd, entries)
+    from_memory = await _assert_same(a, b, probes)
+    # most probes are unlisted IMEIs: answered from memory (a listed key, or another key's bit
+    # in the bitmap, goes to SQLite)
+    assert from_memory > len(probes) // 2
+
+
+async def test_the_index_follows_overlays_full_versions_and_rollbacks(
+    pair: tuple[SqliteStore, SqliteStore],
+) -> None:
+    a, b = pair
+    rnd = random.Random(5)
+    entries = _random_list(rnd, 300)
+    first = await a.import_version(entries, [], source="full")
+    listed = [e for e in entries if e.kind.value in ("imei", "imeisv")]
+    for step in range(6):
+        # small deltas (overlays): removals of listed keys, new keys, a status change
+        gone = rnd.sample(listed, 3)
+        new = _random_list(random.Random(step), 4)
+        new = [e for e in new if e.kind.value in ("imei", "imeisv")]
+        removals: list[ListEntry | Pairing] = list(gone)
+        overlay = await a.import_version(new, [], source=f"delta {step}", delta=True, removals=removals)
+        listed = [e for e in listed if e not in gone] + new
+        await _caught_up(b, a)
+        await _assert_same(a, b, _probes(rnd, entries + new))
+    # a full version with ranges again, then a rollback to the first
+    second = _random_list(random.Random(99), 200)
+    await a.import_version(second, [], source="full 2")
+    await _caught_up(b, a)
+    await _assert_same(a, b, _probes(rnd, second + entries))
+    for back in (first.id, overlay.id):  # a full version, then an overlay on it
+        await a.rollback(back)
+        await _caught_up(b, a)
+        assert b._version == back
+        await _assert_same(a, b, _probes(rnd, entries + second))
+
+
+async def test_the_index_answers_with_the_reference_tables(pair: tuple[SqliteStore, SqliteStore]) -> None:
+    a, b = pair
+    rnd = random.Random(3)
+    entries = _random_list(rnd, 200)
+    await a.import_version(entries, [], source="full")
+    await a.import_reference("tac", [(t, '{"brand": "x"}') for t in TACS[:2]], source="gsma")
+    unlisted = "35209900999999"
+    await a.import_reference("registration", [(unlisted, "{}")], source="reg")
+    await a.import_reference("golden", [("35209901999999", "{}")], source="gold")
+    await _caught_up(b, a)
+    assert b._ref_loaded == a._ref_loaded
+    probes = [*_probes(rnd, entries), (unlisted, None), ("35209901999999", None)]
+    await _assert_same(a, b, probes)
+    got = a.lookup_inline(unlisted)
+    assert got.registration is not None and got.device is not None
+
+
+async def test_a_version_imported_by_another_handle_is_answered_at_once_then_indexed(
+    pair: tuple[SqliteStore, SqliteStore],
+) -> None:
+    """Another process imports: the indexed store never answers from the old version's index —
+    the poll that sees the new version drops it before the lookup, the SQL path answers until the
+    new one is built."""
+    a, b = pair
+    await a.import_version([imei("35209900000001", W)], [], source="one")
+    old = await a.list_index()
+    assert old is not None
+    key = "35209900123456"
+    assert a.lookup_inline(key).imei is None
+    v2 = await b.import_version([imei(key, B, reason="stolen")], [], source="two")
+
+    async def seen() -> bool:
+        return a.lookup_inline(key).imei is not None
+
+    await wait_until(seen)
+    found = a.lookup_inline(key).imei
+    assert found is not None and found.status is B and found.reason == "stolen"
+    idx = await a.list_index()
+    assert idx is not None and idx.version == v2.id and idx is not old
+    assert a.lookup_inline(key).imei == found
+
+
+async def test_a_list_over_index_max_keys_is_not_indexed_and_answers_alike(tmp_path: Path) -> None:
+    a = SqliteStore(_url(tmp_path, index_max_keys=50), str(tmp_path), poll_interval=0.02)
+    await a.open()
+    try:
+        entries = [imei(f"352099000{i:05d}", G) for i in range(51)]
+        await a.import_version(entries, [], source="big")
+        assert await a.list_index() is None
+        assert a.lookup_inline("35209900000007").imei == entries[7]
+        assert a.lookup_inline("35209900099999") == a.lookup_inline("35209900099998")
+        await a.import_version(entries[:50], [], source="fits")
+        idx = await a.list_index()
+        assert idx is not None and idx.keys == 50
+    finally:
+        await a.close()
+
+
+def test_the_bitmap_never_forgets_a_key_and_rejects_most_others() -> None:
+    """What makes the index safe (no listed key reads as unlisted) and worth having (most
+    unlisted keys do): checked on consecutive IMEIs (a batch of handsets) and IMEISV keys."""
+    from eir.store.listindex import _bitmap, _mark
+
+    keys = [35209900000000 + i for i in range(20_000)]
+    keys += [SV_OFFSET + 3520990100000000 + i for i in range(5_000)]
+    bits, mask = _bitmap(len(keys))
+    assert (mask + 1) >= BITS_PER_KEY * len(keys)
+    _mark(bits, mask, keys)
+    idx = ListIndex(version=1, keys=len(keys), bits=bits, mask=mask, starts=[], segments=[])
+    assert all(idx.may_list(k) for k in keys)
+    rnd = random.Random(1)
+    listed = set(keys)
+    others = [k for k in (rnd.randrange(10**13, 10**14) for _ in range(20_000)) if k not in listed]
+    false_positive = sum(idx.may_list(k) for k in others) / len(others)
+    assert false_positive < 0.03  # (1 - e^(-2/16))^2 ≈ 1.4 % with two bits a key
+
+
+def test_store_index_max_keys_reaches_the_store(tmp_path: Path) -> None:
+    from eir.config import ConfigError, load_config
+    from eir.store import create_store, store_options
+
+    path = tmp_path / "eir.yaml"
+    path.write_text("store:\n  index_max_keys: 0\n")
+    cfg = load_config(path)
+    store = create_store(_url(tmp_path), str(tmp_path), **store_options(cfg.store))
+    assert isinstance(store, SqliteStore) and store.index_max_keys == 0
+    path.write_text("store:\n  index_max_keys: -1\n")
+    with pytest.raises(ConfigError, match="index_max_keys"):
+        load_config(path)
+
+
+async def test_an_import_alone_builds_no_index_the_first_lookup_does(tmp_path: Path) -> None:
+    """``eir lists import`` exits after its import: it must not build (or wait for) an index."""
+    a = SqliteStore(_url(tmp_path), str(tmp_path))
+    await a.open()
+    try:
+        await a.import_version([imei("35209900000001", B)], [], source="cli")
+        assert a._index_build is None and a._index is None
+        assert a.lookup_inline("35209900000001").imei is not None  # the SQL path, meanwhile
+        assert a._index_build is not None
+        idx = await a.list_index()
+        assert idx is not None and idx.version == a._version
+    finally:
+        await a.close()
