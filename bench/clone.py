@@ -308,6 +308,8 @@ async def _one_store(
     if observations_url:
         store["observations_url"] = observations_url
     lists = [str(_list_file(tmp, LIST_ENTRIES))] if LIST_ENTRIES else []
+    if INDEX_MAX_KEYS is not None:
+        store["index_max_keys"] = INDEX_MAX_KEYS
     eir = EirProcess(
         tmp / name,
         {"log": {"level": "warning"}, "lists": {"import_on_start": lists}, "store": store},
@@ -384,6 +386,9 @@ LIST_ENTRIES = 0
 over the populations' IMEIs, so that a fresh IMEI is looked up in SQLite as in a lab, instead of no
 list version at all (the default, and the figures quoted for issue 13): the single-IMEI run keeps
 answering from the checker's cache, the spread runs pay a look-up per fresh IMEI."""
+INDEX_MAX_KEYS: int | None = None
+"""``--index-max-keys N``: the EIR's ``store.index_max_keys`` (0: every look-up a statement, to
+measure what the SQLite store's in-memory list index saves); None: the EIR's default."""
 
 
 def _list_file(tmp: Path, n: int) -> Path:
@@ -485,6 +490,7 @@ def run(
             "population": {"imeis": POPULATION[0], "imsis": POPULATION[1]},
             "rounds": _rounds,
             "list_entries": LIST_ENTRIES,
+            "index_max_keys": INDEX_MAX_KEYS,
         }
         with tempfile.TemporaryDirectory(prefix="bench-clone-") as td:
             tmp = Path(td)
@@ -531,6 +537,12 @@ if __name__ == "__main__":
         help="start with a list of N entries (default none)",
     )
     p.add_argument(
+        "--index-max-keys",
+        type=int,
+        metavar="N",
+        help="the EIR's store.index_max_keys (0: no in-memory list index; default: the EIR's own)",
+    )
+    p.add_argument(
         "--repeat",
         type=int,
         help=f"rounds of each interface's runs (default {REPEAT}; 1 with --quick, --callgrind)",
@@ -541,6 +553,7 @@ if __name__ == "__main__":
         print(json.dumps(write_cost(stores), indent=2))
         sys.exit()
     LIST_ENTRIES = max(0, a.list_entries)
+    INDEX_MAX_KEYS = a.index_max_keys
     if a.profile:
         PROFILE = Path(a.profile).resolve()
         PROFILE.mkdir(parents=True, exist_ok=True)
