@@ -229,21 +229,32 @@ async def test_a_list_over_index_max_keys_is_not_indexed_and_answers_alike(tmp_p
 
 def test_the_bitmap_never_forgets_a_key_and_rejects_most_others() -> None:
     """What makes the index safe (no listed key reads as unlisted) and worth having (most
-    unlisted keys do): checked on consecutive IMEIs (a batch of handsets) and IMEISV keys."""
+    unlisted keys do), on the shapes real lists and loads have: consecutive IMEIs (a batch of
+    handsets), IMEIs every 120 over a narrow stretch, IMEISV keys; probed by the unlisted IMEIs of
+    that stretch in order (a load generator's) and at random. The bound is the theory's for two
+    bits a key at 16 bits a key or more, (1 - e^(-2/16))^2 ≈ 1.4 %: hashes that ignore part of the
+    key (a first version's second bit took 29k positions for 100k such keys) pass several times more."""
     from eir.store.listindex import _bitmap, _mark
 
-    keys = [35209900000000 + i for i in range(20_000)]
+    base = 35209900000000
+    keys = [base + i for i in range(20_000)]
+    keys += [base + 10**6 + 120 * i for i in range(60_000)]
     keys += [SV_OFFSET + 3520990100000000 + i for i in range(5_000)]
-    bits, mask = _bitmap(len(keys))
-    assert (mask + 1) >= BITS_PER_KEY * len(keys)
-    _mark(bits, mask, keys)
-    idx = ListIndex(version=1, keys=len(keys), bits=bits, mask=mask, starts=[], segments=[])
+    bits, shift = _bitmap(len(keys))
+    assert len(bits) * 8 == 1 << (64 - shift) >= BITS_PER_KEY * len(keys)
+    _mark(bits, shift, keys)
+    idx = ListIndex(version=1, keys=len(keys), bits=bits, shift=shift, starts=[], segments=[])
     assert all(idx.may_list(k) for k in keys)
     rnd = random.Random(1)
     listed = set(keys)
-    others = [k for k in (rnd.randrange(10**13, 10**14) for _ in range(20_000)) if k not in listed]
-    false_positive = sum(idx.may_list(k) for k in others) / len(others)
-    assert false_positive < 0.03  # (1 - e^(-2/16))^2 ≈ 1.4 % with two bits a key
+    for probes in (
+        range(base + 10**6, base + 10**6 + 200_000),
+        [rnd.randrange(base, base + 10**7) for _ in range(100_000)],
+        [rnd.randrange(10**13, 10**14) for _ in range(50_000)],
+    ):
+        others = [k for k in probes if k not in listed]
+        false_positive = sum(idx.may_list(k) for k in others) / len(others)
+        assert false_positive < 0.014
 
 
 def test_store_index_max_keys_reaches_the_store(tmp_path: Path) -> None:
