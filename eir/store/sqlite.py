@@ -85,7 +85,7 @@ _NO_MATCH = Lookup()
 _NO_RULES = ImsiRules()
 _log = get_logger(component="store.sqlite")
 INDEX_MAX_KEYS = 20_000_000
-"""Exact keys (or segments) up to which a version is indexed in memory: 40 MB of bitmap."""
+"""Exact keys (or segments) up to which a version is indexed in memory: 64 MB of bitmap at most."""
 
 
 def sqlite_path(url: str, data_dir: str) -> Path:
