@@ -1,7 +1,7 @@
 """The active SQLite list version's keys in memory: "not listed" without a statement.
 
 In a population load most checks carry an IMEI the EIR has not seen, and nearly all of those are on
-no list. The SQLite store learnt that from one statement per IMEI: 5-12 µs through the sqlite3
+no list. The SQLite store learnt that from one statement per IMEI: 9-12 µs through the sqlite3
 module (its per-statement cost, not the seek), the largest part of a fresh check's cost in the
 store. This index answers it from memory, in about a fifth of that (the look-up's int parsing,
 hashing and calls):
@@ -9,14 +9,14 @@ hashing and calls):
 * **Exact keys** (an IMEI, or ``SV_OFFSET + IMEISV``: the keys of ``x_<t>`` and of an overlay's
   ``d_<v>``, its removals included) as a Bloom filter: a bitmap of at least :data:`BITS_PER_KEY`
   bits a key (2-4 bytes, as its size is a power of two: 32 MB for 10M entries, against ~70 B a key
-  for a Python set) in which each key sets two bits chosen by multiplicative hashes. A clear bit:
-  no row has the key. Both set: the key, or other keys' bits (at most 1.4 % of unlisted keys, 0.6-0.8
-  % measured) — the store asks SQLite, which answers exactly. The filter only ever sends a key to
-  SQLite that it could have answered alone; it never says "not listed" of a listed key, so a
-  superset of keys (an overlay's removals) is safe.
+  for a Python set) in which each key sets two bits chosen by multiplicative hashes. A clear bit: no
+  row has the key. Both set: the key, or other keys' bits (about 1.4 % of unlisted keys at 16 bits a
+  key, fewer with more; 0.6-0.8 % measured) — the store asks SQLite, which answers exactly. The
+  filter only ever sends a key to SQLite that it could have answered alone; it never says "not
+  listed" of a listed key, so a superset of keys (an overlay's removals) is safe.
 * **The flattened range segments** (``s_<t>``: TACs and IMEI ranges, at most 2n-1 for n ranges,
-  :mod:`eir.store.ranges`) in full, as sorted starts and their rows: the narrowest range holding
-  an IMEI is a ``bisect`` and its entry is built from memory.
+  :mod:`eir.store.ranges`): their bounds (16 B a segment) and, up to :data:`SEGMENT_ROWS_MAX`, their
+  rows: the narrowest range holding an IMEI is a ``bisect`` and its entry is built from memory.
 
 The tables of a version are immutable once its import committed, so an index built from them is
 right for as long as that version is active. It is built in a thread of its own, with its own
@@ -29,16 +29,17 @@ from __future__ import annotations
 
 import bisect
 import sqlite3
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
-__all__ = ["BITS_PER_KEY", "ListIndex", "read_index"]
+__all__ = ["ASK", "BITS_PER_KEY", "ListIndex", "extend_index", "read_index"]
 
 BITS_PER_KEY = 16
 """Bitmap bits per exact key (rounded up to a power of two). Each key sets two bits: an unlisted
 key reads as "maybe" for about (1 - e^(-2/16))^2 ≈ 1.4 % of keys at 16 bits a key (one bit: 6 %;
-a statement costs 10-30 µs, so the second probe, 0.1 µs, pays for itself)."""
+a statement costs 9-12 µs in-process, more under load, so the second probe, 0.1 µs, pays for
+itself)."""
 _MULT1 = 0x9E3779B97F4A7C15
 _MULT2 = 0xC2B2AE3D27D4EB4F
 """Multiplicative (Fibonacci) hashing, once per bit: a bit's position is the top bits of the key
@@ -54,20 +55,32 @@ _MIN_BITS = 1 << 13
 
 SegmentRow = tuple[int, int, int, int, int, str | None, str | None]
 """A segment's ``(end, kind, first, last, st, imsi, reason)`` as ``s_<t>`` holds it."""
+ASK: SegmentRow | tuple[()] = ()
+""":meth:`ListIndex.segment`'s answer when a segment holds the IMEI but its row is not kept."""
+SEGMENT_ROWS_MAX = 100_000
+"""Segments whose rows are kept (≈ 240 B each: 24 MB); above, only their bounds (16 B each), and an
+IMEI inside a segment is asked of SQLite."""
+MAX_SEGMENTS = 2_000_000
+"""Segments beyond which a version is not indexed (32 MB of bounds)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class ListIndex:
-    """One list version's exact keys (as a bitmap) and range segments (in full)."""
+    """One list version's exact keys (as a bitmap) and range segments."""
 
     version: int
+    table: int
+    """The full version whose ``x_``/``s_`` tables this holds (``version`` itself, or the one an
+    overlay builds on): an overlay on the same one extends a copy (:func:`extend_index`)."""
     keys: int
     """Exact keys set in the bitmap."""
     bits: bytearray = field(repr=False)
     shift: int
     """64 minus the bitmap's size in bits as a power of two: a hash's top bits address it."""
-    starts: list[int] = field(repr=False)
-    segments: list[SegmentRow] = field(repr=False)
+    starts: array[int] = field(repr=False)
+    ends: array[int] = field(repr=False)
+    rows: list[SegmentRow] | None = field(repr=False)
+    """The segments' rows, when there are at most :data:`SEGMENT_ROWS_MAX`."""
 
     def may_list(self, key: int) -> bool:
         """False: no exact row has ``key`` (sure). True: one may (ask SQLite)."""
@@ -78,21 +91,22 @@ class ListIndex:
         h = (key * _MULT2 & _M64) >> shift
         return bool(bits[h >> 3] >> (h & 7) & 1)
 
-    def segment(self, n: int) -> SegmentRow | None:
-        """The segment holding IMEI ``n`` (its narrowest range), or None."""
+    def segment(self, n: int) -> SegmentRow | tuple[()] | None:
+        """The row of the segment holding IMEI ``n`` (its narrowest range); None when no segment
+        holds it; :data:`ASK` when one does but its row is not kept."""
         starts = self.starts
         if not starts:
             return None
         i = bisect.bisect_right(starts, n) - 1
-        if i < 0:
+        if i < 0 or self.ends[i] < n:
             return None
-        row = self.segments[i]
-        return row if row[0] >= n else None
+        rows = self.rows
+        return ASK if rows is None else rows[i]
 
     @property
     def nbytes(self) -> int:
-        """The bitmap's size (what the exact keys cost in memory)."""
-        return len(self.bits)
+        """What the index holds in memory, the segments' rows aside."""
+        return len(self.bits) + 16 * len(self.starts)
 
 
 def _bitmap(n_keys: int) -> tuple[bytearray, int]:
@@ -118,25 +132,53 @@ def read_index(
 ) -> ListIndex | None:
     """The index of list version ``version`` (its tables ``x_<t>``, ``s_<t>``, and ``d_<overlay>``
     when it is an overlay) read through ``con``; None when it has more than ``max_keys`` exact keys
-    or segments. Runs in a worker thread: a 10M-key list takes a few seconds."""
+    or :data:`MAX_SEGMENTS` segments. Runs in a thread of its own: ≈ 2 s of CPU per million keys,
+    holding the GIL for most of it (the event loop's wake-ups are late by up to ≈ 12 ms meanwhile)."""
     n = con.execute(f"SELECT count(*) FROM x_{t}").fetchone()[0]
     if overlay is not None:
         n += con.execute(f"SELECT count(*) FROM d_{overlay}").fetchone()[0]
     n_segs = con.execute(f"SELECT count(*) FROM s_{t}").fetchone()[0]
-    if n > max_keys or n_segs > max_keys:
+    if n > max_keys or n_segs > MAX_SEGMENTS:
         return None
     bits, shift = _bitmap(n)
     for table in [f"x_{t}"] + ([f"d_{overlay}"] if overlay is not None else []):
         _mark(bits, shift, (k for (k,) in con.execute(f"SELECT k FROM {table}")))
-    starts: list[int] = []
-    segments: list[SegmentRow] = []
+    starts: array[int] = array("q")
+    ends: array[int] = array("q")
+    rows: list[SegmentRow] | None = [] if n_segs <= SEGMENT_ROWS_MAX else None
     for row in con.execute(
         f"SELECT start, end, kind, first, last, st, imsi, reason FROM s_{t} ORDER BY start"
     ):
         starts.append(row[0])
-        segments.append(_segment(row))
-    return ListIndex(version=version, keys=n, bits=bits, shift=shift, starts=starts, segments=segments)
+        ends.append(row[1])
+        if rows is not None:
+            rows.append((row[1], row[2], row[3], row[4], row[5], row[6], row[7]))
+    return ListIndex(
+        version=version, table=t, keys=n, bits=bits, shift=shift, starts=starts, ends=ends, rows=rows
+    )
 
 
-def _segment(row: Any) -> SegmentRow:
-    return (row[1], row[2], row[3], row[4], row[5], row[6], row[7])
+def extend_index(
+    prev: ListIndex, con: sqlite3.Connection, version: int, overlay: int, max_keys: int
+) -> ListIndex | None:
+    """The index of overlay ``version`` on ``prev.table`` from ``prev`` (that table's index, or
+    another overlay's on it): a copy of its bitmap with the keys of ``d_<overlay>`` marked, its
+    segments shared (an overlay holds exact keys only). A superset of the overlay's keys (those of
+    an earlier overlay stay marked), which the filter allows; at most ``OVERLAY_MAX`` rows, so
+    a small delta through the admin API costs a copy of the bitmap, not a rebuild. None when the
+    bitmap would be fuller than :data:`BITS_PER_KEY` allows (then :func:`read_index`)."""
+    n = prev.keys + con.execute(f"SELECT count(*) FROM d_{overlay}").fetchone()[0]
+    if n > max_keys or n * BITS_PER_KEY > len(prev.bits) * 8:
+        return None
+    bits = bytearray(prev.bits)
+    _mark(bits, prev.shift, (k for (k,) in con.execute(f"SELECT k FROM d_{overlay}")))
+    return ListIndex(
+        version=version,
+        table=prev.table,
+        keys=n,
+        bits=bits,
+        shift=prev.shift,
+        starts=prev.starts,
+        ends=prev.ends,
+        rows=prev.rows,
+    )

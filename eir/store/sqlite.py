@@ -72,7 +72,7 @@ from eir.store.base import (
     inline_lookup,
     peek_small_delta,
 )
-from eir.store.listindex import ListIndex, read_index
+from eir.store.listindex import ASK, ListIndex, extend_index, read_index
 from eir.store.ranges import TAC_SPAN, flatten
 
 SV_OFFSET = 10**17
@@ -180,6 +180,8 @@ class SqliteStore(IdentityStore):
         (:mod:`eir.store.listindex`); 0: never, every lookup is a statement."""
         self._index: ListIndex | None = None
         self._index_due: tuple[int, int, int | None] | None = None
+        self._index_prev: ListIndex | None = None
+        """The last index installed: an overlay on its table extends a copy of it."""
         """The version to index (its id, table version, overlay) until a lookup starts the build."""
         self._index_build: asyncio.Future[ListIndex | None] | None = None
         self._db: sqlite3.Connection | None = None
@@ -281,7 +283,8 @@ class SqliteStore(IdentityStore):
                 await self._watch_task
             self._watch_task = None
         self._callbacks.clear()
-        self._index = self._index_build = self._index_due = None
+        self._index = self._index_build = self._index_due = self._index_prev = None
+        self._version = None  # (a reopened handle reads it again, and indexes it)
         for con in (self._db, self._obs):
             if con is not None:
                 con.close()
@@ -324,6 +327,8 @@ class SqliteStore(IdentityStore):
     def _set_version(self, vid: int | None) -> None:
         new = vid != self._version
         if new:
+            if self._index is not None:
+                self._index_prev = self._index
             self._index = self._index_build = self._index_due = None
         self._version = vid
         self._ref_loaded = frozenset(
@@ -372,15 +377,18 @@ class SqliteStore(IdentityStore):
         never builds one. A daemon thread, not the loop's executor: a process that exits while
         a large list is being indexed does not wait for it. Without a running event loop (a
         synchronous caller) there is no index."""
-        due, self._index_due = self._index_due, None
-        if due is None:
-            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
+            return  # (still due: the next look-up under a loop starts it)
+        due, self._index_due = self._index_due, None
+        if due is None:
             return
         vid, t, overlay = due
         path, limit = self.path, self.index_max_keys
+        prev = self._index_prev
+        if prev is not None and (overlay is None or prev.table != t):
+            prev = None  # a full version, or an overlay on another one: built from its tables
         fut: asyncio.Future[ListIndex | None] = loop.create_future()
         self._index_build = fut
         fut.add_done_callback(self._index_done)
@@ -394,11 +402,15 @@ class SqliteStore(IdentityStore):
                 fut.set_result(result)
 
         def build() -> None:
-            result, error = None, None
+            result: ListIndex | None = None
+            error: BaseException | None = None
             try:
                 con = _connect(path)
                 try:
-                    result = read_index(con, vid, t, overlay, limit)
+                    if prev is not None and overlay is not None:
+                        result = extend_index(prev, con, vid, overlay, limit)
+                    if result is None:
+                        result = read_index(con, vid, t, overlay, limit)
                 finally:
                     con.close()
             except Exception as e:  # delivered to the loop, logged there
@@ -412,13 +424,15 @@ class SqliteStore(IdentityStore):
         if fut.cancelled():
             return
         e = fut.exception()
+        if fut is not self._index_build or self._db is None:
+            return  # a build for a version no longer active (or a closed store): dropped
         if e is not None:  # pruned meanwhile, the file gone: the SQL path answers, as before
             _log.info("list_index_not_built", error=f"{type(e).__name__}: {e}")
             return
         idx = fut.result()
         if idx is None:
             _log.info("list_index_skipped", max_keys=self.index_max_keys)
-        elif fut is self._index_build and self._db is not None and idx.version == self._version:
+        else:
             self._index = idx
             _log.info(
                 "list_index_built",
@@ -475,7 +489,8 @@ class SqliteStore(IdentityStore):
                     seg = idx.segment(n)
                     if seg is None:
                         return self._answer(n, None, None, None)
-                    return self._answer(n, None, None, _range_entry(*seg[1:]))
+                    if seg is not ASK:
+                        return self._answer(n, None, None, _range_entry(*seg[1:]))
             try:
                 found = self._lookup(imei, imeisv)
             except sqlite3.OperationalError:
@@ -1334,23 +1349,7 @@ class SqliteStore(IdentityStore):
             for kind, first, last, st, imsi, reason in con.execute(
                 f"SELECT kind, first, last, st, imsi, reason FROM r_{t}"
             ).fetchall():
-                if kind == 1:
-                    yield ListEntry(
-                        kind=EntryKind.TAC,
-                        key=f"{first // TAC_SPAN:08d}",
-                        status=_ST_BACK[st],
-                        imsi=imsi,
-                        reason=reason,
-                    )
-                else:
-                    yield ListEntry(
-                        kind=EntryKind.RANGE,
-                        key=f"{first:014d}",
-                        last=f"{last:014d}",
-                        status=_ST_BACK[st],
-                        imsi=imsi,
-                        reason=reason,
-                    )
+                yield _range_entry(kind, first, last, st, imsi, reason)
             for imsi, kind, imei, reason in con.execute(
                 f"SELECT imsi, kind, imei, reason FROM p_{t}"
             ).fetchall():
