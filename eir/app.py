@@ -200,10 +200,10 @@ async def _main(
     Path(config.data_dir).mkdir(parents=True, exist_ok=True)
 
     from eir.checker import build_checker
-    from eir.store import create_store, store_options
+    from eir.store import create_store, serving_options, store_options
 
     options = store_options(config.store)
-    store = create_store(config.store.url, config.data_dir, **options)
+    store = create_store(config.store.url, config.data_dir, **serving_options(config.store))
     observations = (
         create_store(config.store.observations_url, config.data_dir, **options)
         if config.store.observations_url

@@ -44,12 +44,18 @@ def create_store(url: str, data_dir: str = "data", **options: Any) -> IdentitySt
     raise StoreError(f"store.url: unsupported scheme {scheme!r} (sqlite, memory, postgresql, redis)")
 
 
+def serving_options(config: Any) -> dict[str, Any]:
+    """:func:`store_options` for the list store of ``eir serve``: with the SQLite list index
+    (``store.index_max_keys``), which only a serving process gains from. A CLI command asks a few
+    times and exits: it builds none (nor logs one)."""
+    return store_options(config) | {"index_max_keys": config.index_max_keys}
+
+
 def store_options(config: Any) -> dict[str, Any]:
     """The ``create_store`` keywords a :class:`eir.config.StoreConfig` sets."""
     return {
         "poll_interval": config.poll_interval,
         "keep_versions": config.keep_versions,
-        "index_max_keys": config.index_max_keys,
         "connect_timeout": config.connect_timeout,
         "command_timeout": config.command_timeout,
     }

@@ -84,8 +84,6 @@ _PK_BACK = (PairingKind.PAIRING, PairingKind.LOCK)
 _NO_MATCH = Lookup()
 _NO_RULES = ImsiRules()
 _log = get_logger(component="store.sqlite")
-INDEX_MAX_KEYS = 20_000_000
-"""Exact keys (or segments) up to which a version is indexed in memory: 64 MB of bitmap at most."""
 
 
 def sqlite_path(url: str, data_dir: str) -> Path:
@@ -167,7 +165,7 @@ class SqliteStore(IdentityStore):
         *,
         poll_interval: float = 1.0,
         keep_versions: int = 5,
-        index_max_keys: int = INDEX_MAX_KEYS,
+        index_max_keys: int = 0,
     ) -> None:
         q = parse_qs(urlsplit(url).query)
         self.url = url
@@ -176,8 +174,9 @@ class SqliteStore(IdentityStore):
         self.poll_interval = float(q.get("poll_interval", [poll_interval])[0])
         self.keep_versions = int(q.get("keep_versions", [keep_versions])[0])
         self.index_max_keys = int(q.get("index_max_keys", [index_max_keys])[0])
-        """Exact keys (or range segments) up to which the active version is held in memory
-        (:mod:`eir.store.listindex`); 0: never, every lookup is a statement."""
+        """Exact keys up to which the active version is held in memory (:mod:`eir.store.listindex`);
+        0 (the default, a CLI's): never, every lookup is a statement. ``eir serve`` sets
+        ``store.index_max_keys`` (eir/config.py)."""
         self._index: ListIndex | None = None
         self._index_due: tuple[int, int, int | None] | None = None
         self._index_prev: ListIndex | None = None

@@ -3,7 +3,7 @@
 The index lets the store answer "not listed" (and a range's entry) without a statement. Its one
 duty is to change nothing: every lookup must equal what the SQL path answers on the same file. The
 differential tests below compare a store with the index installed against a second handle on the
-same file with the index disabled (``index_max_keys=0``), over random lists of exact IMEIs,
+same file without one (``index_max_keys=0``, the default), over random lists of exact IMEIs,
 IMEISVs, nested ranges and TACs, through overlays (small deltas with removals), full versions,
 rollbacks and a version imported by another handle; and they count the statements the indexed
 store runs, so that an index that silently fell back to SQL would fail too.
@@ -27,6 +27,9 @@ from eir.store.sqlite import SV_OFFSET, SqliteStore
 from tests.store.test_contract import imei, imeisv, rng, tac, wait_until
 
 W, G, B = Status.WHITE, Status.GREY, Status.BLACK
+ON = 1_000_000
+"""``index_max_keys`` for an indexed store (``eir serve`` sets ``store.index_max_keys``; a store
+made without it, as the CLI makes them, has no index)."""
 TACS = ["35209900", "35209901", "86012345"]
 
 
@@ -38,8 +41,8 @@ def _url(tmp: Path, **q: int) -> str:
 @pytest.fixture
 async def pair(tmp_path: Path) -> AsyncIterator[tuple[SqliteStore, SqliteStore]]:
     """(indexed store, the same file through the SQL path only)."""
-    a = SqliteStore(_url(tmp_path), str(tmp_path), poll_interval=0.02, keep_versions=10)
-    b = SqliteStore(_url(tmp_path, index_max_keys=0), str(tmp_path), poll_interval=0.02, keep_versions=10)
+    a = SqliteStore(_url(tmp_path), str(tmp_path), poll_interval=0.02, keep_versions=10, index_max_keys=ON)
+    b = SqliteStore(_url(tmp_path), str(tmp_path), poll_interval=0.02, keep_versions=10)
     await a.open()
     await b.open()
     try:
@@ -266,15 +269,27 @@ def test_the_bitmap_never_forgets_a_key_and_rejects_most_others() -> None:
         assert false_positive < 0.014
 
 
-def test_store_index_max_keys_reaches_the_store(tmp_path: Path) -> None:
+async def test_eir_serve_indexes_and_a_cli_store_does_not(tmp_path: Path) -> None:
+    """``store.index_max_keys`` reaches the list store of ``eir serve`` (serving_options); the
+    stores the CLI opens (store_options) build no index: ``eir check`` exits after one look-up and
+    its stdout carries the answer only."""
     from eir.config import ConfigError, load_config
-    from eir.store import create_store, store_options
+    from eir.store import create_store, serving_options, store_options
 
     path = tmp_path / "eir.yaml"
-    path.write_text("store:\n  index_max_keys: 0\n")
+    path.write_text("store:\n  index_max_keys: 123\n")
     cfg = load_config(path)
-    store = create_store(_url(tmp_path), str(tmp_path), **store_options(cfg.store))
-    assert isinstance(store, SqliteStore) and store.index_max_keys == 0
+    served = create_store(_url(tmp_path), str(tmp_path), **serving_options(cfg.store))
+    assert isinstance(served, SqliteStore) and served.index_max_keys == 123
+    cli = create_store(_url(tmp_path), str(tmp_path), **store_options(cfg.store))
+    assert isinstance(cli, SqliteStore) and cli.index_max_keys == 0
+    await cli.open()
+    try:
+        await cli.import_version([imei("35209900000001", B)], [], source="cli")
+        assert cli.lookup_inline("35209900000001").imei is not None
+        assert await cli.list_index() is None and cli._index_build is None
+    finally:
+        await cli.close()
     path.write_text("store:\n  index_max_keys: -1\n")
     with pytest.raises(ConfigError, match="index_max_keys"):
         load_config(path)
@@ -282,7 +297,7 @@ def test_store_index_max_keys_reaches_the_store(tmp_path: Path) -> None:
 
 async def test_an_import_alone_builds_no_index_the_first_lookup_does(tmp_path: Path) -> None:
     """``eir lists import`` exits after its import: it must not build (or wait for) an index."""
-    a = SqliteStore(_url(tmp_path), str(tmp_path))
+    a = SqliteStore(_url(tmp_path), str(tmp_path), index_max_keys=ON)
     await a.open()
     try:
         await a.import_version([imei("35209900000001", B)], [], source="cli")
@@ -351,7 +366,7 @@ async def test_a_build_overtaken_by_a_newer_version_is_dropped(
         return real(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(sqlite_store, "read_index", slow)
-    a = SqliteStore(_url(tmp_path), str(tmp_path))
+    a = SqliteStore(_url(tmp_path), str(tmp_path), index_max_keys=ON)
     await a.open()
     try:
         key = "35209900123456"
