@@ -267,6 +267,7 @@ class SqliteStore(IdentityStore):
         except (sqlite3.Error, OSError) as e:
             raise StoreUnavailableError(f"sqlite {self.path}: {e}") from e
         self._db, self._obs = db, obs
+        self._version = None  # read afresh (a reopened handle indexes it again)
         self._refresh()
 
     async def close(self) -> None:
@@ -283,7 +284,6 @@ class SqliteStore(IdentityStore):
             self._watch_task = None
         self._callbacks.clear()
         self._index = self._index_build = self._index_due = self._index_prev = None
-        self._version = None  # (a reopened handle reads it again, and indexes it)
         for con in (self._db, self._obs):
             if con is not None:
                 con.close()

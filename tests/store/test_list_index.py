@@ -386,3 +386,22 @@ async def test_a_build_overtaken_by_a_newer_version_is_dropped(
     finally:
         release.set()
         await a.close()
+
+
+async def test_a_reopened_handle_indexes_again_and_a_closed_one_is_an_outage(tmp_path: Path) -> None:
+    from eir.store.base import StoreUnavailableError
+
+    a = SqliteStore(_url(tmp_path), str(tmp_path), index_max_keys=ON)
+    await a.open()
+    await a.import_version([imei("35209900000001", B)], [], source="one")
+    assert await a.list_index() is not None
+    await a.close()
+    with pytest.raises(StoreUnavailableError):
+        a.lookup_inline("35209900000002")  # not "not listed": the store is gone
+    await a.open()
+    try:
+        idx = await a.list_index()
+        assert idx is not None and idx.version == a._version
+        assert a.lookup_inline("35209900000001").imei is not None
+    finally:
+        await a.close()
