@@ -178,10 +178,11 @@ class SqliteStore(IdentityStore):
         0 (the default, a CLI's): never, every lookup is a statement. ``eir serve`` sets
         ``store.index_max_keys`` (eir/config.py)."""
         self._index: ListIndex | None = None
-        self._index_due: tuple[int, int, int | None] | None = None
+        self._index_due: tuple[int, int] | None = None
+        """The version to index (its id, and the full version whose tables it reads: another id
+        for an overlay) until a lookup starts the build."""
         self._index_prev: ListIndex | None = None
         """The last index installed: an overlay on its table extends a copy of it."""
-        """The version to index (its id, table version, overlay) until a lookup starts the build."""
         self._index_build: asyncio.Future[ListIndex | None] | None = None
         self._db: sqlite3.Connection | None = None
         self._obs: sqlite3.Connection | None = None
@@ -341,7 +342,7 @@ class SqliteStore(IdentityStore):
         base = row[1] if row and row[1] is not None else None
         t = vid if base is None else int(base)
         if new and self.index_max_keys > 0:
-            self._index_due = (vid, t, None if base is None else vid)
+            self._index_due = (vid, t)
         # One statement per lookup (the exact keys and the segment together): the per-statement
         # overhead of the sqlite3 module (~5 us here) dominates a point seek, so two statements
         # would cost nearly twice as much. ``k = ?1 OR k = ?2`` is two rowid seeks (an IN list
@@ -383,7 +384,8 @@ class SqliteStore(IdentityStore):
         due, self._index_due = self._index_due, None
         if due is None:
             return
-        vid, t, overlay = due
+        vid, t = due
+        overlay = vid if t != vid else None
         path, limit = self.path, self.index_max_keys
         prev = self._index_prev
         if prev is not None and (overlay is None or prev.table != t):
