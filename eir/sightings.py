@@ -454,8 +454,12 @@ class SightingTracker:
 
     async def _write_behind(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for returns the event's result
+            # when a cancellation (close()) arrives just as a full batch sets it, the cancellation
+            # is lost and close() waited on this loop for good
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.flush_interval)
+                async with asyncio.timeout(self.flush_interval):
+                    await self._wake.wait()
             self._wake.clear()
             await self._flush_once()
             now = self.clock()

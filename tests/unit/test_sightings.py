@@ -140,6 +140,20 @@ async def test_the_oldest_unwritten_are_dropped_and_counted_when_the_queue_is_fu
         await t.close()
 
 
+async def test_close_ends_the_write_behind_woken_by_a_full_batch() -> None:
+    """A full batch wakes the write-behind just before close() cancels it: the cancellation is
+    not lost (Python 3.11's wait_for returned the event's result instead, and close() waited on
+    the write-behind for good: a shutdown that never ended)."""
+    t, s, c = await tracker(batch_size=3)
+    await asyncio.sleep(0)  # the write-behind waits for its wake-up
+    for i in range(3):
+        t.observe(f"{35209900000000 + i}", IMSI[i], None, c.now)
+    closing = asyncio.ensure_future(t.close())
+    done, _ = await asyncio.wait({closing}, timeout=5.0)
+    assert done == {closing}, "close() did not end"
+    assert sum(s.batches) == 3 and not t._tasks
+
+
 async def test_a_failing_store_costs_the_batch_never_an_answer() -> None:
     t, s, c = await tracker()
     try:
