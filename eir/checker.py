@@ -339,7 +339,13 @@ class PolicyChecker:
                     await tracker.load_imei(imei)
                 except _OUTAGE_ERRORS as e:
                     self._store_failed("observations", self._obs_name, e)
-            sightings = self._observe(tracker, imei, req)
+            seen = req.imsi
+            if seen and req.msisdn is None and not self._track_origins and len(seen) <= 32:
+                # a population load's commonest case, a first sighting of the IMEI, without
+                # _observe's bounds and observe's tests (None: not that case)
+                sightings = tracker.first_imsi(imei, seen, _IMSI_KIND[req.interface], self._wall())
+            if sightings is None:
+                sightings = self._observe(tracker, imei, req)
         if steps is not None and lookup.registration == REGISTERED:
             # the store left the record out on the hot path: the explanation shows it
             try:

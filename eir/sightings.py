@@ -185,6 +185,8 @@ class SightingTracker:
         self._last_sweep = 0.0
         self._failing = False
         self.running = False
+        self._plain = False
+        """Running, with neither ``trusted_origins`` nor budgets: :meth:`first_imsi` applies."""
         self.dropped = 0
         self.written = 0
         self._log = get_logger(component="sightings")
@@ -272,6 +274,26 @@ class SightingTracker:
         if s is None:  # immutable and few (counts are bounded): one object per pair of counts
             s = _SIGHTINGS[key] = Sightings(distinct_imsis=n_imsis, distinct_origins=n_origins)
         return s
+
+    def first_imsi(self, imei: str, imsi: str, kind: str, now: float) -> Sightings | None:
+        """:meth:`observe`'s commonest case in a population load, with fewer tests: the
+        first sighting of an IMEI, with an IMSI and no origin nor MSISDN, by a running tracker that
+        holds no origins and has neither ``trusted_origins`` nor budgets. It records and queues
+        what :meth:`observe` would and returns the same. None when the case does not apply (an
+        IMEI already tracked, the bound reached): the caller then calls :meth:`observe`, which
+        tests everything. The checker calls it first (eir/checker.py): a population check took 159
+        bytecodes more than a check without an IMSI through the checker's ``_observe`` and
+        :meth:`observe`, 111 this way (≈ 1.6k machine instructions less)."""
+        imsis = self._imsis
+        if not self._plain or imei in imsis or self._origins or len(imsis) >= self.max_imeis:
+            return None
+        imsis[imei] = (imsi, now)
+        pending = self._pending
+        if len(pending) >= self._wake_at:
+            self._queue((imei, kind, imsi, now))
+        else:
+            pending.append((imei, kind, imsi, now))
+        return _ONE_IMSI
 
     def _is_trusted(self, peer: str | None) -> bool:
         low = (peer or "").lower()
@@ -428,6 +450,7 @@ class SightingTracker:
             self._log.info("sightings_loaded", rows=len(rows), imeis=len(self._imsis))
         self._shared_until = now
         self.running = True
+        self._plain = not self._trusted and not self._budgets
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._write_behind()))
         if self.share_interval:
@@ -435,7 +458,7 @@ class SightingTracker:
 
     async def close(self) -> None:
         """Stop the background tasks and write everything still queued."""
-        self.running = False
+        self.running = self._plain = False
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
