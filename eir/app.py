@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -47,6 +48,15 @@ from eir.logging import get_logger, setup_logging
 from eir.metrics import register_metrics
 from eir.servers import RunningServer
 from eir.store.base import IdentityStore
+
+GC_THRESHOLD = (20_000, 10, 10)
+"""The cyclic garbage collector's thresholds while serving (CPython's default: 700, 10, 10). A
+check leaves a few objects behind for a while — its answer in the checker's cache, a sighting and
+its queued row with an IMSI — so at the default a young collection ran every ~200 population checks
+and, at most every 100 of those, a full one over the whole heap (the cache's 100k answers included): up to
+5k instructions a check under ``bench.clone --callgrind``, landing in whichever run was going, with
+0.45k at this threshold. Nearly everything a check allocates is freed by reference counting
+before any collection; a young collection of 20k objects takes about half a millisecond here."""
 
 
 class StartupError(Exception):
@@ -168,6 +178,7 @@ def run(
     config: Config, *, ready_file: str | None = None, worker_index: int = 0, config_path: str | None = None
 ) -> int:
     """Run the EIR until SIGINT/SIGTERM. Returns the process exit code."""
+    gc.set_threshold(*GC_THRESHOLD)
     try:
         import uvloop
 
