@@ -427,8 +427,9 @@ class StoreConfig:
     keep_versions: int = 5
     """List versions kept for ``eir lists rollback`` (older ones are pruned at import)."""
     index_max_keys: int = 20_000_000
-    """SQLite: the active list version is held in memory (by each worker process) as a filter of its
-    exact keys (2-4 bytes a key: the bitmap's size is a power of two) and its range segments (16
+    """SQLite: the active list version is held in memory (by each worker process) as its exact keys
+    (a set up to 250k, ≈ 64 bytes a key; above, a filter of 2-4 bytes a key: the bitmap's size is a
+    power of two) and its range segments (16
     bytes each, their rows too up to 100k), up to this many keys (and 2M segments), so that an
     unlisted IMEI is answered without a statement (eir/store/listindex.py); 0: never."""
     connect_timeout: float = 3.0

@@ -485,11 +485,16 @@ class SqliteStore(IdentityStore):
                     self._start_index()
             else:
                 n = int(imei)
-                if not idx.may_list(n) and (imeisv is None or not idx.may_list(SV_OFFSET + int(imeisv))):
+                exact = idx.exact
+                if exact is not None:  # a set: the test inline (listindex.SET_MAX_KEYS)
+                    listed = n in exact or (imeisv is not None and SV_OFFSET + int(imeisv) in exact)
+                else:
+                    listed = idx.may_list(n) or (imeisv is not None and idx.may_list(SV_OFFSET + int(imeisv)))
+                if not listed:
                     # no exact row: the answer from memory (listindex.py), no statement
-                    seg = idx.segment(n)
+                    seg = idx.segment(n) if idx.starts else None
                     if seg is None:
-                        return self._answer(n, None, None, None)
+                        return self._answer(n, None, None, None) if self._ref_loaded else _NO_MATCH
                     if seg is not ASK:
                         return self._answer(n, None, None, _range_entry(*seg[1:]))
             try:

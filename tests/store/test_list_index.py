@@ -6,7 +6,8 @@ differential tests below compare a store with the index installed against a seco
 same file without one (``index_max_keys=0``, the default), over random lists of exact IMEIs,
 IMEISVs, nested ranges and TACs, through overlays (small deltas with removals), full versions,
 rollbacks and a version imported by another handle; and they count the statements the indexed
-store runs, so that an index that silently fell back to SQL would fail too.
+store runs, so that an index that silently fell back to SQL would fail too. Every test runs with
+both forms of the exact keys: a set (lists up to SET_MAX_KEYS) and the Bloom filter (above).
 """
 
 from __future__ import annotations
@@ -36,6 +37,14 @@ TACS = ["35209900", "35209901", "86012345"]
 def _url(tmp: Path, **q: int) -> str:
     query = "&".join(f"{k}={v}" for k, v in q.items())
     return f"sqlite:///{tmp / 'eir.db'}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture(autouse=True, params=["set", "bitmap"])
+def keys_form(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The exact keys' form every test here runs with: a set, or (SET_MAX_KEYS 0) the bitmap."""
+    if request.param == "bitmap":
+        monkeypatch.setattr(listindex, "SET_MAX_KEYS", 0)
+    return str(request.param)
 
 
 @pytest.fixture
@@ -114,28 +123,39 @@ def _count_statements(store: SqliteStore) -> list[str]:
     return seen
 
 
-async def _assert_same(a: SqliteStore, b: SqliteStore, probes: list[tuple[str, str | None]]) -> int:
+async def _assert_same(
+    a: SqliteStore,
+    b: SqliteStore,
+    probes: list[tuple[str, str | None]],
+    asked: list[tuple[str, str | None]] | None = None,
+) -> int:
     """Every probe answered alike by both; how many the indexed store answered without a
-    statement (its index is installed for the active version first)."""
+    statement (its index is installed for the active version first); ``asked`` receives the
+    probes it ran a statement for."""
     idx = await a.list_index()
     assert idx is not None and idx.version == a._version == b._version
     statements = _count_statements(a)
+    a._next_poll = float("inf")  # no version poll among the statements counted (caught up already)
     from_memory = 0
     for key, sv in probes:
         before = len(statements)
         got, want = a.lookup_inline(key, sv), b.lookup_inline(key, sv)
         assert got == want, (key, sv)
         from_memory += len(statements) == before
+        if asked is not None and len(statements) != before:
+            asked.append((key, sv))
     a._conn().set_trace_callback(None)
+    a._next_poll = 0.0
     return from_memory
 
 
 @pytest.mark.parametrize("rows_kept", [True, False], ids=["segment-rows", "segment-bounds-only"])
 async def test_the_index_answers_as_the_sql_path_over_random_lists(
-    pair: tuple[SqliteStore, SqliteStore], rows_kept: bool, monkeypatch: pytest.MonkeyPatch
+    pair: tuple[SqliteStore, SqliteStore], rows_kept: bool, monkeypatch: pytest.MonkeyPatch, keys_form: str
 ) -> None:
     """Without the segments' rows (a list of more than SEGMENT_ROWS_MAX ranges) an IMEI inside a
-    range is asked of SQLite, one outside every range still answered from memory."""
+    range is asked of SQLite, one outside every range still answered from memory. With the set,
+    and the rows kept, SQLite is asked of listed keys only (the filter also sends some others)."""
     if not rows_kept:
         monkeypatch.setattr(listindex, "SEGMENT_ROWS_MAX", 0)
     a, b = pair
@@ -144,7 +164,13 @@ async def test_the_index_answers_as_the_sql_path_over_random_lists(
     await a.import_version(entries, [], source="full")
     await _caught_up(b, a)
     probes = _probes(rnd, entries)
-    from_memory = await _assert_same(a, b, probes)
+    asked: list[tuple[str, str | None]] = []
+    from_memory = await _assert_same(a, b, probes, asked)
+    if keys_form == "set" and rows_kept:
+        exact = {int(e.key) for e in entries if e.kind.value == "imei"}
+        exact |= {SV_OFFSET + int(e.key) for e in entries if e.kind.value == "imeisv"}
+        listed = [(k, sv) for k, sv in probes if int(k) in exact or (sv and SV_OFFSET + int(sv) in exact)]
+        assert asked == listed
     # most probes are unlisted IMEIs: answered from memory (a listed key, or another key's bit
     # in the bitmap, goes to SQLite); without the rows, only those outside every range (the
     # list's TACs cover most probes)
@@ -255,7 +281,7 @@ def test_the_bitmap_never_forgets_a_key_and_rejects_most_others() -> None:
     bits, shift = _bitmap(len(keys))
     assert len(bits) * 8 == 1 << (64 - shift) >= BITS_PER_KEY * len(keys)
     _mark(bits, shift, keys)
-    idx = ListIndex(1, 1, len(keys), bits, shift, array("q"), array("q"), [])
+    idx = ListIndex(1, 1, len(keys), None, bits, shift, array("q"), array("q"), [])
     assert all(idx.may_list(k) for k in keys)
     rnd = random.Random(1)
     listed = set(keys)
@@ -308,6 +334,26 @@ async def test_an_import_alone_builds_no_index_the_first_lookup_does(tmp_path: P
         assert idx is not None and idx.version == a._version
     finally:
         await a.close()
+
+
+async def test_a_set_outgrown_by_overlays_becomes_the_bitmap(
+    pair: tuple[SqliteStore, SqliteStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exact keys up to SET_MAX_KEYS are a set, more a bitmap: an overlay that takes a set past
+    the bound is indexed afresh (read whole, as the bitmap), and answers alike. (The same under
+    both forms' runs: the bound is set here.)"""
+    monkeypatch.setattr(listindex, "SET_MAX_KEYS", 40)
+    a, b = pair
+    entries = [imei(f"352099000{i:05d}", G) for i in range(38)]
+    await a.import_version(entries, [], source="full")
+    idx = await a.list_index()
+    assert idx is not None and idx.exact == {int(e.key) for e in entries} and not idx.bits
+    more = [imei(f"352099010{i:05d}", B) for i in range(5)]
+    await a.import_version(more, [], source="delta", delta=True)
+    idx = await a.list_index()
+    assert idx is not None and idx.exact is None and idx.bits and idx.keys == 43
+    await _caught_up(b, a)
+    assert await _assert_same(a, b, _probes(random.Random(8), entries + more)) > 0
 
 
 async def test_an_overlay_extends_the_last_index_instead_of_rebuilding_it(
