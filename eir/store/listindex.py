@@ -10,7 +10,7 @@ hashing and calls):
   ``d_<v>``, its removals included) up to :data:`SET_MAX_KEYS` as a set of ints, exact and the
   cheapest test; above it, as a Bloom filter: a bitmap of at least :data:`BITS_PER_KEY`
   bits a key (2-4 bytes, as its size is a power of two: 32 MB for 10M entries, against ~70 B a key
-  for a Python set) in which each key sets two bits chosen by multiplicative hashes. A clear bit: no
+  for a set) in which each key sets two bits chosen by multiplicative hashes. A clear bit: no
   row has the key. Both set: the key, or other keys' bits (about 1.4 % of unlisted keys at 16 bits a
   key, fewer with more; 0.6-0.8 % measured) — the store asks SQLite, which answers exactly. The
   filter only ever sends a key to SQLite that it could have answered alone; it never says "not
@@ -39,12 +39,13 @@ from dataclasses import dataclass, field
 __all__ = ["ASK", "BITS_PER_KEY", "SET_MAX_KEYS", "ListIndex", "extend_index", "read_index"]
 
 SET_MAX_KEYS = 250_000
-"""Exact keys up to which the index holds them as a ``frozenset`` of ints (≈ 64 B a key: 16 MB at
-most) instead of the bitmap. A membership test is a hash of a small int, tested inline by the store:
-the whole look-up of an unlisted IMEI took 730-750 ns with an IMEISV and 440-460 ns without through
-the filter, 335-355 ns and 260 ns with the set (in-process, a 100k-entry list); and a set sends no
-unlisted key to SQLite (the filter sends 0.6-0.8 %). Lab lists are mostly this small; national
-ones are not."""
+"""Exact keys up to which the index holds them as a ``frozenset`` of ints (70-90 B a key with the
+ints, measured with tracemalloc, a set grown by an overlay's union the most: ≈ 23 MB at most, twice
+that while a version's index is built from the last one) instead of the bitmap. A membership test
+is a hash of a small int, tested inline by the store: the whole look-up of an unlisted IMEI took
+730-750 ns with an IMEISV and 440-460 ns without through the filter, 335-355 ns and 260 ns with the
+set (in-process, a 100k-entry list); and a set sends no unlisted key to SQLite (the filter sends
+0.6-0.8 %). Lab lists are mostly this small; national ones are not."""
 
 BITS_PER_KEY = 16
 """Bitmap bits per exact key (rounded up to a power of two). Each key sets two bits: an unlisted
@@ -84,7 +85,8 @@ class ListIndex:
     """The full version whose ``x_``/``s_`` tables this holds (``version`` itself, or the one an
     overlay builds on): an overlay on the same one extends a copy (:func:`extend_index`)."""
     keys: int
-    """Exact keys held (in the set, or set in the bitmap)."""
+    """Exact keys held: the set's size, or the rows marked in the bitmap (an overlay's ``d_`` table
+    repeats the rows of the overlay before it: an upper bound there, kept for the bitmap's fill)."""
     exact: frozenset[int] | None = field(repr=False)
     """The exact keys themselves, up to :data:`SET_MAX_KEYS` (``bits`` is then empty)."""
     bits: bytearray = field(repr=False)
@@ -96,8 +98,9 @@ class ListIndex:
     """The segments' rows, when there are at most :data:`SEGMENT_ROWS_MAX`."""
 
     def may_list(self, key: int) -> bool:
-        """False: no exact row has ``key`` (sure). True: one may (ask SQLite); with the set, one
-        does (an overlay's removals are keys too)."""
+        """False: no exact row has ``key`` (sure). True: one may (ask SQLite). The set holds every
+        key of the version's rows (an overlay's removals are rows too) and, after a rollback to an
+        earlier overlay, keys of a later one: a superset, as the bitmap's is."""
         if self.exact is not None:
             return key in self.exact
         shift, bits = self.shift, self.bits
@@ -161,6 +164,7 @@ def read_index(
     exact: frozenset[int] | None = None
     if n <= SET_MAX_KEYS:
         exact = frozenset(k for table in tables for (k,) in con.execute(f"SELECT k FROM {table}"))
+        n = len(exact)
         bits, shift = bytearray(), 64
     else:
         bits, shift = _bitmap(n)
@@ -199,12 +203,12 @@ def extend_index(
     ``OVERLAY_MAX`` rows, so a small delta through the admin API costs a copy, not a rebuild. None
     when the set would pass :data:`SET_MAX_KEYS` or the bitmap be fuller than
     :data:`BITS_PER_KEY` allows (then :func:`read_index`)."""
-    n = prev.keys + con.execute(f"SELECT count(*) FROM d_{overlay}").fetchone()[0]
     if prev.exact is not None:
-        if n > max_keys or n > SET_MAX_KEYS:
+        exact = prev.exact | frozenset(k for (k,) in con.execute(f"SELECT k FROM d_{overlay}"))
+        if len(exact) > min(max_keys, SET_MAX_KEYS):
             return None
-        added = frozenset(k for (k,) in con.execute(f"SELECT k FROM d_{overlay}"))
-        return dataclasses.replace(prev, version=version, keys=n, exact=prev.exact | added)
+        return dataclasses.replace(prev, version=version, keys=len(exact), exact=exact)
+    n = prev.keys + con.execute(f"SELECT count(*) FROM d_{overlay}").fetchone()[0]
     if n > max_keys or n * BITS_PER_KEY > len(prev.bits) * 8:
         return None
     bits = bytearray(prev.bits)

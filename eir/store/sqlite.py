@@ -435,6 +435,7 @@ class SqliteStore(IdentityStore):
             _log.info("list_index_skipped", max_keys=self.index_max_keys)
         else:
             self._index = idx
+            self._index_prev = None  # (held for an overlay's build; the next change takes this one)
             _log.info(
                 "list_index_built",
                 version=idx.version,

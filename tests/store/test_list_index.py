@@ -261,6 +261,10 @@ async def test_a_list_over_index_max_keys_is_not_indexed_and_answers_alike(tmp_p
         await a.import_version(entries[:50], [], source="fits")
         idx = await a.list_index()
         assert idx is not None and idx.keys == 50
+        # an overlay past the bound (extending the last index would hold 51 keys): none
+        await a.import_version([entries[50]], [], source="one more", delta=True)
+        assert await a.list_index() is None
+        assert a.lookup_inline(entries[50].key).imei == entries[50]
     finally:
         await a.close()
 
@@ -347,7 +351,7 @@ async def test_a_set_outgrown_by_overlays_becomes_the_bitmap(
     entries = [imei(f"352099000{i:05d}", G) for i in range(38)]
     await a.import_version(entries, [], source="full")
     idx = await a.list_index()
-    assert idx is not None and idx.exact == {int(e.key) for e in entries} and not idx.bits
+    assert idx is not None and idx.exact == frozenset(int(e.key) for e in entries) and not idx.bits
     more = [imei(f"352099010{i:05d}", B) for i in range(5)]
     await a.import_version(more, [], source="delta", delta=True)
     idx = await a.list_index()
