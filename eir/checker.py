@@ -86,6 +86,10 @@ _IMSI_KIND = {
 }
 """The sighting kind of an IMSI by the interface it came on (the observations dump's ``rat``)."""
 
+_IMSI_KEPT = 32
+"""Characters of a request's IMSI a sighting keeps (an IMSI has at most 15 digits; S13's User-Name
+is free text): ``_observe`` cuts a longer one, so the first-sighting path takes only shorter ones."""
+
 _T = TypeVar("_T")
 
 
@@ -340,10 +344,10 @@ class PolicyChecker:
                 except _OUTAGE_ERRORS as e:
                     self._store_failed("observations", self._obs_name, e)
             seen = req.imsi
-            if seen and req.msisdn is None and not self._track_origins and len(seen) <= 32:
+            if seen and req.msisdn is None and not self._track_origins and len(seen) <= _IMSI_KEPT:
                 # a population load's commonest case, a first sighting of the IMEI, without
                 # _observe's bounds and observe's tests (None: not that case)
-                sightings = tracker.first_imsi(imei, seen, _IMSI_KIND[req.interface], self._wall())
+                sightings = tracker.first_imsi(imei, seen, self._wall(), _IMSI_KIND[req.interface])
             if sightings is None:
                 sightings = self._observe(tracker, imei, req)
         if steps is not None and lookup.registration == REGISTERED:
@@ -435,8 +439,8 @@ class PolicyChecker:
         origin = req.origin if self._track_origins else None
         # what the wire sent is kept and stored: bound it (an IMSI has at most 15 digits, a
         # DiameterIdentity or a GT is short too)
-        if imsi is not None and len(imsi) > 32:
-            imsi = imsi[:32]
+        if imsi is not None and len(imsi) > _IMSI_KEPT:
+            imsi = imsi[:_IMSI_KEPT]
         if origin is not None and len(origin) > 255:
             origin = origin[:255]
         peer = req.origin

@@ -186,7 +186,8 @@ class SightingTracker:
         self._failing = False
         self.running = False
         self._plain = False
-        """Running, with neither ``trusted_origins`` nor budgets: :meth:`first_imsi` applies."""
+        """Running, with neither ``trusted_origins`` nor budgets: :meth:`first_imsi` applies. Kept
+        in step with ``running`` by :meth:`start` and :meth:`close`, which alone change it."""
         self.dropped = 0
         self.written = 0
         self._log = get_logger(component="sightings")
@@ -275,7 +276,7 @@ class SightingTracker:
             s = _SIGHTINGS[key] = Sightings(distinct_imsis=n_imsis, distinct_origins=n_origins)
         return s
 
-    def first_imsi(self, imei: str, imsi: str, kind: str, now: float) -> Sightings | None:
+    def first_imsi(self, imei: str, imsi: str, now: float, kind: str) -> Sightings | None:
         """:meth:`observe`'s commonest case in a population load, with fewer tests: the
         first sighting of an IMEI, with an IMSI and no origin nor MSISDN, by a running tracker that
         holds no origins and has neither ``trusted_origins`` nor budgets. It records and queues

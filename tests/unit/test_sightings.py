@@ -6,13 +6,14 @@ import asyncio
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from eir.sightings import SightingTracker, _inside, _weighed
-from eir.store.base import Sighting, StoreUnavailableError
+from eir.store.base import Sighting, Sightings, StoreUnavailableError
 from eir.store.memory import MemoryStore
 
 IMEI, OTHER = "35209900176148", "35209900176155"
@@ -234,8 +235,8 @@ async def test_first_imsi_records_what_observe_would(kw: dict[str, object]) -> N
     import random
 
     rng = random.Random(13)
-    fast, _s1, c1 = await tracker(**kw)
-    slow, _s2, c2 = await tracker(**kw)
+    fast, _s1, c1 = await tracker(None, **kw)
+    slow, _s2, c2 = await tracker(None, **kw)
     taken = 0
     try:
         for step in range(400):
@@ -247,7 +248,7 @@ async def test_first_imsi_records_what_observe_would(kw: dict[str, object]) -> N
             want = slow.observe(imei, imsi, origin, now, origin, "i")
             got = None
             if imsi and origin is None:
-                got = fast.first_imsi(imei, imsi, "i", now)
+                got = fast.first_imsi(imei, imsi, now, "i")
                 taken += got is not None
             if got is None:
                 got = fast.observe(imei, imsi, origin, now, origin, "i")
@@ -265,11 +266,11 @@ async def test_first_imsi_leaves_a_tracker_that_is_not_running_to_observe() -> N
     store = CountingStore()
     await store.open()
     t = SightingTracker(store, 60.0, clock=Clock())
-    assert t.first_imsi(IMEI, IMSI[1], "i", 1_000_000.0) is None  # `eir check`: before start
+    assert t.first_imsi(IMEI, IMSI[1], 1_000_000.0, "i") is None  # `eir check`: before start
     await t.start()
-    assert t.first_imsi(IMEI, IMSI[1], "i", 1_000_000.0) is not None
+    assert t.first_imsi(IMEI, IMSI[1], 1_000_000.0, "i") is not None
     await t.close()
-    assert t.first_imsi(OTHER, IMSI[1], "i", 1_000_000.0) is None and OTHER not in t._imsis
+    assert t.first_imsi(OTHER, IMSI[1], 1_000_000.0, "i") is None and OTHER not in t._imsis
 
 
 async def test_the_checker_records_a_first_sighting_on_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -289,17 +290,34 @@ async def test_the_checker_records_a_first_sighting_on_the_fast_path(monkeypatch
     assert t is not None
     observed: list[str] = []
     real = t.observe
-    monkeypatch.setattr(t, "observe", lambda imei, *a, **k: observed.append(imei) or real(imei, *a, **k))
+
+    def spy(imei: str, *a: Any, **k: Any) -> Sightings:
+        observed.append(imei)
+        return real(imei, *a, **k)
+
+    monkeypatch.setattr(t, "observe", spy)
     await checker.check(CheckRequest(imei=IMEI, imsi=IMSI[1], origin="mme1", interface=Interface.S13))
-    assert observed == [] and t._imsis[IMEI][0] == IMSI[1]
+    held = t._imsis[IMEI]
+    assert observed == [] and isinstance(held, tuple) and held[0] == IMSI[1]
     await checker.check(CheckRequest(imei=IMEI, imsi=IMSI[2], origin="mme1", interface=Interface.S13))
     await checker.check(
         CheckRequest(imei=OTHER, imsi=IMSI[3], msisdn="491701234567", interface=Interface.MAP)
     )
     assert observed == [IMEI, OTHER]
+    # an IMSI longer than a sighting keeps: observe, which cuts it (the fast path would not)
+    long_imsi = "9" * 40
+    third = "35209900176163"
+    await checker.check(CheckRequest(imei=third, imsi=long_imsi, interface=Interface.S13))
+    held = t._imsis[third]
+    assert observed[-1] == third and isinstance(held, tuple) and held[0] == long_imsi[:32]
     await checker.close()
     rows = sorted((r[0], r[1], r[2]) for r in await store.read_sightings(0.0))
-    assert rows == [(IMEI, "e", IMSI[1]), (IMEI, "e", IMSI[2]), (OTHER, "g", f"{IMSI[3]} 491701234567")]
+    assert rows == [
+        (IMEI, "e", IMSI[1]),
+        (IMEI, "e", IMSI[2]),
+        (OTHER, "g", f"{IMSI[3]} 491701234567"),
+        (third, "e", long_imsi[:32]),
+    ]
 
 
 @pytest.mark.parametrize("n", [1, 3])
