@@ -78,8 +78,8 @@ TAC): run after the S13 runs in the same EIR, with the same IMEIs they would mee
 population's pairs again — a sighting seen before, not the fresh pair for most requests the issue
 measures (nor a separate handset population, as an MSC's and an MME's are)."""
 POPULATION = (1_000_000, 100_000)
-WARM_IMEI = "35209990000000"
-"""The warm-ups' population, far from every round's IMEIs (:data:`ROUND_SPAN`): a serving EIR has
+WARM_IMEI = "35209800000000"
+"""The warm-ups' population, below every round's IMEIs (:data:`ROUND_SPAN`): a serving EIR has
 its write-behind's statements compiled already (SQLite's parse of a 500-row INSERT is ≈ 1.4M
 instructions, the statements of the batches' power-of-two tails as many more): without a warm-up
 with IMSIs, the first population run paid them, ≈ 1.1k of the S13 run's instructions a check
