@@ -115,6 +115,10 @@ EXACT_EVERY = 30
 says: statistics can be wrong (reset by a crash restart, a failover) and are never trusted longer."""
 MAX_BUCKETS = 10_000
 """Origins with a budget bucket of their own; beyond it the buckets are simply reset."""
+CLOSE_WAIT = 10.0
+"""Seconds :meth:`SightingTracker.close` lets the write-behind finish the batch it is writing (then
+it is cancelled: that batch's rows are counted as dropped). Cancelled at once, a PostgreSQL COPY or
+a Redis script in flight was abandoned and its batch lost, uncounted."""
 
 
 class SightingTracker:
@@ -185,6 +189,8 @@ class SightingTracker:
         self._last_sweep = 0.0
         self._failing = False
         self.running = False
+        self._closing = False
+        """Set by :meth:`close`: the write-behind ends after the batch it is writing."""
         self._plain = False
         """Running, with neither ``trusted_origins`` nor budgets: :meth:`first_imsi` applies. Kept
         in step with ``running`` by :meth:`start` and :meth:`close`, which alone change it."""
@@ -451,6 +457,7 @@ class SightingTracker:
             self._log.info("sightings_loaded", rows=len(rows), imeis=len(self._imsis))
         self._shared_until = now
         self.running = True
+        self._closing = False
         self._plain = not self._trusted and not self._budgets
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._write_behind()))
@@ -458,10 +465,18 @@ class SightingTracker:
             self._tasks.append(loop.create_task(self._share()))
 
     async def close(self) -> None:
-        """Stop the background tasks and write everything still queued."""
+        """Stop the background tasks and write everything still queued. The write-behind is let
+        finish the batch it may be writing (at most :data:`CLOSE_WAIT`), the sharing cancelled."""
         self.running = self._plain = False
-        for t in self._tasks:
+        self._closing = True
+        self._wake.set()
+        writer = self._tasks[0] if self._tasks else None  # start(): the write-behind comes first
+        for t in self._tasks[1:]:
             t.cancel()
+        if writer is not None:
+            done, _ = await asyncio.wait({writer}, timeout=CLOSE_WAIT)
+            if not done:
+                writer.cancel()
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
@@ -485,7 +500,11 @@ class SightingTracker:
                 async with asyncio.timeout(self.flush_interval):
                     await self._wake.wait()
             self._wake.clear()
+            if self._closing:
+                return  # close() writes what is queued
             await self._flush_once()
+            if self._closing:
+                return
             now = self.clock()
             if now - self._last_sweep >= max(1.0, self.window / 4):
                 self._last_sweep = now
@@ -530,6 +549,11 @@ class SightingTracker:
             batch = [pending.popleft() for _ in range(n)]
         try:
             await self.store.write_sightings(batch, writer=self.writer)
+        except asyncio.CancelledError:
+            # close() gave up waiting (CLOSE_WAIT): the batch in flight is lost, and counted
+            self.dropped += n
+            SIGHTINGS_DROPPED.inc(n)
+            raise
         except Exception as e:
             self.dropped += n
             SIGHTINGS_DROPPED.inc(n)

@@ -155,6 +155,47 @@ async def test_close_ends_the_write_behind_woken_by_a_full_batch() -> None:
     assert sum(s.batches) == 3 and not t._tasks
 
 
+class SlowStore(CountingStore):
+    """A store whose writes take ``delay`` seconds (a PostgreSQL COPY, a Redis script in flight);
+    ``writing`` is set while one is under way."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.writing = asyncio.Event()
+
+    async def write_sightings(self, rows: Sequence[Sighting], *, writer: str = "") -> None:
+        self.writing.set()
+        await asyncio.sleep(self.delay)
+        await super().write_sightings(rows, writer=writer)
+
+
+async def test_close_lets_the_batch_being_written_finish() -> None:
+    """close() during a write: the batch in flight is written, then the rest (cancelled at once,
+    the write was abandoned and its rows lost, uncounted)."""
+    store = SlowStore(0.3)
+    t, s, c = await tracker(store, batch_size=3)
+    for i in range(5):
+        t.observe(f"{35209900000000 + i}", IMSI[i], None, c.now)
+    await asyncio.wait_for(store.writing.wait(), 5.0)
+    await t.close()
+    assert s.batches == [3, 2] and t.dropped == 0
+    assert len(await s.read_sightings(0.0)) == 5
+
+
+async def test_close_gives_up_on_a_hung_write_and_counts_its_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    import eir.sightings
+
+    monkeypatch.setattr(eir.sightings, "CLOSE_WAIT", 0.1)
+    store = SlowStore(3600.0)
+    t, _s, c = await tracker(store, batch_size=3)
+    for i in range(3):
+        t.observe(f"{35209900000000 + i}", IMSI[i], None, c.now)
+    await asyncio.wait_for(store.writing.wait(), 5.0)
+    await asyncio.wait_for(t.close(), 5.0)
+    assert t.dropped == 3 and not t._pending
+
+
 async def test_a_failing_store_costs_the_batch_never_an_answer() -> None:
     t, s, c = await tracker()
     try:
