@@ -204,7 +204,7 @@ def extend_index(
     when the set would pass :data:`SET_MAX_KEYS` or the bitmap be fuller than
     :data:`BITS_PER_KEY` allows (then :func:`read_index`)."""
     if prev.exact is not None:
-        exact = prev.exact | frozenset(k for (k,) in con.execute(f"SELECT k FROM d_{overlay}"))
+        exact = prev.exact.union(k for (k,) in con.execute(f"SELECT k FROM d_{overlay}"))
         if len(exact) > min(max_keys, SET_MAX_KEYS):
             return None
         return dataclasses.replace(prev, version=version, keys=len(exact), exact=exact)
@@ -213,14 +213,4 @@ def extend_index(
         return None
     bits = bytearray(prev.bits)
     _mark(bits, prev.shift, (k for (k,) in con.execute(f"SELECT k FROM d_{overlay}")))
-    return ListIndex(
-        version=version,
-        table=prev.table,
-        keys=n,
-        exact=None,
-        bits=bits,
-        shift=prev.shift,
-        starts=prev.starts,
-        ends=prev.ends,
-        rows=prev.rows,
-    )
+    return dataclasses.replace(prev, version=version, keys=n, bits=bits)
