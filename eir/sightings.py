@@ -189,8 +189,6 @@ class SightingTracker:
         self._last_sweep = 0.0
         self._failing = False
         self.running = False
-        self._closing = False
-        """Set by :meth:`close`: the write-behind ends after the batch it is writing."""
         self._plain = False
         """Running, with neither ``trusted_origins`` nor budgets: :meth:`first_imsi` applies. Kept
         in step with ``running`` by :meth:`start` and :meth:`close`, which alone change it."""
@@ -457,7 +455,6 @@ class SightingTracker:
             self._log.info("sightings_loaded", rows=len(rows), imeis=len(self._imsis))
         self._shared_until = now
         self.running = True
-        self._closing = False
         self._plain = not self._trusted and not self._budgets
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._write_behind()))
@@ -468,8 +465,7 @@ class SightingTracker:
         """Stop the background tasks and write everything still queued. The write-behind is let
         finish the batch it may be writing (at most :data:`CLOSE_WAIT`), the sharing cancelled."""
         self.running = self._plain = False
-        self._closing = True
-        self._wake.set()
+        self._wake.set()  # the write-behind, stopped (not running), ends after the batch it writes
         writer = self._tasks[0] if self._tasks else None  # start(): the write-behind comes first
         for t in self._tasks[1:]:
             t.cancel()
@@ -500,10 +496,10 @@ class SightingTracker:
                 async with asyncio.timeout(self.flush_interval):
                     await self._wake.wait()
             self._wake.clear()
-            if self._closing:
+            if not self.running:
                 return  # close() writes what is queued
             await self._flush_once()
-            if self._closing:
+            if not self.running:
                 return
             now = self.clock()
             if now - self._last_sweep >= max(1.0, self.window / 4):
